@@ -1,0 +1,19 @@
+import type { TestContext } from "node:test";
+
+/** True when CI demands that kernel-dependent tests run instead of skipping. */
+export const requireKernel = process.env.NETBPF_REQUIRE_KERNEL === "1";
+
+/**
+ * Skip the current test because the kernel lacks something, unless
+ * NETBPF_REQUIRE_KERNEL=1, in which case the missing feature is a failure.
+ */
+export function skipUnlessKernel(t: TestContext, available: boolean, reason: string): boolean {
+  if (available) return false;
+  if (requireKernel) throw new Error(`kernel feature unavailable (NETBPF_REQUIRE_KERNEL=1): ${reason}`);
+  t.skip(reason);
+  return true;
+}
+
+export function isRoot(): boolean {
+  return typeof process.getuid === "function" && process.getuid() === 0;
+}
