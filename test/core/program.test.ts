@@ -87,3 +87,26 @@ test("pin, open pinned and open by id", () => {
     folder.remove();
   }
 });
+
+test("an assembled program with a map reference loads and counts into the map", async () => {
+  const { Assembler, R0, R1, R2, R10 } = await import("../../src/asm/assembler.js");
+  const { BpfMap } = await import("../../src/core/map.js");
+  const { MapType } = await import("../../src/sys/bpf-constants.js");
+  const { u32, u64 } = await import("../../src/core/codec.js");
+  using counters = BpfMap.create({ type: MapType.Array, key: u32, value: u64, maxEntries: 1 });
+  const assembled = new Assembler()
+    .store("u32", R10, -4, 0)
+    .mov64(R2, R10).add64(R2, -4)
+    .loadMapFd(R1, "counters")
+    .call("map_lookup_elem")
+    .jumpIf(R0, "==", 0, "out")
+    .mov64(R1, 1)
+    .atomic("u64", "add", R0, 0, R1)
+    .label("out")
+    .return(0)
+    .finish();
+  assert.throws(() => Program.load({ type: ProgramType.SocketFilter, instructions: assembled }), /no file descriptor for map "counters"/);
+  using program = Program.load({ type: ProgramType.SocketFilter, instructions: assembled }, { maps: { counters } });
+  program.run({ data: Buffer.alloc(64), repeat: 25 });
+  assert.equal(counters.get(0), 25n);
+});
