@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "commander";
 import { NetbpfError } from "../sys/errors.js";
 import { registerFeaturesCommand } from "./features-command.js";
+import { registerObjectCommands } from "./object-commands.js";
 
 // `netbpf … | head` closes our stdout early: that is not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -18,6 +19,7 @@ program
   .exitOverride();
 
 registerFeaturesCommand(program);
+registerObjectCommands(program);
 
 function fail(error: unknown): never {
   if (error instanceof CommanderError) process.exit(error.exitCode);
