@@ -1,4 +1,16 @@
 import { BtfFormatError } from "./btf-format-error.js";
+import { formatCDefinition, formatCType, type CFormatOptions } from "./btf-c-format.js";
+import {
+  alignmentOf,
+  enumValue,
+  fieldLocation,
+  fieldOffset,
+  findMember,
+  sizeOf,
+  skipQualifiers,
+  type FieldLocation,
+  type MemberLocation,
+} from "./btf-query.js";
 import {
   btfKindByNumber,
   btfKindKernelName,
@@ -459,5 +471,50 @@ export class Btf {
     if (!this.has(id)) return `[${id}] (missing)`;
     const name = this.nameOf(id);
     return `${btfKindKernelName[this.kindOf(id)]} '${name === "" ? "(anon)" : name}' [${id}]`;
+  }
+
+  /** Skip const/volatile/restrict/type tags and typedefs (see skipQualifiers). */
+  resolve(id: number, options: { keepTypedefs?: boolean } = {}): number {
+    return skipQualifiers(this, id, options);
+  }
+
+  /** sizeof() of a type in bytes. */
+  sizeOf(id: number): number {
+    return sizeOf(this, id);
+  }
+
+  /** Alignment of a type in bytes. */
+  alignmentOf(id: number): number {
+    return alignmentOf(this, id);
+  }
+
+  /** A member of a struct/union by name, through anonymous members. */
+  member(id: number | string, name: string): MemberLocation | undefined {
+    return findMember(this, typeof id === "number" ? id : fieldLocation(this, id).type, name);
+  }
+
+  /** Locate a field by path: `field("sk_buff.cb[2]")` or `field("sock", "__sk_common.skc_dport")`. */
+  field(root: string | number, path?: string): FieldLocation {
+    return fieldLocation(this, root, path);
+  }
+
+  /** Byte offset of a field: `fieldOffset("sk_buff", "len")`. */
+  fieldOffset(root: string | number, path?: string): number {
+    return fieldOffset(this, root, path);
+  }
+
+  /** Value of an enumerator: `enumValue("bpf_map_type", "BPF_MAP_TYPE_ARRAY")`. */
+  enumValue(enumName: string | number, valueName: string): number | bigint {
+    return enumValue(this, enumName, valueName);
+  }
+
+  /** The type as a C type expression, e.g. "struct sock *". */
+  formatC(id: number, declarator = "", options: CFormatOptions = {}): string {
+    return formatCType(this, id, declarator, options);
+  }
+
+  /** The type as a C definition (struct bodies included). */
+  formatCDefinition(id: number, options: CFormatOptions = {}): string {
+    return formatCDefinition(this, id, options);
   }
 }
