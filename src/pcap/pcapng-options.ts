@@ -173,10 +173,8 @@ export function readSplitUint64(value: Buffer, at: number, little: boolean): big
 /** Finds netbpf's process record among custom options, else in a "pid N comm X" comment. */
 export function decodeProcessInfo(customOptions: CustomOption[], comments: string[], little: boolean): ProcessInfo | undefined {
   for (const option of customOptions) {
-    if (option.code !== OptionCode.CUSTOM_BINARY_COPYABLE && option.code !== OptionCode.CUSTOM_BINARY) continue;
-    if (option.privateEnterpriseNumber !== NETBPF_PRIVATE_ENTERPRISE_NUMBER) continue;
+    if (!isProcessOption(option)) continue;
     const data = option.data;
-    if (data.length < 12 || !data.subarray(0, 4).equals(NETBPF_OPTION_MAGIC) || data[4] !== NETBPF_KIND_PROCESS) continue;
     return { pid: little ? data.readUInt32LE(8) : data.readUInt32BE(8), command: data.toString("utf8", 12) };
   }
   for (const comment of comments) {
@@ -187,6 +185,14 @@ export function decodeProcessInfo(customOptions: CustomOption[], comments: strin
     }
   }
   return undefined;
+}
+
+/** True for netbpf's process custom option. */
+export function isProcessOption(option: CustomOption): boolean {
+  if (option.code !== OptionCode.CUSTOM_BINARY_COPYABLE && option.code !== OptionCode.CUSTOM_BINARY) return false;
+  if (option.privateEnterpriseNumber !== NETBPF_PRIVATE_ENTERPRISE_NUMBER) return false;
+  const data = Buffer.from(option.data.buffer, option.data.byteOffset, option.data.byteLength);
+  return data.length >= 12 && data.subarray(0, 4).equals(NETBPF_OPTION_MAGIC) && data[4] === NETBPF_KIND_PROCESS;
 }
 
 /** The comment netbpf writes next to the custom option, readable in tcpdump and Wireshark. */

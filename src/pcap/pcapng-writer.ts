@@ -26,6 +26,7 @@ import {
   SectionOption,
   StatisticsOption,
   encodeProcessData,
+  isProcessOption,
   padded,
   processComment,
 } from "./pcapng-options.js";
@@ -254,11 +255,12 @@ export class PcapngWriter extends CaptureWriterBase {
     options.uint64(PacketOption.PACKET_ID, packet.packetId);
     options.uint32(PacketOption.QUEUE, packet.queue);
     for (const verdict of packet.verdicts ?? []) options.add(PacketOption.VERDICT, Buffer.concat([Buffer.of(verdict.type), verdict.value]));
-    const customOptions = [...(packet.customOptions ?? [])];
+    let customOptions = [...(packet.customOptions ?? [])];
     if (packet.process) {
+      // A packet read from a file carries its old process option (maybe in the other byte order): replace it.
+      customOptions = customOptions.filter((option) => !isProcessOption(option));
       const data = encodeProcessData(packet.process, this.little);
-      const present = customOptions.some((option) => option.privateEnterpriseNumber === NETBPF_PRIVATE_ENTERPRISE_NUMBER && Buffer.from(option.data).equals(data));
-      if (!present) customOptions.push({ code: OptionCode.CUSTOM_BINARY_COPYABLE, privateEnterpriseNumber: NETBPF_PRIVATE_ENTERPRISE_NUMBER, data });
+      customOptions.push({ code: OptionCode.CUSTOM_BINARY_COPYABLE, privateEnterpriseNumber: NETBPF_PRIVATE_ENTERPRISE_NUMBER, data });
     }
     options.customs(customOptions);
     const encodedOptions = options.finish();
