@@ -96,11 +96,13 @@ function richPcapng(byteOrder: ByteOrder): Buffer {
   writer.addInterface({ linkType: LinkType.ETHERNET, name: "lo", filter: "udp", comments: ["first"] });
   writer.addInterface({ linkType: LinkType.ETHERNET, name: "veth0", timestampResolution: { base: 10, exponent: 6 }, timestampOffset: 100n });
   writer.addInterface({ linkType: LinkType.ETHERNET, name: "veth1", timestampResolution: { base: 10, exponent: 3 } });
+  writer.addInterface({ linkType: LinkType.ETHERNET, name: "binary", timestampResolution: { base: 2, exponent: 30 } });
+  writer.addInterface({ linkType: LinkType.ETHERNET, name: "tenth-ns", timestampResolution: { base: 10, exponent: 10 } });
   writer.writeNameResolution({ records: [{ type: "ipv4", address: "10.0.0.2", names: ["server"] }] });
   samplePackets(30, 3).forEach((packet, i) => {
     writer.writePacket({
       ...packet,
-      interfaceIndex: i % 3,
+      interfaceIndex: i % 5,
       direction: i % 2 ? "inbound" : "outbound",
       comments: i % 5 === 0 ? [`packet ${i}`] : [],
       process: i % 4 === 0 ? { pid: 1000 + i, command: "curl" } : undefined,
