@@ -139,6 +139,7 @@ function isRegister(operand: Operand): operand is Register {
 export class Assembler {
   private readonly items: Item[] = [];
   private readonly labelIndexes = new Map<string, number>();
+  private labelCounter = 0;
   /** Allow `jump(label)` to become the 32-bit-offset `gotol` (JMP32|JA, kernel ≥ 6.6) when the target is too far. */
   readonly allowLongJumps: boolean;
 
@@ -159,6 +160,17 @@ export class Assembler {
     }
     this.labelIndexes.set(name, this.items.length);
     return this;
+  }
+
+  /**
+   * A label name not used yet in this builder (nor handed out before), for
+   * code generators: `const done = a.newLabel("done"); … a.label(done)`.
+   */
+  newLabel(prefix = "L"): string {
+    let name: string;
+    do name = `${prefix}${this.labelCounter++}`;
+    while (this.labelIndexes.has(name) || this.items.some((item) => item.label?.name === name));
+    return name;
   }
 
   /** True when `name` has been placed with {@link label}. */
