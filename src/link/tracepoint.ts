@@ -9,6 +9,8 @@ import { Link } from "./link.js";
 export interface TracepointOptions {
   /** A value the program reads with bpf_get_attach_cookie (BPF link only). */
   cookie?: bigint;
+  /** "link" (default) or "ioctl" (PERF_EVENT_IOC_SET_BPF, used automatically where perf_event links are missing). */
+  mechanism?: "link" | "ioctl";
 }
 
 /** A program attached to a tracepoint through a perf event. */
@@ -52,7 +54,13 @@ export function attachTracepoint(program: Program, category: string, name: strin
   const perfEvent = new FileDescriptor(perfEventOpen({ type: PerfType.Tracepoint, config: id }, { pid: -1, cpu: 0, operation: `open perf event for ${category}:${name}` }));
   try {
     let linkFd: number | undefined;
-    try {
+    if (options.mechanism !== undefined && options.mechanism !== "link" && options.mechanism !== "ioctl") {
+      throw new UsageError(operation, `mechanism must be "link" or "ioctl", got ${JSON.stringify(options.mechanism)}`);
+    }
+    if (options.mechanism === "ioctl") {
+      if (options.cookie !== undefined) throw new UsageError(operation, "a cookie needs the link mechanism");
+      perfEventSetBpf(perfEvent.value, program.fd.value);
+    } else try {
       linkFd = linkCreate({ programFd: program.fd.value, targetFd: perfEvent.value, attachType: AttachType.PerfEvent, cookie: options.cookie ?? 0n }, operation);
     } catch (error) {
       // Kernels before perf_event links reject the attach type; the ioctl does the same job without a link.

@@ -94,3 +94,6 @@ export function countingProgram(mapFd: number, checks: Check[], returnValue: num
   body.push(movImmediate(0, reject ?? returnValue), exit());
   return program(options.prologue ?? [], body);
 }
+export const loadDouble = (dst: number, src: number, offset: number) => instruction(0x79, dst, src, offset, 0);
+export const shiftRightImmediate = (dst: number, imm: number) => instruction(0x77, dst, 0, 0, imm);
+export const helperGetCurrentPidTgid = 14;
