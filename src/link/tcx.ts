@@ -1,4 +1,4 @@
-import type { Program } from "../core/program.js";
+import { Program } from "../core/program.js";
 import { AttachFlag, AttachType } from "../sys/bpf-constants.js";
 import { linkCreate } from "../sys/bpf.js";
 import { SyscallError, UnsupportedFeatureError, UsageError } from "../sys/errors.js";
@@ -7,8 +7,11 @@ import { Link } from "./link.js";
 import { attachNetlinkTc, checkTcProgram, type NetlinkTcLink } from "./netlink-tc.js";
 import { TcLink, type TcDirection, type TcMechanism } from "./tc-link.js";
 
-/** Where to insert among the programs already on a tcx hook: relative to a program or link, or "all" (first / last). */
-export type TcxAnchor = Program | Link | "all";
+/**
+ * Where to insert among the programs already on a tcx hook: relative to a
+ * program or link (object or kernel id), or "all" (first / last).
+ */
+export type TcxAnchor = Program | Link | { programId: number } | { linkId: number } | "all";
 
 export interface TcxOptions {
   /** Interface name or index (in the calling thread's network namespace). */
@@ -35,11 +38,16 @@ export class TcxLink extends TcLink {
   }
 }
 
-function anchor(value: TcxAnchor | undefined, flag: number): { flags: number; relative: number } {
+function anchor(value: TcxAnchor | undefined, flag: number, operation: string): { flags: number; relative: number } {
   if (value === undefined) return { flags: 0, relative: 0 };
   if (value === "all") return { flags: flag, relative: 0 };
   if (value instanceof Link) return { flags: flag | AttachFlag.Link, relative: value.fd.value };
-  return { flags: flag, relative: value.fd.value };
+  if (value instanceof Program) return { flags: flag, relative: value.fd.value };
+  const id = (value as { programId?: unknown; linkId?: unknown } | null)?.programId ?? (value as { linkId?: unknown } | null)?.linkId;
+  if (typeof id === "number" && Number.isInteger(id) && id > 0) {
+    return { flags: flag | AttachFlag.Id | ("linkId" in (value as object) ? AttachFlag.Link : 0), relative: id };
+  }
+  throw new UsageError(operation, `before/after must be a Program, a Link, { programId }, { linkId } or "all", got ${JSON.stringify(value)}`);
 }
 
 /**
@@ -60,7 +68,7 @@ export function attachTcx(program: Program, options: TcxOptions): TcxLink | Netl
   if (options.mechanism === "netlink") return attachNetlinkTc(program, options);
   const ifindex = interfaceIndex(options.interface, operation);
   const name = interfaceName(ifindex) ?? String(ifindex);
-  const position = options.before !== undefined ? anchor(options.before, AttachFlag.Before) : anchor(options.after, AttachFlag.After);
+  const position = options.before !== undefined ? anchor(options.before, AttachFlag.Before, operation) : anchor(options.after, AttachFlag.After, operation);
   try {
     const fd = linkCreate({
       programFd: program.fd.value,

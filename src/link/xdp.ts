@@ -40,7 +40,14 @@ export class XdpLink extends Link {
 }
 
 function create(program: Program, ifindex: number, name: string, mode: XdpMode): number {
-  return linkCreate({ programFd: program.fd.value, targetFd: ifindex, attachType: AttachType.Xdp, flags: modeFlags[mode] }, `attach xdp (${mode}) to ${name}`);
+  try {
+    return linkCreate({ programFd: program.fd.value, targetFd: ifindex, attachType: AttachType.Xdp, flags: modeFlags[mode] }, `attach xdp (${mode}) to ${name}`);
+  } catch (error) {
+    if (error instanceof SyscallError && error.code === "EBUSY") {
+      throw new SyscallError(error.operation, error.errno, `${name} already has an XDP program; close its link (or \`ip link set dev ${name} xdp off\`) first`);
+    }
+    throw error;
+  }
 }
 
 function unsupported(error: unknown): boolean {
