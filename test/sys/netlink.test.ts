@@ -1,4 +1,6 @@
 import { test } from "node:test";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import assert from "node:assert/strict";
 import { attributeString, AttributeWriter, parseAttributes, RouteMessageType, RouteNetlink } from "../../src/sys/netlink.js";
 import { SyscallError } from "../../src/sys/errors.js";
@@ -61,4 +63,20 @@ test("a refused netlink request becomes a SyscallError naming the operation", (t
   tcmsg.writeUInt32LE(0xfffffff1, 12);
   assert.throws(() => netlink.request(RouteMessageType.DeleteQdisc, 0, tcmsg, { operation: "delete qdisc from nowhere", hints: { ENODEV: "no such device" } }),
     (e: Error) => e instanceof SyscallError && e.code === "ENODEV" && /delete qdisc from nowhere/.test(e.message) && /no such device/.test(e.message));
+});
+
+test("without CAP_NET_ADMIN a tc change fails with EPERM and says what is needed", (t) => {
+  const setpriv = ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p));
+  if (skipUnlessKernel(t, isRoot() && setpriv !== undefined, "needs root and setpriv to run a child without capabilities")) return;
+  const modules = new URL("../../src/sys/", import.meta.url).href;
+  const script = `
+const { RouteNetlink } = await import(${JSON.stringify(modules + "netlink.js")});
+const { addClsact } = await import(${JSON.stringify(modules + "traffic-control.js")});
+const netlink = RouteNetlink.open();
+try { addClsact(netlink, 1, "lo"); console.log("added?!"); } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }
+`;
+  const result = spawnSync(setpriv!, ["--bounding-set=-all", "--inh-caps=-all", process.execPath, "--input-type=module", "-e", script], { encoding: "utf8", timeout: 20_000 });
+  const outcome = JSON.parse(result.stdout) as { code: string; message: string };
+  assert.equal(outcome.code, "EPERM");
+  assert.match(outcome.message, /add clsact qdisc to lo: failed with EPERM \(needs root or CAP_NET_ADMIN\)/);
 });
