@@ -182,9 +182,9 @@ export class Interpreter {
     let pc = 0;
     let count = 0;
     for (;;) {
-      if (pc >= total) {
-        this.currentSlot = total - 1;
-        throw this.failure("end-of-program", "execution ran past the last instruction", "end every path with exit");
+      if (!(pc >= 0 && pc < total)) {
+        this.currentSlot = Math.max(0, Math.min(pc, total - 1));
+        throw this.failure("end-of-program", pc < 0 ? "a jump went before the first instruction" : "execution ran past the last instruction", "end every path with exit");
       }
       if (++count > limit) {
         this.currentSlot = pc;
@@ -258,6 +258,8 @@ export class Interpreter {
           }
           continue;
         }
+        const mode = opcode & 0xe0;
+        if (mode !== 0x20 && mode !== 0x40) throw this.failure("unsupported", `unknown load opcode 0x${opcode.toString(16)}`);
         if (!this.packetLoad(opcode, src, immediate)) return { returnValue: 0n, instructionCount: count };
         continue;
       }

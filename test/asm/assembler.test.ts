@@ -146,4 +146,6 @@ test("newLabel hands out fresh names for code generators", () => {
   assert.match(skip, /^skip\d+$/);
   const program = builder.jumpIf(R1, "==", 0, skip).mov64(R0, 1).label(skip).exit().finish();
   assert.equal(program.instructions[0]!.offset, 1);
+  // a name already used by a forward jump is not handed out either
+  assert.notEqual(new Assembler().jump("L0").newLabel(), "L0");
 });

@@ -186,3 +186,17 @@ test("the interpreter runs a packet-filter-sized program quickly", () => {
   // ~800k instructions: generous bound so a loaded CI machine passes, but a BigInt-per-op design would not.
   assert.ok(seconds < 2, `took ${seconds.toFixed(2)} s`);
 });
+
+test("unvalidated programs still fail cleanly", () => {
+  const backwards = [makeInstruction(0x05, 0, 0, -5, 0), makeInstruction(0x95, 0, 0, 0, 0)];
+  assert.throws(() => runProgram(backwards, undefined, { validate: false }), /before the first instruction/);
+  const unknownLoad = [makeInstruction(0x60, 0, 0, 0, 0), makeInstruction(0x95, 0, 0, 0, 0)];
+  assert.throws(() => runProgram(unknownLoad, undefined, { validate: false }), (error: unknown) => error instanceof ExecutionError && error.failure === "unsupported");
+});
+
+test("initial registers can be given per run", () => {
+  const program = new Assembler().mov64(R0, R1).add64(R0, R2).exit().finish().instructions;
+  const interpreter = new Interpreter(program);
+  assert.equal(interpreter.run(undefined, { registers: { 1: 40, 2: 2n } }).returnValue, 42n);
+  assert.equal(interpreter.run(undefined, { registers: { 1: -1 } }).returnValue, 0xffff_ffff_ffff_ffffn);
+});
