@@ -205,6 +205,7 @@ export class RingBufferReader {
     const mask = this.#mask;
     const start = this.#dataStart;
     let consumer = Atomics.load(this.#consumerPosition, 0);
+    let unreleased = false;
     try {
       while (!combined.aborted) {
         const producer = Atomics.load(this.#producerPosition, 0);
@@ -215,14 +216,17 @@ export class RingBufferReader {
           if (header & busyBit) break;
           const length = header & ~(busyBit | discardBit);
           const total = (length + headerSize + 7) & ~7;
+          // Handed back after the consumer is done with the record, also when it breaks out of its loop.
+          consumer += BigInt(total);
           if (!(header & discardBit)) {
             const view = this.#data.subarray(start + offset + headerSize, start + offset + headerSize + length);
             this.#received++;
+            unreleased = true;
             yield copy ? Buffer.from(view) : view;
             if (this.#closed) return;
           }
-          consumer += BigInt(total);
           Atomics.store(this.#consumerPosition, 0, consumer);
+          unreleased = false;
           progressed = true;
         }
         if (progressed || combined.aborted) continue;
@@ -234,6 +238,7 @@ export class RingBufferReader {
         }
       }
     } finally {
+      if (unreleased && !this.#closed) Atomics.store(this.#consumerPosition, 0, consumer);
       this.#consuming = false;
     }
   }
