@@ -19,6 +19,7 @@ import { Poller, type Readiness } from "../sys/poller.js";
 
 const busyBit = 0x8000_0000;
 const discardBit = 0x4000_0000;
+const lengthMask = ~(busyBit | discardBit);
 const headerSize = 8;
 const perCpuTypes = new Set<number>([MapType.PercpuArray, MapType.PercpuHash, MapType.LruPercpuHash]);
 
@@ -67,7 +68,11 @@ export class RingBufferReader {
   readonly #consumerMapping: MemoryMapping;
   readonly #producerMapping: MemoryMapping;
   readonly #consumerPosition: BigUint64Array;
-  readonly #producerPosition: BigUint64Array;
+  /** The low halves of the two 64-bit positions (little-endian). */
+  readonly #producerLow: Uint32Array;
+  readonly #consumerLowView: Uint32Array;
+  #consumerLow: number;
+  #consumerHigh: number;
   readonly #headers: Uint32Array;
   readonly #data: Buffer;
   readonly #dataStart: number;
@@ -94,7 +99,11 @@ export class RingBufferReader {
       throw error;
     }
     this.#consumerPosition = new BigUint64Array(this.#consumerMapping.memory, 0, 1);
-    this.#producerPosition = new BigUint64Array(this.#producerMapping.memory, 0, 1);
+    this.#consumerLowView = new Uint32Array(this.#consumerMapping.memory, 0, 1);
+    this.#producerLow = new Uint32Array(this.#producerMapping.memory, 0, 1);
+    const consumer = Atomics.load(this.#consumerPosition, 0);
+    this.#consumerLow = Number(consumer & 0xffff_ffffn);
+    this.#consumerHigh = Number(consumer >> 32n);
     this.#headers = new Uint32Array(this.#producerMapping.memory);
     this.#data = Buffer.from(this.#producerMapping.memory);
     this.#dataStart = page;
@@ -110,7 +119,7 @@ export class RingBufferReader {
   /** Bytes the producer has committed or reserved that this reader has not consumed. */
   get available(): number {
     this.#checkOpen("read ring buffer");
-    return Number(Atomics.load(this.#producerPosition, 0) - Atomics.load(this.#consumerPosition, 0));
+    return this.#pendingBytes();
   }
 
   /** Records delivered by this reader so far (discarded records excluded). */
@@ -146,19 +155,17 @@ export class RingBufferReader {
     const headers = this.#headers;
     const mask = this.#mask;
     const start = this.#dataStart;
-    let consumer = Atomics.load(this.#consumerPosition, 0);
     let delivered = 0;
     try {
       for (;;) {
-        const producer = Atomics.load(this.#producerPosition, 0);
-        if (producer === consumer || delivered >= maximumRecords) break;
-        let pending = Number(producer - consumer);
-        let offset = Number(consumer & BigInt(mask));
+        let pending = this.#pendingBytes();
+        if (pending === 0 || delivered >= maximumRecords) break;
+        let offset = this.#consumerLow & mask;
         let advanced = 0;
         while (pending > 0 && delivered < maximumRecords) {
           const header = Atomics.load(headers, (start + offset) >>> 2);
           if (header & busyBit) break;
-          const length = header & ~(busyBit | discardBit);
+          const length = header & lengthMask;
           const total = (length + headerSize + 7) & ~7;
           if (!(header & discardBit)) {
             delivered++;
@@ -170,14 +177,32 @@ export class RingBufferReader {
           offset = (offset + total) & mask;
         }
         if (advanced === 0) break;
-        consumer += BigInt(advanced);
-        Atomics.store(this.#consumerPosition, 0, consumer);
+        this.#advance(advanced);
       }
     } finally {
       this.#consuming = false;
       this.#received += delivered;
     }
     return delivered;
+  }
+
+  /** Bytes between the consumer and producer positions (both 64-bit; their difference fits 32). */
+  #pendingBytes(): number {
+    return (Atomics.load(this.#producerLow, 0) - this.#consumerLow) >>> 0;
+  }
+
+  /** Hands `bytes` back to the producer by moving the consumer position. */
+  #advance(bytes: number): void {
+    const low = this.#consumerLow + bytes;
+    if (low < 0x1_0000_0000) {
+      // The high half is unchanged, so one 32-bit store publishes a consistent 64-bit position.
+      this.#consumerLow = low;
+      Atomics.store(this.#consumerLowView, 0, low);
+    } else {
+      this.#consumerLow = low - 0x1_0000_0000;
+      this.#consumerHigh++;
+      Atomics.store(this.#consumerPosition, 0, (BigInt(this.#consumerHigh) << 32n) | BigInt(this.#consumerLow));
+    }
   }
 
   /**
@@ -192,9 +217,10 @@ export class RingBufferReader {
   /**
    * Records as they arrive, in the order the producer committed them.
    * Waiting costs no CPU (epoll). The iteration ends when `signal` aborts or
-   * the reader is closed.
+   * the reader is closed. Breaking out of a for-await loop hands the current
+   * record back, and a later records() continues after it.
    */
-  async *records(options: RingBufferRecordsOptions = {}): AsyncGenerator<Buffer, void, undefined> {
+  records(options: RingBufferRecordsOptions = {}): AsyncIterableIterator<Buffer> {
     this.#checkOpen("read ring buffer");
     if (this.#consuming) throw new UsageError("read ring buffer", "this reader is already being consumed", "a ring buffer has one consumer at a time; iterate it once");
     const { signal, copy = false } = options;
@@ -202,48 +228,82 @@ export class RingBufferReader {
     const internal = this.#abortInternal.signal;
     const combined = signal ? AbortSignal.any([signal, internal]) : internal;
     const headers = this.#headers;
+    const data = this.#data;
     const mask = this.#mask;
     const start = this.#dataStart;
-    let consumer = Atomics.load(this.#consumerPosition, 0);
-    let unreleased = false;
-    try {
-      while (!combined.aborted) {
-        const producer = Atomics.load(this.#producerPosition, 0);
-        let progressed = false;
-        while (consumer !== producer && !combined.aborted) {
-          const offset = Number(consumer & BigInt(mask));
-          const header = Atomics.load(headers, (start + offset) >>> 2);
-          if (header & busyBit) break;
-          const length = header & ~(busyBit | discardBit);
-          const total = (length + headerSize + 7) & ~7;
-          // Handed back after the consumer is done with the record, also when it breaks out of its loop.
-          consumer += BigInt(total);
-          if (!(header & discardBit)) {
-            const view = this.#data.subarray(start + offset + headerSize, start + offset + headerSize + length);
-            this.#received++;
-            unreleased = true;
-            yield copy ? Buffer.from(view) : view;
-            if (this.#closed) return;
-          }
-          Atomics.store(this.#consumerPosition, 0, consumer);
-          unreleased = false;
-          progressed = true;
-        }
-        if (progressed || combined.aborted) continue;
-        try {
-          await this.#readiness.wait(combined);
-        } catch (error) {
-          if (combined.aborted) return;
-          throw error;
-        }
-      }
-    } finally {
-      if (unreleased && !this.#closed) Atomics.store(this.#consumerPosition, 0, consumer);
+    const done: IteratorResult<Buffer> = { value: undefined, done: true };
+    let unreleased = 0;
+    let pending = 0;
+    let finished = false;
+
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      if (unreleased > 0 && !this.#closed) this.#advance(unreleased);
+      unreleased = 0;
       this.#consuming = false;
-    }
+    };
+    const take = (): Buffer | undefined => {
+      if (unreleased > 0) {
+        this.#advance(unreleased);
+        unreleased = 0;
+      }
+      for (;;) {
+        if (pending <= 0) {
+          pending = this.#pendingBytes();
+          if (pending === 0) return undefined;
+        }
+        const offset = this.#consumerLow & mask;
+        const header = Atomics.load(headers, (start + offset) >>> 2);
+        if (header & busyBit) {
+          pending = 0;
+          return undefined;
+        }
+        const length = header & lengthMask;
+        const total = (length + headerSize + 7) & ~7;
+        pending -= total;
+        if (header & discardBit) {
+          this.#advance(total);
+          continue;
+        }
+        unreleased = total;
+        return data.subarray(start + offset + headerSize, start + offset + headerSize + length);
+      }
+    };
+    const next = (): Promise<IteratorResult<Buffer>> => {
+      if (finished) return Promise.resolve(done);
+      if (combined.aborted || this.#closed) {
+        finish();
+        return Promise.resolve(done);
+      }
+      const record = take();
+      if (record === undefined) return waitThenNext();
+      this.#received++;
+      return Promise.resolve({ value: copy ? Buffer.from(record) : record, done: false });
+    };
+    const waitThenNext = async (): Promise<IteratorResult<Buffer>> => {
+      try {
+        await this.#readiness.wait(combined);
+      } catch (error) {
+        finish();
+        if (combined.aborted || this.#closed) return done;
+        throw error;
+      }
+      return next();
+    };
+    return {
+      next,
+      return: (): Promise<IteratorResult<Buffer>> => {
+        finish();
+        return Promise.resolve(done);
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
   }
 
-  [Symbol.asyncIterator](): AsyncGenerator<Buffer, void, undefined> {
+  [Symbol.asyncIterator](): AsyncIterableIterator<Buffer> {
     return this.records();
   }
 
