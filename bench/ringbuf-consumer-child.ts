@@ -2,14 +2,14 @@
  * JavaScript side of bench/ringbuf-throughput: consumes a pinned ring buffer
  * with RingBufferReader and checks records exactly as the C consumer does.
  *
- * usage: node ringbuf-consumer-child.js <batch|iterator> <ring pin> <counters pin> <events expected>
+ * usage: node ringbuf-consumer-child.js <batch|in-place|iterator> <ring pin> <counters pin> <events expected>
  */
 import { BpfMap } from "../src/core/map.js";
 import { RingBufferReader } from "../src/ringbuf/ring-buffer-reader.js";
 
 const [mode, ringPath, countersPath, expectedText] = process.argv.slice(2);
 if (!mode || !ringPath || !countersPath || !expectedText) {
-  console.error("usage: ringbuf-consumer-child <batch|iterator> <ring pin> <counters pin> <events expected>");
+  console.error("usage: ringbuf-consumer-child <batch|in-place|iterator> <ring pin> <counters pin> <events expected>");
   process.exit(2);
 }
 const expected = Number(expectedText);
@@ -25,8 +25,12 @@ let first = 0n;
 let last = 0n;
 
 function check(record: Buffer): void {
+  checkAt(record, 0);
+}
+
+function checkAt(ring: Buffer, offset: number): void {
   if (first === 0n) first = process.hrtime.bigint();
-  const sequence = record.readUInt32LE(0) + record.readUInt32LE(4) * 0x1_0000_0000;
+  const sequence = ring.readUInt32LE(offset) + ring.readUInt32LE(offset + 4) * 0x1_0000_0000;
   if (sequence < next) disorder++;
   else {
     gaps += sequence - next;
@@ -40,9 +44,10 @@ function finished(): boolean {
 }
 
 console.log("ready");
-if (mode === "batch") {
+if (mode === "batch" || mode === "in-place") {
   for (;;) {
-    if (reader.readAvailable(check) > 0) {
+    const count = mode === "batch" ? reader.readAvailable(check) : reader.readAvailableInPlace(checkAt);
+    if (count > 0) {
       last = process.hrtime.bigint();
       if (received >= expected) break;
       continue;

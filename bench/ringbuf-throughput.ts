@@ -28,7 +28,7 @@ import { createCounters, ringBufferProducer, testPacket } from "../test/support/
 const liveEvents = Number(process.argv[2] ?? 10_000_000);
 const trials = Number(process.argv[3] ?? 3);
 const liveRingSize = 1 << 20;
-const drainRingSize = 1 << 26;
+const drainRingSize = 1 << 28;
 const recordSize = 64;
 
 const here = fileURLToPath(new URL(".", import.meta.url));
@@ -62,7 +62,7 @@ function run(command: string, args: string[], onReady?: () => void): Promise<str
 
 const lastJson = (text: string): any => JSON.parse(text.trim().split("\n").pop()!);
 
-type Consumer = "c" | "js-batch" | "js-iterator";
+type Consumer = "c" | "js-in-place" | "js-batch" | "js-iterator";
 type Scenario = "drain" | "live";
 
 /**
@@ -98,7 +98,7 @@ async function trial(consumer: Consumer, scenario: Scenario, index: number): Pro
     };
     const consumed = consumer === "c"
       ? run(consumerBinary, consumerArgs, startProducer)
-      : run(process.execPath, [join(here, "ringbuf-consumer-child.js"), consumer === "js-batch" ? "batch" : "iterator", ...consumerArgs], startProducer);
+      : run(process.execPath, [join(here, "ringbuf-consumer-child.js"), consumer.slice(3), ...consumerArgs], startProducer);
     const outcome = lastJson(await consumed) as Outcome;
     if (producer) producerNs = lastJson(await producer).elapsedNs;
     return { ...outcome, produced, producerNs };
@@ -112,7 +112,7 @@ async function trial(consumer: Consumer, scenario: Scenario, index: number): Pro
 
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-const consumers = ["c", "js-batch", "js-iterator"] as const;
+const consumers = ["c", "js-in-place", "js-batch", "js-iterator"] as const;
 const scenarios = ["drain", "live"] as const;
 type Row = Outcome & { produced: number; producerNs: number; rate: number };
 const results = new Map<string, Row[]>();

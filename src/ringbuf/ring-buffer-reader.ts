@@ -148,6 +148,15 @@ export class RingBufferReader {
    * only during the callback. Returns the number of records delivered.
    */
   readAvailable(callback: (record: Buffer) => void, maximumRecords = Number.POSITIVE_INFINITY): number {
+    return this.readAvailableInPlace((ring, offset, length) => callback(ring.subarray(offset, offset + length)), maximumRecords);
+  }
+
+  /**
+   * The fastest way to read: like readAvailable, but without creating a
+   * Buffer per record. `callback` gets the whole mapped ring (read-only) and
+   * where the record lies in it; read it there, during the callback only.
+   */
+  readAvailableInPlace(callback: (ring: Buffer, offset: number, length: number) => void, maximumRecords = Number.POSITIVE_INFINITY): number {
     this.#checkOpen("read ring buffer");
     if (this.#consuming) throw new UsageError("read ring buffer", "records() is iterating this reader", "a ring buffer has one consumer at a time");
     this.#consuming = true;
@@ -169,7 +178,7 @@ export class RingBufferReader {
           const total = (length + headerSize + 7) & ~7;
           if (!(header & discardBit)) {
             delivered++;
-            callback(data.subarray(start + offset + headerSize, start + offset + headerSize + length));
+            callback(data, start + offset + headerSize, length);
             if (this.#closed) return delivered;
           }
           advanced += total;
