@@ -222,3 +222,41 @@ test("bad maps and counters are refused with a clear error", (t) => {
   using wide = BpfMap.create({ type: MapType.Array, keySize: 4, valueSize: 16, maxEntries: 1 });
   assert.throws(() => new RingBufferReader(ring, { lostCounter: { map: wide } }), /4- or 8-byte values/);
 });
+
+test("readers share the process-wide poller by default", async (t) => {
+  if (needsKernel(t)) return;
+  using ring = BpfMap.create({ type: MapType.Ringbuf, maxEntries: 4096 });
+  using counters = createCounters();
+  using program = ringBufferProducer({ ringBuffer: ring, counters, recordSize: 8 });
+  using first = new RingBufferReader(ring);
+  using other = BpfMap.create({ type: MapType.Ringbuf, maxEntries: 4096 });
+  using second = new RingBufferReader(other);
+  const controller = new AbortController();
+  const idle = (async () => {
+    for await (const _ of second.records({ signal: controller.signal })) assert.fail("nothing was produced for this ring");
+  })();
+  setTimeout(() => produce(program, 2), 20);
+  const seen: number[] = [];
+  for await (const record of first.records()) {
+    seen.push(Number(record.readBigUInt64LE(0)));
+    if (seen.length === 2) break;
+  }
+  assert.deepEqual(seen, [0, 1]);
+  assert.equal(Poller.shared().waiting, 1, "only the idle reader still waits");
+  controller.abort();
+  await idle;
+  assert.equal(Poller.shared().waiting, 0);
+});
+
+test("in-place reads see the same records without a Buffer per record", (t) => {
+  if (needsKernel(t)) return;
+  using f = fixture({ recordSize: 24 });
+  produce(f.program, 20);
+  let expected = 0;
+  const count = f.reader.readAvailableInPlace((ring, offset, length) => {
+    assert.equal(length, 24);
+    checkRecord(ring.subarray(offset, offset + length), expected++, 24);
+  });
+  assert.equal(count, 20);
+  assert.equal(f.reader.received, 20);
+});
