@@ -230,3 +230,22 @@ test("Ctrl-C: a SIGINT handler that calls close() leaves a complete file, abort(
     rmSync(directory, { recursive: true, force: true });
   }
 });
+
+test("input failures while streaming become NetbpfErrors", async () => {
+  await assert.rejects(openCapture(Readable.from(["text chunks"])), /gave a string instead of bytes/);
+  const directory = temporaryDirectory();
+  try {
+    await assert.rejects(openCapture(directory), (error: unknown) => error instanceof NetbpfError && /EISDIR/.test(error.message));
+    assert.throws(() => readCaptureFile(directory), /cannot open .*EISDIR/);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+  async function* failing(): AsyncGenerator<Buffer> {
+    yield samplePcap("little", "microsecond", 3).subarray(0, 50);
+    throw Object.assign(new Error("device gone"), { code: "EIO" });
+  }
+  const reader = await openCapture(failing());
+  await assert.rejects(async () => {
+    for await (const _ of reader);
+  }, /reading the input failed: EIO/);
+});
