@@ -76,6 +76,9 @@ test("openCapture streams a file by path and iterates packets", async () => {
     for await (const packet of reader) packets.push(packet);
     assert.equal(packets.length, 3);
     assert.equal(reader.interfaces.length, 2);
+    assert.equal(reader.sections.length, 1);
+    assert.equal(reader.interfaceOf(packets[1]!)!.linkType, LinkType.RAW);
+    assert.equal(reader.interfaceOf({ ...packets[1]!, sectionIndex: 1 }), undefined);
     await assert.rejects(async () => {
       for await (const _ of reader) break;
     }, UsageError);
