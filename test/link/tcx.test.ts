@@ -122,8 +122,7 @@ test("netlink tc leaves a clsact qdisc it did not create, and other filters, in 
   using program = udpCounter(map, "nl_egress");
   bed.inNamespace(bed.a, () => {
     using netlink = RouteNetlink.open();
-    const ifindex = attachNetlinkTc(program, { interface: bed.a.interface, direction: "egress", priority: 7, handle: 3 });
-    const mine = ifindex;
+    const mine = attachNetlinkTc(program, { interface: bed.a.interface, direction: "egress", priority: 7, handle: 3 });
     using other = attachNetlinkTc(program, { interface: bed.a.interface, direction: "egress", priority: 9 });
     assert.equal(mine.priority, 7);
     assert.equal(mine.handle, 3);
