@@ -1,0 +1,165 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { test, type TestContext } from "node:test";
+import { Collection } from "../../src/core/collection.js";
+import { BpfMap } from "../../src/core/map.js";
+import { loadCollectionSpec } from "../../src/elf/collection-spec.js";
+import { MapType, ProgramType } from "../../src/sys/bpf-constants.js";
+import { NetbpfError, SyscallError, UsageError, VerifierError } from "../../src/sys/errors.js";
+import { fixturePath } from "../elf/fixtures.js";
+import { isRoot, skipUnlessKernel } from "../support/kernel.js";
+
+/** An Ethernet + IPv4 + UDP frame of `size` bytes. */
+function frame(size: number): Buffer {
+  const packet = Buffer.alloc(size);
+  packet.writeUInt16BE(0x0800, 12);
+  packet[14] = 0x45;
+  packet.writeUInt16BE(size - 14, 16);
+  packet[22] = 64;
+  packet[23] = 17;
+  packet.writeUInt32BE(0x7f000001, 26);
+  packet.writeUInt32BE(0x7f000001, 30);
+  return packet;
+}
+
+function key(index: number): Buffer {
+  const buffer = Buffer.alloc(4);
+  buffer.writeUInt32LE(index);
+  return buffer;
+}
+
+function result(collection: Collection, index: number): bigint {
+  const value = collection.maps.results!.get(key(index));
+  assert.ok(value, `results[${index}] exists`);
+  return value.readBigUInt64LE(0);
+}
+
+function withPinFolder(t: TestContext): string {
+  const folder = `/sys/fs/bpf/nb-elf-${randomBytes(4).toString("hex")}`;
+  t.after(() => rmSync(folder, { recursive: true, force: true }));
+  return folder;
+}
+
+function kernelAvailable(t: TestContext): boolean {
+  return !skipUnlessKernel(t, isRoot() && existsSync("/sys/fs/bpf"), "needs root and bpffs for bpf(2)");
+}
+
+test("loads the fixture and runs its programs: global data, subprograms, rodata set before load", (t) => {
+  if (!kernelAvailable(t)) return;
+  const spec = loadCollectionSpec(fixturePath("collection.o"));
+  spec.dataSections[".rodata"]!.set("multiplier", 5);
+  spec.dataSections[".rodata"]!.set("offset_value", 20000n);
+  spec.dataSections[".data"]!.set("data_counter", 40n);
+  using collection = Collection.load(spec, { pinPath: withPinFolder(t) });
+  assert.equal(collection.report.btfLoaded, true, collection.report.btfProblem);
+  assert.deepEqual(Object.keys(collection.programs).sort(), ["on_state", "socket_first", "socket_second", "tail_target", "tc_entry", "xdp_pass"]);
+  assert.equal(collection.programs.on_state!.type, ProgramType.Tracepoint);
+
+  const packet = frame(80);
+  // socket_second returns skb->len, which is what socket_first scales.
+  const length = collection.programs.socket_second!.run({ data: packet }).returnValue;
+  assert.ok(length > 0 && length <= 80, `skb length ${length}`);
+  assert.equal(result(collection, 1), 2n * 5n + 20000n + 1n + 7n, "scale(2) + global_helper(1)");
+  assert.equal(result(collection, 4), 11n, ".data.custom");
+
+  collection.programs.socket_first!.run({ data: packet });
+  assert.equal(result(collection, 0), BigInt(length) * 5n + 20000n);
+  assert.equal(result(collection, 2), 41n, ".data written before load, incremented by the program");
+  assert.equal(result(collection, 3), 1n, ".bss starts at zero");
+  collection.programs.socket_first!.run({ data: packet });
+  assert.equal(result(collection, 2), 42n);
+  assert.equal(result(collection, 3), 2n);
+  assert.equal(collection.maps[".data"]!.get(key(0))!.readBigUInt64LE(0), 42n, "the .data map shows the program's writes");
+  assert.equal(collection.maps[".rodata"]!.get(key(0))!.readUInt32LE(0), 5);
+  assert.throws(() => collection.maps[".rodata"]!.put(key(0), Buffer.alloc(16)), (e: unknown) => e instanceof SyscallError && e.code === "EPERM", ".rodata is frozen");
+
+  const xdp = collection.programs.xdp_pass!.run({ data: frame(100) });
+  assert.equal(xdp.returnValue, 2, "XDP_PASS");
+  assert.equal(result(collection, 6), 100n + 7n);
+});
+
+test("prog array and map-of-maps initial values are filled in", (t) => {
+  if (!kernelAvailable(t)) return;
+  using collection = Collection.load(loadCollectionSpec(fixturePath("collection.o")), { pinPath: withPinFolder(t) });
+  const run = collection.programs.tc_entry!.run({ data: frame(64) });
+  assert.equal(run.returnValue, 7, "tc_entry tail-called tail_target through jump_table[2]");
+  assert.equal(result(collection, 5), 42n);
+  const innerId = collection.maps.outer!.get(key(1));
+  assert.ok(innerId, "outer[1] holds inner_b");
+  assert.equal(collection.maps.outer!.get(key(0)), undefined, "outer[0] is empty");
+  assert.equal(innerId.readUInt32LE(0), collection.maps.inner_b!.id);
+  assert.equal(collection.maps.inner_b!.get(key(0))!.readUInt32LE(0), 99, "tc_entry wrote through the inner map");
+  assert.equal(collection.maps.inner_a!.get(key(0))!.readUInt32LE(0), 0);
+});
+
+test("maps pinned by name are reused by the next load and survive it", (t) => {
+  if (!kernelAvailable(t)) return;
+  const pinPath = withPinFolder(t);
+  const spec = loadCollectionSpec(fixturePath("collection.o"));
+  {
+    using first = Collection.load(spec, { pinPath });
+    assert.deepEqual(Object.keys(first.report.createdPins), ["elf_pinned_counts"]);
+    first.programs.socket_second!.run({ data: frame(64) });
+    assert.equal(first.maps.elf_pinned_counts!.get(key(7))!.readBigUInt64LE(0), 1n);
+  }
+  assert.ok(existsSync(`${pinPath}/elf_pinned_counts`));
+  using second = Collection.load(spec, { pinPath });
+  assert.deepEqual(second.report.reusedPins, { elf_pinned_counts: `${pinPath}/elf_pinned_counts` });
+  assert.deepEqual(second.report.createdPins, {});
+  second.programs.socket_second!.run({ data: frame(64) });
+  assert.equal(second.maps.elf_pinned_counts!.get(key(7))!.readBigUInt64LE(0), 2n, "the count continued in the pinned map");
+});
+
+test("an incompatible pinned map is refused with a clear error and nothing is left behind", (t) => {
+  if (!kernelAvailable(t)) return;
+  const pinPath = withPinFolder(t);
+  mkdirSync(pinPath, { recursive: true });
+  // Pin a map of the wrong value size where the object's map would go.
+  {
+    using wrong = BpfMap.create({ name: "elf_pinned_counts", type: MapType.Hash, keySize: 4, valueSize: 4, maxEntries: 64 });
+    wrong.pin(`${pinPath}/elf_pinned_counts`);
+  }
+  const spec = loadCollectionSpec(fixturePath("collection.o"));
+  assert.throws(() => Collection.load(spec, { pinPath }), (e: unknown) =>
+    e instanceof NetbpfError && /elf_pinned_counts" is pinned at .* value size 4 \(the object wants 8\)/.test(e.message) && /rm /.test(e.message));
+  assert.ok(existsSync(`${pinPath}/elf_pinned_counts`), "the user's pin is left alone");
+});
+
+test("loads legacy maps and runs the program", (t) => {
+  if (!kernelAvailable(t)) return;
+  using collection = Collection.load(loadCollectionSpec(fixturePath("legacy.o")));
+  const length = 90;
+  collection.programs.legacy_count!.run({ data: frame(length) });
+  collection.programs.legacy_count!.run({ data: frame(length) });
+  const total = collection.maps.legacy_counts!.get(key(1))!.readBigUInt64LE(0);
+  const keys = [...collection.maps.legacy_hash!.keys()].map((k) => k.readUInt32LE(0));
+  assert.equal(keys.length, 1);
+  assert.equal(total, BigInt(keys[0]! * 2), "the counter added skb->len twice");
+});
+
+test("loads without BTF when asked to", (t) => {
+  if (!kernelAvailable(t)) return;
+  using collection = Collection.load(loadCollectionSpec(fixturePath("collection.o")), { btf: false, pinPath: withPinFolder(t), programs: ["socket_first"] });
+  assert.equal(collection.report.btfLoaded, false);
+  assert.deepEqual(Object.keys(collection.programs), ["socket_first"]);
+  collection.programs.socket_first!.run({ data: frame(64) });
+  assert.equal(result(collection, 3), 1n);
+});
+
+test("load errors name the program, keep the verifier log, and close what was created", (t) => {
+  if (!kernelAvailable(t)) return;
+  const spec = loadCollectionSpec(fixturePath("collection.o"));
+  const program = spec.programs.socket_first!;
+  // Drop the final exit: the verifier rejects falling off the end.
+  program.instructions = program.instructions.subarray(0, program.functions[1]!.slot * 8 - 8);
+  program.functions = [program.functions[0]!];
+  program.functionInfo = program.functionInfo.slice(0, 1);
+  program.lineInfo = [];
+  program.mapReferences = program.mapReferences.filter((r) => r.slot * 8 < program.instructions.length);
+  const pinPath = withPinFolder(t);
+  assert.throws(() => Collection.load(spec, { pinPath, btf: false, programs: ["socket_first"] }), (e: unknown) =>
+    e instanceof VerifierError && /program "socket_first"/.test(e.message) && e.log.length > 0);
+  assert.equal(existsSync(`${pinPath}/elf_pinned_counts`), false, "the pin made by the failed load was removed");
+  assert.throws(() => Collection.load(spec, { programs: ["missing"], pinPath }), (e: unknown) => e instanceof UsageError && /no program "missing"/.test(e.message));
+});
