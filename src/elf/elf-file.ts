@@ -60,7 +60,7 @@ const sectionHeaderSize = 64;
 const symbolSize = 24;
 const relocationSize = 16;
 /** Largest zero-filled (NOBITS) section we accept; a larger one is certainly corrupt for BPF. */
-const maximumNoBitsSize = 1 << 28;
+const maximumNoBitsSize = 1 << 26;
 
 /**
  * A parsed ELF64 little-endian relocatable object for the BPF machine.

@@ -55,6 +55,10 @@ test("loads the fixture and runs its programs: global data, subprograms, rodata 
   assert.equal(collection.report.btfLoaded, true, collection.report.btfProblem);
   assert.deepEqual(Object.keys(collection.programs).sort(), ["on_state", "socket_first", "socket_second", "tail_target", "tc_entry", "xdp_pass"]);
   assert.equal(collection.programs.on_state!.type, ProgramType.Tracepoint);
+  const resultsInfo = collection.maps.results!.info();
+  assert.ok(resultsInfo.btfId > 0 && resultsInfo.btfValueTypeId === spec.maps.results!.btfValueTypeId, "maps carry BTF key/value types");
+  assert.ok(collection.maps[".rodata"]!.info().btfId > 0, "data maps carry their DATASEC type");
+  assert.ok(collection.programs.socket_second!.info().btfId > 0, "programs are loaded with BTF func_info");
 
   const packet = frame(80);
   // socket_second returns skb->len, which is what socket_first scales.
