@@ -167,3 +167,21 @@ test("load errors name the program, keep the verifier log, and close what was cr
   assert.equal(existsSync(`${pinPath}/elf_pinned_counts`), false, "the pin made by the failed load was removed");
   assert.throws(() => Collection.load(spec, { programs: ["missing"], pinPath }), (e: unknown) => e instanceof UsageError && /no program "missing"/.test(e.message));
 });
+
+test("CO-RE relocations are resolved against the kernel's BTF", (t) => {
+  if (!kernelAvailable(t)) return;
+  if (skipUnlessKernel(t, existsSync("/sys/kernel/btf/vmlinux"), "needs kernel BTF at /sys/kernel/btf/vmlinux")) return;
+  const spec = loadCollectionSpec(fixturePath("core.o"));
+  const program = spec.programs.read_task!;
+  assert.equal(program.type, ProgramType.RawTracepoint);
+  assert.ok(program.coreRelocations.length >= 4, `${program.coreRelocations.length} CO-RE relocations`);
+  using collection = Collection.load(spec);
+  // A raw tracepoint test run executes in this thread: current is this process.
+  // Raw tracepoint test runs refuse repeat counts and output buffers.
+  collection.programs.read_task!.run({ context: Buffer.alloc(16), contextOutSize: 0, repeat: 0 });
+  const value = (index: number) => collection.maps.core_results!.get(key(index))!.readBigUInt64LE(0);
+  assert.equal(value(0), BigInt(process.pid), "task->tgid at the kernel's offset");
+  assert.ok(value(1) >= BigInt(process.pid), "task->pid is this thread's id");
+  assert.equal(value(2), 0n, "a field the kernel lacks does not exist");
+  assert.equal(value(3), 1n, "tgid exists");
+});
