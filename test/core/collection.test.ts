@@ -130,16 +130,23 @@ test("an incompatible pinned map is refused with a clear error and nothing is le
   assert.ok(existsSync(`${pinPath}/elf_pinned_counts`), "the user's pin is left alone");
 });
 
-test("loads legacy maps and runs the program", (t) => {
+test("loads legacy maps and static data reached through section symbols, and runs the program", (t) => {
   if (!kernelAvailable(t)) return;
-  using collection = Collection.load(loadCollectionSpec(fixturePath("legacy.o")));
+  const spec = loadCollectionSpec(fixturePath("legacy.o"));
+  const weights = Buffer.alloc(16);
+  [5, 6, 7, 8].forEach((weight, i) => weights.writeUInt32LE(weight, i * 4));
+  spec.dataSections[".rodata"]!.set("weights", weights);
+  using collection = Collection.load(spec);
   const length = 90;
   collection.programs.legacy_count!.run({ data: frame(length) });
   collection.programs.legacy_count!.run({ data: frame(length) });
   const total = collection.maps.legacy_counts!.get(key(1))!.readBigUInt64LE(0);
   const keys = [...collection.maps.legacy_hash!.keys()].map((k) => k.readUInt32LE(0));
   assert.equal(keys.length, 1);
-  assert.equal(total, BigInt(keys[0]! * 2), "the counter added skb->len twice");
+  const skbLength = keys[0]!;
+  assert.equal(total, BigInt(skbLength * 2), "the counter added skb->len twice");
+  const weighted = collection.maps.legacy_counts!.get(key(2))!.readBigUInt64LE(0);
+  assert.equal(weighted, BigInt([5, 6, 7, 8][skbLength & 3]! + 2 * 1000), "static .rodata table and static .bss counter");
 });
 
 test("loads without BTF when asked to", (t) => {
