@@ -192,3 +192,13 @@ test("CO-RE relocations are resolved against the kernel's BTF", (t) => {
   assert.equal(value(2), 0n, "a field the kernel lacks does not exist");
   assert.equal(value(3), 1n, "tgid exists");
 });
+
+test("the kernel accepts the program and attach types implied by common section names", (t) => {
+  if (!kernelAvailable(t)) return;
+  const spec = loadCollectionSpec(fixturePath("sections.o"));
+  assert.equal(Object.keys(spec.programs).length, 26);
+  using collection = Collection.load(spec);
+  for (const [name, program] of Object.entries(collection.programs)) {
+    assert.equal(program.info().type, spec.programs[name]!.type, `${name} (${spec.programs[name]!.section})`);
+  }
+});
