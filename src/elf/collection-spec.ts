@@ -361,7 +361,7 @@ class SpecReader {
       if (!(type in MapType) || type === MapType.Unspec) throw new ElfFormatError(`legacy map "${symbol.name}" has unknown type ${type}`, { section: "maps", offset: at });
       this.addMap({
         name: symbol.name, section: "maps", type, keySize: data.readUInt32LE(at + 4), valueSize: data.readUInt32LE(at + 8), maxEntries: data.readUInt32LE(at + 12),
-        flags: recordSize >= 20 ? data.readUInt32LE(at + 16) : 0, numaNode: undefined, mapExtra: undefined, pinning: recordSize >= 28 && data.readUInt32LE(at + 24) === 1 ? "byName" : "none",
+        flags: recordSize >= 20 ? data.readUInt32LE(at + 16) : 0, numaNode: undefined, mapExtra: undefined, pinning: "none",
         innerMap: undefined, initialSlots: [], btfKeyTypeId: 0, btfValueTypeId: 0, data: undefined,
       }, section.index, at);
     }
