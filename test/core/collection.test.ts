@@ -202,3 +202,25 @@ test("the kernel accepts the program and attach types implied by common section 
     assert.equal(program.info().type, spec.programs[name]!.type, `${name} (${spec.programs[name]!.section})`);
   }
 });
+
+test("callbacks passed by address and subprograms calling subprograms", (t) => {
+  if (!kernelAvailable(t)) return;
+  const spec = loadCollectionSpec(fixturePath("callbacks.o"));
+  const program = spec.programs.loop_sum!;
+  assert.deepEqual(program.functions.map((f) => f.name).sort(), ["add_index", "loop_sum", "square", "sum_of_squares"]);
+  const callback = program.functions.find((f) => f.name === "add_index")!;
+  // The callback's lddw became BPF_PSEUDO_FUNC pointing at add_index.
+  let found = false;
+  for (let slot = 0; slot < program.instructions.length / 8; slot++) {
+    if (program.instructions[slot * 8] === 0x18 && program.instructions[slot * 8 + 1]! >> 4 === 4) {
+      assert.equal(slot + program.instructions.readInt32LE(slot * 8 + 4) + 1, callback.slot);
+      found = true;
+    }
+  }
+  assert.ok(found, "a BPF_PSEUDO_FUNC load");
+  using collection = Collection.load(spec);
+  const length = collection.programs.loop_sum!.run({ data: frame(77) }).returnValue;
+  const value = (index: number) => collection.maps.callback_results!.get(key(index))!.readBigUInt64LE(0);
+  assert.equal(value(0), 45n, "bpf_loop called add_index for 0..9");
+  assert.equal(value(1), BigInt((length & 7) ** 2 + 16), "sum_of_squares called square twice");
+});

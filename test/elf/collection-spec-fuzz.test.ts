@@ -16,7 +16,7 @@ function random(seed: number): () => number {
   };
 }
 
-const fixtures = ["collection.o", "legacy.o", "core.o"].map((name) => ({ name, bytes: readFixture(name) }));
+const fixtures = ["collection.o", "legacy.o", "core.o", "callbacks.o"].map((name) => ({ name, bytes: readFixture(name) }));
 
 /** Section header table and the structured sections are where damage matters most; aim there often. */
 function interestingOffsets(bytes: Buffer): number[] {
