@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { loadCollectionSpec, type CollectionSpec } from "../../src/elf/collection-spec.js";
+import { ElfFormatError } from "../../src/elf/elf-format-error.js";
 import { fixtureDirectory, fixturePath, readFixture } from "./fixtures.js";
 
 function clangAvailable(): boolean {
@@ -44,6 +45,33 @@ test("the committed fixture objects are what build.sh produces from the sources"
         assert.deepEqual(shape(loadCollectionSpec(rebuilt)), shape(loadCollectionSpec(readFixture(name))), name);
       }
     }
+  } finally {
+    rmSync(output, { recursive: true, force: true });
+  }
+});
+
+test("objects built without -g or for big-endian BPF get a clear error", (t) => {
+  if (!clangAvailable()) {
+    t.skip("clang is not installed");
+    return;
+  }
+  const output = mkdtempSync(join(tmpdir(), "nb-elf-variants-"));
+  try {
+    const include = `-I/usr/include/${process.arch === "arm64" ? "aarch64" : "x86_64"}-linux-gnu`;
+    const build = (target: string, debug: boolean, name: string) => {
+      const args = ["-O2", "-target", target, include, "-c", fixturePath("collection.c"), "-o", join(output, name)];
+      if (debug) args.unshift("-g");
+      execFileSync("clang", args, { stdio: "pipe" });
+      return readFileSync(join(output, name));
+    };
+    assert.throws(() => loadCollectionSpec(build("bpf", false, "no-debug.o")), (e: unknown) => e instanceof ElfFormatError && /need the object's BTF.*clang -g/.test(e.message));
+    assert.throws(() => loadCollectionSpec(build("bpfeb", true, "big-endian.o")), (e: unknown) => e instanceof ElfFormatError && /big-endian/.test(e.message));
+    // Without BTF, objects with only legacy maps still load.
+    const legacy = execFileSync("clang", ["-O2", "-target", "bpf", include, "-c", fixturePath("legacy.c"), "-o", "-"]);
+    const spec = loadCollectionSpec(legacy);
+    assert.equal(spec.btf, undefined);
+    assert.deepEqual(Object.keys(spec.maps).sort(), [".bss", ".rodata", "legacy_counts", "legacy_hash"]);
+    assert.deepEqual(Object.keys(spec.dataSections[".rodata"]!.variables), ["weights"]);
   } finally {
     rmSync(output, { recursive: true, force: true });
   }
