@@ -58,28 +58,46 @@ function checkedSize(size: number, id: number): number {
 }
 
 /** Alignment in bytes, as C would lay the type out (libbpf's btf__align_of); 1 for packed structs. */
-export function alignmentOf(btf: Btf, id: number, depth = 0): number {
+export function alignmentOf(btf: Btf, id: number): number {
+  return alignmentWithin(btf, id, new Map(), 0);
+}
+
+/** `known` memoizes results (shared sub-structs are visited once) and marks types in progress (-1) to catch a struct containing itself. */
+function alignmentWithin(btf: Btf, id: number, known: Map<number, number>, depth: number): number {
   if (depth > maximumNesting) throw queryError(`types nest deeper than ${maximumNesting} levels below ${btf.describe(id)}`, id);
-  const type = btf.type(skipQualifiers(btf, id));
+  const resolved = skipQualifiers(btf, id);
+  const cached = known.get(resolved);
+  if (cached === -1) throw queryError(`${btf.describe(resolved)} contains itself`, resolved);
+  if (cached !== undefined) return cached;
+  known.set(resolved, -1);
+  const type = btf.type(resolved);
+  let alignment: number;
   switch (type.kind) {
     case "int": case "enum": case "enum64": case "float":
-      return Math.max(1, Math.min(pointerSize, type.size));
+      alignment = Math.max(1, Math.min(pointerSize, type.size));
+      break;
     case "pointer":
-      return pointerSize;
+      alignment = pointerSize;
+      break;
     case "array":
-      return alignmentOf(btf, type.type, depth + 1);
+      alignment = alignmentWithin(btf, type.type, known, depth + 1);
+      break;
     case "struct": case "union": {
       let maximum = 1;
+      let packed = false;
       for (const member of type.members) {
-        const alignment = alignmentOf(btf, member.type, depth + 1);
-        if (member.bitfieldSize === 0 && member.bitOffset % (8 * alignment) !== 0) return 1;
-        maximum = Math.max(maximum, alignment);
+        const memberAlignment = alignmentWithin(btf, member.type, known, depth + 1);
+        if (member.bitfieldSize === 0 && member.bitOffset % (8 * memberAlignment) !== 0) packed = true;
+        maximum = Math.max(maximum, memberAlignment);
       }
-      return type.size % maximum === 0 ? maximum : 1;
+      alignment = packed || type.size % maximum !== 0 ? 1 : maximum;
+      break;
     }
     default:
       throw queryError(`${btf.describe(id)} has no alignment (${btfKindKernelName[type.kind]})`, id);
   }
+  known.set(resolved, alignment);
+  return alignment;
 }
 
 /** Where a member sits inside a struct or union. */
@@ -114,10 +132,11 @@ function memberBits(btf: Btf, member: BtfMember, kindFlag: boolean): { bitOffset
  * looking inside anonymous struct/union members as C does. Undefined when absent.
  */
 export function findMember(btf: Btf, id: number, name: string): MemberLocation | undefined {
-  return searchMember(btf, skipQualifiers(btf, id), name, 0, [], 0);
+  return searchMember(btf, skipQualifiers(btf, id), name, 0, [], 0, new Set());
 }
 
-function searchMember(btf: Btf, id: number, name: string, baseBits: number, path: number[], depth: number): MemberLocation | undefined {
+/** `searched` holds anonymous types already known not to contain the name, so shared ones are searched once. */
+function searchMember(btf: Btf, id: number, name: string, baseBits: number, path: number[], depth: number, searched: Set<number>): MemberLocation | undefined {
   if (depth > maximumNesting) throw queryError(`anonymous members nest deeper than ${maximumNesting} levels`, id);
   const type = btf.type(id);
   if (type.kind !== "struct" && type.kind !== "union") {
@@ -132,9 +151,10 @@ function searchMember(btf: Btf, id: number, name: string, baseBits: number, path
     }
     if (member.name === "") {
       const inner = skipQualifiers(btf, member.type);
-      if (isCompositeKind(btf.kindOf(inner))) {
-        const found = searchMember(btf, inner, name, baseBits + member.bitOffset, [...path, index], depth + 1);
+      if (isCompositeKind(btf.kindOf(inner)) && !searched.has(inner)) {
+        const found = searchMember(btf, inner, name, baseBits + member.bitOffset, [...path, index], depth + 1, searched);
         if (found) return found;
+        searched.add(inner);
       }
     }
   }
