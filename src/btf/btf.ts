@@ -2,6 +2,7 @@ import { BtfFormatError } from "./btf-format-error.js";
 import { formatCDefinition, formatCType, type CFormatOptions } from "./btf-c-format.js";
 import {
   alignmentOf,
+  BtfLookupError,
   enumValue,
   fieldLocation,
   fieldOffset,
@@ -272,12 +273,7 @@ export class Btf {
   findType(name: string, kind?: BtfKind): number {
     const ids = this.findByName(name, kind);
     if (ids.length === 0) {
-      throw new BtfFormatError(
-        `no ${kind ? btfKindKernelName[kind] + " " : "type "}named "${name}"`,
-        {},
-        "look up BTF type",
-        "check the spelling; the running kernel may not have this type",
-      );
+      throw new BtfLookupError(`no ${kind ? btfKindKernelName[kind] + " " : "type "}named "${name}"`, undefined, "check the spelling; the running kernel may not have this type");
     }
     return ids[0]!;
   }

@@ -1,6 +1,6 @@
 import type { Btf } from "./btf.js";
 import { BtfFormatError } from "./btf-format-error.js";
-import { sizeOf, skipQualifiers } from "./btf-query.js";
+import { BtfLookupError, sizeOf, skipQualifiers } from "./btf-query.js";
 import { btfKindKernelName, isCompositeKind, isEnumKind, type BtfKind, type BtfMember } from "./btf-types.js";
 import { NetbpfError } from "../sys/errors.js";
 
@@ -142,7 +142,7 @@ function resolveSize(btf: Btf, id: number): number | undefined {
   try {
     return sizeOf(btf, id);
   } catch (error) {
-    if (error instanceof BtfFormatError) return undefined;
+    if (error instanceof BtfFormatError || error instanceof BtfLookupError) return undefined;
     throw error;
   }
 }

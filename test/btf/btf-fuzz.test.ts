@@ -5,6 +5,8 @@ import { Btf } from "../../src/btf/btf.js";
 import { BtfBuilder, encodeBtf } from "../../src/btf/btf-builder.js";
 import { parseBtfExt } from "../../src/btf/btf-ext.js";
 import { BtfFormatError } from "../../src/btf/btf-format-error.js";
+import { BtfLookupError } from "../../src/btf/btf-query.js";
+import { UsageError } from "../../src/sys/errors.js";
 import { allBtfFeatures, sanitizeBtf } from "../../src/btf/btf-sanitize.js";
 import { CoreRelocationError, resolveCoreRelocation } from "../../src/btf/core-relocation.js";
 import { fixtureDirectory } from "./support/bpftool-raw.js";
@@ -69,27 +71,29 @@ function expectOnly(action: () => unknown, allowed: (new (...args: never[]) => E
   }
 }
 
-/** Use a parsed blob every way the API allows; only BtfFormatError (or CoreRelocationError) may come out. */
+const queryErrors = [BtfFormatError, BtfLookupError, UsageError];
+
+/** Use a parsed blob every way the API allows; only our own error classes may come out. */
 function exercise(btf: Btf, target: Btf, context: string): void {
   for (let id = 0; id < btf.typeCount; id++) {
-    expectOnly(() => btf.type(id), [BtfFormatError], context);
-    expectOnly(() => btf.describe(id), [BtfFormatError], context);
-    expectOnly(() => btf.sizeOf(id), [BtfFormatError], context);
-    expectOnly(() => btf.alignmentOf(id), [BtfFormatError], context);
-    expectOnly(() => btf.formatC(id, "x"), [BtfFormatError], context);
-    expectOnly(() => btf.formatCDefinition(id), [BtfFormatError], context);
-    expectOnly(() => btf.resolve(id), [BtfFormatError], context);
-    expectOnly(() => btf.member(id, "len"), [BtfFormatError], context);
-    expectOnly(() => btf.field(id, "cb[2]"), [BtfFormatError], context);
+    expectOnly(() => btf.type(id), queryErrors, context);
+    expectOnly(() => btf.describe(id), queryErrors, context);
+    expectOnly(() => btf.sizeOf(id), queryErrors, context);
+    expectOnly(() => btf.alignmentOf(id), queryErrors, context);
+    expectOnly(() => btf.formatC(id, "x"), queryErrors, context);
+    expectOnly(() => btf.formatCDefinition(id), queryErrors, context);
+    expectOnly(() => btf.resolve(id), queryErrors, context);
+    expectOnly(() => btf.member(id, "len"), queryErrors, context);
+    expectOnly(() => btf.field(id, "cb[2]"), queryErrors, context);
     const kind = [0, 3, 9, 11, 12][id % 5]!;
     const accessString = kind === 9 || kind === 12 ? "0" : kind === 11 ? "1" : "0:1:2";
-    expectOnly(() => resolveCoreRelocation(btf, { typeId: id, accessString, kind }, target), [BtfFormatError, CoreRelocationError], context);
-    expectOnly(() => resolveCoreRelocation(target, { typeId: id, accessString, kind }, btf), [BtfFormatError, CoreRelocationError], context);
+    expectOnly(() => resolveCoreRelocation(btf, { typeId: id, accessString, kind }, target), [...queryErrors, CoreRelocationError], context);
+    expectOnly(() => resolveCoreRelocation(target, { typeId: id, accessString, kind }, btf), [...queryErrors, CoreRelocationError], context);
   }
-  expectOnly(() => btf.findByName("sk_buff"), [BtfFormatError], context);
-  expectOnly(() => btf.fieldOffset("sk_buff.cb[2]"), [BtfFormatError], context);
-  expectOnly(() => BtfBuilder.from(btf).build(), [BtfFormatError], context);
-  expectOnly(() => sanitizeBtf(btf, { ...allBtfFeatures, enum64: false, datasec: false, func: false }), [BtfFormatError], context);
+  expectOnly(() => btf.findByName("sk_buff"), queryErrors, context);
+  expectOnly(() => btf.fieldOffset("sk_buff.cb[2]"), queryErrors, context);
+  expectOnly(() => BtfBuilder.from(btf).build(), queryErrors, context);
+  expectOnly(() => sanitizeBtf(btf, { ...allBtfFeatures, enum64: false, datasec: false, func: false }), queryErrors, context);
 }
 
 test("mutated BTF blobs only ever raise BtfFormatError", () => {

@@ -4,6 +4,7 @@ import { test } from "node:test";
 import { Btf } from "../../src/btf/btf.js";
 import { BtfBuilder } from "../../src/btf/btf-builder.js";
 import { BtfFormatError } from "../../src/btf/btf-format-error.js";
+import { BtfLookupError } from "../../src/btf/btf-query.js";
 import { NetbpfError } from "../../src/sys/errors.js";
 import { skipUnlessKernel } from "../support/kernel.js";
 import { bpftoolAvailable, bpftoolRawDump, fixtureDirectory } from "./support/bpftool-raw.js";
@@ -35,7 +36,7 @@ test("kind, name and lookups by name and kind", () => {
   assert.equal(btf.nameOf(skb), "sk_buff");
   assert.deepEqual(btf.findByName("sk_buff", "union"), []);
   assert.deepEqual(btf.findByName("no_such_type"), []);
-  assert.throws(() => btf.findType("no_such_type", "struct"), (error: unknown) => error instanceof BtfFormatError && /no STRUCT named "no_such_type"/.test(error.message));
+  assert.throws(() => btf.findType("no_such_type", "struct"), (error: unknown) => error instanceof BtfLookupError && error instanceof NetbpfError && /no STRUCT named "no_such_type"/.test(error.message));
   assert.equal(btf.type(0).kind, "void");
   assert.throws(() => btf.type(btf.typeCount), BtfFormatError);
   assert.match(btf.describe(skb), /^STRUCT 'sk_buff' \[\d+\]$/);
