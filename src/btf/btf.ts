@@ -334,6 +334,8 @@ export class Btf {
         case 2: case 8: case 9: case 10: case 11: case 12: case 14: case 17: case 18:
           this.checkReference(sizeOrType, id);
           if (sizeOrType === id) throw new BtfFormatError("type refers to itself", { offset: position + 8, typeId: id });
+          if (kindNumber === 12 && vlen > 2) throw new BtfFormatError(`FUNC linkage ${vlen} is not 0, 1 or 2`, { offset: position + 4, typeId: id });
+          if (kindNumber === 14 && this.u32(extra) > 2) throw new BtfFormatError(`VAR linkage ${this.u32(extra)} is not 0, 1 or 2`, { offset: extra, typeId: id });
           break;
         case 3:
           this.checkReference(this.u32(extra), id);
