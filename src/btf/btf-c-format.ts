@@ -116,7 +116,8 @@ function formatBodyOf(btf: Btf, id: number, context: FormatContext, indent: stri
     return `${name} {\n${lines.join("\n")}${lines.length > 0 ? "\n" : ""}${indent}}`;
   }
   if (type.kind === "enum" || type.kind === "enum64") {
-    const lines = (type.values as { name: string; value: number | bigint }[]).map((value) => `${inner}${value.name} = ${value.value},`);
+    const suffix = type.kind === "enum64" ? (type.signed ? "LL" : "ULL") : "";
+    const lines = (type.values as { name: string; value: number | bigint }[]).map((value) => `${inner}${value.name} = ${value.value}${suffix},`);
     return `${type.name === "" ? "enum" : `enum ${type.name}`} {\n${lines.join("\n")}${lines.length > 0 ? "\n" : ""}${indent}}`;
   }
   return formatType(btf, id, "", context, indent, depth);

@@ -660,7 +660,10 @@ function essentialIndex(btf: Btf): Map<string, number[]> {
   return index;
 }
 
-/** Candidate target types for a local type: same essential name and a compatible kind (libbpf's candidate search). */
+/**
+ * Candidate target types for a local type: same essential name and a compatible kind
+ * (libbpf's candidate search). Targets are searched base first (vmlinux, then modules).
+ */
 export function findCoreCandidates(local: Btf, localTypeId: number, targets: Btf | readonly Btf[]): { btf: Btf; typeId: number }[] {
   const localName = local.nameOf(localTypeId);
   const localKind = local.kindOf(localTypeId);
@@ -675,8 +678,11 @@ export function findCoreCandidates(local: Btf, localTypeId: number, targets: Btf
     }
   };
   for (const target of Array.isArray(targets) ? targets : [targets as Btf]) visit(target);
+  // Like libbpf: the first (base-most, i.e. vmlinux) BTF wins if it has any candidate;
+  // only otherwise are the others (modules) searched, all together.
   const candidates: { btf: Btf; typeId: number }[] = [];
-  for (const btf of order) {
+  for (const [index, btf] of order.entries()) {
+    if (index === 1 && candidates.length > 0) break;
     for (const id of essentialIndex(btf).get(wanted) ?? []) {
       if (kindsCompatible(localKind, btf.kindOf(id))) candidates.push({ btf, typeId: id });
     }
