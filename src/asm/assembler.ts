@@ -139,6 +139,9 @@ function isRegister(operand: Operand): operand is Register {
 export class Assembler {
   private readonly items: Item[] = [];
   private readonly labelIndexes = new Map<string, number>();
+  private labelCounter = 0;
+  /** Names used by jumps and calls, defined or not yet. */
+  private readonly referencedLabels = new Set<string>();
   /** Allow `jump(label)` to become the 32-bit-offset `gotol` (JMP32|JA, kernel ≥ 6.6) when the target is too far. */
   readonly allowLongJumps: boolean;
 
@@ -159,6 +162,17 @@ export class Assembler {
     }
     this.labelIndexes.set(name, this.items.length);
     return this;
+  }
+
+  /**
+   * A label name not used yet in this builder (nor handed out before), for
+   * code generators: `const done = a.newLabel("done"); … a.label(done)`.
+   */
+  newLabel(prefix = "L"): string {
+    let name: string;
+    do name = `${prefix}${this.labelCounter++}`;
+    while (this.labelIndexes.has(name) || this.referencedLabels.has(name));
+    return name;
   }
 
   /** True when `name` has been placed with {@link label}. */
@@ -184,6 +198,7 @@ export class Assembler {
     }
     for (const item of other.items) {
       this.items.push({ ...item, instruction: { ...item.instruction } });
+      if (item.label) this.referencedLabels.add(item.label.name);
     }
     return this;
   }
@@ -283,7 +298,7 @@ export class Assembler {
   /** dst = address of the local function at `label` (for callbacks such as bpf_loop). */
   loadFunctionAddress(dst: Register, label: string): this {
     this.checkName(label);
-    this.items.push({ instruction: makeWideInstruction(registerNumber(dst), PseudoSource.FUNC, 0), label: { name: label, use: "function-address" } });
+    this.pushLabelled(makeWideInstruction(registerNumber(dst), PseudoSource.FUNC, 0), label, "function-address");
     return this;
   }
 
@@ -343,7 +358,7 @@ export class Assembler {
   /** Unconditional jump to `label`; becomes `gotol` (32-bit offset) when the target is out of 16-bit range and long jumps are allowed. */
   jump(label: string): this {
     this.checkName(label);
-    this.items.push({ instruction: makeInstruction(Opcode.JA, 0, 0, 0, 0), label: { name: label, use: "jump-auto" } });
+    this.pushLabelled(makeInstruction(Opcode.JA, 0, 0, 0, 0), label, "jump-auto");
     return this;
   }
 
@@ -371,7 +386,7 @@ export class Assembler {
   /** bpf-to-bpf call of the local function at `label`. */
   callLocal(label: string): this {
     this.checkName(label);
-    this.items.push({ instruction: makeInstruction(Opcode.CALL, 0, CallSource.LOCAL, 0, 0), label: { name: label, use: "call" } });
+    this.pushLabelled(makeInstruction(Opcode.CALL, 0, CallSource.LOCAL, 0, 0), label, "call");
     return this;
   }
 
@@ -443,6 +458,11 @@ export class Assembler {
 
   // ---- internals -------------------------------------------------------------
 
+  private pushLabelled(instruction: Instruction, name: string, use: LabelUse): void {
+    this.items.push({ instruction, label: { name, use } });
+    this.referencedLabels.add(name);
+  }
+
   private emit(instruction: Instruction): this {
     this.items.push({ instruction });
     return this;
@@ -467,7 +487,7 @@ export class Assembler {
     const instruction = isRegister(operand)
       ? makeInstruction(cls | jumpOperation | Source.X, dstNumber, registerNumber(operand), 0, 0)
       : makeInstruction(cls | jumpOperation | Source.K, dstNumber, 0, 0, this.immediate(operand, cls === InstructionClass.JMP32));
-    this.items.push({ instruction, label: { name: label, use: "offset" } });
+    this.pushLabelled(instruction, label, "offset");
     return this;
   }
 

@@ -102,6 +102,8 @@ export class Interpreter {
 
   private regions: (Uint8Array | undefined)[] = [];
   private views: (DataView | undefined)[] = [];
+  private readonly stack = new Uint8Array(stackSize * maximumCallDepth);
+  private readonly stackView = new DataView(this.stack.buffer);
   private readonly high = new Uint32Array(11);
   private readonly low = new Uint32Array(11);
   private stopValue: bigint | undefined;
@@ -144,9 +146,10 @@ export class Interpreter {
 
   /** Runs the program over `memory` (which it may modify) and returns r0. */
   run(memory: Uint8Array = new Uint8Array(0), options: RunOptions = {}): RunResult {
-    const stack = new Uint8Array(stackSize * maximumCallDepth);
+    const stack = this.stack;
+    stack.fill(0);
     this.regions = [undefined, memory, stack];
-    this.views = [undefined, new DataView(memory.buffer, memory.byteOffset, memory.byteLength), new DataView(stack.buffer)];
+    this.views = [undefined, new DataView(memory.buffer, memory.byteOffset, memory.byteLength), this.stackView];
     const high = this.high;
     const low = this.low;
     high.fill(0);
@@ -156,13 +159,19 @@ export class Interpreter {
     low[2] = memory.length;
     high[10] = stackRegion;
     low[10] = stack.length;
-    for (const [register, value] of Object.entries(options.registers ?? {})) {
+    if (options.registers) this.setRegisters(options.registers);
+    this.stopValue = undefined;
+    return this.execute();
+  }
+
+  private setRegisters(registers: NonNullable<RunOptions["registers"]>): void {
+    const high = this.high;
+    const low = this.low;
+    for (const [register, value] of Object.entries(registers)) {
       const big = BigInt.asUintN(64, BigInt(value));
       high[Number(register)] = Number(big >> 32n);
       low[Number(register)] = Number(big & 0xffff_ffffn);
     }
-    this.stopValue = undefined;
-    return this.execute();
   }
 
   private execute(): RunResult {
@@ -173,9 +182,9 @@ export class Interpreter {
     let pc = 0;
     let count = 0;
     for (;;) {
-      if (pc >= total) {
-        this.currentSlot = total - 1;
-        throw this.failure("end-of-program", "execution ran past the last instruction", "end every path with exit");
+      if (!(pc >= 0 && pc < total)) {
+        this.currentSlot = Math.max(0, Math.min(pc, total - 1));
+        throw this.failure("end-of-program", pc < 0 ? "a jump went before the first instruction" : "execution ran past the last instruction", "end every path with exit");
       }
       if (++count > limit) {
         this.currentSlot = pc;
@@ -249,6 +258,8 @@ export class Interpreter {
           }
           continue;
         }
+        const mode = opcode & 0xe0;
+        if (mode !== 0x20 && mode !== 0x40) throw this.failure("unsupported", `unknown load opcode 0x${opcode.toString(16)}`);
         if (!this.packetLoad(opcode, src, immediate)) return { returnValue: 0n, instructionCount: count };
         continue;
       }

@@ -107,7 +107,8 @@ class TextAssembler {
     // Collapse spaces inside [ ] so "[%r1 + 2]" is one token.
     const normalised = text.replace(/\[([^\]]*)\]/g, (_, inner: string) => `[${inner.replace(/\s+/g, "")}]`);
     const [mnemonic, ...operands] = normalised.split(/[\s,]+/).filter((token) => token !== "");
-    const name = mnemonic!.toLowerCase();
+    if (mnemonic === undefined) this.fail(`expected an instruction, found ${JSON.stringify(text)}`);
+    const name = mnemonic.toLowerCase();
 
     if (name === "exit") {
       this.expectOperands(name, operands, 0);

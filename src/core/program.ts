@@ -3,14 +3,22 @@ import { getFdById, objectGet, objectPin, programLoad, programTestRun, type Test
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
 import { programInfo, type ProgramInfo } from "../sys/object-info.js";
+import { encode, type Instruction } from "../asm/instruction.js";
+import { patchMapReferences, type AssembledProgram } from "../asm/assembler.js";
+
+/** Where a program's instructions come from: raw bytes, a list, or the Assembler's output with map references. */
+export type InstructionSource = Buffer | readonly Instruction[] | Pick<AssembledProgram, "instructions" | "references">;
+
+/** A map as a loader may receive it: an object with an fd, or a raw fd number. */
+export type MapHandle = number | { fd: { value: number } };
 
 /** Everything needed to load a program: plain data, safe to build and change. */
 export interface ProgramSpec {
   /** Up to 15 characters are kept by the kernel. */
   name?: string;
   type: ProgramType;
-  /** Encoded instructions (8 bytes each, little-endian). */
-  instructions: Buffer;
+  /** Encoded instructions (8 bytes each, little-endian), an Instruction list, or an assembled program. */
+  instructions: InstructionSource;
   /** "GPL" (or a GPL-compatible licence) is needed for GPL-only helpers. */
   license?: string;
   expectedAttachType?: AttachType;
@@ -32,6 +40,20 @@ export interface ProgramLoadOptions {
   logLevel?: number;
   /** Initial log buffer size; grown automatically when too small. */
   logSize?: number;
+  /** The maps an assembled program refers to by name (loadMapFd/loadMapValue). */
+  maps?: Readonly<Record<string, MapHandle>> | ReadonlyMap<string, MapHandle>;
+}
+
+/** Encodes any instruction source, patching symbolic map references with the given maps. */
+export function encodeInstructions(source: InstructionSource, maps: ProgramLoadOptions["maps"] = {}): Buffer {
+  if (Buffer.isBuffer(source)) return source;
+  if (Array.isArray(source)) return encode(source as readonly Instruction[]);
+  const program = source as Pick<AssembledProgram, "instructions" | "references">;
+  if (program.references.length === 0) return encode(program.instructions);
+  const fds: Record<string, number> = {};
+  const entries = maps instanceof Map ? [...maps.entries()] : Object.entries(maps as Record<string, MapHandle>);
+  for (const [name, handle] of entries) fds[name] = typeof handle === "number" ? handle : handle.fd.value;
+  return encode(patchMapReferences(program, fds));
 }
 
 export interface RunOptions {
@@ -71,8 +93,9 @@ export class Program {
    * failing instruction.
    */
   static load(spec: ProgramSpec, options: ProgramLoadOptions = {}): Program {
-    if (spec.instructions.length === 0 || spec.instructions.length % 8 !== 0) {
-      throw new UsageError("program load", `instructions must be a non-empty multiple of 8 bytes, got ${spec.instructions.length}`);
+    const instructions = encodeInstructions(spec.instructions, options.maps);
+    if (instructions.length === 0 || instructions.length % 8 !== 0) {
+      throw new UsageError("program load", `instructions must be a non-empty multiple of 8 bytes, got ${instructions.length}`);
     }
     if (spec.name && !/^[A-Za-z0-9_.]*$/.test(spec.name)) {
       throw new UsageError("program load", `program name "${spec.name}" may only contain letters, digits, '_' and '.'`);
@@ -85,7 +108,7 @@ export class Program {
     const name = (spec.name ?? "").slice(0, 15);
     const result = programLoad({
       programType: spec.type,
-      instructions: spec.instructions,
+      instructions,
       license: spec.license ?? "GPL",
       name,
       expectedAttachType: spec.expectedAttachType,

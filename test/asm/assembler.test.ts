@@ -135,3 +135,17 @@ test("slot indexes count lddw twice", () => {
   assert.equal(instructions[1]!.imm64, 0xffff_ffff_ffff_ffffn);
   assert.equal(encode(instructions).length, 32);
 });
+
+test("newLabel hands out fresh names for code generators", () => {
+  const builder = new Assembler().label("L0");
+  const first = builder.newLabel();
+  const second = builder.newLabel();
+  assert.notEqual(first, "L0");
+  assert.notEqual(first, second);
+  const skip = builder.newLabel("skip");
+  assert.match(skip, /^skip\d+$/);
+  const program = builder.jumpIf(R1, "==", 0, skip).mov64(R0, 1).label(skip).exit().finish();
+  assert.equal(program.instructions[0]!.offset, 1);
+  // a name already used by a forward jump is not handed out either
+  assert.notEqual(new Assembler().jump("L0").newLabel(), "L0");
+});
