@@ -224,3 +224,28 @@ test("callbacks passed by address and subprograms calling subprograms", (t) => {
   assert.equal(value(0), 45n, "bpf_loop called add_index for 0..9");
   assert.equal(value(1), BigInt((length & 7) ** 2 + 16), "sum_of_squares called square twice");
 });
+
+test("a loaded socket filter sees real loopback traffic", async (t) => {
+  if (!kernelAvailable(t)) return;
+  const { attachSocketFilter } = await import("../../src/link/socket-filter.js");
+  const dgram = await import("node:dgram");
+  using collection = Collection.load(loadCollectionSpec(fixturePath("collection.o")), { pinPath: withPinFolder(t) });
+  const receiver = dgram.createSocket("udp4");
+  const sender = dgram.createSocket("udp4");
+  try {
+    await new Promise<void>((resolve) => receiver.bind(0, "127.0.0.1", resolve));
+    using link = attachSocketFilter(collection.programs.socket_second!, receiver);
+    const received: Buffer[] = [];
+    const allArrived = new Promise<void>((resolve) => receiver.on("message", (message) => {
+      received.push(message);
+      if (received.length === 5) resolve();
+    }));
+    for (let i = 0; i < 5; i++) sender.send(Buffer.from(`packet ${i}`), receiver.address().port, "127.0.0.1");
+    await Promise.race([allArrived, new Promise((_, reject) => setTimeout(() => reject(new Error(`only ${received.length} of 5 datagrams arrived`)), 5000))]);
+    assert.equal(collection.maps.elf_pinned_counts!.get(key(7))!.readBigUInt64LE(0), 5n, "the filter ran once per datagram");
+    assert.equal(result(collection, 4), 11n);
+  } finally {
+    receiver.close();
+    sender.close();
+  }
+});
