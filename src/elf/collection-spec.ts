@@ -12,7 +12,7 @@ import { fixDataSections } from "./btf-data-sections.js";
 import { programKindOfSection, type AttachTarget } from "./section-names.js";
 
 /** An lddw that must point at a map (or into a map's value) when the program is loaded. */
-export interface MapReference {
+export interface ProgramMapReference {
   /** Slot index (8-byte units) of the lddw in the program's instructions. */
   slot: number;
   /** Key of the map in CollectionSpec.maps. */
@@ -51,7 +51,7 @@ export interface CollectionProgramSpec {
   /** Linked instructions (8-byte slots): the program, then every subprogram it calls, with call offsets fixed. */
   instructions: Buffer;
   /** Lddw instructions to patch with map file descriptors at load time. */
-  mapReferences: MapReference[];
+  mapReferences: ProgramMapReference[];
   /** Names of the functions linked into this program, in order, with their first slot. */
   functions: { name: string; slot: number }[];
   /** BTF func_info records (slot, FUNC type id), when the object has BTF.ext. */
@@ -459,7 +459,7 @@ class SpecReader {
       return base;
     };
     place(entry);
-    const mapReferences: MapReference[] = [];
+    const mapReferences: ProgramMapReference[] = [];
     for (let p = 0; p < pieces.length; p++) {
       const { range, base } = pieces[p]!;
       const code = chunks[p]!;
@@ -527,7 +527,7 @@ class SpecReader {
   }
 
   /** Applies one R_BPF_64_64 relocation on an lddw: a map, a data section, or a function address. */
-  private relocateLoad(code: Buffer, at: number, slot: number, symbol: ElfSymbol, where: string, references: MapReference[], place: (target: FunctionRange) => number): void {
+  private relocateLoad(code: Buffer, at: number, slot: number, symbol: ElfSymbol, where: string, references: ProgramMapReference[], place: (target: FunctionRange) => number): void {
     const sectionIndex = symbol.sectionIndex;
     if (sectionIndex === SectionIndex.Undefined) {
       throw new UsageError("read ELF object", `${where} refers to "${symbol.name}", which is not defined in this object (extern variables, .kconfig and .ksyms are not supported)`);
