@@ -11,7 +11,7 @@ import { FileDescriptor } from "../sys/file-descriptor.js";
 import { BpfMap, type MapSpec } from "./map.js";
 import { Program, type ProgramLoadOptions } from "./program.js";
 
-export interface CollectionOptions extends ProgramLoadOptions {
+export interface CollectionOptions extends Pick<ProgramLoadOptions, "logLevel" | "logSize"> {
   /**
    * bpffs folder for maps declared with `__uint(pinning, LIBBPF_PIN_BY_NAME)`
    * (default /sys/fs/bpf). A compatible map pinned there is reused; an
@@ -307,7 +307,7 @@ function loadProgram(spec: CollectionProgramSpec, collection: CollectionSpec, ma
       flags: spec.flags,
       kernelVersion: spec.kernelVersion,
       btf: btfInfo,
-    }, options);
+    }, { logLevel: options.logLevel, logSize: options.logSize });
   } catch (error) {
     // Keep the error's class (a VerifierError carries the log) and say which program it was.
     if (error instanceof NetbpfError) error.message = `program "${spec.name}" (section "${spec.section}"): ${error.message}`;
