@@ -151,9 +151,10 @@ test("loads legacy maps and static data reached through section symbols, and run
 
 test("loads without BTF when asked to", (t) => {
   if (!kernelAvailable(t)) return;
-  using collection = Collection.load(loadCollectionSpec(fixturePath("collection.o")), { btf: false, pinPath: withPinFolder(t), programs: ["socket_first"] });
+  using collection = Collection.load(loadCollectionSpec(fixturePath("collection.o")), { btf: false, pinPath: withPinFolder(t), programs: ["socket_first"], logLevel: 1 });
   assert.equal(collection.report.btfLoaded, false);
   assert.deepEqual(Object.keys(collection.programs), ["socket_first"]);
+  assert.match(collection.programs.socket_first!.verifierLog, /processed \d+ insns/, "logLevel reaches the verifier");
   collection.programs.socket_first!.run({ data: frame(64) });
   assert.equal(result(collection, 3), 1n);
 });
