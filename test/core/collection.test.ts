@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { test, type TestContext } from "node:test";
 import { Collection } from "../../src/core/collection.js";
 import { BpfMap } from "../../src/core/map.js";
@@ -170,8 +170,11 @@ test("load errors name the program, keep the verifier log, and close what was cr
   program.lineInfo = [];
   program.mapReferences = program.mapReferences.filter((r) => r.slot * 8 < program.instructions.length);
   const pinPath = withPinFolder(t);
-  assert.throws(() => Collection.load(spec, { pinPath, btf: false, programs: ["socket_first"] }), (e: unknown) =>
+  const openDescriptors = () => readdirSync("/proc/self/fd").length;
+  const before = openDescriptors();
+  assert.throws(() => Collection.load(spec, { pinPath, programs: ["socket_first"] }), (e: unknown) =>
     e instanceof VerifierError && /program "socket_first"/.test(e.message) && e.log.length > 0);
+  assert.equal(openDescriptors(), before, "every map and the BTF object were closed");
   assert.equal(existsSync(`${pinPath}/elf_pinned_counts`), false, "the pin made by the failed load was removed");
   assert.throws(() => Collection.load(spec, { programs: ["missing"], pinPath }), (e: unknown) => e instanceof UsageError && /no program "missing"/.test(e.message));
 });
