@@ -32,6 +32,8 @@ export const btfMagic = 0xeb9f;
 const headerMinimumLength = 24;
 const typeHeaderLength = 12;
 const maximumTypeId = 0x7fffffff;
+/** Lookups by name answered by searching the string section before the full name index is built. */
+const searchesBeforeFullIndex = 32;
 const linkages: readonly (BtfFunctionLinkage & BtfVariableLinkage)[] = ["static", "global", "extern"];
 
 export interface BtfParseOptions {
@@ -92,6 +94,7 @@ export class Btf {
   private nameIndex: Map<string, number | number[]> | undefined;
   private stringText: string | undefined;
   private nameOffsets: Map<number, number | number[]> | undefined;
+  private searchesByOffset = 0;
 
   private constructor(bytes: Uint8Array, options: BtfParseOptions) {
     const base = options.base;
@@ -275,7 +278,8 @@ export class Btf {
    * offset, which is much cheaper to build than one keyed by decoded names.
    */
   private ownIdsNamed(name: string): number[] {
-    if (this.nameIndex) return asList(this.nameIndex.get(name));
+    // Each search scans the string section; past a few dozen lookups the full index pays off.
+    if (this.nameIndex || ++this.searchesByOffset > searchesBeforeFullIndex) return asList(this.names().get(name));
     if (name === "" || name.includes("\0")) return [];
     const byOffset = this.nameOffsetIndex();
     const ids: number[] = [];
