@@ -61,3 +61,4 @@ export { Collection, type CollectionOptions, type CollectionLoadReport } from ".
 export { openPacketSocket, PacketSocket, EthernetProtocol, interfaceIndex, interfaceName, type Packet, type PacketSocketOptions } from "./sys/socket.js";
 export { perfEventOpen, perfEventAttribute, perfEventEnable, perfEventDisable, PerfType, PerfSoftwareEvent, PerfSampleType, tracepointId, type PerfEventAttributes, type PerfEventOpenOptions } from "./sys/perf-event.js";
 export { inNetworkNamespace } from "./sys/network-namespace.js";
+export * from "./btf/apply-core-relocation.js";
