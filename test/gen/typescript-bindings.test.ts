@@ -1,0 +1,143 @@
+import { test, type TestContext } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { loadCollectionSpec } from "../../src/elf/collection-spec.js";
+import { generateTypeScriptBindings, identifierName, pascalName } from "../../src/gen/typescript-bindings.js";
+import { decodeWithLayout, readBitfield, valueLayout, writeBitfield } from "../../src/gen/value-layout.js";
+import { UsageError } from "../../src/sys/errors.js";
+import { isRoot, skipUnlessKernel } from "../support/kernel.js";
+import { genObject, libraryEntry, makeWorkspace, typeCheck } from "./fixture.js";
+
+function kernelAvailable(t: TestContext): boolean {
+  return !skipUnlessKernel(t, isRoot() && existsSync("/sys/fs/bpf"), "needs root and bpffs for bpf(2)");
+}
+
+test("names become valid TypeScript identifiers", () => {
+  assert.equal(pascalName("flow_stats"), "FlowStats");
+  assert.equal(pascalName(".rodata.str1"), "RodataStr1");
+  assert.equal(pascalName("4tuple"), "T4tuple");
+  assert.equal(identifierName(".rodata"), "rodata");
+  assert.equal(identifierName(".data.my-section"), "data_my_section");
+  assert.equal(identifierName("9lives"), "_9lives");
+});
+
+test("layouts follow the BTF: offsets, bitfields, unions, enums", () => {
+  const spec = loadCollectionSpec(genObject);
+  const btf = spec.parsedBtf!;
+  const layout = valueLayout(btf, spec.maps.flows!.btfValueTypeId);
+  assert.equal(layout.kind, "record");
+  if (layout.kind !== "record") return;
+  assert.equal(layout.size, 56);
+  const byName = Object.fromEntries(layout.fields.map((f) => [f.name, f]));
+  assert.equal(byName.color!.layout.kind, "enum");
+  assert.equal(byName.label!.layout.kind, "string");
+  assert.deepEqual(byName.level!.bitfield, { shift: 1, bits: 3, signed: false });
+  assert.deepEqual(byName.signed_bits!.bitfield, { shift: 4, bits: 5, signed: true });
+  const bytes = Buffer.alloc(56);
+  writeBitfield(bytes, 50, 4, 5, -3);
+  writeBitfield(bytes, 50, 1, 3, 6);
+  assert.equal(readBitfield(bytes, 50, 4, 5, true), -3);
+  assert.equal(readBitfield(bytes, 50, 1, 3, false), 6);
+  bytes.write("hi", 36);
+  const decoded = decodeWithLayout(layout, bytes, 0) as Record<string, unknown>;
+  assert.equal(decoded.label, "hi");
+  assert.equal(decoded.level, 6);
+  assert.equal(decoded.signed_bits, -3);
+});
+
+test("gen refuses objects without BTF and unknown --type names", () => {
+  const spec = loadCollectionSpec(genObject);
+  assert.throws(() => generateTypeScriptBindings({ ...spec, parsedBtf: undefined }), (e: unknown) => e instanceof UsageError && /no BTF/.test((e as Error).message));
+  assert.throws(() => generateTypeScriptBindings(spec, { types: ["no_such_event"] }),
+    (e: unknown) => e instanceof UsageError && /no struct, union or typedef named "no_such_event"/.test((e as Error).message) && /flow_stats/.test((e as Error).message));
+});
+
+const usage = (bindings: string) => `
+import { load, decodeStateEvent, Color, type FlowKey, type FlowStats, type StateEvent } from "./${bindings}.js";
+export function use(): void {
+  using objects = load({ constants: { multiplier: 7, bias: 3n }, programs: ["scale"] });
+  const key: FlowKey = { addr: 1, port: 2, proto: 3, pad: 0 };
+  const stats: FlowStats | undefined = objects.maps.flows.get(key);
+  const packets: bigint | undefined = stats?.packets;
+  const color: Color = Color.COLOR_BLUE;
+  const event: StateEvent = decodeStateEvent(Buffer.alloc(48));
+  const counter: bigint | undefined = objects.maps.counters.get(0);
+  void objects.programs.scale.run;
+  void [packets, color, event, counter];
+}
+`;
+
+test("generated bindings type-check, and wrong uses do not", (t) => {
+  const workspace = makeWorkspace();
+  t.after(() => workspace.remove());
+  const spec = loadCollectionSpec(genObject);
+  const source = generateTypeScriptBindings(spec, { objectPath: "./gen.o", types: ["state_event"], importFrom: libraryEntry, sourceName: "gen.o" });
+  writeFileSync(join(workspace.directory, "gen.ts"), source);
+  writeFileSync(join(workspace.directory, "use.ts"), usage("gen"));
+  assert.deepEqual(typeCheck([join(workspace.directory, "use.ts")]), []);
+
+  // The types are real: mistakes are compile errors.
+  writeFileSync(join(workspace.directory, "wrong.ts"), `
+import { load } from "./gen.js";
+const objects = load({ constants: { multiplier: 1n } });
+objects.maps.flows.put({ addr: "1", port: 2, proto: 3, pad: 0 }, undefined as never);
+const n: number | undefined = objects.maps.counters.get(0);
+load({ programs: ["no_such_program"] });
+const p = load({ programs: ["scale"] });
+p.programs.on_state;
+`);
+  const errors = typeCheck([join(workspace.directory, "wrong.ts")]);
+  assert.equal(errors.length, 5, errors.join("\n"));
+  assert.match(errors.join("\n"), /bigint.*not assignable to type 'number'/);
+  assert.match(errors.join("\n"), /on_state/);
+});
+
+test("generated bindings work: typed map values, .rodata constants seen by BPF_PROG_TEST_RUN", async (t) => {
+  if (!kernelAvailable(t)) return;
+  const workspace = makeWorkspace();
+  t.after(() => workspace.remove());
+  const spec = loadCollectionSpec(genObject);
+  for (const [name, embed] of [["by-path", false], ["embedded", true]] as const) {
+    const source = generateTypeScriptBindings(spec, {
+      objectPath: "./gen.o", types: ["state_event"], importFrom: libraryEntry, sourceName: "gen.o",
+      embed: embed ? readFileSync(genObject) : undefined,
+    });
+    const file = join(workspace.directory, `${name}.ts`);
+    writeFileSync(file, source);
+    assert.deepEqual(typeCheck([file], true), []);
+    const bindings = await import(pathToFileURL(join(workspace.directory, `${name}.js`)).href);
+
+    const objects = bindings.load({ constants: { multiplier: 7, bias: 3n, watched_port: 8080 }, programs: ["scale"] });
+    try {
+      assert.deepEqual(Object.keys(objects.programs), ["scale"]);
+      const key = { addr: 1, port: 2, proto: 3, pad: 0 };
+      const before = {
+        packets: 100n, bytes: 1000n, delta: -5n, color: bindings.Color.COLOR_BLUE,
+        range: { low: 10, high: 20 }, tag: { as_int: 0xaabbccdd }, label: "web", history: [1, 2, 65535],
+        urgent: 1, level: 2, signed_bits: -3,
+      };
+      objects.maps.flows.put(key, before);
+      const result = objects.programs.scale.run({ data: Buffer.alloc(64) });
+      assert.equal(result.returnValue, 10, "multiplier 7 + bias 3");
+      const after = objects.maps.flows.get(key);
+      assert.equal(after.packets, 107n);
+      assert.equal(after.bytes, 1050n, "skb->len: 64 bytes less the 14-byte Ethernet header");
+      assert.equal(after.level, 5, "the program wrote the bitfield");
+      assert.deepEqual({ ...after, packets: 0n, bytes: 0n, level: 0, tag: after.tag.as_int },
+        { ...before, packets: 0n, bytes: 0n, level: 0, tag: 0xaabbccdd });
+      assert.deepEqual([...after.tag.as_bytes], [0xdd, 0xcc, 0xbb, 0xaa]);
+      assert.equal(objects.maps.counters.get(0), 7n);
+      assert.deepEqual(objects.maps.rodata.get(0), { multiplier: 7, bias: 3n, watched_port: 8080 });
+      assert.equal(objects.maps.bss.get(0).runs, 1n);
+      const event = bindings.decodeStateEvent(Buffer.concat([Buffer.from("0100000000000000" + "2a000000" + "01000000" + "07000000" + "5000" + "9000" + "7f000001" + "7f000002", "hex"), Buffer.from("curl\0\0\0\0\0\0\0\0\0\0\0\0")]));
+      assert.deepEqual({ ...event, saddr: [...event.saddr] }, { timestamp: 1n, pid: 42, old_state: 1, new_state: 7, sport: 0x50, dport: 0x90, saddr: [127, 0, 0, 1], daddr: event.daddr, comm: "curl" });
+      assert.throws(() => bindings.decodeStateEvent(Buffer.alloc(10)), /48 bytes; the record has 10/);
+    } finally {
+      objects.close();
+    }
+    assert.throws(() => bindings.load({ constants: { no_such_constant: 1 } }), (e: unknown) => e instanceof UsageError && /no constant "no_such_constant"/.test((e as Error).message));
+    assert.throws(() => bindings.load({ constants: { multiplier: 2 ** 40 } }), /does not fit/);
+  }
+});
