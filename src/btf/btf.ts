@@ -2,6 +2,7 @@ import { BtfFormatError } from "./btf-format-error.js";
 import { formatCDefinition, formatCType, type CFormatOptions } from "./btf-c-format.js";
 import {
   alignmentOf,
+  BtfLookupError,
   enumValue,
   fieldLocation,
   fieldOffset,
@@ -272,12 +273,7 @@ export class Btf {
   findType(name: string, kind?: BtfKind): number {
     const ids = this.findByName(name, kind);
     if (ids.length === 0) {
-      throw new BtfFormatError(
-        `no ${kind ? btfKindKernelName[kind] + " " : "type "}named "${name}"`,
-        {},
-        "look up BTF type",
-        "check the spelling; the running kernel may not have this type",
-      );
+      throw new BtfLookupError(`no ${kind ? btfKindKernelName[kind] + " " : "type "}named "${name}"`, undefined, "check the spelling; the running kernel may not have this type");
     }
     return ids[0]!;
   }
@@ -338,6 +334,8 @@ export class Btf {
         case 2: case 8: case 9: case 10: case 11: case 12: case 14: case 17: case 18:
           this.checkReference(sizeOrType, id);
           if (sizeOrType === id) throw new BtfFormatError("type refers to itself", { offset: position + 8, typeId: id });
+          if (kindNumber === 12 && vlen > 2) throw new BtfFormatError(`FUNC linkage ${vlen} is not 0, 1 or 2`, { offset: position + 4, typeId: id });
+          if (kindNumber === 14 && this.u32(extra) > 2) throw new BtfFormatError(`VAR linkage ${this.u32(extra)} is not 0, 1 or 2`, { offset: extra, typeId: id });
           break;
         case 3:
           this.checkReference(this.u32(extra), id);

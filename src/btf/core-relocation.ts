@@ -1,6 +1,6 @@
 import type { Btf } from "./btf.js";
 import { BtfFormatError } from "./btf-format-error.js";
-import { sizeOf, skipQualifiers } from "./btf-query.js";
+import { BtfLookupError, sizeOf, skipQualifiers } from "./btf-query.js";
 import { btfKindKernelName, isCompositeKind, isEnumKind, type BtfKind, type BtfMember } from "./btf-types.js";
 import { NetbpfError } from "../sys/errors.js";
 
@@ -30,6 +30,13 @@ export const corePoisonImmediate = 0xbad2310;
 /** Deepest access string libbpf accepts (BPF_CORE_SPEC_MAX_LEN). */
 const maximumSpecLength = 64;
 const maximumRecursion = 32;
+/** Type comparison steps one relocation may take; stops pathological (exponential) BTF. */
+const workLimit = 1_000_000;
+let workLeft = workLimit;
+
+function spend(): void {
+  if (--workLeft < 0) throw new CoreRelocationError(`comparing types took more than ${workLimit} steps`, "the BTF is malformed or pathological");
+}
 
 /** One CO-RE relocation record (struct bpf_core_relo), with the access string already read from the local BTF. */
 export interface CoreRelocation {
@@ -135,7 +142,7 @@ function resolveSize(btf: Btf, id: number): number | undefined {
   try {
     return sizeOf(btf, id);
   } catch (error) {
-    if (error instanceof BtfFormatError) return undefined;
+    if (error instanceof BtfFormatError || error instanceof BtfLookupError) return undefined;
     throw error;
   }
 }
@@ -239,6 +246,7 @@ function parseSpec(btf: Btf, relocation: CoreRelocation): Spec {
 /** Field compatibility for field relocations (libbpf's bpf_core_fields_are_compat). */
 function fieldsCompatible(local: Btf, localId: number, target: Btf, targetId: number): boolean {
   for (let depth = 0; depth < maximumRecursion; depth++) {
+    spend();
     const l = skip(local, localId);
     const t = skip(target, targetId);
     if (l === undefined || t === undefined) throw new CoreRelocationError("malformed type chain while comparing fields");
@@ -268,9 +276,15 @@ function fieldsCompatible(local: Btf, localId: number, target: Btf, targetId: nu
 }
 
 /** Type compatibility for type-based relocations (libbpf's bpf_core_types_are_compat). */
-export function coreTypesCompatible(local: Btf, localId: number, target: Btf, targetId: number, level = maximumRecursion): boolean {
+export function coreTypesCompatible(local: Btf, localId: number, target: Btf, targetId: number): boolean {
+  workLeft = workLimit;
+  return typesCompatible(local, localId, target, targetId, maximumRecursion);
+}
+
+function typesCompatible(local: Btf, localId: number, target: Btf, targetId: number, level: number): boolean {
   if (!kindsCompatible(local.kindOf(localId), target.kindOf(targetId))) return false;
   for (let depth = 0; depth < maximumRecursion; depth++) {
+    spend();
     const l = skip(local, localId);
     const t = skip(target, targetId);
     if (l === undefined || t === undefined) throw new CoreRelocationError("malformed type chain while comparing types");
@@ -295,7 +309,7 @@ export function coreTypesCompatible(local: Btf, localId: number, target: Btf, ta
         if (localType.parameters.length !== targetProto.parameters.length) return false;
         for (let index = 0; index < localType.parameters.length; index++) {
           if (level <= 0) throw new CoreRelocationError("function prototypes nest too deeply");
-          if (!coreTypesCompatible(local, skip(local, localType.parameters[index]!.type) ?? 0, target, skip(target, targetProto.parameters[index]!.type) ?? 0, level - 1)) return false;
+          if (!typesCompatible(local, skip(local, localType.parameters[index]!.type) ?? 0, target, skip(target, targetProto.parameters[index]!.type) ?? 0, level - 1)) return false;
         }
         localId = localType.returnType;
         targetId = targetProto.returnType;
@@ -322,9 +336,15 @@ function enumsMatch(local: Btf, localId: number, target: Btf, targetId: number):
 }
 
 /** Type "match" relation for TYPE_MATCHES (libbpf's __bpf_core_types_match). */
-export function coreTypesMatch(local: Btf, localId: number, target: Btf, targetId: number, behindPointer = false, level = maximumRecursion): boolean {
+export function coreTypesMatch(local: Btf, localId: number, target: Btf, targetId: number): boolean {
+  workLeft = workLimit;
+  return typesMatch(local, localId, target, targetId, false, maximumRecursion);
+}
+
+function typesMatch(local: Btf, localId: number, target: Btf, targetId: number, behindPointer: boolean, level: number): boolean {
   if (level <= 0) throw new CoreRelocationError("types nest too deeply while matching types");
   for (let depth = 0; depth < maximumRecursion; depth++) {
+    spend();
     const l = skip(local, localId);
     const t = skip(target, targetId);
     if (l === undefined || t === undefined) throw new CoreRelocationError("malformed type chain while matching types");
@@ -351,7 +371,7 @@ export function coreTypesMatch(local: Btf, localId: number, target: Btf, targetI
         const targetMembers = targetType.members;
         if (localType.members.length > targetMembers.length) return false;
         return localType.members.every((member) =>
-          targetMembers.some((candidate) => namesMatch(member.name, candidate.name) && coreTypesMatch(local, member.type, target, candidate.type, behindPointer, level - 1)),
+          targetMembers.some((candidate) => namesMatch(member.name, candidate.name) && typesMatch(local, member.type, target, candidate.type, behindPointer, level - 1)),
         );
       }
       case "int":
@@ -370,7 +390,7 @@ export function coreTypesMatch(local: Btf, localId: number, target: Btf, targetI
       case "functionProto": {
         if (targetType.kind !== "functionProto" || localType.parameters.length !== targetType.parameters.length) return false;
         for (let index = 0; index < localType.parameters.length; index++) {
-          if (!coreTypesMatch(local, localType.parameters[index]!.type, target, targetType.parameters[index]!.type, behindPointer, level - 1)) return false;
+          if (!typesMatch(local, localType.parameters[index]!.type, target, targetType.parameters[index]!.type, behindPointer, level - 1)) return false;
         }
         localId = localType.returnType;
         targetId = targetType.returnType;
@@ -391,6 +411,7 @@ function matchMember(local: Btf, localAccessor: Accessor, target: Btf, targetId:
   if (targetType.kind !== "struct" && targetType.kind !== "union") return { found: false, nextTargetId: 0 };
   const localMember = (local.type(localAccessor.typeId) as { members: BtfMember[] }).members[localAccessor.index]!;
   for (let index = 0; index < targetType.members.length; index++) {
+    spend();
     const member = targetType.members[index]!;
     if (spec.raw.length === maximumSpecLength) throw new CoreRelocationError(`struct/union nesting deeper than ${maximumSpecLength} in ${describeType(target, structId)}`);
     spec.bitOffset += member.bitOffset;
@@ -417,8 +438,8 @@ function matchSpec(localSpec: Spec, target: Btf, targetRootId: number): Spec | u
   const spec: Spec = { btf: target, rootTypeId: targetRootId, kind: localSpec.kind, raw: [], accessors: [], bitOffset: 0 };
   if (isTypeBased(localSpec.kind)) {
     const matched = localSpec.kind === CoreRelocationKind.typeMatches
-      ? coreTypesMatch(localSpec.btf, localSpec.rootTypeId, target, targetRootId)
-      : coreTypesCompatible(localSpec.btf, localSpec.rootTypeId, target, targetRootId);
+      ? typesMatch(localSpec.btf, localSpec.rootTypeId, target, targetRootId, false, maximumRecursion)
+      : typesCompatible(localSpec.btf, localSpec.rootTypeId, target, targetRootId, maximumRecursion);
     return matched ? spec : undefined;
   }
   const first = localSpec.accessors[0]!;
@@ -639,7 +660,10 @@ function essentialIndex(btf: Btf): Map<string, number[]> {
   return index;
 }
 
-/** Candidate target types for a local type: same essential name and a compatible kind (libbpf's candidate search). */
+/**
+ * Candidate target types for a local type: same essential name and a compatible kind
+ * (libbpf's candidate search). Targets are searched base first (vmlinux, then modules).
+ */
 export function findCoreCandidates(local: Btf, localTypeId: number, targets: Btf | readonly Btf[]): { btf: Btf; typeId: number }[] {
   const localName = local.nameOf(localTypeId);
   const localKind = local.kindOf(localTypeId);
@@ -654,8 +678,11 @@ export function findCoreCandidates(local: Btf, localTypeId: number, targets: Btf
     }
   };
   for (const target of Array.isArray(targets) ? targets : [targets as Btf]) visit(target);
+  // Like libbpf: the first (base-most, i.e. vmlinux) BTF wins if it has any candidate;
+  // only otherwise are the others (modules) searched, all together.
   const candidates: { btf: Btf; typeId: number }[] = [];
-  for (const btf of order) {
+  for (const [index, btf] of order.entries()) {
+    if (index === 1 && candidates.length > 0) break;
     for (const id of essentialIndex(btf).get(wanted) ?? []) {
       if (kindsCompatible(localKind, btf.kindOf(id))) candidates.push({ btf, typeId: id });
     }
@@ -670,6 +697,7 @@ export function findCoreCandidates(local: Btf, localTypeId: number, targets: Btf
  * that need a match); malformed or ambiguous relocations throw CoreRelocationError.
  */
 export function resolveCoreRelocation(local: Btf, relocation: CoreRelocation, targets: Btf | readonly Btf[]): CoreRelocationResult {
+  workLeft = workLimit;
   const localSpec = parseSpec(local, relocation);
   if (relocation.kind === CoreRelocationKind.typeIdLocal) {
     const id = BigInt(localSpec.rootTypeId);

@@ -208,6 +208,24 @@ test("flavors: essential names, ambiguity between candidates", () => {
   assert.equal(resolveCoreRelocation(local, record, incompatible.build()).poison, true);
 });
 
+test("candidates in vmlinux win over module candidates, as in libbpf", () => {
+  const int = { kind: "int", name: "int", size: 4, signed: true, char: false, bool: false, bitOffset: 0, bits: 32 } as const;
+  const kernel = new BtfBuilder();
+  const kernelInt = kernel.add(int);
+  kernel.add({ kind: "struct", name: "task_struct", size: 8, kindFlag: false, members: [{ name: "tgid", type: kernelInt, bitOffset: 32, bitfieldSize: 0 }] });
+  const vmlinux = kernel.build();
+  const module = new BtfBuilder({ base: vmlinux });
+  module.add({ kind: "struct", name: "task_struct", size: 8, kindFlag: false, members: [{ name: "tgid", type: kernelInt, bitOffset: 0, bitfieldSize: 0 }] });
+  module.add({ kind: "struct", name: "module_only", size: 4, kindFlag: false, members: [{ name: "tgid", type: kernelInt, bitOffset: 0, bitfieldSize: 0 }] });
+  const moduleBtf = module.build();
+  const record = relocation("socket", "task_struct___flavor", "0:0", 0);
+  const result = resolveCoreRelocation(local, record, [vmlinux, moduleBtf]);
+  assert.equal(result.targetValue, 4n);
+  assert.equal(result.target?.btf, vmlinux);
+  // with only the module's own types it would be offset 0: the module BTF alone (which includes its base) still prefers vmlinux
+  assert.equal(resolveCoreRelocation(local, record, moduleBtf).targetValue, 4n);
+});
+
 test("TYPE_MATCHES, enum64 values, and malformed records", () => {
   const builder = new BtfBuilder();
   const int = builder.add({ kind: "int", name: "int", size: 4, signed: true, char: false, bool: false, bitOffset: 0, bits: 32 });
