@@ -261,6 +261,8 @@ interface LogEntry {
   text?: string;
   stateText?: string;
   stateIsFull?: boolean;
+  /** An error message the kernel printed on the same line, right after a jump instruction. */
+  trailing?: string;
   source?: SourceLine;
 }
 
@@ -276,6 +278,10 @@ function parseLine(line: string, index: number): LogEntry {
     if (branch) {
       // `if r7 < r6 goto pc-2 2: R1=… R10=fp0`: the full state at the jump target.
       return { index, kind: "instruction", instruction: Number(instruction[1]), width: 1, text: branch[1]!.trim(), stateText: branch[3], stateIsFull: true };
+    }
+    const jumpWithMessage = /^(.*\bgoto pc[+-]\d+) (\S.*)$/.exec(text);
+    if (jumpWithMessage) {
+      return { index, kind: "instruction", instruction: Number(instruction[1]), width: 1, text: jumpWithMessage[1]!.trim(), trailing: jumpWithMessage[2]!.trim() };
     }
     text = text.trim();
     const width = instruction[2] === "18" ? 2 : 1;
@@ -379,6 +385,8 @@ export class VerifierReport {
       }
     }
     const messageLines: string[] = [];
+    const trailing = lastInstruction >= 0 ? entries[lastInstruction]!.trailing : undefined;
+    if (trailing) messageLines.push(trailing);
     for (let i = lastInstruction + 1; i < entries.length; i++) {
       const entry = entries[i]!;
       if (entry.kind !== "other" || bookkeepingPattern.test(lines[i]!)) continue;
@@ -581,14 +589,17 @@ function sourceFromLineInfo(records: readonly LineInfoRecord[] | undefined, inst
 function repeatedRange(entries: readonly LogEntry[], end: number): { first: number; last: number } | undefined {
   const counts = new Map<number, number>();
   let seen = 0;
+  let backwardJump = false;
   for (let i = end; i >= 0 && seen < 200; i--) {
     const entry = entries[i];
     if (entry?.kind !== "instruction") continue;
     seen++;
     counts.set(entry.instruction!, (counts.get(entry.instruction!) ?? 0) + 1);
+    if (/\bgotol? pc-\d+/.test(entry.text ?? "")) backwardJump = true;
   }
+  // Paths of a branchy program also revisit instructions; only a backward jump makes it a loop.
   const repeated = [...counts].filter(([, count]) => count >= 3).map(([instruction]) => instruction);
-  if (repeated.length === 0) return undefined;
+  if (repeated.length === 0 || !backwardJump) return undefined;
   return { first: Math.min(...repeated), last: Math.max(...repeated) };
 }
 

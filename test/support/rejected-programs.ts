@@ -1,4 +1,4 @@
-import { Assembler, R0, R1, R2, R3, R6, R7, R10 } from "../../src/asm/assembler.js";
+import { Assembler, R0, R1, R2, R3, R4, R5, R6, R7, R10 } from "../../src/asm/assembler.js";
 import { BpfMap } from "../../src/core/map.js";
 import { Program, type ProgramSpec } from "../../src/core/program.js";
 import { AttachType, MapType, ProgramFlag, ProgramType } from "../../src/sys/bpf-constants.js";
@@ -11,8 +11,8 @@ import { VerifierError } from "../../src/sys/errors.js";
  */
 export interface RejectedProgram {
   spec: ProgramSpec;
-  /** The instruction (slot) the verifier is expected to stop at. */
-  failingInstruction: number;
+  /** The instruction (slot) the verifier is expected to stop at; undefined when the log names none; "somewhere" when it depends on the search order. */
+  failingInstruction: number | undefined | "somewhere";
   maps?: () => Record<string, BpfMap>;
 }
 
@@ -85,15 +85,33 @@ export const rejectedPrograms = {
         .exit()
         .finish(),
     },
-    failingInstruction: -1,
+    failingInstruction: 3,
   }),
 
-  /** Thousands of independent branches: too many paths to verify. */
+  /**
+   * Five pointers, each moved down by up to ten independent branches: 11^5
+   * distinct states, so the verifier runs out of its 1 000 000 instructions.
+   */
   "too-many-instructions": (): RejectedProgram => {
+    const pointers = [R2, R3, R4, R5, R7];
+    const program = new Assembler();
+    for (const pointer of pointers) program.mov64(pointer, R10);
+    for (const pointer of pointers) {
+      program.load("u32", R6, R1, 0);
+      for (let bit = 0; bit < 10; bit++) program.jumpIf(R6, "&", 1 << bit, `${pointer}-${bit}`).add64(pointer, -1).label(`${pointer}-${bit}`);
+    }
+    program.mov64(R0, 0);
+    for (const pointer of pointers) program.load("u8", R1, pointer, -1).add64(R0, R1);
+    program.exit();
+    return { spec: { type: ProgramType.SocketFilter, instructions: program.finish() }, failingInstruction: "somewhere" };
+  },
+
+  /** Thousands of independent branches pending at once. */
+  "too-many-branches": (): RejectedProgram => {
     const program = new Assembler().load("u32", R6, R1, 0).mov64(R7, 0);
     for (let i = 0; i < 9000; i++) program.jumpIf(R6, "==", i, `skip${i}`).add64(R7, 1).label(`skip${i}`);
     program.mov64(R0, R7).exit();
-    return { spec: { type: ProgramType.SocketFilter, instructions: program.finish() }, failingInstruction: -1 };
+    return { spec: { type: ProgramType.SocketFilter, instructions: program.finish() }, failingInstruction: 16386 };
   },
 
   /** Reads above the frame pointer: outside the stack. */
@@ -138,7 +156,7 @@ export const rejectedPrograms = {
         .exit()
         .finish(),
     },
-    failingInstruction: -1,
+    failingInstruction: undefined,
   }),
 
   /** Reads a register nothing wrote. */
