@@ -3,6 +3,8 @@ import { Command, CommanderError } from "commander";
 import { NetbpfError } from "../sys/errors.js";
 import { registerFeaturesCommand } from "./features-command.js";
 import { registerObjectCommands } from "./object-commands.js";
+import { registerGenCommand } from "./gen-command.js";
+import { registerLoadCommand } from "./load-command.js";
 
 // `netbpf … | head` closes our stdout early: that is not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -20,6 +22,8 @@ program
 
 registerFeaturesCommand(program);
 registerObjectCommands(program);
+registerGenCommand(program);
+registerLoadCommand(program);
 
 function fail(error: unknown): never {
   if (error instanceof CommanderError) process.exit(error.exitCode);

@@ -9,7 +9,7 @@ import { skipQualifiers } from "../btf/btf-query.js";
 import type { CollectionMapSpec, CollectionSpec } from "../elf/collection-spec.js";
 import { MapType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
-import { dataSectionLayout, valueLayout, type FieldLayout, type ValueLayout } from "./value-layout.js";
+import { dataSectionLayout, findNamedType, valueLayout, type FieldLayout, type ValueLayout } from "./value-layout.js";
 
 export interface TypeScriptBindingsOptions {
   /** Where the generated module finds the object, relative to the module (default "./object.o"). */
@@ -347,23 +347,6 @@ interface ConstantBinding {
   codec: string | undefined;
 }
 
-/** Finds a struct, union, enum or typedef by name for `--type`. */
-function findNamedType(btf: Btf, name: string): number {
-  const bare = name.replace(/^(struct|union|enum)\s+/, "");
-  for (const kind of ["struct", "union", "typedef"] as const) {
-    const ids = btf.findByName(bare, kind);
-    if (ids.length > 0) return ids[0]!;
-  }
-  const available: string[] = [];
-  for (const [id, type] of btf.entries()) {
-    if ((type.kind === "struct" || type.kind === "union") && type.name) available.push(type.name);
-    if (available.length > 40) break;
-    void id;
-  }
-  throw new UsageError(operation, `the object's BTF has no struct, union or typedef named "${bare}"`,
-    available.length ? `structs in the object: ${available.join(", ")}` : "the object's BTF has no named structs");
-}
-
 function describeMap(spec: CollectionMapSpec, btf: Btf): string {
   const type = MapType[spec.type] ?? String(spec.type);
   const key = spec.btfKeyTypeId ? btf.formatC(spec.btfKeyTypeId) : `${spec.keySize} bytes`;
@@ -382,7 +365,7 @@ export function generateTypeScriptBindings(spec: CollectionSpec, options: TypeSc
   // Event types first, so their names are the plain ones.
   const eventDecoders: string[] = [];
   for (const typeName of options.types ?? []) {
-    const id = findNamedType(btf, typeName);
+    const id = findNamedType(btf, typeName, operation);
     const layout = valueLayout(btf, id);
     if (layout.kind !== "record") throw new UsageError(operation, `"${typeName}" is ${btf.describe(skipQualifiers(btf, id))}, not a struct or union`);
     const names = emitter.record(layout, typeName);

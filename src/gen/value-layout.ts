@@ -237,3 +237,19 @@ export function dataSectionLayout(btf: Btf | undefined, section: DataSection, si
   }
   return { kind: "record", size, union: false, typeId, name: section.section, fields };
 }
+
+/** Finds a struct, union, enum or typedef by name for `--type`. */
+export function findNamedType(btf: Btf, name: string, operation = "find BTF type"): number {
+  const bare = name.replace(/^(struct|union|enum)\s+/, "");
+  for (const kind of ["struct", "union", "typedef"] as const) {
+    const ids = btf.findByName(bare, kind);
+    if (ids.length > 0) return ids[0]!;
+  }
+  const available: string[] = [];
+  for (const [, type] of btf.entries()) {
+    if ((type.kind === "struct" || type.kind === "union") && type.name) available.push(type.name);
+    if (available.length > 40) break;
+  }
+  throw new UsageError(operation, `the object's BTF has no struct, union or typedef named "${bare}"`,
+    available.length ? `structs in the object: ${available.join(", ")}` : "the object's BTF has no named structs");
+}
