@@ -263,7 +263,7 @@ export async function runLoadCommand(objectFile: string, options: LoadCommandOpt
         continue;
       }
       links.push(link);
-      status(json, { type: "attached", program: name, section: spec.programs[name]!.section, hook: link.description },
+      status(json, { type: "attached", program: name, section: spec.programs[name]!.section, hook: link.description, linkId: link.isBpfLink ? link.id : undefined },
         `attached ${name}: ${link.description}`);
     }
     if (duration !== undefined) timer = setTimeout(stop, duration * 1000);
