@@ -3,7 +3,10 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { loadCollectionSpec } from "../../src/elf/collection-spec.js";
+import { BtfBuilder } from "../../src/btf/btf-builder.js";
+import type { Btf } from "../../src/btf/btf.js";
+import { loadCollectionSpec, type CollectionSpec } from "../../src/elf/collection-spec.js";
+import { MapType } from "../../src/sys/bpf-constants.js";
 import { generateTypeScriptBindings, identifierName, pascalName } from "../../src/gen/typescript-bindings.js";
 import { decodeWithLayout, readBitfield, valueLayout, writeBitfield } from "../../src/gen/value-layout.js";
 import { UsageError } from "../../src/sys/errors.js";
@@ -142,4 +145,74 @@ test("generated bindings work: typed map values, .rodata constants seen by BPF_P
     assert.throws(() => bindings.load({ constants: { no_such_constant: 1 } }), (e: unknown) => e instanceof UsageError && /no constant "no_such_constant"/.test((e as Error).message));
     assert.throws(() => bindings.load({ constants: { multiplier: 2 ** 40 } }), /does not fit/);
   }
+});
+
+/** BTF with the shapes the fixture lacks: anonymous members, enum64, floats, pointers, big and nested arrays, a clashing name. */
+function edgeCaseSpec(): { spec: CollectionSpec; btf: Btf; bitfield64: number } {
+  const builder = new BtfBuilder();
+  const int = (name: string, size: number, signed: boolean, extra: Partial<{ bool: boolean; char: boolean }> = {}) =>
+    builder.add({ kind: "int", name, size, signed, char: extra.char ?? false, bool: extra.bool ?? false, bitOffset: 0, bits: size * 8 });
+  const u16 = int("unsigned short", 2, false);
+  const u32 = int("unsigned int", 4, false);
+  const u64 = int("unsigned long long", 8, false);
+  const bool = int("_Bool", 1, false, { bool: true });
+  const float = builder.add({ kind: "float", name: "float", size: 4 });
+  const double = builder.add({ kind: "float", name: "double", size: 8 });
+  const pointer = builder.add({ kind: "pointer", name: "", type: u32 });
+  const big = builder.add({ kind: "enum64", name: "big_values", size: 8, signed: false, values: [{ name: "BIG_ONE", value: 1n << 40n }] });
+  const list = builder.add({ kind: "array", name: "", type: u32, indexType: u32, length: 20 });
+  const row = builder.add({ kind: "array", name: "", type: u16, indexType: u32, length: 3 });
+  const grid = builder.add({ kind: "array", name: "", type: row, indexType: u32, length: 2 });
+  const pair = builder.add({ kind: "struct", name: "", size: 8, kindFlag: false, members: [
+    { name: "a", type: u32, bitOffset: 0, bitfieldSize: 0 }, { name: "b", type: u32, bitOffset: 32, bitfieldSize: 0 }] });
+  const either = builder.add({ kind: "union", name: "", size: 4, kindFlag: false, members: [
+    { name: "x", type: u32, bitOffset: 0, bitfieldSize: 0 }, { name: "y", type: float, bitOffset: 0, bitfieldSize: 0 }] });
+  const value = builder.add({ kind: "struct", name: "Maps", size: 136, kindFlag: false, members: [
+    { name: "", type: pair, bitOffset: 0, bitfieldSize: 0 },
+    { name: "", type: either, bitOffset: 64, bitfieldSize: 0 },
+    { name: "flag", type: bool, bitOffset: 96, bitfieldSize: 0 },
+    { name: "p", type: pointer, bitOffset: 128, bitfieldSize: 0 },
+    { name: "e", type: big, bitOffset: 192, bitfieldSize: 0 },
+    { name: "list", type: list, bitOffset: 256, bitfieldSize: 0 },
+    { name: "grid", type: grid, bitOffset: 896, bitfieldSize: 0 },
+    { name: "d", type: double, bitOffset: 1024, bitfieldSize: 0 },
+  ] });
+  const bitfield64 = builder.add({ kind: "struct", name: "wide", size: 8, kindFlag: true, members: [{ name: "huge", type: u64, bitOffset: 0, bitfieldSize: 40 }] });
+  const btf = builder.build();
+  const map = {
+    name: "things", section: ".maps", type: MapType.Hash, keySize: 4, valueSize: 136, maxEntries: 1, flags: 0, numaNode: undefined,
+    mapExtra: undefined, pinning: "none" as const, innerMap: undefined, initialSlots: [], btfKeyTypeId: u32, btfValueTypeId: value, data: undefined,
+  };
+  const spec: CollectionSpec = { programs: {}, maps: { things: map }, dataSections: {}, license: "GPL", kernelVersion: undefined, btf: undefined, parsedBtf: btf, btfExt: undefined, parsedBtfExt: undefined };
+  return { spec, btf, bitfield64 };
+}
+
+test("edge-case BTF: generated codecs type-check and round-trip", async (t) => {
+  const { spec, btf, bitfield64 } = edgeCaseSpec();
+  assert.throws(() => valueLayout(btf, bitfield64), (e: unknown) => e instanceof UsageError && /wide.*huge is 40 bits wide/.test((e as Error).message));
+  const workspace = makeWorkspace();
+  t.after(() => workspace.remove());
+  const file = join(workspace.directory, "edge.ts");
+  const source = generateTypeScriptBindings(spec, { importFrom: libraryEntry });
+  writeFileSync(file, source);
+  assert.match(source, /export interface Maps2 \{/, "a struct named like a generated interface gets a number");
+  assert.match(source, /list: number\[\];/, "arrays longer than 16 are plain arrays");
+  assert.match(source, /grid: \[\[number, number, number\], \[number, number, number\]\];/);
+  assert.match(source, /x\?: number;\n  y\?: number;/, "anonymous union members are flattened and optional");
+  assert.match(source, /export type ProgramName = never;/);
+  assert.deepEqual(typeCheck([file], true), []);
+  const bindings = await import(pathToFileURL(join(workspace.directory, "edge.js")).href);
+  const codec = bindings.maps2Codec;
+  assert.equal(codec.size, 136);
+  const value = { a: 1, b: 2, y: 1.5, flag: true, p: 0xffff_0000_1234n, e: bindings.BigValues.BIG_ONE, list: Array.from({ length: 20 }, (_, i) => i * 3), grid: [[1, 2, 3], [4, 5, 6]], d: -2.25 };
+  const buffer = Buffer.alloc(140, 0xee);
+  codec.encode(value, buffer, 2);
+  assert.equal(buffer[0], 0xee, "nothing written before the offset");
+  assert.equal(buffer[138], 0xee, "nothing written after the value");
+  assert.equal(buffer.readFloatLE(2 + 8), 1.5, "the union member that was set");
+  const decoded = codec.decode(buffer, 2);
+  assert.deepEqual({ ...decoded, x: undefined }, { ...value, x: undefined });
+  assert.equal(decoded.x, buffer.readUInt32LE(10), "every union member is decoded");
+  assert.equal(decoded.e, 1n << 40n);
+  assert.throws(() => codec.encode({ ...value, list: [1, 2] }, buffer, 0), /expected 20 elements, got 2/);
 });
