@@ -6,6 +6,10 @@ import net from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { listLinks } from "../../src/core/loaded-objects.js";
+import { planAttachment } from "../../src/cli/load-command.js";
+import type { CollectionProgramSpec } from "../../src/elf/collection-spec.js";
+import { programKindOfSection } from "../../src/elf/section-names.js";
+import { AttachType } from "../../src/sys/bpf-constants.js";
 import { cliPath, runCli } from "../support/cli.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { Testbed, udpSenderScript } from "../support/testbed.js";
@@ -171,4 +175,35 @@ test("netbpf load prints a verifier rejection as a readable report", (t) => {
   assert.equal(report.type, "verifier-rejection");
   assert.equal(report.program, "null_value");
   assert.equal(report.category, "null-pointer");
+});
+
+test("attachment plans follow the section name", () => {
+  const program = (section: string) => {
+    const kind = programKindOfSection(section)!;
+    return { name: "p", section, type: kind.programType, expectedAttachType: kind.expectedAttachType, attachTarget: kind.attachTarget } as CollectionProgramSpec;
+  };
+  assert.deepEqual(planAttachment(program("tc"), { interface: "lo" }), { kind: "tc", direction: "ingress", interface: "lo" });
+  assert.deepEqual(planAttachment(program("classifier"), { interface: "lo", direction: "egress" }), { kind: "tc", direction: "egress", interface: "lo" });
+  assert.deepEqual(planAttachment(program("tcx/egress"), { interface: "lo", direction: "ingress" }), { kind: "tc", direction: "egress", interface: "lo" }, "the section wins");
+  assert.throws(() => planAttachment(program("tc"), { interface: "lo", direction: "sideways" }), /--direction must be ingress or egress/);
+  assert.deepEqual(planAttachment(program("xdp"), { interface: "lo", xdpMode: "generic" }), { kind: "xdp", interface: "lo", mode: "generic" });
+  assert.throws(() => planAttachment(program("xdp"), {}), /attaches to XDP.*-i\/--interface/);
+  assert.throws(() => planAttachment(program("xdp"), { interface: "lo", xdpMode: "turbo" }), /--xdp-mode must be native, generic or offload/);
+  assert.equal(planAttachment(program("xdp/devmap"), {}).kind, "none");
+  assert.deepEqual(planAttachment(program("tp/tcp/tcp_retransmit_skb"), {}), { kind: "tracepoint", category: "tcp", name: "tcp_retransmit_skb" });
+  assert.deepEqual(planAttachment(program("raw_tp/sys_enter"), {}), { kind: "rawTracepoint", name: "sys_enter" });
+  assert.throws(() => planAttachment(program("cgroup_skb/egress"), {}), /attaches to a cgroup.*--cgroup PATH/);
+  assert.deepEqual(planAttachment(program("cgroup/connect4"), { cgroup: "/sys/fs/cgroup/x" }), { kind: "cgroup", cgroup: "/sys/fs/cgroup/x", attachType: AttachType.CgroupInet4Connect });
+  assert.match((planAttachment(program("socket"), {}) as { reason: string }).reason, /socket/);
+  assert.match((planAttachment(program("sk_lookup"), {}) as { reason: string }).reason, /does not attach SkLookup/);
+});
+
+test("netbpf load for people: status on standard error, dumps on standard output", (t) => {
+  if (!kernelAvailable(t)) return;
+  const { status, stdout, stderr } = runCli(["load", genObject, "--program", "scale", "--set", "multiplier=4", "--dump", "counters", "--dump", ".rodata", "--duration", "0.2"]);
+  assert.equal(status, 0, stderr);
+  assert.match(stderr, /^loaded .*gen\.o: 1 program\(s\), 5 map\(s\)$/m);
+  assert.match(stderr, /not attached: scale \(section "socket"\)/);
+  assert.match(stdout, /^counters: 4 entries\n  0: 0\n/m);
+  assert.match(stdout, /^\.rodata: 1 entry\n  0: \{"multiplier":4,"bias":0,"watched_port":0\}$/m);
 });
