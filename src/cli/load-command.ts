@@ -15,6 +15,7 @@ import { attachTracepoint } from "../link/tracepoint.js";
 import { attachXdp, type XdpMode } from "../link/xdp.js";
 import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
 import { AttachType, MapType, ProgramType } from "../sys/bpf-constants.js";
+import { interfaceIndex } from "../sys/socket.js";
 import { UsageError, VerifierError } from "../sys/errors.js";
 import { toJson, writeLine } from "./output.js";
 
@@ -196,6 +197,10 @@ export async function runLoadCommand(objectFile: string, options: LoadCommandOpt
     }
   }
   const plans = new Map(selected.map((name) => [name, planAttachment(spec.programs[name]!, options)]));
+  for (const plan of plans.values()) {
+    // An unknown interface is reported before anything is loaded.
+    if (plan.kind === "tc" || plan.kind === "xdp") interfaceIndex(plan.interface, operation);
+  }
   for (const setting of options.set) applySetting(spec, setting);
 
   const checkMap = (name: string, option: string) => {

@@ -150,6 +150,7 @@ test("netbpf load: unknown programs, bad --set values and bad map names are refu
     [["--program", "scale", "--ringbuf", "events", "--type", "nope"], /no struct, union or typedef named "nope"/],
     [["--program", "scale", "--type", "state_event"], /give --ringbuf MAP too/],
     [["--program", "scale", "--duration", "soon"], /--duration "soon" is not a positive number/],
+    [["--program", "count_packets", "-i", "nb-gen-none0"], /no network interface named nb-gen-none0/],
   ];
   for (const [args, expected] of cases) {
     const { status, stderr } = runCli(["load", genObject, ...args]);
