@@ -75,6 +75,7 @@ interface Rule {
 
 interface RuleContext {
   instructionText: string | undefined;
+  messageText: string;
 }
 
 const registerName = (match: RegExpExecArray, group = 1): string => (match[group] ? `R${match[group]}` : "the register");
@@ -94,8 +95,13 @@ const rules: Rule[] = [
     category: "packet-bounds",
     pattern: /invalid access to packet|R(\d+) offset is outside of the packet|invalid (?:variable-offset )?access to packet|R(\d+) invalid mem access 'pkt/,
     title: "packet access without a bounds check",
-    explanation: () =>
-      "The program reads or writes packet memory that the verifier cannot prove lies before data_end. Every packet access needs an earlier comparison with data_end that covers the whole access (offset plus size), on every path to it.",
+    explanation: (_match, context) => {
+      const access = /off=(-?\d+) size=(\d+), R(\d+)\(id=\d+,off=-?\d+,r=(\d+)\)/.exec(context.messageText);
+      const specific = access
+        ? ` Here R${access[3]} reaches ${access[2] === "1" ? `byte ${access[1]}` : `bytes ${access[1]}–${Number(access[1]) + Number(access[2]) - 1}`} of the packet, but only the first ${access[4]} bytes were checked against data_end.`
+        : "";
+      return `The program reads or writes packet memory that the verifier cannot prove lies before data_end. Every packet access needs an earlier comparison with data_end that covers the whole access (offset plus size), on every path to it.${specific}`;
+    },
     advice:
       "Before the access, check `if (data + offset + size > data_end) return …;` and access through the checked pointer. An offset computed from packet contents must be bounded (e.g. `off &= 0xff`) and checked again after it is added.",
   },
@@ -450,7 +456,7 @@ export class VerifierReport {
     const source = sourceOf(instruction, lastInstruction);
 
     // Which rule explains it.
-    const context: RuleContext = { instructionText };
+    const context: RuleContext = { instructionText, messageText };
     let category: VerifierFailureCategory = "unknown";
     let title = fallback.title;
     let explanation = fallback.explanation;
@@ -558,6 +564,22 @@ export class VerifierReport {
     };
   }
 }
+
+declare module "../sys/errors.js" {
+  interface VerifierError {
+    /** The readable report of this rejection (see VerifierReport); pass line info for exact source lines. */
+    report(options?: VerifierReportOptions): VerifierReport;
+  }
+}
+
+// errors.ts (sys layer) cannot import core: the report is attached from here, where it is defined.
+Object.defineProperty(VerifierError.prototype, "report", {
+  value: function report(this: VerifierError, options: VerifierReportOptions = {}): VerifierReport {
+    return VerifierReport.fromError(this, options);
+  },
+  writable: true,
+  configurable: true,
+});
 
 /** The report of a VerifierError (see VerifierReport). */
 export function verifierReport(error: VerifierError, options: VerifierReportOptions = {}): VerifierReport {

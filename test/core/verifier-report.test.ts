@@ -26,6 +26,7 @@ test("captured log: packet read past the checked bounds, with source comments", 
   assert.equal(report.registers?.values.R2, "pkt_end()");
   assert.equal(report.registers?.values.R0, "2");
   assert.equal(report.registers?.line, "R2=pkt_end() R3=pkt(off=14,r=14)");
+  assert.match(report.explanation, /R1 reaches byte 23 of the packet, but only the first 14 bytes were checked/);
 });
 
 test("captured log: map value used without a NULL check", () => {
@@ -312,3 +313,13 @@ for (const [name, expected] of Object.entries(cExpectations)) {
     }
   });
 }
+
+test("a VerifierError from Program.load offers report()", (t) => {
+  if (skipUnlessKernel(t, isRoot(), "loading programs needs root")) return;
+  const { error } = rejectionOf("uninitialized-register");
+  const report = error.report();
+  assert.ok(report instanceof VerifierReport);
+  assert.equal(report.category, "uninitialized-register");
+  assert.equal(report.format(), verifierReport(error).format());
+  assert.equal(formatVerifierError(new Error("not a verifier error")), undefined);
+});
