@@ -51,6 +51,8 @@ export interface VerifierReportOptions {
 export interface RegisterState {
   /** The instruction the state belongs to, when the log says. */
   instruction: number | undefined;
+  /** The call frame the registers belong to: 0 for the main program, 1 for a function it calls, … */
+  frame: number;
   /** The last log text that printed register state, as printed. */
   line: string;
   /** Register or stack slot → value, merged from the last full state and the changes printed after it: `{ R1: "ctx()", "fp-8": "mmmm????" }`. */
@@ -252,10 +254,11 @@ const fallback = {
 
 const instructionLinePattern = /^(\d+): \(([0-9a-f]{2})\) (.*)$/;
 const sourceCommentPattern = /^; (.*?) @ (\S+):(\d+)$/;
-const stateSnapshotPattern = /^(\d+): (R\d+.*)$/;
+const stateSnapshotPattern = /^(\d+): ((?:frame\d+: )?R\d+.*)$/;
+const calleeStatePattern = /^\s*(frame\d+: R\d+.*)$/;
 const fromToPattern = /^from (\d+) to (\d+): (.*)$/;
 const branchStatePattern = /^(.*\bgoto pc[+-]\d+) (\d+): (R\d+.*)$/;
-const bookkeepingPattern = /^(processed \d+ insns|verification time|stack depth \d|max_states_per_insn|Validating|Func#|func#|mark_precise|last_idx|regs=|parent didn't|frame\d+: |caller:|callee:|propagating|cur state:|old state:|\s*$)/;
+const bookkeepingPattern = /^(\s+R\d+=|\s+frame\d+: |Live regs|\s+\d+: [.0-9]{10} |processed \d+ insns|verification time|stack depth \d|max_states_per_insn|Validating|Func#|func#|mark_precise|last_idx|regs=|parent didn't|frame\d+: |caller:|callee:|propagating|cur state:|old state:|\s*$)/;
 
 interface LogEntry {
   /** Position in the log's lines. */
@@ -295,6 +298,8 @@ function parseLine(line: string, index: number): LogEntry {
   }
   const snapshot = stateSnapshotPattern.exec(line);
   if (snapshot) return { index, kind: "state", instruction: Number(snapshot[1]), stateText: snapshot[2], stateIsFull: true };
+  const callee = calleeStatePattern.exec(line);
+  if (callee) return { index, kind: "state", stateText: callee[1], stateIsFull: true };
   const fromTo = fromToPattern.exec(line);
   if (fromTo && /^R\d/.test(fromTo[3]!)) return { index, kind: "state", instruction: Number(fromTo[2]), stateText: fromTo[3], stateIsFull: true };
   return { index, kind: "other", text: line };
@@ -426,14 +431,18 @@ export class VerifierReport {
     const values: Record<string, string> = {};
     let lastStateLine: string | undefined;
     let lastStateInstruction: number | undefined;
+    let frame = 0;
     for (let i = Math.max(0, start); i < stopAt; i++) {
       const entry = entries[i]!;
       if (!entry.stateText) continue;
       Object.assign(values, parseRegisterState(entry.stateText));
       lastStateLine = entry.stateText;
       lastStateInstruction = entry.instruction;
+      const frameMatch = /^frame(\d+): /.exec(entry.stateText);
+      if (frameMatch) frame = Number(frameMatch[1]);
+      else if (entry.stateIsFull) frame = 0;
     }
-    if (lastStateLine !== undefined) registers = { instruction: lastStateInstruction, line: lastStateLine, values };
+    if (lastStateLine !== undefined) registers = { instruction: lastStateInstruction, frame, line: lastStateLine, values };
 
     const sourceOf = (target: number | undefined, logPosition: number): SourceLine | undefined => {
       if (target === undefined) return undefined;
@@ -536,7 +545,7 @@ export class VerifierReport {
     if (this.registers) {
       const mentioned = new Set([...this.messageLines.join(" ").matchAll(/\bR(\d+)\b/g)].map((match) => `R${match[1]}`));
       const shown = sortedEntries(this.registers.values).map(([name, value]) => `${mentioned.has(name) ? "*" : ""}${name}=${value}`);
-      field("registers", shown.join("\n"));
+      field("registers", `${this.registers.frame > 0 ? `(in a called function: frame ${this.registers.frame})\n` : ""}${shown.join("\n")}`);
     }
     for (const related of this.related) {
       const where = `${related.instruction}${related.instructionText ? `: ${related.instructionText}` : ""}`;

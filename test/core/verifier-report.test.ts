@@ -107,6 +107,19 @@ test("captured log: path explosion without a loop is a size problem, message on 
   assert.match(branches.explanation, /8193 were pending/);
 });
 
+test("captured level-2 log: registers of the called function, not the caller's", () => {
+  const report = VerifierReport.fromLog(capturedLog("subprogram-level2"));
+  assert.equal(report.category, "uninitialized-register");
+  assert.equal(report.instruction, 7);
+  assert.equal(report.instructionText, "r0 += r3");
+  assert.deepEqual(report.messageLines, ["R3 !read_ok"]);
+  assert.equal(report.registers?.frame, 1);
+  assert.equal(report.registers?.values.R0, "1");
+  // R6 lives in the caller's frame only.
+  assert.equal(report.registers?.values.R6, undefined);
+  assert.match(report.format(), /in a called function: frame 1/);
+});
+
 test("captured logs: one category each", () => {
   const expected: Record<string, [VerifierFailureCategory, number | undefined]> = {
     "argument-type": ["argument-type", 4],
