@@ -613,7 +613,8 @@ function sourceFromLineInfo(records: readonly LineInfoRecord[] | undefined, inst
     }
   }
   if (!best) return undefined;
-  return { fileName: best.fileName, lineNumber: best.lineNumber, ...(best.column ? { column: best.column } : {}), text: best.line.trim() };
+  // clang records "./file.c" when built with -fdebug-compilation-dir=.; the kernel's log prints "file.c".
+  return { fileName: best.fileName.replace(/^\.\//, ""), lineNumber: best.lineNumber, ...(best.column ? { column: best.column } : {}), text: best.line.trim() };
 }
 
 /** The instruction range the end of the log keeps coming back to, if it loops. */
