@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { VerifierReport, formatVerifierError, parseRegisterState, verifierReport, type VerifierFailureCategory } from "../../src/core/verifier-report.js";
 import { Collection } from "../../src/core/collection.js";
 import { loadCollectionSpec } from "../../src/elf/collection-spec.js";
-import { VerifierError } from "../../src/sys/errors.js";
+import { VerifierError, summarizeVerifierLog } from "../../src/sys/errors.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { rejectedPrograms, rejectionOf, type RejectedProgramName } from "../support/rejected-programs.js";
 
@@ -334,4 +334,15 @@ test("a VerifierError from Program.load offers report()", (t) => {
   assert.equal(report.category, "uninitialized-register");
   assert.equal(report.format(), verifierReport(error).format());
   assert.equal(formatVerifierError(new Error("not a verifier error")), undefined);
+});
+
+test("the VerifierError message skips loop state dumps and splits a message printed on a jump's line", () => {
+  assert.equal(summarizeVerifierLog(capturedLog("infinite-loop")).message, "infinite loop detected at insn 2");
+  assert.deepEqual(summarizeVerifierLog(capturedLog("too-many-instructions")), {
+    instruction: VerifierReport.fromLog(capturedLog("too-many-instructions")).instruction,
+    instructionText: VerifierReport.fromLog(capturedLog("too-many-instructions")).instructionText,
+    message: "BPF program is too large. Processed 1000001 insn",
+  });
+  const error = new VerifierError("program load", 13, "EACCES", capturedLog("stack-limit"));
+  assert.match(error.message, /verifier rejected the program with combined stack size of 2 calls is 800/);
 });
