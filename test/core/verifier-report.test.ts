@@ -1,6 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { VerifierReport, formatVerifierError, parseRegisterState, verifierReport, type VerifierFailureCategory } from "../../src/core/verifier-report.js";
 import { Collection } from "../../src/core/collection.js";
@@ -345,4 +348,24 @@ test("the VerifierError message skips loop state dumps and splits a message prin
   });
   const error = new VerifierError("program load", 13, "EACCES", capturedLog("stack-limit"));
   assert.match(error.message, /verifier rejected the program with combined stack size of 2 calls is 800/);
+});
+
+test("the committed rejected.o is what build.sh makes from rejected.c", (t) => {
+  try {
+    execFileSync("clang", ["--version"], { stdio: "pipe" });
+  } catch {
+    t.skip("clang is not installed; the committed object is used as it is");
+    return;
+  }
+  const output = mkdtempSync(join(tmpdir(), "nb-verifier-fixtures-"));
+  try {
+    execFileSync(join(fixtures, "build.sh"), [output], { stdio: "pipe" });
+    if (readFileSync(join(output, "clang-version.txt"), "utf8") !== readFileSync(join(fixtures, "clang-version.txt"), "utf8")) {
+      t.skip("another clang version: its code may differ, so the bytes are not compared");
+      return;
+    }
+    assert.ok(readFileSync(join(output, "rejected.o")).equals(readFileSync(join(fixtures, "rejected.o"))), "rejected.o differs from a fresh build; run test/fixtures/verifier/build.sh and commit it");
+  } finally {
+    rmSync(output, { recursive: true, force: true });
+  }
 });
