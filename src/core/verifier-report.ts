@@ -258,7 +258,7 @@ const stateSnapshotPattern = /^(\d+): ((?:frame\d+: )?R\d+.*)$/;
 const calleeStatePattern = /^\s*(frame\d+: R\d+.*)$/;
 const fromToPattern = /^from (\d+) to (\d+): (.*)$/;
 const branchStatePattern = /^(.*\bgoto pc[+-]\d+) (\d+): (R\d+.*)$/;
-const bookkeepingPattern = /^(\s+R\d+=|\s+frame\d+: |Live regs|\s+\d+: [.0-9]{10} |processed \d+ insns|verification time|stack depth \d|max_states_per_insn|Validating|Func#|func#|mark_precise|last_idx|regs=|parent didn't|frame\d+: |caller:|callee:|propagating|cur state:|old state:|\s*$)/;
+const bookkeepingPattern = /^(from \d+ to \d+|\d+: safe$|\s+R\d+=|\s+frame\d+: |Live regs|\s+\d+: [.0-9]{10} |processed \d+ insns|verification time|stack depth \d|max_states_per_insn|Validating|Func#|func#|mark_precise|last_idx|regs=|parent didn't|frame\d+: |caller:|callee:|propagating|cur state:|old state:|\s*$)/;
 
 interface LogEntry {
   /** Position in the log's lines. */
