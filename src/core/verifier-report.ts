@@ -20,8 +20,9 @@ export type VerifierFailureCategory =
 
 /** A C source line, from BTF line info or from the `; … @ file:line` comments the kernel puts in the log. */
 export interface SourceLine {
-  fileName: string;
-  lineNumber: number;
+  /** Undefined only for logs of kernels before 6.6, whose comments carry the text alone. */
+  fileName: string | undefined;
+  lineNumber: number | undefined;
   /** Column, when known from line info (the log does not print it). */
   column?: number;
   /** The text of the line, without leading and trailing white space. */
@@ -278,6 +279,11 @@ interface LogEntry {
 function parseLine(line: string, index: number): LogEntry {
   const source = sourceCommentPattern.exec(line);
   if (source) return { index, kind: "source", source: { fileName: source[2]!, lineNumber: Number(source[3]), text: source[1]!.trim() } };
+  const standaloneState = /^; ((?:frame\d+: )?R\d+\w*=.*)$/.exec(line);
+  if (standaloneState) return { index, kind: "state", stateText: standaloneState[1], stateIsFull: false };
+  // Older kernels print the source text alone.
+  const bareSource = /^; (.*\S.*)$/.exec(line);
+  if (bareSource) return { index, kind: "source", source: { fileName: undefined, lineNumber: undefined, text: bareSource[1]!.trim() } };
   const instruction = instructionLinePattern.exec(line);
   if (instruction) {
     const rest = instruction[3]!;
@@ -453,7 +459,7 @@ export class VerifierReport {
       let next = target;
       for (let i = logPosition - 1; i >= 0; i--) {
         const entry = entries[i]!;
-        if (entry.kind === "source" && entry.source!.lineNumber > 0) return entry.source;
+        if (entry.kind === "source" && entry.source!.lineNumber !== 0 && entry.source!.text !== "") return entry.source;
         if (entry.kind === "instruction") {
           if (entry.instruction! + entry.width! !== next) return undefined;
           next = entry.instruction!;
@@ -540,7 +546,7 @@ export class VerifierReport {
       for (const line of rest) out.push(`  ${"".padEnd(15)}${line}`);
     };
     if (this.instruction !== undefined) field("instruction", `${this.instruction}: ${this.instructionText ?? ""}`.trimEnd());
-    if (this.source) field("source", `${this.source.fileName}:${this.source.lineNumber}: ${this.source.text}`);
+    if (this.source) field("source", sourceText(this.source));
     field("verifier", this.messageLines.length > 0 ? this.messageLines.join("\n") : this.message);
     if (this.registers) {
       const mentioned = new Set([...this.messageLines.join(" ").matchAll(/\bR(\d+)\b/g)].map((match) => `R${match[1]}`));
@@ -549,7 +555,7 @@ export class VerifierReport {
     }
     for (const related of this.related) {
       const where = `${related.instruction}${related.instructionText ? `: ${related.instructionText}` : ""}`;
-      field(related.role, related.source ? `${where}\n${related.source.fileName}:${related.source.lineNumber}: ${related.source.text}` : where);
+      field(related.role, related.source ? `${where}\n${sourceText(related.source)}` : where);
     }
     if (this.loop) field("loop", this.loop.first === this.loop.last ? `instruction ${this.loop.first}` : `instructions ${this.loop.first}–${this.loop.last}`);
     out.push("", ...wrap(`What it means: ${this.explanation}`), "", ...wrap(`What to do: ${this.advice}`));
@@ -598,6 +604,10 @@ export function verifierReport(error: VerifierError, options: VerifierReportOpti
 /** The readable report of a VerifierError, or undefined for any other error. */
 export function formatVerifierError(error: unknown, options: VerifierReportOptions = {}): string | undefined {
   return error instanceof VerifierError ? VerifierReport.fromError(error, options).format() : undefined;
+}
+
+function sourceText(source: SourceLine): string {
+  return source.fileName !== undefined && source.lineNumber !== undefined ? `${source.fileName}:${source.lineNumber}: ${source.text}` : source.text;
 }
 
 function sourceFromLineInfo(records: readonly LineInfoRecord[] | undefined, instruction: number): SourceLine | undefined {

@@ -179,6 +179,14 @@ test("verifier messages map to categories", () => {
   assert.match(exitWithoutValue.explanation, /exits without setting R0/);
 });
 
+test("source comments without file and line (kernels before 6.6) still give the text", () => {
+  const log = "0: R1=ctx(id=0,off=0,imm=0) R10=fp0\n; int x = skb->len;\n0: (61) r0 = *(u32 *)(r1 +1000)\ninvalid bpf_context access off=1000 size=4\n";
+  const report = VerifierReport.fromLog(log);
+  assert.deepEqual(report.source, { fileName: undefined, lineNumber: undefined, text: "int x = skb->len;" });
+  assert.match(report.format(), /source: +int x = skb->len;\n/);
+  assert.equal(report.registers?.values.R1, "ctx(id=0,off=0,imm=0)");
+});
+
 test("register state with spaces inside parentheses, write marks and stack slots", () => {
   assert.deepEqual(parseRegisterState("R1=ctx() R6_w=scalar(smin=0,var_off=(0x0; 0xff)) fp-8_w=mmmm???? refs=2 frame1: noise"), {
     R1: "ctx()",
