@@ -155,7 +155,7 @@ test("an AbortSignal ends a waiting iteration promptly", async (t) => {
   }
   const elapsed = performance.now() - started;
   assert.equal(count, 0);
-  assert.ok(elapsed >= 45 && elapsed < 300, `iteration ended after ${elapsed} ms`);
+  assert.ok(elapsed >= 40 && elapsed < 1000, `iteration ended after ${elapsed} ms`);
   assert.equal(f.poller.waiting, 0);
 });
 
