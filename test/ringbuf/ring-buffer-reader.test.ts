@@ -253,8 +253,10 @@ test("in-place reads see the same records without a Buffer per record", (t) => {
   using f = fixture({ recordSize: 24 });
   produce(f.program, 20);
   let expected = 0;
-  const count = f.reader.readAvailableInPlace((ring, offset, length) => {
+  const count = f.reader.readAvailableInPlace((ring, offset, length, view) => {
     assert.equal(length, 24);
+    assert.equal(view.getUint32(offset, true), expected);
+    assert.equal(view.byteLength, ring.length);
     checkRecord(ring.subarray(offset, offset + length), expected++, 24);
   });
   assert.equal(count, 20);
