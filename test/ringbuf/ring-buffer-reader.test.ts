@@ -266,3 +266,12 @@ test("in-place reads see the same records without a Buffer per record", (t) => {
   assert.equal(count, 20);
   assert.equal(f.reader.received, 20);
 });
+
+test("records committed while nobody waited wake the next wait", async (t) => {
+  if (needsKernel(t)) return;
+  using f = fixture();
+  await assert.rejects(f.reader.wait(AbortSignal.timeout(20)));
+  produce(f.program, 3);
+  await f.reader.wait(AbortSignal.timeout(2000));
+  assert.equal(f.reader.readAvailable(() => undefined), 3);
+});
