@@ -337,8 +337,22 @@ export class BpfMap<K = Buffer, V = Buffer> {
   }
 
   private batchRead(command: Command.MapLookupBatch | Command.MapLookupAndDeleteBatch, options: BatchOptions): [K, V | V[]][] {
+    const out: [K, V | V[]][] = [];
+    this.visitBatch(command, options, (key, value) => void out.push([key, value]));
+    return out;
+  }
+
+  /**
+   * Calls `visit` for every element, read with BPF_MAP_LOOKUP_BATCH a chunk
+   * per system call (the fastest way to read a whole map: no result array).
+   */
+  forEachBatch(visit: (key: K, value: V | V[]) => void, options: BatchOptions = {}): number {
+    return this.visitBatch(Command.MapLookupBatch, options, visit);
+  }
+
+  private visitBatch(command: Command.MapLookupBatch | Command.MapLookupAndDeleteBatch, options: BatchOptions, visit: (key: K, value: V | V[]) => void): number {
     this.checkElementAccess("map batch lookup");
-    const chunk = Math.max(1, Math.min(options.chunkSize ?? 4096, this.maxEntries));
+    const chunk = Math.max(1, Math.min(options.chunkSize ?? 8192, this.maxEntries));
     const valueBytes = this.#stride * this.#cpus;
     const keys = Buffer.alloc(chunk * this.keySize);
     const values = Buffer.alloc(chunk * valueBytes);
@@ -346,26 +360,34 @@ export class BpfMap<K = Buffer, V = Buffer> {
     const cursorSize = Math.max(this.keySize, 8);
     let inBatch: Buffer | null = null;
     const outBatch = Buffer.alloc(cursorSize);
-    const out: [K, V | V[]][] = [];
+    const keyCodec = this.keyCodec;
+    const valueCodec = this.valueCodec;
+    const keySize = this.keySize;
+    let total = 0;
     for (;;) {
       let result;
       try {
         result = mapBatch(command, this.fd.value, { inBatch, outBatch, keys, values, count: chunk });
       } catch (error) {
-        if (error instanceof SyscallError && out.length === 0 && ["EINVAL", "EOPNOTSUPP", "ENOTSUPP"].includes(error.code)) {
-          return this.fallbackRead(command === Command.MapLookupAndDeleteBatch);
+        if (error instanceof SyscallError && total === 0 && ["EINVAL", "EOPNOTSUPP", "ENOTSUPP"].includes(error.code)) {
+          const all = this.fallbackRead(command === Command.MapLookupAndDeleteBatch);
+          for (const [key, value] of all) visit(key, value);
+          return all.length;
         }
-        if (error instanceof SyscallError && error.code === "ENOSPC") {
+        if (error instanceof SyscallError && error.code === "ENOSPC" && total === 0) {
           // A hash bucket holds more elements than one chunk: retry bigger.
-          return this.batchRead(command, { chunkSize: chunk * 2 });
+          return this.visitBatch(command, { chunkSize: chunk * 2 }, visit);
         }
         throw error;
       }
-      for (let i = 0; i < result.count; i++) {
-        const key = this.keyCodec.decode(keys, i * this.keySize);
-        out.push([key, this.perCpu ? this.decodePerCpu(values, i * valueBytes) : this.valueCodec.decode(values, i * valueBytes)]);
+      const count = result.count;
+      if (this.perCpu) {
+        for (let i = 0; i < count; i++) visit(keyCodec.decode(keys, i * keySize), this.decodePerCpu(values, i * valueBytes));
+      } else {
+        for (let i = 0; i < count; i++) visit(keyCodec.decode(keys, i * keySize), valueCodec.decode(values, i * valueBytes));
       }
-      if (result.done) return out;
+      total += count;
+      if (result.done) return total;
       inBatch = Buffer.from(outBatch);
     }
   }

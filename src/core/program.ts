@@ -1,16 +1,25 @@
 import { ProgramType, type AttachType } from "../sys/bpf-constants.js";
 import { getFdById, objectGet, objectPin, programLoad, programTestRun, type TestRunResult } from "../sys/bpf.js";
-import { NetbpfError, UsageError } from "../sys/errors.js";
+import { NetbpfError, SyscallError, UnsupportedFeatureError, UsageError, VerifierError } from "../sys/errors.js";
+import { libcClose } from "../sys/libc.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
 import { programInfo, type ProgramInfo } from "../sys/object-info.js";
+import { encode, type Instruction } from "../asm/instruction.js";
+import { patchMapReferences, type AssembledProgram } from "../asm/assembler.js";
+
+/** Where a program's instructions come from: raw bytes, a list, or the Assembler's output with map references. */
+export type InstructionSource = Buffer | readonly Instruction[] | Pick<AssembledProgram, "instructions" | "references">;
+
+/** A map as a loader may receive it: an object with an fd, or a raw fd number. */
+export type MapHandle = number | { fd: { value: number } };
 
 /** Everything needed to load a program: plain data, safe to build and change. */
 export interface ProgramSpec {
   /** Up to 15 characters are kept by the kernel. */
   name?: string;
   type: ProgramType;
-  /** Encoded instructions (8 bytes each, little-endian). */
-  instructions: Buffer;
+  /** Encoded instructions (8 bytes each, little-endian), an Instruction list, or an assembled program. */
+  instructions: InstructionSource;
   /** "GPL" (or a GPL-compatible licence) is needed for GPL-only helpers. */
   license?: string;
   expectedAttachType?: AttachType;
@@ -32,6 +41,20 @@ export interface ProgramLoadOptions {
   logLevel?: number;
   /** Initial log buffer size; grown automatically when too small. */
   logSize?: number;
+  /** The maps an assembled program refers to by name (loadMapFd/loadMapValue). */
+  maps?: Readonly<Record<string, MapHandle>> | ReadonlyMap<string, MapHandle>;
+}
+
+/** Encodes any instruction source, patching symbolic map references with the given maps. */
+export function encodeInstructions(source: InstructionSource, maps: ProgramLoadOptions["maps"] = {}): Buffer {
+  if (Buffer.isBuffer(source)) return source;
+  if (Array.isArray(source)) return encode(source as readonly Instruction[]);
+  const program = source as Pick<AssembledProgram, "instructions" | "references">;
+  if (program.references.length === 0) return encode(program.instructions);
+  const fds: Record<string, number> = {};
+  const entries = maps instanceof Map ? [...maps.entries()] : Object.entries(maps as Record<string, MapHandle>);
+  for (const [name, handle] of entries) fds[name] = typeof handle === "number" ? handle : handle.fd.value;
+  return encode(patchMapReferences(program, fds));
 }
 
 export interface RunOptions {
@@ -49,6 +72,16 @@ export interface RunOptions {
 }
 
 export type { TestRunResult };
+
+/** Whether the kernel knows a program type at all: a trivial program of that type loads. */
+function programTypeExists(type: ProgramType): boolean {
+  try {
+    libcClose(programLoad({ programType: type, instructions: Buffer.from("b7000000000000009500000000000000", "hex"), license: "GPL" }).fd);
+    return true;
+  } catch (error) {
+    return !(error instanceof SyscallError && error.code === "EINVAL" && !(error instanceof VerifierError));
+  }
+}
 
 /** A loaded program. Owns its file descriptor. */
 export class Program {
@@ -71,8 +104,9 @@ export class Program {
    * failing instruction.
    */
   static load(spec: ProgramSpec, options: ProgramLoadOptions = {}): Program {
-    if (spec.instructions.length === 0 || spec.instructions.length % 8 !== 0) {
-      throw new UsageError("program load", `instructions must be a non-empty multiple of 8 bytes, got ${spec.instructions.length}`);
+    const instructions = encodeInstructions(spec.instructions, options.maps);
+    if (instructions.length === 0 || instructions.length % 8 !== 0) {
+      throw new UsageError("program load", `instructions must be a non-empty multiple of 8 bytes, got ${instructions.length}`);
     }
     if (spec.name && !/^[A-Za-z0-9_.]*$/.test(spec.name)) {
       throw new UsageError("program load", `program name "${spec.name}" may only contain letters, digits, '_' and '.'`);
@@ -83,23 +117,31 @@ export class Program {
       spec.fdArray.forEach((fd, i) => fdArray!.writeInt32LE(fd, i * 4));
     }
     const name = (spec.name ?? "").slice(0, 15);
-    const result = programLoad({
-      programType: spec.type,
-      instructions: spec.instructions,
-      license: spec.license ?? "GPL",
-      name,
-      expectedAttachType: spec.expectedAttachType,
-      flags: spec.flags,
-      kernelVersion: spec.kernelVersion,
-      btfFd: spec.btf?.fd,
-      funcInfo: spec.btf?.funcInfo,
-      lineInfo: spec.btf?.lineInfo,
-      attachBtfId: spec.attachBtfId,
-      attachBtfObjectFd: spec.attachBtfObjectFd,
-      fdArray,
-      logLevel: options.logLevel,
-      logSize: options.logSize,
-    });
+    let result: ReturnType<typeof programLoad>;
+    try {
+      result = programLoad({
+        programType: spec.type,
+        instructions,
+        license: spec.license ?? "GPL",
+        name,
+        expectedAttachType: spec.expectedAttachType,
+        flags: spec.flags,
+        kernelVersion: spec.kernelVersion,
+        btfFd: spec.btf?.fd,
+        funcInfo: spec.btf?.funcInfo,
+        lineInfo: spec.btf?.lineInfo,
+        attachBtfId: spec.attachBtfId,
+        attachBtfObjectFd: spec.attachBtfObjectFd,
+        fdArray,
+        logLevel: options.logLevel,
+        logSize: options.logSize,
+      });
+    } catch (error) {
+      if (error instanceof SyscallError && !(error instanceof VerifierError) && error.code === "EINVAL" && !programTypeExists(spec.type)) {
+        throw new UnsupportedFeatureError("program load", `${ProgramType[spec.type] ?? `program type ${spec.type}`} programs`, "run `netbpf features` to see the program types this kernel has");
+      }
+      throw error;
+    }
     return new Program(result.fd, spec.type, name, result.log);
   }
 
@@ -141,6 +183,10 @@ export class Program {
    * duration per run in nanoseconds.
    */
   run(options: RunOptions = {}): TestRunResult {
+    // Raw tracepoint test runs take only a context: the kernel refuses a repeat count and output buffers.
+    if (this.type === ProgramType.RawTracepoint || this.type === ProgramType.RawTracepointWritable) {
+      return programTestRun({ programFd: this.fd.value, contextIn: options.context ?? null, repeat: options.repeat ?? 0, flags: options.flags, cpu: options.cpu });
+    }
     const dataOutSize = options.dataOutSize ?? (options.data ? options.data.length + 256 : 0);
     return programTestRun({
       programFd: this.fd.value,

@@ -11,12 +11,13 @@ import { lastErrno, syscall, syscallNumber } from "./libc.js";
 const attributeSize = 160;
 
 function hintFor(command: Command, code: string): string | undefined {
-  if (code === "EPERM" || code === "EACCES") return "run as root, or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN";
+  if ((code === "EPERM" || code === "EACCES") && command !== Command.ObjPin) return "run as root, or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN";
   if (code === "ENOSYS") return "this kernel has no bpf(2) system call (CONFIG_BPF_SYSCALL)";
   if (code === "E2BIG" && command === Command.MapCreate) return "the map is larger than the kernel accepts";
   if (code === "ENOENT" && (command === Command.MapLookupElem || command === Command.MapDeleteElem)) return "no such key";
   if (code === "ENOENT" && command === Command.ObjGet) return "nothing is pinned at that path";
   if (code === "EEXIST" && command === Command.ObjPin) return "something is already pinned at that path; unpin it first";
+  if (code === "EPERM" && command === Command.ObjPin) return "the path must be inside a bpffs mount (e.g. /sys/fs/bpf), and you need root";
   if (code === "ENOTSUPP" || code === "EOPNOTSUPP") return "this kernel does not support the operation";
   return undefined;
 }
