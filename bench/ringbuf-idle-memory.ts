@@ -26,7 +26,7 @@ function cpuTicks(pid: number): number {
 }
 
 async function measure(mode: "reader" | "bare"): Promise<{ rss: number; anonymous: number; shared: number; peak: number; cpuPercent: number }> {
-  const child = spawn(process.execPath, [join(here, "ringbuf-idle-child.js"), mode, String(ringSize)], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [join(here, "support", "ringbuf-idle-child.js"), mode, String(ringSize)], { stdio: ["ignore", "pipe", "inherit"] });
   try {
     await new Promise<void>((resolve, reject) => {
       child.stdout.setEncoding("utf8");

@@ -25,7 +25,7 @@ import { BpfMap } from "../src/core/map.js";
 import { MapType } from "../src/sys/bpf-constants.js";
 import { createCounters, ringBufferProducer, testPacket } from "../test/support/event-producers.js";
 
-const liveEvents = Number(process.argv[2] ?? 10_000_000);
+const liveEvents = Number(process.argv[2] ?? 5_000_000);
 const trials = Number(process.argv[3] ?? 3);
 const liveRingSize = 1 << 20;
 const drainRingSize = 1 << 28;
@@ -94,12 +94,12 @@ async function trial(consumer: Consumer, scenario: Scenario, index: number): Pro
     }
     const startProducer = (): void => {
       if (scenario === "live") {
-        producer = run(process.execPath, [join(here, "ringbuf-producer-child.js"), join(pins, "producer"), String(produced), "1000000"]);
+        producer = run(process.execPath, [join(here, "support", "ringbuf-producer-child.js"), join(pins, "producer"), String(produced), "1000000"]);
       }
     };
     const consumed = consumer === "c"
       ? run(consumerBinary, consumerArgs, startProducer)
-      : run(process.execPath, [join(here, "ringbuf-consumer-child.js"), consumer.slice(3), ...consumerArgs], startProducer);
+      : run(process.execPath, [join(here, "support", "ringbuf-consumer-child.js"), consumer.slice(3), ...consumerArgs], startProducer);
     const outcome = lastJson(await consumed) as Outcome;
     if (producer) producerNs = lastJson(await producer).elapsedNs;
     return { ...outcome, produced, producerNs };

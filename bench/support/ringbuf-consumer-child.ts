@@ -4,8 +4,8 @@
  *
  * usage: node ringbuf-consumer-child.js <batch|in-place|iterator> <ring pin> <counters pin> <events expected>
  */
-import { BpfMap } from "../src/core/map.js";
-import { RingBufferReader } from "../src/ringbuf/ring-buffer-reader.js";
+import { BpfMap } from "../../src/core/map.js";
+import { RingBufferReader } from "../../src/ringbuf/ring-buffer-reader.js";
 
 const [mode, ringPath, countersPath, expectedText] = process.argv.slice(2);
 if (!mode || !ringPath || !countersPath || !expectedText) {
