@@ -4,8 +4,8 @@
  *
  * usage: node ringbuf-consumer-child.js <batch|in-place|iterator> <ring pin> <counters pin> <events expected>
  */
-import { BpfMap } from "../src/core/map.js";
-import { RingBufferReader } from "../src/ringbuf/ring-buffer-reader.js";
+import { BpfMap } from "../../src/core/map.js";
+import { RingBufferReader } from "../../src/ringbuf/ring-buffer-reader.js";
 
 const [mode, ringPath, countersPath, expectedText] = process.argv.slice(2);
 if (!mode || !ringPath || !countersPath || !expectedText) {
@@ -21,16 +21,36 @@ let received = 0;
 let next = 0;
 let gaps = 0;
 let disorder = 0;
+let started = false;
 let first = 0n;
 let last = 0n;
+// CPU time (all threads of this process): unlike wall time, not inflated when other processes share the CPUs.
+let firstCpu = 0;
+let lastCpu = 0;
+const cpuNow = (): number => {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) * 1000;
+};
 
 function check(record: Buffer): void {
-  checkAt(record, 0);
+  if (!started) {
+    started = true;
+    first = process.hrtime.bigint();
+    firstCpu = cpuNow();
+  }
+  count(record.readUInt32LE(0) + record.readUInt32LE(4) * 0x1_0000_0000);
 }
 
-function checkAt(ring: Buffer, offset: number): void {
-  if (first === 0n) first = process.hrtime.bigint();
-  const sequence = ring.readUInt32LE(offset) + ring.readUInt32LE(offset + 4) * 0x1_0000_0000;
+function checkAt(_ring: Buffer, offset: number, _length: number, view: DataView): void {
+  if (!started) {
+    started = true;
+    first = process.hrtime.bigint();
+    firstCpu = cpuNow();
+  }
+  count(view.getUint32(offset, true) + view.getUint32(offset + 4, true) * 0x1_0000_0000);
+}
+
+function count(sequence: number): void {
   if (sequence < next) disorder++;
   else {
     gaps += sequence - next;
@@ -49,6 +69,7 @@ if (mode === "batch" || mode === "in-place") {
     const count = mode === "batch" ? reader.readAvailable(check) : reader.readAvailableInPlace(checkAt);
     if (count > 0) {
       last = process.hrtime.bigint();
+      lastCpu = cpuNow();
       if (received >= expected) break;
       continue;
     }
@@ -65,8 +86,9 @@ if (mode === "batch" || mode === "in-place") {
     last = process.hrtime.bigint();
     if (received >= expected) break;
   }
+  lastCpu = cpuNow();
   clearInterval(watchdog);
 }
 const lost = reader.lost!;
-console.log(JSON.stringify({ received, gaps, disorder, lost, elapsedNs: Number(last - first) }));
+console.log(JSON.stringify({ received, gaps, disorder, lost, elapsedNs: Number(last - first), cpuNs: lastCpu - firstCpu }));
 reader.close();

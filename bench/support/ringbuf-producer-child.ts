@@ -4,8 +4,8 @@
  *
  * usage: node ringbuf-producer-child.js <program pin> <total> <runs per call>
  */
-import { Program } from "../src/core/program.js";
-import { testPacket } from "../test/support/event-producers.js";
+import { Program } from "../../src/core/program.js";
+import { testPacket } from "../../test/support/event-producers.js";
 
 const [programPath, totalText, chunkText] = process.argv.slice(2);
 const total = Number(totalText);

@@ -2,10 +2,10 @@
  * Child of bench/ringbuf-idle-memory: holds an idle ring buffer reader (or,
  * with "bare", only loads netbpf) and reports "ready" on stdout.
  */
-import { BpfMap } from "../src/core/map.js";
-import { RingBufferReader } from "../src/ringbuf/ring-buffer-reader.js";
-import { MapType } from "../src/sys/bpf-constants.js";
-import { createCounters, produce, ringBufferProducer } from "../test/support/event-producers.js";
+import { BpfMap } from "../../src/core/map.js";
+import { RingBufferReader } from "../../src/ringbuf/ring-buffer-reader.js";
+import { MapType } from "../../src/sys/bpf-constants.js";
+import { createCounters, produce, ringBufferProducer } from "../../test/support/event-producers.js";
 
 const mode = process.argv[2] ?? "reader";
 const ringSize = Number(process.argv[3] ?? 1 << 20);
