@@ -62,3 +62,4 @@ export { openPacketSocket, PacketSocket, EthernetProtocol, interfaceIndex, inter
 export { perfEventOpen, perfEventAttribute, perfEventEnable, perfEventDisable, PerfType, PerfSoftwareEvent, PerfSampleType, tracepointId, type PerfEventAttributes, type PerfEventOpenOptions } from "./sys/perf-event.js";
 export { inNetworkNamespace } from "./sys/network-namespace.js";
 export * from "./btf/apply-core-relocation.js";
+export { possibleCpuCount, onlineCpus } from "./sys/cpus.js";
