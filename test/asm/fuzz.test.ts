@@ -8,7 +8,7 @@ import { ExecutionError, Interpreter } from "../../src/asm/interpreter.js";
 import { assembleText } from "../../src/asm/text-assembler.js";
 import { UsageError } from "../../src/sys/errors.js";
 import { findConformanceDirectory, parseConformanceFile } from "./conformance-file.js";
-import { seededRandom } from "./seeded-random.js";
+import { seededRandom } from "../support/seeded-random.js";
 
 /** Only our typed errors may escape; anything else (TypeError, RangeError…) fails the test. */
 function expectCleanFailure(error: unknown, allowed: (new (...args: never[]) => Error)[], context: string): void {

@@ -8,7 +8,7 @@ import { programLoad, programTestRun } from "../../src/sys/bpf.js";
 import { ProgramType } from "../../src/sys/bpf-constants.js";
 import { FileDescriptor } from "../../src/sys/file-descriptor.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
-import { seededRandom } from "./seeded-random.js";
+import { seededRandom } from "../support/seeded-random.js";
 import { type RandomCase, randomCase } from "./reference-semantics.js";
 
 const casesPerProgram = 250;

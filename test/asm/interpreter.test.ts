@@ -4,7 +4,7 @@ import { Assembler, R0, R1, R2, R3, R6, R10 } from "../../src/asm/assembler.js";
 import { encode, makeInstruction, type Instruction } from "../../src/asm/instruction.js";
 import { ExecutionError, Interpreter, runProgram } from "../../src/asm/interpreter.js";
 import { UsageError } from "../../src/sys/errors.js";
-import { seededRandom } from "./seeded-random.js";
+import { seededRandom } from "../support/seeded-random.js";
 import { randomCase } from "./reference-semantics.js";
 import { disassembleInstruction } from "../../src/asm/disassembler.js";
 
