@@ -1,6 +1,7 @@
 import { NetbpfError } from "../sys/errors.js";
 import { type Instruction, decode, slotIndexes, validateInstructions, wideValue } from "./instruction.js";
 import { CallSource, Opcode } from "./opcodes.js";
+import type { ContextModel } from "./contexts.js";
 
 /** Why a run failed. */
 export type ExecutionFailure =
@@ -34,6 +35,8 @@ export interface HelperContext {
   read(address: bigint, length: number): Uint8Array;
   /** Writes bytes at a program address; throws on out-of-bounds. */
   write(address: bigint, bytes: Uint8Array): void;
+  /** The input memory (the packet), as given to run(). */
+  readonly packet: Uint8Array;
   /** Makes `bytes` addressable for the rest of this run and returns its address (e.g. a map value). */
   map(bytes: Uint8Array): bigint;
   /** Ends the program after this helper returns, with r0 = returnValue. */
@@ -55,6 +58,11 @@ export interface InterpreterOptions {
 }
 
 export interface RunOptions {
+  /**
+   * Give the program a context in r1 (see xdpContext, socketBufferContext)
+   * whose data/data_end fields point into `memory`; r2 is then 0.
+   */
+  context?: ContextModel;
   /** Initial r1 … r5 instead of (memory address, memory length). Values, not pointers: use `interpreter.map` addresses. */
   registers?: Partial<Record<1 | 2 | 3 | 4 | 5, bigint | number>>;
 }
@@ -71,6 +79,7 @@ export const stackSize = 512;
 const maximumCallDepth = 8;
 const packetRegion = 1;
 const stackRegion = 2;
+const contextRegion = 3;
 const twoTo32 = 4294967296;
 
 interface Frame {
@@ -109,6 +118,9 @@ export class Interpreter {
   private stopValue: bigint | undefined;
   private currentSlot = 0;
   private resolvedOffset = 0;
+  private resolvedRegion = 0;
+  private contextPointers: ContextModel["pointerFields"] | undefined;
+  private packetEnd = 0;
   private resolvedView: DataView | undefined;
 
   constructor(program: readonly Instruction[] | Uint8Array, options: InterpreterOptions = {}) {
@@ -148,8 +160,8 @@ export class Interpreter {
   run(memory: Uint8Array = new Uint8Array(0), options: RunOptions = {}): RunResult {
     const stack = this.stack;
     stack.fill(0);
-    this.regions = [undefined, memory, stack];
-    this.views = [undefined, new DataView(memory.buffer, memory.byteOffset, memory.byteLength), this.stackView];
+    this.regions = [undefined, memory, stack, undefined];
+    this.views = [undefined, new DataView(memory.buffer, memory.byteOffset, memory.byteLength), this.stackView, undefined];
     const high = this.high;
     const low = this.low;
     high.fill(0);
@@ -159,6 +171,16 @@ export class Interpreter {
     low[2] = memory.length;
     high[10] = stackRegion;
     low[10] = stack.length;
+    this.contextPointers = undefined;
+    this.packetEnd = memory.length;
+    if (options.context) {
+      const context = options.context.initialBytes(memory);
+      this.regions[contextRegion] = context;
+      this.views[contextRegion] = new DataView(context.buffer, context.byteOffset, context.byteLength);
+      this.contextPointers = options.context.pointerFields;
+      high[1] = contextRegion;
+      low[2] = 0;
+    }
     if (options.registers) this.setRegisters(options.registers);
     this.stopValue = undefined;
     return this.execute();
@@ -268,6 +290,10 @@ export class Interpreter {
         // ldx
         const view = this.resolve(src, offsets[slot]!, size);
         const at = this.resolvedOffset;
+        if (this.resolvedRegion === contextRegion && this.contextPointers?.has(at)) {
+          this.loadContextPointer(dst, at, size);
+          continue;
+        }
         const signed = (opcode & 0xe0) === 0x80;
         let lo: number;
         let hi = 0;
@@ -287,6 +313,7 @@ export class Interpreter {
         // st (immediate) or stx (register)
         const view = this.resolve(dst, offsets[slot]!, size);
         const at = this.resolvedOffset;
+        if (this.resolvedRegion === contextRegion) this.checkContextStore(at, size);
         const lo = cls === 2 ? immediate >>> 0 : low[src]!;
         const hi = cls === 2 ? (immediate < 0 ? 0xffff_ffff : 0) : high[src]!;
         if (size === 1) view.setUint8(at, lo & 0xff);
@@ -588,7 +615,20 @@ export class Interpreter {
       throw this.failure("out-of-bounds", `${size}-byte access at 0x${address} is ${where}`, "check bounds before the access");
     }
     this.resolvedOffset = lo;
+    this.resolvedRegion = hi;
     return this.views[hi]!;
+  }
+
+  private loadContextPointer(dst: number, offset: number, size: number): void {
+    if (size !== 4 && size !== 8) throw this.failure("unsupported", `a ${size}-byte load of the context pointer field at offset ${offset}; load it whole`);
+    const start = BigInt(packetRegion) << 32n;
+    this.setValue(dst, this.contextPointers!.get(offset)!({ start, end: start + BigInt(this.packetEnd) }));
+  }
+
+  private checkContextStore(offset: number, size: number): void {
+    for (const field of this.contextPointers?.keys() ?? []) {
+      if (offset < field + 4 && field < offset + size) throw this.failure("unsupported", `store into the context pointer field at offset ${field}`);
+    }
   }
 
   private callHelper(id: bigint): void {
@@ -598,6 +638,7 @@ export class Interpreter {
     }
     const context: HelperContext = {
       arguments: [this.value(1), this.value(2), this.value(3), this.value(4), this.value(5)],
+      packet: this.regions[packetRegion]!,
       read: (address, length) => {
         const view = this.resolveAddress(address, length);
         return new Uint8Array(view.buffer, view.byteOffset + this.resolvedOffset, length).slice();
