@@ -192,3 +192,17 @@ test("context pointer fields cannot be stored to or loaded in part", () => {
   const beyond = new Assembler().load("u32", R0, R1, 24).exit().finish().instructions;
   assert.throws(() => runProgram(beyond, new Uint8Array(20), { context: xdpContext() }), /beyond the end/);
 });
+
+test("far jumps the builder turns into gotol load and run the same in the kernel", (t) => {
+  if (skipUnlessKernel(t, canLoadXdp(), "needs root and BPF program test runs")) return;
+  // The filler must be reachable in the control-flow graph, or the verifier refuses it.
+  const builder = new Assembler().mov64(R0, 0).load("u32", R2, R1, 4).jumpIf(R2, "==", 0, "fill").jump("end").label("back").add64(R0, 7).exit().label("fill");
+  for (let i = 0; i < 40_000; i++) builder.add64(R0, 1);
+  const program = builder.label("end").jump("back").finish().instructions;
+  assert.equal(program[3]!.opcode, 0x06, "forward gotol");
+  assert.equal(program.at(-1)!.opcode, 0x06, "backward gotol");
+  using fd = new FileDescriptor(programLoad({ programType: ProgramType.Xdp, instructions: encode(program), license: "GPL" }).fd);
+  const kernel = programTestRun({ programFd: fd.value, dataIn: Buffer.alloc(64) }).returnValue;
+  assert.equal(kernel, 7);
+  assert.equal(runProgram(program, new Uint8Array(64), { context: xdpContext() }).returnValue, 7n);
+});
