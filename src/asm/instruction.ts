@@ -30,7 +30,6 @@ export interface Instruction {
 
 export const instructionSize = 8;
 
-const mask64 = (1n << 64n) - 1n;
 
 /** Builds a normalised instruction; out-of-range fields are an error, not silently truncated. */
 export function makeInstruction(opcode: number, dst: number, src: number, offset: number, imm: number): Instruction {

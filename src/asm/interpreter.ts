@@ -121,7 +121,6 @@ export class Interpreter {
   private resolvedRegion = 0;
   private contextPointers: ContextModel["pointerFields"] | undefined;
   private packetEnd = 0;
-  private resolvedView: DataView | undefined;
 
   constructor(program: readonly Instruction[] | Uint8Array, options: InterpreterOptions = {}) {
     this.instructions = program instanceof Uint8Array ? decode(program) : program.map((instruction) => ({ ...instruction }));
