@@ -8,22 +8,17 @@
 
 import type { Helper } from "./interpreter.js";
 
-/** Where the packet lies in the interpreter's address space. */
-export interface PacketAddresses {
-  /** Address of the first packet byte. */
-  start: bigint;
-  /** Address one past the last packet byte. */
-  end: bigint;
-}
+/** What a pointer field of a context points at. */
+export type PacketPointer = "packet-start" | "packet-end";
 
 /** A context structure: its size, its plain fields, and the fields that hold packet pointers. */
 export interface ContextModel {
   name: string;
   size: number;
-  /** Initial bytes of the structure for a given packet (plain fields, little-endian). */
-  initialBytes(packet: Uint8Array): Uint8Array;
-  /** Offsets of pointer fields → their value; a program may only load them whole and never store them. */
-  pointerFields: ReadonlyMap<number, (addresses: PacketAddresses) => bigint>;
+  /** Writes the plain fields (little-endian) for `packet` into `view`, which holds `size` zero bytes. */
+  writeFields(view: DataView, packet: Uint8Array): void;
+  /** Offsets of pointer fields → where they point; a program may only load them whole and never store them. */
+  pointerFields: ReadonlyMap<number, PacketPointer>;
 }
 
 /** Optional values of xdp_md's plain fields. */
@@ -38,18 +33,15 @@ export function xdpContext(options: XdpContextOptions = {}): ContextModel {
   return {
     name: "xdp_md",
     size: 24,
-    initialBytes: () => {
-      const bytes = new Uint8Array(24);
-      const view = new DataView(bytes.buffer);
+    writeFields: (view) => {
       view.setUint32(12, options.ingressInterfaceIndex ?? 0, true);
       view.setUint32(16, options.receiveQueueIndex ?? 0, true);
       view.setUint32(20, options.egressInterfaceIndex ?? 0, true);
-      return bytes;
     },
-    pointerFields: new Map([
-      [0, (addresses) => addresses.start],
-      [4, (addresses) => addresses.end],
-      [8, (addresses) => addresses.start],
+    pointerFields: new Map<number, PacketPointer>([
+      [0, "packet-start"],
+      [4, "packet-end"],
+      [8, "packet-start"],
     ]),
   };
 }
@@ -90,9 +82,7 @@ export function socketBufferContext(options: SocketBufferContextOptions = {}): C
   return {
     name: "__sk_buff",
     size: 192,
-    initialBytes: (packet) => {
-      const bytes = new Uint8Array(192);
-      const view = new DataView(bytes.buffer);
+    writeFields: (view, packet) => {
       const protocol = options.protocol ?? ethernetProtocol(packet);
       view.setUint32(0, packet.length, true);
       view.setUint32(4, options.packetType ?? 0, true);
@@ -104,12 +94,11 @@ export function socketBufferContext(options: SocketBufferContextOptions = {}): C
       view.setUint32(36, options.ingressInterfaceIndex ?? 0, true);
       view.setUint32(40, options.interfaceIndex ?? 0, true);
       view.setUint32(68, options.hash ?? 0, true);
-      return bytes;
     },
-    pointerFields: new Map([
-      [76, (addresses) => addresses.start],
-      [80, (addresses) => addresses.end],
-      [140, (addresses) => addresses.start],
+    pointerFields: new Map<number, PacketPointer>([
+      [76, "packet-start"],
+      [80, "packet-end"],
+      [140, "packet-start"],
     ]),
   };
 }

@@ -109,8 +109,10 @@ export class Interpreter {
   private readonly instructionLimit: number;
   private readonly resolvePseudoLoad: InterpreterOptions["resolvePseudoLoad"];
 
-  private regions: (Uint8Array | undefined)[] = [];
-  private views: (DataView | undefined)[] = [];
+  private readonly regions: (Uint8Array | undefined)[] = [];
+  private readonly views: (DataView | undefined)[] = [];
+  private lastMemory: Uint8Array | undefined;
+  private lastMemoryView: DataView = new DataView(new ArrayBuffer(0));
   private readonly stack = new Uint8Array(stackSize * maximumCallDepth);
   private readonly stackView = new DataView(this.stack.buffer);
   private readonly high = new Uint32Array(11);
@@ -120,6 +122,8 @@ export class Interpreter {
   private resolvedOffset = 0;
   private resolvedRegion = 0;
   private contextPointers: ContextModel["pointerFields"] | undefined;
+  private contextBytes = new Uint8Array(0);
+  private contextView = new DataView(this.contextBytes.buffer);
   private packetEnd = 0;
 
   constructor(program: readonly Instruction[] | Uint8Array, options: InterpreterOptions = {}) {
@@ -158,9 +162,25 @@ export class Interpreter {
   /** Runs the program over `memory` (which it may modify) and returns r0. */
   run(memory: Uint8Array = new Uint8Array(0), options: RunOptions = {}): RunResult {
     const stack = this.stack;
-    stack.fill(0);
-    this.regions = [undefined, memory, stack, undefined];
-    this.views = [undefined, new DataView(memory.buffer, memory.byteOffset, memory.byteLength), this.stackView, undefined];
+    // Zero the first frame now, each further frame when a call enters it.
+    stack.fill(0, stack.length - stackSize);
+    if (memory !== this.lastMemory) {
+      this.lastMemory = memory;
+      this.lastMemoryView = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
+    }
+    // Reuse the region tables; helpers may have appended mapped regions in the last run.
+    const regions = this.regions;
+    const views = this.views;
+    if (regions.length !== 4) {
+      regions.length = 4;
+      views.length = 4;
+    }
+    regions[packetRegion] = memory;
+    views[packetRegion] = this.lastMemoryView;
+    regions[stackRegion] = stack;
+    views[stackRegion] = this.stackView;
+    regions[contextRegion] = undefined;
+    views[contextRegion] = undefined;
     const high = this.high;
     const low = this.low;
     high.fill(0);
@@ -173,9 +193,16 @@ export class Interpreter {
     this.contextPointers = undefined;
     this.packetEnd = memory.length;
     if (options.context) {
-      const context = options.context.initialBytes(memory);
-      this.regions[contextRegion] = context;
-      this.views[contextRegion] = new DataView(context.buffer, context.byteOffset, context.byteLength);
+      const size = options.context.size;
+      if (this.contextBytes.length !== size) {
+        this.contextBytes = new Uint8Array(size);
+        this.contextView = new DataView(this.contextBytes.buffer);
+      } else {
+        this.contextBytes.fill(0);
+      }
+      options.context.writeFields(this.contextView, memory);
+      this.regions[contextRegion] = this.contextBytes;
+      this.views[contextRegion] = this.contextView;
       this.contextPointers = options.context.pointerFields;
       high[1] = contextRegion;
       low[2] = 0;
@@ -249,6 +276,7 @@ export class Interpreter {
             }
             frames.push({ returnSlot: pc, saved });
             low[10] -= stackSize;
+            this.stack.fill(0, low[10]! - stackSize, low[10]);
             pc = pc + immediate;
             continue;
           }
@@ -620,8 +648,8 @@ export class Interpreter {
 
   private loadContextPointer(dst: number, offset: number, size: number): void {
     if (size !== 4 && size !== 8) throw this.failure("unsupported", `a ${size}-byte load of the context pointer field at offset ${offset}; load it whole`);
-    const start = BigInt(packetRegion) << 32n;
-    this.setValue(dst, this.contextPointers!.get(offset)!({ start, end: start + BigInt(this.packetEnd) }));
+    this.high[dst] = packetRegion;
+    this.low[dst] = this.contextPointers!.get(offset) === "packet-end" ? this.packetEnd : 0;
   }
 
   private checkContextStore(offset: number, size: number): void {
