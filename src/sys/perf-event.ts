@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { NetbpfError, SyscallError, UsageError } from "./errors.js";
 import { check, lastErrno, libcIoctl, syscallNumber } from "./libc.js";
-import { libcMount } from "./socket.js";
+import { tracefsPath } from "./mounts.js";
 
 const libc = koffi.load("libc.so.6");
 const perfEventOpenSyscall = libc.func("long syscall(long nr, void *attr, int pid, int cpu, int group, unsigned long flags)") as (
@@ -95,29 +95,7 @@ export function perfEventSetBpf(fd: number, programFd: number): void {
   check("attach program to perf event", libcIoctl(fd, PerfIoctl.SetBpf, programFd));
 }
 
-/** Where tracefs is mounted; mounts it at /sys/kernel/tracing when it is nowhere. */
-export function tracefsPath(): string {
-  let mounts = "";
-  try {
-    mounts = readFileSync("/proc/mounts", "utf8");
-  } catch {
-    // No /proc: fall through to the usual places.
-  }
-  const lines = mounts.split("\n").map((line) => line.split(" "));
-  const tracefs = lines.find((f) => f[2] === "tracefs");
-  if (tracefs?.[1]) return tracefs[1];
-  const debugfs = lines.find((f) => f[2] === "debugfs");
-  if (debugfs?.[1] && existsSync(join(debugfs[1], "tracing", "events"))) return join(debugfs[1], "tracing");
-  const standard = "/sys/kernel/tracing";
-  if (existsSync(join(standard, "events"))) return standard;
-  if (libcMount("nodev", standard, "tracefs", 0, null) !== 0) {
-    const errno = lastErrno();
-    if (errno !== 16) {
-      throw new SyscallError("mount tracefs", errno, `tracepoints need tracefs; mount it with \`mount -t tracefs nodev ${standard}\``);
-    }
-  }
-  return standard;
-}
+export { tracefsPath };
 
 /** The id perf_event_open needs for tracepoint `category:name`, read from tracefs. */
 export function tracepointId(category: string, name: string): number {
