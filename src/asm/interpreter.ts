@@ -1,4 +1,4 @@
-import { NetbpfError } from "../sys/errors.js";
+import { NetbpfError, UsageError } from "../sys/errors.js";
 import { type Instruction, decode, slotIndexes, validateInstructions, wideValue } from "./instruction.js";
 import { CallSource, Opcode } from "./opcodes.js";
 import type { ContextModel } from "./contexts.js";
@@ -127,6 +127,9 @@ export class Interpreter {
   private packetEnd = 0;
 
   constructor(program: readonly Instruction[] | Uint8Array, options: InterpreterOptions = {}) {
+    if (!(program instanceof Uint8Array) && !Array.isArray(program)) {
+      throw new UsageError("run eBPF program", "the program must be an Instruction[] or the encoded bytes (Uint8Array)");
+    }
     this.instructions = program instanceof Uint8Array ? decode(program) : program.map((instruction) => ({ ...instruction }));
     if (options.validate ?? true) validateInstructions(this.instructions);
     const slots = slotIndexes(this.instructions);
@@ -161,6 +164,7 @@ export class Interpreter {
 
   /** Runs the program over `memory` (which it may modify) and returns r0. */
   run(memory: Uint8Array = new Uint8Array(0), options: RunOptions = {}): RunResult {
+    if (!(memory instanceof Uint8Array)) throw new UsageError("run eBPF program", "memory must be a Uint8Array (or Buffer)");
     const stack = this.stack;
     // Zero the first frame now, each further frame when a call enters it.
     stack.fill(0, stack.length - stackSize);
@@ -216,6 +220,8 @@ export class Interpreter {
     const high = this.high;
     const low = this.low;
     for (const [register, value] of Object.entries(registers)) {
+      if (!["1", "2", "3", "4", "5"].includes(register)) throw new UsageError("run eBPF program", `initial register r${register} cannot be set; only r1 … r5`);
+      if (typeof value !== "bigint" && !Number.isInteger(value)) throw new UsageError("run eBPF program", `initial value of r${register} must be an integer, not ${String(value)}`);
       const big = BigInt.asUintN(64, BigInt(value));
       high[Number(register)] = Number(big >> 32n);
       low[Number(register)] = Number(big & 0xffff_ffffn);

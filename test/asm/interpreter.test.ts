@@ -200,3 +200,11 @@ test("initial registers can be given per run", () => {
   assert.equal(interpreter.run(undefined, { registers: { 1: 40, 2: 2n } }).returnValue, 42n);
   assert.equal(interpreter.run(undefined, { registers: { 1: -1 } }).returnValue, 0xffff_ffff_ffff_ffffn);
 });
+
+test("bad arguments are UsageErrors", () => {
+  const program = new Assembler().return(0).finish().instructions;
+  assert.throws(() => new Interpreter("exit" as unknown as Instruction[]), UsageError);
+  assert.throws(() => new Interpreter(program).run([1, 2] as unknown as Uint8Array), /memory must be a Uint8Array/);
+  assert.throws(() => new Interpreter(program).run(undefined, { registers: { 7: 1 } as never }), /r7 cannot be set/);
+  assert.throws(() => new Interpreter(program).run(undefined, { registers: { 1: 1.5 } }), /must be an integer/);
+});
