@@ -647,6 +647,9 @@ export class Interpreter {
       const where = region === undefined ? "not in any memory region" : `beyond the end of the ${hi === packetRegion ? "input memory" : hi === stackRegion ? "stack" : "mapped memory"} (${region.length} bytes)`;
       throw this.failure("out-of-bounds", `${size}-byte access at 0x${address} is ${where}`, "check bounds before the access");
     }
+    if (hi === stackRegion && lo < this.low[10]! - stackSize) {
+      throw this.failure("out-of-bounds", `${size}-byte stack access at r10${lo - this.low[10]!} is below the current 512-byte frame`, "a frame has 512 bytes of stack");
+    }
     this.resolvedOffset = lo;
     this.resolvedRegion = hi;
     return this.views[hi]!;
