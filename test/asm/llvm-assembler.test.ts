@@ -9,7 +9,7 @@ import { decode, encode, instructionProblem, type Instruction } from "../../src/
 import { Opcode } from "../../src/asm/opcodes.js";
 import { UsageError } from "../../src/sys/errors.js";
 import { executableSections, objdumpListing } from "./elf-sections.js";
-import { seededRandom } from "./seeded-random.js";
+import { seededRandom } from "../support/seeded-random.js";
 import { randomCase } from "./reference-semantics.js";
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "test", "fixtures", "asm");
