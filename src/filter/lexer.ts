@@ -183,9 +183,16 @@ export function tokenize(expression: string): Token[] {
     addressPattern.lastIndex = position;
     const addressRun = addressPattern.exec(expression)?.[0] ?? "";
     if (addressRun.includes(":") && addressRun.length > identifier.length) {
-      tokens.push(addressToken(expression, addressRun, position));
-      position += addressRun.length;
-      continue;
+      const token = addressToken(addressRun, position);
+      if (token) {
+        tokens.push(token);
+        position += addressRun.length;
+        continue;
+      }
+      const bogus = /^(?:[0-9A-Fa-f]{1,2}:+){2,}/.exec(addressRun);
+      if (bogus) {
+        throw new FilterSyntaxError(expression, { start: position, end: position + addressRun.length }, `bogus address ${addressRun}`, "an IPv6 address (2001:db8::1) or a MAC address (00:11:22:33:44:55)");
+      }
     }
     if (identifier.length > 0) {
       tokens.push(wordToken(expression, identifier, position));
@@ -194,7 +201,8 @@ export function tokenize(expression: string): Token[] {
     }
     const operator = operatorSpellings.find(([spelling]) => expression.startsWith(spelling, position));
     if (operator) {
-      tokens.push({ kind: "operator", text: operator[1], source: operator[0], start: position, end: position + operator[0].length });
+      const kind = operator[1] === "and" || operator[1] === "or" || operator[1] === "not" ? "keyword" : "operator";
+      tokens.push({ kind, text: operator[1], source: operator[0], start: position, end: position + operator[0].length });
       position += operator[0].length;
       continue;
     }
@@ -205,13 +213,13 @@ export function tokenize(expression: string): Token[] {
   return tokens;
 }
 
-function addressToken(expression: string, text: string, start: number): Token {
+function addressToken(text: string, start: number): Token | undefined {
   const end = start + text.length;
   const mac = parseMacAddress(text);
   if (mac) return { kind: "mac", text, source: text, start, end, bytes: mac };
   const ipv6 = parseIpv6Address(text);
   if (ipv6) return { kind: "ipv6", text, source: text, start, end, bytes: ipv6 };
-  throw new FilterSyntaxError(expression, { start, end }, `bogus address ${text}`, "an IPv6 address (2001:db8::1) or a MAC address (00:11:22:33:44:55)");
+  return undefined;
 }
 
 function wordToken(expression: string, text: string, start: number): Token {
@@ -219,6 +227,9 @@ function wordToken(expression: string, text: string, start: number): Token {
   const canonical = keywordSynonyms[text] ?? text;
   if (keywords.has(canonical)) return { kind: "keyword", text: canonical, source: text, start, end };
   if (text in namedConstants) return { kind: "number", text, source: text, start, end, value: namedConstants[text]! };
+  if (/^[0-9A-Fa-f]{12}$|^[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}$/.test(text)) {
+    return { kind: "mac", text, source: text, start, end, bytes: parseMacAddress(text)! };
+  }
   if (numberPattern.test(text)) return { kind: "number", text, source: text, start, end, value: parseFilterNumber(expression, text, start) };
   if (dottedPattern.test(text)) return { kind: "ipv4", text, source: text, start, end };
   const mac = parseMacAddress(text);
