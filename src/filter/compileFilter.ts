@@ -1,4 +1,6 @@
-import { evaluatePredicate, type FilterPacket } from "./evaluatePredicate.js";
+import { buildDecisionGraph, ConstantDivisionByZero, type DecisionTarget } from "./decisionGraph.js";
+import { evaluateDecisionGraph, type FilterPacket } from "./evaluatePredicate.js";
+import { FilterSyntaxError } from "./filterSyntaxError.js";
 import { lowerFilter, type LowerOptions } from "./lowerFilter.js";
 import { parseFilter } from "./parser.js";
 import type { Predicate } from "./predicate.js";
@@ -8,6 +10,8 @@ export interface CompiledFilter {
   expression: string;
   linkType: number;
   predicate: Predicate;
+  /** The optimised decision graph code is generated from. */
+  graph: DecisionTarget;
   /** Evaluates the filter over a packet in user space (reference semantics). */
   matches(packet: FilterPacket | Uint8Array): boolean;
 }
@@ -20,12 +24,23 @@ export interface CompiledFilter {
 export function compileFilter(expression: string, options: LowerOptions): CompiledFilter {
   const ast = parseFilter(expression);
   const predicate = lowerFilter(expression, ast, options);
+  let graph: DecisionTarget;
+  try {
+    graph = buildDecisionGraph(predicate);
+  } catch (error) {
+    if (error instanceof ConstantDivisionByZero) throw new FilterSyntaxError(expression, { start: 0, end: expression.length }, error.message, "a non-zero divisor");
+    throw error;
+  }
+  if (graph.kind === "reject" && ast !== undefined) {
+    throw new FilterSyntaxError(expression, { start: 0, end: expression.length }, "expression rejects all packets", `an expression that can match on link type ${options.linkType}`);
+  }
   return {
     expression,
     linkType: options.linkType,
     predicate,
+    graph,
     matches(packet) {
-      return evaluatePredicate(predicate, packet instanceof Uint8Array ? { data: packet } : packet);
+      return evaluateDecisionGraph(graph, packet instanceof Uint8Array ? { data: packet } : packet);
     },
   };
 }

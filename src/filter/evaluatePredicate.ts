@@ -1,3 +1,4 @@
+import type { DecisionTarget } from "./decisionGraph.js";
 import type { Predicate, Value } from "./predicate.js";
 
 /** A packet as a filter sees it. */
@@ -29,6 +30,45 @@ export function evaluatePredicate(predicate: Predicate, packet: FilterPacket): b
   } catch (error) {
     if (error === Reject.instance) return false;
     throw error;
+  }
+}
+
+/**
+ * Runs a decision graph over one packet: the optimised form that eBPF code is
+ * generated from, so its results are what the kernel programs select.
+ */
+export function evaluateDecisionGraph(root: DecisionTarget, packet: FilterPacket): boolean {
+  try {
+    let target = root;
+    while (target.kind === "node") {
+      const test = target.test;
+      let outcome: boolean;
+      if (test.kind === "protochain") {
+        outcome = protochain(test.version, value(test.network, packet), test.protocol, packet);
+      } else {
+        const left = value(test.left, packet);
+        const right = value(test.right, packet);
+        outcome = compareValues(test.operator, left, right);
+      }
+      target = outcome ? target.whenTrue : target.whenFalse;
+    }
+    return target.kind === "accept";
+  } catch (error) {
+    if (error === Reject.instance) return false;
+    throw error;
+  }
+}
+
+function compareValues(operator: "==" | ">" | ">=" | "&", left: number, right: number): boolean {
+  switch (operator) {
+    case "==":
+      return left === right;
+    case ">":
+      return left > right;
+    case ">=":
+      return left >= right;
+    case "&":
+      return (left & right) !== 0;
   }
 }
 

@@ -182,7 +182,12 @@ class Lowerer {
         return loadEquals(this.linkTypeOffset!, 2, protocol);
       case "sll":
       case "sll2":
-        if (protocol <= 1500) this.fail(`802.2 LLC protocol ${protocol} is not supported on ${linkNames[this.link]}`);
+        if (protocol <= 1500) {
+          // LINUX_SLL_P_802_2 in the protocol field, then the DSAP (and SSAP for ISO, IP, NetBEUI).
+          const isLlc = loadEquals(this.linkTypeOffset!, 2, 0x0004);
+          if (protocol === 0x06 || protocol === 0xfe || protocol === 0xf0) return and(isLlc, loadEquals(this.network(0), 2, (protocol << 8) | protocol));
+          return and(isLlc, loadEquals(this.network(0), 1, protocol));
+        }
         return loadEquals(this.linkTypeOffset!, 2, protocol);
       case "raw":
         if (protocol === ethertype.ip) return loadEquals(this.linkHeader, 1, 0x40, 0xf0);
