@@ -4,7 +4,9 @@ import { constant, formatValue } from "./predicate.js";
 /** A test the graph branches on: an unsigned comparison or a protochain walk. */
 export type DecisionTest =
   | { kind: "compare"; operator: CompareOperator; left: Value; right: Value }
-  | Extract<Predicate, { kind: "protochain" }>;
+  | Extract<Predicate, { kind: "protochain" }>
+  /** Stores a value in a scratch register, then always continues with whenTrue (= whenFalse). */
+  | Extract<Predicate, { kind: "assign" }>;
 
 export type DecisionTarget = { kind: "accept" } | { kind: "reject" } | DecisionNode;
 
@@ -102,7 +104,11 @@ function compareConstants(operator: CompareOperator, left: number, right: number
  * known from the tests on every path into them are bypassed, and tests whose
  * two branches lead to the same place are removed (their loads with them).
  */
-export function buildDecisionGraph(predicate: Predicate): DecisionTarget {
+export function buildDecisionGraph(predicate: Predicate, options: { optimize?: boolean } = {}): DecisionTarget {
+  // libpcap turns its optimiser off when geneve's offset code (with its bare jump) is present; so do we,
+  // since the optimiser removes loads and so changes which truncated packets are rejected.
+  const optimize = options.optimize ?? !usesRegisters(predicate);
+  const fold = optimize ? foldValue : (value: Value) => value;
   let nextId = 0;
   const build = (p: Predicate, onTrue: DecisionTarget, onFalse: DecisionTarget): DecisionTarget => {
     switch (p.kind) {
@@ -117,16 +123,19 @@ export function buildDecisionGraph(predicate: Predicate): DecisionTarget {
       case "not":
         return build(p.operand, onFalse, onTrue);
       case "compare": {
-        const left = foldValue(p.left);
-        const right = foldValue(p.right);
+        const left = fold(p.left);
+        const right = fold(p.right);
         if (left.kind === "constant" && right.kind === "constant") return compareConstants(p.operator, left.value, right.value) ? onTrue : onFalse;
         return { kind: "node", id: nextId++, test: { kind: "compare", operator: p.operator, left, right }, whenTrue: onTrue, whenFalse: onFalse };
       }
       case "protochain":
-        return { kind: "node", id: nextId++, test: { ...p, network: foldValue(p.network) }, whenTrue: onTrue, whenFalse: onFalse };
+        return { kind: "node", id: nextId++, test: { ...p, network: fold(p.network) }, whenTrue: onTrue, whenFalse: onFalse };
+      case "assign":
+        return { kind: "node", id: nextId++, test: p, whenTrue: onTrue, whenFalse: onTrue };
     }
   };
   let root = build(predicate, accept, reject);
+  if (!optimize) return root;
   for (let round = 0; round < 50; round++) {
     const changed = optimizeOnce(root);
     root = changed.root;
@@ -142,7 +151,25 @@ interface Facts {
   outcomes: Map<string, boolean>;
 }
 
+function usesRegisters(predicate: Predicate): boolean {
+  switch (predicate.kind) {
+    case "and":
+    case "or":
+      return usesRegisters(predicate.left) || usesRegisters(predicate.right);
+    case "not":
+      return usesRegisters(predicate.operand);
+    case "assign":
+      return true;
+    default:
+      return false;
+  }
+}
+
 function testKeys(test: DecisionTest): { value: string; test: string; constant: number | undefined } {
+  if (test.kind === "assign") {
+    const key = `assign r${test.register} ${formatValue(test.value)}`;
+    return { value: key, test: key, constant: undefined };
+  }
   if (test.kind === "protochain") {
     const key = `protochain${test.version}(${formatValue(test.network)},${test.protocol})`;
     return { value: key, test: key, constant: undefined };

@@ -1,4 +1,5 @@
 import type { DecisionTarget } from "./decisionGraph.js";
+export type { DecisionTarget };
 import type { Predicate, Value } from "./predicate.js";
 
 /** A packet as a filter sees it. */
@@ -26,7 +27,7 @@ export const protochainMaximumHeaders = 16;
  */
 export function evaluatePredicate(predicate: Predicate, packet: FilterPacket): boolean {
   try {
-    return test(predicate, packet);
+    return test(predicate, packet, []);
   } catch (error) {
     if (error === Reject.instance) return false;
     throw error;
@@ -38,16 +39,20 @@ export function evaluatePredicate(predicate: Predicate, packet: FilterPacket): b
  * generated from, so its results are what the kernel programs select.
  */
 export function evaluateDecisionGraph(root: DecisionTarget, packet: FilterPacket): boolean {
+  const registers: number[] = [];
   try {
     let target = root;
     while (target.kind === "node") {
       const test = target.test;
       let outcome: boolean;
-      if (test.kind === "protochain") {
-        outcome = protochain(test.version, value(test.network, packet), test.protocol, packet);
+      if (test.kind === "assign") {
+        registers[test.register] = value(test.value, packet, registers);
+        outcome = true;
+      } else if (test.kind === "protochain") {
+        outcome = protochain(test.version, value(test.network, packet, registers), test.protocol, packet);
       } else {
-        const left = value(test.left, packet);
-        const right = value(test.right, packet);
+        const left = value(test.left, packet, registers);
+        const right = value(test.right, packet, registers);
         outcome = compareValues(test.operator, left, right);
       }
       target = outcome ? target.whenTrue : target.whenFalse;
@@ -72,21 +77,21 @@ function compareValues(operator: "==" | ">" | ">=" | "&", left: number, right: n
   }
 }
 
-function test(predicate: Predicate, packet: FilterPacket): boolean {
+function test(predicate: Predicate, packet: FilterPacket, registers: number[]): boolean {
   switch (predicate.kind) {
     case "true":
       return true;
     case "false":
       return false;
     case "and":
-      return test(predicate.left, packet) && test(predicate.right, packet);
+      return test(predicate.left, packet, registers) && test(predicate.right, packet, registers);
     case "or":
-      return test(predicate.left, packet) || test(predicate.right, packet);
+      return test(predicate.left, packet, registers) || test(predicate.right, packet, registers);
     case "not":
-      return !test(predicate.operand, packet);
+      return !test(predicate.operand, packet, registers);
     case "compare": {
-      const left = value(predicate.left, packet);
-      const right = value(predicate.right, packet);
+      const left = value(predicate.left, packet, registers);
+      const right = value(predicate.right, packet, registers);
       switch (predicate.operator) {
         case "==":
           return left === right;
@@ -100,7 +105,10 @@ function test(predicate: Predicate, packet: FilterPacket): boolean {
     }
     // eslint-disable-next-line no-fallthrough
     case "protochain":
-      return protochain(predicate.version, value(predicate.network, packet), predicate.protocol, packet);
+      return protochain(predicate.version, value(predicate.network, packet, registers), predicate.protocol, packet);
+    case "assign":
+      registers[predicate.register] = value(predicate.value, packet, registers);
+      return true;
   }
 }
 
@@ -112,19 +120,21 @@ function loadBytes(packet: FilterPacket, offset: number, size: 1 | 2 | 4): numbe
   return ((data[offset]! << 24) | (data[offset + 1]! << 16) | (data[offset + 2]! << 8) | data[offset + 3]!) >>> 0;
 }
 
-function value(node: Value, packet: FilterPacket): number {
+function value(node: Value, packet: FilterPacket, registers: number[]): number {
   switch (node.kind) {
     case "constant":
       return node.value;
     case "load":
-      return loadBytes(packet, value(node.offset, packet), node.size);
+      return loadBytes(packet, value(node.offset, packet, registers), node.size);
     case "packetLength":
       return (packet.length ?? packet.data.length) >>> 0;
     case "packetType":
       return packet.packetType ?? 0;
+    case "register":
+      return registers[node.index] ?? 0;
     case "binary": {
-      const left = value(node.left, packet);
-      const right = value(node.right, packet);
+      const left = value(node.left, packet, registers);
+      const right = value(node.right, packet, registers);
       switch (node.operator) {
         case "+":
           return (left + right) >>> 0;

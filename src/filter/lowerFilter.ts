@@ -70,6 +70,9 @@ class Lowerer {
   private networkOffset = 0;
   private vlanDepth = 0;
   private mplsDepth = 0;
+  /** After geneve: the link header may be absent (libpcap's gen_geneve_ll_check). */
+  private geneve = false;
+  private nextRegister = 0;
   private span: SourceSpan = { start: 0, end: 0 };
 
   constructor(private readonly expression: string, private readonly options: LowerOptions) {
@@ -561,9 +564,9 @@ class Lowerer {
       const half = (address[0]! << 8) | address[1]!;
       return and(loadEquals(addOffset(this.linkHeader, offset + 2), 4, word), loadEquals(addOffset(this.linkHeader, offset), 2, half));
     };
-    if (mode === "src") return at(6);
-    if (mode === "dst") return at(0);
-    return mode === "and" ? and(at(6), at(0)) : or(at(6), at(0));
+    if (mode === "src") return this.withLinkHeader(at(6));
+    if (mode === "dst") return this.withLinkHeader(at(0));
+    return this.withLinkHeader(mode === "and" ? and(at(6), at(0)) : or(at(6), at(0)));
   }
 
   private gateway(name: string, protocol: string | undefined, direction: DirectionQualifier | undefined, idSpan: SourceSpan): Predicate {
@@ -667,7 +670,7 @@ class Lowerer {
   private multicast(protocol: string | undefined): Predicate {
     if (protocol === undefined || protocol === "link") {
       if (this.link !== "ethernet") this.fail(`link-layer multicast filters are supported only on Ethernet, not ${linkNames[this.link]}`, "'ip multicast' or 'ip6 multicast'");
-      return compare("&", load(this.linkHeader, 1), constant(1));
+      return this.withLinkHeader(compare("&", load(this.linkHeader, 1), constant(1)));
     }
     if (protocol === "ip") return and(this.linkProtocol(ethertype.ip), compare(">=", load(this.network(16), 1), constant(224)));
     if (protocol === "ip6") return and(this.linkProtocol(ethertype.ip6), loadEquals(this.network(24), 1, 255));
@@ -742,9 +745,76 @@ class Lowerer {
         this.link = "ppp";
         return result;
       }
-      default:
-        return this.fail(`'${kind}' is not supported yet`, undefined, this.span);
+      case "geneve":
+      case "vxlan":
+        return this.tunnel(kind, value, span);
     }
+  }
+
+  /**
+   * geneve/vxlan as libpcap generates them: UDP to port 6081/4789 over IPv4
+   * (first fragment) or IPv6, header checks, then offsets recomputed at run
+   * time into scratch registers so later tests look inside the tunnel.
+   */
+  private tunnel(kind: "geneve" | "vxlan", value: number | undefined, span: SourceSpan): Predicate {
+    const port = kind === "geneve" ? 6081 : 4789;
+    if (value !== undefined && value > 0xffffff) this.fail(`${kind === "geneve" ? "Geneve" : "VXLAN"} VNI ${value} greater than maximum 16777215`, "a VNI from 0 to 16777215", span);
+    const headerChecks = (base: Value) => {
+      let checks = kind === "geneve" ? loadEquals(addOffset(base, 8), 1, 0, 0xc0) : loadEquals(addOffset(base, 8), 1, 0x08);
+      if (value !== undefined) checks = and(checks, loadEquals(addOffset(base, 12), 4, (value << 8) >>> 0, 0xffffff00));
+      return checks;
+    };
+    const ipHeaderLength = this.nextRegister++;
+    const udpDestination = (base: Value) => compare("==", load(addOffset(base, 2), 2), constant(port));
+    const ipv4Base = this.ipv4HeaderEnd();
+    const ipv4Check = and(and(this.linkProtocol(ethertype.ip), and(and(loadEquals(this.network(9), 1, ipProtocol.udp), this.ipFirstFragment()), udpDestination(ipv4Base))), headerChecks(ipv4Base));
+    const headerLength: Value = { kind: "binary", operator: "<<", left: { kind: "binary", operator: "&", left: load(this.network(0), 1), right: constant(0xf) }, right: constant(2) };
+    const ipv6Base = this.network(40);
+    const ipv6Check = and(and(this.linkProtocol(ethertype.ip6), and(loadEquals(this.network(6), 1, ipProtocol.udp), udpDestination(ipv6Base))), headerChecks(ipv6Base));
+    const matched = or(
+      and(ipv4Check, { kind: "assign", register: ipHeaderLength, value: headerLength }),
+      and(ipv6Check, { kind: "assign", register: ipHeaderLength, value: constant(40) }),
+    );
+    // Start of the tunnel header: the IP header length, plus the network offset, plus the UDP header.
+    const start: Value = addValues(this.network(8), { kind: "register", index: ipHeaderLength });
+    const linkTypeRegister = this.nextRegister++;
+    const linkHeaderRegister = this.nextRegister++;
+    const linkPayloadRegister = this.nextRegister++;
+    const startRegister = this.nextRegister++;
+    const startValue: Value = { kind: "register", index: startRegister };
+    let offsets: Predicate;
+    if (kind === "geneve") {
+      const headerEnd: Value = addValues(addOffset({ kind: "binary", operator: "*", left: { kind: "binary", operator: "&", left: load(startValue, 1), right: constant(0x3f) }, right: constant(4) }, 8), startValue);
+      const end: Value = { kind: "register", index: linkHeaderRegister };
+      offsets = and(
+        and(and({ kind: "assign", register: startRegister, value: start }, { kind: "assign", register: linkTypeRegister, value: addOffset(startValue, 2) }), { kind: "assign", register: linkHeaderRegister, value: headerEnd }),
+        or(
+          and(loadEquals(addOffset(startValue, 2), 2, 0x6558), and({ kind: "assign", register: linkTypeRegister, value: addOffset(end, 12) }, { kind: "assign", register: linkPayloadRegister, value: addOffset(end, 14) })),
+          { kind: "assign", register: linkPayloadRegister, value: end },
+        ),
+      );
+      this.geneve = true;
+    } else {
+      offsets = and(
+        and({ kind: "assign", register: startRegister, value: start }, { kind: "assign", register: linkHeaderRegister, value: addOffset(startValue, 8) }),
+        and({ kind: "assign", register: linkTypeRegister, value: addOffset(startValue, 20) }, { kind: "assign", register: linkPayloadRegister, value: addOffset(startValue, 22) }),
+      );
+      this.geneve = false;
+    }
+    this.link = "ethernet";
+    this.linkHeader = { kind: "register", index: linkHeaderRegister };
+    this.linkTypeOffset = { kind: "register", index: linkTypeRegister };
+    this.linkPayload = { kind: "register", index: linkPayloadRegister };
+    this.networkOffset = 0;
+    this.vlanDepth = 0;
+    this.mplsDepth = 0;
+    return and(matched, offsets);
+  }
+
+  /** After geneve, link-layer tests first check that an Ethernet header is present. */
+  private withLinkHeader(test: Predicate): Predicate {
+    if (!this.geneve) return test;
+    return and(not(compare("==", this.linkHeader, this.linkPayload)), test);
   }
 
   // ---- arithmetic -------------------------------------------------------------------------

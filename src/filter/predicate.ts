@@ -14,6 +14,8 @@ export type Value =
   | { kind: "packetLength" }
   /** Linux packet type of the skb (PACKET_HOST 0 ... PACKET_OUTGOING 4); metadata, not packet data. */
   | { kind: "packetType" }
+  /** A scratch register written by an `assign` predicate earlier on the path (0 before). */
+  | { kind: "register"; index: number }
   /** Unsigned 32-bit arithmetic; division or modulo by zero rejects the packet. */
   | { kind: "binary"; operator: ArithmeticOperator; left: Value; right: Value };
 
@@ -30,7 +32,9 @@ export type Predicate =
    * libpcap's protocol-chain walk from the IPv4 or IPv6 header at `network`:
    * true when `protocol` appears in the next-header chain.
    */
-  | { kind: "protochain"; version: 4 | 6; network: Value; protocol: number };
+  | { kind: "protochain"; version: 4 | 6; network: Value; protocol: number }
+  /** Stores a value in a scratch register; always true (libpcap's geneve/vxlan offset code). */
+  | { kind: "assign"; register: number; value: Value };
 
 export const truePredicate: Predicate = { kind: "true" };
 export const falsePredicate: Predicate = { kind: "false" };
@@ -93,6 +97,8 @@ export function formatPredicate(predicate: Predicate): string {
       return `${formatValue(predicate.left)} ${predicate.operator === "&" ? "&?" : predicate.operator} ${formatValue(predicate.right)}`;
     case "protochain":
       return `protochain${predicate.version}(${formatValue(predicate.network)}, ${predicate.protocol})`;
+    case "assign":
+      return `(r${predicate.register} := ${formatValue(predicate.value)})`;
   }
 }
 
@@ -106,6 +112,8 @@ export function formatValue(value: Value): string {
       return "len";
     case "packetType":
       return "pkttype";
+    case "register":
+      return `r${value.index}`;
     case "binary":
       return `(${formatValue(value.left)} ${value.operator} ${formatValue(value.right)})`;
   }

@@ -83,6 +83,27 @@ const combined = [
   "dst port 80 and src net 10.0.0.0/8", "src net 10 and dst net 10", "udp and (dst 8.8.8.8 or dst 255.255.255.255)",
   "ip and ip[8] = 1 or icmp", "tcp src port 12345 or tcp dst port 12345", "src port 80 and tcp or udp",
 ];
+const tunnels = [
+  "geneve", "geneve 5", "geneve 7", "geneve 3", "geneve 9", "geneve and ip", "geneve 5 and tcp port 80", "geneve and ip6",
+  "geneve and udp port 53", "geneve and host 192.168.7.1", "geneve and ether src 02:00:00:00:00:01", "geneve and ether broadcast",
+  "geneve and multicast", "geneve or udp", "not geneve", "geneve and vlan", "geneve 7 and ip and udp", "udp and geneve",
+  "geneve and tcp[tcpflags] & tcp-syn != 0", "geneve and ip[9] = 17", "geneve and len > 100",
+];
+const metadata = [
+  "inbound", "outbound", "inbound and tcp", "not outbound", "outbound or icmp", "ifindex 2", "ifindex 1 and udp", "ifindex 3",
+];
+const inheritance = [
+  "tcp dst port 80 or 22 or 53", "src host 10.0.0.1 or 10.0.0.2 and dst 8.8.8.8", "ip6 and (tcp port 80 or 22)",
+  "host 10.0.0.1 or (10.0.0.2 or 8.8.8.8)", "src net 10.0.0.0/24 or 192.168.1.0/24", "port 80 or 53 or 22",
+  "tcp port (80 or 22)", "host (10.0.0.1 or 10.0.0.2)", "not port 80 and not 53", "not port 80 and 53",
+  "ether src 02:00:00:00:00:01 or 0a:0b:0c:0d:0e:0f", "udp portrange 50-60 or 5000-6000", "ip proto 6 or 17", "proto (6 or 17)",
+  "port 0x50", "port 0120", "vlan 0xa", "ip[0x9] = 0x6", "ip[011] = 6", "ether proto \\loopback", "ip and not (host 10.0.0.1 or host 10.0.0.2)",
+  "tcp or udp and icmp", "not tcp or udp", "! (tcp or udp) and ip", "len >= 100 and len <= 200", "ether[0] & 0 = 0",
+  "ip6[6] = 44 and ip6[40] = 6", "host 10.0.0.1 and port 80 or 53", "dst host 10.0.0.2 and (src 10.0.0.1 or 8.8.8.8)",
+  "tcp and dst port 22 or dst port 80 and src port 12345", "(host 10.0.0.1) and 10.0.0.2", "host 10.0.0.1 and not (10.0.0.2)",
+  "not (port 80) or 22", "port 80 and (tcp)", "net 10 or 192.168", "ether host 02:00:00:00:00:01 and not 02:00:00:00:00:02",
+  "ip proto 17 and not 6", "portrange 1-100 and not 53-53",
+];
 const errors = [
   "port 99999", "tcp[", "vlan 5000", "ip host ::1", "net 10.0.0.1/8", "host 10.0.0.0/8", "(tcp) or 80", "tcp or 80",
   "10.0.0.1", "port", "host", "ip[0:3] = 1", "tcp[0] / 0 = 1", "ip6 host 10.0.0.1", "ether host 10.0.0.1",
@@ -90,8 +111,12 @@ const errors = [
   "ether proto \\nosuch", "mpls 2000000", "pppoes 70000", "net 10.0.0.0/33", "tcp src", "portrange 70000-70001",
   "ip proto \\nosuchproto", "udp port ssh", "ip[0] << 32 = 0", "ip[0] % 0 = 1", "ether host 1:2:3:4:5", "host 1.2.3.4.5",
   "mpls and vlan", "gateway 10.0.0.1", "ip6 protochain", "arp proto 6", "tcp proto 6", "src port 80 80",
+  "ip[9] = 08", "ip[2:2] / (1 - 1) > 0", "geneve 16777216", "vlan 1 and", "not", "()", "host 10.0.0.1 or", "port 80 or port",
+  "ip[0:4] = 0x100000000", "tcp[13] = tcp-nosuch", "ether proto", "less", "greater x", "ip6 net 2001:db8::1/64",
+  "net 2001:db8::/129", "src portrange", "ip[1:2:3] = 1", "ether src 02:00:00:00:00:01/8",
 ];
 
 export const differentialExpressions: string[] = [
-  ...hosts, ...nets, ...ports, ...protocols, ...link, ...encapsulations, ...arithmetic, ...combined, ...errors,
+  ...hosts, ...nets, ...ports, ...protocols, ...link, ...encapsulations, ...arithmetic, ...combined, ...tunnels, ...metadata,
+  ...inheritance, ...errors,
 ];
