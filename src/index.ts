@@ -1,1 +1,14 @@
 export * from "./sys/errors.js";
+export { MapType, ProgramType, AttachType, LinkType, MapFlag, UpdateFlag, ProgramFlag, AttachFlag, XdpFlag } from "./sys/bpf-constants.js";
+export type { ProgramInfo, MapInfo, LinkInfo } from "./sys/object-info.js";
+export * from "./core/codec.js";
+export { BpfMap, BpfMap as Map, type MapSpec, type BatchOptions } from "./core/map.js";
+export { Program, type ProgramSpec, type ProgramLoadOptions, type RunOptions, type TestRunResult } from "./core/program.js";
+export { encodeInstructions, type InstructionSource, type MapHandle } from "./core/program.js";
+export * from "./asm/opcodes.js";
+export { encode, decode, validateInstructions, type Instruction } from "./asm/instruction.js";
+export { helperIds, helperIdOf, helperNameOf } from "./asm/helpers.js";
+export { Assembler, patchMapReferences, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, type Register, type AssembledProgram, type MapReference } from "./asm/assembler.js";
+export { assembleText } from "./asm/text-assembler.js";
+export { Interpreter, runProgram } from "./asm/interpreter.js";
+export * from "./features/features.js";

@@ -77,3 +77,49 @@ export function defaultHint(code: string): string | undefined {
       return undefined;
   }
 }
+
+/** What the verifier's log says went wrong, in one line, and where. */
+export interface VerifierSummary {
+  /** Index of the failing instruction, when the log names one. */
+  instruction: number | undefined;
+  /** The failing instruction as the verifier printed it. */
+  instructionText: string | undefined;
+  /** The verifier's own message. */
+  message: string;
+}
+
+const bookkeeping = /^(processed \d+ insns|verification time|stack depth|max_states_per_insn|Validating|Func#|func#|mark_precise|last_idx|regs=|parent didn't|\s*$)/;
+
+export function summarizeVerifierLog(log: string): VerifierSummary {
+  const lines = log.split("\n").map((l) => l.trimEnd());
+  let messageIndex = -1;
+  for (let i = lines.length - 1; i >= 0; i--) {
+    if (!bookkeeping.test(lines[i]!)) {
+      messageIndex = i;
+      break;
+    }
+  }
+  const message = messageIndex >= 0 ? lines[messageIndex]!.trim() : "the program was rejected";
+  for (let i = messageIndex; i >= 0; i--) {
+    const match = /^(\d+): \([0-9a-f]{2}\) (.*)$/.exec(lines[i]!);
+    if (match) {
+      const text = match[2]!.replace(/\s*;.*$/, "").trim();
+      return { instruction: Number(match[1]), instructionText: text, message };
+    }
+  }
+  return { instruction: undefined, instructionText: undefined, message };
+}
+
+/** The kernel verifier rejected a program. `log` holds its full log. */
+export class VerifierError extends SyscallError {
+  readonly log: string;
+  readonly summary: VerifierSummary;
+
+  constructor(operation: string, errno: number, code: string, log: string) {
+    const summary = summarizeVerifierLog(log);
+    const where = summary.instruction !== undefined ? `instruction ${summary.instruction} (${summary.instructionText}): ` : "";
+    super(operation, errno, "the full verifier log is in error.log", `verifier rejected the program at ${where}${summary.message}`);
+    this.log = log;
+    this.summary = summary;
+  }
+}

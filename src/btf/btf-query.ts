@@ -1,0 +1,264 @@
+import type { Btf } from "./btf.js";
+import { BtfFormatError } from "./btf-format-error.js";
+import { btfKindKernelName, isCompositeKind, isEnumKind, isModifierKind, type BtfKind, type BtfMember } from "./btf-types.js";
+
+/** Longest typedef/qualifier chain followed before declaring a loop. */
+const maximumChainLength = 256;
+/** Deepest nesting of arrays/structs followed when computing sizes and alignments. */
+const maximumNesting = 64;
+/** Size of a pointer in BPF and in the (64-bit) kernels netbpf targets. */
+export const pointerSize = 8;
+
+function queryError(message: string, typeId?: number, hint?: string): BtfFormatError {
+  return new BtfFormatError(message, typeId === undefined ? {} : { typeId }, "query BTF", hint);
+}
+
+/**
+ * Follow const/volatile/restrict/type-tag (and, unless `keepTypedefs`, typedef)
+ * references from `id`; returns the first id that is none of those.
+ */
+export function skipQualifiers(btf: Btf, id: number, options: { keepTypedefs?: boolean } = {}): number {
+  let current = id;
+  for (let step = 0; step < maximumChainLength; step++) {
+    const kind = btf.kindOf(current);
+    if (!(isModifierKind(kind) || (kind === "typedef" && !options.keepTypedefs))) return current;
+    current = (btf.type(current) as { type: number }).type;
+  }
+  throw queryError(`typedef/qualifier chain starting at ${btf.describe(id)} is longer than ${maximumChainLength} (a loop?)`, id);
+}
+
+/** Size in bytes of a type, like sizeof() in C (and libbpf's btf__resolve_size). */
+export function sizeOf(btf: Btf, id: number): number {
+  let multiplier = 1;
+  let current = id;
+  for (let step = 0; step < maximumChainLength; step++) {
+    const type = btf.type(current);
+    switch (type.kind) {
+      case "int": case "struct": case "union": case "enum": case "enum64": case "dataSection": case "float":
+        return checkedSize(multiplier * type.size, id);
+      case "pointer":
+        return checkedSize(multiplier * pointerSize, id);
+      case "typedef": case "volatile": case "const": case "restrict": case "variable": case "declTag": case "typeTag":
+        current = type.type;
+        break;
+      case "array":
+        multiplier *= type.length;
+        current = type.type;
+        break;
+      default:
+        throw queryError(`${btf.describe(current)} has no size (${btfKindKernelName[type.kind]})`, id, "only data types have a size");
+    }
+  }
+  throw queryError(`type chain starting at ${btf.describe(id)} is longer than ${maximumChainLength} (a loop?)`, id);
+}
+
+function checkedSize(size: number, id: number): number {
+  if (!Number.isSafeInteger(size) || size > 0xffffffff) throw queryError(`size ${size} is out of range`, id);
+  return size;
+}
+
+/** Alignment in bytes, as C would lay the type out (libbpf's btf__align_of); 1 for packed structs. */
+export function alignmentOf(btf: Btf, id: number, depth = 0): number {
+  if (depth > maximumNesting) throw queryError(`types nest deeper than ${maximumNesting} levels below ${btf.describe(id)}`, id);
+  const type = btf.type(skipQualifiers(btf, id));
+  switch (type.kind) {
+    case "int": case "enum": case "enum64": case "float":
+      return Math.max(1, Math.min(pointerSize, type.size));
+    case "pointer":
+      return pointerSize;
+    case "array":
+      return alignmentOf(btf, type.type, depth + 1);
+    case "struct": case "union": {
+      let maximum = 1;
+      for (const member of type.members) {
+        const alignment = alignmentOf(btf, member.type, depth + 1);
+        if (member.bitfieldSize === 0 && member.bitOffset % (8 * alignment) !== 0) return 1;
+        maximum = Math.max(maximum, alignment);
+      }
+      return type.size % maximum === 0 ? maximum : 1;
+    }
+    default:
+      throw queryError(`${btf.describe(id)} has no alignment (${btfKindKernelName[type.kind]})`, id);
+  }
+}
+
+/** Where a member sits inside a struct or union. */
+export interface MemberLocation {
+  name: string;
+  /** The member's type (as declared, qualifiers and typedefs not skipped). */
+  type: number;
+  /** Offset from the start of the outermost struct, in bits. */
+  bitOffset: number;
+  /** Offset in whole bytes (bitOffset / 8 rounded down). */
+  byteOffset: number;
+  /** Bitfield width in bits, 0 for an ordinary member. */
+  bitfieldSize: number;
+  /** Member indexes from the struct down to the member, through anonymous members. */
+  path: number[];
+  /** The struct or union that directly contains the member. */
+  parent: number;
+}
+
+/** Effective bit offset and bitfield size of a member, including the legacy (kind_flag 0) int encoding. */
+function memberBits(btf: Btf, member: BtfMember, kindFlag: boolean): { bitOffset: number; bitfieldSize: number } {
+  if (kindFlag) return { bitOffset: member.bitOffset, bitfieldSize: member.bitfieldSize };
+  const target = btf.type(skipQualifiers(btf, member.type));
+  if (target.kind === "int" && (target.bitOffset !== 0 || target.bits !== target.size * 8)) {
+    return { bitOffset: member.bitOffset + target.bitOffset, bitfieldSize: target.bits };
+  }
+  return { bitOffset: member.bitOffset, bitfieldSize: 0 };
+}
+
+/**
+ * Find a member by name in a struct or union (typedefs and qualifiers skipped),
+ * looking inside anonymous struct/union members as C does. Undefined when absent.
+ */
+export function findMember(btf: Btf, id: number, name: string): MemberLocation | undefined {
+  return searchMember(btf, skipQualifiers(btf, id), name, 0, [], 0);
+}
+
+function searchMember(btf: Btf, id: number, name: string, baseBits: number, path: number[], depth: number): MemberLocation | undefined {
+  if (depth > maximumNesting) throw queryError(`anonymous members nest deeper than ${maximumNesting} levels`, id);
+  const type = btf.type(id);
+  if (type.kind !== "struct" && type.kind !== "union") {
+    throw queryError(`${btf.describe(id)} is not a struct or union, so it has no member "${name}"`, id);
+  }
+  for (let index = 0; index < type.members.length; index++) {
+    const member = type.members[index]!;
+    if (member.name === name) {
+      const bits = memberBits(btf, member, type.kindFlag);
+      const bitOffset = baseBits + bits.bitOffset;
+      return { name, type: member.type, bitOffset, byteOffset: Math.floor(bitOffset / 8), bitfieldSize: bits.bitfieldSize, path: [...path, index], parent: id };
+    }
+    if (member.name === "") {
+      const inner = skipQualifiers(btf, member.type);
+      if (isCompositeKind(btf.kindOf(inner))) {
+        const found = searchMember(btf, inner, name, baseBits + member.bitOffset, [...path, index], depth + 1);
+        if (found) return found;
+      }
+    }
+  }
+  return undefined;
+}
+
+/** Resolve a root type given by name: struct, then union, then typedef; "struct x" / "union x" pick the kind. */
+export function findRootType(btf: Btf, name: string): number {
+  const trimmed = name.trim();
+  const match = /^(struct|union|enum|typedef)\s+(\S+)$/.exec(trimmed);
+  if (match) return btf.findType(match[2]!, match[1] as BtfKind);
+  for (const kind of ["struct", "union", "typedef", "enum", "int"] as const) {
+    const ids = btf.findByName(trimmed, kind);
+    if (ids.length > 0) return ids[0]!;
+  }
+  return btf.findType(trimmed);
+}
+
+/** Result of a path query such as "sk_buff.cb[2]". */
+export interface FieldLocation {
+  /** Type of the field reached (as declared). */
+  type: number;
+  bitOffset: number;
+  byteOffset: number;
+  bitfieldSize: number;
+  /** Size in bytes of the field's type. */
+  size: number;
+}
+
+type PathStep = { member: string } | { index: number };
+
+function parsePath(path: string): PathStep[] {
+  const steps: PathStep[] = [];
+  let position = 0;
+  const pattern = /\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*(\d+)\s*\])/y;
+  while (position < path.length) {
+    pattern.lastIndex = position;
+    const match = pattern.exec(path);
+    if (!match) {
+      if (/^\s*$/.test(path.slice(position))) break;
+      throw new BtfFormatError(`cannot parse field path "${path}" at position ${position}`, {}, "query BTF", 'write paths like "len", "cb[2]" or "__sk_common.skc_dport"');
+    }
+    steps.push(match[1] !== undefined ? { member: match[1] } : { index: Number(match[2]) });
+    position = pattern.lastIndex;
+  }
+  return steps;
+}
+
+/**
+ * Locate a field by path from a root type: `fieldLocation(btf, "sk_buff", "cb[2]")`,
+ * or with the root in the path: `fieldLocation(btf, "sock.__sk_common.skc_dport")`.
+ */
+export function fieldLocation(btf: Btf, root: string | number, path?: string): FieldLocation {
+  let rootId: number;
+  let rest: string;
+  if (typeof root === "number") {
+    rootId = root;
+    rest = path ?? "";
+  } else if (path === undefined) {
+    const match = /^\s*((?:(?:struct|union|typedef)\s+)?[A-Za-z_][A-Za-z0-9_]*)(.*)$/s.exec(root);
+    if (!match) throw new BtfFormatError(`cannot parse field path "${root}"`, {}, "query BTF", 'write paths like "sk_buff.cb[2]"');
+    rootId = findRootType(btf, match[1]!);
+    rest = match[2]!;
+  } else {
+    rootId = findRootType(btf, root);
+    rest = path;
+  }
+  const normalized = rest.trim();
+  const steps = parsePath(normalized.startsWith(".") || normalized.startsWith("[") || normalized === "" ? normalized : "." + normalized);
+  let type = rootId;
+  let bitOffset = 0;
+  let bitfieldSize = 0;
+  for (const step of steps) {
+    if (bitfieldSize !== 0) throw queryError(`cannot go past bitfield in ${btf.describe(rootId)}`, rootId);
+    if ("member" in step) {
+      const found = findMember(btf, type, step.member);
+      if (!found) {
+        throw queryError(`${btf.describe(skipQualifiers(btf, type))} has no member "${step.member}"`, type, "the running kernel's layout may differ; check with `bpftool btf dump file /sys/kernel/btf/vmlinux`");
+      }
+      bitOffset += found.bitOffset;
+      bitfieldSize = found.bitfieldSize;
+      type = found.type;
+    } else {
+      const arrayId = skipQualifiers(btf, type);
+      const array = btf.type(arrayId);
+      if (array.kind !== "array") throw queryError(`${btf.describe(arrayId)} is not an array, so it cannot be indexed with [${step.index}]`, arrayId);
+      if (array.length !== 0 && step.index >= array.length) throw queryError(`index ${step.index} is out of bounds for ${btf.describe(arrayId)} of length ${array.length}`, arrayId);
+      bitOffset += step.index * sizeOf(btf, array.type) * 8;
+      type = array.type;
+    }
+  }
+  return { type, bitOffset, byteOffset: Math.floor(bitOffset / 8), bitfieldSize, size: sizeOf(btf, type) };
+}
+
+/** Byte offset of a (non-bitfield) field: `fieldOffset(btf, "sk_buff", "len")` or `fieldOffset(btf, "sk_buff.len")`. */
+export function fieldOffset(btf: Btf, root: string | number, path?: string): number {
+  const location = fieldLocation(btf, root, path);
+  if (location.bitfieldSize !== 0 || location.bitOffset % 8 !== 0) {
+    throw queryError(`${typeof root === "number" ? btf.describe(root) : root}${path ? "." + path : ""} is a bitfield at bit offset ${location.bitOffset}; use fieldLocation for its bit position`);
+  }
+  return location.byteOffset;
+}
+
+/** Value of an enumerator in a named enum: `enumValue(btf, "bpf_map_type", "BPF_MAP_TYPE_ARRAY")`. */
+export function enumValue(btf: Btf, enumName: string | number, valueName: string): number | bigint {
+  const ids = typeof enumName === "number" ? [enumName] : [...btf.findByName(enumName, "enum"), ...btf.findByName(enumName, "enum64")];
+  if (ids.length === 0) throw queryError(`no enum named "${enumName}"`);
+  for (const id of ids) {
+    const type = btf.type(skipQualifiers(btf, id));
+    if (!isEnumKind(type.kind)) throw queryError(`${btf.describe(id)} is not an enum`, id);
+    for (const value of (type as { values: { name: string; value: number | bigint }[] }).values) {
+      if (value.name === valueName) return value.value;
+    }
+  }
+  throw queryError(`enum ${typeof enumName === "number" ? btf.describe(enumName) : enumName} has no value "${valueName}"`, ids[0]);
+}
+
+/** Find an enumerator by name in any enum (named or anonymous). */
+export function findEnumValue(btf: Btf, valueName: string): { enumId: number; value: number | bigint } | undefined {
+  for (let id = 1; id < btf.typeCount; id++) {
+    const kind = btf.kindOf(id);
+    if (kind !== "enum" && kind !== "enum64") continue;
+    const type = btf.type(id) as { values: { name: string; value: number | bigint }[] };
+    for (const value of type.values) if (value.name === valueName) return { enumId: id, value: value.value };
+  }
+  return undefined;
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from "commander";
+import { NetbpfError } from "../sys/errors.js";
+import { registerFeaturesCommand } from "./features-command.js";
+import { registerObjectCommands } from "./object-commands.js";
+
+// `netbpf … | head` closes our stdout early: that is not an error.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
+
+const program = new Command();
+program
+  .name("netbpf")
+  .description("eBPF network traffic interception and analysis")
+  .version("0.1.0")
+  .showHelpAfterError("(run with --help for usage)")
+  .exitOverride();
+
+registerFeaturesCommand(program);
+registerObjectCommands(program);
+
+function fail(error: unknown): never {
+  if (error instanceof CommanderError) process.exit(error.exitCode);
+  if (error instanceof NetbpfError) {
+    process.stderr.write(`netbpf: ${error.message}\n`);
+  } else if (error instanceof Error) {
+    process.stderr.write(`netbpf: ${error.message}\n`);
+    if (process.env.NETBPF_DEBUG) process.stderr.write(`${error.stack}\n`);
+  } else {
+    process.stderr.write(`netbpf: ${String(error)}\n`);
+  }
+  process.exit(1);
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  fail(error);
+}

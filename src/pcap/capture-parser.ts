@@ -1,0 +1,93 @@
+/**
+ * Readers are written once, as generators that ask for bytes and emit
+ * records; a synchronous driver feeds them from a Buffer (zero-copy slices)
+ * and an asynchronous driver from a stream of chunks, so both share every
+ * check.
+ */
+
+/** `read`: give me the next `length` bytes (fewer only at end of input). */
+export type ParserStep<T> = { read: number } | { emit: T };
+export type CaptureParser<T> = Generator<ParserStep<T>, void, Buffer>;
+
+const EMPTY = Buffer.alloc(0);
+
+export function* runParserSync<T>(parser: CaptureParser<T>, input: Buffer): Generator<T, void, undefined> {
+  let position = 0;
+  let step = parser.next(EMPTY);
+  while (!step.done) {
+    const request = step.value;
+    if ("emit" in request) {
+      yield request.emit;
+      step = parser.next(EMPTY);
+    } else {
+      const end = Math.min(input.length, position + request.read);
+      const bytes = input.subarray(position, end);
+      position = end;
+      step = parser.next(bytes);
+    }
+  }
+}
+
+/** Pulls exact byte counts out of an async sequence of chunks. */
+class ChunkQueue {
+  private readonly iterator: AsyncIterator<Uint8Array>;
+  private current: Buffer = EMPTY;
+  private ended = false;
+
+  constructor(source: AsyncIterable<Uint8Array>) {
+    this.iterator = source[Symbol.asyncIterator]();
+  }
+
+  async read(length: number): Promise<Buffer> {
+    if (this.current.length >= length) {
+      const bytes = this.current.subarray(0, length);
+      this.current = this.current.subarray(length);
+      return bytes;
+    }
+    const parts: Buffer[] = [this.current];
+    let have = this.current.length;
+    this.current = EMPTY;
+    while (have < length && !this.ended) {
+      const next = await this.iterator.next();
+      if (next.done) {
+        this.ended = true;
+        break;
+      }
+      const chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+      parts.push(chunk);
+      have += chunk.length;
+    }
+    const joined = parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
+    if (joined.length > length) {
+      this.current = joined.subarray(length);
+      return joined.subarray(0, length);
+    }
+    return joined;
+  }
+
+  async close(): Promise<void> {
+    if (!this.ended) {
+      this.ended = true;
+      await this.iterator.return?.();
+    }
+  }
+}
+
+export async function* runParserAsync<T>(parser: CaptureParser<T>, source: AsyncIterable<Uint8Array>): AsyncGenerator<T, void, undefined> {
+  const queue = new ChunkQueue(source);
+  try {
+    let step = parser.next(EMPTY);
+    while (!step.done) {
+      const request = step.value;
+      if ("emit" in request) {
+        yield request.emit;
+        step = parser.next(EMPTY);
+      } else {
+        step = parser.next(await queue.read(request.read));
+      }
+    }
+  } finally {
+    parser.return();
+    await queue.close();
+  }
+}

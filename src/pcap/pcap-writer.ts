@@ -1,0 +1,114 @@
+import { endianness } from "node:os";
+import { UsageError } from "../sys/errors.js";
+import type { CaptureSink } from "./capture-sink.js";
+import type { ByteOrder, PacketToWrite } from "./capture-record.js";
+import { CaptureWriterBase, checkLength, currentTimeNanoseconds } from "./capture-writer.js";
+import {
+  PCAP_FCS_PRESENT_BIT,
+  PCAP_HEADER_LENGTH,
+  PCAP_MAGIC_MICROSECONDS,
+  PCAP_MAGIC_NANOSECONDS,
+  PCAP_RECORD_HEADER_LENGTH,
+} from "./pcap-reader.js";
+
+export const DEFAULT_SNAP_LENGTH = 262144;
+
+export interface PcapWriterOptions {
+  linkType: number;
+  /** Largest captured length; longer packets are cut (default 262144, tcpdump's). */
+  snapLength?: number;
+  /** Timestamp resolution (default "microsecond", what every reader understands). */
+  resolution?: "microsecond" | "nanosecond";
+  /** Default: the machine's own byte order. */
+  byteOrder?: ByteOrder;
+  /** FCS bytes at the end of every packet, when known (even, at most 30). */
+  fcsLength?: number;
+}
+
+export function nativeByteOrder(): ByteOrder {
+  return endianness() === "LE" ? "little" : "big";
+}
+
+export function encodePcapHeader(options: PcapWriterOptions): Buffer {
+  const operation = "write pcap";
+  const snapLength = options.snapLength ?? DEFAULT_SNAP_LENGTH;
+  checkLength(snapLength, "snapshot length", operation);
+  if (!Number.isInteger(options.linkType) || options.linkType < 0 || options.linkType > 0xffff) {
+    throw new UsageError(operation, `link type ${options.linkType} is not a 16-bit link-type number`);
+  }
+  let linkTypeField = options.linkType;
+  if (options.fcsLength !== undefined) {
+    if (!Number.isInteger(options.fcsLength) || options.fcsLength < 0 || options.fcsLength > 30 || options.fcsLength % 2 !== 0) {
+      throw new UsageError(operation, `FCS length ${options.fcsLength} cannot be stored in a pcap header (even number of bytes, 0…30)`);
+    }
+    linkTypeField = (linkTypeField | PCAP_FCS_PRESENT_BIT | ((options.fcsLength / 2) << 28)) >>> 0;
+  }
+  const little = (options.byteOrder ?? nativeByteOrder()) === "little";
+  const header = Buffer.alloc(PCAP_HEADER_LENGTH);
+  const u32 = (value: number, at: number) => (little ? header.writeUInt32LE(value, at) : header.writeUInt32BE(value, at));
+  const u16 = (value: number, at: number) => (little ? header.writeUInt16LE(value, at) : header.writeUInt16BE(value, at));
+  u32(options.resolution === "nanosecond" ? PCAP_MAGIC_NANOSECONDS : PCAP_MAGIC_MICROSECONDS, 0);
+  u16(2, 4);
+  u16(4, 6);
+  u32(0, 8);
+  u32(0, 12);
+  u32(snapLength, 16);
+  u32(linkTypeField, 20);
+  return header;
+}
+
+/**
+ * Writes classic pcap. pcap has one link type per file and no place for
+ * comments, direction or process information: those fields of a packet are
+ * ignored (use pcapng to keep them).
+ */
+export class PcapWriter extends CaptureWriterBase {
+  readonly format = "pcap" as const;
+  readonly linkType: number;
+  readonly snapLength: number;
+  readonly nanosecond: boolean;
+  readonly little: boolean;
+
+  constructor(sink: CaptureSink, options: PcapWriterOptions) {
+    super(sink);
+    const header = encodePcapHeader(options);
+    this.linkType = options.linkType;
+    this.snapLength = options.snapLength ?? DEFAULT_SNAP_LENGTH;
+    this.nanosecond = options.resolution === "nanosecond";
+    this.little = (options.byteOrder ?? nativeByteOrder()) === "little";
+    this.emit(header);
+  }
+
+  writePacket(packet: PacketToWrite): void {
+    this.emit(this.encodeRecord(packet));
+    this.packetsWritten++;
+  }
+
+  encodeRecord(packet: PacketToWrite): Buffer {
+    const operation = "write pcap";
+    if ((packet.interfaceIndex ?? 0) !== 0) {
+      throw new UsageError(operation, `packet is for interface ${packet.interfaceIndex}, but a pcap file has only interface 0`, "write pcapng for several interfaces");
+    }
+    if (packet.linkType !== undefined && packet.linkType !== this.linkType) {
+      throw new UsageError(operation, `packet has link type ${packet.linkType}, but the file was opened with link type ${this.linkType}`, "write pcapng for mixed link types");
+    }
+    const timestamp = packet.timestamp ?? currentTimeNanoseconds();
+    const seconds = timestamp / 1_000_000_000n;
+    if (timestamp < 0n || seconds > 0xffffffffn) {
+      throw new UsageError(operation, `timestamp ${timestamp} ns is outside what pcap stores (1970 … 2106)`);
+    }
+    const remainder = timestamp % 1_000_000_000n;
+    const fraction = this.nanosecond ? remainder : remainder / 1000n;
+    const capturedLength = Math.min(packet.data.length, this.snapLength);
+    const originalLength = packet.originalLength ?? packet.data.length;
+    checkLength(originalLength, "original length", operation);
+    const record = Buffer.alloc(PCAP_RECORD_HEADER_LENGTH + capturedLength);
+    const u32 = (value: number, at: number) => (this.little ? record.writeUInt32LE(value, at) : record.writeUInt32BE(value, at));
+    u32(Number(seconds), 0);
+    u32(Number(fraction), 4);
+    u32(capturedLength, 8);
+    u32(originalLength, 12);
+    record.set(packet.data.subarray(0, capturedLength), PCAP_RECORD_HEADER_LENGTH);
+    return record;
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Finding (and, like bpftool, mounting when absent) the special file systems
+ * netbpf needs: bpffs for pins, tracefs for tracepoint ids, cgroup v2 for
+ * cgroup hooks. Always read /proc/mounts; never assume a path.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { NetbpfError } from "./errors.js";
+
+export interface MountEntry {
+  source: string;
+  target: string;
+  type: string;
+  options: string;
+}
+
+export function readMounts(): MountEntry[] {
+  return readFileSync("/proc/mounts", "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => {
+      const [source = "", target = "", type = "", options = ""] = line.split(" ");
+      return { source, target: target.replace(/\\040/g, " "), type, options };
+    });
+}
+
+function findMount(type: string): string | undefined {
+  return readMounts().find((m) => m.type === type)?.target;
+}
+
+function mountAt(type: string, target: string, operation: string): string {
+  try {
+    if (!existsSync(target)) mkdirSync(target, { recursive: true });
+    execFileSync("mount", ["-t", type, type === "bpf" ? "bpf" : "nodev", target], { stdio: "pipe" });
+  } catch (error) {
+    throw new NetbpfError(operation, `${type} is not mounted and mounting it at ${target} failed`,
+      `mount it yourself: mount -t ${type} ${type === "bpf" ? "bpf" : "nodev"} ${target} (needs root)`, { cause: error });
+  }
+  return target;
+}
+
+/** The bpffs mount point (mounting /sys/fs/bpf when no bpffs is mounted). */
+export function bpffsPath(): string {
+  return findMount("bpf") ?? mountAt("bpf", "/sys/fs/bpf", "find bpffs");
+}
+
+/** The tracefs mount point (mounting /sys/kernel/tracing when absent). */
+export function tracefsPath(): string {
+  return findMount("tracefs") ?? mountAt("tracefs", "/sys/kernel/tracing", "find tracefs");
+}
+
+/** The cgroup v2 mount point, e.g. /sys/fs/cgroup or /sys/fs/cgroup/unified. */
+export function cgroup2Path(): string {
+  const path = findMount("cgroup2");
+  if (!path) throw new NetbpfError("find cgroup v2", "no cgroup2 file system is mounted", "mount one: mount -t cgroup2 none /sys/fs/cgroup/unified");
+  return path;
+}
+
+/** True when `path` lies on a bpffs mount. */
+export function isOnBpffs(path: string): boolean {
+  const mounts = readMounts().filter((m) => m.type === "bpf");
+  return mounts.some((m) => path === m.target || path.startsWith(m.target.endsWith("/") ? m.target : m.target + "/"));
+}

@@ -1,0 +1,64 @@
+/** A tracepoint's record layout, read from tracefs (…/events/<category>/<name>/format). */
+import { readFileSync } from "node:fs";
+import { NetbpfError, UsageError } from "./errors.js";
+import { tracefsPath } from "./mounts.js";
+
+export interface TracepointField {
+  name: string;
+  /** The C declaration as tracefs prints it, e.g. "__u8 saddr[4]". */
+  declaration: string;
+  offset: number;
+  size: number;
+  signed: boolean;
+  /** Element count for array fields (e.g. 4 for `__u8 saddr[4]`). */
+  arrayLength?: number;
+}
+
+export interface TracepointFormat {
+  category: string;
+  name: string;
+  id: number;
+  fields: Map<string, TracepointField>;
+  /** Size of the record: the end of its last field. */
+  size: number;
+}
+
+const namePattern = /^[A-Za-z0-9_]+$/;
+
+export function parseTracepointFormat(category: string, name: string, text: string): TracepointFormat {
+  const idMatch = /^ID:\s*(\d+)/m.exec(text);
+  if (!idMatch) throw new NetbpfError("read tracepoint format", `${category}:${name}: the format has no ID line`);
+  const fields = new Map<string, TracepointField>();
+  let size = 0;
+  for (const match of text.matchAll(/field:([^;]+);\s*offset:(\d+);\s*size:(\d+);\s*signed:(\d+);/g)) {
+    const declaration = match[1]!.trim();
+    const nameMatch = /([A-Za-z_][A-Za-z0-9_]*)\s*(?:\[(\d*)\])?$/.exec(declaration);
+    if (!nameMatch) continue;
+    const field: TracepointField = { name: nameMatch[1]!, declaration, offset: Number(match[2]), size: Number(match[3]), signed: match[4] === "1" };
+    if (nameMatch[2]) field.arrayLength = Number(nameMatch[2]);
+    fields.set(field.name, field);
+    size = Math.max(size, field.offset + field.size);
+  }
+  return { category, name, id: Number(idMatch[1]), fields, size };
+}
+
+/** Reads and parses a tracepoint's format; an unknown tracepoint is a clear error. */
+export function readTracepointFormat(category: string, name: string): TracepointFormat {
+  if (!namePattern.test(category) || !namePattern.test(name)) {
+    throw new UsageError("read tracepoint format", `"${category}:${name}" is not a tracepoint name`, "names look like sock:inet_sock_set_state");
+  }
+  const path = `${tracefsPath()}/events/${category}/${name}/format`;
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    throw new UsageError("read tracepoint format", `no tracepoint ${category}:${name}`, `see ${tracefsPath()}/events for the tracepoints this kernel has`);
+  }
+  return parseTracepointFormat(category, name, text);
+}
+
+export function requireField(format: TracepointFormat, field: string): TracepointField {
+  const found = format.fields.get(field);
+  if (!found) throw new NetbpfError("read tracepoint format", `${format.category}:${format.name} has no field "${field}"`, `its fields: ${[...format.fields.keys()].join(", ")}`);
+  return found;
+}

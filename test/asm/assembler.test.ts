@@ -1,0 +1,151 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Assembler, patchMapReferences, R0, R1, R2, R6, R10, type Register } from "../../src/asm/assembler.js";
+import { decode, encode, slotIndexes, validateInstructions } from "../../src/asm/instruction.js";
+import { helperIdOf, helperIds, helperNameOf } from "../../src/asm/helpers.js";
+import { UsageError } from "../../src/sys/errors.js";
+
+test("helper table has the kernel's ids", () => {
+  assert.equal(helperIds.map_lookup_elem, 1);
+  assert.equal(helperIds.ktime_get_ns, 5);
+  assert.equal(helperIds.skb_store_bytes, 9);
+  assert.equal(helperIds.perf_event_output, 25);
+  assert.equal(helperIds.skb_load_bytes, 26);
+  assert.equal(helperIds.redirect_map, 51);
+  assert.equal(helperIds.ringbuf_output, 130);
+  assert.equal(helperIds.ringbuf_discard, 133);
+  assert.equal(helperIdOf("bpf_get_prandom_u32"), 7);
+  assert.equal(helperIdOf("no_such_helper"), undefined);
+  assert.equal(helperNameOf(131), "ringbuf_reserve");
+});
+
+test("forward and backward labels resolve to slot distances, counting lddw as two slots", () => {
+  const program = new Assembler()
+    .label("top")
+    .mov64(R0, 0)
+    .jumpIf(R1, "==", 5, "out")
+    .loadImmediate64(R2, 0x1122334455667788n)
+    .jump("top")
+    .label("out")
+    .exit()
+    .finish();
+  const [, conditional, wide, back] = program.instructions;
+  // conditional at slot 1 → out at slot 5: offset 3
+  assert.equal(conditional!.offset, 3);
+  assert.equal(wide!.imm64, 0x1122334455667788n);
+  // back jump at slot 4 → top at slot 0: offset -5
+  assert.equal(back!.offset, -5);
+  assert.equal(program.labels.get("out"), 4);
+  validateInstructions(program.instructions);
+  assert.deepEqual(decode(encode(program.instructions)), program.instructions);
+});
+
+test("conditions and widths pick the right opcodes", () => {
+  const { instructions } = new Assembler()
+    .jumpIf(R1, ">", R2, "x")
+    .jumpIf32(R1, "s<=", -1, "x")
+    .jumpIf(R1, "&", 0x10, "x")
+    .add32(R1, R2)
+    .signedDiv64(R1, 3)
+    .signedMod32(R1, R2)
+    .movSignExtend64(R1, R2, 32)
+    .toBigEndian(R1, 16)
+    .byteSwap(R1, 64)
+    .load("u16", R2, R1, 12)
+    .load("s8", R2, R1, -1)
+    .store("u64", R10, -8, R1)
+    .store("u32", R10, -4, 7)
+    .atomic("u64", "add", R1, 0, R2, { fetch: true })
+    .atomicCompareExchange("u32", R1, 4, R2)
+    .call("map_lookup_elem")
+    .label("x")
+    .exit()
+    .finish();
+  assert.deepEqual(
+    instructions.map((i) => i.opcode),
+    [0x2d, 0xd6, 0x45, 0x0c, 0x37, 0x9c, 0xbf, 0xdc, 0xd7, 0x69, 0x91, 0x7b, 0x62, 0xdb, 0xc3, 0x85, 0x95],
+  );
+  assert.equal(instructions[4]!.offset, 1);
+  assert.equal(instructions[6]!.offset, 32);
+  assert.equal(instructions[7]!.imm, 16);
+  assert.equal(instructions[13]!.imm, 0x01);
+  assert.equal(instructions[14]!.imm, 0xf1);
+  assert.equal(instructions[15]!.imm, 1);
+  validateInstructions(instructions);
+});
+
+test("map references stay symbolic until patched", () => {
+  const builder = new Assembler().loadMapFd(R1, "events").loadMapValue(R2, "globals", 16).mov64(R0, 0).exit();
+  const program = builder.finish();
+  assert.deepEqual(program.references, [
+    { instructionIndex: 0, kind: "map-fd", name: "events", offset: 0 },
+    { instructionIndex: 1, kind: "map-value", name: "globals", offset: 16 },
+  ]);
+  const patched = patchMapReferences(program, { events: 7, globals: 9 });
+  assert.equal(patched[0]!.src, 1);
+  assert.equal(patched[0]!.imm, 7);
+  assert.equal(patched[1]!.src, 2);
+  assert.equal(patched[1]!.imm64, (16n << 32n) | 9n);
+  // the program itself is untouched
+  assert.equal(program.instructions[0]!.imm, 0);
+  assert.throws(() => patchMapReferences(program, new Map([["events", 3]])), /no file descriptor for map "globals"/);
+});
+
+test("local calls and appended subprograms", () => {
+  const helper = new Assembler().label("double").mov64(R0, R1).add64(R0, R1).exit();
+  const program = new Assembler().mov64(R1, 21).callLocal("double").exit().append(helper).finish();
+  assert.equal(program.instructions[1]!.src, 1);
+  assert.equal(program.instructions[1]!.imm, 1);
+  assert.equal(program.labels.get("double"), 3);
+  assert.throws(() => new Assembler().label("double").exit().append(helper), /label "double" a second time/);
+});
+
+test("far unconditional jumps become gotol; far conditional jumps are an error", () => {
+  const far = new Assembler().jump("end");
+  for (let i = 0; i < 40000; i++) far.mov64(R0, 0);
+  const program = far.label("end").exit().finish();
+  assert.equal(program.instructions[0]!.opcode, 0x06);
+  assert.equal(program.instructions[0]!.imm, 40000);
+  validateInstructions(program.instructions);
+
+  const conditional = new Assembler().jumpIf(R1, "==", 0, "end");
+  for (let i = 0; i < 40000; i++) conditional.mov64(R0, 0);
+  assert.throws(() => conditional.label("end").exit().finish(), /40000 instructions away/);
+
+  const strict = new Assembler({ allowLongJumps: false }).jump("end");
+  for (let i = 0; i < 40000; i++) strict.mov64(R0, 0);
+  assert.throws(() => strict.label("end").exit().finish(), UsageError);
+});
+
+test("bad input is a UsageError that says what was wrong", () => {
+  assert.throws(() => new Assembler().jump("nowhere").finish(), /label "nowhere", which is never defined/);
+  assert.throws(() => new Assembler().label("a").label("a"), /defined twice/);
+  assert.throws(() => new Assembler().mov64(R0, 0x80000000), /sign-extended 32-bit/);
+  assert.doesNotThrow(() => new Assembler().mov32(R0, 0xffffffff));
+  assert.throws(() => new Assembler().mov64("r11" as Register, 0), /not a register/);
+  assert.throws(() => new Assembler().load("u16", R0, R1, 40000), /16-bit/);
+  assert.throws(() => new Assembler().call("nope"), /unknown helper/);
+  assert.throws(() => new Assembler().movSignExtend32(R1, R2, 32 as 8), /width 32/);
+  assert.throws(() => new Assembler().store("s8", R10, -1, 0), /unsigned/);
+});
+
+test("slot indexes count lddw twice", () => {
+  const { instructions } = new Assembler().mov64(R6, R1).loadImmediate64(R0, -1).exit().finish();
+  assert.deepEqual(slotIndexes(instructions), [0, 1, 3, 4]);
+  assert.equal(instructions[1]!.imm64, 0xffff_ffff_ffff_ffffn);
+  assert.equal(encode(instructions).length, 32);
+});
+
+test("newLabel hands out fresh names for code generators", () => {
+  const builder = new Assembler().label("L0");
+  const first = builder.newLabel();
+  const second = builder.newLabel();
+  assert.notEqual(first, "L0");
+  assert.notEqual(first, second);
+  const skip = builder.newLabel("skip");
+  assert.match(skip, /^skip\d+$/);
+  const program = builder.jumpIf(R1, "==", 0, skip).mov64(R0, 1).label(skip).exit().finish();
+  assert.equal(program.instructions[0]!.offset, 1);
+  // a name already used by a forward jump is not handed out either
+  assert.notEqual(new Assembler().jump("L0").newLabel(), "L0");
+});

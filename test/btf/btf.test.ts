@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { Btf } from "../../src/btf/btf.js";
+import { BtfBuilder } from "../../src/btf/btf-builder.js";
+import { BtfFormatError } from "../../src/btf/btf-format-error.js";
+import { NetbpfError } from "../../src/sys/errors.js";
+import { skipUnlessKernel } from "../support/kernel.js";
+import { bpftoolAvailable, bpftoolRawDump, fixtureDirectory } from "./support/bpftool-raw.js";
+import { assertMatchesRaw } from "./support/compare-raw.js";
+
+const fixture = (name: string) => readFileSync(fixtureDirectory + name);
+
+test("clang fixture decodes exactly as bpftool prints it", (t) => {
+  if (skipUnlessKernel(t, bpftoolAvailable(), "bpftool is not installed")) return;
+  const btf = Btf.parse(fixture("core-sample.btf"));
+  const raw = bpftoolRawDump(fixtureDirectory + "core-sample.btf");
+  assert.equal(btf.typeCount - 1, raw.size);
+  for (const type of raw.values()) assertMatchesRaw(btf, type);
+});
+
+test("big-endian clang output decodes to the same types as little-endian", () => {
+  const little = Btf.parse(fixture("core-sample.btf"));
+  const big = Btf.parse(fixture("core-sample-be.btf"));
+  assert.equal(little.byteOrder, "little");
+  assert.equal(big.byteOrder, "big");
+  assert.deepEqual([...big.entries()], [...little.entries()]);
+});
+
+test("kind, name and lookups by name and kind", () => {
+  const btf = Btf.parse(fixture("core-sample.btf"));
+  const [skb] = btf.findByName("sk_buff", "struct");
+  assert.ok(skb !== undefined);
+  assert.equal(btf.kindOf(skb), "struct");
+  assert.equal(btf.nameOf(skb), "sk_buff");
+  assert.deepEqual(btf.findByName("sk_buff", "union"), []);
+  assert.deepEqual(btf.findByName("no_such_type"), []);
+  assert.throws(() => btf.findType("no_such_type", "struct"), (error: unknown) => error instanceof BtfFormatError && /no STRUCT named "no_such_type"/.test(error.message));
+  assert.equal(btf.type(0).kind, "void");
+  assert.throws(() => btf.type(btf.typeCount), BtfFormatError);
+  assert.match(btf.describe(skb), /^STRUCT 'sk_buff' \[\d+\]$/);
+});
+
+test("split BTF: ids and strings continue after the base", () => {
+  const base = Btf.parse(fixture("core-sample.btf"));
+  const builder = new BtfBuilder({ base });
+  const int = base.findType("int", "int");
+  const structId = builder.add({ kind: "struct", name: "module_struct", size: 8, kindFlag: false, members: [{ name: "pid", type: int, bitOffset: 0, bitfieldSize: 0 }, { name: "len", type: int, bitOffset: 32, bitfieldSize: 0 }] });
+  const pointer = builder.add({ kind: "pointer", name: "", type: structId });
+  assert.equal(structId, base.typeCount);
+  const split = Btf.parse(builder.encode(), { base });
+  assert.equal(split.firstTypeId, base.typeCount);
+  assert.equal(split.typeCount, base.typeCount + 2);
+  assert.equal(split.type(pointer).kind, "pointer");
+  assert.equal(split.nameOf(int), "int");
+  assert.deepEqual(split.findByName("module_struct"), [structId]);
+  assert.deepEqual(split.findByName("int", "int"), [int]);
+  assert.equal(split.fieldOffset("module_struct", "len"), 4);
+  assert.throws(() => Btf.parse(builder.encode()), BtfFormatError, "split BTF without its base refers to missing types");
+});
+
+function header(overrides: Partial<Record<"magic" | "version" | "headerLength" | "typeOffset" | "typeLength" | "stringOffset" | "stringLength", number>>, body: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(24 + body.length);
+  const view = new DataView(bytes.buffer);
+  view.setUint16(0, overrides.magic ?? 0xeb9f, true);
+  bytes[2] = overrides.version ?? 1;
+  view.setUint32(4, overrides.headerLength ?? 24, true);
+  view.setUint32(8, overrides.typeOffset ?? 0, true);
+  view.setUint32(12, overrides.typeLength ?? 0, true);
+  view.setUint32(16, overrides.stringOffset ?? 0, true);
+  view.setUint32(20, overrides.stringLength ?? body.length, true);
+  bytes.set(body, 24);
+  return bytes;
+}
+
+test("malformed blobs give BtfFormatError naming what and where", () => {
+  const strings = new Uint8Array([0, 0x61, 0]);
+  const cases: [string, Uint8Array, RegExp][] = [
+    ["short", new Uint8Array(10), /shorter than the 24-byte BTF header.*byte offset 0/],
+    ["magic", header({ magic: 0x1234 }, strings), /bad magic 0x1234.*byte offset 0/],
+    ["version", header({ version: 2 }, strings), /version 2/],
+    ["header length", header({ headerLength: 4096 }, strings), /header length 4096 out of range.*byte offset 4/],
+    ["type overrun", header({ typeLength: 100, stringOffset: 0 }, strings), /type section 0\+100 runs past/],
+    ["string overrun", header({ stringLength: 50 }, strings), /string section 0\+50 runs past/],
+    ["no NUL", header({}, new Uint8Array([0, 0x61])), /does not end with a NUL/],
+    ["no empty string", header({}, new Uint8Array([0x61, 0])), /must start with the empty string/],
+  ];
+  for (const [what, bytes, message] of cases) {
+    assert.throws(() => Btf.parse(bytes), (error: unknown) => {
+      assert.ok(error instanceof BtfFormatError, what);
+      assert.ok(error instanceof NetbpfError, what);
+      assert.match(error.message, message, what);
+      return true;
+    });
+  }
+});
+
+function blob(words: number[], strings = "\0a\0"): Uint8Array {
+  const typeBytes = new Uint8Array(words.length * 4);
+  const view = new DataView(typeBytes.buffer);
+  words.forEach((word, index) => view.setUint32(index * 4, word >>> 0, true));
+  const stringBytes = Buffer.from(strings, "latin1");
+  const body = new Uint8Array(typeBytes.length + stringBytes.length);
+  body.set(typeBytes);
+  body.set(stringBytes, typeBytes.length);
+  return header({ typeLength: typeBytes.length, stringOffset: typeBytes.length, stringLength: stringBytes.length }, body);
+}
+
+test("bad type records: unknown kind, overrun, bad references, string offsets, loops", () => {
+  const info = (kind: number, vlen = 0, flag = false) => ((flag ? 0x80000000 : 0) | (kind << 24) | vlen) >>> 0;
+  assert.throws(() => Btf.parse(blob([1, info(25), 0])), /unknown kind 25 \(at type \[1\], byte offset 24\)/);
+  assert.throws(() => Btf.parse(blob([1, info(4, 3), 8, 0, 0])), /STRUCT runs past the end of the type section \(at type \[1\]/);
+  assert.throws(() => Btf.parse(blob([1, info(2), 7])), /type id 7 does not exist.*referenced by type \[1\]/);
+  assert.throws(() => Btf.parse(blob([99, info(2), 0])), /string offset 99 is outside the string section.*type \[1\]/);
+  assert.throws(() => Btf.parse(blob([0, info(1), 3, 32])), /INT size 3/);
+  assert.throws(() => Btf.parse(blob([0, info(1), 4, 40])), /INT bits 40/);
+  // typedef 1 -> const 2 -> typedef 1: a loop is reported when the chain is followed.
+  const loop = Btf.parse(blob([1, info(8), 2, 0, info(10), 1]));
+  assert.throws(() => loop.resolve(1), /chain starting at TYPEDEF 'a' \[1\] is longer than 256 \(a loop\?\)/);
+  assert.throws(() => loop.sizeOf(1), /a loop\?/);
+  // array of itself
+  const arrayLoop = Btf.parse(blob([0, info(3), 0, 1, 1, 4]));
+  assert.throws(() => arrayLoop.sizeOf(1), BtfFormatError);
+  // without validation, bad references surface (as BtfFormatError) when the type is used
+  const lazy = Btf.parse(blob([1, info(2), 7]), { validate: false });
+  assert.throws(() => lazy.type(1), /type id 7 does not exist/);
+});

@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { test } from "node:test";
+import { clearKernelBtfCache, kernelBtfPath, loadKernelBtf, loadModuleBtf } from "../../src/btf/kernel-btf.js";
+import { NetbpfError } from "../../src/sys/errors.js";
+import { skipUnlessKernel } from "../support/kernel.js";
+import { bpftoolAvailable, bpftoolRawDump } from "./support/bpftool-raw.js";
+import { assertMatchesRaw } from "./support/compare-raw.js";
+
+const haveKernelBtf = existsSync(kernelBtfPath);
+
+test("loadKernelBtf parses /sys/kernel/btf/vmlinux once and caches it", (t) => {
+  if (skipUnlessKernel(t, haveKernelBtf, "no /sys/kernel/btf/vmlinux")) return;
+  clearKernelBtfCache();
+  const first = loadKernelBtf();
+  assert.equal(loadKernelBtf(), first);
+  assert.ok(first.typeCount > 1000);
+  clearKernelBtfCache();
+  assert.notEqual(loadKernelBtf(), first);
+});
+
+test("every vmlinux type decodes as bpftool prints it", (t) => {
+  if (skipUnlessKernel(t, haveKernelBtf && bpftoolAvailable(), "needs /sys/kernel/btf/vmlinux and bpftool")) return;
+  const btf = loadKernelBtf();
+  const raw = bpftoolRawDump(kernelBtfPath);
+  assert.equal(btf.typeCount - 1, raw.size);
+  const seenKinds = new Set<string>();
+  for (const type of raw.values()) {
+    assertMatchesRaw(btf, type);
+    seenKinds.add(type.kind);
+  }
+  for (const kind of ["INT", "PTR", "ARRAY", "STRUCT", "UNION", "ENUM", "FUNC", "FUNC_PROTO", "TYPEDEF", "CONST", "VAR", "DATASEC"]) {
+    assert.ok(seenKinds.has(kind), `vmlinux has ${kind} types`);
+  }
+  // name lookups agree with bpftool for every named struct
+  for (const type of raw.values()) {
+    if (type.kind === "STRUCT" && type.name !== "") assert.ok(btf.findByName(type.name, "struct").includes(type.id), type.name);
+  }
+});
+
+test("module BTF is split BTF over vmlinux", (t) => {
+  if (skipUnlessKernel(t, haveKernelBtf, "no /sys/kernel/btf/vmlinux")) return;
+  assert.throws(() => loadModuleBtf("../etc/passwd"), NetbpfError);
+  assert.throws(() => loadModuleBtf("netbpf_no_such_module"), (error: unknown) => error instanceof NetbpfError && /ENOENT/.test(error.message));
+});
+
+test("missing kernel BTF file gives a clear error", () => {
+  assert.throws(() => loadKernelBtf("/nonexistent/netbpf/vmlinux"), (error: unknown) => error instanceof NetbpfError && /cannot read \/nonexistent\/netbpf\/vmlinux: ENOENT/.test(error.message) && /CONFIG_DEBUG_INFO_BTF/.test(error.message));
+});

@@ -1,0 +1,112 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Program } from "../../src/core/program.js";
+import { ProgramType } from "../../src/sys/bpf-constants.js";
+import { SyscallError, UsageError, VerifierError, summarizeVerifierLog } from "../../src/sys/errors.js";
+import { bpffsFolder } from "../support/bpffs.js";
+
+// r0 = *(u32 *)(r1 + 0)   (skb->len for a socket filter); exit
+const returnLength = Buffer.from("6110000000000000" + "bf01000000000000" + "9500000000000000", "hex");
+// r0 = 2 (XDP_PASS); exit
+const xdpPass = Buffer.from("b700000002000000" + "9500000000000000", "hex");
+
+test("load and run a socket filter with BPF_PROG_TEST_RUN", () => {
+  // r1 = *(u32 *)(r1 + 0) (skb->len); r0 = r1; exit
+  using program = Program.load({ type: ProgramType.SocketFilter, instructions: returnLength, name: "t_len" });
+  const packet = Buffer.alloc(60, 0xab);
+  const result = program.run({ data: packet, repeat: 1000 });
+  // The kernel treats the data as an Ethernet frame and the socket filter sees it from the network header on.
+  assert.equal(result.returnValue, 60 - 14);
+  assert.ok(result.duration >= 0);
+  const info = program.info();
+  assert.equal(info.type, ProgramType.SocketFilter);
+  assert.equal(info.name, "t_len");
+  assert.equal(info.tag.length, 16);
+});
+
+test("XDP program returns XDP_PASS and hands the packet back", () => {
+  using program = Program.load({ type: ProgramType.Xdp, instructions: xdpPass, name: "t_xdp" });
+  const packet = Buffer.alloc(64, 7);
+  const result = program.run({ data: packet });
+  assert.equal(result.returnValue, 2);
+  assert.deepEqual(result.dataOut, packet);
+});
+
+test("a rejected program raises VerifierError with the full log and a summary", () => {
+  // exit without setting r0
+  const bad = Buffer.from("9500000000000000", "hex");
+  assert.throws(
+    () => Program.load({ type: ProgramType.SocketFilter, instructions: bad }),
+    (e: unknown) => {
+      assert.ok(e instanceof VerifierError);
+      assert.match(e.log, /R0 !read_ok/);
+      assert.equal(e.summary.instruction, 0);
+      assert.equal(e.summary.instructionText, "exit");
+      assert.match(e.message, /instruction 0 \(exit\): R0 !read_ok/);
+      return true;
+    },
+  );
+});
+
+test("the verifier log can be requested and is grown to fit", () => {
+  using program = Program.load({ type: ProgramType.SocketFilter, instructions: returnLength }, { logLevel: 2, logSize: 64 });
+  assert.match(program.verifierLog, /processed \d+ insns/);
+});
+
+test("summarizeVerifierLog finds the failing instruction", () => {
+  const log = "0: R1=ctx() R10=fp0\n0: (61) r2 = *(u32 *)(r1 +76)     ; R1=ctx() R2_w=pkt()\n1: (71) r0 = *(u8 *)(r2 +0)\ninvalid access to packet, off=0 size=1, R2(id=0,off=0,r=0)\nR2 offset is outside of the packet\nprocessed 2 insns (limit 1000000)\n";
+  const summary = summarizeVerifierLog(log);
+  assert.equal(summary.instruction, 1);
+  assert.equal(summary.instructionText, "r0 = *(u8 *)(r2 +0)");
+  assert.equal(summary.message, "R2 offset is outside of the packet");
+});
+
+test("invalid specs are refused before the kernel sees them", () => {
+  assert.throws(() => Program.load({ type: ProgramType.SocketFilter, instructions: Buffer.alloc(5) }), UsageError);
+  assert.throws(() => Program.load({ type: ProgramType.SocketFilter, instructions: xdpPass, name: "no spaces" }), UsageError);
+});
+
+test("a program type the kernel does not know gives a clear error", () => {
+  assert.throws(() => Program.load({ type: 999 as ProgramType, instructions: xdpPass }), (e: unknown) => e instanceof SyscallError && e.code === "EINVAL");
+});
+
+test("pin, open pinned and open by id", () => {
+  const folder = bpffsFolder("prog");
+  try {
+    const program = Program.load({ type: ProgramType.Xdp, instructions: xdpPass, name: "t_pin" });
+    const id = program.id;
+    program.pin(`${folder.path}/prog`);
+    program.close();
+    using pinned = Program.openPinned(`${folder.path}/prog`);
+    assert.equal(pinned.id, id);
+    assert.equal(pinned.type, ProgramType.Xdp);
+    using byId = Program.fromId(id);
+    assert.equal(byId.name, "t_pin");
+    assert.equal(byId.run({ data: Buffer.alloc(64) }).returnValue, 2);
+  } finally {
+    folder.remove();
+  }
+});
+
+test("an assembled program with a map reference loads and counts into the map", async () => {
+  const { Assembler, R0, R1, R2, R10 } = await import("../../src/asm/assembler.js");
+  const { BpfMap } = await import("../../src/core/map.js");
+  const { MapType } = await import("../../src/sys/bpf-constants.js");
+  const { u32, u64 } = await import("../../src/core/codec.js");
+  using counters = BpfMap.create({ type: MapType.Array, key: u32, value: u64, maxEntries: 1 });
+  const assembled = new Assembler()
+    .store("u32", R10, -4, 0)
+    .mov64(R2, R10).add64(R2, -4)
+    .loadMapFd(R1, "counters")
+    .call("map_lookup_elem")
+    .jumpIf(R0, "==", 0, "out")
+    .mov64(R1, 1)
+    .atomic("u64", "add", R0, 0, R1)
+    .label("out")
+    .return(0)
+    .finish();
+  assert.throws(() => Program.load({ type: ProgramType.SocketFilter, instructions: assembled }), /no file descriptor for map "counters"/);
+  using program = Program.load({ type: ProgramType.SocketFilter, instructions: assembled }, { maps: { counters } });
+  program.run({ data: Buffer.alloc(64), repeat: 25 });
+  assert.equal(counters.get(0), 25n);
+});
