@@ -87,6 +87,11 @@ export interface CaptureContents {
   unknownBlocks: { offset: number; sectionIndex: number; blockType: number; body: Buffer }[];
 }
 
+/** The interface a packet belongs to, from a list of interfaces of any sections. */
+export function interfaceOfPacket(interfaces: readonly CaptureInterface[], packet: CapturePacket): CaptureInterface | undefined {
+  return interfaces.find((candidate) => candidate.sectionIndex === packet.sectionIndex && candidate.index === packet.interfaceIndex);
+}
+
 export function readCapture(input: Uint8Array, options: CaptureReadOptions = {}): CaptureContents {
   const contents: CaptureContents = { format: "pcap", sections: [], interfaces: [], packets: [], nameResolutions: [], statistics: [], unknownBlocks: [] };
   for (const record of readCaptureRecords(input, options)) collect(contents, record);
@@ -141,6 +146,8 @@ export class CaptureReader implements AsyncIterable<CapturePacket>, AsyncDisposa
   readonly format: CaptureFormat;
   /** The first section (pcap: its file header). */
   readonly section: CaptureSection;
+  /** Sections seen so far. */
+  readonly sections: CaptureSection[] = [];
   /** Interfaces seen so far (all sections). */
   readonly interfaces: CaptureInterface[] = [];
   private started = false;
@@ -152,6 +159,12 @@ export class CaptureReader implements AsyncIterable<CapturePacket>, AsyncDisposa
   ) {
     this.section = first.section;
     this.format = first.section.format;
+    this.sections.push(first.section);
+  }
+
+  /** The interface a packet was captured on (among those read so far). */
+  interfaceOf(packet: CapturePacket): CaptureInterface | undefined {
+    return interfaceOfPacket(this.interfaces, packet);
   }
 
   async *records(): AsyncGenerator<CaptureRecord, void, undefined> {
@@ -163,6 +176,7 @@ export class CaptureReader implements AsyncIterable<CapturePacket>, AsyncDisposa
         const next = await this.generator.next();
         if (next.done) return;
         if (next.value.type === "interface") this.interfaces.push(next.value.interface);
+        else if (next.value.type === "section") this.sections.push(next.value.section);
         yield next.value;
       }
     } finally {

@@ -1,3 +1,5 @@
+import { NetbpfError, UsageError } from "../sys/errors.js";
+
 /**
  * Readers are written once, as generators that ask for bytes and emit
  * records; a synchronous driver feeds them from a Buffer (zero-copy slices)
@@ -48,10 +50,20 @@ class ChunkQueue {
     let have = this.current.length;
     this.current = EMPTY;
     while (have < length && !this.ended) {
-      const next = await this.iterator.next();
+      let next: IteratorResult<Uint8Array>;
+      try {
+        next = await this.iterator.next();
+      } catch (error) {
+        if (error instanceof NetbpfError) throw error;
+        const reason = (error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : String(error));
+        throw new NetbpfError("read capture", `reading the input failed: ${reason}`, undefined, { cause: error });
+      }
       if (next.done) {
         this.ended = true;
         break;
+      }
+      if (!(next.value instanceof Uint8Array)) {
+        throw new UsageError("read capture", `the input stream gave a ${typeof next.value} instead of bytes`, "do not set an encoding on the stream");
       }
       const chunk = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
       parts.push(chunk);

@@ -146,11 +146,7 @@ export function* parsePcap(magic: Buffer, options: CaptureReadOptions = {}): Cap
       emit: {
         type: "packet",
         offset,
-        packet: {
-          ...emptyPacket(timestamp, data, originalLength, header.linkType),
-          fcsLength: header.fcsLength,
-          source: "pcap-record",
-        },
+        packet: emptyPacket(timestamp, data, originalLength, header.linkType, header.fcsLength, "pcap-record"),
       },
     };
     offset += PCAP_RECORD_HEADER_LENGTH + capturedLength;
@@ -186,10 +182,19 @@ export function emptyInterface(index: number, sectionIndex: number, linkType: nu
   };
 }
 
-export function emptyPacket(timestamp: bigint, data: Buffer, originalLength: number, linkType: number): CapturePacket {
+export function emptyPacket(
+  timestamp: bigint,
+  data: Buffer,
+  originalLength: number,
+  linkType: number,
+  fcsLength: number | undefined,
+  source: CapturePacket["source"],
+): CapturePacket {
+  const { seconds, nanoseconds } = splitTimestamp(timestamp);
   return {
     timestamp,
-    ...splitTimestamp(timestamp),
+    seconds,
+    nanoseconds,
     capturedLength: data.length,
     originalLength,
     data,
@@ -198,7 +203,7 @@ export function emptyPacket(timestamp: bigint, data: Buffer, originalLength: num
     linkType,
     direction: undefined,
     receptionType: undefined,
-    fcsLength: undefined,
+    fcsLength,
     flags: 0,
     comments: [],
     process: undefined,
@@ -209,7 +214,7 @@ export function emptyPacket(timestamp: bigint, data: Buffer, originalLength: num
     verdicts: [],
     customOptions: [],
     options: [],
-    source: "pcap-record",
+    source,
   };
 }
 

@@ -343,16 +343,13 @@ function decodePacketBlock(body: Buffer, type: number, section: SectionState, ma
   const options = decodeOptions(body, 20 + padded(capturedLength), context);
   const common = decodeCommonOptions(options, context);
   const timestamp = unitsToNanoseconds(units, captureInterface.timestampResolution, captureInterface.timestampOffset);
-  const packet: CapturePacket = {
-    ...emptyPacket(timestamp, data, originalLength, captureInterface.linkType),
-    interfaceIndex,
-    sectionIndex: section.index,
-    fcsLength: captureInterface.fcsLength,
-    ...common,
-    options,
-    dropCount: legacyDropCount === undefined ? undefined : BigInt(legacyDropCount),
-    source: enhanced ? "enhanced-packet-block" : "packet-block",
-  };
+  const packet = emptyPacket(timestamp, data, originalLength, captureInterface.linkType, captureInterface.fcsLength, enhanced ? "enhanced-packet-block" : "packet-block");
+  packet.interfaceIndex = interfaceIndex;
+  packet.sectionIndex = section.index;
+  packet.comments = common.comments;
+  packet.customOptions = common.customOptions;
+  packet.options = options;
+  if (legacyDropCount !== undefined) packet.dropCount = BigInt(legacyDropCount);
   const hashes: PacketHash[] = [];
   const verdicts: PacketVerdict[] = [];
   for (const option of options) {
@@ -399,12 +396,9 @@ function decodeSimplePacket(body: Buffer, section: SectionState, maxPacketLength
   if (capturedLength > maxPacketLength) {
     throw blockError(context, `captured length ${capturedLength} is larger than the limit of ${maxPacketLength} bytes`);
   }
-  return {
-    ...emptyPacket(0n, body.subarray(4, 4 + capturedLength), originalLength, captureInterface.linkType),
-    sectionIndex: section.index,
-    fcsLength: captureInterface.fcsLength,
-    source: "simple-packet-block",
-  };
+  const packet = emptyPacket(0n, body.subarray(4, 4 + capturedLength), originalLength, captureInterface.linkType, captureInterface.fcsLength, "simple-packet-block");
+  packet.sectionIndex = section.index;
+  return packet;
 }
 
 function decodeNameResolution(body: Buffer, sectionIndex: number, context: OptionContext): NameResolution {

@@ -25,6 +25,11 @@ const rawSyscall = libc.func("long syscall(long nr, long a1, void *a2, long a3, 
   nr: number, a1: number, a2: Pointer, a3: number, a4: number, a5: number,
 ) => number;
 
+/** syscall() for calls whose first argument is a pointer (perf_event_open). */
+export const libcSyscallPointer = libc.func("syscall", "long", ["long", "void *", "long", "long", "long", "long"]) as (
+  nr: number, a1: Buffer, a2: number, a3: number, a4: number, a5: number,
+) => number;
+
 const memcpyAddress = libc.func("uintptr_t memcpy(void *d, void *s, size_t n)") as (d: Buffer, s: Buffer, n: number) => number | bigint;
 
 export const libcClose = libc.func("int close(int fd)") as (fd: number) => number;

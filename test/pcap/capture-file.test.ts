@@ -76,6 +76,9 @@ test("openCapture streams a file by path and iterates packets", async () => {
     for await (const packet of reader) packets.push(packet);
     assert.equal(packets.length, 3);
     assert.equal(reader.interfaces.length, 2);
+    assert.equal(reader.sections.length, 1);
+    assert.equal(reader.interfaceOf(packets[1]!)!.linkType, LinkType.RAW);
+    assert.equal(reader.interfaceOf({ ...packets[1]!, sectionIndex: 1 }), undefined);
     await assert.rejects(async () => {
       for await (const _ of reader) break;
     }, UsageError);
@@ -229,4 +232,23 @@ test("Ctrl-C: a SIGINT handler that calls close() leaves a complete file, abort(
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
+});
+
+test("input failures while streaming become NetbpfErrors", async () => {
+  await assert.rejects(openCapture(Readable.from(["text chunks"])), /gave a string instead of bytes/);
+  const directory = temporaryDirectory();
+  try {
+    await assert.rejects(openCapture(directory), (error: unknown) => error instanceof NetbpfError && /EISDIR/.test(error.message));
+    assert.throws(() => readCaptureFile(directory), /cannot open .*EISDIR/);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+  async function* failing(): AsyncGenerator<Buffer> {
+    yield samplePcap("little", "microsecond", 3).subarray(0, 50);
+    throw Object.assign(new Error("device gone"), { code: "EIO" });
+  }
+  const reader = await openCapture(failing());
+  await assert.rejects(async () => {
+    for await (const _ of reader);
+  }, /reading the input failed: EIO/);
 });

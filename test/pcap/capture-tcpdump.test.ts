@@ -202,3 +202,25 @@ for (const precision of ["micro", "nano"] as const) {
     })();
   });
 }
+
+for (const format of ["pcap", "pcapng"] as const) {
+  test(`writing ${format} to standard output ("-") pipes straight into tcpdump -r -`, async (t) => {
+    if (requireTcpdump(t)) return;
+    const fileModule = new URL("../../src/pcap/capture-file.js", import.meta.url).href;
+    const samplesModule = new URL("./capture-samples.js", import.meta.url).href;
+    const script = `
+      import { createCaptureWriter } from ${JSON.stringify(fileModule)};
+      import { samplePackets } from ${JSON.stringify(samplesModule)};
+      const writer = createCaptureWriter("-", { linkType: 1, format: ${JSON.stringify(format)}, resolution: "nanosecond" });
+      for (const packet of samplePackets(40, 9)) writer.writePacket({ ...packet, process: { pid: 5, command: "node" } });
+      await writer.close();
+    `;
+    const result = spawnSync("sh", ["-c", `"${process.execPath}" --input-type=module -e "$SCRIPT" | tcpdump -r - -tt -nn --time-stamp-precision=nano`], {
+      encoding: "utf8",
+      env: { ...process.env, SCRIPT: script },
+    });
+    assert.equal(result.status, 0, result.stderr);
+    const times = result.stdout.trim().split("\n").map((line) => line.split(" ")[0]);
+    assert.deepEqual(times, samplePackets(40, 9).map((packet) => timeText(packet.timestamp, 9)));
+  });
+}

@@ -171,3 +171,23 @@ test("a second section may change byte order", () => {
 test("readPcapngRecords refuses a file that is not pcapng", () => {
   assert.throws(() => readPcapngRecords(Buffer.from("a1b2c3d4", "hex")), /expected a section header block/);
 });
+
+test("name records of unknown type are kept, and statistics need a described interface", () => {
+  const little = true;
+  const records = Buffer.concat([
+    u16(9, little), u16(3, little), Buffer.from("abc\0"),
+    u16(1, little), u16(6, little), Buffer.from([192, 0, 2, 1]), Buffer.from("h\0"), Buffer.alloc(2),
+    u16(0, little), u16(0, little),
+    option(2, Buffer.from("dns"), little), END,
+  ]);
+  const capture = readCapture(Buffer.concat([sectionHeader(little), block(4, records, little)]));
+  const names = capture.nameResolutions[0]!;
+  assert.deepEqual(names.unknownRecords.map((record) => [record.type, record.value.toString()]), [[9, "abc"]]);
+  assert.deepEqual(names.records, [{ type: "ipv4", address: "192.0.2.1", names: ["h"] }]);
+  assert.equal(names.dnsName, "dns");
+  expectError(
+    Buffer.concat([sectionHeader(little), block(5, Buffer.concat([u32(0, little), Buffer.alloc(8)]), little)]),
+    28,
+    /interface statistics block at offset 28: refers to interface 0 but section 0 has 0/,
+  );
+});

@@ -247,3 +247,14 @@ test("closed writers refuse more packets", async () => {
   await writer.close();
   assert.throws(() => writer.writePacket({ data: Buffer.of(1) }), /already closed/);
 });
+
+test("raw blocks are padded, and section headers go through startSection()", () => {
+  const sink = new BufferSink();
+  const writer = new PcapngWriter(sink);
+  writer.writeRawBlock(0x40000bad, Buffer.from("abcde"));
+  assert.throws(() => writer.writeRawBlock(0x0a0d0d0a, Buffer.alloc(16)), /startSection/);
+  const [unknown] = readCapture(sink.toBuffer()).unknownBlocks;
+  assert.equal(unknown!.blockType, 0x40000bad);
+  assert.equal(unknown!.body.length, 8);
+  assert.equal(unknown!.body.subarray(0, 5).toString(), "abcde");
+});

@@ -8,3 +8,9 @@ export function bpffsFolder(prefix: string): { path: string; remove(): void } {
   mkdirSync(path);
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
+
+/** The same as bpffsFolder, shaped for tests that name it `release`. */
+export function bpffsForTest(): { path: string; release: () => void } {
+  const folder = bpffsFolder("link");
+  return { path: folder.path, release: folder.remove };
+}

@@ -1,0 +1,40 @@
+import type { Program } from "../core/program.js";
+import { ProgramType } from "../sys/bpf-constants.js";
+import { rawTracepointOpen } from "../sys/bpf.js";
+import { SyscallError, UsageError } from "../sys/errors.js";
+import { Link } from "./link.js";
+
+/** A program attached to a raw tracepoint (a BPF link). */
+export class RawTracepointLink extends Link {
+  readonly name: string;
+
+  /** @internal */
+  constructor(fd: number, name: string) {
+    super(fd, `raw tracepoint ${name}`);
+    this.name = name;
+  }
+}
+
+/**
+ * Attaches a RawTracepoint program to the raw tracepoint `name` (the
+ * tracepoint's name without its category, e.g. "sys_enter" or
+ * "inet_sock_set_state"). The program gets the tracepoint's raw arguments.
+ */
+export function attachRawTracepoint(program: Program, name: string): RawTracepointLink {
+  const operation = `attach raw tracepoint ${name}`;
+  if (program.type !== ProgramType.RawTracepoint && program.type !== ProgramType.RawTracepointWritable) {
+    throw new UsageError(operation, `a raw tracepoint program must be of type RawTracepoint, not ${ProgramType[program.type] ?? program.type}`, "load it with type ProgramType.RawTracepoint");
+  }
+  if (typeof name !== "string" || !/^[A-Za-z0-9_]+$/.test(name)) {
+    throw new UsageError(operation, `${JSON.stringify(name)} is not a raw tracepoint name`, "give the name without its category, e.g. \"sys_enter\"");
+  }
+  try {
+    return new RawTracepointLink(rawTracepointOpen(name, program.fd.value), name);
+  } catch (error) {
+    if (error instanceof SyscallError && error.code === "ENOENT") {
+      throw new UsageError(operation, `there is no raw tracepoint named ${name} on this kernel`,
+        "raw tracepoints are the tracepoints under /sys/kernel/tracing/events, named without their category (the kernel's BTF has a btf_trace_<name> type for each)");
+    }
+    throw error;
+  }
+}

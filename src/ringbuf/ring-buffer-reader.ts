@@ -1,0 +1,363 @@
+/**
+ * Reads a BPF_MAP_TYPE_RINGBUF map through its shared memory, with no
+ * system call per record.
+ *
+ * Layout (kernel/bpf/ringbuf.c): page 0 holds the consumer position (the
+ * only page user space may write); page 1 the producer position; the data
+ * area follows and is mapped twice in a row, so a record that wraps around
+ * the end of the ring is still contiguous in our view. Each record starts
+ * with an 8-byte header: u32 length (bit 31: still being written, bit 30:
+ * discarded) and u32 page offset; records are 8-byte aligned.
+ */
+import { MapType } from "../sys/bpf-constants.js";
+import { mapLookupElement } from "../sys/bpf.js";
+import { possibleCpuCount } from "../sys/cpus.js";
+import { NetbpfError, UsageError } from "../sys/errors.js";
+import { FileDescriptor } from "../sys/file-descriptor.js";
+import { MemoryMapping, Protection, pageSize } from "../sys/memory-mapping.js";
+import { Poller, type Readiness } from "../sys/poller.js";
+
+const busyBit = 0x8000_0000;
+const discardBit = 0x4000_0000;
+const lengthMask = ~(busyBit | discardBit);
+const headerSize = 8;
+const perCpuTypes = new Set<number>([MapType.PercpuArray, MapType.PercpuHash, MapType.LruPercpuHash]);
+
+/** What a reader needs from a map: the BpfMap class satisfies it. */
+export interface RingBufferSource {
+  readonly fd: FileDescriptor;
+  readonly type: number;
+  readonly maxEntries: number;
+}
+
+/** A map that counts events the program could not reserve (an array or per-CPU array of u32/u64). */
+export interface LostCounterSource {
+  readonly fd: FileDescriptor;
+  readonly type: number;
+  readonly keySize: number;
+  readonly valueSize: number;
+}
+
+export interface RingBufferReaderOptions {
+  /**
+   * Where the program counts failed bpf_ringbuf_reserve/output calls. The
+   * kernel keeps no such count, so netbpf's convention is: the program adds
+   * 1 to this map element whenever a reservation fails; `reader.lost`
+   * reads it (summing per-CPU values).
+   */
+  lostCounter?: { map: LostCounterSource; key?: number };
+  /** Defaults to the process-wide Poller.shared(). */
+  poller?: Poller;
+}
+
+export interface RingBufferRecordsOptions {
+  /** Ends the iteration (without an error) when aborted. */
+  signal?: AbortSignal;
+  /**
+   * Yield copies instead of views into the ring. Views are read-only memory
+   * and valid only until the next iteration; copy to keep or modify them.
+   */
+  copy?: boolean;
+}
+
+/** Reader of a BPF ring buffer map. One consumer at a time. */
+export class RingBufferReader {
+  /** Size of the data area in bytes (the map's maxEntries). */
+  readonly size: number;
+  readonly #mask: number;
+  readonly #consumerMapping: MemoryMapping;
+  readonly #producerMapping: MemoryMapping;
+  readonly #consumerPosition: BigUint64Array;
+  /** The low halves of the two 64-bit positions (little-endian). */
+  readonly #producerLow: Uint32Array;
+  readonly #consumerLowView: Uint32Array;
+  #consumerLow: number;
+  #consumerHigh: number;
+  readonly #headers: Uint32Array;
+  readonly #data: Buffer;
+  readonly #dataStart: number;
+  readonly #readiness: Readiness;
+  readonly #lostCounter: { map: LostCounterSource; key: Buffer; value: Buffer; perCpu: boolean } | undefined;
+  #consuming = false;
+  #closed = false;
+  #abortInternal = new AbortController();
+  #received = 0;
+
+  constructor(map: RingBufferSource, options: RingBufferReaderOptions = {}) {
+    if (map.type !== MapType.Ringbuf) {
+      throw new UsageError("open ring buffer reader", `the map is a ${MapType[map.type] ?? map.type} map, not a Ringbuf map`, "for a PerfEventArray use PerfEventReader");
+    }
+    const page = pageSize();
+    const fd = map.fd.value;
+    this.size = map.maxEntries;
+    this.#mask = this.size - 1;
+    this.#consumerMapping = MemoryMapping.map("map ring buffer consumer page", fd, 0, page, Protection.Read | Protection.Write);
+    try {
+      this.#producerMapping = MemoryMapping.map("map ring buffer data", fd, page, page + 2 * this.size, Protection.Read);
+    } catch (error) {
+      this.#consumerMapping.close();
+      throw error;
+    }
+    this.#consumerPosition = new BigUint64Array(this.#consumerMapping.memory, 0, 1);
+    this.#consumerLowView = new Uint32Array(this.#consumerMapping.memory, 0, 1);
+    this.#producerLow = new Uint32Array(this.#producerMapping.memory, 0, 1);
+    const consumer = Atomics.load(this.#consumerPosition, 0);
+    this.#consumerLow = Number(consumer & 0xffff_ffffn);
+    this.#consumerHigh = Number(consumer >> 32n);
+    this.#headers = new Uint32Array(this.#producerMapping.memory);
+    this.#data = Buffer.from(this.#producerMapping.memory);
+    this.#dataStart = page;
+    if (options.lostCounter) this.#lostCounter = lostCounterOf(options.lostCounter.map, options.lostCounter.key ?? 0);
+    try {
+      this.#readiness = (options.poller ?? Poller.shared()).watch([fd]);
+    } catch (error) {
+      this.#unmap();
+      throw error;
+    }
+  }
+
+  /** Bytes the producer has committed or reserved that this reader has not consumed. */
+  get available(): number {
+    this.#checkOpen("read ring buffer");
+    return this.#pendingBytes();
+  }
+
+  /** Records delivered by this reader so far (discarded records excluded). */
+  get received(): number {
+    return this.#received;
+  }
+
+  /**
+   * Events the program could not put in the ring, read from the lostCounter
+   * map (one system call). Undefined without a lostCounter.
+   */
+  get lost(): number | undefined {
+    const counter = this.#lostCounter;
+    if (!counter) return undefined;
+    if (!mapLookupElement(counter.map.fd.value, counter.key, counter.value)) return 0;
+    if (!counter.perCpu) return readCounter(counter.value, 0, counter.map.valueSize);
+    const stride = Math.ceil(counter.map.valueSize / 8) * 8;
+    let total = 0;
+    for (let offset = 0; offset < counter.value.length; offset += stride) total += readCounter(counter.value, offset, counter.map.valueSize);
+    return total;
+  }
+
+  /**
+   * Calls `callback` for every record available now, in order, then hands
+   * the space back to the producer once. Records are read-only views valid
+   * only during the callback. Returns the number of records delivered.
+   */
+  readAvailable(callback: (record: Buffer) => void, maximumRecords = Number.POSITIVE_INFINITY): number {
+    return this.readAvailableInPlace((ring, offset, length) => callback(ring.subarray(offset, offset + length)), maximumRecords);
+  }
+
+  /**
+   * The fastest way to read: like readAvailable, but without creating a
+   * Buffer per record. `callback` gets the whole mapped ring (read-only) and
+   * where the record lies in it; read it there, during the callback only.
+   */
+  readAvailableInPlace(callback: (ring: Buffer, offset: number, length: number) => void, maximumRecords = Number.POSITIVE_INFINITY): number {
+    this.#checkOpen("read ring buffer");
+    if (this.#consuming) throw new UsageError("read ring buffer", "records() is iterating this reader", "a ring buffer has one consumer at a time");
+    this.#consuming = true;
+    const data = this.#data;
+    const headers = this.#headers;
+    const mask = this.#mask;
+    const start = this.#dataStart;
+    let delivered = 0;
+    try {
+      for (;;) {
+        let pending = this.#pendingBytes();
+        if (pending === 0 || delivered >= maximumRecords) break;
+        let offset = this.#consumerLow & mask;
+        let advanced = 0;
+        while (pending > 0 && delivered < maximumRecords) {
+          const header = Atomics.load(headers, (start + offset) >>> 2);
+          if (header & busyBit) break;
+          const length = header & lengthMask;
+          const total = (length + headerSize + 7) & ~7;
+          if (!(header & discardBit)) {
+            delivered++;
+            callback(data, start + offset + headerSize, length);
+            if (this.#closed) return delivered;
+          }
+          advanced += total;
+          pending -= total;
+          offset = (offset + total) & mask;
+        }
+        if (advanced === 0) break;
+        this.#advance(advanced);
+      }
+    } finally {
+      this.#consuming = false;
+      this.#received += delivered;
+    }
+    return delivered;
+  }
+
+  /** Bytes between the consumer and producer positions (both 64-bit; their difference fits 32). */
+  #pendingBytes(): number {
+    return (Atomics.load(this.#producerLow, 0) - this.#consumerLow) >>> 0;
+  }
+
+  /** Hands `bytes` back to the producer by moving the consumer position. */
+  #advance(bytes: number): void {
+    const low = this.#consumerLow + bytes;
+    if (low < 0x1_0000_0000) {
+      // The high half is unchanged, so one 32-bit store publishes a consistent 64-bit position.
+      this.#consumerLow = low;
+      Atomics.store(this.#consumerLowView, 0, low);
+    } else {
+      this.#consumerLow = low - 0x1_0000_0000;
+      this.#consumerHigh++;
+      Atomics.store(this.#consumerPosition, 0, (BigInt(this.#consumerHigh) << 32n) | BigInt(this.#consumerLow));
+    }
+  }
+
+  /**
+   * Resolves when the ring has data (or may have: wakeups can be spurious).
+   * Rejects with the signal's reason on abort.
+   */
+  async wait(signal?: AbortSignal): Promise<void> {
+    this.#checkOpen("wait for ring buffer");
+    await this.#readiness.wait(signal);
+  }
+
+  /**
+   * Records as they arrive, in the order the producer committed them.
+   * Waiting costs no CPU (epoll). The iteration ends when `signal` aborts or
+   * the reader is closed. Breaking out of a for-await loop hands the current
+   * record back, and a later records() continues after it.
+   */
+  records(options: RingBufferRecordsOptions = {}): AsyncIterableIterator<Buffer> {
+    this.#checkOpen("read ring buffer");
+    if (this.#consuming) throw new UsageError("read ring buffer", "this reader is already being consumed", "a ring buffer has one consumer at a time; iterate it once");
+    const { signal, copy = false } = options;
+    this.#consuming = true;
+    const internal = this.#abortInternal.signal;
+    const combined = signal ? AbortSignal.any([signal, internal]) : internal;
+    const headers = this.#headers;
+    const data = this.#data;
+    const mask = this.#mask;
+    const start = this.#dataStart;
+    const done: IteratorResult<Buffer> = { value: undefined, done: true };
+    let unreleased = 0;
+    let pending = 0;
+    let finished = false;
+
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      if (unreleased > 0 && !this.#closed) this.#advance(unreleased);
+      unreleased = 0;
+      this.#consuming = false;
+    };
+    const take = (): Buffer | undefined => {
+      if (unreleased > 0) {
+        this.#advance(unreleased);
+        unreleased = 0;
+      }
+      for (;;) {
+        if (pending <= 0) {
+          pending = this.#pendingBytes();
+          if (pending === 0) return undefined;
+        }
+        const offset = this.#consumerLow & mask;
+        const header = Atomics.load(headers, (start + offset) >>> 2);
+        if (header & busyBit) {
+          pending = 0;
+          return undefined;
+        }
+        const length = header & lengthMask;
+        const total = (length + headerSize + 7) & ~7;
+        pending -= total;
+        if (header & discardBit) {
+          this.#advance(total);
+          continue;
+        }
+        unreleased = total;
+        return data.subarray(start + offset + headerSize, start + offset + headerSize + length);
+      }
+    };
+    const next = (): Promise<IteratorResult<Buffer>> => {
+      if (finished) return Promise.resolve(done);
+      if (combined.aborted || this.#closed) {
+        finish();
+        return Promise.resolve(done);
+      }
+      const record = take();
+      if (record === undefined) return waitThenNext();
+      this.#received++;
+      return Promise.resolve({ value: copy ? Buffer.from(record) : record, done: false });
+    };
+    const waitThenNext = async (): Promise<IteratorResult<Buffer>> => {
+      try {
+        await this.#readiness.wait(combined);
+      } catch (error) {
+        finish();
+        if (combined.aborted || this.#closed) return done;
+        throw error;
+      }
+      return next();
+    };
+    return {
+      next,
+      return: (): Promise<IteratorResult<Buffer>> => {
+        finish();
+        return Promise.resolve(done);
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Buffer> {
+    return this.records();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Ends any iteration and unmaps the ring. Views handed out before are invalid afterwards. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abortInternal.abort();
+    this.#readiness.close();
+    this.#unmap();
+  }
+
+  #unmap(): void {
+    this.#producerMapping.close();
+    this.#consumerMapping.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #checkOpen(operation: string): void {
+    if (this.#closed) throw new NetbpfError(operation, "the reader is closed", "create a new RingBufferReader");
+  }
+}
+
+function lostCounterOf(map: LostCounterSource, key: number): { map: LostCounterSource; key: Buffer; value: Buffer; perCpu: boolean } {
+  if (map.keySize !== 4 || (map.valueSize !== 4 && map.valueSize !== 8)) {
+    throw new UsageError("open ring buffer reader", `the lost counter map must have 4-byte keys and 4- or 8-byte values, got key ${map.keySize} B and value ${map.valueSize} B`,
+      "use an Array or PercpuArray map of u64 counters");
+  }
+  if (!Number.isInteger(key) || key < 0 || key > 0xffff_ffff) {
+    throw new UsageError("open ring buffer reader", `the lost counter key must be an array index (a u32), got ${key}`);
+  }
+  const perCpu = perCpuTypes.has(map.type);
+  const keyBuffer = Buffer.alloc(4);
+  keyBuffer.writeUInt32LE(key);
+  const value = Buffer.alloc(perCpu ? Math.ceil(map.valueSize / 8) * 8 * possibleCpuCount() : map.valueSize);
+  return { map, key: keyBuffer, value, perCpu };
+}
+
+function readCounter(buffer: Buffer, offset: number, size: number): number {
+  return size === 8 ? Number(buffer.readBigUInt64LE(offset)) : buffer.readUInt32LE(offset);
+}

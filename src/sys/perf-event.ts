@@ -1,0 +1,143 @@
+/** perf_event_open(2), its attribute struct, its ioctls, and tracefs tracepoint ids. */
+import koffi from "koffi";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { NetbpfError, SyscallError, UsageError } from "./errors.js";
+import { check, lastErrno, libcIoctl, syscallNumber } from "./libc.js";
+import { libcMount } from "./socket.js";
+
+const libc = koffi.load("libc.so.6");
+const perfEventOpenSyscall = libc.func("long syscall(long nr, void *attr, int pid, int cpu, int group, unsigned long flags)") as (
+  nr: number, attr: Buffer, pid: number, cpu: number, group: number, flags: number,
+) => number;
+
+export const PerfType = { Hardware: 0, Software: 1, Tracepoint: 2, HardwareCache: 3, Raw: 4, Breakpoint: 5 } as const;
+export const PerfSoftwareEvent = { CpuClock: 0, TaskClock: 1, PageFaults: 2, ContextSwitches: 3, CpuMigrations: 4, Dummy: 9, BpfOutput: 10 } as const;
+export const PerfSampleType = { Ip: 1 << 0, Tid: 1 << 1, Time: 1 << 2, Cpu: 1 << 7, Raw: 1 << 10 } as const;
+export const PerfIoctl = { Enable: 0x2400, Disable: 0x2401, SetBpf: 0x40042408 } as const;
+const perfFlagCloseOnExec = 8;
+
+/** struct perf_event_attr, the fields netbpf uses. */
+export interface PerfEventAttributes {
+  type: number;
+  config: bigint | number;
+  /** sample_period (or sample_freq with `frequency`). */
+  samplePeriod?: bigint | number;
+  sampleType?: bigint | number;
+  readFormat?: bigint | number;
+  /** Start disabled (enable with PERF_EVENT_IOC_ENABLE). */
+  disabled?: boolean;
+  frequency?: boolean;
+  watermark?: boolean;
+  /** wakeup_events (or wakeup_watermark in bytes with `watermark`). */
+  wakeupEvents?: number;
+  config1?: bigint | number;
+  config2?: bigint | number;
+}
+
+const attributeSize = 136;
+
+/** Encodes a perf_event_attr. */
+export function perfEventAttribute(a: PerfEventAttributes): Buffer {
+  const b = Buffer.alloc(attributeSize);
+  b.writeUInt32LE(a.type, 0);
+  b.writeUInt32LE(attributeSize, 4);
+  b.writeBigUInt64LE(BigInt(a.config), 8);
+  b.writeBigUInt64LE(BigInt(a.samplePeriod ?? 0), 16);
+  b.writeBigUInt64LE(BigInt(a.sampleType ?? 0), 24);
+  b.writeBigUInt64LE(BigInt(a.readFormat ?? 0), 32);
+  let flags = 0n;
+  if (a.disabled) flags |= 1n << 0n;
+  if (a.frequency) flags |= 1n << 10n;
+  if (a.watermark) flags |= 1n << 14n;
+  b.writeBigUInt64LE(flags, 40);
+  b.writeUInt32LE(a.wakeupEvents ?? 0, 48);
+  b.writeBigUInt64LE(BigInt(a.config1 ?? 0), 56);
+  b.writeBigUInt64LE(BigInt(a.config2 ?? 0), 64);
+  return b;
+}
+
+export interface PerfEventOpenOptions {
+  /** Process to watch; -1 (default) for every process on `cpu`. */
+  pid?: number;
+  /** CPU to watch; -1 for any CPU of `pid`. Default 0. */
+  cpu?: number;
+  groupFd?: number;
+  operation?: string;
+}
+
+/** perf_event_open(2): returns the new event's file descriptor (close-on-exec). */
+export function perfEventOpen(attributes: PerfEventAttributes, options: PerfEventOpenOptions = {}): number {
+  const attr = perfEventAttribute(attributes);
+  const operation = options.operation ?? "perf_event_open";
+  const fd = perfEventOpenSyscall(syscallNumber.perfEventOpen, attr, options.pid ?? -1, options.cpu ?? 0, options.groupFd ?? -1, perfFlagCloseOnExec);
+  if (fd < 0) {
+    const errno = lastErrno();
+    const code = new SyscallError(operation, errno).code;
+    const hint = code === "EACCES" || code === "EPERM"
+      ? "run as root, or grant CAP_PERFMON (or lower /proc/sys/kernel/perf_event_paranoid)"
+      : code === "ENOENT" || code === "ENODEV" ? "this kernel has no such perf event" : code === "ENOSYS" ? "this kernel has no perf events (CONFIG_PERF_EVENTS)" : undefined;
+    throw new SyscallError(operation, errno, hint);
+  }
+  return fd;
+}
+
+export function perfEventEnable(fd: number): void {
+  check("enable perf event", libcIoctl(fd, PerfIoctl.Enable, 0));
+}
+
+export function perfEventDisable(fd: number): void {
+  check("disable perf event", libcIoctl(fd, PerfIoctl.Disable, 0));
+}
+
+/** Attaches a BPF program to a tracepoint/kprobe perf event the old way (no link). */
+export function perfEventSetBpf(fd: number, programFd: number): void {
+  check("attach program to perf event", libcIoctl(fd, PerfIoctl.SetBpf, programFd));
+}
+
+/** Where tracefs is mounted; mounts it at /sys/kernel/tracing when it is nowhere. */
+export function tracefsPath(): string {
+  let mounts = "";
+  try {
+    mounts = readFileSync("/proc/mounts", "utf8");
+  } catch {
+    // No /proc: fall through to the usual places.
+  }
+  const lines = mounts.split("\n").map((line) => line.split(" "));
+  const tracefs = lines.find((f) => f[2] === "tracefs");
+  if (tracefs?.[1]) return tracefs[1];
+  const debugfs = lines.find((f) => f[2] === "debugfs");
+  if (debugfs?.[1] && existsSync(join(debugfs[1], "tracing", "events"))) return join(debugfs[1], "tracing");
+  const standard = "/sys/kernel/tracing";
+  if (existsSync(join(standard, "events"))) return standard;
+  if (libcMount("nodev", standard, "tracefs", 0, null) !== 0) {
+    const errno = lastErrno();
+    if (errno !== 16) {
+      throw new SyscallError("mount tracefs", errno, `tracepoints need tracefs; mount it with \`mount -t tracefs nodev ${standard}\``);
+    }
+  }
+  return standard;
+}
+
+/** The id perf_event_open needs for tracepoint `category:name`, read from tracefs. */
+export function tracepointId(category: string, name: string): number {
+  const valid = /^[A-Za-z0-9_.-]+$/;
+  if (!valid.test(category) || !valid.test(name)) {
+    throw new UsageError("find tracepoint", `"${category}:${name}" is not a tracepoint name`, "tracepoints are named category:name, e.g. sock:inet_sock_set_state");
+  }
+  const root = tracefsPath();
+  const path = join(root, "events", category, name, "id");
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") {
+      throw new UsageError("find tracepoint", `there is no tracepoint ${category}:${name} on this kernel`,
+        `the available ones are listed under ${join(root, "events")} (e.g. ls ${join(root, "events", category)})`);
+    }
+    throw new NetbpfError("find tracepoint", `cannot read ${path}: ${(error as Error).message}`, "reading tracefs needs root");
+  }
+  const id = Number.parseInt(text.trim(), 10);
+  if (!Number.isInteger(id)) throw new NetbpfError("find tracepoint", `unexpected content in ${path}: ${JSON.stringify(text)}`);
+  return id;
+}
