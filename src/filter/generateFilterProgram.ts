@@ -19,7 +19,7 @@ export interface GenerateFilterOptions {
   context: FilterContext;
   /** r0 when the packet matches (default: 0x40000 for skb like tcpdump's snap length, XDP_PASS for xdp). */
   acceptValue?: number;
-  /** r0 when it does not (default: 0 for skb, XDP_DROP for xdp). */
+  /** r0 when it does not (default: 0 for skb, XDP_DROP for xdp). Must be 0 for skb. */
   rejectValue?: number;
   /**
    * "kernel" (default): read data/data_end/len/pkt_type from the program's context.
@@ -53,6 +53,9 @@ const registerSlotBase = -8 * spillSlots - 8;
  * (xdp), r7 index scratch (skb) or data_end (xdp), r8 packet type, r9 wire length.
  */
 export function generateFilterProgram(filter: CompiledFilter, options: GenerateFilterOptions): GeneratedFilter {
+  if (options.context === "skb" && (options.rejectValue ?? 0) !== 0) {
+    throw new UsageError("generate filter", "the skb context rejects with 0 (an out-of-bounds LD_ABS ends the program with 0)", "use rejectValue 0, or the xdp context");
+  }
   return new FilterCodeGenerator(options).generate(filter.graph);
 }
 
@@ -62,6 +65,7 @@ class FilterCodeGenerator {
   private readonly annotations = new Map<number, string>();
   private readonly acceptLabel: string;
   private readonly rejectLabel: string;
+  private readonly usedExits = new Set<string>();
   private spillDepth = 0;
   private maximumRegister = -1;
   private usesPacketType = false;
@@ -86,8 +90,9 @@ class FilterCodeGenerator {
       this.emitNode(node, next);
     });
     const context = this.options.context;
-    this.asm.label(this.acceptLabel).return(this.options.acceptValue ?? (context === "xdp" ? xdpPass : 0x40000));
-    this.asm.label(this.rejectLabel).return(this.options.rejectValue ?? (context === "xdp" ? xdpDrop : 0));
+    // Only exits something jumps to: the verifier refuses unreachable instructions.
+    if (this.usedExits.has(this.acceptLabel)) this.asm.label(this.acceptLabel).return(this.options.acceptValue ?? (context === "xdp" ? xdpPass : 0x40000));
+    if (this.usedExits.has(this.rejectLabel)) this.asm.label(this.rejectLabel).return(this.options.rejectValue ?? (context === "xdp" ? xdpDrop : 0));
     const program = this.asm.finish();
     return { ...program, annotations: this.annotations };
   }
@@ -153,9 +158,14 @@ class FilterCodeGenerator {
   }
 
   private targetLabel(target: DecisionTarget): string {
-    if (target.kind === "accept") return this.acceptLabel;
-    if (target.kind === "reject") return this.rejectLabel;
+    if (target.kind === "accept") return this.exit(this.acceptLabel);
+    if (target.kind === "reject") return this.exit(this.rejectLabel);
     return this.labels.get(target)!;
+  }
+
+  private exit(label: string): string {
+    this.usedExits.add(label);
+    return label;
   }
 
   private branch(condition: Condition, operand: Register | number, node: DecisionNode, next: DecisionNode | undefined): void {
@@ -255,7 +265,7 @@ class FilterCodeGenerator {
         case "/":
         case "%":
           if (k === 0) {
-            a.jump(this.rejectLabel);
+            a.jump(this.exit(this.rejectLabel));
             return;
           }
           if (operator === "/") a.div32(R0, k);
@@ -279,7 +289,7 @@ class FilterCodeGenerator {
       case "^": a.xor32(R0, operand); return;
       case "/":
       case "%":
-        a.jumpIf32(operand, "==", 0, this.rejectLabel);
+        a.jumpIf32(operand, "==", 0, this.exit(this.rejectLabel));
         if (operator === "/") a.div32(R0, operand);
         else a.mod32(R0, operand);
         return;
@@ -304,7 +314,7 @@ class FilterCodeGenerator {
     if (this.options.context === "skb") {
       if (offset.kind === "constant") {
         if (offset.value > 0x7fffffff) {
-          a.jump(this.rejectLabel);
+          a.jump(this.exit(this.rejectLabel));
           return;
         }
         a.loadPacketAbsolute(type, offset.value);
@@ -312,19 +322,20 @@ class FilterCodeGenerator {
       }
       this.emitValue(offset);
       // Negative offsets mean SKF_NET_OFF/SKF_LL_OFF to the kernel: such offsets are simply out of bounds here.
-      a.jumpIf32(R0, ">", 0x7fffffff, this.rejectLabel).mov64(R7, R0).loadPacketIndirect(type, R7, 0);
+      a.jumpIf32(R0, ">", 0x7fffffff, this.exit(this.rejectLabel)).mov64(R7, R0).loadPacketIndirect(type, R7, 0);
       return;
     }
     if (offset.kind === "constant") {
       if (offset.value > 0xffff - size) {
-        a.jump(this.rejectLabel);
+        a.jump(this.exit(this.rejectLabel));
         return;
       }
-      a.mov64(R1, R6).add64(R1, offset.value + size).jumpIf(R1, ">", R7, this.rejectLabel).load(type, R0, R6, offset.value);
+      a.mov64(R1, R6).add64(R1, offset.value + size).jumpIf(R1, ">", R7, this.exit(this.rejectLabel)).load(type, R0, R6, offset.value);
     } else {
       this.emitValue(offset);
-      a.jumpIf(R0, ">", 0xffff, this.rejectLabel)
-        .mov64(R1, R6).add64(R1, R0).mov64(R2, R1).add64(R2, size).jumpIf(R2, ">", R7, this.rejectLabel)
+      // The verifier only trusts a bounds check when the variable offset plus the access stays within 0xffff.
+      a.jumpIf(R0, ">", 0xffff - 4, this.exit(this.rejectLabel))
+        .mov64(R1, R6).add64(R1, R0).mov64(R2, R1).add64(R2, size).jumpIf(R2, ">", R7, this.exit(this.rejectLabel))
         .load(type, R0, R1, 0);
     }
     if (size > 1) a.toBigEndian(R0, size === 2 ? 16 : 32);
