@@ -22,6 +22,23 @@ export interface CompiledFilter {
  * invalid expression; nothing is loaded into the kernel.
  */
 export function compileFilter(expression: string, options: LowerOptions): CompiledFilter {
+  if (expression.length > maximumExpressionLength) {
+    throw new FilterSyntaxError(expression.slice(0, 200), { start: 0, end: 1 }, `expression is ${expression.length} characters long`, `at most ${maximumExpressionLength}`);
+  }
+  try {
+    return compileChecked(expression, options);
+  } catch (error) {
+    if (error instanceof RangeError) {
+      throw new FilterSyntaxError(expression.slice(0, 200), { start: 0, end: 1 }, "expression too complex to compile", "fewer primitives or less nesting");
+    }
+    throw error;
+  }
+}
+
+/** Longest expression accepted. */
+export const maximumExpressionLength = 16384;
+
+function compileChecked(expression: string, options: LowerOptions): CompiledFilter {
   const ast = parseFilter(expression);
   const predicate = lowerFilter(expression, ast, options);
   let graph: DecisionTarget;

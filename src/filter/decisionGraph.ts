@@ -165,7 +165,24 @@ function usesRegisters(predicate: Predicate): boolean {
   }
 }
 
-function testKeys(test: DecisionTest): { value: string; test: string; constant: number | undefined } {
+interface TestKeys {
+  value: string;
+  test: string;
+  constant: number | undefined;
+}
+
+const keyCache = new WeakMap<DecisionTest, TestKeys>();
+
+function testKeys(test: DecisionTest): TestKeys {
+  let keys = keyCache.get(test);
+  if (!keys) {
+    keys = computeTestKeys(test);
+    keyCache.set(test, keys);
+  }
+  return keys;
+}
+
+function computeTestKeys(test: DecisionTest): TestKeys {
   if (test.kind === "assign") {
     const key = `assign r${test.register} ${formatValue(test.value)}`;
     return { value: key, test: key, constant: undefined };
@@ -190,9 +207,14 @@ function decide(test: DecisionTest, facts: Facts): boolean | undefined {
   return undefined;
 }
 
+/** Facts kept per edge: the most recent tests only, so long filters stay linear. */
+const maximumFacts = 64;
+
 function extend(facts: Facts, test: DecisionTest, outcome: boolean): Facts {
   const keys = testKeys(test);
   const result: Facts = { equals: new Map(facts.equals), outcomes: new Map(facts.outcomes) };
+  if (result.outcomes.size >= maximumFacts) result.outcomes.delete(result.outcomes.keys().next().value!);
+  if (result.equals.size >= maximumFacts) result.equals.delete(result.equals.keys().next().value!);
   result.outcomes.set(keys.test, outcome);
   if (test.kind === "compare" && test.operator === "==" && outcome && keys.constant !== undefined) result.equals.set(keys.value, keys.constant);
   return result;
@@ -209,15 +231,24 @@ function intersect(a: Facts, b: Facts): Facts {
 /** Nodes reachable from the root, parents before children. */
 export function topologicalNodes(root: DecisionTarget): DecisionNode[] {
   const order: DecisionNode[] = [];
-  const seen = new Set<DecisionNode>();
-  const visit = (target: DecisionTarget) => {
-    if (target.kind !== "node" || seen.has(target)) return;
-    seen.add(target);
-    visit(target.whenTrue);
-    visit(target.whenFalse);
-    order.push(target);
-  };
-  visit(root);
+  if (root.kind !== "node") return order;
+  const seen = new Set<DecisionNode>([root]);
+  // Iterative depth-first post-order (long filters make deep graphs).
+  const stack: { node: DecisionNode; state: 0 | 1 | 2 }[] = [{ node: root, state: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    if (top.state === 2) {
+      order.push(top.node);
+      stack.pop();
+      continue;
+    }
+    const child = top.state === 0 ? top.node.whenTrue : top.node.whenFalse;
+    top.state = top.state === 0 ? 1 : 2;
+    if (child.kind === "node" && !seen.has(child)) {
+      seen.add(child);
+      stack.push({ node: child, state: 0 });
+    }
+  }
   return order.reverse();
 }
 

@@ -30,6 +30,8 @@ export function parseFilter(expression: string): FilterNode | undefined {
 }
 
 const undefinedQualifiers: Qualifiers = { undefined: true };
+/** Deepest parenthesis nesting accepted (keeps recursion far from the stack limit). */
+export const maximumNesting = 200;
 
 class Parser {
   private readonly tokens: Token[];
@@ -39,6 +41,13 @@ class Parser {
 
   constructor(private readonly expression: string) {
     this.tokens = tokenize(expression);
+    let depth = 0;
+    for (const token of this.tokens) {
+      if (token.kind !== "operator") continue;
+      if (token.text === "(" || token.text === "[") depth++;
+      else if (token.text === ")" || token.text === "]") depth--;
+      if (depth > maximumNesting) throw this.error(token, `parentheses nested deeper than ${maximumNesting}`, "a flatter expression");
+    }
   }
 
   parseProgram(): FilterNode | undefined {
