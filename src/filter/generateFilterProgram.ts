@@ -69,6 +69,13 @@ class FilterCodeGenerator {
   private spillDepth = 0;
   private maximumRegister = -1;
   private usesPacketType = false;
+  private usesProtochain = false;
+  /** XDP: bytes from data already proven to lie before data_end on every path here. */
+  private proven = 0;
+  /** Values computed on every path here, and the stack slot holding each. */
+  private available = new Map<string, number>();
+  /** Values worth keeping (used by two or more tests) → stack slot. */
+  private readonly cacheSlots = new Map<string, number>();
 
   constructor(private readonly options: GenerateFilterOptions) {
     this.acceptLabel = this.asm.newLabel("accept");
@@ -77,17 +84,41 @@ class FilterCodeGenerator {
 
   generate(root: DecisionTarget): GeneratedFilter {
     const nodes = topologicalNodes(root);
+    const uses = new Map<string, number>();
     for (const node of nodes) {
       this.scan(node.test);
       this.labels.set(node, this.asm.newLabel(`test${node.id}_`));
+      for (const key of cacheableKeys(node.test)) uses.set(key, (uses.get(key) ?? 0) + 1);
+    }
+    const shared = [...uses].filter(([, count]) => count >= 2);
+    // Keep only the largest shared values: a part always used inside a larger shared value is not stored on its own.
+    const worth = shared.filter(([key, count]) => !shared.some(([other, otherCount]) => other !== key && other.includes(key) && otherCount >= count));
+    for (const [key] of worth) {
+      if (this.cacheSlots.size < maximumCachedValues) this.cacheSlots.set(key, cacheSlotBase - 8 * this.cacheSlots.size);
     }
     this.prologue();
     if (root.kind !== "node") this.asm.jump(this.targetLabel(root));
+    // What every path into a node has established: proven packet length and cached values.
+    const entry = new Map<DecisionNode, { proven: number; available: Map<string, number> }>();
+    if (root.kind === "node") entry.set(root, { proven: 0, available: new Map() });
     nodes.forEach((node, index) => {
       this.asm.label(this.labels.get(node)!);
       this.annotations.set(this.asm.length, describeTest(node.test));
+      const state = entry.get(node) ?? { proven: 0, available: new Map() };
+      this.proven = state.proven;
+      this.available = new Map(state.available);
       const next = nodes[index + 1];
       this.emitNode(node, next);
+      for (const successor of [node.whenTrue, node.whenFalse]) {
+        if (successor.kind !== "node") continue;
+        const existing = entry.get(successor);
+        if (!existing) {
+          entry.set(successor, { proven: this.proven, available: new Map(this.available) });
+        } else {
+          existing.proven = Math.min(existing.proven, this.proven);
+          for (const [key, slot] of existing.available) if (this.available.get(key) !== slot) existing.available.delete(key);
+        }
+      }
     });
     const context = this.options.context;
     // Only exits something jumps to: the verifier refuses unreachable instructions.
@@ -125,7 +156,7 @@ class FilterCodeGenerator {
       visit(test.value);
     } else {
       visit(test.network);
-      this.maximumRegister = Math.max(this.maximumRegister, 0);
+      this.usesProtochain = true;
     }
   }
 
@@ -150,7 +181,8 @@ class FilterCodeGenerator {
       if (this.usesPacketType) a.mov64(R8, 0);
     }
     // Filter registers (geneve offsets, protochain state) start at 0 and must be initialised for the verifier.
-    for (let i = 0; i <= this.maximumRegister + protochainSlots; i++) a.store("u64", R10, this.registerSlot(i), 0);
+    const slots = this.maximumRegister + 1 + (this.usesProtochain ? protochainSlots : 0);
+    for (let i = 0; i < slots; i++) a.store("u64", R10, this.registerSlot(i), 0);
   }
 
   private registerSlot(index: number): number {
@@ -213,8 +245,27 @@ class FilterCodeGenerator {
     this.spillDepth--;
   }
 
-  /** Computes a value into w0 (upper half zero). */
+  /** Computes a value into w0 (upper half zero), reusing it when an earlier test on every path computed it. */
   private emitValue(value: Value): void {
+    const key = value.kind === "load" || value.kind === "binary" ? formatValue(value) : undefined;
+    if (key !== undefined) {
+      const slot = this.available.get(key);
+      if (slot !== undefined) {
+        this.asm.load("u64", R0, R10, slot);
+        return;
+      }
+    }
+    this.computeValue(value);
+    if (key !== undefined) {
+      const slot = this.cacheSlots.get(key);
+      if (slot !== undefined) {
+        this.asm.store("u64", R10, slot, R0);
+        this.available.set(key, slot);
+      }
+    }
+  }
+
+  private computeValue(value: Value): void {
     const a = this.asm;
     switch (value.kind) {
       case "constant":
@@ -330,7 +381,12 @@ class FilterCodeGenerator {
         a.jump(this.exit(this.rejectLabel));
         return;
       }
-      a.mov64(R1, R6).add64(R1, offset.value + size).jumpIf(R1, ">", R7, this.exit(this.rejectLabel)).load(type, R0, R6, offset.value);
+      const end = offset.value + size;
+      if (end > this.proven) {
+        a.mov64(R1, R6).add64(R1, end).jumpIf(R1, ">", R7, this.exit(this.rejectLabel));
+        this.proven = end;
+      }
+      a.load(type, R0, R6, offset.value);
     } else {
       this.emitValue(offset);
       // The verifier only trusts a bounds check when the variable offset plus the access stays within 0xffff.
@@ -401,6 +457,40 @@ class FilterCodeGenerator {
 
 /** Stack slots the protochain loop uses beyond the filter's own registers. */
 const protochainSlots = 4;
+/** Values shared between tests kept on the stack, below the filter registers. */
+const maximumCachedValues = 16;
+const cacheSlotBase = registerSlotBase - 8 * 24;
+
+/** Packet-derived values of a test that may be reused (no registers: those change between tests). */
+function cacheableKeys(test: DecisionTest): Set<string> {
+  const keys = new Set<string>();
+  const visit = (value: Value): boolean => {
+    switch (value.kind) {
+      case "load": {
+        const pure = visit(value.offset);
+        if (pure) keys.add(formatValue(value));
+        return pure;
+      }
+      case "binary": {
+        const left = visit(value.left);
+        const right = visit(value.right);
+        const pure = left && right;
+        if (pure && (value.left.kind !== "constant" || value.right.kind !== "constant")) keys.add(formatValue(value));
+        return pure;
+      }
+      case "register":
+      case "packetType":
+        return false;
+      default:
+        return true;
+    }
+  };
+  if (test.kind === "compare") {
+    visit(test.left);
+    visit(test.right);
+  }
+  return keys;
+}
 
 function describeTest(test: DecisionTest): string {
   switch (test.kind) {
