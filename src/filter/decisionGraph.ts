@@ -105,9 +105,9 @@ function compareConstants(operator: CompareOperator, left: number, right: number
  * two branches lead to the same place are removed (their loads with them).
  */
 export function buildDecisionGraph(predicate: Predicate, options: { optimize?: boolean } = {}): DecisionTarget {
-  // libpcap turns its optimiser off when geneve's offset code (with its bare jump) is present; so do we,
+  // libpcap turns its optimiser off for protochain (a loop) and geneve (a bare jump); so do we,
   // since the optimiser removes loads and so changes which truncated packets are rejected.
-  const optimize = options.optimize ?? !usesRegisters(predicate);
+  const optimize = options.optimize ?? !disablesOptimizer(predicate);
   const fold = optimize ? foldValue : (value: Value) => value;
   let nextId = 0;
   const build = (p: Predicate, onTrue: DecisionTarget, onFalse: DecisionTarget): DecisionTarget => {
@@ -125,7 +125,7 @@ export function buildDecisionGraph(predicate: Predicate, options: { optimize?: b
       case "compare": {
         const left = fold(p.left);
         const right = fold(p.right);
-        if (left.kind === "constant" && right.kind === "constant") return compareConstants(p.operator, left.value, right.value) ? onTrue : onFalse;
+        if (optimize && left.kind === "constant" && right.kind === "constant") return compareConstants(p.operator, left.value, right.value) ? onTrue : onFalse;
         return { kind: "node", id: nextId++, test: { kind: "compare", operator: p.operator, left, right }, whenTrue: onTrue, whenFalse: onFalse };
       }
       case "protochain":
@@ -151,14 +151,15 @@ interface Facts {
   outcomes: Map<string, boolean>;
 }
 
-function usesRegisters(predicate: Predicate): boolean {
+function disablesOptimizer(predicate: Predicate): boolean {
   switch (predicate.kind) {
     case "and":
     case "or":
-      return usesRegisters(predicate.left) || usesRegisters(predicate.right);
+      return disablesOptimizer(predicate.left) || disablesOptimizer(predicate.right);
     case "not":
-      return usesRegisters(predicate.operand);
+      return disablesOptimizer(predicate.operand);
     case "assign":
+    case "protochain":
       return true;
     default:
       return false;
