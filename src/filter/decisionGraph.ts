@@ -3,7 +3,7 @@ import { constant, formatValue } from "./predicate.js";
 
 /** A test the graph branches on: an unsigned comparison or a protochain walk. */
 export type DecisionTest =
-  | { kind: "compare"; operator: CompareOperator; left: Value; right: Value }
+  | { kind: "compare"; operator: CompareOperator; left: Value; right: Value; origin?: "relation" }
   | Extract<Predicate, { kind: "protochain" }>
   /** Stores a value in a scratch register, then always continues with whenTrue (= whenFalse). */
   | Extract<Predicate, { kind: "assign" }>;
@@ -126,7 +126,8 @@ export function buildDecisionGraph(predicate: Predicate, options: { optimize?: b
         const left = fold(p.left);
         const right = fold(p.right);
         if (optimize && left.kind === "constant" && right.kind === "constant") return compareConstants(p.operator, left.value, right.value) ? onTrue : onFalse;
-        return { kind: "node", id: nextId++, test: { kind: "compare", operator: p.operator, left, right }, whenTrue: onTrue, whenFalse: onFalse };
+        const test: DecisionTest = p.origin ? { kind: "compare", operator: p.operator, left, right, origin: p.origin } : { kind: "compare", operator: p.operator, left, right };
+        return { kind: "node", id: nextId++, test, whenTrue: onTrue, whenFalse: onFalse };
       }
       case "protochain":
         return { kind: "node", id: nextId++, test: { ...p, network: fold(p.network) }, whenTrue: onTrue, whenFalse: onFalse };
@@ -192,7 +193,7 @@ function computeTestKeys(test: DecisionTest): TestKeys {
     const key = `protochain${test.version}(${formatValue(test.network)},${test.protocol})`;
     return { value: key, test: key, constant: undefined };
   }
-  const value = formatValue(test.left);
+  const value = (test.origin === "relation" ? "relation " : "") + formatValue(test.left);
   const right = test.right.kind === "constant" ? test.right.value : undefined;
   return { value, test: `${value} ${test.operator} ${formatValue(test.right)}`, constant: right };
 }

@@ -822,25 +822,26 @@ class Lowerer {
   private relation(operator: string, leftNode: ArithmeticNode, rightNode: ArithmeticNode): Predicate {
     const left = this.arithmetic(leftNode);
     const right = this.arithmetic(rightNode);
+    const relationCompare = (op: "==" | ">" | ">="): Predicate => ({ kind: "compare", operator: op, left: left.value, right: right.value, origin: "relation" });
     let test: Predicate;
     switch (operator) {
       case ">":
-        test = compare(">", left.value, right.value);
+        test = relationCompare(">");
         break;
       case ">=":
-        test = compare(">=", left.value, right.value);
+        test = relationCompare(">=");
         break;
       case "=":
-        test = compare("==", left.value, right.value);
+        test = relationCompare("==");
         break;
       case "<=":
-        test = not(compare(">", left.value, right.value));
+        test = not(relationCompare(">"));
         break;
       case "<":
-        test = not(compare(">=", left.value, right.value));
+        test = not(relationCompare(">="));
         break;
       default:
-        test = not(compare("==", left.value, right.value));
+        test = not(relationCompare("=="));
     }
     const checks = left.checks && right.checks ? and(left.checks, right.checks) : left.checks ?? right.checks;
     return checks ? and(checks, test) : test;

@@ -27,7 +27,17 @@ export type Predicate =
   | { kind: "and" | "or"; left: Predicate; right: Predicate }
   | { kind: "not"; operand: Predicate }
   /** Unsigned comparison; "&" is true when left & right is not zero (jset). */
-  | { kind: "compare"; operator: CompareOperator; left: Value; right: Value }
+  | {
+      kind: "compare";
+      operator: CompareOperator;
+      left: Value;
+      right: Value;
+      /**
+       * "relation" for the comparison of an `expr relop expr`: libpcap computes it as a
+       * subtraction, so its optimiser relates it only to other relations, not to protocol tests.
+       */
+      origin?: "relation";
+    }
   /**
    * libpcap's protocol-chain walk from the IPv4 or IPv6 header at `network`:
    * true when `protocol` appears in the next-header chain.

@@ -9,6 +9,7 @@ import { compileFilter } from "../../src/filter/compileFilter.js";
 import { generateFilterProgram, type FilterContext } from "../../src/filter/generateFilterProgram.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { readPcap } from "../support/pcapWriter.js";
+import { selectionsAgree } from "./filterExpressions.js";
 import { fixtureDirectory, type ExpectedResults } from "./generateFilterFixtures.js";
 
 const expected = JSON.parse(readFileSync(new URL("expected.json", fixtureDirectory), "utf8")) as ExpectedResults;
@@ -29,7 +30,7 @@ for (const context of ["skb", "xdp"] as FilterContext[]) {
         const result = interpreter.run(packet.data, { registers: { 3: packet.length ?? packet.data.length, 4: 0 } });
         if (result.returnValue === 1n) got.push(index);
       });
-      if (JSON.stringify(got) !== JSON.stringify(want)) mismatches.push(`${file}: ${expression}: tcpdump ${JSON.stringify(want)}, ${context} ${JSON.stringify(got)}`);
+      if (!selectionsAgree(expression, got, want, capture.packets)) mismatches.push(`${file}: ${expression}: tcpdump ${JSON.stringify(want)}, ${context} ${JSON.stringify(got)}`);
     }
     assert.ok(accepted.length > 1500);
     assert.deepEqual(mismatches, []);
