@@ -170,3 +170,43 @@ test("LD_ABS code refuses a non-zero reject value; subprogram labels carry the p
   const labels = [...assembler.finish().labels.keys()];
   assert.ok(labels.length > 2 && labels.every((label) => label.startsWith("f1_")), labels.join(","));
 });
+
+test("fuzz: generated programs agree with the evaluator on random valid filters", async () => {
+  const { differentialExpressions } = await import("./filterExpressions.js");
+  const { craftedEthernet } = await import("./filterCorpus.js");
+  const packets = craftedEthernet();
+  let seed = 99;
+  const next = () => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed / 4294967296;
+  };
+  const pick = <T>(items: readonly T[]) => items[Math.floor(next() * items.length)]!;
+  const arithmetic = ["ip[%] + 1", "tcp[%] * 3", "ether[%] ^ 0xff", "len - %", "ip[%:2] % 7", "udp[%] << 3", "(ip[%] | 4) & 0x3c", "ip6[%] / 3", "-ip[%]"];
+  let checked = 0;
+  for (let i = 0; i < 400 && checked < 250; i++) {
+    let expression: string;
+    if (next() < 0.5) {
+      expression = `${pick(differentialExpressions)} ${pick(["and", "or"])} ${pick(differentialExpressions)}`;
+    } else {
+      const term = () => pick(arithmetic).replace("%", String(Math.floor(next() * 40)));
+      expression = `${term()} ${pick([">", "<", "=", "!=", ">=", "<="])} ${next() < 0.5 ? String(Math.floor(next() * 300)) : term()}`;
+    }
+    let filter;
+    try {
+      filter = compileFilter(expression, { linkType: 1 });
+    } catch {
+      continue;
+    }
+    checked++;
+    for (const context of ["skb", "xdp"] as const) {
+      const interpreter = new Interpreter(generateFilterProgram(filter, { context, prologue: "interpreter", acceptValue: 1, rejectValue: 0 }).instructions);
+      packets.forEach((packet, index) => {
+        const length = packet.length ?? packet.data.length;
+        const want = filter.matches({ data: packet.data, length });
+        const got = interpreter.run(packet.data, { registers: { 3: length } }).returnValue === 1n;
+        assert.equal(got, want, `${context} ${expression} packet ${index}`);
+      });
+    }
+  }
+  assert.ok(checked >= 150, `only ${checked} filters compiled`);
+});
