@@ -559,4 +559,3 @@ function describeTest(test: DecisionTest): string {
   }
 }
 
-export { R8 as packetTypeRegister };

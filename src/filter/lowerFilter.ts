@@ -1,5 +1,5 @@
 import type { ArithmeticNode, DirectionQualifier, FilterNode, IdValue, Qualifiers } from "./ast.js";
-import { etherProtocolNumber, parseIpv4Address, systemFilterNames, type FilterNames } from "./filterNames.js";
+import { etherProtocolNumber, systemFilterNames, type FilterNames } from "./filterNames.js";
 import { FilterSyntaxError, type SourceSpan } from "./filterSyntaxError.js";
 import {
   addOffset, and, compare, constant, falsePredicate, load, loadEquals, not, or, truePredicate, type Predicate, type Value,
@@ -934,7 +934,6 @@ function parsePartialIpv4(text: string): { value: number; bits: number } | undef
     if (!/^[0-9]+$/.test(part) || Number(part) > 255) return undefined;
     value = value * 256 + Number(part);
   }
-  void parseIpv4Address;
   return { value: value >>> 0, bits: parts.length * 8 };
 }
 

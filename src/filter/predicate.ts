@@ -85,10 +85,8 @@ export function compare(operator: CompareOperator, left: Value, right: Value): P
 
 /** `(load & mask) == value`, the mask omitted when it is all ones (libpcap's gen_mcmp). */
 export function loadEquals(offset: Value, size: 1 | 2 | 4, value: number, mask?: number): Predicate {
-  const full = size === 4 ? 0xffffffff : size === 2 ? 0xffff : 0xff;
   let loaded = load(offset, size);
   if (mask !== undefined && (mask >>> 0) !== 0xffffffff) loaded = { kind: "binary", operator: "&", left: loaded, right: constant(mask) };
-  void full;
   return compare("==", loaded, constant(value));
 }
 
