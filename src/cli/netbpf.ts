@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "commander";
 import { NetbpfError } from "../sys/errors.js";
 import { registerFeaturesCommand } from "./features-command.js";
+import { registerFilterCommand } from "./filter-command.js";
 import { registerObjectCommands } from "./object-commands.js";
 
 // `netbpf … | head` closes our stdout early: that is not an error.
@@ -19,6 +20,7 @@ program
   .exitOverride();
 
 registerFeaturesCommand(program);
+registerFilterCommand(program);
 registerObjectCommands(program);
 
 function fail(error: unknown): never {

@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { Btf } from "../btf/btf.js";
-import { applyCoreRelocation, resolveCoreRelocation } from "../btf/core-relocation.js";
+import { resolveCoreRelocation } from "../btf/core-relocation.js";
+import { applyCoreRelocation } from "../btf/apply-core-relocation.js";
 import { loadKernelBtf } from "../btf/kernel-btf.js";
 import type { CollectionMapSpec, CollectionProgramSpec, CollectionSpec } from "../elf/collection-spec.js";
 import { MapFlag, MapType, ProgramType } from "../sys/bpf-constants.js";

@@ -185,6 +185,10 @@ export class Program {
    * duration per run in nanoseconds.
    */
   run(options: RunOptions = {}): TestRunResult {
+    // Raw tracepoint test runs take only a context: the kernel refuses a repeat count and output buffers.
+    if (this.type === ProgramType.RawTracepoint || this.type === ProgramType.RawTracepointWritable) {
+      return programTestRun({ programFd: this.fd.value, contextIn: options.context ?? null, repeat: options.repeat ?? 0, flags: options.flags, cpu: options.cpu });
+    }
     const dataOutSize = options.dataOutSize ?? (options.data ? options.data.length + 256 : 0);
     return programTestRun({
       programFd: this.fd.value,

@@ -38,6 +38,13 @@ test("kind, name and lookups by name and kind", () => {
   assert.equal(btf.nameOf(skb), "sk_buff");
   assert.deepEqual(btf.findByName("sk_buff", "union"), []);
   assert.deepEqual(btf.findByName("no_such_type"), []);
+  // the same answers before and after the full name index exists
+  const fresh = Btf.parse(fixture("core-sample.btf"));
+  const names = ["sk_buff", "int", "__u32", "bits", "task_struct___flavor", "nope", "sk_buf", "k_buff"];
+  const before = names.map((name) => fresh.findByName(name));
+  fresh.names();
+  assert.deepEqual(names.map((name) => fresh.findByName(name)), before);
+  assert.deepEqual(before.slice(5), [[], [], []]);
   assert.throws(() => btf.findType("no_such_type", "struct"), (error: unknown) => error instanceof BtfLookupError && error instanceof NetbpfError && /no STRUCT named "no_such_type"/.test(error.message));
   assert.equal(btf.type(0).kind, "void");
   assert.throws(() => btf.type(btf.typeCount), BtfFormatError);
@@ -60,6 +67,16 @@ test("split BTF: ids and strings continue after the base", () => {
   assert.deepEqual(split.findByName("int", "int"), [int]);
   assert.equal(split.fieldOffset("module_struct", "len"), 4);
   assert.throws(() => Btf.parse(builder.encode()), BtfFormatError, "split BTF without its base refers to missing types");
+  // names shared with the base point into the base's strings; lookups find them either way
+  const shared = builder.add({ kind: "typedef", name: "sk_buff", type: structId });
+  const withShared = builder.build();
+  assert.ok(new DataView(builder.encode().buffer).getUint32(20, true) < "\0module_struct\0".length + 1, "no own copy of base strings");
+  assert.deepEqual(withShared.findByName("sk_buff"), [base.findType("sk_buff"), shared]);
+  assert.deepEqual(withShared.findByName("sk_buff", "typedef"), [shared]);
+  assert.equal(withShared.nameOf(shared), "sk_buff");
+  assert.equal(withShared.findString("module_struct"), base.stringsLength);
+  assert.equal(withShared.findString("sk_buff"), base.findString("sk_buff"));
+  assert.equal(withShared.findString("not there"), undefined);
 });
 
 test("split BTF decodes as bpftool prints it with --base-btf", (t) => {

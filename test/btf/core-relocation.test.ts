@@ -6,14 +6,13 @@ import { BtfBuilder } from "../../src/btf/btf-builder.js";
 import { parseBtfExt, type BtfExtCoreRelocation } from "../../src/btf/btf-ext.js";
 import type { BtfEncodableType } from "../../src/btf/btf-types.js";
 import {
-  applyCoreRelocation,
-  corePoisonImmediate,
   CoreRelocationError,
   CoreRelocationKind,
   essentialName,
   resolveCoreRelocation,
   type CoreRelocationResult,
 } from "../../src/btf/core-relocation.js";
+import { applyCoreRelocation, corePoisonImmediate } from "../../src/btf/apply-core-relocation.js";
 import { kernelBtfPath, loadKernelBtf } from "../../src/btf/kernel-btf.js";
 import { skipUnlessKernel } from "../support/kernel.js";
 import { bpftoolAvailable, bpftoolRawDump, fixtureDirectory, type RawType } from "./support/bpftool-raw.js";

@@ -124,3 +124,8 @@ test("an assembled program with a map reference loads and counts into the map", 
   program.run({ data: Buffer.alloc(64), repeat: 25 });
   assert.equal(counters.get(0), 25n);
 });
+
+test("raw tracepoint programs test-run without data or repeat", () => {
+  using program = Program.load({ type: ProgramType.RawTracepoint, instructions: Buffer.from("b7000000070000009500000000000000", "hex"), name: "t_raw" });
+  assert.equal(program.run({ context: Buffer.alloc(16) }).returnValue, 7);
+});
