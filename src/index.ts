@@ -62,3 +62,11 @@ export { openPacketSocket, PacketSocket, EthernetProtocol, interfaceIndex, inter
 export { perfEventOpen, perfEventAttribute, perfEventEnable, perfEventDisable, PerfType, PerfSoftwareEvent, PerfSampleType, tracepointId, type PerfEventAttributes, type PerfEventOpenOptions } from "./sys/perf-event.js";
 export { inNetworkNamespace } from "./sys/network-namespace.js";
 export * from "./btf/apply-core-relocation.js";
+export { possibleCpuCount, onlineCpus } from "./sys/cpus.js";
+export { makeInstruction, makeWideInstruction, slotIndexes, instructionProblem } from "./asm/instruction.js";
+export type { HelperName } from "./asm/helpers.js";
+export type { Operand, AccessType, Condition, AtomicOperationName } from "./asm/assembler.js";
+export { disassembleInstruction, labelSymbols, type DisassemblyOptions } from "./asm/disassembler.js";
+export { assembleLlvm } from "./asm/llvm-assembler.js";
+export { ExecutionError, type Helper, type HelperContext, type InterpreterOptions, type RunResult, type ExecutionFailure } from "./asm/interpreter.js";
+export { xdpContext, socketBufferContext, packetHelpers, ethernetProtocol, type ContextModel, type PacketPointer } from "./asm/contexts.js";

@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "commander";
 import { NetbpfError } from "../sys/errors.js";
 import { registerFeaturesCommand } from "./features-command.js";
+import { registerFilterCommand } from "./filter-command.js";
 import { registerObjectCommands } from "./object-commands.js";
 import { registerGenCommand } from "./gen-command.js";
 import { registerLoadCommand } from "./load-command.js";
@@ -21,6 +22,7 @@ program
   .exitOverride();
 
 registerFeaturesCommand(program);
+registerFilterCommand(program);
 registerObjectCommands(program);
 registerGenCommand(program);
 registerLoadCommand(program);

@@ -20,8 +20,9 @@ export type VerifierFailureCategory =
 
 /** A C source line, from BTF line info or from the `; … @ file:line` comments the kernel puts in the log. */
 export interface SourceLine {
-  fileName: string;
-  lineNumber: number;
+  /** Undefined only for logs of kernels before 6.6, whose comments carry the text alone. */
+  fileName: string | undefined;
+  lineNumber: number | undefined;
   /** Column, when known from line info (the log does not print it). */
   column?: number;
   /** The text of the line, without leading and trailing white space. */
@@ -51,6 +52,8 @@ export interface VerifierReportOptions {
 export interface RegisterState {
   /** The instruction the state belongs to, when the log says. */
   instruction: number | undefined;
+  /** The call frame the registers belong to: 0 for the main program, 1 for a function it calls, … */
+  frame: number;
   /** The last log text that printed register state, as printed. */
   line: string;
   /** Register or stack slot → value, merged from the last full state and the changes printed after it: `{ R1: "ctx()", "fp-8": "mmmm????" }`. */
@@ -75,6 +78,7 @@ interface Rule {
 
 interface RuleContext {
   instructionText: string | undefined;
+  messageText: string;
 }
 
 const registerName = (match: RegExpExecArray, group = 1): string => (match[group] ? `R${match[group]}` : "the register");
@@ -94,8 +98,13 @@ const rules: Rule[] = [
     category: "packet-bounds",
     pattern: /invalid access to packet|R(\d+) offset is outside of the packet|invalid (?:variable-offset )?access to packet|R(\d+) invalid mem access 'pkt/,
     title: "packet access without a bounds check",
-    explanation: () =>
-      "The program reads or writes packet memory that the verifier cannot prove lies before data_end. Every packet access needs an earlier comparison with data_end that covers the whole access (offset plus size), on every path to it.",
+    explanation: (_match, context) => {
+      const access = /off=(-?\d+) size=(\d+), R(\d+)\(id=\d+,off=-?\d+,r=(\d+)\)/.exec(context.messageText);
+      const specific = access
+        ? ` Here R${access[3]} reaches ${access[2] === "1" ? `byte ${access[1]}` : `bytes ${access[1]}–${Number(access[1]) + Number(access[2]) - 1}`} of the packet, but only the first ${access[4]} bytes were checked against data_end.`
+        : "";
+      return `The program reads or writes packet memory that the verifier cannot prove lies before data_end. Every packet access needs an earlier comparison with data_end that covers the whole access (offset plus size), on every path to it.${specific}`;
+    },
     advice:
       "Before the access, check `if (data + offset + size > data_end) return …;` and access through the checked pointer. An offset computed from packet contents must be bounded (e.g. `off &= 0xff`) and checked again after it is added.",
   },
@@ -246,10 +255,11 @@ const fallback = {
 
 const instructionLinePattern = /^(\d+): \(([0-9a-f]{2})\) (.*)$/;
 const sourceCommentPattern = /^; (.*?) @ (\S+):(\d+)$/;
-const stateSnapshotPattern = /^(\d+): (R\d+.*)$/;
+const stateSnapshotPattern = /^(\d+): ((?:frame\d+: )?R\d+.*)$/;
+const calleeStatePattern = /^\s*(frame\d+: R\d+.*)$/;
 const fromToPattern = /^from (\d+) to (\d+): (.*)$/;
 const branchStatePattern = /^(.*\bgoto pc[+-]\d+) (\d+): (R\d+.*)$/;
-const bookkeepingPattern = /^(processed \d+ insns|verification time|stack depth \d|max_states_per_insn|Validating|Func#|func#|mark_precise|last_idx|regs=|parent didn't|frame\d+: |caller:|callee:|propagating|cur state:|old state:|\s*$)/;
+const bookkeepingPattern = /^(from \d+ to \d+|\d+: safe$|\s+R\d+=|\s+frame\d+: |Live regs|\s+\d+: [.0-9]{10} |processed \d+ insns|verification time|stack depth \d|max_states_per_insn|Validating|Func#|func#|mark_precise|last_idx|regs=|parent didn't|frame\d+: |caller:|callee:|propagating|cur state:|old state:|\s*$)/;
 
 interface LogEntry {
   /** Position in the log's lines. */
@@ -269,6 +279,11 @@ interface LogEntry {
 function parseLine(line: string, index: number): LogEntry {
   const source = sourceCommentPattern.exec(line);
   if (source) return { index, kind: "source", source: { fileName: source[2]!, lineNumber: Number(source[3]), text: source[1]!.trim() } };
+  const standaloneState = /^; ((?:frame\d+: )?R\d+\w*=.*)$/.exec(line);
+  if (standaloneState) return { index, kind: "state", stateText: standaloneState[1], stateIsFull: false };
+  // Older kernels print the source text alone.
+  const bareSource = /^; (.*\S.*)$/.exec(line);
+  if (bareSource) return { index, kind: "source", source: { fileName: undefined, lineNumber: undefined, text: bareSource[1]!.trim() } };
   const instruction = instructionLinePattern.exec(line);
   if (instruction) {
     const rest = instruction[3]!;
@@ -289,6 +304,8 @@ function parseLine(line: string, index: number): LogEntry {
   }
   const snapshot = stateSnapshotPattern.exec(line);
   if (snapshot) return { index, kind: "state", instruction: Number(snapshot[1]), stateText: snapshot[2], stateIsFull: true };
+  const callee = calleeStatePattern.exec(line);
+  if (callee) return { index, kind: "state", stateText: callee[1], stateIsFull: true };
   const fromTo = fromToPattern.exec(line);
   if (fromTo && /^R\d/.test(fromTo[3]!)) return { index, kind: "state", instruction: Number(fromTo[2]), stateText: fromTo[3], stateIsFull: true };
   return { index, kind: "other", text: line };
@@ -420,14 +437,18 @@ export class VerifierReport {
     const values: Record<string, string> = {};
     let lastStateLine: string | undefined;
     let lastStateInstruction: number | undefined;
+    let frame = 0;
     for (let i = Math.max(0, start); i < stopAt; i++) {
       const entry = entries[i]!;
       if (!entry.stateText) continue;
       Object.assign(values, parseRegisterState(entry.stateText));
       lastStateLine = entry.stateText;
       lastStateInstruction = entry.instruction;
+      const frameMatch = /^frame(\d+): /.exec(entry.stateText);
+      if (frameMatch) frame = Number(frameMatch[1]);
+      else if (entry.stateIsFull) frame = 0;
     }
-    if (lastStateLine !== undefined) registers = { instruction: lastStateInstruction, line: lastStateLine, values };
+    if (lastStateLine !== undefined) registers = { instruction: lastStateInstruction, frame, line: lastStateLine, values };
 
     const sourceOf = (target: number | undefined, logPosition: number): SourceLine | undefined => {
       if (target === undefined) return undefined;
@@ -438,7 +459,7 @@ export class VerifierReport {
       let next = target;
       for (let i = logPosition - 1; i >= 0; i--) {
         const entry = entries[i]!;
-        if (entry.kind === "source" && entry.source!.lineNumber > 0) return entry.source;
+        if (entry.kind === "source" && entry.source!.lineNumber !== 0 && entry.source!.text !== "") return entry.source;
         if (entry.kind === "instruction") {
           if (entry.instruction! + entry.width! !== next) return undefined;
           next = entry.instruction!;
@@ -450,7 +471,7 @@ export class VerifierReport {
     const source = sourceOf(instruction, lastInstruction);
 
     // Which rule explains it.
-    const context: RuleContext = { instructionText };
+    const context: RuleContext = { instructionText, messageText };
     let category: VerifierFailureCategory = "unknown";
     let title = fallback.title;
     let explanation = fallback.explanation;
@@ -525,16 +546,16 @@ export class VerifierReport {
       for (const line of rest) out.push(`  ${"".padEnd(15)}${line}`);
     };
     if (this.instruction !== undefined) field("instruction", `${this.instruction}: ${this.instructionText ?? ""}`.trimEnd());
-    if (this.source) field("source", `${this.source.fileName}:${this.source.lineNumber}: ${this.source.text}`);
+    if (this.source) field("source", sourceText(this.source));
     field("verifier", this.messageLines.length > 0 ? this.messageLines.join("\n") : this.message);
     if (this.registers) {
       const mentioned = new Set([...this.messageLines.join(" ").matchAll(/\bR(\d+)\b/g)].map((match) => `R${match[1]}`));
       const shown = sortedEntries(this.registers.values).map(([name, value]) => `${mentioned.has(name) ? "*" : ""}${name}=${value}`);
-      field("registers", shown.join("\n"));
+      field("registers", `${this.registers.frame > 0 ? `(in a called function: frame ${this.registers.frame})\n` : ""}${shown.join("\n")}`);
     }
     for (const related of this.related) {
       const where = `${related.instruction}${related.instructionText ? `: ${related.instructionText}` : ""}`;
-      field(related.role, related.source ? `${where}\n${related.source.fileName}:${related.source.lineNumber}: ${related.source.text}` : where);
+      field(related.role, related.source ? `${where}\n${sourceText(related.source)}` : where);
     }
     if (this.loop) field("loop", this.loop.first === this.loop.last ? `instruction ${this.loop.first}` : `instructions ${this.loop.first}–${this.loop.last}`);
     out.push("", ...wrap(`What it means: ${this.explanation}`), "", ...wrap(`What to do: ${this.advice}`));
@@ -559,6 +580,22 @@ export class VerifierReport {
   }
 }
 
+declare module "../sys/errors.js" {
+  interface VerifierError {
+    /** The readable report of this rejection (see VerifierReport); pass line info for exact source lines. */
+    report(options?: VerifierReportOptions): VerifierReport;
+  }
+}
+
+// errors.ts (sys layer) cannot import core: the report is attached from here, where it is defined.
+Object.defineProperty(VerifierError.prototype, "report", {
+  value: function report(this: VerifierError, options: VerifierReportOptions = {}): VerifierReport {
+    return VerifierReport.fromError(this, options);
+  },
+  writable: true,
+  configurable: true,
+});
+
 /** The report of a VerifierError (see VerifierReport). */
 export function verifierReport(error: VerifierError, options: VerifierReportOptions = {}): VerifierReport {
   return VerifierReport.fromError(error, options);
@@ -567,6 +604,10 @@ export function verifierReport(error: VerifierError, options: VerifierReportOpti
 /** The readable report of a VerifierError, or undefined for any other error. */
 export function formatVerifierError(error: unknown, options: VerifierReportOptions = {}): string | undefined {
   return error instanceof VerifierError ? VerifierReport.fromError(error, options).format() : undefined;
+}
+
+function sourceText(source: SourceLine): string {
+  return source.fileName !== undefined && source.lineNumber !== undefined ? `${source.fileName}:${source.lineNumber}: ${source.text}` : source.text;
 }
 
 function sourceFromLineInfo(records: readonly LineInfoRecord[] | undefined, instruction: number): SourceLine | undefined {
@@ -582,7 +623,8 @@ function sourceFromLineInfo(records: readonly LineInfoRecord[] | undefined, inst
     }
   }
   if (!best) return undefined;
-  return { fileName: best.fileName, lineNumber: best.lineNumber, ...(best.column ? { column: best.column } : {}), text: best.line.trim() };
+  // clang records "./file.c" when built with -fdebug-compilation-dir=.; the kernel's log prints "file.c".
+  return { fileName: best.fileName.replace(/^\.\//, ""), lineNumber: best.lineNumber, ...(best.column ? { column: best.column } : {}), text: best.line.trim() };
 }
 
 /** The instruction range the end of the log keeps coming back to, if it loops. */

@@ -1,15 +1,10 @@
 /** perf_event_open(2), its attribute struct, its ioctls, and tracefs tracepoint ids. */
-import koffi from "koffi";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { NetbpfError, SyscallError, UsageError } from "./errors.js";
-import { check, lastErrno, libcIoctl, syscallNumber } from "./libc.js";
+import { check, lastErrno, libcIoctl, libcSyscallPointer, syscallNumber } from "./libc.js";
 import { tracefsPath } from "./mounts.js";
 
-const libc = koffi.load("libc.so.6");
-const perfEventOpenSyscall = libc.func("long syscall(long nr, void *attr, int pid, int cpu, int group, unsigned long flags)") as (
-  nr: number, attr: Buffer, pid: number, cpu: number, group: number, flags: number,
-) => number;
 
 export const PerfType = { Hardware: 0, Software: 1, Tracepoint: 2, HardwareCache: 3, Raw: 4, Breakpoint: 5 } as const;
 export const PerfSoftwareEvent = { CpuClock: 0, TaskClock: 1, PageFaults: 2, ContextSwitches: 3, CpuMigrations: 4, Dummy: 9, BpfOutput: 10 } as const;
@@ -64,19 +59,21 @@ export interface PerfEventOpenOptions {
   cpu?: number;
   groupFd?: number;
   operation?: string;
+  /** Hint for a failure with this errno code, overriding the defaults. */
+  hint?: (code: string) => string | undefined;
 }
 
 /** perf_event_open(2): returns the new event's file descriptor (close-on-exec). */
 export function perfEventOpen(attributes: PerfEventAttributes, options: PerfEventOpenOptions = {}): number {
   const attr = perfEventAttribute(attributes);
   const operation = options.operation ?? "perf_event_open";
-  const fd = perfEventOpenSyscall(syscallNumber.perfEventOpen, attr, options.pid ?? -1, options.cpu ?? 0, options.groupFd ?? -1, perfFlagCloseOnExec);
+  const fd = libcSyscallPointer(syscallNumber.perfEventOpen, attr, options.pid ?? -1, options.cpu ?? 0, options.groupFd ?? -1, perfFlagCloseOnExec);
   if (fd < 0) {
     const errno = lastErrno();
     const code = new SyscallError(operation, errno).code;
-    const hint = code === "EACCES" || code === "EPERM"
+    const hint = options.hint?.(code) ?? (code === "EACCES" || code === "EPERM"
       ? "run as root, or grant CAP_PERFMON (or lower /proc/sys/kernel/perf_event_paranoid)"
-      : code === "ENOENT" || code === "ENODEV" ? "this kernel has no such perf event" : code === "ENOSYS" ? "this kernel has no perf events (CONFIG_PERF_EVENTS)" : undefined;
+      : code === "ENOENT" || code === "ENODEV" ? "this kernel has no such perf event" : code === "ENOSYS" ? "this kernel has no perf events (CONFIG_PERF_EVENTS)" : undefined);
     throw new SyscallError(operation, errno, hint);
   }
   return fd;

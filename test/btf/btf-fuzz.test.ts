@@ -11,18 +11,9 @@ import { allBtfFeatures, sanitizeBtf } from "../../src/btf/btf-sanitize.js";
 import { CoreRelocationError, resolveCoreRelocation } from "../../src/btf/core-relocation.js";
 import { fixtureDirectory } from "./support/bpftool-raw.js";
 import { everyKind } from "./support/every-kind.js";
+import { seededRandom } from "../support/seeded-random.js";
 
-/** mulberry32: small deterministic PRNG. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const random = seededRandom;
 
 const interesting = [0, 1, 2, 3, 4, 7, 8, 12, 16, 24, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xffffffff, 0x01000000, 0x04000003, 0x84000002, 0x0d000001, 0x13000001];
 

@@ -3,18 +3,9 @@ import { test } from "node:test";
 import { loadCollectionSpec } from "../../src/elf/collection-spec.js";
 import { NetbpfError } from "../../src/sys/errors.js";
 import { readFixture } from "./fixtures.js";
+import { seededRandom } from "../support/seeded-random.js";
 
-/** mulberry32: a small deterministic PRNG, so a failure can be replayed from its seed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const random = seededRandom;
 
 const fixtures = ["collection.o", "legacy.o", "core.o", "callbacks.o"].map((name) => ({ name, bytes: readFixture(name) }));
 
