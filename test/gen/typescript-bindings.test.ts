@@ -1,6 +1,6 @@
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { BtfBuilder } from "../../src/btf/btf-builder.js";
@@ -11,6 +11,7 @@ import { generateTypeScriptBindings, identifierName, pascalName } from "../../sr
 import { decodeWithLayout, readBitfield, valueLayout, writeBitfield } from "../../src/gen/value-layout.js";
 import { UsageError } from "../../src/sys/errors.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
+import { fixtureDirectory as elfFixtureDirectory } from "../elf/fixtures.js";
 import { genObject, libraryEntry, makeWorkspace, typeCheck } from "./fixture.js";
 
 function kernelAvailable(t: TestContext): boolean {
@@ -219,4 +220,17 @@ test("edge-case BTF: generated codecs type-check and round-trip", async (t) => {
   assert.equal(decoded.x, buffer.readUInt32LE(10), "every union member is decoded");
   assert.equal(decoded.e, 1n << 40n);
   assert.throws(() => codec.encode({ ...value, list: [1, 2] }, buffer, 0), /expected 20 elements, got 2/);
+});
+
+test("bindings for every clang fixture of the elf loader type-check", (t) => {
+  const workspace = makeWorkspace();
+  t.after(() => workspace.remove());
+  const objects = readdirSync(elfFixtureDirectory).filter((name) => name.endsWith(".o"));
+  assert.ok(objects.length >= 3);
+  const files = objects.map((name) => {
+    const file = join(workspace.directory, name.replace(/\.o$/, ".ts"));
+    writeFileSync(file, generateTypeScriptBindings(loadCollectionSpec(join(elfFixtureDirectory, name)), { objectPath: `./${name}`, importFrom: libraryEntry }));
+    return file;
+  });
+  assert.deepEqual(typeCheck(files), []);
 });
