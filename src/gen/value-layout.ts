@@ -135,6 +135,14 @@ function recordLayout(btf: Btf, id: number, depth: number): ValueLayout {
     });
   };
   add(type.members, 0, type.kind === "union", undefined);
+  // Flattening (or malformed BTF) can repeat a name; later ones get a suffix so every property is distinct.
+  const seen = new Set<string>();
+  for (const field of fields) {
+    let name = field.name;
+    for (let n = 2; seen.has(name); n++) name = `${field.name}_${n}`;
+    field.name = name;
+    seen.add(name);
+  }
   return { kind: "record", size: type.size, union: type.kind === "union", typeId: id, name: type.name, fields };
 }
 
