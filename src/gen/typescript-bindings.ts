@@ -386,6 +386,7 @@ export function generateTypeScriptBindings(spec: CollectionSpec, options: TypeSc
 
   const maps: MapBinding[] = [];
   const constants: ConstantBinding[] = [];
+  const readOnlyProperties: string[] = [];
   const mapProperties = new Set<string>();
   for (const [name, mapSpec] of Object.entries(spec.maps)) {
     let property = identifierName(name);
@@ -399,6 +400,7 @@ export function generateTypeScriptBindings(spec: CollectionSpec, options: TypeSc
         const names = emitter.record(layout, pascalName(mapSpec.data.section));
         Object.assign(binding, { keyType: "number", keyCodec: emitter.codec({ kind: "integer", size: 4, signed: false }, "key"), valueType: names.type, valueCodec: names.codec });
         if (mapSpec.data.readOnly) {
+          if (layout.fields.length) readOnlyProperties.push(property);
           for (const field of layout.fields) {
             const direct = field.layout.kind === "integer" || field.layout.kind === "enum" || field.layout.kind === "boolean";
             constants.push({ name: field.name, section: mapSpec.data.section, type: emitter.typeOf(field.layout, field.name), codec: direct ? undefined : emitter.codec(field.layout, field.name) });
@@ -485,6 +487,8 @@ export interface LoadedObjects<P extends ProgramName = ProgramName> {
   readonly collection: Collection;
   readonly maps: Maps;
   readonly programs: Pick<Programs, P>;
+  /** The .rodata constants as the kernel holds them (read back after loading). */
+  readonly constants: Constants;
   /** Closes the typed maps and the collection (programs, maps, BTF). */
   close(): void;
   [Symbol.dispose](): void;
@@ -520,7 +524,8 @@ export function load<P extends ProgramName = ProgramName>(options: LoadOptions<P
       for (const map of opened) map.close();
       collection.close();
     };
-    return { collection, maps, programs: loaded, close, [Symbol.dispose]: close };
+    const constants: Constants = {${readOnlyProperties.map((property) => ` ...${access("maps", property)}.get(0)!`).join(",")} };
+    return { collection, maps, programs: loaded, constants, close, [Symbol.dispose]: close };
   } catch (error) {
     for (const map of opened) map.close();
     collection.close();

@@ -136,6 +136,7 @@ test("generated bindings work: typed map values, .rodata constants seen by BPF_P
       assert.deepEqual([...after.tag.as_bytes], [0xdd, 0xcc, 0xbb, 0xaa]);
       assert.equal(objects.maps.counters.get(0), 7n);
       assert.deepEqual(objects.maps.rodata.get(0), { multiplier: 7, bias: 3n, watched_port: 8080 });
+      assert.deepEqual(objects.constants, { multiplier: 7, bias: 3n, watched_port: 8080 });
       assert.equal(objects.maps.bss.get(0).runs, 1n);
       const event = bindings.decodeStateEvent(Buffer.concat([Buffer.from("0100000000000000" + "2a000000" + "01000000" + "07000000" + "5000" + "9000" + "7f000001" + "7f000002", "hex"), Buffer.from("curl\0\0\0\0\0\0\0\0\0\0\0\0")]));
       assert.deepEqual({ ...event, saddr: [...event.saddr] }, { timestamp: 1n, pid: 42, old_state: 1, new_state: 7, sport: 0x50, dport: 0x90, saddr: [127, 0, 0, 1], daddr: event.daddr, comm: "curl" });
