@@ -355,8 +355,11 @@ interface ConstantBinding {
 
 function describeMap(spec: CollectionMapSpec, btf: Btf): string {
   const type = MapType[spec.type] ?? String(spec.type);
+  if (spec.type === MapType.Ringbuf || spec.type === MapType.UserRingbuf) return `${type} map "${spec.name}" (${spec.maxEntries} bytes): read it with RingBufferReader`;
+  if (spec.type === MapType.PerfEventArray) return `${type} map "${spec.name}": read it with PerfEventReader`;
+  if (spec.data) return `${type} map "${spec.name}": u32 key 0 → the variables of ${spec.data.section}`;
   const key = spec.btfKeyTypeId ? btf.formatC(spec.btfKeyTypeId) : `${spec.keySize} bytes`;
-  const value = spec.btfValueTypeId ? (spec.data ? spec.data.section : btf.formatC(spec.btfValueTypeId)) : `${spec.valueSize} bytes`;
+  const value = spec.btfValueTypeId ? btf.formatC(spec.btfValueTypeId) : `${spec.valueSize} bytes`;
   return `${type} map "${spec.name}": ${key} → ${value}`;
 }
 
@@ -524,8 +527,8 @@ export function load<P extends ProgramName = ProgramName>(options: LoadOptions<P
       for (const map of opened) map.close();
       collection.close();
     };
-    const constants: Constants = {${readOnlyProperties.map((property) => ` ...${access("maps", property)}.get(0)!`).join(",")} };
-    return { collection, maps, programs: loaded, constants, close, [Symbol.dispose]: close };
+    const kernelConstants: Constants = {${readOnlyProperties.map((property) => ` ...${access("maps", property)}.get(0)!`).join(",")} };
+    return { collection, maps, programs: loaded, constants: kernelConstants, close, [Symbol.dispose]: close };
   } catch (error) {
     for (const map of opened) map.close();
     collection.close();
