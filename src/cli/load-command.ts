@@ -100,14 +100,13 @@ export function planAttachment(program: CollectionProgramSpec, options: Pick<Loa
   }
 }
 
-function attach(program: Program, plan: AttachPlan): Link | undefined {
+function attach(program: Program, plan: Exclude<AttachPlan, { kind: "none" }>): Link {
   switch (plan.kind) {
     case "tc": return attachTcx(program, { interface: plan.interface, direction: plan.direction });
-    case "xdp": return attachXdp(program, { interface: plan.interface, mode: plan.mode });
+    case "xdp": return attachXdp(program, plan.mode ? { interface: plan.interface, mode: plan.mode } : { interface: plan.interface });
     case "tracepoint": return attachTracepoint(program, plan.category, plan.name);
     case "rawTracepoint": return attachRawTracepoint(program, plan.name);
     case "cgroup": return attachCgroup(program, { cgroup: plan.cgroup, attachType: plan.attachType });
-    case "none": return undefined;
   }
 }
 
@@ -155,12 +154,14 @@ function decodeOrHex(layout: ValueLayout | undefined, bytes: Buffer): unknown {
 }
 
 function dumpMap(name: string, map: BpfMap, decoder: Decoder, json: boolean): void {
-  const entries = map.type === MapType.Queue || map.type === MapType.Stack
-    ? (() => {
-      const head = map.peek();
-      return head ? [[Buffer.alloc(0), head] as [Buffer, Buffer]] : [];
-    })()
-    : map.lookupBatch();
+  let entries: [Buffer, Buffer | Buffer[]][];
+  if (map.type === MapType.Queue || map.type === MapType.Stack) {
+    // Reading every element would take them out: show the head only.
+    const head = map.peek();
+    entries = head ? [[Buffer.alloc(0), head]] : [];
+  } else {
+    entries = map.lookupBatch();
+  }
   if (!json) writeLine(`${name}: ${entries.length} ${entries.length === 1 ? "entry" : "entries"}`);
   for (const [key, value] of entries) {
     const decodedKey = decodeOrHex(decoder.key, key);
@@ -261,14 +262,14 @@ export async function runLoadCommand(objectFile: string, options: LoadCommandOpt
     status(json, { type: "loaded", object: objectFile, programs: selected, maps: Object.keys(collection.maps), btf: collection.report.btfLoaded, pins: { ...collection.report.reusedPins, ...collection.report.createdPins } },
       `loaded ${objectFile}: ${selected.length} program(s), ${Object.keys(collection.maps).length} map(s)${collection.report.btfLoaded ? "" : ` (without BTF: ${collection.report.btfProblem})`}`);
     for (const [name, plan] of plans) {
-      const link = attach(collection.programs[name]!, plan);
-      if (!link) {
-        status(json, { type: "not-attached", program: name, section: spec.programs[name]!.section, reason: plan.kind === "none" ? plan.reason : "" },
-          `not attached: ${name} (section "${spec.programs[name]!.section}"): ${plan.kind === "none" ? plan.reason : ""}`);
+      const section = spec.programs[name]!.section;
+      if (plan.kind === "none") {
+        status(json, { type: "not-attached", program: name, section, reason: plan.reason }, `not attached: ${name} (section "${section}"): ${plan.reason}`);
         continue;
       }
+      const link = attach(collection.programs[name]!, plan);
       links.push(link);
-      status(json, { type: "attached", program: name, section: spec.programs[name]!.section, hook: link.description, linkId: link.isBpfLink ? link.id : undefined },
+      status(json, { type: "attached", program: name, section, hook: link.description, linkId: link.isBpfLink ? link.id : undefined },
         `attached ${name}: ${link.description}`);
     }
     if (duration !== undefined) timer = setTimeout(stop, duration * 1000);
