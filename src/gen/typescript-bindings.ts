@@ -27,6 +27,7 @@ export interface TypeScriptBindingsOptions {
 const operation = "generate TypeScript bindings";
 const identifierPattern = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 const tupleLimit = 16;
+const fdValueTypes = new Set<MapType>([MapType.ProgArray, MapType.ArrayOfMaps, MapType.HashOfMaps, MapType.PerfEventArray, MapType.CgroupArray, MapType.Devmap, MapType.DevmapHash, MapType.Cpumap, MapType.Xskmap, MapType.Sockmap, MapType.Sockhash]);
 
 const reservedNames = [
   "BpfMap", "Collection", "Program", "Codec", "CollectionSpec", "CollectionOptions", "UsageError", "loadCollectionSpec",
@@ -424,6 +425,10 @@ export function generateTypeScriptBindings(spec: CollectionSpec, options: TypeSc
           const layout = valueLayout(btf, mapSpec.btfValueTypeId);
           binding.valueType = emitter.typeOf(layout, valueSuggestion);
           binding.valueCodec = emitter.codec(layout, valueSuggestion);
+        } else if (mapSpec.valueSize === 4 && fdValueTypes.has(mapSpec.type)) {
+          // Lookups give the id of the program or map in the slot (write slots with putFd).
+          binding.valueType = "number";
+          binding.valueCodec = emitter.codec({ kind: "integer", size: 4, signed: false }, "value");
         }
       }
     }
