@@ -10,6 +10,9 @@ import { MapType } from "../../src/sys/bpf-constants.js";
 import { generateTypeScriptBindings, identifierName, pascalName } from "../../src/gen/typescript-bindings.js";
 import { decodeWithLayout, readBitfield, valueLayout, writeBitfield } from "../../src/gen/value-layout.js";
 import { UsageError } from "../../src/sys/errors.js";
+import net from "node:net";
+import { attachTracepoint } from "../../src/link/tracepoint.js";
+import { RingBufferReader } from "../../src/ringbuf/ring-buffer-reader.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { fixtureDirectory as elfFixtureDirectory } from "../elf/fixtures.js";
 import { genObject, libraryEntry, makeWorkspace, typeCheck } from "./fixture.js";
@@ -147,6 +150,36 @@ test("generated bindings work: typed map values, .rodata constants seen by BPF_P
     assert.throws(() => bindings.load({ constants: { no_such_constant: 1 } }), (e: unknown) => e instanceof UsageError && /no constant "no_such_constant"/.test((e as Error).message));
     assert.throws(() => bindings.load({ constants: { multiplier: 2 ** 40 } }), /does not fit/);
   }
+
+  // Real events: the generated event codec decodes what the tracepoint program writes to the ring buffer.
+  const bindings = await import(pathToFileURL(join(workspace.directory, "by-path.js")).href);
+  const server = net.createServer((socket) => socket.end());
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  t.after(() => server.close());
+  const port = (server.address() as net.AddressInfo).port;
+  using objects = bindings.load({ constants: { watched_port: port }, programs: ["on_state"] });
+  using link = attachTracepoint(objects.programs.on_state, "sock", "inet_sock_set_state");
+  using reader = new RingBufferReader(objects.maps.events);
+  await new Promise<void>((resolve, reject) => {
+    const client = net.connect(port, "127.0.0.1", () => client.end());
+    client.on("error", reject);
+    client.on("close", () => resolve());
+  });
+  const events: { old_state: number; new_state: number; sport: number; dport: number; comm: string; saddr: Buffer }[] = [];
+  const deadline = Date.now() + 5000;
+  while (!events.some((e) => e.new_state === 1 && e.dport === port) && Date.now() < deadline) {
+    reader.readAvailable((record) => void events.push(bindings.decodeStateEvent(record)));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const established = events.find((e) => e.new_state === 1 && e.dport === port);
+  assert.ok(established, `no SYN_SENT → ESTABLISHED event for port ${port}: ${JSON.stringify(events, (_k, v) => (typeof v === "bigint" ? String(v) : v))}`);
+  assert.equal(established.old_state, 2);
+  assert.deepEqual([...established.saddr], [127, 0, 0, 1]);
+  const connecting = events.find((e) => e.old_state === 7 && e.new_state === 2);
+  assert.ok(connecting, "CLOSE → SYN_SENT, in connect()");
+  assert.equal(connecting.comm, readFileSync("/proc/self/comm", "utf8").trim(), "comm: the char[16] decoded as a string");
+  assert.ok(events.every((e) => e.sport === port || e.dport === port), "the watched_port constant filtered the events");
+  assert.ok(link);
 });
 
 /** BTF with the shapes the fixture lacks: anonymous members, enum64, floats, pointers, big and nested arrays, a clashing name. */
