@@ -113,10 +113,12 @@ test("netbpf load attaches a tc program on a veth by its section and dumps a cou
   const bed = Testbed.create("gen");
   t.after(() => bed.destroy());
   const cli = new RunningCli("ip", ["netns", "exec", bed.a.namespace, process.execPath, cliPath, "load", genObject,
-    "--program", "count_packets", "-i", bed.a.interface, "--dump", "counters", "--json", "--duration", "20"]);
+    "--program", "count_packets", "--program", "count_xdp", "-i", bed.a.interface, "--xdp-mode", "generic", "--dump", "counters", "--json", "--duration", "20"]);
   t.after(() => cli.kill());
-  const attached = await cli.waitFor((l) => l.type === "attached");
+  const attached = await cli.waitFor((l) => l.type === "attached" && l.program === "count_packets");
   assert.match(attached.hook, new RegExp(`ingress.*${bed.a.interface}|${bed.a.interface}.*ingress`));
+  const xdp = await cli.waitFor((l) => l.type === "attached" && l.program === "count_xdp");
+  assert.match(xdp.hook, new RegExp(`xdp generic on ${bed.a.interface}`));
   bed.node(bed.b, udpSenderScript(bed.a.address, 9, 20));
   cli.interrupt();
   assert.equal(await cli.exited, 0, cli.stderr);
@@ -127,7 +129,11 @@ test("netbpf load attaches a tc program on a veth by its section and dumps a cou
   assert.ok(packets >= 20, `counted ${packets} packets on ingress, sent 20 datagrams`);
   assert.ok(bytes >= packets * 42, `counted ${bytes} bytes`);
   assert.equal(dump.find((l) => l.key === 0)!.value, 0, "the socket program was not loaded");
-  if (attached.linkId !== undefined) assert.ok(!listLinks().some((l) => l.id === attached.linkId), "exit detached the program");
+  const xdpPackets = dump.find((l) => l.key === 3)!.value;
+  assert.ok(xdpPackets >= 20, `XDP counted ${xdpPackets} packets`);
+  for (const link of [attached, xdp]) {
+    if (link.linkId !== undefined) assert.ok(!listLinks().some((l) => l.id === link.linkId), `exit detached ${link.program}`);
+  }
 });
 
 test("netbpf load: a tc program without -i says what to do", () => {
@@ -139,7 +145,7 @@ test("netbpf load: a tc program without -i says what to do", () => {
 
 test("netbpf load: unknown programs, bad --set values and bad map names are refused before loading", () => {
   const cases: [string[], RegExp][] = [
-    [["--program", "nope"], /no program "nope" \(programs: scale, count_packets, on_state\)/],
+    [["--program", "nope"], /no program "nope" \(programs: scale, count_packets, count_xdp, on_state\)/],
     [["--program", "scale", "--set", "multiplier"], /--set "multiplier" is not NAME=VALUE/],
     [["--program", "scale", "--set", "multiplier=three"], /"three" is not an integer/],
     [["--program", "scale", "--set", "nope=1"], /no global variable "nope".*multiplier/],
@@ -201,10 +207,12 @@ test("attachment plans follow the section name", () => {
 
 test("netbpf load for people: status on standard error, dumps on standard output", (t) => {
   if (!kernelAvailable(t)) return;
-  const { status, stdout, stderr } = runCli(["load", genObject, "--program", "scale", "--set", "multiplier=4", "--dump", "counters", "--dump", ".rodata", "--duration", "0.2"]);
+  const { status, stdout, stderr } = runCli(["load", genObject, "--program", "scale", "--set", "multiplier=4", "--dump", "counters", "--dump", ".rodata", "--interval", "0.15", "--duration", "0.5"]);
   assert.equal(status, 0, stderr);
   assert.match(stderr, /^loaded .*gen\.o: 1 program\(s\), 5 map\(s\)$/m);
   assert.match(stderr, /not attached: scale \(section "socket"\)/);
   assert.match(stdout, /^counters: 4 entries\n  0: 0\n/m);
   assert.match(stdout, /^\.rodata: 1 entry\n  0: \{"multiplier":4,"bias":0,"watched_port":0\}$/m);
+  const printed = stdout.match(/^counters: /gm)?.length ?? 0;
+  assert.ok(printed >= 2, `--interval printed the map while running and at the end (${printed} times)`);
 });
