@@ -13,6 +13,7 @@ import { AttachType } from "../../src/sys/bpf-constants.js";
 import { cliPath, runCli } from "../support/cli.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { Testbed, udpSenderScript } from "../support/testbed.js";
+import { TestCgroup } from "../support/cgroup.js";
 import { genObject } from "../gen/fixture.js";
 
 const rejectedObject = fileURLToPath(new URL("../../../test/fixtures/verifier/rejected.o", import.meta.url));
@@ -123,7 +124,7 @@ test("netbpf load attaches a tc program on a veth by its section and dumps a cou
   cli.interrupt();
   assert.equal(await cli.exited, 0, cli.stderr);
   const dump = cli.lines.filter((l) => l.type === "dump" && l.map === "counters");
-  assert.equal(dump.length, 4, "every element of the array map");
+  assert.equal(dump.length, 5, "every element of the array map");
   const packets = dump.find((l) => l.key === 1)!.value;
   const bytes = dump.find((l) => l.key === 2)!.value;
   assert.ok(packets >= 20, `counted ${packets} packets on ingress, sent 20 datagrams`);
@@ -136,6 +137,22 @@ test("netbpf load attaches a tc program on a veth by its section and dumps a cou
   }
 });
 
+test("netbpf load attaches a cgroup program to the cgroup given with --cgroup", async (t) => {
+  if (!kernelAvailable(t)) return;
+  const cgroup = TestCgroup.create("gen");
+  t.after(() => cgroup.destroy());
+  const cli = new RunningCli(process.execPath, [cliPath, "load", genObject, "--program", "count_egress", "--cgroup", cgroup.path, "--dump", "counters", "--json", "--duration", "20"]);
+  t.after(() => cli.kill());
+  const attached = await cli.waitFor((l) => l.type === "attached");
+  assert.equal(attached.program, "count_egress");
+  await cgroup.run(udpSenderScript("127.0.0.1", 9, 7));
+  cli.interrupt();
+  assert.equal(await cli.exited, 0, cli.stderr);
+  const egress = cli.lines.find((l) => l.type === "dump" && l.key === 4)!.value;
+  assert.ok(egress >= 7, `counted ${egress} packets leaving the cgroup, sent 7 datagrams`);
+  if (attached.linkId !== undefined) assert.ok(!listLinks().some((l) => l.id === attached.linkId), "exit detached the program");
+});
+
 test("netbpf load: a tc program without -i says what to do", () => {
   const { status, stderr } = runCli(["load", genObject, "--program", "count_packets"]);
   assert.equal(status, 1);
@@ -145,7 +162,7 @@ test("netbpf load: a tc program without -i says what to do", () => {
 
 test("netbpf load: unknown programs, bad --set values and bad map names are refused before loading", () => {
   const cases: [string[], RegExp][] = [
-    [["--program", "nope"], /no program "nope" \(programs: scale, count_packets, count_xdp, on_state\)/],
+    [["--program", "nope"], /no program "nope" \(programs: scale, count_packets, count_xdp, count_egress, on_state\)/],
     [["--program", "scale", "--set", "multiplier"], /--set "multiplier" is not NAME=VALUE/],
     [["--program", "scale", "--set", "multiplier=three"], /"three" is not an integer/],
     [["--program", "scale", "--set", "nope=1"], /no global variable "nope".*multiplier/],
@@ -211,7 +228,7 @@ test("netbpf load for people: status on standard error, dumps on standard output
   assert.equal(status, 0, stderr);
   assert.match(stderr, /^loaded .*gen\.o: 1 program\(s\), 5 map\(s\)$/m);
   assert.match(stderr, /not attached: scale \(section "socket"\)/);
-  assert.match(stdout, /^counters: 4 entries\n  0: 0\n/m);
+  assert.match(stdout, /^counters: 5 entries\n  0: 0\n/m);
   assert.match(stdout, /^\.rodata: 1 entry\n  0: \{"multiplier":4,"bias":0,"watched_port":0\}$/m);
   const printed = stdout.match(/^counters: /gm)?.length ?? 0;
   assert.ok(printed >= 2, `--interval printed the map while running and at the end (${printed} times)`);
