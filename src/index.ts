@@ -70,3 +70,14 @@ export { disassembleInstruction, labelSymbols, type DisassemblyOptions } from ".
 export { assembleLlvm } from "./asm/llvm-assembler.js";
 export { ExecutionError, type Helper, type HelperContext, type InterpreterOptions, type RunResult, type ExecutionFailure } from "./asm/interpreter.js";
 export { xdpContext, socketBufferContext, packetHelpers, ethernetProtocol, type ContextModel, type PacketPointer } from "./asm/contexts.js";
+export { compileFilter, maximumExpressionLength, type CompiledFilter } from "./filter/compileFilter.js";
+export { FilterSyntaxError } from "./filter/filterSyntaxError.js";
+export { lowerFilter, type LowerOptions } from "./filter/lowerFilter.js";
+export { generateFilterProgram, generateFilterSubprogram, type FilterContext, type GenerateFilterOptions, type GeneratedFilter } from "./filter/generateFilterProgram.js";
+export { formatFilterProgram } from "./filter/formatFilterProgram.js";
+export { parseFilter } from "./filter/parser.js";
+export { systemFilterNames, resolveFilterHostNames, type FilterNames, type HostAddresses } from "./filter/filterNames.js";
+export { buildDecisionGraph } from "./filter/decisionGraph.js";
+export { evaluatePredicate, evaluateDecisionGraph, type FilterPacket } from "./filter/evaluatePredicate.js";
+export { formatPredicate, type Predicate, type Value } from "./filter/predicate.js";
+export type { FilterNode } from "./filter/ast.js";
