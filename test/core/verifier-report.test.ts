@@ -11,6 +11,7 @@ import { loadCollectionSpec } from "../../src/elf/collection-spec.js";
 import { VerifierError, summarizeVerifierLog } from "../../src/sys/errors.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { rejectedPrograms, rejectionOf, type RejectedProgramName } from "../support/rejected-programs.js";
+import { seededRandom } from "../support/seeded-random.js";
 
 const fixtures = fileURLToPath(new URL("../../../test/fixtures/verifier/", import.meta.url));
 const capturedLog = (name: string) => readFileSync(`${fixtures}logs/${name}.log`, "utf8");
@@ -210,18 +211,8 @@ test("logs without instructions, empty logs and odd lines give a report, not an 
   assert.equal(report.registers?.instruction, 6);
 });
 
-/** Mulberry32: a small seeded PRNG, so the fuzz run is the same every time. */
-function random(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 test("fuzz: mutated logs never throw and always format", () => {
-  const next = random(0x5eed);
+  const next = seededRandom(0x5eed);
   const sources = ["c-packet-bounds", "c-unreleased", "infinite-loop", "unbounded-loop", "misaligned"].map(capturedLog);
   const alphabet = "0123456789:;()=R rfp-_@.\n'abcxyz";
   const started = Date.now();
