@@ -74,6 +74,8 @@ interface Rule {
   title: string;
   explanation: (match: RegExpExecArray, context: RuleContext) => string;
   advice: string;
+  /** The message is about the whole program, found after its paths were checked: no instruction is at fault. */
+  wholeProgram?: boolean;
 }
 
 interface RuleContext {
@@ -152,6 +154,7 @@ const rules: Rule[] = [
     category: "stack-access",
     pattern: /combined stack size of (\d+) calls is (\d+)|stack depth (\d+) exceeds|stack limit|tail_calls are not allowed when call stack of previous frames is \d+ bytes/,
     title: "the stack is too large",
+    wholeProgram: true,
     explanation: (match) =>
       `Each program may use at most 512 bytes of stack, counting every frame in the deepest call chain${match[2] ? ` (here ${match[1]} frames need ${match[2]} bytes)` : ""}; with tail calls each frame may use 256 bytes.`,
     advice:
@@ -521,6 +524,8 @@ export class VerifierReport {
       });
     }
 
+    // A verbose log shows the last path checked before a whole-program error; that path is not at fault.
+    const atInstruction = !rule?.wholeProgram;
     return new VerifierReport({
       category,
       title,
@@ -528,10 +533,10 @@ export class VerifierReport {
       advice,
       message: messageLines[0] ?? "the program was rejected",
       messageLines,
-      instruction,
-      instructionText,
-      source,
-      registers,
+      instruction: atInstruction ? instruction : undefined,
+      instructionText: atInstruction ? instructionText : undefined,
+      source: atInstruction ? source : undefined,
+      registers: atInstruction ? registers : undefined,
       related,
       loop: category === "unbounded-loop" || category === "too-many-instructions" ? loop : undefined,
     });

@@ -124,6 +124,16 @@ test("captured level-2 log: registers of the called function, not the caller's",
   assert.match(report.format(), /in a called function: frame 1/);
 });
 
+test("captured level-2 log: a whole-program error does not blame the last path checked", () => {
+  const log = capturedLog("stack-limit-level2");
+  assert.match(log, /^2: \(95\) exit$/m);
+  const report = VerifierReport.fromLog(log);
+  assert.equal(report.category, "stack-access");
+  assert.equal(report.instruction, undefined);
+  assert.equal(report.registers, undefined);
+  assert.doesNotMatch(report.format(), /instruction:/);
+});
+
 test("captured logs: one category each", () => {
   const expected: Record<string, [VerifierFailureCategory, number | undefined]> = {
     "argument-type": ["argument-type", 4],
