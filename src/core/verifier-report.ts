@@ -259,7 +259,7 @@ const fallback = {
 const instructionLinePattern = /^(\d+): \(([0-9a-f]{2})\) (.*)$/;
 const sourceCommentPattern = /^; (.*?) @ (\S+):(\d+)$/;
 const stateSnapshotPattern = /^(\d+): ((?:frame\d+: )?R\d+.*)$/;
-const calleeStatePattern = /^\s*(frame\d+: R\d+.*)$/;
+const indentedStatePattern = /^\s+((?:frame\d+: )?R\d+=.*)$/;
 const fromToPattern = /^from (\d+) to (\d+): (.*)$/;
 const branchStatePattern = /^(.*\bgoto pc[+-]\d+) (\d+): (R\d+.*)$/;
 const bookkeepingPattern = /^(from \d+ to \d+|\d+: safe$|\s+R\d+=|\s+frame\d+: |Live regs|\s+\d+: [.0-9]{10} |processed \d+ insns|verification time|stack depth \d|max_states_per_insn|Validating|Func#|func#|mark_precise|last_idx|regs=|parent didn't|frame\d+: |caller:|callee:|propagating|cur state:|old state:|\s*$)/;
@@ -305,10 +305,12 @@ function parseLine(line: string, index: number): LogEntry {
     const width = instruction[2] === "18" ? 2 : 1;
     return { index, kind: "instruction", instruction: Number(instruction[1]), width, text, stateText: annotation?.[1], stateIsFull: false };
   }
+  // `5: R0=…` may be a full state or only the registers that changed, depending on the log level.
   const snapshot = stateSnapshotPattern.exec(line);
-  if (snapshot) return { index, kind: "state", instruction: Number(snapshot[1]), stateText: snapshot[2], stateIsFull: true };
-  const callee = calleeStatePattern.exec(line);
-  if (callee) return { index, kind: "state", stateText: callee[1], stateIsFull: true };
+  if (snapshot) return { index, kind: "state", instruction: Number(snapshot[1]), stateText: snapshot[2], stateIsFull: false };
+  // The caller's and the callee's state at a call, the caller's at a return.
+  const indented = indentedStatePattern.exec(line);
+  if (indented) return { index, kind: "state", stateText: indented[1], stateIsFull: true };
   const fromTo = fromToPattern.exec(line);
   if (fromTo && /^R\d/.test(fromTo[3]!)) return { index, kind: "state", instruction: Number(fromTo[2]), stateText: fromTo[3], stateIsFull: true };
   return { index, kind: "other", text: line };
@@ -430,26 +432,28 @@ export class VerifierReport {
     // Registers: the last full state before the failing instruction, updated by the changes printed after it.
     let registers: RegisterState | undefined;
     const stopAt = lastInstruction >= 0 ? lastInstruction : entries.length;
-    let start = -1;
+    let start = 0;
     for (let i = stopAt - 1; i >= 0; i--) {
       if (entries[i]!.stateIsFull) {
         start = i;
         break;
       }
     }
-    const values: Record<string, string> = {};
+    let values: Record<string, string> = {};
     let lastStateLine: string | undefined;
     let lastStateInstruction: number | undefined;
     let frame = 0;
-    for (let i = Math.max(0, start); i < stopAt; i++) {
+    for (let i = start; i < stopAt; i++) {
       const entry = entries[i]!;
+      // A call leaves R1–R5 unreadable and sets R0 (which its annotation shows).
+      if (entry.kind === "instruction" && /^call /.test(entry.text ?? "")) for (let register = 0; register <= 5; register++) delete values[`R${register}`];
       if (!entry.stateText) continue;
+      const stateFrame = Number(/^frame(\d+): /.exec(entry.stateText)?.[1] ?? 0);
+      if (entry.stateIsFull || stateFrame !== frame) values = {};
+      frame = stateFrame;
       Object.assign(values, parseRegisterState(entry.stateText));
       lastStateLine = entry.stateText;
       lastStateInstruction = entry.instruction;
-      const frameMatch = /^frame(\d+): /.exec(entry.stateText);
-      if (frameMatch) frame = Number(frameMatch[1]);
-      else if (entry.stateIsFull) frame = 0;
     }
     if (lastStateLine !== undefined) registers = { instruction: lastStateInstruction, frame, line: lastStateLine, values };
 
