@@ -6,6 +6,8 @@ import { FileDescriptor } from "../sys/file-descriptor.js";
 import { programInfo, type ProgramInfo } from "../sys/object-info.js";
 import { encode, type Instruction } from "../asm/instruction.js";
 import { patchMapReferences, type AssembledProgram } from "../asm/assembler.js";
+// Gives every VerifierError its report() (the sys layer cannot import core).
+import "./verifier-report.js";
 
 /** Where a program's instructions come from: raw bytes, a list, or the Assembler's output with map references. */
 export type InstructionSource = Buffer | readonly Instruction[] | Pick<AssembledProgram, "instructions" | "references">;

@@ -88,7 +88,7 @@ export interface VerifierSummary {
   message: string;
 }
 
-const bookkeeping = /^(processed \d+ insns|verification time|stack depth|max_states_per_insn|Validating|Func#|func#|mark_precise|last_idx|regs=|parent didn't|\s*$)/;
+const bookkeeping = /^(processed \d+ insns|verification time|stack depth|max_states_per_insn|Validating|Func#|func#|mark_precise|last_idx|regs=|parent didn't|cur state:|old state:|\s*$)/;
 
 export function summarizeVerifierLog(log: string): VerifierSummary {
   const lines = log.split("\n").map((l) => l.trimEnd());
@@ -100,6 +100,9 @@ export function summarizeVerifierLog(log: string): VerifierSummary {
     }
   }
   const message = messageIndex >= 0 ? lines[messageIndex]!.trim() : "the program was rejected";
+  // The kernel may print its message on the line of the jump it was verifying.
+  const onJump = messageIndex >= 0 ? /^(\d+): \([0-9a-f]{2}\) (.*\bgoto pc[+-]\d+) ([^\d;].*)$/.exec(lines[messageIndex]!) : null;
+  if (onJump) return { instruction: Number(onJump[1]), instructionText: onJump[2]!.trim(), message: onJump[3]!.trim() };
   for (let i = messageIndex; i >= 0; i--) {
     const match = /^(\d+): \([0-9a-f]{2}\) (.*)$/.exec(lines[i]!);
     if (match) {
@@ -118,7 +121,7 @@ export class VerifierError extends SyscallError {
   constructor(operation: string, errno: number, code: string, log: string) {
     const summary = summarizeVerifierLog(log);
     const where = summary.instruction !== undefined ? `instruction ${summary.instruction} (${summary.instructionText}): ` : "";
-    super(operation, errno, "the full verifier log is in error.log", `verifier rejected the program at ${where}${summary.message}`);
+    super(operation, errno, "error.report() explains it; the full verifier log is in error.log", `verifier rejected the program ${where ? `at ${where}` : "with "}${summary.message}`);
     this.log = log;
     this.summary = summary;
   }
