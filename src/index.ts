@@ -81,3 +81,4 @@ export { buildDecisionGraph } from "./filter/decisionGraph.js";
 export { evaluatePredicate, evaluateDecisionGraph, type FilterPacket } from "./filter/evaluatePredicate.js";
 export { formatPredicate, type Predicate, type Value } from "./filter/predicate.js";
 export type { FilterNode } from "./filter/ast.js";
+export { VerifierReport, verifierReport, formatVerifierError, parseRegisterState, type VerifierFailureCategory, type VerifierReportOptions, type LineInfoRecord, type SourceLine, type RegisterState, type RelatedInstruction } from "./core/verifier-report.js";

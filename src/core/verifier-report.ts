@@ -593,13 +593,15 @@ declare module "../sys/errors.js" {
   interface VerifierError {
     /** The readable report of this rejection (see VerifierReport); pass line info for exact source lines. */
     report(options?: VerifierReportOptions): VerifierReport;
+    /** Line info of the rejected program, when the loader knew it (Collection sets it); report() uses it by default. */
+    lineInfo?: readonly LineInfoRecord[];
   }
 }
 
 // errors.ts (sys layer) cannot import core: the report is attached from here, where it is defined.
 Object.defineProperty(VerifierError.prototype, "report", {
   value: function report(this: VerifierError, options: VerifierReportOptions = {}): VerifierReport {
-    return VerifierReport.fromError(this, options);
+    return VerifierReport.fromError(this, { lineInfo: this.lineInfo, ...options });
   },
   writable: true,
   configurable: true,
@@ -607,12 +609,12 @@ Object.defineProperty(VerifierError.prototype, "report", {
 
 /** The report of a VerifierError (see VerifierReport). */
 export function verifierReport(error: VerifierError, options: VerifierReportOptions = {}): VerifierReport {
-  return VerifierReport.fromError(error, options);
+  return VerifierReport.fromError(error, { lineInfo: error.lineInfo, ...options });
 }
 
 /** The readable report of a VerifierError, or undefined for any other error. */
 export function formatVerifierError(error: unknown, options: VerifierReportOptions = {}): string | undefined {
-  return error instanceof VerifierError ? VerifierReport.fromError(error, options).format() : undefined;
+  return error instanceof VerifierError ? VerifierReport.fromError(error, { lineInfo: error.lineInfo, ...options }).format() : undefined;
 }
 
 function sourceText(source: SourceLine): string {

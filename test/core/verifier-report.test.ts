@@ -354,6 +354,8 @@ for (const [name, expected] of Object.entries(cExpectations)) {
     // The kernel got line_info: its log carries the source comments.
     assert.match(error.log, /; .* @ rejected\.c:\d+/);
     const report = verifierReport(error, { lineInfo: spec.programs[name]!.lineInfo });
+    // Collection attaches the program's line info, so report() finds the same line unaided.
+    assert.deepEqual(error.report().source, report.source);
     assert.equal(report.category, expected.category);
     assert.equal(report.instruction, expected.instruction);
     assert.equal(report.source?.fileName, "rejected.c");
@@ -361,8 +363,8 @@ for (const [name, expected] of Object.entries(cExpectations)) {
     assert.equal(report.source?.text, expected.text);
     assert.match(report.format(), new RegExp(`source: +rejected\\.c:${expected.line}: ${expected.text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
     if (name !== "unreleased") {
-      // From the log alone (no line info passed) the same line is found.
-      assert.equal(verifierReport(error).source?.lineNumber, expected.line);
+      // From the log alone (no line info) the same line is found.
+      assert.equal(VerifierReport.fromLog(error.log).source?.lineNumber, expected.line);
     } else {
       assert.equal(report.related[0]?.source?.text, "__u32 *slot = bpf_ringbuf_reserve(&events, sizeof(__u32), 0);");
     }
