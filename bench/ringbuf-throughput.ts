@@ -25,7 +25,7 @@ import { BpfMap } from "../src/core/map.js";
 import { MapType } from "../src/sys/bpf-constants.js";
 import { createCounters, ringBufferProducer, testPacket } from "../test/support/event-producers.js";
 
-const liveEvents = Number(process.argv[2] ?? 10_000_000);
+const liveEvents = Number(process.argv[2] ?? 5_000_000);
 const trials = Number(process.argv[3] ?? 3);
 const liveRingSize = 1 << 20;
 const drainRingSize = 1 << 28;
@@ -43,6 +43,7 @@ interface Outcome {
   disorder: number;
   lost: number;
   elapsedNs: number;
+  cpuNs: number;
 }
 
 function run(command: string, args: string[], onReady?: () => void): Promise<string> {
@@ -93,12 +94,12 @@ async function trial(consumer: Consumer, scenario: Scenario, index: number): Pro
     }
     const startProducer = (): void => {
       if (scenario === "live") {
-        producer = run(process.execPath, [join(here, "ringbuf-producer-child.js"), join(pins, "producer"), String(produced), "1000000"]);
+        producer = run(process.execPath, [join(here, "support", "ringbuf-producer-child.js"), join(pins, "producer"), String(produced), "1000000"]);
       }
     };
     const consumed = consumer === "c"
       ? run(consumerBinary, consumerArgs, startProducer)
-      : run(process.execPath, [join(here, "ringbuf-consumer-child.js"), consumer.slice(3), ...consumerArgs], startProducer);
+      : run(process.execPath, [join(here, "support", "ringbuf-consumer-child.js"), consumer.slice(3), ...consumerArgs], startProducer);
     const outcome = lastJson(await consumed) as Outcome;
     if (producer) producerNs = lastJson(await producer).elapsedNs;
     return { ...outcome, produced, producerNs };
@@ -114,7 +115,7 @@ const median = (values: number[]): number => [...values].sort((a, b) => a - b)[M
 
 const consumers = ["c", "js-in-place", "js-batch", "js-iterator"] as const;
 const scenarios = ["drain", "live"] as const;
-type Row = Outcome & { produced: number; producerNs: number; rate: number };
+type Row = Outcome & { produced: number; producerNs: number; rate: number; cpuRate: number };
 const results = new Map<string, Row[]>();
 try {
   let index = 0;
@@ -124,7 +125,7 @@ try {
         const outcome = await trial(consumer, scenario, index++);
         const key = `${scenario} ${consumer}`;
         if (!results.has(key)) results.set(key, []);
-        results.get(key)!.push({ ...outcome, rate: outcome.received / (outcome.elapsedNs / 1e9) });
+        results.get(key)!.push({ ...outcome, rate: outcome.received / (outcome.elapsedNs / 1e9), cpuRate: outcome.received / (outcome.cpuNs / 1e9) });
       }
     }
   }
@@ -136,14 +137,17 @@ console.log(`ring buffer throughput: ${recordSize}-byte records, ${trials} trial
 console.log(`drain: ${drainRingSize >> 20} MiB ring filled first, then emptied; live: ${liveEvents} events through a ${liveRingSize >> 10} KiB ring while a producer process runs`);
 for (const scenario of scenarios) {
   const cRate = median(results.get(`${scenario} c`)!.map((r) => r.rate));
+  const cCpuRate = median(results.get(`${scenario} c`)!.map((r) => r.cpuRate));
   for (const consumer of consumers) {
     const rows = results.get(`${scenario} ${consumer}`)!;
     const rate = median(rows.map((r) => r.rate));
+    const cpuRate = median(rows.map((r) => r.cpuRate));
     // Every produced event must be either received or counted lost by the program.
     const unexplained = Math.max(...rows.map((r) => Math.abs(r.produced - r.received - r.lost)));
     console.log(
-      `${scenario.padEnd(6)} ${consumer.padEnd(12)} ${(rate / 1e6).toFixed(2).padStart(6)} M events/s  ratio to C ${(rate / cRate).toFixed(2)}` +
-        `  received ${rows.map((r) => r.received).join("/")}  lost ${rows.map((r) => r.lost).join("/")}` +
+      `${scenario.padEnd(6)} ${consumer.padEnd(12)} ${(rate / 1e6).toFixed(2).padStart(6)} M events/s wall (${(rate / cRate).toFixed(2)} of C)` +
+        ` ${(cpuRate / 1e6).toFixed(2).padStart(6)} M events per CPU-second (${(cpuRate / cCpuRate).toFixed(2)} of C)` +
+        `  received ${median(rows.map((r) => r.received))} of ${rows[0]!.produced}, lost ${median(rows.map((r) => r.lost))} (medians)` +
         `  unexplained loss ${unexplained}  out of order ${rows.reduce((a, r) => a + r.disorder, 0)}` +
         `  producer ${(median(rows.map((r) => r.produced / (r.producerNs / 1e9))) / 1e6).toFixed(2)} M runs/s`,
     );

@@ -110,7 +110,7 @@ export function disassembleInstruction(instruction: Instruction, options: Disass
         const value = wideValue(instruction);
         if (src === 0) return `r${dst} = ${number(BigInt.asIntN(64, value))} ll`;
         const second = Number(value >> 32n);
-        const extra = second !== 0 && (src === 2 || src === 6) ? `, ${number(second)}` : "";
+        const extra = second !== 0 ? `, ${number(second)}` : "";
         return `ld_pseudo\tr${dst}, ${number(src)}, ${number(imm)}${extra}`;
       }
       const type = `u${sizeNames[size]}`;

@@ -30,7 +30,6 @@ export interface Instruction {
 
 export const instructionSize = 8;
 
-const mask64 = (1n << 64n) - 1n;
 
 /** Builds a normalised instruction; out-of-range fields are an error, not silently truncated. */
 export function makeInstruction(opcode: number, dst: number, src: number, offset: number, imm: number): Instruction {
@@ -79,7 +78,7 @@ export function slotIndexes(instructions: readonly Instruction[]): number[] {
 
 /** The 64-bit constant of an lddw (from imm64, or imm when imm64 is absent). */
 export function wideValue(instruction: Instruction): bigint {
-  return instruction.imm64 ?? BigInt.asUintN(64, BigInt(instruction.imm >>> 0));
+  return instruction.imm64 !== undefined ? BigInt.asUintN(64, instruction.imm64) : BigInt(instruction.imm >>> 0);
 }
 
 /** Encodes instructions to the kernel's little-endian byte format. */
@@ -88,6 +87,8 @@ export function encode(instructions: readonly Instruction[]): Buffer {
   const buffer = Buffer.alloc(slots[instructions.length]! * instructionSize);
   for (let i = 0; i < instructions.length; i++) {
     const ins = instructions[i]!;
+    const problem = fieldProblem(ins);
+    if (problem) throw new UsageError("encode eBPF instructions", `instruction ${i}: ${problem}`);
     const at = slots[i]! * instructionSize;
     buffer[at] = ins.opcode;
     buffer[at + 1] = ((ins.src & 0x0f) << 4) | (ins.dst & 0x0f);
@@ -101,6 +102,24 @@ export function encode(instructions: readonly Instruction[]): Buffer {
     }
   }
   return buffer;
+}
+
+function fieldProblem(ins: Instruction): string | undefined {
+  if (typeof ins !== "object" || ins === null) return "not an instruction object";
+  const fields: [string, unknown, number, number][] = [
+    ["opcode", ins.opcode, 0, 0xff],
+    ["dst", ins.dst, 0, 15],
+    ["src", ins.src, 0, 15],
+    ["offset", ins.offset, -0x8000, 0xffff],
+    ["imm", ins.imm, -0x8000_0000, 0xffff_ffff],
+  ];
+  for (const [name, value, min, max] of fields) {
+    if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) return `${name} ${String(value)} is not an integer in ${min}..${max}`;
+  }
+  if (ins.opcode === Opcode.LDDW && ins.imm64 !== undefined && (typeof ins.imm64 !== "bigint" || ins.imm64 < -(1n << 63n) || ins.imm64 >= 1n << 64n)) {
+    return `imm64 ${String(ins.imm64)} is not a 64-bit integer`;
+  }
+  return undefined;
 }
 
 /** Decodes little-endian eBPF bytes. Rejects a length that is not a multiple of 8 and a truncated or malformed lddw. */

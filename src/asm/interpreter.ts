@@ -1,6 +1,7 @@
-import { NetbpfError } from "../sys/errors.js";
+import { NetbpfError, UsageError } from "../sys/errors.js";
 import { type Instruction, decode, slotIndexes, validateInstructions, wideValue } from "./instruction.js";
 import { CallSource, Opcode } from "./opcodes.js";
+import type { ContextModel } from "./contexts.js";
 
 /** Why a run failed. */
 export type ExecutionFailure =
@@ -34,6 +35,8 @@ export interface HelperContext {
   read(address: bigint, length: number): Uint8Array;
   /** Writes bytes at a program address; throws on out-of-bounds. */
   write(address: bigint, bytes: Uint8Array): void;
+  /** The input memory (the packet), as given to run(). */
+  readonly packet: Uint8Array;
   /** Makes `bytes` addressable for the rest of this run and returns its address (e.g. a map value). */
   map(bytes: Uint8Array): bigint;
   /** Ends the program after this helper returns, with r0 = returnValue. */
@@ -55,6 +58,11 @@ export interface InterpreterOptions {
 }
 
 export interface RunOptions {
+  /**
+   * Give the program a context in r1 (see xdpContext, socketBufferContext)
+   * whose data/data_end fields point into `memory`; r2 is then 0.
+   */
+  context?: ContextModel;
   /** Initial r1 … r5 instead of (memory address, memory length). Values, not pointers: use `interpreter.map` addresses. */
   registers?: Partial<Record<1 | 2 | 3 | 4 | 5, bigint | number>>;
 }
@@ -71,6 +79,7 @@ export const stackSize = 512;
 const maximumCallDepth = 8;
 const packetRegion = 1;
 const stackRegion = 2;
+const contextRegion = 3;
 const twoTo32 = 4294967296;
 
 interface Frame {
@@ -100,8 +109,10 @@ export class Interpreter {
   private readonly instructionLimit: number;
   private readonly resolvePseudoLoad: InterpreterOptions["resolvePseudoLoad"];
 
-  private regions: (Uint8Array | undefined)[] = [];
-  private views: (DataView | undefined)[] = [];
+  private readonly regions: (Uint8Array | undefined)[] = [];
+  private readonly views: (DataView | undefined)[] = [];
+  private lastMemory: Uint8Array | undefined;
+  private lastMemoryView: DataView = new DataView(new ArrayBuffer(0));
   private readonly stack = new Uint8Array(stackSize * maximumCallDepth);
   private readonly stackView = new DataView(this.stack.buffer);
   private readonly high = new Uint32Array(11);
@@ -109,9 +120,16 @@ export class Interpreter {
   private stopValue: bigint | undefined;
   private currentSlot = 0;
   private resolvedOffset = 0;
-  private resolvedView: DataView | undefined;
+  private resolvedRegion = 0;
+  private contextPointers: ContextModel["pointerFields"] | undefined;
+  private contextBytes = new Uint8Array(0);
+  private contextView = new DataView(this.contextBytes.buffer);
+  private packetEnd = 0;
 
   constructor(program: readonly Instruction[] | Uint8Array, options: InterpreterOptions = {}) {
+    if (!(program instanceof Uint8Array) && !Array.isArray(program)) {
+      throw new UsageError("run eBPF program", "the program must be an Instruction[] or the encoded bytes (Uint8Array)");
+    }
     this.instructions = program instanceof Uint8Array ? decode(program) : program.map((instruction) => ({ ...instruction }));
     if (options.validate ?? true) validateInstructions(this.instructions);
     const slots = slotIndexes(this.instructions);
@@ -146,10 +164,27 @@ export class Interpreter {
 
   /** Runs the program over `memory` (which it may modify) and returns r0. */
   run(memory: Uint8Array = new Uint8Array(0), options: RunOptions = {}): RunResult {
+    if (!(memory instanceof Uint8Array)) throw new UsageError("run eBPF program", "memory must be a Uint8Array (or Buffer)");
     const stack = this.stack;
-    stack.fill(0);
-    this.regions = [undefined, memory, stack];
-    this.views = [undefined, new DataView(memory.buffer, memory.byteOffset, memory.byteLength), this.stackView];
+    // Zero the first frame now, each further frame when a call enters it.
+    stack.fill(0, stack.length - stackSize);
+    if (memory !== this.lastMemory) {
+      this.lastMemory = memory;
+      this.lastMemoryView = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
+    }
+    // Reuse the region tables; helpers may have appended mapped regions in the last run.
+    const regions = this.regions;
+    const views = this.views;
+    if (regions.length !== 4) {
+      regions.length = 4;
+      views.length = 4;
+    }
+    regions[packetRegion] = memory;
+    views[packetRegion] = this.lastMemoryView;
+    regions[stackRegion] = stack;
+    views[stackRegion] = this.stackView;
+    regions[contextRegion] = undefined;
+    views[contextRegion] = undefined;
     const high = this.high;
     const low = this.low;
     high.fill(0);
@@ -159,6 +194,23 @@ export class Interpreter {
     low[2] = memory.length;
     high[10] = stackRegion;
     low[10] = stack.length;
+    this.contextPointers = undefined;
+    this.packetEnd = memory.length;
+    if (options.context) {
+      const size = options.context.size;
+      if (this.contextBytes.length !== size) {
+        this.contextBytes = new Uint8Array(size);
+        this.contextView = new DataView(this.contextBytes.buffer);
+      } else {
+        this.contextBytes.fill(0);
+      }
+      options.context.writeFields(this.contextView, memory);
+      this.regions[contextRegion] = this.contextBytes;
+      this.views[contextRegion] = this.contextView;
+      this.contextPointers = options.context.pointerFields;
+      high[1] = contextRegion;
+      low[2] = 0;
+    }
     if (options.registers) this.setRegisters(options.registers);
     this.stopValue = undefined;
     return this.execute();
@@ -168,6 +220,8 @@ export class Interpreter {
     const high = this.high;
     const low = this.low;
     for (const [register, value] of Object.entries(registers)) {
+      if (!["1", "2", "3", "4", "5"].includes(register)) throw new UsageError("run eBPF program", `initial register r${register} cannot be set; only r1 … r5`);
+      if (typeof value !== "bigint" && !Number.isInteger(value)) throw new UsageError("run eBPF program", `initial value of r${register} must be an integer, not ${String(value)}`);
       const big = BigInt.asUintN(64, BigInt(value));
       high[Number(register)] = Number(big >> 32n);
       low[Number(register)] = Number(big & 0xffff_ffffn);
@@ -228,6 +282,7 @@ export class Interpreter {
             }
             frames.push({ returnSlot: pc, saved });
             low[10] -= stackSize;
+            this.stack.fill(0, low[10]! - stackSize, low[10]);
             pc = pc + immediate;
             continue;
           }
@@ -268,6 +323,10 @@ export class Interpreter {
         // ldx
         const view = this.resolve(src, offsets[slot]!, size);
         const at = this.resolvedOffset;
+        if (this.resolvedRegion === contextRegion && this.contextPointers?.has(at)) {
+          this.loadContextPointer(dst, at, size);
+          continue;
+        }
         const signed = (opcode & 0xe0) === 0x80;
         let lo: number;
         let hi = 0;
@@ -287,6 +346,7 @@ export class Interpreter {
         // st (immediate) or stx (register)
         const view = this.resolve(dst, offsets[slot]!, size);
         const at = this.resolvedOffset;
+        if (this.resolvedRegion === contextRegion) this.checkContextStore(at, size);
         const lo = cls === 2 ? immediate >>> 0 : low[src]!;
         const hi = cls === 2 ? (immediate < 0 ? 0xffff_ffff : 0) : high[src]!;
         if (size === 1) view.setUint8(at, lo & 0xff);
@@ -587,8 +647,24 @@ export class Interpreter {
       const where = region === undefined ? "not in any memory region" : `beyond the end of the ${hi === packetRegion ? "input memory" : hi === stackRegion ? "stack" : "mapped memory"} (${region.length} bytes)`;
       throw this.failure("out-of-bounds", `${size}-byte access at 0x${address} is ${where}`, "check bounds before the access");
     }
+    if (hi === stackRegion && lo < this.low[10]! - stackSize) {
+      throw this.failure("out-of-bounds", `${size}-byte stack access at r10${lo - this.low[10]!} is below the current 512-byte frame`, "a frame has 512 bytes of stack");
+    }
     this.resolvedOffset = lo;
+    this.resolvedRegion = hi;
     return this.views[hi]!;
+  }
+
+  private loadContextPointer(dst: number, offset: number, size: number): void {
+    if (size !== 4 && size !== 8) throw this.failure("unsupported", `a ${size}-byte load of the context pointer field at offset ${offset}; load it whole`);
+    this.high[dst] = packetRegion;
+    this.low[dst] = this.contextPointers!.get(offset) === "packet-end" ? this.packetEnd : 0;
+  }
+
+  private checkContextStore(offset: number, size: number): void {
+    for (const field of this.contextPointers?.keys() ?? []) {
+      if (offset < field + 4 && field < offset + size) throw this.failure("unsupported", `store into the context pointer field at offset ${field}`);
+    }
   }
 
   private callHelper(id: bigint): void {
@@ -598,6 +674,7 @@ export class Interpreter {
     }
     const context: HelperContext = {
       arguments: [this.value(1), this.value(2), this.value(3), this.value(4), this.value(5)],
+      packet: this.regions[packetRegion]!,
       read: (address, length) => {
         const view = this.resolveAddress(address, length);
         return new Uint8Array(view.buffer, view.byteOffset + this.resolvedOffset, length).slice();

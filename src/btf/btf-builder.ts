@@ -77,6 +77,12 @@ export class BtfBuilder {
     const existing = this.stringOffsets.get(value);
     if (existing !== undefined) return existing;
     if (value.includes("\0")) throw new BtfFormatError(`string ${JSON.stringify(value)} contains a NUL byte`, {}, "build BTF");
+    const inBase = this.base?.findString(value);
+    if (inBase !== undefined) {
+      // split BTF reuses the base's strings, as libbpf does
+      this.stringOffsets.set(value, inBase);
+      return inBase;
+    }
     const bytes = Buffer.from(value + "\0", "latin1");
     const offset = this.stringOffsetBase + this.stringLength;
     this.stringChunks.push(bytes);

@@ -2,6 +2,15 @@ import type { Btf } from "./btf.js";
 import { BtfFormatError } from "./btf-format-error.js";
 
 const maximumDepth = 64;
+/** Most types one formatting call writes out; far beyond any real type, it stops pathological input. */
+const maximumTypesWritten = 200_000;
+
+interface FormatContext {
+  options: CFormatOptions;
+  written: number;
+  /** Anonymous types being written inline right now: meeting one again means it contains itself. */
+  expanding: Set<number>;
+}
 
 export interface CFormatOptions {
   /** Write anonymous struct/union/enum bodies inline (default true); otherwise "struct /* anonymous [id] *\/". */
@@ -23,13 +32,19 @@ function join(base: string, declarator: string): string {
  * `formatCType(btf, id)` gives "struct sock *", `formatCType(btf, id, "x")` gives "char x[16]".
  */
 export function formatCType(btf: Btf, id: number, declarator = "", options: CFormatOptions = {}): string {
-  return formatType(btf, id, declarator, options, options.indent ?? "", 0);
+  return formatType(btf, id, declarator, newContext(options), options.indent ?? "", 0);
 }
 
-function formatType(btf: Btf, id: number, declarator: string, options: CFormatOptions, indent: string, depth: number): string {
+function newContext(options: CFormatOptions): FormatContext {
+  return { options, written: 0, expanding: new Set() };
+}
+
+function formatType(btf: Btf, id: number, declarator: string, context: FormatContext, indent: string, depth: number): string {
   if (depth > maximumDepth) throw new BtfFormatError(`type nests deeper than ${maximumDepth} levels`, { typeId: id }, "format BTF type as C");
+  if (++context.written > maximumTypesWritten) throw new BtfFormatError(`type expands to more than ${maximumTypesWritten} types`, { typeId: id }, "format BTF type as C");
+  const options = context.options;
   const type = btf.type(id);
-  const next = (inner: number, innerDeclarator: string) => formatType(btf, inner, innerDeclarator, options, indent, depth + 1);
+  const next = (inner: number, innerDeclarator: string) => formatType(btf, inner, innerDeclarator, context, indent, depth + 1);
   switch (type.kind) {
     case "void":
       return join("void", declarator);
@@ -38,7 +53,7 @@ function formatType(btf: Btf, id: number, declarator: string, options: CFormatOp
     case "struct": case "union": case "enum": case "enum64": {
       const keyword = type.kind === "enum64" ? "enum" : type.kind;
       if (type.name !== "") return join(`${keyword} ${type.name}`, declarator);
-      if (options.inlineAnonymous ?? true) return join(formatBody(btf, id, options, indent, depth + 1), declarator);
+      if ((options.inlineAnonymous ?? true) && !context.expanding.has(id)) return join(formatBody(btf, id, context, indent, depth + 1), declarator);
       return join(`${keyword} /* anonymous [${id}] */`, declarator);
     }
     case "forward":
@@ -73,12 +88,22 @@ function formatType(btf: Btf, id: number, declarator: string, options: CFormatOp
   }
 }
 
-function formatBody(btf: Btf, id: number, options: CFormatOptions, indent: string, depth: number): string {
+function formatBody(btf: Btf, id: number, context: FormatContext, indent: string, depth: number): string {
+  context.expanding.add(id);
+  try {
+    return formatBodyOf(btf, id, context, indent, depth);
+  } finally {
+    context.expanding.delete(id);
+  }
+}
+
+function formatBodyOf(btf: Btf, id: number, context: FormatContext, indent: string, depth: number): string {
+  const options = context.options;
   const type = btf.type(id);
   const inner = indent + "\t";
   if (type.kind === "struct" || type.kind === "union") {
     const lines = type.members.map((member) => {
-      const declaration = formatType(btf, member.type, member.name, options, inner, depth + 1);
+      const declaration = formatType(btf, member.type, member.name, context, inner, depth + 1);
       const bitfield = member.bitfieldSize > 0 ? `: ${member.bitfieldSize}` : "";
       const comment = options.offsets
         ? member.bitfieldSize > 0 || member.bitOffset % 8 !== 0
@@ -91,10 +116,11 @@ function formatBody(btf: Btf, id: number, options: CFormatOptions, indent: strin
     return `${name} {\n${lines.join("\n")}${lines.length > 0 ? "\n" : ""}${indent}}`;
   }
   if (type.kind === "enum" || type.kind === "enum64") {
-    const lines = (type.values as { name: string; value: number | bigint }[]).map((value) => `${inner}${value.name} = ${value.value},`);
+    const suffix = type.kind === "enum64" ? (type.signed ? "LL" : "ULL") : "";
+    const lines = (type.values as { name: string; value: number | bigint }[]).map((value) => `${inner}${value.name} = ${value.value}${suffix},`);
     return `${type.name === "" ? "enum" : `enum ${type.name}`} {\n${lines.join("\n")}${lines.length > 0 ? "\n" : ""}${indent}}`;
   }
-  return formatType(btf, id, "", options, indent, depth);
+  return formatType(btf, id, "", context, indent, depth);
 }
 
 /**
@@ -104,14 +130,13 @@ function formatBody(btf: Btf, id: number, options: CFormatOptions, indent: strin
 export function formatCDefinition(btf: Btf, id: number, options: CFormatOptions = {}): string {
   const type = btf.type(id);
   const indent = options.indent ?? "";
+  const context = newContext(options);
   switch (type.kind) {
     case "struct": case "union": case "enum": case "enum64":
-      return `${indent}${formatBody(btf, id, options, indent, 0)};`;
+      return `${indent}${formatBody(btf, id, context, indent, 0)};`;
     case "typedef":
-      return `${indent}typedef ${formatType(btf, type.type, type.name, options, indent, 0)};`;
-    case "function": case "variable":
-      return `${indent}${formatType(btf, id, "", options, indent, 0)};`;
+      return `${indent}typedef ${formatType(btf, type.type, type.name, context, indent, 0)};`;
     default:
-      return `${indent}${formatType(btf, id, "", options, indent, 0)};`;
+      return `${indent}${formatType(btf, id, "", context, indent, 0)};`;
   }
 }

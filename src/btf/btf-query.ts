@@ -1,5 +1,6 @@
 import type { Btf } from "./btf.js";
 import { BtfFormatError } from "./btf-format-error.js";
+import { NetbpfError, UsageError } from "../sys/errors.js";
 import { btfKindKernelName, isCompositeKind, isEnumKind, isModifierKind, type BtfKind, type BtfMember } from "./btf-types.js";
 
 /** Longest typedef/qualifier chain followed before declaring a loop. */
@@ -9,8 +10,23 @@ const maximumNesting = 64;
 /** Size of a pointer in BPF and in the (64-bit) kernels netbpf targets. */
 export const pointerSize = 8;
 
+/** Malformed BTF found while following types (loops, types containing themselves). */
 function queryError(message: string, typeId?: number, hint?: string): BtfFormatError {
   return new BtfFormatError(message, typeId === undefined ? {} : { typeId }, "query BTF", hint);
+}
+
+/** A type, member, index or enumerator asked for is not there (or not of the kind the query needs). */
+export class BtfLookupError extends NetbpfError {
+  /** The type the lookup was in, when there was one. */
+  readonly typeId: number | undefined;
+  constructor(message: string, typeId?: number, hint = "check the names against the BTF, e.g. with `bpftool btf dump file /sys/kernel/btf/vmlinux format c`") {
+    super("look up BTF type", message, hint);
+    this.typeId = typeId;
+  }
+}
+
+function lookupError(message: string, typeId?: number, hint?: string): BtfLookupError {
+  return new BtfLookupError(message, typeId, hint);
 }
 
 /**
@@ -46,7 +62,7 @@ export function sizeOf(btf: Btf, id: number): number {
         current = type.type;
         break;
       default:
-        throw queryError(`${btf.describe(current)} has no size (${btfKindKernelName[type.kind]})`, id, "only data types have a size");
+        throw lookupError(`${btf.describe(current)} has no size (${btfKindKernelName[type.kind]})`, id, "only data types have a size");
     }
   }
   throw queryError(`type chain starting at ${btf.describe(id)} is longer than ${maximumChainLength} (a loop?)`, id);
@@ -58,28 +74,46 @@ function checkedSize(size: number, id: number): number {
 }
 
 /** Alignment in bytes, as C would lay the type out (libbpf's btf__align_of); 1 for packed structs. */
-export function alignmentOf(btf: Btf, id: number, depth = 0): number {
+export function alignmentOf(btf: Btf, id: number): number {
+  return alignmentWithin(btf, id, new Map(), 0);
+}
+
+/** `known` memoizes results (shared sub-structs are visited once) and marks types in progress (-1) to catch a struct containing itself. */
+function alignmentWithin(btf: Btf, id: number, known: Map<number, number>, depth: number): number {
   if (depth > maximumNesting) throw queryError(`types nest deeper than ${maximumNesting} levels below ${btf.describe(id)}`, id);
-  const type = btf.type(skipQualifiers(btf, id));
+  const resolved = skipQualifiers(btf, id);
+  const cached = known.get(resolved);
+  if (cached === -1) throw queryError(`${btf.describe(resolved)} contains itself`, resolved);
+  if (cached !== undefined) return cached;
+  known.set(resolved, -1);
+  const type = btf.type(resolved);
+  let alignment: number;
   switch (type.kind) {
     case "int": case "enum": case "enum64": case "float":
-      return Math.max(1, Math.min(pointerSize, type.size));
+      alignment = Math.max(1, Math.min(pointerSize, type.size));
+      break;
     case "pointer":
-      return pointerSize;
+      alignment = pointerSize;
+      break;
     case "array":
-      return alignmentOf(btf, type.type, depth + 1);
+      alignment = alignmentWithin(btf, type.type, known, depth + 1);
+      break;
     case "struct": case "union": {
       let maximum = 1;
+      let packed = false;
       for (const member of type.members) {
-        const alignment = alignmentOf(btf, member.type, depth + 1);
-        if (member.bitfieldSize === 0 && member.bitOffset % (8 * alignment) !== 0) return 1;
-        maximum = Math.max(maximum, alignment);
+        const memberAlignment = alignmentWithin(btf, member.type, known, depth + 1);
+        if (member.bitfieldSize === 0 && member.bitOffset % (8 * memberAlignment) !== 0) packed = true;
+        maximum = Math.max(maximum, memberAlignment);
       }
-      return type.size % maximum === 0 ? maximum : 1;
+      alignment = packed || type.size % maximum !== 0 ? 1 : maximum;
+      break;
     }
     default:
-      throw queryError(`${btf.describe(id)} has no alignment (${btfKindKernelName[type.kind]})`, id);
+      throw lookupError(`${btf.describe(id)} has no alignment (${btfKindKernelName[type.kind]})`, id);
   }
+  known.set(resolved, alignment);
+  return alignment;
 }
 
 /** Where a member sits inside a struct or union. */
@@ -114,14 +148,15 @@ function memberBits(btf: Btf, member: BtfMember, kindFlag: boolean): { bitOffset
  * looking inside anonymous struct/union members as C does. Undefined when absent.
  */
 export function findMember(btf: Btf, id: number, name: string): MemberLocation | undefined {
-  return searchMember(btf, skipQualifiers(btf, id), name, 0, [], 0);
+  return searchMember(btf, skipQualifiers(btf, id), name, 0, [], 0, new Set());
 }
 
-function searchMember(btf: Btf, id: number, name: string, baseBits: number, path: number[], depth: number): MemberLocation | undefined {
+/** `searched` holds anonymous types already known not to contain the name, so shared ones are searched once. */
+function searchMember(btf: Btf, id: number, name: string, baseBits: number, path: number[], depth: number, searched: Set<number>): MemberLocation | undefined {
   if (depth > maximumNesting) throw queryError(`anonymous members nest deeper than ${maximumNesting} levels`, id);
   const type = btf.type(id);
   if (type.kind !== "struct" && type.kind !== "union") {
-    throw queryError(`${btf.describe(id)} is not a struct or union, so it has no member "${name}"`, id);
+    throw lookupError(`${btf.describe(id)} is not a struct or union, so it has no member "${name}"`, id);
   }
   for (let index = 0; index < type.members.length; index++) {
     const member = type.members[index]!;
@@ -132,9 +167,10 @@ function searchMember(btf: Btf, id: number, name: string, baseBits: number, path
     }
     if (member.name === "") {
       const inner = skipQualifiers(btf, member.type);
-      if (isCompositeKind(btf.kindOf(inner))) {
-        const found = searchMember(btf, inner, name, baseBits + member.bitOffset, [...path, index], depth + 1);
+      if (isCompositeKind(btf.kindOf(inner)) && !searched.has(inner)) {
+        const found = searchMember(btf, inner, name, baseBits + member.bitOffset, [...path, index], depth + 1, searched);
         if (found) return found;
+        searched.add(inner);
       }
     }
   }
@@ -175,7 +211,7 @@ function parsePath(path: string): PathStep[] {
     const match = pattern.exec(path);
     if (!match) {
       if (/^\s*$/.test(path.slice(position))) break;
-      throw new BtfFormatError(`cannot parse field path "${path}" at position ${position}`, {}, "query BTF", 'write paths like "len", "cb[2]" or "__sk_common.skc_dport"');
+      throw new UsageError("query BTF", `cannot parse field path "${path}" at position ${position}`, 'write paths like "len", "cb[2]" or "__sk_common.skc_dport"');
     }
     steps.push(match[1] !== undefined ? { member: match[1] } : { index: Number(match[2]) });
     position = pattern.lastIndex;
@@ -195,7 +231,7 @@ export function fieldLocation(btf: Btf, root: string | number, path?: string): F
     rest = path ?? "";
   } else if (path === undefined) {
     const match = /^\s*((?:(?:struct|union|typedef)\s+)?[A-Za-z_][A-Za-z0-9_]*)(.*)$/s.exec(root);
-    if (!match) throw new BtfFormatError(`cannot parse field path "${root}"`, {}, "query BTF", 'write paths like "sk_buff.cb[2]"');
+    if (!match) throw new UsageError("query BTF", `cannot parse field path "${root}"`, 'write paths like "sk_buff.cb[2]"');
     rootId = findRootType(btf, match[1]!);
     rest = match[2]!;
   } else {
@@ -208,11 +244,11 @@ export function fieldLocation(btf: Btf, root: string | number, path?: string): F
   let bitOffset = 0;
   let bitfieldSize = 0;
   for (const step of steps) {
-    if (bitfieldSize !== 0) throw queryError(`cannot go past bitfield in ${btf.describe(rootId)}`, rootId);
+    if (bitfieldSize !== 0) throw lookupError(`cannot go past bitfield in ${btf.describe(rootId)}`, rootId);
     if ("member" in step) {
       const found = findMember(btf, type, step.member);
       if (!found) {
-        throw queryError(`${btf.describe(skipQualifiers(btf, type))} has no member "${step.member}"`, type, "the running kernel's layout may differ; check with `bpftool btf dump file /sys/kernel/btf/vmlinux`");
+        throw lookupError(`${btf.describe(skipQualifiers(btf, type))} has no member "${step.member}"`, type, "the running kernel's layout may differ; check with `bpftool btf dump file /sys/kernel/btf/vmlinux`");
       }
       bitOffset += found.bitOffset;
       bitfieldSize = found.bitfieldSize;
@@ -220,8 +256,8 @@ export function fieldLocation(btf: Btf, root: string | number, path?: string): F
     } else {
       const arrayId = skipQualifiers(btf, type);
       const array = btf.type(arrayId);
-      if (array.kind !== "array") throw queryError(`${btf.describe(arrayId)} is not an array, so it cannot be indexed with [${step.index}]`, arrayId);
-      if (array.length !== 0 && step.index >= array.length) throw queryError(`index ${step.index} is out of bounds for ${btf.describe(arrayId)} of length ${array.length}`, arrayId);
+      if (array.kind !== "array") throw lookupError(`${btf.describe(arrayId)} is not an array, so it cannot be indexed with [${step.index}]`, arrayId);
+      if (array.length !== 0 && step.index >= array.length) throw lookupError(`index ${step.index} is out of bounds for ${btf.describe(arrayId)} of length ${array.length}`, arrayId);
       bitOffset += step.index * sizeOf(btf, array.type) * 8;
       type = array.type;
     }
@@ -233,7 +269,7 @@ export function fieldLocation(btf: Btf, root: string | number, path?: string): F
 export function fieldOffset(btf: Btf, root: string | number, path?: string): number {
   const location = fieldLocation(btf, root, path);
   if (location.bitfieldSize !== 0 || location.bitOffset % 8 !== 0) {
-    throw queryError(`${typeof root === "number" ? btf.describe(root) : root}${path ? "." + path : ""} is a bitfield at bit offset ${location.bitOffset}; use fieldLocation for its bit position`);
+    throw lookupError(`${typeof root === "number" ? btf.describe(root) : root}${path ? "." + path : ""} is a bitfield at bit offset ${location.bitOffset}; use fieldLocation for its bit position`);
   }
   return location.byteOffset;
 }
@@ -241,15 +277,15 @@ export function fieldOffset(btf: Btf, root: string | number, path?: string): num
 /** Value of an enumerator in a named enum: `enumValue(btf, "bpf_map_type", "BPF_MAP_TYPE_ARRAY")`. */
 export function enumValue(btf: Btf, enumName: string | number, valueName: string): number | bigint {
   const ids = typeof enumName === "number" ? [enumName] : [...btf.findByName(enumName, "enum"), ...btf.findByName(enumName, "enum64")];
-  if (ids.length === 0) throw queryError(`no enum named "${enumName}"`);
+  if (ids.length === 0) throw lookupError(`no enum named "${enumName}"`);
   for (const id of ids) {
     const type = btf.type(skipQualifiers(btf, id));
-    if (!isEnumKind(type.kind)) throw queryError(`${btf.describe(id)} is not an enum`, id);
+    if (!isEnumKind(type.kind)) throw lookupError(`${btf.describe(id)} is not an enum`, id);
     for (const value of (type as { values: { name: string; value: number | bigint }[] }).values) {
       if (value.name === valueName) return value.value;
     }
   }
-  throw queryError(`enum ${typeof enumName === "number" ? btf.describe(enumName) : enumName} has no value "${valueName}"`, ids[0]);
+  throw lookupError(`enum ${typeof enumName === "number" ? btf.describe(enumName) : enumName} has no value "${valueName}"`, ids[0]);
 }
 
 /** Find an enumerator by name in any enum (named or anonymous). */

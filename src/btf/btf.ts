@@ -2,6 +2,7 @@ import { BtfFormatError } from "./btf-format-error.js";
 import { formatCDefinition, formatCType, type CFormatOptions } from "./btf-c-format.js";
 import {
   alignmentOf,
+  BtfLookupError,
   enumValue,
   fieldLocation,
   fieldOffset,
@@ -31,6 +32,8 @@ export const btfMagic = 0xeb9f;
 const headerMinimumLength = 24;
 const typeHeaderLength = 12;
 const maximumTypeId = 0x7fffffff;
+/** Lookups by name answered by searching the string section before the full name index is built. */
+const searchesBeforeFullIndex = 32;
 const linkages: readonly (BtfFunctionLinkage & BtfVariableLinkage)[] = ["static", "global", "extern"];
 
 export interface BtfParseOptions {
@@ -89,6 +92,9 @@ export class Btf {
   private readonly stringOffsetBase: number;
   private readonly decoded: (BtfType | undefined)[];
   private nameIndex: Map<string, number | number[]> | undefined;
+  private stringText: string | undefined;
+  private nameOffsets: Map<number, number | number[]> | undefined;
+  private searchesByOffset = 0;
 
   private constructor(bytes: Uint8Array, options: BtfParseOptions) {
     const base = options.base;
@@ -207,9 +213,9 @@ export class Btf {
     if (!(local >= 0 && local < this.stringsOwnLength)) {
       throw new BtfFormatError(`string offset ${offset} is outside the string section (length ${this.stringsLength})`, {}, "read BTF");
     }
-    const start = this.stringsStart + local;
-    const end = this.buffer.indexOf(0, start);
-    return this.buffer.toString("latin1", start, end);
+    // The whole section is decoded once; each string is then a cheap slice of it.
+    this.stringText ??= this.buffer.toString("latin1", this.stringsStart, this.stringsStart + this.stringsOwnLength);
+    return this.stringText.slice(local, this.stringText.indexOf("\0", local));
   }
 
   /** The kind of a type, read without decoding it. */
@@ -260,24 +266,69 @@ export class Btf {
   /** Ids of the types named `name` (optionally only of `kind`), searching the base too. */
   findByName(name: string, kind?: BtfKind): number[] {
     const result = this.base ? this.base.findByName(name, kind) : [];
-    const found = this.names().get(name);
-    if (found === undefined) return result;
-    for (const id of typeof found === "number" ? [found] : found) {
+    for (const id of this.ownIdsNamed(name)) {
       if (kind === undefined || this.kindOf(id) === kind) result.push(id);
     }
     return result;
+  }
+
+  /**
+   * This blob's types named `name`. Before the full name index exists, this finds the
+   * name's offsets in the string section and looks them up in an index keyed by name
+   * offset, which is much cheaper to build than one keyed by decoded names.
+   */
+  private ownIdsNamed(name: string): number[] {
+    // Each search scans the string section; past a few dozen lookups the full index pays off.
+    if (this.nameIndex || ++this.searchesByOffset > searchesBeforeFullIndex) return asList(this.names().get(name));
+    if (name === "" || name.includes("\0")) return [];
+    const byOffset = this.nameOffsetIndex();
+    const ids: number[] = [];
+    for (const offset of this.stringOffsetsOf(name)) ids.push(...asList(byOffset.get(offset)));
+    return ids.sort((a, b) => a - b);
+  }
+
+  /** Offset of the string `value` in the string space (the base's first), or undefined. */
+  findString(value: string): number | undefined {
+    if (value === "") return 0;
+    if (value.includes("\0")) return undefined;
+    return this.stringOffsetsOf(value)[0];
+  }
+
+  /** Every offset at which the string `value` starts, in the base's and this blob's string sections. */
+  private stringOffsetsOf(value: string): number[] {
+    const offsets = this.base ? this.base.stringOffsetsOf(value) : [];
+    this.stringText ??= this.buffer.toString("latin1", this.stringsStart, this.stringsStart + this.stringsOwnLength);
+    const needle = `\0${value}\0`;
+    for (let at = this.stringText.indexOf(needle); at >= 0; at = this.stringText.indexOf(needle, at + 1)) {
+      offsets.push(this.stringOffsetBase + at + 1);
+    }
+    // A split blob's section need not start with a NUL: its first string has no NUL before it.
+    if (this.base && this.stringText.startsWith(value + "\0")) offsets.push(this.stringOffsetBase);
+    return offsets;
+  }
+
+  private nameOffsetIndex(): Map<number, number | number[]> {
+    if (this.nameOffsets) return this.nameOffsets;
+    const index = new Map<number, number | number[]>();
+    const count = this.offsets.length;
+    for (let position = 0; position < count; position++) {
+      const nameOffset = this.u32(this.offsets[position]!);
+      if (nameOffset === 0) continue;
+      const id = this.firstTypeId + position;
+      const existing = index.get(nameOffset);
+      if (existing === undefined) index.set(nameOffset, id);
+      else if (typeof existing === "number") index.set(nameOffset, [existing, id]);
+      else existing.push(id);
+    }
+    this.nameOffsets = index;
+    return index;
   }
 
   /** The one type named `name` of `kind`; throws when there is none. With several, the first. */
   findType(name: string, kind?: BtfKind): number {
     const ids = this.findByName(name, kind);
     if (ids.length === 0) {
-      throw new BtfFormatError(
-        `no ${kind ? btfKindKernelName[kind] + " " : "type "}named "${name}"`,
-        {},
-        "look up BTF type",
-        "check the spelling; the running kernel may not have this type",
-      );
+      throw new BtfLookupError(`no ${kind ? btfKindKernelName[kind] + " " : "type "}named "${name}"`, undefined, "check the spelling; the running kernel may not have this type");
     }
     return ids[0]!;
   }
@@ -338,6 +389,8 @@ export class Btf {
         case 2: case 8: case 9: case 10: case 11: case 12: case 14: case 17: case 18:
           this.checkReference(sizeOrType, id);
           if (sizeOrType === id) throw new BtfFormatError("type refers to itself", { offset: position + 8, typeId: id });
+          if (kindNumber === 12 && vlen > 2) throw new BtfFormatError(`FUNC linkage ${vlen} is not 0, 1 or 2`, { offset: position + 4, typeId: id });
+          if (kindNumber === 14 && this.u32(extra) > 2) throw new BtfFormatError(`VAR linkage ${this.u32(extra)} is not 0, 1 or 2`, { offset: extra, typeId: id });
           break;
         case 3:
           this.checkReference(this.u32(extra), id);
@@ -517,4 +570,8 @@ export class Btf {
   formatCDefinition(id: number, options: CFormatOptions = {}): string {
     return formatCDefinition(this, id, options);
   }
+}
+
+function asList(found: number | number[] | undefined): number[] {
+  return found === undefined ? [] : typeof found === "number" ? [found] : [...found];
 }

@@ -1,6 +1,6 @@
 import type { Btf } from "./btf.js";
 import { BtfFormatError } from "./btf-format-error.js";
-import { sizeOf, skipQualifiers } from "./btf-query.js";
+import { BtfLookupError, sizeOf, skipQualifiers } from "./btf-query.js";
 import { btfKindKernelName, isCompositeKind, isEnumKind, type BtfKind, type BtfMember } from "./btf-types.js";
 import { NetbpfError } from "../sys/errors.js";
 
@@ -24,12 +24,16 @@ export type CoreRelocationKindNumber = (typeof CoreRelocationKind)[keyof typeof 
 
 const kindNames = ["byte_off", "byte_sz", "field_exists", "signed", "lshift_u64", "rshift_u64", "local_type_id", "target_type_id", "type_exists", "type_size", "enumval_exists", "enumval_value", "type_matches"];
 
-/** The immediate libbpf writes into a poisoned instruction (a call to helper 0xbad2310, "bad relo"). */
-export const corePoisonImmediate = 0xbad2310;
-
 /** Deepest access string libbpf accepts (BPF_CORE_SPEC_MAX_LEN). */
 const maximumSpecLength = 64;
 const maximumRecursion = 32;
+/** Type comparison steps one relocation may take; stops pathological (exponential) BTF. */
+const workLimit = 1_000_000;
+let workLeft = workLimit;
+
+function spend(): void {
+  if (--workLeft < 0) throw new CoreRelocationError(`comparing types took more than ${workLimit} steps`, "the BTF is malformed or pathological");
+}
 
 /** One CO-RE relocation record (struct bpf_core_relo), with the access string already read from the local BTF. */
 export interface CoreRelocation {
@@ -135,13 +139,9 @@ function resolveSize(btf: Btf, id: number): number | undefined {
   try {
     return sizeOf(btf, id);
   } catch (error) {
-    if (error instanceof BtfFormatError) return undefined;
+    if (error instanceof BtfFormatError || error instanceof BtfLookupError) return undefined;
     throw error;
   }
-}
-
-function memberBitfieldSize(member: BtfMember): number {
-  return member.bitfieldSize;
 }
 
 function describeType(btf: Btf, id: number): string {
@@ -239,6 +239,7 @@ function parseSpec(btf: Btf, relocation: CoreRelocation): Spec {
 /** Field compatibility for field relocations (libbpf's bpf_core_fields_are_compat). */
 function fieldsCompatible(local: Btf, localId: number, target: Btf, targetId: number): boolean {
   for (let depth = 0; depth < maximumRecursion; depth++) {
+    spend();
     const l = skip(local, localId);
     const t = skip(target, targetId);
     if (l === undefined || t === undefined) throw new CoreRelocationError("malformed type chain while comparing fields");
@@ -268,9 +269,15 @@ function fieldsCompatible(local: Btf, localId: number, target: Btf, targetId: nu
 }
 
 /** Type compatibility for type-based relocations (libbpf's bpf_core_types_are_compat). */
-export function coreTypesCompatible(local: Btf, localId: number, target: Btf, targetId: number, level = maximumRecursion): boolean {
+export function coreTypesCompatible(local: Btf, localId: number, target: Btf, targetId: number): boolean {
+  workLeft = workLimit;
+  return typesCompatible(local, localId, target, targetId, maximumRecursion);
+}
+
+function typesCompatible(local: Btf, localId: number, target: Btf, targetId: number, level: number): boolean {
   if (!kindsCompatible(local.kindOf(localId), target.kindOf(targetId))) return false;
   for (let depth = 0; depth < maximumRecursion; depth++) {
+    spend();
     const l = skip(local, localId);
     const t = skip(target, targetId);
     if (l === undefined || t === undefined) throw new CoreRelocationError("malformed type chain while comparing types");
@@ -295,7 +302,7 @@ export function coreTypesCompatible(local: Btf, localId: number, target: Btf, ta
         if (localType.parameters.length !== targetProto.parameters.length) return false;
         for (let index = 0; index < localType.parameters.length; index++) {
           if (level <= 0) throw new CoreRelocationError("function prototypes nest too deeply");
-          if (!coreTypesCompatible(local, skip(local, localType.parameters[index]!.type) ?? 0, target, skip(target, targetProto.parameters[index]!.type) ?? 0, level - 1)) return false;
+          if (!typesCompatible(local, skip(local, localType.parameters[index]!.type) ?? 0, target, skip(target, targetProto.parameters[index]!.type) ?? 0, level - 1)) return false;
         }
         localId = localType.returnType;
         targetId = targetProto.returnType;
@@ -322,9 +329,15 @@ function enumsMatch(local: Btf, localId: number, target: Btf, targetId: number):
 }
 
 /** Type "match" relation for TYPE_MATCHES (libbpf's __bpf_core_types_match). */
-export function coreTypesMatch(local: Btf, localId: number, target: Btf, targetId: number, behindPointer = false, level = maximumRecursion): boolean {
+export function coreTypesMatch(local: Btf, localId: number, target: Btf, targetId: number): boolean {
+  workLeft = workLimit;
+  return typesMatch(local, localId, target, targetId, false, maximumRecursion);
+}
+
+function typesMatch(local: Btf, localId: number, target: Btf, targetId: number, behindPointer: boolean, level: number): boolean {
   if (level <= 0) throw new CoreRelocationError("types nest too deeply while matching types");
   for (let depth = 0; depth < maximumRecursion; depth++) {
+    spend();
     const l = skip(local, localId);
     const t = skip(target, targetId);
     if (l === undefined || t === undefined) throw new CoreRelocationError("malformed type chain while matching types");
@@ -351,7 +364,7 @@ export function coreTypesMatch(local: Btf, localId: number, target: Btf, targetI
         const targetMembers = targetType.members;
         if (localType.members.length > targetMembers.length) return false;
         return localType.members.every((member) =>
-          targetMembers.some((candidate) => namesMatch(member.name, candidate.name) && coreTypesMatch(local, member.type, target, candidate.type, behindPointer, level - 1)),
+          targetMembers.some((candidate) => namesMatch(member.name, candidate.name) && typesMatch(local, member.type, target, candidate.type, behindPointer, level - 1)),
         );
       }
       case "int":
@@ -370,7 +383,7 @@ export function coreTypesMatch(local: Btf, localId: number, target: Btf, targetI
       case "functionProto": {
         if (targetType.kind !== "functionProto" || localType.parameters.length !== targetType.parameters.length) return false;
         for (let index = 0; index < localType.parameters.length; index++) {
-          if (!coreTypesMatch(local, localType.parameters[index]!.type, target, targetType.parameters[index]!.type, behindPointer, level - 1)) return false;
+          if (!typesMatch(local, localType.parameters[index]!.type, target, targetType.parameters[index]!.type, behindPointer, level - 1)) return false;
         }
         localId = localType.returnType;
         targetId = targetType.returnType;
@@ -391,6 +404,7 @@ function matchMember(local: Btf, localAccessor: Accessor, target: Btf, targetId:
   if (targetType.kind !== "struct" && targetType.kind !== "union") return { found: false, nextTargetId: 0 };
   const localMember = (local.type(localAccessor.typeId) as { members: BtfMember[] }).members[localAccessor.index]!;
   for (let index = 0; index < targetType.members.length; index++) {
+    spend();
     const member = targetType.members[index]!;
     if (spec.raw.length === maximumSpecLength) throw new CoreRelocationError(`struct/union nesting deeper than ${maximumSpecLength} in ${describeType(target, structId)}`);
     spec.bitOffset += member.bitOffset;
@@ -417,8 +431,8 @@ function matchSpec(localSpec: Spec, target: Btf, targetRootId: number): Spec | u
   const spec: Spec = { btf: target, rootTypeId: targetRootId, kind: localSpec.kind, raw: [], accessors: [], bitOffset: 0 };
   if (isTypeBased(localSpec.kind)) {
     const matched = localSpec.kind === CoreRelocationKind.typeMatches
-      ? coreTypesMatch(localSpec.btf, localSpec.rootTypeId, target, targetRootId)
-      : coreTypesCompatible(localSpec.btf, localSpec.rootTypeId, target, targetRootId);
+      ? typesMatch(localSpec.btf, localSpec.rootTypeId, target, targetRootId, false, maximumRecursion)
+      : typesCompatible(localSpec.btf, localSpec.rootTypeId, target, targetRootId, maximumRecursion);
     return matched ? spec : undefined;
   }
   const first = localSpec.accessors[0]!;
@@ -507,7 +521,7 @@ function calculateField(relocation: CoreRelocation, spec: Spec | undefined): Cal
   if (fieldTypeId === undefined) throw new CoreRelocationError("malformed field type chain");
   const fieldType = spec.btf.type(fieldTypeId);
   const bitOffset = spec.bitOffset;
-  let bitSize = memberBitfieldSize(member);
+  let bitSize = member.bitfieldSize;
   const bitfield = bitSize > 0;
   let byteSize: number;
   let byteOffset: number;
@@ -639,7 +653,10 @@ function essentialIndex(btf: Btf): Map<string, number[]> {
   return index;
 }
 
-/** Candidate target types for a local type: same essential name and a compatible kind (libbpf's candidate search). */
+/**
+ * Candidate target types for a local type: same essential name and a compatible kind
+ * (libbpf's candidate search). Targets are searched base first (vmlinux, then modules).
+ */
 export function findCoreCandidates(local: Btf, localTypeId: number, targets: Btf | readonly Btf[]): { btf: Btf; typeId: number }[] {
   const localName = local.nameOf(localTypeId);
   const localKind = local.kindOf(localTypeId);
@@ -654,8 +671,11 @@ export function findCoreCandidates(local: Btf, localTypeId: number, targets: Btf
     }
   };
   for (const target of Array.isArray(targets) ? targets : [targets as Btf]) visit(target);
+  // Like libbpf: the first (base-most, i.e. vmlinux) BTF wins if it has any candidate;
+  // only otherwise are the others (modules) searched, all together.
   const candidates: { btf: Btf; typeId: number }[] = [];
-  for (const btf of order) {
+  for (const [index, btf] of order.entries()) {
+    if (index === 1 && candidates.length > 0) break;
     for (const id of essentialIndex(btf).get(wanted) ?? []) {
       if (kindsCompatible(localKind, btf.kindOf(id))) candidates.push({ btf, typeId: id });
     }
@@ -670,6 +690,7 @@ export function findCoreCandidates(local: Btf, localTypeId: number, targets: Btf
  * that need a match); malformed or ambiguous relocations throw CoreRelocationError.
  */
 export function resolveCoreRelocation(local: Btf, relocation: CoreRelocation, targets: Btf | readonly Btf[]): CoreRelocationResult {
+  workLeft = workLimit;
   const localSpec = parseSpec(local, relocation);
   if (relocation.kind === CoreRelocationKind.typeIdLocal) {
     const id = BigInt(localSpec.rootTypeId);
@@ -703,72 +724,4 @@ export function resolveCoreRelocation(local: Btf, relocation: CoreRelocation, ta
     result.reason = `${coreRelocationKindName(relocation.kind)}: ${formatSpec(localSpec)} has no match in the target BTF (${tried})`;
   }
   return result;
-}
-
-/**
- * Patch instruction `index` of raw BPF bytecode with a resolved relocation (libbpf's
- * bpf_core_patch_insn): ALU immediates, load/store offsets (adjusting the access
- * size when allowed), 64-bit immediate loads; poisons when the result says so.
- */
-export function applyCoreRelocation(instructions: Uint8Array, index: number, result: CoreRelocationResult, options: { byteOrder?: "little" | "big" } = {}): void {
-  const littleEndian = (options.byteOrder ?? "little") === "little";
-  const view = new DataView(instructions.buffer, instructions.byteOffset, instructions.byteLength);
-  const at = index * 8;
-  if (index < 0 || at + 8 > instructions.byteLength) throw new CoreRelocationError(`instruction ${index} is outside the program (${instructions.byteLength / 8} instructions)`);
-  const code = instructions[at]!;
-  const isLoadImmediate64 = code === 0x18;
-  const poison = (position: number) => {
-    instructions[position] = 0x85;
-    instructions[position + 1] = 0;
-    view.setInt16(position + 2, 0, littleEndian);
-    view.setInt32(position + 4, corePoisonImmediate, littleEndian);
-  };
-  const poisonAll = () => {
-    if (isLoadImmediate64 && at + 16 <= instructions.byteLength) poison(at + 8);
-    poison(at);
-  };
-  if (result.poison) return poisonAll();
-  const instructionClass = code & 0x07;
-  const where = `instruction ${index} (${result.localSpec})`;
-  switch (instructionClass) {
-    case 0x04: case 0x07: {
-      if ((code & 0x08) !== 0) throw new CoreRelocationError(`${where}: ALU instruction has a register source, expected an immediate`);
-      const immediate = view.getInt32(at + 4, littleEndian);
-      if (result.validate && BigInt(immediate >>> 0) !== BigInt.asUintN(32, result.localValue)) {
-        throw new CoreRelocationError(`${where}: immediate ${immediate} is not the expected ${result.localValue}`);
-      }
-      view.setInt32(at + 4, Number(BigInt.asIntN(32, result.targetValue)), littleEndian);
-      return;
-    }
-    case 0x01: case 0x02: case 0x03: {
-      const offset = view.getInt16(at + 2, littleEndian);
-      if (result.validate && BigInt(offset) !== result.localValue) throw new CoreRelocationError(`${where}: offset ${offset} is not the expected ${result.localValue}`);
-      if (result.targetValue > 32767n) throw new CoreRelocationError(`${where}: offset ${result.targetValue} does not fit in 16 bits`);
-      if (result.failMemorySizeAdjust) return poisonAll();
-      view.setInt16(at + 2, Number(result.targetValue), littleEndian);
-      if (result.targetSize !== result.localSize) {
-        const sizes: Record<number, number> = { 0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8 };
-        const current = sizes[code & 0x18];
-        if (current !== result.localSize) throw new CoreRelocationError(`${where}: access size ${current} is not the expected ${result.localSize}`);
-        const encoded = { 4: 0x00, 2: 0x08, 1: 0x10, 8: 0x18 }[result.targetSize];
-        if (encoded === undefined) throw new CoreRelocationError(`${where}: field size ${result.targetSize} cannot be loaded in one instruction`);
-        instructions[at] = (code & ~0x18) | encoded;
-      }
-      return;
-    }
-    case 0x00: {
-      if (!isLoadImmediate64 || at + 16 > instructions.byteLength || instructions[at + 1]! & (littleEndian ? 0xf0 : 0x0f) || view.getInt16(at + 2, littleEndian) !== 0 ||
-        instructions[at + 8] !== 0 || instructions[at + 9] !== 0 || view.getInt16(at + 10, littleEndian) !== 0) {
-        throw new CoreRelocationError(`${where}: 64-bit immediate load has an unexpected form`);
-      }
-      const current = BigInt(view.getUint32(at + 4, littleEndian)) | (BigInt(view.getUint32(at + 12, littleEndian)) << 32n);
-      if (result.validate && current !== BigInt.asUintN(64, result.localValue)) throw new CoreRelocationError(`${where}: immediate ${current} is not the expected ${result.localValue}`);
-      const value = BigInt.asUintN(64, result.targetValue);
-      view.setUint32(at + 4, Number(value & 0xffffffffn), littleEndian);
-      view.setUint32(at + 12, Number(value >> 32n), littleEndian);
-      return;
-    }
-    default:
-      throw new CoreRelocationError(`${where}: cannot relocate instruction with opcode 0x${code.toString(16)}`);
-  }
 }

@@ -49,7 +49,9 @@ export function loadModuleBtf(module: string, base: Btf = loadKernelBtf()): Btf 
 
 function parseWithContext(bytes: Uint8Array, path: string, base?: Btf): Btf {
   try {
-    return Btf.parse(bytes, { base });
+    // The kernel checked its own BTF; the up-front reference check is skipped for speed
+    // (a malformed type would still be reported as BtfFormatError when it is decoded).
+    return Btf.parse(bytes, { base, validate: false });
   } catch (error) {
     if (error instanceof BtfFormatError) {
       throw new BtfFormatError(`${path}: ${error.message}`, { offset: error.offset, typeId: error.typeId }, "load kernel BTF");

@@ -1,6 +1,7 @@
 import { ProgramType, type AttachType } from "../sys/bpf-constants.js";
 import { getFdById, objectGet, objectPin, programLoad, programTestRun, type TestRunResult } from "../sys/bpf.js";
-import { NetbpfError, UsageError } from "../sys/errors.js";
+import { NetbpfError, SyscallError, UnsupportedFeatureError, UsageError, VerifierError } from "../sys/errors.js";
+import { libcClose } from "../sys/libc.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
 import { programInfo, type ProgramInfo } from "../sys/object-info.js";
 import { encode, type Instruction } from "../asm/instruction.js";
@@ -72,6 +73,16 @@ export interface RunOptions {
 
 export type { TestRunResult };
 
+/** Whether the kernel knows a program type at all: a trivial program of that type loads. */
+function programTypeExists(type: ProgramType): boolean {
+  try {
+    libcClose(programLoad({ programType: type, instructions: Buffer.from("b7000000000000009500000000000000", "hex"), license: "GPL" }).fd);
+    return true;
+  } catch (error) {
+    return !(error instanceof SyscallError && error.code === "EINVAL" && !(error instanceof VerifierError));
+  }
+}
+
 /** A loaded program. Owns its file descriptor. */
 export class Program {
   readonly fd: FileDescriptor;
@@ -106,23 +117,31 @@ export class Program {
       spec.fdArray.forEach((fd, i) => fdArray!.writeInt32LE(fd, i * 4));
     }
     const name = (spec.name ?? "").slice(0, 15);
-    const result = programLoad({
-      programType: spec.type,
-      instructions,
-      license: spec.license ?? "GPL",
-      name,
-      expectedAttachType: spec.expectedAttachType,
-      flags: spec.flags,
-      kernelVersion: spec.kernelVersion,
-      btfFd: spec.btf?.fd,
-      funcInfo: spec.btf?.funcInfo,
-      lineInfo: spec.btf?.lineInfo,
-      attachBtfId: spec.attachBtfId,
-      attachBtfObjectFd: spec.attachBtfObjectFd,
-      fdArray,
-      logLevel: options.logLevel,
-      logSize: options.logSize,
-    });
+    let result: ReturnType<typeof programLoad>;
+    try {
+      result = programLoad({
+        programType: spec.type,
+        instructions,
+        license: spec.license ?? "GPL",
+        name,
+        expectedAttachType: spec.expectedAttachType,
+        flags: spec.flags,
+        kernelVersion: spec.kernelVersion,
+        btfFd: spec.btf?.fd,
+        funcInfo: spec.btf?.funcInfo,
+        lineInfo: spec.btf?.lineInfo,
+        attachBtfId: spec.attachBtfId,
+        attachBtfObjectFd: spec.attachBtfObjectFd,
+        fdArray,
+        logLevel: options.logLevel,
+        logSize: options.logSize,
+      });
+    } catch (error) {
+      if (error instanceof SyscallError && !(error instanceof VerifierError) && error.code === "EINVAL" && !programTypeExists(spec.type)) {
+        throw new UnsupportedFeatureError("program load", `${ProgramType[spec.type] ?? `program type ${spec.type}`} programs`, "run `netbpf features` to see the program types this kernel has");
+      }
+      throw error;
+    }
     return new Program(result.fd, spec.type, name, result.log);
   }
 
@@ -164,6 +183,10 @@ export class Program {
    * duration per run in nanoseconds.
    */
   run(options: RunOptions = {}): TestRunResult {
+    // Raw tracepoint test runs take only a context: the kernel refuses a repeat count and output buffers.
+    if (this.type === ProgramType.RawTracepoint || this.type === ProgramType.RawTracepointWritable) {
+      return programTestRun({ programFd: this.fd.value, contextIn: options.context ?? null, repeat: options.repeat ?? 0, flags: options.flags, cpu: options.cpu });
+    }
     const dataOutSize = options.dataOutSize ?? (options.data ? options.data.length + 256 : 0);
     return programTestRun({
       programFd: this.fd.value,

@@ -159,11 +159,16 @@ export class PerfEventReader {
         mapUpdateElement(map.fd.value, key, value);
         perfEventEnable(fd);
       }
-      this.#readiness = (options.poller ?? Poller.shared()).watch(this.#rings.map((ring) => ring.fd.value));
+      this.#readiness = (options.poller ?? Poller.shared()).watch(this.#rings.map((ring) => ring.fd.value), () => this.#hasData());
     } catch (error) {
       this.#release();
       throw error;
     }
+  }
+
+  #hasData(): boolean {
+    for (const ring of this.#rings) if (Atomics.load(ring.head, 0) !== ring.tail[0]) return true;
+    return false;
   }
 
   /** Samples delivered so far. */
@@ -212,6 +217,15 @@ export class PerfEventReader {
       this.#consuming = false;
     }
     return delivered;
+  }
+
+  /**
+   * Resolves when a CPU's ring has woken the reader (per wakeupEvents or
+   * wakeupBytes; wakeups can be spurious). Rejects with the signal's reason on abort.
+   */
+  async wait(signal?: AbortSignal): Promise<void> {
+    this.#checkOpen("wait for perf buffer");
+    await this.#readiness.wait(signal);
   }
 
   /**

@@ -75,6 +75,7 @@ export class RingBufferReader {
   #consumerHigh: number;
   readonly #headers: Uint32Array;
   readonly #data: Buffer;
+  readonly #view: DataView;
   readonly #dataStart: number;
   readonly #readiness: Readiness;
   readonly #lostCounter: { map: LostCounterSource; key: Buffer; value: Buffer; perCpu: boolean } | undefined;
@@ -87,6 +88,7 @@ export class RingBufferReader {
     if (map.type !== MapType.Ringbuf) {
       throw new UsageError("open ring buffer reader", `the map is a ${MapType[map.type] ?? map.type} map, not a Ringbuf map`, "for a PerfEventArray use PerfEventReader");
     }
+    if (options.lostCounter) this.#lostCounter = lostCounterOf(options.lostCounter.map, options.lostCounter.key ?? 0);
     const page = pageSize();
     const fd = map.fd.value;
     this.size = map.maxEntries;
@@ -106,8 +108,8 @@ export class RingBufferReader {
     this.#consumerHigh = Number(consumer >> 32n);
     this.#headers = new Uint32Array(this.#producerMapping.memory);
     this.#data = Buffer.from(this.#producerMapping.memory);
+    this.#view = new DataView(this.#producerMapping.memory);
     this.#dataStart = page;
-    if (options.lostCounter) this.#lostCounter = lostCounterOf(options.lostCounter.map, options.lostCounter.key ?? 0);
     try {
       this.#readiness = (options.poller ?? Poller.shared()).watch([fd]);
     } catch (error) {
@@ -153,14 +155,17 @@ export class RingBufferReader {
 
   /**
    * The fastest way to read: like readAvailable, but without creating a
-   * Buffer per record. `callback` gets the whole mapped ring (read-only) and
-   * where the record lies in it; read it there, during the callback only.
+   * Buffer per record. `callback` gets the whole mapped ring (read-only),
+   * where the record lies in it, and a DataView over the same memory
+   * (`view.getUint32(offset, true)` is much faster than Buffer's readUInt32LE).
+   * Read the record there, during the callback only.
    */
-  readAvailableInPlace(callback: (ring: Buffer, offset: number, length: number) => void, maximumRecords = Number.POSITIVE_INFINITY): number {
+  readAvailableInPlace(callback: (ring: Buffer, offset: number, length: number, view: DataView) => void, maximumRecords = Number.POSITIVE_INFINITY): number {
     this.#checkOpen("read ring buffer");
     if (this.#consuming) throw new UsageError("read ring buffer", "records() is iterating this reader", "a ring buffer has one consumer at a time");
     this.#consuming = true;
     const data = this.#data;
+    const view = this.#view;
     const headers = this.#headers;
     const mask = this.#mask;
     const start = this.#dataStart;
@@ -178,7 +183,7 @@ export class RingBufferReader {
           const total = (length + headerSize + 7) & ~7;
           if (!(header & discardBit)) {
             delivered++;
-            callback(data, start + offset + headerSize, length);
+            callback(data, start + offset + headerSize, length, view);
             if (this.#closed) return delivered;
           }
           advanced += total;

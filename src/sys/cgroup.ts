@@ -2,21 +2,10 @@
 import { readFileSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { NetbpfError, UsageError } from "./errors.js";
+import { cgroup2Path } from "./mounts.js";
 
 /** The cgroup v2 mount point, from /proc/mounts (it is not always /sys/fs/cgroup). */
-export function cgroup2Mount(): string {
-  let mounts: string;
-  try {
-    mounts = readFileSync("/proc/mounts", "utf8");
-  } catch (error) {
-    throw new NetbpfError("find cgroup v2", `cannot read /proc/mounts: ${(error as Error).message}`);
-  }
-  for (const line of mounts.split("\n")) {
-    const fields = line.split(" ");
-    if (fields[2] === "cgroup2" && fields[1]) return fields[1].replace(/\\040/g, " ");
-  }
-  throw new NetbpfError("find cgroup v2", "no cgroup2 file system is mounted", "mount one with `mount -t cgroup2 none /sys/fs/cgroup/unified`");
-}
+export const cgroup2Mount = cgroup2Path;
 
 /**
  * A cgroup directory: an absolute path is used as it is; a relative one is

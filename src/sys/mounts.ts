@@ -3,9 +3,10 @@
  * netbpf needs: bpffs for pins, tracefs for tracepoint ids, cgroup v2 for
  * cgroup hooks. Always read /proc/mounts; never assume a path.
  */
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { NetbpfError } from "./errors.js";
+import { errnoName, NetbpfError } from "./errors.js";
+import { lastErrno } from "./libc.js";
+import { libcMount } from "./socket.js";
 
 export interface MountEntry {
   source: string;
@@ -29,12 +30,13 @@ function findMount(type: string): string | undefined {
 }
 
 function mountAt(type: string, target: string, operation: string): string {
-  try {
-    if (!existsSync(target)) mkdirSync(target, { recursive: true });
-    execFileSync("mount", ["-t", type, type === "bpf" ? "bpf" : "nodev", target], { stdio: "pipe" });
-  } catch (error) {
-    throw new NetbpfError(operation, `${type} is not mounted and mounting it at ${target} failed`,
-      `mount it yourself: mount -t ${type} ${type === "bpf" ? "bpf" : "nodev"} ${target} (needs root)`, { cause: error });
+  const source = type === "bpf" ? "bpf" : "nodev";
+  if (!existsSync(target)) mkdirSync(target, { recursive: true });
+  // EBUSY: mounted meanwhile (by another process) — fine.
+  const errno = libcMount(source, target, type, 0, null) === 0 ? 0 : lastErrno();
+  if (errno !== 0 && errno !== 16) {
+    throw new NetbpfError(operation, `${type} is not mounted and mounting it at ${target} failed with ${errnoName(errno)}`,
+      `mount it yourself: mount -t ${type} ${source} ${target} (needs root)`);
   }
   return target;
 }

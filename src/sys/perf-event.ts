@@ -1,15 +1,10 @@
 /** perf_event_open(2), its attribute struct, its ioctls, and tracefs tracepoint ids. */
-import koffi from "koffi";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { NetbpfError, SyscallError, UsageError } from "./errors.js";
-import { check, lastErrno, libcIoctl, syscallNumber } from "./libc.js";
-import { libcMount } from "./socket.js";
+import { check, lastErrno, libcIoctl, libcSyscallPointer, syscallNumber } from "./libc.js";
+import { tracefsPath } from "./mounts.js";
 
-const libc = koffi.load("libc.so.6");
-const perfEventOpenSyscall = libc.func("long syscall(long nr, void *attr, int pid, int cpu, int group, unsigned long flags)") as (
-  nr: number, attr: Buffer, pid: number, cpu: number, group: number, flags: number,
-) => number;
 
 export const PerfType = { Hardware: 0, Software: 1, Tracepoint: 2, HardwareCache: 3, Raw: 4, Breakpoint: 5 } as const;
 export const PerfSoftwareEvent = { CpuClock: 0, TaskClock: 1, PageFaults: 2, ContextSwitches: 3, CpuMigrations: 4, Dummy: 9, BpfOutput: 10 } as const;
@@ -64,19 +59,21 @@ export interface PerfEventOpenOptions {
   cpu?: number;
   groupFd?: number;
   operation?: string;
+  /** Hint for a failure with this errno code, overriding the defaults. */
+  hint?: (code: string) => string | undefined;
 }
 
 /** perf_event_open(2): returns the new event's file descriptor (close-on-exec). */
 export function perfEventOpen(attributes: PerfEventAttributes, options: PerfEventOpenOptions = {}): number {
   const attr = perfEventAttribute(attributes);
   const operation = options.operation ?? "perf_event_open";
-  const fd = perfEventOpenSyscall(syscallNumber.perfEventOpen, attr, options.pid ?? -1, options.cpu ?? 0, options.groupFd ?? -1, perfFlagCloseOnExec);
+  const fd = libcSyscallPointer(syscallNumber.perfEventOpen, attr, options.pid ?? -1, options.cpu ?? 0, options.groupFd ?? -1, perfFlagCloseOnExec);
   if (fd < 0) {
     const errno = lastErrno();
     const code = new SyscallError(operation, errno).code;
-    const hint = code === "EACCES" || code === "EPERM"
+    const hint = options.hint?.(code) ?? (code === "EACCES" || code === "EPERM"
       ? "run as root, or grant CAP_PERFMON (or lower /proc/sys/kernel/perf_event_paranoid)"
-      : code === "ENOENT" || code === "ENODEV" ? "this kernel has no such perf event" : code === "ENOSYS" ? "this kernel has no perf events (CONFIG_PERF_EVENTS)" : undefined;
+      : code === "ENOENT" || code === "ENODEV" ? "this kernel has no such perf event" : code === "ENOSYS" ? "this kernel has no perf events (CONFIG_PERF_EVENTS)" : undefined);
     throw new SyscallError(operation, errno, hint);
   }
   return fd;
@@ -95,29 +92,7 @@ export function perfEventSetBpf(fd: number, programFd: number): void {
   check("attach program to perf event", libcIoctl(fd, PerfIoctl.SetBpf, programFd));
 }
 
-/** Where tracefs is mounted; mounts it at /sys/kernel/tracing when it is nowhere. */
-export function tracefsPath(): string {
-  let mounts = "";
-  try {
-    mounts = readFileSync("/proc/mounts", "utf8");
-  } catch {
-    // No /proc: fall through to the usual places.
-  }
-  const lines = mounts.split("\n").map((line) => line.split(" "));
-  const tracefs = lines.find((f) => f[2] === "tracefs");
-  if (tracefs?.[1]) return tracefs[1];
-  const debugfs = lines.find((f) => f[2] === "debugfs");
-  if (debugfs?.[1] && existsSync(join(debugfs[1], "tracing", "events"))) return join(debugfs[1], "tracing");
-  const standard = "/sys/kernel/tracing";
-  if (existsSync(join(standard, "events"))) return standard;
-  if (libcMount("nodev", standard, "tracefs", 0, null) !== 0) {
-    const errno = lastErrno();
-    if (errno !== 16) {
-      throw new SyscallError("mount tracefs", errno, `tracepoints need tracefs; mount it with \`mount -t tracefs nodev ${standard}\``);
-    }
-  }
-  return standard;
-}
+export { tracefsPath };
 
 /** The id perf_event_open needs for tracepoint `category:name`, read from tracefs. */
 export function tracepointId(category: string, name: string): number {

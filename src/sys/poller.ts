@@ -43,15 +43,17 @@ export class Readiness {
   readonly #poller: Poller;
   readonly #token: number;
   readonly #fds: number[];
+  readonly #hasData: (() => boolean) | undefined;
   #registered = false;
   #waiter: Waiter | undefined;
   #closed = false;
 
   /** @internal created by Poller.watch() */
-  constructor(poller: Poller, token: number, fds: number[]) {
+  constructor(poller: Poller, token: number, fds: number[], hasData?: () => boolean) {
     this.#poller = poller;
     this.#token = token;
     this.#fds = fds;
+    this.#hasData = hasData;
   }
 
   get waiting(): boolean {
@@ -80,6 +82,12 @@ export class Readiness {
       };
       try {
         this.#arm();
+        // Arming polls the fd; for perf events that poll consumes the readiness,
+        // so data that arrived just before must be looked for directly.
+        if (this.#hasData?.()) {
+          resolve();
+          return;
+        }
       } catch (error) {
         reject(error);
         return;
@@ -178,12 +186,18 @@ export class Poller {
     return this.#waiting;
   }
 
-  /** Watches `fds` for readability. */
-  watch(fds: readonly number[]): Readiness {
+  /**
+   * Watches `fds` for readability. `hasData`, when given, is asked after
+   * every arming: a wait resolves at once when it returns true. Give it for
+   * fds whose poll is edge-like (perf events clear their readiness when
+   * polled); ring buffer maps report readiness from their positions and
+   * need none.
+   */
+  watch(fds: readonly number[], hasData?: () => boolean): Readiness {
     if (this.#closed) throw new NetbpfError("watch file descriptors", "the poller is closed");
     if (fds.length === 0) throw new UsageError("watch file descriptors", "no file descriptors given");
     const token = this.#nextToken++;
-    const readiness = new Readiness(this, token, [...fds]);
+    const readiness = new Readiness(this, token, [...fds], hasData);
     this.#watches.set(token, readiness);
     return readiness;
   }

@@ -13,11 +13,19 @@ export interface ConformanceFile {
   error?: string;
 }
 
-/** Finds shared/conformance/bpf_conformance in an ancestor of this repository (CI puts shared/ beside the clone). */
+/**
+ * The bpf_conformance data: NETBPF_CONFORMANCE_DIR, else the copy committed in
+ * test/fixtures/bpf_conformance, else shared/conformance/bpf_conformance in an ancestor.
+ */
 export function findConformanceDirectory(): string | undefined {
   const fromEnvironment = process.env.NETBPF_CONFORMANCE_DIR;
   if (fromEnvironment && existsSync(fromEnvironment)) return fromEnvironment;
   let directory = dirname(fileURLToPath(import.meta.url));
+  for (let up = directory; ; up = resolve(up, "..")) {
+    const committed = join(up, "test", "fixtures", "bpf_conformance");
+    if (existsSync(join(committed, "tests"))) return committed;
+    if (resolve(up, "..") === up) break;
+  }
   for (;;) {
     const candidate = join(directory, "shared", "conformance", "bpf_conformance");
     if (existsSync(join(candidate, "tests"))) return candidate;

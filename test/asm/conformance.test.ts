@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { assembleText } from "../../src/asm/text-assembler.js";
+import { assembleLlvm } from "../../src/asm/llvm-assembler.js";
+import { disassemble } from "../../src/asm/disassembler.js";
 import { decode, encode, type Instruction } from "../../src/asm/instruction.js";
 import { ExecutionError, Interpreter, type HelperContext } from "../../src/asm/interpreter.js";
 import { NetbpfError } from "../../src/sys/errors.js";
@@ -60,7 +62,7 @@ test("bpf_conformance: every positive test gives the expected r0", (t) => {
   assert.deepEqual(failures, []);
 });
 
-test("bpf_conformance: every program survives encode → decode, and matches its raw section", (t) => {
+test("bpf_conformance: every program survives encode → decode and disassemble → assembleLlvm, and matches its raw section", (t) => {
   if (skipWithoutSuite(t)) return;
   const names = readdirSync(join(directory!, "tests")).filter((name) => name.endsWith(".data"));
   let compared = 0;
@@ -71,6 +73,10 @@ test("bpf_conformance: every program survives encode → decode, and matches its
     assert.equal(bytes.length % 8, 0, name);
     assert.deepEqual(decode(bytes), program, name);
     assert.deepEqual(encode(decode(bytes)), bytes, name);
+    // through llvm-objdump syntax and back (helper, local and kfunc calls print alike)
+    const viaLlvm = assembleLlvm(disassemble(program, { alu32: true }));
+    const callsAsHelperCalls = program.map((instruction) => (instruction.opcode === 0x85 ? { ...instruction, src: 0 } : instruction));
+    assert.deepEqual(viaLlvm, callsAsHelperCalls, `${name}: via LLVM syntax`);
     if (file.raw !== undefined && file.asm !== undefined) {
       assert.deepEqual(bytes, Buffer.from(file.raw), `${name}: assembled bytes differ from the raw section`);
       compared++;

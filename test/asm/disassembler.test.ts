@@ -22,12 +22,12 @@ const modes: { suffix: string; options: DisassemblyOptions }[] = [
 /**
  * Lines where we knowingly print something else than llvm-objdump 19:
  * - without +alu32 it cannot print 32-bit or/and/xor atomics and 32-bit fetching atomics (`<unknown>`, or a fetch-add shown as a plain add);
- * - it drops the immediate of a legacy indirect packet load and the offset of a pseudo map-value load.
+ * - it drops the immediate of a legacy indirect packet load and the second-slot immediate of a pseudo 64-bit load.
  */
 function knownDifference(instruction: Instruction, suffix: string): boolean {
   if (suffix !== "alu32" && instruction.opcode === 0xc3) return true;
   if ((instruction.opcode & 0xe7) === 0x40 && instruction.imm !== 0) return true;
-  if (instruction.opcode === 0x18 && (instruction.src === 2 || instruction.src === 6) && (instruction.imm64 ?? 0n) >> 32n !== 0n) return true;
+  if (instruction.opcode === 0x18 && instruction.src !== 0 && (instruction.imm64 ?? 0n) >> 32n !== 0n) return true;
   return false;
 }
 

@@ -1,6 +1,6 @@
 /**
  * Just enough ELF64 reading for the disassembler tests: executable sections
- * and the function symbols in them. (The real ELF reader lives in src/elf.)
+ * and the function symbols in them (a full reader belongs to the elf layer).
  */
 export interface ExecutableSection {
   name: string;

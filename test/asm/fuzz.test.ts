@@ -6,9 +6,12 @@ import { decode, encode, validateInstructions } from "../../src/asm/instruction.
 import { disassemble } from "../../src/asm/disassembler.js";
 import { ExecutionError, Interpreter } from "../../src/asm/interpreter.js";
 import { assembleText } from "../../src/asm/text-assembler.js";
+import { assembleLlvm } from "../../src/asm/llvm-assembler.js";
+import { dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { UsageError } from "../../src/sys/errors.js";
 import { findConformanceDirectory, parseConformanceFile } from "./conformance-file.js";
-import { seededRandom } from "./seeded-random.js";
+import { seededRandom } from "../support/seeded-random.js";
 
 /** Only our typed errors may escape; anything else (TypeError, RangeError…) fails the test. */
 function expectCleanFailure(error: unknown, allowed: (new (...args: never[]) => Error)[], context: string): void {
@@ -93,6 +96,32 @@ test("mutated conformance sources assemble or fail with a UsageError (seeded)", 
       assert.deepEqual(decode(encode(instructions)), instructions);
     } catch (error) {
       expectCleanFailure(error, [UsageError], `round ${round}`);
+    }
+  }
+});
+
+test("mutated llvm-objdump listings assemble or fail with a UsageError (seeded)", () => {
+  const fixtures = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "test", "fixtures", "asm");
+  const lines = readdirSync(fixtures)
+    .filter((name) => name.endsWith(".txt"))
+    .flatMap((name) => readFileSync(join(fixtures, name), "utf8").split("\n"));
+  const random = seededRandom(7);
+  const alphabet = "rw0123456789x*()[]+-=<>&|^%s:; \tlgotifcalexuskb";
+  for (let round = 0; round < 20000; round++) {
+    const characters = [...lines[Math.floor(random() * lines.length)]!];
+    const edits = 1 + Math.floor(random() * 3);
+    for (let e = 0; e < edits; e++) {
+      const at = Math.floor(random() * (characters.length + 1));
+      const kind = random();
+      if (kind < 0.33) characters.splice(at, 1);
+      else if (kind < 0.66) characters.splice(at, 0, alphabet[Math.floor(random() * alphabet.length)]!);
+      else characters[at] = alphabet[Math.floor(random() * alphabet.length)]!;
+    }
+    try {
+      const instructions = assembleLlvm(characters.join(""));
+      assert.deepEqual(decode(encode(instructions)), instructions);
+    } catch (error) {
+      expectCleanFailure(error, [UsageError], `round ${round}: ${JSON.stringify(characters.join(""))}`);
     }
   }
 });

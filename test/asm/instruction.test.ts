@@ -93,3 +93,12 @@ test("validation checks jump targets, counting lddw slots", () => {
   assert.throws(() => validateInstructions([makeInstruction(0x85, 0, 1, 0, 5), exit]), /outside the program/);
   validateInstructions([makeInstruction(0x06, 0, 0, 0, 0), exit]);
 });
+
+test("encode refuses fields that do not fit instead of truncating", () => {
+  const exit = makeInstruction(0x95, 0, 0, 0, 0);
+  assert.throws(() => encode([exit, { opcode: 0xb7, dst: 0, src: 0, offset: 70000, imm: 0 }]), (error: unknown) => error instanceof UsageError && /instruction 1: offset 70000/.test(error.message));
+  assert.throws(() => encode([{ opcode: 0xb7, dst: 0, src: 0, offset: 0, imm: 1.5 }]), /imm 1.5/);
+  assert.throws(() => encode([{ opcode: 0x18, dst: 0, src: 0, offset: 0, imm: 0, imm64: 1n << 64n }]), /imm64/);
+  // a negative imm64 is taken modulo 2^64, like makeWideInstruction does
+  assert.deepEqual(decode(encode([{ opcode: 0x18, dst: 0, src: 0, offset: 0, imm: -1, imm64: -1n }]))[0]!.imm64, 0xffff_ffff_ffff_ffffn);
+});

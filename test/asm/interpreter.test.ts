@@ -4,7 +4,7 @@ import { Assembler, R0, R1, R2, R3, R6, R10 } from "../../src/asm/assembler.js";
 import { encode, makeInstruction, type Instruction } from "../../src/asm/instruction.js";
 import { ExecutionError, Interpreter, runProgram } from "../../src/asm/interpreter.js";
 import { UsageError } from "../../src/sys/errors.js";
-import { seededRandom } from "./seeded-random.js";
+import { seededRandom } from "../support/seeded-random.js";
 import { randomCase } from "./reference-semantics.js";
 import { disassembleInstruction } from "../../src/asm/disassembler.js";
 
@@ -37,6 +37,10 @@ test("out-of-bounds accesses are errors that name the instruction", () => {
   assert.throws(() => runProgram(below, new Uint8Array(5)), /not in any memory region/);
   const stackOverflow = new Assembler().store("u64", R10, 0, R1).exit().finish().instructions;
   assert.throws(() => runProgram(stackOverflow), /beyond the end of the stack/);
+  const stackUnderflow = new Assembler().load("u8", R0, R10, -513).exit().finish().instructions;
+  assert.throws(() => runProgram(stackUnderflow), /stack access at r10-513 is below the current 512-byte frame/);
+  const deepest = new Assembler().load("u8", R0, R10, -512).exit().finish().instructions;
+  assert.equal(runProgram(deepest).returnValue, 0n);
   const wild = new Assembler().loadImmediate64(R1, 0xdead_0000_0000n).load("u8", R0, R1, 0).exit().finish().instructions;
   assert.throws(() => runProgram(wild), (error: unknown) => error instanceof ExecutionError && error.instructionIndex === 1 && error.slot === 2);
 });
@@ -126,6 +130,14 @@ test("local calls get their own stack frame and keep r6-r9", () => {
     .exit();
   const { instructions } = main.append(triple).finish();
   assert.equal(runProgram(instructions).returnValue, 21n + 11n + 1000n);
+  const callerStack = new Assembler()
+    .store("u64", R10, -8, 77)
+    .mov64(R1, R10).add64(R1, -8)
+    .callLocal("read")
+    .exit()
+    .label("read").load("u64", R0, R1, 0).exit()
+    .finish().instructions;
+  assert.equal(runProgram(callerStack).returnValue, 77n, "a callee may read its caller's stack through a pointer");
   const recursive = new Assembler().label("f").callLocal("f").exit().finish().instructions;
   assert.throws(() => runProgram(recursive), (error: unknown) => error instanceof ExecutionError && error.failure === "call-depth");
 });
@@ -199,4 +211,12 @@ test("initial registers can be given per run", () => {
   const interpreter = new Interpreter(program);
   assert.equal(interpreter.run(undefined, { registers: { 1: 40, 2: 2n } }).returnValue, 42n);
   assert.equal(interpreter.run(undefined, { registers: { 1: -1 } }).returnValue, 0xffff_ffff_ffff_ffffn);
+});
+
+test("bad arguments are UsageErrors", () => {
+  const program = new Assembler().return(0).finish().instructions;
+  assert.throws(() => new Interpreter("exit" as unknown as Instruction[]), UsageError);
+  assert.throws(() => new Interpreter(program).run([1, 2] as unknown as Uint8Array), /memory must be a Uint8Array/);
+  assert.throws(() => new Interpreter(program).run(undefined, { registers: { 7: 1 } as never }), /r7 cannot be set/);
+  assert.throws(() => new Interpreter(program).run(undefined, { registers: { 1: 1.5 } }), /must be an integer/);
 });

@@ -6,8 +6,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { Btf } from "../../src/btf/btf.js";
 import { BtfBuilder } from "../../src/btf/btf-builder.js";
-import { BtfFormatError } from "../../src/btf/btf-format-error.js";
-import { findEnumValue } from "../../src/btf/btf-query.js";
+import { BtfLookupError, findEnumValue } from "../../src/btf/btf-query.js";
+import { UsageError } from "../../src/sys/errors.js";
 import { kernelBtfPath, loadKernelBtf } from "../../src/btf/kernel-btf.js";
 import { skipUnlessKernel } from "../support/kernel.js";
 import { bpftoolAvailable, bpftoolRawDump, fixtureDirectory, type RawType } from "./support/bpftool-raw.js";
@@ -76,10 +76,10 @@ test("field offsets in kernel BTF agree with bpftool", (t) => {
   assert.equal(found.bitOffset, Number(bitfield.entry.fields.bits_offset));
   assert.throws(() => btf.fieldOffset(bitfield.type.name, bitfield.entry.name), /is a bitfield/);
 
-  assert.throws(() => btf.fieldOffset("sk_buff", "no_such_field"), (error: unknown) => error instanceof BtfFormatError && /STRUCT 'sk_buff' \[\d+\] has no member "no_such_field"/.test(error.message));
+  assert.throws(() => btf.fieldOffset("sk_buff", "no_such_field"), (error: unknown) => error instanceof BtfLookupError && /STRUCT 'sk_buff' \[\d+\] has no member "no_such_field"/.test(error.message));
   assert.throws(() => btf.fieldOffset("sk_buff", "cb[9999]"), /out of bounds/);
   assert.throws(() => btf.fieldOffset("sk_buff", "len[1]"), /is not an array/);
-  assert.throws(() => btf.fieldOffset("sk_buff", "len..x"), /cannot parse field path/);
+  assert.throws(() => btf.fieldOffset("sk_buff", "len..x"), (error: unknown) => error instanceof UsageError && /cannot parse field path/.test(error.message));
   assert.throws(() => btf.fieldOffset("no_such_struct_xyz.len"), /no type named "no_such_struct_xyz"/);
 });
 

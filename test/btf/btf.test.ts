@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { Btf } from "../../src/btf/btf.js";
 import { BtfBuilder } from "../../src/btf/btf-builder.js";
 import { BtfFormatError } from "../../src/btf/btf-format-error.js";
+import { BtfLookupError } from "../../src/btf/btf-query.js";
 import { NetbpfError } from "../../src/sys/errors.js";
 import { skipUnlessKernel } from "../support/kernel.js";
 import { bpftoolAvailable, bpftoolRawDump, fixtureDirectory } from "./support/bpftool-raw.js";
@@ -35,7 +38,14 @@ test("kind, name and lookups by name and kind", () => {
   assert.equal(btf.nameOf(skb), "sk_buff");
   assert.deepEqual(btf.findByName("sk_buff", "union"), []);
   assert.deepEqual(btf.findByName("no_such_type"), []);
-  assert.throws(() => btf.findType("no_such_type", "struct"), (error: unknown) => error instanceof BtfFormatError && /no STRUCT named "no_such_type"/.test(error.message));
+  // the same answers before and after the full name index exists
+  const fresh = Btf.parse(fixture("core-sample.btf"));
+  const names = ["sk_buff", "int", "__u32", "bits", "task_struct___flavor", "nope", "sk_buf", "k_buff"];
+  const before = names.map((name) => fresh.findByName(name));
+  fresh.names();
+  assert.deepEqual(names.map((name) => fresh.findByName(name)), before);
+  assert.deepEqual(before.slice(5), [[], [], []]);
+  assert.throws(() => btf.findType("no_such_type", "struct"), (error: unknown) => error instanceof BtfLookupError && error instanceof NetbpfError && /no STRUCT named "no_such_type"/.test(error.message));
   assert.equal(btf.type(0).kind, "void");
   assert.throws(() => btf.type(btf.typeCount), BtfFormatError);
   assert.match(btf.describe(skb), /^STRUCT 'sk_buff' \[\d+\]$/);
@@ -57,6 +67,39 @@ test("split BTF: ids and strings continue after the base", () => {
   assert.deepEqual(split.findByName("int", "int"), [int]);
   assert.equal(split.fieldOffset("module_struct", "len"), 4);
   assert.throws(() => Btf.parse(builder.encode()), BtfFormatError, "split BTF without its base refers to missing types");
+  // names shared with the base point into the base's strings; lookups find them either way
+  const shared = builder.add({ kind: "typedef", name: "sk_buff", type: structId });
+  const withShared = builder.build();
+  assert.ok(new DataView(builder.encode().buffer).getUint32(20, true) < "\0module_struct\0".length + 1, "no own copy of base strings");
+  assert.deepEqual(withShared.findByName("sk_buff"), [base.findType("sk_buff"), shared]);
+  assert.deepEqual(withShared.findByName("sk_buff", "typedef"), [shared]);
+  assert.equal(withShared.nameOf(shared), "sk_buff");
+  assert.equal(withShared.findString("module_struct"), base.stringsLength);
+  assert.equal(withShared.findString("sk_buff"), base.findString("sk_buff"));
+  assert.equal(withShared.findString("not there"), undefined);
+});
+
+test("split BTF decodes as bpftool prints it with --base-btf", (t) => {
+  if (skipUnlessKernel(t, bpftoolAvailable(), "bpftool is not installed")) return;
+  const base = Btf.parse(fixture("core-sample.btf"));
+  const builder = new BtfBuilder({ base });
+  const int = base.findType("int", "int");
+  const skb = base.findType("sk_buff", "struct");
+  const pointer = builder.add({ kind: "pointer", name: "", type: skb });
+  builder.add({ kind: "struct", name: "module_state", size: 16, kindFlag: true, members: [{ name: "skb", type: pointer, bitOffset: 0, bitfieldSize: 0 }, { name: "flag", type: int, bitOffset: 64, bitfieldSize: 1 }] });
+  builder.add({ kind: "typedef", name: "sk_buff_t", type: skb });
+  const directory = mkdtempSync(join(tmpdir(), "netbpf-btf-"));
+  try {
+    const path = join(directory, "split.btf");
+    writeFileSync(path, builder.encode());
+    const split = Btf.parse(readFileSync(path), { base });
+    const raw = bpftoolRawDump(path, fixtureDirectory + "core-sample.btf");
+    const own = [...raw.values()].filter((type) => type.id >= split.firstTypeId);
+    assert.equal(own.length, 3);
+    for (const type of raw.values()) assertMatchesRaw(split, type);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
 });
 
 function header(overrides: Partial<Record<"magic" | "version" | "headerLength" | "typeOffset" | "typeLength" | "stringOffset" | "stringLength", number>>, body: Uint8Array): Uint8Array {
@@ -114,6 +157,7 @@ test("bad type records: unknown kind, overrun, bad references, string offsets, l
   assert.throws(() => Btf.parse(blob([99, info(2), 0])), /string offset 99 is outside the string section.*type \[1\]/);
   assert.throws(() => Btf.parse(blob([0, info(1), 3, 32])), /INT size 3/);
   assert.throws(() => Btf.parse(blob([0, info(1), 4, 40])), /INT bits 40/);
+  assert.throws(() => Btf.parse(blob([0, info(13), 0, 1, info(12, 3), 1])), /FUNC linkage 3 is not 0, 1 or 2 \(at type \[2\]/);
   // typedef 1 -> const 2 -> typedef 1: a loop is reported when the chain is followed.
   const loop = Btf.parse(blob([1, info(8), 2, 0, info(10), 1]));
   assert.throws(() => loop.resolve(1), /chain starting at TYPEDEF 'a' \[1\] is longer than 256 \(a loop\?\)/);

@@ -6,14 +6,13 @@ import { BtfBuilder } from "../../src/btf/btf-builder.js";
 import { parseBtfExt, type BtfExtCoreRelocation } from "../../src/btf/btf-ext.js";
 import type { BtfEncodableType } from "../../src/btf/btf-types.js";
 import {
-  applyCoreRelocation,
-  corePoisonImmediate,
   CoreRelocationError,
   CoreRelocationKind,
   essentialName,
   resolveCoreRelocation,
   type CoreRelocationResult,
 } from "../../src/btf/core-relocation.js";
+import { applyCoreRelocation, corePoisonImmediate } from "../../src/btf/apply-core-relocation.js";
 import { kernelBtfPath, loadKernelBtf } from "../../src/btf/kernel-btf.js";
 import { skipUnlessKernel } from "../support/kernel.js";
 import { bpftoolAvailable, bpftoolRawDump, fixtureDirectory, type RawType } from "./support/bpftool-raw.js";
@@ -206,6 +205,24 @@ test("flavors: essential names, ambiguity between candidates", () => {
   const pointer = incompatible.add({ kind: "pointer", name: "", type: 1 });
   incompatible.add({ kind: "struct", name: "task_struct", size: 8, kindFlag: false, members: [{ name: "tgid", type: pointer, bitOffset: 0, bitfieldSize: 0 }] });
   assert.equal(resolveCoreRelocation(local, record, incompatible.build()).poison, true);
+});
+
+test("candidates in vmlinux win over module candidates, as in libbpf", () => {
+  const int = { kind: "int", name: "int", size: 4, signed: true, char: false, bool: false, bitOffset: 0, bits: 32 } as const;
+  const kernel = new BtfBuilder();
+  const kernelInt = kernel.add(int);
+  kernel.add({ kind: "struct", name: "task_struct", size: 8, kindFlag: false, members: [{ name: "tgid", type: kernelInt, bitOffset: 32, bitfieldSize: 0 }] });
+  const vmlinux = kernel.build();
+  const module = new BtfBuilder({ base: vmlinux });
+  module.add({ kind: "struct", name: "task_struct", size: 8, kindFlag: false, members: [{ name: "tgid", type: kernelInt, bitOffset: 0, bitfieldSize: 0 }] });
+  module.add({ kind: "struct", name: "module_only", size: 4, kindFlag: false, members: [{ name: "tgid", type: kernelInt, bitOffset: 0, bitfieldSize: 0 }] });
+  const moduleBtf = module.build();
+  const record = relocation("socket", "task_struct___flavor", "0:0", 0);
+  const result = resolveCoreRelocation(local, record, [vmlinux, moduleBtf]);
+  assert.equal(result.targetValue, 4n);
+  assert.equal(result.target?.btf, vmlinux);
+  // with only the module's own types it would be offset 0: the module BTF alone (which includes its base) still prefers vmlinux
+  assert.equal(resolveCoreRelocation(local, record, moduleBtf).targetValue, 4n);
 });
 
 test("TYPE_MATCHES, enum64 values, and malformed records", () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { test } from "node:test";
+import { Btf } from "../../src/btf/btf.js";
 import { clearKernelBtfCache, kernelBtfPath, loadKernelBtf, loadModuleBtf } from "../../src/btf/kernel-btf.js";
 import { NetbpfError } from "../../src/sys/errors.js";
 import { skipUnlessKernel } from "../support/kernel.js";
@@ -24,6 +25,8 @@ test("every vmlinux type decodes as bpftool prints it", (t) => {
   const btf = loadKernelBtf();
   const raw = bpftoolRawDump(kernelBtfPath);
   assert.equal(btf.typeCount - 1, raw.size);
+  // loadKernelBtf skips the up-front check; the full check passes too
+  Btf.parse(btf.bytes).validate();
   const seenKinds = new Set<string>();
   for (const type of raw.values()) {
     assertMatchesRaw(btf, type);
@@ -38,10 +41,18 @@ test("every vmlinux type decodes as bpftool prints it", (t) => {
   }
 });
 
-test("module BTF is split BTF over vmlinux", (t) => {
+test("module BTF: split over vmlinux as bpftool reads it; bad names and missing modules are errors", (t) => {
   if (skipUnlessKernel(t, haveKernelBtf, "no /sys/kernel/btf/vmlinux")) return;
   assert.throws(() => loadModuleBtf("../etc/passwd"), NetbpfError);
   assert.throws(() => loadModuleBtf("netbpf_no_such_module"), (error: unknown) => error instanceof NetbpfError && /ENOENT/.test(error.message));
+  // this machine's kernel may have no modules; when one is loaded, check it against bpftool
+  const module = readdirSync("/sys/kernel/btf").find((name) => name !== "vmlinux");
+  if (module === undefined || !bpftoolAvailable()) return;
+  const btf = loadModuleBtf(module);
+  assert.equal(btf.firstTypeId, loadKernelBtf().typeCount);
+  for (const type of bpftoolRawDump(`/sys/kernel/btf/${module}`, kernelBtfPath).values()) {
+    if (type.id >= btf.firstTypeId) assertMatchesRaw(btf, type);
+  }
 });
 
 test("missing kernel BTF file gives a clear error", () => {

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Program } from "../../src/core/program.js";
 import { ProgramType } from "../../src/sys/bpf-constants.js";
-import { SyscallError, UsageError, VerifierError, summarizeVerifierLog } from "../../src/sys/errors.js";
+import { SyscallError, UnsupportedFeatureError, UsageError, VerifierError, summarizeVerifierLog } from "../../src/sys/errors.js";
 import { bpffsFolder } from "../support/bpffs.js";
 
 // r0 = *(u32 *)(r1 + 0)   (skb->len for a socket filter); exit
@@ -66,8 +66,22 @@ test("invalid specs are refused before the kernel sees them", () => {
   assert.throws(() => Program.load({ type: ProgramType.SocketFilter, instructions: xdpPass, name: "no spaces" }), UsageError);
 });
 
-test("a program type the kernel does not know gives a clear error", () => {
-  assert.throws(() => Program.load({ type: 999 as ProgramType, instructions: xdpPass }), (e: unknown) => e instanceof SyscallError && e.code === "EINVAL");
+test("a program type the kernel does not have gives UnsupportedFeatureError", () => {
+  assert.throws(() => Program.load({ type: 999 as ProgramType, instructions: xdpPass }), (e: unknown) =>
+    e instanceof UnsupportedFeatureError && /this kernel does not support program type 999 programs/.test(e.message) && /netbpf features/.test(e.message));
+  // A known type with a bad attribute is not reported as a missing feature.
+  assert.throws(() => Program.load({ type: ProgramType.SocketFilter, instructions: xdpPass, flags: 1 << 30 }), (e: unknown) => e instanceof SyscallError && e.code === "EINVAL" && !(e instanceof UnsupportedFeatureError));
+});
+
+test("without privileges, loading says what is missing", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const programModule = fileURLToPath(new URL("../../src/core/program.js", import.meta.url));
+  const script = `import("${programModule}").then(({ Program }) => { try { Program.load({ type: 1, instructions: Buffer.from("b7000000000000009500000000000000", "hex") }); console.log("loaded"); } catch (e) { console.log(e.constructor.name + ": " + e.message); } });`;
+  // Drop every capability and become nobody: the kernel refuses bpf(2).
+  const result = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", process.execPath, "-e", script], { encoding: "utf8" });
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stdout, /SyscallError: program load: failed with EPERM \(run as root, or grant CAP_BPF/);
 });
 
 test("pin, open pinned and open by id", () => {
@@ -109,4 +123,9 @@ test("an assembled program with a map reference loads and counts into the map", 
   using program = Program.load({ type: ProgramType.SocketFilter, instructions: assembled }, { maps: { counters } });
   program.run({ data: Buffer.alloc(64), repeat: 25 });
   assert.equal(counters.get(0), 25n);
+});
+
+test("raw tracepoint programs test-run without data or repeat", () => {
+  using program = Program.load({ type: ProgramType.RawTracepoint, instructions: Buffer.from("b7000000070000009500000000000000", "hex"), name: "t_raw" });
+  assert.equal(program.run({ context: Buffer.alloc(16) }).returnValue, 7);
 });

@@ -5,17 +5,9 @@ import { LinkType } from "../../src/pcap/link-type.js";
 import { PcapWriter } from "../../src/pcap/pcap-writer.js";
 import { PcapngWriter } from "../../src/pcap/pcapng-writer.js";
 
-/** A small deterministic PRNG (mulberry32) so tests and fuzzing are repeatable. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "../support/seeded-random.js";
+
+export { seededRandom };
 
 /** An Ethernet + IPv4 + UDP frame from 10.0.0.1:sourcePort to 10.0.0.2:destinationPort. */
 export function udpFrame(sourcePort: number, destinationPort: number, payload: Buffer): Buffer {

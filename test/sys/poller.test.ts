@@ -50,7 +50,7 @@ test("abort rejects the wait promptly and hands the worker thread back", async (
   const started = performance.now();
   controller.abort(new Error("stop"));
   await assert.rejects(waiting, /stop/);
-  assert.ok(performance.now() - started < 100, "abort took too long");
+  assert.ok(performance.now() - started < 500, "abort took too long");
   // The blocked epoll_wait returns (woken by the eventfd) instead of holding a pool thread.
   const before = poller.wakeups;
   for (let i = 0; i < 50 && poller.wakeups === before; i++) await new Promise((r) => setTimeout(r, 10));

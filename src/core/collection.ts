@@ -1,0 +1,317 @@
+import { existsSync, mkdirSync, unlinkSync } from "node:fs";
+import { join } from "node:path";
+import type { Btf } from "../btf/btf.js";
+import { resolveCoreRelocation } from "../btf/core-relocation.js";
+import { applyCoreRelocation } from "../btf/apply-core-relocation.js";
+import { loadKernelBtf } from "../btf/kernel-btf.js";
+import type { CollectionMapSpec, CollectionProgramSpec, CollectionSpec } from "../elf/collection-spec.js";
+import { MapFlag, MapType, ProgramType } from "../sys/bpf-constants.js";
+import { btfLoad, objectGet } from "../sys/bpf.js";
+import { NetbpfError, UsageError } from "../sys/errors.js";
+import { FileDescriptor } from "../sys/file-descriptor.js";
+import { BpfMap, type MapSpec } from "./map.js";
+import { Program, type ProgramLoadOptions } from "./program.js";
+
+export interface CollectionOptions extends Pick<ProgramLoadOptions, "logLevel" | "logSize"> {
+  /**
+   * bpffs folder for maps declared with `__uint(pinning, LIBBPF_PIN_BY_NAME)`
+   * (default /sys/fs/bpf). A compatible map pinned there is reused; an
+   * incompatible one is an error.
+   */
+  pinPath?: string;
+  /**
+   * Load the object's BTF and give it to maps and programs (func_info,
+   * line_info). "auto" (default): use it when the kernel accepts it,
+   * otherwise load without it; true: fail when it cannot be loaded; false: never.
+   */
+  btf?: boolean | "auto";
+  /** Target BTF for CO-RE relocations (default: the running kernel's). */
+  kernelBtf?: Btf;
+  /** Load only these programs (default: all). Maps are always all created. */
+  programs?: string[];
+  /** Use these already-open maps instead of creating the maps of the same name. */
+  replaceMaps?: Record<string, BpfMap<any, any>>;
+}
+
+/** How the collection was loaded, for diagnostics. */
+export interface CollectionLoadReport {
+  /** True when the object's BTF was loaded into the kernel. */
+  btfLoaded: boolean;
+  /** Why BTF was not used, when it was not. */
+  btfProblem: string | undefined;
+  /** Maps reused from pins (name → path). */
+  reusedPins: Record<string, string>;
+  /** Maps pinned by this load (name → path). */
+  createdPins: Record<string, string>;
+}
+
+const operation = "load collection";
+
+/**
+ * The live kernel objects of a CollectionSpec: its maps and programs, each
+ * owning a file descriptor. `close()` (or `using`) closes them all.
+ */
+export class Collection {
+  readonly programs: Readonly<Record<string, Program>>;
+  readonly maps: Readonly<Record<string, BpfMap>>;
+  readonly report: CollectionLoadReport;
+  readonly #btf: FileDescriptor | undefined;
+
+  private constructor(programs: Record<string, Program>, maps: Record<string, BpfMap>, btf: FileDescriptor | undefined, report: CollectionLoadReport) {
+    this.programs = programs;
+    this.maps = maps;
+    this.#btf = btf;
+    this.report = report;
+  }
+
+  /**
+   * Creates the maps (reusing pinned ones), writes global data and freezes
+   * .rodata, fills prog arrays and maps of maps, and loads the programs with
+   * map references patched in. On any failure everything created so far is
+   * closed (and pins made by this call removed) before the error is thrown.
+   */
+  static load(spec: CollectionSpec, options: CollectionOptions = {}): Collection {
+    const programs: Record<string, Program> = Object.create(null);
+    const maps: Record<string, BpfMap> = Object.create(null);
+    const report: CollectionLoadReport = { btfLoaded: false, btfProblem: undefined, reusedPins: {}, createdPins: {} };
+    let btf: FileDescriptor | undefined;
+    const replaced = new Set(Object.values(options.replaceMaps ?? {}));
+    try {
+      btf = loadBtf(spec, options, report);
+      for (const [name, mapSpec] of Object.entries(spec.maps)) {
+        const replacement = options.replaceMaps?.[name];
+        maps[name] = replacement ? checkReplacement(name, replacement, mapSpec) : createMap(mapSpec, btf, options, report);
+      }
+      for (const [name, mapSpec] of Object.entries(spec.maps)) {
+        if (report.reusedPins[name] || replaced.has(maps[name]!)) continue;
+        writeInitialData(maps[name]!, mapSpec);
+      }
+      const wanted = options.programs ?? Object.keys(spec.programs);
+      for (const name of wanted) {
+        const programSpec = spec.programs[name];
+        if (!programSpec) throw new UsageError(operation, `the object has no program "${name}"`, `programs: ${Object.keys(spec.programs).join(", ")}`);
+        programs[name] = loadProgram(programSpec, spec, maps, btf, options);
+      }
+      for (const [name, mapSpec] of Object.entries(spec.maps)) {
+        if (report.reusedPins[name] || replaced.has(maps[name]!)) continue;
+        fillSlots(maps[name]!, mapSpec, programs, maps);
+      }
+      return new Collection(programs, maps, btf, report);
+    } catch (error) {
+      for (const program of Object.values(programs)) program.close();
+      for (const map of Object.values(maps)) if (!replaced.has(map)) map.close();
+      btf?.close();
+      for (const path of Object.values(report.createdPins)) {
+        try {
+          unlinkSync(path);
+        } catch {
+          // Already gone: nothing to undo.
+        }
+      }
+      throw error;
+    }
+  }
+
+  /** The loaded object's BTF file descriptor, when BTF was loaded. */
+  get btfFd(): number | undefined {
+    return this.#btf?.value;
+  }
+
+  close(): void {
+    for (const program of Object.values(this.programs)) program.close();
+    for (const map of Object.values(this.maps)) map.close();
+    this.#btf?.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function loadBtf(spec: CollectionSpec, options: CollectionOptions, report: CollectionLoadReport): FileDescriptor | undefined {
+  const mode = options.btf ?? "auto";
+  if (mode === false) {
+    report.btfProblem = "disabled by the btf option";
+    return undefined;
+  }
+  if (!spec.btf) {
+    if (mode === true) throw new UsageError(operation, "the object has no BTF", "build with `clang -g`, or load with btf: false");
+    report.btfProblem = "the object has no BTF";
+    return undefined;
+  }
+  try {
+    const fd = new FileDescriptor(btfLoad(spec.btf));
+    report.btfLoaded = true;
+    return fd;
+  } catch (error) {
+    if (mode === true || !(error instanceof NetbpfError)) throw error;
+    report.btfProblem = error.message;
+    return undefined;
+  }
+}
+
+/** Flags the kernel reports for a map created from this spec. */
+function effectiveFlags(spec: CollectionMapSpec): number {
+  return spec.type === MapType.LpmTrie ? spec.flags | MapFlag.NoPrealloc : spec.flags;
+}
+
+function toMapSpec(spec: CollectionMapSpec, btf: FileDescriptor | undefined): MapSpec {
+  const mapSpec: MapSpec = {
+    name: spec.name.slice(0, 15),
+    type: spec.type,
+    keySize: spec.keySize,
+    valueSize: spec.valueSize,
+    maxEntries: spec.maxEntries,
+    flags: spec.flags,
+    numaNode: spec.numaNode,
+    mapExtra: spec.mapExtra,
+  };
+  if (spec.innerMap) mapSpec.innerMap = toMapSpec(spec.innerMap, undefined);
+  if (btf && spec.btfValueTypeId !== 0 && !spec.innerMap && !spec.initialSlots.length && spec.type !== MapType.ProgArray) {
+    mapSpec.btf = { fd: btf.value, keyTypeId: spec.btfKeyTypeId, valueTypeId: spec.btfValueTypeId };
+  }
+  return mapSpec;
+}
+
+function createMap(spec: CollectionMapSpec, btf: FileDescriptor | undefined, options: CollectionOptions, report: CollectionLoadReport): BpfMap {
+  if (spec.pinning === "byName") {
+    const folder = options.pinPath ?? "/sys/fs/bpf";
+    const path = join(folder, spec.name);
+    if (existsSync(path)) {
+      const pinned = BpfMap.fromFd(objectGet(path));
+      const problems = incompatibilities(pinned, spec);
+      if (problems.length > 0) {
+        pinned.close();
+        throw new NetbpfError(operation, `map "${spec.name}" is pinned at ${path} with a different shape: ${problems.join(", ")}`,
+          `remove the old pin (rm ${path}) or choose another pinPath`);
+      }
+      report.reusedPins[spec.name] = path;
+      return pinned;
+    }
+    const map = createWithBtfFallback(spec, btf);
+    try {
+      mkdirSync(folder, { recursive: true });
+      map.pin(path);
+    } catch (error) {
+      map.close();
+      throw error;
+    }
+    report.createdPins[spec.name] = path;
+    return map;
+  }
+  return createWithBtfFallback(spec, btf);
+}
+
+/** Creates a map with its BTF types; if the kernel refuses the BTF for it, without. */
+function createWithBtfFallback(spec: CollectionMapSpec, btf: FileDescriptor | undefined): BpfMap {
+  const mapSpec = toMapSpec(spec, btf);
+  if (!mapSpec.btf) return BpfMap.create(mapSpec);
+  try {
+    return BpfMap.create(mapSpec);
+  } catch (error) {
+    if (!(error instanceof NetbpfError)) throw error;
+    return BpfMap.create({ ...mapSpec, btf: undefined });
+  }
+}
+
+function incompatibilities(map: BpfMap, spec: CollectionMapSpec): string[] {
+  const problems: string[] = [];
+  const compare = (what: string, actual: number, expected: number, show: (n: number) => string = String) => {
+    if (actual !== expected) problems.push(`${what} ${show(actual)} (the object wants ${show(expected)})`);
+  };
+  compare("type", map.type, spec.type, (n) => MapType[n] ?? String(n));
+  compare("key size", map.keySize, spec.keySize);
+  compare("value size", map.valueSize, spec.valueSize);
+  compare("max entries", map.maxEntries, spec.maxEntries);
+  compare("flags", map.flags, effectiveFlags(spec), (n) => `0x${n.toString(16)}`);
+  return problems;
+}
+
+function checkReplacement(name: string, map: BpfMap, spec: CollectionMapSpec): BpfMap {
+  const problems = incompatibilities(map, spec);
+  if (problems.length > 0) throw new UsageError(operation, `replacement for map "${name}" does not match: ${problems.join(", ")}`);
+  return map;
+}
+
+function writeInitialData(map: BpfMap, spec: CollectionMapSpec): void {
+  if (!spec.data) return;
+  const contents = spec.data.contents;
+  if (contents.length !== spec.valueSize) throw new UsageError(operation, `contents of ${spec.name} are ${contents.length} bytes, the section is ${spec.valueSize}`);
+  map.put(Buffer.alloc(4), contents);
+  if (spec.data.readOnly) map.freeze();
+}
+
+function fillSlots(map: BpfMap, spec: CollectionMapSpec, programs: Record<string, Program>, maps: Record<string, BpfMap>): void {
+  for (const slot of spec.initialSlots) {
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(slot.index);
+    const target = slot.kind === "program" ? programs[slot.name] : maps[slot.name];
+    // A program left out with the `programs` option leaves its slot empty.
+    if (!target) continue;
+    map.putFd(key, target);
+  }
+}
+
+function loadProgram(spec: CollectionProgramSpec, collection: CollectionSpec, maps: Record<string, BpfMap>, btf: FileDescriptor | undefined, options: CollectionOptions): Program {
+  if (spec.type === ProgramType.Unspec) {
+    throw new UsageError(operation, `program "${spec.name}" is in section "${spec.section}", which does not say its program type`, "use a libbpf section name (see docs/elf.md) or set spec.programs[name].type");
+  }
+  if (spec.needsAttachBtfId) {
+    throw new UsageError(operation, `program "${spec.name}" (section "${spec.section}") needs an attach BTF id, which netbpf does not resolve`, "fentry/fexit/tp_btf/lsm/iter/struct_ops programs are not supported; use tracepoint or raw_tp");
+  }
+  const instructions = Buffer.from(spec.instructions);
+  for (const reference of spec.mapReferences) {
+    const map = maps[reference.map];
+    if (!map) throw new UsageError(operation, `program "${spec.name}" refers to map "${reference.map}", which the collection does not have`);
+    const at = reference.slot * 8;
+    if (at + 16 > instructions.length || instructions[at] !== 0x18) {
+      throw new UsageError(operation, `program "${spec.name}": map reference at slot ${reference.slot} is not a 64-bit load`);
+    }
+    instructions[at + 1] = ((reference.kind === "map" ? 1 : 2) << 4) | (instructions[at + 1]! & 0x0f);
+    instructions.writeInt32LE(map.fd.value, at + 4);
+    instructions.writeInt32LE(reference.kind === "value" ? reference.offset : 0, at + 12);
+  }
+  if (spec.coreRelocations.length > 0) {
+    const local = collection.parsedBtf;
+    if (!local) throw new UsageError(operation, `program "${spec.name}" has CO-RE relocations but the object has no BTF`);
+    const target = options.kernelBtf ?? loadKernelBtf();
+    for (const { slot, relocation } of spec.coreRelocations) {
+      applyCoreRelocation(instructions, slot, resolveCoreRelocation(local, relocation, target));
+    }
+  }
+  let btfInfo: NonNullable<Parameters<typeof Program.load>[0]["btf"]> | undefined;
+  if (btf && spec.functionInfo.length > 0) {
+    const functionInfo = Buffer.alloc(spec.functionInfo.length * 8);
+    spec.functionInfo.forEach((record, i) => {
+      functionInfo.writeUInt32LE(record.slot, i * 8);
+      functionInfo.writeUInt32LE(record.typeId, i * 8 + 4);
+    });
+    btfInfo = { fd: btf.value, funcInfo: { recordSize: 8, data: functionInfo, count: spec.functionInfo.length } };
+    if (spec.lineInfo.length > 0) {
+      const lineInfo = Buffer.alloc(spec.lineInfo.length * 16);
+      spec.lineInfo.forEach((record, i) => {
+        lineInfo.writeUInt32LE(record.slot, i * 16);
+        lineInfo.writeUInt32LE(record.fileNameOffset, i * 16 + 4);
+        lineInfo.writeUInt32LE(record.lineOffset, i * 16 + 8);
+        lineInfo.writeUInt32LE(((record.lineNumber << 10) | (record.column & 0x3ff)) >>> 0, i * 16 + 12);
+      });
+      btfInfo.lineInfo = { recordSize: 16, data: lineInfo, count: spec.lineInfo.length };
+    }
+  }
+  try {
+    return Program.load({
+      name: spec.name.slice(0, 15),
+      type: spec.type,
+      instructions,
+      license: spec.license || collection.license || "GPL",
+      expectedAttachType: spec.expectedAttachType,
+      flags: spec.flags,
+      kernelVersion: spec.kernelVersion,
+      btf: btfInfo,
+    }, { logLevel: options.logLevel, logSize: options.logSize });
+  } catch (error) {
+    // Keep the error's class (a VerifierError carries the log) and say which program it was.
+    if (error instanceof NetbpfError) error.message = `program "${spec.name}" (section "${spec.section}"): ${error.message}`;
+    throw error;
+  }
+}

@@ -1,0 +1,77 @@
+import { UsageError } from "../sys/errors.js";
+
+/** A global variable in a data section (.rodata, .data, .bss, .rodata.*, .data.*). */
+export interface DataVariable {
+  name: string;
+  offset: number;
+  size: number;
+  /** The variable's type in the object's BTF, when there is BTF. */
+  typeId: number | undefined;
+}
+
+export type DataValue = number | bigint | boolean | Uint8Array;
+
+/**
+ * The initial contents of a data section and the variables in it. Values set
+ * here before Collection.load become the map's contents; `.rodata` sections
+ * are then frozen, so the program sees them as constants.
+ */
+export class DataSection {
+  readonly section: string;
+  /** The section's bytes as the map value (mutable until load). */
+  contents: Buffer;
+  readonly variables: Readonly<Record<string, DataVariable>>;
+  /** True for .rodata sections: frozen after load, read-only to programs. */
+  readonly readOnly: boolean;
+
+  constructor(section: string, contents: Buffer, variables: DataVariable[], readOnly: boolean) {
+    this.section = section;
+    this.contents = contents;
+    const byName: Record<string, DataVariable> = Object.create(null);
+    for (const variable of variables) byName[variable.name] = variable;
+    this.variables = byName;
+    this.readOnly = readOnly;
+  }
+
+  private variable(name: string, operation: string): DataVariable {
+    const variable = this.variables[name];
+    if (!variable) {
+      const known = Object.keys(this.variables);
+      throw new UsageError(operation, `${this.section} has no variable "${name}"`, known.length ? `variables in ${this.section}: ${known.join(", ")}` : `${this.section} has no named variables`);
+    }
+    return variable;
+  }
+
+  /**
+   * Sets a variable's initial value. Numbers and bigints are written
+   * little-endian in the variable's size (1, 2, 4 or 8 bytes); byte arrays
+   * must have exactly the variable's size.
+   */
+  set(name: string, value: DataValue): void {
+    const operation = "set global variable";
+    const variable = this.variable(name, operation);
+    const at = variable.offset;
+    if (value instanceof Uint8Array) {
+      if (value.length !== variable.size) throw new UsageError(operation, `${name} is ${variable.size} bytes, got ${value.length}`);
+      this.contents.set(value, at);
+      return;
+    }
+    const integer = typeof value === "boolean" ? BigInt(value ? 1 : 0) : typeof value === "number" ? toBigInt(value, name) : value;
+    const bits = BigInt(variable.size * 8);
+    if (![1, 2, 4, 8].includes(variable.size)) throw new UsageError(operation, `${name} is ${variable.size} bytes; set it with a Buffer of that size`);
+    if (integer >= 1n << bits || integer < -(1n << (bits - 1n))) throw new UsageError(operation, `${value} does not fit in ${name} (${variable.size} bytes)`);
+    const unsigned = BigInt.asUintN(Number(bits), integer);
+    for (let i = 0; i < variable.size; i++) this.contents[at + i] = Number((unsigned >> BigInt(i * 8)) & 0xffn);
+  }
+
+  /** A variable's current bytes. */
+  get(name: string): Buffer {
+    const variable = this.variable(name, "get global variable");
+    return Buffer.from(this.contents.subarray(variable.offset, variable.offset + variable.size));
+  }
+}
+
+function toBigInt(value: number, name: string): bigint {
+  if (!Number.isInteger(value)) throw new UsageError("set global variable", `${name}: ${value} is not an integer`);
+  return BigInt(value);
+}
