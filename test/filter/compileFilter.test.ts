@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Interpreter } from "../../src/asm/interpreter.js";
 import { compileFilter } from "../../src/filter/compileFilter.js";
+import { FilterSyntaxError } from "../../src/filter/filterSyntaxError.js";
 import { resolveFilterHostNames, systemFilterNames } from "../../src/filter/filterNames.js";
 import { generateFilterProgram } from "../../src/filter/generateFilterProgram.js";
 import { ethernet, ipv4, TCP, tcp, udp, vxlan } from "../support/packetBuilder.js";
@@ -71,4 +72,22 @@ test("host names: /etc/hosts synchronously, anything else resolved beforehand", 
   const filter = compileFilter("src host db-server", { linkType: 1, names: custom });
   assert.equal(filter.matches(ethernet(0x0800, ipv4(6, tcp(1, 2, TCP.syn), { source: "10.0.0.99" }))), true);
   assert.equal(filter.matches(ethernet(0x0800, ipv4(6, tcp(1, 2, TCP.syn), { source: "10.0.0.98" }))), false);
+});
+
+test("gateway: the Ethernet address is the host's, the IP addresses are not", () => {
+  const names = {
+    ...systemFilterNames(),
+    host: (name: string) => (name === "router" ? { ipv4: [0x0a000001], ipv6: [] } : undefined),
+    ether: (name: string) => (name === "router" ? Uint8Array.from([2, 0, 0, 0, 0, 1]) : undefined),
+    service: () => undefined,
+    protocol: () => undefined,
+    network: () => undefined,
+  };
+  const filter = compileFilter("gateway router", { linkType: 1, names });
+  // Source MAC is the router's (02:00:00:00:00:01), IP addresses are someone else's: routed through it.
+  assert.equal(filter.matches(ethernet(0x0800, ipv4(6, tcp(1, 2, TCP.syn), { source: "192.168.5.5", destination: "10.9.9.9" }))), true);
+  // The router itself talking: not a gateway use.
+  assert.equal(filter.matches(ethernet(0x0800, ipv4(6, tcp(1, 2, TCP.syn), { source: "10.0.0.1", destination: "10.9.9.9" }))), false);
+  assert.throws(() => compileFilter("gateway router", { linkType: 113, names }), /only on Ethernet/);
+  assert.throws(() => compileFilter("src gateway router", { linkType: 1, names }), FilterSyntaxError);
 });
