@@ -227,7 +227,7 @@ export class PacketSummarizer {
         const packetType = data[10]!;
         const addressLength = data[11]!;
         const name = this.interfaceNames(ifindex) ?? "?";
-        output.push(`${name}  ${sllPacketTypeName(packetType).padEnd(3)} `);
+        output.push(`${name.padEnd(5)} ${sllPacketTypeName(packetType).padEnd(3)} `);
         if (e) {
           const address = addressLength > 0 ? `${formatMac(data, 12, Math.min(addressLength, 8))} ` : "";
           output.push(`ifindex ${ifindex} ${address}ethertype ${etherTypeNames.get(protocol) ?? "Unknown"} (0x${hex(protocol, 4)}), length ${originalLength}: `);
