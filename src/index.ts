@@ -12,3 +12,43 @@ export { Assembler, patchMapReferences, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, 
 export { assembleText } from "./asm/text-assembler.js";
 export { Interpreter, runProgram } from "./asm/interpreter.js";
 export * from "./features/features.js";
+export { disassemble } from "./asm/disassembler.js";
+export * from "./link/link.js";
+export * from "./link/tc-link.js";
+export * from "./link/tcx.js";
+export * from "./link/netlink-tc.js";
+export * from "./link/xdp.js";
+export * from "./link/socket-filter.js";
+export * from "./link/tracepoint.js";
+export * from "./link/raw-tracepoint.js";
+export * from "./link/cgroup.js";
+export * from "./ringbuf/ring-buffer-reader.js";
+export * from "./perf/perf-event-reader.js";
+export * from "./sys/poller.js";
+export * from "./sys/tracepoint-format.js";
+export { bpffsPath, tracefsPath, cgroup2Path } from "./sys/mounts.js";
+export { listPrograms, listMaps, listLinks } from "./core/loaded-objects.js";
+export * from "./pcap/capture-format-error.js";
+export * from "./pcap/capture-record.js";
+export * from "./pcap/link-type.js";
+export * from "./pcap/capture-sink.js";
+export { captureFormatFromPath, createCaptureWriter, detectCaptureFormat, interfaceOfPacket, openCapture,
+  readCapture, readCaptureFile, readCapturePackets, readCaptureRecords, CaptureReader,
+  type CaptureContents, type CaptureWriterOptions, type OpenCaptureOptions } from "./pcap/capture-file.js";
+export type { CaptureWriter } from "./pcap/capture-writer.js";
+export { PcapWriter, encodePcapHeader, type PcapWriterOptions } from "./pcap/pcap-writer.js";
+export { PcapngWriter, encodePacketFlags, type PcapngWriterOptions, type InterfaceToWrite,
+  type SectionToWrite, type NameResolutionToWrite, type InterfaceStatisticsToWrite } from "./pcap/pcapng-writer.js";
+export { NETBPF_PRIVATE_ENTERPRISE_NUMBER } from "./pcap/pcapng-options.js";
+export * from "./btf/btf.js";
+export * from "./btf/btf-types.js";
+export * from "./btf/btf-format-error.js";
+export * from "./btf/btf-builder.js";
+export * from "./btf/btf-query.js";
+export * from "./btf/btf-c-format.js";
+export * from "./btf/btf-ext.js";
+export * from "./btf/btf-sanitize.js";
+export * from "./btf/kernel-btf.js";
+export * from "./btf/core-relocation.js";
+export * from "./programs/port-counter.js";
+export * from "./programs/tcp-state-events.js";

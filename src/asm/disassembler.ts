@@ -13,6 +13,19 @@ export interface DisassemblyOptions {
   alu32?: boolean;
   /** Symbol names by slot, used to annotate jump targets as `<name+0xoffset>`. */
   symbols?: ReadonlyMap<number, string>;
+  /** Print a `0000000000000018 <name>:` heading before each symbol, as llvm-objdump does for functions. */
+  headings?: boolean;
+}
+
+/** Slot → name for the labels of an assembled program, for the `symbols` option. */
+export function labelSymbols(program: { instructions: readonly Instruction[]; labels: ReadonlyMap<string, number> }): Map<number, string> {
+  const slots = slotIndexes(program.instructions);
+  const symbols = new Map<number, string>();
+  for (const [name, index] of program.labels) {
+    const slot = slots[index]!;
+    if (!symbols.has(slot)) symbols.set(slot, name);
+  }
+  return symbols;
 }
 
 const aluOperators: Record<number, string> = {
@@ -66,9 +79,17 @@ const sizeNames: Record<number, string> = { 0x00: "32", 0x08: "16", 0x10: "8", 0
  */
 export function disassemble(instructions: readonly Instruction[], options: DisassemblyOptions = {}): string {
   const slots = slotIndexes(instructions);
-  return instructions
-    .map((instruction, index) => `${String(slots[index]).padStart(8)}:\t${disassembleInstruction(instruction, { ...options, slot: slots[index]! })}`)
-    .join("\n");
+  const lines: string[] = [];
+  instructions.forEach((instruction, index) => {
+    const slot = slots[index]!;
+    const symbol = options.headings ? options.symbols?.get(slot) : undefined;
+    if (symbol !== undefined) {
+      if (lines.length > 0) lines.push("");
+      lines.push(`${(slot * 8).toString(16).padStart(16, "0")} <${symbol}>:`);
+    }
+    lines.push(`${String(slot).padStart(8)}:\t${disassembleInstruction(instruction, { ...options, slot })}`);
+  });
+  return lines.join("\n");
 }
 
 /** One instruction in llvm-objdump's syntax, e.g. `r0 = *(u32 *)(r1 + 0x4)`; `<unknown>` for an invalid one. */

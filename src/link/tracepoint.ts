@@ -50,15 +50,15 @@ export function attachTracepoint(program: Program, category: string, name: strin
   if (program.type !== ProgramType.Tracepoint) {
     throw new UsageError(operation, `a tracepoint program must be of type Tracepoint, not ${ProgramType[program.type] ?? program.type}`, "load it with type ProgramType.Tracepoint");
   }
+  if (options.mechanism !== undefined && options.mechanism !== "link" && options.mechanism !== "ioctl") {
+    throw new UsageError(operation, `mechanism must be "link" or "ioctl", got ${JSON.stringify(options.mechanism)}`);
+  }
+  if (options.mechanism === "ioctl" && options.cookie !== undefined) throw new UsageError(operation, "a cookie needs the link mechanism");
   const id = tracepointId(category, name);
   const perfEvent = new FileDescriptor(perfEventOpen({ type: PerfType.Tracepoint, config: id }, { pid: -1, cpu: 0, operation: `open perf event for ${category}:${name}` }));
   try {
     let linkFd: number | undefined;
-    if (options.mechanism !== undefined && options.mechanism !== "link" && options.mechanism !== "ioctl") {
-      throw new UsageError(operation, `mechanism must be "link" or "ioctl", got ${JSON.stringify(options.mechanism)}`);
-    }
     if (options.mechanism === "ioctl") {
-      if (options.cookie !== undefined) throw new UsageError(operation, "a cookie needs the link mechanism");
       perfEventSetBpf(perfEvent.value, program.fd.value);
     } else try {
       linkFd = linkCreate({ programFd: program.fd.value, targetFd: perfEvent.value, attachType: AttachType.PerfEvent, cookie: options.cookie ?? 0n }, operation);
@@ -67,7 +67,12 @@ export function attachTracepoint(program: Program, category: string, name: strin
       if (!(error instanceof SyscallError && ["EINVAL", "EOPNOTSUPP", "ENOTSUPP"].includes(error.code)) || options.cookie !== undefined) throw error;
       perfEventSetBpf(perfEvent.value, program.fd.value);
     }
-    perfEventEnable(perfEvent.value);
+    try {
+      perfEventEnable(perfEvent.value);
+    } catch (error) {
+      if (linkFd !== undefined) new FileDescriptor(linkFd).close();
+      throw error;
+    }
     return new TracepointLink(linkFd, perfEvent, category, name);
   } catch (error) {
     perfEvent.close();

@@ -207,7 +207,12 @@ export class RouteNetlink {
           }
           throw netlinkError(options, errno, flags, payload);
         }
-        if (type === NetlinkMessageType.Done) return messages;
+        if (type === NetlinkMessageType.Done) {
+          // A dump that failed part-way says so in NLMSG_DONE's payload.
+          const status = payload.length >= 4 ? payload.readInt32LE(0) : 0;
+          if (status < 0) throw netlinkError(options, -status, flags, payload);
+          return messages;
+        }
         messages.push({ type, flags, sequence: messageSequence, payload });
       }
     }

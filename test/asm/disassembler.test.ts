@@ -6,9 +6,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { decode, type Instruction } from "../../src/asm/instruction.js";
-import { disassemble, disassembleInstruction, type DisassemblyOptions } from "../../src/asm/disassembler.js";
+import { disassemble, disassembleInstruction, labelSymbols, type DisassemblyOptions } from "../../src/asm/disassembler.js";
 import { Assembler, R0, R1, R2 } from "../../src/asm/assembler.js";
-import { executableSections, objdumpListing } from "./elf-sections.js";
+import { executableSections, objdumpHeadings, objdumpListing } from "./elf-sections.js";
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "test", "fixtures", "asm");
 const names = readdirSync(fixtures).filter((name) => name.endsWith(".c")).map((name) => name.slice(0, -2)).sort();
@@ -43,6 +43,10 @@ function compare(objectBytes: Uint8Array, expectedText: string, suffix: string, 
       .map((line) => /^\s*(\d+):\t(.*)$/.exec(line)!)
       .map((match) => [Number(match[1]), match[2]!] as [number, string]);
     assert.deepEqual(ours.map(([slot]) => slot), listing.map(([slot]) => slot), `${label} ${section.name}: instruction count and slots`);
+    const headings = disassemble(instructions, { ...options, symbols: section.symbols, headings: true })
+      .split("\n")
+      .filter((line) => /^[0-9a-f]{16} </.test(line));
+    assert.deepEqual(headings, objdumpHeadings(expectedText).get(section.name), `${label} ${section.name}: function headings`);
     ours.forEach(([slot, text], index) => {
       const [, expectedLine] = listing[index]!;
       if (knownDifference(instructions[index]!, suffix)) return;
@@ -134,4 +138,29 @@ test("single instructions in llvm-objdump syntax", () => {
     ],
   );
   assert.equal(disassembleInstruction({ opcode: 0xff, dst: 0, src: 0, offset: 0, imm: 0 }), "<unknown>");
+});
+
+test("labels of an assembled program become symbols and headings", () => {
+  const program = new Assembler()
+    .label("main")
+    .jumpIf(R1, "==", 0, "drop")
+    .loadImmediate64(R0, 1)
+    .exit()
+    .label("drop")
+    .mov64(R0, 0)
+    .exit()
+    .finish();
+  assert.equal(
+    disassemble(program.instructions, { symbols: labelSymbols(program), headings: true }),
+    [
+      "0000000000000000 <main>:",
+      "       0:\tif r1 == 0x0 goto +0x3 <drop>",
+      "       1:\tr0 = 0x1 ll",
+      "       3:\texit",
+      "",
+      "0000000000000020 <drop>:",
+      "       4:\tr0 = 0x0",
+      "       5:\texit",
+    ].join("\n"),
+  );
 });

@@ -57,6 +57,22 @@ export function executableSections(file: Uint8Array): ExecutableSection[] {
     }));
 }
 
+/** Function headings (`0000000000000088 <scale>:`) per section of llvm-objdump -d text. */
+export function objdumpHeadings(text: string): Map<string, string[]> {
+  const result = new Map<string, string[]>();
+  let current: string[] | undefined;
+  for (const line of text.split("\n")) {
+    const header = /^Disassembly of section (.*):$/.exec(line);
+    if (header) {
+      current = [];
+      result.set(header[1]!, current);
+    } else if (/^[0-9a-f]{16} <.*>:$/.test(line)) {
+      current?.push(line);
+    }
+  }
+  return result;
+}
+
 /** llvm-objdump -d text → section name → [slot, instruction text] lines. */
 export function objdumpListing(text: string): Map<string, [number, string][]> {
   const result = new Map<string, [number, string][]>();

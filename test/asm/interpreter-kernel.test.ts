@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Assembler, R0, R1, R2, R6, R7, R8 } from "../../src/asm/assembler.js";
 import { encode } from "../../src/asm/instruction.js";
-import { disassembleInstruction } from "../../src/asm/disassembler.js";
+import { disassemble, disassembleInstruction } from "../../src/asm/disassembler.js";
 import { runProgram } from "../../src/asm/interpreter.js";
 import { programLoad, programTestRun } from "../../src/sys/bpf.js";
 import { ProgramType } from "../../src/sys/bpf-constants.js";
@@ -68,4 +68,36 @@ test("interpreter, kernel and the BigInt reference agree on 5,000 seeded random 
     });
   }
   assert.equal(compared, 5000);
+});
+
+test("legacy packet loads agree with the kernel on 400 seeded random socket-filter programs and packets", (t) => {
+  if (skipUnlessKernel(t, canLoadXdp(), "needs root and BPF program test runs")) return;
+  const random = seededRandom(0x1d);
+  const types = ["u8", "u16", "u32"] as const;
+  let outOfBounds = 0;
+  for (let round = 0; round < 400; round++) {
+    const length = 14 + Math.floor(random() * 60);
+    const packet = Buffer.from(Array.from({ length }, () => Math.floor(random() * 256)));
+    const builder = new Assembler().mov64(R6, R1).mov64(R7, 0);
+    const loads = 1 + Math.floor(random() * 6);
+    for (let i = 0; i < loads; i++) {
+      const type = types[Math.floor(random() * types.length)]!;
+      const offset = Math.floor(random() * (length - 14 + 8)) - 2;
+      if (random() < 0.5) {
+        builder.loadPacketAbsolute(type, offset);
+      } else {
+        const index = Math.floor(random() * 8);
+        builder.mov64(R8, index).loadPacketIndirect(type, R8, offset - index);
+      }
+      builder.mul64(R7, 31).add64(R7, R0);
+    }
+    const program = builder.mov64(R0, R7).exit().finish().instructions;
+    using fd = new FileDescriptor(programLoad({ programType: ProgramType.SocketFilter, instructions: encode(program), license: "GPL" }).fd);
+    const kernel = programTestRun({ programFd: fd.value, dataIn: packet }).returnValue;
+    // A socket filter's test run starts skb->data at the network header, after the 14-byte Ethernet header.
+    const ours = runProgram(program, packet.subarray(14)).returnValue & 0xffff_ffffn;
+    if (ours === 0n) outOfBounds++;
+    assert.equal(ours, BigInt(kernel), `round ${round}: packet ${packet.toString("hex")}\n${disassemble(program)}`);
+  }
+  assert.ok(outOfBounds > 20 && outOfBounds < 380, `out-of-bounds cases: ${outOfBounds}`);
 });

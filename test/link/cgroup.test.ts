@@ -73,6 +73,7 @@ test("cgroup skb ingress and egress count a child's UDP datagrams", async (t) =>
   using ingressLink = attachCgroup(ingress, { cgroup: cgroup.path, attachType: AttachType.CgroupInetIngress });
   assert.equal(egressLink.info().type, LinkType.Cgroup);
   assert.equal(egressLink.info().attachType, AttachType.CgroupInetEgress);
+  assert.equal(ingressLink.info().attachType, AttachType.CgroupInetIngress);
   const output = await cgroup.run(`
 import dgram from "node:dgram";
 const socket = dgram.createSocket("udp4");

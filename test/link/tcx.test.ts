@@ -122,8 +122,7 @@ test("netlink tc leaves a clsact qdisc it did not create, and other filters, in 
   using program = udpCounter(map, "nl_egress");
   bed.inNamespace(bed.a, () => {
     using netlink = RouteNetlink.open();
-    const ifindex = attachNetlinkTc(program, { interface: bed.a.interface, direction: "egress", priority: 7, handle: 3 });
-    const mine = ifindex;
+    const mine = attachNetlinkTc(program, { interface: bed.a.interface, direction: "egress", priority: 7, handle: 3 });
     using other = attachNetlinkTc(program, { interface: bed.a.interface, direction: "egress", priority: 9 });
     assert.equal(mine.priority, 7);
     assert.equal(mine.handle, 3);
@@ -135,6 +134,38 @@ test("netlink tc leaves a clsact qdisc it did not create, and other filters, in 
     assert.equal(listFilters(netlink, other.interfaceIndex, ClsactParent.Egress).length, 0);
     assert.ok(listQdiscs(netlink, other.interfaceIndex).some((q) => q.kind === "clsact"), "the pre-existing clsact stays");
   });
+});
+
+test("netlink tc: two filters share the clsact qdisc we made; it goes with the last one; update replaces in place", (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root for namespaces and tc")) return;
+  const bed = Testbed.create();
+  t.after(() => bed.destroy());
+  using mapA = counterMap();
+  using mapB = counterMap();
+  using programA = udpCounter(mapA, "nl_a");
+  using programB = udpCounter(mapB, "nl_b");
+  const [ingress, egress] = bed.inNamespace(bed.b, () => [
+    attachNetlinkTc(programA, { interface: bed.b.interface, direction: "ingress" }),
+    attachNetlinkTc(programA, { interface: bed.b.interface, direction: "egress" }),
+  ]);
+  try {
+    bed.node(bed.a, udpSenderScript(bed.b.address, port, 2));
+    assert.equal(mapA.get(0), 2n);
+    ingress.update(programB);
+    const filters = bed.inNamespace(bed.b, () => {
+      using netlink = RouteNetlink.open();
+      return listFilters(netlink, ingress.interfaceIndex, ClsactParent.Ingress);
+    });
+    assert.deepEqual(filters.map((f) => [f.priority, f.handle, f.programId]), [[ingress.priority, ingress.handle, programB.info().id]]);
+    bed.node(bed.a, udpSenderScript(bed.b.address, port, 3));
+    assert.deepEqual([mapA.get(0), mapB.get(0)], [2n, 3n]);
+    ingress.close();
+    assert.match(bed.exec(bed.b, ["tc", "qdisc", "show", "dev", bed.b.interface]).stdout, /clsact/, "still in use by the egress filter");
+  } finally {
+    ingress.close();
+    egress.close();
+  }
+  assert.doesNotMatch(bed.exec(bed.b, ["tc", "qdisc", "show", "dev", bed.b.interface]).stdout, /clsact/);
 });
 
 test("netlink errors carry the kernel's extended ack message", (t) => {

@@ -4,11 +4,8 @@
  * Traffic between them never leaves the machine's test namespaces.
  */
 import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { check, libcSetns } from "../../src/sys/libc.js";
-
-const cloneNewNet = 0x40000000;
+import { inNetworkNamespace } from "../../src/sys/network-namespace.js";
 
 function run(command: string, args: string[], input?: string): SpawnSyncReturns<string> {
   const result = spawnSync(command, args, { encoding: "utf8", input, timeout: 20_000 });
@@ -67,22 +64,7 @@ export class Testbed {
    * bpf attach calls made by it act there. The namespace is restored after.
    */
   inNamespace<T>(side: Side, action: () => T): T {
-    const original = openSync("/proc/thread-self/ns/net", "r");
-    try {
-      const target = openSync(`/run/netns/${side.namespace}`, "r");
-      try {
-        check(`enter network namespace ${side.namespace}`, libcSetns(target, cloneNewNet));
-      } finally {
-        closeSync(target);
-      }
-      try {
-        return action();
-      } finally {
-        check("return to the original network namespace", libcSetns(original, cloneNewNet));
-      }
-    } finally {
-      closeSync(original);
-    }
+    return inNetworkNamespace(side.namespace, action);
   }
 
   destroy(): void {

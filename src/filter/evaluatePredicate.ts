@@ -1,0 +1,200 @@
+import type { DecisionTarget } from "./decisionGraph.js";
+export type { DecisionTarget };
+import type { Predicate, Value } from "./predicate.js";
+
+/** A packet as a filter sees it. */
+export interface FilterPacket {
+  /** The captured bytes (possibly truncated). */
+  data: Uint8Array;
+  /** Length on the wire; defaults to the captured length. */
+  length?: number;
+  /** Linux packet type (0 host ... 4 outgoing), for inbound/outbound on non-cooked link types. */
+  packetType?: number;
+}
+
+/** Thrown inside the evaluator when the packet must be rejected outright (classic BPF semantics). */
+class Reject {
+  static readonly instance = new Reject();
+}
+
+/** libpcap walks at most this many headers per protochain test; we stop there too (its loop is unbounded). */
+export const protochainMaximumHeaders = 16;
+
+/**
+ * Evaluates a compiled filter over one packet, as classic BPF would: a load
+ * past the captured bytes, or a division by zero, rejects the packet
+ * whatever the rest of the expression says.
+ */
+export function evaluatePredicate(predicate: Predicate, packet: FilterPacket): boolean {
+  try {
+    return test(predicate, packet, []);
+  } catch (error) {
+    if (error === Reject.instance) return false;
+    throw error;
+  }
+}
+
+/**
+ * Runs a decision graph over one packet: the optimised form that eBPF code is
+ * generated from, so its results are what the kernel programs select.
+ */
+export function evaluateDecisionGraph(root: DecisionTarget, packet: FilterPacket): boolean {
+  const registers: number[] = [];
+  try {
+    let target = root;
+    while (target.kind === "node") {
+      const test = target.test;
+      let outcome: boolean;
+      if (test.kind === "assign") {
+        registers[test.register] = value(test.value, packet, registers);
+        outcome = true;
+      } else if (test.kind === "protochain") {
+        outcome = protochain(test.version, value(test.network, packet, registers), test.protocol, packet);
+      } else {
+        const left = value(test.left, packet, registers);
+        const right = value(test.right, packet, registers);
+        outcome = compareValues(test.operator, left, right);
+      }
+      target = outcome ? target.whenTrue : target.whenFalse;
+    }
+    return target.kind === "accept";
+  } catch (error) {
+    if (error === Reject.instance) return false;
+    throw error;
+  }
+}
+
+function compareValues(operator: "==" | ">" | ">=" | "&", left: number, right: number): boolean {
+  switch (operator) {
+    case "==":
+      return left === right;
+    case ">":
+      return left > right;
+    case ">=":
+      return left >= right;
+    case "&":
+      return (left & right) !== 0;
+  }
+}
+
+function test(predicate: Predicate, packet: FilterPacket, registers: number[]): boolean {
+  switch (predicate.kind) {
+    case "true":
+      return true;
+    case "false":
+      return false;
+    case "and":
+      return test(predicate.left, packet, registers) && test(predicate.right, packet, registers);
+    case "or":
+      return test(predicate.left, packet, registers) || test(predicate.right, packet, registers);
+    case "not":
+      return !test(predicate.operand, packet, registers);
+    case "compare": {
+      const left = value(predicate.left, packet, registers);
+      const right = value(predicate.right, packet, registers);
+      switch (predicate.operator) {
+        case "==":
+          return left === right;
+        case ">":
+          return left > right;
+        case ">=":
+          return left >= right;
+        case "&":
+          return (left & right) !== 0;
+      }
+    }
+    // eslint-disable-next-line no-fallthrough
+    case "protochain":
+      return protochain(predicate.version, value(predicate.network, packet, registers), predicate.protocol, packet);
+    case "assign":
+      registers[predicate.register] = value(predicate.value, packet, registers);
+      return true;
+  }
+}
+
+function loadBytes(packet: FilterPacket, offset: number, size: 1 | 2 | 4): number {
+  const data = packet.data;
+  if (offset + size > data.length) throw Reject.instance;
+  if (size === 1) return data[offset]!;
+  if (size === 2) return (data[offset]! << 8) | data[offset + 1]!;
+  return ((data[offset]! << 24) | (data[offset + 1]! << 16) | (data[offset + 2]! << 8) | data[offset + 3]!) >>> 0;
+}
+
+function value(node: Value, packet: FilterPacket, registers: number[]): number {
+  switch (node.kind) {
+    case "constant":
+      return node.value;
+    case "load":
+      return loadBytes(packet, value(node.offset, packet, registers), node.size);
+    case "packetLength":
+      return (packet.length ?? packet.data.length) >>> 0;
+    case "packetType":
+      return packet.packetType ?? 0;
+    case "register":
+      return registers[node.index] ?? 0;
+    case "binary": {
+      const left = value(node.left, packet, registers);
+      const right = value(node.right, packet, registers);
+      switch (node.operator) {
+        case "+":
+          return (left + right) >>> 0;
+        case "-":
+          return (left - right) >>> 0;
+        case "*":
+          return Number((BigInt(left) * BigInt(right)) & 0xffffffffn);
+        case "/":
+          if (right === 0) throw Reject.instance;
+          return Math.floor(left / right) >>> 0;
+        case "%":
+          if (right === 0) throw Reject.instance;
+          return left % right >>> 0;
+        case "&":
+          return (left & right) >>> 0;
+        case "|":
+          return (left | right) >>> 0;
+        case "^":
+          return (left ^ right) >>> 0;
+        case "<<":
+          return right < 32 ? (left << right) >>> 0 : 0;
+        case ">>":
+          return right < 32 ? left >>> right : 0;
+      }
+    }
+  }
+}
+
+/**
+ * libpcap's protochain loop: follows IPv6 extension headers (hop-by-hop,
+ * destination options, routing, fragment) and AH, and for IPv4 only AH.
+ * Like libpcap, the AH length replaces the running offset instead of adding to it.
+ */
+function protochain(version: 4 | 6, network: number, protocol: number, packet: FilterPacket): boolean {
+  let next: number;
+  let offset: number;
+  if (version === 6) {
+    next = loadBytes(packet, network + 6, 1);
+    offset = 40;
+  } else {
+    next = loadBytes(packet, network + 9, 1);
+    offset = (loadBytes(packet, network, 1) & 0xf) * 4;
+  }
+  for (let walked = 0; walked < protochainMaximumHeaders; walked++) {
+    if (next === protocol || next === 59) break;
+    if (version === 6 && (next === 0 || next === 60 || next === 43 || next === 44)) {
+      const header = loadBytes(packet, network + offset, 1);
+      const length = loadBytes(packet, network + offset + 1, 1);
+      offset = (offset + (((length + 1) * 8) >>> 0)) >>> 0;
+      next = header;
+      continue;
+    }
+    if (next === 51) {
+      const header = loadBytes(packet, network + offset, 1);
+      const length = loadBytes(packet, network + offset + 1, 1);
+      offset = ((length + 2) * 4) >>> 0;
+      next = header;
+      continue;
+    }
+    break;
+  }
+  return next === protocol;
+}

@@ -1,0 +1,49 @@
+import { closeSync, openSync } from "node:fs";
+import { UsageError } from "./errors.js";
+import { check, libcSetns } from "./libc.js";
+
+const cloneNewNet = 0x40000000;
+
+/**
+ * Runs `action` with the calling thread inside a network namespace — given
+ * by name (as `ip netns` names it, under /run/netns) or by path (e.g.
+ * /proc/<pid>/ns/net) — and returns to the original namespace afterwards,
+ * also when `action` throws. Sockets, interface lookups and tc/XDP attaches
+ * made by `action` act in that namespace; links made there keep working
+ * after it returns. `action` must be synchronous.
+ */
+export function inNetworkNamespace<T>(namespace: string, action: () => T): T {
+  const operation = `enter network namespace ${namespace}`;
+  const path = namespace.includes("/") ? namespace : `/run/netns/${namespace}`;
+  if (!namespace.includes("/") && !/^[A-Za-z0-9_.-]+$/.test(namespace)) {
+    throw new UsageError(operation, `${JSON.stringify(namespace)} is not a network namespace name`, "list them with `ip netns list`");
+  }
+  let target: number;
+  try {
+    target = openSync(path, "r");
+  } catch (error) {
+    throw new UsageError(operation, `there is no network namespace at ${path} (${(error as NodeJS.ErrnoException).code ?? "unreadable"})`, "list them with `ip netns list`");
+  }
+  let original: number;
+  try {
+    original = openSync("/proc/thread-self/ns/net", "r");
+  } catch (error) {
+    closeSync(target);
+    throw error;
+  }
+  try {
+    try {
+      check(operation, libcSetns(target, cloneNewNet), "needs root or CAP_SYS_ADMIN; the path must be a network namespace");
+    } finally {
+      closeSync(target);
+    }
+    try {
+      return action();
+    } finally {
+      check("return to the original network namespace", libcSetns(original, cloneNewNet));
+    }
+  } finally {
+    closeSync(original);
+  }
+}
+
