@@ -1,0 +1,309 @@
+/**
+ * Live packet capture: the capture program on tcx ingress and/or egress of
+ * each interface, one ring buffer for all of them, per-interface counters,
+ * and (optionally) a cgroup sock_create program that records which process
+ * owns each new socket.
+ */
+import { closeSync, constants, openSync, readdirSync, readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+import { BpfMap } from "../core/map.js";
+import { Program } from "../core/program.js";
+import { u32, u64 } from "../core/codec.js";
+import { attachCgroup, type CgroupLink } from "../link/cgroup.js";
+import { attachTcx } from "../link/tcx.js";
+import type { Link } from "../link/link.js";
+import { LinkType } from "../pcap/link-type.js";
+import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
+import { AttachType, MapType, ProgramType } from "../sys/bpf-constants.js";
+import { cgroup2Mount } from "../sys/cgroup.js";
+import { possibleCpuCount } from "../sys/cpus.js";
+import { NetbpfError, UsageError } from "../sys/errors.js";
+import { interfaceIndex } from "../sys/socket.js";
+import {
+  captureCountersName,
+  CaptureCounter,
+  captureProcessesName,
+  captureProcessValueSize,
+  captureProgram,
+  captureRingName,
+  captureScratchName,
+  captureScratchValueSize,
+  counterKinds,
+  decodeCaptureRecord,
+  socketOwnerProgram,
+} from "../programs/capture-program.js";
+import { compileCaptureFilter, type CaptureFilter } from "./capture-filter.js";
+
+export type CaptureDirection = "in" | "out" | "inout";
+
+export interface CaptureInterface {
+  name: string;
+  ifindex: number;
+  /** LINKTYPE of what the program sees: Ethernet, or raw IP for devices without a link header. */
+  linkType: number;
+  /** Position in the capture (the pcapng interface number). */
+  slot: number;
+}
+
+export interface LiveCaptureOptions {
+  /** Interface names; "any" = every interface that is up (in this network namespace). */
+  interfaces: string[];
+  direction?: CaptureDirection;
+  snapLength?: number;
+  /** A pcap-filter expression; empty or undefined = every packet. */
+  filter?: string;
+  /** Record the process owning each socket (cgroup sock_create at the cgroup v2 root). Default true. */
+  processes?: boolean;
+  /** Ring buffer size in bytes (rounded up to a power of two, at least 64 KiB). Default 8 MiB. */
+  ringSize?: number;
+}
+
+export interface LivePacket {
+  interface: CaptureInterface;
+  /** Wall-clock nanoseconds since the epoch. */
+  timestamp: bigint;
+  direction: "inbound" | "outbound";
+  originalLength: number;
+  /** A copy: owned by the caller. */
+  data: Buffer;
+  packetType: number;
+  process?: { pid: number; command: string };
+}
+
+export interface InterfaceCounters {
+  /** Packets that reached the program. */
+  seen: bigint;
+  /** Packets the filter selected. */
+  matched: bigint;
+  /** Selected packets lost because the ring was full. */
+  dropped: bigint;
+}
+
+export const defaultSnapLength = 262144;
+export const defaultRingSize = 8 * 1024 * 1024;
+
+const arphrdEther = 1;
+const arphrdLoopback = 772;
+
+/** Interfaces that are up in this network namespace, from sysfs. */
+export function upInterfaces(): string[] {
+  const names: string[] = [];
+  for (const name of readdirSync("/sys/class/net")) {
+    try {
+      const flags = Number.parseInt(readFileSync(`/sys/class/net/${name}/flags`, "utf8").trim(), 16);
+      if (flags & 1) names.push(name);
+    } catch {
+      // gone while listing
+    }
+  }
+  return names.sort();
+}
+
+/** The link type a tc program sees on an interface. */
+export function interfaceLinkType(name: string): number {
+  let type: number;
+  try {
+    type = Number(readFileSync(`/sys/class/net/${name}/type`, "utf8").trim());
+  } catch {
+    return LinkType.ETHERNET;
+  }
+  return type === arphrdEther || type === arphrdLoopback ? LinkType.ETHERNET : LinkType.RAW;
+}
+
+/** Offset to add to CLOCK_MONOTONIC (bpf_ktime_get_ns) to get wall-clock time. */
+export function monotonicToRealtimeOffset(): bigint {
+  let best: bigint | undefined;
+  for (let i = 0; i < 5; i++) {
+    const monotonic = process.hrtime.bigint();
+    const realtime = BigInt(Math.round((performance.timeOrigin + performance.now()) * 1e6));
+    const offset = realtime - monotonic;
+    if (best === undefined || offset < best) best = offset;
+  }
+  return best!;
+}
+
+/**
+ * The cgroup v2 root. `ip netns exec` remounts /sys in a new mount namespace,
+ * hiding the cgroup mount: then reach it through init's root.
+ */
+function rootCgroup(): string {
+  try {
+    return cgroup2Mount();
+  } catch (error) {
+    for (const line of readFileSync("/proc/1/mounts", "utf8").split("\n")) {
+      const fields = line.split(" ");
+      if (fields[2] === "cgroup2" && fields[1]) return `/proc/1/root${fields[1].replace(/\\040/g, " ")}`;
+    }
+    throw error;
+  }
+}
+
+function ringSizeFor(requested: number): number {
+  let size = 64 * 1024;
+  while (size < requested) size *= 2;
+  return size;
+}
+
+/** A running capture; close() detaches everything. */
+export class LiveCapture implements Disposable {
+  readonly interfaces: CaptureInterface[];
+  readonly direction: CaptureDirection;
+  readonly snapLength: number;
+  readonly filter: string;
+  /** Whether process information is being recorded. */
+  readonly processes: boolean;
+  /** Why process recording is off, when it was asked for and could not be set up. */
+  readonly processesUnavailable?: string;
+  readonly ringSize: number;
+  readonly #owned: { close(): void }[] = [];
+  readonly #reader: RingBufferReader;
+  readonly #counters: BpfMap<number, bigint>;
+  readonly #clockOffset: bigint;
+  #delivered = 0;
+  #closed = false;
+
+  private constructor(options: LiveCaptureOptions) {
+    const names = options.interfaces.length === 0 ? ["any"] : options.interfaces;
+    const expanded = names.flatMap((name) => (name === "any" ? upInterfaces() : [name]));
+    const unique = [...new Set(expanded)];
+    if (unique.length === 0) throw new UsageError("capture", "no interface to capture on", "name one with -i, or bring an interface up");
+    this.interfaces = unique.map((name, slot) => ({ name, ifindex: interfaceIndex(name, "capture"), linkType: interfaceLinkType(name), slot }));
+    this.direction = options.direction ?? "inout";
+    this.snapLength = options.snapLength ?? defaultSnapLength;
+    this.filter = (options.filter ?? "").trim();
+    this.ringSize = ringSizeFor(options.ringSize ?? defaultRingSize);
+    this.#clockOffset = monotonicToRealtimeOffset();
+
+    try {
+      const filters = new Map<number, CaptureFilter>();
+      if (this.filter !== "") {
+        for (const linkType of new Set(this.interfaces.map((i) => i.linkType))) {
+          filters.set(linkType, compileCaptureFilter(this.filter, linkType, { packetMetadata: true }));
+        }
+      }
+      const ring = this.#own(BpfMap.create({ type: MapType.Ringbuf, maxEntries: this.ringSize, name: captureRingName }));
+      const scratch = this.#own(BpfMap.create({ type: MapType.Array, key: u32, valueSize: captureScratchValueSize(this.snapLength), maxEntries: possibleCpuCount(), name: captureScratchName }));
+      this.#counters = this.#own(BpfMap.create({ type: MapType.PercpuArray, key: u32, value: u64, maxEntries: this.interfaces.length * counterKinds, name: captureCountersName }));
+      const processes = this.#own(BpfMap.create({ type: MapType.LruHash, keySize: 8, valueSize: captureProcessValueSize, maxEntries: 65536, name: captureProcessesName }));
+      let processesOn = options.processes ?? true;
+      if (processesOn) {
+        try {
+          const owner = this.#own(Program.load({ type: ProgramType.CgroupSock, instructions: socketOwnerProgram(), name: "capture_owner", expectedAttachType: AttachType.CgroupInetSockCreate }, { maps: { [captureProcessesName]: processes } }));
+          const cgroupFd = openSync(rootCgroup(), constants.O_RDONLY | constants.O_DIRECTORY);
+          this.#own({ close: () => closeSync(cgroupFd) });
+          this.#own(attachCgroup(owner, { cgroup: cgroupFd, attachType: "sock_create" }) as CgroupLink);
+        } catch (error) {
+          processesOn = false;
+          this.processesUnavailable = error instanceof Error ? error.message : String(error);
+        }
+      }
+      this.processes = processesOn;
+      const maps = { [captureRingName]: ring, [captureScratchName]: scratch, [captureCountersName]: this.#counters, [captureProcessesName]: processes };
+      const directions: ("ingress" | "egress")[] = this.direction === "in" ? ["ingress"] : this.direction === "out" ? ["egress"] : ["ingress", "egress"];
+      for (const captureInterface of this.interfaces) {
+        for (const direction of directions) {
+          const instructions = captureProgram({
+            direction,
+            interfaceSlot: captureInterface.slot,
+            snapLength: this.snapLength,
+            filter: filters.get(captureInterface.linkType)?.emitter,
+            processes: this.processes,
+          });
+          const program = this.#own(Program.load({ type: ProgramType.SchedCls, instructions, name: direction === "ingress" ? "capture_in" : "capture_out" }, { maps }));
+          this.#own(attachTcx(program, { interface: captureInterface.ifindex, direction }) as Link);
+        }
+      }
+      this.#reader = this.#own(new RingBufferReader(ring));
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+  }
+
+  /** Loads and attaches everything; throws (having cleaned up) on failure. */
+  static open(options: LiveCaptureOptions): LiveCapture {
+    return new LiveCapture(options);
+  }
+
+  #own<T extends { close(): void }>(owned: T): T {
+    this.#owned.push(owned);
+    return owned;
+  }
+
+  /** Packets delivered to the caller so far. */
+  get delivered(): number {
+    return this.#delivered;
+  }
+
+  /**
+   * Packets as they arrive, in ring order, until `signal` aborts or the
+   * capture is closed. Records left in the ring when aborting are still
+   * delivered first (nothing received is thrown away).
+   */
+  async *packets(signal?: AbortSignal): AsyncGenerator<LivePacket> {
+    const batch: LivePacket[] = [];
+    for (;;) {
+      if (this.#closed) return;
+      this.#reader.readAvailable((record) => batch.push(this.#toPacket(record)), 4096);
+      if (batch.length > 0) {
+        for (const packet of batch.splice(0)) {
+          this.#delivered++;
+          yield packet;
+        }
+        continue;
+      }
+      if (signal?.aborted) return;
+      try {
+        await this.#reader.wait(signal);
+      } catch (error) {
+        if (signal?.aborted) continue; // drain what is left, then end
+        throw error;
+      }
+    }
+  }
+
+  #toPacket(record: Buffer): LivePacket {
+    const decoded = decodeCaptureRecord(record);
+    const captureInterface = this.interfaces[decoded.interfaceSlot];
+    if (captureInterface === undefined) throw new NetbpfError("read capture ring", `record for unknown interface slot ${decoded.interfaceSlot}`);
+    return {
+      interface: captureInterface,
+      timestamp: decoded.monotonicTime + this.#clockOffset,
+      direction: decoded.direction === "ingress" ? "inbound" : "outbound",
+      originalLength: decoded.originalLength,
+      data: Buffer.from(decoded.data),
+      packetType: decoded.packetType,
+      process: decoded.process,
+    };
+  }
+
+  /** Counters of one interface (summed over CPUs), or of all when slot is omitted. */
+  counters(slot?: number): InterfaceCounters {
+    const slots = slot === undefined ? this.interfaces.map((i) => i.slot) : [slot];
+    const total: InterfaceCounters = { seen: 0n, matched: 0n, dropped: 0n };
+    for (const s of slots) {
+      const read = (kind: number) => (this.#counters.getPerCpu(s * counterKinds + kind) ?? []).reduce((a, b) => a + b, 0n);
+      total.seen += read(CaptureCounter.seen);
+      total.matched += read(CaptureCounter.matched);
+      total.dropped += read(CaptureCounter.dropped);
+    }
+    return total;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Detach links first (they were created after the programs), then the rest.
+    for (const owned of this.#owned.splice(0).reverse()) {
+      try {
+        owned.close();
+      } catch {
+        // keep closing the others
+      }
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
