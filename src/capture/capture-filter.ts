@@ -37,6 +37,7 @@ export function compileCaptureFilter(expression: string, linkType: number, optio
   const emitter: CaptureFilterEmitter = {
     expression,
     annotations: kernelProgram.annotations,
+    labels: kernelProgram.labels,
     emit(assembler, labels) {
       spliceFilterProgram(assembler, kernelProgram.instructions as Instruction[], labels);
     },

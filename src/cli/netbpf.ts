@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
 import { NetbpfError } from "../sys/errors.js";
+import { registerCaptureCommand } from "./capture-command.js";
 import { registerFeaturesCommand } from "./features-command.js";
 import { registerObjectCommands } from "./object-commands.js";
 
@@ -20,6 +21,7 @@ program
 
 registerFeaturesCommand(program);
 registerObjectCommands(program);
+registerCaptureCommand(program);
 
 function fail(error: unknown): never {
   if (error instanceof CommanderError) process.exit(error.exitCode);

@@ -60,6 +60,8 @@ export interface CaptureFilterEmitter {
   emit(assembler: Assembler, labels: { accept: string; reject: string }): void;
   /** Instruction index (into what `emit` appended) → comment, for annotated listings. */
   readonly annotations?: ReadonlyMap<number, string>;
+  /** Label → instruction index (into what `emit` appended), for annotated listings. */
+  readonly labels?: ReadonlyMap<string, number>;
 }
 
 export interface CaptureProgramOptions {
@@ -110,6 +112,7 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
     throw new UsageError("capture program", `interface slot must be 0-65535, got ${interfaceSlot}`);
   }
   const annotations = new Map<number, string>();
+  const filterLabels = new Map<string, number>();
   const a = new Assembler();
   const note = (text: string) => annotations.set(a.length, text);
   const counterKey = (kind: number) => interfaceSlot * counterKinds + kind;
@@ -138,6 +141,7 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
     const base = a.length;
     options.filter.emit(a, { accept, reject });
     for (const [index, text] of options.filter.annotations ?? []) annotations.set(base + index, text);
+    for (const [name, index] of options.filter.labels ?? []) filterLabels.set(`filter_${name}`, base + index);
     a.label(reject);
     note("not selected: the packet continues");
     a.return(continueVerdict);
@@ -218,7 +222,9 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
   count(CaptureCounter.dropped, droppedCounted);
   a.label(droppedCounted).return(continueVerdict);
 
-  return { ...a.finish(), annotations };
+  const assembled = a.finish();
+  for (const [name, index] of filterLabels) if (!assembled.labels.has(name)) assembled.labels.set(name, index);
+  return { ...assembled, annotations };
 }
 
 /** A decoded ring buffer record. */
