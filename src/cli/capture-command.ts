@@ -1,4 +1,5 @@
 import { Command, Option } from "commander";
+import { helperNameOf } from "../asm/helpers.js";
 import { Interpreter } from "../asm/interpreter.js";
 import { compileCaptureFilter, type CaptureFilter } from "../capture/capture-filter.js";
 import { defaultRingSize, defaultSnapLength, interfaceLinkType, LiveCapture, type CaptureDirection, type LivePacket } from "../capture/live-capture.js";
@@ -152,7 +153,11 @@ function dumpProgram(expression: string, options: CaptureCommandOptions): void {
   const direction = parseDirection(options.direction) === "out" ? "egress" : "ingress";
   const generated = captureProgram({ direction, interfaceSlot: 0, snapLength: parseSnapLength(options.snapshotLength), filter: filter?.emitter, processes: options.process !== false });
   process.stdout.write(`; netbpf capture program: tc ${direction}, link type ${linkTypeName(linkType)}${expression ? `, filter "${expression}"` : ", no filter"}\n`);
-  process.stdout.write(`${formatFilterProgram(generated)}\n`);
+  const listing = formatFilterProgram(generated).replace(/call 0x([0-9a-f]+)$/gm, (text, id: string) => {
+    const name = helperNameOf(Number.parseInt(id, 16));
+    return name !== undefined ? `call ${name}` : text;
+  });
+  process.stdout.write(`${listing}\n`);
 }
 
 /** Runs a compiled filter over saved packets: in the kernel when possible, else in the interpreter. */

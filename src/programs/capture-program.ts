@@ -114,7 +114,10 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
   const annotations = new Map<number, string>();
   const filterLabels = new Map<string, number>();
   const a = new Assembler();
-  const note = (text: string) => annotations.set(a.length, text);
+  const note = (text: string) => {
+    const existing = annotations.get(a.length);
+    annotations.set(a.length, existing !== undefined ? `${existing}; ${text}` : text);
+  };
   const counterKey = (kind: number) => interfaceSlot * counterKinds + kind;
 
   /** counters[key] += 1 (per-CPU element; atomic because ingress and egress share it). */
@@ -223,6 +226,11 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
   a.label(droppedCounted).return(continueVerdict);
 
   const assembled = a.finish();
+  for (const reference of assembled.references) {
+    const existing = annotations.get(reference.instructionIndex);
+    const text = `map ${reference.name}`;
+    annotations.set(reference.instructionIndex, existing !== undefined ? `${existing}; ${text}` : text);
+  }
   for (const [name, index] of filterLabels) if (!assembled.labels.has(name)) assembled.labels.set(name, index);
   return { ...assembled, annotations };
 }
