@@ -276,7 +276,9 @@ async function captureLive(expression: string, options: CaptureCommandOptions): 
   const writeTarget = options.write;
   const processes = options.process !== false && (writeTarget === undefined || (writeTarget !== "-" && captureFormatFromPath(writeTarget) === "pcapng") || options.json === true);
 
-  using capture = LiveCapture.open({ interfaces, direction, snapLength, filter: expression, processes, ringSize });
+  // Writing a file, nobody watches each packet: wake up for batches (like tcpdump -w).
+  const delivery = writeTarget !== undefined && writeTarget !== "-" ? "batched" : "immediate";
+  using capture = LiveCapture.open({ interfaces, direction, snapLength, filter: expression, processes, ringSize, delivery });
   if (processes && !capture.processes) stderr(`netbpf: process information unavailable: ${capture.processesUnavailable}`);
 
   let writer: PcapWriter | PcapngWriter | undefined;
@@ -313,11 +315,12 @@ async function captureLive(expression: string, options: CaptureCommandOptions): 
   let captured = 0;
   let failure: unknown;
   try {
-    for await (const packet of capture.packets(abort.signal)) {
-      if (count !== undefined && captured >= count) break;
+    const visit = (packet: LivePacket) => {
+      if (count !== undefined && captured >= count) return;
       captured++;
       perInterfaceDelivered.set(packet.interface.slot, (perInterfaceDelivered.get(packet.interface.slot) ?? 0) + 1);
       if (writer !== undefined) {
+        // The writer copies the bytes: the view into the ring need not be copied first.
         writer.writePacket({
           data: packet.data,
           timestamp: packet.timestamp,
@@ -327,11 +330,19 @@ async function captureLive(expression: string, options: CaptureCommandOptions): 
           receptionType: receptionType(packet),
           process: packet.process,
         });
-        if (writeTarget === "-" && captured % 64 === 0) await writer.flush();
       } else {
-        printLivePacket(packet, summarizer, options, prefixInterface);
+        lines.push(formatLivePacket(packet, summarizer, options, prefixInterface));
       }
+    };
+    const lines: string[] = [];
+    for (;;) {
+      const read = capture.readAvailable(visit);
+      if (lines.length > 0) process.stdout.write(lines.splice(0).join(""));
+      if (read > 0 && writer !== undefined && writeTarget === "-") await writer.flush();
       if (count !== undefined && captured >= count) break;
+      if (read > 0) continue;
+      if (abort.signal.aborted) break;
+      await capture.wait(abort.signal);
     }
   } catch (error) {
     failure = error;
@@ -375,10 +386,10 @@ function receptionType(packet: LivePacket): "unicast" | "multicast" | "broadcast
   return (["unicast", "broadcast", "multicast", "promiscuous"] as const)[packet.packetType];
 }
 
-function printLivePacket(packet: LivePacket, summarizer: PacketSummarizer, options: CaptureCommandOptions, prefixInterface: boolean): void {
+function formatLivePacket(packet: LivePacket, summarizer: PacketSummarizer, options: CaptureCommandOptions, prefixInterface: boolean): string {
   const summaryPacket = { data: packet.data, timestamp: packet.timestamp, originalLength: packet.originalLength, linkType: packet.interface.linkType };
   if (options.json) {
-    process.stdout.write(`${packetJson({
+    return `${packetJson({
       timestamp: packet.timestamp,
       interfaceName: packet.interface.name,
       direction: packet.direction,
@@ -388,11 +399,10 @@ function printLivePacket(packet: LivePacket, summarizer: PacketSummarizer, optio
       process: packet.process,
       summary: summarizer.describe(summaryPacket).split("\n")[0]!,
       includeData: options.x === true || options.X === true,
-    })}\n`);
-    return;
+    })}\n`;
   }
   const prefix = prefixInterface ? `${packet.interface.name.padEnd(5)} ${(packet.direction === "inbound" ? "In" : "Out").padEnd(3)} ` : "";
-  process.stdout.write(`${summarizer.formatTimestamp(packet.timestamp)} ${prefix}${summarizer.describe(summaryPacket)}\n`);
+  return `${summarizer.formatTimestamp(packet.timestamp)} ${prefix}${summarizer.describe(summaryPacket)}\n`;
 }
 
 

@@ -25,6 +25,10 @@ import { UsageError } from "../sys/errors.js";
 const skbLength = 0;
 const skbPacketType = 4;
 const skbIfindex = 40;
+/** bpf_ringbuf_query / bpf_ringbuf_output flags. */
+const ringbufAvailableData = 0;
+const ringbufNoWakeup = 1;
+const ringbufForceWakeup = 2;
 /** TC_ACT_UNSPEC / TCX_NEXT: let the packet go on as if we were not there. */
 const continueVerdict = -1;
 
@@ -73,6 +77,12 @@ export interface CaptureProgramOptions {
   filter?: CaptureFilterEmitter;
   /** Look up the sending process by socket cookie in the `capture_procs` map. */
   processes?: boolean;
+  /**
+   * Wake the reader only when the ring holds at least this many bytes
+   * (BPF_RB_NO_WAKEUP below, BPF_RB_FORCE_WAKEUP above); the reader then
+   * polls on a timer too. Default: wake for every record (adaptive).
+   */
+  wakeupThreshold?: number;
 }
 
 export interface CaptureProgram extends AssembledProgram {
@@ -211,11 +221,23 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
     .call("skb_load_bytes");
 
   a.label("output");
+  if (options.wakeupThreshold !== undefined) {
+    note(`wake the reader only once the ring holds ${options.wakeupThreshold} bytes`);
+    a.loadMapFd(R1, captureRingName)
+      .mov64(R2, ringbufAvailableData)
+      .call("ringbuf_query")
+      .mov64(R8, ringbufNoWakeup)
+      .jumpIf(R0, "<", options.wakeupThreshold, "send")
+      .mov64(R8, ringbufForceWakeup)
+      .label("send");
+  } else {
+    a.mov64(R8, 0);
+  }
   note("send header + captured bytes; count a failure (ring full) as a drop");
   a.loadMapFd(R1, captureRingName)
     .mov64(R2, R7)
     .mov64(R3, R9).add64(R3, captureHeaderSize)
-    .mov64(R4, 0)
+    .mov64(R4, R8)
     .call("ringbuf_output")
     .jumpIf(R0, "s<", 0, "dropped")
     .return(continueVerdict);
