@@ -3,6 +3,7 @@ import { Command, CommanderError } from "commander";
 import { NetbpfError } from "../sys/errors.js";
 import { registerCaptureCommand } from "./capture-command.js";
 import { registerFeaturesCommand } from "./features-command.js";
+import { registerFilterCommand } from "./filter-command.js";
 import { registerObjectCommands } from "./object-commands.js";
 
 // `netbpf … | head` closes our stdout early: that is not an error.
@@ -20,6 +21,7 @@ program
   .exitOverride();
 
 registerFeaturesCommand(program);
+registerFilterCommand(program);
 registerObjectCommands(program);
 registerCaptureCommand(program);
 

@@ -3,7 +3,7 @@ import { constant, formatValue } from "./predicate.js";
 
 /** A test the graph branches on: an unsigned comparison or a protochain walk. */
 export type DecisionTest =
-  | { kind: "compare"; operator: CompareOperator; left: Value; right: Value }
+  | { kind: "compare"; operator: CompareOperator; left: Value; right: Value; origin?: "relation" }
   | Extract<Predicate, { kind: "protochain" }>
   /** Stores a value in a scratch register, then always continues with whenTrue (= whenFalse). */
   | Extract<Predicate, { kind: "assign" }>;
@@ -105,9 +105,9 @@ function compareConstants(operator: CompareOperator, left: number, right: number
  * two branches lead to the same place are removed (their loads with them).
  */
 export function buildDecisionGraph(predicate: Predicate, options: { optimize?: boolean } = {}): DecisionTarget {
-  // libpcap turns its optimiser off when geneve's offset code (with its bare jump) is present; so do we,
+  // libpcap turns its optimiser off for protochain (a loop) and geneve (a bare jump); so do we,
   // since the optimiser removes loads and so changes which truncated packets are rejected.
-  const optimize = options.optimize ?? !usesRegisters(predicate);
+  const optimize = options.optimize ?? !disablesOptimizer(predicate);
   const fold = optimize ? foldValue : (value: Value) => value;
   let nextId = 0;
   const build = (p: Predicate, onTrue: DecisionTarget, onFalse: DecisionTarget): DecisionTarget => {
@@ -125,8 +125,9 @@ export function buildDecisionGraph(predicate: Predicate, options: { optimize?: b
       case "compare": {
         const left = fold(p.left);
         const right = fold(p.right);
-        if (left.kind === "constant" && right.kind === "constant") return compareConstants(p.operator, left.value, right.value) ? onTrue : onFalse;
-        return { kind: "node", id: nextId++, test: { kind: "compare", operator: p.operator, left, right }, whenTrue: onTrue, whenFalse: onFalse };
+        if (optimize && left.kind === "constant" && right.kind === "constant") return compareConstants(p.operator, left.value, right.value) ? onTrue : onFalse;
+        const test: DecisionTest = p.origin ? { kind: "compare", operator: p.operator, left, right, origin: p.origin } : { kind: "compare", operator: p.operator, left, right };
+        return { kind: "node", id: nextId++, test, whenTrue: onTrue, whenFalse: onFalse };
       }
       case "protochain":
         return { kind: "node", id: nextId++, test: { ...p, network: fold(p.network) }, whenTrue: onTrue, whenFalse: onFalse };
@@ -151,14 +152,15 @@ interface Facts {
   outcomes: Map<string, boolean>;
 }
 
-function usesRegisters(predicate: Predicate): boolean {
+function disablesOptimizer(predicate: Predicate): boolean {
   switch (predicate.kind) {
     case "and":
     case "or":
-      return usesRegisters(predicate.left) || usesRegisters(predicate.right);
+      return disablesOptimizer(predicate.left) || disablesOptimizer(predicate.right);
     case "not":
-      return usesRegisters(predicate.operand);
+      return disablesOptimizer(predicate.operand);
     case "assign":
+    case "protochain":
       return true;
     default:
       return false;
@@ -191,7 +193,7 @@ function computeTestKeys(test: DecisionTest): TestKeys {
     const key = `protochain${test.version}(${formatValue(test.network)},${test.protocol})`;
     return { value: key, test: key, constant: undefined };
   }
-  const value = formatValue(test.left);
+  const value = (test.origin === "relation" ? "relation " : "") + formatValue(test.left);
   const right = test.right.kind === "constant" ? test.right.value : undefined;
   return { value, test: `${value} ${test.operator} ${formatValue(test.right)}`, constant: right };
 }

@@ -1,5 +1,4 @@
 import type { DecisionTarget } from "./decisionGraph.js";
-export type { DecisionTarget };
 import type { Predicate, Value } from "./predicate.js";
 
 /** A packet as a filter sees it. */
@@ -103,7 +102,6 @@ function test(predicate: Predicate, packet: FilterPacket, registers: number[]): 
           return (left & right) !== 0;
       }
     }
-    // eslint-disable-next-line no-fallthrough
     case "protochain":
       return protochain(predicate.version, value(predicate.network, packet, registers), predicate.protocol, packet);
     case "assign":

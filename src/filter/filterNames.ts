@@ -57,6 +57,21 @@ export function parseIpv4Address(text: string): number | undefined {
   return parts.reduce((acc, p) => acc * 256 + Number(p), 0) >>> 0;
 }
 
+/** Used only when /etc/services cannot be read (minimal containers without netbase). */
+const fallbackServices = `ftp-data 20/tcp
+ftp 21/tcp
+ssh 22/tcp
+telnet 23/tcp
+smtp 25/tcp
+domain 53/tcp
+domain 53/udp
+bootps 67/udp
+bootpc 68/udp
+http 80/tcp www
+ntp 123/udp
+https 443/tcp
+https 443/udp`;
+
 class SystemFilterNames implements FilterNames {
   private services?: Map<string, { tcp?: number; udp?: number }>;
   private protocols?: Map<string, number>;
@@ -69,7 +84,9 @@ class SystemFilterNames implements FilterNames {
   service(name: string): ServicePort | undefined {
     if (!this.services) {
       this.services = new Map();
-      for (const [service, portProtocol, ...aliases] of readLines("/etc/services")) {
+      let lines = readLines("/etc/services");
+      if (lines.length === 0) lines = fallbackServices.split("\n").map((line) => line.split(" "));
+      for (const [service, portProtocol, ...aliases] of lines) {
         const match = /^(\d+)\/(tcp|udp)$/.exec(portProtocol ?? "");
         if (!match) continue;
         for (const key of [service!, ...aliases]) {

@@ -18,9 +18,12 @@ export class FilterSyntaxError extends UsageError {
   readonly expected: string | undefined;
 
   constructor(expression: string, span: SourceSpan, detail: string, expected?: string) {
-    const where = span.start >= expression.length ? "at end of expression" : `at offset ${span.start}`;
-    const message = expected ? `${detail} ${where}; expected ${expected}` : `${detail} ${where}`;
-    super("compile filter", message + "\n" + renderCaret(expression, span), "see pcap-filter(7) for the filter syntax");
+    const atEnd = span.start >= expression.length;
+    const where = atEnd ? (detail.includes("end of expression") ? "" : " at end of expression") : ` at offset ${span.start}`;
+    const message = expected ? `${detail}${where}; expected ${expected}` : `${detail}${where}`;
+    super("compile filter", message, "see pcap-filter(7) for the filter syntax");
+    // The caret rendering closes the message (the hint stays available as a property).
+    this.message = `compile filter: ${message}\n${renderCaret(expression, span)}`;
     this.expression = expression;
     this.position = span.start;
     this.end = Math.max(span.end, span.start + 1);

@@ -27,6 +27,15 @@ export interface GenerateFilterOptions {
    * r3 = wire length, r4 = packet type.
    */
   prologue?: "kernel" | "interpreter";
+  /**
+   * skb packet loads: "legacy" (default) LD_ABS/LD_IND, the smallest code, which
+   * ends the program with 0 on an out-of-bounds load (so the reject value must be 0
+   * and the code cannot be a subprogram); "helper" bpf_skb_load_bytes, which allows
+   * any reject value and use as a subprogram.
+   */
+  skbLoads?: "legacy" | "helper";
+  /** Prefix for every label, so the code can be appended to another program. */
+  labelPrefix?: string;
 }
 
 export interface GeneratedFilter extends AssembledProgram {
@@ -42,9 +51,10 @@ const skbPacketType = 4;
 /** xdp_md field offsets (uapi, stable). */
 const xdpData = 0;
 const xdpDataEnd = 4;
-/** Stack: spill slots for nested arithmetic grow down from r10-8; filter registers below them. */
-const spillSlots = 24;
-const registerSlotBase = -8 * spillSlots - 8;
+/** Stack: spill slots for nested arithmetic grow down from r10-8; a load buffer, filter registers and cached values below. */
+const spillSlots = 16;
+const loadBufferSlot = -8 * spillSlots - 8;
+const registerSlotBase = loadBufferSlot - 8;
 
 /**
  * Generates a complete eBPF program from a compiled filter's decision graph:
@@ -53,16 +63,42 @@ const registerSlotBase = -8 * spillSlots - 8;
  * (xdp), r7 index scratch (skb) or data_end (xdp), r8 packet type, r9 wire length.
  */
 export function generateFilterProgram(filter: CompiledFilter, options: GenerateFilterOptions): GeneratedFilter {
-  if (options.context === "skb" && (options.rejectValue ?? 0) !== 0) {
-    throw new UsageError("generate filter", "the skb context rejects with 0 (an out-of-bounds LD_ABS ends the program with 0)", "use rejectValue 0, or the xdp context");
+  checkOptions(options);
+  const generator = new FilterCodeGenerator(options);
+  const assembler = generator.build(filter.graph);
+  return { ...assembler.finish(), annotations: generator.annotations };
+}
+
+/**
+ * The filter as a bpf-to-bpf subprogram to append to another program:
+ * `main.mov64(R1, ctx).callLocal(entry)…; main.append(assembler)`. It takes the
+ * context in r1 and returns the accept or reject value in r0. skb code uses
+ * bpf_skb_load_bytes (LD_ABS is not allowed with subprograms).
+ */
+export function generateFilterSubprogram(
+  filter: CompiledFilter,
+  options: Omit<GenerateFilterOptions, "skbLoads" | "prologue"> & { labelPrefix: string },
+): { assembler: Assembler; entry: string } {
+  const full: GenerateFilterOptions = { ...options, skbLoads: "helper", prologue: "kernel" };
+  checkOptions(full);
+  const generator = new FilterCodeGenerator(full);
+  const entry = `${options.labelPrefix}filter`;
+  const assembler = generator.build(filter.graph, entry);
+  return { assembler, entry };
+}
+
+function checkOptions(options: GenerateFilterOptions): void {
+  if (options.context === "skb" && options.skbLoads !== "helper" && (options.rejectValue ?? 0) !== 0) {
+    throw new UsageError("generate filter", "with LD_ABS loads the skb context rejects with 0 (an out-of-bounds load ends the program with 0)", "use rejectValue 0, skbLoads \"helper\", or the xdp context");
   }
-  return new FilterCodeGenerator(options).generate(filter.graph);
 }
 
 class FilterCodeGenerator {
   private readonly asm = new Assembler();
   private readonly labels = new Map<DecisionNode, string>();
-  private readonly annotations = new Map<number, string>();
+  readonly annotations = new Map<number, string>();
+  private readonly prefix: string;
+  private cacheSlotBase = 0;
   private readonly acceptLabel: string;
   private readonly rejectLabel: string;
   private readonly usedExits = new Set<string>();
@@ -78,23 +114,30 @@ class FilterCodeGenerator {
   private readonly cacheSlots = new Map<string, number>();
 
   constructor(private readonly options: GenerateFilterOptions) {
-    this.acceptLabel = this.asm.newLabel("accept");
-    this.rejectLabel = this.asm.newLabel("reject");
+    this.prefix = options.labelPrefix ?? "";
+    this.acceptLabel = this.asm.newLabel(`${this.prefix}accept`);
+    this.rejectLabel = this.asm.newLabel(`${this.prefix}reject`);
   }
 
-  generate(root: DecisionTarget): GeneratedFilter {
+  private newLabel(name: string): string {
+    return this.asm.newLabel(`${this.prefix}${name}`);
+  }
+
+  build(root: DecisionTarget, entryLabel?: string): Assembler {
+    if (entryLabel !== undefined) this.asm.label(entryLabel);
     const nodes = topologicalNodes(root);
     const uses = new Map<string, number>();
     for (const node of nodes) {
       this.scan(node.test);
-      this.labels.set(node, this.asm.newLabel(`test${node.id}_`));
+      this.labels.set(node, this.newLabel(`test${node.id}_`));
       for (const key of cacheableKeys(node.test)) uses.set(key, (uses.get(key) ?? 0) + 1);
     }
+    this.cacheSlotBase = this.registerSlot(this.maximumRegister + 1 + (this.usesProtochain ? protochainSlots : 0));
     const shared = [...uses].filter(([, count]) => count >= 2);
     // Keep only the largest shared values: a part always used inside a larger shared value is not stored on its own.
     const worth = shared.filter(([key, count]) => !shared.some(([other, otherCount]) => other !== key && other.includes(key) && otherCount >= count));
     for (const [key] of worth) {
-      if (this.cacheSlots.size < maximumCachedValues) this.cacheSlots.set(key, cacheSlotBase - 8 * this.cacheSlots.size);
+      if (this.cacheSlots.size < maximumCachedValues) this.cacheSlots.set(key, this.cacheSlotBase - 8 * this.cacheSlots.size);
     }
     this.prologue();
     if (root.kind !== "node") this.asm.jump(this.targetLabel(root));
@@ -124,8 +167,9 @@ class FilterCodeGenerator {
     // Only exits something jumps to: the verifier refuses unreachable instructions.
     if (this.usedExits.has(this.acceptLabel)) this.asm.label(this.acceptLabel).return(this.options.acceptValue ?? (context === "xdp" ? xdpPass : 0x40000));
     if (this.usedExits.has(this.rejectLabel)) this.asm.label(this.rejectLabel).return(this.options.rejectValue ?? (context === "xdp" ? xdpDrop : 0));
-    const program = this.asm.finish();
-    return { ...program, annotations: this.annotations };
+    const lowest = this.cacheSlots.size > 0 ? this.cacheSlotBase - 8 * (this.cacheSlots.size - 1) : this.cacheSlotBase + 8;
+    if (lowest < -stackSize) throw new UsageError("generate filter", "the filter needs more stack than eBPF allows", "a simpler filter");
+    return this.asm;
   }
 
   private scan(test: DecisionTest): void {
@@ -346,8 +390,8 @@ class FilterCodeGenerator {
         return;
       case "<<":
       case ">>": {
-        const inRange = a.newLabel("shift");
-        const done = a.newLabel("shifted");
+        const inRange = this.newLabel("shift");
+        const done = this.newLabel("shifted");
         a.jumpIf32(operand, "<", 32, inRange).mov32(R0, 0).jump(done).label(inRange);
         if (operator === "<<") a.leftShift32(R0, operand);
         else a.rightShift32(R0, operand);
@@ -362,6 +406,18 @@ class FilterCodeGenerator {
   private emitLoad(offset: Value, size: 1 | 2 | 4): void {
     const a = this.asm;
     const type = size === 1 ? "u8" : size === 2 ? "u16" : "u32";
+    if (this.options.context === "skb" && this.options.skbLoads === "helper") {
+      // bpf_skb_load_bytes(ctx, offset, buffer, size): negative on an out-of-bounds read.
+      if (offset.kind === "constant") a.mov32(R0, offset.value | 0);
+      else this.emitValue(offset);
+      a.jumpIf32(R0, ">", 0x7fffffff, this.exit(this.rejectLabel))
+        .mov64(R2, R0).mov64(R1, R6).mov64("r3", R10).add64("r3", loadBufferSlot).mov64("r4", size)
+        .call("skb_load_bytes")
+        .jumpIf(R0, "!=", 0, this.exit(this.rejectLabel))
+        .load(type, R0, R10, loadBufferSlot);
+      if (size > 1) a.toBigEndian(R0, size === 2 ? 16 : 32);
+      return;
+    }
     if (this.options.context === "skb") {
       if (offset.kind === "constant") {
         if (offset.value > 0x7fffffff) {
@@ -427,10 +483,10 @@ class FilterCodeGenerator {
       a.store("u64", R10, offsetSlot, R0);
     }
     a.store("u64", R10, countSlot, 0);
-    const loop = a.newLabel("chain");
-    const extension = a.newLabel("chain_extension");
-    const authentication = a.newLabel("chain_ah");
-    const done = a.newLabel("chain_done");
+    const loop = this.newLabel("chain");
+    const extension = this.newLabel("chain_extension");
+    const authentication = this.newLabel("chain_ah");
+    const done = this.newLabel("chain_done");
     a.label(loop).load("u64", R0, R10, nextSlot);
     a.jumpIf(R0, "==", test.protocol, done).jumpIf(R0, "==", 59, done);
     a.load("u64", R1, R10, countSlot).jumpIf(R1, ">=", protochainMaximumHeaders, done).add64(R1, 1).store("u64", R10, countSlot, R1);
@@ -459,7 +515,7 @@ class FilterCodeGenerator {
 const protochainSlots = 4;
 /** Values shared between tests kept on the stack, below the filter registers. */
 const maximumCachedValues = 16;
-const cacheSlotBase = registerSlotBase - 8 * 24;
+const stackSize = 512;
 
 /** Packet-derived values of a test that may be reused (no registers: those change between tests). */
 function cacheableKeys(test: DecisionTest): Set<string> {
@@ -503,4 +559,3 @@ function describeTest(test: DecisionTest): string {
   }
 }
 
-export { R8 as packetTypeRegister };

@@ -1,5 +1,5 @@
 import type { ArithmeticNode, DirectionQualifier, FilterNode, IdValue, Qualifiers } from "./ast.js";
-import { etherProtocolNumber, parseIpv4Address, systemFilterNames, type FilterNames } from "./filterNames.js";
+import { etherProtocolNumber, systemFilterNames, type FilterNames } from "./filterNames.js";
 import { FilterSyntaxError, type SourceSpan } from "./filterSyntaxError.js";
 import {
   addOffset, and, compare, constant, falsePredicate, load, loadEquals, not, or, truePredicate, type Predicate, type Value,
@@ -822,25 +822,26 @@ class Lowerer {
   private relation(operator: string, leftNode: ArithmeticNode, rightNode: ArithmeticNode): Predicate {
     const left = this.arithmetic(leftNode);
     const right = this.arithmetic(rightNode);
+    const relationCompare = (op: "==" | ">" | ">="): Predicate => ({ kind: "compare", operator: op, left: left.value, right: right.value, origin: "relation" });
     let test: Predicate;
     switch (operator) {
       case ">":
-        test = compare(">", left.value, right.value);
+        test = relationCompare(">");
         break;
       case ">=":
-        test = compare(">=", left.value, right.value);
+        test = relationCompare(">=");
         break;
       case "=":
-        test = compare("==", left.value, right.value);
+        test = relationCompare("==");
         break;
       case "<=":
-        test = not(compare(">", left.value, right.value));
+        test = not(relationCompare(">"));
         break;
       case "<":
-        test = not(compare(">=", left.value, right.value));
+        test = not(relationCompare(">="));
         break;
       default:
-        test = not(compare("==", left.value, right.value));
+        test = not(relationCompare("=="));
     }
     const checks = left.checks && right.checks ? and(left.checks, right.checks) : left.checks ?? right.checks;
     return checks ? and(checks, test) : test;
@@ -933,7 +934,6 @@ function parsePartialIpv4(text: string): { value: number; bits: number } | undef
     if (!/^[0-9]+$/.test(part) || Number(part) > 255) return undefined;
     value = value * 256 + Number(part);
   }
-  void parseIpv4Address;
   return { value: value >>> 0, bits: parts.length * 8 };
 }
 

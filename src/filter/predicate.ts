@@ -27,7 +27,17 @@ export type Predicate =
   | { kind: "and" | "or"; left: Predicate; right: Predicate }
   | { kind: "not"; operand: Predicate }
   /** Unsigned comparison; "&" is true when left & right is not zero (jset). */
-  | { kind: "compare"; operator: CompareOperator; left: Value; right: Value }
+  | {
+      kind: "compare";
+      operator: CompareOperator;
+      left: Value;
+      right: Value;
+      /**
+       * "relation" for the comparison of an `expr relop expr`: libpcap computes it as a
+       * subtraction, so its optimiser relates it only to other relations, not to protocol tests.
+       */
+      origin?: "relation";
+    }
   /**
    * libpcap's protocol-chain walk from the IPv4 or IPv6 header at `network`:
    * true when `protocol` appears in the next-header chain.
@@ -75,10 +85,8 @@ export function compare(operator: CompareOperator, left: Value, right: Value): P
 
 /** `(load & mask) == value`, the mask omitted when it is all ones (libpcap's gen_mcmp). */
 export function loadEquals(offset: Value, size: 1 | 2 | 4, value: number, mask?: number): Predicate {
-  const full = size === 4 ? 0xffffffff : size === 2 ? 0xffff : 0xff;
   let loaded = load(offset, size);
   if (mask !== undefined && (mask >>> 0) !== 0xffffffff) loaded = { kind: "binary", operator: "&", left: loaded, right: constant(mask) };
-  void full;
   return compare("==", loaded, constant(value));
 }
 

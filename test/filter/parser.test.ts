@@ -77,7 +77,7 @@ test("errors say where and what was expected, like a compiler", () => {
 
   const bracket = syntaxError("tcp[");
   assert.equal(bracket.position, 4);
-  assert.match(bracket.message, /unexpected end of expression at end of expression; expected a number/);
+  assert.match(bracket.message, /unexpected end of expression; expected a number/);
 
   const bare = syntaxError("tcp or 80");
   assert.equal(bare.position, 7);
