@@ -140,9 +140,17 @@ function rootCgroup(): string {
   } catch (error) {
     for (const line of readFileSync("/proc/1/mounts", "utf8").split("\n")) {
       const fields = line.split(" ");
-      if (fields[2] === "cgroup2" && fields[1]) return `/proc/1/root${fields[1].replace(/\\040/g, " ")}`;
+      if (fields[2] === "cgroup2" && fields[1]) {
+        const path = `/proc/1/root${fields[1].replace(/\\040/g, " ")}`;
+        try {
+          closeSync(openSync(path, constants.O_RDONLY | constants.O_DIRECTORY));
+          return path;
+        } catch {
+          break;
+        }
+      }
     }
-    throw error;
+    throw new NetbpfError("find cgroup v2", "the cgroup v2 file system is not visible in this mount namespace (`ip netns exec` remounts /sys)", "run in the network namespace with `nsenter --net=/run/netns/NAME` instead, or mount cgroup2", { cause: error });
   }
 }
 

@@ -220,6 +220,9 @@ async function readOffline(path: string, expression: string, options: CaptureCom
   let writer: PcapWriter | PcapngWriter | undefined;
   let announced = false;
   let matched = 0;
+  // Compile before reading, as tcpdump does: a bad expression fails before any output.
+  const firstLinkType = reader.interfaces[0]?.linkType;
+  if (expression !== "" && firstLinkType !== undefined) filters.set(firstLinkType, new OfflineFilter(compileCaptureFilter(expression, firstLinkType)));
   try {
     for await (const packet of reader) {
       if (!announced) {
@@ -274,7 +277,8 @@ async function captureLive(expression: string, options: CaptureCommandOptions): 
   const ringSize = parseBufferSize(options.bufferSize);
   const interfaces = options.interface?.length ? options.interface : ["any"];
   const writeTarget = options.write;
-  const processes = options.process !== false && (writeTarget === undefined || (writeTarget !== "-" && captureFormatFromPath(writeTarget) === "pcapng") || options.json === true);
+  // Only pcapng and JSON have a place for the process.
+  const processes = options.process !== false && ((writeTarget !== undefined && writeTarget !== "-" && captureFormatFromPath(writeTarget) === "pcapng") || (writeTarget === undefined && options.json === true));
 
   // Writing a file, nobody watches each packet: wake up for batches (like tcpdump -w).
   const delivery = writeTarget !== undefined && writeTarget !== "-" ? "batched" : "immediate";
