@@ -148,6 +148,35 @@ test("live capture: Ctrl-C keeps what was captured; pcapng records the sending p
   }
 });
 
+test("-i any attaches to every interface that is up: one pcapng interface each, with its own statistics", async (t) => {
+  if (skipUnlessKernel(t, liveAvailable && tcpdumpAvailable, "needs root, tcx and tcpdump")) return;
+  const bed = CaptureTestbed.create();
+  const directory = mkdtempSync(join(tmpdir(), "nb-cap-live-"));
+  t.after(() => {
+    bed.destroy();
+    rmSync(directory, { recursive: true, force: true });
+  });
+  const output = join(directory, "any.pcapng");
+  const child = bed.start(bed.a, [process.execPath, cliPath, "capture", "-i", "any", "-w", output, "-c", "8", "udp"]);
+  const result = finished(child);
+  await listening(child);
+  bed.exec(bed.a, [process.execPath, "--input-type=module", "-e", udpSendScript(bed.b.address, 47100, ["to b 1", "to b 2"])]);
+  bed.exec(bed.a, [process.execPath, "--input-type=module", "-e", udpSendScript("127.0.0.1", 47101, ["lo 1", "lo 2", "lo 3"])]);
+  const { code, stderr } = await result;
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /listening on lo, nb-cap-\w+a \(tcx ingress\+egress\)/);
+  const capture = readCaptureFile(output);
+  assert.deepEqual(capture.interfaces.map((i) => i.name), ["lo", bed.a.interface]);
+  const byInterface = (index: number) => capture.packets.filter((p) => p.interfaceIndex === index);
+  assert.equal(byInterface(0).length, 6, "loopback: each datagram out and in");
+  assert.equal(byInterface(1).length, 2, "veth: each datagram out");
+  assert.deepEqual(byInterface(1).map((p) => p.direction), ["outbound", "outbound"]);
+  assert.deepEqual(capture.statistics.map((s) => [s.interfaceIndex, s.userDelivered]), [[0, 6n], [1, 2n]]);
+  const read = tcpdump(["-n", "-r", output]);
+  assert.equal(read.status, 0, read.stderr);
+  assert.equal(read.stdout.trim().split("\n").length, 8);
+});
+
 test("live capture prints tcpdump's summaries and JSON lines", async (t) => {
   if (skipUnlessKernel(t, liveAvailable, "needs root and tcx")) return;
   const bed = CaptureTestbed.create();
