@@ -6,7 +6,9 @@
  */
 import { closeSync, constants, openSync, readdirSync, readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
+import { helperIds } from "../asm/helpers.js";
 import { BpfMap } from "../core/map.js";
+import { probeHelper } from "../features/features.js";
 import { Program } from "../core/program.js";
 import { u32, u64 } from "../core/codec.js";
 import { attachCgroup, type CgroupLink } from "../link/cgroup.js";
@@ -190,7 +192,8 @@ export class LiveCapture implements Disposable {
     this.snapLength = options.snapLength ?? defaultSnapLength;
     this.filter = (options.filter ?? "").trim();
     this.ringSize = ringSizeFor(options.ringSize ?? defaultRingSize);
-    this.delivery = options.delivery ?? "immediate";
+    // Batched wakeups need bpf_ringbuf_query; without it every record wakes the reader.
+    this.delivery = options.delivery === "batched" && probeHelper(ProgramType.SchedCls, helperIds.ringbuf_query) ? "batched" : "immediate";
     this.#batchInterval = options.batchInterval ?? 100;
     this.#clockOffset = monotonicToRealtimeOffset();
 
@@ -206,6 +209,10 @@ export class LiveCapture implements Disposable {
       this.#counters = this.#own(BpfMap.create({ type: MapType.PercpuArray, key: u32, value: u64, maxEntries: this.interfaces.length * counterKinds, name: captureCountersName }));
       const processes = this.#own(BpfMap.create({ type: MapType.LruHash, keySize: 8, valueSize: captureProcessValueSize, maxEntries: 65536, name: captureProcessesName }));
       let processesOn = options.processes ?? true;
+      if (processesOn && !(probeHelper(ProgramType.SchedCls, helperIds.get_socket_cookie) && probeHelper(ProgramType.CgroupSock, helperIds.get_current_comm))) {
+        processesOn = false;
+        this.processesUnavailable = "this kernel lacks bpf_get_socket_cookie for tc or bpf_get_current_comm for cgroup sock programs";
+      }
       if (processesOn) {
         try {
           const owner = this.#own(Program.load({ type: ProgramType.CgroupSock, instructions: socketOwnerProgram(), name: "capture_owner", expectedAttachType: AttachType.CgroupInetSockCreate }, { maps: { [captureProcessesName]: processes } }));

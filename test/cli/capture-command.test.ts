@@ -9,6 +9,7 @@ import { createCaptureWriter, readCaptureFile } from "../../src/pcap/capture-fil
 import { LinkType } from "../../src/pcap/link-type.js";
 import { PacketSummarizer } from "../../src/capture/packet-summary.js";
 import { probeTcx } from "../../src/features/features.js";
+import { listLinks, listPrograms } from "../../src/core/loaded-objects.js";
 import { cliPath, runCli } from "../support/cli.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { ethernet, etherTypeIpv4, ipv4, udp } from "../support/packets.js";
@@ -63,6 +64,12 @@ function finished(child: ChildProcessWithoutNullStreams, timeoutMs = 20_000): Pr
 
 const liveAvailable = isRoot() && probeTcx();
 
+/** Ids of links whose program is one of netbpf capture's. */
+function captureLinkIds(): Set<number> {
+  const names = new Map(listPrograms().map((p) => [p.id, p.name]));
+  return new Set(listLinks().filter((l) => names.get(l.programId)?.startsWith("capture_")).map((l) => l.id));
+}
+
 test("live capture on a veth testbed: pcapng that tcpdump reads, counts and bytes as sent, summaries as tcpdump's", async (t) => {
   if (skipUnlessKernel(t, liveAvailable && tcpdumpAvailable, "needs root, tcx and tcpdump")) return;
   const bed = CaptureTestbed.create();
@@ -74,12 +81,17 @@ test("live capture on a veth testbed: pcapng that tcpdump reads, counts and byte
   const output = join(directory, "out.pcapng");
   const payloads = Array.from({ length: 5 }, (_, i) => `netbpf live capture ${i} ${"x".repeat(i * 37)}`);
   const child = bed.start(bed.a, [process.execPath, cliPath, "capture", "-i", bed.a.interface, "-w", output, "-c", String(2 * payloads.length), "udp", "or", "icmp"]);
+  const linksBefore = captureLinkIds();
   const result = finished(child);
   await listening(child);
+  const ours = [...captureLinkIds()].filter((id) => !linksBefore.has(id));
+  assert.ok(ours.length >= 2, "tcx ingress and egress links while capturing");
   // UDP to a closed port: each datagram comes in and an ICMP port unreachable goes out.
   bed.exec(bed.b, [process.execPath, "--input-type=module", "-e", udpSendScript(bed.a.address, 47999, payloads)]);
   const { code, stderr } = await result;
   assert.equal(code, 0, stderr);
+  const remaining = captureLinkIds();
+  assert.deepEqual(ours.filter((id) => remaining.has(id)), [], "every link is gone after the capture");
   assert.match(stderr, /^10 packets captured$/m);
   assert.match(stderr, /^0 packets dropped by kernel \(ring full\)$/m);
 
