@@ -6,6 +6,7 @@
  */
 import { closeSync, constants, openSync, readdirSync, readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
 import { helperIds } from "../asm/helpers.js";
 import { BpfMap } from "../core/map.js";
 import { probeHelper } from "../features/features.js";
@@ -90,6 +91,11 @@ export interface InterfaceCounters {
 }
 
 export const defaultSnapLength = 262144;
+/**
+ * How long batched delivery lets records gather once some are waiting: short
+ * enough that an 8 MiB ring does not fill at a million small packets a second.
+ */
+const batchGatherMilliseconds = 10;
 export const defaultRingSize = 8 * 1024 * 1024;
 
 const arphrdEther = 1;
@@ -270,7 +276,7 @@ export class LiveCapture implements Disposable {
    */
   readAvailable(visit: (packet: LivePacket) => void, maximum = 4096): number {
     if (this.#closed) return 0;
-    const count = this.#reader.readAvailable((record) => visit(this.#toPacket(record, false)), maximum);
+    const count = this.#reader.readAvailableInPlace((ring, offset, length) => visit(this.#toPacket(ring, offset, length, false)), maximum);
     this.#delivered += count;
     return count;
   }
@@ -281,6 +287,16 @@ export class LiveCapture implements Disposable {
    */
   async wait(signal?: AbortSignal): Promise<void> {
     if (this.#closed || signal?.aborted) return;
+    if (this.delivery === "batched" && this.#reader.available > 0) {
+      // Readiness is level-triggered: with records below the wakeup threshold
+      // waiting, epoll would return at once. Let a batch gather instead.
+      try {
+        await sleep(batchGatherMilliseconds, undefined, { signal });
+      } catch {
+        // aborted: the caller drains and ends
+      }
+      return;
+    }
     const timer = this.delivery === "batched" ? AbortSignal.timeout(this.#batchInterval) : undefined;
     try {
       await this.#reader.wait(timer ? (signal ? AbortSignal.any([signal, timer]) : timer) : signal);
@@ -300,7 +316,7 @@ export class LiveCapture implements Disposable {
     for (;;) {
       if (this.#closed) return;
       const batch: LivePacket[] = [];
-      this.#delivered += this.#reader.readAvailable((record) => batch.push(this.#toPacket(record, true)), 4096);
+      this.#delivered += this.#reader.readAvailableInPlace((ring, offset, length) => batch.push(this.#toPacket(ring, offset, length, true)), 4096);
       if (batch.length > 0) {
         yield batch;
         continue;
@@ -315,24 +331,29 @@ export class LiveCapture implements Disposable {
     for await (const batch of this.batches(signal)) yield* batch;
   }
 
-  #toPacket(record: Buffer, copy: boolean): LivePacket {
-    if (record.length < captureHeaderSize) throw new NetbpfError("read capture ring", `a record of ${record.length} bytes is shorter than the ${captureHeaderSize}-byte header`);
-    const slot = record.readUInt16LE(22);
+  /** The record at ring[offset, offset + length) as a packet (no Buffer per record: the ring is read in place). */
+  #toPacket(ring: Buffer, offset: number, length: number, copy: boolean): LivePacket {
+    if (length < captureHeaderSize) throw new NetbpfError("read capture ring", `a record of ${length} bytes is shorter than the ${captureHeaderSize}-byte header`);
+    const slot = ring.readUInt16LE(offset + 22);
     const captureInterface = this.interfaces[slot];
     if (captureInterface === undefined) throw new NetbpfError("read capture ring", `record for unknown interface slot ${slot}`);
-    const capturedLength = Math.min(record.readUInt32LE(16), record.length - captureHeaderSize);
+    const capturedLength = Math.min(ring.readUInt32LE(offset + 16), length - captureHeaderSize);
     let process: LivePacket["process"];
-    if (record[21] === 1) {
-      const end = record.indexOf(0, 32);
-      process = { pid: record.readUInt32LE(24), command: record.toString("utf8", 32, end < 0 || end > 48 ? 48 : end) };
+    if (ring[offset + 21] === 1) {
+      const commandStart = offset + 32;
+      const zero = ring.indexOf(0, commandStart);
+      const end = zero < 0 || zero > commandStart + 16 ? commandStart + 16 : zero;
+      process = { pid: ring.readUInt32LE(offset + 24), command: ring.toString("utf8", commandStart, end) };
     }
+    const dataStart = offset + captureHeaderSize;
+    const view = ring.subarray(dataStart, dataStart + capturedLength);
     return {
       interface: captureInterface,
-      timestamp: record.readBigUInt64LE(0) + this.#clockOffset,
-      direction: record[20] === 0 ? "inbound" : "outbound",
-      originalLength: record.readUInt32LE(12),
-      data: copy ? Buffer.from(record.subarray(captureHeaderSize, captureHeaderSize + capturedLength)) : record.subarray(captureHeaderSize, captureHeaderSize + capturedLength),
-      packetType: record.readUInt32LE(28),
+      timestamp: ring.readBigUInt64LE(offset) + this.#clockOffset,
+      direction: ring[offset + 20] === 0 ? "inbound" : "outbound",
+      originalLength: ring.readUInt32LE(offset + 12),
+      data: copy ? Buffer.from(view) : view,
+      packetType: ring.readUInt32LE(offset + 28),
       process,
     };
   }
