@@ -92,10 +92,11 @@ export interface InterfaceCounters {
 
 export const defaultSnapLength = 262144;
 /**
- * How long batched delivery lets records gather once some are waiting: short
- * enough that an 8 MiB ring does not fill at a million small packets a second.
+ * Longest time batched delivery lets records gather once some are waiting;
+ * it halves whenever the ring filled past 1/8 meanwhile (down to not
+ * sleeping at all) and doubles again when it stayed nearly empty.
  */
-const batchGatherMilliseconds = 10;
+const maximumGatherMilliseconds = 10;
 export const defaultRingSize = 8 * 1024 * 1024;
 
 const arphrdEther = 1;
@@ -181,6 +182,7 @@ export class LiveCapture implements Disposable {
   readonly ringSize: number;
   readonly delivery: "immediate" | "batched";
   readonly #batchInterval: number;
+  #gatherMilliseconds = maximumGatherMilliseconds;
   readonly #owned: { close(): void }[] = [];
   readonly #reader: RingBufferReader;
   readonly #counters: BpfMap<number, bigint>;
@@ -290,11 +292,17 @@ export class LiveCapture implements Disposable {
     if (this.delivery === "batched" && this.#reader.available > 0) {
       // Readiness is level-triggered: with records below the wakeup threshold
       // waiting, epoll would return at once. Let a batch gather instead.
-      try {
-        await sleep(batchGatherMilliseconds, undefined, { signal });
-      } catch {
-        // aborted: the caller drains and ends
+      if (this.#gatherMilliseconds > 0) {
+        try {
+          await sleep(this.#gatherMilliseconds, undefined, { signal });
+        } catch {
+          return; // aborted: the caller drains and ends
+        }
       }
+      // Adapt to the rate: gather for less time when the ring filled up a lot meanwhile.
+      const filled = this.#reader.available / this.ringSize;
+      if (filled > 1 / 8) this.#gatherMilliseconds = Math.floor(this.#gatherMilliseconds / 2);
+      else if (filled < 1 / 64) this.#gatherMilliseconds = Math.min(maximumGatherMilliseconds, Math.max(1, this.#gatherMilliseconds * 2));
       return;
     }
     const timer = this.delivery === "batched" ? AbortSignal.timeout(this.#batchInterval) : undefined;
