@@ -214,6 +214,9 @@ async function readOffline(path: string, expression: string, options: CaptureCom
   const count = parseCount(options.count);
   const snapLength = options.snapshotLength !== undefined ? parseSnapLength(options.snapshotLength) : undefined;
   if (options.interface?.length) throw new UsageError(operation, "-r reads a file: -i makes no sense with it");
+  if (options.direction !== undefined || options.bufferSize !== undefined) {
+    throw new UsageError(operation, "-Q and -B apply to live captures, not to -r", "filter saved packets by direction with the expression (inbound / outbound, on SLL captures)");
+  }
   await using reader = await openCapture(path);
   const filters = new Map<number, OfflineFilter>();
   const summarizer = new PacketSummarizer(summaryOptions(options));

@@ -266,6 +266,7 @@ test("bad options and expressions get clear errors", () => {
   const cases: [string[], RegExp][] = [
     [["capture", "-r", loopbackFixture, "-c", "0"], /-c needs a positive packet count, got "0"/],
     [["capture", "-i", "lo", "-Q", "sideways"], /-Q takes in, out or inout, got "sideways"/],
+    [["capture", "-r", loopbackFixture, "-Q", "in"], /-Q and -B apply to live captures/],
     [["capture", "-i", "lo", "-s", "-5"], /-s needs a snapshot length/],
     [["capture", "-r", loopbackFixture, "tcp and"], /compile filter: unexpected end of expression[^]*tcp and\n *\^/],
     [["capture", "-r", "/nonexistent/file.pcap"], /nonexistent/],
