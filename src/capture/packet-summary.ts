@@ -56,18 +56,18 @@ const hex = (value: number, width = 0) => value.toString(16).padStart(width, "0"
 const two = (value: number) => String(value).padStart(2, "0");
 
 /** `aa:bb:cc:dd:ee:ff`. */
-export function formatMac(bytes: Uint8Array, offset = 0, length = 6): string {
+export function macAddressText(bytes: Uint8Array, offset = 0, length = 6): string {
   const parts: string[] = [];
   for (let i = 0; i < length; i++) parts.push(hex(bytes[offset + i]!, 2));
   return parts.join(":");
 }
 
-export function formatIpv4(bytes: Uint8Array, offset: number): string {
+export function ipv4AddressText(bytes: Uint8Array, offset: number): string {
   return `${bytes[offset]}.${bytes[offset + 1]}.${bytes[offset + 2]}.${bytes[offset + 3]}`;
 }
 
-/** RFC 5952 text (as inet_ntop prints it, including ::ffff:a.b.c.d). */
-export function formatIpv6(bytes: Uint8Array, offset: number): string {
+/** RFC 5952 text as inet_ntop (and so tcpdump) prints it, including ::ffff:a.b.c.d for IPv4-mapped addresses. */
+export function ipv6AddressText(bytes: Uint8Array, offset: number): string {
   const words: number[] = [];
   for (let i = 0; i < 8; i++) words.push((bytes[offset + 2 * i]! << 8) | bytes[offset + 2 * i + 1]!);
   let bestStart = -1;
@@ -81,7 +81,7 @@ export function formatIpv6(bytes: Uint8Array, offset: number): string {
   }
   if (bestLength < 2) bestStart = -1;
   if (bestStart === 0 && (bestLength === 6 || (bestLength === 5 && words[5] === 0xffff))) {
-    return `::${bestLength === 5 ? "ffff:" : ""}${formatIpv4(bytes, offset + 12)}`;
+    return `::${bestLength === 5 ? "ffff:" : ""}${ipv4AddressText(bytes, offset + 12)}`;
   }
   const text = (from: number, to: number) => words.slice(from, to).map((w) => w.toString(16)).join(":");
   if (bestStart < 0) return text(0, 8);
@@ -185,14 +185,14 @@ export class PacketSummarizer {
         if (data.length < 14) throw new Truncated("ether");
         let etherType = (data[12]! << 8) | data[13]!;
         let offset = 14;
-        if (e) output.push(`${formatMac(data, 6)} > ${formatMac(data, 0)}, `);
+        if (e) output.push(`${macAddressText(data, 6)} > ${macAddressText(data, 0)}, `);
         if (etherType <= 1500) {
-          output.push(`${e ? "" : `${formatMac(data, 6)} > ${formatMac(data, 0)}, `}802.3, length ${etherType}: `);
+          output.push(`${e ? "" : `${macAddressText(data, 6)} > ${macAddressText(data, 0)}, `}802.3, length ${etherType}: `);
           output.push(`LLC, unsupported`);
           return offset;
         }
         const unknown = !etherTypeNames.has(etherType) && !e;
-        if (unknown) output.push(`${formatMac(data, 6)} > ${formatMac(data, 0)}, `);
+        if (unknown) output.push(`${macAddressText(data, 6)} > ${macAddressText(data, 0)}, `);
         if (e || unknown) output.push(`ethertype ${etherTypeNames.get(etherType) ?? "Unknown"} (0x${hex(etherType, 4)}), length ${originalLength}: `);
         while (etherType === 0x8100 || etherType === 0x88a8) {
           if (data.length < offset + 4) throw new Truncated("vlan");
@@ -213,7 +213,7 @@ export class PacketSummarizer {
         const addressLength = (data[4]! << 8) | data[5]!;
         const protocol = (data[14]! << 8) | data[15]!;
         if (e) {
-          const address = addressLength > 0 ? `${formatMac(data, 6, Math.min(addressLength, 8))} ` : "";
+          const address = addressLength > 0 ? `${macAddressText(data, 6, Math.min(addressLength, 8))} ` : "";
           output.push(`${sllPacketTypeName(packetType).padStart(3)} ${address}ethertype ${etherTypeNames.get(protocol) ?? "Unknown"} (0x${hex(protocol, 4)}), length ${originalLength}: `);
         }
         this.networkOffset = 16;
@@ -229,7 +229,7 @@ export class PacketSummarizer {
         const name = this.interfaceNames(ifindex) ?? "?";
         output.push(`${name.padEnd(5)} ${sllPacketTypeName(packetType).padEnd(3)} `);
         if (e) {
-          const address = addressLength > 0 ? `${formatMac(data, 12, Math.min(addressLength, 8))} ` : "";
+          const address = addressLength > 0 ? `${macAddressText(data, 12, Math.min(addressLength, 8))} ` : "";
           output.push(`ifindex ${ifindex} ${address}ethertype ${etherTypeNames.get(protocol) ?? "Unknown"} (0x${hex(protocol, 4)}), length ${originalLength}: `);
         }
         this.networkOffset = 20;
@@ -291,9 +291,9 @@ export class PacketSummarizer {
     if (data.length < targetProtocol + protocolLength || protocolLength !== 4 || hardwareLength !== 6) throw new Truncated("arp");
     const length = targetProtocol + protocolLength;
     if (operation === 1) {
-      output.push(`Request who-has ${formatIpv4(data, targetProtocol)} tell ${formatIpv4(data, senderProtocol)}, length ${length}`);
+      output.push(`Request who-has ${ipv4AddressText(data, targetProtocol)} tell ${ipv4AddressText(data, senderProtocol)}, length ${length}`);
     } else if (operation === 2) {
-      output.push(`Reply ${formatIpv4(data, senderProtocol)} is-at ${formatMac(data, senderHardware)}, length ${length}`);
+      output.push(`Reply ${ipv4AddressText(data, senderProtocol)} is-at ${macAddressText(data, senderHardware)}, length ${length}`);
     } else {
       output.push(`Unknown (${operation}), length ${length}`);
     }
@@ -324,8 +324,8 @@ export class PacketSummarizer {
       output.push(`${text})\n    `);
     }
     if (headerLength < 20 || data.length < headerLength) throw new Truncated("ip");
-    const source = formatIpv4(data, 12);
-    const destination = formatIpv4(data, 16);
+    const source = ipv4AddressText(data, 12);
+    const destination = ipv4AddressText(data, 16);
     const captured = Math.min(totalLength, data.length);
     const payload = data.subarray(headerLength, Math.max(headerLength, captured));
     const context: NetworkContext = {
@@ -367,8 +367,8 @@ export class PacketSummarizer {
       parts.push(`hlim ${data[7]}`);
       output.push(`(${parts.join(", ")}, next-header ${ipProtocolNames.get(nextHeader) ?? "unknown"} (${nextHeader}) payload length: ${payloadLength}) `);
     }
-    const source = formatIpv6(data, 8);
-    const destination = formatIpv6(data, 24);
+    const source = ipv6AddressText(data, 8);
+    const destination = ipv6AddressText(data, 24);
     const end = Math.min(40 + payloadLength, data.length);
     const context: NetworkContext = {
       version: 6,
@@ -562,7 +562,7 @@ export class PacketSummarizer {
         break;
       case 5: {
         const embedded = inner();
-        const gateway = data.length >= 8 ? formatIpv4(data, 4) : "?";
+        const gateway = data.length >= 8 ? ipv4AddressText(data, 4) : "?";
         const kind = ["net", "host", "tos net", "tos host"][code];
         text = kind !== undefined ? `redirect ${embedded?.destination ?? "?"} to ${kind} ${gateway}` : `redirect-#${code} ${embedded?.destination ?? "?"} to ${gateway}`;
         break;
@@ -605,7 +605,7 @@ export class PacketSummarizer {
     const type = data[0]!;
     const code = data[1]!;
     const word = (offset: number) => (data.length >= offset + 2 ? (data[offset]! << 8) | data[offset + 1]! : 0);
-    const address = (offset: number) => (data.length >= offset + 16 ? formatIpv6(data, offset) : "?");
+    const address = (offset: number) => (data.length >= offset + 16 ? ipv6AddressText(data, offset) : "?");
     let text: string;
     // tcpdump -v omits the length of these messages.
     const withLength = !this.options.verbose || type === 133 || type === 134;
@@ -686,14 +686,14 @@ function embeddedIpv4(data: Uint8Array): { destination: string; protocol: number
   const headerLength = (data[0]! & 0x0f) * 4;
   const protocol = data[9]!;
   const destinationPort = data.length >= headerLength + 4 ? (data[headerLength + 2]! << 8) | data[headerLength + 3]! : undefined;
-  return { destination: formatIpv4(data, 16), protocol, destinationPort };
+  return { destination: ipv4AddressText(data, 16), protocol, destinationPort };
 }
 
 function embeddedIpv6(data: Uint8Array): { destination: string; protocol: number; destinationPort?: number } | undefined {
   if (data.length < 40) return undefined;
   const protocol = data[6]!;
   const destinationPort = data.length >= 44 ? (data[42]! << 8) | data[43]! : undefined;
-  return { destination: formatIpv6(data, 24), protocol, destinationPort };
+  return { destination: ipv6AddressText(data, 24), protocol, destinationPort };
 }
 
 function tcpFlags(flags: number): string {

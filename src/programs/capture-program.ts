@@ -258,7 +258,7 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
 }
 
 /** A decoded ring buffer record. */
-export interface CaptureRecord {
+export interface CaptureRingRecord {
   /** CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns). */
   monotonicTime: bigint;
   ifindex: number;
@@ -273,13 +273,13 @@ export interface CaptureRecord {
 }
 
 /** Decodes one record (the buffer may be a view into the ring: data is a view too). */
-export function decodeCaptureRecord(record: Buffer): CaptureRecord {
+export function decodeCaptureRecord(record: Buffer): CaptureRingRecord {
   if (record.length < captureHeaderSize) {
     throw new UsageError("decode capture record", `a record has ${record.length} bytes, less than the ${captureHeaderSize}-byte header`);
   }
   const capturedLength = record.readUInt32LE(16);
   const hasProcess = record[21] === 1;
-  let process: CaptureRecord["process"];
+  let process: CaptureRingRecord["process"];
   if (hasProcess) {
     const commandBytes = record.subarray(32, 48);
     const end = commandBytes.indexOf(0);

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createCaptureWriter, readCaptureFile } from "../../src/pcap/capture-file.js";
 import { LinkType } from "../../src/pcap/link-type.js";
-import { formatIpv6, hexDump, PacketSummarizer, type SummaryOptions } from "../../src/capture/packet-summary.js";
+import { ipv6AddressText, hexDump, PacketSummarizer, type SummaryOptions } from "../../src/capture/packet-summary.js";
 import { skipUnlessKernel } from "../support/kernel.js";
 import { craftedCookedPackets, craftedCookedV2Packets, craftedEthernetPackets, craftedRawPackets, type CraftedPacket } from "./summary-packets.js";
 
@@ -109,7 +109,7 @@ test("timestamps: local or UTC time of day, micro- or nanoseconds", () => {
 });
 
 test("IPv6 text follows RFC 5952", () => {
-  const address = (hex: string) => formatIpv6(Buffer.from(hex, "hex"), 0);
+  const address = (hex: string) => ipv6AddressText(Buffer.from(hex, "hex"), 0);
   assert.equal(address("00000000000000000000000000000001"), "::1");
   assert.equal(address("20010db8000000000001000000000001"), "2001:db8::1:0:0:1");
   assert.equal(address("20010db8000100000000000000000000"), "2001:db8:1::");

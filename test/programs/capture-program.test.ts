@@ -21,6 +21,7 @@ import {
   counterKinds,
   decodeCaptureRecord,
   type CaptureProgramOptions,
+  type CaptureRingRecord,
 } from "../../src/programs/capture-program.js";
 import { ethernet, etherTypeIpv4, ipv4, tcp, udp } from "../support/packets.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
@@ -37,7 +38,7 @@ function setup(options: Omit<CaptureProgramOptions, "interfaceSlot"> & { ringSiz
   const reader = new RingBufferReader(ring);
   const counter = (kind: number) => (counters.getPerCpu(1 * counterKinds + kind) ?? []).reduce((a, b) => a + b, 0n);
   const records = () => {
-    const list: ReturnType<typeof decodeCaptureRecord>[] = [];
+    const list: CaptureRingRecord[] = [];
     reader.readAvailable((record) => {
       const decoded = decodeCaptureRecord(record);
       list.push({ ...decoded, data: Buffer.from(decoded.data) });
