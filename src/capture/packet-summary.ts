@@ -516,6 +516,11 @@ export class PacketSummarizer {
       output.push(`, options [${tcpOptions(data.subarray(20, headerLength), sequenceBase)}]`);
     }
     output.push(`, length ${length}`);
+    if (this.options.verbose && (flags & 0x04) !== 0 && length > 0) {
+      // tcpdump -v shows the text a reset carries (RFC 1122 4.2.2.12), at most 30 bytes.
+      const shown = Math.min(length, 30, Math.max(0, data.length - headerLength));
+      output.push(` [RST${length > 30 ? "+" : ""} ${printableText(data.subarray(headerLength, headerLength + shown))}]`);
+    }
   }
 
   private icmp(network: NetworkContext, output: string[]): void {
@@ -563,14 +568,33 @@ export class PacketSummarizer {
       case 5: {
         const embedded = inner();
         const gateway = data.length >= 8 ? ipv4AddressText(data, 4) : "?";
-        const kind = ["net", "host", "tos net", "tos host"][code];
-        text = kind !== undefined ? `redirect ${embedded?.destination ?? "?"} to ${kind} ${gateway}` : `redirect-#${code} ${embedded?.destination ?? "?"} to ${gateway}`;
+        const kind = ["redirect %d to net %g", "redirect %d to host %g", "redirect-tos %d to net %g", "redirect-tos %d to host %g"][code];
+        text = (kind ?? `redirect-#${code} %d to %g`).replace("%d", embedded?.destination ?? "?").replace("%g", gateway);
         break;
       }
       case 13:
       case 14:
         text = `time stamp ${type === 13 ? "query" : "reply"} id ${word(4) ?? 0} seq ${word(6) ?? 0}`;
         if (type === 14) text = `time stamp reply id ${word(4) ?? 0} seq ${word(6) ?? 0}`;
+        break;
+      case 4:
+        text = "source quench";
+        break;
+      case 10:
+        text = "router solicitation";
+        break;
+      case 12:
+        text = `parameter problem - octet ${data.length > 4 ? data[4] : 0}`;
+        break;
+      case 15:
+      case 16:
+        text = `information ${type === 15 ? "request" : "reply"}`;
+        break;
+      case 17:
+        text = "address mask request";
+        break;
+      case 18:
+        text = `address mask is 0x${hex(data.length >= 12 ? view.getUint32(8) : 0, 8)}`;
         break;
       default:
         text = `type-#${type}`;
@@ -619,8 +643,9 @@ export class PacketSummarizer {
         const target = embedded?.destination ?? "?";
         switch (code) {
           case 0: text = `destination unreachable, unreachable route ${target}`; break;
-          case 1: text = `destination unreachable, unreachable prohibited ${target}`; break;
-          case 2: text = `destination unreachable, beyond scope ${target}`; break;
+          // (tcpdump prints two spaces here)
+          case 1: text = `destination unreachable,  unreachable prohibited ${target}`; break;
+          case 2: text = `destination unreachable, beyond scope ${target}, source address ${embedded?.source ?? "?"}`; break;
           case 3: text = `destination unreachable, unreachable address ${target}`; break;
           case 4: {
             const name = embedded?.protocol === 6 ? "tcp" : embedded?.protocol === 17 ? "udp" : undefined;
@@ -636,7 +661,7 @@ export class PacketSummarizer {
       }
       case 3: {
         const embedded = embeddedIpv6(data.subarray(8));
-        text = code === 0 ? `time exceeded in-transit for ${embedded?.destination ?? "?"}` : code === 1 ? "time exceeded reassembly" : `time exceeded unknown code (${code})`;
+        text = code === 0 ? `time exceeded in-transit for ${embedded?.destination ?? "?"}` : code === 1 ? "time exceeded in-transit (reassembly)" : `time exceeded unknown code (${code})`;
         break;
       }
       case 2:
@@ -669,8 +694,8 @@ export class PacketSummarizer {
 
 const unreachableCodeText: Record<number, string> = {
   5: "%s unreachable - source route failed",
-  6: "%s unreachable - net unknown",
-  7: "%s unreachable - host unknown",
+  6: "net %s unreachable - unknown",
+  7: "host %s unreachable - unknown",
   8: "%s unreachable - source host isolated",
   9: "net %s unreachable - admin prohibited",
   10: "host %s unreachable - admin prohibited",
@@ -689,11 +714,11 @@ function embeddedIpv4(data: Uint8Array): { destination: string; protocol: number
   return { destination: ipv4AddressText(data, 16), protocol, destinationPort };
 }
 
-function embeddedIpv6(data: Uint8Array): { destination: string; protocol: number; destinationPort?: number } | undefined {
+function embeddedIpv6(data: Uint8Array): { source: string; destination: string; protocol: number; destinationPort?: number } | undefined {
   if (data.length < 40) return undefined;
   const protocol = data[6]!;
   const destinationPort = data.length >= 44 ? (data[42]! << 8) | data[43]! : undefined;
-  return { destination: ipv6AddressText(data, 24), protocol, destinationPort };
+  return { source: ipv6AddressText(data, 8), destination: ipv6AddressText(data, 24), protocol, destinationPort };
 }
 
 function tcpFlags(flags: number): string {
@@ -740,6 +765,23 @@ function tcpOptions(options: Uint8Array, base: TcpSequenceState | undefined): st
     offset += length;
   }
   return parts.join(",");
+}
+
+/** Bytes as tcpdump prints untrusted text: M- for bytes above 127, ^X for control characters. */
+function printableText(bytes: Uint8Array): string {
+  let text = "";
+  for (let byte of bytes) {
+    if (byte > 0x7f) {
+      text += "M-";
+      byte &= 0x7f;
+    }
+    if (byte < 0x20 || byte === 0x7f) {
+      text += "^";
+      byte ^= 0x40;
+    }
+    text += String.fromCharCode(byte);
+  }
+  return text;
 }
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {

@@ -9,7 +9,7 @@ import { createCaptureWriter, readCaptureFile } from "../../src/pcap/capture-fil
 import { LinkType } from "../../src/pcap/link-type.js";
 import { ipv6AddressText, hexDump, PacketSummarizer, type SummaryOptions } from "../../src/capture/packet-summary.js";
 import { skipUnlessKernel } from "../support/kernel.js";
-import { craftedCookedPackets, craftedCookedV2Packets, craftedEthernetPackets, craftedRawPackets, type CraftedPacket } from "./summary-packets.js";
+import { craftedCookedPackets, craftedCookedV2Packets, craftedEthernetPackets, craftedRawPackets, randomPackets, type CraftedPacket } from "./summary-packets.js";
 
 const tcpdumpAvailable = spawnSync("tcpdump", ["--version"]).status === 0;
 const loopbackFixture = fileURLToPath(new URL("../../../test/capture/fixtures/tcpdump-loopback-mixed.pcap", import.meta.url));
@@ -80,6 +80,18 @@ test("summaries match tcpdump -n line by line on crafted packets (Ethernet, SLL,
       compared += compareWithTcpdump(path, crafted);
     }
     assert.ok(compared > 300, `compared ${compared} packet summaries`);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test("summaries match tcpdump -n on 600 seeded random TCP/UDP/ICMP frames over IPv4 and IPv6, in every mode", (t) => {
+  if (skipUnlessKernel(t, tcpdumpAvailable, "tcpdump is not installed")) return;
+  const directory = mkdtempSync(join(tmpdir(), "nb-capture-summary-"));
+  try {
+    const path = join(directory, "random.pcap");
+    writeCapture(path, LinkType.ETHERNET, randomPackets(20261125, 600));
+    assert.equal(compareWithTcpdump(path, []), 600 * modes.length);
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }
