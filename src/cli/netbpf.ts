@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "commander";
 import { NetbpfError } from "../sys/errors.js";
 import { formatVerifierError } from "../core/verifier-report.js";
+import { registerCaptureCommand } from "./capture-command.js";
 import { registerFeaturesCommand } from "./features-command.js";
 import { registerFilterCommand } from "./filter-command.js";
 import { registerObjectCommands } from "./object-commands.js";
@@ -23,6 +24,7 @@ program
 registerFeaturesCommand(program);
 registerFilterCommand(program);
 registerObjectCommands(program);
+registerCaptureCommand(program);
 
 function fail(error: unknown): never {
   if (error instanceof CommanderError) process.exit(error.exitCode);
