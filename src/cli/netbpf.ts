@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
 import { NetbpfError } from "../sys/errors.js";
+import { formatVerifierError } from "../core/verifier-report.js";
+import { registerCaptureCommand } from "./capture-command.js";
 import { registerFeaturesCommand } from "./features-command.js";
 import { registerFilterCommand } from "./filter-command.js";
 import { registerObjectCommands } from "./object-commands.js";
@@ -24,12 +26,16 @@ program
 registerFeaturesCommand(program);
 registerFilterCommand(program);
 registerObjectCommands(program);
+registerCaptureCommand(program);
 registerGenCommand(program);
 registerLoadCommand(program);
 
 function fail(error: unknown): never {
   if (error instanceof CommanderError) process.exit(error.exitCode);
-  if (error instanceof NetbpfError) {
+  const report = formatVerifierError(error);
+  if (report !== undefined) {
+    process.stderr.write(`netbpf: ${(error as Error).message.split("\n")[0]}\n${report}\n`);
+  } else if (error instanceof NetbpfError) {
     process.stderr.write(`netbpf: ${error.message}\n`);
   } else if (error instanceof Error) {
     process.stderr.write(`netbpf: ${error.message}\n`);

@@ -7,7 +7,7 @@ import { loadKernelBtf } from "../btf/kernel-btf.js";
 import type { CollectionMapSpec, CollectionProgramSpec, CollectionSpec } from "../elf/collection-spec.js";
 import { MapFlag, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { btfLoad, objectGet } from "../sys/bpf.js";
-import { NetbpfError, UsageError } from "../sys/errors.js";
+import { VerifierError, NetbpfError, UsageError } from "../sys/errors.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
 import { BpfMap, type MapSpec } from "./map.js";
 import { Program, type ProgramLoadOptions } from "./program.js";
@@ -312,6 +312,7 @@ function loadProgram(spec: CollectionProgramSpec, collection: CollectionSpec, ma
   } catch (error) {
     // Keep the error's class (a VerifierError carries the log) and say which program it was.
     if (error instanceof NetbpfError) error.message = `program "${spec.name}" (section "${spec.section}"): ${error.message}`;
+    if (error instanceof VerifierError && spec.lineInfo.length > 0) error.lineInfo = spec.lineInfo;
     throw error;
   }
 }

@@ -74,6 +74,8 @@ interface Rule {
   title: string;
   explanation: (match: RegExpExecArray, context: RuleContext) => string;
   advice: string;
+  /** The message is about the whole program, found after its paths were checked: no instruction is at fault. */
+  wholeProgram?: boolean;
 }
 
 interface RuleContext {
@@ -152,6 +154,7 @@ const rules: Rule[] = [
     category: "stack-access",
     pattern: /combined stack size of (\d+) calls is (\d+)|stack depth (\d+) exceeds|stack limit|tail_calls are not allowed when call stack of previous frames is \d+ bytes/,
     title: "the stack is too large",
+    wholeProgram: true,
     explanation: (match) =>
       `Each program may use at most 512 bytes of stack, counting every frame in the deepest call chain${match[2] ? ` (here ${match[1]} frames need ${match[2]} bytes)` : ""}; with tail calls each frame may use 256 bytes.`,
     advice:
@@ -256,7 +259,7 @@ const fallback = {
 const instructionLinePattern = /^(\d+): \(([0-9a-f]{2})\) (.*)$/;
 const sourceCommentPattern = /^; (.*?) @ (\S+):(\d+)$/;
 const stateSnapshotPattern = /^(\d+): ((?:frame\d+: )?R\d+.*)$/;
-const calleeStatePattern = /^\s*(frame\d+: R\d+.*)$/;
+const indentedStatePattern = /^\s+((?:frame\d+: )?R\d+=.*)$/;
 const fromToPattern = /^from (\d+) to (\d+): (.*)$/;
 const branchStatePattern = /^(.*\bgoto pc[+-]\d+) (\d+): (R\d+.*)$/;
 const bookkeepingPattern = /^(from \d+ to \d+|\d+: safe$|\s+R\d+=|\s+frame\d+: |Live regs|\s+\d+: [.0-9]{10} |processed \d+ insns|verification time|stack depth \d|max_states_per_insn|Validating|Func#|func#|mark_precise|last_idx|regs=|parent didn't|frame\d+: |caller:|callee:|propagating|cur state:|old state:|\s*$)/;
@@ -302,10 +305,12 @@ function parseLine(line: string, index: number): LogEntry {
     const width = instruction[2] === "18" ? 2 : 1;
     return { index, kind: "instruction", instruction: Number(instruction[1]), width, text, stateText: annotation?.[1], stateIsFull: false };
   }
+  // `5: R0=…` may be a full state or only the registers that changed, depending on the log level.
   const snapshot = stateSnapshotPattern.exec(line);
-  if (snapshot) return { index, kind: "state", instruction: Number(snapshot[1]), stateText: snapshot[2], stateIsFull: true };
-  const callee = calleeStatePattern.exec(line);
-  if (callee) return { index, kind: "state", stateText: callee[1], stateIsFull: true };
+  if (snapshot) return { index, kind: "state", instruction: Number(snapshot[1]), stateText: snapshot[2], stateIsFull: false };
+  // The caller's and the callee's state at a call, the caller's at a return.
+  const indented = indentedStatePattern.exec(line);
+  if (indented) return { index, kind: "state", stateText: indented[1], stateIsFull: true };
   const fromTo = fromToPattern.exec(line);
   if (fromTo && /^R\d/.test(fromTo[3]!)) return { index, kind: "state", instruction: Number(fromTo[2]), stateText: fromTo[3], stateIsFull: true };
   return { index, kind: "other", text: line };
@@ -427,26 +432,28 @@ export class VerifierReport {
     // Registers: the last full state before the failing instruction, updated by the changes printed after it.
     let registers: RegisterState | undefined;
     const stopAt = lastInstruction >= 0 ? lastInstruction : entries.length;
-    let start = -1;
+    let start = 0;
     for (let i = stopAt - 1; i >= 0; i--) {
       if (entries[i]!.stateIsFull) {
         start = i;
         break;
       }
     }
-    const values: Record<string, string> = {};
+    let values: Record<string, string> = {};
     let lastStateLine: string | undefined;
     let lastStateInstruction: number | undefined;
     let frame = 0;
-    for (let i = Math.max(0, start); i < stopAt; i++) {
+    for (let i = start; i < stopAt; i++) {
       const entry = entries[i]!;
+      // A call leaves R1–R5 unreadable and sets R0 (which its annotation shows).
+      if (entry.kind === "instruction" && /^call /.test(entry.text ?? "")) for (let register = 0; register <= 5; register++) delete values[`R${register}`];
       if (!entry.stateText) continue;
+      const stateFrame = Number(/^frame(\d+): /.exec(entry.stateText)?.[1] ?? 0);
+      if (entry.stateIsFull || stateFrame !== frame) values = {};
+      frame = stateFrame;
       Object.assign(values, parseRegisterState(entry.stateText));
       lastStateLine = entry.stateText;
       lastStateInstruction = entry.instruction;
-      const frameMatch = /^frame(\d+): /.exec(entry.stateText);
-      if (frameMatch) frame = Number(frameMatch[1]);
-      else if (entry.stateIsFull) frame = 0;
     }
     if (lastStateLine !== undefined) registers = { instruction: lastStateInstruction, frame, line: lastStateLine, values };
 
@@ -521,6 +528,8 @@ export class VerifierReport {
       });
     }
 
+    // A verbose log shows the last path checked before a whole-program error; that path is not at fault.
+    const atInstruction = !rule?.wholeProgram;
     return new VerifierReport({
       category,
       title,
@@ -528,10 +537,10 @@ export class VerifierReport {
       advice,
       message: messageLines[0] ?? "the program was rejected",
       messageLines,
-      instruction,
-      instructionText,
-      source,
-      registers,
+      instruction: atInstruction ? instruction : undefined,
+      instructionText: atInstruction ? instructionText : undefined,
+      source: atInstruction ? source : undefined,
+      registers: atInstruction ? registers : undefined,
       related,
       loop: category === "unbounded-loop" || category === "too-many-instructions" ? loop : undefined,
     });
@@ -584,13 +593,15 @@ declare module "../sys/errors.js" {
   interface VerifierError {
     /** The readable report of this rejection (see VerifierReport); pass line info for exact source lines. */
     report(options?: VerifierReportOptions): VerifierReport;
+    /** Line info of the rejected program, when the loader knew it (Collection sets it); report() uses it by default. */
+    lineInfo?: readonly LineInfoRecord[];
   }
 }
 
 // errors.ts (sys layer) cannot import core: the report is attached from here, where it is defined.
 Object.defineProperty(VerifierError.prototype, "report", {
   value: function report(this: VerifierError, options: VerifierReportOptions = {}): VerifierReport {
-    return VerifierReport.fromError(this, options);
+    return VerifierReport.fromError(this, { lineInfo: this.lineInfo, ...options });
   },
   writable: true,
   configurable: true,
@@ -598,12 +609,12 @@ Object.defineProperty(VerifierError.prototype, "report", {
 
 /** The report of a VerifierError (see VerifierReport). */
 export function verifierReport(error: VerifierError, options: VerifierReportOptions = {}): VerifierReport {
-  return VerifierReport.fromError(error, options);
+  return VerifierReport.fromError(error, { lineInfo: error.lineInfo, ...options });
 }
 
 /** The readable report of a VerifierError, or undefined for any other error. */
 export function formatVerifierError(error: unknown, options: VerifierReportOptions = {}): string | undefined {
-  return error instanceof VerifierError ? VerifierReport.fromError(error, options).format() : undefined;
+  return error instanceof VerifierError ? VerifierReport.fromError(error, { lineInfo: error.lineInfo, ...options }).format() : undefined;
 }
 
 function sourceText(source: SourceLine): string {
