@@ -86,3 +86,5 @@ export { PacketSummarizer, hexDump, ipv4AddressText, ipv6AddressText, macAddress
 export { LiveCapture, upInterfaces, interfaceLinkType, defaultSnapLength, defaultRingSize, type LiveCaptureOptions, type LivePacket, type CaptureInterface, type CaptureDirection, type InterfaceCounters } from "./capture/live-capture.js";
 export { compileCaptureFilter, type CaptureFilter, type CaptureFilterOptions } from "./capture/capture-filter.js";
 export { captureProgram, socketOwnerProgram, spliceFilterProgram, decodeCaptureRecord, CaptureCounter, captureHeaderSize, maximumSnapLength, type CaptureFilterEmitter, type CaptureProgramOptions, type CaptureProgram, type CaptureRingRecord } from "./programs/capture-program.js";
+export { generateTypeScriptBindings, pascalName, identifierName, type TypeScriptBindingsOptions } from "./gen/typescript-bindings.js";
+export { valueLayout, dataSectionLayout, decodeWithLayout, findNamedType, readBitfield, writeBitfield, jsonFriendly, type ValueLayout, type FieldLayout } from "./gen/value-layout.js";
