@@ -7,6 +7,15 @@ export interface CaptureWriter extends Disposable, AsyncDisposable {
   readonly format: CaptureFormat;
   readonly packetsWritten: number;
   writePacket(packet: PacketToWrite): void;
+  /**
+   * Writes a packet given as plain numbers and a byte range, allocating
+   * nothing per packet (for capture loops). `timestampHigh` and
+   * `timestampLow` are the high and low 32 bits of the time in nanoseconds
+   * since the epoch; `flags` is the pcapng epb_flags word (pcap has no place
+   * for it); the packet bytes are source[start, start + length). The output
+   * is the same as writePacket's for the same packet.
+   */
+  writePacketBytes(interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, flags: number, source: Uint8Array, start: number, length: number): void;
   flush(): Promise<void>;
   /** Finishes the capture; for files, the complete file appears under its name now. */
   close(): Promise<void>;
@@ -22,10 +31,34 @@ export abstract class CaptureWriterBase implements CaptureWriter {
   constructor(protected readonly sink: CaptureSink) {}
 
   abstract writePacket(packet: PacketToWrite): void;
+  abstract writePacketBytes(interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, flags: number, source: Uint8Array, start: number, length: number): void;
+
+  /** Where reserve()d bytes go: the sink's buffer when it lends one, else a new Buffer for commit() to emit. */
+  protected output: Buffer = Buffer.alloc(0);
 
   protected emit(bytes: Buffer): void {
     if (this.sink.closed) throw new UsageError(`write ${this.format}`, "the writer is already closed or aborted", "create a new writer");
     this.sink.write(bytes);
+  }
+
+  /**
+   * Makes room for `length` bytes in `this.output` and returns where they
+   * start; fill them all (the sink's buffer is not zeroed), then commit().
+   */
+  protected reserve(length: number): number {
+    const sink = this.sink;
+    if (sink.closed) throw new UsageError(`write ${this.format}`, "the writer is already closed or aborted", "create a new writer");
+    if (sink.reserve !== undefined) {
+      const offset = sink.reserve(length);
+      this.output = sink.buffer!;
+      return offset;
+    }
+    this.output = Buffer.alloc(length);
+    return 0;
+  }
+
+  protected commit(): void {
+    if (this.sink.reserve === undefined) this.sink.write(this.output);
   }
 
   flush(): Promise<void> {
@@ -48,6 +81,37 @@ export abstract class CaptureWriterBase implements CaptureWriter {
   async [Symbol.asyncDispose](): Promise<void> {
     this.abort();
   }
+}
+
+const copyBytes = Buffer.prototype.copy;
+
+/** target[at, at + length) = source[start, start + length), without a view object per call. */
+export function copyInto(source: Uint8Array, start: number, length: number, target: Buffer, at: number): void {
+  copyBytes.call(source, target, at, start, start + length);
+}
+
+/**
+ * Splits a 64-bit count of nanoseconds, given as its high and low 32 bits,
+ * into seconds (result[0]) and nanoseconds within the second (result[1]),
+ * exactly, with Number arithmetic only: long division by 10^9 in 16-bit
+ * digits, where every intermediate value stays below 2^53.
+ */
+export function splitNanoseconds(high: number, low: number, result: Float64Array): void {
+  let current = high >>> 16;
+  let quotient = Math.floor(current / 1e9);
+  let remainder = current - quotient * 1e9;
+  current = remainder * 65536 + (high & 0xffff);
+  let part = Math.floor(current / 1e9);
+  remainder = current - part * 1e9;
+  quotient = quotient * 65536 + part;
+  current = remainder * 65536 + (low >>> 16);
+  part = Math.floor(current / 1e9);
+  remainder = current - part * 1e9;
+  quotient = quotient * 65536 + part;
+  current = remainder * 65536 + (low & 0xffff);
+  part = Math.floor(current / 1e9);
+  result[0] = quotient * 65536 + part;
+  result[1] = current - part * 1e9;
 }
 
 export function currentTimeNanoseconds(): bigint {

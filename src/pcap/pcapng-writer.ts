@@ -11,7 +11,7 @@ import {
   type ReceptionType,
   type TimestampResolution,
 } from "./capture-record.js";
-import { CaptureWriterBase, checkLength, currentTimeNanoseconds } from "./capture-writer.js";
+import { CaptureWriterBase, checkLength, copyInto, currentTimeNanoseconds } from "./capture-writer.js";
 import { DEFAULT_SNAP_LENGTH, nativeByteOrder } from "./pcap-writer.js";
 import {
   BYTE_ORDER_MAGIC,
@@ -105,7 +105,14 @@ interface WrittenInterface {
   resolution: TimestampResolution;
   offset: bigint;
   fcsLength: number | undefined;
+  /** Time units are nanoseconds with no offset: a timestamp is stored as given. */
+  nanosecondUnits: boolean;
 }
+
+const writeUInt32LittleEndian = Buffer.prototype.writeUInt32LE;
+const writeUInt32BigEndian = Buffer.prototype.writeUInt32BE;
+const writeUInt16LittleEndian = Buffer.prototype.writeUInt16LE;
+const writeUInt16BigEndian = Buffer.prototype.writeUInt16BE;
 
 const DIRECTION_BITS: Record<PacketDirection, number> = { inbound: 1, outbound: 2 };
 const RECEPTION_BITS: Record<ReceptionType, number> = { unicast: 1, multicast: 2, broadcast: 3, promiscuous: 4 };
@@ -221,6 +228,7 @@ export class PcapngWriter extends CaptureWriterBase {
       resolution,
       offset: description.timestampOffset ?? 0n,
       fcsLength: description.fcsLength,
+      nanosecondUnits: resolution.base === 10 && resolution.exponent === 9 && (description.timestampOffset ?? 0n) === 0n,
     });
     return this.interfaces.length - 1;
   }
@@ -273,6 +281,49 @@ export class PcapngWriter extends CaptureWriterBase {
     this.u32(fixed, originalLength, 16);
     fixed.set(packet.data.subarray(0, capturedLength), 20);
     this.writeBlock(BlockType.ENHANCED_PACKET, fixed, encodedOptions);
+    this.packetsWritten++;
+  }
+
+  /**
+   * Writes an Enhanced Packet Block with no options but epb_flags, straight
+   * into the sink's buffer when it lends one (see CaptureWriter).
+   */
+  writePacketBytes(interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, flags: number, source: Uint8Array, start: number, length: number): void {
+    const target = this.interfaceAt(interfaceIndex);
+    if (!target.nanosecondUnits) {
+      const timestamp = (BigInt(timestampHigh >>> 0) << 32n) | BigInt(timestampLow >>> 0);
+      this.writePacket({ interfaceIndex, timestamp, originalLength, flags, data: Buffer.from(source.buffer, source.byteOffset + start, length) });
+      return;
+    }
+    checkLength(originalLength, "original length", OPERATION);
+    const capturedLength = target.snapLength > 0 && length > target.snapLength ? target.snapLength : length;
+    const paddedLength = (capturedLength + 3) & ~3;
+    const flagsWord = flags >>> 0;
+    const totalLength = 32 + paddedLength + (flagsWord !== 0 ? 12 : 0);
+    const at = this.reserve(totalLength);
+    const output = this.output;
+    const little = this.little;
+    const u32 = little ? writeUInt32LittleEndian : writeUInt32BigEndian;
+    u32.call(output, BlockType.ENHANCED_PACKET, at);
+    u32.call(output, totalLength, at + 4);
+    u32.call(output, interfaceIndex, at + 8);
+    u32.call(output, timestampHigh >>> 0, at + 12);
+    u32.call(output, timestampLow >>> 0, at + 16);
+    u32.call(output, capturedLength, at + 20);
+    u32.call(output, originalLength, at + 24);
+    copyInto(source, start, capturedLength, output, at + 28);
+    let position = at + 28 + capturedLength;
+    while (position < at + 28 + paddedLength) output[position++] = 0;
+    if (flagsWord !== 0) {
+      const u16 = little ? writeUInt16LittleEndian : writeUInt16BigEndian;
+      u16.call(output, PacketOption.FLAGS, position);
+      u16.call(output, 4, position + 2);
+      u32.call(output, flagsWord, position + 4);
+      output.writeUInt32LE(0, position + 8);
+      position += 12;
+    }
+    u32.call(output, totalLength, position);
+    this.commit();
     this.packetsWritten++;
   }
 
