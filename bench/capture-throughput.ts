@@ -89,8 +89,14 @@ function cpuSeconds(pid: number): number {
   } catch {
     // no schedstat: fall back to clock ticks
   }
+  const { user, system } = userAndSystemSeconds(pid);
+  return user + system;
+}
+
+/** User and system CPU from /proc/PID/stat (clock ticks: 10 ms steps). */
+function userAndSystemSeconds(pid: number): { user: number; system: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+  return { user: Number(fields[11]) / clockTicks, system: Number(fields[12]) / clockTicks };
 }
 
 interface Trial {
@@ -100,6 +106,9 @@ interface Trial {
   cpuSeconds: number;
   /** CPU spent starting up (loading, compiling, attaching). */
   startupCpuSeconds: number;
+  /** The CPU while capturing split into user and system time (10 ms steps). */
+  userSeconds: number;
+  systemSeconds: number;
   reportedDrops?: number;
 }
 
@@ -122,17 +131,19 @@ async function trial(tool: "netbpf" | "tcpdump", directory: string, index: numbe
     });
   });
   const cpuAtStart = cpuSeconds(child.pid!);
+  const splitAtStart = userAndSystemSeconds(child.pid!);
   try {
     const sent = Number(run("ip", ["netns", "exec", sideB.namespace, process.execPath, "--input-type=module", "-e", senderScript]).trim());
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const cpu = cpuSeconds(child.pid!);
+    const split = userAndSystemSeconds(child.pid!);
     child.kill("SIGINT");
     const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
     await exited;
     clearTimeout(killer);
     const delivered = readCaptureFile(output).packets.length;
     const drops = /(\d+) packets dropped by kernel/.exec(stderr);
-    return { sent, delivered, cpuSeconds: cpu - cpuAtStart, startupCpuSeconds: cpuAtStart, reportedDrops: drops ? Number(drops[1]) : undefined };
+    return { sent, delivered, cpuSeconds: cpu - cpuAtStart, startupCpuSeconds: cpuAtStart, userSeconds: split.user - splitAtStart.user, systemSeconds: split.system - splitAtStart.system, reportedDrops: drops ? Number(drops[1]) : undefined };
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   }

@@ -6,7 +6,6 @@
  */
 import { closeSync, constants, openSync, readdirSync, readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
-import { setTimeout as sleep } from "node:timers/promises";
 import { helperIds } from "../asm/helpers.js";
 import { BpfMap } from "../core/map.js";
 import { probeHelper } from "../features/features.js";
@@ -202,6 +201,11 @@ export class LiveCapture implements Disposable {
   readonly #clockOffsetLow: number;
   #delivered = 0;
   #closed = false;
+  /** Aborted by close(): ends a wait for a wakeup left in flight. */
+  readonly #lifetime = new AbortController();
+  #wakeupPending = false;
+  #wakeupFailure: unknown;
+  #endDelay: (() => void) | undefined;
 
   private constructor(options: LiveCaptureOptions) {
     const names = options.interfaces.length === 0 ? ["any"] : options.interfaces;
@@ -356,29 +360,66 @@ export class LiveCapture implements Disposable {
    */
   async wait(signal?: AbortSignal): Promise<void> {
     if (this.#closed || signal?.aborted) return;
-    if (this.delivery === "batched" && this.#reader.available > 0) {
+    if (this.delivery === "batched") return this.#waitBatched(signal);
+    try {
+      await this.#reader.wait(signal);
+    } catch (error) {
+      if (signal?.aborted) return;
+      throw error;
+    }
+  }
+
+  /**
+   * Batched delivery: a wait costs a timer, not system calls. The wait for
+   * a wakeup (ring 1/16 full) stays in flight from one call to the next, so
+   * a poll interval that passes without one is only a timer firing.
+   */
+  async #waitBatched(signal: AbortSignal | undefined): Promise<void> {
+    if (this.#reader.available > 0) {
       // Readiness is level-triggered: with records below the wakeup threshold
       // waiting, epoll would return at once. Let a batch gather instead.
-      if (this.#gatherMilliseconds > 0) {
-        try {
-          await sleep(this.#gatherMilliseconds, undefined, { signal });
-        } catch {
-          return; // aborted: the caller drains and ends
-        }
-      }
+      if (this.#gatherMilliseconds > 0) await this.#delay(this.#gatherMilliseconds, signal);
       // Adapt to the rate: gather for less time when the ring filled up a lot meanwhile.
       const filled = this.#reader.available / this.ringSize;
       if (filled > 1 / 8) this.#gatherMilliseconds = Math.floor(this.#gatherMilliseconds / 2);
       else if (filled < 1 / 64) this.#gatherMilliseconds = Math.min(maximumGatherMilliseconds, Math.max(1, this.#gatherMilliseconds * 2));
       return;
     }
-    const timer = this.delivery === "batched" ? AbortSignal.timeout(this.#batchInterval) : undefined;
-    try {
-      await this.#reader.wait(timer ? (signal ? AbortSignal.any([signal, timer]) : timer) : signal);
-    } catch (error) {
-      if (signal?.aborted || timer?.aborted) return;
-      throw error;
+    if (!this.#wakeupPending) {
+      this.#wakeupPending = true;
+      this.#reader.wait(this.#lifetime.signal).then(
+        () => {
+          this.#wakeupPending = false;
+          this.#endDelay?.();
+        },
+        (error: unknown) => {
+          this.#wakeupPending = false;
+          if (!this.#closed) this.#wakeupFailure = error;
+          this.#endDelay?.();
+        },
+      );
     }
+    await this.#delay(this.#batchInterval, signal);
+    const failure = this.#wakeupFailure;
+    if (failure !== undefined) {
+      this.#wakeupFailure = undefined;
+      throw failure;
+    }
+  }
+
+  /** Resolves after `milliseconds`, on abort, or when a wakeup comes (#endDelay); never rejects. */
+  #delay(milliseconds: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const end = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", end);
+        if (this.#endDelay === end) this.#endDelay = undefined;
+        resolve();
+      };
+      const timer = setTimeout(end, milliseconds);
+      signal?.addEventListener("abort", end, { once: true });
+      this.#endDelay = end;
+    });
   }
 
   /**
@@ -449,6 +490,8 @@ export class LiveCapture implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#lifetime.abort();
+    this.#endDelay?.();
     // Detach links first (they were created after the programs), then the rest.
     for (const owned of this.#owned.splice(0).reverse()) {
       try {

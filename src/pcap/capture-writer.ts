@@ -35,6 +35,11 @@ export abstract class CaptureWriterBase implements CaptureWriter {
 
   /** Where reserve()d bytes go: the sink's buffer when it lends one, else a new Buffer for commit() to emit. */
   protected output: Buffer = Buffer.alloc(0);
+  /** A DataView over `output` (setUint32 is much faster than Buffer's writeUInt32LE). */
+  protected outputView = new DataView(this.output.buffer, this.output.byteOffset, 0);
+  /** Plain Uint8Array views of the last packet source (a Buffer's subarray costs a Buffer). */
+  #source: Uint8Array | undefined;
+  #sourceBytes: Uint8Array = new Uint8Array(0);
 
   protected emit(bytes: Buffer): void {
     if (this.sink.closed) throw new UsageError(`write ${this.format}`, "the writer is already closed or aborted", "create a new writer");
@@ -42,23 +47,39 @@ export abstract class CaptureWriterBase implements CaptureWriter {
   }
 
   /**
-   * Makes room for `length` bytes in `this.output` and returns where they
-   * start; fill them all (the sink's buffer is not zeroed), then commit().
+   * Makes room for `length` bytes in `this.output` (and `this.outputView`)
+   * and returns where they start; fill them all (the sink's buffer is not
+   * zeroed), then commit().
    */
   protected reserve(length: number): number {
     const sink = this.sink;
     if (sink.closed) throw new UsageError(`write ${this.format}`, "the writer is already closed or aborted", "create a new writer");
+    let offset = 0;
+    let output: Buffer;
     if (sink.reserve !== undefined) {
-      const offset = sink.reserve(length);
-      this.output = sink.buffer!;
-      return offset;
+      offset = sink.reserve(length);
+      output = sink.buffer!;
+    } else {
+      output = Buffer.alloc(length);
     }
-    this.output = Buffer.alloc(length);
-    return 0;
+    if (output !== this.output) {
+      this.output = output;
+      this.outputView = new DataView(output.buffer, output.byteOffset, output.byteLength);
+    }
+    return offset;
   }
 
   protected commit(): void {
     if (this.sink.reserve === undefined) this.sink.write(this.output);
+  }
+
+  /** output[at, at + length) = source[start, start + length). */
+  protected copyPacket(source: Uint8Array, start: number, length: number, at: number): void {
+    if (source !== this.#source) {
+      this.#source = source;
+      this.#sourceBytes = new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+    }
+    this.output.set(this.#sourceBytes.subarray(start, start + length), at);
   }
 
   flush(): Promise<void> {
@@ -81,13 +102,6 @@ export abstract class CaptureWriterBase implements CaptureWriter {
   async [Symbol.asyncDispose](): Promise<void> {
     this.abort();
   }
-}
-
-const copyBytes = Buffer.prototype.copy;
-
-/** target[at, at + length) = source[start, start + length), without a view object per call. */
-export function copyInto(source: Uint8Array, start: number, length: number, target: Buffer, at: number): void {
-  copyBytes.call(source, target, at, start, start + length);
 }
 
 /**

@@ -2,7 +2,7 @@ import { endianness } from "node:os";
 import { UsageError } from "../sys/errors.js";
 import type { CaptureSink } from "./capture-sink.js";
 import type { ByteOrder, PacketToWrite } from "./capture-record.js";
-import { CaptureWriterBase, checkLength, copyInto, currentTimeNanoseconds, splitNanoseconds } from "./capture-writer.js";
+import { CaptureWriterBase, checkLength, currentTimeNanoseconds, splitNanoseconds } from "./capture-writer.js";
 import {
   PCAP_FCS_PRESENT_BIT,
   PCAP_HEADER_LENGTH,
@@ -102,11 +102,17 @@ export class PcapWriter extends CaptureWriterBase {
     splitNanoseconds(timestampHigh, timestampLow, time);
     const seconds = time[0]!;
     if (seconds > 0xffffffff) this.#check({ data: source.subarray(start, start + length), timestamp: (BigInt(timestampHigh >>> 0) << 32n) | BigInt(timestampLow >>> 0) });
-    checkLength(originalLength, "original length", "write pcap");
+    if (!(originalLength >= 0 && originalLength <= 0xffffffff && Number.isInteger(originalLength))) checkLength(originalLength, "original length", "write pcap");
     const capturedLength = length < this.snapLength ? length : this.snapLength;
     const fraction = this.nanosecond ? time[1]! : Math.floor(time[1]! / 1000);
     const at = this.reserve(PCAP_RECORD_HEADER_LENGTH + capturedLength);
-    this.#encode(this.output, at, seconds, fraction, capturedLength, originalLength, source, start);
+    const view = this.outputView;
+    const little = this.little;
+    view.setUint32(at, seconds, little);
+    view.setUint32(at + 4, fraction, little);
+    view.setUint32(at + 8, capturedLength, little);
+    view.setUint32(at + 12, originalLength, little);
+    this.copyPacket(source, start, capturedLength, at + PCAP_RECORD_HEADER_LENGTH);
     this.commit();
     this.packetsWritten++;
   }
@@ -145,6 +151,6 @@ export class PcapWriter extends CaptureWriterBase {
       target.writeUInt32BE(capturedLength, at + 8);
       target.writeUInt32BE(originalLength, at + 12);
     }
-    copyInto(source, start, capturedLength, target, at + PCAP_RECORD_HEADER_LENGTH);
+    target.set(source.subarray(start, start + capturedLength), at + PCAP_RECORD_HEADER_LENGTH);
   }
 }

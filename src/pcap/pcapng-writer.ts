@@ -11,7 +11,7 @@ import {
   type ReceptionType,
   type TimestampResolution,
 } from "./capture-record.js";
-import { CaptureWriterBase, checkLength, copyInto, currentTimeNanoseconds } from "./capture-writer.js";
+import { CaptureWriterBase, checkLength, currentTimeNanoseconds } from "./capture-writer.js";
 import { DEFAULT_SNAP_LENGTH, nativeByteOrder } from "./pcap-writer.js";
 import {
   BYTE_ORDER_MAGIC,
@@ -108,11 +108,6 @@ interface WrittenInterface {
   /** Time units are nanoseconds with no offset: a timestamp is stored as given. */
   nanosecondUnits: boolean;
 }
-
-const writeUInt32LittleEndian = Buffer.prototype.writeUInt32LE;
-const writeUInt32BigEndian = Buffer.prototype.writeUInt32BE;
-const writeUInt16LittleEndian = Buffer.prototype.writeUInt16LE;
-const writeUInt16BigEndian = Buffer.prototype.writeUInt16BE;
 
 const DIRECTION_BITS: Record<PacketDirection, number> = { inbound: 1, outbound: 2 };
 const RECEPTION_BITS: Record<ReceptionType, number> = { unicast: 1, multicast: 2, broadcast: 3, promiscuous: 4 };
@@ -295,34 +290,33 @@ export class PcapngWriter extends CaptureWriterBase {
       this.writePacket({ interfaceIndex, timestamp, originalLength, flags, data: Buffer.from(source.buffer, source.byteOffset + start, length) });
       return;
     }
-    checkLength(originalLength, "original length", OPERATION);
+    if (!(originalLength >= 0 && originalLength <= 0xffffffff && Number.isInteger(originalLength))) checkLength(originalLength, "original length", OPERATION);
     const capturedLength = target.snapLength > 0 && length > target.snapLength ? target.snapLength : length;
     const paddedLength = (capturedLength + 3) & ~3;
     const flagsWord = flags >>> 0;
     const totalLength = 32 + paddedLength + (flagsWord !== 0 ? 12 : 0);
     const at = this.reserve(totalLength);
-    const output = this.output;
+    const view = this.outputView;
     const little = this.little;
-    const u32 = little ? writeUInt32LittleEndian : writeUInt32BigEndian;
-    u32.call(output, BlockType.ENHANCED_PACKET, at);
-    u32.call(output, totalLength, at + 4);
-    u32.call(output, interfaceIndex, at + 8);
-    u32.call(output, timestampHigh >>> 0, at + 12);
-    u32.call(output, timestampLow >>> 0, at + 16);
-    u32.call(output, capturedLength, at + 20);
-    u32.call(output, originalLength, at + 24);
-    copyInto(source, start, capturedLength, output, at + 28);
+    view.setUint32(at, BlockType.ENHANCED_PACKET, little);
+    view.setUint32(at + 4, totalLength, little);
+    view.setUint32(at + 8, interfaceIndex, little);
+    view.setUint32(at + 12, timestampHigh >>> 0, little);
+    view.setUint32(at + 16, timestampLow >>> 0, little);
+    view.setUint32(at + 20, capturedLength, little);
+    view.setUint32(at + 24, originalLength, little);
+    this.copyPacket(source, start, capturedLength, at + 28);
     let position = at + 28 + capturedLength;
+    const output = this.output;
     while (position < at + 28 + paddedLength) output[position++] = 0;
     if (flagsWord !== 0) {
-      const u16 = little ? writeUInt16LittleEndian : writeUInt16BigEndian;
-      u16.call(output, PacketOption.FLAGS, position);
-      u16.call(output, 4, position + 2);
-      u32.call(output, flagsWord, position + 4);
-      output.writeUInt32LE(0, position + 8);
+      view.setUint16(position, PacketOption.FLAGS, little);
+      view.setUint16(position + 2, 4, little);
+      view.setUint32(position + 4, flagsWord, little);
+      view.setUint32(position + 8, 0, little);
       position += 12;
     }
-    u32.call(output, totalLength, position);
+    view.setUint32(position, totalLength, little);
     this.commit();
     this.packetsWritten++;
   }
