@@ -285,7 +285,9 @@ async function captureLive(expression: string, options: CaptureCommandOptions): 
 
   // Writing a file, nobody watches each packet: wake up for batches (like tcpdump -w).
   const delivery = writeTarget !== undefined && writeTarget !== "-" ? "batched" : "immediate";
-  using capture = LiveCapture.open({ interfaces, direction, snapLength, filter: expression, processes, ringSize, delivery });
+  // Records below the wakeup threshold only need reading before -c's count is reached (Ctrl-C drains the ring): poll once a second otherwise, as tcpdump -w does.
+  const batchInterval = count === undefined ? 1000 : 100;
+  using capture = LiveCapture.open({ interfaces, direction, snapLength, filter: expression, processes, ringSize, delivery, batchInterval });
   if (processes && !capture.processes) stderr(`netbpf: process information unavailable: ${capture.processesUnavailable}`);
 
   let writer: PcapWriter | PcapngWriter | undefined;
