@@ -317,12 +317,13 @@ export class LiveCapture implements Disposable {
     const offsetHigh = this.#clockOffsetHigh;
     const offsetLow = this.#clockOffsetLow;
     const processesKept = writer.format === "pcapng";
+    for (let slot = 0; slot < interfaces.length; slot++) written[slot] ??= 0;
     const count = this.#reader.readAvailableInPlace((ring, offset, length, view) => {
       if (length < captureHeaderSize) throw new NetbpfError("read capture ring", `a record of ${length} bytes is shorter than the ${captureHeaderSize}-byte header`);
       const slot = view.getUint16(offset + 22, true);
-      if (interfaces[slot] === undefined) throw new NetbpfError("read capture ring", `record for unknown interface slot ${slot}`);
+      if (slot >= interfaces.length) throw new NetbpfError("read capture ring", `record for unknown interface slot ${slot}`);
       const interfaceIndex = interfaceIndexes[slot] ?? 0;
-      written[slot] = (written[slot] ?? 0) + 1;
+      written[slot]!++;
       if (processesKept && ring[offset + 21] === 1) {
         const packet = this.#toPacket(ring, offset, length, false);
         writer.writePacket({

@@ -28,7 +28,12 @@ export abstract class CaptureWriterBase implements CaptureWriter {
   abstract readonly format: CaptureFormat;
   packetsWritten = 0;
 
-  constructor(protected readonly sink: CaptureSink) {}
+  /** Whether the sink lends its buffer (reserve()), so records are encoded in place. */
+  readonly #lends: boolean;
+
+  constructor(protected readonly sink: CaptureSink) {
+    this.#lends = typeof sink.reserve === "function";
+  }
 
   abstract writePacket(packet: PacketToWrite): void;
   abstract writePacketBytes(interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, flags: number, source: Uint8Array, start: number, length: number): void;
@@ -56,8 +61,8 @@ export abstract class CaptureWriterBase implements CaptureWriter {
     if (sink.closed) throw new UsageError(`write ${this.format}`, "the writer is already closed or aborted", "create a new writer");
     let offset = 0;
     let output: Buffer;
-    if (sink.reserve !== undefined) {
-      offset = sink.reserve(length);
+    if (this.#lends) {
+      offset = sink.reserve!(length);
       output = sink.buffer!;
     } else {
       output = Buffer.alloc(length);
@@ -70,7 +75,7 @@ export abstract class CaptureWriterBase implements CaptureWriter {
   }
 
   protected commit(): void {
-    if (this.sink.reserve === undefined) this.sink.write(this.output);
+    if (!this.#lends) this.sink.write(this.output);
   }
 
   /** output[at, at + length) = source[start, start + length). */
