@@ -174,7 +174,7 @@ const receptionBits = [1, 3, 2, 4];
 const receptionTypes = ["unicast", "broadcast", "multicast", "promiscuous"] as const;
 
 /** The pcapng reception type of a packet (inbound only), from the skb packet type. */
-export function receptionTypeOf(direction: "inbound" | "outbound", packetType: number): "unicast" | "multicast" | "broadcast" | "promiscuous" | undefined {
+function receptionTypeOf(direction: "inbound" | "outbound", packetType: number): "unicast" | "multicast" | "broadcast" | "promiscuous" | undefined {
   return direction === "inbound" ? receptionTypes[packetType] : undefined;
 }
 
