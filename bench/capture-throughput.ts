@@ -5,16 +5,18 @@
  * 8 MiB buffer for both), sends a fixed burst of UDP datagrams from side B as
  * fast as Node can, waits for the capturer to catch up, stops it with SIGINT
  * and counts the packets in the file it wrote. CPU is the capturer's own
- * user + system time (from /proc/PID/stat just before SIGINT); the kernel
+ * run time (all threads' schedstat, ns resolution, just before SIGINT); the kernel
  * work done in the sender's softirq (our tc program, tcpdump's AF_PACKET
  * copy) is not in either number. Start-up CPU (Node, compiling and loading;
  * libpcap's setup) is reported apart from the CPU spent while capturing. Trials alternate the two tools; medians.
  *
  * usage: node dist/bench/capture-throughput.js [packets per trial] [trials]
+ * Set NETBPF_BENCH_NODE_ARGS to pass options to the netbpf capturer's Node.js
+ * (e.g. "--cpu-prof --cpu-prof-dir=/tmp/profiles" to profile it).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,6 +27,8 @@ const trials = Number(process.argv[3] ?? 3);
 const port = 47321;
 const payloadSize = 64;
 const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
+/** Extra Node.js options for the netbpf capturer, e.g. NETBPF_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+const nodeArguments = (process.env.NETBPF_BENCH_NODE_ARGS ?? "").split(" ").filter((word) => word !== "");
 const clockTicks = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
 
 function run(command: string, args: string[]): string {
@@ -65,9 +69,34 @@ socket.close();
 console.log(sent);
 `;
 
+/**
+ * CPU time of a process: the sum of its threads' run time from
+ * /proc/PID/task/TID/schedstat (nanoseconds), far finer than the clock ticks
+ * of /proc/PID/stat (10 ms, as much as tcpdump spends on a whole trial);
+ * /proc/PID/stat when schedstat is missing.
+ */
 function cpuSeconds(pid: number): number {
+  try {
+    let nanoseconds = 0;
+    for (const thread of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        nanoseconds += Number(readFileSync(`/proc/${pid}/task/${thread}/schedstat`, "utf8").split(" ")[0]);
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+    if (nanoseconds > 0) return nanoseconds / 1e9;
+  } catch {
+    // no schedstat: fall back to clock ticks
+  }
+  const { user, system } = userAndSystemSeconds(pid);
+  return user + system;
+}
+
+/** User and system CPU from /proc/PID/stat (clock ticks: 10 ms steps). */
+function userAndSystemSeconds(pid: number): { user: number; system: number } {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+  return { user: Number(fields[11]) / clockTicks, system: Number(fields[12]) / clockTicks };
 }
 
 interface Trial {
@@ -77,13 +106,16 @@ interface Trial {
   cpuSeconds: number;
   /** CPU spent starting up (loading, compiling, attaching). */
   startupCpuSeconds: number;
+  /** The CPU while capturing split into user and system time (10 ms steps). */
+  userSeconds: number;
+  systemSeconds: number;
   reportedDrops?: number;
 }
 
 async function trial(tool: "netbpf" | "tcpdump", directory: string, index: number): Promise<Trial> {
   const output = join(directory, `${tool}-${index}.pcap`);
   const args = tool === "netbpf"
-    ? [process.execPath, cliPath, "capture", "-i", sideA.interface, "-Q", "in", "-B", "8192", "-w", output, "udp", "dst", "port", String(port)]
+    ? [process.execPath, ...nodeArguments, cliPath, "capture", "-i", sideA.interface, "-Q", "in", "-B", "8192", "-w", output, "udp", "dst", "port", String(port)]
     : ["tcpdump", "-i", sideA.interface, "-Q", "in", "-B", "8192", "-n", "-w", output, "udp", "dst", "port", String(port)];
   const child = spawn("ip", ["netns", "exec", sideA.namespace, ...args], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
@@ -99,17 +131,19 @@ async function trial(tool: "netbpf" | "tcpdump", directory: string, index: numbe
     });
   });
   const cpuAtStart = cpuSeconds(child.pid!);
+  const splitAtStart = userAndSystemSeconds(child.pid!);
   try {
     const sent = Number(run("ip", ["netns", "exec", sideB.namespace, process.execPath, "--input-type=module", "-e", senderScript]).trim());
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const cpu = cpuSeconds(child.pid!);
+    const split = userAndSystemSeconds(child.pid!);
     child.kill("SIGINT");
     const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
     await exited;
     clearTimeout(killer);
     const delivered = readCaptureFile(output).packets.length;
     const drops = /(\d+) packets dropped by kernel/.exec(stderr);
-    return { sent, delivered, cpuSeconds: cpu - cpuAtStart, startupCpuSeconds: cpuAtStart, reportedDrops: drops ? Number(drops[1]) : undefined };
+    return { sent, delivered, cpuSeconds: cpu - cpuAtStart, startupCpuSeconds: cpuAtStart, userSeconds: split.user - splitAtStart.user, systemSeconds: split.system - splitAtStart.system, reportedDrops: drops ? Number(drops[1]) : undefined };
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   }

@@ -6,7 +6,6 @@
  */
 import { closeSync, constants, openSync, readdirSync, readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
-import { setTimeout as sleep } from "node:timers/promises";
 import { helperIds } from "../asm/helpers.js";
 import { BpfMap } from "../core/map.js";
 import { probeHelper } from "../features/features.js";
@@ -15,6 +14,7 @@ import { u32, u64 } from "../core/codec.js";
 import { attachCgroup, type CgroupLink } from "../link/cgroup.js";
 import { attachTcx } from "../link/tcx.js";
 import type { Link } from "../link/link.js";
+import type { CaptureWriter } from "../pcap/capture-writer.js";
 import { LinkType } from "../pcap/link-type.js";
 import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
 import { AttachType, MapType, ProgramType } from "../sys/bpf-constants.js";
@@ -169,6 +169,15 @@ function ringSizeFor(requested: number): number {
   return size;
 }
 
+/** pcapng epb_flags reception type bits by Linux packet type (PACKET_HOST, BROADCAST, MULTICAST, OTHERHOST). */
+const receptionBits = [1, 3, 2, 4];
+const receptionTypes = ["unicast", "broadcast", "multicast", "promiscuous"] as const;
+
+/** The pcapng reception type of a packet (inbound only), from the skb packet type. */
+function receptionTypeOf(direction: "inbound" | "outbound", packetType: number): "unicast" | "multicast" | "broadcast" | "promiscuous" | undefined {
+  return direction === "inbound" ? receptionTypes[packetType] : undefined;
+}
+
 /** A running capture; close() detaches everything. */
 export class LiveCapture implements Disposable {
   readonly interfaces: CaptureInterface[];
@@ -187,8 +196,16 @@ export class LiveCapture implements Disposable {
   readonly #reader: RingBufferReader;
   readonly #counters: BpfMap<number, bigint>;
   readonly #clockOffset: bigint;
+  /** #clockOffset's high and low 32 bits. */
+  readonly #clockOffsetHigh: number;
+  readonly #clockOffsetLow: number;
   #delivered = 0;
   #closed = false;
+  /** Aborted by close(): ends a wait for a wakeup left in flight. */
+  readonly #lifetime = new AbortController();
+  #wakeupPending = false;
+  #wakeupFailure: unknown;
+  #endDelay: (() => void) | undefined;
 
   private constructor(options: LiveCaptureOptions) {
     const names = options.interfaces.length === 0 ? ["any"] : options.interfaces;
@@ -204,6 +221,8 @@ export class LiveCapture implements Disposable {
     this.delivery = options.delivery === "batched" && probeHelper(ProgramType.SchedCls, helperIds.ringbuf_query) ? "batched" : "immediate";
     this.#batchInterval = options.batchInterval ?? 100;
     this.#clockOffset = monotonicToRealtimeOffset();
+    this.#clockOffsetHigh = Number((this.#clockOffset >> 32n) & 0xffff_ffffn);
+    this.#clockOffsetLow = Number(this.#clockOffset & 0xffff_ffffn);
 
     try {
       const filters = new Map<number, CaptureFilter>();
@@ -284,34 +303,124 @@ export class LiveCapture implements Disposable {
   }
 
   /**
+   * Writes every packet in the ring now (up to `maximum`) to `writer`,
+   * straight from the ring: no object, copy or BigInt per packet, and the
+   * same output as writePacket() with the fields of readAvailable()'s
+   * packets (direction and reception type as epb_flags; the process, which
+   * takes the slower path, in pcapng). `interfaceIndexes[slot]` is the
+   * writer's interface for each capture slot (default 0); `written[slot]`
+   * is increased for every packet written. Returns how many were written.
+   */
+  writeAvailable(writer: CaptureWriter, interfaceIndexes: readonly number[], written: number[], maximum = 4096): number {
+    if (this.#closed) return 0;
+    const interfaces = this.interfaces;
+    const offsetHigh = this.#clockOffsetHigh;
+    const offsetLow = this.#clockOffsetLow;
+    const processesKept = writer.format === "pcapng";
+    for (let slot = 0; slot < interfaces.length; slot++) written[slot] ??= 0;
+    const count = this.#reader.readAvailableInPlace((ring, offset, length, view) => {
+      if (length < captureHeaderSize) throw new NetbpfError("read capture ring", `a record of ${length} bytes is shorter than the ${captureHeaderSize}-byte header`);
+      const slot = view.getUint16(offset + 22, true);
+      if (slot >= interfaces.length) throw new NetbpfError("read capture ring", `record for unknown interface slot ${slot}`);
+      const interfaceIndex = interfaceIndexes[slot] ?? 0;
+      written[slot]!++;
+      if (processesKept && ring[offset + 21] === 1) {
+        const packet = this.#toPacket(ring, offset, length, false);
+        writer.writePacket({
+          data: packet.data,
+          timestamp: packet.timestamp,
+          originalLength: packet.originalLength,
+          interfaceIndex,
+          direction: packet.direction,
+          receptionType: receptionTypeOf(packet.direction, packet.packetType),
+          process: packet.process,
+        });
+        return;
+      }
+      let low = view.getUint32(offset, true) + offsetLow;
+      let carry = 0;
+      if (low >= 0x1_0000_0000) {
+        low -= 0x1_0000_0000;
+        carry = 1;
+      }
+      const high = (view.getUint32(offset + 4, true) + offsetHigh + carry) >>> 0;
+      const recorded = view.getUint32(offset + 16, true);
+      const capturedLength = recorded < length - captureHeaderSize ? recorded : length - captureHeaderSize;
+      const inbound = ring[offset + 20] === 0;
+      const packetType = view.getUint32(offset + 28, true);
+      const flags = inbound ? 1 | (packetType < 4 ? receptionBits[packetType]! << 2 : 0) : 2;
+      writer.writePacketBytes(interfaceIndex, high, low, view.getUint32(offset + 12, true), flags, ring, offset + captureHeaderSize, capturedLength);
+    }, maximum);
+    this.#delivered += count;
+    return count;
+  }
+
+  /**
    * Resolves when packets may be waiting (or, in batched delivery, when the
    * poll interval has passed); ends quietly when `signal` aborts.
    */
   async wait(signal?: AbortSignal): Promise<void> {
     if (this.#closed || signal?.aborted) return;
-    if (this.delivery === "batched" && this.#reader.available > 0) {
+    if (this.delivery === "batched") return this.#waitBatched(signal);
+    try {
+      await this.#reader.wait(signal);
+    } catch (error) {
+      if (signal?.aborted) return;
+      throw error;
+    }
+  }
+
+  /**
+   * Batched delivery: a wait costs a timer, not system calls. The wait for
+   * a wakeup (ring 1/16 full) stays in flight from one call to the next, so
+   * a poll interval that passes without one is only a timer firing.
+   */
+  async #waitBatched(signal: AbortSignal | undefined): Promise<void> {
+    if (this.#reader.available > 0) {
       // Readiness is level-triggered: with records below the wakeup threshold
       // waiting, epoll would return at once. Let a batch gather instead.
-      if (this.#gatherMilliseconds > 0) {
-        try {
-          await sleep(this.#gatherMilliseconds, undefined, { signal });
-        } catch {
-          return; // aborted: the caller drains and ends
-        }
-      }
+      if (this.#gatherMilliseconds > 0) await this.#delay(this.#gatherMilliseconds, signal);
       // Adapt to the rate: gather for less time when the ring filled up a lot meanwhile.
       const filled = this.#reader.available / this.ringSize;
       if (filled > 1 / 8) this.#gatherMilliseconds = Math.floor(this.#gatherMilliseconds / 2);
       else if (filled < 1 / 64) this.#gatherMilliseconds = Math.min(maximumGatherMilliseconds, Math.max(1, this.#gatherMilliseconds * 2));
       return;
     }
-    const timer = this.delivery === "batched" ? AbortSignal.timeout(this.#batchInterval) : undefined;
-    try {
-      await this.#reader.wait(timer ? (signal ? AbortSignal.any([signal, timer]) : timer) : signal);
-    } catch (error) {
-      if (signal?.aborted || timer?.aborted) return;
-      throw error;
+    if (!this.#wakeupPending) {
+      this.#wakeupPending = true;
+      this.#reader.wait(this.#lifetime.signal).then(
+        () => {
+          this.#wakeupPending = false;
+          this.#endDelay?.();
+        },
+        (error: unknown) => {
+          this.#wakeupPending = false;
+          if (!this.#closed) this.#wakeupFailure = error;
+          this.#endDelay?.();
+        },
+      );
     }
+    await this.#delay(this.#batchInterval, signal);
+    const failure = this.#wakeupFailure;
+    if (failure !== undefined) {
+      this.#wakeupFailure = undefined;
+      throw failure;
+    }
+  }
+
+  /** Resolves after `milliseconds`, on abort, or when a wakeup comes (#endDelay); never rejects. */
+  #delay(milliseconds: number, signal: AbortSignal | undefined): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const end = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", end);
+        if (this.#endDelay === end) this.#endDelay = undefined;
+        resolve();
+      };
+      const timer = setTimeout(end, milliseconds);
+      signal?.addEventListener("abort", end, { once: true });
+      this.#endDelay = end;
+    });
   }
 
   /**
@@ -382,6 +491,8 @@ export class LiveCapture implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#lifetime.abort();
+    this.#endDelay?.();
     // Detach links first (they were created after the programs), then the rest.
     for (const owned of this.#owned.splice(0).reverse()) {
       try {

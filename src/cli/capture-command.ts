@@ -285,7 +285,9 @@ async function captureLive(expression: string, options: CaptureCommandOptions): 
 
   // Writing a file, nobody watches each packet: wake up for batches (like tcpdump -w).
   const delivery = writeTarget !== undefined && writeTarget !== "-" ? "batched" : "immediate";
-  using capture = LiveCapture.open({ interfaces, direction, snapLength, filter: expression, processes, ringSize, delivery });
+  // Records below the wakeup threshold only need reading before -c's count is reached (Ctrl-C drains the ring): poll once a second otherwise, as tcpdump -w does.
+  const batchInterval = count === undefined ? 1000 : 100;
+  using capture = LiveCapture.open({ interfaces, direction, snapLength, filter: expression, processes, ringSize, delivery, batchInterval });
   if (processes && !capture.processes) stderr(`netbpf: process information unavailable: ${capture.processesUnavailable}`);
 
   let writer: PcapWriter | PcapngWriter | undefined;
@@ -318,34 +320,29 @@ async function captureLive(expression: string, options: CaptureCommandOptions): 
   process.once("SIGTERM", stop);
   const summarizer = new PacketSummarizer(summaryOptions(options));
   const prefixInterface = capture.interfaces.length > 1;
-  const perInterfaceDelivered = new Map<number, number>();
+  const perInterfaceDelivered: number[] = [];
+  const writerInterfaces = capture.interfaces.map((i) => interfaceIndexes.get(i.slot) ?? 0);
   let captured = 0;
   let failure: unknown;
   try {
     const visit = (packet: LivePacket) => {
       if (count !== undefined && captured >= count) return;
       captured++;
-      perInterfaceDelivered.set(packet.interface.slot, (perInterfaceDelivered.get(packet.interface.slot) ?? 0) + 1);
-      if (writer !== undefined) {
-        // The writer copies the bytes: the view into the ring need not be copied first.
-        writer.writePacket({
-          data: packet.data,
-          timestamp: packet.timestamp,
-          originalLength: packet.originalLength,
-          interfaceIndex: interfaceIndexes.get(packet.interface.slot) ?? 0,
-          direction: packet.direction,
-          receptionType: receptionType(packet),
-          process: packet.process,
-        });
-      } else {
-        lines.push(formatLivePacket(packet, summarizer, options, prefixInterface));
-      }
+      perInterfaceDelivered[packet.interface.slot] = (perInterfaceDelivered[packet.interface.slot] ?? 0) + 1;
+      lines.push(formatLivePacket(packet, summarizer, options, prefixInterface));
     };
     const lines: string[] = [];
     for (;;) {
-      const read = capture.readAvailable(visit);
-      if (lines.length > 0) process.stdout.write(lines.splice(0).join(""));
-      if (read > 0 && writer !== undefined && writeTarget === "-") await writer.flush();
+      let read: number;
+      if (writer !== undefined) {
+        // Straight from the ring into the file's buffer: nothing allocated per packet.
+        read = capture.writeAvailable(writer, writerInterfaces, perInterfaceDelivered, count !== undefined ? Math.min(4096, count - captured) : 4096);
+        captured += read;
+        if (read > 0 && writeTarget === "-") await writer.flush();
+      } else {
+        read = capture.readAvailable(visit);
+        if (lines.length > 0) process.stdout.write(lines.splice(0).join(""));
+      }
       if (count !== undefined && captured >= count) break;
       if (read > 0) continue;
       if (abort.signal.aborted) break;
@@ -374,7 +371,7 @@ async function captureLive(expression: string, options: CaptureCommandOptions): 
             interfaceDropped: counters.dropped,
             filterAccepted: counters.matched,
             osDropped: counters.dropped,
-            userDelivered: BigInt(perInterfaceDelivered.get(captureInterface.slot) ?? 0),
+            userDelivered: BigInt(perInterfaceDelivered[captureInterface.slot] ?? 0),
           });
         }
       }
@@ -386,11 +383,6 @@ async function captureLive(expression: string, options: CaptureCommandOptions): 
   stderr(`${totals.matched} packet${totals.matched === 1n ? "" : "s"} received by filter`);
   stderr(`${totals.dropped} packet${totals.dropped === 1n ? "" : "s"} dropped by kernel (ring full)`);
   if (abort.signal.aborted) process.exitCode = 0;
-}
-
-function receptionType(packet: LivePacket): "unicast" | "multicast" | "broadcast" | "promiscuous" | undefined {
-  if (packet.direction !== "inbound") return undefined;
-  return (["unicast", "broadcast", "multicast", "promiscuous"] as const)[packet.packetType];
 }
 
 function formatLivePacket(packet: LivePacket, summarizer: PacketSummarizer, options: CaptureCommandOptions, prefixInterface: boolean): string {

@@ -15,6 +15,13 @@ export interface CaptureSink {
   /** Discards the output (for files: removes the temporary file). Safe to call at any time, more than once. */
   abort(): void;
   readonly closed: boolean;
+  /**
+   * Optional, for encoders in hot loops: makes room for `length` bytes in
+   * `buffer` and returns where they start; the caller fills them at once.
+   * They count as written. Read `buffer` after the call: it may change.
+   */
+  reserve?(length: number): number;
+  readonly buffer?: Buffer;
 }
 
 function writeError(detail: string, cause: unknown, hint?: string): NetbpfError {
@@ -40,14 +47,16 @@ export class AtomicFileSink implements CaptureSink {
   readonly path: string;
   readonly temporaryPath: string;
   private fd: number | undefined;
-  private pending: Buffer[] = [];
-  private pendingLength = 0;
+  /** Bytes not yet written: buffer[0, used). */
+  buffer: Buffer;
+  private used = 0;
   private readonly bufferSize: number;
   private state: "open" | "closed" | "aborted" = "open";
 
   constructor(path: string, options: AtomicFileSinkOptions = {}) {
     this.path = path;
     this.bufferSize = options.bufferSize ?? 256 * 1024;
+    this.buffer = Buffer.allocUnsafe(this.bufferSize);
     this.temporaryPath = join(dirname(path), `.${basename(path)}.netbpf-${process.pid}-${randomBytes(4).toString("hex")}.tmp`);
     try {
       this.fd = openSync(this.temporaryPath, "wx", options.mode ?? 0o666);
@@ -61,23 +70,34 @@ export class AtomicFileSink implements CaptureSink {
   }
 
   write(chunk: Buffer): void {
+    const offset = this.reserve(chunk.length);
+    chunk.copy(this.buffer, offset);
+  }
+
+  reserve(length: number): number {
     if (this.state !== "open") throw new NetbpfError("write capture", `${this.path} is already ${this.state}`, "create a new writer");
-    this.pending.push(chunk);
-    this.pendingLength += chunk.length;
-    if (this.pendingLength >= this.bufferSize) this.flushSync();
+    if (length > this.buffer.length - this.used) {
+      this.flushSync();
+      if (length > this.buffer.length) this.buffer = Buffer.allocUnsafe(length);
+    }
+    const offset = this.used;
+    this.used += length;
+    return offset;
   }
 
   flushSync(): void {
-    if (this.pendingLength === 0 || this.fd === undefined) return;
-    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingLength);
-    this.pending = [];
-    this.pendingLength = 0;
+    if (this.used === 0 || this.fd === undefined) return;
+    const length = this.used;
+    this.used = 0;
     try {
       let written = 0;
-      while (written < data.length) written += writeSync(this.fd, data, written, data.length - written);
+      while (written < length) written += writeSync(this.fd, this.buffer, written, length - written);
     } catch (error) {
       this.abort();
       throw writeError(`writing ${this.temporaryPath} failed`, error, "the capture was discarded; check free space");
+    } finally {
+      // A record larger than the usual buffer got a buffer of its own: go back to the usual size.
+      if (this.buffer.length > this.bufferSize) this.buffer = Buffer.allocUnsafe(this.bufferSize);
     }
   }
 
@@ -109,8 +129,7 @@ export class AtomicFileSink implements CaptureSink {
   abort(): void {
     if (this.state !== "open") return;
     this.state = "aborted";
-    this.pending = [];
-    this.pendingLength = 0;
+    this.used = 0;
     if (this.fd !== undefined) {
       try {
         closeSync(this.fd);

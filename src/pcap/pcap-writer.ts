@@ -2,7 +2,7 @@ import { endianness } from "node:os";
 import { UsageError } from "../sys/errors.js";
 import type { CaptureSink } from "./capture-sink.js";
 import type { ByteOrder, PacketToWrite } from "./capture-record.js";
-import { CaptureWriterBase, checkLength, currentTimeNanoseconds } from "./capture-writer.js";
+import { CaptureWriterBase, checkLength, currentTimeNanoseconds, splitNanoseconds } from "./capture-writer.js";
 import {
   PCAP_FCS_PRESENT_BIT,
   PCAP_HEADER_LENGTH,
@@ -80,11 +80,45 @@ export class PcapWriter extends CaptureWriterBase {
   }
 
   writePacket(packet: PacketToWrite): void {
-    this.emit(this.encodeRecord(packet));
+    const { seconds, fraction, capturedLength, originalLength } = this.#check(packet);
+    const at = this.reserve(PCAP_RECORD_HEADER_LENGTH + capturedLength);
+    this.#encode(this.output, at, seconds, fraction, capturedLength, originalLength, packet.data, 0);
+    this.commit();
     this.packetsWritten++;
   }
 
   encodeRecord(packet: PacketToWrite): Buffer {
+    const { seconds, fraction, capturedLength, originalLength } = this.#check(packet);
+    const record = Buffer.alloc(PCAP_RECORD_HEADER_LENGTH + capturedLength);
+    this.#encode(record, 0, seconds, fraction, capturedLength, originalLength, packet.data, 0);
+    return record;
+  }
+
+  readonly #time = new Float64Array(2);
+
+  writePacketBytes(interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, _flags: number, source: Uint8Array, start: number, length: number): void {
+    if (interfaceIndex !== 0) this.#check({ data: source.subarray(start, start + length), interfaceIndex });
+    const time = this.#time;
+    splitNanoseconds(timestampHigh, timestampLow, time);
+    const seconds = time[0]!;
+    if (seconds > 0xffffffff) this.#check({ data: source.subarray(start, start + length), timestamp: (BigInt(timestampHigh >>> 0) << 32n) | BigInt(timestampLow >>> 0) });
+    if (!(originalLength >= 0 && originalLength <= 0xffffffff && Number.isInteger(originalLength))) checkLength(originalLength, "original length", "write pcap");
+    const capturedLength = length < this.snapLength ? length : this.snapLength;
+    const fraction = this.nanosecond ? time[1]! : Math.floor(time[1]! / 1000);
+    const at = this.reserve(PCAP_RECORD_HEADER_LENGTH + capturedLength);
+    const view = this.outputView;
+    const little = this.little;
+    view.setUint32(at, seconds, little);
+    view.setUint32(at + 4, fraction, little);
+    view.setUint32(at + 8, capturedLength, little);
+    view.setUint32(at + 12, originalLength, little);
+    this.copyPacket(source, start, capturedLength, at + PCAP_RECORD_HEADER_LENGTH);
+    this.commit();
+    this.packetsWritten++;
+  }
+
+  /** Validates a packet; its record fields. */
+  #check(packet: PacketToWrite): { seconds: number; fraction: number; capturedLength: number; originalLength: number } {
     const operation = "write pcap";
     if ((packet.interfaceIndex ?? 0) !== 0) {
       throw new UsageError(operation, `packet is for interface ${packet.interfaceIndex}, but a pcap file has only interface 0`, "write pcapng for several interfaces");
@@ -102,13 +136,21 @@ export class PcapWriter extends CaptureWriterBase {
     const capturedLength = Math.min(packet.data.length, this.snapLength);
     const originalLength = packet.originalLength ?? packet.data.length;
     checkLength(originalLength, "original length", operation);
-    const record = Buffer.alloc(PCAP_RECORD_HEADER_LENGTH + capturedLength);
-    const u32 = (value: number, at: number) => (this.little ? record.writeUInt32LE(value, at) : record.writeUInt32BE(value, at));
-    u32(Number(seconds), 0);
-    u32(Number(fraction), 4);
-    u32(capturedLength, 8);
-    u32(originalLength, 12);
-    record.set(packet.data.subarray(0, capturedLength), PCAP_RECORD_HEADER_LENGTH);
-    return record;
+    return { seconds: Number(seconds), fraction: Number(fraction), capturedLength, originalLength };
+  }
+
+  #encode(target: Buffer, at: number, seconds: number, fraction: number, capturedLength: number, originalLength: number, source: Uint8Array, start: number): void {
+    if (this.little) {
+      target.writeUInt32LE(seconds, at);
+      target.writeUInt32LE(fraction, at + 4);
+      target.writeUInt32LE(capturedLength, at + 8);
+      target.writeUInt32LE(originalLength, at + 12);
+    } else {
+      target.writeUInt32BE(seconds, at);
+      target.writeUInt32BE(fraction, at + 4);
+      target.writeUInt32BE(capturedLength, at + 8);
+      target.writeUInt32BE(originalLength, at + 12);
+    }
+    target.set(source.subarray(start, start + capturedLength), at + PCAP_RECORD_HEADER_LENGTH);
   }
 }

@@ -105,6 +105,8 @@ interface WrittenInterface {
   resolution: TimestampResolution;
   offset: bigint;
   fcsLength: number | undefined;
+  /** Time units are nanoseconds with no offset: a timestamp is stored as given. */
+  nanosecondUnits: boolean;
 }
 
 const DIRECTION_BITS: Record<PacketDirection, number> = { inbound: 1, outbound: 2 };
@@ -221,6 +223,7 @@ export class PcapngWriter extends CaptureWriterBase {
       resolution,
       offset: description.timestampOffset ?? 0n,
       fcsLength: description.fcsLength,
+      nanosecondUnits: resolution.base === 10 && resolution.exponent === 9 && (description.timestampOffset ?? 0n) === 0n,
     });
     return this.interfaces.length - 1;
   }
@@ -273,6 +276,48 @@ export class PcapngWriter extends CaptureWriterBase {
     this.u32(fixed, originalLength, 16);
     fixed.set(packet.data.subarray(0, capturedLength), 20);
     this.writeBlock(BlockType.ENHANCED_PACKET, fixed, encodedOptions);
+    this.packetsWritten++;
+  }
+
+  /**
+   * Writes an Enhanced Packet Block with no options but epb_flags, straight
+   * into the sink's buffer when it lends one (see CaptureWriter).
+   */
+  writePacketBytes(interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, flags: number, source: Uint8Array, start: number, length: number): void {
+    const target = this.interfaceAt(interfaceIndex);
+    if (!target.nanosecondUnits) {
+      const timestamp = (BigInt(timestampHigh >>> 0) << 32n) | BigInt(timestampLow >>> 0);
+      this.writePacket({ interfaceIndex, timestamp, originalLength, flags, data: Buffer.from(source.buffer, source.byteOffset + start, length) });
+      return;
+    }
+    if (!(originalLength >= 0 && originalLength <= 0xffffffff && Number.isInteger(originalLength))) checkLength(originalLength, "original length", OPERATION);
+    const capturedLength = target.snapLength > 0 && length > target.snapLength ? target.snapLength : length;
+    const paddedLength = (capturedLength + 3) & ~3;
+    const flagsWord = flags >>> 0;
+    const totalLength = 32 + paddedLength + (flagsWord !== 0 ? 12 : 0);
+    const at = this.reserve(totalLength);
+    const view = this.outputView;
+    const little = this.little;
+    view.setUint32(at, BlockType.ENHANCED_PACKET, little);
+    view.setUint32(at + 4, totalLength, little);
+    view.setUint32(at + 8, interfaceIndex, little);
+    view.setUint32(at + 12, timestampHigh >>> 0, little);
+    view.setUint32(at + 16, timestampLow >>> 0, little);
+    view.setUint32(at + 20, capturedLength, little);
+    view.setUint32(at + 24, originalLength, little);
+    this.copyPacket(source, start, capturedLength, at + 28);
+    let position = at + 28 + capturedLength;
+    const output = this.output;
+    while (position < at + 28 + paddedLength) output[position++] = 0;
+    if (flagsWord !== 0) {
+      view.setUint16(position, PacketOption.FLAGS, little);
+      view.setUint16(position + 2, 4, little);
+      view.setUint32(position + 4, flagsWord, little);
+      view.setUint32(position + 8, 0, little);
+      position += 12;
+    }
+    view.setUint32(position, totalLength, little);
+    this.commit();
     this.packetsWritten++;
   }
 

@@ -87,8 +87,10 @@ test("live capture on a veth testbed: pcapng that tcpdump reads, counts and byte
   const ours = [...captureLinkIds()].filter((id) => !linksBefore.has(id));
   assert.ok(ours.length >= 2, "tcx ingress and egress links while capturing");
   // UDP to a closed port: each datagram comes in and an ICMP port unreachable goes out.
+  const sendingFrom = BigInt(Date.now() - 1) * 1_000_000n;
   bed.exec(bed.b, [process.execPath, "--input-type=module", "-e", udpSendScript(bed.a.address, 47999, payloads)]);
   const { code, stderr } = await result;
+  const sendingTo = BigInt(Date.now() + 1) * 1_000_000n;
   assert.equal(code, 0, stderr);
   const remaining = captureLinkIds();
   assert.deepEqual(ours.filter((id) => remaining.has(id)), [], "every link is gone after the capture");
@@ -109,7 +111,9 @@ test("live capture on a veth testbed: pcapng that tcpdump reads, counts and byte
   const outbound = capture.packets.filter((p) => p.direction === "outbound");
   assert.equal(inbound.length, payloads.length);
   assert.equal(outbound.length, payloads.length);
+  for (const packet of capture.packets) assert.ok(packet.timestamp >= sendingFrom && packet.timestamp <= sendingTo, `wall-clock time ${packet.timestamp} while sending`);
   inbound.forEach((packet, index) => {
+    assert.equal(packet.receptionType, "unicast");
     const payload = Buffer.from(payloads[index]!);
     assert.equal(packet.originalLength, 14 + 20 + 8 + payload.length, "wire length of the datagram");
     assert.equal(packet.data.length, packet.originalLength);
@@ -117,6 +121,7 @@ test("live capture on a veth testbed: pcapng that tcpdump reads, counts and byte
     assert.equal(packet.data[23], 17);
   });
   outbound.forEach((packet, index) => {
+    assert.equal(packet.receptionType, undefined);
     assert.equal(packet.data[23], 1, "ICMP");
     assert.equal(packet.data[34], 3, "destination unreachable");
     assert.ok(Buffer.from(packet.data).includes(Buffer.from(payloads[index]!)), "quotes the datagram");

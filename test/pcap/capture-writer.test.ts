@@ -1,0 +1,162 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { readCapture } from "../../src/pcap/capture-file.js";
+import { AtomicFileSink, BufferSink, type CaptureSink } from "../../src/pcap/capture-sink.js";
+import { MICROSECOND_RESOLUTION, NANOSECOND_RESOLUTION, type TimestampResolution } from "../../src/pcap/capture-record.js";
+import { splitNanoseconds, type CaptureWriter } from "../../src/pcap/capture-writer.js";
+import { LinkType } from "../../src/pcap/link-type.js";
+import { PcapWriter } from "../../src/pcap/pcap-writer.js";
+import { PcapngWriter } from "../../src/pcap/pcapng-writer.js";
+import { UsageError } from "../../src/sys/errors.js";
+import { seededRandom } from "./capture-samples.js";
+
+test("splitNanoseconds divides 64-bit nanosecond counts exactly, as BigInt does", () => {
+  const random = seededRandom(0x51e7);
+  const result = new Float64Array(2);
+  const words = [0, 1, 999_999_999, 1_000_000_000, 0x7fff_ffff, 0x8000_0000, 0xffff_ffff];
+  const cases: [number, number][] = [];
+  for (const high of words) for (const low of words) cases.push([high, low]);
+  for (let i = 0; i < 20000; i++) cases.push([Math.floor(random() * 0x1_0000_0000), Math.floor(random() * 0x1_0000_0000)]);
+  for (const [high, low] of cases) {
+    const value = (BigInt(high) << 32n) | BigInt(low);
+    splitNanoseconds(high, low, result);
+    assert.equal(result[0], Number(value / 1_000_000_000n), `seconds of ${value}`);
+    assert.equal(result[1], Number(value % 1_000_000_000n), `nanoseconds of ${value}`);
+  }
+});
+
+interface Written {
+  high: number;
+  low: number;
+  originalLength: number;
+  flags: number;
+  start: number;
+  length: number;
+  interfaceIndex: number;
+}
+
+/** Random packets inside one source buffer, at odd offsets and lengths (0 … 300 bytes, some past the snap length). */
+function randomPackets(seed: number, count: number, interfaces: number, maximumHigh: number): { source: Buffer; packets: Written[] } {
+  const random = seededRandom(seed);
+  const source = Buffer.alloc(64 * 1024);
+  for (let i = 0; i < source.length; i++) source[i] = Math.floor(random() * 256);
+  const packets: Written[] = [];
+  for (let i = 0; i < count; i++) {
+    const length = Math.floor(random() * 300);
+    const start = Math.floor(random() * (source.length - length));
+    const direction = Math.floor(random() * 3);
+    packets.push({
+      high: Math.floor(random() * maximumHigh),
+      low: Math.floor(random() * 0x1_0000_0000),
+      originalLength: length + Math.floor(random() * 3) * Math.floor(random() * 2000),
+      flags: direction === 0 ? 0 : direction === 1 ? 1 | (Math.floor(random() * 5) << 2) : 2,
+      start,
+      length,
+      interfaceIndex: Math.floor(random() * interfaces),
+    });
+  }
+  return { source, packets };
+}
+
+function writeBoth(packets: Written[], source: Buffer, writeThe: (packet: Written, writer: CaptureWriter) => void, makeWriter: (sink: CaptureSink) => CaptureWriter, directory: string, name: string): { slow: Buffer; fast: Buffer; fastFile: Buffer } {
+  const slowSink = new BufferSink();
+  const slow = makeWriter(slowSink);
+  for (const packet of packets) writeThe(packet, slow);
+  const fastSink = new BufferSink();
+  const fast = makeWriter(fastSink);
+  for (const packet of packets) fast.writePacketBytes(packet.interfaceIndex, packet.high, packet.low, packet.originalLength, packet.flags, source, packet.start, packet.length);
+  // A small file buffer: records that do not fit, records larger than the buffer, and reused (dirty) buffer memory.
+  const path = join(directory, name);
+  const fileSink = new AtomicFileSink(path, { bufferSize: 256 });
+  const file = makeWriter(fileSink);
+  for (const packet of packets) file.writePacketBytes(packet.interfaceIndex, packet.high, packet.low, packet.originalLength, packet.flags, source, packet.start, packet.length);
+  fileSink.closeSync();
+  assert.equal(fast.packetsWritten, packets.length);
+  return { slow: slowSink.toBuffer(), fast: fastSink.toBuffer(), fastFile: readFileSync(path) };
+}
+
+const timestampOf = (packet: Written) => (BigInt(packet.high) << 32n) | BigInt(packet.low);
+
+test("pcap: writePacketBytes writes what writePacket writes, in a buffer sink and in a file", () => {
+  const directory = mkdtempSync(join(tmpdir(), "nb-capopt-writer-"));
+  try {
+    let seed = 1;
+    for (const byteOrder of ["little", "big"] as const) {
+      for (const resolution of ["microsecond", "nanosecond"] as const) {
+        for (const snapLength of [262144, 64]) {
+          // Timestamps up to 2106, the end of pcap's 32-bit seconds.
+          const { source, packets } = randomPackets(seed++, 400, 1, 1e9);
+          const make = (sink: CaptureSink) => new PcapWriter(sink, { linkType: LinkType.ETHERNET, byteOrder, resolution, snapLength });
+          const { slow, fast, fastFile } = writeBoth(packets, source, (packet, writer) => writer.writePacket({
+            data: source.subarray(packet.start, packet.start + packet.length),
+            timestamp: timestampOf(packet),
+            originalLength: packet.originalLength,
+          }), make, directory, `pcap-${seed}.pcap`);
+          assert.ok(slow.equals(fast), `${byteOrder} ${resolution} snap ${snapLength}: buffer sink`);
+          assert.ok(slow.equals(fastFile), `${byteOrder} ${resolution} snap ${snapLength}: file sink`);
+          assert.equal(readCapture(fast).packets.length, packets.length);
+        }
+      }
+    }
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test("pcapng: writePacketBytes writes what writePacket writes (flags, snap lengths, other time units)", () => {
+  const directory = mkdtempSync(join(tmpdir(), "nb-capopt-writer-"));
+  try {
+    let seed = 100;
+    const interfaceSets: { resolution: TimestampResolution; offset?: bigint; snapLength: number }[][] = [
+      [{ resolution: NANOSECOND_RESOLUTION, snapLength: 262144 }, { resolution: NANOSECOND_RESOLUTION, snapLength: 65 }],
+      [{ resolution: NANOSECOND_RESOLUTION, snapLength: 0 }, { resolution: MICROSECOND_RESOLUTION, snapLength: 100 }, { resolution: NANOSECOND_RESOLUTION, offset: 5n, snapLength: 262144 }],
+    ];
+    for (const byteOrder of ["little", "big"] as const) {
+      for (const interfaces of interfaceSets) {
+        // Below 2^62 ns, so a time offset of a few seconds stays in range.
+        const { source, packets } = randomPackets(seed++, 400, interfaces.length, 0x3fff_ffff);
+        const make = (sink: CaptureSink) => {
+          const writer = new PcapngWriter(sink, { byteOrder, userApplication: "test" });
+          for (const description of interfaces) {
+            writer.addInterface({ linkType: LinkType.ETHERNET, snapLength: description.snapLength, timestampResolution: description.resolution, timestampOffset: description.offset, name: "veth0" });
+          }
+          return writer;
+        };
+        const { slow, fast, fastFile } = writeBoth(packets, source, (packet, writer) => writer.writePacket({
+          data: source.subarray(packet.start, packet.start + packet.length),
+          timestamp: timestampOf(packet),
+          originalLength: packet.originalLength,
+          interfaceIndex: packet.interfaceIndex,
+          flags: packet.flags,
+        }), make, directory, `pcapng-${seed}.pcapng`);
+        assert.ok(slow.equals(fast), `${byteOrder} ${interfaces.length} interfaces: buffer sink`);
+        assert.ok(slow.equals(fastFile), `${byteOrder} ${interfaces.length} interfaces: file sink`);
+        const read = readCapture(fast).packets;
+        assert.equal(read.length, packets.length);
+        read.forEach((packet, i) => assert.equal(packet.flags, packets[i]!.flags));
+      }
+    }
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test("writePacketBytes rejects what the format cannot hold, as writePacket does", () => {
+  const data = Buffer.alloc(10);
+  const pcap = new PcapWriter(new BufferSink(), { linkType: LinkType.ETHERNET });
+  assert.throws(() => pcap.writePacketBytes(1, 0, 0, 10, 0, data, 0, 10), /only interface 0/);
+  assert.throws(() => pcap.writePacketBytes(0, 0x3b9a_ca00, 0, 10, 0, data, 0, 10), /1970/);
+  assert.throws(() => pcap.writePacketBytes(0, 0, 0, -1, 0, data, 0, 10), UsageError);
+  const pcapng = new PcapngWriter(new BufferSink());
+  assert.throws(() => pcapng.writePacketBytes(0, 0, 0, 10, 0, data, 0, 10), /interface 0 does not exist/);
+  pcapng.addInterface({ linkType: LinkType.ETHERNET });
+  pcapng.writePacketBytes(0, 0, 0, 10, 0, data, 0, 10);
+  assert.equal(pcapng.packetsWritten, 1);
+  pcapng.abort();
+  assert.throws(() => pcapng.writePacketBytes(0, 0, 0, 10, 0, data, 0, 10), /already closed/);
+  pcap.abort();
+  assert.throws(() => pcap.writePacketBytes(0, 0, 0, 10, 0, data, 0, 10), /already closed/);
+});
