@@ -197,7 +197,9 @@ export function programLoad(a: ProgramLoadAttributes): ProgramLoadResult {
   let log: Buffer | null = requested > 0 ? Buffer.alloc(logSize) : null;
   for (;;) {
     const attr = programLoadAttribute(a, log, Math.max(requested, 1));
-    const fd = bpfRaw(Command.ProgLoad, attr);
+    let fd = bpfRaw(Command.ProgLoad, attr);
+    // EAGAIN: the verifier was interrupted by a signal; libbpf retries too.
+    for (let retry = 0; fd === -11 && retry < 5; retry++) fd = bpfRaw(Command.ProgLoad, attr);
     if (fd >= 0) return { fd, log: log ? cString(log) : "" };
     const errno = -fd;
     const code = new SyscallError("program load", errno).code;
