@@ -94,7 +94,7 @@ export function generateFilterProgram(filter: CompiledFilter, options: GenerateF
   const generator = new FilterCodeGenerator(options);
   const assembler = generator.build(filter.graph);
   const annotations = generator.annotations;
-  if (generator.fallbackLabel !== undefined) {
+  if (generator.needsFallback) {
     // Non-linear skbs: the same filter with bpf_skb_load_bytes, entered from the direct code's failed bounds checks.
     const fallback = new FilterCodeGenerator({ ...options, skbLoads: "helper", labelPrefix: `${options.labelPrefix ?? ""}slow_` });
     const base = assembler.length;
@@ -216,11 +216,16 @@ class FilterCodeGenerator {
   readonly fallbackLabel: string | undefined;
   readonly fallbackEntry: string | undefined;
   private readonly usedExits = new Set<string>();
+  /** Scratch register for bounds checks and second operands (r1, or r2 in tc direct access, where r1 keeps the context). */
+  private readonly scratch: Register;
+  /** The exit placed right after the last node, which it can fall through to. */
+  private fallThroughExit: "accept" | "reject" | undefined;
   private spillDepth = 0;
   private maximumRegister = -1;
   private usesPacketType = false;
   private usesLength = false;
   private usesProtochain = false;
+  private usesPacket = false;
   /** Direct access: bytes from data (key "") or from a kept pointer (its key) proven to lie before data_end on every path here. */
   private proven = new Map<string, number>();
   /** Direct access: bytes every path from the current node to accept reads, per base (see computeWidths). */
@@ -235,6 +240,7 @@ class FilterCodeGenerator {
     this.prefix = options.labelPrefix ?? "";
     this.mode = loadMode(options);
     this.interpreter = options.prologue === "interpreter";
+    this.scratch = options.context === "skb" && this.mode === "direct" ? R2 : R1;
     this.acceptLabel = this.asm.newLabel(`${this.prefix}accept`);
     this.rejectLabel = this.asm.newLabel(`${this.prefix}reject`);
     if (options.context === "skb" && this.mode === "direct") {
@@ -246,13 +252,18 @@ class FilterCodeGenerator {
     }
   }
 
+  /** True when some bounds check leads to the non-linear fallback (so it must be appended). */
+  get needsFallback(): boolean {
+    return this.fallbackLabel !== undefined && this.usedExits.has(this.fallbackLabel);
+  }
+
   private newLabel(name: string): string {
     return this.asm.newLabel(`${this.prefix}${name}`);
   }
 
   /** Registers free for shared values: no helper calls clobber r1-r5 in direct mode; LD_ABS and helpers do. */
   private cacheRegisters(): Register[] {
-    if (this.mode === "direct") return [R9, R3, R4, R5];
+    if (this.mode === "direct") return this.options.context === "skb" ? [R9, R8, R3, R4, R5] : [R9, R8, R3, R4, R5];
     if (this.mode === "helper") return [R7, R8, R9];
     return [R8, R9];
   }
@@ -278,6 +289,8 @@ class FilterCodeGenerator {
       if (registers.length > 0) this.cacheLocations.set(key, registers.shift()!);
       else if (slots < maximumCachedValues) this.cacheLocations.set(key, this.cacheSlotBase - 8 * slots++);
     }
+    const last = nodes[nodes.length - 1];
+    if (last) this.fallThroughExit = last.whenTrue.kind !== "node" ? last.whenTrue.kind : last.whenFalse.kind !== "node" ? last.whenFalse.kind : undefined;
     this.prologue();
     if (root.kind !== "node") this.asm.jump(this.targetLabel(root));
     // What every path into a node has established: proven packet length and kept values.
@@ -308,10 +321,16 @@ class FilterCodeGenerator {
       }
     });
     const context = this.options.context;
-    if (this.fallbackLabel !== undefined && this.usedExits.has(this.fallbackLabel)) this.emitFallbackCheck();
-    // Only exits something jumps to: the verifier refuses unreachable instructions.
-    if (this.usedExits.has(this.acceptLabel)) this.asm.label(this.acceptLabel).return(this.options.acceptValue ?? (context === "xdp" ? xdpPass : 0x40000));
-    if (this.usedExits.has(this.rejectLabel)) this.asm.label(this.rejectLabel).return(this.options.rejectValue ?? (context === "xdp" ? xdpDrop : 0));
+    const exits = [
+      { kind: "accept", label: this.acceptLabel, value: this.options.acceptValue ?? (context === "xdp" ? xdpPass : 0x40000) },
+      { kind: "reject", label: this.rejectLabel, value: this.options.rejectValue ?? (context === "xdp" ? xdpDrop : 0) },
+    ];
+    if (this.fallThroughExit === "reject") exits.reverse();
+    if (this.fallThroughExit !== undefined) this.usedExits.add(exits[0]!.label);
+    if (this.needsFallback) this.usedExits.add(this.rejectLabel);
+    // Only exits something reaches: the verifier refuses unreachable instructions.
+    for (const { label, value } of exits) if (this.usedExits.has(label)) this.asm.label(label).return(value);
+    if (this.needsFallback) this.emitFallbackCheck();
     const lowest = slots > 0 ? this.cacheSlotBase - 8 * (slots - 1) : this.cacheSlotBase + 8;
     if (lowest < (this.interpreter ? availableSlot + 8 : -stackSize)) throw new UsageError("generate filter", "the filter needs more stack than eBPF allows", "a simpler filter");
     return this.asm;
@@ -325,9 +344,8 @@ class FilterCodeGenerator {
     const a = this.asm;
     a.label(this.fallbackLabel!);
     if (this.interpreter) a.load("u64", R0, R10, availableSlot);
-    else a.load("u32", R0, R8, skbLength);
-    a.mov64(R1, R7).sub64(R1, R6).jumpIf(R0, "<=", R1, this.exit(this.rejectLabel));
-    a.mov64(R1, R8);
+    else a.load("u32", R0, R1, skbLength);
+    a.mov64(R2, R7).sub64(R2, R6).jumpIf(R0, "<=", R2, this.exit(this.rejectLabel));
     if (this.interpreter) a.load("u64", R3, R10, lengthSlot).load("u64", R4, R10, packetTypeSlot);
     a.jump(this.fallbackEntry!);
   }
@@ -460,6 +478,7 @@ class FilterCodeGenerator {
           this.usesLength = true;
           break;
         case "load":
+          this.usesPacket = true;
           visit(value.offset);
           break;
         case "binary":
@@ -479,6 +498,7 @@ class FilterCodeGenerator {
     } else {
       visit(test.network);
       this.usesProtochain = true;
+      this.usesPacket = true;
     }
   }
 
@@ -486,8 +506,9 @@ class FilterCodeGenerator {
     const a = this.asm;
     const skb = this.options.context === "skb";
     if (this.mode === "direct") {
-      if (skb) a.mov64(R8, R1);
-      if (this.interpreter) a.mov64(R6, R1).mov64(R7, R1).add64(R7, R2);
+      if (!this.usesPacket && !(this.usesLength && !skb)) {
+        // No packet bytes read: data and data_end are not needed.
+      } else if (this.interpreter) a.mov64(R6, R1).mov64(R7, R1).add64(R7, R2);
       else if (skb) a.load("u32", R6, R1, skbData).load("u32", R7, R1, skbDataEnd);
       else a.load("u32", R6, R1, xdpData).load("u32", R7, R1, xdpDataEnd);
     } else {
@@ -506,7 +527,7 @@ class FilterCodeGenerator {
 
   /** The register that holds the context in the kernel. */
   private contextRegister(): Register {
-    return this.mode === "direct" ? R8 : R6;
+    return this.mode === "direct" ? R1 : R6;
   }
 
   private registerSlot(index: number): number {
@@ -524,10 +545,18 @@ class FilterCodeGenerator {
     return label;
   }
 
+  /** Is `target` the code right after the current node (the next node, or the exit placed after the last node)? */
+  private isNext(target: DecisionTarget, next: DecisionNode | undefined): boolean {
+    if (target.kind === "node") return target === next;
+    return next === undefined && this.fallThroughExit === target.kind;
+  }
+
   /** Jumps on `register <condition> operand`, falling through to the next block where possible. */
   private branch(register: Register, condition: Condition, operand: Register | number, node: DecisionNode, next: DecisionNode | undefined): void {
     const a = this.asm;
-    if (node.whenTrue === next && node.whenFalse !== next) {
+    const trueNext = this.isNext(node.whenTrue, next);
+    const falseNext = this.isNext(node.whenFalse, next);
+    if (trueNext && !falseNext) {
       const inverse = negated[condition];
       if (inverse) {
         a.jumpIf32(register, inverse, operand, this.targetLabel(node.whenFalse));
@@ -540,7 +569,7 @@ class FilterCodeGenerator {
       }
     }
     a.jumpIf32(register, condition, operand, this.targetLabel(node.whenTrue));
-    if (node.whenFalse !== next) a.jump(this.targetLabel(node.whenFalse));
+    if (!falseNext) a.jump(this.targetLabel(node.whenFalse));
   }
 
   private emitNode(node: DecisionNode, next: DecisionNode | undefined): void {
@@ -548,7 +577,7 @@ class FilterCodeGenerator {
     if (test.kind === "assign") {
       this.emitValue(test.value);
       this.asm.store("u64", R10, this.registerSlot(test.register), R0);
-      if (node.whenTrue !== next) this.asm.jump(this.targetLabel(node.whenTrue));
+      if (!this.isNext(node.whenTrue, next)) this.asm.jump(this.targetLabel(node.whenTrue));
       return;
     }
     if (test.kind === "protochain") {
@@ -559,38 +588,26 @@ class FilterCodeGenerator {
     const condition: Condition = test.operator;
     const raw = this.rawCompare(test);
     if (raw) {
-      const kept = this.keptRegister(`raw:${formatValue(raw.load)}`);
-      if (kept && raw.mask === undefined) {
-        this.branch(kept, condition, raw.constant, node, next);
-        return;
+      let register = this.loadValue(raw.load, true);
+      if (raw.mask !== undefined) {
+        if (register !== R0) this.asm.mov32(R0, register);
+        this.asm.and32(R0, raw.mask);
+        register = R0;
       }
-      this.emitLoadValue(raw.load, true);
-      if (raw.mask !== undefined) this.asm.and32(R0, raw.mask);
-      this.branch(R0, condition, raw.constant, node, next);
+      this.branch(register, condition, raw.constant, node, next);
       return;
     }
     if (test.right.kind === "constant") {
-      const kept = this.keptRegister(formatValue(test.left));
-      if (kept) {
-        this.branch(kept, condition, test.right.value, node, next);
-        return;
-      }
-      this.emitValue(test.left);
-      this.branch(R0, condition, test.right.value, node, next);
+      const register = test.left.kind === "load" ? this.loadValue(test.left, false) : (this.emitValue(test.left), R0);
+      this.branch(register, condition, test.right.value, node, next);
       return;
     }
     this.emitValue(test.left);
     const slot = this.spill();
     this.emitValue(test.right);
-    this.asm.mov32(R1, R0).load("u32", R0, R10, slot);
+    this.asm.mov32(this.scratch, R0).load("u32", R0, R10, slot);
     this.unspill();
-    this.branch(R0, condition, R1, node, next);
-  }
-
-  /** The register holding a value kept earlier on every path here, if it is kept in one. */
-  private keptRegister(key: string): Register | undefined {
-    const location = this.available.get(key);
-    return typeof location === "string" ? location : undefined;
+    this.branch(R0, condition, this.scratch, node, next);
   }
 
   private spill(): number {
@@ -604,39 +621,45 @@ class FilterCodeGenerator {
     this.spillDepth--;
   }
 
-  /** Moves a kept value into r0 when it is available, or computes it and keeps it when it is worth keeping. */
-  private withCache(key: string, target: Register, compute: () => void): void {
+  /**
+   * The register holding a value: the register it is kept in, r0 after reloading
+   * it from the stack, or after computing it (`compute(target)` computes into
+   * `target`: straight into the register it is kept in when `direct`, else into r0).
+   */
+  private withCache(key: string, compute: (target: Register) => void, direct: boolean): Register {
     const location = this.available.get(key);
+    if (typeof location === "string") return location;
     if (location !== undefined) {
-      if (typeof location === "string") this.asm.mov64(target, location);
-      else this.asm.load("u64", target, R10, location);
-      return;
+      this.asm.load("u64", R0, R10, location);
+      return R0;
     }
-    compute();
     const keep = this.cacheLocations.get(key);
+    if (typeof keep === "string" && direct) {
+      compute(keep);
+      this.available.set(key, keep);
+      return keep;
+    }
+    compute(R0);
     if (keep !== undefined) {
-      if (typeof keep === "string") this.asm.mov64(keep, target);
-      else this.asm.store("u64", R10, keep, target);
+      if (typeof keep === "string") this.asm.mov64(keep, R0);
+      else this.asm.store("u64", R10, keep, R0);
       this.available.set(key, keep);
     }
+    return R0;
   }
 
   /** Computes a value into w0 (upper half zero), reusing it when an earlier test on every path computed it. */
   private emitValue(value: Value): void {
-    if (value.kind === "load") {
-      this.emitLoadValue(value, false);
-      return;
-    }
-    if (value.kind === "binary") {
-      this.withCache(formatValue(value), R0, () => this.computeValue(value));
-      return;
-    }
-    this.computeValue(value);
+    let register: Register = R0;
+    if (value.kind === "load") register = this.loadValue(value, false);
+    else if (value.kind === "binary") register = this.withCache(formatValue(value), () => this.computeValue(value), false);
+    else this.computeValue(value);
+    if (register !== R0) this.asm.mov64(R0, register);
   }
 
-  /** w0 = the load, big-endian (raw false) or as the bytes lie in memory (raw true, direct access and helper only). */
-  private emitLoadValue(value: Extract<Value, { kind: "load" }>, raw: boolean): void {
-    this.withCache(raw ? `raw:${formatValue(value)}` : formatValue(value), R0, () => this.emitLoad(value, raw));
+  /** The register holding the load, big-endian (raw false) or as the bytes lie in memory (raw true, direct access and helper only). */
+  private loadValue(value: Extract<Value, { kind: "load" }>, raw: boolean): Register {
+    return this.withCache(raw ? `raw:${formatValue(value)}` : formatValue(value), (target) => this.emitLoad(value, raw, target), this.mode !== "legacy");
   }
 
   private computeValue(value: Value): void {
@@ -659,7 +682,7 @@ class FilterCodeGenerator {
         a.load("u32", R0, R10, this.registerSlot(value.index));
         return;
       case "load":
-        this.emitLoad(value, false);
+        this.emitLoad(value, false, R0);
         return;
       case "binary": {
         const operator = value.operator;
@@ -671,9 +694,9 @@ class FilterCodeGenerator {
         this.emitValue(value.left);
         const slot = this.spill();
         this.emitValue(value.right);
-        a.mov32(R1, R0).load("u32", R0, R10, slot);
+        a.mov32(this.scratch, R0).load("u32", R0, R10, slot);
         this.unspill();
-        this.emitOperation(operator, R1);
+        this.emitOperation(operator, this.scratch);
         return;
       }
     }
@@ -736,8 +759,8 @@ class FilterCodeGenerator {
     throw new Error(`unknown operator ${operator}`);
   }
 
-  /** w0 = load of `size` bytes at the offset, big-endian unless `raw`; out of bounds rejects the packet. */
-  private emitLoad(value: Extract<Value, { kind: "load" }>, raw: boolean): void {
+  /** target = load of `size` bytes at the offset, big-endian unless `raw`; out of bounds rejects the packet. */
+  private emitLoad(value: Extract<Value, { kind: "load" }>, raw: boolean, target: Register): void {
     const a = this.asm;
     const { offset, size } = value;
     const type = size === 1 ? "u8" : size === 2 ? "u16" : "u32";
@@ -749,8 +772,8 @@ class FilterCodeGenerator {
       a.mov64(R2, R0).mov64(R1, R6).mov64(R3, R10).add64(R3, loadBufferSlot).mov64(R4, size)
         .call("skb_load_bytes")
         .jumpIf(R0, "!=", 0, this.exit(this.rejectLabel))
-        .load(type, R0, R10, loadBufferSlot);
-      if (size > 1 && !raw) a.toBigEndian(R0, size === 2 ? 16 : 32);
+        .load(type, target, R10, loadBufferSlot);
+      if (size > 1 && !raw) a.toBigEndian(target, size === 2 ? 16 : 32);
       return;
     }
     if (this.mode === "legacy") {
@@ -760,15 +783,17 @@ class FilterCodeGenerator {
           return;
         }
         a.loadPacketAbsolute(type, offset.value);
-        return;
+      } else {
+        this.emitValue(offset);
+        // Negative offsets mean SKF_NET_OFF/SKF_LL_OFF to the kernel: such offsets are simply out of bounds here.
+        const bound = upperBound(offset);
+        if (bound === undefined || bound > 0x7fffffff) a.jumpIf32(R0, ">", 0x7fffffff, this.exit(this.rejectLabel));
+        a.mov64(R7, R0).loadPacketIndirect(type, R7, 0);
       }
-      this.emitValue(offset);
-      // Negative offsets mean SKF_NET_OFF/SKF_LL_OFF to the kernel: such offsets are simply out of bounds here.
-      const bound = upperBound(offset);
-      if (bound === undefined || bound > 0x7fffffff) a.jumpIf32(R0, ">", 0x7fffffff, this.exit(this.rejectLabel));
-      a.mov64(R7, R0).loadPacketIndirect(type, R7, 0);
+      if (target !== R0) a.mov64(target, R0);
       return;
     }
+    const scratch = this.scratch;
     if (offset.kind === "constant") {
       if (offset.value > maximumPacketOffset - size) {
         a.jump(this.exit(this.rejectLabel));
@@ -777,39 +802,35 @@ class FilterCodeGenerator {
       const end = offset.value + size;
       if (end > (this.proven.get("") ?? 0)) {
         const checked = this.checkedEnd("", end, 0);
-        a.mov64(R1, R6).add64(R1, checked).jumpIf(R1, ">", R7, this.exit(this.failLabel));
+        a.mov64(scratch, R6).add64(scratch, checked).jumpIf(scratch, ">", R7, this.exit(this.failLabel));
         this.proven.set("", checked);
       }
-      a.load(type, R0, R6, offset.value);
+      a.load(type, target, R6, offset.value);
     } else {
       const pointer = pointerLoad(value);
       if (pointer) {
         // data + base, computed once and kept; each load checks (once per path) and reads at a constant displacement.
-        const kept = this.keptRegister(pointer.key);
-        let base: Register = R1;
-        if (kept) base = kept;
-        else {
-          this.withCache(pointer.key, R1, () => {
-            this.emitValue(pointer.base);
-            a.mov64(R1, R6).add64(R1, R0);
-          });
-        }
+        const base = this.withCache(pointer.key, (into) => {
+          this.emitValue(pointer.base);
+          if (into === R0) a.add64(R0, R6);
+          else a.mov64(into, R6).add64(into, R0);
+        }, true);
         const end = pointer.displacement + size;
         if (end > (this.proven.get(pointer.key) ?? 0)) {
           const checked = this.checkedEnd(pointer.key, end, pointer.bound);
-          a.mov64(R2, base).add64(R2, checked).jumpIf(R2, ">", R7, this.exit(this.failLabel));
+          a.mov64(scratch, base).add64(scratch, checked).jumpIf(scratch, ">", R7, this.exit(this.failLabel));
           this.proven.set(pointer.key, checked);
         }
-        a.load(type, R0, base, pointer.displacement);
+        a.load(type, target, base, pointer.displacement);
       } else {
         this.emitValue(offset);
         // The verifier only trusts a bounds check when the variable offset plus the access stays within 0xffff.
         a.jumpIf(R0, ">", maximumPacketOffset - 4, this.exit(this.failLabel))
-          .mov64(R1, R6).add64(R1, R0).mov64(R2, R1).add64(R2, size).jumpIf(R2, ">", R7, this.exit(this.failLabel))
-          .load(type, R0, R1, 0);
+          .add64(R0, R6).mov64(scratch, R0).add64(scratch, size).jumpIf(scratch, ">", R7, this.exit(this.failLabel))
+          .load(type, target, R0, 0);
       }
     }
-    if (size > 1 && !raw) a.toBigEndian(R0, size === 2 ? 16 : 32);
+    if (size > 1 && !raw) a.toBigEndian(target, size === 2 ? 16 : 32);
   }
 
   /**
@@ -848,7 +869,8 @@ class FilterCodeGenerator {
     const done = this.newLabel("chain_done");
     a.label(loop).load("u64", R0, R10, nextSlot);
     a.jumpIf(R0, "==", test.protocol, done).jumpIf(R0, "==", 59, done);
-    a.load("u64", R1, R10, countSlot).jumpIf(R1, ">=", protochainMaximumHeaders, done).add64(R1, 1).store("u64", R10, countSlot, R1);
+    const scratch = this.scratch;
+    a.load("u64", scratch, R10, countSlot).jumpIf(scratch, ">=", protochainMaximumHeaders, done).add64(scratch, 1).store("u64", R10, countSlot, scratch);
     if (test.version === 6) {
       for (const header of [0, 60, 43, 44]) a.jumpIf(R0, "==", header, extension);
     }
@@ -859,7 +881,7 @@ class FilterCodeGenerator {
       a.label(label);
       this.emitValue(atOffset(1));
       if (ah) a.add32(R0, 2).mul32(R0, 4);
-      else a.add32(R0, 1).mul32(R0, 8).load("u32", R1, R10, offsetSlot).add32(R0, R1);
+      else a.add32(R0, 1).mul32(R0, 8).load("u32", scratch, R10, offsetSlot).add32(R0, scratch);
       const lengthSlot = this.spill();
       this.emitValue(atOffset(0));
       a.store("u64", R10, nextSlot, R0).load("u32", R0, R10, lengthSlot).store("u64", R10, offsetSlot, R0);
