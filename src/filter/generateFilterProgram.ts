@@ -424,11 +424,11 @@ class FilterCodeGenerator {
   private cacheableKeys(test: DecisionTest): Set<string> {
     const keys = new Set<string>();
     const visitLoad = (value: Extract<Value, { kind: "load" }>, raw: boolean): boolean => {
-      const pointer = this.mode === "direct" ? pointerLoad(value) : undefined;
+      const pointer = this.mode !== "helper" ? pointerLoad(value) : undefined;
       let pure: boolean;
       if (pointer) {
         pure = visit(pointer.base);
-        if (pure) keys.add(pointer.key);
+        if (pure && this.mode === "direct") keys.add(pointer.key);
       } else {
         pure = visit(value.offset);
       }
@@ -598,7 +598,7 @@ class FilterCodeGenerator {
       return;
     }
     if (test.right.kind === "constant") {
-      const register = test.left.kind === "load" ? this.loadValue(test.left, false) : (this.emitValue(test.left), R0);
+      const register = this.valueIn(test.left, R0);
       this.branch(register, condition, test.right.value, node, next);
       return;
     }
@@ -626,12 +626,12 @@ class FilterCodeGenerator {
    * it from the stack, or after computing it (`compute(target)` computes into
    * `target`: straight into the register it is kept in when `direct`, else into r0).
    */
-  private withCache(key: string, compute: (target: Register) => void, direct: boolean): Register {
+  private withCache(key: string, compute: (target: Register) => void, direct: boolean, preferred: Register = R0): Register {
     const location = this.available.get(key);
     if (typeof location === "string") return location;
     if (location !== undefined) {
-      this.asm.load("u64", R0, R10, location);
-      return R0;
+      this.asm.load("u64", preferred, R10, location);
+      return preferred;
     }
     const keep = this.cacheLocations.get(key);
     if (typeof keep === "string" && direct) {
@@ -639,27 +639,43 @@ class FilterCodeGenerator {
       this.available.set(key, keep);
       return keep;
     }
-    compute(R0);
+    compute(preferred);
     if (keep !== undefined) {
-      if (typeof keep === "string") this.asm.mov64(keep, R0);
-      else this.asm.store("u64", R10, keep, R0);
+      if (typeof keep === "string") this.asm.mov64(keep, preferred);
+      else this.asm.store("u64", R10, keep, preferred);
       this.available.set(key, keep);
     }
-    return R0;
+    return preferred;
   }
 
   /** Computes a value into w0 (upper half zero), reusing it when an earlier test on every path computed it. */
-  private emitValue(value: Value): void {
-    let register: Register = R0;
-    if (value.kind === "load") register = this.loadValue(value, false);
-    else if (value.kind === "binary") register = this.withCache(formatValue(value), () => this.computeValue(value), false);
-    else this.computeValue(value);
-    if (register !== R0) this.asm.mov64(R0, register);
+  private emitValue(value: Value, target: Register = R0): void {
+    const register = this.valueIn(value, target);
+    if (register !== target) this.asm.mov64(target, register);
+  }
+
+  /** The register holding the value: where it is kept, or `preferred` (or r0) after computing it. */
+  private valueIn(value: Value, preferred: Register): Register {
+    if (value.kind === "load") return this.loadValue(value, false, preferred);
+    if (value.kind === "binary") return this.withCache(formatValue(value), (into) => this.computeBinary(value, into), true, preferred);
+    this.computeValue(value);
+    return R0;
+  }
+
+  /** target = left (operator) right; constant right operands are applied in place. */
+  private computeBinary(value: Extract<Value, { kind: "binary" }>, target: Register): void {
+    if (value.right.kind === "constant") {
+      this.emitValue(value.left, target);
+      this.emitOperation(value.operator, value.right.value, target);
+      return;
+    }
+    this.computeValue(value);
+    if (target !== R0) this.asm.mov64(target, R0);
   }
 
   /** The register holding the load, big-endian (raw false) or as the bytes lie in memory (raw true, direct access and helper only). */
-  private loadValue(value: Extract<Value, { kind: "load" }>, raw: boolean): Register {
-    return this.withCache(raw ? `raw:${formatValue(value)}` : formatValue(value), (target) => this.emitLoad(value, raw, target), this.mode !== "legacy");
+  private loadValue(value: Extract<Value, { kind: "load" }>, raw: boolean, preferred: Register = R0): Register {
+    return this.withCache(raw ? `raw:${formatValue(value)}` : formatValue(value), (target) => this.emitLoad(value, raw, target), this.mode !== "legacy", preferred);
   }
 
   private computeValue(value: Value): void {
@@ -703,31 +719,31 @@ class FilterCodeGenerator {
   }
 
   /** w0 = w0 (operator) operand, with classic BPF's rules: x/0 and x%0 reject, shifts of 32 or more give 0. */
-  private emitOperation(operator: string, operand: Register | number): void {
+  private emitOperation(operator: string, operand: Register | number, dst: Register = R0): void {
     const a = this.asm;
     if (typeof operand === "number") {
       const k = operand >>> 0;
       switch (operator) {
-        case "+": a.add32(R0, k); return;
-        case "-": a.sub32(R0, k); return;
-        case "*": a.mul32(R0, k); return;
-        case "&": a.and32(R0, k); return;
-        case "|": a.or32(R0, k); return;
-        case "^": a.xor32(R0, k); return;
+        case "+": a.add32(dst, k); return;
+        case "-": a.sub32(dst, k); return;
+        case "*": a.mul32(dst, k); return;
+        case "&": a.and32(dst, k); return;
+        case "|": a.or32(dst, k); return;
+        case "^": a.xor32(dst, k); return;
         case "/":
         case "%":
           if (k === 0) {
             a.jump(this.exit(this.rejectLabel));
             return;
           }
-          if (operator === "/") a.div32(R0, k);
-          else a.mod32(R0, k);
+          if (operator === "/") a.div32(dst, k);
+          else a.mod32(dst, k);
           return;
         case "<<":
         case ">>":
-          if (k >= 32) a.mov32(R0, 0);
-          else if (operator === "<<") a.leftShift32(R0, k);
-          else a.rightShift32(R0, k);
+          if (k >= 32) a.mov32(dst, 0);
+          else if (operator === "<<") a.leftShift32(dst, k);
+          else a.rightShift32(dst, k);
           return;
       }
       throw new Error(`unknown operator ${operator}`);
@@ -784,11 +800,20 @@ class FilterCodeGenerator {
         }
         a.loadPacketAbsolute(type, offset.value);
       } else {
-        this.emitValue(offset);
-        // Negative offsets mean SKF_NET_OFF/SKF_LL_OFF to the kernel: such offsets are simply out of bounds here.
-        const bound = upperBound(offset);
-        if (bound === undefined || bound > 0x7fffffff) a.jumpIf32(R0, ">", 0x7fffffff, this.exit(this.rejectLabel));
-        a.mov64(R7, R0).loadPacketIndirect(type, R7, 0);
+        const pointer = pointerLoad(value);
+        if (pointer) {
+          // A small base in the index register, the displacement in the instruction.
+          let index = this.valueIn(pointer.base, R7);
+          if (index === R0) {
+            a.mov64(R7, R0);
+            index = R7;
+          }
+          a.loadPacketIndirect(type, index, pointer.displacement);
+        } else {
+          this.emitValue(offset, R7);
+          // Negative offsets mean SKF_NET_OFF/SKF_LL_OFF to the kernel: such offsets are simply out of bounds here.
+          a.jumpIf32(R7, ">", 0x7fffffff, this.exit(this.rejectLabel)).loadPacketIndirect(type, R7, 0);
+        }
       }
       if (target !== R0) a.mov64(target, R0);
       return;
@@ -811,9 +836,8 @@ class FilterCodeGenerator {
       if (pointer) {
         // data + base, computed once and kept; each load checks (once per path) and reads at a constant displacement.
         const base = this.withCache(pointer.key, (into) => {
-          this.emitValue(pointer.base);
-          if (into === R0) a.add64(R0, R6);
-          else a.mov64(into, R6).add64(into, R0);
+          this.emitValue(pointer.base, into);
+          a.add64(into, R6);
         }, true);
         const end = pointer.displacement + size;
         if (end > (this.proven.get(pointer.key) ?? 0)) {
