@@ -74,6 +74,10 @@ const registerSlotBase = loadBufferSlot - 8;
 const lengthSlot = -504;
 const packetTypeSlot = -496;
 const availableSlot = -488;
+/** tc direct access: the context, for skb->len, pkt_type and the non-linear fallback. */
+const contextSlot = -480;
+/** Filter registers and kept values stay above the slots reserved at the bottom of the stack. */
+const lowestFreeSlot = contextSlot + 8;
 /** The largest packet offset direct access can check (the verifier's limit). */
 const maximumPacketOffset = 0xffff;
 /** Packet data in memory is big-endian; on a little-endian machine constants are swapped instead of loaded values. */
@@ -218,6 +222,9 @@ class FilterCodeGenerator {
   private readonly usedExits = new Set<string>();
   /** Scratch register for bounds checks and second operands (r1, or r2 in tc direct access, where r1 keeps the context). */
   private readonly scratch: Register;
+  /** Direct access: packet start and end, in caller-saved registers (no calls here), so the JIT saves no registers. */
+  private readonly data = R2;
+  private readonly dataEnd = R3;
   /** The exit placed right after the last node, which it can fall through to. */
   private fallThroughExit: "accept" | "reject" | undefined;
   private spillDepth = 0;
@@ -240,7 +247,7 @@ class FilterCodeGenerator {
     this.prefix = options.labelPrefix ?? "";
     this.mode = loadMode(options);
     this.interpreter = options.prologue === "interpreter";
-    this.scratch = options.context === "skb" && this.mode === "direct" ? R2 : R1;
+    this.scratch = R1;
     this.acceptLabel = this.asm.newLabel(`${this.prefix}accept`);
     this.rejectLabel = this.asm.newLabel(`${this.prefix}reject`);
     if (options.context === "skb" && this.mode === "direct") {
@@ -261,9 +268,10 @@ class FilterCodeGenerator {
     return this.asm.newLabel(`${this.prefix}${name}`);
   }
 
-  /** Registers free for shared values: no helper calls clobber r1-r5 in direct mode; LD_ABS and helpers do. */
+  /** Registers free for shared values: no helper calls clobber r1-r5 in direct mode; LD_ABS and helpers do (and LD_ABS needs r6). */
   private cacheRegisters(): Register[] {
-    if (this.mode === "direct") return this.options.context === "skb" ? [R9, R8, R3, R4, R5] : [R9, R8, R3, R4, R5];
+    // Caller-saved first: each callee-saved register a program uses costs a push and a pop in the JIT's prologue and epilogue.
+    if (this.mode === "direct") return [R4, R5, R9, R8, R7, R6];
     if (this.mode === "helper") return [R7, R8, R9];
     return [R8, R9];
   }
@@ -332,7 +340,7 @@ class FilterCodeGenerator {
     for (const { label, value } of exits) if (this.usedExits.has(label)) this.asm.label(label).return(value);
     if (this.needsFallback) this.emitFallbackCheck();
     const lowest = slots > 0 ? this.cacheSlotBase - 8 * (slots - 1) : this.cacheSlotBase + 8;
-    if (lowest < (this.interpreter ? availableSlot + 8 : -stackSize)) throw new UsageError("generate filter", "the filter needs more stack than eBPF allows", "a simpler filter");
+    if (lowest < lowestFreeSlot) throw new UsageError("generate filter", "the filter needs more stack than eBPF allows", "a simpler filter");
     return this.asm;
   }
 
@@ -343,9 +351,10 @@ class FilterCodeGenerator {
   private emitFallbackCheck(): void {
     const a = this.asm;
     a.label(this.fallbackLabel!);
+    a.load("u64", R1, R10, contextSlot);
     if (this.interpreter) a.load("u64", R0, R10, availableSlot);
     else a.load("u32", R0, R1, skbLength);
-    a.mov64(R2, R7).sub64(R2, R6).jumpIf(R0, "<=", R2, this.exit(this.rejectLabel));
+    a.mov64(R4, this.dataEnd).sub64(R4, this.data).jumpIf(R0, "<=", R4, this.exit(this.rejectLabel));
     if (this.interpreter) a.load("u64", R3, R10, lengthSlot).load("u64", R4, R10, packetTypeSlot);
     a.jump(this.fallbackEntry!);
   }
@@ -505,20 +514,21 @@ class FilterCodeGenerator {
   private prologue(): void {
     const a = this.asm;
     const skb = this.options.context === "skb";
-    if (this.mode === "direct") {
-      if (!this.usesPacket && !(this.usesLength && !skb)) {
-        // No packet bytes read: data and data_end are not needed.
-      } else if (this.interpreter) a.mov64(R6, R1).mov64(R7, R1).add64(R7, R2);
-      else if (skb) a.load("u32", R6, R1, skbData).load("u32", R7, R1, skbDataEnd);
-      else a.load("u32", R6, R1, xdpData).load("u32", R7, R1, xdpDataEnd);
-    } else {
-      a.mov64(R6, R1);
-    }
     if (this.interpreter) {
       const fallback = this.fallbackLabel !== undefined;
       if (this.usesLength || fallback) a.store("u64", R10, lengthSlot, R3);
       if ((this.usesPacketType && skb) || fallback) a.store("u64", R10, packetTypeSlot, R4);
       if (fallback) a.store("u64", R10, availableSlot, R5);
+    }
+    if (this.mode === "direct") {
+      if (skb) a.store("u64", R10, contextSlot, R1);
+      if (!this.usesPacket && !(this.usesLength && !skb)) {
+        // No packet bytes read: data and data_end are not needed.
+      } else if (this.interpreter) a.mov64(this.dataEnd, R1).add64(this.dataEnd, R2).mov64(this.data, R1);
+      else if (skb) a.load("u32", this.data, R1, skbData).load("u32", this.dataEnd, R1, skbDataEnd);
+      else a.load("u32", this.data, R1, xdpData).load("u32", this.dataEnd, R1, xdpDataEnd);
+    } else {
+      a.mov64(R6, R1);
     }
     // Filter registers (geneve offsets, protochain state) start at 0 and must be initialised for the verifier.
     const slots = this.maximumRegister + 1 + (this.usesProtochain ? protochainSlots : 0);
@@ -526,8 +536,10 @@ class FilterCodeGenerator {
   }
 
   /** The register that holds the context in the kernel. */
-  private contextRegister(): Register {
-    return this.mode === "direct" ? R1 : R6;
+  /** w0 = a u32 field of __sk_buff (the context is on the stack in direct mode, in r6 otherwise). */
+  private loadContextField(offset: number): void {
+    if (this.mode === "direct") this.asm.load("u64", R0, R10, contextSlot).load("u32", R0, R0, offset);
+    else this.asm.load("u32", R0, R6, offset);
   }
 
   private registerSlot(index: number): number {
@@ -686,13 +698,13 @@ class FilterCodeGenerator {
         return;
       case "packetLength":
         if (this.interpreter) a.load("u64", R0, R10, lengthSlot);
-        else if (this.options.context === "skb") a.load("u32", R0, this.contextRegister(), skbLength);
-        else a.mov64(R0, R7).sub64(R0, R6);
+        else if (this.options.context === "skb") this.loadContextField(skbLength);
+        else a.mov64(R0, this.dataEnd).sub64(R0, this.data);
         return;
       case "packetType":
         if (this.options.context === "xdp") a.mov32(R0, 0);
         else if (this.interpreter) a.load("u64", R0, R10, packetTypeSlot);
-        else a.load("u32", R0, this.contextRegister(), skbPacketType);
+        else this.loadContextField(skbPacketType);
         return;
       case "register":
         a.load("u32", R0, R10, this.registerSlot(value.index));
@@ -827,22 +839,22 @@ class FilterCodeGenerator {
       const end = offset.value + size;
       if (end > (this.proven.get("") ?? 0)) {
         const checked = this.checkedEnd("", end, 0);
-        a.mov64(scratch, R6).add64(scratch, checked).jumpIf(scratch, ">", R7, this.exit(this.failLabel));
+        a.mov64(scratch, this.data).add64(scratch, checked).jumpIf(scratch, ">", this.dataEnd, this.exit(this.failLabel));
         this.proven.set("", checked);
       }
-      a.load(type, target, R6, offset.value);
+      a.load(type, target, this.data, offset.value);
     } else {
       const pointer = pointerLoad(value);
       if (pointer) {
         // data + base, computed once and kept; each load checks (once per path) and reads at a constant displacement.
         const base = this.withCache(pointer.key, (into) => {
           this.emitValue(pointer.base, into);
-          a.add64(into, R6);
+          a.add64(into, this.data);
         }, true);
         const end = pointer.displacement + size;
         if (end > (this.proven.get(pointer.key) ?? 0)) {
           const checked = this.checkedEnd(pointer.key, end, pointer.bound);
-          a.mov64(scratch, base).add64(scratch, checked).jumpIf(scratch, ">", R7, this.exit(this.failLabel));
+          a.mov64(scratch, base).add64(scratch, checked).jumpIf(scratch, ">", this.dataEnd, this.exit(this.failLabel));
           this.proven.set(pointer.key, checked);
         }
         a.load(type, target, base, pointer.displacement);
@@ -850,7 +862,7 @@ class FilterCodeGenerator {
         this.emitValue(offset);
         // The verifier only trusts a bounds check when the variable offset plus the access stays within 0xffff.
         a.jumpIf(R0, ">", maximumPacketOffset - 4, this.exit(this.failLabel))
-          .add64(R0, R6).mov64(scratch, R0).add64(scratch, size).jumpIf(scratch, ">", R7, this.exit(this.failLabel))
+          .add64(R0, this.data).mov64(scratch, R0).add64(scratch, size).jumpIf(scratch, ">", this.dataEnd, this.exit(this.failLabel))
           .load(type, target, R0, 0);
       }
     }
@@ -920,7 +932,6 @@ class FilterCodeGenerator {
 const protochainSlots = 4;
 /** Values shared between tests kept on the stack, below the filter registers. */
 const maximumCachedValues = 16;
-const stackSize = 512;
 
 function describeTest(test: DecisionTest): string {
   switch (test.kind) {
