@@ -221,7 +221,9 @@ class FilterCodeGenerator {
   readonly fallbackEntry: string | undefined;
   private readonly usedExits = new Set<string>();
   /** Scratch register for bounds checks and second operands (r1, or r2 in tc direct access, where r1 keeps the context). */
-  private readonly scratch: Register;
+  private scratch: Register;
+  /** tc direct access without packet loads: the context stays in r1 (nothing else needs a scratch register there). */
+  private contextInRegister = false;
   /** Direct access: packet start and end, in caller-saved registers (no calls here), so the JIT saves no registers. */
   private readonly data = R2;
   private readonly dataEnd = R3;
@@ -299,6 +301,13 @@ class FilterCodeGenerator {
     }
     const last = nodes[nodes.length - 1];
     if (last) this.fallThroughExit = last.whenTrue.kind !== "node" ? last.whenTrue.kind : last.whenFalse.kind !== "node" ? last.whenFalse.kind : undefined;
+    if (this.mode === "direct" && this.options.context === "skb" && !this.usesPacket) {
+      this.contextInRegister = true;
+      this.scratch = R5;
+      this.cacheLocations.forEach((location, key) => {
+        if (location === R5) this.cacheLocations.delete(key);
+      });
+    }
     this.prologue();
     if (root.kind !== "node") this.asm.jump(this.targetLabel(root));
     // What every path into a node has established: proven packet length and kept values.
@@ -521,7 +530,7 @@ class FilterCodeGenerator {
       if (fallback) a.store("u64", R10, availableSlot, R5);
     }
     if (this.mode === "direct") {
-      if (skb) a.store("u64", R10, contextSlot, R1);
+      if (skb && !this.contextInRegister) a.store("u64", R10, contextSlot, R1);
       if (!this.usesPacket && !(this.usesLength && !skb)) {
         // No packet bytes read: data and data_end are not needed.
       } else if (this.interpreter) a.mov64(this.dataEnd, R1).add64(this.dataEnd, R2).mov64(this.data, R1);
@@ -538,7 +547,8 @@ class FilterCodeGenerator {
   /** The register that holds the context in the kernel. */
   /** w0 = a u32 field of __sk_buff (the context is on the stack in direct mode, in r6 otherwise). */
   private loadContextField(offset: number): void {
-    if (this.mode === "direct") this.asm.load("u64", R0, R10, contextSlot).load("u32", R0, R0, offset);
+    if (this.contextInRegister) this.asm.load("u32", R0, R1, offset);
+    else if (this.mode === "direct") this.asm.load("u64", R0, R10, contextSlot).load("u32", R0, R0, offset);
     else this.asm.load("u32", R0, R6, offset);
   }
 
