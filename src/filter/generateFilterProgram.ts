@@ -273,7 +273,8 @@ class FilterCodeGenerator {
   /** Registers free for shared values: no helper calls clobber r1-r5 in direct mode; LD_ABS and helpers do (and LD_ABS needs r6). */
   private cacheRegisters(): Register[] {
     // Caller-saved first: each callee-saved register a program uses costs a push and a pop in the JIT's prologue and epilogue.
-    if (this.mode === "direct") return [R4, R5, R9, R8, R7, R6];
+    // r6 is left alone: programs that splice the filter in (the capture program) keep their context there.
+    if (this.mode === "direct") return [R4, R5, R9, R8, R7];
     if (this.mode === "helper") return [R7, R8, R9];
     return [R8, R9];
   }
