@@ -82,3 +82,9 @@ export { evaluatePredicate, evaluateDecisionGraph, type FilterPacket } from "./f
 export { formatPredicate, type Predicate, type Value } from "./filter/predicate.js";
 export type { FilterNode } from "./filter/ast.js";
 export { VerifierReport, verifierReport, formatVerifierError, parseRegisterState, type VerifierFailureCategory, type VerifierReportOptions, type LineInfoRecord, type SourceLine, type RegisterState, type RelatedInstruction } from "./core/verifier-report.js";
+export { PacketSummarizer, hexDump, ipv4AddressText, ipv6AddressText, macAddressText, type SummaryOptions, type SummaryPacket } from "./capture/packet-summary.js";
+export { LiveCapture, upInterfaces, interfaceLinkType, defaultSnapLength, defaultRingSize, type LiveCaptureOptions, type LivePacket, type CaptureInterface, type CaptureDirection, type InterfaceCounters } from "./capture/live-capture.js";
+export { compileCaptureFilter, type CaptureFilter, type CaptureFilterOptions } from "./capture/capture-filter.js";
+export { captureProgram, socketOwnerProgram, spliceFilterProgram, decodeCaptureRecord, CaptureCounter, captureHeaderSize, maximumSnapLength, type CaptureFilterEmitter, type CaptureProgramOptions, type CaptureProgram, type CaptureRingRecord } from "./programs/capture-program.js";
+export { generateTypeScriptBindings, pascalName, identifierName, type TypeScriptBindingsOptions } from "./gen/typescript-bindings.js";
+export { valueLayout, dataSectionLayout, decodeWithLayout, findNamedType, readBitfield, writeBitfield, jsonFriendly, type ValueLayout, type FieldLayout } from "./gen/value-layout.js";

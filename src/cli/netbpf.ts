@@ -2,9 +2,12 @@
 import { Command, CommanderError } from "commander";
 import { NetbpfError } from "../sys/errors.js";
 import { formatVerifierError } from "../core/verifier-report.js";
+import { registerCaptureCommand } from "./capture-command.js";
 import { registerFeaturesCommand } from "./features-command.js";
 import { registerFilterCommand } from "./filter-command.js";
 import { registerObjectCommands } from "./object-commands.js";
+import { registerGenCommand } from "./gen-command.js";
+import { registerLoadCommand } from "./load-command.js";
 
 // `netbpf … | head` closes our stdout early: that is not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -23,6 +26,9 @@ program
 registerFeaturesCommand(program);
 registerFilterCommand(program);
 registerObjectCommands(program);
+registerCaptureCommand(program);
+registerGenCommand(program);
+registerLoadCommand(program);
 
 function fail(error: unknown): never {
   if (error instanceof CommanderError) process.exit(error.exitCode);

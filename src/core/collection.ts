@@ -7,6 +7,7 @@ import { loadKernelBtf } from "../btf/kernel-btf.js";
 import type { CollectionMapSpec, CollectionProgramSpec, CollectionSpec } from "../elf/collection-spec.js";
 import { MapFlag, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { btfLoad, objectGet } from "../sys/bpf.js";
+import { btfForKernel } from "./btf-support.js";
 import { VerifierError, NetbpfError, UsageError } from "../sys/errors.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
 import { BpfMap, type MapSpec } from "./map.js";
@@ -37,6 +38,8 @@ export interface CollectionOptions extends Pick<ProgramLoadOptions, "logLevel" |
 export interface CollectionLoadReport {
   /** True when the object's BTF was loaded into the kernel. */
   btfLoaded: boolean;
+  /** True when kinds this kernel lacks were rewritten first (see kernelBtfFeatures). */
+  btfSanitized: boolean;
   /** Why BTF was not used, when it was not. */
   btfProblem: string | undefined;
   /** Maps reused from pins (name → path). */
@@ -73,7 +76,7 @@ export class Collection {
   static load(spec: CollectionSpec, options: CollectionOptions = {}): Collection {
     const programs: Record<string, Program> = Object.create(null);
     const maps: Record<string, BpfMap> = Object.create(null);
-    const report: CollectionLoadReport = { btfLoaded: false, btfProblem: undefined, reusedPins: {}, createdPins: {} };
+    const report: CollectionLoadReport = { btfLoaded: false, btfSanitized: false, btfProblem: undefined, reusedPins: {}, createdPins: {} };
     let btf: FileDescriptor | undefined;
     const replaced = new Set(Object.values(options.replaceMaps ?? {}));
     try {
@@ -140,8 +143,10 @@ function loadBtf(spec: CollectionSpec, options: CollectionOptions, report: Colle
     return undefined;
   }
   try {
-    const fd = new FileDescriptor(btfLoad(spec.btf));
+    const { bytes, sanitized } = btfForKernel(spec.btf);
+    const fd = new FileDescriptor(btfLoad(bytes));
     report.btfLoaded = true;
+    report.btfSanitized = sanitized;
     return fd;
   } catch (error) {
     if (mode === true || !(error instanceof NetbpfError)) throw error;

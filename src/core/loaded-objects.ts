@@ -1,5 +1,6 @@
 /** Enumerates what is loaded in the kernel (all processes): programs, maps and links, by id. */
 import { getFdById, getNextId, type ObjectKind } from "../sys/bpf.js";
+import { SyscallError } from "../sys/errors.js";
 import { libcClose } from "../sys/libc.js";
 import { linkInfo, mapInfo, programInfo, type LinkInfo, type MapInfo, type ProgramInfo } from "../sys/object-info.js";
 
@@ -17,7 +18,14 @@ function* ids(kind: ObjectKind): IterableIterator<number> {
 function collect<T>(kind: ObjectKind, read: (fd: number) => T): T[] {
   const out: T[] = [];
   for (const id of ids(kind)) {
-    const fd = getFdById(kind, id);
+    let fd: number | undefined;
+    try {
+      fd = getFdById(kind, id);
+    } catch (error) {
+      // EAGAIN: another process is creating or tearing the object down right now.
+      if (error instanceof SyscallError && (error.code === "EAGAIN" || error.code === "ENOENT")) continue;
+      throw error;
+    }
     if (fd === undefined) continue;
     try {
       out.push(read(fd));

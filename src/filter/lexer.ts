@@ -1,4 +1,5 @@
 import { FilterSyntaxError } from "./filterSyntaxError.js";
+import { parseIpv6 } from "../pcap/address-text.js";
 
 export type TokenKind =
   | "keyword" // a reserved word (canonical spelling in `text`)
@@ -96,49 +97,8 @@ export function parseMacAddress(text: string): Uint8Array | undefined {
 /** Parses an IPv6 address (with optional embedded IPv4 tail); undefined if it is not one. */
 export function parseIpv6Address(text: string): Uint8Array | undefined {
   if (!/^[0-9A-Fa-f:.]+$/.test(text) || text.length < 2) return undefined;
-  const halves = text.split("::");
-  if (halves.length > 2) return undefined;
-  const parseGroups = (part: string): number[] | undefined => {
-    if (part === "") return [];
-    const groups: number[] = [];
-    const pieces = part.split(":");
-    for (let i = 0; i < pieces.length; i++) {
-      const piece = pieces[i]!;
-      if (i === pieces.length - 1 && piece.includes(".")) {
-        const v4 = parseDottedQuadStrict(piece);
-        if (!v4) return undefined;
-        groups.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      } else {
-        if (!/^[0-9A-Fa-f]{1,4}$/.test(piece)) return undefined;
-        groups.push(parseInt(piece, 16));
-      }
-    }
-    return groups;
-  };
-  const head = parseGroups(halves[0]!);
-  const tail = halves.length === 2 ? parseGroups(halves[1]!) : [];
-  if (!head || !tail) return undefined;
-  let groups: number[];
-  if (halves.length === 2) {
-    if (head.length + tail.length > 7) return undefined;
-    groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
-  } else {
-    if (head.length !== 8) return undefined;
-    groups = head;
-  }
-  const bytes = new Uint8Array(16);
-  groups.forEach((group, i) => {
-    bytes[2 * i] = group >> 8;
-    bytes[2 * i + 1] = group & 0xff;
-  });
-  return bytes;
-}
-
-function parseDottedQuadStrict(text: string): number[] | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
-  const bytes = parts.map((part) => (/^[0-9]{1,3}$/.test(part) ? Number(part) : NaN));
-  return bytes.every((b) => b >= 0 && b <= 255) ? bytes : undefined;
+  const bytes = parseIpv6(text);
+  return bytes ? new Uint8Array(bytes) : undefined;
 }
 
 /**

@@ -1,0 +1,46 @@
+/**
+ * A pcap-filter expression as the capture uses it: compiled once per link
+ * type into (a) code spliced into the live capture program, (b) a standalone
+ * skb program for offline runs in the kernel (BPF_PROG_TEST_RUN), (c) the
+ * same program for the user-space interpreter, and (d) the reference
+ * evaluator. The filter compiler lives in src/filter; this is the plug.
+ */
+import type { Instruction } from "../asm/instruction.js";
+import { compileFilter, type CompiledFilter } from "../filter/compileFilter.js";
+import type { FilterPacket } from "../filter/evaluatePredicate.js";
+import { generateFilterProgram, type GeneratedFilter } from "../filter/generateFilterProgram.js";
+import { spliceFilterProgram, type CaptureFilterEmitter } from "../programs/capture-program.js";
+
+export interface CaptureFilter {
+  readonly expression: string;
+  readonly linkType: number;
+  /** For the live capture program. */
+  readonly emitter: CaptureFilterEmitter;
+  /** A complete SchedCls program: r0 ≠ 0 when the packet matches. */
+  readonly kernelProgram: GeneratedFilter;
+  /** The same for the asm Interpreter: r1 = packet, r2 = captured length, r3 = wire length, r4 = packet type. */
+  readonly interpreterProgram: GeneratedFilter;
+  /** The reference evaluator (no eBPF). */
+  matches(packet: FilterPacket): boolean;
+}
+
+export interface CaptureFilterOptions {
+  /** True live (the skb's packet type tells inbound/outbound); false for saved captures, as libpcap. */
+  packetMetadata?: boolean;
+}
+
+/** Compiles an expression for a link type; throws FilterSyntaxError (a UsageError) with a caret for bad input. */
+export function compileCaptureFilter(expression: string, linkType: number, options: CaptureFilterOptions = {}): CaptureFilter {
+  const compiled: CompiledFilter = compileFilter(expression, { linkType, packetMetadata: options.packetMetadata ?? false });
+  const kernelProgram = generateFilterProgram(compiled, { context: "skb", acceptValue: 1, rejectValue: 0 });
+  const interpreterProgram = generateFilterProgram(compiled, { context: "skb", acceptValue: 1, rejectValue: 0, prologue: "interpreter" });
+  const emitter: CaptureFilterEmitter = {
+    expression,
+    annotations: kernelProgram.annotations,
+    labels: kernelProgram.labels,
+    emit(assembler, labels) {
+      spliceFilterProgram(assembler, kernelProgram.instructions as Instruction[], labels);
+    },
+  };
+  return { expression, linkType, emitter, kernelProgram, interpreterProgram, matches: (packet) => compiled.matches(packet) };
+}

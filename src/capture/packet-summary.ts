@@ -1,0 +1,837 @@
+/**
+ * tcpdump's one-line packet summaries (`tcpdump -n` output), for Ethernet,
+ * Linux cooked (SLL, SLL2) and raw IP captures: IPv4/IPv6 with TCP, UDP,
+ * ICMP and ICMPv6, ARP and VLAN tags; `-e` link-level headers, `-v` IP header
+ * fields and transport checksums, `-x` / `-X` hex dumps.
+ *
+ * Names are never resolved: the output is that of `tcpdump -n`. Application
+ * protocols above TCP and UDP (DNS, NTP …) are not decoded; tcpdump decodes
+ * them on their well-known ports.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { LinkType } from "../pcap/link-type.js";
+
+export interface SummaryOptions {
+  /** `-e`: print the link-level header. */
+  linkLevel?: boolean;
+  /** `-v`: IP header fields and transport checksums. */
+  verbose?: boolean;
+  /** `-x` (hex) / `-X` (hex and ASCII): dump the packet from the network header on. */
+  hexDump?: "hex" | "hex-ascii";
+  /** Time of day in local time (tcpdump's default) or UTC. */
+  timeZone?: "local" | "utc";
+  /** Digits after the second: 6 (default) or 9 (`--nano`). */
+  timestampPrecision?: "microsecond" | "nanosecond";
+  /** Interface names by index for SLL2 (default: this machine's). */
+  interfaceName?: (ifindex: number) => string | undefined;
+}
+
+/** What a summary needs from a packet (a CapturePacket fits). */
+export interface SummaryPacket {
+  data: Uint8Array;
+  /** Nanoseconds since the epoch. */
+  timestamp: bigint;
+  originalLength?: number;
+  linkType: number;
+}
+
+/** A header ended inside the captured bytes: tcpdump prints ` [|name]`. */
+class Truncated {
+  constructor(readonly protocol: string) {}
+}
+
+const etherTypeNames = new Map<number, string>([
+  [0x0800, "IPv4"], [0x0806, "ARP"], [0x86dd, "IPv6"], [0x8100, "802.1Q"], [0x88a8, "802.1Q-QinQ"],
+  [0x8035, "Reverse ARP"], [0x88cc, "LLDP"], [0x8847, "MPLS unicast"], [0x8848, "MPLS multicast"],
+  [0x8863, "PPPoE D"], [0x8864, "PPPoE S"], [0x888e, "EAPOL"], [0x9000, "Loopback"],
+]);
+
+const ipProtocolNames = new Map<number, string>([
+  [0, "HBH"], [1, "ICMP"], [2, "IGMP"], [4, "IPIP"], [6, "TCP"], [17, "UDP"], [41, "IPv6"], [43, "Routing"],
+  [44, "frag"], [47, "GRE"], [50, "ESP"], [51, "AH"], [58, "ICMPv6"], [59, "none"], [60, "DSTOPTS"], [103, "PIM"],
+  [112, "VRRP"], [132, "SCTP"], [136, "UDPLite"],
+]);
+
+const hex = (value: number, width = 0) => value.toString(16).padStart(width, "0");
+const two = (value: number) => String(value).padStart(2, "0");
+
+/** `aa:bb:cc:dd:ee:ff`. */
+export function macAddressText(bytes: Uint8Array, offset = 0, length = 6): string {
+  const parts: string[] = [];
+  for (let i = 0; i < length; i++) parts.push(hex(bytes[offset + i]!, 2));
+  return parts.join(":");
+}
+
+export function ipv4AddressText(bytes: Uint8Array, offset: number): string {
+  return `${bytes[offset]}.${bytes[offset + 1]}.${bytes[offset + 2]}.${bytes[offset + 3]}`;
+}
+
+/** RFC 5952 text as inet_ntop (and so tcpdump) prints it, including ::ffff:a.b.c.d for IPv4-mapped addresses. */
+export function ipv6AddressText(bytes: Uint8Array, offset: number): string {
+  const words: number[] = [];
+  for (let i = 0; i < 8; i++) words.push((bytes[offset + 2 * i]! << 8) | bytes[offset + 2 * i + 1]!);
+  let bestStart = -1;
+  let bestLength = 0;
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLength) { bestStart = i; bestLength = j - i; }
+    i = j;
+  }
+  if (bestLength < 2) bestStart = -1;
+  if (bestStart === 0 && (bestLength === 6 || (bestLength === 5 && words[5] === 0xffff))) {
+    return `::${bestLength === 5 ? "ffff:" : ""}${ipv4AddressText(bytes, offset + 12)}`;
+  }
+  const text = (from: number, to: number) => words.slice(from, to).map((w) => w.toString(16)).join(":");
+  if (bestStart < 0) return text(0, 8);
+  return `${text(0, bestStart)}::${text(bestStart + bestLength, 8)}`;
+}
+
+function internetChecksum(chunks: Uint8Array[]): number {
+  let sum = 0;
+  for (const chunk of chunks) {
+    for (let i = 0; i + 1 < chunk.length; i += 2) sum += (chunk[i]! << 8) | chunk[i + 1]!;
+    if (chunk.length % 2 === 1) sum += chunk[chunk.length - 1]! << 8;
+  }
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return ~sum & 0xffff;
+}
+
+/** The checksum field value that would make the segment correct. */
+function expectedChecksum(pseudoHeader: Uint8Array, segment: Uint8Array, checksumOffset: number): number {
+  const copy = Uint8Array.from(segment);
+  copy[checksumOffset] = 0;
+  copy[checksumOffset + 1] = 0;
+  return internetChecksum([pseudoHeader, copy]);
+}
+
+interface NetworkContext {
+  version: 4 | 6;
+  source: string;
+  destination: string;
+  sourceBytes: Uint8Array;
+  destinationBytes: Uint8Array;
+  /** Payload bytes of this layer that were captured (maybe fewer than `length`). */
+  payload: Uint8Array;
+  /** Length of the payload according to the IP header. */
+  length: number;
+  fragmented: boolean;
+  pseudoHeader: (protocol: number, length: number) => Uint8Array;
+}
+
+interface TcpSequenceState {
+  seq: number;
+  ack: number;
+}
+
+/**
+ * Turns packets into tcpdump lines. Keeps TCP conversation state, as tcpdump
+ * does, to print relative sequence numbers: use one summarizer per capture.
+ */
+export class PacketSummarizer {
+  readonly options: SummaryOptions;
+  private readonly tcpConversations = new Map<string, TcpSequenceState>();
+  private readonly interfaceNames: (ifindex: number) => string | undefined;
+  /** Where the network header of the packet being described starts (for -x). */
+  private networkOffset = 0;
+
+  constructor(options: SummaryOptions = {}) {
+    this.options = options;
+    this.interfaceNames = options.interfaceName ?? systemInterfaceName;
+  }
+
+  /** The summary, with hex dump lines when asked; no trailing newline. */
+  summarize(packet: SummaryPacket): string {
+    return `${this.formatTimestamp(packet.timestamp)} ${this.describe(packet)}`;
+  }
+
+  /** The summary without its timestamp. */
+  describe(packet: SummaryPacket): string {
+    const data = packet.data;
+    const originalLength = packet.originalLength ?? data.length;
+    const output: string[] = [];
+    this.networkOffset = data.length;
+    try {
+      this.linkLayer(packet.linkType, data, originalLength, output);
+    } catch (error) {
+      if (!(error instanceof Truncated)) throw error;
+      output.push(` [|${error.protocol}]`);
+    }
+    let text = output.join("");
+    if (this.options.hexDump !== undefined) text += hexDump(data.subarray(Math.min(this.networkOffset, data.length)), this.options.hexDump === "hex-ascii");
+    return text;
+  }
+
+  formatTimestamp(timestamp: bigint): string {
+    const seconds = Number(timestamp / 1_000_000_000n);
+    const nanoseconds = Number(timestamp % 1_000_000_000n);
+    const date = new Date(seconds * 1000);
+    const utc = this.options.timeZone === "utc";
+    const h = utc ? date.getUTCHours() : date.getHours();
+    const m = utc ? date.getUTCMinutes() : date.getMinutes();
+    const s = utc ? date.getUTCSeconds() : date.getSeconds();
+    const fraction = this.options.timestampPrecision === "nanosecond"
+      ? String(nanoseconds).padStart(9, "0")
+      : String(Math.floor(nanoseconds / 1000)).padStart(6, "0");
+    return `${two(h)}:${two(m)}:${two(s)}.${fraction}`;
+  }
+
+  /** Prints the link layer and what it carries; returns the offset of the network header. */
+  private linkLayer(linkType: number, data: Uint8Array, originalLength: number, output: string[]): number {
+    const e = this.options.linkLevel === true;
+    switch (linkType) {
+      case LinkType.ETHERNET: {
+        if (data.length < 14) throw new Truncated("ether");
+        let etherType = (data[12]! << 8) | data[13]!;
+        let offset = 14;
+        if (e) output.push(`${macAddressText(data, 6)} > ${macAddressText(data, 0)}, `);
+        if (etherType <= 1500) {
+          output.push(`${e ? "" : `${macAddressText(data, 6)} > ${macAddressText(data, 0)}, `}802.3, length ${etherType}: `);
+          output.push(`LLC, unsupported`);
+          return offset;
+        }
+        const unknown = !etherTypeNames.has(etherType) && !e;
+        if (unknown) output.push(`${macAddressText(data, 6)} > ${macAddressText(data, 0)}, `);
+        if (e || unknown) output.push(`ethertype ${etherTypeNames.get(etherType) ?? "Unknown"} (0x${hex(etherType, 4)}), length ${originalLength}: `);
+        while (etherType === 0x8100 || etherType === 0x88a8) {
+          if (data.length < offset + 4) throw new Truncated("vlan");
+          const tci = (data[offset]! << 8) | data[offset + 1]!;
+          etherType = (data[offset + 2]! << 8) | data[offset + 3]!;
+          offset += 4;
+          if (e) {
+            output.push(`vlan ${tci & 0xfff}, p ${tci >> 13}${tci & 0x1000 ? ", DEI" : ""}, ethertype ${etherTypeNames.get(etherType) ?? "Unknown"} (0x${hex(etherType, 4)}), `);
+          }
+        }
+        this.networkOffset = offset;
+        this.etherPayload(etherType, data.subarray(offset), output, !e);
+        return offset;
+      }
+      case LinkType.LINUX_SLL: {
+        if (data.length < 16) throw new Truncated("linux_sll");
+        const packetType = (data[0]! << 8) | data[1]!;
+        const addressLength = (data[4]! << 8) | data[5]!;
+        const protocol = (data[14]! << 8) | data[15]!;
+        if (e) {
+          const address = addressLength > 0 ? `${macAddressText(data, 6, Math.min(addressLength, 8))} ` : "";
+          output.push(`${sllPacketTypeName(packetType).padStart(3)} ${address}ethertype ${etherTypeNames.get(protocol) ?? "Unknown"} (0x${hex(protocol, 4)}), length ${originalLength}: `);
+        }
+        this.networkOffset = 16;
+        this.etherPayload(protocol, data.subarray(16), output, !e);
+        return 16;
+      }
+      case LinkType.LINUX_SLL2: {
+        if (data.length < 20) throw new Truncated("linux_sll2");
+        const protocol = (data[0]! << 8) | data[1]!;
+        const ifindex = ((data[4]! << 24) | (data[5]! << 16) | (data[6]! << 8) | data[7]!) >>> 0;
+        const packetType = data[10]!;
+        const addressLength = data[11]!;
+        const name = this.interfaceNames(ifindex) ?? "?";
+        output.push(`${name.padEnd(5)} ${sllPacketTypeName(packetType).padEnd(3)} `);
+        if (e) {
+          const address = addressLength > 0 ? `${macAddressText(data, 12, Math.min(addressLength, 8))} ` : "";
+          output.push(`ifindex ${ifindex} ${address}ethertype ${etherTypeNames.get(protocol) ?? "Unknown"} (0x${hex(protocol, 4)}), length ${originalLength}: `);
+        }
+        this.networkOffset = 20;
+        this.etherPayload(protocol, data.subarray(20), output, !e);
+        return 20;
+      }
+      case LinkType.RAW:
+      case LinkType.IPV4:
+      case LinkType.IPV6: {
+        this.networkOffset = 0;
+        if (e) output.push("ip: ");
+        if (data.length < 1) throw new Truncated("ip");
+        const version = data[0]! >> 4;
+        if (version === 4) this.ipv4(data, output, !e);
+        else if (version === 6) this.ipv6(data, output, !e);
+        else output.push(`IP${version}`);
+        return 0;
+      }
+      default:
+        output.push(`unsupported link type ${linkType}, length ${originalLength}`);
+        return 0;
+    }
+  }
+
+  private etherPayload(etherType: number, data: Uint8Array, output: string[], prefix: boolean): void {
+    switch (etherType) {
+      case 0x0800:
+        this.ipv4(data, output, prefix);
+        return;
+      case 0x86dd:
+        this.ipv6(data, output, prefix);
+        return;
+      case 0x0806:
+        this.arp(data, output, prefix);
+        return;
+      default:
+        if (!etherTypeNames.has(etherType)) {
+          // tcpdump dumps what it cannot decode (unless -x/-X dumps the packet anyway).
+          if (this.options.hexDump === undefined) output.push(hexDump(data, true));
+          return;
+        }
+        output.push(`${prefix ? `${etherTypeNames.get(etherType)}, ` : ""}length ${data.length}`);
+    }
+  }
+
+  private arp(data: Uint8Array, output: string[], prefix: boolean): void {
+    if (prefix) output.push("ARP, ");
+    if (this.options.verbose && data.length >= 6 && ((data[0]! << 8) | data[1]!) === 1 && ((data[2]! << 8) | data[3]!) === 0x0800) {
+      output.push(`Ethernet (len ${data[4]}), IPv4 (len ${data[5]}), `);
+    }
+    if (data.length < 8) throw new Truncated("arp");
+    const hardwareLength = data[4]!;
+    const protocolLength = data[5]!;
+    const operation = (data[6]! << 8) | data[7]!;
+    const senderHardware = 8;
+    const senderProtocol = senderHardware + hardwareLength;
+    const targetHardware = senderProtocol + protocolLength;
+    const targetProtocol = targetHardware + hardwareLength;
+    if (data.length < targetProtocol + protocolLength || protocolLength !== 4 || hardwareLength !== 6) throw new Truncated("arp");
+    const length = targetProtocol + protocolLength;
+    if (operation === 1) {
+      output.push(`Request who-has ${ipv4AddressText(data, targetProtocol)} tell ${ipv4AddressText(data, senderProtocol)}, length ${length}`);
+    } else if (operation === 2) {
+      output.push(`Reply ${ipv4AddressText(data, senderProtocol)} is-at ${macAddressText(data, senderHardware)}, length ${length}`);
+    } else {
+      output.push(`Unknown (${operation}), length ${length}`);
+    }
+  }
+
+  private ipv4(data: Uint8Array, output: string[], prefix: boolean): void {
+    if (prefix) output.push("IP ");
+    if (data.length < 20) throw new Truncated("ip");
+    const headerLength = (data[0]! & 0x0f) * 4;
+    const totalLength = (data[2]! << 8) | data[3]!;
+    const fragment = (data[6]! << 8) | data[7]!;
+    const protocol = data[9]!;
+    const offset = (fragment & 0x1fff) * 8;
+    if (totalLength > data.length) output.push(`truncated-ip - ${totalLength - data.length} bytes missing! `);
+    if (this.options.verbose) {
+      const flags = [fragment & 0x2000 ? "+" : "", fragment & 0x4000 ? "DF" : "", fragment & 0x8000 ? "rsvd" : ""].filter(Boolean);
+      const tos = data[1]!;
+      const ecn = ["", ",ECT(1)", ",ECT(0)", ",CE"][tos & 3];
+      let text = `(tos 0x${hex(tos)}${ecn}, ttl ${data[8]}, id ${(data[4]! << 8) | data[5]!}, offset ${offset}, flags [${flags.length ? flags.join(", ") : "none"}], proto ${ipProtocolNames.get(protocol) ?? "unknown"} (${protocol}), length ${totalLength}`;
+      if (data.length >= headerLength) {
+        const checksum = internetChecksum([data.subarray(0, headerLength)]);
+        if (checksum !== 0) {
+          const stored = (data[10]! << 8) | data[11]!;
+          const correct = expectedChecksum(new Uint8Array(0), data.subarray(0, headerLength), 10);
+          text += `, bad cksum ${hex(stored)} (->${hex(correct)})!`;
+        }
+      }
+      output.push(`${text})\n    `);
+    }
+    if (headerLength < 20 || data.length < headerLength) throw new Truncated("ip");
+    const source = ipv4AddressText(data, 12);
+    const destination = ipv4AddressText(data, 16);
+    const captured = Math.min(totalLength, data.length);
+    const payload = data.subarray(headerLength, Math.max(headerLength, captured));
+    const context: NetworkContext = {
+      version: 4,
+      source,
+      destination,
+      sourceBytes: data.subarray(12, 16),
+      destinationBytes: data.subarray(16, 20),
+      payload,
+      length: totalLength - headerLength,
+      fragmented: (fragment & 0x3fff) !== 0,
+      pseudoHeader: (proto, length) => {
+        const header = new Uint8Array(12);
+        header.set(data.subarray(12, 20), 0);
+        header[9] = proto;
+        header[10] = length >> 8;
+        header[11] = length & 0xff;
+        return header;
+      },
+    };
+    if (offset !== 0) {
+      output.push(`${source} > ${destination}: ${protocol === 6 || protocol === 17 || protocol === 1 ? `ip-proto-${protocol}` : ` ip-proto-${protocol} ${totalLength - headerLength}`}`);
+      return;
+    }
+    this.transport(protocol, context, output);
+  }
+
+  private ipv6(data: Uint8Array, output: string[], prefix: boolean): void {
+    if (prefix) output.push("IP6 ");
+    if (data.length < 40) throw new Truncated("ip6");
+    const payloadLength = (data[4]! << 8) | data[5]!;
+    const nextHeader = data[6]!;
+    if (this.options.verbose) {
+      const trafficClass = ((data[0]! & 0x0f) << 4) | (data[1]! >> 4);
+      const flowLabel = ((data[1]! & 0x0f) << 16) | (data[2]! << 8) | data[3]!;
+      const parts: string[] = [];
+      if (trafficClass !== 0) parts.push(`class 0x${hex(trafficClass)}`);
+      if (flowLabel !== 0) parts.push(`flowlabel 0x${hex(flowLabel, 5)}`);
+      parts.push(`hlim ${data[7]}`);
+      output.push(`(${parts.join(", ")}, next-header ${ipProtocolNames.get(nextHeader) ?? "unknown"} (${nextHeader}) payload length: ${payloadLength}) `);
+    }
+    const source = ipv6AddressText(data, 8);
+    const destination = ipv6AddressText(data, 24);
+    const end = Math.min(40 + payloadLength, data.length);
+    const context: NetworkContext = {
+      version: 6,
+      source,
+      destination,
+      sourceBytes: data.subarray(8, 24),
+      destinationBytes: data.subarray(24, 40),
+      payload: data.subarray(40, end),
+      length: payloadLength,
+      fragmented: false,
+      pseudoHeader: (proto, length) => {
+        const header = new Uint8Array(40);
+        header.set(data.subarray(8, 40), 0);
+        header[32] = (length >>> 24) & 0xff;
+        header[33] = (length >> 16) & 0xff;
+        header[34] = (length >> 8) & 0xff;
+        header[35] = length & 0xff;
+        header[39] = proto;
+        return header;
+      },
+    };
+    this.transport(nextHeader, context, output);
+  }
+
+  private transport(protocol: number, network: NetworkContext, output: string[]): void {
+    switch (protocol) {
+      case 6:
+        this.tcp(network, output);
+        return;
+      case 17:
+        this.udp(network, output);
+        return;
+      case 1:
+        if (network.version === 4) {
+          this.icmp(network, output);
+          return;
+        }
+        break;
+      case 58:
+        if (network.version === 6) {
+          this.icmpv6(network, output);
+          return;
+        }
+        break;
+    }
+    output.push(`${network.source} > ${network.destination}:  ip-proto-${protocol} ${network.length}`);
+  }
+
+  private udp(network: NetworkContext, output: string[]): void {
+    const data = network.payload;
+    const addresses = (sourcePort: number, destinationPort: number) =>
+      `${network.source}.${sourcePort} > ${network.destination}.${destinationPort}: `;
+    if (data.length < 8) {
+      if (data.length >= 4) {
+        output.push(`${addresses((data[0]! << 8) | data[1]!, (data[2]! << 8) | data[3]!)}truncated-udp ${data.length}`);
+        return;
+      }
+      output.push(`${network.source} > ${network.destination}: `);
+      throw new Truncated("udp");
+    }
+    const sourcePort = (data[0]! << 8) | data[1]!;
+    const destinationPort = (data[2]! << 8) | data[3]!;
+    const length = (data[4]! << 8) | data[5]!;
+    output.push(addresses(sourcePort, destinationPort));
+    if (this.options.verbose && network.version === 6 && !network.fragmented && data.length >= length && length >= 8) {
+      const stored = (data[6]! << 8) | data[7]!;
+      const segment = data.subarray(0, length);
+      const sum = internetChecksum([network.pseudoHeader(17, length), segment]);
+      if (sum === 0) output.push("[udp sum ok] ");
+      else output.push(`[bad udp cksum 0x${hex(stored, 4)} -> 0x${hex(expectedChecksum(network.pseudoHeader(17, length), segment, 6), 4)}!] `);
+    }
+    output.push(`UDP, length ${length - 8}`);
+  }
+
+  private tcp(network: NetworkContext, output: string[]): void {
+    const data = network.payload;
+    output.push(`${network.source}`);
+    if (data.length < 20) {
+      if (data.length >= 4) output.push(`.${(data[0]! << 8) | data[1]!} > ${network.destination}.${(data[2]! << 8) | data[3]!}: `);
+      else output.push(` > ${network.destination}: `);
+      throw new Truncated("tcp");
+    }
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    const sourcePort = view.getUint16(0);
+    const destinationPort = view.getUint16(2);
+    let seq = view.getUint32(4);
+    let ack = view.getUint32(8);
+    const headerLength = (data[12]! >> 4) * 4;
+    const flags = data[13]! | ((data[12]! & 0x01) << 8);
+    const window = view.getUint16(14);
+    const urgent = view.getUint16(18);
+    output.push(`.${sourcePort} > ${network.destination}.${destinationPort}: `);
+    if (headerLength < 20) {
+      output.push(`tcp ${network.length} [bad hdr length ${headerLength} - too short, < 20]`);
+      return;
+    }
+    output.push(`Flags [${tcpFlags(flags)}]`);
+
+    let sequenceBase: TcpSequenceState | undefined;
+    if ((flags & 0x10) !== 0) {
+      const reversed = sourcePort > destinationPort || (sourcePort === destinationPort && compareBytes(network.sourceBytes, network.destinationBytes) > 0);
+      const [low, high] = reversed ? [network.destinationBytes, network.sourceBytes] : [network.sourceBytes, network.destinationBytes];
+      const ports = reversed ? `${destinationPort}:${sourcePort}` : `${sourcePort}:${destinationPort}`;
+      const key = `${bytesKey(low)}|${bytesKey(high)}|${ports}`;
+      const state = this.tcpConversations.get(key);
+      if (state === undefined || (flags & 0x02) !== 0) {
+        this.tcpConversations.set(key, reversed ? { ack: seq, seq: (ack - 1) >>> 0 } : { seq, ack: (ack - 1) >>> 0 });
+      } else {
+        if (reversed) {
+          seq = (seq - state.ack) >>> 0;
+          ack = (ack - state.seq) >>> 0;
+        } else {
+          seq = (seq - state.seq) >>> 0;
+          ack = (ack - state.ack) >>> 0;
+        }
+      }
+      const current = this.tcpConversations.get(key)!;
+      sequenceBase = reversed ? { seq: current.ack, ack: current.seq } : current;
+    }
+    if (headerLength > network.length) {
+      output.push(` [bad hdr length ${headerLength} - too long, > ${network.length}]`);
+      return;
+    }
+    const length = network.length - headerLength;
+
+    if (this.options.verbose && !network.fragmented && data.length >= network.length) {
+      const stored = view.getUint16(16);
+      const segment = data.subarray(0, network.length);
+      const pseudo = network.pseudoHeader(6, network.length);
+      const sum = internetChecksum([pseudo, segment]);
+      output.push(sum === 0 ? `, cksum 0x${hex(stored, 4)} (correct)` : `, cksum 0x${hex(stored, 4)} (incorrect -> 0x${hex(expectedChecksum(pseudo, segment, 16), 4)})`);
+    }
+    if (length > 0 || (flags & 0x07) !== 0) {
+      output.push(`, seq ${seq}`);
+      if (length > 0) output.push(`:${(seq + length) >>> 0}`);
+    }
+    if (flags & 0x10) output.push(`, ack ${ack}`);
+    output.push(`, win ${window}`);
+    if (flags & 0x20) output.push(`, urg ${urgent}`);
+    if (headerLength > 20) {
+      if (data.length < headerLength) {
+        output.push(", options [");
+        throw new Truncated("tcp");
+      }
+      output.push(`, options [${tcpOptions(data.subarray(20, headerLength), sequenceBase)}]`);
+    }
+    output.push(`, length ${length}`);
+    if (this.options.verbose && (flags & 0x04) !== 0 && length > 0) {
+      // tcpdump -v shows the text a reset carries (RFC 1122 4.2.2.12), at most 30 bytes.
+      const shown = Math.min(length, 30, Math.max(0, data.length - headerLength));
+      output.push(` [RST${length > 30 ? "+" : ""} ${printableText(data.subarray(headerLength, headerLength + shown))}]`);
+    }
+  }
+
+  private icmp(network: NetworkContext, output: string[]): void {
+    const data = network.payload;
+    output.push(`${network.source} > ${network.destination}: `);
+    if (data.length < 4) throw new Truncated("icmp");
+    const type = data[0]!;
+    const code = data[1]!;
+    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    const word = (offset: number) => (data.length >= offset + 2 ? view.getUint16(offset) : undefined);
+    let text: string;
+    const inner = () => embeddedIpv4(data.subarray(8));
+    switch (type) {
+      case 0:
+      case 8:
+        text = `echo ${type === 0 ? "reply" : "request"}, id ${word(4) ?? 0}, seq ${word(6) ?? 0}`;
+        break;
+      case 3: {
+        const embedded = inner();
+        const target = embedded?.destination ?? "?";
+        switch (code) {
+          case 0: text = `net ${target} unreachable`; break;
+          case 1: text = `host ${target} unreachable`; break;
+          case 2: text = `${target} protocol ${embedded?.protocol ?? 0} unreachable`; break;
+          case 3: {
+            const name = embedded?.protocol === 6 ? "tcp" : embedded?.protocol === 17 ? "udp" : undefined;
+            text = name !== undefined && embedded?.destinationPort !== undefined
+              ? `${target} ${name} port ${embedded.destinationPort} unreachable`
+              : `${target} protocol ${embedded?.protocol ?? 0} port ${embedded?.destinationPort ?? 0} unreachable`;
+            break;
+          }
+          case 4: {
+            const mtu = word(6) ?? 0;
+            text = mtu !== 0 ? `${target} unreachable - need to frag (mtu ${mtu})` : `${target} unreachable - need to frag`;
+            break;
+          }
+          default:
+            text = `${unreachableCodeText[code]?.replace("%s", target) ?? `${target} unreachable - #${code}`}`;
+        }
+        break;
+      }
+      case 11:
+        text = code === 0 ? "time exceeded in-transit" : code === 1 ? "ip reassembly time exceeded" : `time exceeded-#${code}`;
+        break;
+      case 5: {
+        const embedded = inner();
+        const gateway = data.length >= 8 ? ipv4AddressText(data, 4) : "?";
+        const kind = ["redirect %d to net %g", "redirect %d to host %g", "redirect-tos %d to net %g", "redirect-tos %d to host %g"][code];
+        text = (kind ?? `redirect-#${code} %d to %g`).replace("%d", embedded?.destination ?? "?").replace("%g", gateway);
+        break;
+      }
+      case 13:
+      case 14:
+        text = `time stamp ${type === 13 ? "query" : "reply"} id ${word(4) ?? 0} seq ${word(6) ?? 0}`;
+        if (type === 14) text = `time stamp reply id ${word(4) ?? 0} seq ${word(6) ?? 0}`;
+        break;
+      case 4:
+        text = "source quench";
+        break;
+      case 10:
+        text = "router solicitation";
+        break;
+      case 12:
+        text = `parameter problem - octet ${data.length > 4 ? data[4] : 0}`;
+        break;
+      case 15:
+      case 16:
+        text = `information ${type === 15 ? "request" : "reply"}`;
+        break;
+      case 17:
+        text = "address mask request";
+        break;
+      case 18:
+        text = `address mask is 0x${hex(data.length >= 12 ? view.getUint32(8) : 0, 8)}`;
+        break;
+      default:
+        text = `type-#${type}`;
+    }
+    output.push(`ICMP ${text}, length ${network.length}`);
+    if (this.options.verbose && !network.fragmented && data.length >= network.length) {
+      const sum = internetChecksum([data.subarray(0, network.length)]);
+      if (sum !== 0) output.push(` (wrong icmp cksum ${hex(view.getUint16(2))} (->${hex(expectedChecksum(new Uint8Array(0), data.subarray(0, network.length), 2))})!)`);
+    }
+    if (this.options.verbose && (type === 3 || type === 4 || type === 5 || type === 11 || type === 12) && data.length >= 28) {
+      output.push("\n\t");
+      try {
+        this.ipv4(data.subarray(8), output, !this.options.linkLevel);
+      } catch (error) {
+        if (!(error instanceof Truncated)) throw error;
+        output.push(` [|${error.protocol}]`);
+      }
+    }
+  }
+
+  private icmpv6(network: NetworkContext, output: string[]): void {
+    const data = network.payload;
+    output.push(`${network.source} > ${network.destination}: `);
+    if (data.length < 4) throw new Truncated("icmp6");
+    if (this.options.verbose && data.length >= network.length) {
+      const segment = data.subarray(0, network.length);
+      const pseudo = network.pseudoHeader(58, network.length);
+      const sum = internetChecksum([pseudo, segment]);
+      const stored = (data[2]! << 8) | data[3]!;
+      output.push(sum === 0 ? "[icmp6 sum ok] " : `[bad icmp6 cksum 0x${hex(stored, 4)} -> 0x${hex(expectedChecksum(pseudo, segment, 2), 4)}!] `);
+    }
+    const type = data[0]!;
+    const code = data[1]!;
+    const word = (offset: number) => (data.length >= offset + 2 ? (data[offset]! << 8) | data[offset + 1]! : 0);
+    const address = (offset: number) => (data.length >= offset + 16 ? ipv6AddressText(data, offset) : "?");
+    let text: string;
+    // tcpdump -v omits the length of these messages.
+    const withLength = !this.options.verbose || type === 133 || type === 134;
+    switch (type) {
+      case 128:
+      case 129:
+        text = `echo ${type === 128 ? "request" : "reply"}, id ${word(4)}, seq ${word(6)}`;
+        break;
+      case 1: {
+        const embedded = embeddedIpv6(data.subarray(8));
+        const target = embedded?.destination ?? "?";
+        switch (code) {
+          case 0: text = `destination unreachable, unreachable route ${target}`; break;
+          // (tcpdump prints two spaces here)
+          case 1: text = `destination unreachable,  unreachable prohibited ${target}`; break;
+          case 2: text = `destination unreachable, beyond scope ${target}, source address ${embedded?.source ?? "?"}`; break;
+          case 3: text = `destination unreachable, unreachable address ${target}`; break;
+          case 4: {
+            const name = embedded?.protocol === 6 ? "tcp" : embedded?.protocol === 17 ? "udp" : undefined;
+            text = name !== undefined && embedded?.destinationPort !== undefined
+              ? `destination unreachable, unreachable port, ${target} ${name} port ${embedded.destinationPort}`
+              : `destination unreachable, unreachable port, ${target}`;
+            break;
+          }
+          default:
+            text = `destination unreachable, unknown unreach code (${code})`;
+        }
+        break;
+      }
+      case 3: {
+        const embedded = embeddedIpv6(data.subarray(8));
+        text = code === 0 ? `time exceeded in-transit for ${embedded?.destination ?? "?"}` : code === 1 ? "time exceeded in-transit (reassembly)" : `time exceeded unknown code (${code})`;
+        break;
+      }
+      case 2:
+        text = `packet too big, mtu ${data.length >= 8 ? new DataView(data.buffer, data.byteOffset).getUint32(4) : 0}`;
+        break;
+      case 133:
+        text = "router solicitation";
+        break;
+      case 134:
+        text = "router advertisement";
+        break;
+      case 135:
+        text = this.options.verbose ? `neighbor solicitation, length ${network.length}, who has ${address(8)}` : `neighbor solicitation, who has ${address(8)}`;
+        break;
+      case 136:
+        if (this.options.verbose) {
+          const flags = data.length >= 5 ? data[4]! : 0;
+          const names = [[0x80, "router"], [0x40, "solicited"], [0x20, "override"]].filter(([bit]) => (flags & (bit as number)) !== 0).map(([, name]) => name);
+          text = `neighbor advertisement, length ${network.length}, tgt is ${address(8)}, Flags [${names.length ? names.join(", ") : "none"}]`;
+        } else {
+          text = `neighbor advertisement, tgt is ${address(8)}`;
+        }
+        break;
+      default:
+        text = `type-#${type}`;
+    }
+    output.push(`ICMP6, ${text}${withLength ? `, length ${network.length}` : ""}`);
+  }
+}
+
+const unreachableCodeText: Record<number, string> = {
+  5: "%s unreachable - source route failed",
+  6: "net %s unreachable - unknown",
+  7: "host %s unreachable - unknown",
+  8: "%s unreachable - source host isolated",
+  9: "net %s unreachable - admin prohibited",
+  10: "host %s unreachable - admin prohibited",
+  11: "net %s unreachable - tos prohibited",
+  12: "host %s unreachable - tos prohibited",
+  13: "host %s unreachable - admin prohibited filter",
+  14: "host %s unreachable - host precedence violation",
+  15: "host %s unreachable - precedence cutoff",
+};
+
+function embeddedIpv4(data: Uint8Array): { destination: string; protocol: number; destinationPort?: number } | undefined {
+  if (data.length < 20) return undefined;
+  const headerLength = (data[0]! & 0x0f) * 4;
+  const protocol = data[9]!;
+  const destinationPort = data.length >= headerLength + 4 ? (data[headerLength + 2]! << 8) | data[headerLength + 3]! : undefined;
+  return { destination: ipv4AddressText(data, 16), protocol, destinationPort };
+}
+
+function embeddedIpv6(data: Uint8Array): { source: string; destination: string; protocol: number; destinationPort?: number } | undefined {
+  if (data.length < 40) return undefined;
+  const protocol = data[6]!;
+  const destinationPort = data.length >= 44 ? (data[42]! << 8) | data[43]! : undefined;
+  return { source: ipv6AddressText(data, 8), destination: ipv6AddressText(data, 24), protocol, destinationPort };
+}
+
+function tcpFlags(flags: number): string {
+  const letters: [number, string][] = [[0x01, "F"], [0x02, "S"], [0x04, "R"], [0x08, "P"], [0x10, "."], [0x20, "U"], [0x40, "E"], [0x80, "W"], [0x100, "e"]];
+  const text = letters.filter(([bit]) => (flags & bit) !== 0).map(([, letter]) => letter).join("");
+  return text.length > 0 ? text : "none";
+}
+
+function tcpOptions(options: Uint8Array, base: TcpSequenceState | undefined): string {
+  const parts: string[] = [];
+  const view = new DataView(options.buffer, options.byteOffset, options.byteLength);
+  let offset = 0;
+  while (offset < options.length) {
+    const kind = options[offset]!;
+    if (kind === 0) { parts.push("eol"); break; }
+    if (kind === 1) { parts.push("nop"); offset++; continue; }
+    if (offset + 1 >= options.length) { parts.push("[|tcp]"); break; }
+    const length = options[offset + 1]!;
+    if (length < 2 || offset + length > options.length) { parts.push(`opt-${kind} [bad length ${length}]`); break; }
+    const body = offset + 2;
+    const bad = (expected: number) => (length !== expected ? `[bad opt ${length}]` : undefined);
+    switch (kind) {
+      case 2: parts.push(bad(4) ? `mss${bad(4)}` : `mss ${view.getUint16(body)}`); break;
+      case 3: parts.push(bad(3) ? `wscale${bad(3)}` : `wscale ${options[body]}`); break;
+      case 4: parts.push(bad(2) ? `sackOK${bad(2)}` : "sackOK"); break;
+      case 8: parts.push(bad(10) ? `TS${bad(10)}` : `TS val ${view.getUint32(body)} ecr ${view.getUint32(body + 4)}`); break;
+      case 5: {
+        const blocks = Math.floor((length - 2) / 8);
+        let text = `sack ${blocks} `;
+        for (let i = 0; i < blocks; i++) {
+          const start = (view.getUint32(body + 8 * i) - (base?.ack ?? 0)) >>> 0;
+          const end = (view.getUint32(body + 8 * i + 4) - (base?.ack ?? 0)) >>> 0;
+          text += `{${start}:${end}}`;
+        }
+        parts.push(text);
+        break;
+      }
+      default: {
+        let text = `unknown-${kind}`;
+        if (length > 2) text += ` 0x${Buffer.from(options.subarray(body, offset + length)).toString("hex")}`;
+        parts.push(text);
+      }
+    }
+    offset += length;
+  }
+  return parts.join(",");
+}
+
+/** Bytes as tcpdump prints untrusted text: M- for bytes above 127, ^X for control characters. */
+function printableText(bytes: Uint8Array): string {
+  let text = "";
+  for (let byte of bytes) {
+    if (byte > 0x7f) {
+      text += "M-";
+      byte &= 0x7f;
+    }
+    if (byte < 0x20 || byte === 0x7f) {
+      text += "^";
+      byte ^= 0x40;
+    }
+    text += String.fromCharCode(byte);
+  }
+  return text;
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
+function bytesKey(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString("hex");
+}
+
+function sllPacketTypeName(type: number): string {
+  return ["In", "B", "M", "P", "Out"][type] ?? `#${type}`;
+}
+
+/** tcpdump's `-x` / `-X` dump: 16 bytes a line, groups of two, ASCII column for -X. */
+export function hexDump(data: Uint8Array, ascii: boolean): string {
+  let text = "";
+  for (let offset = 0; offset < data.length; offset += 16) {
+    const line = data.subarray(offset, Math.min(offset + 16, data.length));
+    let hexPart = "";
+    for (let i = 0; i < line.length; i += 2) {
+      hexPart += ` ${hex(line[i]!, 2)}${i + 1 < line.length ? hex(line[i + 1]!, 2) : ""}`;
+    }
+    text += `\n\t0x${hex(offset, 4)}:  ${hexPart.slice(1)}`;
+    if (ascii) {
+      text += `${" ".repeat(40 - hexPart.length)}  `;
+      for (const byte of line) text += byte > 0x20 && byte < 0x7f ? String.fromCharCode(byte) : ".";
+    }
+  }
+  return text;
+}
+
+let systemInterfaces: Map<number, string> | undefined;
+
+/** This machine's interface name for an index, from /sys/class/net. */
+export function systemInterfaceName(ifindex: number): string | undefined {
+  if (systemInterfaces === undefined) {
+    systemInterfaces = new Map();
+    try {
+      for (const name of readdirSync("/sys/class/net")) {
+        try {
+          systemInterfaces.set(Number(readFileSync(`/sys/class/net/${name}/ifindex`, "utf8").trim()), name);
+        } catch {
+          // an interface that went away while listing
+        }
+      }
+    } catch {
+      // no sysfs: names stay unknown
+    }
+  }
+  return systemInterfaces.get(ifindex);
+}

@@ -1,0 +1,281 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createCaptureWriter, readCaptureFile } from "../../src/pcap/capture-file.js";
+import { LinkType } from "../../src/pcap/link-type.js";
+import { PacketSummarizer } from "../../src/capture/packet-summary.js";
+import { probeTcx } from "../../src/features/features.js";
+import { listLinks, listPrograms } from "../../src/core/loaded-objects.js";
+import { cliPath, runCli } from "../support/cli.js";
+import { isRoot, skipUnlessKernel } from "../support/kernel.js";
+import { ethernet, etherTypeIpv4, ipv4, udp } from "../support/packets.js";
+import { CaptureTestbed, udpSendScript } from "../capture/capture-testbed.js";
+
+const tcpdumpAvailable = spawnSync("tcpdump", ["--version"]).status === 0;
+const loopbackFixture = fileURLToPath(new URL("../../../test/capture/fixtures/tcpdump-loopback-mixed.pcap", import.meta.url));
+
+function tcpdump(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const result = spawnSync("tcpdump", args, { encoding: "utf8", env: { ...process.env, TZ: "UTC" } });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function netbpf(args: string[]) {
+  const result = spawnSync(process.execPath, [cliPath, ...args], { encoding: "utf8", env: { ...process.env, TZ: "UTC" }, timeout: 60_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** Waits for the capture to say it is listening (programs attached). */
+function listening(child: ChildProcessWithoutNullStreams): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let stderr = "";
+    const timer = setTimeout(() => reject(new Error(`capture did not start: ${stderr}`)), 20_000);
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (stderr.includes("listening on")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`capture exited with ${code} before listening: ${stderr}`));
+    });
+  });
+}
+
+/** Collects a child's output and waits for it to end (killing it by pid after a timeout). */
+function finished(child: ChildProcessWithoutNullStreams, timeoutMs = 20_000): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+const liveAvailable = isRoot() && probeTcx();
+
+/** Ids of links whose program is one of netbpf capture's. */
+function captureLinkIds(): Set<number> {
+  const names = new Map(listPrograms().map((p) => [p.id, p.name]));
+  return new Set(listLinks().filter((l) => names.get(l.programId)?.startsWith("capture_")).map((l) => l.id));
+}
+
+test("live capture on a veth testbed: pcapng that tcpdump reads, counts and bytes as sent, summaries as tcpdump's", async (t) => {
+  if (skipUnlessKernel(t, liveAvailable && tcpdumpAvailable, "needs root, tcx and tcpdump")) return;
+  const bed = CaptureTestbed.create();
+  const directory = mkdtempSync(join(tmpdir(), "nb-cap-live-"));
+  t.after(() => {
+    bed.destroy();
+    rmSync(directory, { recursive: true, force: true });
+  });
+  const output = join(directory, "out.pcapng");
+  const payloads = Array.from({ length: 5 }, (_, i) => `netbpf live capture ${i} ${"x".repeat(i * 37)}`);
+  const child = bed.start(bed.a, [process.execPath, cliPath, "capture", "-i", bed.a.interface, "-w", output, "-c", String(2 * payloads.length), "udp", "or", "icmp"]);
+  const linksBefore = captureLinkIds();
+  const result = finished(child);
+  await listening(child);
+  const ours = [...captureLinkIds()].filter((id) => !linksBefore.has(id));
+  assert.ok(ours.length >= 2, "tcx ingress and egress links while capturing");
+  // UDP to a closed port: each datagram comes in and an ICMP port unreachable goes out.
+  bed.exec(bed.b, [process.execPath, "--input-type=module", "-e", udpSendScript(bed.a.address, 47999, payloads)]);
+  const { code, stderr } = await result;
+  assert.equal(code, 0, stderr);
+  const remaining = captureLinkIds();
+  assert.deepEqual(ours.filter((id) => remaining.has(id)), [], "every link is gone after the capture");
+  assert.match(stderr, /^10 packets captured$/m);
+  assert.match(stderr, /^0 packets dropped by kernel \(ring full\)$/m);
+
+  const read = tcpdump(["-n", "-r", output]);
+  assert.equal(read.status, 0, read.stderr);
+  assert.deepEqual(read.stderr.trim().split("\n").filter((line) => !line.startsWith("reading from file")), [], "tcpdump complained");
+  const theirLines = read.stdout.trim().split("\n");
+  assert.equal(theirLines.length, 10);
+
+  const capture = readCaptureFile(output);
+  assert.equal(capture.format, "pcapng");
+  assert.equal(capture.interfaces.length, 1);
+  assert.equal(capture.interfaces[0]!.name, bed.a.interface);
+  const inbound = capture.packets.filter((p) => p.direction === "inbound");
+  const outbound = capture.packets.filter((p) => p.direction === "outbound");
+  assert.equal(inbound.length, payloads.length);
+  assert.equal(outbound.length, payloads.length);
+  inbound.forEach((packet, index) => {
+    const payload = Buffer.from(payloads[index]!);
+    assert.equal(packet.originalLength, 14 + 20 + 8 + payload.length, "wire length of the datagram");
+    assert.equal(packet.data.length, packet.originalLength);
+    assert.deepEqual(Buffer.from(packet.data.subarray(42)), payload, "the bytes sent");
+    assert.equal(packet.data[23], 17);
+  });
+  outbound.forEach((packet, index) => {
+    assert.equal(packet.data[23], 1, "ICMP");
+    assert.equal(packet.data[34], 3, "destination unreachable");
+    assert.ok(Buffer.from(packet.data).includes(Buffer.from(payloads[index]!)), "quotes the datagram");
+  });
+  const statistics = capture.statistics;
+  assert.equal(statistics.length, 1);
+  assert.equal(statistics[0]!.userDelivered, 10n);
+  assert.ok(statistics[0]!.filterAccepted! >= 10n && statistics[0]!.interfaceReceived! >= statistics[0]!.filterAccepted!);
+  assert.equal(statistics[0]!.osDropped, 0n);
+
+  const summarizer = new PacketSummarizer({ timeZone: "utc" });
+  assert.deepEqual(capture.packets.map((p) => summarizer.summarize(p)), theirLines);
+});
+
+test("live capture: Ctrl-C keeps what was captured; pcapng records the sending process", async (t) => {
+  if (skipUnlessKernel(t, liveAvailable, "needs root and tcx")) return;
+  const bed = CaptureTestbed.create();
+  const directory = mkdtempSync(join(tmpdir(), "nb-cap-live-"));
+  t.after(() => {
+    bed.destroy();
+    rmSync(directory, { recursive: true, force: true });
+  });
+  const output = join(directory, "sent.pcapng");
+  // nsenter: only the network namespace changes, so the cgroup v2 mount (for process information) stays visible.
+  const child = bed.start(bed.b, [process.execPath, cliPath, "capture", "-i", bed.b.interface, "-Q", "out", "-w", output, "udp"], "nsenter");
+  const result = finished(child);
+  await listening(child);
+  const payloads = ["one", "two", "three"];
+  const pid = Number(bed.exec(bed.b, [process.execPath, "--input-type=module", "-e", `console.log(process.pid);${udpSendScript(bed.a.address, 47999, payloads)}`]).trim());
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  child.kill("SIGINT");
+  const { code, stderr } = await result;
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /^3 packets captured$/m);
+  const capture = readCaptureFile(output);
+  assert.equal(capture.packets.length, 3);
+  for (const [index, packet] of capture.packets.entries()) {
+    assert.equal(packet.direction, "outbound");
+    assert.deepEqual(Buffer.from(packet.data.subarray(42)), Buffer.from(payloads[index]!));
+    assert.deepEqual(packet.process, { pid, command: "node" });
+  }
+});
+
+test("-i any attaches to every interface that is up: one pcapng interface each, with its own statistics", async (t) => {
+  if (skipUnlessKernel(t, liveAvailable && tcpdumpAvailable, "needs root, tcx and tcpdump")) return;
+  const bed = CaptureTestbed.create();
+  const directory = mkdtempSync(join(tmpdir(), "nb-cap-live-"));
+  t.after(() => {
+    bed.destroy();
+    rmSync(directory, { recursive: true, force: true });
+  });
+  const output = join(directory, "any.pcapng");
+  const child = bed.start(bed.a, [process.execPath, cliPath, "capture", "-i", "any", "-w", output, "-c", "8", "udp"]);
+  const result = finished(child);
+  await listening(child);
+  bed.exec(bed.a, [process.execPath, "--input-type=module", "-e", udpSendScript(bed.b.address, 47100, ["to b 1", "to b 2"])]);
+  bed.exec(bed.a, [process.execPath, "--input-type=module", "-e", udpSendScript("127.0.0.1", 47101, ["lo 1", "lo 2", "lo 3"])]);
+  const { code, stderr } = await result;
+  assert.equal(code, 0, stderr);
+  assert.match(stderr, /listening on lo, nb-cap-\w+a \(tcx ingress\+egress\)/);
+  const capture = readCaptureFile(output);
+  assert.deepEqual(capture.interfaces.map((i) => i.name), ["lo", bed.a.interface]);
+  const byInterface = (index: number) => capture.packets.filter((p) => p.interfaceIndex === index);
+  assert.equal(byInterface(0).length, 6, "loopback: each datagram out and in");
+  assert.equal(byInterface(1).length, 2, "veth: each datagram out");
+  assert.deepEqual(byInterface(1).map((p) => p.direction), ["outbound", "outbound"]);
+  assert.deepEqual(capture.statistics.map((s) => [s.interfaceIndex, s.userDelivered]), [[0, 6n], [1, 2n]]);
+  const read = tcpdump(["-n", "-r", output]);
+  assert.equal(read.status, 0, read.stderr);
+  assert.equal(read.stdout.trim().split("\n").length, 8);
+});
+
+test("live capture prints tcpdump's summaries and JSON lines", async (t) => {
+  if (skipUnlessKernel(t, liveAvailable, "needs root and tcx")) return;
+  const bed = CaptureTestbed.create();
+  t.after(() => bed.destroy());
+  const child = bed.start(bed.a, [process.execPath, cliPath, "capture", "-i", bed.a.interface, "-Q", "in", "-c", "2", "--json", "udp"]);
+  const result = finished(child);
+  await listening(child);
+  bed.exec(bed.b, [process.execPath, "--input-type=module", "-e", udpSendScript(bed.a.address, 47000, ["a", "bb"])]);
+  const { code, stdout, stderr } = await result;
+  assert.equal(code, 0, stderr);
+  const lines = stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.equal(lines.length, 2);
+  assert.deepEqual(lines.map((l) => l.length), [43, 44]);
+  for (const line of lines) {
+    assert.equal(line.interface, bed.a.interface);
+    assert.equal(line.direction, "inbound");
+    assert.equal(line.linkType, "ETHERNET");
+    assert.match(line.summary as string, /^IP 192\.0\.2\.2\.\d+ > 192\.0\.2\.1\.47000: UDP, length [12]$/);
+    assert.match(line.timestamp as string, /^\d{10}\.\d{9}$/);
+  }
+});
+
+test("offline -r: the filter program selects what tcpdump selects, printed as tcpdump prints it", (t) => {
+  if (skipUnlessKernel(t, tcpdumpAvailable, "tcpdump is not installed")) return;
+  for (const expression of ["", "tcp", "udp", "icmp or icmp6", "tcp[tcpflags] & tcp-syn != 0", "port 47001", "ip6", "greater 100"]) {
+    const ours = netbpf(["capture", "-r", loopbackFixture, ...(expression ? [expression] : [])]);
+    const theirs = tcpdump(["-n", "-r", loopbackFixture, ...(expression ? [expression] : [])]);
+    assert.equal(ours.status, 0, ours.stderr);
+    assert.equal(ours.stdout, theirs.stdout, `expression ${JSON.stringify(expression)}`);
+    if (expression && isRoot()) assert.doesNotMatch(ours.stderr, /interpreter/, "root runs the filter in the kernel");
+  }
+  const counted = netbpf(["capture", "-r", loopbackFixture, "-c", "2", "tcp"]);
+  assert.equal(counted.stdout.trim().split("\n").length, 2);
+});
+
+test("offline -r -w writes the selected packets; packets the kernel refuses go to the interpreter, and we say so", (t) => {
+  if (skipUnlessKernel(t, tcpdumpAvailable, "tcpdump is not installed")) return;
+  const directory = mkdtempSync(join(tmpdir(), "nb-cap-offline-"));
+  try {
+    const input = join(directory, "in.pcap");
+    const writer = createCaptureWriter(input, { linkType: LinkType.ETHERNET });
+    const packets = [
+      ethernet(etherTypeIpv4, ipv4(17, udp(1000, 2000, Buffer.alloc(10)))),
+      ethernet(etherTypeIpv4, ipv4(17, udp(1000, 2000, Buffer.alloc(6000)))),
+      ethernet(etherTypeIpv4, ipv4(17, udp(1000, 3000, Buffer.alloc(6000)))),
+      ethernet(etherTypeIpv4, ipv4(6, Buffer.alloc(20))),
+    ];
+    packets.forEach((data, i) => writer.writePacket({ data, timestamp: BigInt(1_700_000_000 + i) * 1_000_000_000n }));
+    void writer.close();
+    const output = join(directory, "out.pcap");
+    const result = netbpf(["capture", "-r", input, "-w", output, "udp port 2000"]);
+    assert.equal(result.status, 0, result.stderr);
+    const read = tcpdump(["-n", "-r", output]);
+    assert.equal(read.status, 0, read.stderr);
+    assert.equal(read.stdout, tcpdump(["-n", "-r", input, "udp port 2000"]).stdout);
+    assert.equal(readCaptureFile(output).packets.length, 2);
+    if (isRoot()) assert.match(result.stderr, /2 packet\(s\) the kernel refuses for an skb test run .* were filtered by the user-space interpreter/);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test("-d prints the capture program with the filter's tests as comments", () => {
+  const result = runCli(["capture", "-d", "udp", "port", "53"]);
+  assert.equal(result.status, 0, result.stderr);
+  assert.match(result.stdout, /filter "udp port 53"/);
+  assert.match(result.stdout, /; pkt\[0x17:1\] == 0x11/);
+  assert.match(result.stdout, /call ringbuf_output$/m);
+  assert.match(result.stdout, /call skb_load_bytes$/m);
+  const plain = runCli(["capture", "-d"]);
+  assert.match(plain.stdout, /no filter: every packet matches/);
+});
+
+test("bad options and expressions get clear errors", () => {
+  const cases: [string[], RegExp][] = [
+    [["capture", "-r", loopbackFixture, "-c", "0"], /-c needs a positive packet count, got "0"/],
+    [["capture", "-i", "lo", "-Q", "sideways"], /-Q takes in, out or inout, got "sideways"/],
+    [["capture", "-r", loopbackFixture, "-Q", "in"], /-Q and -B apply to live captures/],
+    [["capture", "-i", "lo", "-s", "-5"], /-s needs a snapshot length/],
+    [["capture", "-r", loopbackFixture, "tcp and"], /compile filter: unexpected end of expression[^]*tcp and\n *\^/],
+    [["capture", "-r", "/nonexistent/file.pcap"], /nonexistent/],
+    [["capture", "-i", "nb-cap-missing0", "-c", "1"], /nb-cap-missing0/],
+  ];
+  for (const [args, pattern] of cases) {
+    const result = runCli(args);
+    assert.equal(result.status, 1, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(result.stderr, pattern);
+    assert.doesNotMatch(result.stderr, /TypeError|at .*\.js:\d+/);
+  }
+});
