@@ -221,9 +221,9 @@ class FilterCodeGenerator {
   readonly fallbackEntry: string | undefined;
   private readonly usedExits = new Set<string>();
   /** Scratch register for bounds checks and second operands (r1, or r2 in tc direct access, where r1 keeps the context). */
-  private scratch: Register;
-  /** tc direct access without packet loads: the context stays in r1 (nothing else needs a scratch register there). */
-  private contextInRegister = false;
+  private readonly scratch: Register;
+  /** tc direct access: the context stays in r1 (for skb->len, pkt_type and the non-linear fallback); the scratch register is r5. */
+  private readonly contextInRegister: boolean;
   /** Direct access: packet start and end, in caller-saved registers (no calls here), so the JIT saves no registers. */
   private readonly data = R2;
   private readonly dataEnd = R3;
@@ -249,7 +249,8 @@ class FilterCodeGenerator {
     this.prefix = options.labelPrefix ?? "";
     this.mode = loadMode(options);
     this.interpreter = options.prologue === "interpreter";
-    this.scratch = R1;
+    this.contextInRegister = options.context === "skb" && this.mode === "direct";
+    this.scratch = this.contextInRegister ? R5 : R1;
     this.acceptLabel = this.asm.newLabel(`${this.prefix}accept`);
     this.rejectLabel = this.asm.newLabel(`${this.prefix}reject`);
     if (options.context === "skb" && this.mode === "direct") {
@@ -274,7 +275,7 @@ class FilterCodeGenerator {
   private cacheRegisters(): Register[] {
     // Caller-saved first: each callee-saved register a program uses costs a push and a pop in the JIT's prologue and epilogue.
     // r6 is left alone: programs that splice the filter in (the capture program) keep their context there.
-    if (this.mode === "direct") return [R4, R5, R9, R8, R7];
+    if (this.mode === "direct") return this.contextInRegister ? [R4, R9, R8, R7] : [R4, R5, R9, R8, R7];
     if (this.mode === "helper") return [R7, R8, R9];
     return [R8, R9];
   }
@@ -284,31 +285,39 @@ class FilterCodeGenerator {
     const root = mergeIdenticalNodes(graph);
     const nodes = topologicalNodes(root);
     const uses = new Map<string, number>();
-    for (const node of nodes) {
+    /** First and last node (in emission order) that computes or reads each value. */
+    const ranges = new Map<string, [number, number]>();
+    nodes.forEach((node, index) => {
       this.scan(node.test);
       this.labels.set(node, this.newLabel(`test${node.id}_`));
-      for (const key of this.cacheableKeys(node.test)) uses.set(key, (uses.get(key) ?? 0) + 1);
-    }
+      for (const key of this.cacheableKeys(node.test)) {
+        uses.set(key, (uses.get(key) ?? 0) + 1);
+        const range = ranges.get(key);
+        if (range) range[1] = index;
+        else ranges.set(key, [index, index]);
+      }
+    });
     if (this.mode === "direct") this.computeWidths(nodes);
     this.cacheSlotBase = this.registerSlot(this.maximumRegister + 1 + (this.usesProtochain ? protochainSlots : 0));
     const shared = [...uses].filter(([, count]) => count >= 2);
     // Keep only the largest shared values: a part always used inside a larger shared value is not kept on its own.
     const worth = shared.filter(([key, count]) => !shared.some(([other, otherCount]) => other !== key && other.includes(key) && otherCount >= count));
-    const registers = this.cacheRegisters();
+    // Values whose ranges do not overlap share a register: every path from a node that computes a value
+    // to a node that reads it only passes nodes between the two in emission (topological) order.
+    const busyUntil = new Map<Register, number>(this.cacheRegisters().map((register) => [register, -1]));
     let slots = 0;
-    for (const [key] of worth) {
-      if (registers.length > 0) this.cacheLocations.set(key, registers.shift()!);
-      else if (slots < maximumCachedValues) this.cacheLocations.set(key, this.cacheSlotBase - 8 * slots++);
+    for (const [key] of worth.sort(([a], [b]) => ranges.get(a)![0] - ranges.get(b)![0])) {
+      const [first, last] = ranges.get(key)!;
+      const free = [...busyUntil].find(([, until]) => until < first);
+      if (free) {
+        this.cacheLocations.set(key, free[0]);
+        busyUntil.set(free[0], last);
+      } else if (slots < maximumCachedValues) {
+        this.cacheLocations.set(key, this.cacheSlotBase - 8 * slots++);
+      }
     }
     const last = nodes[nodes.length - 1];
     if (last) this.fallThroughExit = last.whenTrue.kind !== "node" ? last.whenTrue.kind : last.whenFalse.kind !== "node" ? last.whenFalse.kind : undefined;
-    if (this.mode === "direct" && this.options.context === "skb" && !this.usesPacket) {
-      this.contextInRegister = true;
-      this.scratch = R5;
-      this.cacheLocations.forEach((location, key) => {
-        if (location === R5) this.cacheLocations.delete(key);
-      });
-    }
     this.prologue();
     if (root.kind !== "node") this.asm.jump(this.targetLabel(root));
     // What every path into a node has established: proven packet length and kept values.
@@ -361,7 +370,6 @@ class FilterCodeGenerator {
   private emitFallbackCheck(): void {
     const a = this.asm;
     a.label(this.fallbackLabel!);
-    a.load("u64", R1, R10, contextSlot);
     if (this.interpreter) a.load("u64", R0, R10, availableSlot);
     else a.load("u32", R0, R1, skbLength);
     a.mov64(R4, this.dataEnd).sub64(R4, this.data).jumpIf(R0, "<=", R4, this.exit(this.rejectLabel));
@@ -480,6 +488,10 @@ class FilterCodeGenerator {
         visit(test.left);
         visit(test.right);
       }
+    } else if (test.kind === "protochain") {
+      visit(test.network);
+    } else {
+      visit(test.value);
     }
     return keys;
   }
@@ -531,7 +543,6 @@ class FilterCodeGenerator {
       if (fallback) a.store("u64", R10, availableSlot, R5);
     }
     if (this.mode === "direct") {
-      if (skb && !this.contextInRegister) a.store("u64", R10, contextSlot, R1);
       if (!this.usesPacket && !(this.usesLength && !skb)) {
         // No packet bytes read: data and data_end are not needed.
       } else if (this.interpreter) a.mov64(this.dataEnd, R1).add64(this.dataEnd, R2).mov64(this.data, R1);
@@ -548,9 +559,7 @@ class FilterCodeGenerator {
   /** The register that holds the context in the kernel. */
   /** w0 = a u32 field of __sk_buff (the context is on the stack in direct mode, in r6 otherwise). */
   private loadContextField(offset: number): void {
-    if (this.contextInRegister) this.asm.load("u32", R0, R1, offset);
-    else if (this.mode === "direct") this.asm.load("u64", R0, R10, contextSlot).load("u32", R0, R0, offset);
-    else this.asm.load("u32", R0, R6, offset);
+    this.asm.load("u32", R0, this.contextInRegister ? R1 : R6, offset);
   }
 
   private registerSlot(index: number): number {
@@ -659,16 +668,22 @@ class FilterCodeGenerator {
     const keep = this.cacheLocations.get(key);
     if (typeof keep === "string" && direct) {
       compute(keep);
-      this.available.set(key, keep);
+      this.keep(key, keep);
       return keep;
     }
     compute(preferred);
     if (keep !== undefined) {
       if (typeof keep === "string") this.asm.mov64(keep, preferred);
       else this.asm.store("u64", R10, keep, preferred);
-      this.available.set(key, keep);
+      this.keep(key, keep);
     }
     return preferred;
+  }
+
+  /** Records where a value is kept; a register shared by values of disjoint ranges forgets the previous one. */
+  private keep(key: string, location: Location): void {
+    for (const [other, where] of this.available) if (where === location) this.available.delete(other);
+    this.available.set(key, location);
   }
 
   /** Computes a value into w0 (upper half zero), reusing it when an earlier test on every path computed it. */
