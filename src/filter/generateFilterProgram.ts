@@ -74,10 +74,8 @@ const registerSlotBase = loadBufferSlot - 8;
 const lengthSlot = -504;
 const packetTypeSlot = -496;
 const availableSlot = -488;
-/** tc direct access: the context, for skb->len, pkt_type and the non-linear fallback. */
-const contextSlot = -480;
 /** Filter registers and kept values stay above the slots reserved at the bottom of the stack. */
-const lowestFreeSlot = contextSlot + 8;
+const lowestFreeSlot = availableSlot + 8;
 /** The largest packet offset direct access can check (the verifier's limit). */
 const maximumPacketOffset = 0xffff;
 /** Packet data in memory is big-endian; on a little-endian machine constants are swapped instead of loaded values. */
