@@ -13,7 +13,6 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { socketBufferContext, xdpContext, type ContextModel } from "../src/asm/contexts.js";
-import { encode, type Instruction } from "../src/asm/instruction.js";
 import { Interpreter } from "../src/asm/interpreter.js";
 import { Collection } from "../src/core/collection.js";
 import { encodeInstructions, Program } from "../src/core/program.js";
@@ -97,23 +96,10 @@ function describe(program: Program): Variant {
   return { program, translatedInstructions: info.translatedSize / 8, jitedBytes: info.jitedSize };
 }
 
-/**
- * What the generated code would cost in tc with direct packet access instead
- * of LD_ABS/LD_IND: the XDP program (accept 0x40000, reject 0) with its
- * leading xdp_md data/data_end loads (offsets 0 and 4) moved to __sk_buff's
- * (76 and 80). Not the project's code generation: a projection for the table.
- */
-function directPacketAccessVariant(compiled: ReturnType<typeof compileFilter>): (Variant & { instructions: Instruction[] }) | undefined {
-  const generated = generateFilterProgram(compiled, { context: "xdp", acceptValue: 0x40000, rejectValue: 0 });
-  const instructions = generated.instructions.map((instruction) => ({ ...instruction }));
-  let patched = 0;
-  for (const instruction of instructions) {
-    if (instruction.opcode !== 0x61 || instruction.src !== 1 || (instruction.offset !== 0 && instruction.offset !== 4)) break;
-    instruction.offset += 76;
-    patched++;
-  }
-  if (patched !== 2) return undefined;
-  return { ...describe(Program.load({ type: ProgramType.SchedCls, instructions, license: "GPL", name: "nb_fb_direct" })), instructions };
+/** skb only: the same filter with LD_ABS/LD_IND loads (the socket-filter code), loaded as tc, for comparison. */
+function legacyVariant(compiled: ReturnType<typeof compileFilter>): Variant & { instructions: Uint8Array } {
+  const generated = generateFilterProgram(compiled, { context: "skb", skbLoads: "legacy" });
+  return { ...describe(Program.load({ type: ProgramType.SchedCls, instructions: generated, license: "GPL", name: "nb_fb_legacy" })), instructions: encodeInstructions(generated) };
 }
 
 interface Row {
@@ -122,8 +108,8 @@ interface Row {
   context: FilterContext;
   ours: { instructions: number; jitedBytes: number; executed: number; nanoseconds: number };
   clang: { instructions: number; jitedBytes: number; executed: number; nanoseconds: number };
-  /** skb only: the XDP code generation retargeted at __sk_buff (direct packet access), for comparison. */
-  direct: { instructions: number; jitedBytes: number; executed: number; nanoseconds: number } | undefined;
+  /** skb only: the LD_ABS/LD_IND code generation (socket filters), loaded as tc, for comparison. */
+  legacy: { instructions: number; jitedBytes: number; executed: number; nanoseconds: number } | undefined;
   baselineNanoseconds: number;
   ratio: number;
   matches: number;
@@ -150,7 +136,8 @@ try {
     opened.push(collection);
     const compiled = compileFilter(filter.expression, { linkType: 1 });
     for (const { context, type, clangProgram, accept, model } of contexts) {
-      const generated = generateFilterProgram(compiled, { context });
+      // tc: direct packet access (the default for hook "tc").
+      const generated = generateFilterProgram(compiled, context === "skb" ? { context, hook: "tc" } : { context });
       const ours = describe(Program.load({ type, instructions: generated, license: "GPL", name: "nb_fb_ours" }));
       const oursExecuted = executedInstructions(encodeInstructions(generated), model);
       const clangExecuted = executedInstructions(spec.programs[clangProgram]!.instructions, model);
@@ -158,13 +145,13 @@ try {
       const clang = describe(collection.programs[clangProgram]!);
       const baseline = baselines.get(type)!;
 
-      // skb only: our XDP code with its two context loads moved to __sk_buff's data/data_end, loaded as tc.
-      const direct = context === "skb" ? directPacketAccessVariant(compiled) : undefined;
-      if (direct) opened.push(direct.program);
-      const directExecuted = direct ? executedInstructions(encode(direct.instructions), model) : 0;
+      // skb only: the LD_ABS/LD_IND code, as before direct packet access.
+      const legacy = context === "skb" ? legacyVariant(compiled) : undefined;
+      if (legacy) opened.push(legacy.program);
+      const legacyExecuted = legacy ? executedInstructions(legacy.instructions, model) : 0;
 
       const variants: [string, Program][] = [["ours", ours.program], ["clang", clang.program]];
-      if (direct) variants.push(["direct", direct.program]);
+      if (legacy) variants.push(["legacy", legacy.program]);
       const mismatches: string[] = [];
       let matches = 0;
       for (const packet of packets) {
@@ -196,7 +183,7 @@ try {
         context,
         ours: { instructions: ours.translatedInstructions, jitedBytes: ours.jitedBytes, executed: oursExecuted, nanoseconds: ourNanoseconds },
         clang: { instructions: clang.translatedInstructions, jitedBytes: clang.jitedBytes, executed: clangExecuted, nanoseconds: clangNanoseconds },
-        direct: direct && { instructions: direct.translatedInstructions, jitedBytes: direct.jitedBytes, executed: directExecuted, nanoseconds: nanoseconds("direct") },
+        legacy: legacy && { instructions: legacy.translatedInstructions, jitedBytes: legacy.jitedBytes, executed: legacyExecuted, nanoseconds: nanoseconds("legacy") },
         baselineNanoseconds: nanoseconds("empty"),
         ratio: ourNanoseconds / clangNanoseconds,
         matches,
@@ -212,7 +199,7 @@ try {
 const fixed = (value: number, digits = 2) => value.toFixed(digits);
 console.log(`filter cost: ${packets.length} frames, ${rounds} rounds x ${repeat} repeats, median per frame, mean over frames (ns/packet)`);
 console.log(
-  ["context", "expression".padEnd(44), "match", "ours insn", "clang insn", "ours jit", "clang jit", "ours run", "clang run", "ours ns", "clang ns", "empty ns", "ratio", "direct insn/run/ns/ratio"].join("  "),
+  ["context", "expression".padEnd(44), "match", "ours insn", "clang insn", "ours jit", "clang jit", "ours run", "clang run", "ours ns", "clang ns", "empty ns", "ratio", "LD_ABS insn/run/ns/ratio"].join("  "),
 );
 for (const row of rows) {
   console.log(
@@ -230,7 +217,7 @@ for (const row of rows) {
       fixed(row.clang.nanoseconds).padStart(8),
       fixed(row.baselineNanoseconds).padStart(8),
       fixed(row.ratio, 3).padStart(5),
-      row.direct ? `${row.direct.instructions}/${fixed(row.direct.executed, 1)}/${fixed(row.direct.nanoseconds)}/${fixed(row.direct.nanoseconds / row.clang.nanoseconds, 3)}` : "",
+      row.legacy ? `${row.legacy.instructions}/${fixed(row.legacy.executed, 1)}/${fixed(row.legacy.nanoseconds)}/${fixed(row.legacy.nanoseconds / row.clang.nanoseconds, 3)}` : "",
     ].join("  "),
   );
   for (const mismatch of row.mismatches) console.log(`    MISMATCH ${mismatch}`);
@@ -254,12 +241,12 @@ for (const { context } of contexts) {
     geometricMeanInstructionRatio: Number(instructionRatio.toFixed(4)),
     geometricMeanExecutedRatio: Number(executedRatio.toFixed(4)),
   };
-  const directRows = ofContext.filter((row) => row.direct);
-  if (directRows.length > 0) {
-    const directRatio = geometricMean(directRows.map((row) => row.direct!.nanoseconds / row.clang.nanoseconds));
-    const directExecutedRatio = geometricMean(directRows.map((row) => row.direct!.executed / row.clang.executed));
-    console.log(`${context}: with direct packet access (projection, ${directRows.length} expressions): time ${fixed(directRatio, 3)}, executed ${fixed(directExecutedRatio, 3)}`);
-    Object.assign(summary[context] as object, { directGeometricMeanRatio: Number(directRatio.toFixed(4)), directGeometricMeanExecutedRatio: Number(directExecutedRatio.toFixed(4)) });
+  const legacyRows = ofContext.filter((row) => row.legacy);
+  if (legacyRows.length > 0) {
+    const legacyRatio = geometricMean(legacyRows.map((row) => row.legacy!.nanoseconds / row.clang.nanoseconds));
+    const legacyExecutedRatio = geometricMean(legacyRows.map((row) => row.legacy!.executed / row.clang.executed));
+    console.log(`${context}: with LD_ABS/LD_IND loads (skbLoads "legacy", ${legacyRows.length} expressions): time ${fixed(legacyRatio, 3)}, executed ${fixed(legacyExecutedRatio, 3)}`);
+    Object.assign(summary[context] as object, { legacyGeometricMeanRatio: Number(legacyRatio.toFixed(4)), legacyGeometricMeanExecutedRatio: Number(legacyExecutedRatio.toFixed(4)) });
   }
 }
 summary.rows = rows.map((row) => ({
@@ -275,11 +262,11 @@ summary.rows = rows.map((row) => ({
   clangNs: Number(row.clang.nanoseconds.toFixed(3)),
   emptyNs: Number(row.baselineNanoseconds.toFixed(3)),
   ratio: Number(row.ratio.toFixed(4)),
-  ...(row.direct && {
-    directInstructions: row.direct.instructions,
-    directExecuted: Number(row.direct.executed.toFixed(2)),
-    directNs: Number(row.direct.nanoseconds.toFixed(3)),
-    directRatio: Number((row.direct.nanoseconds / row.clang.nanoseconds).toFixed(4)),
+  ...(row.legacy && {
+    legacyInstructions: row.legacy.instructions,
+    legacyExecuted: Number(row.legacy.executed.toFixed(2)),
+    legacyNs: Number(row.legacy.nanoseconds.toFixed(3)),
+    legacyRatio: Number((row.legacy.nanoseconds / row.clang.nanoseconds).toFixed(4)),
   }),
   mismatches: row.mismatches.length,
 }));

@@ -1,4 +1,5 @@
-import { Assembler, R0, R1, R2, R6, R7, R8, R9, R10, type AssembledProgram, type Condition, type Register } from "../asm/assembler.js";
+import { endianness } from "node:os";
+import { Assembler, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, type AssembledProgram, type Condition, type Register } from "../asm/assembler.js";
 import { UsageError } from "../sys/errors.js";
 import type { CompiledFilter } from "./compileFilter.js";
 import { topologicalNodes, type DecisionNode, type DecisionTarget, type DecisionTest } from "./decisionGraph.js";
@@ -7,9 +8,9 @@ import { formatValue, type Value } from "./predicate.js";
 
 /**
  * Where the filter runs.
- * - "skb": socket filters and tc (sched_cls): packet bytes through LD_ABS/LD_IND,
- *   which end the program with 0 on an out-of-bounds load, exactly like classic BPF;
- *   `len` is skb->len, inbound/outbound use skb->pkt_type.
+ * - "skb": socket filters and tc (sched_cls): packet bytes through LD_ABS/LD_IND
+ *   (default), bpf_skb_load_bytes ("helper") or, for tc only, direct packet access
+ *   ("direct"); `len` is skb->len, inbound/outbound use skb->pkt_type.
  * - "xdp": direct packet access between data and data_end with the bounds checks the
  *   verifier needs; `len` is data_end - data; every packet is inbound.
  */
@@ -19,21 +20,33 @@ export interface GenerateFilterOptions {
   context: FilterContext;
   /** r0 when the packet matches (default: 0x40000 for skb like tcpdump's snap length, XDP_PASS for xdp). */
   acceptValue?: number;
-  /** r0 when it does not (default: 0 for skb, XDP_DROP for xdp). Must be 0 for skb. */
+  /** r0 when it does not (default: 0 for skb, XDP_DROP for xdp). Must be 0 for skb with LD_ABS loads. */
   rejectValue?: number;
   /**
    * "kernel" (default): read data/data_end/len/pkt_type from the program's context.
    * "interpreter": for the asm interpreter in tests: r1 = packet, r2 = captured length,
-   * r3 = wire length, r4 = packet type.
+   * r3 = wire length, r4 = packet type; for skbLoads "direct", r2 is the linear part and
+   * r5 the bytes bpf_skb_load_bytes can read (skb->len; 0 = no more than r2).
    */
   prologue?: "kernel" | "interpreter";
   /**
-   * skb packet loads: "legacy" (default) LD_ABS/LD_IND, the smallest code, which
-   * ends the program with 0 on an out-of-bounds load (so the reject value must be 0
-   * and the code cannot be a subprogram); "helper" bpf_skb_load_bytes, which allows
-   * any reject value and use as a subprogram.
+   * Which program type an skb filter is for: "socket" (socket filters, the default
+   * unless skbLoads says otherwise) or "tc" (sched_cls/sched_act), where the default
+   * skbLoads is "direct".
    */
-  skbLoads?: "legacy" | "helper";
+  hook?: "socket" | "tc";
+  /**
+   * skb packet loads:
+   * - "legacy" (default for socket filters): LD_ABS/LD_IND, which end the program with 0
+   *   on an out-of-bounds load (so the reject value must be 0 and the code cannot be a subprogram);
+   * - "helper": bpf_skb_load_bytes, any reject value, usable as a subprogram;
+   * - "direct" (default for hook "tc"; tc only, socket filters cannot read skb->data):
+   *   direct packet access through __sk_buff data/data_end like XDP. Direct access sees
+   *   only the linear part of the skb: when a bounds check fails although skb->len says
+   *   the bytes exist (a non-linear skb), the filter starts again from the top in
+   *   "helper" mode, so no packet is missed and the skb is never modified.
+   */
+  skbLoads?: "legacy" | "helper" | "direct";
   /** Prefix for every label, so the code can be appended to another program. */
   labelPrefix?: string;
 }
@@ -48,6 +61,8 @@ const xdpPass = 2;
 /** __sk_buff field offsets (uapi, stable). */
 const skbLength = 0;
 const skbPacketType = 4;
+const skbData = 76;
+const skbDataEnd = 80;
 /** xdp_md field offsets (uapi, stable). */
 const xdpData = 0;
 const xdpDataEnd = 4;
@@ -55,18 +70,40 @@ const xdpDataEnd = 4;
 const spillSlots = 16;
 const loadBufferSlot = -8 * spillSlots - 8;
 const registerSlotBase = loadBufferSlot - 8;
+/** Interpreter prologue only: wire length, packet type and skb->len equivalent, at the bottom of the stack. */
+const lengthSlot = -504;
+const packetTypeSlot = -496;
+const availableSlot = -488;
+/** Filter registers and kept values stay above the slots reserved at the bottom of the stack. */
+const lowestFreeSlot = availableSlot + 8;
+/** The largest packet offset direct access can check (the verifier's limit). */
+const maximumPacketOffset = 0xffff;
+/** Packet data in memory is big-endian; on a little-endian machine constants are swapped instead of loaded values. */
+const littleEndian = endianness() === "LE";
+
+type LoadMode = "legacy" | "helper" | "direct";
+type Location = Register | number;
 
 /**
  * Generates a complete eBPF program from a compiled filter's decision graph:
- * one block per test, tests in libpcap's order, constant offsets loaded
- * directly, shared accept/reject exits. Registers: r6 context (skb) or data
- * (xdp), r7 index scratch (skb) or data_end (xdp), r8 packet type, r9 wire length.
+ * one block per test, tests in libpcap's order, identical tests with identical
+ * successors emitted once, shared accept/reject exits. Registers in direct
+ * mode (XDP, tc): r6 data, r7 data_end, r8 context; legacy/helper: r6 context,
+ * r7 LD_IND index. Spare registers keep values several tests share.
  */
 export function generateFilterProgram(filter: CompiledFilter, options: GenerateFilterOptions): GeneratedFilter {
   checkOptions(options);
   const generator = new FilterCodeGenerator(options);
   const assembler = generator.build(filter.graph);
-  return { ...assembler.finish(), annotations: generator.annotations };
+  const annotations = generator.annotations;
+  if (generator.needsFallback) {
+    // Non-linear skbs: the same filter with bpf_skb_load_bytes, entered from the direct code's failed bounds checks.
+    const fallback = new FilterCodeGenerator({ ...options, skbLoads: "helper", labelPrefix: `${options.labelPrefix ?? ""}slow_` });
+    const base = assembler.length;
+    assembler.append(fallback.build(filter.graph, generator.fallbackEntry));
+    for (const [index, text] of fallback.annotations) annotations.set(base + index, `(non-linear) ${text}`);
+  }
+  return { ...assembler.finish(), annotations };
 }
 
 /**
@@ -77,7 +114,7 @@ export function generateFilterProgram(filter: CompiledFilter, options: GenerateF
  */
 export function generateFilterSubprogram(
   filter: CompiledFilter,
-  options: Omit<GenerateFilterOptions, "skbLoads" | "prologue"> & { labelPrefix: string },
+  options: Omit<GenerateFilterOptions, "skbLoads" | "prologue" | "hook"> & { labelPrefix: string },
 ): { assembler: Assembler; entry: string } {
   const full: GenerateFilterOptions = { ...options, skbLoads: "helper", prologue: "kernel" };
   checkOptions(full);
@@ -87,10 +124,82 @@ export function generateFilterSubprogram(
   return { assembler, entry };
 }
 
+function loadMode(options: GenerateFilterOptions): LoadMode {
+  if (options.context === "xdp") return "direct";
+  return options.skbLoads ?? (options.hook === "tc" ? "direct" : "legacy");
+}
+
 function checkOptions(options: GenerateFilterOptions): void {
-  if (options.context === "skb" && options.skbLoads !== "helper" && (options.rejectValue ?? 0) !== 0) {
-    throw new UsageError("generate filter", "with LD_ABS loads the skb context rejects with 0 (an out-of-bounds load ends the program with 0)", "use rejectValue 0, skbLoads \"helper\", or the xdp context");
+  if (options.context === "skb" && loadMode(options) === "legacy" && (options.rejectValue ?? 0) !== 0) {
+    throw new UsageError("generate filter", "with LD_ABS loads the skb context rejects with 0 (an out-of-bounds load ends the program with 0)", "use rejectValue 0, skbLoads \"helper\" or \"direct\" (tc), or the xdp context");
   }
+  if (options.context === "skb" && options.hook === "socket" && options.skbLoads === "direct") {
+    throw new UsageError("generate filter", "socket filters cannot read packet data directly (skbLoads \"direct\" is for tc)", "use skbLoads \"legacy\" or \"helper\", or hook \"tc\"");
+  }
+}
+
+/** The largest value an offset expression can take, when the verifier can follow it too (undefined: unknown). */
+function upperBound(value: Value): number | undefined {
+  switch (value.kind) {
+    case "constant":
+      return value.value;
+    case "load":
+      return 2 ** (8 * value.size) - 1;
+    case "binary": {
+      if (value.right.kind !== "constant") return undefined;
+      const k = value.right.value;
+      const left = upperBound(value.left);
+      if (value.operator === "&") return left === undefined ? k : Math.min(left, k);
+      if (left === undefined) return undefined;
+      let bound: number;
+      switch (value.operator) {
+        case "+": bound = left + k; break;
+        case "*": bound = left * k; break;
+        case "<<": bound = k >= 32 ? 0 : left * 2 ** k; break;
+        case ">>": bound = k >= 32 ? 0 : Math.floor(left / 2 ** k); break;
+        default: return undefined;
+      }
+      return bound <= 0xffffffff ? bound : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+function swap(value: number, size: 2 | 4): number {
+  return size === 2 ? ((value & 0xff) << 8) | ((value >>> 8) & 0xff) : (((value & 0xff) << 24) | ((value & 0xff00) << 8) | ((value >>> 8) & 0xff00) | (value >>> 24)) >>> 0;
+}
+
+const negated: Partial<Record<Condition, Condition>> = { "==": "!=", "!=": "==", ">": "<=", "<=": ">", ">=": "<", "<": ">=" };
+
+/** A packet load split into a variable base and a constant displacement: data + base is kept as a pointer. */
+interface PointerLoad {
+  base: Value;
+  displacement: number;
+  key: string;
+  bound: number;
+}
+
+/** Loads at `base + constant` whose base is small enough never to wrap or pass the verifier's offset limit. */
+function pointerLoad(load: Extract<Value, { kind: "load" }>): PointerLoad | undefined {
+  const offset = load.offset;
+  if (offset.kind === "constant") return undefined;
+  let base: Value = offset;
+  let displacement = 0;
+  if (offset.kind === "binary" && offset.operator === "+" && offset.right.kind === "constant") {
+    base = offset.left;
+    displacement = offset.right.value;
+  }
+  const bound = upperBound(base);
+  if (bound === undefined || bound + displacement + load.size > maximumPacketOffset) return undefined;
+  return { base, displacement, key: `ptr:${formatValue(base)}`, bound };
+}
+
+/** A comparison done on the loaded bytes as they are in memory, against a swapped constant: no byte swap at run time. */
+interface RawCompare {
+  load: Extract<Value, { kind: "load" }>;
+  mask: number | undefined;
+  constant: number;
 }
 
 class FilterCodeGenerator {
@@ -98,78 +207,291 @@ class FilterCodeGenerator {
   private readonly labels = new Map<DecisionNode, string>();
   readonly annotations = new Map<number, string>();
   private readonly prefix: string;
+  private readonly mode: LoadMode;
+  private readonly interpreter: boolean;
   private cacheSlotBase = 0;
   private readonly acceptLabel: string;
   private readonly rejectLabel: string;
+  /** Where failed bounds checks go: the reject exit, or (tc direct) a check for a non-linear skb. */
+  private readonly failLabel: string;
+  /** tc direct access: the label of the non-linear fallback check, and of the fallback program it enters. */
+  readonly fallbackLabel: string | undefined;
+  readonly fallbackEntry: string | undefined;
   private readonly usedExits = new Set<string>();
+  /** Scratch register for bounds checks and second operands (r1, or r2 in tc direct access, where r1 keeps the context). */
+  private readonly scratch: Register;
+  /** tc direct access: the context stays in r1 (for skb->len, pkt_type and the non-linear fallback); the scratch register is r5. */
+  private readonly contextInRegister: boolean;
+  /** Direct access: packet start and end, in caller-saved registers (no calls here), so the JIT saves no registers. */
+  private readonly data = R2;
+  private readonly dataEnd = R3;
+  /** The exit placed right after the last node, which it can fall through to. */
+  private fallThroughExit: "accept" | "reject" | undefined;
   private spillDepth = 0;
   private maximumRegister = -1;
   private usesPacketType = false;
+  private usesLength = false;
   private usesProtochain = false;
-  /** XDP: bytes from data already proven to lie before data_end on every path here. */
-  private proven = 0;
-  /** Values computed on every path here, and the stack slot holding each. */
-  private available = new Map<string, number>();
-  /** Values worth keeping (used by two or more tests) → stack slot. */
-  private readonly cacheSlots = new Map<string, number>();
+  private usesPacket = false;
+  /** Direct access: bytes from data (key "") or from a kept pointer (its key) proven to lie before data_end on every path here. */
+  private proven = new Map<string, number>();
+  /** Direct access: bytes every path from the current node to accept reads, per base (see computeWidths). */
+  private widths = new Map<string, number>();
+  private readonly nodeWidths = new Map<DecisionNode, Map<string, number>>();
+  /** Values computed on every path here, and where each is kept. */
+  private available = new Map<string, Location>();
+  /** Values worth keeping (used by two or more tests) → register or stack slot. */
+  private readonly cacheLocations = new Map<string, Location>();
 
   constructor(private readonly options: GenerateFilterOptions) {
     this.prefix = options.labelPrefix ?? "";
+    this.mode = loadMode(options);
+    this.interpreter = options.prologue === "interpreter";
+    this.contextInRegister = options.context === "skb" && this.mode === "direct";
+    this.scratch = this.contextInRegister ? R5 : R1;
     this.acceptLabel = this.asm.newLabel(`${this.prefix}accept`);
     this.rejectLabel = this.asm.newLabel(`${this.prefix}reject`);
+    if (options.context === "skb" && this.mode === "direct") {
+      this.fallbackLabel = this.asm.newLabel(`${this.prefix}nonlinear`);
+      this.fallbackEntry = `${this.prefix}slow_filter`;
+      this.failLabel = this.fallbackLabel;
+    } else {
+      this.failLabel = this.rejectLabel;
+    }
+  }
+
+  /** True when some bounds check leads to the non-linear fallback (so it must be appended). */
+  get needsFallback(): boolean {
+    return this.fallbackLabel !== undefined && this.usedExits.has(this.fallbackLabel);
   }
 
   private newLabel(name: string): string {
     return this.asm.newLabel(`${this.prefix}${name}`);
   }
 
-  build(root: DecisionTarget, entryLabel?: string): Assembler {
+  /** Registers free for shared values: no helper calls clobber r1-r5 in direct mode; LD_ABS and helpers do (and LD_ABS needs r6). */
+  private cacheRegisters(): Register[] {
+    // Caller-saved first: each callee-saved register a program uses costs a push and a pop in the JIT's prologue and epilogue.
+    // r6 is left alone: programs that splice the filter in (the capture program) keep their context there.
+    if (this.mode === "direct") return this.contextInRegister ? [R4, R9, R8, R7] : [R4, R5, R9, R8, R7];
+    if (this.mode === "helper") return [R7, R8, R9];
+    return [R8, R9];
+  }
+
+  build(graph: DecisionTarget, entryLabel?: string): Assembler {
     if (entryLabel !== undefined) this.asm.label(entryLabel);
+    const root = mergeIdenticalNodes(graph);
     const nodes = topologicalNodes(root);
     const uses = new Map<string, number>();
-    for (const node of nodes) {
+    /** First and last node (in emission order) that computes or reads each value. */
+    const ranges = new Map<string, [number, number]>();
+    nodes.forEach((node, index) => {
       this.scan(node.test);
       this.labels.set(node, this.newLabel(`test${node.id}_`));
-      for (const key of cacheableKeys(node.test)) uses.set(key, (uses.get(key) ?? 0) + 1);
-    }
+      for (const key of this.cacheableKeys(node.test)) {
+        uses.set(key, (uses.get(key) ?? 0) + 1);
+        const range = ranges.get(key);
+        if (range) range[1] = index;
+        else ranges.set(key, [index, index]);
+      }
+    });
+    if (this.mode === "direct") this.computeWidths(nodes);
     this.cacheSlotBase = this.registerSlot(this.maximumRegister + 1 + (this.usesProtochain ? protochainSlots : 0));
     const shared = [...uses].filter(([, count]) => count >= 2);
-    // Keep only the largest shared values: a part always used inside a larger shared value is not stored on its own.
+    // Keep only the largest shared values: a part always used inside a larger shared value is not kept on its own.
     const worth = shared.filter(([key, count]) => !shared.some(([other, otherCount]) => other !== key && other.includes(key) && otherCount >= count));
-    for (const [key] of worth) {
-      if (this.cacheSlots.size < maximumCachedValues) this.cacheSlots.set(key, this.cacheSlotBase - 8 * this.cacheSlots.size);
+    // Values whose ranges do not overlap share a register: every path from a node that computes a value
+    // to a node that reads it only passes nodes between the two in emission (topological) order.
+    const busyUntil = new Map<Register, number>(this.cacheRegisters().map((register) => [register, -1]));
+    let slots = 0;
+    for (const [key] of worth.sort(([a], [b]) => ranges.get(a)![0] - ranges.get(b)![0])) {
+      const [first, last] = ranges.get(key)!;
+      const free = [...busyUntil].find(([, until]) => until < first);
+      if (free) {
+        this.cacheLocations.set(key, free[0]);
+        busyUntil.set(free[0], last);
+      } else if (slots < maximumCachedValues) {
+        this.cacheLocations.set(key, this.cacheSlotBase - 8 * slots++);
+      }
     }
+    const last = nodes[nodes.length - 1];
+    if (last) this.fallThroughExit = last.whenTrue.kind !== "node" ? last.whenTrue.kind : last.whenFalse.kind !== "node" ? last.whenFalse.kind : undefined;
     this.prologue();
     if (root.kind !== "node") this.asm.jump(this.targetLabel(root));
-    // What every path into a node has established: proven packet length and cached values.
-    const entry = new Map<DecisionNode, { proven: number; available: Map<string, number> }>();
-    if (root.kind === "node") entry.set(root, { proven: 0, available: new Map() });
+    // What every path into a node has established: proven packet length and kept values.
+    const entry = new Map<DecisionNode, { proven: Map<string, number>; available: Map<string, Location> }>();
+    if (root.kind === "node") entry.set(root, { proven: new Map(), available: new Map() });
     nodes.forEach((node, index) => {
       this.asm.label(this.labels.get(node)!);
       this.annotations.set(this.asm.length, describeTest(node.test));
-      const state = entry.get(node) ?? { proven: 0, available: new Map() };
-      this.proven = state.proven;
+      const state = entry.get(node) ?? { proven: new Map(), available: new Map() };
+      this.proven = new Map(state.proven);
       this.available = new Map(state.available);
+      this.widths = this.nodeWidths.get(node) ?? new Map();
       const next = nodes[index + 1];
       this.emitNode(node, next);
       for (const successor of [node.whenTrue, node.whenFalse]) {
         if (successor.kind !== "node") continue;
         const existing = entry.get(successor);
         if (!existing) {
-          entry.set(successor, { proven: this.proven, available: new Map(this.available) });
+          entry.set(successor, { proven: new Map(this.proven), available: new Map(this.available) });
         } else {
-          existing.proven = Math.min(existing.proven, this.proven);
-          for (const [key, slot] of existing.available) if (this.available.get(key) !== slot) existing.available.delete(key);
+          for (const [key, end] of existing.proven) {
+            const here = this.proven.get(key);
+            if (here === undefined) existing.proven.delete(key);
+            else existing.proven.set(key, Math.min(end, here));
+          }
+          for (const [key, location] of existing.available) if (this.available.get(key) !== location) existing.available.delete(key);
         }
       }
     });
     const context = this.options.context;
-    // Only exits something jumps to: the verifier refuses unreachable instructions.
-    if (this.usedExits.has(this.acceptLabel)) this.asm.label(this.acceptLabel).return(this.options.acceptValue ?? (context === "xdp" ? xdpPass : 0x40000));
-    if (this.usedExits.has(this.rejectLabel)) this.asm.label(this.rejectLabel).return(this.options.rejectValue ?? (context === "xdp" ? xdpDrop : 0));
-    const lowest = this.cacheSlots.size > 0 ? this.cacheSlotBase - 8 * (this.cacheSlots.size - 1) : this.cacheSlotBase + 8;
-    if (lowest < -stackSize) throw new UsageError("generate filter", "the filter needs more stack than eBPF allows", "a simpler filter");
+    const exits = [
+      { kind: "accept", label: this.acceptLabel, value: this.options.acceptValue ?? (context === "xdp" ? xdpPass : 0x40000) },
+      { kind: "reject", label: this.rejectLabel, value: this.options.rejectValue ?? (context === "xdp" ? xdpDrop : 0) },
+    ];
+    if (this.fallThroughExit === "reject") exits.reverse();
+    if (this.fallThroughExit !== undefined) this.usedExits.add(exits[0]!.label);
+    if (this.needsFallback) this.usedExits.add(this.rejectLabel);
+    // Only exits something reaches: the verifier refuses unreachable instructions.
+    for (const { label, value } of exits) if (this.usedExits.has(label)) this.asm.label(label).return(value);
+    if (this.needsFallback) this.emitFallbackCheck();
+    const lowest = slots > 0 ? this.cacheSlotBase - 8 * (slots - 1) : this.cacheSlotBase + 8;
+    if (lowest < lowestFreeSlot) throw new UsageError("generate filter", "the filter needs more stack than eBPF allows", "a simpler filter");
     return this.asm;
+  }
+
+  /**
+   * A bounds check failed in tc direct access: when skb->len says the packet is longer
+   * than its linear part, run the whole filter again with bpf_skb_load_bytes; otherwise reject.
+   */
+  private emitFallbackCheck(): void {
+    const a = this.asm;
+    a.label(this.fallbackLabel!);
+    if (this.interpreter) a.load("u64", R0, R10, availableSlot);
+    else a.load("u32", R0, R1, skbLength);
+    a.mov64(R4, this.dataEnd).sub64(R4, this.data).jumpIf(R0, "<=", R4, this.exit(this.rejectLabel));
+    if (this.interpreter) a.load("u64", R3, R10, lengthSlot).load("u64", R4, R10, packetTypeSlot);
+    a.jump(this.fallbackEntry!);
+  }
+
+  /**
+   * For each node and base ("" = data, else a kept pointer): the bytes every path from
+   * the node to accept reads. A packet shorter than that cannot be accepted whatever
+   * the tests say (some load on the way would fail), so one bounds check for the
+   * widest of them covers the loads of the node and of the nodes after it.
+   */
+  private computeWidths(nodes: DecisionNode[]): void {
+    const bases = new Set<string>([""]);
+    const own = new Map<DecisionNode, Map<string, number>>();
+    for (const node of nodes) {
+      const ends = new Map<string, number>();
+      for (const load of testLoads(node.test)) {
+        let key: string;
+        let end: number;
+        if (load.offset.kind === "constant") {
+          key = "";
+          end = load.offset.value + load.size;
+        } else {
+          const pointer = pointerLoad(load);
+          if (!pointer) continue;
+          key = pointer.key;
+          end = pointer.displacement + load.size;
+        }
+        bases.add(key);
+        ends.set(key, Math.max(ends.get(key) ?? 0, end));
+      }
+      own.set(node, ends);
+    }
+    const widthOf = (target: DecisionTarget, key: string): number => {
+      if (target.kind === "accept") return 0;
+      if (target.kind === "reject") return Infinity;
+      return this.nodeWidths.get(target)!.get(key)!;
+    };
+    for (const node of [...nodes].reverse()) {
+      const widths = new Map<string, number>();
+      for (const key of bases) {
+        const after = Math.min(widthOf(node.whenTrue, key), widthOf(node.whenFalse, key));
+        widths.set(key, Math.max(own.get(node)!.get(key) ?? 0, after));
+      }
+      this.nodeWidths.set(node, widths);
+    }
+  }
+
+  /** The bytes to check for a load ending at `end` from a base whose largest value is `bound`. */
+  private checkedEnd(key: string, end: number, bound: number): number {
+    const width = this.widths.get(key);
+    if (width === undefined || !Number.isFinite(width) || width <= end || bound + width > maximumPacketOffset) return end;
+    return width;
+  }
+
+  private rawCompare(test: DecisionTest): RawCompare | undefined {
+    if (!littleEndian || this.mode === "legacy" || test.kind !== "compare" || test.right.kind !== "constant") return undefined;
+    if (test.operator !== "==" && test.operator !== "&") return undefined;
+    let left = test.left;
+    let mask: number | undefined;
+    if (test.operator === "==" && left.kind === "binary" && left.operator === "&" && left.right.kind === "constant") {
+      mask = left.right.value;
+      left = left.left;
+    }
+    if (left.kind !== "load" || left.size === 1) return undefined;
+    const all = left.size === 2 ? 0xffff : 0xffffffff;
+    const k = test.right.value;
+    if (test.operator === "==" && k > all) return undefined;
+    return {
+      load: left,
+      mask: mask === undefined ? undefined : swap(mask & all, left.size),
+      constant: swap(test.operator === "&" ? k & all : k, left.size),
+    };
+  }
+
+  /** Packet-derived values of a test that may be kept (no registers: those change between tests). */
+  private cacheableKeys(test: DecisionTest): Set<string> {
+    const keys = new Set<string>();
+    const visitLoad = (value: Extract<Value, { kind: "load" }>, raw: boolean): boolean => {
+      const pointer = this.mode !== "helper" ? pointerLoad(value) : undefined;
+      let pure: boolean;
+      if (pointer) {
+        pure = visit(pointer.base);
+        if (pure && this.mode === "direct") keys.add(pointer.key);
+      } else {
+        pure = visit(value.offset);
+      }
+      if (pure) keys.add(raw ? `raw:${formatValue(value)}` : formatValue(value));
+      return pure;
+    };
+    const visit = (value: Value): boolean => {
+      switch (value.kind) {
+        case "load":
+          return visitLoad(value, false);
+        case "binary": {
+          const left = visit(value.left);
+          const right = visit(value.right);
+          const pure = left && right;
+          if (pure && (value.left.kind !== "constant" || value.right.kind !== "constant")) keys.add(formatValue(value));
+          return pure;
+        }
+        case "register":
+        case "packetType":
+          return false;
+        default:
+          return true;
+      }
+    };
+    if (test.kind === "compare") {
+      const raw = this.rawCompare(test);
+      if (raw) {
+        visitLoad(raw.load, true);
+      } else {
+        visit(test.left);
+        visit(test.right);
+      }
+    } else if (test.kind === "protochain") {
+      visit(test.network);
+    } else {
+      visit(test.value);
+    }
+    return keys;
   }
 
   private scan(test: DecisionTest): void {
@@ -181,7 +503,11 @@ class FilterCodeGenerator {
         case "packetType":
           this.usesPacketType = true;
           break;
+        case "packetLength":
+          this.usesLength = true;
+          break;
         case "load":
+          this.usesPacket = true;
           visit(value.offset);
           break;
         case "binary":
@@ -201,32 +527,37 @@ class FilterCodeGenerator {
     } else {
       visit(test.network);
       this.usesProtochain = true;
+      this.usesPacket = true;
     }
   }
 
   private prologue(): void {
     const a = this.asm;
-    const interpreter = this.options.prologue === "interpreter";
-    if (this.options.context === "skb") {
-      a.mov64(R6, R1);
-      if (interpreter) {
-        a.mov64(R9, "r3");
-        if (this.usesPacketType) a.mov64(R8, "r4");
-      } else {
-        a.load("u32", R9, R1, skbLength);
-        if (this.usesPacketType) a.load("u32", R8, R1, skbPacketType);
-      }
+    const skb = this.options.context === "skb";
+    if (this.interpreter) {
+      const fallback = this.fallbackLabel !== undefined;
+      if (this.usesLength || fallback) a.store("u64", R10, lengthSlot, R3);
+      if ((this.usesPacketType && skb) || fallback) a.store("u64", R10, packetTypeSlot, R4);
+      if (fallback) a.store("u64", R10, availableSlot, R5);
+    }
+    if (this.mode === "direct") {
+      if (!this.usesPacket && !(this.usesLength && !skb)) {
+        // No packet bytes read: data and data_end are not needed.
+      } else if (this.interpreter) a.mov64(this.dataEnd, R1).add64(this.dataEnd, R2).mov64(this.data, R1);
+      else if (skb) a.load("u32", this.data, R1, skbData).load("u32", this.dataEnd, R1, skbDataEnd);
+      else a.load("u32", this.data, R1, xdpData).load("u32", this.dataEnd, R1, xdpDataEnd);
     } else {
-      if (interpreter) {
-        a.mov64(R6, R1).mov64(R7, R1).add64(R7, R2).mov64(R9, "r3");
-      } else {
-        a.load("u32", R6, R1, xdpData).load("u32", R7, R1, xdpDataEnd).mov64(R9, R7).sub64(R9, R6);
-      }
-      if (this.usesPacketType) a.mov64(R8, 0);
+      a.mov64(R6, R1);
     }
     // Filter registers (geneve offsets, protochain state) start at 0 and must be initialised for the verifier.
     const slots = this.maximumRegister + 1 + (this.usesProtochain ? protochainSlots : 0);
     for (let i = 0; i < slots; i++) a.store("u64", R10, this.registerSlot(i), 0);
+  }
+
+  /** The register that holds the context in the kernel. */
+  /** w0 = a u32 field of __sk_buff (the context is on the stack in direct mode, in r6 otherwise). */
+  private loadContextField(offset: number): void {
+    this.asm.load("u32", R0, this.contextInRegister ? R1 : R6, offset);
   }
 
   private registerSlot(index: number): number {
@@ -244,11 +575,31 @@ class FilterCodeGenerator {
     return label;
   }
 
-  private branch(condition: Condition, operand: Register | number, node: DecisionNode, next: DecisionNode | undefined): void {
-    const whenTrue = this.targetLabel(node.whenTrue);
-    const whenFalse = this.targetLabel(node.whenFalse);
-    this.asm.jumpIf32(R0, condition, operand, whenTrue);
-    if (node.whenFalse !== next) this.asm.jump(whenFalse);
+  /** Is `target` the code right after the current node (the next node, or the exit placed after the last node)? */
+  private isNext(target: DecisionTarget, next: DecisionNode | undefined): boolean {
+    if (target.kind === "node") return target === next;
+    return next === undefined && this.fallThroughExit === target.kind;
+  }
+
+  /** Jumps on `register <condition> operand`, falling through to the next block where possible. */
+  private branch(register: Register, condition: Condition, operand: Register | number, node: DecisionNode, next: DecisionNode | undefined): void {
+    const a = this.asm;
+    const trueNext = this.isNext(node.whenTrue, next);
+    const falseNext = this.isNext(node.whenFalse, next);
+    if (trueNext && !falseNext) {
+      const inverse = negated[condition];
+      if (inverse) {
+        a.jumpIf32(register, inverse, operand, this.targetLabel(node.whenFalse));
+        return;
+      }
+      if (condition === "&") {
+        if (register !== R0) a.mov32(R0, register);
+        a.and32(R0, operand).jumpIf32(R0, "==", 0, this.targetLabel(node.whenFalse));
+        return;
+      }
+    }
+    a.jumpIf32(register, condition, operand, this.targetLabel(node.whenTrue));
+    if (!falseNext) a.jump(this.targetLabel(node.whenFalse));
   }
 
   private emitNode(node: DecisionNode, next: DecisionNode | undefined): void {
@@ -256,26 +607,37 @@ class FilterCodeGenerator {
     if (test.kind === "assign") {
       this.emitValue(test.value);
       this.asm.store("u64", R10, this.registerSlot(test.register), R0);
-      if (node.whenTrue !== next) this.asm.jump(this.targetLabel(node.whenTrue));
+      if (!this.isNext(node.whenTrue, next)) this.asm.jump(this.targetLabel(node.whenTrue));
       return;
     }
     if (test.kind === "protochain") {
       this.emitProtochain(test);
-      this.branch("==", test.protocol, node, next);
+      this.branch(R0, "==", test.protocol, node, next);
       return;
     }
     const condition: Condition = test.operator;
+    const raw = this.rawCompare(test);
+    if (raw) {
+      let register = this.loadValue(raw.load, true);
+      if (raw.mask !== undefined) {
+        if (register !== R0) this.asm.mov32(R0, register);
+        this.asm.and32(R0, raw.mask);
+        register = R0;
+      }
+      this.branch(register, condition, raw.constant, node, next);
+      return;
+    }
     if (test.right.kind === "constant") {
-      this.emitValue(test.left);
-      this.branch(condition, test.right.value, node, next);
+      const register = this.valueIn(test.left, R0);
+      this.branch(register, condition, test.right.value, node, next);
       return;
     }
     this.emitValue(test.left);
     const slot = this.spill();
     this.emitValue(test.right);
-    this.asm.mov32(R1, R0).load("u32", R0, R10, slot);
+    this.asm.mov32(this.scratch, R0).load("u32", R0, R10, slot);
     this.unspill();
-    this.branch(condition, R1, node, next);
+    this.branch(R0, condition, this.scratch, node, next);
   }
 
   private spill(): number {
@@ -289,24 +651,67 @@ class FilterCodeGenerator {
     this.spillDepth--;
   }
 
+  /**
+   * The register holding a value: the register it is kept in, r0 after reloading
+   * it from the stack, or after computing it (`compute(target)` computes into
+   * `target`: straight into the register it is kept in when `direct`, else into r0).
+   */
+  private withCache(key: string, compute: (target: Register) => void, direct: boolean, preferred: Register = R0): Register {
+    const location = this.available.get(key);
+    if (typeof location === "string") return location;
+    if (location !== undefined) {
+      this.asm.load("u64", preferred, R10, location);
+      return preferred;
+    }
+    const keep = this.cacheLocations.get(key);
+    if (typeof keep === "string" && direct) {
+      compute(keep);
+      this.keep(key, keep);
+      return keep;
+    }
+    compute(preferred);
+    if (keep !== undefined) {
+      if (typeof keep === "string") this.asm.mov64(keep, preferred);
+      else this.asm.store("u64", R10, keep, preferred);
+      this.keep(key, keep);
+    }
+    return preferred;
+  }
+
+  /** Records where a value is kept; a register shared by values of disjoint ranges forgets the previous one. */
+  private keep(key: string, location: Location): void {
+    for (const [other, where] of this.available) if (where === location) this.available.delete(other);
+    this.available.set(key, location);
+  }
+
   /** Computes a value into w0 (upper half zero), reusing it when an earlier test on every path computed it. */
-  private emitValue(value: Value): void {
-    const key = value.kind === "load" || value.kind === "binary" ? formatValue(value) : undefined;
-    if (key !== undefined) {
-      const slot = this.available.get(key);
-      if (slot !== undefined) {
-        this.asm.load("u64", R0, R10, slot);
-        return;
-      }
+  private emitValue(value: Value, target: Register = R0): void {
+    const register = this.valueIn(value, target);
+    if (register !== target) this.asm.mov64(target, register);
+  }
+
+  /** The register holding the value: where it is kept, or `preferred` (or r0) after computing it. */
+  private valueIn(value: Value, preferred: Register): Register {
+    if (value.kind === "load") return this.loadValue(value, false, preferred);
+    if (value.kind === "binary") return this.withCache(formatValue(value), (into) => this.computeBinary(value, into), true, preferred);
+    this.computeValue(value);
+    return R0;
+  }
+
+  /** target = left (operator) right; constant right operands are applied in place. */
+  private computeBinary(value: Extract<Value, { kind: "binary" }>, target: Register): void {
+    if (value.right.kind === "constant") {
+      this.emitValue(value.left, target);
+      this.emitOperation(value.operator, value.right.value, target);
+      return;
     }
     this.computeValue(value);
-    if (key !== undefined) {
-      const slot = this.cacheSlots.get(key);
-      if (slot !== undefined) {
-        this.asm.store("u64", R10, slot, R0);
-        this.available.set(key, slot);
-      }
-    }
+    if (target !== R0) this.asm.mov64(target, R0);
+  }
+
+  /** The register holding the load, big-endian (raw false) or as the bytes lie in memory (raw true, direct access and helper only). */
+  private loadValue(value: Extract<Value, { kind: "load" }>, raw: boolean, preferred: Register = R0): Register {
+    return this.withCache(raw ? `raw:${formatValue(value)}` : formatValue(value), (target) => this.emitLoad(value, raw, target), this.mode !== "legacy", preferred);
   }
 
   private computeValue(value: Value): void {
@@ -316,16 +721,20 @@ class FilterCodeGenerator {
         a.mov32(R0, value.value | 0);
         return;
       case "packetLength":
-        a.mov32(R0, R9);
+        if (this.interpreter) a.load("u64", R0, R10, lengthSlot);
+        else if (this.options.context === "skb") this.loadContextField(skbLength);
+        else a.mov64(R0, this.dataEnd).sub64(R0, this.data);
         return;
       case "packetType":
-        a.mov32(R0, R8);
+        if (this.options.context === "xdp") a.mov32(R0, 0);
+        else if (this.interpreter) a.load("u64", R0, R10, packetTypeSlot);
+        else this.loadContextField(skbPacketType);
         return;
       case "register":
         a.load("u32", R0, R10, this.registerSlot(value.index));
         return;
       case "load":
-        this.emitLoad(value.offset, value.size);
+        this.emitLoad(value, false, R0);
         return;
       case "binary": {
         const operator = value.operator;
@@ -337,40 +746,40 @@ class FilterCodeGenerator {
         this.emitValue(value.left);
         const slot = this.spill();
         this.emitValue(value.right);
-        a.mov32(R1, R0).load("u32", R0, R10, slot);
+        a.mov32(this.scratch, R0).load("u32", R0, R10, slot);
         this.unspill();
-        this.emitOperation(operator, R1);
+        this.emitOperation(operator, this.scratch);
         return;
       }
     }
   }
 
   /** w0 = w0 (operator) operand, with classic BPF's rules: x/0 and x%0 reject, shifts of 32 or more give 0. */
-  private emitOperation(operator: string, operand: Register | number): void {
+  private emitOperation(operator: string, operand: Register | number, dst: Register = R0): void {
     const a = this.asm;
     if (typeof operand === "number") {
       const k = operand >>> 0;
       switch (operator) {
-        case "+": a.add32(R0, k); return;
-        case "-": a.sub32(R0, k); return;
-        case "*": a.mul32(R0, k); return;
-        case "&": a.and32(R0, k); return;
-        case "|": a.or32(R0, k); return;
-        case "^": a.xor32(R0, k); return;
+        case "+": a.add32(dst, k); return;
+        case "-": a.sub32(dst, k); return;
+        case "*": a.mul32(dst, k); return;
+        case "&": a.and32(dst, k); return;
+        case "|": a.or32(dst, k); return;
+        case "^": a.xor32(dst, k); return;
         case "/":
         case "%":
           if (k === 0) {
             a.jump(this.exit(this.rejectLabel));
             return;
           }
-          if (operator === "/") a.div32(R0, k);
-          else a.mod32(R0, k);
+          if (operator === "/") a.div32(dst, k);
+          else a.mod32(dst, k);
           return;
         case "<<":
         case ">>":
-          if (k >= 32) a.mov32(R0, 0);
-          else if (operator === "<<") a.leftShift32(R0, k);
-          else a.rightShift32(R0, k);
+          if (k >= 32) a.mov32(dst, 0);
+          else if (operator === "<<") a.leftShift32(dst, k);
+          else a.rightShift32(dst, k);
           return;
       }
       throw new Error(`unknown operator ${operator}`);
@@ -402,55 +811,86 @@ class FilterCodeGenerator {
     throw new Error(`unknown operator ${operator}`);
   }
 
-  /** w0 = big-endian load of `size` bytes at the offset; out of bounds rejects the packet. */
-  private emitLoad(offset: Value, size: 1 | 2 | 4): void {
+  /** target = load of `size` bytes at the offset, big-endian unless `raw`; out of bounds rejects the packet. */
+  private emitLoad(value: Extract<Value, { kind: "load" }>, raw: boolean, target: Register): void {
     const a = this.asm;
+    const { offset, size } = value;
     const type = size === 1 ? "u8" : size === 2 ? "u16" : "u32";
-    if (this.options.context === "skb" && this.options.skbLoads === "helper") {
+    if (this.mode === "helper") {
       // bpf_skb_load_bytes(ctx, offset, buffer, size): negative on an out-of-bounds read.
       if (offset.kind === "constant") a.mov32(R0, offset.value | 0);
       else this.emitValue(offset);
-      a.jumpIf32(R0, ">", 0x7fffffff, this.exit(this.rejectLabel))
-        .mov64(R2, R0).mov64(R1, R6).mov64("r3", R10).add64("r3", loadBufferSlot).mov64("r4", size)
+      if (offset.kind !== "constant" || offset.value > 0x7fffffff) a.jumpIf32(R0, ">", 0x7fffffff, this.exit(this.rejectLabel));
+      a.mov64(R2, R0).mov64(R1, R6).mov64(R3, R10).add64(R3, loadBufferSlot).mov64(R4, size)
         .call("skb_load_bytes")
         .jumpIf(R0, "!=", 0, this.exit(this.rejectLabel))
-        .load(type, R0, R10, loadBufferSlot);
-      if (size > 1) a.toBigEndian(R0, size === 2 ? 16 : 32);
+        .load(type, target, R10, loadBufferSlot);
+      if (size > 1 && !raw) a.toBigEndian(target, size === 2 ? 16 : 32);
       return;
     }
-    if (this.options.context === "skb") {
+    if (this.mode === "legacy") {
       if (offset.kind === "constant") {
         if (offset.value > 0x7fffffff) {
           a.jump(this.exit(this.rejectLabel));
           return;
         }
         a.loadPacketAbsolute(type, offset.value);
-        return;
+      } else {
+        const pointer = pointerLoad(value);
+        if (pointer) {
+          // A small base in the index register, the displacement in the instruction.
+          let index = this.valueIn(pointer.base, R7);
+          if (index === R0) {
+            a.mov64(R7, R0);
+            index = R7;
+          }
+          a.loadPacketIndirect(type, index, pointer.displacement);
+        } else {
+          this.emitValue(offset, R7);
+          // Negative offsets mean SKF_NET_OFF/SKF_LL_OFF to the kernel: such offsets are simply out of bounds here.
+          a.jumpIf32(R7, ">", 0x7fffffff, this.exit(this.rejectLabel)).loadPacketIndirect(type, R7, 0);
+        }
       }
-      this.emitValue(offset);
-      // Negative offsets mean SKF_NET_OFF/SKF_LL_OFF to the kernel: such offsets are simply out of bounds here.
-      a.jumpIf32(R0, ">", 0x7fffffff, this.exit(this.rejectLabel)).mov64(R7, R0).loadPacketIndirect(type, R7, 0);
+      if (target !== R0) a.mov64(target, R0);
       return;
     }
+    const scratch = this.scratch;
     if (offset.kind === "constant") {
-      if (offset.value > 0xffff - size) {
+      if (offset.value > maximumPacketOffset - size) {
         a.jump(this.exit(this.rejectLabel));
         return;
       }
       const end = offset.value + size;
-      if (end > this.proven) {
-        a.mov64(R1, R6).add64(R1, end).jumpIf(R1, ">", R7, this.exit(this.rejectLabel));
-        this.proven = end;
+      if (end > (this.proven.get("") ?? 0)) {
+        const checked = this.checkedEnd("", end, 0);
+        a.mov64(scratch, this.data).add64(scratch, checked).jumpIf(scratch, ">", this.dataEnd, this.exit(this.failLabel));
+        this.proven.set("", checked);
       }
-      a.load(type, R0, R6, offset.value);
+      a.load(type, target, this.data, offset.value);
     } else {
-      this.emitValue(offset);
-      // The verifier only trusts a bounds check when the variable offset plus the access stays within 0xffff.
-      a.jumpIf(R0, ">", 0xffff - 4, this.exit(this.rejectLabel))
-        .mov64(R1, R6).add64(R1, R0).mov64(R2, R1).add64(R2, size).jumpIf(R2, ">", R7, this.exit(this.rejectLabel))
-        .load(type, R0, R1, 0);
+      const pointer = pointerLoad(value);
+      if (pointer) {
+        // data + base, computed once and kept; each load checks (once per path) and reads at a constant displacement.
+        const base = this.withCache(pointer.key, (into) => {
+          this.emitValue(pointer.base, into);
+          a.add64(into, this.data);
+        }, true);
+        const end = pointer.displacement + size;
+        if (end > (this.proven.get(pointer.key) ?? 0)) {
+          const checked = this.checkedEnd(pointer.key, end, pointer.bound);
+          a.mov64(scratch, base).add64(scratch, checked).jumpIf(scratch, ">", this.dataEnd, this.exit(this.failLabel));
+          this.proven.set(pointer.key, checked);
+        }
+        a.load(type, target, base, pointer.displacement);
+      } else {
+        this.emitValue(offset);
+        // The verifier only trusts a bounds check when the variable offset plus the access stays within 0xffff.
+        a.jumpIf(R0, ">", maximumPacketOffset - 4, this.exit(this.failLabel))
+          .add64(R0, this.data).mov64(scratch, R0).add64(scratch, size).jumpIf(scratch, ">", this.dataEnd, this.exit(this.failLabel))
+          .load(type, target, R0, 0);
+      }
     }
-    if (size > 1) a.toBigEndian(R0, size === 2 ? 16 : 32);
+    if (size > 1 && !raw) a.toBigEndian(target, size === 2 ? 16 : 32);
   }
 
   /**
@@ -489,7 +929,8 @@ class FilterCodeGenerator {
     const done = this.newLabel("chain_done");
     a.label(loop).load("u64", R0, R10, nextSlot);
     a.jumpIf(R0, "==", test.protocol, done).jumpIf(R0, "==", 59, done);
-    a.load("u64", R1, R10, countSlot).jumpIf(R1, ">=", protochainMaximumHeaders, done).add64(R1, 1).store("u64", R10, countSlot, R1);
+    const scratch = this.scratch;
+    a.load("u64", scratch, R10, countSlot).jumpIf(scratch, ">=", protochainMaximumHeaders, done).add64(scratch, 1).store("u64", R10, countSlot, scratch);
     if (test.version === 6) {
       for (const header of [0, 60, 43, 44]) a.jumpIf(R0, "==", header, extension);
     }
@@ -500,7 +941,7 @@ class FilterCodeGenerator {
       a.label(label);
       this.emitValue(atOffset(1));
       if (ah) a.add32(R0, 2).mul32(R0, 4);
-      else a.add32(R0, 1).mul32(R0, 8).load("u32", R1, R10, offsetSlot).add32(R0, R1);
+      else a.add32(R0, 1).mul32(R0, 8).load("u32", scratch, R10, offsetSlot).add32(R0, scratch);
       const lengthSlot = this.spill();
       this.emitValue(atOffset(0));
       a.store("u64", R10, nextSlot, R0).load("u32", R0, R10, lengthSlot).store("u64", R10, offsetSlot, R0);
@@ -515,38 +956,6 @@ class FilterCodeGenerator {
 const protochainSlots = 4;
 /** Values shared between tests kept on the stack, below the filter registers. */
 const maximumCachedValues = 16;
-const stackSize = 512;
-
-/** Packet-derived values of a test that may be reused (no registers: those change between tests). */
-function cacheableKeys(test: DecisionTest): Set<string> {
-  const keys = new Set<string>();
-  const visit = (value: Value): boolean => {
-    switch (value.kind) {
-      case "load": {
-        const pure = visit(value.offset);
-        if (pure) keys.add(formatValue(value));
-        return pure;
-      }
-      case "binary": {
-        const left = visit(value.left);
-        const right = visit(value.right);
-        const pure = left && right;
-        if (pure && (value.left.kind !== "constant" || value.right.kind !== "constant")) keys.add(formatValue(value));
-        return pure;
-      }
-      case "register":
-      case "packetType":
-        return false;
-      default:
-        return true;
-    }
-  };
-  if (test.kind === "compare") {
-    visit(test.left);
-    visit(test.right);
-  }
-  return keys;
-}
 
 function describeTest(test: DecisionTest): string {
   switch (test.kind) {
@@ -559,3 +968,53 @@ function describeTest(test: DecisionTest): string {
   }
 }
 
+
+/** Every packet load a test performs (including loads inside offsets). */
+function testLoads(test: DecisionTest): Extract<Value, { kind: "load" }>[] {
+  const loads: Extract<Value, { kind: "load" }>[] = [];
+  const visit = (value: Value): void => {
+    if (value.kind === "load") {
+      loads.push(value);
+      visit(value.offset);
+    } else if (value.kind === "binary") {
+      visit(value.left);
+      visit(value.right);
+    }
+  };
+  if (test.kind === "compare") {
+    visit(test.left);
+    visit(test.right);
+  } else if (test.kind === "assign") {
+    visit(test.value);
+  } else {
+    visit(test.network);
+  }
+  return loads;
+}
+
+/**
+ * A copy of the graph in which nodes with the same test and the same successors
+ * are one node (libpcap's gencode repeats the port tests after each protocol
+ * test, for example). The graph given is not changed.
+ */
+function mergeIdenticalNodes(root: DecisionTarget): DecisionTarget {
+  if (root.kind !== "node") return root;
+  const nodes = topologicalNodes(root);
+  const replacement = new Map<DecisionTarget, DecisionTarget>();
+  const identities = new Map<DecisionTarget, number>();
+  const byKey = new Map<string, DecisionNode>();
+  const identity = (target: DecisionTarget): string => (target.kind === "node" ? String(identities.get(target)!) : target.kind);
+  for (const node of [...nodes].reverse()) {
+    const whenTrue = replacement.get(node.whenTrue) ?? node.whenTrue;
+    const whenFalse = replacement.get(node.whenFalse) ?? node.whenFalse;
+    const key = `${JSON.stringify(node.test)}|${identity(whenTrue)}|${identity(whenFalse)}`;
+    let merged = byKey.get(key);
+    if (!merged) {
+      merged = { kind: "node", id: node.id, test: node.test, whenTrue, whenFalse };
+      byKey.set(key, merged);
+      identities.set(merged, identities.size);
+    }
+    replacement.set(node, merged);
+  }
+  return replacement.get(root)!;
+}

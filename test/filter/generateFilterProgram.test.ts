@@ -8,6 +8,7 @@ import { SyscallError } from "../../src/sys/errors.js";
 import { ProgramType } from "../../src/sys/bpf-constants.js";
 import { compileFilter } from "../../src/filter/compileFilter.js";
 import { generateFilterProgram, generateFilterSubprogram, type FilterContext } from "../../src/filter/generateFilterProgram.js";
+import { formatFilterProgram } from "../../src/filter/formatFilterProgram.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { readPcap } from "../support/pcapWriter.js";
 import { selectionsAgree } from "./filterExpressions.js";
@@ -18,20 +19,21 @@ const captures = new Map(expected.files.map((file) => [file.name, readPcap(readF
 const accepted = expected.cases.flatMap(({ expression, results }) =>
   Object.entries(results).filter(([, result]) => result !== "error").map(([file, result]) => ({ expression, file, want: result as number[] })));
 
-for (const context of ["skb", "xdp"] as FilterContext[]) {
-  test(`${context} programs select what tcpdump selects (asm interpreter, every expression and capture)`, () => {
+for (const [context, hook] of [["skb", "socket"], ["skb", "tc"], ["xdp", undefined]] as [FilterContext, "socket" | "tc" | undefined][]) {
+  const name = hook === "tc" ? "skb (tc, direct packet access)" : context;
+  test(`${name} programs select what tcpdump selects (asm interpreter, every expression and capture)`, () => {
     const mismatches: string[] = [];
     for (const { expression, file, want } of accepted) {
       const capture = captures.get(file)!;
       const filter = compileFilter(expression, { linkType: capture.linkType });
-      const program = generateFilterProgram(filter, { context, prologue: "interpreter", acceptValue: 1, rejectValue: 0 });
+      const program = generateFilterProgram(filter, { context, hook, prologue: "interpreter", acceptValue: 1, rejectValue: 0 });
       const interpreter = new Interpreter(program.instructions);
       const got: number[] = [];
       capture.packets.forEach((packet, index) => {
         const result = interpreter.run(packet.data, { registers: { 3: packet.length ?? packet.data.length, 4: 0 } });
         if (result.returnValue === 1n) got.push(index);
       });
-      if (!selectionsAgree(expression, got, want, capture.packets)) mismatches.push(`${file}: ${expression}: tcpdump ${JSON.stringify(want)}, ${context} ${JSON.stringify(got)}`);
+      if (!selectionsAgree(expression, got, want, capture.packets)) mismatches.push(`${file}: ${expression}: tcpdump ${JSON.stringify(want)}, ${name} ${JSON.stringify(got)}`);
     }
     assert.ok(accepted.length > 1500);
     assert.deepEqual(mismatches, []);
@@ -47,9 +49,9 @@ test("the kernel runs the generated programs with the evaluator's results (XDP a
   for (const { expression, file } of ethernetCases) {
     const capture = captures.get(file)!;
     const filter = compileFilter(expression, { linkType: 1 });
-    for (const [context, type] of [["xdp", ProgramType.Xdp], ["skb", ProgramType.SchedCls]] as const) {
-      const rejectValue = context === "skb" ? 0 : 3;
-      const generated = generateFilterProgram(filter, { context, acceptValue: 7, rejectValue });
+    for (const [context, type, hook] of [["xdp", ProgramType.Xdp, undefined], ["skb", ProgramType.SchedCls, "socket"], ["skb", ProgramType.SchedCls, "tc"]] as const) {
+      const rejectValue = context === "skb" && hook === "socket" ? 0 : 3;
+      const generated = generateFilterProgram(filter, { context, hook, acceptValue: 7, rejectValue });
       let program: Program;
       try {
         program = Program.load({ type, instructions: generated, license: "GPL", name: "nb_filter" });
@@ -79,7 +81,7 @@ test("the kernel runs the generated programs with the evaluator's results (XDP a
           if (returnValue === 7) got.push(index);
           else assert.equal(returnValue, rejectValue);
         });
-        if (JSON.stringify(got) !== JSON.stringify(want)) mismatches.push(`${context} ${file}: ${expression}: evaluator ${JSON.stringify(want)}, kernel ${JSON.stringify(got)}`);
+        if (JSON.stringify(got) !== JSON.stringify(want)) mismatches.push(`${context} ${hook ?? ""} ${file}: ${expression}: evaluator ${JSON.stringify(want)}, kernel ${JSON.stringify(got)}`);
       } finally {
         program.close();
       }
@@ -134,6 +136,47 @@ test("skb programs with bpf_skb_load_bytes select what tcpdump selects (asm inte
     if (!selectionsAgree(expression, got, want, capture.packets)) mismatches.push(`${file}: ${expression}: tcpdump ${JSON.stringify(want)}, skb helper ${JSON.stringify(got)}`);
   });
   assert.deepEqual(mismatches, []);
+});
+
+test("tc direct access falls back to bpf_skb_load_bytes for bytes beyond the linear part (asm interpreter, non-linear skbs)", () => {
+  const mismatches: string[] = [];
+  let fellBack = 0;
+  accepted.filter((_, i) => i % 3 === 1).forEach(({ expression, file, want }, caseIndex) => {
+    const capture = captures.get(file)!;
+    const filter = compileFilter(expression, { linkType: capture.linkType });
+    const program = generateFilterProgram(filter, { context: "skb", hook: "tc", prologue: "interpreter", acceptValue: 1, rejectValue: 2 });
+    const got: number[] = [];
+    capture.packets.forEach((packet, index) => {
+      // A linear part of 0 to 80 bytes; the rest only through bpf_skb_load_bytes (skb->len = captured bytes).
+      const linear = Math.min(packet.data.length, (caseIndex * 7 + index * 13) % 81);
+      let calls = 0;
+      const helper = skbLoadBytes(packet.data.length);
+      const interpreter = new Interpreter(program.instructions, { helpers: { 26: (context) => (calls++, helper[26](context)) } });
+      const result = interpreter.run(packet.data, { registers: { 2: linear, 3: packet.length ?? packet.data.length, 4: 0, 5: packet.data.length } });
+      if (calls > 0) fellBack++;
+      if (result.returnValue === 1n) got.push(index);
+      else assert.equal(result.returnValue, 2n);
+    });
+    if (!selectionsAgree(expression, got, want, capture.packets)) mismatches.push(`${file}: ${expression}: tcpdump ${JSON.stringify(want)}, skb direct (non-linear) ${JSON.stringify(got)}`);
+  });
+  assert.deepEqual(mismatches, []);
+  assert.ok(fellBack > 1000, `the fallback ran only ${fellBack} times`);
+});
+
+test("tc direct access: one bounds check covers a path; constants are swapped, not packet values", () => {
+  const filter = compileFilter("icmp[icmptype] = icmp-echo", { linkType: 1 });
+  const generated = generateFilterProgram(filter, { context: "skb", hook: "tc" });
+  const listing = formatFilterProgram(generated);
+  const fastPath = listing.slice(0, listing.indexOf("slow_filter:"));
+  assert.equal(fastPath.match(/if r\d > r\d goto/g)?.length, 2, `two bounds checks (fixed header, ICMP type):\n${fastPath}`);
+  assert.doesNotMatch(fastPath, /be16|be32|skb\[/, "no byte swaps or LD_ABS on the direct path");
+  assert.doesNotMatch(fastPath, /\br[6-9]\b/, "only caller-saved registers (the JIT saves none)");
+  assert.match(listing, /slow_filter:/, "a bpf_skb_load_bytes fallback for non-linear skbs");
+  assert.throws(() => generateFilterProgram(filter, { context: "skb", hook: "socket", skbLoads: "direct" }), /socket filters cannot read packet data directly/);
+  const portrange = generateFilterProgram(compileFilter("portrange 1000-2000", { linkType: 1 }), { context: "xdp" });
+  const before = generateFilterProgram(compileFilter("portrange 1000-2000", { linkType: 1 }), { context: "skb", hook: "socket" });
+  assert.ok(portrange.instructions.length < 80, `identical port tests are emitted once (${portrange.instructions.length} instructions)`);
+  assert.ok(before.instructions.length < 70, `LD_ABS code too (${before.instructions.length} instructions)`);
 });
 
 test("filters as subprograms of another program, in the kernel (tc with bpf_skb_load_bytes, XDP)", (t) => {
