@@ -32,7 +32,8 @@ export interface CaptureFilterOptions {
 /** Compiles an expression for a link type; throws FilterSyntaxError (a UsageError) with a caret for bad input. */
 export function compileCaptureFilter(expression: string, linkType: number, options: CaptureFilterOptions = {}): CaptureFilter {
   const compiled: CompiledFilter = compileFilter(expression, { linkType, packetMetadata: options.packetMetadata ?? false });
-  const kernelProgram = generateFilterProgram(compiled, { context: "skb", acceptValue: 1, rejectValue: 0 });
+  // tc (SchedCls) programs may read the packet directly; the generator falls back to bpf_skb_load_bytes for non-linear packets.
+  const kernelProgram = generateFilterProgram(compiled, { context: "skb", hook: "tc", acceptValue: 1, rejectValue: 0 });
   const interpreterProgram = generateFilterProgram(compiled, { context: "skb", acceptValue: 1, rejectValue: 0, prologue: "interpreter" });
   const emitter: CaptureFilterEmitter = {
     expression,
