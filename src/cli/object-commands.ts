@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { BpfMap } from "../core/map.js";
 import { listLinks, listMaps, listPrograms } from "../core/loaded-objects.js";
 import { Program } from "../core/program.js";
+import { mapDecoder } from "../core/map-btf.js";
 import { LinkType, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
 import { libcIfIndexToName } from "../sys/libc.js";
@@ -60,8 +61,10 @@ export function registerObjectCommands(program: Command): void {
       if (options.json) return writeLine(toJson(row));
       for (const [k, v] of Object.entries(row)) writeLine(`${k.padEnd(12)}${String(v)}`);
     });
-  map.command("dump <id>").description("every key and value of a map, as hex").option("--json", "one JSON object per element")
-    .action((idText: string, options: { json?: boolean }) => {
+  map.command("dump <id>").description("every key and value of a map, decoded with its BTF when it has one, else hex")
+    .option("--json", "one JSON object per element")
+    .option("--raw", "hex even when the map has BTF")
+    .action((idText: string, options: { json?: boolean; raw?: boolean }) => {
       using m = BpfMap.fromId(parseId(idText, "map"));
       if (m.type === MapType.Ringbuf || m.type === MapType.UserRingbuf || m.type === MapType.PerfEventArray) {
         throw new UsageError("map dump", `map ${idText} is a ${MapType[m.type]}: it streams events and has no elements to dump`);
@@ -71,10 +74,17 @@ export function registerObjectCommands(program: Command): void {
         if (options.json) return value && writeLine(toJson({ head: value.toString("hex") }));
         return writeLine(value ? `head: ${hex(value)}` : "empty");
       }
+      const decoder = options.raw ? undefined : mapDecoder(m.info());
       for (const [key, value] of m.lookupBatch()) {
         const values = Array.isArray(value) ? value : [value];
-        if (options.json) writeLine(toJson({ key: key.toString("hex"), value: m.perCpu ? values.map((v) => v.toString("hex")) : values[0]!.toString("hex") }));
-        else writeLine(`key: ${hex(key)}  value: ${values.map(hex).join(" | ")}`);
+        if (options.json) {
+          const show = (b: Buffer) => (decoder ? decoder.value(b) : b.toString("hex"));
+          writeLine(toJson({ key: decoder ? decoder.key(key) : key.toString("hex"), value: m.perCpu ? values.map(show) : show(values[0]!) }));
+        } else if (decoder) {
+          writeLine(`key: ${toJson(decoder.key(key))}  value: ${values.map((v) => toJson(decoder.value(v))).join(" | ")}`);
+        } else {
+          writeLine(`key: ${hex(key)}  value: ${values.map(hex).join(" | ")}`);
+        }
       }
     });
 

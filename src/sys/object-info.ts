@@ -145,3 +145,14 @@ export function linkInfo(fd: number): LinkInfo {
   }
   return result;
 }
+
+/** The raw BTF blob of a loaded BTF object (BPF_OBJ_GET_INFO_BY_FD on a BTF fd). */
+export function btfData(fd: number): Buffer {
+  const first = new Attribute(32);
+  objectGetInfo(fd, first, "BTF info");
+  const size = first.readU32(8);
+  const data = Buffer.alloc(size);
+  const again = new Attribute(32).pointer(0, data).u32(8, size);
+  objectGetInfo(fd, again, "BTF info");
+  return data;
+}

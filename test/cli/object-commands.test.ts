@@ -44,3 +44,32 @@ test("object commands reject bad ids clearly", () => {
   const links = runCli(["link", "list", "--json"]);
   assert.equal(links.status, 0, links.stderr);
 });
+
+test("netbpf map dump decodes keys and values with the map's BTF", async () => {
+  const { fileURLToPath } = await import("node:url");
+  const { loadCollectionSpec } = await import("../../src/elf/collection-spec.js");
+  const { Collection } = await import("../../src/core/collection.js");
+  const object = fileURLToPath(new URL("../../../test/fixtures/gen/gen.o", import.meta.url));
+  using collection = Collection.load(loadCollectionSpec(object), { btf: true });
+  const counters = collection.maps.counters!;
+  const value = Buffer.alloc(8);
+  value.writeBigUInt64LE(12345n);
+  counters.put(Buffer.from([3, 0, 0, 0]), value);
+  const dump = runCli(["map", "dump", String(counters.id), "--json"]);
+  assert.equal(dump.status, 0, dump.stderr);
+  const rows = dump.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assert.equal(rows.length, 5);
+  assert.deepEqual(rows.find((r) => r.key === 3), { key: 3, value: 12345 });
+  const raw = runCli(["map", "dump", String(counters.id), "--json", "--raw"]);
+  assert.ok(raw.stdout.includes('"key":"03000000","value":"3930000000000000"'));
+  const flows = collection.maps.flows!;
+  const key = Buffer.from([127, 0, 0, 1, 0x50, 0, 6, 0]);
+  const stats = Buffer.alloc(flows.valueSize);
+  stats.writeBigUInt64LE(7n, 0);
+  flows.put(key, stats);
+  const structs = runCli(["map", "dump", String(flows.id), "--json"]);
+  assert.equal(structs.status, 0, structs.stderr);
+  const [row] = structs.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(row.key, { addr: 0x0100007f, port: 80, proto: 6, pad: 0 });
+  assert.equal(row.value.packets, 7);
+});
