@@ -68,7 +68,10 @@ export interface SocketBufferContextOptions {
   /** Ethernet protocol in host order (e.g. 0x0800); by default derived from the packet as the kernel's eth_type_trans does. */
   protocol?: number;
   packetType?: number;
+  /** TCI of a VLAN tag stripped into the skb's metadata; when given, vlan_present reads 1. */
   vlanTci?: number;
+  /** TPID of that tag in host order (default 0x8100 when vlanTci is given). */
+  vlanProtocol?: number;
 }
 
 /**
@@ -89,7 +92,10 @@ export function socketBufferContext(options: SocketBufferContextOptions = {}): C
       view.setUint32(8, options.mark ?? 0, true);
       // __be16 in a u32: the two bytes in network order at the start of the field.
       view.setUint16(16, protocol, false);
+      view.setUint32(20, options.vlanTci === undefined ? 0 : 1, true);
       view.setUint32(24, options.vlanTci ?? 0, true);
+      // __be16 in a u32, like protocol.
+      if (options.vlanTci !== undefined) view.setUint16(28, options.vlanProtocol ?? 0x8100, false);
       view.setUint32(32, options.priority ?? 0, true);
       view.setUint32(36, options.ingressInterfaceIndex ?? 0, true);
       view.setUint32(40, options.interfaceIndex ?? 0, true);

@@ -9,6 +9,12 @@ export interface FilterPacket {
   length?: number;
   /** Linux packet type (0 host ... 4 outgoing), for inbound/outbound on non-cooked link types. */
   packetType?: number;
+  /**
+   * The TCI of a VLAN tag the kernel stripped into skb metadata (live tc and
+   * socket hooks); undefined when the skb carries none. Used only by filters
+   * compiled with `packetMetadata`.
+   */
+  vlanTci?: number;
 }
 
 /** Thrown inside the evaluator when the packet must be rejected outright (classic BPF semantics). */
@@ -128,6 +134,10 @@ function value(node: Value, packet: FilterPacket, registers: number[]): number {
       return (packet.length ?? packet.data.length) >>> 0;
     case "packetType":
       return packet.packetType ?? 0;
+    case "vlanPresent":
+      return packet.vlanTci === undefined ? 0 : 1;
+    case "vlanTci":
+      return (packet.vlanTci ?? 0) & 0xffff;
     case "register":
       return registers[node.index] ?? 0;
     case "binary": {

@@ -61,6 +61,8 @@ const xdpPass = 2;
 /** __sk_buff field offsets (uapi, stable). */
 const skbLength = 0;
 const skbPacketType = 4;
+const skbVlanPresent = 20;
+const skbVlanTci = 24;
 const skbData = 76;
 const skbDataEnd = 80;
 /** xdp_md field offsets (uapi, stable). */
@@ -473,6 +475,8 @@ class FilterCodeGenerator {
         }
         case "register":
         case "packetType":
+        case "vlanPresent":
+        case "vlanTci":
           return false;
         default:
           return true;
@@ -729,6 +733,12 @@ class FilterCodeGenerator {
         if (this.options.context === "xdp") a.mov32(R0, 0);
         else if (this.interpreter) a.load("u64", R0, R10, packetTypeSlot);
         else this.loadContextField(skbPacketType);
+        return;
+      case "vlanPresent":
+      case "vlanTci":
+        // XDP has no VLAN metadata, and the interpreter prologue passes none: tags are only in the data there.
+        if (this.options.context === "xdp" || this.interpreter) a.mov32(R0, 0);
+        else this.loadContextField(value.kind === "vlanPresent" ? skbVlanPresent : skbVlanTci);
         return;
       case "register":
         a.load("u32", R0, R10, this.registerSlot(value.index));

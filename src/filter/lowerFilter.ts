@@ -708,13 +708,22 @@ class Lowerer {
       case "vlan": {
         if (this.mplsDepth > 0) this.fail("no VLAN match after MPLS");
         if (this.link !== "ethernet") this.fail(`no VLAN support for ${linkNames[this.link]}`, "an Ethernet capture");
+        if (value !== undefined && value > 4095) this.fail(`VLAN tag ${value} greater than maximum 4095`, "a VLAN id from 0 to 4095", span);
         let result = or(or(this.linkProtocol(ethertype.vlan), this.linkProtocol(ethertype.qinq)), this.linkProtocol(ethertype.qinqOld));
-        if (value !== undefined) {
-          if (value > 4095) this.fail(`VLAN tag ${value} greater than maximum 4095`, "a VLAN id from 0 to 4095", span);
-          result = and(result, loadEquals(this.network(0), 2, value, 0x0fff));
+        if (value !== undefined) result = and(result, loadEquals(this.network(0), 2, value, 0x0fff));
+        if (this.options.packetMetadata && this.vlanDepth === 0 && this.linkTypeOffset?.kind === "constant" && this.linkPayload.kind === "constant") {
+          // Live skb, as libpcap's Linux VLAN extensions: the outer tag is either in the skb
+          // metadata (stripped from the data; offsets unchanged) or still in the data (offsets + 4).
+          let stripped = compare("==", { kind: "vlanPresent" }, constant(1));
+          if (value !== undefined) stripped = and(stripped, compare("==", { kind: "binary", operator: "&", left: { kind: "vlanTci" }, right: constant(0x0fff) }, constant(value)));
+          const shift: Value = { kind: "binary", operator: "<<", left: { kind: "binary", operator: "^", left: { kind: "vlanPresent" }, right: constant(1) }, right: constant(2) };
+          result = or(stripped, result);
+          this.linkPayload = addValues(this.linkPayload, shift);
+          this.linkTypeOffset = addValues(this.linkTypeOffset, shift);
+        } else {
+          this.linkPayload = addOffset(this.linkPayload, 4);
+          this.linkTypeOffset = addOffset(this.linkTypeOffset!, 4);
         }
-        this.linkPayload = addOffset(this.linkPayload, 4);
-        this.linkTypeOffset = addOffset(this.linkTypeOffset!, 4);
         this.vlanDepth++;
         return result;
       }

@@ -14,6 +14,10 @@ export type Value =
   | { kind: "packetLength" }
   /** Linux packet type of the skb (PACKET_HOST 0 ... PACKET_OUTGOING 4); metadata, not packet data. */
   | { kind: "packetType" }
+  /** 1 when the skb carries a VLAN tag in its metadata (the kernel stripped it from the data), else 0; metadata. */
+  | { kind: "vlanPresent" }
+  /** The stripped VLAN tag's TCI (priority, DEI, VLAN id) from the skb metadata; 0 without one. */
+  | { kind: "vlanTci" }
   /** A scratch register written by an `assign` predicate earlier on the path (0 before). */
   | { kind: "register"; index: number }
   /** Unsigned 32-bit arithmetic; division or modulo by zero rejects the packet. */
@@ -120,6 +124,10 @@ export function formatValue(value: Value): string {
       return "len";
     case "packetType":
       return "pkttype";
+    case "vlanPresent":
+      return "vlan_present";
+    case "vlanTci":
+      return "vlan_tci";
     case "register":
       return `r${value.index}`;
     case "binary":

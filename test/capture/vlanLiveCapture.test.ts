@@ -1,0 +1,161 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { readCaptureFile } from "../../src/pcap/capture-file.js";
+import { probeTcx } from "../../src/features/features.js";
+import { cliPath } from "../support/cli.js";
+import { isRoot, skipUnlessKernel } from "../support/kernel.js";
+import { ethernet, ethernetVlan, ipv4, tcp, udp } from "../support/packetBuilder.js";
+
+function run(command: string, args: string[]): string {
+  const result = spawnSync(command, args, { encoding: "utf8", timeout: 20_000 });
+  if (result.error) throw result.error;
+  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed (${result.status}): ${result.stderr.trim()}`);
+  return result.stdout;
+}
+
+interface Side {
+  namespace: string;
+  veth: string;
+}
+
+/**
+ * Two namespaces joined by a veth pair (names `nb-vlan-…`). B sends raw frames,
+ * some with an 802.1Q tag in the data; A's kernel moves that tag into skb
+ * metadata on receive (skb_vlan_untag), before tc ingress sees the frame.
+ */
+class VlanTestbed {
+  readonly a: Side;
+  readonly b: Side;
+
+  constructor() {
+    const tag = randomBytes(2).toString("hex");
+    this.a = { namespace: `nb-vlan-${tag}-a`, veth: `nb-vlan-${tag}a` };
+    this.b = { namespace: `nb-vlan-${tag}-b`, veth: `nb-vlan-${tag}b` };
+  }
+
+  setUp(): void {
+    for (const side of [this.a, this.b]) run("ip", ["netns", "add", side.namespace]);
+    run("ip", ["link", "add", this.a.veth, "netns", this.a.namespace, "type", "veth", "peer", "name", this.b.veth, "netns", this.b.namespace]);
+    for (const side of [this.a, this.b]) {
+      // No IPv6: no router solicitations or MLD reports in the capture.
+      run("ip", ["netns", "exec", side.namespace, "sysctl", "-q", "-w", `net.ipv6.conf.${side.veth}.disable_ipv6=1`]);
+      run("ip", ["-n", side.namespace, "link", "set", side.veth, "up"]);
+    }
+  }
+
+  /** Sends raw Ethernet frames from B's veth through an AF_PACKET socket, in order. */
+  sendFrames(frames: Uint8Array[]): void {
+    const socketModule = new URL("../../src/sys/socket.js", import.meta.url).href;
+    const libcModule = new URL("../../src/sys/libc.js", import.meta.url).href;
+    const script = `
+import { PacketSocket } from ${JSON.stringify(socketModule)};
+import { libcWrite } from ${JSON.stringify(libcModule)};
+const socket = PacketSocket.open({ interface: ${JSON.stringify(this.b.veth)}, protocol: 0x88b5 });
+try {
+  for (const hex of ${JSON.stringify(frames.map((frame) => Buffer.from(frame).toString("hex")))}) {
+    const frame = Buffer.from(hex, "hex");
+    if (libcWrite(socket.fd.value, frame, frame.length) !== frame.length) throw new Error("short write");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+} finally {
+  socket.close();
+}
+`;
+    run("ip", ["netns", "exec", this.b.namespace, process.execPath, "--input-type=module", "-e", script]);
+  }
+
+  destroy(): void {
+    for (const side of [this.a, this.b]) spawnSync("ip", ["netns", "del", side.namespace], { timeout: 20_000 });
+  }
+}
+
+function finished(child: ChildProcessWithoutNullStreams, timeoutMs = 20_000): Promise<{ code: number | null; stderr: string }> {
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout.resume();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
+
+function listening(child: ChildProcessWithoutNullStreams): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let stderr = "";
+    const timer = setTimeout(() => reject(new Error(`capture did not start: ${stderr}`)), 20_000);
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      if (stderr.includes("listening on")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`capture exited with ${code} before listening: ${stderr}`));
+    });
+  });
+}
+
+const marker = (text: string) => new TextEncoder().encode(text);
+
+function frame(tags: [number, number][], protocol: number, payload: Uint8Array): Uint8Array {
+  const options = { destination: "02:00:00:00:00:0a", source: "02:00:00:00:00:0b" };
+  return tags.length === 0 ? ethernet(protocol, payload, options) : ethernetVlan(tags, protocol, payload, options);
+}
+
+function udpDatagram(text: string): Uint8Array {
+  return ipv4(17, udp(40000, 47000, marker(text)), { source: "192.0.2.2", destination: "192.0.2.1" });
+}
+
+function includes(data: Uint8Array, text: string): boolean {
+  return Buffer.from(data).includes(Buffer.from(text));
+}
+
+test("live capture on a veth: frames whose tag the kernel moved into skb metadata match `vlan 10` / `vlan and udp`; others do not", async (t) => {
+  if (skipUnlessKernel(t, isRoot() && probeTcx(), "needs root and tcx")) return;
+  const bed = new VlanTestbed();
+  const directory = mkdtempSync(join(tmpdir(), "nb-vlan-live-"));
+  t.after(() => {
+    bed.destroy();
+    rmSync(directory, { recursive: true, force: true });
+  });
+  bed.setUp();
+  const cases = [
+    {
+      expression: "vlan 10",
+      // Not matching first: if the filter took them, the capture would end on them.
+      others: [frame([], 0x0800, udpDatagram("untagged")), frame([[0x8100, 20]], 0x0800, udpDatagram("vlan 20")), frame([[0x8100, 0x2014]], 0x0800, udpDatagram("vlan 20 priority 1"))],
+      wanted: [frame([[0x8100, 10]], 0x0800, udpDatagram("want vlan 10 a")), frame([[0x8100, 0x200a]], 0x0806, marker("want vlan 10 b".padEnd(28))), frame([[0x8100, 10]], 0x0800, udpDatagram("want vlan 10 c"))],
+    },
+    {
+      expression: "vlan and udp",
+      others: [frame([], 0x0800, udpDatagram("untagged")), frame([[0x8100, 30]], 0x0806, marker("tagged arp".padEnd(28))), frame([[0x8100, 30]], 0x0800, ipv4(6, tcp(1, 2, 0x02, marker("tagged tcp"))))],
+      wanted: [frame([[0x8100, 30]], 0x0800, udpDatagram("want udp a")), frame([[0x8100, 7]], 0x0800, udpDatagram("want udp b")), frame([[0x8100, 4095]], 0x0800, udpDatagram("want udp c"))],
+    },
+  ];
+  for (const { expression, others, wanted } of cases) {
+    const output = join(directory, `${expression.replaceAll(" ", "-")}.pcapng`);
+    const child = spawn("nsenter", [`--net=/run/netns/${bed.a.namespace}`, process.execPath, cliPath, "capture", "-i", bed.a.veth, "-w", output, "-c", String(wanted.length), ...expression.split(" ")]);
+    const result = finished(child);
+    await listening(child);
+    bed.sendFrames([...others, ...wanted]);
+    const { code, stderr } = await result;
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, new RegExp(`^${wanted.length} packets captured$`, "m"));
+    const capture = readCaptureFile(output);
+    assert.equal(capture.packets.length, wanted.length);
+    capture.packets.forEach((packet, index) => {
+      assert.equal(packet.direction, "inbound");
+      assert.ok(includes(packet.data, "want"), `${expression}: packet ${index} is one of the wanted frames`);
+    });
+  }
+});
