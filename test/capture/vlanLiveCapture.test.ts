@@ -1,7 +1,5 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,52 +8,21 @@ import { probeTcx } from "../../src/features/features.js";
 import { cliPath } from "../support/cli.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { ethernet, ethernetVlan, ipv4, tcp, udp } from "../support/packetBuilder.js";
-
-function run(command: string, args: string[]): string {
-  const result = spawnSync(command, args, { encoding: "utf8", timeout: 20_000 });
-  if (result.error) throw result.error;
-  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed (${result.status}): ${result.stderr.trim()}`);
-  return result.stdout;
-}
-
-interface Side {
-  namespace: string;
-  veth: string;
-}
+import { Testbed } from "../support/testbed.js";
+import { finished, listening } from "../support/capture-process.js";
 
 /**
- * Two namespaces joined by a veth pair (names `nb-vlan-…`). B sends raw frames,
- * some with an 802.1Q tag in the data; A's kernel moves that tag into skb
- * metadata on receive (skb_vlan_untag), before tc ingress sees the frame.
+ * B sends raw frames from its veth through an AF_PACKET socket, in order, some
+ * with an 802.1Q tag in the data; A's kernel moves that tag into skb metadata
+ * on receive (skb_vlan_untag), before tc ingress sees the frame.
  */
-class VlanTestbed {
-  readonly a: Side;
-  readonly b: Side;
-
-  constructor() {
-    const tag = randomBytes(2).toString("hex");
-    this.a = { namespace: `nb-vlan-${tag}-a`, veth: `nb-vlan-${tag}a` };
-    this.b = { namespace: `nb-vlan-${tag}-b`, veth: `nb-vlan-${tag}b` };
-  }
-
-  setUp(): void {
-    for (const side of [this.a, this.b]) run("ip", ["netns", "add", side.namespace]);
-    run("ip", ["link", "add", this.a.veth, "netns", this.a.namespace, "type", "veth", "peer", "name", this.b.veth, "netns", this.b.namespace]);
-    for (const side of [this.a, this.b]) {
-      // No IPv6: no router solicitations or MLD reports in the capture.
-      run("ip", ["netns", "exec", side.namespace, "sysctl", "-q", "-w", `net.ipv6.conf.${side.veth}.disable_ipv6=1`]);
-      run("ip", ["-n", side.namespace, "link", "set", side.veth, "up"]);
-    }
-  }
-
-  /** Sends raw Ethernet frames from B's veth through an AF_PACKET socket, in order. */
-  sendFrames(frames: Uint8Array[]): void {
-    const socketModule = new URL("../../src/sys/socket.js", import.meta.url).href;
-    const libcModule = new URL("../../src/sys/libc.js", import.meta.url).href;
-    const script = `
+function sendFrames(bed: Testbed, frames: Uint8Array[]): void {
+  const socketModule = new URL("../../src/sys/socket.js", import.meta.url).href;
+  const libcModule = new URL("../../src/sys/libc.js", import.meta.url).href;
+  bed.node(bed.b, `
 import { PacketSocket } from ${JSON.stringify(socketModule)};
 import { libcWrite } from ${JSON.stringify(libcModule)};
-const socket = PacketSocket.open({ interface: ${JSON.stringify(this.b.veth)}, protocol: 0x88b5 });
+const socket = PacketSocket.open({ interface: ${JSON.stringify(bed.b.interface)}, protocol: 0x88b5 });
 try {
   for (const hex of ${JSON.stringify(frames.map((frame) => Buffer.from(frame).toString("hex")))}) {
     const frame = Buffer.from(hex, "hex");
@@ -65,44 +32,7 @@ try {
 } finally {
   socket.close();
 }
-`;
-    run("ip", ["netns", "exec", this.b.namespace, process.execPath, "--input-type=module", "-e", script]);
-  }
-
-  destroy(): void {
-    for (const side of [this.a, this.b]) spawnSync("ip", ["netns", "del", side.namespace], { timeout: 20_000 });
-  }
-}
-
-function finished(child: ChildProcessWithoutNullStreams, timeoutMs = 20_000): Promise<{ code: number | null; stderr: string }> {
-  let stderr = "";
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  child.stdout.resume();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
-
-function listening(child: ChildProcessWithoutNullStreams): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let stderr = "";
-    const timer = setTimeout(() => reject(new Error(`capture did not start: ${stderr}`)), 20_000);
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-      if (stderr.includes("listening on")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`capture exited with ${code} before listening: ${stderr}`));
-    });
-  });
+`);
 }
 
 const marker = (text: string) => new TextEncoder().encode(text);
@@ -122,13 +52,12 @@ function includes(data: Uint8Array, text: string): boolean {
 
 test("live capture on a veth: frames whose tag the kernel moved into skb metadata match `vlan 10` / `vlan and udp`; others do not", async (t) => {
   if (skipUnlessKernel(t, isRoot() && probeTcx(), "needs root and tcx")) return;
-  const bed = new VlanTestbed();
+  const bed = Testbed.create("vlan", { disableIpv6: true });
   const directory = mkdtempSync(join(tmpdir(), "nb-vlan-live-"));
   t.after(() => {
     bed.destroy();
     rmSync(directory, { recursive: true, force: true });
   });
-  bed.setUp();
   const cases = [
     {
       expression: "vlan 10",
@@ -144,10 +73,10 @@ test("live capture on a veth: frames whose tag the kernel moved into skb metadat
   ];
   for (const { expression, others, wanted } of cases) {
     const output = join(directory, `${expression.replaceAll(" ", "-")}.pcapng`);
-    const child = spawn("nsenter", [`--net=/run/netns/${bed.a.namespace}`, process.execPath, cliPath, "capture", "-i", bed.a.veth, "-w", output, "-c", String(wanted.length), ...expression.split(" ")]);
+    const child = bed.start(bed.a, [process.execPath, cliPath, "capture", "-i", bed.a.interface, "-w", output, "-c", String(wanted.length), ...expression.split(" ")], "nsenter");
     const result = finished(child);
     await listening(child);
-    bed.sendFrames([...others, ...wanted]);
+    sendFrames(bed, [...others, ...wanted]);
     const { code, stderr } = await result;
     assert.equal(code, 0, stderr);
     assert.match(stderr, new RegExp(`^${wanted.length} packets captured$`, "m"));

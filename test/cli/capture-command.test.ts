@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,7 +13,9 @@ import { listLinks, listPrograms } from "../../src/core/loaded-objects.js";
 import { cliPath, runCli } from "../support/cli.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { ethernet, etherTypeIpv4, ipv4, udp } from "../support/packets.js";
-import { CaptureTestbed, udpSendScript } from "../capture/capture-testbed.js";
+import { Testbed } from "../support/testbed.js";
+import { finished, listening } from "../support/capture-process.js";
+import { udpSendScript } from "../capture/udp-send-script.js";
 
 const tcpdumpAvailable = spawnSync("tcpdump", ["--version"]).status === 0;
 const loopbackFixture = fileURLToPath(new URL("../../../test/capture/fixtures/tcpdump-loopback-mixed.pcap", import.meta.url));
@@ -28,40 +30,6 @@ function netbpf(args: string[]) {
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-/** Waits for the capture to say it is listening (programs attached). */
-function listening(child: ChildProcessWithoutNullStreams): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let stderr = "";
-    const timer = setTimeout(() => reject(new Error(`capture did not start: ${stderr}`)), 20_000);
-    child.stderr.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-      if (stderr.includes("listening on")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`capture exited with ${code} before listening: ${stderr}`));
-    });
-  });
-}
-
-/** Collects a child's output and waits for it to end (killing it by pid after a timeout). */
-function finished(child: ChildProcessWithoutNullStreams, timeoutMs = 20_000): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
-
 const liveAvailable = isRoot() && probeTcx();
 
 /** Ids of links whose program is one of netbpf capture's. */
@@ -72,7 +40,7 @@ function captureLinkIds(): Set<number> {
 
 test("live capture on a veth testbed: pcapng that tcpdump reads, counts and bytes as sent, summaries as tcpdump's", async (t) => {
   if (skipUnlessKernel(t, liveAvailable && tcpdumpAvailable, "needs root, tcx and tcpdump")) return;
-  const bed = CaptureTestbed.create();
+  const bed = Testbed.create("cap", { disableIpv6: true });
   const directory = mkdtempSync(join(tmpdir(), "nb-cap-live-"));
   t.after(() => {
     bed.destroy();
@@ -88,7 +56,7 @@ test("live capture on a veth testbed: pcapng that tcpdump reads, counts and byte
   assert.ok(ours.length >= 2, "tcx ingress and egress links while capturing");
   // UDP to a closed port: each datagram comes in and an ICMP port unreachable goes out.
   const sendingFrom = BigInt(Date.now() - 1) * 1_000_000n;
-  bed.exec(bed.b, [process.execPath, "--input-type=module", "-e", udpSendScript(bed.a.address, 47999, payloads)]);
+  bed.node(bed.b, udpSendScript(bed.a.address, 47999, payloads));
   const { code, stderr } = await result;
   const sendingTo = BigInt(Date.now() + 1) * 1_000_000n;
   assert.equal(code, 0, stderr);
@@ -138,7 +106,7 @@ test("live capture on a veth testbed: pcapng that tcpdump reads, counts and byte
 
 test("live capture: Ctrl-C keeps what was captured; pcapng records the sending process", async (t) => {
   if (skipUnlessKernel(t, liveAvailable, "needs root and tcx")) return;
-  const bed = CaptureTestbed.create();
+  const bed = Testbed.create("cap", { disableIpv6: true });
   const directory = mkdtempSync(join(tmpdir(), "nb-cap-live-"));
   t.after(() => {
     bed.destroy();
@@ -150,7 +118,7 @@ test("live capture: Ctrl-C keeps what was captured; pcapng records the sending p
   const result = finished(child);
   await listening(child);
   const payloads = ["one", "two", "three"];
-  const pid = Number(bed.exec(bed.b, [process.execPath, "--input-type=module", "-e", `console.log(process.pid);${udpSendScript(bed.a.address, 47999, payloads)}`]).trim());
+  const pid = Number(bed.node(bed.b, `console.log(process.pid);${udpSendScript(bed.a.address, 47999, payloads)}`).trim());
   await new Promise((resolve) => setTimeout(resolve, 200));
   child.kill("SIGINT");
   const { code, stderr } = await result;
@@ -167,7 +135,7 @@ test("live capture: Ctrl-C keeps what was captured; pcapng records the sending p
 
 test("-i any attaches to every interface that is up: one pcapng interface each, with its own statistics", async (t) => {
   if (skipUnlessKernel(t, liveAvailable && tcpdumpAvailable, "needs root, tcx and tcpdump")) return;
-  const bed = CaptureTestbed.create();
+  const bed = Testbed.create("cap", { disableIpv6: true });
   const directory = mkdtempSync(join(tmpdir(), "nb-cap-live-"));
   t.after(() => {
     bed.destroy();
@@ -177,11 +145,11 @@ test("-i any attaches to every interface that is up: one pcapng interface each, 
   const child = bed.start(bed.a, [process.execPath, cliPath, "capture", "-i", "any", "-w", output, "-c", "8", "udp"]);
   const result = finished(child);
   await listening(child);
-  bed.exec(bed.a, [process.execPath, "--input-type=module", "-e", udpSendScript(bed.b.address, 47100, ["to b 1", "to b 2"])]);
-  bed.exec(bed.a, [process.execPath, "--input-type=module", "-e", udpSendScript("127.0.0.1", 47101, ["lo 1", "lo 2", "lo 3"])]);
+  bed.node(bed.a, udpSendScript(bed.b.address, 47100, ["to b 1", "to b 2"]));
+  bed.node(bed.a, udpSendScript("127.0.0.1", 47101, ["lo 1", "lo 2", "lo 3"]));
   const { code, stderr } = await result;
   assert.equal(code, 0, stderr);
-  assert.match(stderr, /listening on lo, nb-cap-\w+a \(tcx ingress\+egress\)/);
+  assert.match(stderr, new RegExp(`listening on lo, ${bed.a.interface} \\(tcx ingress\\+egress\\)`));
   const capture = readCaptureFile(output);
   assert.deepEqual(capture.interfaces.map((i) => i.name), ["lo", bed.a.interface]);
   const byInterface = (index: number) => capture.packets.filter((p) => p.interfaceIndex === index);
@@ -196,12 +164,12 @@ test("-i any attaches to every interface that is up: one pcapng interface each, 
 
 test("live capture prints tcpdump's summaries and JSON lines", async (t) => {
   if (skipUnlessKernel(t, liveAvailable, "needs root and tcx")) return;
-  const bed = CaptureTestbed.create();
+  const bed = Testbed.create("cap", { disableIpv6: true });
   t.after(() => bed.destroy());
   const child = bed.start(bed.a, [process.execPath, cliPath, "capture", "-i", bed.a.interface, "-Q", "in", "-c", "2", "--json", "udp"]);
   const result = finished(child);
   await listening(child);
-  bed.exec(bed.b, [process.execPath, "--input-type=module", "-e", udpSendScript(bed.a.address, 47000, ["a", "bb"])]);
+  bed.node(bed.b, udpSendScript(bed.a.address, 47000, ["a", "bb"]));
   const { code, stdout, stderr } = await result;
   assert.equal(code, 0, stderr);
   const lines = stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);

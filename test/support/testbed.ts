@@ -3,7 +3,7 @@
  * with unique names, torn down by destroy() (call it in a finally / t.after).
  * Traffic between them never leaves the machine's test namespaces.
  */
-import { spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams, type SpawnSyncReturns } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { inNetworkNamespace } from "../../src/sys/network-namespace.js";
 
@@ -31,13 +31,17 @@ export class Testbed {
     this.b = { namespace: `nb-${prefix}-${tag}-b`, interface: `nb${prefix.slice(0, 4)}${tag}b`, address: "192.0.2.2" };
   }
 
-  /** Creates both namespaces (loopback up in each) and the veth pair between them. */
-  static create(prefix = "link"): Testbed {
+  /**
+   * Creates both namespaces (loopback up in each) and the veth pair between
+   * them. `disableIpv6` keeps router solicitations and MLD reports out of captures.
+   */
+  static create(prefix = "link", options: { disableIpv6?: boolean } = {}): Testbed {
     const bed = new Testbed(prefix);
     try {
       for (const side of [bed.a, bed.b]) run("ip", ["netns", "add", side.namespace]);
       run("ip", ["link", "add", bed.a.interface, "netns", bed.a.namespace, "type", "veth", "peer", "name", bed.b.interface, "netns", bed.b.namespace]);
       for (const side of [bed.a, bed.b]) {
+        if (options.disableIpv6) run("ip", ["netns", "exec", side.namespace, "sysctl", "-q", "-w", `net.ipv6.conf.${side.interface}.disable_ipv6=1`]);
         run("ip", ["-n", side.namespace, "addr", "add", `${side.address}/24`, "dev", side.interface]);
         run("ip", ["-n", side.namespace, "link", "set", side.interface, "up"]);
         run("ip", ["-n", side.namespace, "link", "set", "lo", "up"]);
@@ -52,6 +56,15 @@ export class Testbed {
   /** Runs a command inside a namespace. */
   exec(side: Side, command: string[], input?: string): SpawnSyncReturns<string> {
     return run("ip", ["netns", "exec", side.namespace, ...command], input);
+  }
+
+  /**
+   * Starts a command in a namespace without waiting: "netns" (ip netns exec,
+   * which also gives it the namespace's /sys) or "nsenter" (network namespace only).
+   */
+  start(side: Side, command: string[], mode: "netns" | "nsenter" = "netns"): ChildProcessWithoutNullStreams {
+    const prefix = mode === "netns" ? ["ip", "netns", "exec", side.namespace] : ["nsenter", `--net=/run/netns/${side.namespace}`];
+    return spawn(prefix[0]!, [...prefix.slice(1), ...command]);
   }
 
   /** Runs a Node script inside a namespace; returns its stdout. */
