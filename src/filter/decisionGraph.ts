@@ -1,5 +1,5 @@
 import type { CompareOperator, Predicate, Value } from "./predicate.js";
-import { constant, formatValue } from "./predicate.js";
+import { compareValues, computeBinary, constant, formatValue } from "./predicate.js";
 
 /** A test the graph branches on: an unsigned comparison or a protochain walk. */
 export type DecisionTest =
@@ -57,46 +57,6 @@ export function foldValue(value: Value): Value {
   return { kind: "binary", operator: value.operator, left, right };
 }
 
-/** Unsigned 32-bit arithmetic as classic BPF does it (shifts of 32 or more give 0); undefined for x/0. */
-export function computeBinary(operator: string, left: number, right: number): number {
-  switch (operator) {
-    case "+":
-      return (left + right) >>> 0;
-    case "-":
-      return (left - right) >>> 0;
-    case "*":
-      return Number((BigInt(left) * BigInt(right)) & 0xffffffffn);
-    case "/":
-      return right === 0 ? 0 : Math.floor(left / right) >>> 0;
-    case "%":
-      return right === 0 ? 0 : left % right >>> 0;
-    case "&":
-      return (left & right) >>> 0;
-    case "|":
-      return (left | right) >>> 0;
-    case "^":
-      return (left ^ right) >>> 0;
-    case "<<":
-      return right < 32 ? (left << right) >>> 0 : 0;
-    case ">>":
-      return right < 32 ? left >>> right : 0;
-    default:
-      throw new Error(`unknown operator ${operator}`);
-  }
-}
-
-function compareConstants(operator: CompareOperator, left: number, right: number): boolean {
-  switch (operator) {
-    case "==":
-      return left === right;
-    case ">":
-      return left > right;
-    case ">=":
-      return left >= right;
-    case "&":
-      return (left & right) !== 0;
-  }
-}
 
 /**
  * Turns a predicate into a decision graph (libpcap's blocks and jumps), in
@@ -125,7 +85,7 @@ export function buildDecisionGraph(predicate: Predicate, options: { optimize?: b
       case "compare": {
         const left = fold(p.left);
         const right = fold(p.right);
-        if (optimize && left.kind === "constant" && right.kind === "constant") return compareConstants(p.operator, left.value, right.value) ? onTrue : onFalse;
+        if (optimize && left.kind === "constant" && right.kind === "constant") return compareValues(p.operator, left.value, right.value) ? onTrue : onFalse;
         const test: DecisionTest = p.origin ? { kind: "compare", operator: p.operator, left, right, origin: p.origin } : { kind: "compare", operator: p.operator, left, right };
         return { kind: "node", id: nextId++, test, whenTrue: onTrue, whenFalse: onFalse };
       }
@@ -204,7 +164,7 @@ function decide(test: DecisionTest, facts: Facts): boolean | undefined {
   if (known !== undefined) return known;
   if (test.kind === "compare" && keys.constant !== undefined) {
     const value = facts.equals.get(keys.value);
-    if (value !== undefined) return compareConstants(test.operator, value, keys.constant);
+    if (value !== undefined) return compareValues(test.operator, value, keys.constant);
   }
   return undefined;
 }

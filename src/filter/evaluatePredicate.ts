@@ -1,5 +1,6 @@
 import type { DecisionTarget } from "./decisionGraph.js";
 import type { Predicate, Value } from "./predicate.js";
+import { compareValues, computeBinary } from "./predicate.js";
 
 /** A packet as a filter sees it. */
 export interface FilterPacket {
@@ -69,18 +70,6 @@ export function evaluateDecisionGraph(root: DecisionTarget, packet: FilterPacket
   }
 }
 
-function compareValues(operator: "==" | ">" | ">=" | "&", left: number, right: number): boolean {
-  switch (operator) {
-    case "==":
-      return left === right;
-    case ">":
-      return left > right;
-    case ">=":
-      return left >= right;
-    case "&":
-      return (left & right) !== 0;
-  }
-}
 
 function test(predicate: Predicate, packet: FilterPacket, registers: number[]): boolean {
   switch (predicate.kind) {
@@ -94,20 +83,8 @@ function test(predicate: Predicate, packet: FilterPacket, registers: number[]): 
       return test(predicate.left, packet, registers) || test(predicate.right, packet, registers);
     case "not":
       return !test(predicate.operand, packet, registers);
-    case "compare": {
-      const left = value(predicate.left, packet, registers);
-      const right = value(predicate.right, packet, registers);
-      switch (predicate.operator) {
-        case "==":
-          return left === right;
-        case ">":
-          return left > right;
-        case ">=":
-          return left >= right;
-        case "&":
-          return (left & right) !== 0;
-      }
-    }
+    case "compare":
+      return compareValues(predicate.operator, value(predicate.left, packet, registers), value(predicate.right, packet, registers));
     case "protochain":
       return protochain(predicate.version, value(predicate.network, packet, registers), predicate.protocol, packet);
     case "assign":
@@ -143,30 +120,9 @@ function value(node: Value, packet: FilterPacket, registers: number[]): number {
     case "binary": {
       const left = value(node.left, packet, registers);
       const right = value(node.right, packet, registers);
-      switch (node.operator) {
-        case "+":
-          return (left + right) >>> 0;
-        case "-":
-          return (left - right) >>> 0;
-        case "*":
-          return Number((BigInt(left) * BigInt(right)) & 0xffffffffn);
-        case "/":
-          if (right === 0) throw Reject.instance;
-          return Math.floor(left / right) >>> 0;
-        case "%":
-          if (right === 0) throw Reject.instance;
-          return left % right >>> 0;
-        case "&":
-          return (left & right) >>> 0;
-        case "|":
-          return (left | right) >>> 0;
-        case "^":
-          return (left ^ right) >>> 0;
-        case "<<":
-          return right < 32 ? (left << right) >>> 0 : 0;
-        case ">>":
-          return right < 32 ? left >>> right : 0;
-      }
+      // A zero divisor rejects the packet at run time (constant folding gives 0 instead).
+      if (right === 0 && (node.operator === "/" || node.operator === "%")) throw Reject.instance;
+      return computeBinary(node.operator, left, right);
     }
   }
 }

@@ -134,3 +134,49 @@ export function formatValue(value: Value): string {
       return `(${formatValue(value.left)} ${value.operator} ${formatValue(value.right)})`;
   }
 }
+
+/**
+ * Unsigned 32-bit arithmetic as classic BPF does it: shifts of 32 or more give
+ * 0. Division and modulo by zero give 0 here; a packet-time evaluation must
+ * check for a zero divisor itself (libpcap rejects the packet then).
+ */
+export function computeBinary(operator: string, left: number, right: number): number {
+  switch (operator) {
+    case "+":
+      return (left + right) >>> 0;
+    case "-":
+      return (left - right) >>> 0;
+    case "*":
+      return Number((BigInt(left) * BigInt(right)) & 0xffffffffn);
+    case "/":
+      return right === 0 ? 0 : Math.floor(left / right) >>> 0;
+    case "%":
+      return right === 0 ? 0 : left % right >>> 0;
+    case "&":
+      return (left & right) >>> 0;
+    case "|":
+      return (left | right) >>> 0;
+    case "^":
+      return (left ^ right) >>> 0;
+    case "<<":
+      return right < 32 ? (left << right) >>> 0 : 0;
+    case ">>":
+      return right < 32 ? left >>> right : 0;
+    default:
+      throw new Error(`unknown operator ${operator}`);
+  }
+}
+
+/** A relation between two unsigned 32-bit values. */
+export function compareValues(operator: CompareOperator, left: number, right: number): boolean {
+  switch (operator) {
+    case "==":
+      return left === right;
+    case ">":
+      return left > right;
+    case ">=":
+      return left >= right;
+    case "&":
+      return (left & right) !== 0;
+  }
+}
