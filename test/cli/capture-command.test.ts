@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -38,14 +38,20 @@ function captureLinkIds(): Set<number> {
   return new Set(listLinks().filter((l) => names.get(l.programId)?.startsWith("capture_")).map((l) => l.id));
 }
 
-test("live capture on a veth testbed: pcapng that tcpdump reads, counts and bytes as sent, summaries as tcpdump's", async (t) => {
-  if (skipUnlessKernel(t, liveAvailable && tcpdumpAvailable, "needs root, tcx and tcpdump")) return;
+/** A testbed and a scratch folder for one live test, both removed when the test ends. */
+function liveSetUp(t: TestContext): { bed: Testbed; directory: string } {
   const bed = Testbed.create("cap", { disableIpv6: true });
   const directory = mkdtempSync(join(tmpdir(), "nb-cap-live-"));
   t.after(() => {
     bed.destroy();
     rmSync(directory, { recursive: true, force: true });
   });
+  return { bed, directory };
+}
+
+test("live capture on a veth testbed: pcapng that tcpdump reads, counts and bytes as sent, summaries as tcpdump's", async (t) => {
+  if (skipUnlessKernel(t, liveAvailable && tcpdumpAvailable, "needs root, tcx and tcpdump")) return;
+  const { bed, directory } = liveSetUp(t);
   const output = join(directory, "out.pcapng");
   const payloads = Array.from({ length: 5 }, (_, i) => `netbpf live capture ${i} ${"x".repeat(i * 37)}`);
   const child = bed.start(bed.a, [process.execPath, cliPath, "capture", "-i", bed.a.interface, "-w", output, "-c", String(2 * payloads.length), "udp", "or", "icmp"]);
@@ -106,12 +112,7 @@ test("live capture on a veth testbed: pcapng that tcpdump reads, counts and byte
 
 test("live capture: Ctrl-C keeps what was captured; pcapng records the sending process", async (t) => {
   if (skipUnlessKernel(t, liveAvailable, "needs root and tcx")) return;
-  const bed = Testbed.create("cap", { disableIpv6: true });
-  const directory = mkdtempSync(join(tmpdir(), "nb-cap-live-"));
-  t.after(() => {
-    bed.destroy();
-    rmSync(directory, { recursive: true, force: true });
-  });
+  const { bed, directory } = liveSetUp(t);
   const output = join(directory, "sent.pcapng");
   // nsenter: only the network namespace changes, so the cgroup v2 mount (for process information) stays visible.
   const child = bed.start(bed.b, [process.execPath, cliPath, "capture", "-i", bed.b.interface, "-Q", "out", "-w", output, "udp"], "nsenter");
@@ -135,12 +136,7 @@ test("live capture: Ctrl-C keeps what was captured; pcapng records the sending p
 
 test("-i any attaches to every interface that is up: one pcapng interface each, with its own statistics", async (t) => {
   if (skipUnlessKernel(t, liveAvailable && tcpdumpAvailable, "needs root, tcx and tcpdump")) return;
-  const bed = Testbed.create("cap", { disableIpv6: true });
-  const directory = mkdtempSync(join(tmpdir(), "nb-cap-live-"));
-  t.after(() => {
-    bed.destroy();
-    rmSync(directory, { recursive: true, force: true });
-  });
+  const { bed, directory } = liveSetUp(t);
   const output = join(directory, "any.pcapng");
   const child = bed.start(bed.a, [process.execPath, cliPath, "capture", "-i", "any", "-w", output, "-c", "8", "udp"]);
   const result = finished(child);
