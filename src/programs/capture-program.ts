@@ -20,6 +20,7 @@
 import { Assembler, R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, type AssembledProgram } from "../asm/assembler.js";
 import { makeInstruction, slotIndexes, type Instruction } from "../asm/instruction.js";
 import { UsageError } from "../sys/errors.js";
+import { addToCounter } from "./add-to-counter.js";
 
 /** __sk_buff fields (UAPI context offsets, rewritten by the verifier). */
 const skbLength = 0;
@@ -131,15 +132,7 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
   const counterKey = (kind: number) => interfaceSlot * counterKinds + kind;
 
   /** counters[key] += 1 (per-CPU element; atomic because ingress and egress share it). */
-  const count = (kind: number, skip: string) => {
-    a.store("u32", R10, -4, counterKey(kind))
-      .mov64(R2, R10).add64(R2, -4)
-      .loadMapFd(R1, captureCountersName)
-      .call("map_lookup_elem")
-      .jumpIf(R0, "==", 0, skip)
-      .mov64(R1, 1)
-      .atomic("u64", "add", R0, 0, R1);
-  };
+  const count = (kind: number, skip: string) => addToCounter(a, captureCountersName, counterKey(kind), { skip });
 
   note("save the context; count the packet as seen");
   a.mov64(R6, R1);

@@ -4,6 +4,7 @@
  * kernel's tracepoint format, not from constants.
  */
 import { Assembler, R0, R1, R2, R3, R4, R6, R10, type AssembledProgram } from "../asm/assembler.js";
+import { addToCounter } from "./add-to-counter.js";
 import { readTracepointFormat, requireField, type TracepointFormat } from "../sys/tracepoint-format.js";
 
 export const tcpStateRingName = "tcp_events";
@@ -37,24 +38,16 @@ export function tcpStateProgram(layout: TcpStateLayout): AssembledProgram {
     const type = size >= 8 ? "u64" : size >= 4 ? "u32" : size >= 2 ? "u16" : "u8";
     assembler.load(type, R1, R6, layout.copyStart + offset).store("u64", R10, stackBase + 8 + offset, R1);
   }
-  return assembler
+  assembler
     .loadMapFd(R1, tcpStateRingName)
     .mov64(R2, R10).add64(R2, stackBase)
     .mov64(R3, layout.eventSize)
     .mov64(R4, 0)
     .call("ringbuf_output")
-    .jumpIf(R0, "==", 0, "out")
-    // The ring was full: count the event as lost.
-    .store("u32", R10, -4 + stackBase, 0)
-    .mov64(R2, R10).add64(R2, -4 + stackBase)
-    .loadMapFd(R1, tcpStateLostName)
-    .call("map_lookup_elem")
-    .jumpIf(R0, "==", 0, "out")
-    .mov64(R1, 1)
-    .atomic("u64", "add", R0, 0, R1)
-    .label("out")
-    .return(0)
-    .finish();
+    .jumpIf(R0, "==", 0, "out");
+  // The ring was full: count the event as lost.
+  addToCounter(assembler, tcpStateLostName, 0, { stackOffset: stackBase - 4, skip: "out" });
+  return assembler.label("out").return(0).finish();
 }
 
 export interface TcpStateEvent {
