@@ -10,7 +10,7 @@ import { Collection } from "../../src/core/collection.js";
 import { Program } from "../../src/core/program.js";
 import { loadCollectionSpec } from "../../src/elf/collection-spec.js";
 import { VerifierError, summarizeVerifierLog } from "../../src/sys/errors.js";
-import { isRoot, skipUnlessKernel } from "../support/kernel.js";
+import { isRoot, skipUnlessKernel, skipUnlessTool } from "../support/kernel.js";
 import { rejectedPrograms, rejectionOf, type RejectedProgramName } from "../support/rejected-programs.js";
 import { seededRandom } from "../support/seeded-random.js";
 
@@ -396,7 +396,7 @@ test("the committed rejected.o is what build.sh makes from rejected.c", (t) => {
   try {
     execFileSync("clang", ["--version"], { stdio: "pipe" });
   } catch {
-    t.skip("clang is not installed; the committed object is used as it is");
+    skipUnlessTool(t, false, "clang is not installed; the committed object is used as it is");
     return;
   }
   const output = mkdtempSync(join(tmpdir(), "nb-verifier-fixtures-"));

@@ -7,6 +7,7 @@ import { test } from "node:test";
 import { loadCollectionSpec, type CollectionSpec } from "../../src/elf/collection-spec.js";
 import { ElfFormatError } from "../../src/elf/elf-format-error.js";
 import { fixtureDirectory, fixturePath, readFixture } from "./fixtures.js";
+import { skipUnlessTool } from "../support/kernel.js";
 
 function clangAvailable(): boolean {
   try {
@@ -27,10 +28,7 @@ function shape(spec: CollectionSpec): unknown {
 }
 
 test("the committed fixture objects are what build.sh produces from the sources", (t) => {
-  if (!clangAvailable()) {
-    t.skip("clang is not installed; the committed objects are used as they are");
-    return;
-  }
+  if (skipUnlessTool(t, clangAvailable(), "clang is not installed; the committed objects are used as they are")) return;
   const output = mkdtempSync(join(tmpdir(), "nb-elf-fixtures-"));
   try {
     execFileSync(join(fixtureDirectory, "build.sh"), [output], { stdio: "pipe" });
@@ -51,10 +49,7 @@ test("the committed fixture objects are what build.sh produces from the sources"
 });
 
 test("objects built without -g or for big-endian BPF get a clear error", (t) => {
-  if (!clangAvailable()) {
-    t.skip("clang is not installed");
-    return;
-  }
+  if (skipUnlessTool(t, clangAvailable(), "clang is not installed")) return;
   const output = mkdtempSync(join(tmpdir(), "nb-elf-variants-"));
   try {
     const include = `-I/usr/include/${process.arch === "arm64" ? "aarch64" : "x86_64"}-linux-gnu`;

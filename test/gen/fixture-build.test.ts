@@ -7,6 +7,7 @@ import { test } from "node:test";
 import { loadCollectionSpec } from "../../src/elf/collection-spec.js";
 import { generateTypeScriptBindings } from "../../src/gen/typescript-bindings.js";
 import { genFixtureDirectory } from "./fixture.js";
+import { skipUnlessTool } from "../support/kernel.js";
 
 function clangAvailable(): boolean {
   try {
@@ -18,7 +19,7 @@ function clangAvailable(): boolean {
 }
 
 test("the committed gen fixtures are what build.sh produces from the sources", (t) => {
-  if (!clangAvailable()) return void t.skip("clang is not installed; the committed objects are used as they are");
+  if (skipUnlessTool(t, clangAvailable(), "clang is not installed; the committed objects are used as they are")) return;
   const output = mkdtempSync(join(tmpdir(), "nb-gen-fixtures-"));
   try {
     execFileSync(join(genFixtureDirectory, "build.sh"), [output], { stdio: "pipe" });

@@ -17,3 +17,14 @@ export function skipUnlessKernel(t: TestContext, available: boolean, reason: str
 export function isRoot(): boolean {
   return typeof process.getuid === "function" && process.getuid() === 0;
 }
+
+/**
+ * Skip because a build tool (clang) is missing, unless NETBPF_REQUIRE_KERNEL=1:
+ * CI installs the tools, so there a missing one is a failure.
+ */
+export function skipUnlessTool(t: TestContext, available: boolean, reason: string): boolean {
+  if (available) return false;
+  if (requireKernel) throw new Error(`tool unavailable (NETBPF_REQUIRE_KERNEL=1): ${reason}`);
+  t.skip(reason);
+  return true;
+}
