@@ -17,8 +17,8 @@ import { Interpreter } from "../src/asm/interpreter.js";
 import { Collection } from "../src/core/collection.js";
 import { encodeInstructions, Program } from "../src/core/program.js";
 import { loadCollectionSpec } from "../src/elf/collection-spec.js";
-import { compileFilter } from "../src/filter/compileFilter.js";
-import { generateFilterProgram, type FilterContext } from "../src/filter/generateFilterProgram.js";
+import { compileFilter } from "../src/filter/compile-filter.js";
+import { generateFilterProgram, type FilterContext } from "../src/filter/generate-filter-program.js";
 import { ProgramType } from "../src/sys/bpf-constants.js";
 import { filterBenchPackets } from "./support/filter-bench-packets.js";
 

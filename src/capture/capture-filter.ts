@@ -6,9 +6,9 @@
  * evaluator. The filter compiler lives in src/filter; this is the plug.
  */
 import type { Instruction } from "../asm/instruction.js";
-import { compileFilter, type CompiledFilter } from "../filter/compileFilter.js";
-import type { FilterPacket } from "../filter/evaluatePredicate.js";
-import { generateFilterProgram, type GeneratedFilter } from "../filter/generateFilterProgram.js";
+import { compileFilter, type CompiledFilter } from "../filter/compile-filter.js";
+import type { FilterPacket } from "../filter/evaluate-predicate.js";
+import { generateFilterProgram, type GeneratedFilter } from "../filter/generate-filter-program.js";
 import { spliceFilterProgram, type CaptureFilterEmitter } from "../programs/capture-program.js";
 
 export interface CaptureFilter {

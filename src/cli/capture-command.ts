@@ -5,7 +5,7 @@ import { compileCaptureFilter, type CaptureFilter } from "../capture/capture-fil
 import { defaultRingSize, defaultSnapLength, interfaceLinkType, LiveCapture, type CaptureDirection, type LivePacket } from "../capture/live-capture.js";
 import { PacketSummarizer, type SummaryOptions } from "../capture/packet-summary.js";
 import { Program } from "../core/program.js";
-import { formatFilterProgram } from "../filter/formatFilterProgram.js";
+import { formatFilterProgram } from "../filter/format-filter-program.js";
 import { createCaptureWriter, openCapture, captureFormatFromPath } from "../pcap/capture-file.js";
 import type { CapturePacket } from "../pcap/capture-record.js";
 import { LinkType, linkTypeName } from "../pcap/link-type.js";

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { compileFilter } from "../filter/compileFilter.js";
-import { formatFilterProgram } from "../filter/formatFilterProgram.js";
-import { generateFilterProgram, type FilterContext } from "../filter/generateFilterProgram.js";
+import { compileFilter } from "../filter/compile-filter.js";
+import { formatFilterProgram } from "../filter/format-filter-program.js";
+import { generateFilterProgram, type FilterContext } from "../filter/generate-filter-program.js";
 import { formatPredicate } from "../filter/predicate.js";
 import { UsageError } from "../sys/errors.js";
 import { toJson, writeLine } from "./output.js";

@@ -1,4 +1,4 @@
-import type { SourceSpan } from "./filterSyntaxError.js";
+import type { SourceSpan } from "./filter-syntax-error.js";
 
 /** Protocol qualifier as written (canonical keyword; "link" stands for ether/fddi/tr/wlan/ppp/slip). */
 export type ProtocolQualifier = string;

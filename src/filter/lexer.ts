@@ -1,4 +1,4 @@
-import { FilterSyntaxError } from "./filterSyntaxError.js";
+import { FilterSyntaxError } from "./filter-syntax-error.js";
 import { parseIpv6 } from "../pcap/address-text.js";
 
 export type TokenKind =

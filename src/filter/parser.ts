@@ -2,7 +2,7 @@ import type {
   ArithmeticNode, ArithmeticOperator, DirectionQualifier, EncapsulationKind, FilterNode, IdValue, Qualifiers,
   RelationOperator, TypeQualifier,
 } from "./ast.js";
-import { FilterSyntaxError, type SourceSpan } from "./filterSyntaxError.js";
+import { FilterSyntaxError, type SourceSpan } from "./filter-syntax-error.js";
 import { tokenize, type Token } from "./lexer.js";
 
 /** Protocol names that may qualify a primitive or stand alone (libpcap's `pname`). */

@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { FilterNode } from "../../src/filter/ast.js";
-import { compileFilter } from "../../src/filter/compileFilter.js";
-import { FilterSyntaxError } from "../../src/filter/filterSyntaxError.js";
+import { compileFilter } from "../../src/filter/compile-filter.js";
+import { FilterSyntaxError } from "../../src/filter/filter-syntax-error.js";
 import { tokenize } from "../../src/filter/lexer.js";
 import { parseFilter } from "../../src/filter/parser.js";
 import { UsageError } from "../../src/sys/errors.js";
@@ -122,7 +122,7 @@ function random(seed: number): () => number {
 }
 
 test("fuzz: mutated expressions compile or fail with a FilterSyntaxError, quickly", async () => {
-  const { differentialExpressions } = await import("./filterExpressions.js");
+  const { differentialExpressions } = await import("./filter-expressions.js");
   const pieces = ["(", ")", "[", "]", ":", "and", "or", "not", "!", "&&", "||", "host", "port", "net", "tcp", "ip6", "vlan", "mpls",
     "geneve", "80", "0x", "10.0.0.1", "::1", "/", "-", "+", "*", "%", "<<", ">>", "=", "!=", "<", ">", "\\", "ether", "src", "dst",
     "mask", "portrange", "1-2", "len", "protochain", "proto", "pppoes", "broadcast", "icmp[icmptype]", "tcpflags", " ", "99999999999", "0:"];

@@ -1,6 +1,6 @@
 import type { ArithmeticNode, DirectionQualifier, FilterNode, IdValue, Qualifiers } from "./ast.js";
-import { etherProtocolNumber, systemFilterNames, type FilterNames } from "./filterNames.js";
-import { FilterSyntaxError, type SourceSpan } from "./filterSyntaxError.js";
+import { etherProtocolNumber, systemFilterNames, type FilterNames } from "./filter-names.js";
+import { FilterSyntaxError, type SourceSpan } from "./filter-syntax-error.js";
 import {
   addOffset, and, compare, constant, falsePredicate, load, loadEquals, not, or, truePredicate, type Predicate, type Value,
 } from "./predicate.js";

@@ -6,13 +6,13 @@ import { Interpreter } from "../../src/asm/interpreter.js";
 import { Program } from "../../src/core/program.js";
 import { SyscallError } from "../../src/sys/errors.js";
 import { ProgramType } from "../../src/sys/bpf-constants.js";
-import { compileFilter } from "../../src/filter/compileFilter.js";
-import { generateFilterProgram, generateFilterSubprogram, type FilterContext } from "../../src/filter/generateFilterProgram.js";
-import { formatFilterProgram } from "../../src/filter/formatFilterProgram.js";
+import { compileFilter } from "../../src/filter/compile-filter.js";
+import { generateFilterProgram, generateFilterSubprogram, type FilterContext } from "../../src/filter/generate-filter-program.js";
+import { formatFilterProgram } from "../../src/filter/format-filter-program.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
-import { readPcap } from "../support/pcapWriter.js";
-import { selectionsAgree } from "./filterExpressions.js";
-import { fixtureDirectory, type ExpectedResults } from "./generateFilterFixtures.js";
+import { readPcap } from "../support/pcap-writer.js";
+import { selectionsAgree } from "./filter-expressions.js";
+import { fixtureDirectory, type ExpectedResults } from "./generate-filter-fixtures.js";
 
 const expected = JSON.parse(readFileSync(new URL("expected.json", fixtureDirectory), "utf8")) as ExpectedResults;
 const captures = new Map(expected.files.map((file) => [file.name, readPcap(readFileSync(new URL(file.name, fixtureDirectory)))]));
@@ -215,8 +215,8 @@ test("LD_ABS code refuses a non-zero reject value; subprogram labels carry the p
 });
 
 test("fuzz: generated programs agree with the evaluator on random valid filters", async () => {
-  const { differentialExpressions } = await import("./filterExpressions.js");
-  const { craftedEthernet } = await import("./filterCorpus.js");
+  const { differentialExpressions } = await import("./filter-expressions.js");
+  const { craftedEthernet } = await import("./filter-corpus.js");
   const packets = craftedEthernet();
   let seed = 99;
   const next = () => {

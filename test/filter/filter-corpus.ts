@@ -1,8 +1,8 @@
 import {
   arp, authenticationHeader, concat, ethernet, ethernetVlan, geneve, icmp, igmp, ipv4, ipv6, ipv6Extension, ipv6Fragment,
   linuxSll, linuxSll2, llcFrame, mplsLabel, pppoeDiscovery, pppoeSession, sctp, tcp, TCP, u16, u8, udp, vxlan, type Bytes,
-} from "../support/packetBuilder.js";
-import type { CapturedPacket } from "../support/pcapWriter.js";
+} from "../support/packet-builder.js";
+import type { CapturedPacket } from "../support/pcap-writer.js";
 
 /** A network-layer packet with its Ethernet type. */
 interface NetworkPacket {

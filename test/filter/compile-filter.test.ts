@@ -1,12 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Interpreter } from "../../src/asm/interpreter.js";
-import { compileFilter } from "../../src/filter/compileFilter.js";
-import { FilterSyntaxError } from "../../src/filter/filterSyntaxError.js";
-import { resolveFilterHostNames, systemFilterNames } from "../../src/filter/filterNames.js";
-import { generateFilterProgram } from "../../src/filter/generateFilterProgram.js";
-import { ethernet, ipv4, TCP, tcp, udp, vxlan } from "../support/packetBuilder.js";
-import { craftedEthernet } from "./filterCorpus.js";
+import { compileFilter } from "../../src/filter/compile-filter.js";
+import { FilterSyntaxError } from "../../src/filter/filter-syntax-error.js";
+import { resolveFilterHostNames, systemFilterNames } from "../../src/filter/filter-names.js";
+import { generateFilterProgram } from "../../src/filter/generate-filter-program.js";
+import { ethernet, ipv4, TCP, tcp, udp, vxlan } from "../support/packet-builder.js";
+import { craftedEthernet } from "./filter-corpus.js";
 
 function selected(expression: string, packets: { data: Uint8Array; length?: number }[]): number[] {
   const filter = compileFilter(expression, { linkType: 1 });

@@ -1,6 +1,6 @@
 import { disassembleInstruction } from "../asm/disassembler.js";
 import { slotIndexes } from "../asm/instruction.js";
-import type { GeneratedFilter } from "./generateFilterProgram.js";
+import type { GeneratedFilter } from "./generate-filter-program.js";
 
 /**
  * Renders a generated filter as annotated assembly (netbpf's `tcpdump -d`):

@@ -1,7 +1,7 @@
-import { buildDecisionGraph, ConstantDivisionByZero, type DecisionTarget } from "./decisionGraph.js";
-import { evaluateDecisionGraph, type FilterPacket } from "./evaluatePredicate.js";
-import { FilterSyntaxError } from "./filterSyntaxError.js";
-import { lowerFilter, type LowerOptions } from "./lowerFilter.js";
+import { buildDecisionGraph, ConstantDivisionByZero, type DecisionTarget } from "./decision-graph.js";
+import { evaluateDecisionGraph, type FilterPacket } from "./evaluate-predicate.js";
+import { FilterSyntaxError } from "./filter-syntax-error.js";
+import { lowerFilter, type LowerOptions } from "./lower-filter.js";
 import { parseFilter } from "./parser.js";
 import type { Predicate } from "./predicate.js";
 

@@ -1,4 +1,4 @@
-import type { DecisionTarget } from "./decisionGraph.js";
+import type { DecisionTarget } from "./decision-graph.js";
 import type { Predicate, Value } from "./predicate.js";
 import { compareValues, computeBinary } from "./predicate.js";
 

@@ -4,11 +4,11 @@ import { Interpreter } from "../../src/asm/interpreter.js";
 import { packetHelpers, socketBufferContext } from "../../src/asm/contexts.js";
 import { Program } from "../../src/core/program.js";
 import { ProgramType } from "../../src/sys/bpf-constants.js";
-import { compileFilter } from "../../src/filter/compileFilter.js";
-import { evaluatePredicate, type FilterPacket } from "../../src/filter/evaluatePredicate.js";
-import { generateFilterProgram, type GenerateFilterOptions } from "../../src/filter/generateFilterProgram.js";
+import { compileFilter } from "../../src/filter/compile-filter.js";
+import { evaluatePredicate, type FilterPacket } from "../../src/filter/evaluate-predicate.js";
+import { generateFilterProgram, type GenerateFilterOptions } from "../../src/filter/generate-filter-program.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
-import { ethernet, ethernetVlan, ipv4, ipv6, tcp, udp } from "../support/packetBuilder.js";
+import { ethernet, ethernetVlan, ipv4, ipv6, tcp, udp } from "../support/packet-builder.js";
 
 const tcp80 = ipv4(6, tcp(40000, 80, 0x02));
 const udp53 = ipv6(17, udp(5353, 53));

@@ -1,12 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { compileFilter } from "../../src/filter/compileFilter.js";
-import { FilterSyntaxError } from "../../src/filter/filterSyntaxError.js";
-import { readPcap, writePcap } from "../support/pcapWriter.js";
-import { craftedFixtures, fixtureDirectory, numbered, type ExpectedResults } from "./generateFilterFixtures.js";
-import { selectionsAgree } from "./filterExpressions.js";
-import { mapLimit, tcpdumpAvailable, tcpdumpSelect, type TcpdumpResult } from "./tcpdumpOracle.js";
+import { compileFilter } from "../../src/filter/compile-filter.js";
+import { FilterSyntaxError } from "../../src/filter/filter-syntax-error.js";
+import { readPcap, writePcap } from "../support/pcap-writer.js";
+import { craftedFixtures, fixtureDirectory, numbered, type ExpectedResults } from "./generate-filter-fixtures.js";
+import { selectionsAgree } from "./filter-expressions.js";
+import { mapLimit, tcpdumpAvailable, tcpdumpSelect, type TcpdumpResult } from "./tcpdump-oracle.js";
 
 const expected = JSON.parse(readFileSync(new URL("expected.json", fixtureDirectory), "utf8")) as ExpectedResults;
 const captures = new Map(expected.files.map((file) => [file.name, readPcap(readFileSync(new URL(file.name, fixtureDirectory)))]));

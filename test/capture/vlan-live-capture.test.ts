@@ -7,7 +7,7 @@ import { readCaptureFile } from "../../src/pcap/capture-file.js";
 import { probeTcx } from "../../src/features/features.js";
 import { cliPath } from "../support/cli.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
-import { ethernet, ethernetVlan, ipv4, tcp, udp } from "../support/packetBuilder.js";
+import { ethernet, ethernetVlan, ipv4, tcp, udp } from "../support/packet-builder.js";
 import { Testbed } from "../support/testbed.js";
 import { finished, listening } from "../support/capture-process.js";
 

@@ -1,9 +1,9 @@
 import { endianness } from "node:os";
 import { Assembler, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, type AssembledProgram, type Condition, type Register } from "../asm/assembler.js";
 import { UsageError } from "../sys/errors.js";
-import type { CompiledFilter } from "./compileFilter.js";
-import { topologicalNodes, type DecisionNode, type DecisionTarget, type DecisionTest } from "./decisionGraph.js";
-import { protochainMaximumHeaders } from "./evaluatePredicate.js";
+import type { CompiledFilter } from "./compile-filter.js";
+import { topologicalNodes, type DecisionNode, type DecisionTarget, type DecisionTest } from "./decision-graph.js";
+import { protochainMaximumHeaders } from "./evaluate-predicate.js";
 import { formatValue, type Value } from "./predicate.js";
 
 /**

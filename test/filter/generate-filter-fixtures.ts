@@ -1,7 +1,7 @@
 /**
  * Regenerates the differential-test fixtures: crafted captures, real loopback
  * captures, and what tcpdump selects from each for every expression.
- * Run as root: NETBPF_GENERATE_FIXTURES=1 node dist/test/filter/generateFilterFixtures.js
+ * Run as root: NETBPF_GENERATE_FIXTURES=1 node dist/test/filter/generate-filter-fixtures.js
  * (does nothing otherwise, so the test runner can load it harmlessly).
  */
 import { spawn, execFileSync } from "node:child_process";
@@ -9,10 +9,10 @@ import { createSocket } from "node:dgram";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { readPcap, writePcap, type CapturedPacket } from "../support/pcapWriter.js";
-import { craftedEthernet, craftedLinuxSll, craftedLinuxSll2, craftedRaw } from "./filterCorpus.js";
-import { differentialExpressions } from "./filterExpressions.js";
-import { mapLimit, tcpdumpSelect, type TcpdumpResult } from "./tcpdumpOracle.js";
+import { readPcap, writePcap, type CapturedPacket } from "../support/pcap-writer.js";
+import { craftedEthernet, craftedLinuxSll, craftedLinuxSll2, craftedRaw } from "./filter-corpus.js";
+import { differentialExpressions } from "./filter-expressions.js";
+import { mapLimit, tcpdumpSelect, type TcpdumpResult } from "./tcpdump-oracle.js";
 
 export const fixtureDirectory = new URL("../../../test/filter/fixtures/", import.meta.url);
 

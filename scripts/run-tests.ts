@@ -1,0 +1,35 @@
+/**
+ * The test runner behind `npm test`: runs every `*.test.js` under dist/test
+ * (and nothing else: support modules are not tests), two files at a time,
+ * then the leftovers check. Extra arguments narrow the run to files whose
+ * path contains one of them: `npm test -- filter capture`.
+ */
+import { spawnSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const testRoot = join(root, "test");
+
+function testFiles(folder: string): string[] {
+  return readdirSync(folder).sort().flatMap((name) => {
+    const path = join(folder, name);
+    if (statSync(path).isDirectory()) return name === "fixtures" ? [] : testFiles(path);
+    return name.endsWith(".test.js") ? [path] : [];
+  });
+}
+
+const only = process.argv.slice(2);
+const files = testFiles(testRoot).filter((file) => only.length === 0 || only.some((part) => file.includes(part)));
+if (files.length === 0) {
+  process.stderr.write(`no test files under ${testRoot}${only.length ? ` matching ${only.join(", ")}` : ""}: build first (npm run build)\n`);
+  process.exit(1);
+}
+const concurrency = process.env.NETBPF_TEST_CONCURRENCY ?? "2";
+const run = spawnSync(process.execPath, ["--test", `--test-concurrency=${concurrency}`, ...files], { stdio: "inherit" });
+if (run.status !== 0) process.exit(run.status ?? 1);
+if (only.length === 0) {
+  const leftovers = spawnSync(process.execPath, [join(root, "scripts", "check-leftovers.js")], { stdio: "inherit" });
+  process.exit(leftovers.status ?? 1);
+}
