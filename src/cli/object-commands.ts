@@ -3,7 +3,7 @@ import { BpfMap } from "../core/map.js";
 import { listLinks, listMaps, listPrograms } from "../core/loaded-objects.js";
 import { Program } from "../core/program.js";
 import { mapDecoder } from "../core/map-btf.js";
-import { LinkType, MapType, ProgramType } from "../sys/bpf-constants.js";
+import { AttachType, LinkType, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
 import { libcIfIndexToName } from "../sys/libc.js";
 import { renderTable, toJson, writeLine } from "./output.js";
@@ -25,6 +25,42 @@ function programRow(p: ReturnType<typeof listPrograms>[number]) {
 
 function mapRow(m: ReturnType<typeof listMaps>[number]) {
   return { id: m.id, type: MapType[m.type] ?? m.type, name: m.name, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, flags: m.flags, btfId: m.btfId };
+}
+
+/** Which way traffic flows through the hook of an attach type, where that is a property of the hook. */
+function attachDirection(attachType: number | undefined, linkType: number): "ingress" | "egress" | undefined {
+  if (linkType === LinkType.Xdp) return "ingress";
+  switch (attachType) {
+    case AttachType.TcxIngress:
+    case AttachType.CgroupInetIngress:
+      return "ingress";
+    case AttachType.TcxEgress:
+    case AttachType.CgroupInetEgress:
+      return "egress";
+    default:
+      return undefined;
+  }
+}
+
+const perfEventTypeNames: Record<number, string> = { 1: "uprobe", 2: "uretprobe", 3: "kprobe", 4: "kretprobe", 5: "tracepoint", 6: "event" };
+
+function linkRow(l: ReturnType<typeof listLinks>[number]) {
+  return {
+    id: l.id, type: LinkType[l.type] ?? l.type, programId: l.programId, interface: ifname(l.ifindex),
+    attachType: l.attachType === undefined ? undefined : (AttachType[l.attachType] ?? l.attachType),
+    direction: attachDirection(l.attachType, l.type), cgroupId: l.cgroupId,
+    perfEvent: l.perfEventType === undefined ? undefined : (perfEventTypeNames[l.perfEventType] ?? l.perfEventType), tracepoint: l.tracepointName,
+  };
+}
+
+/** Where a link is attached, in a few words: "lo ingress", "tracepoint inet_sock_set_state", "cgroup 1234 egress". */
+function linkTarget(r: ReturnType<typeof linkRow>): string {
+  const direction = r.direction ? ` ${r.direction}` : "";
+  if (r.interface) return `${r.interface}${direction}`;
+  if (r.tracepoint !== undefined) return `${r.type === "RawTracepoint" ? "raw tracepoint" : "tracepoint"} ${r.tracepoint}`;
+  if (r.cgroupId !== undefined) return `cgroup ${r.cgroupId}${direction}`;
+  if (r.perfEvent !== undefined) return String(r.perfEvent);
+  return "";
 }
 
 function hex(buffer: Buffer): string {
@@ -91,8 +127,8 @@ export function registerObjectCommands(program: Command): void {
   const link = program.command("link").description("links in the kernel");
   link.command("list").description("list every link").option("--json", "one JSON object per line")
     .action((options: { json?: boolean }) => {
-      const rows = listLinks().map((l) => ({ id: l.id, type: LinkType[l.type] ?? l.type, programId: l.programId, interface: ifname(l.ifindex), attachType: l.attachType, cgroupId: l.cgroupId, tracepoint: l.tracepointName }));
+      const rows = listLinks().map(linkRow);
       if (options.json) return rows.forEach((r) => writeLine(toJson(r)));
-      writeLine(renderTable(["id", "type", "prog", "target"], rows.map((r) => [r.id, r.type, r.programId, r.interface || r.tracepoint || (r.cgroupId !== undefined ? `cgroup ${r.cgroupId}` : "")])));
+      writeLine(renderTable(["id", "type", "prog", "attach type", "target"], rows.map((r) => [r.id, r.type, r.programId, r.attachType ?? "", linkTarget(r)])));
     });
 }

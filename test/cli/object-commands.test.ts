@@ -73,3 +73,32 @@ test("netbpf map dump decodes keys and values with the map's BTF", async () => {
   assert.deepEqual(row.key, { addr: 0x0100007f, port: 80, proto: 6, pad: 0 });
   assert.equal(row.value.packets, 7);
 });
+
+test("netbpf link list names the attach type, the direction and the tracepoint", async (t) => {
+  const { isRoot, skipUnlessKernel } = await import("../support/kernel.js");
+  if (skipUnlessKernel(t, isRoot(), "needs root to create an interface and attach programs")) return;
+  const { execFileSync } = await import("node:child_process");
+  const { attachTcx } = await import("../../src/link/tcx.js");
+  const { attachTracepoint } = await import("../../src/link/tracepoint.js");
+  const { probeTcx, probePerfEventLink } = await import("../../src/features/features.js");
+  if (skipUnlessKernel(t, probeTcx() && probePerfEventLink(), "needs tcx and perf event links")) return;
+  const name = `nbh2l${process.pid % 10000}`;
+  execFileSync("ip", ["link", "add", name, "type", "veth", "peer", "name", `${name}p`]);
+  t.after(() => execFileSync("ip", ["link", "del", name]));
+  const returnZero = Buffer.from("b7000000000000009500000000000000", "hex");
+  using classifier = Program.load({ type: ProgramType.SchedCls, instructions: returnZero, name: "nbh2_tcx", license: "GPL" });
+  using tracer = Program.load({ type: ProgramType.Tracepoint, instructions: returnZero, name: "nbh2_tp", license: "GPL" });
+  using tcx = attachTcx(classifier, { interface: name, direction: "egress" });
+  using tracepoint = attachTracepoint(tracer, "sock", "inet_sock_set_state");
+  const list = runCli(["link", "list"]);
+  assert.equal(list.status, 0, list.stderr);
+  assert.match(list.stdout, /^id\s+type\s+prog\s+attach type\s+target$/m);
+  assert.match(list.stdout, new RegExp(`^${tcx.info().id}\\s+Tcx\\s+${classifier.id}\\s+TcxEgress\\s+${name} egress$`, "m"));
+  assert.match(list.stdout, new RegExp(`^${tracepoint.info().id}\\s+PerfEvent\\s+${tracer.id}\\s+tracepoint inet_sock_set_state$`, "m"));
+  const json = runCli(["link", "list", "--json"]);
+  const rows = json.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(rows.find((r) => r.programId === classifier.id), { id: tcx.info().id, type: "Tcx", programId: classifier.id, interface: name, attachType: "TcxEgress", direction: "egress" });
+  const traced = rows.find((r) => r.programId === tracer.id);
+  assert.equal(traced.tracepoint, "inet_sock_set_state");
+  assert.equal(traced.perfEvent, "tracepoint");
+});
