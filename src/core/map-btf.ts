@@ -1,7 +1,7 @@
 /** Decoding a loaded map's keys and values with the BTF it was created with (as bpftool does). */
 import { Btf } from "../btf/btf.js";
 import { loadKernelBtf } from "../btf/kernel-btf.js";
-import { decodeWithLayout, jsonFriendly, valueLayout, type ValueLayout } from "../gen/value-layout.js";
+import { decodeWithLayout, jsonFriendly, valueLayout, type ValueLayout } from "../btf/value-layout.js";
 import { getFdById } from "../sys/bpf.js";
 import { libcClose } from "../sys/libc.js";
 import { btfData, type MapInfo } from "../sys/object-info.js";
