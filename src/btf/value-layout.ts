@@ -71,6 +71,10 @@ export function valueLayout(btf: Btf, typeId: number, depth = 0): ValueLayout {
     case "struct":
     case "union":
       return recordLayout(btf, id, depth);
+    case "variable":
+      return valueLayout(btf, type.type, depth + 1);
+    case "dataSection":
+      return dataSectionRecord(btf, id, type.name, type.size, type.variables, depth);
     case "void":
     case "forward":
     case "function":
@@ -79,6 +83,28 @@ export function valueLayout(btf: Btf, typeId: number, depth = 0): ValueLayout {
     default:
       return { kind: "bytes", size: sizeOf(btf, id) };
   }
+}
+
+/**
+ * A DATASEC (the value type of a .rodata, .data or .bss map) as a record of its
+ * variables, as bpftool shows them; a variable whose type cannot be laid out
+ * at its size stays bytes, and the gaps between variables are not shown.
+ */
+function dataSectionRecord(btf: Btf, id: number, name: string, size: number, variables: readonly { type: number; offset: number; size: number }[], depth: number): ValueLayout & { kind: "record" } {
+  const fields: FieldLayout[] = [];
+  for (const variable of [...variables].sort((a, b) => a.offset - b.offset)) {
+    const declared = btf.type(variable.type);
+    if (declared.kind !== "variable" || variable.size === 0 || variable.offset + variable.size > size) continue;
+    let layout: ValueLayout = { kind: "bytes", size: variable.size };
+    try {
+      const typed = valueLayout(btf, declared.type, depth + 1);
+      if (typed.size === variable.size) layout = typed;
+    } catch {
+      // Keep the bytes.
+    }
+    fields.push({ name: declared.name, offset: variable.offset, layout });
+  }
+  return { kind: "record", size, union: false, typeId: id, name, fields };
 }
 
 function integerSize(size: number, btf: Btf, id: number): 1 | 2 | 4 | 8 {

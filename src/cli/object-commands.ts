@@ -111,9 +111,16 @@ export function registerObjectCommands(program: Command): void {
         return writeLine(value ? `head: ${hex(value)}` : "empty");
       }
       const decoder = options.raw ? undefined : mapDecoder(m.info());
+      let elements = 0;
       for (const [key, value] of m.lookupBatch()) {
+        elements++;
         const values = Array.isArray(value) ? value : [value];
-        if (options.json) {
+        if (decoder?.dataSection !== undefined) {
+          // A global data section: its variables, by name, as bpftool shows them (the key is always 0).
+          const variables = decoder.value(values[0]!);
+          if (options.json) writeLine(toJson({ section: decoder.dataSection, variables }));
+          else for (const [name, variable] of Object.entries(variables as Record<string, unknown>)) writeLine(`${decoder.dataSection} ${name} = ${toJson(variable)}`);
+        } else if (options.json) {
           const show = (b: Buffer) => (decoder ? decoder.value(b) : b.toString("hex"));
           writeLine(toJson({ key: decoder ? decoder.key(key) : key.toString("hex"), value: m.perCpu ? values.map(show) : show(values[0]!) }));
         } else if (decoder) {
@@ -122,6 +129,8 @@ export function registerObjectCommands(program: Command): void {
           writeLine(`key: ${hex(key)}  value: ${values.map(hex).join(" | ")}`);
         }
       }
+      // People are told; --json prints nothing for no elements.
+      if (elements === 0 && !options.json) writeLine(`map ${m.id}${m.name ? ` (${m.name})` : ""} is empty`);
     });
 
   const link = program.command("link").description("links in the kernel");

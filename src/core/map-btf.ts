@@ -9,6 +9,8 @@ import { btfData, type MapInfo } from "../sys/object-info.js";
 export interface MapDecoder {
   key(buffer: Buffer): unknown;
   value(buffer: Buffer): unknown;
+  /** Set when the value is a global data section (.rodata, .data, .bss): its name; values decode to its variables. */
+  dataSection?: string;
 }
 
 /**
@@ -42,5 +44,7 @@ export function mapDecoder(info: MapInfo): MapDecoder | undefined {
   const keyLayout = layoutOf(info.btfKeyTypeId);
   const valueLayoutOf = layoutOf(info.btfValueTypeId);
   const decode = (layout: ValueLayout | undefined, buffer: Buffer) => (layout ? jsonFriendly(decodeWithLayout(layout, buffer, 0)) : buffer.toString("hex"));
-  return { key: (buffer) => decode(keyLayout, buffer), value: (buffer) => decode(valueLayoutOf, buffer) };
+  const valueType = info.btfValueTypeId ? btf.type(info.btfValueTypeId) : undefined;
+  const dataSection = valueType?.kind === "dataSection" ? valueType.name : undefined;
+  return { key: (buffer) => decode(keyLayout, buffer), value: (buffer) => decode(valueLayoutOf, buffer), ...(dataSection !== undefined ? { dataSection } : {}) };
 }

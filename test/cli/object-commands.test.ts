@@ -102,3 +102,37 @@ test("netbpf link list names the attach type, the direction and the tracepoint",
   assert.equal(traced.tracepoint, "inet_sock_set_state");
   assert.equal(traced.perfEvent, "tracepoint");
 });
+
+test("netbpf map dump shows .rodata and .bss as their variables, like bpftool, with 64-bit values exact", async () => {
+  const { execFileSync } = await import("node:child_process");
+  const { fileURLToPath } = await import("node:url");
+  const { loadCollectionSpec } = await import("../../src/elf/collection-spec.js");
+  const { Collection } = await import("../../src/core/collection.js");
+  const spec = loadCollectionSpec(fileURLToPath(new URL("../../../test/fixtures/gen/gen.o", import.meta.url)));
+  // Below -2^53: a JSON number would round it.
+  const bias = -(2n ** 60n) - 3n;
+  spec.dataSections[".rodata"]!.set("multiplier", 7);
+  spec.dataSections[".rodata"]!.set("bias", bias);
+  spec.dataSections[".rodata"]!.set("watched_port", 8080);
+  using collection = Collection.load(spec, { btf: true });
+  const rodata = collection.maps[".rodata"]!;
+  const json = runCli(["map", "dump", String(rodata.id), "--json"]);
+  assert.equal(json.status, 0, json.stderr);
+  assert.equal(json.stdout, `{"section":".rodata","variables":{"multiplier":7,"bias":"${bias}","watched_port":8080}}\n`);
+  // bpftool shows the same variables with the same values.
+  const reference = execFileSync("bpftool", ["map", "dump", "id", String(rodata.id), "-j"], { encoding: "utf8" });
+  assert.match(reference, new RegExp(`\\[\\{"multiplier":7\\},\\{"bias":${bias}\\},\\{"watched_port":8080\\}\\]`));
+  const text = runCli(["map", "dump", String(rodata.id)]);
+  assert.equal(text.stdout, `.rodata multiplier = 7\n.rodata bias = "${bias}"\n.rodata watched_port = 8080\n`);
+  const bss = runCli(["map", "dump", String(collection.maps[".bss"]!.id), "--json"]);
+  assert.deepEqual(Object.keys(JSON.parse(bss.stdout).variables), ["runs", "unused_state_event"]);
+});
+
+test("netbpf map dump says when a map is empty", () => {
+  using map = BpfMap.create({ type: MapType.Hash, key: u32, value: u32, maxEntries: 8, name: "nbh2_empty" });
+  const text = runCli(["map", "dump", String(map.id)]);
+  assert.equal(text.status, 0, text.stderr);
+  assert.equal(text.stdout, `map ${map.id} (nbh2_empty) is empty\n`);
+  const json = runCli(["map", "dump", String(map.id), "--json"]);
+  assert.equal(json.stdout, "");
+});
