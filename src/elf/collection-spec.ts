@@ -514,7 +514,7 @@ class SpecReader {
       extern.offset = offset;
       offset += extern.size;
     }
-    this.kconfigSize = Math.ceil(offset / 8) * 8;
+    this.kconfigSize = offset;
     const variables = kconfig.map((extern) => ({ name: extern.name, offset: extern.offset, size: extern.size, typeId: extern.btfTypeId }));
     const sectionIds = btf!.findByName(".kconfig", "dataSection");
     this.addMap({

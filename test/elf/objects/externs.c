@@ -3,7 +3,9 @@
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
-struct nf_conn;
+struct nf_conn {
+	int unused;
+};
 struct bpf_ct_opts___local {
 	int netns_id;
 	int error;
