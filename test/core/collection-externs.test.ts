@@ -9,6 +9,7 @@ import { Collection } from "../../src/core/collection.js";
 import { loadCollectionSpec } from "../../src/elf/collection-spec.js";
 import { ElfFormatError } from "../../src/elf/elf-format-error.js";
 import { kernelVersionCode } from "../../src/btf/kernel-symbols.js";
+import { planAttachment } from "../../src/cli/load-command.js";
 import { attachRawTracepoint } from "../../src/link/raw-tracepoint.js";
 import { MapType, ProgramType } from "../../src/sys/bpf-constants.js";
 import { possibleCpuCount } from "../../src/sys/cpus.js";
@@ -72,7 +73,7 @@ test(".kconfig values, untyped __ksym addresses and kfunc calls resolve against 
   assert.equal(bss.subarray(64, 80).toString("latin1").replace(/\0+$/, ""), hostname, "CONFIG_DEFAULT_HOSTNAME (char array)");
 
   // Each program loads through netbpf exactly when it loads through libbpf.
-  if (skipUnlessTool(t, toolsAvailable().libbpf, "needs cc and libbpf-dev for the comparison")) return;
+  if (skipUnlessTool(t, toolsAvailable().libbpf, "needs libbpf-dev for the comparison")) return;
   const loader = buildLibbpfLoader(directory);
   const reference = spawnSync(loader, ["probe", object], { encoding: "utf8" });
   const libbpf = reference.stdout.trim().split("\n").map((line) => JSON.parse(line) as { program: string; loaded: boolean });
@@ -114,6 +115,7 @@ test("tp_btf programs get their attach BTF id from kernel BTF, attach, and see T
   if (!directory) return;
   const spec = loadCollectionSpec(buildObject(directory, "tp-btf.c", "tp-btf.o"));
   assert.equal(spec.programs.on_state!.type, ProgramType.Tracing);
+  assert.deepEqual(planAttachment(spec.programs.on_state!, {}), { kind: "rawTracepoint", name: "inet_sock_set_state" }, "netbpf load attaches it");
   using collection = Collection.load(spec);
   using link = attachRawTracepoint(collection.programs.on_state!, "inet_sock_set_state");
   const { createServer, connect } = await import("node:net");

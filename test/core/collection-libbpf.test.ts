@@ -34,7 +34,7 @@ after(() => workspace?.remove());
 function setUp(t: TestContext): string | undefined {
   if (skipUnlessKernel(t, isRoot() && existsSync("/sys/kernel/btf/vmlinux"), "needs root and kernel BTF")) return undefined;
   const tools = toolsAvailable();
-  if (skipUnlessTool(t, tools.clang && tools.libbpf && tools.bpftool, "needs clang, cc with libbpf-dev, and bpftool")) return undefined;
+  if (skipUnlessTool(t, tools.clang && tools.libbpf && tools.bpftool, "needs clang, libbpf-dev and bpftool")) return undefined;
   if (!workspace) {
     workspace = scratchFolder("libbpf");
     writeVmlinuxHeader(workspace.path);

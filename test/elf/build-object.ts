@@ -11,11 +11,12 @@ function runs(tool: string, args: string[]): boolean {
   return spawnSync(tool, args, { stdio: "ignore" }).status === 0;
 }
 
-/** clang (to build BPF objects), cc and libbpf-dev (to build the reference loader), bpftool (for vmlinux.h). */
+/** clang (to build BPF objects and the reference loader), libbpf-dev (for the loader), bpftool (for vmlinux.h). */
 export function toolsAvailable(): { clang: boolean; libbpf: boolean; bpftool: boolean } {
+  const clang = runs("clang", ["--version"]);
   return {
-    clang: runs("clang", ["--version"]),
-    libbpf: runs("cc", ["--version"]) && existsSync("/usr/include/bpf/libbpf.h"),
+    clang,
+    libbpf: clang && existsSync("/usr/include/bpf/libbpf.h"),
     bpftool: runs("bpftool", ["version"]),
   };
 }
@@ -49,9 +50,9 @@ export function writeVmlinuxHeader(directory: string): void {
   writeFileSync(join(directory, "vmlinux.h"), header);
 }
 
-/** Builds test/elf/objects/libbpf-loader.c against Debian's libbpf-dev. */
+/** Builds test/elf/objects/libbpf-loader.c against Debian's libbpf-dev (with clang as the host compiler: CI installs clang, not gcc). */
 export function buildLibbpfLoader(directory: string): string {
   const path = join(directory, "libbpf-loader");
-  execFileSync("cc", ["-O2", "-Wall", "-o", path, join(objectSourceDirectory, "libbpf-loader.c"), "-lbpf"], { stdio: "pipe" });
+  execFileSync("clang", ["-O2", "-Wall", "-o", path, join(objectSourceDirectory, "libbpf-loader.c"), "-lbpf"], { stdio: "pipe" });
   return path;
 }

@@ -1,6 +1,6 @@
 // The reference side of netbpf's loader tests: loads a BPF object with libbpf
 // (Debian's libbpf-dev) the way a libbpf tool does, and reports what happened
-// as one JSON object per line. Built by the tests with `cc libbpf-loader.c -lbpf`.
+// as one JSON object per line. Built by the tests with `clang libbpf-loader.c -lbpf`.
 //
 //   libbpf-loader probe OBJECT
 //       loads each program of OBJECT on its own (the others' autoload off) and
