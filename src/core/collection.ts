@@ -420,17 +420,18 @@ function resolveExterns(spec: CollectionProgramSpec, collection: CollectionSpec,
     if (reference.kind === "function") {
       if (extern!.kind !== "kfunc") fail(reference.name, "it is called but declared as a variable");
       const id = findKernelFunction(kernel, reference.name);
-      if (id === undefined) fail(reference.name, "the kernel's BTF has no such kernel function (kfunc)");
-      instructions[at + 1] = (2 << 4) | (instructions[at + 1]! & 0x0f); // BPF_PSEUDO_KFUNC_CALL
+      if (id === undefined && !extern!.weak) fail(reference.name, "the kernel's BTF has no such kernel function (kfunc)");
+      // BPF_PSEUDO_KFUNC_CALL; a missing __weak kfunc gets id 0, which the verifier accepts only in dead code (libbpf's rule).
+      instructions[at + 1] = (2 << 4) | (instructions[at + 1]! & 0x0f);
       instructions.writeInt16LE(0, at + 2);
-      instructions.writeInt32LE(id!, at + 4);
+      instructions.writeInt32LE(id ?? 0, at + 4);
       continue;
     }
     if (extern!.btfTypeId !== 0) {
-      // A typed ksym: the kernel variable's BTF id (BPF_PSEUDO_BTF_ID).
-      const id = findKernelVariable(kernel, reference.name);
+      // A typed ksym, or a kfunc's address (`if (&kfunc)`, bpf_ksym_exists): its BTF id (BPF_PSEUDO_BTF_ID).
+      const id = extern!.kind === "kfunc" ? findKernelFunction(kernel, reference.name) : findKernelVariable(kernel, reference.name);
       if (id === undefined) {
-        if (!extern!.weak) fail(reference.name, "the kernel's BTF has no such variable");
+        if (!extern!.weak) fail(reference.name, `the kernel's BTF has no such ${extern!.kind === "kfunc" ? "kernel function" : "variable"}`);
         writeAddress(instructions, at, 0n);
         continue;
       }

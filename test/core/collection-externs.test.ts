@@ -89,6 +89,30 @@ test(".kconfig values, untyped __ksym addresses and kfunc calls resolve against 
   }
 });
 
+test("__weak kfuncs: their address tells whether the kernel has them, and a call to a missing one is accepted in dead code (as libbpf)", (t) => {
+  const directory = setUp(t);
+  if (!directory) return;
+  const object = buildObject(directory, `${header}
+struct nf_conn { int unused; };
+extern void bpf_ct_release(struct nf_conn *) __ksym __weak;
+extern int netbpf_no_such_kfunc(int) __ksym __weak;
+__u64 seen[2];
+SEC("tc") int weak_kfuncs(struct __sk_buff *skb) {
+  seen[0] = !!bpf_ct_release;
+  seen[1] = !!netbpf_no_such_kfunc;
+  if (netbpf_no_such_kfunc) return netbpf_no_such_kfunc(1);
+  return 0;
+}
+${license}`, "weak-kfuncs.o");
+  using collection = Collection.load(loadCollectionSpec(object), { btf: true });
+  assert.equal(collection.programs.weak_kfuncs!.run({ data: ipv4Frame() }).returnValue, 0);
+  const seen = collection.maps[".bss"]!.get(Buffer.alloc(4))!;
+  assert.deepEqual([seen.readBigUInt64LE(0), seen.readBigUInt64LE(8)], [1n, 0n]);
+  if (skipUnlessTool(t, toolsAvailable().libbpf, "needs libbpf-dev for the comparison")) return;
+  const reference = spawnSync(buildLibbpfLoader(directory), ["probe", object], { encoding: "utf8" });
+  assert.match(reference.stdout, /"program":"weak_kfuncs".*"loaded":true/, "libbpf loads it too");
+});
+
 test("an unresolved symbol refuses only the program that uses it; the others stay loadable", (t) => {
   const directory = setUp(t);
   if (!directory) return;
