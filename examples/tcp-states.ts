@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   process.once("SIGINT", () => stop.abort());
   process.once("SIGTERM", () => stop.abort());
   const watcher = watchTcp({ types: ["state"], signal: stop.signal });
-  if (!json) process.stderr.write(`following TCP state changes${port ? ` on port ${port}` : ""}; Ctrl-C to stop\n`);
+  process.stderr.write(`following TCP state changes${port ? ` on port ${port}` : ""}; Ctrl-C to stop\n`);
   let printed = 0;
   for await (const event of watcher) {
     if (port !== undefined && event.localPort !== port && event.remotePort !== port) continue;
