@@ -160,7 +160,10 @@ function stateName(state: number): string {
 }
 
 function addressText(family: number, bytes: Buffer): string {
-  return family === 10 ? formatIpv6(bytes) : formatIpv4(bytes);
+  if (family !== 10) return formatIpv4(bytes);
+  // An IPv4 peer of an IPv6 socket: ::ffff:a.b.c.d, as ss prints it.
+  if (bytes.subarray(0, 10).every((byte) => byte === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return `::ffff:${formatIpv4(bytes.subarray(12))}`;
+  return formatIpv6(bytes);
 }
 
 const roles: Record<number, TcpEvent["role"]> = { [TcpRole.Active]: "active", [TcpRole.Passive]: "passive", [TcpRole.Listener]: "listener" };
