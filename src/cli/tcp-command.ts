@@ -142,7 +142,7 @@ export function registerTcpCommand(program: Command): void {
     .addHelpText("after", `
 Connections are followed from the tracepoints sock:inet_sock_set_state,
 syscalls:sys_exit_accept4, tcp:tcp_retransmit_skb, tcp:tcp_send_reset and
-tcp:tcp_receive_reset. PID/COMM: the process that called connect(), accept()
+tcp:tcp_receive_reset (and tcp:tcp_destroy_sock). PID/COMM: the process that called connect(), accept()
 or listen(); "-" when the connection began before netbpf started, or was
 never accepted. TX_KB/RX_KB: payload bytes acknowledged by the peer and
 received (struct tcp_sock bytes_acked/bytes_received). MS: time since

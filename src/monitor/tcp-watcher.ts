@@ -25,6 +25,7 @@ import {
   tcpLostName,
   TcpRecordKind,
   tcpRecordLayout,
+  tcpDestroyProgram,
   tcpResetSentProgram,
   TcpRole,
   tcpSocketEventProgram,
@@ -33,7 +34,7 @@ import {
   type TcpRecord,
 } from "../programs/tcp-state-events.js";
 import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
-import { MapType, ProgramType } from "../sys/bpf-constants.js";
+import { MapFlag, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
 
 /**
@@ -117,7 +118,7 @@ export interface WatchTcpOptions {
   types?: readonly TcpEventType[];
   /** Ring buffer size in bytes (power of two, at least a page; default 1 MiB). */
   ringSize?: number;
-  /** Connections followed at once (LRU beyond; default 65536). */
+  /** Connections followed at once (default 65536); beyond it, new connections are reported as if they began before watching. */
   maximumConnections?: number;
 }
 
@@ -201,7 +202,10 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
       const offsets = tcpKernelOffsets(loadKernelBtf());
       const ring = this.#own(BpfMap.create({ type: MapType.Ringbuf, maxEntries: options.ringSize ?? 1 << 20, name: tcpEventRingName }));
       this.#lost = this.#own(BpfMap.create({ type: MapType.Array, key: u32, value: u64, maxEntries: 1, name: tcpLostName }));
-      const connections = this.#own(BpfMap.create({ type: MapType.LruHash, keySize: 8, valueSize: tcpRecordLayout.size, maxEntries: options.maximumConnections ?? 65536, name: tcpConnectionsName }));
+      // Allocated as connections come (a preallocated LRU map of this size takes longer to
+      // create than everything else together); records go at CLOSE or, failing that, when
+      // the socket is destroyed.
+      const connections = this.#own(BpfMap.create({ type: MapType.Hash, keySize: 8, valueSize: tcpRecordLayout.size, maxEntries: options.maximumConnections ?? 65536, flags: MapFlag.NoPrealloc, name: tcpConnectionsName }));
       const maps = { [tcpEventRingName]: ring, [tcpLostName]: this.#lost, [tcpConnectionsName]: connections };
       const attach = (key: string, name: string, build: (format: NonNullable<ReturnType<typeof formats.get>>) => ReturnType<typeof tcpStateChangeProgram>): void => {
         const format = formats.get(key);
@@ -218,6 +222,7 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
       attach("tcp:tcp_receive_reset", "tcp_reset_in", (format) => tcpSocketEventProgram(format, TcpRecordKind.ResetReceived));
       attach("tcp:tcp_send_reset", "tcp_reset_out", (format) => tcpResetSentProgram(format));
       attach("sock:inet_sock_set_state", "tcp_state", (format) => tcpStateChangeProgram(format, offsets));
+      attach("tcp:tcp_destroy_sock", "tcp_destroy", (format) => tcpDestroyProgram(format));
       this.#reader = this.#own(new RingBufferReader(ring, { lostCounter: { map: this.#lost, key: 0 } }));
     } catch (error) {
       this.close();

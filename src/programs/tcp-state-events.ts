@@ -16,8 +16,9 @@
  *   that completed the handshake.
  * - tcp:tcp_retransmit_skb, tcp:tcp_send_reset, tcp:tcp_receive_reset —
  *   counted per connection and reported as events.
+ * - tcp:tcp_destroy_sock — forgets a socket's record if CLOSE did not.
  *
- * Per connection the programs keep one record in an LRU hash keyed by the
+ * Per connection the programs keep one record in a hash map keyed by the
  * kernel socket address; the record *is* the event layout (below), so an
  * event is the record as it stands, written to the ring with
  * bpf_ringbuf_output. Tracepoint field offsets come from tracefs format
@@ -25,7 +26,7 @@
  */
 import { Assembler, R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, type AssembledProgram } from "../asm/assembler.js";
 import type { Btf } from "../btf/btf.js";
-import { fieldLocation } from "../btf/btf-query.js";
+import { fieldLocation, findRootType } from "../btf/btf-query.js";
 import { NetbpfError } from "../sys/errors.js";
 import { readTracepointFormat, requireField, type TracepointFormat } from "../sys/tracepoint-format.js";
 import { addToCounter } from "./add-to-counter.js";
@@ -104,8 +105,11 @@ export interface TcpKernelOffsets {
 }
 
 export function tcpKernelOffsets(btf: Btf): TcpKernelOffsets {
+  const roots = new Map<string, number>();
   const offset = (root: string, path: string, size: number) => {
-    const location = fieldLocation(btf, root, path);
+    let rootId = roots.get(root);
+    if (rootId === undefined) roots.set(root, (rootId = findRootType(btf, `struct ${root}`)));
+    const location = fieldLocation(btf, rootId, path);
     if (location.bitfieldSize !== 0 || location.size !== size) {
       throw new NetbpfError("read kernel BTF", `${root}.${path} is ${location.bitfieldSize ? "a bitfield" : `${location.size} bytes`}, expected ${size} bytes`, "this kernel's struct layout is not one netbpf tcp knows");
     }
@@ -133,6 +137,7 @@ export const tcpTracepoints = [
   { category: "tcp", name: "tcp_retransmit_skb", optional: false },
   { category: "tcp", name: "tcp_send_reset", optional: false },
   { category: "tcp", name: "tcp_receive_reset", optional: false },
+  { category: "tcp", name: "tcp_destroy_sock", optional: false },
 ] as const;
 
 // Stack: the socket key at fp-8, a zeroed record at fp-8-size (built only to create an entry).
@@ -370,6 +375,14 @@ export function tcpResetSentProgram(format: TracepointFormat): AssembledProgram 
   assembler.label("sent").jumpIf(R9, "==", 0, "out");
   deleteRecord(assembler);
   return assembler.label("out").return(0).finish();
+}
+
+/** tcp:tcp_destroy_sock: forget the socket's record (normally gone at CLOSE already). */
+export function tcpDestroyProgram(format: TracepointFormat): AssembledProgram {
+  const assembler = new Assembler().mov64(R6, R1);
+  assembler.load("u64", R1, R6, requireField(format, "skaddr").offset).store("u64", R10, keySlot, R1);
+  deleteRecord(assembler);
+  return assembler.return(0).finish();
 }
 
 /** Reads the tracepoint formats (a missing tracepoint is a UsageError naming it). */
