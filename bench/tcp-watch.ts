@@ -11,7 +11,7 @@
  *    (every TCP state change, retransmit and reset on the host followed),
  *    alternating; medians and their ratio.
  *
- * usage: node dist/bench/tcp-watch.js [trials] [iperf3 seconds]
+ * usage: node dist/bench/tcp-watch.js [trials] [iperf3 seconds] [all|ready|throughput]
  * Needs root, bpftrace and iperf3 (Debian packages).
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
@@ -21,6 +21,7 @@ import { fileURLToPath } from "node:url";
 
 const trials = Number(process.argv[2] ?? 5);
 const iperfSeconds = Number(process.argv[3] ?? 4);
+const part = process.argv[4] ?? "all";
 const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
 
 function median(values: number[]): number {
@@ -85,7 +86,9 @@ async function main(): Promise<void> {
   process.stdout.write(`machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, load ${loadavg().map((value) => value.toFixed(2)).join(" ")}\n`);
   const basePort = 41000 + Math.floor(Math.random() * 10000);
 
-  if (available("bpftrace", ["--version"])) {
+  if (part === "throughput") {
+    // only the throughput part
+  } else if (available("bpftrace", ["--version"])) {
     const netbpfTimes: number[] = [];
     const bpftraceTimes: number[] = [];
     for (let trial = 0; trial < trials; trial++) {
@@ -101,7 +104,9 @@ async function main(): Promise<void> {
     process.stdout.write("start to ready: skipped (bpftrace not installed: apt-get install bpftrace)\n");
   }
 
-  if (available("iperf3", ["--version"])) {
+  if (part === "ready") {
+    // only the start-to-ready part
+  } else if (available("iperf3", ["--version"])) {
     const without: number[] = [];
     const watched: number[] = [];
     for (let trial = 0; trial < trials; trial++) {

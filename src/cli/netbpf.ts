@@ -8,6 +8,7 @@ import { registerFilterCommand } from "./filter-command.js";
 import { registerObjectCommands } from "./object-commands.js";
 import { registerGenCommand } from "./gen-command.js";
 import { registerLoadCommand } from "./load-command.js";
+import { registerStateCommands } from "./state-commands.js";
 import { registerTcpCommand } from "./tcp-command.js";
 
 // `netbpf … | head` closes our stdout early: that is not an error.
@@ -30,6 +31,7 @@ registerObjectCommands(program);
 registerCaptureCommand(program);
 registerGenCommand(program);
 registerLoadCommand(program);
+registerStateCommands(program);
 registerTcpCommand(program);
 
 function fail(error: unknown): never {
