@@ -45,7 +45,8 @@ test("watchTcp: a refused connection gives a reset sent, a reset received and a 
   // Other processes may load programs with these names meanwhile: only ours are compared.
   const loaded = [...watcherProgramIds()].filter((id) => !before.has(id));
   assert.ok(loaded.length >= 5, "programs loaded");
-  const collecting = collect(watcher);
+  const live: TcpEvent[] = [];
+  const collecting = collect(watcher, live);
   // A port nobody listens on: bind one, then close it without listening.
   const probe = net.createServer().listen(0, "127.0.0.1");
   await new Promise((resolve) => probe.once("listening", resolve));
@@ -54,8 +55,9 @@ test("watchTcp: a refused connection gives a reset sent, a reset received and a 
   const socket = net.connect(closedPort, "127.0.0.1");
   const error = await new Promise<NodeJS.ErrnoException>((resolve) => socket.once("error", resolve));
   assert.equal(error.code, "ECONNREFUSED");
-  // The events are in the ring within microseconds; give the reader a moment.
-  await new Promise((resolve) => setTimeout(resolve, 500));
+  // The events are in the ring within microseconds; the reader may need a moment on a busy machine.
+  const deadline = Date.now() + 10_000;
+  while (!live.some((event) => event.type === "close" && event.remotePort === closedPort) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
   stop.abort();
   const events = await collecting;
   const mine = events.filter((event) => event.localPort === closedPort || event.remotePort === closedPort);
