@@ -93,3 +93,4 @@ export { StateStore, StateComponent, StateLock, type StateManifest, type StateAt
 export { type ExternSpec, type ProgramExternReference } from "./elf/collection-spec.js";
 export { kernelMaxEntries } from "./core/collection.js";
 export { findAttachBtfId, findKernelFunction, findKernelVariable, kernelSymbolAddress, kernelVersionCode, readKernelConfig, encodeKconfigValue, type AttachBtfKind } from "./btf/kernel-symbols.js";
+export * from "./monitor/tcp-watcher.js";
