@@ -88,3 +88,5 @@ export { compileCaptureFilter, type CaptureFilter, type CaptureFilterOptions } f
 export { captureProgram, socketOwnerProgram, spliceFilterProgram, decodeCaptureRecord, CaptureCounter, captureHeaderSize, maximumSnapLength, type CaptureFilterEmitter, type CaptureProgramOptions, type CaptureProgram, type CaptureRingRecord } from "./programs/capture-program.js";
 export { generateTypeScriptBindings, pascalName, identifierName, type TypeScriptBindingsOptions } from "./gen/typescript-bindings.js";
 export { valueLayout, dataSectionLayout, decodeWithLayout, findNamedType, readBitfield, writeBitfield, jsonFriendly, type ValueLayout, type FieldLayout } from "./gen/value-layout.js";
+export { TrafficWatcher, watchTraffic, trafficGroupings, protocolName, type TrafficWatcherOptions, type WatchTrafficOptions, type TrafficSnapshot, type TrafficRow, type TrafficCounts, type TrafficRates, type TrafficGrouping } from "./monitor/traffic-watcher.js";
+export { trafficCounterProgram, portOwnerProgram, type TrafficCounterOptions } from "./programs/traffic-counter.js";

@@ -8,6 +8,7 @@ import { registerFilterCommand } from "./filter-command.js";
 import { registerObjectCommands } from "./object-commands.js";
 import { registerGenCommand } from "./gen-command.js";
 import { registerLoadCommand } from "./load-command.js";
+import { registerTopCommand } from "./top-command.js";
 
 // `netbpf … | head` closes our stdout early: that is not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -29,6 +30,7 @@ registerObjectCommands(program);
 registerCaptureCommand(program);
 registerGenCommand(program);
 registerLoadCommand(program);
+registerTopCommand(program);
 
 function fail(error: unknown): never {
   if (error instanceof CommanderError) process.exit(error.exitCode);
