@@ -83,7 +83,7 @@ async function knownTransfers(options: { host: string; serverPrefix?: string[]; 
       assertCounted(clientRow.payloadOut, sizes[index]!, wire.get(`${clientPort}>${ready.tcpPort}`), `client side of connection ${index + 1}`);
       assert.ok(clientRow.bytesOut > clientRow.payloadOut, "IP bytes include headers");
       assert.ok(clientRow.packetsOut >= 2 && clientRow.packetsIn >= 2);
-      assert.equal(clientRow.process?.pid, sent.pid, "the client's process");
+      assert.equal(clientRow.process?.pid, sent.pid, `the client's process (top ${options.topArgs.join(" ")}; row ${JSON.stringify(clientRow)})`);
       if (options.sides === "both") {
         const serverRow = findRow(snapshot.rows, "tcp", ready.tcpPort, clientPort);
         assertCounted(serverRow.payloadIn, sizes[index]!, wire.get(`${clientPort}>${ready.tcpPort}`), `server side of connection ${index + 1}`);
