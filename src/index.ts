@@ -90,3 +90,4 @@ export { generateTypeScriptBindings, pascalName, identifierName, type TypeScript
 export { valueLayout, dataSectionLayout, decodeWithLayout, findNamedType, readBitfield, writeBitfield, jsonFriendly, type ValueLayout, type FieldLayout } from "./gen/value-layout.js";
 export { TrafficWatcher, watchTraffic, trafficGroupings, protocolName, type TrafficWatcherOptions, type WatchTrafficOptions, type TrafficSnapshot, type TrafficRow, type TrafficCounts, type TrafficRates, type TrafficGrouping } from "./monitor/traffic-watcher.js";
 export { trafficCounterProgram, portOwnerProgram, type TrafficCounterOptions } from "./programs/traffic-counter.js";
+export * from "./monitor/tcp-watcher.js";
