@@ -91,3 +91,8 @@ export { valueLayout, dataSectionLayout, decodeWithLayout, findNamedType, readBi
 export { TrafficWatcher, watchTraffic, trafficGroupings, protocolName, type TrafficWatcherOptions, type WatchTrafficOptions, type TrafficSnapshot, type TrafficRow, type TrafficCounts, type TrafficRates, type TrafficGrouping } from "./monitor/traffic-watcher.js";
 export { trafficCounterProgram, portOwnerProgram, type TrafficCounterOptions } from "./programs/traffic-counter.js";
 export * from "./monitor/tcp-watcher.js";
+export { MetricsServer, parseListenAddress, defaultListenAddress, type MetricsServerOptions, type ListenAddress } from "./server/metrics-server.js";
+export type { MetricsSource } from "./server/metrics-source.js";
+export { TrafficMetricsSource, type TrafficMetricsOptions } from "./server/traffic-metrics.js";
+export { TcpMetricsSource, type TcpMetricsOptions } from "./server/tcp-metrics.js";
+export { PortLabels } from "./server/port-labels.js";

@@ -9,6 +9,7 @@ import { registerObjectCommands } from "./object-commands.js";
 import { registerGenCommand } from "./gen-command.js";
 import { registerLoadCommand } from "./load-command.js";
 import { registerTopCommand } from "./top-command.js";
+import { registerServeCommand } from "./serve-command.js";
 import { registerTcpCommand } from "./tcp-command.js";
 
 // `netbpf … | head` closes our stdout early: that is not an error.
@@ -32,6 +33,7 @@ registerCaptureCommand(program);
 registerGenCommand(program);
 registerLoadCommand(program);
 registerTopCommand(program);
+registerServeCommand(program);
 registerTcpCommand(program);
 
 function fail(error: unknown): never {

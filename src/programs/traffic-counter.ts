@@ -183,6 +183,20 @@ export function trafficCounterProgram(options: TrafficCounterOptions): Assembled
   if (fields.localAddress) copyAddress(ingress ? 24 : 8, TrafficKeyOffset.localAddress, 4);
   if (fields.remoteAddress) copyAddress(ingress ? 8 : 24, TrafficKeyOffset.remoteAddress, 4);
 
+  // Extension headers before the transport header: hop-by-hop (BIG TCP's jumbo option), routing, destination options.
+  for (let hop = 0; hop < 3; hop++) {
+    const next = a.newLabel("extension_");
+    a.load("u8", R1, R10, protocolSlot)
+      .jumpIf(R1, "==", 0, `${next}skip`)
+      .jumpIf(R1, "==", 43, `${next}skip`)
+      .jumpIf(R1, "==", 60, `${next}skip`)
+      .jump("transport")
+      .label(`${next}skip`);
+    loadBytes("r7", transportSlot, 8, "no_ports");
+    a.load("u8", R1, R10, transportSlot).store("u8", R10, protocolSlot, R1)
+      .load("u8", R1, R10, transportSlot + 1).add64(R1, 1).leftShift64(R1, 3).add64(R7, R1);
+  }
+
   a.label("transport");
   a.load("u8", R1, R10, protocolSlot)
     .jumpIf(R1, "==", 6, "tcp")

@@ -178,7 +178,7 @@ export class TcpdumpReference {
   }
 
   static async start(interfaceName: string, filter: string, prefix: string[] = []): Promise<TcpdumpReference> {
-    const reference = new TcpdumpReference(new ScriptProcess([...prefix, "tcpdump", "-i", interfaceName, "-nn", "-l", "--immediate-mode", "-B", "16384", filter]));
+    const reference = new TcpdumpReference(new ScriptProcess([...prefix, "tcpdump", "-i", interfaceName, "-nn", "-v", "-l", "--immediate-mode", "-B", "16384", filter]));
     const start = Date.now();
     while (!reference.process.stderr.includes("listening on")) {
       if (Date.now() - start > 20_000 || reference.process.child.exitCode !== null) throw new Error(`tcpdump did not start: ${reference.process.stderr}`);
@@ -187,8 +187,8 @@ export class TcpdumpReference {
     return reference;
   }
 
-  /** Stops tcpdump and sums the payload of each flow. */
-  async payloadByFlow(): Promise<Map<string, number>> {
+  /** Stops tcpdump and sums the payload (`length N` of TCP/UDP) and IP bytes (the IP header's length) of each flow ("srcport>dstport"). */
+  async flows(): Promise<{ payload: Map<string, number>; ipBytes: Map<string, number> }> {
     // Let it print what is still in its buffer: SIGINT ends the loop without reading the rest.
     await new Promise((resolve) => setTimeout(resolve, 500));
     this.process.child.kill("SIGINT");
@@ -196,13 +196,27 @@ export class TcpdumpReference {
     await this.process.exited();
     const dropped = /(\d+) packets? dropped by kernel/.exec(this.process.stderr);
     if (dropped && dropped[1] !== "0") throw new Error(`tcpdump dropped packets: ${this.process.stderr}`);
-    const flows = new Map<string, number>();
+    const payload = new Map<string, number>();
+    const ipBytes = new Map<string, number>();
+    let ipLength = 0;
     for (const line of lines) {
-      const match = /IP6? \S+?\.(\d+) > \S+?\.(\d+): .*length (\d+)$/.exec(line);
+      // -v: "IP (tos …, proto TCP (6), length 1052)" then "    a.b.c.d.PORT > e.f.g.h.PORT: …, length 1000"
+      const header = /^\S+ IP6? \(.*length (\d+)\)$/.exec(line);
+      if (header) {
+        ipLength = Number(header[1]);
+        continue;
+      }
+      const match = /^\s+\S+?\.(\d+) > \S+?\.(\d+): .*length (\d+)/.exec(line);
       if (!match) continue;
       const key = `${match[1]}>${match[2]}`;
-      flows.set(key, (flows.get(key) ?? 0) + Number(match[3]));
+      payload.set(key, (payload.get(key) ?? 0) + Number(match[3]));
+      ipBytes.set(key, (ipBytes.get(key) ?? 0) + ipLength);
+      ipLength = 0;
     }
-    return flows;
+    return { payload, ipBytes };
+  }
+
+  async payloadByFlow(): Promise<Map<string, number>> {
+    return (await this.flows()).payload;
   }
 }
