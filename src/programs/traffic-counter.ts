@@ -9,6 +9,8 @@
  * to it. Entries are created with BPF_NOEXIST; every creation is counted, so
  * creations minus entries present = entries the LRU evicted.
  *
+ * The value also keeps the first socket cookie seen (for the owning process).
+ *
  * What is counted, per packet (an skb; a GSO/GRO skb stands for several
  * packets on the wire, `gso_segs` of them):
  *  - packets: max(gso_segs, 1);
@@ -54,7 +56,7 @@ export const TrafficKeyOffset = {
   remoteAddress: 40,
 } as const;
 
-/** Value layout (bytes), one per CPU: in and out counters, and the last socket cookie seen. */
+/** Value layout (bytes), one per CPU: in and out counters, and the first socket cookie seen. */
 export const trafficValueSize = 56;
 export const TrafficValueOffset = {
   packetsIn: 0,
@@ -252,10 +254,13 @@ export function trafficCounterProgram(options: TrafficCounterOptions): Assembled
 
   const addCounts = () => {
     for (const field of [0, 8, 16]) a.load("u64", R1, R10, valueSlot + directionBase + field).atomic("u64", "add", R0, directionBase + field, R1);
+    // The socket cookie stays the first one seen: later packets may come from sockets no process created (a
+    // TIME_WAIT ACK or a RST goes out through the kernel's control socket). Only a missing one (tc ingress) is filled in.
     if (options.processes || fields.cookie) {
-      // Keep the last socket seen; packets without one (tc ingress) leave it.
-      const skip = a.newLabel("no_cookie_");
-      a.load("u64", R1, R10, valueSlot + TrafficValueOffset.cookie).jumpIf(R1, "==", 0, skip).store("u64", R0, TrafficValueOffset.cookie, R1).label(skip);
+      const skip = a.newLabel("cookie_kept_");
+      a.load("u64", R1, R0, TrafficValueOffset.cookie).jumpIf(R1, "!=", 0, skip)
+        .load("u64", R1, R10, valueSlot + TrafficValueOffset.cookie).store("u64", R0, TrafficValueOffset.cookie, R1)
+        .label(skip);
     }
   };
   const lookup = () => a.loadMapFd(R1, trafficCountsName).mov64(R2, R10).add64(R2, keySlot).call("map_lookup_elem");
