@@ -8,6 +8,8 @@ import { registerFilterCommand } from "./filter-command.js";
 import { registerObjectCommands } from "./object-commands.js";
 import { registerGenCommand } from "./gen-command.js";
 import { registerLoadCommand } from "./load-command.js";
+import { registerBlockCommands } from "./block-command.js";
+import { registerRulesCommand } from "./rules-command.js";
 
 // `netbpf … | head` closes our stdout early: that is not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -29,6 +31,8 @@ registerObjectCommands(program);
 registerCaptureCommand(program);
 registerGenCommand(program);
 registerLoadCommand(program);
+registerBlockCommands(program);
+registerRulesCommand(program);
 
 function fail(error: unknown): never {
   if (error instanceof CommanderError) process.exit(error.exitCode);
