@@ -88,3 +88,4 @@ export { compileCaptureFilter, type CaptureFilter, type CaptureFilterOptions } f
 export { captureProgram, socketOwnerProgram, spliceFilterProgram, decodeCaptureRecord, CaptureCounter, captureHeaderSize, maximumSnapLength, type CaptureFilterEmitter, type CaptureProgramOptions, type CaptureProgram, type CaptureRingRecord } from "./programs/capture-program.js";
 export { generateTypeScriptBindings, pascalName, identifierName, type TypeScriptBindingsOptions } from "./gen/typescript-bindings.js";
 export { valueLayout, dataSectionLayout, decodeWithLayout, findNamedType, readBitfield, writeBitfield, jsonFriendly, type ValueLayout, type FieldLayout } from "./gen/value-layout.js";
+export { StateStore, StateComponent, StateLock, type StateManifest, type StateAttachment, type ComponentStatus, type PinStatus, type PinKind, type Pinnable } from "./state/state-store.js";

@@ -8,6 +8,7 @@ import { registerFilterCommand } from "./filter-command.js";
 import { registerObjectCommands } from "./object-commands.js";
 import { registerGenCommand } from "./gen-command.js";
 import { registerLoadCommand } from "./load-command.js";
+import { registerStateCommands } from "./state-commands.js";
 import { registerBlockCommands } from "./block-command.js";
 import { registerRulesCommand } from "./rules-command.js";
 
@@ -31,6 +32,7 @@ registerObjectCommands(program);
 registerCaptureCommand(program);
 registerGenCommand(program);
 registerLoadCommand(program);
+registerStateCommands(program);
 registerBlockCommands(program);
 registerRulesCommand(program);
 

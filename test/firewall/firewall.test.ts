@@ -245,9 +245,11 @@ test("drop by default with an allow list", async (t) => {
 test("reset leaves nothing: no pins, no programs on the interface", (t) => {
   if (skipUnlessKernel(t, isRoot(), "needs root for namespaces and XDP")) return;
   const b = bed!;
-  const store = StateStore.open({ root: stateRoot });
-  assert.equal(store.list("firewall").length, 1);
-  store.reset();
+  const status = netbpf("status");
+  assert.equal(status.status, 0, status.stderr);
+  assert.match(status.stdout, new RegExp(`firewall\\s+${b.routerClientSide}\\s+xdp on ${b.routerClientSide} \\(xdp (native|generic)\\), tc egress on ${b.routerClientSide} \\(tcx\\)`));
+  const reset = netbpf("reset");
+  assert.equal(reset.status, 0, reset.stderr);
   assert.equal(existsSync(stateRoot), false, "the state folder is gone");
   const link = b.exec(b.router, ["ip", "-d", "link", "show", "dev", b.routerClientSide]).stdout;
   assert.doesNotMatch(link, /prog\/xdp|xdpgeneric|xdpdrv/, link);
