@@ -11,6 +11,7 @@ import { registerLoadCommand } from "./load-command.js";
 import { registerStateCommands } from "./state-commands.js";
 import { registerBlockCommands } from "./block-command.js";
 import { registerRulesCommand } from "./rules-command.js";
+import { registerLimitCommand } from "./limit-command.js";
 
 // `netbpf … | head` closes our stdout early: that is not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -35,6 +36,7 @@ registerLoadCommand(program);
 registerStateCommands(program);
 registerBlockCommands(program);
 registerRulesCommand(program);
+registerLimitCommand(program);
 
 function fail(error: unknown): never {
   if (error instanceof CommanderError) process.exit(error.exitCode);

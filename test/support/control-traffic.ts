@@ -140,3 +140,31 @@ export function tcpConnects(bed: RoutedTestbed, host: string, port: number): str
 export function pings(bed: RoutedTestbed, host: string): boolean {
   return bed.tryExec(bed.client, ["ping", "-n", "-q", "-c", "1", "-W", "1", host]).status === 0;
 }
+
+/**
+ * Client script: sends UDP from `bind` (an address of the client) to
+ * host:port at about `pps` for `seconds`, catching up after timer delays;
+ * prints { sent, elapsedMs } (first to last datagram).
+ */
+export function pacedUdpScript(options: { bind: string; host: string; port: number; pps: number; seconds: number; size?: number }): string {
+  return `
+import dgram from "node:dgram";
+const socket = dgram.createSocket("udp4");
+await new Promise((resolve) => socket.bind({ address: ${JSON.stringify(options.bind)}, port: 0 }, resolve));
+const payload = Buffer.alloc(${options.size ?? 64});
+let sent = 0; let first = 0; let last = 0;
+const start = performance.now();
+while (performance.now() - start < ${options.seconds * 1000}) {
+  const due = Math.floor((performance.now() - start) / 1000 * ${options.pps});
+  while (sent < due) {
+    await new Promise((resolve, reject) => socket.send(payload, ${options.port}, ${JSON.stringify(options.host)}, (e) => (e ? reject(e) : resolve())));
+    if (sent === 0) first = performance.now();
+    last = performance.now();
+    sent++;
+  }
+  await new Promise((resolve) => setTimeout(resolve, 5));
+}
+socket.close();
+console.log(JSON.stringify({ sent, elapsedMs: last - first }));
+`;
+}
