@@ -12,6 +12,7 @@ import { registerStateCommands } from "./state-commands.js";
 import { registerBlockCommands } from "./block-command.js";
 import { registerRulesCommand } from "./rules-command.js";
 import { registerLimitCommand } from "./limit-command.js";
+import { registerMarkCommand } from "./mark-command.js";
 
 // `netbpf … | head` closes our stdout early: that is not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -37,6 +38,7 @@ registerStateCommands(program);
 registerBlockCommands(program);
 registerRulesCommand(program);
 registerLimitCommand(program);
+registerMarkCommand(program);
 
 function fail(error: unknown): never {
   if (error instanceof CommanderError) process.exit(error.exitCode);
