@@ -21,7 +21,7 @@ function start(script: string, args: string[]) {
   return {
     child,
     output: () => ({ stdout, stderr }),
-    async waitFor(pattern: RegExp, stream: "stdout" | "stderr" = "stdout", timeout = 10_000) {
+    async waitFor(pattern: RegExp, stream: "stdout" | "stderr" = "stdout", timeout = 60_000) {
       const deadline = Date.now() + timeout;
       while (!pattern.test(stream === "stdout" ? stdout : stderr)) {
         if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${script} did not print ${pattern}: ${stdout} ${stderr}`);
@@ -99,7 +99,7 @@ test("tcp-states reports the life of a loopback connection in order", async () =
     // The programs are attached when it says so.
     await follower.waitFor(/following TCP state changes/, "stderr", 20_000);
     await exchange(port, 100);
-    await Promise.race([follower.exited, new Promise((_, reject) => setTimeout(() => reject(new Error("tcp-states did not finish")), 10_000))]);
+    await Promise.race([follower.exited, new Promise((_, reject) => setTimeout(() => reject(new Error("tcp-states did not finish")), 60_000))]);
   } finally {
     follower.child.kill();
   }
