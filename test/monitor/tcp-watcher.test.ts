@@ -98,7 +98,10 @@ test("watchTcp: a dropped SYN is retransmitted; the retransmit and the close car
   using program = Program.load({ type: ProgramType.SchedCls, instructions: dropper, name: "nbm2_drop" }, { maps: { nbm2_drop: drop } });
   using link = bed.inNamespace(bed.b, () => attachTcx(program, { interface: bed.b.interface, direction: "ingress" }));
   void link;
-  spawnSync("ip", ["netns", "exec", bed.a.namespace, "ping", "-c", "1", "-W", "2", bed.b.address]); // resolve ARP first
+  // A static neighbour entry: no ARP exchange for the dropper to eat.
+  const [linkB] = JSON.parse(spawnSync("ip", ["-n", bed.b.namespace, "-j", "link", "show", "dev", bed.b.interface], { encoding: "utf8" }).stdout) as { address: string }[];
+  const neighbour = spawnSync("ip", ["-n", bed.a.namespace, "neigh", "replace", bed.b.address, "lladdr", linkB!.address, "dev", bed.a.interface, "nud", "permanent"], { encoding: "utf8" });
+  assert.equal(neighbour.status, 0, neighbour.stderr);
   const sink = startNode(`import net from "node:net"; net.createServer((s) => s.resume().on("end", () => s.end())).listen(${port}, "${bed.b.address}", () => console.log("listening"));`, ["ip", "netns", "exec", bed.b.namespace]);
   t.after(() => sink.kill());
   await new Promise<void>((resolve) => sink.stdout.once("data", () => resolve()));
