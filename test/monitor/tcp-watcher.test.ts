@@ -11,6 +11,7 @@ import { attachTcx } from "../../src/link/tcx.js";
 import { TcpWatcher, watchTcp, type TcpEvent } from "../../src/monitor/tcp-watcher.js";
 import { MapType, ProgramType } from "../../src/sys/bpf-constants.js";
 import { UsageError } from "../../src/sys/errors.js";
+import { readTcpTracepointFormats, tcpTracepoints } from "../../src/programs/tcp-state-events.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { Testbed } from "../support/testbed.js";
 import { clientScript, exited, startNode } from "../support/tcp-transfers.js";
@@ -133,4 +134,14 @@ test("watchTcp: a dropped SYN is retransmitted; the retransmit and the close car
   assert.equal(closed.pid, client.pid);
   assert.ok(closed.retransmits >= 1, `retransmits ${closed.retransmits}`);
   assert.ok(closed.connectLatencyMilliseconds! >= 900, `connect latency ${closed.connectLatencyMilliseconds} ms includes the 1 s SYN timeout`);
+});
+
+test("a kernel without a needed tracepoint is a UsageError naming it; an optional one is just absent", (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root (tracefs)")) return;
+  const formats = readTcpTracepointFormats();
+  for (const tracepoint of tcpTracepoints) if (!tracepoint.optional) assert.ok(formats.get(`${tracepoint.category}:${tracepoint.name}`), tracepoint.name);
+  const missing = [...tcpTracepoints, { category: "tcp", name: "tcp_no_such_event", optional: false }];
+  assert.throws(() => readTcpTracepointFormats(missing), (error: unknown) => error instanceof UsageError && /no tracepoint tcp:tcp_no_such_event/.test(error.message));
+  const optional = readTcpTracepointFormats([{ category: "tcp", name: "tcp_no_such_event", optional: true }]);
+  assert.equal(optional.get("tcp:tcp_no_such_event"), undefined);
 });
