@@ -28,6 +28,12 @@ const commandModules: { names: string[]; load: () => Promise<(program: Command) 
   { names: ["load"], load: async () => (await import("./load-command.js")).registerLoadCommand },
   { names: ["status", "reset"], load: async () => (await import("./state-commands.js")).registerStateCommands },
   { names: ["tcp"], load: async () => (await import("./tcp-command.js")).registerTcpCommand },
+  { names: ["top"], load: async () => (await import("./top-command.js")).registerTopCommand },
+  { names: ["serve"], load: async () => (await import("./serve-command.js")).registerServeCommand },
+  { names: ["block", "allow"], load: async () => (await import("./block-command.js")).registerBlockCommands },
+  { names: ["rules"], load: async () => (await import("./rules-command.js")).registerRulesCommand },
+  { names: ["limit"], load: async () => (await import("./limit-command.js")).registerLimitCommand },
+  { names: ["mark"], load: async () => (await import("./mark-command.js")).registerMarkCommand },
 ];
 const requested = commandModules.filter((command) => command.names.includes(process.argv[2] ?? ""));
 for (const command of requested.length > 0 ? requested : commandModules) (await command.load())(program);
