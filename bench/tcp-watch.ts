@@ -9,7 +9,7 @@
  *    prints its first line about that port. Trials alternate the tools; medians.
  * 2. Throughput: iperf3 over loopback with and without `netbpf tcp` attached
  *    (every TCP state change, retransmit and reset on the host followed),
- *    alternating; medians and their ratio.
+ *    in alternating order; medians and their ratio.
  *
  * usage: node dist/bench/tcp-watch.js [trials] [iperf3 seconds] [all|ready|throughput]
  * Needs root, bpftrace and iperf3 (Debian packages).
@@ -111,7 +111,8 @@ async function main(): Promise<void> {
     const watched: number[] = [];
     for (let trial = 0; trial < trials; trial++) {
       const port = basePort + 100 + trial;
-      without.push(iperf(port));
+      // Alternate which run comes first: on a shared machine the order itself can matter.
+      if (trial % 2 === 0) without.push(iperf(port));
       const tool = spawn(process.execPath, [cliPath, "tcp"]);
       await new Promise<void>((resolve, reject) => {
         let stderr = "";
@@ -127,6 +128,7 @@ async function main(): Promise<void> {
       } finally {
         await stopChild(tool);
       }
+      if (trial % 2 === 1) without.push(iperf(port));
     }
     const base = median(without);
     const withTool = median(watched);

@@ -35,7 +35,7 @@ import {
 } from "../programs/tcp-state-events.js";
 import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
 import { MapFlag, MapType, ProgramType } from "../sys/bpf-constants.js";
-import { UsageError } from "../sys/errors.js";
+import { UsageError, VerifierError } from "../sys/errors.js";
 
 /**
  * - `state`: a state change (tcpstates); `oldState` → `state`.
@@ -205,12 +205,26 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
       // Allocated as connections come (a preallocated LRU map of this size takes longer to
       // create than everything else together); records go at CLOSE or, failing that, when
       // the socket is destroyed.
-      const connections = this.#own(BpfMap.create({ type: MapType.Hash, keySize: 8, valueSize: tcpRecordLayout.size, maxEntries: options.maximumConnections ?? 65536, flags: MapFlag.NoPrealloc, name: tcpConnectionsName }));
+      const connectionsSpec = { keySize: 8, valueSize: tcpRecordLayout.size, maxEntries: options.maximumConnections ?? 65536, name: tcpConnectionsName };
+      const connections = this.#own(BpfMap.create({ ...connectionsSpec, type: MapType.Hash, flags: MapFlag.NoPrealloc }));
       const maps = { [tcpEventRingName]: ring, [tcpLostName]: this.#lost, [tcpConnectionsName]: connections };
+      let preallocated = false;
+      const load = (instructions: ReturnType<typeof tcpStateChangeProgram>, name: string): Program => {
+        try {
+          return this.#own(Program.load({ type: ProgramType.Tracepoint, instructions, name }, { maps }));
+        } catch (error) {
+          // Kernels before 6.1 let tracing programs use preallocated hash maps only: fall back to an LRU one.
+          if (preallocated || !(error instanceof VerifierError && /prealloc/i.test(error.log))) throw error;
+          preallocated = true;
+          maps[tcpConnectionsName].close();
+          maps[tcpConnectionsName] = this.#own(BpfMap.create({ ...connectionsSpec, type: MapType.LruHash }));
+          return this.#own(Program.load({ type: ProgramType.Tracepoint, instructions, name }, { maps }));
+        }
+      };
       const attach = (key: string, name: string, build: (format: NonNullable<ReturnType<typeof formats.get>>) => ReturnType<typeof tcpStateChangeProgram>): void => {
         const format = formats.get(key);
         if (format === undefined) return;
-        const program = this.#own(Program.load({ type: ProgramType.Tracepoint, instructions: build(format), name }, { maps }));
+        const program = load(build(format), name);
         this.#own<Link>(attachTracepoint(program, format.category, format.name));
         this.tracepoints.push(key);
       };

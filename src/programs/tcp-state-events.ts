@@ -386,9 +386,9 @@ export function tcpDestroyProgram(format: TracepointFormat): AssembledProgram {
 }
 
 /** Reads the tracepoint formats (a missing tracepoint is a UsageError naming it). */
-export function readTcpTracepointFormats(): Map<string, TracepointFormat | undefined> {
+export function readTcpTracepointFormats(tracepoints: readonly { category: string; name: string; optional: boolean }[] = tcpTracepoints): Map<string, TracepointFormat | undefined> {
   const formats = new Map<string, TracepointFormat | undefined>();
-  for (const tracepoint of tcpTracepoints) {
+  for (const tracepoint of tracepoints) {
     try {
       formats.set(`${tracepoint.category}:${tracepoint.name}`, readTracepointFormat(tracepoint.category, tracepoint.name));
     } catch (error) {

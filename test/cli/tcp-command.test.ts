@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { test, type TestContext } from "node:test";
+import { tcpWatchOptions } from "../../src/cli/tcp-command.js";
 import { cliPath, runCli } from "../support/cli.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { Testbed } from "../support/testbed.js";
@@ -171,4 +172,15 @@ test("tcp --duration stops by itself and prints the table header", (t) => {
   assert.equal(result.status, 0, result.stderr);
   assert.match(result.stdout, /^PID\s+COMM\s+LADDR\s+LPORT\s+RADDR\s+RPORT\s+TX_KB\s+RX_KB\s+MS\s+RTT_MS\s+RETR\n$/);
   assert.match(result.stderr, /netbpf: tracing TCP connections .*\nnetbpf: 0 connections shown\n$/);
+});
+
+test("tcp options map to watchTcp options: --state implies --events; ports and pid parsed", () => {
+  assert.deepEqual(tcpWatchOptions({}), { types: ["close"] });
+  assert.deepEqual(tcpWatchOptions({ events: true, pid: "42", localPort: ["80", "443"], remotePort: ["5432"] }), {
+    types: ["state", "accept", "retransmit", "reset"], pid: 42, localPorts: [80, 443], remotePorts: [5432],
+  });
+  assert.deepEqual(tcpWatchOptions({ state: ["established,TIME_WAIT", "tcp_close"] }), {
+    types: ["state", "accept", "retransmit", "reset"], states: ["established", "TIME_WAIT", "tcp_close"],
+  });
+  assert.throws(() => tcpWatchOptions({ localPort: ["0x50"] }), /-L needs a port number/);
 });

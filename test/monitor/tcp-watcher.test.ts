@@ -11,6 +11,7 @@ import { attachTcx } from "../../src/link/tcx.js";
 import { TcpWatcher, watchTcp, type TcpEvent } from "../../src/monitor/tcp-watcher.js";
 import { MapType, ProgramType } from "../../src/sys/bpf-constants.js";
 import { UsageError } from "../../src/sys/errors.js";
+import { readTcpTracepointFormats, tcpTracepoints } from "../../src/programs/tcp-state-events.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { Testbed } from "../support/testbed.js";
 import { clientScript, exited, startNode } from "../support/tcp-transfers.js";
@@ -98,7 +99,10 @@ test("watchTcp: a dropped SYN is retransmitted; the retransmit and the close car
   using program = Program.load({ type: ProgramType.SchedCls, instructions: dropper, name: "nbm2_drop" }, { maps: { nbm2_drop: drop } });
   using link = bed.inNamespace(bed.b, () => attachTcx(program, { interface: bed.b.interface, direction: "ingress" }));
   void link;
-  spawnSync("ip", ["netns", "exec", bed.a.namespace, "ping", "-c", "1", "-W", "2", bed.b.address]); // resolve ARP first
+  // A static neighbour entry: no ARP exchange for the dropper to eat.
+  const [linkB] = JSON.parse(spawnSync("ip", ["-n", bed.b.namespace, "-j", "link", "show", "dev", bed.b.interface], { encoding: "utf8" }).stdout) as { address: string }[];
+  const neighbour = spawnSync("ip", ["-n", bed.a.namespace, "neigh", "replace", bed.b.address, "lladdr", linkB!.address, "dev", bed.a.interface, "nud", "permanent"], { encoding: "utf8" });
+  assert.equal(neighbour.status, 0, neighbour.stderr);
   const sink = startNode(`import net from "node:net"; net.createServer((s) => s.resume().on("end", () => s.end())).listen(${port}, "${bed.b.address}", () => console.log("listening"));`, ["ip", "netns", "exec", bed.b.namespace]);
   t.after(() => sink.kill());
   await new Promise<void>((resolve) => sink.stdout.once("data", () => resolve()));
@@ -130,4 +134,14 @@ test("watchTcp: a dropped SYN is retransmitted; the retransmit and the close car
   assert.equal(closed.pid, client.pid);
   assert.ok(closed.retransmits >= 1, `retransmits ${closed.retransmits}`);
   assert.ok(closed.connectLatencyMilliseconds! >= 900, `connect latency ${closed.connectLatencyMilliseconds} ms includes the 1 s SYN timeout`);
+});
+
+test("a kernel without a needed tracepoint is a UsageError naming it; an optional one is just absent", (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root (tracefs)")) return;
+  const formats = readTcpTracepointFormats();
+  for (const tracepoint of tcpTracepoints) if (!tracepoint.optional) assert.ok(formats.get(`${tracepoint.category}:${tracepoint.name}`), tracepoint.name);
+  const missing = [...tcpTracepoints, { category: "tcp", name: "tcp_no_such_event", optional: false }];
+  assert.throws(() => readTcpTracepointFormats(missing), (error: unknown) => error instanceof UsageError && /no tracepoint tcp:tcp_no_such_event/.test(error.message));
+  const optional = readTcpTracepointFormats([{ category: "tcp", name: "tcp_no_such_event", optional: true }]);
+  assert.equal(optional.get("tcp:tcp_no_such_event"), undefined);
 });
