@@ -128,7 +128,8 @@ export function protocolName(protocol: number): string {
 
 interface KernelCounts {
   counts: number[];
-  cookie: bigint;
+  /** The socket cookies the CPUs recorded (each CPU keeps the first it saw), distinct, non-zero. */
+  cookies: bigint[];
 }
 
 function emptyCounts(): TrafficCounts {
@@ -256,9 +257,11 @@ export class TrafficWatcher implements Disposable {
   }
 
   /** The process owning a socket (by cookie) or, failing that, the port (by the binding process, or procfs). */
-  #owner(cookie: bigint, protocol: number, localPort: number, unknownPorts: Set<number>): ProcessIdentity | null {
+  #owner(cookies: readonly bigint[], protocol: number, localPort: number, unknownPorts: Set<number>): ProcessIdentity | null {
     if (!this.processes) return null;
-    if (cookie !== 0n && this.#socketOwners) {
+    // A CPU may have recorded a socket no process created (the kernel's control socket sends TIME_WAIT ACKs and RSTs): try each.
+    for (const cookie of cookies) {
+      if (!this.#socketOwners) break;
       const key = Buffer.alloc(8);
       key.writeBigUInt64LE(cookie);
       const value = this.#socketOwners.get(key);
@@ -288,13 +291,13 @@ export class TrafficWatcher implements Disposable {
       entries++;
       const perCpu = value as Buffer[];
       const counts = [0, 0, 0, 0, 0, 0];
-      let cookie = 0n;
+      const cookies: bigint[] = [];
       for (const cpu of perCpu) {
         for (let field = 0; field < 6; field++) counts[field]! += Number(cpu.readBigUInt64LE(field * 8));
         const seen = cpu.readBigUInt64LE(TrafficValueOffset.cookie);
-        if (seen !== 0n) cookie = seen;
+        if (seen !== 0n && !cookies.includes(seen)) cookies.push(seen);
       }
-      pending.push({ key: Buffer.from(key), kernel: { counts, cookie } });
+      pending.push({ key: Buffer.from(key), kernel: { counts, cookies } });
     });
     const unknownPorts = new Set<number>();
     const resolve = () => {
@@ -350,7 +353,7 @@ export class TrafficWatcher implements Disposable {
     const remotePort = key.readUInt16LE(TrafficKeyOffset.remotePort);
     const ifindex = key.readUInt32LE(TrafficKeyOffset.ifindex);
     const address = (offset: number) => (family === 6 ? formatIpv6(key.subarray(offset, offset + 16)) : formatIpv4(key.subarray(offset, offset + 4)));
-    const owner = this.#owner(kernel.cookie, protocol, localPort, unknownPorts);
+    const owner = this.#owner(kernel.cookies, protocol, localPort, unknownPorts);
     const row: Omit<TrafficRow, keyof TrafficCounts | keyof TrafficRates> = { key: "", process: owner };
     const parts: string[] = [];
     switch (this.by) {
@@ -384,7 +387,7 @@ export class TrafficWatcher implements Disposable {
     row.key = parts.join(" ");
     let group = groups.get(row.key);
     if (!group) {
-      group = { row, counts: emptyCounts(), cookie: kernel.cookie, ports: new Set() };
+      group = { row, counts: emptyCounts(), cookie: kernel.cookies[0] ?? 0n, ports: new Set() };
       groups.set(row.key, group);
     } else if (group.row.process === null && owner !== null) {
       group.row.process = owner;

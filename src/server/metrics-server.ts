@@ -16,12 +16,17 @@ export const defaultListenAddress: ListenAddress = { host: "127.0.0.1", port: 94
 
 /** "HOST:PORT", ":PORT" (all interfaces), "PORT", or "[IPV6]:PORT". */
 export function parseListenAddress(text: string): ListenAddress {
-  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d+)$/.exec(text) ?? /^()()(\d+)$/.exec(text);
-  const port = match ? Number(match[3]) : Number.NaN;
-  if (!match || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UsageError("serve", `--listen needs HOST:PORT, :PORT or PORT (port 0-65535), got "${text}"`);
-  }
-  const host = match[1] ?? (match[2] === undefined || match[2] === "" ? (text.startsWith(":") ? "0.0.0.0" : defaultListenAddress.host) : match[2]);
+  const bad = () => new UsageError("serve", `--listen needs HOST:PORT, :PORT or PORT (port 0-65535), got "${text}"`);
+  let host: string;
+  let portText: string;
+  const bracketed = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(text);
+  const plain = /^([^:[\]]*):(\d+)$/.exec(text);
+  if (bracketed) [host, portText] = [bracketed[1]!, bracketed[2]!];
+  else if (plain) [host, portText] = [plain[1] === "" ? "0.0.0.0" : plain[1]!, plain[2]!];
+  else if (/^\d+$/.test(text)) [host, portText] = [defaultListenAddress.host, text];
+  else throw bad();
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port > 65535) throw bad();
   return { host, port };
 }
 
