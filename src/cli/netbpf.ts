@@ -9,6 +9,7 @@ import { registerObjectCommands } from "./object-commands.js";
 import { registerGenCommand } from "./gen-command.js";
 import { registerLoadCommand } from "./load-command.js";
 import { registerStateCommands } from "./state-commands.js";
+import { registerLbCommand } from "./lb-command.js";
 
 // `netbpf … | head` closes our stdout early: that is not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -31,6 +32,7 @@ registerCaptureCommand(program);
 registerGenCommand(program);
 registerLoadCommand(program);
 registerStateCommands(program);
+registerLbCommand(program);
 
 function fail(error: unknown): never {
   if (error instanceof CommanderError) process.exit(error.exitCode);
