@@ -67,6 +67,8 @@ function protocolOf(options: CommonOptions): "tcp" | "udp" {
 export function registerLbCommand(program: Command): void {
   const lb = program
     .command("lb")
+    // Subcommands have options of the same names (--udp, --state-dir): each belongs to the command it follows.
+    .enablePositionalOptions()
     .description("an L4 load balancer in the kernel: spread a virtual service (VIP:PORT) over backends with Maglev hashing, NAT or DSR")
     .argument("[service]", "the virtual service, ADDR:PORT or [IPV6]:PORT")
     .option("-b, --backend <addr:port[,weight=N]>", "a backend (repeatable)", collect)

@@ -18,6 +18,7 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
 });
 
 const program = new Command();
+program.enablePositionalOptions();
 program
   .name("netbpf")
   .description("eBPF network traffic interception and analysis")

@@ -104,9 +104,15 @@ export class BalancerNetwork {
     return this.exec(namespace, [process.execPath, "--input-type=module", "-e", script], timeout);
   }
 
-  /** Starts a long-running process in a namespace; stopped by destroy() unless stopped before. */
-  start(namespace: string, command: string[]): ChildProcessWithoutNullStreams {
-    const child = spawn("ip", ["netns", "exec", namespace, ...command]);
+  /**
+   * Starts a long-running process in a namespace; stopped by destroy() unless
+   * stopped before. "nsenter" enters the network namespace only: `ip netns
+   * exec` also gives the process a fresh /sys, without this host's bpffs and
+   * so without netbpf's pinned state.
+   */
+  start(namespace: string, command: string[], mode: "netns" | "nsenter" = "netns"): ChildProcessWithoutNullStreams {
+    const prefix = mode === "netns" ? ["ip", "netns", "exec", namespace] : ["nsenter", `--net=/run/netns/${namespace}`];
+    const child = spawn(prefix[0]!, [...prefix.slice(1), ...command]);
     this.#children.add(child);
     child.on("exit", () => this.#children.delete(child));
     return child;

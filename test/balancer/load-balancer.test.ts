@@ -156,9 +156,11 @@ test("a killed backend is taken out by `netbpf lb health` within its interval ×
   const s = await setup(t);
   if (!s) return;
   createBalancer(s, { healthCheck: { intervalMs: 200, timeoutMs: 200, rise: 1, fall: 2 } });
-  const checker = s.net.start(s.net.balancer, [process.execPath, cliPath, "lb", "health", "--json", "--state-dir", s.root]);
+  const checker = s.net.start(s.net.balancer, [process.execPath, cliPath, "lb", "health", "--json", "--state-dir", s.root], "nsenter");
   const events: { event: string; endpoint?: string; health?: string }[] = [];
   let buffer = "";
+  let stderr = "";
+  checker.stderr.on("data", (chunk) => (stderr += chunk));
   checker.stdout.on("data", (chunk) => {
     buffer += chunk;
     const lines = buffer.split("\n");
@@ -174,7 +176,8 @@ test("a killed backend is taken out by `netbpf lb health` within its interval ×
     return true;
   };
   const victim = `${s.net.backends[2]!.ipv4}:${backendPort}`;
-  assert.ok(await waitFor(() => events.filter((e) => e.health === "up").length === 3, 5000), `all backends come up: ${JSON.stringify(events)}`);
+  // Start-up of a Node process on a busy machine can take seconds: wait generously for the first round.
+  assert.ok(await waitFor(() => events.filter((e) => e.health === "up").length === 3, 30_000), `all backends come up: ${JSON.stringify(events)} ${stderr}`);
   const killedAt = Date.now();
   s.stopServer(2);
   assert.ok(await waitFor(() => events.some((e) => e.endpoint === victim && e.health === "down"), 3000), "the dead backend is marked down");
