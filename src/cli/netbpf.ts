@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
-import { NetbpfError } from "../sys/errors.js";
+import { NetbpfError, UsageError } from "../sys/errors.js";
 import { formatVerifierError } from "../core/verifier-report.js";
 import { registerCaptureCommand } from "./capture-command.js";
 import { registerFeaturesCommand } from "./features-command.js";
@@ -48,7 +48,7 @@ function fail(error: unknown): never {
   } else {
     process.stderr.write(`netbpf: ${String(error)}\n`);
   }
-  process.exit(1);
+  process.exit(error instanceof UsageError ? 2 : 1);
 }
 
 try {
