@@ -3,6 +3,8 @@ import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
 import { test, type TestContext } from "node:test";
 import { LoadBalancer } from "../../src/balancer/load-balancer.js";
+import { BalancerMetricsSource } from "../../src/server/balancer-metrics.js";
+import { Registry } from "prom-client";
 import { bpffsPath } from "../../src/sys/mounts.js";
 import { cliPath } from "../support/cli.js";
 import { isRoot, skipUnlessKernel, skipUnlessTool } from "../support/kernel.js";
@@ -85,6 +87,17 @@ test("3,000 TCP connections spread over 3 backends within 10% of even, checksums
     assert.ok(Math.abs(backend.share - 1 / 3) < 0.02);
   }
   assert.equal(status.dropped, 0n);
+  // The same counters, as `netbpf serve` exports them.
+  const registry = new Registry();
+  const source = new BalancerMetricsSource({ stateRoot: s.root });
+  source.register(registry);
+  source.collect();
+  const metrics = await registry.metrics();
+  for (const [i, backend] of status.backends.entries()) {
+    const line = new RegExp(`^netbpf_lb_backend_flows\\{service="203\\.0\\.113\\.10:80",protocol="tcp",backend="${backend.endpoint.replaceAll(".", "\\.")}"\\} (\\d+)$`, "m");
+    assert.equal(Number(line.exec(metrics)?.[1]), counts[s.names[i]!], metrics);
+  }
+  assert.match(metrics, /^netbpf_lb_dropped_packets\{service="203\.0\.113\.10:80",protocol="tcp"\} 0$/m);
 });
 
 test("weights: the table and the traffic follow them", { timeout: 180_000 }, async (t) => {
