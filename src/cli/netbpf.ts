@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
-import { NetbpfError } from "../sys/errors.js";
+import { NetbpfError, UsageError } from "../sys/errors.js";
 import { formatVerifierError } from "../core/verifier-report.js";
 
 // `netbpf … | head` closes our stdout early: that is not an error.
@@ -10,6 +10,7 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
 });
 
 const program = new Command();
+program.enablePositionalOptions();
 program
   .name("netbpf")
   .description("eBPF network traffic interception and analysis")
@@ -34,6 +35,7 @@ const commandModules: { names: string[]; load: () => Promise<(program: Command) 
   { names: ["rules"], load: async () => (await import("./rules-command.js")).registerRulesCommand },
   { names: ["limit"], load: async () => (await import("./limit-command.js")).registerLimitCommand },
   { names: ["mark"], load: async () => (await import("./mark-command.js")).registerMarkCommand },
+  { names: ["lb"], load: async () => (await import("./lb-command.js")).registerLbCommand },
 ];
 const requested = commandModules.filter((command) => command.names.includes(process.argv[2] ?? ""));
 for (const command of requested.length > 0 ? requested : commandModules) (await command.load())(program);
@@ -51,7 +53,7 @@ function fail(error: unknown): never {
   } else {
     process.stderr.write(`netbpf: ${String(error)}\n`);
   }
-  process.exit(1);
+  process.exit(error instanceof UsageError ? 2 : 1);
 }
 
 try {

@@ -2,6 +2,7 @@ import { Command } from "commander";
 import { MetricsServer, defaultListenAddress, parseListenAddress } from "../server/metrics-server.js";
 import type { MetricsSource } from "../server/metrics-source.js";
 import { TcpMetricsSource } from "../server/tcp-metrics.js";
+import { BalancerMetricsSource } from "../server/balancer-metrics.js";
 import { TrafficMetricsSource } from "../server/traffic-metrics.js";
 import { UsageError } from "../sys/errors.js";
 import { collect, exitTwoOnUsageErrors, parseInteger, parsePorts, withUsageExit } from "./monitor-options.js";
@@ -14,6 +15,7 @@ interface ServeCommandOptions {
   entries?: string;
   traffic?: boolean;
   tcp?: boolean;
+  lb?: boolean;
 }
 
 const operation = "serve";
@@ -44,6 +46,7 @@ export function registerServeCommand(program: Command): void {
     .option("--entries <count>", "most keys the kernel's traffic map keeps (LRU; default 16384)")
     .option("--no-traffic", "do not export traffic counters")
     .option("--no-tcp", "do not export TCP connection metrics")
+    .option("--no-lb", "do not export the installed load balancers' per-backend counters")
     .addHelpText("after", help)
     .action(async (words: string[], options: ServeCommandOptions) => withUsageExit(() => runServe(words.join(" ").trim(), options)));
 }
@@ -57,7 +60,8 @@ async function runServe(expression: string, options: ServeCommandOptions): Promi
   if (options.traffic !== false) sources.push(new TrafficMetricsSource({ interfaces: options.interface, filter: expression, maxEntries, ports, topPorts }));
   else if (expression !== "" || options.interface?.length) throw new UsageError(operation, "a filter or -i was given with --no-traffic", "drop one of them");
   if (options.tcp !== false) sources.push(new TcpMetricsSource({ ports, topPorts }));
-  if (sources.length === 0) throw new UsageError(operation, "--no-traffic and --no-tcp leave nothing to export");
+  if (options.lb !== false) sources.push(new BalancerMetricsSource());
+  if (sources.length === 0) throw new UsageError(operation, "--no-traffic, --no-tcp and --no-lb leave nothing to export");
 
   const server = await MetricsServer.start({ listen, sources });
   const stopped = new Promise<string>((resolve) => {

@@ -30,6 +30,7 @@ export const RouteMessageType = {
   NewLink: 16, DeleteLink: 17, GetLink: 18,
   NewQdisc: 36, DeleteQdisc: 37, GetQdisc: 38,
   NewFilter: 44, DeleteFilter: 45, GetFilter: 46,
+  NewRoute: 24, GetRoute: 26,
 } as const;
 
 const netlinkRoute = 0;
