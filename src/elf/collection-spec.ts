@@ -470,7 +470,8 @@ class SpecReader {
       }
       const map: CollectionMapSpec = {
         name: section.name, section: section.name, type: MapType.Array, keySize: 4, valueSize: section.size, maxEntries: 1,
-        flags: readOnly ? MapFlag.ReadOnlyProgram : 0, numaNode: undefined, mapExtra: undefined, pinning: "none", innerMap: undefined,
+        // Like libbpf: data maps can be mmap()ed, and .rodata is read-only to programs.
+        flags: MapFlag.Mmapable | (readOnly ? MapFlag.ReadOnlyProgram : 0), numaNode: undefined, mapExtra: undefined, pinning: "none", innerMap: undefined,
         initialSlots: [], btfKeyTypeId: 0, btfValueTypeId: valueTypeId, data: new DataSection(section.name, contents, variables, readOnly),
       };
       this.addMap(map, section.index, 0);
@@ -524,7 +525,7 @@ class SpecReader {
     const sectionIds = btf!.findByName(".kconfig", "dataSection");
     this.addMap({
       name: ".kconfig", section: ".kconfig", type: MapType.Array, keySize: 4, valueSize: this.kconfigSize, maxEntries: 1,
-      flags: MapFlag.ReadOnlyProgram, numaNode: undefined, mapExtra: undefined, pinning: "none", innerMap: undefined, initialSlots: [],
+      flags: MapFlag.Mmapable | MapFlag.ReadOnlyProgram, numaNode: undefined, mapExtra: undefined, pinning: "none", innerMap: undefined, initialSlots: [],
       btfKeyTypeId: 0, btfValueTypeId: sectionIds.length === 1 ? sectionIds[0]! : 0,
       data: new DataSection(".kconfig", Buffer.alloc(this.kconfigSize), variables, true),
     }, -1, 0);
