@@ -342,21 +342,26 @@ class SpecReader {
     };
     let keySize: number | undefined;
     let valueSize: number | undefined;
-    const uint = (member: BtfMember): number => {
+    /** `__uint(name, value)` (a pointer to an array of `value` elements) or `__ulong(name, value)` (an enum holding it). */
+    const attribute = (member: BtfMember): bigint => {
       const pointer = btf.type(skipQualifiers(btf, member.type));
       if (pointer.kind === "enum" || pointer.kind === "enum64") {
         // libbpf's __ulong(name, value): an enum whose only constant is the value (for values past 32 bits).
-        const values = (pointer as { values: { value: number | bigint }[] }).values;
-        if (values.length !== 1) throw new ElfFormatError(`map "${name}" field ${member.name} is an enum with ${values.length} constants, expected one (__ulong)`, where);
-        let value = BigInt(values[0]!.value);
-        if (value < 0n && pointer.kind === "enum" && !pointer.signed) value += 1n << 32n;
-        if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) throw new ElfFormatError(`map "${name}" field ${member.name} is ${value}, out of range`, where);
-        return Number(value);
+        if (pointer.values.length !== 1) throw new ElfFormatError(`map "${name}" field ${member.name} is an enum with ${pointer.values.length} constants, expected one (__ulong)`, where);
+        let value = BigInt(pointer.values[0]!.value);
+        if (value < 0n && !pointer.signed) value += 1n << BigInt(pointer.size * 8);
+        if (value < 0n) throw new ElfFormatError(`map "${name}" field ${member.name} is ${value}, which is negative`, where);
+        return value;
       }
       if (pointer.kind !== "pointer") throw new ElfFormatError(`map "${name}" field ${member.name} is not __uint(…)`, where);
       const array = btf.type(skipQualifiers(btf, pointer.type));
       if (array.kind !== "array") throw new ElfFormatError(`map "${name}" field ${member.name} is not __uint(…)`, where);
-      return array.length;
+      return BigInt(array.length);
+    };
+    const uint = (member: BtfMember): number => {
+      const value = attribute(member);
+      if (value > 0xffffffffn) throw new ElfFormatError(`map "${name}" field ${member.name} is ${value}, more than 32 bits`, where);
+      return Number(value);
     };
     const typed = (member: BtfMember): number => {
       const pointer = btf.type(skipQualifiers(btf, member.type));
@@ -370,7 +375,7 @@ class SpecReader {
         case "max_entries": map.maxEntries = uint(member); break;
         case "map_flags": map.flags = uint(member); break;
         case "numa_node": map.numaNode = uint(member); break;
-        case "map_extra": map.mapExtra = BigInt(uint(member)); break;
+        case "map_extra": map.mapExtra = BigInt.asUintN(64, attribute(member)); break;
         case "key_size": keySize = uint(member); break;
         case "value_size": valueSize = uint(member); break;
         case "key": map.btfKeyTypeId = typed(member); keySize = sizeOf(btf, map.btfKeyTypeId); break;
@@ -465,7 +470,8 @@ class SpecReader {
       }
       const map: CollectionMapSpec = {
         name: section.name, section: section.name, type: MapType.Array, keySize: 4, valueSize: section.size, maxEntries: 1,
-        flags: readOnly ? MapFlag.ReadOnlyProgram : 0, numaNode: undefined, mapExtra: undefined, pinning: "none", innerMap: undefined,
+        // Like libbpf: data maps can be mmap()ed, and .rodata is read-only to programs.
+        flags: MapFlag.Mmapable | (readOnly ? MapFlag.ReadOnlyProgram : 0), numaNode: undefined, mapExtra: undefined, pinning: "none", innerMap: undefined,
         initialSlots: [], btfKeyTypeId: 0, btfValueTypeId: valueTypeId, data: new DataSection(section.name, contents, variables, readOnly),
       };
       this.addMap(map, section.index, 0);
@@ -519,7 +525,7 @@ class SpecReader {
     const sectionIds = btf!.findByName(".kconfig", "dataSection");
     this.addMap({
       name: ".kconfig", section: ".kconfig", type: MapType.Array, keySize: 4, valueSize: this.kconfigSize, maxEntries: 1,
-      flags: MapFlag.ReadOnlyProgram, numaNode: undefined, mapExtra: undefined, pinning: "none", innerMap: undefined, initialSlots: [],
+      flags: MapFlag.Mmapable | MapFlag.ReadOnlyProgram, numaNode: undefined, mapExtra: undefined, pinning: "none", innerMap: undefined, initialSlots: [],
       btfKeyTypeId: 0, btfValueTypeId: sectionIds.length === 1 ? sectionIds[0]! : 0,
       data: new DataSection(".kconfig", Buffer.alloc(this.kconfigSize), variables, true),
     }, -1, 0);

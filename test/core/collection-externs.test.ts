@@ -271,3 +271,16 @@ ${license}`, "pinned-rollback.o"));
   assert.throws(() => Collection.load(spec, { pinPath: `${root}/nested/deeper` }), UsageError);
   assert.equal(existsSync(root), false, "the folders made for the pins are gone");
 });
+
+test("__ulong map attributes (enum constants) are read like __uint ones", (t) => {
+  const directory = setUp(t, false);
+  if (!directory) return;
+  // clang 14 writes enum constants as 32-bit BTF ENUMs (ENUM64 came with clang 15), so values stay below 2^32 here.
+  const ulong = "#define netbpf_ulong(name, val) enum { ___netbpf_##name = val } name\n";
+  const spec = loadCollectionSpec(buildObject(directory, `${header}${ulong}
+struct { __uint(type, BPF_MAP_TYPE_HASH); netbpf_ulong(max_entries, 3000000000ULL); __type(key, __u32); __type(value, __u32); netbpf_ulong(map_extra, 0x87654321ULL); } wide SEC(".maps");
+SEC("socket") int use(void *ctx) { __u32 k = 0; return bpf_map_lookup_elem(&wide, &k) != 0; }
+${license}`, "ulong.o"));
+  assert.equal(spec.maps.wide!.maxEntries, 3000000000);
+  assert.equal(spec.maps.wide!.mapExtra, 0x87654321n);
+});

@@ -49,6 +49,7 @@ interface LoaderLine {
   loaded?: boolean;
   errno?: number;
   type?: number;
+  flags?: number;
   map?: string;
   keySize?: number;
   valueSize?: number;
@@ -240,10 +241,10 @@ test("objects modelled on libbpf-tools load through libbpf and netbpf with the s
       else ringReader = new RingBufferReader(eventMap);
       links = attachAll(collection, spec);
 
-      // The same maps, of the same shapes (perf event array sized for the possible CPUs, ring buffer rounded up).
+      // The same maps, of the same shapes and flags (perf event array sized for the possible CPUs, ring buffer rounded up, data maps mmap()able).
       const theirMaps = reference.lines.filter((line) => line.map !== undefined && line.keySize !== undefined)
-        .map((line) => [internalMapName(line.map!), line.type, line.keySize, line.valueSize, line.maxEntries]).sort();
-      const ourMaps = Object.entries(collection.maps).map(([name, map]) => [internalMapName(name), map.type, map.keySize, map.valueSize, map.maxEntries]).sort();
+        .map((line) => [internalMapName(line.map!), line.type, line.flags, line.keySize, line.valueSize, line.maxEntries]).sort();
+      const ourMaps = Object.entries(collection.maps).map(([name, map]) => [internalMapName(name), map.type, map.flags, map.keySize, map.valueSize, map.maxEntries]).sort();
       assert.deepEqual(ourMaps, theirMaps, `${tool.source}: map shapes`);
 
       await tcpTraffic(server, 3, 1000);

@@ -84,7 +84,7 @@ test("reads BTF-defined maps: __uint, __type, __array, pinning and initial value
 
 test("turns global data sections into array maps with named variables", () => {
   const rodata = spec.maps[".rodata"]!;
-  assert.deepEqual([rodata.type, rodata.keySize, rodata.valueSize, rodata.maxEntries, rodata.flags], [MapType.Array, 4, 16, 1, MapFlag.ReadOnlyProgram]);
+  assert.deepEqual([rodata.type, rodata.keySize, rodata.valueSize, rodata.maxEntries, rodata.flags], [MapType.Array, 4, 16, 1, MapFlag.Mmapable | MapFlag.ReadOnlyProgram]);
   assert.equal(spec.dataSections[".rodata"], rodata.data);
   assert.deepEqual(Object.values(rodata.data!.variables).map((v) => [v.name, v.offset, v.size]).sort(), [["multiplier", 0, 4], ["offset_value", 8, 8]]);
   assert.equal(rodata.data!.get("multiplier").readUInt32LE(0), 3);
@@ -94,7 +94,7 @@ test("turns global data sections into array maps with named variables", () => {
   assert.equal(spec.maps[".rodata.custom"]!.data!.get("custom_value").readUInt32LE(0), 7);
   assert.equal(spec.maps[".data.custom"]!.data!.get("custom_data").readUInt32LE(0), 11);
   assert.equal(spec.maps[".data"]!.data!.readOnly, false);
-  assert.equal(spec.maps[".data"]!.flags, 0);
+  assert.equal(spec.maps[".data"]!.flags, MapFlag.Mmapable);
 });
 
 test("data section variables can be set before load, with checks", () => {

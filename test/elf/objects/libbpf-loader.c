@@ -167,7 +167,7 @@ static int run(const char *path, int settings, char **setting)
 		return 1;
 	}
 	bpf_object__for_each_map(map, object) {
-		printf("{\"map\":\"%s\",\"type\":%d,\"keySize\":%u,\"valueSize\":%u,\"maxEntries\":%u}\n", bpf_map__name(map), bpf_map__type(map),
+		printf("{\"map\":\"%s\",\"type\":%d,\"flags\":%u,\"keySize\":%u,\"valueSize\":%u,\"maxEntries\":%u}\n", bpf_map__name(map), bpf_map__type(map), bpf_map__map_flags(map),
 		       bpf_map__key_size(map), bpf_map__value_size(map), bpf_map__max_entries(map));
 		if (stream_count == MAX_STREAMS)
 			continue;
