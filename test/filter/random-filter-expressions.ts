@@ -12,7 +12,7 @@ import { seededRandom } from "../support/seeded-random.js";
 /** The primitive families; each generated expression counts toward the ones it used. */
 export const expressionFamilies = [
   "host", "net", "port", "portrange", "proto", "protochain", "ether", "protocol", "broadcast", "length", "relation",
-  "vlan", "mpls", "pppoe", "tunnel", "byte", "direction", "ifindex", "llc", "decnet", "iso", "other-link",
+  "vlan", "mpls", "pppoe", "tunnel", "byte", "direction", "ifindex", "llc", "decnet", "iso", "other-link", "foreign-link",
 ] as const;
 export type ExpressionFamily = (typeof expressionFamilies)[number];
 
@@ -35,6 +35,11 @@ const otherLinkProtocols = ["decnet", "lat", "sca", "moprc", "mopdl", "atalk", "
 const isoProtocols = ["iso", "esis", "isis", "clnp", "l1", "l2", "iih", "lsp", "snp", "csnp", "psnp"];
 const llcSubtypes = ["", "i", "s", "u", "rr", "rnr", "rej", "ui", "ua", "disc", "dm", "sabme", "test", "xid", "frmr"];
 const decnetAddresses = ["1.1", "1.2", "63.1023", "0.0", "2.5", "10.20", "1.1023", "63.1"];
+const foreignLinkPrimitives = [
+  "ifname eth0", "on eth0", "rnr 1", "rulenum 2", "srnr 1", "subrulenum 1", "reason match", "action pass", "action block", "rset main",
+  "type mgt", "type data", "subtype beacon", "type mgt subtype beacon", "dir nods", "wlan addr1 02:00:00:00:00:01", "wlan ra 02:00:00:00:00:02",
+  "wlan host 02:00:00:00:00:01", "vpi 1", "vci 5", "lane", "oam", "metac", "fisu", "sio 3", "opc 10", "radio",
+];
 const accessorProtocols = ["ether", "link", "ip", "ip6", "arp", "rarp", "tcp", "udp", "sctp", "icmp", "icmp6", "igmp", "igrp", "pim", "vrrp", "carp", "decnet", "lat", "sca", "moprc", "mopdl"];
 const namedConstants = ["tcpflags", "tcp-syn", "tcp-ack", "tcp-fin", "tcp-rst", "tcp-push", "tcp-urg", "tcp-ece", "tcp-cwr", "icmptype", "icmpcode", "icmp-echo", "icmp-echoreply", "icmp-unreach", "icmp6type", "icmp6code", "icmp6-echo", "icmp6-neighborsolicit", "icmp6-routeradvert"];
 const relations = [">", ">=", "=", "==", "<=", "<", "!="];
@@ -195,8 +200,13 @@ export class FilterExpressionGenerator {
           this.families.add("iso");
           return this.chance(0.3) ? `iso proto ${this.pick(["\\clnp", "\\esis", "\\isis", "0x81", "0x82", "0x83"])}` : this.pick(isoProtocols);
         }
-        this.families.add("other-link");
-        return this.pick(otherLinkProtocols);
+        if (this.chance(0.7)) {
+          this.families.add("other-link");
+          return this.pick(otherLinkProtocols);
+        }
+        // Primitives of link types netbpf does not read (pflog, 802.11, ATM, SS7): refused on every link type here, as libpcap refuses them.
+        this.families.add("foreign-link");
+        return this.pick(foreignLinkPrimitives);
       }
       default:
         return this.expression(depth - 1);
