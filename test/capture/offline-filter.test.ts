@@ -12,6 +12,11 @@ import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { concat, ethernet, ipv4, ipv6, ipv6Extension, linuxSll, tcp, TCP, udp } from "../support/packet-builder.js";
 import { writePcap, type CapturedPacket } from "../support/pcap-writer.js";
 import { numbered } from "../filter/generate-filter-fixtures.js";
+import { readCaptureFile } from "../../src/pcap/capture-file.js";
+import { probeTcx } from "../../src/features/features.js";
+import { Testbed } from "../support/testbed.js";
+import { finished, listening } from "../support/capture-process.js";
+import { udpSendScript } from "./udp-send-script.js";
 
 const tcpdumpAvailable = spawnSync("tcpdump", ["--version"]).status === 0;
 
@@ -134,5 +139,30 @@ test("offline -r -w writes a header-only capture when nothing matches, as tcpdum
     }
   } finally {
     rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test("live capture with -s: greater and len compare the length on the wire, not the snap length", async (t) => {
+  if (skipUnlessKernel(t, isRoot() && probeTcx(), "needs root and tcx")) return;
+  const bed = Testbed.create("nbf1", { disableIpv6: true });
+  const directory = mkdtempSync(join(tmpdir(), "nb-nbf1-live-"));
+  t.after(() => {
+    bed.destroy();
+    rmSync(directory, { recursive: true, force: true });
+  });
+  const output = join(directory, "live.pcap");
+  // Datagrams of 100 and 900 bytes, cut to 60 by -s: only the large ones are greater than 500 on the wire.
+  const payloads = ["small-1", "large-1", "small-2", "large-2"].map((name) => name.padEnd(name.startsWith("large") ? 900 : 100, "."));
+  const child = bed.start(bed.a, [process.execPath, cliPath, "capture", "-i", bed.a.interface, "-s", "60", "-w", output, "-c", "2", "udp port 47123 and greater 500 and len > 900"], "nsenter");
+  const result = finished(child);
+  await listening(child);
+  bed.node(bed.b, udpSendScript(bed.a.address, 47123, payloads));
+  const { code, stderr } = await result;
+  assert.equal(code, 0, stderr);
+  const capture = readCaptureFile(output);
+  assert.equal(capture.packets.length, 2);
+  for (const packet of capture.packets) {
+    assert.equal(packet.data.length, 60, "cut to the snap length");
+    assert.equal(packet.originalLength, 14 + 20 + 8 + 900, "the wire length is kept");
   }
 });
