@@ -18,6 +18,12 @@ export interface CaptureFilter {
   readonly emitter: CaptureFilterEmitter;
   /** A complete SchedCls program: r0 ≠ 0 when the packet matches. */
   readonly kernelProgram: GeneratedFilter;
+  /**
+   * For saved packets in a BPF_PROG_TEST_RUN (context from offlineTestRunContext): `len` is the
+   * record's original length (__sk_buff.wire_len), and r0 is offlineUndecided when a
+   * protochain walk outgrows the kernel's header limit (decide such packets in the interpreter).
+   */
+  readonly offlineProgram: GeneratedFilter;
   /** The same for the asm Interpreter: r1 = packet, r2 = captured length, r3 = wire length, r4 = packet type. */
   readonly interpreterProgram: GeneratedFilter;
   /** The reference evaluator (no eBPF). */
@@ -34,6 +40,7 @@ export function compileCaptureFilter(expression: string, linkType: number, optio
   const compiled: CompiledFilter = compileFilter(expression, { linkType, packetMetadata: options.packetMetadata ?? false });
   // tc (SchedCls) programs may read the packet directly; the generator falls back to bpf_skb_load_bytes for non-linear packets.
   const kernelProgram = generateFilterProgram(compiled, { context: "skb", hook: "tc", acceptValue: 1, rejectValue: 0 });
+  const offlineProgram = generateFilterProgram(compiled, { context: "skb", hook: "tc", acceptValue: 1, rejectValue: 0, packetLength: "wire", undecidedValue: offlineUndecided });
   const interpreterProgram = generateFilterProgram(compiled, { context: "skb", acceptValue: 1, rejectValue: 0, prologue: "interpreter" });
   const emitter: CaptureFilterEmitter = {
     expression,
@@ -43,5 +50,27 @@ export function compileCaptureFilter(expression: string, linkType: number, optio
       spliceFilterProgram(assembler, kernelProgram.instructions as Instruction[], labels);
     },
   };
-  return { expression, linkType, emitter, kernelProgram, interpreterProgram, matches: (packet) => compiled.matches(packet) };
+  return { expression, linkType, emitter, kernelProgram, offlineProgram, interpreterProgram, matches: (packet) => compiled.matches(packet) };
+}
+
+/** offlineProgram's return value for "undecided in the kernel": run the interpreter. */
+export const offlineUndecided = 2;
+
+/** sizeof(struct __sk_buff) and the offset of wire_len (uapi, stable). */
+const skbContextSize = 192;
+const skbWireLengthOffset = 160;
+/** The kernel refuses a test-run wire_len above GSO_LEGACY_MAX_SIZE. */
+const maximumTestRunWireLength = 65536;
+
+/**
+ * The BPF_PROG_TEST_RUN context that gives offlineProgram a saved record's original
+ * length as `len` (tcpdump -r compares the length on the wire, not the captured
+ * bytes); undefined when the kernel cannot take it (filter in the interpreter instead).
+ */
+export function offlineTestRunContext(capturedLength: number, originalLength: number): Buffer | undefined {
+  const wireLength = Math.max(originalLength, capturedLength);
+  if (wireLength > maximumTestRunWireLength) return undefined;
+  const context = Buffer.alloc(skbContextSize);
+  context.writeUInt32LE(wireLength, skbWireLengthOffset);
+  return context;
 }

@@ -1,7 +1,7 @@
 import { Command, Option } from "commander";
 import { helperNameOf } from "../asm/helpers.js";
 import { Interpreter } from "../asm/interpreter.js";
-import { compileCaptureFilter, type CaptureFilter } from "../capture/capture-filter.js";
+import { compileCaptureFilter, offlineTestRunContext, offlineUndecided, type CaptureFilter } from "../capture/capture-filter.js";
 import { defaultRingSize, defaultSnapLength, interfaceLinkType, LiveCapture, type CaptureDirection, type LivePacket } from "../capture/live-capture.js";
 import { PacketSummarizer, type SummaryOptions } from "../capture/packet-summary.js";
 import { Program } from "../core/program.js";
@@ -179,7 +179,7 @@ class OfflineFilter {
       return;
     }
     try {
-      this.#kernel = Program.load({ type: ProgramType.SchedCls, instructions: filter.kernelProgram, name: "capture_filter" });
+      this.#kernel = Program.load({ type: ProgramType.SchedCls, instructions: filter.offlineProgram, name: "capture_filter" });
     } catch (error) {
       this.#kernelUnavailable = error instanceof Error ? error.message : String(error);
     }
@@ -190,11 +190,12 @@ class OfflineFilter {
   }
 
   matches(packet: CapturePacket): boolean {
-    if (this.#kernel !== undefined) {
+    const context = offlineTestRunContext(packet.data.length, packet.originalLength);
+    if (this.#kernel !== undefined && context !== undefined) {
       try {
-        const result = this.#kernel.run({ data: Buffer.from(packet.data) });
+        const result = this.#kernel.run({ data: Buffer.from(packet.data), context });
         this.kernelRuns++;
-        return result.returnValue !== 0;
+        if (result.returnValue !== offlineUndecided) return result.returnValue !== 0;
       } catch (error) {
         if (!(error instanceof SyscallError && error.code === "EINVAL")) throw error;
         this.refusedByKernel++;
@@ -257,6 +258,11 @@ async function readOffline(path: string, expression: string, options: CaptureCom
         }
       }
       if (count !== undefined && matched >= count) break;
+    }
+    // Nothing matched: still a file with its header, as tcpdump writes one.
+    const fileLinkType = reader.interfaces[0]?.linkType;
+    if (options.write !== undefined && writer === undefined && fileLinkType !== undefined) {
+      writer = createCaptureWriter(options.write, { linkType: fileLinkType, snapLength: snapLength ?? reader.interfaces[0]?.snapLength ?? defaultSnapLength, section: { userApplication: "netbpf capture" } });
     }
     if (writer !== undefined) await writer.close();
   } catch (error) {

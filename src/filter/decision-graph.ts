@@ -27,7 +27,8 @@ export class ConstantDivisionByZero extends Error {}
 /**
  * Folds constants in a value the way libpcap's optimizer does: operations on
  * two constants are computed, `x & 0` and `x * 0` become 0 (the loads of x are
- * dropped), and `x + 0`, `x | 0`, `x ^ 0`, shifts by 0 become x.
+ * dropped), and `x + 0`, `x | 0`, `x ^ 0`, shifts by 0 become x; likewise with a
+ * zero on the left (`0 * x` is 0, `0 + x` is x).
  */
 export function foldValue(value: Value): Value {
   if (value.kind === "load") return { kind: "load", offset: foldValue(value.offset), size: value.size };
@@ -53,6 +54,20 @@ export function foldValue(value: Value): Value {
       }
     }
     if (left.kind === "constant") return constant(computeBinary(value.operator, left.value, k));
+  }
+  if (left.kind === "constant" && left.value === 0) {
+    // libpcap's opt_stmt with a constant zero in A: `0 + x`, `0 | x`, `0 ^ x` are x; `0 * x`, `0 / x`,
+    // `0 % x`, `0 & x`, `0 << x`, `0 >> x` are 0 (x's loads dropped, a zero divisor no longer rejects).
+    switch (value.operator) {
+      case "+":
+      case "|":
+      case "^":
+        return right;
+      case "-":
+        break;
+      default:
+        return constant(0);
+    }
   }
   return { kind: "binary", operator: value.operator, left, right };
 }

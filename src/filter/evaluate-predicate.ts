@@ -23,8 +23,18 @@ class Reject {
   static readonly instance = new Reject();
 }
 
-/** libpcap walks at most this many headers per protochain test; we stop there too (its loop is unbounded). */
+/**
+ * Headers a protochain walk follows in kernel eBPF code: the verifier unrolls the loop,
+ * so it stays short. libpcap's walk is unbounded.
+ */
 export const protochainMaximumHeaders = 16;
+/**
+ * Headers the user-space evaluator and the interpreter follow: every chain of IPv6
+ * extension headers (8 bytes or more each) a 64 KiB packet can hold, as libpcap.
+ * Only an AH whose length points back at itself goes further: libpcap loops forever
+ * there; netbpf stops and answers "no match".
+ */
+export const protochainInterpreterHeaders = 8192;
 
 /**
  * Evaluates a compiled filter over one packet, as classic BPF would: a load
@@ -142,7 +152,7 @@ function protochain(version: 4 | 6, network: number, protocol: number, packet: F
     next = loadBytes(packet, network + 9, 1);
     offset = (loadBytes(packet, network, 1) & 0xf) * 4;
   }
-  for (let walked = 0; walked < protochainMaximumHeaders; walked++) {
+  for (let walked = 0; walked < protochainInterpreterHeaders; walked++) {
     if (next === protocol || next === 59) break;
     if (version === 6 && (next === 0 || next === 60 || next === 43 || next === 44)) {
       const header = loadBytes(packet, network + offset, 1);

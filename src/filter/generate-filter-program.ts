@@ -3,7 +3,7 @@ import { Assembler, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, type AssembledP
 import { UsageError } from "../sys/errors.js";
 import type { CompiledFilter } from "./compile-filter.js";
 import { topologicalNodes, type DecisionNode, type DecisionTarget, type DecisionTest } from "./decision-graph.js";
-import { protochainMaximumHeaders } from "./evaluate-predicate.js";
+import { protochainInterpreterHeaders, protochainMaximumHeaders } from "./evaluate-predicate.js";
 import { formatValue, type Value } from "./predicate.js";
 
 /**
@@ -49,6 +49,18 @@ export interface GenerateFilterOptions {
   skbLoads?: "legacy" | "helper" | "direct";
   /** Prefix for every label, so the code can be appended to another program. */
   labelPrefix?: string;
+  /**
+   * What `len` reads in an skb context: "skb" (default) skb->len, the packet as the
+   * hook sees it; "wire" __sk_buff.wire_len, which a BPF_PROG_TEST_RUN context sets to
+   * a saved record's original length (tc programs only).
+   */
+  packetLength?: "skb" | "wire";
+  /**
+   * r0 when a protochain walk reaches the kernel's header limit (protochainMaximumHeaders)
+   * still undecided, so the caller can decide the packet elsewhere (the interpreter
+   * walks up to protochainInterpreterHeaders). Default: as if the protocol was not found.
+   */
+  undecidedValue?: number;
 }
 
 export interface GeneratedFilter extends AssembledProgram {
@@ -65,6 +77,7 @@ const skbVlanPresent = 20;
 const skbVlanTci = 24;
 const skbData = 76;
 const skbDataEnd = 80;
+const skbWireLength = 160;
 /** xdp_md field offsets (uapi, stable). */
 const xdpData = 0;
 const xdpDataEnd = 4;
@@ -214,6 +227,7 @@ class FilterCodeGenerator {
   private cacheSlotBase = 0;
   private readonly acceptLabel: string;
   private readonly rejectLabel: string;
+  private readonly undecidedLabel: string;
   /** Where failed bounds checks go: the reject exit, or (tc direct) a check for a non-linear skb. */
   private readonly failLabel: string;
   /** tc direct access: the label of the non-linear fallback check, and of the fallback program it enters. */
@@ -253,6 +267,7 @@ class FilterCodeGenerator {
     this.scratch = this.contextInRegister ? R5 : R1;
     this.acceptLabel = this.asm.newLabel(`${this.prefix}accept`);
     this.rejectLabel = this.asm.newLabel(`${this.prefix}reject`);
+    this.undecidedLabel = this.asm.newLabel(`${this.prefix}undecided`);
     if (options.context === "skb" && this.mode === "direct") {
       this.fallbackLabel = this.asm.newLabel(`${this.prefix}nonlinear`);
       this.fallbackEntry = `${this.prefix}slow_filter`;
@@ -353,6 +368,7 @@ class FilterCodeGenerator {
       { kind: "reject", label: this.rejectLabel, value: this.options.rejectValue ?? (context === "xdp" ? xdpDrop : 0) },
     ];
     if (this.fallThroughExit === "reject") exits.reverse();
+    if (this.options.undecidedValue !== undefined) exits.push({ kind: "undecided", label: this.undecidedLabel, value: this.options.undecidedValue });
     if (this.fallThroughExit !== undefined) this.usedExits.add(exits[0]!.label);
     if (this.needsFallback) this.usedExits.add(this.rejectLabel);
     // Only exits something reaches: the verifier refuses unreachable instructions.
@@ -726,7 +742,7 @@ class FilterCodeGenerator {
         return;
       case "packetLength":
         if (this.interpreter) a.load("u64", R0, R10, lengthSlot);
-        else if (this.options.context === "skb") this.loadContextField(skbLength);
+        else if (this.options.context === "skb") this.loadContextField(this.options.packetLength === "wire" ? skbWireLength : skbLength);
         else a.mov64(R0, this.dataEnd).sub64(R0, this.data);
         return;
       case "packetType":
@@ -940,7 +956,10 @@ class FilterCodeGenerator {
     a.label(loop).load("u64", R0, R10, nextSlot);
     a.jumpIf(R0, "==", test.protocol, done).jumpIf(R0, "==", 59, done);
     const scratch = this.scratch;
-    a.load("u64", scratch, R10, countSlot).jumpIf(scratch, ">=", protochainMaximumHeaders, done).add64(scratch, 1).store("u64", R10, countSlot, scratch);
+    // The verifier unrolls this loop, so the kernel walks only a few headers; the interpreter as far as a packet can hold.
+    const limit = this.interpreter ? protochainInterpreterHeaders : protochainMaximumHeaders;
+    const atLimit = !this.interpreter && this.options.undecidedValue !== undefined ? this.exit(this.undecidedLabel) : done;
+    a.load("u64", scratch, R10, countSlot).jumpIf(scratch, ">=", limit, atLimit).add64(scratch, 1).store("u64", R10, countSlot, scratch);
     if (test.version === 6) {
       for (const header of [0, 60, 43, 44]) a.jumpIf(R0, "==", header, extension);
     }

@@ -27,7 +27,7 @@ export interface Token {
 
 const keywordSynonyms: Record<string, string> = {
   ether: "link", fddi: "link", tr: "link", wlan: "link", ppp: "link", slip: "link", link: "link",
-  "es-is": "esis", "is-is": "isis", address1: "addr1", address2: "addr2", address3: "addr3", address4: "addr4",
+  length: "len", "es-is": "esis", "is-is": "isis", address1: "addr1", address2: "addr2", address3: "addr3", address4: "addr4",
   ruleset: "rset", rulenum: "rnr", subrulenum: "srnr", on: "ifname", direction: "dir",
 };
 

@@ -157,8 +157,7 @@ class Lowerer {
       case "byte":
         return this.byteOperation(node.offset, node.operator, node.value);
       case "llc":
-        if (node.subtype !== undefined || this.link !== "ethernet") this.fail("'llc' is supported only as a bare primitive on Ethernet");
-        return and(not(compare(">", load(this.linkTypeOffset!, 2), constant(1500))), not(loadEquals(this.network(0), 2, 0xffff)));
+        return this.llc(node.subtype);
       case "unsupported":
         return this.fail(`'${node.keyword}' is not supported`);
     }
@@ -172,6 +171,9 @@ class Lowerer {
       if (protocol === ethertype.ip) return and(loadEquals(this.network(-2), 1, 1, 1), loadEquals(this.network(0), 1, 0x40, 0xf0));
       if (protocol === ethertype.ip6) return and(loadEquals(this.network(-2), 1, 1, 1), loadEquals(this.network(0), 1, 0x60, 0xf0));
       this.fail("unsupported protocol over mpls", "ip or ip6 after 'mpls'");
+    }
+    if ((this.link === "ethernet" || this.link === "sll" || this.link === "sll2") && (protocol === 0xe0 || protocol === 0x809b || protocol === 0x80f3)) {
+      return this.snapProtocol(protocol);
     }
     switch (this.link) {
       case "ethernet":
@@ -225,6 +227,34 @@ class Lowerer {
         return this.ipProtocol(ipProtocol[name], "ip");
       case "icmp6":
         return this.ipProtocol(ipProtocol.icmp6, "ip6");
+      case "netbeui":
+        return this.linkProtocol(0xf0);
+      case "stp":
+        return this.linkProtocol(0x42);
+      case "iso":
+        return this.linkProtocol(0xfe);
+      case "ipx":
+        return this.linkProtocol(0xe0);
+      case "atalk":
+        return this.linkProtocol(0x809b);
+      case "aarp":
+        return this.linkProtocol(0x80f3);
+      case "clnp":
+      case "esis":
+      case "isis":
+        return this.isoProtocol({ clnp: 0x81, esis: 0x82, isis: 0x83 }[name]);
+      case "l1":
+      case "l2":
+      case "iih":
+      case "lsp":
+      case "snp":
+      case "csnp":
+      case "psnp": {
+        const pduTypes = isisPduTypes[name]!;
+        let test = loadEquals(this.network(7), 1, pduTypes[0]!);
+        for (const type of pduTypes.slice(1)) test = or(test, loadEquals(this.network(7), 1, type));
+        return and(this.isoProtocol(0x83), test);
+      }
       case "link":
         return this.fail("link layer applied in wrong context", "a protocol, or 'ether' followed by a qualifier such as 'host' or 'proto'");
       default:
@@ -240,6 +270,66 @@ class Lowerer {
     return and(this.linkProtocol(ethertype.ip6), or(loadEquals(this.network(6), 1, value), fragmentThen));
   }
 
+  /** libpcap's ISO network-layer protocol test: ISO over LLC (FE FE), then the NLPID after the control byte. */
+  private isoProtocol(nlpid: number): Predicate {
+    if (nlpid > 255) this.fail(`ISO protocol ${nlpid} greater than maximum 255`);
+    return and(this.linkProtocol(0xfe), loadEquals(this.network(3), 1, nlpid));
+  }
+
+  /**
+   * IPX (LLC SAP E0), AppleTalk and AARP as libpcap's gen_linktype tests them on Ethernet
+   * and Linux cooked links: the Ethernet II type, or 802.2 with LLC/SNAP (AppleTalk with
+   * Apple's OUI 08:00:07), and for IPX also 802.2 SAP E0 and Novell's raw 802.3 (FF FF).
+   */
+  private snapProtocol(protocol: 0xe0 | 0x809b | 0x80f3): Predicate {
+    const type = protocol === 0xe0 ? 0x8137 : protocol;
+    const oui = protocol === 0x809b ? 0x080007 : 0;
+    const snap = and(loadEquals(this.network(4), 4, (((oui & 0xffff) << 16) | type) >>> 0), loadEquals(this.network(0), 4, (0xaaaa0300 | (oui >>> 16)) >>> 0));
+    const ethernetType = loadEquals(this.linkTypeOffset!, 2, type);
+    if (this.link === "ethernet") {
+      const frames = protocol === 0xe0 ? or(or(snap, loadEquals(this.network(0), 1, 0xe0)), loadEquals(this.network(0), 2, 0xffff)) : snap;
+      return or(ethernetType, and(not(compare(">", load(this.linkTypeOffset!, 2), constant(1500))), frames));
+    }
+    const llc = loadEquals(this.linkTypeOffset!, 2, 0x0004);
+    if (protocol !== 0xe0) return or(ethernetType, and(llc, snap));
+    return or(or(ethernetType, loadEquals(this.linkTypeOffset!, 2, 0x0001)), and(llc, or(loadEquals(this.network(0), 1, 0xe0), snap)));
+  }
+
+  /** `llc` with an optional frame type: an 802.2 LLC frame (not Novell raw 802.3) and its control field. */
+  private llc(subtype: string | undefined): Predicate {
+    let isLlc: Predicate;
+    // libpcap tests the LLC header at the link payload: 'mpls' before 'llc' does not move it.
+    if (this.link === "ethernet") isLlc = and(not(compare(">", load(this.linkTypeOffset!, 2), constant(1500))), not(loadEquals(this.linkPayload, 2, 0xffff)));
+    else return this.fail(`'llc' not supported for ${linkNames[this.link]}`, "an Ethernet or Linux cooked capture");
+    if (subtype === undefined) return isLlc;
+    const control = llcControl[subtype];
+    if (control === undefined) this.fail(`unknown 802.2 LLC frame type '${subtype}'`, "i, s, u, rr, rnr, rej, ui, ua, disc, dm, sabme, test, xid or frmr");
+    const field = load(addOffset(this.linkPayload, 2), 1);
+    const test = control.mask === 1 ? not(compare("&", field, constant(1))) : compare("==", { kind: "binary", operator: "&", left: field, right: constant(control.mask) }, constant(control.value));
+    return and(isLlc, test);
+  }
+
+  /** libpcap's gen_dnhostop: the DECnet routing header in its four forms (short/long, padded or not). */
+  private decnetId(address: number | undefined, qualifiers: Qualifiers, idSpan: SourceSpan): Predicate {
+    if (address === undefined) this.fail("invalid DECnet address", "area.node, such as 1.2 or 63.1023", idSpan);
+    const { type, direction } = qualifiers;
+    if (type !== undefined && type !== "host" && type !== "net") this.fail(`'decnet ${type}' is not valid`, "decnet host, src or dst", idSpan);
+    // Stored little-endian in the packet, compared as a big-endian half-word.
+    const value = ((address & 0xff) << 8) | ((address >> 8) & 0xff);
+    const one = (shortOffset: number, longOffset: number): Predicate => {
+      const shortPlain = and(loadEquals(this.network(2), 1, 0x02, 0x07), loadEquals(this.network(2 + shortOffset), 2, value));
+      const shortPadded = and(loadEquals(this.network(2), 2, 0x8102, 0xff07), loadEquals(this.network(3 + shortOffset), 2, value));
+      const longPlain = and(loadEquals(this.network(2), 1, 0x06, 0x07), loadEquals(this.network(2 + longOffset), 2, value));
+      const longPadded = and(loadEquals(this.network(2), 2, 0x8106, 0xff07), loadEquals(this.network(3 + longOffset), 2, value));
+      return or(or(or(shortPlain, shortPadded), longPlain), longPadded);
+    };
+    const mode = this.directionCheck(direction, idSpan);
+    const source = () => one(3, 15);
+    const destination = () => one(1, 7);
+    const test = mode === "src" ? source() : mode === "dst" ? destination() : mode === "and" ? and(source(), destination()) : or(source(), destination());
+    return and(this.linkProtocol(0x6003), test);
+  }
+
   // ---- primitives (head id) ------------------------------------------------------
 
   private primitive(qualifiers: Qualifiers, id: IdValue, idSpan: SourceSpan): Predicate {
@@ -249,8 +339,10 @@ class Lowerer {
     const direction = qualifiers.direction;
     switch (id.kind) {
       case "number":
+        if (protocol === "decnet") return this.decnetId(id.value, qualifiers, idSpan);
         return this.numericId(id.value, undefined, qualifiers, idSpan);
       case "ipv4":
+        if (protocol === "decnet" && id.prefixLength === undefined && id.mask === undefined) return this.decnetId(decnetAddress(id.text), qualifiers, idSpan);
         if (id.prefixLength !== undefined || id.mask !== undefined) return this.maskedIpv4(id, qualifiers, idSpan);
         return this.numericId(0, id.text, qualifiers, idSpan);
       case "ipv6":
@@ -376,7 +468,7 @@ class Lowerer {
           if (!address) this.fail(`unknown ether host '${name}'`, "a name listed in /etc/ethers, or a MAC address", idSpan);
           return this.etherHost(address, direction);
         }
-        if (protocol === "decnet") this.fail("'decnet' host names are not supported", undefined, idSpan);
+        if (protocol === "decnet") this.fail(`decnet name support not included, '${name}' cannot be translated`, "a DECnet address such as 1.2 (area.node)", idSpan);
         const addresses = this.names.host(name);
         if (!addresses || (addresses.ipv4.length === 0 && addresses.ipv6.length === 0)) {
           this.fail(`unknown host '${name}'`, "a host name in /etc/hosts (resolve DNS names first with resolveFilterHostNames), or an address", idSpan);
@@ -422,7 +514,8 @@ class Lowerer {
       case "portrange": {
         const qualifierProtocol = this.portProtocol(protocol, idSpan);
         const range = this.portRange(name, idSpan);
-        const realProtocol = this.serviceProtocol(name, range.protocol, qualifierProtocol, idSpan);
+        // libpcap does not hold a range's service protocol against the qualifier (sctp portrange 25-smtp).
+        const realProtocol = qualifierProtocol ?? (range.protocol === "tcp" ? ipProtocol.tcp : range.protocol === "udp" ? ipProtocol.udp : undefined);
         return this.portPrimitive(range.low, range.high, realProtocol, direction, true, idSpan);
       }
       case "gateway":
@@ -455,14 +548,21 @@ class Lowerer {
       high = Number(numeric[2]);
       protocol = undefined;
     } else {
+      // Either side a number or a service name.
+      const port = (part: string) => (/^\d+$/.test(part) ? { port: Number(part), protocol: undefined } : this.names.service(part));
+      let found: { first: { port: number; protocol?: "tcp" | "udp" }; second: { port: number; protocol?: "tcp" | "udp" } } | undefined;
+      // Split at the first '-', as libpcap's stringtoportrange does (so 'ftp-data-ftp' is refused).
       const dash = text.indexOf("-");
-      if (dash < 0) this.fail(`unknown port in range '${text}'`, "a range such as 6000-6010 or ftp-data-ftp", idSpan);
-      const first = this.names.service(text.slice(0, dash));
-      const second = this.names.service(text.slice(dash + 1));
-      if (!first || !second) this.fail(`unknown port in range '${text}'`, "a range such as 6000-6010 or service names from /etc/services", idSpan);
-      low = first.port;
-      high = second.port;
-      protocol = first.protocol === second.protocol ? second.protocol : undefined;
+      if (dash > 0) {
+        const first = port(text.slice(0, dash));
+        const second = port(text.slice(dash + 1));
+        if (first && second) found = { first, second };
+      }
+      if (!found) this.fail(`unknown port in range '${text}'`, "a range such as 6000-6010 or service names from /etc/services", idSpan);
+      low = found.first.port;
+      high = found.second.port;
+      const protocols = [found.first.protocol, found.second.protocol].filter((p) => p !== undefined);
+      protocol = protocols.length > 0 && protocols.every((p) => p === protocols[0]) ? protocols[0] : undefined;
     }
     for (const port of [low, high]) {
       if (port > 65535) this.fail(`illegal port number ${port} > 65535`, "a port from 0 to 65535", idSpan);
@@ -477,7 +577,14 @@ class Lowerer {
       if (number === undefined) this.fail(`unknown ip proto '${name}'`, "a protocol number or a name from /etc/protocols (keywords need a backslash: \\tcp)", idSpan);
       return number;
     }
+    if (protocol === "iso") {
+      const number = ({ clnp: 0x81, esis: 0x82, isis: 0x83 } as Record<string, number>)[name];
+      if (number === undefined) this.fail(`unknown osi proto '${name}'`, "a number or one of clnp, esis, isis", idSpan);
+      return number;
+    }
     if (protocol === "link") {
+      // libpcap's \ipx is the LLC SAP (E0), which gen_linktype widens to every IPX framing.
+      if (name === "ipx") return 0xe0;
       const number = etherProtocolNumber(name);
       if (number === undefined) this.fail(`unknown ether proto '${name}'`, "a number or one of ip, ip6, arp, rarp, atalk, aarp, decnet, lat, sca, mopdl, moprc, ipx, loopback", idSpan);
       return number;
@@ -630,6 +737,8 @@ class Lowerer {
         return this.ipProtocol(value, "ip6");
       case "link":
         return this.linkProtocol(value);
+      case "iso":
+        return this.isoProtocol(value);
       case "arp":
       case "rarp":
         return this.fail(`${protocol} does not encapsulate another protocol`, undefined, idSpan);
@@ -639,6 +748,7 @@ class Lowerer {
   }
 
   private protochain(value: number, protocol: string | undefined, idSpan: SourceSpan): Predicate {
+    if (this.linkPayload.kind !== "constant") this.fail("'protochain' not supported with variable length headers", "protochain before 'geneve' or 'vxlan'", idSpan);
     switch (protocol) {
       case undefined:
         return or(this.protochain(value, "ip", idSpan), this.protochain(value, "ip6", idSpan));
@@ -944,6 +1054,26 @@ function parsePartialIpv4(text: string): { value: number; bits: number } | undef
     value = value * 256 + Number(part);
   }
   return { value: value >>> 0, bits: parts.length * 8 };
+}
+
+/** IS-IS PDU types per keyword, in the order libpcap tests them. */
+const isisPduTypes: Record<string, number[]> = {
+  l1: [26, 24, 18, 15, 17], l2: [27, 25, 20, 16, 17], iih: [17, 15, 16], lsp: [18, 20], snp: [27, 26, 24, 25], csnp: [24, 25], psnp: [26, 27],
+};
+
+/** 802.2 LLC control-field tests: I frames have bit 0 clear; S and U frames by mask and value. */
+const llcControl: Record<string, { mask: number; value: number }> = {
+  i: { mask: 1, value: 0 }, s: { mask: 3, value: 1 }, u: { mask: 3, value: 3 },
+  rr: { mask: 0x0f, value: 0x01 }, rnr: { mask: 0x0f, value: 0x05 }, rej: { mask: 0x0f, value: 0x09 },
+  ui: { mask: 0xef, value: 0x03 }, ua: { mask: 0xef, value: 0x63 }, disc: { mask: 0xef, value: 0x43 }, dm: { mask: 0xef, value: 0x0f },
+  sabme: { mask: 0xef, value: 0x6f }, test: { mask: 0xef, value: 0xe3 }, xid: { mask: 0xef, value: 0xaf }, frmr: { mask: 0xef, value: 0x87 },
+};
+
+/** libpcap's __pcap_atodn (sscanf "%hu.%hu"): `area.node` as (area << 10) | (node & 1023), kept to 16 bits as libpcap does. */
+function decnetAddress(text: string): number | undefined {
+  const match = /^(\d+)\.(\d+)/.exec(text);
+  if (!match) return undefined;
+  return ((Number(match[1]) << 10) | (Number(match[2]) & 1023)) & 0xffff;
 }
 
 function describeId(id: IdValue): string {

@@ -255,7 +255,8 @@ class Parser {
       if (word === "llc") {
         this.next();
         let subtype: string | undefined;
-        if (this.peek().kind === "name") subtype = this.next().text;
+        // `rnr` is also a pflog keyword.
+        if (this.peek().kind === "name" || this.isKeyword(this.peek(), "rnr")) subtype = this.next().text;
         return { node: subtype ? { kind: "llc", subtype, span: this.span(start) } : { kind: "llc", span: this.span(start) }, qualifiers: noQualifiers };
       }
       if (unsupportedKeywords.has(word)) {

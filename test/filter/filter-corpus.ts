@@ -1,6 +1,6 @@
 import {
   arp, authenticationHeader, concat, ethernet, ethernetVlan, geneve, icmp, igmp, ipv4, ipv6, ipv6Extension, ipv6Fragment,
-  linuxSll, linuxSll2, llcFrame, mplsLabel, pppoeDiscovery, pppoeSession, sctp, tcp, TCP, u16, u8, udp, vxlan, type Bytes,
+  linuxSll, linuxSll2, llcControlFrame, llcFrame, mac, mplsLabel, snapFrame, decnetData, pppoeDiscovery, pppoeSession, sctp, tcp, TCP, u16, u8, udp, vxlan, type Bytes,
 } from "../support/packet-builder.js";
 import type { CapturedPacket } from "../support/pcap-writer.js";
 
@@ -127,5 +127,65 @@ export function craftedRaw(): CapturedPacket[] {
   const packets: CapturedPacket[] = networkPackets().filter((p) => p.type === IP || p.type === IP6).map((p) => ({ data: p.data }));
   const full = ipv4(6, tcp(12345, 80, TCP.syn));
   packets.push({ data: full.slice(0, 12), length: full.length }, { data: full.slice(0, 22), length: full.length });
+  return packets;
+}
+
+/**
+ * Link-layer protocols beyond IP, crafted where no real capture is at hand: DECnet
+ * (short/long routing headers, padded or not), LAT, MOP, SCA, AppleTalk and AARP
+ * (Ethernet II and SNAP), IPX (Ethernet II, raw 802.3, 802.2, SNAP), STP, NetBEUI,
+ * ISO (CLNP, ES-IS, IS-IS with every PDU type) and LLC frames of every control type.
+ */
+export function craftedLinkProtocols(): CapturedPacket[] {
+  const frames: Bytes[] = [
+    ethernet(0x6003, decnetData("1.2", "1.1", "short", false)),
+    ethernet(0x6003, decnetData("63.1023", "2.5", "short", true)),
+    ethernet(0x6003, decnetData("1.1", "63.1023", "long", false)),
+    ethernet(0x6003, decnetData("10.20", "1.2", "long", true)),
+    ethernet(0x6004, new Uint8Array(40)),
+    ethernet(0x6001, new Uint8Array(40)),
+    ethernet(0x6002, new Uint8Array(40)),
+    ethernet(0x6007, new Uint8Array(40)),
+    ethernet(0x809b, new Uint8Array(40)),
+    ethernet(0x80f3, new Uint8Array(28)),
+    snapFrame(0x080007, 0x809b, new Uint8Array(30)),
+    snapFrame(0x000000, 0x80f3, new Uint8Array(28)),
+    ethernet(0x8137, new Uint8Array(30)),
+    concat(mac("ff:ff:ff:ff:ff:ff"), mac("02:00:00:00:00:01"), u16(32), u8(0xff, 0xff), new Uint8Array(30)),
+    llcControlFrame(0xe0, 0xe0, u8(0x03), new Uint8Array(30)),
+    snapFrame(0x000000, 0x8137, new Uint8Array(30)),
+    snapFrame(0x000000, 0x0800, ipv4(6, tcp(1, 80, TCP.syn))),
+    llcControlFrame(0x42, 0x42, u8(0x03), new Uint8Array(35)),
+    llcControlFrame(0xf0, 0xf0, u8(0x03), new Uint8Array(30)),
+    llcControlFrame(0xfe, 0xfe, u8(0x03), concat(u8(0x81), new Uint8Array(30))),
+    llcControlFrame(0xfe, 0xfe, u8(0x03), concat(u8(0x82), new Uint8Array(30))),
+    ...[15, 16, 17, 18, 20, 24, 25, 26, 27, 19].map((type) => llcControlFrame(0xfe, 0xfe, u8(0x03), concat(u8(0x83, 27, 1, 0, type, 1, 0, 0), new Uint8Array(30)))),
+    // LLC control fields: I (0x00 0x02), S RR/RNR/REJ (0x01/0x05/0x09 + N(R)), U UI/UA/DISC/DM/SABME/TEST/XID/FRMR.
+    llcControlFrame(0x04, 0x04, u8(0x00, 0x02), new Uint8Array(20)),
+    llcControlFrame(0x04, 0x05, u8(0x0e, 0x10), new Uint8Array(20)),
+    llcControlFrame(0x04, 0x04, u8(0x01, 0x04), new Uint8Array(20)),
+    llcControlFrame(0x04, 0x04, u8(0x05, 0x04), new Uint8Array(20)),
+    llcControlFrame(0x04, 0x04, u8(0x09, 0x04), new Uint8Array(20)),
+    ...[0x03, 0x63, 0x43, 0x0f, 0x6f, 0xe3, 0xaf, 0x87, 0x13, 0xf3, 0xbf].map((control) => llcControlFrame(0x06, 0x06, u8(control), new Uint8Array(20))),
+    llcControlFrame(0x42, 0x42, u8(0x03), new Uint8Array(0)),
+    ethernet(0x0800, ipv4(47, concat(u16(0), u16(0x0800), ipv4(17, udp(1, 53))))),
+    ethernet(0x86dd, ipv6(58, icmp(136, 0, new Uint8Array(20)), { destination: "ff02::1" })),
+    ethernet(0x86dd, ipv6(58, icmp(133, 0))),
+    ethernet(0x86dd, ipv6(58, icmp(134, 0, new Uint8Array(12)))),
+  ];
+  return frames.map((data) => ({ data }));
+}
+
+/** Frames cut to small snap lengths (14 to 96 bytes) with their wire length kept, as `tcpdump -s N` writes them. */
+export function truncatedEthernet(): CapturedPacket[] {
+  const packets: CapturedPacket[] = [];
+  const whole = [...craftedEthernet().filter((packet) => packet.length === undefined), ...craftedLinkProtocols()];
+  const snaps = [14, 18, 22, 26, 34, 38, 42, 46, 54, 58, 62, 68, 74, 82, 96];
+  whole.forEach((packet, i) => {
+    const snap = snaps[i % snaps.length]!;
+    if (packet.data.length > snap) packets.push({ data: packet.data.slice(0, snap), length: packet.data.length });
+    const other = snaps[(i * 7 + 3) % snaps.length]!;
+    if (packet.data.length > other && other !== snap) packets.push({ data: packet.data.slice(0, other), length: packet.data.length });
+  });
   return packets;
 }

@@ -178,3 +178,32 @@ export function linuxSll(packetType: number, protocol: number, payload: Bytes): 
 export function linuxSll2(packetType: number, protocol: number, payload: Bytes, interfaceIndex = 1): Bytes {
   return concat(u16(protocol), u16(0), u32(interfaceIndex), u16(1), u8(packetType, 6), mac(defaultSourceMac), u8(0, 0), payload);
 }
+
+/** 802.3 frame with an LLC header of any control field (1 byte for U frames, 2 for I and S frames). */
+export function llcControlFrame(dsap: number, ssap: number, control: Bytes, payload: Bytes): Bytes {
+  const body = concat(u8(dsap, ssap), control, payload);
+  return concat(mac(defaultDestinationMac), mac(defaultSourceMac), u16(body.length), body);
+}
+
+/** 802.3 frame with LLC/SNAP (AA AA 03, OUI, type). */
+export function snapFrame(oui: number, type: number, payload: Bytes): Bytes {
+  return llcControlFrame(0xaa, 0xaa, u8(0x03), concat(u8(oui >> 16, oui >> 8, oui), u16(type), payload));
+}
+
+/**
+ * A DECnet Phase IV routing header after its 2-byte little-endian length:
+ * short (flags 0x02) or long (0x06) format, optionally preceded by one pad byte (flags 0x81).
+ * Addresses as area.node, stored little-endian as DECnet does.
+ */
+export function decnetData(destination: string, source: string, format: "short" | "long", padded: boolean): Bytes {
+  const address = (text: string) => {
+    const [area, node] = text.split(".").map(Number) as [number, number];
+    const value = (area << 10) | node;
+    return u8(value & 0xff, value >> 8);
+  };
+  const header = format === "short"
+    ? concat(u8(0x02), address(destination), address(source), u8(0))
+    : concat(u8(0x06), u8(0, 0), u8(0xaa, 0, 4, 0), address(destination), u8(0, 0), u8(0xaa, 0, 4, 0), address(source), u8(0, 0, 0));
+  const body = concat(padded ? u8(0x81) : new Uint8Array(0), header, new Uint8Array(20));
+  return concat(u8(body.length & 0xff, body.length >> 8), body);
+}
