@@ -89,3 +89,10 @@ export { captureProgram, socketOwnerProgram, spliceFilterProgram, decodeCaptureR
 export { generateTypeScriptBindings, pascalName, identifierName, type TypeScriptBindingsOptions } from "./gen/typescript-bindings.js";
 export { valueLayout, dataSectionLayout, decodeWithLayout, findNamedType, readBitfield, writeBitfield, jsonFriendly, type ValueLayout, type FieldLayout } from "./gen/value-layout.js";
 export { StateStore, StateComponent, StateLock, type StateManifest, type StateAttachment, type ComponentStatus, type PinStatus, type PinKind, type Pinnable } from "./state/state-store.js";
+export { Firewall, describeRule, maximumRules, type FirewallRuleInput, type StoredRule as FirewallRule, type FirewallRuleStatus, type FirewallPolicy, type FirewallConfig, type RuleAction, type RuleDirection } from "./firewall/firewall.js";
+export { RateLimiter, parseRate, formatRate, describeLimit, probeSynCookieHelpers, type Rate, type LimitRuleInput, type SynGuardInput, type LimitRule, type LimitRuleStatus, type SourceStatus, type LimiterConfig } from "./firewall/rate-limiter.js";
+export { Marker, parseDscp, parsePriority, parseFwmark, describeMark, type MarkActions, type MarkRuleInput, type MarkRule, type MarkRuleStatus, type MarkerConfig } from "./firewall/marker.js";
+export { parseAddressPrefix, parseAddressList, formatAddressPrefix, type AddressPrefix } from "./firewall/address-prefix.js";
+export { firewallProgram, type FirewallProgramOptions, type ProgramRule as FirewallProgramRule } from "./firewall/firewall-program.js";
+export { rateLimiterProgram, type ProgramLimitRule } from "./firewall/rate-limiter-program.js";
+export { markerProgram, type ProgramMarkRule } from "./firewall/marker-program.js";
