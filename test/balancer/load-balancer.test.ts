@@ -227,3 +227,26 @@ test("IPv6: TCP and UDP through an IPv6 VIP", { timeout: 180_000 }, async (t) =>
   assert.deepEqual(Object.keys(udp.counts).map((k) => k.split("@")[1]).filter((v, i, a) => a.indexOf(v) === i), [`${vip6}:${servicePort}`]);
   assert.equal(s.net.checksumErrors(), 0);
 });
+
+test("DSR: the packet goes unchanged to a backend holding the VIP; replies go to the client directly", { timeout: 180_000 }, async (t) => {
+  const s = await setup(t);
+  if (!s) return;
+  // DSR backends listen on the service's port, have the VIP on their loopback, and route clients through the router (the balancer's host).
+  for (const [i, backend] of s.net.backends.entries()) {
+    s.net.exec(backend.namespace, ["ip", "addr", "add", `${vip4}/32`, "dev", "lo"]);
+    s.net.exec(backend.namespace, ["ip", "route", "add", "192.0.2.0/24", "via", backend.ipv4.replace(/\.\d+$/, ".254")]);
+    s.net.start(backend.namespace, [process.execPath, "--input-type=module", "-e", serverScript(`${s.names[i]}-dsr`, servicePort)]);
+  }
+  s.net.exec(s.net.balancer, ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]);
+  const balancer = s.net.inBalancer(() => LoadBalancer.create({
+    service: `${vip4}:${servicePort}`, mode: "dsr", interfaces: [s.net.client.peer, ...s.net.backends.map((b) => b.peer)],
+    backends: s.net.backends.map((b) => ({ endpoint: `${b.ipv4}:${servicePort}` })), tableSize: 4093, healthCheck: false, stateRoot: s.root,
+  }));
+  let result = { counts: {} as Record<string, number>, failed: 1 };
+  for (let attempt = 0; attempt < 10 && result.failed > 0; attempt++) result = connections(s, vip4, 600);
+  assert.equal(result.failed, 0);
+  assert.deepEqual(Object.keys(result.counts).sort(), s.names.map((n) => `${n}-dsr`));
+  const status = balancer.status();
+  assert.ok(status.backends.every((b) => b.packets > 0n && b.replyPackets === 0n), "replies bypass the balancer program");
+  assert.equal(s.net.checksumErrors(), 0);
+});
