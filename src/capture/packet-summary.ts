@@ -16,8 +16,19 @@ export interface SummaryOptions {
   linkLevel?: boolean;
   /** `-v`: IP header fields and transport checksums. */
   verbose?: boolean;
-  /** `-x` (hex) / `-X` (hex and ASCII): dump the packet from the network header on. */
-  hexDump?: "hex" | "hex-ascii";
+  /** `-x` (hex) / `-X` (hex and ASCII) / `-A` (ASCII): dump the packet from the network header on. */
+  hexDump?: "hex" | "hex-ascii" | "ascii";
+  /**
+   * The timestamp in front of each line, as tcpdump's -t options: "time"
+   * (default: time of day), "none" (-t), "epoch" (-tt: seconds since
+   * 1970), "delta" (-ttt: since the previous packet), "date" (-tttt: date
+   * and time of day), "since-first" (-ttttt: since the first packet).
+   */
+  timestampFormat?: "time" | "none" | "epoch" | "delta" | "date" | "since-first";
+  /** `-q`: less protocol information (TCP as `tcp LENGTH`). */
+  quiet?: boolean;
+  /** `-S`: absolute TCP sequence numbers instead of relative ones. */
+  absoluteSequence?: boolean;
   /** Time of day in local time (tcpdump's default) or UTC. */
   timeZone?: "local" | "utc";
   /** Digits after the second: 6 (default) or 9 (`--nano`). */
@@ -135,6 +146,9 @@ export class PacketSummarizer {
   private readonly interfaceNames: (ifindex: number) => string | undefined;
   /** Where the network header of the packet being described starts (for -x). */
   private networkOffset = 0;
+  /** For -ttt and -ttttt: the previous and the first packet's timestamps. */
+  private previousTimestamp: bigint | undefined;
+  private firstTimestamp: bigint | undefined;
 
   constructor(options: SummaryOptions = {}) {
     this.options = options;
@@ -143,7 +157,42 @@ export class PacketSummarizer {
 
   /** The summary, with hex dump lines when asked; no trailing newline. */
   summarize(packet: SummaryPacket): string {
-    return `${this.formatTimestamp(packet.timestamp)} ${this.describe(packet)}`;
+    return `${this.timestampPrefix(packet.timestamp)}${this.describe(packet)}`;
+  }
+
+  /** What goes in front of a packet's summary (the timestamp and a space, or nothing with -t); call once per packet, in order. */
+  timestampPrefix(timestamp: bigint): string {
+    const format = this.options.timestampFormat ?? "time";
+    this.firstTimestamp ??= timestamp;
+    const previous = this.previousTimestamp ?? timestamp;
+    this.previousTimestamp = timestamp;
+    switch (format) {
+      case "none":
+        return "";
+      case "time":
+        return `${this.formatTimestamp(timestamp)} `;
+      case "epoch":
+        return `${timestamp / 1_000_000_000n}.${this.fraction(Number(timestamp % 1_000_000_000n))} `;
+      case "date": {
+        const date = new Date(Number(timestamp / 1_000_000n));
+        const utc = this.options.timeZone === "utc";
+        const year = utc ? date.getUTCFullYear() : date.getFullYear();
+        const month = (utc ? date.getUTCMonth() : date.getMonth()) + 1;
+        const day = utc ? date.getUTCDate() : date.getDate();
+        return `${year}-${two(month)}-${two(day)} ${this.formatTimestamp(timestamp)} `;
+      }
+      case "delta":
+      case "since-first": {
+        const base = format === "delta" ? previous : this.firstTimestamp;
+        const difference = timestamp >= base ? timestamp - base : 0n;
+        const seconds = Number(difference / 1_000_000_000n);
+        return ` ${two(Math.floor(seconds / 3600))}:${two(Math.floor(seconds / 60) % 60)}:${two(seconds % 60)}.${this.fraction(Number(difference % 1_000_000_000n))} `;
+      }
+    }
+  }
+
+  private fraction(nanoseconds: number): string {
+    return this.options.timestampPrecision === "nanosecond" ? String(nanoseconds).padStart(9, "0") : String(Math.floor(nanoseconds / 1000)).padStart(6, "0");
   }
 
   /** The summary without its timestamp. */
@@ -159,7 +208,9 @@ export class PacketSummarizer {
       output.push(` [|${error.protocol}]`);
     }
     let text = output.join("");
-    if (this.options.hexDump !== undefined) text += hexDump(data.subarray(Math.min(this.networkOffset, data.length)), this.options.hexDump === "hex-ascii");
+    const dumped = data.subarray(Math.min(this.networkOffset, data.length));
+    if (this.options.hexDump === "ascii") text += asciiDump(dumped);
+    else if (this.options.hexDump !== undefined) text += hexDump(dumped, this.options.hexDump === "hex-ascii");
     return text;
   }
 
@@ -193,7 +244,8 @@ export class PacketSummarizer {
         }
         const unknown = !etherTypeNames.has(etherType) && !e;
         if (unknown) output.push(`${macAddressText(data, 6)} > ${macAddressText(data, 0)}, `);
-        if (e || unknown) output.push(`ethertype ${etherTypeNames.get(etherType) ?? "Unknown"} (0x${hex(etherType, 4)}), length ${originalLength}: `);
+        if ((e || unknown) && this.options.quiet && etherTypeNames.has(etherType)) output.push(`${etherTypeNames.get(etherType)}, length ${originalLength}: `);
+        else if (e || unknown) output.push(`ethertype ${etherTypeNames.get(etherType) ?? "Unknown"} (0x${hex(etherType, 4)}), length ${originalLength}: `);
         while (etherType === 0x8100 || etherType === 0x88a8) {
           if (data.length < offset + 4) throw new Truncated("vlan");
           const tci = (data[offset]! << 8) | data[offset + 1]!;
@@ -461,6 +513,10 @@ export class PacketSummarizer {
     const window = view.getUint16(14);
     const urgent = view.getUint16(18);
     output.push(`.${sourcePort} > ${network.destination}.${destinationPort}: `);
+    if (this.options.quiet) {
+      output.push(`tcp ${headerLength <= network.length ? network.length - headerLength : 0}`);
+      return;
+    }
     if (headerLength < 20) {
       output.push(`tcp ${network.length} [bad hdr length ${headerLength} - too short, < 20]`);
       return;
@@ -468,7 +524,7 @@ export class PacketSummarizer {
     output.push(`Flags [${tcpFlags(flags)}]`);
 
     let sequenceBase: TcpSequenceState | undefined;
-    if ((flags & 0x10) !== 0) {
+    if ((flags & 0x10) !== 0 && this.options.absoluteSequence !== true) {
       const reversed = sourcePort > destinationPort || (sourcePort === destinationPort && compareBytes(network.sourceBytes, network.destinationBytes) > 0);
       const [low, high] = reversed ? [network.destinationBytes, network.sourceBytes] : [network.sourceBytes, network.destinationBytes];
       const ports = reversed ? `${destinationPort}:${sourcePort}` : `${sourcePort}:${destinationPort}`;
@@ -798,6 +854,26 @@ function sllPacketTypeName(type: number): string {
 }
 
 /** tcpdump's `-x` / `-X` dump: 16 bytes a line, groups of two, ASCII column for -X. */
+/**
+ * tcpdump -A: a newline, then every byte as a character when printable (or
+ * a tab, space or newline), else "."; a carriage return before a newline
+ * is left out.
+ */
+export function asciiDump(data: Uint8Array): string {
+  let text = "\n";
+  for (let i = 0; i < data.length; i++) {
+    const byte = data[i]!;
+    if (byte === 0x0d) {
+      if (i + 1 === data.length || data[i + 1] !== 0x0a) text += ".";
+    } else if ((byte > 0x20 && byte < 0x7f) || byte === 0x09 || byte === 0x20 || byte === 0x0a) {
+      text += String.fromCharCode(byte);
+    } else {
+      text += ".";
+    }
+  }
+  return text;
+}
+
 export function hexDump(data: Uint8Array, ascii: boolean): string {
   let text = "";
   for (let offset = 0; offset < data.length; offset += 16) {
