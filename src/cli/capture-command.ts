@@ -368,10 +368,15 @@ async function readOffline(path: string, expression: string, options: CaptureCom
   let matched = 0;
   const createWriter = (linkType: number, packetSnapLength: number | undefined) => (sink: CaptureSink) =>
     createCaptureWriter(sink, { linkType, snapLength: snapLength ?? packetSnapLength ?? defaultSnapLength, section: { userApplication: "netbpf capture" } });
-  // Interrupted (Ctrl-C, kill, a closed terminal), the output keeps every packet written so far, complete.
-  let interrupted = false;
+  // Interrupted (Ctrl-C, kill, a closed terminal), the output keeps every packet written so far, complete:
+  // packets are written synchronously, so between two of them the file's buffer holds whole records.
   const removeSignals = onStopSignals(() => {
-    interrupted = true;
+    if (output !== undefined) {
+      if (!output.started) output.start(createWriter(reader.interfaces[0]?.linkType ?? LinkType.ETHERNET, reader.interfaces[0]?.snapLength));
+      // File sinks close synchronously; standard output gets what was written.
+      output.close().catch(() => {});
+    }
+    process.exit(0);
   });
   // Compile before reading, as tcpdump does: a bad expression fails before any output.
   const firstLinkType = reader.interfaces[0]?.linkType;
@@ -405,7 +410,6 @@ async function readOffline(path: string, expression: string, options: CaptureCom
         await print(`${line}\n`);
       }
       if (count !== undefined && matched >= count) break;
-      if (interrupted) break;
     }
     if (output !== undefined) {
       // No packet: a file with just the header, as tcpdump writes.

@@ -54,6 +54,9 @@ abstract class BufferedFileSink implements CaptureSink {
   /** Bytes not yet written: buffer[0, used). */
   buffer: Buffer;
   private used = 0;
+  /** Offsets in `buffer` where the buffered records start (one reserve() each). */
+  private recordStarts = new Int32Array(1024);
+  private recordCount = 0;
   private readonly bufferSize: number;
   protected state: "open" | "closed" | "aborted" | "failed" = "open";
   /** Bytes handed to the OS so far. */
@@ -87,6 +90,13 @@ abstract class BufferedFileSink implements CaptureSink {
       if (length > this.buffer.length) this.buffer = Buffer.allocUnsafe(length);
     }
     const offset = this.used;
+    // Where each record starts: a failed write is cut back to a record boundary.
+    if (this.recordCount === this.recordStarts.length) {
+      const larger = new Int32Array(this.recordStarts.length * 2);
+      larger.set(this.recordStarts);
+      this.recordStarts = larger;
+    }
+    this.recordStarts[this.recordCount++] = offset;
     this.used += length;
     return offset;
   }
@@ -95,24 +105,34 @@ abstract class BufferedFileSink implements CaptureSink {
   flushSync(): void {
     if (this.used === 0 || this.fd === undefined) return;
     const length = this.used;
+    const records = this.recordCount;
     this.used = 0;
+    this.recordCount = 0;
     let written = 0;
     try {
       while (written < length) written += writeSync(this.fd, this.buffer, written, length - written);
       this.bytesFlushed += length;
     } catch (error) {
-      this.writeFailed(error, written);
+      // Keep the records written whole; cut a partly written one off.
+      let whole = 0;
+      for (let i = 0; i < records && this.recordStarts[i]! <= written; i++) whole = this.recordStarts[i]!;
+      this.writeFailed(error, written, whole);
     } finally {
       // A record larger than the usual buffer got a buffer of its own: go back to the usual size.
       if (this.buffer.length > this.bufferSize) this.buffer = Buffer.allocUnsafe(this.bufferSize);
     }
   }
 
-  /** A write failed after `partial` bytes of the buffer: undo them (so every record in the file is whole) and fail. */
-  protected writeFailed(error: unknown, partial: number): never {
+  /**
+   * A write failed after `partial` bytes of the buffer, of which the first
+   * `whole` hold complete records: cut the file back to them (so every
+   * record in it is whole) and fail.
+   */
+  protected writeFailed(error: unknown, partial: number, whole = 0): never {
     if (partial > 0 && this.regular && this.fd !== undefined) {
       try {
-        ftruncateSync(this.fd, this.bytesFlushed);
+        ftruncateSync(this.fd, this.bytesFlushed + whole);
+        this.bytesFlushed += whole;
       } catch {
         // the file keeps a partial record at its end, which readers report as truncated
       }
@@ -150,6 +170,7 @@ abstract class BufferedFileSink implements CaptureSink {
   /** Drops what is buffered and not yet written. */
   protected discardBuffered(): void {
     this.used = 0;
+    this.recordCount = 0;
   }
 }
 
