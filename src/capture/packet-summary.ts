@@ -146,6 +146,9 @@ export class PacketSummarizer {
   private readonly interfaceNames: (ifindex: number) => string | undefined;
   /** Where the network header of the packet being described starts (for -x). */
   private networkOffset = 0;
+  /** The packet being described: where its bytes start in their buffer, and its length on the wire (more than captured under a snap length). */
+  private packetStart = 0;
+  private wireLength = 0;
   /** For -ttt and -ttttt: the previous and the first packet's timestamps. */
   private previousTimestamp: bigint | undefined;
   private firstTimestamp: bigint | undefined;
@@ -201,6 +204,8 @@ export class PacketSummarizer {
     const originalLength = packet.originalLength ?? data.length;
     const output: string[] = [];
     this.networkOffset = data.length;
+    this.packetStart = data.byteOffset;
+    this.wireLength = originalLength;
     try {
       this.linkLayer(packet.linkType, data, originalLength, output);
     } catch (error) {
@@ -359,7 +364,9 @@ export class PacketSummarizer {
     const fragment = (data[6]! << 8) | data[7]!;
     const protocol = data[9]!;
     const offset = (fragment & 0x1fff) * 8;
-    if (totalLength > data.length) output.push(`truncated-ip - ${totalLength - data.length} bytes missing! `);
+    // Like tcpdump: only a packet shorter on the wire than its IP length is truncated-ip, not one cut by the snap length.
+    const onWire = this.wireLength - (data.byteOffset - this.packetStart);
+    if (totalLength > onWire) output.push(`truncated-ip - ${totalLength - onWire} bytes missing! `);
     if (this.options.verbose) {
       const flags = [fragment & 0x2000 ? "+" : "", fragment & 0x4000 ? "DF" : "", fragment & 0x8000 ? "rsvd" : ""].filter(Boolean);
       const tos = data[1]!;
@@ -475,8 +482,13 @@ export class PacketSummarizer {
       `${network.source}.${sourcePort} > ${network.destination}.${destinationPort}: `;
     if (data.length < 8) {
       if (data.length >= 4) {
-        output.push(`${addresses((data[0]! << 8) | data[1]!, (data[2]! << 8) | data[3]!)}truncated-udp ${data.length}`);
-        return;
+        output.push(addresses((data[0]! << 8) | data[1]!, (data[2]! << 8) | data[3]!));
+        // tcpdump: truncated-udp when the IP length leaves no room for the header; cut by the snap length, [|udp].
+        if (network.length < 8) {
+          output.push(`truncated-udp ${network.length}`);
+          return;
+        }
+        throw new Truncated("udp");
       }
       output.push(`${network.source} > ${network.destination}: `);
       throw new Truncated("udp");
@@ -596,7 +608,9 @@ export class PacketSummarizer {
         break;
       case 3: {
         const embedded = inner();
-        const target = embedded?.destination ?? "?";
+        // The quoted packet cut by the snap length: tcpdump stops there.
+        if (embedded === undefined) throw new Truncated("icmp");
+        const target = embedded.destination;
         switch (code) {
           case 0: text = `net ${target} unreachable`; break;
           case 1: text = `host ${target} unreachable`; break;
@@ -697,6 +711,11 @@ export class PacketSummarizer {
       case 1: {
         const embedded = embeddedIpv6(data.subarray(8));
         const target = embedded?.destination ?? "?";
+        if (embedded === undefined && code === 4) {
+          // Cut by the snap length before the quoted packet: tcpdump stops there.
+          output.push("ICMP6, destination unreachable, unreachable port");
+          throw new Truncated("icmp6");
+        }
         switch (code) {
           case 0: text = `destination unreachable, unreachable route ${target}`; break;
           // (tcpdump prints two spaces here)

@@ -387,3 +387,18 @@ socket.close();
   assert.ok(dropped > 0, stderr);
   assert.equal(captured + dropped, Number(/^(\d+) packets? received by filter/m.exec(stderr)?.[1]), stderr);
 });
+
+// ---- 4. Right output for what was captured ----
+
+test("packets cut by the snap length are printed as tcpdump prints them, not as truncated-ip", (t) => {
+  if (skipUnlessKernel(t, tcpdumpAvailable, "tcpdump is not installed")) return;
+  const directory = scratch(t);
+  for (const snapLength of ["54", "80", "100"]) {
+    const cut = join(directory, `cut-${snapLength}.pcap`);
+    assert.equal(netbpf(["capture", "-r", fixture, "-s", snapLength, "-w", cut]).status, 0);
+    const ours = netbpf(["capture", "-r", cut]);
+    assert.equal(ours.status, 0, ours.stderr);
+    assert.doesNotMatch(ours.stdout, /truncated-ip/);
+    assert.equal(ours.stdout, tcpdump(["-n", "-r", cut]).stdout, `-s ${snapLength}`);
+  }
+});
