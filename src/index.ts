@@ -88,3 +88,6 @@ export { compileCaptureFilter, type CaptureFilter, type CaptureFilterOptions } f
 export { captureProgram, socketOwnerProgram, spliceFilterProgram, decodeCaptureRecord, CaptureCounter, captureHeaderSize, maximumSnapLength, type CaptureFilterEmitter, type CaptureProgramOptions, type CaptureProgram, type CaptureRingRecord } from "./programs/capture-program.js";
 export { generateTypeScriptBindings, pascalName, identifierName, type TypeScriptBindingsOptions } from "./gen/typescript-bindings.js";
 export { valueLayout, dataSectionLayout, decodeWithLayout, findNamedType, readBitfield, writeBitfield, jsonFriendly, type ValueLayout, type FieldLayout } from "./gen/value-layout.js";
+export { openCaptureSink } from "./pcap/capture-file.js";
+export { CaptureOutput, formatFileTime, type CaptureOutputOptions } from "./capture/capture-output.js";
+export { listNetworkInterfaces, findNetworkInterface, interfaceLinkDetected, InterfaceFlag, type NetworkInterface } from "./sys/network-interfaces.js";
