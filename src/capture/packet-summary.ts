@@ -63,6 +63,9 @@ const ipProtocolNames = new Map<number, string>([
   [112, "VRRP"], [132, "SCTP"], [136, "UDPLite"],
 ]);
 
+/** tcpdump -v's names for extension headers in the IPv6 header's next-header field. */
+const ipv6NextHeaderNames = new Map<number, string>([[0, "Options"], [44, "Fragment"], [60, "unknown"]]);
+
 const hex = (value: number, width = 0) => value.toString(16).padStart(width, "0");
 const two = (value: number) => String(value).padStart(2, "0");
 
@@ -129,6 +132,8 @@ interface NetworkContext {
   length: number;
   fragmented: boolean;
   pseudoHeader: (protocol: number, length: number) => Uint8Array;
+  /** After IPv6 extension headers tcpdump has printed the addresses already: transports print only ports. */
+  addressesPrinted?: boolean;
 }
 
 interface TcpSequenceState {
@@ -424,20 +429,52 @@ export class PacketSummarizer {
       if (trafficClass !== 0) parts.push(`class 0x${hex(trafficClass)}`);
       if (flowLabel !== 0) parts.push(`flowlabel 0x${hex(flowLabel, 5)}`);
       parts.push(`hlim ${data[7]}`);
-      output.push(`(${parts.join(", ")}, next-header ${ipProtocolNames.get(nextHeader) ?? "unknown"} (${nextHeader}) payload length: ${payloadLength}) `);
+      output.push(`(${parts.join(", ")}, next-header ${ipv6NextHeaderNames.get(nextHeader) ?? ipProtocolNames.get(nextHeader) ?? "unknown"} (${nextHeader}) payload length: ${payloadLength}) `);
     }
     const source = ipv6AddressText(data, 8);
     const destination = ipv6AddressText(data, 24);
     const end = Math.min(40 + payloadLength, data.length);
+    // Extension headers, as tcpdump prints them: "HBH ", "DSTOPT ", "frag (OFFSET|LENGTH) ".
+    let protocol = nextHeader;
+    let offset = 40;
+    let extensions = false;
+    let fragmented = false;
+    while (protocol === 0 || protocol === 60 || protocol === 44) {
+      if (!extensions) output.push(`${source} > ${destination}: `);
+      extensions = true;
+      if (protocol === 44) {
+        if (end < offset + 8) throw new Truncated("frag");
+        const fragmentWord = (data[offset + 2]! << 8) | data[offset + 3]!;
+        const identification = ((data[offset + 4]! << 24) | (data[offset + 5]! << 16) | (data[offset + 6]! << 8) | data[offset + 7]!) >>> 0;
+        const fragmentOffset = fragmentWord & 0xfff8;
+        const text = `frag (${this.options.verbose ? `0x${hex(identification, 8)}:` : ""}${fragmentOffset}|${payloadLength - (offset + 8 - 40)})`;
+        if (fragmentOffset !== 0) {
+          output.push(text);
+          return;
+        }
+        output.push(`${text} `);
+        fragmented = true;
+        protocol = data[offset]!;
+        offset += 8;
+        continue;
+      }
+      if (end < offset + 2) throw new Truncated(protocol === 0 ? "hbhopt" : "dstopt");
+      const length = (data[offset + 1]! + 1) * 8;
+      if (end < offset + length) throw new Truncated(protocol === 0 ? "hbhopt" : "dstopt");
+      output.push(`${protocol === 0 ? "HBH" : "DSTOPT"} ${this.options.verbose ? ipv6OptionsText(data.subarray(offset + 2, offset + length)) : ""}`);
+      protocol = data[offset]!;
+      offset += length;
+    }
     const context: NetworkContext = {
       version: 6,
       source,
       destination,
       sourceBytes: data.subarray(8, 24),
       destinationBytes: data.subarray(24, 40),
-      payload: data.subarray(40, end),
-      length: payloadLength,
-      fragmented: false,
+      payload: data.subarray(Math.min(offset, end), end),
+      length: payloadLength - (offset - 40),
+      addressesPrinted: extensions,
+      fragmented,
       pseudoHeader: (proto, length) => {
         const header = new Uint8Array(40);
         header.set(data.subarray(8, 40), 0);
@@ -449,7 +486,7 @@ export class PacketSummarizer {
         return header;
       },
     };
-    this.transport(nextHeader, context, output);
+    this.transport(protocol, context, output);
   }
 
   private transport(protocol: number, network: NetworkContext, output: string[]): void {
@@ -479,7 +516,7 @@ export class PacketSummarizer {
   private udp(network: NetworkContext, output: string[]): void {
     const data = network.payload;
     const addresses = (sourcePort: number, destinationPort: number) =>
-      `${network.source}.${sourcePort} > ${network.destination}.${destinationPort}: `;
+      network.addressesPrinted ? `${sourcePort} > ${destinationPort}: ` : `${network.source}.${sourcePort} > ${network.destination}.${destinationPort}: `;
     if (data.length < 8) {
       if (data.length >= 4) {
         output.push(addresses((data[0]! << 8) | data[1]!, (data[2]! << 8) | data[3]!));
@@ -509,7 +546,18 @@ export class PacketSummarizer {
 
   private tcp(network: NetworkContext, output: string[]): void {
     const data = network.payload;
-    output.push(`${network.source}`);
+    if (network.addressesPrinted) {
+      if (data.length < 4) throw new Truncated("tcp");
+      const ports = `${(data[0]! << 8) | data[1]!} > ${(data[2]! << 8) | data[3]!}: `;
+      output.push(ports);
+      if (data.length < 20) throw new Truncated("tcp");
+      // The rest as usual, after the ports (the line below prints them again otherwise).
+      output.pop();
+      output.push(`${(data[0]! << 8) | data[1]!}`);
+      network = { ...network, destination: "" };
+    } else {
+      output.push(`${network.source}`);
+    }
     if (data.length < 20) {
       if (data.length >= 4) output.push(`.${(data[0]! << 8) | data[1]!} > ${network.destination}.${(data[2]! << 8) | data[3]!}: `);
       else output.push(` > ${network.destination}: `);
@@ -524,7 +572,7 @@ export class PacketSummarizer {
     const flags = data[13]! | ((data[12]! & 0x01) << 8);
     const window = view.getUint16(14);
     const urgent = view.getUint16(18);
-    output.push(`.${sourcePort} > ${network.destination}.${destinationPort}: `);
+    output.push(network.addressesPrinted ? ` > ${destinationPort}: ` : `.${sourcePort} > ${network.destination}.${destinationPort}: `);
     if (this.options.quiet) {
       output.push(`tcp ${headerLength <= network.length ? network.length - headerLength : 0}`);
       return;
@@ -687,7 +735,7 @@ export class PacketSummarizer {
 
   private icmpv6(network: NetworkContext, output: string[]): void {
     const data = network.payload;
-    output.push(`${network.source} > ${network.destination}: `);
+    if (!network.addressesPrinted) output.push(`${network.source} > ${network.destination}: `);
     if (data.length < 4) throw new Truncated("icmp6");
     if (this.options.verbose && data.length >= network.length) {
       const segment = data.subarray(0, network.length);
@@ -741,6 +789,15 @@ export class PacketSummarizer {
       }
       case 2:
         text = `packet too big, mtu ${data.length >= 8 ? new DataView(data.buffer, data.byteOffset).getUint32(4) : 0}`;
+        break;
+      case 130:
+      case 131:
+      case 132:
+        // (tcpdump prints no separator before "max resp delay")
+        text = `multicast listener ${type === 130 ? "query" : type === 131 ? "report" : "done"}max resp delay: ${word(4)} addr: ${address(8)}`;
+        break;
+      case 143:
+        text = `multicast listener report v2, ${word(6)} group record(s)`;
         break;
       case 133:
         text = "router solicitation";
@@ -878,6 +935,26 @@ function sllPacketTypeName(type: number): string {
  * a tab, space or newline), else "."; a carriage return before a newline
  * is left out.
  */
+/** IPv6 hop-by-hop / destination options as tcpdump -v prints them: "(rtalert: 0x0000) (padn) ". */
+function ipv6OptionsText(options: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < options.length; ) {
+    const type = options[i]!;
+    if (type === 0) {
+      text += "(pad1) ";
+      i++;
+      continue;
+    }
+    if (i + 1 >= options.length) break;
+    const length = options[i + 1]!;
+    if (type === 1) text += "(padn) ";
+    else if (type === 5 && length === 2 && i + 4 <= options.length) text += `(rtalert: 0x${hex((options[i + 2]! << 8) | options[i + 3]!, 4)}) `;
+    else text += `(opt_type 0x${hex(type, 2)}: len=${length}) `;
+    i += 2 + length;
+  }
+  return text;
+}
+
 export function asciiDump(data: Uint8Array): string {
   let text = "\n";
   for (let i = 0; i < data.length; i++) {

@@ -402,3 +402,42 @@ test("packets cut by the snap length are printed as tcpdump prints them, not as 
     assert.equal(ours.stdout, tcpdump(["-n", "-r", cut]).stdout, `-s ${snapLength}`);
   }
 });
+
+test("IPv6 hop-by-hop (MLD), destination options and fragment headers are decoded as tcpdump decodes them", (t) => {
+  if (skipUnlessKernel(t, tcpdumpAvailable, "tcpdump is not installed")) return;
+  const directory = scratch(t);
+  const path = join(directory, "extensions.pcap");
+  const ip6 = (next: number, payload: Buffer) => {
+    const header = Buffer.alloc(40);
+    header[0] = 0x60;
+    header.writeUInt16BE(payload.length, 4);
+    header[6] = next;
+    header[7] = 1;
+    Buffer.from("fe800000000000000000000000000001ff020000000000000000000000000016", "hex").copy(header, 8);
+    return Buffer.concat([Buffer.from("33330000001602000000000186dd", "hex"), header, payload]);
+  };
+  const hopByHop = (next: number) => Buffer.from([next, 0, 5, 2, 0, 0, 1, 0]);
+  const mld = (type: number) => Buffer.concat([Buffer.from([type, 0, 0, 0, 0, 0, 0, 0]), Buffer.from("ff020000000000000000000000000001", "hex")]);
+  const datagram = Buffer.from("04d2162e000c000061626364", "hex");
+  const fragment = (next: number, offset: number, more: boolean) => Buffer.from([next, 0, offset >> 5, ((offset << 3) & 0xf8) | (more ? 1 : 0), 0, 0, 0x12, 0x34]);
+  const packets = [
+    ip6(0, Buffer.concat([hopByHop(58), mld(131)])),
+    ip6(0, Buffer.concat([hopByHop(58), mld(130)])),
+    ip6(0, Buffer.concat([hopByHop(58), mld(132)])),
+    ip6(60, Buffer.concat([Buffer.from([17, 0, 1, 4, 0, 0, 0, 0]), datagram])),
+    ip6(44, Buffer.concat([fragment(17, 0, true), datagram])),
+    ip6(44, Buffer.concat([fragment(17, 2, false), Buffer.alloc(8, 0x61)])),
+    ip6(0, Buffer.concat([hopByHop(17), datagram])),
+    ip6(0, Buffer.concat([hopByHop(58), Buffer.from("8f00000000000001", "hex"), Buffer.from("04000000ff020000000000000000000000000001", "hex")])),
+  ];
+  const writer = createCaptureWriter(path, { linkType: LinkType.ETHERNET });
+  packets.forEach((data, i) => writer.writePacket({ data, timestamp: 1_700_000_000_000_000_000n + BigInt(i) * 1000n }));
+  void writer.close();
+  const ours = netbpf(["capture", "-r", path]);
+  assert.equal(ours.status, 0, ours.stderr);
+  assert.doesNotMatch(ours.stdout, /ip-proto/);
+  assert.equal(ours.stdout, tcpdump(["-n", "-r", path]).stdout);
+  // -v as well (the MLDv2 group records that tcpdump -v lists are left out).
+  const verbose = (text: string) => text.split("\n").slice(0, 7).join("\n");
+  assert.equal(verbose(netbpf(["capture", "-v", "-r", path]).stdout), verbose(tcpdump(["-n", "-v", "-r", path]).stdout));
+});
