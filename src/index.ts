@@ -108,3 +108,11 @@ export { parseAddressPrefix, parseAddressList, formatAddressPrefix, type Address
 export { firewallProgram, type FirewallProgramOptions, type ProgramRule as FirewallProgramRule } from "./firewall/firewall-program.js";
 export { rateLimiterProgram, type ProgramLimitRule } from "./firewall/rate-limiter-program.js";
 export { markerProgram, type ProgramMarkRule } from "./firewall/marker-program.js";
+export { openCaptureSink } from "./pcap/capture-file.js";
+export { CaptureOutput, formatFileTime, type CaptureOutputOptions } from "./capture/capture-output.js";
+export { listNetworkInterfaces, findNetworkInterface, interfaceLinkDetected, InterfaceFlag, type NetworkInterface } from "./sys/network-interfaces.js";
+export { LoadBalancer, type LoadBalancerOptions, type BackendOptions, type HealthCheckOptions, type LoadBalancerStatus, type BackendStatus, type BackendHealth } from "./balancer/load-balancer.js";
+export { maglevTable, maglevDisruption, maglevTableSizes, defaultMaglevTableSize, type MaglevBackend } from "./balancer/maglev.js";
+export { balancerProgram, type BalancerProgramOptions, type BalancerMode, type BalancerProtocol } from "./balancer/balancer-program.js";
+export { BalancerMetricsSource } from "./server/balancer-metrics.js";
+export { lookupRoute, type RouteToAddress } from "./sys/route-lookup.js";

@@ -4,7 +4,7 @@
  * and (optionally) a cgroup sock_create program that records which process
  * owns each new socket.
  */
-import { closeSync, constants, openSync, readdirSync, readFileSync } from "node:fs";
+import { closeSync, constants, openSync, readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { helperIds } from "../asm/helpers.js";
 import { BpfMap } from "../core/map.js";
@@ -21,7 +21,8 @@ import { AttachType, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { rootCgroup } from "../sys/cgroup.js";
 import { possibleCpuCount } from "../sys/cpus.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
-import { interfaceIndex } from "../sys/socket.js";
+import { InterfaceFlag, listNetworkInterfaces } from "../sys/network-interfaces.js";
+import { interfaceIndex, interfaceName } from "../sys/socket.js";
 import {
   captureCountersName,
   CaptureCounter,
@@ -102,18 +103,9 @@ export const defaultRingSize = 8 * 1024 * 1024;
 const arphrdEther = 1;
 const arphrdLoopback = 772;
 
-/** Interfaces that are up in this network namespace, from sysfs. */
+/** Interfaces that are up in this network namespace (from rtnetlink: right under `nsenter --net` too), by name. */
 export function upInterfaces(): string[] {
-  const names: string[] = [];
-  for (const name of readdirSync("/sys/class/net")) {
-    try {
-      const flags = Number.parseInt(readFileSync(`/sys/class/net/${name}/flags`, "utf8").trim(), 16);
-      if (flags & 1) names.push(name);
-    } catch {
-      // gone while listing
-    }
-  }
-  return names.sort();
+  return listNetworkInterfaces().filter((i) => i.flags & InterfaceFlag.Up).map((i) => i.name).sort();
 }
 
 /** The link type a tc program sees on an interface. */
@@ -188,6 +180,12 @@ export class LiveCapture implements Disposable {
     const expanded = names.flatMap((name) => (name === "any" ? upInterfaces() : [name]));
     const unique = [...new Set(expanded)];
     if (unique.length === 0) throw new UsageError("capture", "no interface to capture on", "name one with -i, or bring an interface up");
+    // Like tcpdump, an interface that is down is refused ("That device is not up").
+    const known = new Map(listNetworkInterfaces().map((i) => [i.name, i]));
+    for (const name of unique) {
+      const found = known.get(name);
+      if (found !== undefined && (found.flags & InterfaceFlag.Up) === 0) throw new NetbpfError("capture", `${name} is not up`, `bring it up first: ip link set ${name} up`);
+    }
     this.interfaces = unique.map((name, slot) => ({ name, ifindex: interfaceIndex(name, "capture"), linkType: interfaceLinkType(name), slot }));
     this.direction = options.direction ?? "inout";
     this.snapLength = options.snapLength ?? defaultSnapLength;
@@ -231,7 +229,9 @@ export class LiveCapture implements Disposable {
       const maps = { [captureRingName]: ring, [captureScratchName]: scratch, [captureCountersName]: this.#counters, [captureProcessesName]: processes };
       const directions: ("ingress" | "egress")[] = this.direction === "in" ? ["ingress"] : this.direction === "out" ? ["egress"] : ["ingress", "egress"];
       for (const captureInterface of this.interfaces) {
-        for (const direction of directions) {
+        // Every packet on loopback passes egress and then ingress: like libpcap, show it once (ingress) unless -Q asks for a direction.
+        const loopback = known.get(captureInterface.name)?.deviceType === arphrdLoopback;
+        for (const direction of loopback && this.direction === "inout" ? ["ingress" as const] : directions) {
           const instructions = captureProgram({
             direction,
             interfaceSlot: captureInterface.slot,
@@ -259,6 +259,11 @@ export class LiveCapture implements Disposable {
   #own<T extends { close(): void }>(owned: T): T {
     this.#owned.push(owned);
     return owned;
+  }
+
+  /** The first captured interface that is gone (deleted, or moved to another network namespace), if any. */
+  missingInterface(): CaptureInterface | undefined {
+    return this.interfaces.find((i) => interfaceName(i.ifindex) !== i.name);
   }
 
   /** Packets delivered to the caller so far. */

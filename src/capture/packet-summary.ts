@@ -16,8 +16,19 @@ export interface SummaryOptions {
   linkLevel?: boolean;
   /** `-v`: IP header fields and transport checksums. */
   verbose?: boolean;
-  /** `-x` (hex) / `-X` (hex and ASCII): dump the packet from the network header on. */
-  hexDump?: "hex" | "hex-ascii";
+  /** `-x` (hex) / `-X` (hex and ASCII) / `-A` (ASCII): dump the packet from the network header on. */
+  hexDump?: "hex" | "hex-ascii" | "ascii";
+  /**
+   * The timestamp in front of each line, as tcpdump's -t options: "time"
+   * (default: time of day), "none" (-t), "epoch" (-tt: seconds since
+   * 1970), "delta" (-ttt: since the previous packet), "date" (-tttt: date
+   * and time of day), "since-first" (-ttttt: since the first packet).
+   */
+  timestampFormat?: "time" | "none" | "epoch" | "delta" | "date" | "since-first";
+  /** `-q`: less protocol information (TCP as `tcp LENGTH`). */
+  quiet?: boolean;
+  /** `-S`: absolute TCP sequence numbers instead of relative ones. */
+  absoluteSequence?: boolean;
   /** Time of day in local time (tcpdump's default) or UTC. */
   timeZone?: "local" | "utc";
   /** Digits after the second: 6 (default) or 9 (`--nano`). */
@@ -51,6 +62,9 @@ const ipProtocolNames = new Map<number, string>([
   [44, "frag"], [47, "GRE"], [50, "ESP"], [51, "AH"], [58, "ICMPv6"], [59, "none"], [60, "DSTOPTS"], [103, "PIM"],
   [112, "VRRP"], [132, "SCTP"], [136, "UDPLite"],
 ]);
+
+/** tcpdump -v's names for extension headers in the IPv6 header's next-header field. */
+const ipv6NextHeaderNames = new Map<number, string>([[0, "Options"], [44, "Fragment"], [60, "unknown"]]);
 
 const hex = (value: number, width = 0) => value.toString(16).padStart(width, "0");
 const two = (value: number) => String(value).padStart(2, "0");
@@ -118,6 +132,8 @@ interface NetworkContext {
   length: number;
   fragmented: boolean;
   pseudoHeader: (protocol: number, length: number) => Uint8Array;
+  /** After IPv6 extension headers tcpdump has printed the addresses already: transports print only ports. */
+  addressesPrinted?: boolean;
 }
 
 interface TcpSequenceState {
@@ -135,6 +151,12 @@ export class PacketSummarizer {
   private readonly interfaceNames: (ifindex: number) => string | undefined;
   /** Where the network header of the packet being described starts (for -x). */
   private networkOffset = 0;
+  /** The packet being described: where its bytes start in their buffer, and its length on the wire (more than captured under a snap length). */
+  private packetStart = 0;
+  private wireLength = 0;
+  /** For -ttt and -ttttt: the previous and the first packet's timestamps. */
+  private previousTimestamp: bigint | undefined;
+  private firstTimestamp: bigint | undefined;
 
   constructor(options: SummaryOptions = {}) {
     this.options = options;
@@ -143,7 +165,42 @@ export class PacketSummarizer {
 
   /** The summary, with hex dump lines when asked; no trailing newline. */
   summarize(packet: SummaryPacket): string {
-    return `${this.formatTimestamp(packet.timestamp)} ${this.describe(packet)}`;
+    return `${this.timestampPrefix(packet.timestamp)}${this.describe(packet)}`;
+  }
+
+  /** What goes in front of a packet's summary (the timestamp and a space, or nothing with -t); call once per packet, in order. */
+  timestampPrefix(timestamp: bigint): string {
+    const format = this.options.timestampFormat ?? "time";
+    this.firstTimestamp ??= timestamp;
+    const previous = this.previousTimestamp ?? timestamp;
+    this.previousTimestamp = timestamp;
+    switch (format) {
+      case "none":
+        return "";
+      case "time":
+        return `${this.formatTimestamp(timestamp)} `;
+      case "epoch":
+        return `${timestamp / 1_000_000_000n}.${this.fraction(Number(timestamp % 1_000_000_000n))} `;
+      case "date": {
+        const date = new Date(Number(timestamp / 1_000_000n));
+        const utc = this.options.timeZone === "utc";
+        const year = utc ? date.getUTCFullYear() : date.getFullYear();
+        const month = (utc ? date.getUTCMonth() : date.getMonth()) + 1;
+        const day = utc ? date.getUTCDate() : date.getDate();
+        return `${year}-${two(month)}-${two(day)} ${this.formatTimestamp(timestamp)} `;
+      }
+      case "delta":
+      case "since-first": {
+        const base = format === "delta" ? previous : this.firstTimestamp;
+        const difference = timestamp >= base ? timestamp - base : 0n;
+        const seconds = Number(difference / 1_000_000_000n);
+        return ` ${two(Math.floor(seconds / 3600))}:${two(Math.floor(seconds / 60) % 60)}:${two(seconds % 60)}.${this.fraction(Number(difference % 1_000_000_000n))} `;
+      }
+    }
+  }
+
+  private fraction(nanoseconds: number): string {
+    return this.options.timestampPrecision === "nanosecond" ? String(nanoseconds).padStart(9, "0") : String(Math.floor(nanoseconds / 1000)).padStart(6, "0");
   }
 
   /** The summary without its timestamp. */
@@ -152,6 +209,8 @@ export class PacketSummarizer {
     const originalLength = packet.originalLength ?? data.length;
     const output: string[] = [];
     this.networkOffset = data.length;
+    this.packetStart = data.byteOffset;
+    this.wireLength = originalLength;
     try {
       this.linkLayer(packet.linkType, data, originalLength, output);
     } catch (error) {
@@ -159,7 +218,9 @@ export class PacketSummarizer {
       output.push(` [|${error.protocol}]`);
     }
     let text = output.join("");
-    if (this.options.hexDump !== undefined) text += hexDump(data.subarray(Math.min(this.networkOffset, data.length)), this.options.hexDump === "hex-ascii");
+    const dumped = data.subarray(Math.min(this.networkOffset, data.length));
+    if (this.options.hexDump === "ascii") text += asciiDump(dumped);
+    else if (this.options.hexDump !== undefined) text += hexDump(dumped, this.options.hexDump === "hex-ascii");
     return text;
   }
 
@@ -193,7 +254,8 @@ export class PacketSummarizer {
         }
         const unknown = !etherTypeNames.has(etherType) && !e;
         if (unknown) output.push(`${macAddressText(data, 6)} > ${macAddressText(data, 0)}, `);
-        if (e || unknown) output.push(`ethertype ${etherTypeNames.get(etherType) ?? "Unknown"} (0x${hex(etherType, 4)}), length ${originalLength}: `);
+        if ((e || unknown) && this.options.quiet && etherTypeNames.has(etherType)) output.push(`${etherTypeNames.get(etherType)}, length ${originalLength}: `);
+        else if (e || unknown) output.push(`ethertype ${etherTypeNames.get(etherType) ?? "Unknown"} (0x${hex(etherType, 4)}), length ${originalLength}: `);
         while (etherType === 0x8100 || etherType === 0x88a8) {
           if (data.length < offset + 4) throw new Truncated("vlan");
           const tci = (data[offset]! << 8) | data[offset + 1]!;
@@ -307,7 +369,9 @@ export class PacketSummarizer {
     const fragment = (data[6]! << 8) | data[7]!;
     const protocol = data[9]!;
     const offset = (fragment & 0x1fff) * 8;
-    if (totalLength > data.length) output.push(`truncated-ip - ${totalLength - data.length} bytes missing! `);
+    // Like tcpdump: only a packet shorter on the wire than its IP length is truncated-ip, not one cut by the snap length.
+    const onWire = this.wireLength - (data.byteOffset - this.packetStart);
+    if (totalLength > onWire) output.push(`truncated-ip - ${totalLength - onWire} bytes missing! `);
     if (this.options.verbose) {
       const flags = [fragment & 0x2000 ? "+" : "", fragment & 0x4000 ? "DF" : "", fragment & 0x8000 ? "rsvd" : ""].filter(Boolean);
       const tos = data[1]!;
@@ -365,20 +429,52 @@ export class PacketSummarizer {
       if (trafficClass !== 0) parts.push(`class 0x${hex(trafficClass)}`);
       if (flowLabel !== 0) parts.push(`flowlabel 0x${hex(flowLabel, 5)}`);
       parts.push(`hlim ${data[7]}`);
-      output.push(`(${parts.join(", ")}, next-header ${ipProtocolNames.get(nextHeader) ?? "unknown"} (${nextHeader}) payload length: ${payloadLength}) `);
+      output.push(`(${parts.join(", ")}, next-header ${ipv6NextHeaderNames.get(nextHeader) ?? ipProtocolNames.get(nextHeader) ?? "unknown"} (${nextHeader}) payload length: ${payloadLength}) `);
     }
     const source = ipv6AddressText(data, 8);
     const destination = ipv6AddressText(data, 24);
     const end = Math.min(40 + payloadLength, data.length);
+    // Extension headers, as tcpdump prints them: "HBH ", "DSTOPT ", "frag (OFFSET|LENGTH) ".
+    let protocol = nextHeader;
+    let offset = 40;
+    let extensions = false;
+    let fragmented = false;
+    while (protocol === 0 || protocol === 60 || protocol === 44) {
+      if (!extensions) output.push(`${source} > ${destination}: `);
+      extensions = true;
+      if (protocol === 44) {
+        if (end < offset + 8) throw new Truncated("frag");
+        const fragmentWord = (data[offset + 2]! << 8) | data[offset + 3]!;
+        const identification = ((data[offset + 4]! << 24) | (data[offset + 5]! << 16) | (data[offset + 6]! << 8) | data[offset + 7]!) >>> 0;
+        const fragmentOffset = fragmentWord & 0xfff8;
+        const text = `frag (${this.options.verbose ? `0x${hex(identification, 8)}:` : ""}${fragmentOffset}|${payloadLength - (offset + 8 - 40)})`;
+        if (fragmentOffset !== 0) {
+          output.push(text);
+          return;
+        }
+        output.push(`${text} `);
+        fragmented = true;
+        protocol = data[offset]!;
+        offset += 8;
+        continue;
+      }
+      if (end < offset + 2) throw new Truncated(protocol === 0 ? "hbhopt" : "dstopt");
+      const length = (data[offset + 1]! + 1) * 8;
+      if (end < offset + length) throw new Truncated(protocol === 0 ? "hbhopt" : "dstopt");
+      output.push(`${protocol === 0 ? "HBH" : "DSTOPT"} ${this.options.verbose ? ipv6OptionsText(data.subarray(offset + 2, offset + length)) : ""}`);
+      protocol = data[offset]!;
+      offset += length;
+    }
     const context: NetworkContext = {
       version: 6,
       source,
       destination,
       sourceBytes: data.subarray(8, 24),
       destinationBytes: data.subarray(24, 40),
-      payload: data.subarray(40, end),
-      length: payloadLength,
-      fragmented: false,
+      payload: data.subarray(Math.min(offset, end), end),
+      length: payloadLength - (offset - 40),
+      addressesPrinted: extensions,
+      fragmented,
       pseudoHeader: (proto, length) => {
         const header = new Uint8Array(40);
         header.set(data.subarray(8, 40), 0);
@@ -390,7 +486,7 @@ export class PacketSummarizer {
         return header;
       },
     };
-    this.transport(nextHeader, context, output);
+    this.transport(protocol, context, output);
   }
 
   private transport(protocol: number, network: NetworkContext, output: string[]): void {
@@ -420,11 +516,16 @@ export class PacketSummarizer {
   private udp(network: NetworkContext, output: string[]): void {
     const data = network.payload;
     const addresses = (sourcePort: number, destinationPort: number) =>
-      `${network.source}.${sourcePort} > ${network.destination}.${destinationPort}: `;
+      network.addressesPrinted ? `${sourcePort} > ${destinationPort}: ` : `${network.source}.${sourcePort} > ${network.destination}.${destinationPort}: `;
     if (data.length < 8) {
       if (data.length >= 4) {
-        output.push(`${addresses((data[0]! << 8) | data[1]!, (data[2]! << 8) | data[3]!)}truncated-udp ${data.length}`);
-        return;
+        output.push(addresses((data[0]! << 8) | data[1]!, (data[2]! << 8) | data[3]!));
+        // tcpdump: truncated-udp when the IP length leaves no room for the header; cut by the snap length, [|udp].
+        if (network.length < 8) {
+          output.push(`truncated-udp ${network.length}`);
+          return;
+        }
+        throw new Truncated("udp");
       }
       output.push(`${network.source} > ${network.destination}: `);
       throw new Truncated("udp");
@@ -445,7 +546,18 @@ export class PacketSummarizer {
 
   private tcp(network: NetworkContext, output: string[]): void {
     const data = network.payload;
-    output.push(`${network.source}`);
+    if (network.addressesPrinted) {
+      if (data.length < 4) throw new Truncated("tcp");
+      const ports = `${(data[0]! << 8) | data[1]!} > ${(data[2]! << 8) | data[3]!}: `;
+      output.push(ports);
+      if (data.length < 20) throw new Truncated("tcp");
+      // The rest as usual, after the ports (the line below prints them again otherwise).
+      output.pop();
+      output.push(`${(data[0]! << 8) | data[1]!}`);
+      network = { ...network, destination: "" };
+    } else {
+      output.push(`${network.source}`);
+    }
     if (data.length < 20) {
       if (data.length >= 4) output.push(`.${(data[0]! << 8) | data[1]!} > ${network.destination}.${(data[2]! << 8) | data[3]!}: `);
       else output.push(` > ${network.destination}: `);
@@ -460,7 +572,11 @@ export class PacketSummarizer {
     const flags = data[13]! | ((data[12]! & 0x01) << 8);
     const window = view.getUint16(14);
     const urgent = view.getUint16(18);
-    output.push(`.${sourcePort} > ${network.destination}.${destinationPort}: `);
+    output.push(network.addressesPrinted ? ` > ${destinationPort}: ` : `.${sourcePort} > ${network.destination}.${destinationPort}: `);
+    if (this.options.quiet) {
+      output.push(`tcp ${headerLength <= network.length ? network.length - headerLength : 0}`);
+      return;
+    }
     if (headerLength < 20) {
       output.push(`tcp ${network.length} [bad hdr length ${headerLength} - too short, < 20]`);
       return;
@@ -468,7 +584,7 @@ export class PacketSummarizer {
     output.push(`Flags [${tcpFlags(flags)}]`);
 
     let sequenceBase: TcpSequenceState | undefined;
-    if ((flags & 0x10) !== 0) {
+    if ((flags & 0x10) !== 0 && this.options.absoluteSequence !== true) {
       const reversed = sourcePort > destinationPort || (sourcePort === destinationPort && compareBytes(network.sourceBytes, network.destinationBytes) > 0);
       const [low, high] = reversed ? [network.destinationBytes, network.sourceBytes] : [network.sourceBytes, network.destinationBytes];
       const ports = reversed ? `${destinationPort}:${sourcePort}` : `${sourcePort}:${destinationPort}`;
@@ -540,7 +656,9 @@ export class PacketSummarizer {
         break;
       case 3: {
         const embedded = inner();
-        const target = embedded?.destination ?? "?";
+        // The quoted packet cut by the snap length: tcpdump stops there.
+        if (embedded === undefined) throw new Truncated("icmp");
+        const target = embedded.destination;
         switch (code) {
           case 0: text = `net ${target} unreachable`; break;
           case 1: text = `host ${target} unreachable`; break;
@@ -617,7 +735,7 @@ export class PacketSummarizer {
 
   private icmpv6(network: NetworkContext, output: string[]): void {
     const data = network.payload;
-    output.push(`${network.source} > ${network.destination}: `);
+    if (!network.addressesPrinted) output.push(`${network.source} > ${network.destination}: `);
     if (data.length < 4) throw new Truncated("icmp6");
     if (this.options.verbose && data.length >= network.length) {
       const segment = data.subarray(0, network.length);
@@ -641,6 +759,11 @@ export class PacketSummarizer {
       case 1: {
         const embedded = embeddedIpv6(data.subarray(8));
         const target = embedded?.destination ?? "?";
+        if (embedded === undefined && code === 4) {
+          // Cut by the snap length before the quoted packet: tcpdump stops there.
+          output.push("ICMP6, destination unreachable, unreachable port");
+          throw new Truncated("icmp6");
+        }
         switch (code) {
           case 0: text = `destination unreachable, unreachable route ${target}`; break;
           // (tcpdump prints two spaces here)
@@ -666,6 +789,15 @@ export class PacketSummarizer {
       }
       case 2:
         text = `packet too big, mtu ${data.length >= 8 ? new DataView(data.buffer, data.byteOffset).getUint32(4) : 0}`;
+        break;
+      case 130:
+      case 131:
+      case 132:
+        // (tcpdump prints no separator before "max resp delay")
+        text = `multicast listener ${type === 130 ? "query" : type === 131 ? "report" : "done"}max resp delay: ${word(4)} addr: ${address(8)}`;
+        break;
+      case 143:
+        text = `multicast listener report v2, ${word(6)} group record(s)`;
         break;
       case 133:
         text = "router solicitation";
@@ -798,6 +930,46 @@ function sllPacketTypeName(type: number): string {
 }
 
 /** tcpdump's `-x` / `-X` dump: 16 bytes a line, groups of two, ASCII column for -X. */
+/**
+ * tcpdump -A: a newline, then every byte as a character when printable (or
+ * a tab, space or newline), else "."; a carriage return before a newline
+ * is left out.
+ */
+/** IPv6 hop-by-hop / destination options as tcpdump -v prints them: "(rtalert: 0x0000) (padn) ". */
+function ipv6OptionsText(options: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < options.length; ) {
+    const type = options[i]!;
+    if (type === 0) {
+      text += "(pad1) ";
+      i++;
+      continue;
+    }
+    if (i + 1 >= options.length) break;
+    const length = options[i + 1]!;
+    if (type === 1) text += "(padn) ";
+    else if (type === 5 && length === 2 && i + 4 <= options.length) text += `(rtalert: 0x${hex((options[i + 2]! << 8) | options[i + 3]!, 4)}) `;
+    else text += `(opt_type 0x${hex(type, 2)}: len=${length}) `;
+    i += 2 + length;
+  }
+  return text;
+}
+
+export function asciiDump(data: Uint8Array): string {
+  let text = "\n";
+  for (let i = 0; i < data.length; i++) {
+    const byte = data[i]!;
+    if (byte === 0x0d) {
+      if (i + 1 === data.length || data[i + 1] !== 0x0a) text += ".";
+    } else if ((byte > 0x20 && byte < 0x7f) || byte === 0x09 || byte === 0x20 || byte === 0x0a) {
+      text += String.fromCharCode(byte);
+    } else {
+      text += ".";
+    }
+  }
+  return text;
+}
+
 export function hexDump(data: Uint8Array, ascii: boolean): string {
   let text = "";
   for (let offset = 0; offset < data.length; offset += 16) {

@@ -1,19 +1,23 @@
+import { readFileSync, statSync } from "node:fs";
 import { Command, Option } from "commander";
 import { helperNameOf } from "../asm/helpers.js";
 import { Interpreter } from "../asm/interpreter.js";
 import { compileCaptureFilter, offlineTestRunContext, offlineUndecided, type CaptureFilter } from "../capture/capture-filter.js";
 import { defaultRingSize, defaultSnapLength, interfaceLinkType, LiveCapture, type CaptureDirection, type LivePacket } from "../capture/live-capture.js";
+import { CaptureOutput } from "../capture/capture-output.js";
 import { PacketSummarizer, type SummaryOptions } from "../capture/packet-summary.js";
 import { Program } from "../core/program.js";
 import { formatFilterProgram } from "../filter/format-filter-program.js";
 import { createCaptureWriter, openCapture, captureFormatFromPath } from "../pcap/capture-file.js";
+import type { CaptureSink } from "../pcap/capture-sink.js";
 import type { CapturePacket } from "../pcap/capture-record.js";
 import { LinkType, linkTypeName } from "../pcap/link-type.js";
 import type { PcapngWriter } from "../pcap/pcapng-writer.js";
 import type { PcapWriter } from "../pcap/pcap-writer.js";
 import { captureProgram, maximumSnapLength } from "../programs/capture-program.js";
 import { ProgramType } from "../sys/bpf-constants.js";
-import { SyscallError, UsageError } from "../sys/errors.js";
+import { NetbpfError, SyscallError, UsageError } from "../sys/errors.js";
+import { InterfaceFlag, interfaceLinkDetected, listNetworkInterfaces, type NetworkInterface } from "../sys/network-interfaces.js";
 import { toJson } from "./output.js";
 
 interface CaptureCommandOptions {
@@ -32,6 +36,18 @@ interface CaptureCommandOptions {
   dump?: boolean;
   bufferSize?: string;
   process?: boolean;
+  /** -t given this many times. */
+  t?: number;
+  q?: boolean;
+  S?: boolean;
+  A?: boolean;
+  l?: boolean;
+  packetBuffered?: boolean;
+  listInterfaces?: boolean;
+  F?: string;
+  C?: string;
+  G?: string;
+  W?: string;
 }
 
 const operation = "capture";
@@ -79,12 +95,125 @@ function parseBufferSize(text: string | undefined): number {
   return kibibytes * 1024;
 }
 
+const timestampFormats = ["time", "none", "epoch", "delta", "date", "since-first"] as const;
+
 function summaryOptions(options: CaptureCommandOptions): SummaryOptions {
+  const t = options.t ?? 0;
+  if (t > 5) throw new UsageError(operation, `-t can be given at most five times (-ttttt), got ${t}`);
   return {
     linkLevel: options.e === true,
     verbose: options.verbose === true,
-    hexDump: options.X ? "hex-ascii" : options.x ? "hex" : undefined,
+    hexDump: options.X ? "hex-ascii" : options.x ? "hex" : options.A ? "ascii" : undefined,
+    timestampFormat: timestampFormats[t],
+    quiet: options.q === true,
+    absoluteSequence: options.S === true,
   };
+}
+
+/** -F: the filter expression from a file, "#" comments removed (as tcpdump reads it). */
+function readFilterFile(path: string): string {
+  let text: string;
+  try {
+    const status = statSync(path);
+    if (!status.isFile()) throw new UsageError(operation, `-F ${path} is not a regular file`, "give a file holding a filter expression");
+    if (status.size > 1024 * 1024) throw new UsageError(operation, `-F ${path} is ${status.size} bytes long, more than a filter expression can be (1 MiB)`);
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    if (error instanceof NetbpfError) throw error;
+    throw new UsageError(operation, `cannot read the filter file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`, "check the path");
+  }
+  return text.replace(/#[^\n]*/g, " ").replace(/\s+/g, " ").trim();
+}
+
+function parsePositive(text: string | undefined, option: string, what: string): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value <= 0) throw new UsageError(operation, `${option} needs ${what}, got "${text}"`);
+  return value;
+}
+
+/** -C in tcpdump's units: millions of bytes, or with a k, m or g suffix (1024-based). */
+function parseFileSize(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const match = /^(\d+)([kmg]?)$/i.exec(text);
+  const value = match ? Number(match[1]) : Number.NaN;
+  if (!match || !Number.isSafeInteger(value) || value <= 0) throw new UsageError(operation, `-C needs a file size in millions of bytes (or with k, m or g), got "${text}"`);
+  const unit = match[2]!.toLowerCase();
+  return value * (unit === "k" ? 1024 : unit === "m" ? 1024 * 1024 : unit === "g" ? 1024 * 1024 * 1024 : 1_000_000);
+}
+
+/** The -w output with -C/-G/-W, opened now (before anything is captured); undefined without -w. */
+function openOutput(options: CaptureCommandOptions): CaptureOutput | undefined {
+  const rotateBytes = parseFileSize(options.C);
+  const rotateSeconds = parsePositive(options.G, "-G", "a number of seconds");
+  const fileCount = parsePositive(options.W, "-W", "a number of files");
+  if ((rotateBytes !== undefined || rotateSeconds !== undefined || fileCount !== undefined) && (options.write === undefined || options.write === "-")) {
+    throw new UsageError(operation, "-C, -G and -W rotate the files of -w FILE", "add -w FILE");
+  }
+  if (fileCount !== undefined && rotateBytes === undefined && rotateSeconds === undefined) throw new UsageError(operation, "-W limits the files of -C or -G", "add -C SIZE or -G SECONDS");
+  if (options.write === undefined) return undefined;
+  return new CaptureOutput({ target: options.write, rotateBytes, rotateSeconds, fileCount });
+}
+
+/** SIGINT, SIGTERM and SIGHUP (a closed terminal) all stop a capture the same way, keeping what was captured. */
+const stopSignals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+function onStopSignals(stop: () => void): () => void {
+  for (const signal of stopSignals) process.once(signal, stop);
+  return () => {
+    for (const signal of stopSignals) process.removeListener(signal, stop);
+  };
+}
+
+/** Writes to standard output, waiting while a slow reader has not taken what was written before (memory stays bounded). */
+async function print(text: string): Promise<void> {
+  if (process.stdout.write(text)) return;
+  await new Promise<void>((resolve) => {
+    const done = () => {
+      process.stdout.off("drain", done);
+      process.stdout.off("close", done);
+      process.stdout.off("error", done);
+      resolve();
+    };
+    process.stdout.on("drain", done);
+    process.stdout.on("close", done);
+    process.stdout.on("error", done);
+  });
+}
+
+/** libpcap's flags text in `tcpdump -D`. */
+function interfaceFlagsText(networkInterface: NetworkInterface): string {
+  const words: string[] = [];
+  if (networkInterface.flags & InterfaceFlag.Up) words.push("Up");
+  if (networkInterface.flags & InterfaceFlag.Running) words.push("Running");
+  if (networkInterface.flags & InterfaceFlag.Loopback) words.push("Loopback");
+  else {
+    const detected = interfaceLinkDetected(networkInterface.name);
+    if (detected !== undefined) words.push(detected ? "Connected" : "Disconnected");
+  }
+  return words.length > 0 ? words.join(", ") : "none";
+}
+
+/** -D: the interfaces to capture on, numbered and ordered as tcpdump -D does (running, up, connected first; loopback later). */
+function listInterfaces(): void {
+  const entries = listNetworkInterfaces().map((networkInterface) => {
+    const flags = interfaceFlagsText(networkInterface);
+    let rank = 0;
+    if (!(networkInterface.flags & InterfaceFlag.Running)) rank |= 8;
+    if (!(networkInterface.flags & InterfaceFlag.Up)) rank |= 4;
+    if (flags.includes("Disconnected")) rank |= 2;
+    if (networkInterface.flags & InterfaceFlag.Loopback) rank |= 1;
+    return { text: `${networkInterface.name} [${flags}]`, rank };
+  });
+  entries.push({ text: "any (every interface that is up: a program in each one's data path) [Up, Running]", rank: 0.5 });
+  const sorted = entries.map((entry, order) => ({ ...entry, order })).sort((a, b) => a.rank - b.rank || a.order - b.order);
+  process.stdout.write(sorted.map((entry, index) => `${index + 1}.${entry.text}\n`).join(""));
+}
+
+/** The refusal when no interface was named, listing the candidates. */
+function noInterfaceError(): UsageError {
+  const names = listNetworkInterfaces().map((i) => `${i.name}${i.flags & InterfaceFlag.Up ? "" : " (down)"}`).join(", ");
+  return new UsageError(operation, "name the interface to capture on with -i", `netbpf puts a program in the interface's data path; interfaces: ${names}; -i any takes every one that is up`);
 }
 
 function stderr(text: string): void {
@@ -123,8 +252,14 @@ export function registerCaptureCommand(program: Command): void {
     .command("capture")
     .description("capture packets with a tc (tcx) program, like tcpdump; or filter a capture file (-r)")
     .argument("[expression...]", "a pcap-filter expression (as tcpdump takes it)")
-    .option("-i, --interface <name>", "interface to capture on (repeatable); \"any\" = every interface that is up", (value: string, previous: string[] = []) => [...previous, value])
-    .option("-w, --write <file>", "write packets to a pcap or pcapng file (by extension; - = pcap on stdout)")
+    .option("-i, --interface <name>", "interface to capture on (repeatable; required); \"any\" = every interface that is up, which puts a capture program in the data path of each", (value: string, previous: string[] = []) => [...previous, value])
+    .option("-D, --list-interfaces", "list the interfaces that can be captured on, as tcpdump -D")
+    .option("-w, --write <file>", "write packets to a pcap or pcapng file (by extension; - = pcap on stdout); an existing file, link, device or FIFO is written through")
+    .option("-U, --packet-buffered", "with -w: write each packet to the file as soon as it is read (default: buffered, flushed every second)")
+    .option("-C <size>", "with -w: start a new file when the current one is larger than size millions of bytes (or size with k, m or g)")
+    .option("-G <seconds>", "with -w: start a new file every this many seconds (strftime patterns in the name are filled in)")
+    .option("-W <count>", "with -C: reuse this many file names in turn; with -G: stop after this many files")
+    .option("-F <file>", "read the filter expression from a file (the command-line expression is then ignored)")
     .option("-r, --read <file>", "read packets from a capture file instead of an interface")
     .option("-c, --count <count>", "stop after this many packets")
     .option("-s, --snapshot-length <bytes>", "bytes of each packet to keep (0 = 262144)")
@@ -134,12 +269,18 @@ export function registerCaptureCommand(program: Command): void {
     .option("-e", "print the link-level header")
     .option("-x", "print each packet in hex (from the network header)")
     .option("-X", "print each packet in hex and ASCII")
+    .option("-A", "print each packet in ASCII (from the network header)")
+    .option("-t", "-t: no timestamp; -tt: seconds since 1970; -ttt: since the previous packet; -tttt: with the date; -ttttt: since the first packet", (_value: string, previous: number) => previous + 1, 0)
+    .option("-q", "quick output: less protocol information")
+    .option("-S", "print absolute TCP sequence numbers")
+    .option("-l", "line-buffered output (always the case: each batch of lines is written as soon as it is read)")
     .option("-v, --verbose", "print IP header fields and checksums")
     .option("-d, --dump", "print the generated capture program as annotated assembly and exit")
     .option("--json", "one JSON object per packet")
     .addOption(new Option("--no-process", "do not record which process owns each packet's socket"))
     .action(async (expressionWords: string[], options: CaptureCommandOptions) => {
-      const expression = expressionWords.join(" ").trim();
+      if (options.listInterfaces) return listInterfaces();
+      const expression = options.F !== undefined ? readFilterFile(options.F) : expressionWords.join(" ").trim();
       if (options.dump) return dumpProgram(expression, options);
       if (options.read !== undefined) return readOffline(options.read, expression, options);
       return captureLive(expression, options);
@@ -214,20 +355,34 @@ class OfflineFilter {
 async function readOffline(path: string, expression: string, options: CaptureCommandOptions): Promise<void> {
   const count = parseCount(options.count);
   const snapLength = options.snapshotLength !== undefined ? parseSnapLength(options.snapshotLength) : undefined;
+  const summary = summaryOptions(options);
   if (options.interface?.length) throw new UsageError(operation, "-r reads a file: -i makes no sense with it");
   if (options.direction !== undefined || options.bufferSize !== undefined) {
     throw new UsageError(operation, "-Q and -B apply to live captures, not to -r", "filter saved packets by direction with the expression (inbound / outbound, on SLL captures)");
   }
   await using reader = await openCapture(path);
+  // The output is opened before reading: a bad path fails before anything is read.
+  const output = openOutput(options);
   const filters = new Map<number, OfflineFilter>();
-  const summarizer = new PacketSummarizer(summaryOptions(options));
-  let writer: PcapWriter | PcapngWriter | undefined;
+  const summarizer = new PacketSummarizer(summary);
   let announced = false;
   let matched = 0;
+  const createWriter = (linkType: number, packetSnapLength: number | undefined) => (sink: CaptureSink) =>
+    createCaptureWriter(sink, { linkType, snapLength: snapLength ?? packetSnapLength ?? defaultSnapLength, section: { userApplication: "netbpf capture" } });
+  // Interrupted (Ctrl-C, kill, a closed terminal), the output keeps every packet written so far, complete:
+  // packets are written synchronously, so between two of them the file's buffer holds whole records.
+  const removeSignals = onStopSignals(() => {
+    if (output !== undefined) {
+      if (!output.started) output.start(createWriter(reader.interfaces[0]?.linkType ?? LinkType.ETHERNET, reader.interfaces[0]?.snapLength));
+      // File sinks close synchronously; standard output gets what was written.
+      output.close().catch(() => {});
+    }
+    process.exit(0);
+  });
   // Compile before reading, as tcpdump does: a bad expression fails before any output.
   const firstLinkType = reader.interfaces[0]?.linkType;
-  if (expression !== "" && firstLinkType !== undefined) filters.set(firstLinkType, new OfflineFilter(compileCaptureFilter(expression, firstLinkType)));
   try {
+    if (expression !== "" && firstLinkType !== undefined) filters.set(firstLinkType, new OfflineFilter(compileCaptureFilter(expression, firstLinkType)));
     for await (const packet of reader) {
       if (!announced) {
         const captureInterface = reader.interfaceOf(packet);
@@ -243,32 +398,30 @@ async function readOffline(path: string, expression: string, options: CaptureCom
         if (!filter.matches(packet)) continue;
       }
       matched++;
-      if (options.write !== undefined) {
-        if (writer === undefined) {
-          writer = createCaptureWriter(options.write, { linkType: packet.linkType, snapLength: snapLength ?? reader.interfaceOf(packet)?.snapLength ?? defaultSnapLength, section: { userApplication: "netbpf capture" } });
-        }
+      if (output !== undefined) {
+        if (!output.started) output.start(createWriter(packet.linkType, reader.interfaceOf(packet)?.snapLength));
+        else if (!(await output.beforePacket())) break;
         const data = snapLength !== undefined && packet.data.length > snapLength ? packet.data.subarray(0, snapLength) : packet.data;
-        writer.writePacket({ ...packet, data, interfaceIndex: 0 });
+        output.writer!.writePacket({ ...packet, data, interfaceIndex: 0 });
+        if (options.packetBuffered) await output.writer!.flush();
       } else {
-        const summary = summarizer.summarize(packet);
-        if (options.json) {
-          process.stdout.write(`${packetJson({ timestamp: packet.timestamp, interfaceName: reader.interfaceOf(packet)?.name, direction: packet.direction, originalLength: packet.originalLength, data: Buffer.from(packet.data), linkType: packet.linkType, process: packet.process, summary: summarizer.describe(packet).split("\n")[0]!, includeData: options.x === true || options.X === true })}\n`);
-        } else {
-          process.stdout.write(`${summary}\n`);
-        }
+        const line = options.json
+          ? packetJson({ timestamp: packet.timestamp, interfaceName: reader.interfaceOf(packet)?.name, direction: packet.direction, originalLength: packet.originalLength, data: Buffer.from(packet.data), linkType: packet.linkType, process: packet.process, summary: summarizer.describe(packet).split("\n")[0]!, includeData: options.x === true || options.X === true })
+          : summarizer.summarize(packet);
+        await print(`${line}\n`);
       }
       if (count !== undefined && matched >= count) break;
     }
-    // Nothing matched: still a file with its header, as tcpdump writes one.
-    const fileLinkType = reader.interfaces[0]?.linkType;
-    if (options.write !== undefined && writer === undefined && fileLinkType !== undefined) {
-      writer = createCaptureWriter(options.write, { linkType: fileLinkType, snapLength: snapLength ?? reader.interfaces[0]?.snapLength ?? defaultSnapLength, section: { userApplication: "netbpf capture" } });
+    if (output !== undefined) {
+      // No packet: a file with just the header, as tcpdump writes.
+      if (!output.started) output.start(createWriter(reader.interfaces[0]?.linkType ?? LinkType.ETHERNET, reader.interfaces[0]?.snapLength));
+      await output.close();
     }
-    if (writer !== undefined) await writer.close();
   } catch (error) {
-    writer?.abort();
+    output?.abort();
     throw error;
   } finally {
+    removeSignals();
     for (const filter of filters.values()) {
       if (filter.kernelUnavailable !== undefined) stderr(`netbpf: filtered in the user-space interpreter (no kernel test run: ${filter.kernelUnavailable})`);
       if (filter.refusedByKernel > 0) {
@@ -279,75 +432,124 @@ async function readOffline(path: string, expression: string, options: CaptureCom
   }
 }
 
+/** Reads an interface's rx_dropped counter (what libpcap reports as ifdrop, counted from the start of the capture). */
+function receiveDropped(): Map<string, bigint> {
+  const counters = new Map<string, bigint>();
+  try {
+    for (const networkInterface of listNetworkInterfaces()) if (networkInterface.receiveDropped !== undefined) counters.set(networkInterface.name, networkInterface.receiveDropped);
+  } catch {
+    // statistics are optional
+  }
+  return counters;
+}
+
+/** Whether an error came from writing the output (then the output is not written to again). */
+function isWriteFailure(error: unknown): boolean {
+  return error instanceof NetbpfError && error.operation === "write capture";
+}
+
 async function captureLive(expression: string, options: CaptureCommandOptions): Promise<void> {
   const count = parseCount(options.count);
   const snapLength = parseSnapLength(options.snapshotLength);
   const direction = parseDirection(options.direction);
   const ringSize = parseBufferSize(options.bufferSize);
-  const interfaces = options.interface?.length ? options.interface : ["any"];
+  const summary = summaryOptions(options);
+  if (!options.interface?.length) throw noInterfaceError();
+  const interfaces = options.interface;
   const writeTarget = options.write;
   // Only pcapng and JSON have a place for the process.
   const processes = options.process !== false && ((writeTarget !== undefined && writeTarget !== "-" && captureFormatFromPath(writeTarget) === "pcapng") || (writeTarget === undefined && options.json === true));
 
-  // Writing a file, nobody watches each packet: wake up for batches (like tcpdump -w).
-  const delivery = writeTarget !== undefined && writeTarget !== "-" ? "batched" : "immediate";
+  // The output first: a bad path fails before any program is attached.
+  const output = openOutput(options);
+  // Writing a file, nobody watches each packet: wake up for batches (like tcpdump -w); -U wants each packet at once.
+  const delivery = writeTarget !== undefined && writeTarget !== "-" && !options.packetBuffered ? "batched" : "immediate";
   // Records below the wakeup threshold only need reading before -c's count is reached (Ctrl-C drains the ring): poll once a second otherwise, as tcpdump -w does.
   const batchInterval = count === undefined ? 1000 : 100;
-  using capture = LiveCapture.open({ interfaces, direction, snapLength, filter: expression, processes, ringSize, delivery, batchInterval });
+  let capture: LiveCapture;
+  try {
+    capture = LiveCapture.open({ interfaces, direction, snapLength, filter: expression, processes, ringSize, delivery, batchInterval });
+  } catch (error) {
+    output?.abort();
+    throw error;
+  }
+  using _capture = capture;
   if (processes && !capture.processes) stderr(`netbpf: process information unavailable: ${capture.processesUnavailable}`);
+  const droppedAtStart = receiveDropped();
 
   let writer: PcapWriter | PcapngWriter | undefined;
   const interfaceIndexes = new Map<number, number>();
-  if (writeTarget !== undefined) {
+  if (output !== undefined) {
     const [first, ...rest] = capture.interfaces;
-    const format = writeTarget === "-" ? "pcap" : captureFormatFromPath(writeTarget) ?? "pcap";
+    const format = writeTarget === "-" ? "pcap" : captureFormatFromPath(writeTarget!) ?? "pcap";
     if (format === "pcap" && rest.some((i) => i.linkType !== first!.linkType)) {
+      output.abort();
       throw new UsageError(operation, "these interfaces have different link types, which one pcap file cannot hold", "write pcapng (-w FILE.pcapng), or capture on fewer interfaces");
     }
-    writer = createCaptureWriter(writeTarget, {
-      linkType: first!.linkType,
-      snapLength,
-      section: { userApplication: "netbpf capture" },
-      interface: { name: first!.name, filter: expression || undefined },
+    writer = output.start((sink) => {
+      const created = createCaptureWriter(sink, {
+        format,
+        linkType: first!.linkType,
+        snapLength,
+        section: { userApplication: "netbpf capture" },
+        interface: { name: first!.name, filter: expression || undefined },
+      });
+      interfaceIndexes.set(first!.slot, 0);
+      for (const other of rest) {
+        interfaceIndexes.set(other.slot, format === "pcapng" ? (created as PcapngWriter).addInterface({ linkType: other.linkType, snapLength, name: other.name, filter: expression || undefined }) : 0);
+      }
+      return created;
     });
-    interfaceIndexes.set(first!.slot, 0);
-    for (const other of rest) {
-      interfaceIndexes.set(other.slot, format === "pcapng" ? (writer as PcapngWriter).addInterface({ linkType: other.linkType, snapLength, name: other.name, filter: expression || undefined }) : 0);
-    }
   }
 
   const names = capture.interfaces.map((i) => i.name).join(", ");
+  if (interfaces.includes("any")) stderr(`netbpf: -i any: capturing on ${names} (a capture program in the data path of each)`);
   const hooks = direction === "in" ? "ingress" : direction === "out" ? "egress" : "ingress+egress";
   stderr(`netbpf: listening on ${names} (tcx ${hooks}), link-type ${describeLinkType(capture.interfaces[0]!.linkType)}, snapshot length ${snapLength} bytes`);
 
   const abort = new AbortController();
-  const stop = () => abort.abort();
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
-  const summarizer = new PacketSummarizer(summaryOptions(options));
+  let failure: unknown;
+  const removeSignals = onStopSignals(() => abort.abort());
+  // An interface that goes away (deleted, or moved to another namespace) ends the capture, as in tcpdump.
+  const watch = setInterval(() => {
+    const missing = capture.missingInterface();
+    if (missing === undefined) return;
+    failure ??= new NetbpfError(operation, `interface ${missing.name} disappeared`, output !== undefined ? "the capture ended; the packets captured before are kept" : "the capture ended");
+    abort.abort();
+  }, 500);
+  const summarizer = new PacketSummarizer(summary);
   const prefixInterface = capture.interfaces.length > 1;
   const perInterfaceDelivered: number[] = [];
-  const writerInterfaces = capture.interfaces.map((i) => interfaceIndexes.get(i.slot) ?? 0);
+  const writerInterfaces = () => capture.interfaces.map((i) => interfaceIndexes.get(i.slot) ?? 0);
   let captured = 0;
-  let failure: unknown;
+  let lastFlush = Date.now();
   try {
+    const lines: string[] = [];
     const visit = (packet: LivePacket) => {
       if (count !== undefined && captured >= count) return;
       captured++;
       perInterfaceDelivered[packet.interface.slot] = (perInterfaceDelivered[packet.interface.slot] ?? 0) + 1;
       lines.push(formatLivePacket(packet, summarizer, options, prefixInterface));
     };
-    const lines: string[] = [];
+    const slots = writerInterfaces();
     for (;;) {
       let read: number;
-      if (writer !== undefined) {
-        // Straight from the ring into the file's buffer: nothing allocated per packet.
-        read = capture.writeAvailable(writer, writerInterfaces, perInterfaceDelivered, count !== undefined ? Math.min(4096, count - captured) : 4096);
+      if (output !== undefined) {
+        if (output.rotating && !(await output.beforePacket())) break;
+        // Straight from the ring into the file's buffer: nothing allocated per packet (one at a time when files rotate).
+        const maximum = output.rotating ? 1 : 4096;
+        read = capture.writeAvailable(output.writer!, slots, perInterfaceDelivered, count !== undefined ? Math.min(maximum, count - captured) : maximum);
         captured += read;
-        if (read > 0 && writeTarget === "-") await writer.flush();
+        const now = Date.now();
+        // -U and standard output: at once; a file: at least every second, so a crash loses little.
+        if ((read > 0 && (writeTarget === "-" || options.packetBuffered)) || now - lastFlush >= 1000) {
+          await output.writer!.flush();
+          lastFlush = now;
+        }
       } else {
-        read = capture.readAvailable(visit);
-        if (lines.length > 0) process.stdout.write(lines.splice(0).join(""));
+        read = capture.readAvailable(visit, 1024);
+        // A slow reader of our output holds us here: the ring fills and the kernel counts what it cannot hold as dropped.
+        if (lines.length > 0) await print(lines.splice(0).join(""));
       }
       if (count !== undefined && captured >= count) break;
       if (read > 0) continue;
@@ -355,40 +557,49 @@ async function captureLive(expression: string, options: CaptureCommandOptions): 
       await capture.wait(abort.signal);
     }
   } catch (error) {
-    failure = error;
+    failure ??= error;
   } finally {
-    process.removeListener("SIGINT", stop);
-    process.removeListener("SIGTERM", stop);
+    clearInterval(watch);
+    removeSignals();
   }
 
   const totals = capture.counters();
-  if (writer !== undefined) {
-    if (failure !== undefined) {
-      writer.abort();
+  if (output !== undefined && writer !== undefined) {
+    if (failure !== undefined && isWriteFailure(failure)) {
+      output.abort();
     } else {
-      if ("writeInterfaceStatistics" in writer) {
-        const now = BigInt(Date.now()) * 1_000_000n;
-        for (const captureInterface of capture.interfaces) {
-          const counters = capture.counters(captureInterface.slot);
-          writer.writeInterfaceStatistics({
-            interfaceIndex: interfaceIndexes.get(captureInterface.slot) ?? 0,
-            timestamp: now,
-            interfaceReceived: counters.seen,
-            interfaceDropped: counters.dropped,
-            filterAccepted: counters.matched,
-            osDropped: counters.dropped,
-            userDelivered: BigInt(perInterfaceDelivered[captureInterface.slot] ?? 0),
-          });
+      try {
+        const current = output.writer!;
+        if ("writeInterfaceStatistics" in current && failure === undefined) {
+          const now = BigInt(Date.now()) * 1_000_000n;
+          const droppedAtEnd = receiveDropped();
+          for (const captureInterface of capture.interfaces) {
+            const counters = capture.counters(captureInterface.slot);
+            const before = droppedAtStart.get(captureInterface.name);
+            const after = droppedAtEnd.get(captureInterface.name);
+            current.writeInterfaceStatistics({
+              interfaceIndex: interfaceIndexes.get(captureInterface.slot) ?? 0,
+              timestamp: now,
+              interfaceReceived: counters.seen,
+              // Dropped by the interface (its rx_dropped counter, as libpcap's ifdrop) and by the OS (the ring was full).
+              interfaceDropped: before !== undefined && after !== undefined && after >= before ? after - before : undefined,
+              filterAccepted: counters.matched,
+              osDropped: counters.dropped,
+              userDelivered: BigInt(perInterfaceDelivered[captureInterface.slot] ?? 0),
+            });
+          }
         }
+        await output.close();
+      } catch (error) {
+        failure ??= error;
+        output.abort();
       }
-      await writer.close();
     }
   }
-  if (failure !== undefined) throw failure;
   stderr(`${captured} packet${captured === 1 ? "" : "s"} captured`);
   stderr(`${totals.matched} packet${totals.matched === 1n ? "" : "s"} received by filter`);
-  stderr(`${totals.dropped} packet${totals.dropped === 1n ? "" : "s"} dropped by kernel (ring full)`);
-  if (abort.signal.aborted) process.exitCode = 0;
+  stderr(`${totals.dropped} packet${totals.dropped === 1n ? "" : "s"} dropped by kernel (ring full${output === undefined ? ", or not printed: the output was not read fast enough" : ""})`);
+  if (failure !== undefined) throw failure;
 }
 
 function formatLivePacket(packet: LivePacket, summarizer: PacketSummarizer, options: CaptureCommandOptions, prefixInterface: boolean): string {
@@ -407,7 +618,7 @@ function formatLivePacket(packet: LivePacket, summarizer: PacketSummarizer, opti
     })}\n`;
   }
   const prefix = prefixInterface ? `${packet.interface.name.padEnd(5)} ${(packet.direction === "inbound" ? "In" : "Out").padEnd(3)} ` : "";
-  return `${summarizer.formatTimestamp(packet.timestamp)} ${prefix}${summarizer.describe(summaryPacket)}\n`;
+  return `${summarizer.timestampPrefix(packet.timestamp)}${prefix}${summarizer.describe(summaryPacket)}\n`;
 }
 
 

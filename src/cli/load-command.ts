@@ -1,4 +1,5 @@
-import { existsSync } from "node:fs";
+import { mkdirSync, realpathSync, rmdirSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import type { Command } from "commander";
 import type { Btf } from "../btf/btf.js";
 import { Collection } from "../core/collection.js";
@@ -17,6 +18,7 @@ import { attachXdp, type XdpMode } from "../link/xdp.js";
 import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
 import { AttachType, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { interfaceIndex } from "../sys/socket.js";
+import { isOnBpffs } from "../sys/mounts.js";
 import { UsageError, VerifierError } from "../sys/errors.js";
 import { toJson, writeLine } from "./output.js";
 
@@ -191,9 +193,60 @@ function status(json: boolean, record: Record<string, unknown>, text: string): v
   else process.stderr.write(`${text}\n`);
 }
 
+/** Largest object file `load` reads (eBPF objects are kilobytes to a few megabytes). */
+export const maximumObjectSize = 256 * 1024 * 1024;
+
+/** Refuses what is not a regular file of a sane size before reading a byte of it (a device like /dev/zero would never end). */
+export function checkObjectFile(objectFile: string): void {
+  let status;
+  try {
+    status = statSync(objectFile);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new UsageError(operation, `${objectFile} does not exist`, "give the path of a clang-built eBPF object");
+    throw new UsageError(operation, `cannot read ${objectFile}: ${code ?? String(error)}`, "give the path of a clang-built eBPF object");
+  }
+  if (!status.isFile()) {
+    const kind = status.isDirectory() ? "a directory" : status.isCharacterDevice() ? "a character device" : status.isBlockDevice() ? "a block device" : status.isFIFO() ? "a FIFO" : status.isSocket() ? "a socket" : "not a regular file";
+    throw new UsageError(operation, `${objectFile} is ${kind}, not an object file`, "give the path of a clang-built eBPF object");
+  }
+  if (status.size > maximumObjectSize) {
+    throw new UsageError(operation, `${objectFile} is ${status.size} bytes long, larger than any eBPF object (limit ${maximumObjectSize} bytes)`, "give the path of a clang-built eBPF object");
+  }
+}
+
+/**
+ * Checks --pin-path before anything is created: it must lie on bpffs (its
+ * nearest existing folder, symbolic links resolved). Returns the folders
+ * that do not exist yet, outermost first.
+ */
+export function checkPinPath(pinPath: string): string[] {
+  const missing: string[] = [];
+  let existing = resolve(pinPath);
+  for (;;) {
+    try {
+      const status = statSync(existing);
+      if (!status.isDirectory()) throw new UsageError(operation, `--pin-path ${pinPath}: ${existing} is not a directory`, "give a folder on bpffs, e.g. /sys/fs/bpf/NAME");
+      break;
+    } catch (error) {
+      if (error instanceof UsageError) throw error;
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw new UsageError(operation, `--pin-path ${pinPath}: cannot reach ${existing}: ${(error as NodeJS.ErrnoException).code}`);
+      missing.unshift(existing);
+      const parent = dirname(existing);
+      if (parent === existing) break;
+      existing = parent;
+    }
+  }
+  const real = realpathSync(existing);
+  if (!isOnBpffs(real)) throw new UsageError(operation, `--pin-path ${pinPath} is not on a bpffs file system (${real} is not)`, "give a folder under a bpffs mount, e.g. /sys/fs/bpf/NAME");
+  return missing;
+}
+
 export async function runLoadCommand(objectFile: string, options: LoadCommandOptions): Promise<void> {
   const json = Boolean(options.json);
-  if (!existsSync(objectFile)) throw new UsageError(operation, `${objectFile} does not exist`, "give the path of a clang-built eBPF object");
+  checkObjectFile(objectFile);
+  // Nothing is created when the pin path is wrong; folders created for it are private (0700).
+  const pinFolders = options.pinPath !== undefined ? checkPinPath(options.pinPath) : [];
   const spec = loadCollectionSpec(objectFile);
   const btf = spec.parsedBtf;
   const duration = parseSeconds(options.duration, "--duration");
@@ -242,9 +295,18 @@ export async function runLoadCommand(objectFile: string, options: LoadCommandOpt
   if (interval !== undefined && options.dump.length === 0) throw new UsageError(operation, "--interval says how often to print the --dump maps; give --dump MAP too");
 
   let collection: Collection;
+  for (const folder of pinFolders) mkdirSync(folder, { mode: 0o700 });
   try {
     collection = Collection.load(spec, { pinPath: options.pinPath, programs: selected });
   } catch (error) {
+    // The folders made for pins go again when loading failed (rmdir: only while empty).
+    for (const folder of [...pinFolders].reverse()) {
+      try {
+        rmdirSync(folder);
+      } catch {
+        break;
+      }
+    }
     if (!(error instanceof VerifierError)) throw error;
     const program = /program "([^"]+)"/.exec(error.message)?.[1];
     const lineInfo = program ? spec.programs[program]?.lineInfo : undefined;

@@ -17,7 +17,7 @@ import type {
   NameResolution,
 } from "./capture-record.js";
 import { MICROSECOND_RESOLUTION, NANOSECOND_RESOLUTION } from "./capture-record.js";
-import { AtomicFileSink, StreamSink, type CaptureSink } from "./capture-sink.js";
+import { openFileSink, StreamSink, type CaptureSink } from "./capture-sink.js";
 import { isModifiedPcapMagic, parsePcap, pcapMagicInfo } from "./pcap-reader.js";
 import { PcapWriter } from "./pcap-writer.js";
 import { isPcapngMagic, parsePcapng } from "./pcapng-reader.js";
@@ -260,19 +260,44 @@ export interface CaptureWriterOptions {
   section?: SectionToWrite;
   /** pcapng only: more options for the first interface. */
   interface?: Omit<InterfaceToWrite, "linkType" | "snapLength" | "timestampResolution" | "fcsLength">;
+  /**
+   * For a path that does not exist yet: true (default) writes a temporary
+   * file renamed on close(); false writes the path directly and
+   * incrementally, so that a crash leaves what was flushed (see openFileSink).
+   */
+  atomic?: boolean;
+}
+
+/** Whether `value` is a CaptureSink (rather than a Node stream). */
+function isCaptureSink(value: unknown): value is CaptureSink {
+  const candidate = value as Partial<CaptureSink> | null;
+  return typeof candidate === "object" && candidate !== null && typeof candidate.abort === "function" && typeof candidate.flush === "function" && typeof candidate.close === "function" && "closed" in candidate;
 }
 
 /**
- * Creates a writer for a path ("-" is standard output) or a stream. Files
- * are written to a temporary file and renamed on close(); abort() removes it.
+ * Opens where a capture goes, before anything is captured: "-" is
+ * standard output; a path is opened at once (a directory or a missing
+ * folder fails here). Pass the sink to createCaptureWriter later.
+ */
+export function openCaptureSink(target: string | Writable, options: { atomic?: boolean } = {}): CaptureSink {
+  if (typeof target !== "string") return new StreamSink(target);
+  if (target === "-") return new StreamSink(process.stdout);
+  return openFileSink(target, { atomic: options.atomic });
+}
+
+/**
+ * Creates a writer for a path ("-" is standard output), a stream or a sink
+ * from openCaptureSink. A path that does not exist yet is written to a
+ * temporary file and renamed on close() (abort() removes it) unless
+ * `atomic` is false; an existing path — a file, a symbolic link, a device,
+ * a FIFO — is written through, never replaced.
  * The first interface (index 0) is created from linkType and snapLength.
  */
-export function createCaptureWriter(target: string | Writable, options: CaptureWriterOptions): PcapWriter | PcapngWriter {
+export function createCaptureWriter(target: string | Writable | CaptureSink, options: CaptureWriterOptions): PcapWriter | PcapngWriter {
   const path = typeof target === "string" && target !== "-" ? target : undefined;
-  const format = options.format ?? (path ? captureFormatFromPath(path) : undefined) ?? "pcap";
-  let sink: CaptureSink;
-  if (path) sink = new AtomicFileSink(path);
-  else sink = new StreamSink(typeof target === "string" ? process.stdout : target);
+  const sinkPath = isCaptureSink(target) ? (target as unknown as { path?: unknown }).path : undefined;
+  const format = options.format ?? (path !== undefined ? captureFormatFromPath(path) : typeof sinkPath === "string" ? captureFormatFromPath(sinkPath) : undefined) ?? "pcap";
+  const sink: CaptureSink = isCaptureSink(target) ? target : openCaptureSink(target, { atomic: options.atomic });
   try {
     if (format === "pcap") {
       return new PcapWriter(sink, {

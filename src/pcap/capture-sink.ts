@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, lstatSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Writable } from "node:stream";
@@ -29,40 +29,49 @@ function writeError(detail: string, cause: unknown, hint?: string): NetbpfError 
   return new NetbpfError("write capture", `${detail}: ${reason}`, hint, { cause });
 }
 
-export interface AtomicFileSinkOptions {
+export interface FileSinkOptions {
   /** Bytes buffered before a write(2) (default 256 KiB). */
   bufferSize?: number;
-  /** File mode for the new file, before umask (default 0o666). */
+  /** File mode for a new file, before umask (default 0o666, as tcpdump's fopen). */
   mode?: number;
 }
 
+/** @deprecated name kept for compatibility: the options of every file sink. */
+export type AtomicFileSinkOptions = FileSinkOptions;
+
+function errorCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | undefined)?.code;
+}
+
 /**
- * Writes to a temporary file next to `path` (".NAME.netbpf-PID-RANDOM.tmp")
- * and renames it over `path` on close(), so `path` only ever holds a complete
- * capture. abort() removes the temporary file. Every operation is
- * synchronous, so close() and abort() have finished their work when they
- * return, even inside a signal handler that does not await.
+ * What every file sink shares: a buffer of whole records, written with
+ * write(2) when it fills or on flush(). A failed write (a full disk) leaves
+ * the file as it was after the last successful flush — every record in it
+ * complete — and the sink failed: later writes throw.
  */
-export class AtomicFileSink implements CaptureSink {
-  readonly path: string;
-  readonly temporaryPath: string;
-  private fd: number | undefined;
+abstract class BufferedFileSink implements CaptureSink {
+  protected fd: number | undefined;
   /** Bytes not yet written: buffer[0, used). */
   buffer: Buffer;
   private used = 0;
+  /** Offsets in `buffer` where the buffered records start (one reserve() each). */
+  private recordStarts = new Int32Array(1024);
+  private recordCount = 0;
   private readonly bufferSize: number;
-  private state: "open" | "closed" | "aborted" = "open";
+  protected state: "open" | "closed" | "aborted" | "failed" = "open";
+  /** Bytes handed to the OS so far. */
+  bytesFlushed = 0;
 
-  constructor(path: string, options: AtomicFileSinkOptions = {}) {
-    this.path = path;
+  /** Bytes written so far, flushed or still buffered (tcpdump's pcap_dump_ftell). */
+  get bytesWritten(): number {
+    return this.bytesFlushed + this.used;
+  }
+  /** Whether the file is a regular file (fsync and truncation apply). */
+  protected regular = true;
+
+  constructor(readonly path: string, options: FileSinkOptions) {
     this.bufferSize = options.bufferSize ?? 256 * 1024;
     this.buffer = Buffer.allocUnsafe(this.bufferSize);
-    this.temporaryPath = join(dirname(path), `.${basename(path)}.netbpf-${process.pid}-${randomBytes(4).toString("hex")}.tmp`);
-    try {
-      this.fd = openSync(this.temporaryPath, "wx", options.mode ?? 0o666);
-    } catch (error) {
-      throw writeError(`cannot create temporary file ${this.temporaryPath}`, error, "check that the directory exists and is writable");
-    }
   }
 
   get closed(): boolean {
@@ -81,28 +90,115 @@ export class AtomicFileSink implements CaptureSink {
       if (length > this.buffer.length) this.buffer = Buffer.allocUnsafe(length);
     }
     const offset = this.used;
+    // Where each record starts: a failed write is cut back to a record boundary.
+    if (this.recordCount === this.recordStarts.length) {
+      const larger = new Int32Array(this.recordStarts.length * 2);
+      larger.set(this.recordStarts);
+      this.recordStarts = larger;
+    }
+    this.recordStarts[this.recordCount++] = offset;
     this.used += length;
     return offset;
   }
 
+  /** Writes the buffered bytes. On failure the sink is failed and the file keeps what earlier flushes wrote. */
   flushSync(): void {
     if (this.used === 0 || this.fd === undefined) return;
     const length = this.used;
+    const records = this.recordCount;
     this.used = 0;
+    this.recordCount = 0;
+    let written = 0;
     try {
-      let written = 0;
       while (written < length) written += writeSync(this.fd, this.buffer, written, length - written);
+      this.bytesFlushed += length;
     } catch (error) {
-      this.abort();
-      throw writeError(`writing ${this.temporaryPath} failed`, error, "the capture was discarded; check free space");
+      // Keep the records written whole; cut a partly written one off.
+      let whole = 0;
+      for (let i = 0; i < records && this.recordStarts[i]! <= written; i++) whole = this.recordStarts[i]!;
+      this.writeFailed(error, written, whole);
     } finally {
       // A record larger than the usual buffer got a buffer of its own: go back to the usual size.
       if (this.buffer.length > this.bufferSize) this.buffer = Buffer.allocUnsafe(this.bufferSize);
     }
   }
 
+  /**
+   * A write failed after `partial` bytes of the buffer, of which the first
+   * `whole` hold complete records: cut the file back to them (so every
+   * record in it is whole) and fail.
+   */
+  protected writeFailed(error: unknown, partial: number, whole = 0): never {
+    if (partial > 0 && this.regular && this.fd !== undefined) {
+      try {
+        ftruncateSync(this.fd, this.bytesFlushed + whole);
+        this.bytesFlushed += whole;
+      } catch {
+        // the file keeps a partial record at its end, which readers report as truncated
+      }
+    }
+    this.state = "failed";
+    this.release();
+    throw this.failure(error);
+  }
+
+  protected abstract failure(error: unknown): NetbpfError;
+
   async flush(): Promise<void> {
     this.flushSync();
+  }
+
+  /** Closes the descriptor (once). */
+  protected release(): void {
+    if (this.fd === undefined) return;
+    try {
+      closeSync(this.fd);
+    } catch {
+      // already closed: nothing left to release
+    }
+    this.fd = undefined;
+  }
+
+  abstract closeSync(): void;
+
+  async close(): Promise<void> {
+    this.closeSync();
+  }
+
+  abstract abort(): void;
+
+  /** Drops what is buffered and not yet written. */
+  protected discardBuffered(): void {
+    this.used = 0;
+    this.recordCount = 0;
+  }
+}
+
+/**
+ * Writes to a temporary file next to `path` (".NAME.netbpf-PID-RANDOM.tmp")
+ * and renames it over `path` on close(), so `path` only ever holds a complete
+ * capture. abort() removes the temporary file. Every operation is
+ * synchronous, so close() and abort() have finished their work when they
+ * return, even inside a signal handler that does not await. Meant for paths
+ * that do not exist yet (see openCaptureSink): renaming over an existing
+ * file would replace it (its mode, owner, or what it is: a device, a FIFO,
+ * a symbolic link).
+ */
+export class AtomicFileSink extends BufferedFileSink {
+  readonly temporaryPath: string;
+  constructor(path: string, options: FileSinkOptions = {}) {
+    super(path, options);
+    this.temporaryPath = join(dirname(path), `.${basename(path)}.netbpf-${process.pid}-${randomBytes(4).toString("hex")}.tmp`);
+    try {
+      this.fd = openSync(this.temporaryPath, "wx", options.mode ?? 0o666);
+    } catch (error) {
+      throw writeError(`cannot create temporary file ${this.temporaryPath}`, error, "check that the directory exists and is writable");
+    }
+  }
+
+  protected failure(error: unknown): NetbpfError {
+    this.abort();
+    return writeError(`writing ${this.temporaryPath} failed`, error, "the capture was discarded; check free space");
   }
 
   /** Flushes, syncs and renames the temporary file over the target. */
@@ -122,28 +218,122 @@ export class AtomicFileSink implements CaptureSink {
     this.state = "closed";
   }
 
-  async close(): Promise<void> {
-    this.closeSync();
-  }
-
   abort(): void {
-    if (this.state !== "open") return;
+    if (this.state === "closed" || this.state === "aborted") return;
     this.state = "aborted";
-    this.used = 0;
-    if (this.fd !== undefined) {
-      try {
-        closeSync(this.fd);
-      } catch {
-        // already closed: nothing left to release
-      }
-      this.fd = undefined;
-    }
+    this.discardBuffered();
+    this.release();
     try {
       unlinkSync(this.temporaryPath);
     } catch {
       // already gone
     }
   }
+}
+
+/**
+ * Writes to `path` itself, as tcpdump does: through a symbolic link, into a
+ * character device or a FIFO, and into an existing file (truncated, keeping
+ * its mode and owner, emptied at the first write). A new file is created with `mode` (default 0o666)
+ * less the umask. What was flushed stays in the file whatever happens
+ * later (a crash, kill -9, a full disk): flush often to lose little.
+ * abort() stops writing and keeps what was flushed.
+ */
+export class DirectFileSink extends BufferedFileSink {
+  /** An existing file is emptied at the first write, not at open: a capture that fails before writing leaves it as it was. */
+  private truncatePending = false;
+
+  constructor(path: string, options: FileSinkOptions = {}) {
+    super(path, options);
+    try {
+      // Opened before truncating: a directory or a missing folder fails here without touching anything.
+      this.fd = openSync(path, constants.O_WRONLY | constants.O_CREAT, options.mode ?? 0o666);
+      const status = fstatSync(this.fd);
+      if (status.isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
+      this.regular = status.isFile();
+      this.truncatePending = this.regular && status.size > 0;
+    } catch (error) {
+      this.release();
+      throw openFailure(path, error);
+    }
+  }
+
+  protected failure(error: unknown): NetbpfError {
+    const code = errorCode(error);
+    const kept = this.regular ? `; ${this.path} keeps the ${this.bytesFlushed} bytes written before, every packet in them complete` : "";
+    return writeError(`writing ${this.path} failed`, error, code === "ENOSPC" ? `the disk is full${kept}` : `the capture stopped${kept}`);
+  }
+
+  override flushSync(): void {
+    if (this.truncatePending && this.fd !== undefined) {
+      this.truncatePending = false;
+      try {
+        ftruncateSync(this.fd, 0);
+      } catch (error) {
+        this.writeFailed(error, 0);
+      }
+    }
+    super.flushSync();
+  }
+
+  closeSync(): void {
+    if (this.state !== "open") return;
+    this.flushSync();
+    try {
+      if (this.regular) fsyncSync(this.fd!);
+    } catch (error) {
+      this.state = "failed";
+      this.release();
+      throw this.failure(error);
+    } finally {
+      this.release();
+    }
+    this.state = "closed";
+  }
+
+  abort(): void {
+    if (this.state === "closed" || this.state === "aborted") return;
+    this.state = "aborted";
+    this.discardBuffered();
+    this.release();
+  }
+}
+
+function openFailure(path: string, error: unknown): NetbpfError {
+  const code = errorCode(error);
+  const hints: Record<string, string> = {
+    EISDIR: "it is a directory: name a file in it",
+    ENOENT: "the folder does not exist: create it first",
+    ENOTDIR: "a part of the path is not a directory",
+    EACCES: "check the folder's permissions",
+    EROFS: "the file system is read-only",
+  };
+  return writeError(`cannot write ${path}`, error, (code && hints[code]) ?? "check the path");
+}
+
+export interface OpenFileSinkOptions extends FileSinkOptions {
+  /**
+   * true (default): a path that does not exist yet is written to a
+   * temporary file renamed on close (nothing appears until the capture is
+   * complete). false: the path is written directly and incrementally, so
+   * that what was flushed survives a crash (like tcpdump). Anything that
+   * already exists — a file, a symbolic link, a device, a FIFO — is always
+   * written directly: renaming over it would replace it.
+   */
+  atomic?: boolean;
+}
+
+/** Opens a file for a capture writer (see OpenFileSinkOptions); fails at once for a directory or a missing folder. */
+export function openFileSink(path: string, options: OpenFileSinkOptions = {}): AtomicFileSink | DirectFileSink {
+  let exists = true;
+  try {
+    lstatSync(path);
+  } catch (error) {
+    if (errorCode(error) !== "ENOENT") throw openFailure(path, error);
+    exists = false;
+  }
+  if (!exists && options.atomic !== false) return new AtomicFileSink(path, options);
+  return new DirectFileSink(path, options);
 }
 
 export interface StreamSinkOptions {

@@ -146,7 +146,7 @@ test("file writers appear only on close(), atomically", async () => {
   }
 });
 
-test("abort() and leaving a using-scope remove the temporary file and never touch the target", async () => {
+test("abort() and leaving a using-scope before anything is flushed leave an existing target as it was", async () => {
   const directory = temporaryDirectory();
   try {
     const path = join(directory, "keep.pcap");
