@@ -1,19 +1,16 @@
 import { Command, Option } from "commander";
 import { helperNameOf } from "../asm/helpers.js";
-import { Interpreter } from "../asm/interpreter.js";
-import { compileCaptureFilter, type CaptureFilter } from "../capture/capture-filter.js";
+import { compileCaptureFilter } from "../capture/capture-filter.js";
 import { defaultRingSize, defaultSnapLength, interfaceLinkType, LiveCapture, type CaptureDirection, type LivePacket } from "../capture/live-capture.js";
+import { OfflineFilter } from "../capture/offline-filter.js";
 import { PacketSummarizer, type SummaryOptions } from "../capture/packet-summary.js";
-import { Program } from "../core/program.js";
 import { formatFilterProgram } from "../filter/format-filter-program.js";
 import { createCaptureWriter, openCapture, captureFormatFromPath } from "../pcap/capture-file.js";
-import type { CapturePacket } from "../pcap/capture-record.js";
 import { LinkType, linkTypeName } from "../pcap/link-type.js";
 import type { PcapngWriter } from "../pcap/pcapng-writer.js";
 import type { PcapWriter } from "../pcap/pcap-writer.js";
 import { captureProgram, maximumSnapLength } from "../programs/capture-program.js";
-import { ProgramType } from "../sys/bpf-constants.js";
-import { SyscallError, UsageError } from "../sys/errors.js";
+import { UsageError } from "../sys/errors.js";
 import { toJson } from "./output.js";
 
 interface CaptureCommandOptions {
@@ -160,56 +157,6 @@ function dumpProgram(expression: string, options: CaptureCommandOptions): void {
   process.stdout.write(`${listing}\n`);
 }
 
-/** Runs a compiled filter over saved packets: in the kernel when possible, else in the interpreter. */
-class OfflineFilter {
-  readonly filter: CaptureFilter;
-  #kernel: Program | undefined;
-  #kernelUnavailable: string | undefined;
-  readonly #interpreter: Interpreter;
-  kernelRuns = 0;
-  interpreterRuns = 0;
-  /** Packets the kernel refused (too large for an skb test run, or too short). */
-  refusedByKernel = 0;
-
-  constructor(filter: CaptureFilter) {
-    this.filter = filter;
-    this.#interpreter = new Interpreter(filter.interpreterProgram.instructions);
-    if (filter.linkType !== LinkType.ETHERNET) {
-      this.#kernelUnavailable = `link type ${linkTypeName(filter.linkType)}: a tc test run needs Ethernet frames`;
-      return;
-    }
-    try {
-      this.#kernel = Program.load({ type: ProgramType.SchedCls, instructions: filter.kernelProgram, name: "capture_filter" });
-    } catch (error) {
-      this.#kernelUnavailable = error instanceof Error ? error.message : String(error);
-    }
-  }
-
-  get kernelUnavailable(): string | undefined {
-    return this.#kernelUnavailable;
-  }
-
-  matches(packet: CapturePacket): boolean {
-    if (this.#kernel !== undefined) {
-      try {
-        const result = this.#kernel.run({ data: Buffer.from(packet.data) });
-        this.kernelRuns++;
-        return result.returnValue !== 0;
-      } catch (error) {
-        if (!(error instanceof SyscallError && error.code === "EINVAL")) throw error;
-        this.refusedByKernel++;
-      }
-    }
-    this.interpreterRuns++;
-    const result = this.#interpreter.run(packet.data, { registers: { 3: packet.originalLength, 4: 0 } });
-    return result.returnValue !== 0n;
-  }
-
-  close(): void {
-    this.#kernel?.close();
-  }
-}
-
 async function readOffline(path: string, expression: string, options: CaptureCommandOptions): Promise<void> {
   const count = parseCount(options.count);
   const snapLength = options.snapshotLength !== undefined ? parseSnapLength(options.snapshotLength) : undefined;
@@ -226,45 +173,55 @@ async function readOffline(path: string, expression: string, options: CaptureCom
   // Compile before reading, as tcpdump does: a bad expression fails before any output.
   const firstLinkType = reader.interfaces[0]?.linkType;
   if (expression !== "" && firstLinkType !== undefined) filters.set(firstLinkType, new OfflineFilter(compileCaptureFilter(expression, firstLinkType)));
+  // Text for a whole batch of packets goes out in one write.
+  let text = "";
   try {
-    for await (const packet of reader) {
-      if (!announced) {
-        const captureInterface = reader.interfaceOf(packet);
-        stderr(`reading from file ${path === "-" ? "-" : path}, link-type ${describeLinkType(packet.linkType)}, snapshot length ${captureInterface?.snapLength ?? 0}`);
-        announced = true;
-      }
-      if (expression !== "") {
-        let filter = filters.get(packet.linkType);
-        if (filter === undefined) {
-          filter = new OfflineFilter(compileCaptureFilter(expression, packet.linkType));
-          filters.set(packet.linkType, filter);
+    batches: for await (const batch of reader.packetBatches()) {
+      for (const packet of batch) {
+        if (!announced) {
+          const captureInterface = reader.interfaceOf(packet);
+          stderr(`reading from file ${path === "-" ? "-" : path}, link-type ${describeLinkType(packet.linkType)}, snapshot length ${captureInterface?.snapLength ?? 0}`);
+          announced = true;
         }
-        if (!filter.matches(packet)) continue;
-      }
-      matched++;
-      if (options.write !== undefined) {
-        if (writer === undefined) {
-          writer = createCaptureWriter(options.write, { linkType: packet.linkType, snapLength: snapLength ?? reader.interfaceOf(packet)?.snapLength ?? defaultSnapLength, section: { userApplication: "netbpf capture" } });
+        if (expression !== "") {
+          let filter = filters.get(packet.linkType);
+          if (filter === undefined) {
+            filter = new OfflineFilter(compileCaptureFilter(expression, packet.linkType));
+            filters.set(packet.linkType, filter);
+          }
+          if (!filter.matches(packet)) continue;
         }
-        const data = snapLength !== undefined && packet.data.length > snapLength ? packet.data.subarray(0, snapLength) : packet.data;
-        writer.writePacket({ ...packet, data, interfaceIndex: 0 });
-      } else {
-        const summary = summarizer.summarize(packet);
-        if (options.json) {
-          process.stdout.write(`${packetJson({ timestamp: packet.timestamp, interfaceName: reader.interfaceOf(packet)?.name, direction: packet.direction, originalLength: packet.originalLength, data: Buffer.from(packet.data), linkType: packet.linkType, process: packet.process, summary: summarizer.describe(packet).split("\n")[0]!, includeData: options.x === true || options.X === true })}\n`);
+        matched++;
+        if (options.write !== undefined) {
+          if (writer === undefined) {
+            writer = createCaptureWriter(options.write, { linkType: packet.linkType, snapLength: snapLength ?? reader.interfaceOf(packet)?.snapLength ?? defaultSnapLength, section: { userApplication: "netbpf capture" } });
+          }
+          const data = snapLength !== undefined && packet.data.length > snapLength ? packet.data.subarray(0, snapLength) : packet.data;
+          writer.writePacket({ ...packet, data, interfaceIndex: 0 });
         } else {
-          process.stdout.write(`${summary}\n`);
+          const summary = summarizer.summarize(packet);
+          if (options.json) {
+            text += `${packetJson({ timestamp: packet.timestamp, interfaceName: reader.interfaceOf(packet)?.name, direction: packet.direction, originalLength: packet.originalLength, data: Buffer.from(packet.data), linkType: packet.linkType, process: packet.process, summary: summarizer.describe(packet).split("\n")[0]!, includeData: options.x === true || options.X === true })}\n`;
+          } else {
+            text += `${summary}\n`;
+          }
         }
+        if (count !== undefined && matched >= count) break batches;
       }
-      if (count !== undefined && matched >= count) break;
+      if (text !== "") {
+        process.stdout.write(text);
+        text = "";
+      }
+      if (writer !== undefined) await writer.flush();
     }
+    if (text !== "") process.stdout.write(text);
     if (writer !== undefined) await writer.close();
   } catch (error) {
     writer?.abort();
     throw error;
   } finally {
     for (const filter of filters.values()) {
-      if (filter.kernelUnavailable !== undefined) stderr(`netbpf: filtered in the user-space interpreter (no kernel test run: ${filter.kernelUnavailable})`);
+      if (filter.engine === "interpreter") stderr(`netbpf: filtered in the user-space interpreter (${filter.unavailable})`);
       if (filter.refusedByKernel > 0) {
         stderr(`netbpf: ${filter.refusedByKernel} packet(s) the kernel refuses for an skb test run (larger than about 3.7 KB, or shorter than an Ethernet header) were filtered by the user-space interpreter`);
       }
