@@ -22,6 +22,9 @@ export interface JavaScriptRunResult {
   returnValue: bigint;
 }
 
+/** The generated function: returns r0's low word, its high word in scratch[1]. */
+type GeneratedRun = (memory: Uint8Array, view: DataView, registers: Int32Array | undefined, packetStart: number, packetLength: number) => number;
+
 const maximumCallDepth = 8;
 const packetRegion = 1;
 const stackRegion = 2;
@@ -35,6 +38,9 @@ interface Environment {
   stack: Uint8Array;
   /** Scratch: a second result word from helper functions. */
   scratch: Int32Array;
+  /** The input memory is regions[1] bytes [packetStart, packetStart + packetLength). */
+  packetStart: number;
+  packetLength: number;
   fail(kind: ExecutionFailure, slot: number, message: string, hint?: string): never;
   multiplyHigh(a: number, b: number): number;
   divide(operation: number, signed: boolean, al: number, ah: number, bl: number, bh: number): number;
@@ -56,7 +62,7 @@ export class JavaScriptProgram {
   readonly #instructions: Instruction[];
   readonly #slotToIndex: Int32Array;
   readonly #environment: Environment;
-  readonly #run: (memory: Uint8Array, view: DataView, registers: Int32Array | undefined) => number;
+  readonly #run: GeneratedRun;
   readonly #helpers: Map<number, Helper>;
   readonly #resolvePseudoLoad: InterpreterOptions["resolvePseudoLoad"];
   readonly #wide: Map<number, bigint> = new Map();
@@ -85,8 +91,8 @@ export class JavaScriptProgram {
     });
     this.#environment = this.#makeEnvironment();
     this.source = generate(this.#instructions, slots, options.instructionLimit ?? 1_000_000);
-    const factory = new Function("environment", this.source) as (environment: Environment) => JavaScriptProgram["run"];
-    this.#run = factory(this.#environment) as unknown as (memory: Uint8Array, view: DataView, registers: Int32Array | undefined) => number;
+    const factory = new Function("environment", this.source) as (environment: Environment) => unknown;
+    this.#run = factory(this.#environment) as unknown as GeneratedRun;
   }
 
   /** Runs the program over `memory` (which it may modify) and returns r0. */
@@ -107,7 +113,7 @@ export class JavaScriptProgram {
         initial[Number(register) * 2 + 1] = Number(big & 0xffff_ffffn);
       }
     }
-    const low = this.#execute(memory, initial);
+    const low = this.#execute(memory, initial, 0, memory.length);
     return { returnValue: (BigInt(this.#environment.scratch[1]! >>> 0) << 32n) | BigInt(low >>> 0) };
   }
 
@@ -116,24 +122,36 @@ export class JavaScriptProgram {
    * r3, r4 as given (small non-negative integers), and says whether r0 ≠ 0.
    */
   test(memory: Uint8Array, r3 = 0, r4 = 0): boolean {
+    return this.testWindow(memory, 0, memory.length, r3, r4);
+  }
+
+  /**
+   * test() over the bytes [start, start + length) of `memory`, which are the
+   * program's whole input (r1 points at `start`, r2 = length): filters run
+   * over packets inside a large read buffer without a view per packet.
+   */
+  testWindow(memory: Uint8Array, start: number, length: number, r3 = 0, r4 = 0): boolean {
+    if (!(start >= 0 && length >= 0 && start + length <= memory.length)) {
+      throw new UsageError("run eBPF program", `window [${start}, ${start + length}) is outside the ${memory.length}-byte memory`);
+    }
     const initial = this.#initial;
     initial[0] = 0;
     initial[1] = 0;
     initial[2] = packetRegion;
     initial[3] = 0;
     initial[4] = 0;
-    initial[5] = memory.length;
+    initial[5] = length;
     initial[6] = 0;
     initial[7] = r3 | 0;
     initial[8] = 0;
     initial[9] = r4 | 0;
     initial[10] = 0;
     initial[11] = 0;
-    const low = this.#execute(memory, initial);
+    const low = this.#execute(memory, initial, start, length);
     return (low | this.#environment.scratch[1]!) !== 0;
   }
 
-  #execute(memory: Uint8Array, initial: Int32Array | undefined): number {
+  #execute(memory: Uint8Array, initial: Int32Array | undefined, start: number, length: number): number {
     if (memory !== this.#lastMemory) {
       this.#lastMemory = memory;
       this.#lastView = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
@@ -146,8 +164,10 @@ export class JavaScriptProgram {
     }
     regions[packetRegion] = memory;
     environment.views[packetRegion] = this.#lastView;
+    environment.packetStart = start;
+    environment.packetLength = length;
     this.#stopValue = undefined;
-    return this.#run(memory, this.#lastView, initial);
+    return this.#run(memory, this.#lastView, initial, start, length);
   }
 
   #makeEnvironment(): Environment {
@@ -162,16 +182,19 @@ export class JavaScriptProgram {
       const region = Number(address >> 32n);
       const offset = Number(address & 0xffff_ffffn);
       const memory = regions[region];
-      if (memory === undefined || offset + length > memory.length) {
+      const limit = region === packetRegion ? environment.packetLength : memory?.length ?? -1;
+      if (memory === undefined || offset + length > limit) {
         return fail("out-of-bounds", slot, `${length}-byte access at 0x${address.toString(16)} is outside memory`, "check bounds before the access");
       }
-      return [memory, offset];
+      return [memory, region === packetRegion ? offset + environment.packetStart : offset];
     };
-    return {
+    const environment: Environment = {
       regions,
       views,
       stack,
       scratch,
+      packetStart: 0,
+      packetLength: 0,
       fail,
       multiplyHigh,
       divide: (operation, signed, al, ah, bl, bh) => {
@@ -260,7 +283,7 @@ export class JavaScriptProgram {
         const value = (register: number) => (BigInt(registers[register * 2]! >>> 0) << 32n) | BigInt(registers[register * 2 + 1]! >>> 0);
         const context: HelperContext = {
           arguments: [value(1), value(2), value(3), value(4), value(5)],
-          packet: regions[packetRegion]!,
+          packet: regions[packetRegion]!.subarray(environment.packetStart, environment.packetStart + environment.packetLength),
           read: (address, length) => {
             const [memory, offset] = resolve(address, length, slot);
             return memory.slice(offset, offset + length);
@@ -293,6 +316,7 @@ export class JavaScriptProgram {
       },
       stopped: () => this.#stopValue !== undefined,
     };
+    return environment;
   }
 }
 
@@ -421,8 +445,8 @@ function generate(instructions: readonly Instruction[], slots: readonly number[]
       // Legacy packet load: big-endian from the input memory; out of bounds ends the program with 0.
       const size = sizeOf(opcode);
       const position = (opcode & 0xe0) === 0x40 ? `(${imm} + ${L(src)})` : String(imm);
-      emit(`{ const at = ${position}; if (at < 0 || at + ${size} > memory.length) { scratch[1] = 0; return 0; }`);
-      emit(`l0 = ${size === 1 ? "memoryView.getUint8(at)" : size === 2 ? "memoryView.getUint16(at)" : "memoryView.getInt32(at)"}; h0 = 0; }`);
+      emit(`{ const at = ${position}; if (at < 0 || at + ${size} > packetLength) { scratch[1] = 0; return 0; }`);
+      emit(`l0 = ${size === 1 ? "memoryView.getUint8(packetStart + at)" : size === 2 ? "memoryView.getUint16(packetStart + at)" : "memoryView.getInt32(packetStart + at)"}; h0 = 0; }`);
       continue;
     }
     const size = sizeOf(opcode);
@@ -467,16 +491,15 @@ function overLimit(blockStart, before) {
   const index = blockStart + ${instructionLimit} - before;
   fail("instruction-limit", slots[index], "executed more than ${instructionLimit} instructions", "the program may loop forever; raise instructionLimit if it is just long");
 }
-function outOfBounds(slot, region, at, size, l10) {
-  const memory = regions[region];
-  const where = memory === undefined ? "not in any memory region" : region === ${stackRegion} && at >= 0 && at < (l10 >>> 0) - ${stackSize} ? "below the current 512-byte frame" : "beyond the end of the " + (region === ${packetRegion} ? "input memory" : region === ${stackRegion} ? "stack" : "mapped memory") + " (" + memory.length + " bytes)";
+function outOfBounds(slot, region, at, size, l10, limit) {
+  const where = limit < 0 ? "not in any memory region" : region === ${stackRegion} && at >= 0 && at < (l10 >>> 0) - ${stackSize} ? "below the current 512-byte frame" : "beyond the end of the " + (region === ${packetRegion} ? "input memory" : region === ${stackRegion} ? "stack" : "mapped memory") + " (" + limit + " bytes)";
   fail("out-of-bounds", slot, size + "-byte access at region " + region + " offset " + at + " is " + where, "check bounds before the access");
 }
-return function run(memory, memoryView, initial) {
+return function run(memory, memoryView, initial, packetStart, packetLength) {
   let ${registerNames};
   let pc = 0, count = 0, depth = 0;
   ${usesStack ? `stack.fill(0, stackTop - ${stackSize});` : ""}
-  if (initial === undefined) { h1 = ${packetRegion}; l2 = memory.length; }
+  if (initial === undefined) { h1 = ${packetRegion}; l2 = packetLength; }
   else { h1 = initial[2]; l1 = initial[3]; h2 = initial[4]; l2 = initial[5]; h3 = initial[6]; l3 = initial[7]; h4 = initial[8]; l4 = initial[9]; h5 = initial[10]; l5 = initial[11]; }
   h10 = ${stackRegion}; l10 = stackTop;
   for (;;) {
@@ -490,10 +513,13 @@ ${lines.join("\n")}
 };`;
 }
 
-/** Code that checks a `size`-byte access at register + offset and sets `view` and `at`. */
+/**
+ * Code that checks a `size`-byte access at register + offset and sets `view`
+ * and `at` (the input memory is the window [packetStart, packetStart + packetLength)).
+ */
 function access(register: number, offset: number, size: number, slot: number): string {
-  const stackCheck = `(h${register} === ${stackRegion} && at < (l10 >>> 0) - ${stackSize})`;
-  return `const at = (l${register} >>> 0) + ${offset}; const region = h${register}; const bytes = regions[region]; if (bytes === undefined || at < 0 || at + ${size} > bytes.length || ${stackCheck}) outOfBounds(${slot}, region, at, ${size}, l10); const view = views[region];`;
+  const stackCheck = `(h${register} === ${stackRegion} && offset < (l10 >>> 0) - ${stackSize})`;
+  return `const offset = (l${register} >>> 0) + ${offset}; const region = h${register}; const bytes = regions[region]; const limit = region === ${packetRegion} ? packetLength : bytes === undefined ? -1 : bytes.length; if (offset < 0 || offset + ${size} > limit || ${stackCheck}) outOfBounds(${slot}, region, offset, ${size}, l10, limit); const view = views[region]; const at = region === ${packetRegion} ? offset + packetStart : offset;`;
 }
 
 function jumpCondition(operation: number, narrow: boolean, al: string, ah: string, bl: string, bh: string, fromRegister: boolean, imm: number): string {

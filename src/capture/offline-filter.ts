@@ -81,6 +81,13 @@ export class OfflineFilter {
     return this.#interpreter.run(packet.data, { registers: { 3: packet.originalLength, 4: 0 } }).returnValue !== 0n;
   }
 
+  /** matches() for a packet that is the bytes [start, start + length) of `buffer` (see PcapScanner). */
+  matchesBytes(buffer: Buffer, start: number, length: number, originalLength: number): boolean {
+    const compiled = this.#compiled;
+    if (compiled !== undefined) return compiled.testWindow(buffer, start, length, originalLength, 0);
+    return this.matches({ data: buffer.subarray(start, start + length), originalLength } as CapturePacket);
+  }
+
   close(): void {
     this.#kernel?.close();
     this.#kernel = undefined;

@@ -6,7 +6,10 @@ import { OfflineFilter } from "../capture/offline-filter.js";
 import { PacketSummarizer, type SummaryOptions } from "../capture/packet-summary.js";
 import { formatFilterProgram } from "../filter/format-filter-program.js";
 import { createCaptureWriter, openCapture, captureFormatFromPath } from "../pcap/capture-file.js";
+import type { CapturePacket } from "../pcap/capture-record.js";
 import { LinkType, linkTypeName } from "../pcap/link-type.js";
+import { emptyPacket } from "../pcap/pcap-reader.js";
+import { PcapScanner, pcapTimeWords, type PcapScanRecord } from "../pcap/pcap-scanner.js";
 import type { PcapngWriter } from "../pcap/pcapng-writer.js";
 import type { PcapWriter } from "../pcap/pcap-writer.js";
 import { captureProgram, maximumSnapLength } from "../programs/capture-program.js";
@@ -164,60 +167,100 @@ async function readOffline(path: string, expression: string, options: CaptureCom
   if (options.direction !== undefined || options.bufferSize !== undefined) {
     throw new UsageError(operation, "-Q and -B apply to live captures, not to -r", "filter saved packets by direction with the expression (inbound / outbound, on SLL captures)");
   }
-  await using reader = await openCapture(path);
   const filters = new Map<number, OfflineFilter>();
+  const filterFor = (linkType: number): OfflineFilter => {
+    let filter = filters.get(linkType);
+    if (filter === undefined) {
+      filter = new OfflineFilter(compileCaptureFilter(expression, linkType));
+      filters.set(linkType, filter);
+    }
+    return filter;
+  };
   const summarizer = new PacketSummarizer(summaryOptions(options));
   let writer: PcapWriter | PcapngWriter | undefined;
   let announced = false;
   let matched = 0;
-  // Compile before reading, as tcpdump does: a bad expression fails before any output.
-  const firstLinkType = reader.interfaces[0]?.linkType;
-  if (expression !== "" && firstLinkType !== undefined) filters.set(firstLinkType, new OfflineFilter(compileCaptureFilter(expression, firstLinkType)));
+  const announce = (linkType: number, fileSnapLength: number | undefined) => {
+    stderr(`reading from file ${path === "-" ? "-" : path}, link-type ${describeLinkType(linkType)}, snapshot length ${fileSnapLength ?? 0}`);
+    announced = true;
+  };
+  const openWriter = (linkType: number, fileSnapLength: number | undefined): PcapWriter | PcapngWriter =>
+    (writer ??= createCaptureWriter(options.write!, { linkType, snapLength: snapLength ?? fileSnapLength ?? defaultSnapLength, section: { userApplication: "netbpf capture" } }));
   // Text for a whole batch of packets goes out in one write.
   let text = "";
+  const addText = (packet: CapturePacket, interfaceName: string | undefined) => {
+    const summary = summarizer.summarize(packet);
+    if (options.json) {
+      text += `${packetJson({ timestamp: packet.timestamp, interfaceName, direction: packet.direction, originalLength: packet.originalLength, data: Buffer.from(packet.data), linkType: packet.linkType, process: packet.process, summary: summarizer.describe(packet).split("\n")[0]!, includeData: options.x === true || options.X === true })}\n`;
+    } else {
+      text += `${summary}\n`;
+    }
+  };
+  const flushOutput = async () => {
+    if (text !== "") {
+      process.stdout.write(text);
+      text = "";
+    }
+    if (writer !== undefined) await writer.flush();
+  };
   try {
-    batches: for await (const batch of reader.packetBatches()) {
-      for (const packet of batch) {
-        if (!announced) {
-          const captureInterface = reader.interfaceOf(packet);
-          stderr(`reading from file ${path === "-" ? "-" : path}, link-type ${describeLinkType(packet.linkType)}, snapshot length ${captureInterface?.snapLength ?? 0}`);
-          announced = true;
-        }
-        if (expression !== "") {
-          let filter = filters.get(packet.linkType);
-          if (filter === undefined) {
-            filter = new OfflineFilter(compileCaptureFilter(expression, packet.linkType));
-            filters.set(packet.linkType, filter);
-          }
-          if (!filter.matches(packet)) continue;
-        }
+    using scanner = path !== "-" ? PcapScanner.open(path) : undefined;
+    if (scanner !== undefined) {
+      // Classic pcap from a file: large reads, the filter over the bytes in place, records copied straight to the output.
+      const { linkType, snapLength: fileSnapLength, nanosecond, fcsLength } = scanner.header;
+      const filter = expression !== "" ? filterFor(linkType) : undefined;
+      const time = new Uint32Array(2);
+      let stopped = false;
+      let sinceFlush = 0;
+      const visit = (record: PcapScanRecord): boolean => {
+        if (!announced) announce(linkType, fileSnapLength);
+        if (filter !== undefined && !filter.matchesBytes(record.buffer, record.dataStart, record.capturedLength, record.originalLength)) return true;
         matched++;
         if (options.write !== undefined) {
-          if (writer === undefined) {
-            writer = createCaptureWriter(options.write, { linkType: packet.linkType, snapLength: snapLength ?? reader.interfaceOf(packet)?.snapLength ?? defaultSnapLength, section: { userApplication: "netbpf capture" } });
-          }
-          const data = snapLength !== undefined && packet.data.length > snapLength ? packet.data.subarray(0, snapLength) : packet.data;
-          writer.writePacket({ ...packet, data, interfaceIndex: 0 });
+          const output = openWriter(linkType, fileSnapLength);
+          pcapTimeWords(record.seconds, record.fraction, nanosecond, time);
+          const length = snapLength !== undefined && record.capturedLength > snapLength ? snapLength : record.capturedLength;
+          output.writePacketBytes(0, time[0]!, time[1]!, record.originalLength, 0, record.buffer, record.dataStart, length);
         } else {
-          const summary = summarizer.summarize(packet);
-          if (options.json) {
-            text += `${packetJson({ timestamp: packet.timestamp, interfaceName: reader.interfaceOf(packet)?.name, direction: packet.direction, originalLength: packet.originalLength, data: Buffer.from(packet.data), linkType: packet.linkType, process: packet.process, summary: summarizer.describe(packet).split("\n")[0]!, includeData: options.x === true || options.X === true })}\n`;
-          } else {
-            text += `${summary}\n`;
-          }
+          const timestamp = BigInt(record.seconds) * 1_000_000_000n + BigInt(record.fraction) * (nanosecond ? 1n : 1000n);
+          const data = record.buffer.subarray(record.dataStart, record.dataStart + record.capturedLength);
+          addText(emptyPacket(timestamp, data, record.originalLength, linkType, fcsLength, "pcap-record"), undefined);
         }
-        if (count !== undefined && matched >= count) break batches;
+        if (count !== undefined && matched >= count) {
+          stopped = true;
+          return false;
+        }
+        return ++sinceFlush < 4096;
+      };
+      while (!stopped && !scanner.scan(visit)) {
+        sinceFlush = 0;
+        await flushOutput();
       }
-      if (text !== "") {
-        process.stdout.write(text);
-        text = "";
+    } else {
+      await using reader = await openCapture(path);
+      // Compile before reading, as tcpdump does: a bad expression fails before any output.
+      const firstLinkType = reader.interfaces[0]?.linkType;
+      if (expression !== "" && firstLinkType !== undefined) filterFor(firstLinkType);
+      batches: for await (const batch of reader.packetBatches()) {
+        for (const packet of batch) {
+          if (!announced) announce(packet.linkType, reader.interfaceOf(packet)?.snapLength);
+          if (expression !== "" && !filterFor(packet.linkType).matches(packet)) continue;
+          matched++;
+          if (options.write !== undefined) {
+            const data = snapLength !== undefined && packet.data.length > snapLength ? packet.data.subarray(0, snapLength) : packet.data;
+            openWriter(packet.linkType, reader.interfaceOf(packet)?.snapLength).writePacket({ ...packet, data, interfaceIndex: 0 });
+          } else {
+            addText(packet, reader.interfaceOf(packet)?.name);
+          }
+          if (count !== undefined && matched >= count) break batches;
+        }
+        await flushOutput();
       }
-      if (writer !== undefined) await writer.flush();
     }
-    if (text !== "") process.stdout.write(text);
-    if (writer !== undefined) await writer.close();
+    await flushOutput();
+    if (writer !== undefined) await (writer as PcapWriter | PcapngWriter).close();
   } catch (error) {
-    writer?.abort();
+    (writer as PcapWriter | PcapngWriter | undefined)?.abort();
     throw error;
   } finally {
     for (const filter of filters.values()) {

@@ -162,6 +162,8 @@ export class CaptureReader implements AsyncIterable<CapturePacket>, AsyncDisposa
     this.section = this.first.section;
     this.format = this.first.section.format;
     this.sections.push(this.first.section);
+    // What the first read holds (usually the first interfaces) is known once the capture is open.
+    this.note(firstBatch, 1);
   }
 
   /** The interface a packet was captured on (among those read so far). */
@@ -179,7 +181,6 @@ export class CaptureReader implements AsyncIterable<CapturePacket>, AsyncDisposa
     if (this.started) throw new UsageError("read capture", "a capture can be iterated only once", "open it again to re-read");
     this.started = true;
     try {
-      this.note(this.firstBatch, 1);
       yield this.firstBatch;
       for (;;) {
         const next = await this.generator.next();

@@ -194,6 +194,10 @@ test("JavaScript compiler: one compiled program runs many memories, keeps state 
   assert.equal(program.test(Uint8Array.of(0, 0, 9)), true);
   assert.throws(() => program.run(Uint8Array.of(1)), (error: unknown) => error instanceof ExecutionError && error.failure === "out-of-bounds" && error.instructionIndex === 0);
   assert.throws(() => program.run("x" as unknown as Uint8Array), /memory must be a Uint8Array/);
+  assert.equal(program.testWindow(Uint8Array.of(9, 9, 0, 0, 7, 9), 2, 3), true);
+  assert.equal(program.testWindow(Uint8Array.of(9, 9, 0, 0, 0, 9), 2, 3), false);
+  assert.throws(() => program.testWindow(Uint8Array.of(9, 9, 0, 0, 7, 9), 2, 2), (error: unknown) => error instanceof ExecutionError && error.failure === "out-of-bounds");
+  assert.throws(() => program.testWindow(Uint8Array.of(1, 2), 1, 2), /outside the 2-byte memory/);
   assert.throws(() => new JavaScriptProgram("x" as unknown as Uint8Array), /must be an Instruction\[\] or the encoded bytes/);
   const registers = new JavaScriptProgram(assembleText("mov %r0, %r3\nadd %r0, %r4\nexit"));
   assert.equal(registers.run(new Uint8Array(0), { registers: { 3: 40, 4: 2 } }).returnValue, 42n);
@@ -226,6 +230,10 @@ test("compiled capture filters select the same packets as the interpreter for ev
         const wire = packet.length ?? packet.data.length;
         const expected = interpreter.run(packet.data, { registers: { 3: wire, 4: 0 } }).returnValue !== 0n;
         assert.equal(compiled.test(packet.data, wire, 0), expected, `${expression} on a ${packet.data.length}-byte packet`);
+        // The same packet inside a larger buffer, between bytes the filter must not see.
+        const padded = new Uint8Array(packet.data.length + 64).fill(0xa5);
+        padded.set(packet.data, 17);
+        assert.equal(compiled.testWindow(padded, 17, packet.data.length, wire, 0), expected, `${expression} on a ${packet.data.length}-byte packet in a window`);
         compared++;
         if (expected) selected++;
       }
