@@ -2,12 +2,7 @@
 import { Command, CommanderError } from "commander";
 import { NetbpfError } from "../sys/errors.js";
 import { formatVerifierError } from "../core/verifier-report.js";
-import { registerCaptureCommand } from "./capture-command.js";
-import { registerFeaturesCommand } from "./features-command.js";
-import { registerFilterCommand } from "./filter-command.js";
-import { registerObjectCommands } from "./object-commands.js";
-import { registerGenCommand } from "./gen-command.js";
-import { registerLoadCommand } from "./load-command.js";
+import { registerCommands } from "./command-table.js";
 
 // `netbpf … | head` closes our stdout early: that is not an error.
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
@@ -23,12 +18,8 @@ program
   .showHelpAfterError("(run with --help for usage)")
   .exitOverride();
 
-registerFeaturesCommand(program);
-registerFilterCommand(program);
-registerObjectCommands(program);
-registerCaptureCommand(program);
-registerGenCommand(program);
-registerLoadCommand(program);
+// Only the module of the command being run is loaded (see command-table.ts; add new commands there).
+await registerCommands(program, process.argv);
 
 function fail(error: unknown): never {
   if (error instanceof CommanderError) process.exit(error.exitCode);

@@ -1,0 +1,49 @@
+/**
+ * The netbpf commands, loaded on demand: `netbpf capture …` imports only
+ * the capture command's module (and what it needs), and `netbpf --help`
+ * none of them. To add a command, add a line here: the name, how the
+ * listing shows it, its description, and its module's register function.
+ * (test/cli/command-table.test.ts checks each line against the command the
+ * module registers.)
+ */
+import { Help, type Command } from "commander";
+
+export interface CommandEntry {
+  /** The word that selects the command. */
+  name: string;
+  /** The command as `netbpf --help` lists it (name, [options], arguments). */
+  term: string;
+  description: string;
+  /** Imports the module and returns its register function. */
+  load(): Promise<(program: Command) => void>;
+}
+
+export const commandTable: readonly CommandEntry[] = [
+  { name: "features", term: "features [options]", description: "probe what this kernel supports: program and map types, helpers, attach kinds", load: async () => (await import("./features-command.js")).registerFeaturesCommand },
+  { name: "filter", term: "filter [options] <expression...>", description: "check a pcap-filter(7) expression and show the eBPF program generated for it", load: async () => (await import("./filter-command.js")).registerFilterCommand },
+  { name: "prog", term: "prog", description: "programs loaded in the kernel", load: async () => (await import("./object-commands.js")).registerObjectCommands },
+  { name: "map", term: "map", description: "maps loaded in the kernel", load: async () => (await import("./object-commands.js")).registerObjectCommands },
+  { name: "link", term: "link", description: "links in the kernel", load: async () => (await import("./object-commands.js")).registerObjectCommands },
+  { name: "capture", term: "capture [options] [expression...]", description: "capture packets with a tc (tcx) program, like tcpdump; or filter a capture file (-r)", load: async () => (await import("./capture-command.js")).registerCaptureCommand },
+  { name: "gen", term: "gen [options] <object>", description: "write a TypeScript module with typed maps, event codecs and a loader for a clang-built object", load: async () => (await import("./gen-command.js")).registerGenCommand },
+  { name: "load", term: "load [options] <object>", description: "load a clang-built object, attach its programs where their sections say, stream events and dump maps", load: async () => (await import("./load-command.js")).registerLoadCommand },
+];
+
+/**
+ * Registers what a command line needs: the module of the command it names
+ * (also after `help`), or, for anything else (--help, --version, a typo),
+ * a cheap entry per command that commander lists and suggests from.
+ */
+export async function registerCommands(program: Command, argv: readonly string[]): Promise<void> {
+  const words = argv.slice(2);
+  const named = words[0] === "help" ? words[1] : words[0];
+  const entry = commandTable.find((candidate) => candidate.name === named);
+  if (entry !== undefined) {
+    (await entry.load())(program);
+    return;
+  }
+  const terms = new Map(commandTable.map((candidate) => [candidate.name, candidate.term]));
+  const standard = new Help();
+  program.configureHelp({ subcommandTerm: (command) => terms.get(command.name()) ?? standard.subcommandTerm(command) });
+  for (const candidate of commandTable) program.command(candidate.name).description(candidate.description);
+}
