@@ -29,8 +29,8 @@ const busyBit = 0x8000_0000;
 const discardBit = 0x4000_0000;
 const lengthMask = ~(busyBit | discardBit);
 const headerSize = 8;
-/** Largest ring whose record views are cached (an entry per 8 bytes: 16 MiB → 2 M entries). */
-const viewCacheLimit = 16 * 1024 * 1024;
+/** Largest ring whose record views are cached (an entry per 8 bytes of ring: 2 MiB → 256 Ki entries, allocated at the first read). */
+const viewCacheLimit = 2 * 1024 * 1024;
 const perCpuTypes = new Set<number>([MapType.PercpuArray, MapType.PercpuHash, MapType.LruPercpuHash]);
 
 /** What a reader needs from a map: the BpfMap class satisfies it. */
@@ -95,7 +95,7 @@ export class RingBufferReader {
    * records do: no Buffer is created per record once the ring has wrapped.
    * Rings larger than viewCacheLimit get no cache.
    */
-  readonly #views: (Buffer | undefined)[] | undefined;
+  #views: (Buffer | undefined)[] | undefined;
   #consuming = false;
   #closed = false;
   #abortInternal = new AbortController();
@@ -127,7 +127,6 @@ export class RingBufferReader {
     this.#data = Buffer.from(this.#producerMapping.memory);
     this.#view = new DataView(this.#producerMapping.memory);
     this.#dataStart = page;
-    this.#views = this.size <= viewCacheLimit ? new Array<Buffer | undefined>(this.size >>> 3) : undefined;
     try {
       this.#readiness = (options.poller ?? Poller.shared()).watch([fd]);
     } catch (error) {
@@ -173,8 +172,11 @@ export class RingBufferReader {
 
   /** A Buffer over `length` bytes at `offset` of the mapped ring, reused from the last record there when it had the same length. */
   #viewAt(offset: number, length: number): Buffer {
-    const views = this.#views;
-    if (views === undefined) return this.#data.subarray(offset, offset + length);
+    let views = this.#views;
+    if (views === undefined) {
+      if (this.size > viewCacheLimit) return this.#data.subarray(offset, offset + length);
+      views = this.#views = new Array<Buffer | undefined>(this.size >>> 3);
+    }
     const slot = (offset - this.#dataStart - headerSize) >>> 3;
     const cached = views[slot];
     if (cached !== undefined && cached.length === length) return cached;
