@@ -19,7 +19,7 @@ export interface CommandEntry {
 }
 
 export const commandTable: readonly CommandEntry[] = [
-  { name: "features", term: "features [options]", description: "probe what this kernel supports: program and map types, helpers, attach kinds", load: async () => (await import("./features-command.js")).registerFeaturesCommand },
+  { name: "features", term: "features [options]", description: "probe what this kernel supports: program and map types, helpers, attach kinds (yes, no, or unknown with the reason)", load: async () => (await import("./features-command.js")).registerFeaturesCommand },
   { name: "filter", term: "filter [options] <expression...>", description: "check a pcap-filter(7) expression and show the eBPF program generated for it", load: async () => (await import("./filter-command.js")).registerFilterCommand },
   { name: "prog", term: "prog", description: "programs loaded in the kernel", load: async () => (await import("./object-commands.js")).registerObjectCommands },
   { name: "map", term: "map", description: "maps loaded in the kernel", load: async () => (await import("./object-commands.js")).registerObjectCommands },
@@ -27,6 +27,8 @@ export const commandTable: readonly CommandEntry[] = [
   { name: "capture", term: "capture [options] [expression...]", description: "capture packets with a tc (tcx) program, like tcpdump; or filter a capture file (-r)", load: async () => (await import("./capture-command.js")).registerCaptureCommand },
   { name: "gen", term: "gen [options] <object>", description: "write a TypeScript module with typed maps, event codecs and a loader for a clang-built object", load: async () => (await import("./gen-command.js")).registerGenCommand },
   { name: "load", term: "load [options] <object>", description: "load a clang-built object, attach its programs where their sections say, stream events and dump maps", load: async () => (await import("./load-command.js")).registerLoadCommand },
+  { name: "status", term: "status [options]", description: "show everything netbpf has installed on this machine (firewall, limits, marks, balancers): what, where it is attached, health", load: async () => (await import("./state-commands.js")).registerStateCommands },
+  { name: "reset", term: "reset [options]", description: "remove everything netbpf installed (detach its programs, delete its pins) and nothing else", load: async () => (await import("./state-commands.js")).registerStateCommands },
 ];
 
 /**

@@ -6,7 +6,8 @@ import type { BpfMap } from "../core/map.js";
 import type { Program } from "../core/program.js";
 import { formatVerifierError, verifierReport } from "../core/verifier-report.js";
 import { loadCollectionSpec, type CollectionMapSpec, type CollectionProgramSpec, type CollectionSpec } from "../elf/collection-spec.js";
-import { dataSectionLayout, decodeWithLayout, findNamedType, jsonFriendly, valueLayout, type ValueLayout } from "../gen/value-layout.js";
+import { decodeWithLayout, findNamedType, jsonFriendly, valueLayout, type ValueLayout } from "../btf/value-layout.js";
+import { dataSectionLayout } from "../elf/data-section.js";
 import { attachCgroup } from "../link/cgroup.js";
 import type { Link } from "../link/link.js";
 import { attachRawTracepoint } from "../link/raw-tracepoint.js";
@@ -86,6 +87,13 @@ export function planAttachment(program: CollectionProgramSpec, options: Pick<Loa
     case ProgramType.RawTracepointWritable: {
       const target = program.attachTarget;
       if (target?.kind !== "rawTracepoint") return { kind: "none", reason: "the section does not name a raw tracepoint (use raw_tp/<name>)" };
+      return { kind: "rawTracepoint", name: target.name };
+    }
+    case ProgramType.Tracing: {
+      const target = program.attachTarget;
+      if (program.expectedAttachType !== AttachType.TraceRawTp || target?.kind !== "btf") {
+        return { kind: "none", reason: "netbpf load attaches tp_btf programs only among Tracing programs (fentry/fexit need trampolines; iter programs are read, not attached)" };
+      }
       return { kind: "rawTracepoint", name: target.name };
     }
     case ProgramType.SocketFilter:
@@ -210,6 +218,11 @@ export async function runLoadCommand(objectFile: string, options: LoadCommandOpt
     return map;
   };
   let eventLayout: ValueLayout | undefined;
+  if (!options.ringbuf) {
+    // Like a libbpf tool's main loop: an object with exactly one ring buffer streams it.
+    const ringBuffers = Object.values(spec.maps).filter((map) => map.type === MapType.Ringbuf);
+    if (ringBuffers.length === 1) options = { ...options, ringbuf: ringBuffers[0]!.name };
+  }
   if (options.ringbuf) {
     const map = checkMap(options.ringbuf, "--ringbuf");
     if (map.type !== MapType.Ringbuf) throw new UsageError(operation, `--ringbuf ${options.ringbuf}: the map is a ${MapType[map.type] ?? map.type} map, not a Ringbuf`);
@@ -249,6 +262,7 @@ export async function runLoadCommand(objectFile: string, options: LoadCommandOpt
   let reader: RingBufferReader | undefined;
   let timer: NodeJS.Timeout | undefined;
   let ticker: NodeJS.Timeout | undefined;
+  let keepAlive: NodeJS.Timeout | undefined;
   const controller = new AbortController();
   const stop = () => controller.abort();
   process.on("SIGINT", stop);
@@ -273,6 +287,8 @@ export async function runLoadCommand(objectFile: string, options: LoadCommandOpt
         `attached ${name}: ${link.description}`);
     }
     if (duration !== undefined) timer = setTimeout(stop, duration * 1000);
+    // Nothing else may hold the event loop open (attached programs are kernel objects): run until Ctrl-C.
+    else keepAlive = setInterval(() => {}, 1 << 30);
     if (interval !== undefined) ticker = setInterval(dumpAll, interval * 1000);
     const mapName = options.ringbuf;
     if (mapName) {
@@ -292,6 +308,7 @@ export async function runLoadCommand(objectFile: string, options: LoadCommandOpt
   } finally {
     clearTimeout(timer);
     clearInterval(ticker);
+    clearInterval(keepAlive);
     process.off("SIGINT", stop);
     process.off("SIGTERM", stop);
     reader?.close();
@@ -316,7 +333,7 @@ export function registerLoadCommand(program: Command): void {
     .option("-p, --program <name>", "load and attach only this program; repeatable", collect, [])
     .option("--set <name=value>", "set a global variable (a .rodata constant) before loading; repeatable", collect, [])
     .option("--pin-path <dir>", "bpffs folder for maps pinned by name (LIBBPF_PIN_BY_NAME)")
-    .option("--ringbuf <map>", "stream this ring buffer's events as JSON lines")
+    .option("--ringbuf <map>", "stream this ring buffer's events as JSON lines (default: the object's only ring buffer, if it has one)")
     .option("-t, --type <struct>", "decode --ringbuf events as this struct from the object's BTF (default: hex)")
     .option("--dump <map>", "print this map's contents when stopping; repeatable", collect, [])
     .option("--interval <seconds>", "also print the --dump maps every this many seconds")

@@ -3,7 +3,7 @@ import { BpfMap } from "../core/map.js";
 import { listLinks, listMaps, listPrograms } from "../core/loaded-objects.js";
 import { Program } from "../core/program.js";
 import { mapDecoder } from "../core/map-btf.js";
-import { LinkType, MapType, ProgramType } from "../sys/bpf-constants.js";
+import { AttachType, LinkType, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
 import { libcIfIndexToName } from "../sys/libc.js";
 import { renderTable, toJson, writeLine } from "./output.js";
@@ -25,6 +25,42 @@ function programRow(p: ReturnType<typeof listPrograms>[number]) {
 
 function mapRow(m: ReturnType<typeof listMaps>[number]) {
   return { id: m.id, type: MapType[m.type] ?? m.type, name: m.name, keySize: m.keySize, valueSize: m.valueSize, maxEntries: m.maxEntries, flags: m.flags, btfId: m.btfId };
+}
+
+/** Which way traffic flows through the hook of an attach type, where that is a property of the hook. */
+function attachDirection(attachType: number | undefined, linkType: number): "ingress" | "egress" | undefined {
+  if (linkType === LinkType.Xdp) return "ingress";
+  switch (attachType) {
+    case AttachType.TcxIngress:
+    case AttachType.CgroupInetIngress:
+      return "ingress";
+    case AttachType.TcxEgress:
+    case AttachType.CgroupInetEgress:
+      return "egress";
+    default:
+      return undefined;
+  }
+}
+
+const perfEventTypeNames: Record<number, string> = { 1: "uprobe", 2: "uretprobe", 3: "kprobe", 4: "kretprobe", 5: "tracepoint", 6: "event" };
+
+function linkRow(l: ReturnType<typeof listLinks>[number]) {
+  return {
+    id: l.id, type: LinkType[l.type] ?? l.type, programId: l.programId, interface: ifname(l.ifindex),
+    attachType: l.attachType === undefined ? undefined : (AttachType[l.attachType] ?? l.attachType),
+    direction: attachDirection(l.attachType, l.type), cgroupId: l.cgroupId,
+    perfEvent: l.perfEventType === undefined ? undefined : (perfEventTypeNames[l.perfEventType] ?? l.perfEventType), tracepoint: l.tracepointName,
+  };
+}
+
+/** Where a link is attached, in a few words: "lo ingress", "tracepoint inet_sock_set_state", "cgroup 1234 egress". */
+function linkTarget(r: ReturnType<typeof linkRow>): string {
+  const direction = r.direction ? ` ${r.direction}` : "";
+  if (r.interface) return `${r.interface}${direction}`;
+  if (r.tracepoint !== undefined) return `${r.type === "RawTracepoint" ? "raw tracepoint" : "tracepoint"} ${r.tracepoint}`;
+  if (r.cgroupId !== undefined) return `cgroup ${r.cgroupId}${direction}`;
+  if (r.perfEvent !== undefined) return String(r.perfEvent);
+  return "";
 }
 
 function hex(buffer: Buffer): string {
@@ -75,9 +111,16 @@ export function registerObjectCommands(program: Command): void {
         return writeLine(value ? `head: ${hex(value)}` : "empty");
       }
       const decoder = options.raw ? undefined : mapDecoder(m.info());
+      let elements = 0;
       for (const [key, value] of m.lookupBatch()) {
+        elements++;
         const values = Array.isArray(value) ? value : [value];
-        if (options.json) {
+        if (decoder?.dataSection !== undefined) {
+          // A global data section: its variables, by name, as bpftool shows them (the key is always 0).
+          const variables = decoder.value(values[0]!);
+          if (options.json) writeLine(toJson({ section: decoder.dataSection, variables }));
+          else for (const [name, variable] of Object.entries(variables as Record<string, unknown>)) writeLine(`${decoder.dataSection} ${name} = ${toJson(variable)}`);
+        } else if (options.json) {
           const show = (b: Buffer) => (decoder ? decoder.value(b) : b.toString("hex"));
           writeLine(toJson({ key: decoder ? decoder.key(key) : key.toString("hex"), value: m.perCpu ? values.map(show) : show(values[0]!) }));
         } else if (decoder) {
@@ -86,13 +129,15 @@ export function registerObjectCommands(program: Command): void {
           writeLine(`key: ${hex(key)}  value: ${values.map(hex).join(" | ")}`);
         }
       }
+      // People are told; --json prints nothing for no elements.
+      if (elements === 0 && !options.json) writeLine(`map ${m.id}${m.name ? ` (${m.name})` : ""} is empty`);
     });
 
   const link = program.command("link").description("links in the kernel");
   link.command("list").description("list every link").option("--json", "one JSON object per line")
     .action((options: { json?: boolean }) => {
-      const rows = listLinks().map((l) => ({ id: l.id, type: LinkType[l.type] ?? l.type, programId: l.programId, interface: ifname(l.ifindex), attachType: l.attachType, cgroupId: l.cgroupId, tracepoint: l.tracepointName }));
+      const rows = listLinks().map(linkRow);
       if (options.json) return rows.forEach((r) => writeLine(toJson(r)));
-      writeLine(renderTable(["id", "type", "prog", "target"], rows.map((r) => [r.id, r.type, r.programId, r.interface || r.tracepoint || (r.cgroupId !== undefined ? `cgroup ${r.cgroupId}` : "")])));
+      writeLine(renderTable(["id", "type", "prog", "attach type", "target"], rows.map((r) => [r.id, r.type, r.programId, r.attachType ?? "", linkTarget(r)])));
     });
 }

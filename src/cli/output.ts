@@ -8,9 +8,14 @@ export function renderTable(headers: string[], rows: (string | number)[][]): str
     .join("\n");
 }
 
-/** JSON with bigints as numbers when safe, else strings. */
+const largestSafe = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * JSON that keeps 64-bit integers exact: a bigint within ±(2^53 − 1) becomes a
+ * number, any other a decimal string (as a JSON number it would lose digits).
+ */
 export function toJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? (v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString()) : v));
+  return JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? (v <= largestSafe && v >= -largestSafe ? Number(v) : v.toString()) : v));
 }
 
 export function writeLine(text: string): void {

@@ -1,11 +1,14 @@
-import { existsSync, mkdirSync, unlinkSync } from "node:fs";
+import { existsSync, mkdirSync, rmdirSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { Btf } from "../btf/btf.js";
 import { resolveCoreRelocation } from "../btf/core-relocation.js";
 import { applyCoreRelocation } from "../btf/apply-core-relocation.js";
 import { loadKernelBtf } from "../btf/kernel-btf.js";
+import { encodeKconfigValue, findAttachBtfId, findKernelFunction, findKernelVariable, kernelSymbolAddress, kernelVersionCode, readKernelConfig, type AttachBtfKind } from "../btf/kernel-symbols.js";
+import { pageSize } from "../sys/memory-mapping.js";
+import { possibleCpuCount } from "../sys/cpus.js";
 import type { CollectionMapSpec, CollectionProgramSpec, CollectionSpec } from "../elf/collection-spec.js";
-import { MapFlag, MapType, ProgramType } from "../sys/bpf-constants.js";
+import { AttachType, MapFlag, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { btfLoad, objectGet } from "../sys/bpf.js";
 import { btfForKernel } from "./btf-support.js";
 import { VerifierError, NetbpfError, UsageError } from "../sys/errors.js";
@@ -46,6 +49,10 @@ export interface CollectionLoadReport {
   reusedPins: Record<string, string>;
   /** Maps pinned by this load (name → path). */
   createdPins: Record<string, string>;
+  /** The first folder this load created for pins (removed again if the load fails). */
+  createdPinFolder?: string;
+  /** Where `.kconfig` values came from (the kernel config file), when the object has any. */
+  kconfigSource?: string;
 }
 
 const operation = "load collection";
@@ -79,6 +86,10 @@ export class Collection {
     const report: CollectionLoadReport = { btfLoaded: false, btfSanitized: false, btfProblem: undefined, reusedPins: {}, createdPins: {} };
     let btf: FileDescriptor | undefined;
     const replaced = new Set(Object.values(options.replaceMaps ?? {}));
+    if (spec.structOpsSections?.length) {
+      throw new UsageError(operation, `the object has ${spec.structOpsSections.join(" and ")} (struct_ops maps), which netbpf cannot load`, "struct_ops need kernel struct_ops type registration that netbpf does not do; load this object with libbpf");
+    }
+    const unresolvedKconfig = fillKconfig(spec, report);
     try {
       btf = loadBtf(spec, options, report);
       for (const [name, mapSpec] of Object.entries(spec.maps)) {
@@ -93,7 +104,7 @@ export class Collection {
       for (const name of wanted) {
         const programSpec = spec.programs[name];
         if (!programSpec) throw new UsageError(operation, `the object has no program "${name}"`, `programs: ${Object.keys(spec.programs).join(", ")}`);
-        programs[name] = loadProgram(programSpec, spec, maps, btf, options);
+        programs[name] = loadProgram(programSpec, spec, maps, btf, options, unresolvedKconfig);
       }
       for (const [name, mapSpec] of Object.entries(spec.maps)) {
         if (report.reusedPins[name] || replaced.has(maps[name]!)) continue;
@@ -111,6 +122,7 @@ export class Collection {
           // Already gone: nothing to undo.
         }
       }
+      if (report.createdPinFolder) removeCreatedFolders(report.createdPinFolder, options.pinPath ?? "/sys/fs/bpf");
       throw error;
     }
   }
@@ -160,13 +172,33 @@ function effectiveFlags(spec: CollectionMapSpec): number {
   return spec.type === MapType.LpmTrie ? spec.flags | MapFlag.NoPrealloc : spec.flags;
 }
 
+/**
+ * The size the kernel gets for a map, adjusted as libbpf adjusts it: a perf
+ * event array left at 0 entries gets one per possible CPU; ring buffer sizes
+ * are rounded up to a power-of-2 number of pages.
+ */
+export function kernelMaxEntries(spec: Pick<CollectionMapSpec, "type" | "maxEntries">): number {
+  if (spec.type === MapType.PerfEventArray && spec.maxEntries === 0) return possibleCpuCount();
+  if ((spec.type === MapType.Ringbuf || spec.type === MapType.UserRingbuf) && spec.maxEntries > 0) {
+    const page = pageSize();
+    const size = spec.maxEntries;
+    if (size % page === 0 && isPowerOfTwo(size / page)) return size;
+    for (let pages = 1; pages * page <= 0xffffffff; pages *= 2) if (pages * page > size) return pages * page;
+  }
+  return spec.maxEntries;
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return n > 0 && (n & (n - 1)) === 0;
+}
+
 function toMapSpec(spec: CollectionMapSpec, btf: FileDescriptor | undefined): MapSpec {
   const mapSpec: MapSpec = {
     name: spec.name.slice(0, 15),
     type: spec.type,
     keySize: spec.keySize,
     valueSize: spec.valueSize,
-    maxEntries: spec.maxEntries,
+    maxEntries: kernelMaxEntries(spec),
     flags: spec.flags,
     numaNode: spec.numaNode,
     mapExtra: spec.mapExtra,
@@ -195,7 +227,8 @@ function createMap(spec: CollectionMapSpec, btf: FileDescriptor | undefined, opt
     }
     const map = createWithBtfFallback(spec, btf);
     try {
-      mkdirSync(folder, { recursive: true });
+      const created = mkdirSync(folder, { recursive: true });
+      if (created && !report.createdPinFolder) report.createdPinFolder = created;
       map.pin(path);
     } catch (error) {
       map.close();
@@ -227,7 +260,7 @@ function incompatibilities(map: BpfMap, spec: CollectionMapSpec): string[] {
   compare("type", map.type, spec.type, (n) => MapType[n] ?? String(n));
   compare("key size", map.keySize, spec.keySize);
   compare("value size", map.valueSize, spec.valueSize);
-  compare("max entries", map.maxEntries, spec.maxEntries);
+  compare("max entries", map.maxEntries, kernelMaxEntries(spec));
   compare("flags", map.flags, effectiveFlags(spec), (n) => `0x${n.toString(16)}`);
   return problems;
 }
@@ -257,14 +290,15 @@ function fillSlots(map: BpfMap, spec: CollectionMapSpec, programs: Record<string
   }
 }
 
-function loadProgram(spec: CollectionProgramSpec, collection: CollectionSpec, maps: Record<string, BpfMap>, btf: FileDescriptor | undefined, options: CollectionOptions): Program {
+function loadProgram(spec: CollectionProgramSpec, collection: CollectionSpec, maps: Record<string, BpfMap>, btf: FileDescriptor | undefined, options: CollectionOptions,
+  unresolvedKconfig: Map<string, string>): Program {
+  if (spec.loadError) throw new UsageError(operation, `program "${spec.name}" (section "${spec.section}") cannot be loaded: ${spec.loadError}`, "the object's other programs can still be loaded (choose them with the programs option / --program)");
   if (spec.type === ProgramType.Unspec) {
     throw new UsageError(operation, `program "${spec.name}" is in section "${spec.section}", which does not say its program type`, "use a libbpf section name (see docs/elf.md) or set spec.programs[name].type");
   }
-  if (spec.needsAttachBtfId) {
-    throw new UsageError(operation, `program "${spec.name}" (section "${spec.section}") needs an attach BTF id, which netbpf does not resolve`, "fentry/fexit/tp_btf/lsm/iter/struct_ops programs are not supported; use tracepoint or raw_tp");
-  }
+  const attachBtfId = spec.needsAttachBtfId ? resolveAttachBtfId(spec, options) : undefined;
   const instructions = Buffer.from(spec.instructions);
+  resolveExterns(spec, collection, instructions, options, unresolvedKconfig);
   for (const reference of spec.mapReferences) {
     const map = maps[reference.map];
     if (!map) throw new UsageError(operation, `program "${spec.name}" refers to map "${reference.map}", which the collection does not have`);
@@ -313,6 +347,7 @@ function loadProgram(spec: CollectionProgramSpec, collection: CollectionSpec, ma
       flags: spec.flags,
       kernelVersion: spec.kernelVersion,
       btf: btfInfo,
+      attachBtfId,
     }, { logLevel: options.logLevel, logSize: options.logSize });
   } catch (error) {
     // Keep the error's class (a VerifierError carries the log) and say which program it was.
@@ -320,4 +355,128 @@ function loadProgram(spec: CollectionProgramSpec, collection: CollectionSpec, ma
     if (error instanceof VerifierError && spec.lineInfo.length > 0) error.lineInfo = spec.lineInfo;
     throw error;
   }
+}
+
+/** Removes the empty folders a failed load created for its pins, from the deepest up to `created`. */
+function removeCreatedFolders(created: string, folder: string): void {
+  for (let path = folder; path.length >= created.length && path.startsWith(created); path = path.slice(0, path.lastIndexOf("/"))) {
+    try {
+      rmdirSync(path);
+    } catch {
+      return; // Not empty (someone else's pins) or already gone.
+    }
+    if (path === created) return;
+  }
+}
+
+/** Writes the `.kconfig` values of the running kernel into the ".kconfig" map's data; returns the externs that could not be resolved, with why. */
+function fillKconfig(spec: CollectionSpec, report: CollectionLoadReport): Map<string, string> {
+  const unresolved = new Map<string, string>();
+  const data = spec.maps[".kconfig"]?.data;
+  if (!data) return unresolved;
+  const local = spec.parsedBtf!;
+  let config: ReturnType<typeof readKernelConfig> | null = null;
+  for (const extern of Object.values(spec.externs ?? {})) {
+    if (extern.kind !== "kconfig") continue;
+    let raw: string | undefined;
+    if (extern.name === "LINUX_KERNEL_VERSION") {
+      raw = String(kernelVersionCode());
+    } else if (extern.name.startsWith("CONFIG_")) {
+      if (config === null) config = readKernelConfig();
+      if (config) report.kconfigSource = config.path;
+      raw = config?.values.get(extern.name);
+      if (raw === undefined && !config && !extern.weak) {
+        unresolved.set(extern.name, "the kernel's config is not readable (no /proc/config.gz or /boot/config-<release>)");
+        continue;
+      }
+    }
+    if (raw === undefined) {
+      // libbpf leaves weak externs it cannot resolve at 0.
+      if (!extern.weak) unresolved.set(extern.name, extern.name.startsWith("CONFIG_") ? "the kernel's config does not set it (declare it __weak to read 0)" : "libbpf knows no such kconfig value");
+      continue;
+    }
+    const bytes = encodeKconfigValue(local, extern.btfTypeId, extern.size, raw);
+    if (typeof bytes === "string") unresolved.set(extern.name, bytes);
+    else data.contents.set(bytes, extern.offset);
+  }
+  return unresolved;
+}
+
+/** Resolves the program's ksym and kfunc references against the running kernel's BTF and kallsyms (libbpf's rules). */
+function resolveExterns(spec: CollectionProgramSpec, collection: CollectionSpec, instructions: Buffer, options: CollectionOptions, unresolvedKconfig: Map<string, string>): void {
+  const fail = (name: string, why: string): never => {
+    throw new UsageError(operation, `program "${spec.name}" (section "${spec.section}") refers to "${name}": ${why}`, "the object's other programs can still be loaded (choose them with the programs option / --program)");
+  };
+  for (const reference of spec.externReferences) {
+    const extern = collection.externs?.[reference.name];
+    const at = reference.slot * 8;
+    if (!extern || extern.kind === "unknown") fail(reference.name, "it is not defined in this object, nor declared __ksym or __kconfig");
+    if (extern!.kind === "kconfig") {
+      const why = unresolvedKconfig.get(reference.name);
+      if (why !== undefined) fail(reference.name, `kconfig value not resolved: ${why}`);
+      continue;
+    }
+    const kernel = options.kernelBtf ?? loadKernelBtf();
+    if (reference.kind === "function") {
+      if (extern!.kind !== "kfunc") fail(reference.name, "it is called but declared as a variable");
+      const id = findKernelFunction(kernel, reference.name);
+      if (id === undefined && !extern!.weak) fail(reference.name, "the kernel's BTF has no such kernel function (kfunc)");
+      // BPF_PSEUDO_KFUNC_CALL; a missing __weak kfunc gets id 0, which the verifier accepts only in dead code (libbpf's rule).
+      instructions[at + 1] = (2 << 4) | (instructions[at + 1]! & 0x0f);
+      instructions.writeInt16LE(0, at + 2);
+      instructions.writeInt32LE(id ?? 0, at + 4);
+      continue;
+    }
+    if (extern!.btfTypeId !== 0) {
+      // A typed ksym, or a kfunc's address (`if (&kfunc)`, bpf_ksym_exists): its BTF id (BPF_PSEUDO_BTF_ID).
+      const id = extern!.kind === "kfunc" ? findKernelFunction(kernel, reference.name) : findKernelVariable(kernel, reference.name);
+      if (id === undefined) {
+        if (!extern!.weak) fail(reference.name, `the kernel's BTF has no such ${extern!.kind === "kfunc" ? "kernel function" : "variable"}`);
+        writeAddress(instructions, at, 0n);
+        continue;
+      }
+      instructions[at + 1] = (3 << 4) | (instructions[at + 1]! & 0x0f);
+      instructions.writeInt32LE(id, at + 4);
+      instructions.writeInt32LE(0, at + 12);
+      continue;
+    }
+    let address: bigint | undefined;
+    try {
+      address = kernelSymbolAddress(reference.name);
+    } catch (error) {
+      fail(reference.name, `cannot read /proc/kallsyms: ${(error as Error).message}`);
+    }
+    if (address === undefined && !extern!.weak) fail(reference.name, "/proc/kallsyms has no such symbol");
+    writeAddress(instructions, at, address ?? 0n);
+  }
+}
+
+function writeAddress(instructions: Buffer, at: number, address: bigint): void {
+  instructions[at + 1] = instructions[at + 1]! & 0x0f;
+  instructions.writeUInt32LE(Number(address & 0xffffffffn), at + 4);
+  instructions.writeUInt32LE(Number(address >> 32n), at + 12);
+}
+
+/** The kernel BTF id a tp_btf/fentry/fexit/fmod_ret/lsm/iter program attaches to. */
+function resolveAttachBtfId(spec: CollectionProgramSpec, options: CollectionOptions): number {
+  const where = `program "${spec.name}" (section "${spec.section}")`;
+  let kind: AttachBtfKind | undefined;
+  if (spec.type === ProgramType.Tracing) {
+    kind = spec.expectedAttachType === AttachType.TraceRawTp ? "rawTracepoint" : spec.expectedAttachType === AttachType.TraceIter ? "iterator" : "function";
+  } else if (spec.type === ProgramType.Lsm) {
+    kind = "lsm";
+  }
+  if (!kind) {
+    throw new UsageError(operation, `${where} needs an attach target netbpf does not resolve (${ProgramType[spec.type] ?? spec.type})`,
+      spec.type === ProgramType.Ext ? "freplace programs replace a function of another loaded program; load them with libbpf" : "struct_ops programs need struct_ops maps; load them with libbpf");
+  }
+  const target = spec.attachTarget?.kind === "btf" ? spec.attachTarget.name : undefined;
+  if (!target) throw new UsageError(operation, `${where} does not name what it attaches to`, "e.g. SEC(\"tp_btf/inet_sock_set_state\")");
+  const kernel = options.kernelBtf ?? loadKernelBtf();
+  const found = findAttachBtfId(kernel, kind, target);
+  if (!found) {
+    const what = kind === "rawTracepoint" ? `tracepoint "${target}" (no btf_trace_${target} type)` : kind === "lsm" ? `LSM hook "${target}"` : kind === "iterator" ? `iterator "${target}"` : `function "${target}"`;
+    throw new UsageError(operation, `${where}: the kernel's BTF has no ${what}`, "check the name against /sys/kernel/btf/vmlinux (bpftool btf dump file /sys/kernel/btf/vmlinux)");
+  }
+  return found.id;
 }

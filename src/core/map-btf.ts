@@ -1,7 +1,7 @@
 /** Decoding a loaded map's keys and values with the BTF it was created with (as bpftool does). */
 import { Btf } from "../btf/btf.js";
 import { loadKernelBtf } from "../btf/kernel-btf.js";
-import { decodeWithLayout, jsonFriendly, valueLayout, type ValueLayout } from "../gen/value-layout.js";
+import { decodeWithLayout, jsonFriendly, valueLayout, type ValueLayout } from "../btf/value-layout.js";
 import { getFdById } from "../sys/bpf.js";
 import { libcClose } from "../sys/libc.js";
 import { btfData, type MapInfo } from "../sys/object-info.js";
@@ -9,6 +9,8 @@ import { btfData, type MapInfo } from "../sys/object-info.js";
 export interface MapDecoder {
   key(buffer: Buffer): unknown;
   value(buffer: Buffer): unknown;
+  /** Set when the value is a global data section (.rodata, .data, .bss): its name; values decode to its variables. */
+  dataSection?: string;
 }
 
 /**
@@ -42,5 +44,7 @@ export function mapDecoder(info: MapInfo): MapDecoder | undefined {
   const keyLayout = layoutOf(info.btfKeyTypeId);
   const valueLayoutOf = layoutOf(info.btfValueTypeId);
   const decode = (layout: ValueLayout | undefined, buffer: Buffer) => (layout ? jsonFriendly(decodeWithLayout(layout, buffer, 0)) : buffer.toString("hex"));
-  return { key: (buffer) => decode(keyLayout, buffer), value: (buffer) => decode(valueLayoutOf, buffer) };
+  const valueType = info.btfValueTypeId ? btf.type(info.btfValueTypeId) : undefined;
+  const dataSection = valueType?.kind === "dataSection" ? valueType.name : undefined;
+  return { key: (buffer) => decode(keyLayout, buffer), value: (buffer) => decode(valueLayoutOf, buffer), ...(dataSection !== undefined ? { dataSection } : {}) };
 }

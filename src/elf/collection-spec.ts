@@ -6,9 +6,9 @@ import type { BtfMember } from "../btf/btf-types.js";
 import { MapFlag, MapType, ProgramType, type AttachType } from "../sys/bpf-constants.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { DataSection, type DataVariable } from "./data-section.js";
-import { ElfFile, SectionFlag, SectionIndex, SectionType, SymbolType, type ElfSection, type ElfSymbol } from "./elf-file.js";
+import { ElfFile, SectionFlag, SectionIndex, SectionType, SymbolBinding, SymbolType, type ElfSection, type ElfSymbol } from "./elf-file.js";
 import { ElfFormatError } from "./elf-format-error.js";
-import { fixDataSections } from "./btf-data-sections.js";
+import { fixDataSections, fixExternTypes } from "./btf-data-sections.js";
 import { programKindOfSection, type AttachTarget } from "./section-names.js";
 
 /** An lddw that must point at a map (or into a map's value) when the program is loaded. */
@@ -59,6 +59,39 @@ export interface CollectionProgramSpec {
   lineInfo: ProgramLineInfo[];
   /** CO-RE relocations to resolve against kernel BTF at load time. */
   coreRelocations: { slot: number; relocation: BtfExtCoreRelocation }[];
+  /**
+   * References to symbols the object does not define (`__kconfig`, `__ksym`
+   * variables and kfuncs), resolved against the running kernel at load time.
+   * A `.kconfig` reference is also a value reference into the ".kconfig" map.
+   */
+  externReferences: ProgramExternReference[];
+  /**
+   * Why this program cannot be loaded (e.g. it refers to something the object
+   * lacks), or undefined. Only this program is refused; the others load.
+   */
+  loadError: string | undefined;
+}
+
+/** An instruction that refers to an extern symbol: an lddw (variable) or a call (function). */
+export interface ProgramExternReference {
+  slot: number;
+  name: string;
+  kind: "variable" | "function";
+}
+
+/** A symbol the object declares `extern`: a kconfig value, a kernel variable (ksym) or a kernel function (kfunc). */
+export interface ExternSpec {
+  name: string;
+  /** "kconfig": `.kconfig` (LINUX_KERNEL_VERSION, CONFIG_*); "ksym": `.ksyms` variable; "kfunc": kernel function; "unknown": no BTF says. */
+  kind: "kconfig" | "ksym" | "kfunc" | "unknown";
+  /** Declared `__weak`: a missing value is 0 / NULL instead of an error. */
+  weak: boolean;
+  /** The VAR's type (kconfig, ksym; 0 for `void` = untyped ksym) or the FUNC's id (kfunc) in the object's BTF. */
+  btfTypeId: number;
+  /** Size in bytes of a kconfig value. */
+  size: number;
+  /** Offset of a kconfig value in the ".kconfig" map. */
+  offset: number;
 }
 
 export type MapPinning = "none" | "byName";
@@ -99,6 +132,10 @@ export interface CollectionSpec {
   /** The raw .BTF.ext section and its parsed form. */
   btfExt: Buffer | undefined;
   parsedBtfExt: BtfExt | undefined;
+  /** The symbols the object declares extern, by name. */
+  externs?: Record<string, ExternSpec>;
+  /** `.struct_ops` / `.struct_ops.link` sections, which netbpf cannot load (Collection.load refuses them). */
+  structOpsSections?: string[];
 }
 
 const slotSize = 8;
@@ -155,6 +192,8 @@ class SpecReader {
   private readonly functionsBySection = new Map<number, FunctionRange[]>();
   private license = "";
   private kernelVersion: number | undefined;
+  private readonly externs: Record<string, ExternSpec> = Object.create(null);
+  private kconfigSize = 0;
 
   constructor(elf: ElfFile) {
     this.elf = elf;
@@ -181,6 +220,7 @@ class SpecReader {
     this.readBtfMaps();
     this.readLegacyMaps();
     this.readDataSections();
+    this.readExterns();
     this.readFunctions();
 
     const programs: Record<string, CollectionProgramSpec> = Object.create(null);
@@ -188,15 +228,22 @@ class SpecReader {
       for (const range of ranges) {
         if (!range.isProgram) continue;
         if (programs[range.name]) throw new ElfFormatError(`two programs are named "${range.name}"`, { section: range.section.name });
-        programs[range.name] = this.linkProgram(range);
+        try {
+          programs[range.name] = this.linkProgram(range);
+        } catch (error) {
+          // Like libbpf, a program that cannot be linked is refused on its own; the others stay loadable.
+          if (!(error instanceof NetbpfError)) throw error;
+          programs[range.name] = this.programSpec(range, Buffer.alloc(0), [], [], error.message);
+        }
       }
     }
     this.resolveInitialSlots(programs);
+    const structOpsSections = this.elf.sections.filter((section) => section.name === ".struct_ops" || section.name === ".struct_ops.link").map((section) => section.name);
 
     const dataSections: Record<string, DataSection> = Object.create(null);
     for (const map of Object.values(this.maps)) if (map.data) dataSections[map.name] = map.data;
     let btfBytes: Buffer | undefined;
-    if (this.btf) btfBytes = fixDataSections(this.btf, (name) => this.dataSectionLayout(name));
+    if (this.btf) btfBytes = fixExternTypes(fixDataSections(this.btf, (name) => this.dataSectionLayout(name)), this.btf);
     return {
       programs,
       maps: this.maps,
@@ -207,11 +254,18 @@ class SpecReader {
       parsedBtf: this.btf,
       btfExt: btfExtSection ? Buffer.from(elf.contents(btfExtSection)) : undefined,
       parsedBtfExt: this.btfExt,
+      externs: this.externs,
+      structOpsSections,
     };
   }
 
   /** Size of an ELF section and the offsets of its symbols, for fixing DATASEC types. */
   private dataSectionLayout(name: string): { size: number; offsets: Map<string, number> } | undefined {
+    if (name === ".kconfig") {
+      const offsets = new Map<string, number>();
+      for (const extern of Object.values(this.externs)) if (extern.kind === "kconfig") offsets.set(extern.name, extern.offset);
+      return offsets.size ? { size: this.kconfigSize, offsets } : undefined;
+    }
     const section = this.elf.section(name);
     if (!section) return undefined;
     const offsets = new Map<string, number>();
@@ -290,6 +344,15 @@ class SpecReader {
     let valueSize: number | undefined;
     const uint = (member: BtfMember): number => {
       const pointer = btf.type(skipQualifiers(btf, member.type));
+      if (pointer.kind === "enum" || pointer.kind === "enum64") {
+        // libbpf's __ulong(name, value): an enum whose only constant is the value (for values past 32 bits).
+        const values = (pointer as { values: { value: number | bigint }[] }).values;
+        if (values.length !== 1) throw new ElfFormatError(`map "${name}" field ${member.name} is an enum with ${values.length} constants, expected one (__ulong)`, where);
+        let value = BigInt(values[0]!.value);
+        if (value < 0n && pointer.kind === "enum" && !pointer.signed) value += 1n << 32n;
+        if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) throw new ElfFormatError(`map "${name}" field ${member.name} is ${value}, out of range`, where);
+        return Number(value);
+      }
       if (pointer.kind !== "pointer") throw new ElfFormatError(`map "${name}" field ${member.name} is not __uint(…)`, where);
       const array = btf.type(skipQualifiers(btf, pointer.type));
       if (array.kind !== "array") throw new ElfFormatError(`map "${name}" field ${member.name} is not __uint(…)`, where);
@@ -343,6 +406,7 @@ class SpecReader {
     if (!(map.type in MapType)) throw new ElfFormatError(`map "${name}" has unknown type ${map.type}`, where);
     map.keySize = keySize ?? 0;
     map.valueSize = valueSize ?? 0;
+    fixPerfEventArrayShape(map);
     return map;
   }
 
@@ -352,18 +416,38 @@ class SpecReader {
     const symbols = this.elf.symbolsIn(section.index).filter((s) => s.type !== SymbolType.Section && s.type !== SymbolType.File).sort((a, b) => a.value - b.value);
     if (symbols.length === 0) return;
     const data = this.elf.contents(section);
-    const recordSize = Math.floor(section.size / symbols.length);
+    // clang gives each definition's symbol its size. Without sizes, the records are as long as the
+    // smallest gap between definitions: `bpftool gen object` keeps the records of discarded weak
+    // definitions, so the section may hold more records than symbols.
+    let recordSize = symbols[0]!.size;
+    if (recordSize === 0 || symbols.some((symbol) => symbol.size !== recordSize)) {
+      const gaps = symbols.map((symbol, i) => (symbols[i + 1]?.value ?? section.size) - symbol.value).filter((gap) => gap > 0);
+      recordSize = gaps.length ? Math.min(...gaps) : 0;
+    }
     if (recordSize < 16) throw new ElfFormatError(`legacy map definitions of ${recordSize} bytes are too short (at least type, key_size, value_size, max_entries)`, { section: "maps" });
     for (const symbol of symbols) {
       const at = symbol.value;
       if (at + recordSize > data.length) throw new ElfFormatError(`legacy map "${symbol.name}" at ${at} runs past the end of the section`, { section: "maps", offset: at });
       const type = data.readUInt32LE(at);
       if (!(type in MapType) || type === MapType.Unspec) throw new ElfFormatError(`legacy map "${symbol.name}" has unknown type ${type}`, { section: "maps", offset: at });
-      this.addMap({
+      // Fields past libbpf's struct bpf_map_def (type, key_size, value_size, max_entries, map_flags)
+      // would change what the map is (iproute2's struct bpf_elf_map has id, pinning, inner_id,
+      // inner_idx there): refuse them rather than ignore them, as libbpf did.
+      for (let field = 20; field + 4 <= recordSize; field += 4) {
+        const value = data.readUInt32LE(at + field);
+        if (value === 0) continue;
+        const iproute2 = recordSize === 36 ? ["id", "pinning", "inner_id", "inner_idx"][(field - 20) / 4] : undefined;
+        throw new ElfFormatError(`legacy map "${symbol.name}" sets ${iproute2 ? `iproute2's "${iproute2}" field` : `an unknown field at byte ${field} of its definition`} to ${value}, which netbpf does not support`,
+          { section: "maps", offset: at + field },
+          iproute2 === "pinning" ? "declare the map in SEC(\".maps\") with __uint(pinning, LIBBPF_PIN_BY_NAME) and load with --pin-path" : "declare the map in SEC(\".maps\") (BTF-defined maps)");
+      }
+      const map: CollectionMapSpec = {
         name: symbol.name, section: "maps", type, keySize: data.readUInt32LE(at + 4), valueSize: data.readUInt32LE(at + 8), maxEntries: data.readUInt32LE(at + 12),
         flags: recordSize >= 20 ? data.readUInt32LE(at + 16) : 0, numaNode: undefined, mapExtra: undefined, pinning: "none",
         innerMap: undefined, initialSlots: [], btfKeyTypeId: 0, btfValueTypeId: 0, data: undefined,
-      }, section.index, at);
+      };
+      fixPerfEventArrayShape(map);
+      this.addMap(map, section.index, at);
     }
   }
 
@@ -387,6 +471,58 @@ class SpecReader {
       this.addMap(map, section.index, 0);
       this.dataMapBySection.set(section.index, section.name);
     }
+  }
+
+  /**
+   * Reads the object's extern declarations: `.kconfig` values (laid out in a
+   * read-only ".kconfig" map, filled from the running kernel at load time),
+   * `.ksyms` variables and kernel functions (kfuncs).
+   */
+  private readExterns(): void {
+    const btf = this.btf;
+    const declared = new Map<string, { kind: ExternSpec["kind"]; typeId: number }>();
+    if (btf) {
+      for (const sectionName of [".kconfig", ".ksyms"]) {
+        for (const id of btf.findByName(sectionName, "dataSection")) {
+          for (const entry of btf.typeOfKind(id, "dataSection").variables) {
+            const type = btf.type(entry.type);
+            if (type.kind === "function") declared.set(type.name, { kind: "kfunc", typeId: entry.type });
+            else if (type.kind === "variable") declared.set(type.name, { kind: sectionName === ".kconfig" ? "kconfig" : "ksym", typeId: type.type });
+          }
+        }
+      }
+    }
+    for (const symbol of this.elf.symbols) {
+      if (symbol.index === 0 || symbol.sectionIndex !== SectionIndex.Undefined || symbol.name === "" || symbol.type === SymbolType.File) continue;
+      const found = declared.get(symbol.name);
+      let size = 0;
+      if (found?.kind === "kconfig") {
+        size = sizeOf(btf!, found.typeId);
+        if (size <= 0) throw new ElfFormatError(`kconfig extern "${symbol.name}" has no size`, { section: ".BTF" });
+      }
+      this.externs[symbol.name] = {
+        name: symbol.name, kind: found?.kind ?? "unknown", weak: symbol.binding === SymbolBinding.Weak, btfTypeId: found ? skipQualifiers(btf!, found.typeId) : 0, size, offset: 0,
+      };
+    }
+    const kconfig = Object.values(this.externs).filter((extern) => extern.kind === "kconfig");
+    if (kconfig.length === 0) return;
+    const alignment = (extern: ExternSpec) => Math.min(8, extern.size & -extern.size);
+    kconfig.sort((a, b) => alignment(b) - alignment(a) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    let offset = 0;
+    for (const extern of kconfig) {
+      offset = Math.ceil(offset / alignment(extern)) * alignment(extern);
+      extern.offset = offset;
+      offset += extern.size;
+    }
+    this.kconfigSize = offset;
+    const variables = kconfig.map((extern) => ({ name: extern.name, offset: extern.offset, size: extern.size, typeId: extern.btfTypeId }));
+    const sectionIds = btf!.findByName(".kconfig", "dataSection");
+    this.addMap({
+      name: ".kconfig", section: ".kconfig", type: MapType.Array, keySize: 4, valueSize: this.kconfigSize, maxEntries: 1,
+      flags: MapFlag.ReadOnlyProgram, numaNode: undefined, mapExtra: undefined, pinning: "none", innerMap: undefined, initialSlots: [],
+      btfKeyTypeId: 0, btfValueTypeId: sectionIds.length === 1 ? sectionIds[0]! : 0,
+      data: new DataSection(".kconfig", Buffer.alloc(this.kconfigSize), variables, true),
+    }, -1, 0);
   }
 
   private dataVariables(section: ElfSection): DataVariable[] {
@@ -416,7 +552,8 @@ class SpecReader {
       if (section.size % slotSize !== 0) throw new ElfFormatError(`code size ${section.size} is not a multiple of 8`, { section: section.name });
       const slots = section.size / slotSize;
       const symbols = this.elf.symbolsIn(section.index).filter((s) => s.type === SymbolType.Function).sort((a, b) => a.value - b.value);
-      const isText = section.name === ".text";
+      // Functions in .text, or in .text.<name> (clang -ffunction-sections), are subprograms.
+      const isText = section.name === ".text" || (section.name.startsWith(".text.") && !programKindOfSection(section.name));
       const ranges: FunctionRange[] = [];
       symbols.forEach((symbol, i) => {
         if (symbol.value % slotSize !== 0 || symbol.value >= section.size) throw new ElfFormatError(`function "${symbol.name}" starts at ${symbol.value}, not an instruction in the section`, { section: section.name });
@@ -442,7 +579,6 @@ class SpecReader {
 
   /** Copies a program and, recursively, every function it calls (the way libbpf appends subprograms). */
   private linkProgram(entry: FunctionRange): CollectionProgramSpec {
-    const kind = programKindOfSection(entry.section.name);
     const pieces: { range: FunctionRange; base: number }[] = [];
     const placed = new Map<FunctionRange, number>();
     const chunks: Buffer[] = [];
@@ -460,6 +596,7 @@ class SpecReader {
     };
     place(entry);
     const mapReferences: ProgramMapReference[] = [];
+    const externReferences: ProgramExternReference[] = [];
     for (let p = 0; p < pieces.length; p++) {
       const { range, base } = pieces[p]!;
       const code = chunks[p]!;
@@ -478,7 +615,7 @@ class SpecReader {
         const where = `instruction ${sectionSlot} of ${range.section.name} (in ${range.name})`;
         if (opcode === opcodeLddw) {
           if (i + 1 >= count) throw new ElfFormatError(`${where} is a 64-bit load whose second half is missing`, { section: range.section.name, offset: at });
-          if (relocation) this.relocateLoad(code, at, base + i, relocation.symbol, where, mapReferences, (target) => place(target));
+          if (relocation) this.relocateLoad(code, at, base + i, relocation.symbol, where, mapReferences, externReferences, (target) => place(target));
           else if (code[at + 1]! >> 4 === pseudoFunction) throw new ElfFormatError(`${where} loads a function address without a relocation`, { section: range.section.name });
           i++;
           continue;
@@ -489,7 +626,11 @@ class SpecReader {
           let targetSlot: number;
           if (relocation) {
             const symbol = relocation.symbol;
-            if (symbol.sectionIndex === SectionIndex.Undefined) throw new UsageError("read ELF object", `${where} calls "${symbol.name}", which is not defined in this object (kfuncs and extern functions are not supported)`);
+            if (symbol.sectionIndex === SectionIndex.Undefined) {
+              // A kernel function (kfunc): resolved against kernel BTF when the program is loaded.
+              externReferences.push({ slot: base + i, name: symbol.name, kind: "function" });
+              continue;
+            }
             if (symbol.value % slotSize !== 0) throw new ElfFormatError(`${where} calls symbol "${symbol.name}" at unaligned offset ${symbol.value}`, { section: range.section.name });
             targetSlot = symbol.value / slotSize + imm + 1;
             target = this.functionAt(symbol.sectionIndex, targetSlot, where);
@@ -504,8 +645,15 @@ class SpecReader {
         if (relocation) throw new ElfFormatError(`relocation against "${relocation.symbol.name}" at ${where}, which is neither a 64-bit load nor a call`, { section: range.section.name, offset: relocation.offset });
       }
     }
-    const instructions = Buffer.concat(chunks);
-    const spec: CollectionProgramSpec = {
+    const spec = this.programSpec(entry, Buffer.concat(chunks), mapReferences, pieces.map((piece) => ({ name: piece.range.name, slot: piece.base })), undefined);
+    spec.externReferences = externReferences;
+    this.attachBtfExt(spec, pieces);
+    return spec;
+  }
+
+  private programSpec(entry: FunctionRange, instructions: Buffer, mapReferences: ProgramMapReference[], functions: { name: string; slot: number }[], loadError: string | undefined): CollectionProgramSpec {
+    const kind = programKindOfSection(entry.section.name);
+    return {
       name: entry.name,
       section: entry.section.name,
       type: kind?.programType ?? ProgramType.Unspec,
@@ -517,20 +665,30 @@ class SpecReader {
       kernelVersion: this.kernelVersion,
       instructions,
       mapReferences,
-      functions: pieces.map((piece) => ({ name: piece.range.name, slot: piece.base })),
+      functions,
       functionInfo: [],
       lineInfo: [],
       coreRelocations: [],
+      externReferences: [],
+      loadError,
     };
-    this.attachBtfExt(spec, pieces);
-    return spec;
   }
 
   /** Applies one R_BPF_64_64 relocation on an lddw: a map, a data section, or a function address. */
-  private relocateLoad(code: Buffer, at: number, slot: number, symbol: ElfSymbol, where: string, references: ProgramMapReference[], place: (target: FunctionRange) => number): void {
+  private relocateLoad(code: Buffer, at: number, slot: number, symbol: ElfSymbol, where: string, references: ProgramMapReference[], externReferences: ProgramExternReference[], place: (target: FunctionRange) => number): void {
     const sectionIndex = symbol.sectionIndex;
     if (sectionIndex === SectionIndex.Undefined) {
-      throw new UsageError("read ELF object", `${where} refers to "${symbol.name}", which is not defined in this object (extern variables, .kconfig and .ksyms are not supported)`);
+      // An extern variable: a .kconfig value lives in the ".kconfig" map; a ksym is resolved at load time.
+      externReferences.push({ slot, name: symbol.name, kind: "variable" });
+      const extern = this.externs[symbol.name];
+      if (extern?.kind === "kconfig") {
+        const offset = extern.offset + code.readInt32LE(at + 4);
+        code[at + 1] = (pseudoMapValue << 4) | (code[at + 1]! & 0x0f);
+        code.writeInt32LE(0, at + 4);
+        code.writeInt32LE(offset, at + 12);
+        references.push({ slot, map: ".kconfig", kind: "value", offset });
+      }
+      return;
     }
     const section = this.elf.sections[sectionIndex];
     if (!section) throw new ElfFormatError(`${where} refers to a symbol in section ${sectionIndex}, which does not exist`);
@@ -604,4 +762,18 @@ function isDataSection(section: ElfSection): boolean {
   if ((section.flags & SectionFlag.Alloc) === 0 || (section.flags & SectionFlag.Executable) !== 0) return false;
   const name = section.name;
   return name === ".rodata" || name === ".data" || name === ".bss" || name.startsWith(".rodata.") || name.startsWith(".data.") || name.startsWith(".bss.");
+}
+
+/**
+ * The kernel wants 4-byte keys and values (CPU index → perf event fd) in a
+ * perf event array: like libbpf and cilium/ebpf, sizes the object leaves out
+ * or gives as BTF types become 4, and the BTF types are dropped. (An unset
+ * max_entries becomes the number of possible CPUs when the map is created.)
+ */
+function fixPerfEventArrayShape(map: CollectionMapSpec): void {
+  if (map.type !== MapType.PerfEventArray) return;
+  if (map.keySize === 0 || map.btfKeyTypeId !== 0) map.keySize = 4;
+  if (map.valueSize === 0 || map.btfValueTypeId !== 0) map.valueSize = 4;
+  map.btfKeyTypeId = 0;
+  map.btfValueTypeId = 0;
 }

@@ -1,3 +1,5 @@
+import type { Btf } from "../btf/btf.js";
+import { valueLayout, type FieldLayout, type ValueLayout } from "../btf/value-layout.js";
 import { UsageError } from "../sys/errors.js";
 
 /** A global variable in a data section (.rodata, .data, .bss, .rodata.*, .data.*). */
@@ -74,4 +76,28 @@ export class DataSection {
 function toBigInt(value: number, name: string): bigint {
   if (!Number.isInteger(value)) throw new UsageError("set global variable", `${name}: ${value} is not an integer`);
   return BigInt(value);
+}
+
+/**
+ * The layout of a global data section (.rodata, .data, .bss, …) as a record
+ * of its variables (from the symbol table, typed from BTF); variables whose
+ * types are unknown or cannot be laid out become bytes.
+ */
+export function dataSectionLayout(btf: Btf | undefined, section: DataSection, size: number, typeId = 0): ValueLayout & { kind: "record" } {
+  const fields: FieldLayout[] = [];
+  const variables = Object.values(section.variables).sort((a, b) => a.offset - b.offset);
+  for (const variable of variables) {
+    if (variable.size === 0 || variable.offset + variable.size > size) continue;
+    let layout: ValueLayout = { kind: "bytes", size: variable.size };
+    if (btf && variable.typeId !== undefined) {
+      try {
+        const typed = valueLayout(btf, variable.typeId);
+        if (typed.size === variable.size) layout = typed;
+      } catch {
+        // Keep the bytes.
+      }
+    }
+    fields.push({ name: variable.name, offset: variable.offset, layout });
+  }
+  return { kind: "record", size, union: false, typeId, name: section.section, fields };
 }

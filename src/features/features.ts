@@ -2,26 +2,98 @@
  * What this kernel supports, asked of the kernel itself: each probe loads a
  * tiny program, creates a tiny map or makes a harmless attach attempt. Nothing
  * reads the kernel version. Results are cached per process.
+ *
+ * Every probe is tri-state, like cilium/ebpf's `HaveX` functions (nil,
+ * ErrNotSupported or another error): `probeX()` returns `true` (supported),
+ * `false` (not supported), or throws a {@link FeatureProbeError} when the
+ * kernel's answer does not tell (unknown, with the reason). {@link probeSupport}
+ * turns that into a value, `"yes" | "no" | "unknown"`, and {@link probeAll}
+ * reports every probe that way: one odd answer never aborts the report.
  */
 import { existsSync } from "node:fs";
 import { AttachType, MapFlag, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { btfLoad, linkCreate, mapCreate, programLoad, rawTracepointOpen } from "../sys/bpf.js";
-import { SyscallError, VerifierError } from "../sys/errors.js";
+import { NetbpfError, SyscallError, VerifierError } from "../sys/errors.js";
 import { libcClose, libcIfNameToIndex } from "../sys/libc.js";
 import { tracefsPath } from "../sys/mounts.js";
 import { callHelper, instructionSetProbes, minimalIntBtf, returnZero } from "./probe-instructions.js";
 
-export type Support = "yes" | "no";
+/** A probe's answer: supported, not supported, or unknown (the kernel's answer did not tell). */
+export type Support = "yes" | "no" | "unknown";
 
-const cache = new Map<string, boolean>();
+export interface ProbeResult {
+  readonly support: Support;
+  /** Why the answer is unknown (the kernel's unexpected answer and what it may mean). */
+  readonly reason?: string;
+}
 
-function cached(key: string, probe: () => boolean): boolean {
-  let value = cache.get(key);
-  if (value === undefined) {
-    value = probe();
-    cache.set(key, value);
+/** A probe could not tell whether the kernel supports a feature: `cause` is the kernel's unexpected answer. */
+export class FeatureProbeError extends NetbpfError {
+  readonly feature: string;
+  constructor(feature: string, cause: unknown) {
+    const detail = cause instanceof NetbpfError ? cause.message : cause instanceof Error ? cause.message : String(cause);
+    super(`probe ${feature}`, `the kernel's answer does not tell whether it is supported: ${detail}`, undefined, { cause });
+    this.feature = feature;
   }
-  return value;
+}
+
+/**
+ * Runs a probe and returns its tri-state answer instead of throwing:
+ * `probeSupport(() => probeMapType(MapType.Arena))`.
+ */
+export function probeSupport(probe: () => boolean | undefined): ProbeResult {
+  try {
+    return { support: probe() ? "yes" : "no" };
+  } catch (error) {
+    if (error instanceof FeatureProbeError) return { support: "unknown", reason: error.message };
+    throw error;
+  }
+}
+
+type Answer = { value: boolean } | { error: FeatureProbeError };
+const cache = new Map<string, Answer>();
+
+/**
+ * Caches a probe's answer. Whatever the probe throws (an errno it does not
+ * expect, a missing tracefs, …) becomes an unknown answer: a FeatureProbeError
+ * naming `feature`, thrown again to every caller.
+ */
+function cached(key: string, feature: string, probe: () => boolean): boolean {
+  let answer = cache.get(key);
+  if (answer === undefined) {
+    try {
+      answer = { value: probe() };
+    } catch (error) {
+      answer = { error: error instanceof FeatureProbeError ? error : new FeatureProbeError(feature, error) };
+    }
+    cache.set(key, answer);
+  }
+  if ("error" in answer) throw answer.error;
+  return answer.value;
+}
+
+/** errnos by which the kernel says "no such type, flag or attach kind". */
+const notSupportedCodes = ["EINVAL", "ENOTSUPP", "EOPNOTSUPP"];
+
+/**
+ * Reads a probe's failed system call: an errno in `yes` means supported, one in
+ * `no` means not supported; anything else (EPERM from a security policy, ENOMEM,
+ * …) does not tell, and is rethrown to become an unknown answer.
+ */
+function answerFrom(error: unknown, yes: readonly string[], no: readonly string[] = notSupportedCodes): boolean {
+  if (error instanceof SyscallError && !(error instanceof VerifierError)) {
+    if (yes.includes(error.code)) return true;
+    if (no.includes(error.code)) return false;
+  }
+  throw error;
+}
+
+function programTypeName(type: ProgramType): string {
+  return `program type ${ProgramType[type] ?? type}`;
+}
+
+function mapTypeName(type: MapType): string {
+  return `map type ${MapType[type] ?? type}`;
 }
 
 function closing(fd: number): true {
@@ -46,14 +118,13 @@ function loadProbe(type: ProgramType, instructions: Buffer, logLevel = 0): numbe
 }
 
 export function probeProgramType(type: ProgramType): boolean {
-  return cached(`program:${type}`, () => {
+  return cached(`program:${type}`, programTypeName(type), () => {
     if (typesNeedingAttachTarget.has(type)) return probeAttachTargetType(type);
     try {
       return closing(loadProbe(type, returnZero));
     } catch (error) {
       if (error instanceof VerifierError) return true; // the type exists; our tiny program just did not fit it
-      if (error instanceof SyscallError && (error.code === "EINVAL" || error.code === "ENOTSUPP" || error.code === "EOPNOTSUPP")) return false;
-      throw error;
+      return answerFrom(error, []);
     }
   });
 }
@@ -66,10 +137,9 @@ function probeAttachTargetType(type: ProgramType): boolean {
     const fd = programLoad({ programType: type, instructions: returnZero, license: "GPL", expectedAttachType: attachType, attachBtfId: 1 }).fd;
     return closing(fd);
   } catch (error) {
-    if (!(error instanceof SyscallError)) throw error;
-    // ESRCH/ENOENT: the type exists but id 1 is not a valid target.
     if (error instanceof VerifierError) return !/not supported|unsupported|ENOTSUPP/i.test(error.log);
-    return error.code === "ESRCH" || error.code === "ENOENT";
+    // ESRCH/ENOENT: the type exists but id 1 is not a valid target.
+    return answerFrom(error, ["ESRCH", "ENOENT"]);
   }
 }
 
@@ -111,7 +181,7 @@ function mapProbeFor(type: MapType): MapProbe | undefined {
 export function probeMapType(type: MapType): boolean | undefined {
   const probe = mapProbeFor(type);
   if (!probe) return undefined;
-  return cached(`map:${type}`, () => {
+  return cached(`map:${type}`, mapTypeName(type), () => {
     const cleanup: number[] = [];
     try {
       let btfFd: number | undefined;
@@ -130,8 +200,7 @@ export function probeMapType(type: MapType): boolean | undefined {
       });
       return closing(fd);
     } catch (error) {
-      if (error instanceof SyscallError && ["EINVAL", "ENOTSUPP", "EOPNOTSUPP", "E2BIG"].includes(error.code)) return false;
-      throw error;
+      return answerFrom(error, [], [...notSupportedCodes, "E2BIG"]);
     } finally {
       cleanup.forEach((fd) => libcClose(fd));
     }
@@ -140,14 +209,13 @@ export function probeMapType(type: MapType): boolean | undefined {
 
 /** Whether programs of `type` may call helper number `helper`. */
 export function probeHelper(type: ProgramType, helper: number): boolean {
-  return cached(`helper:${type}:${helper}`, () => {
+  return cached(`helper:${type}:${helper}`, `helper ${helper} for ${programTypeName(type)}`, () => {
     if (!probeProgramType(type) || typesNeedingAttachTarget.has(type)) return false;
     try {
       return closing(loadProbe(type, callHelper(helper), 1));
     } catch (error) {
       if (error instanceof VerifierError) return !/invalid func |unknown func |cannot use helper|not supported/.test(error.log);
-      if (error instanceof SyscallError && (error.code === "EINVAL" || error.code === "ENOTSUPP")) return false;
-      throw error;
+      return answerFrom(error, []);
     }
   });
 }
@@ -158,12 +226,13 @@ export type InstructionSet = "v1" | "v2" | "v3" | "v4";
 export function probeInstructionSet(): InstructionSet {
   let best: InstructionSet = "v1";
   for (const version of ["v2", "v3", "v4"] as const) {
-    const ok = cached(`isa:${version}`, () => {
+    const ok = cached(`isa:${version}`, `instruction set ${version}`, () => {
       try {
         return closing(loadProbe(ProgramType.SocketFilter, instructionSetProbes[version]));
       } catch (error) {
-        if (error instanceof SyscallError) return false;
-        throw error;
+        // An older verifier rejects the newer instructions (a verifier log, EINVAL).
+        if (error instanceof VerifierError) return false;
+        return answerFrom(error, []);
       }
     });
     if (!ok) break;
@@ -174,12 +243,12 @@ export function probeInstructionSet(): InstructionSet {
 
 /** tcx: a link_create for BPF_TCX_INGRESS on a non-existent interface fails with ENODEV only where tcx exists. */
 export function probeTcx(): boolean {
-  return cached("attach:tcx", () => probeLinkOnMissingInterface(ProgramType.SchedCls, AttachType.TcxIngress));
+  return cached("attach:tcx", "tcx links", () => probeLinkOnMissingInterface(ProgramType.SchedCls, AttachType.TcxIngress));
 }
 
 /** netkit links: same method as tcx. */
 export function probeNetkit(): boolean {
-  return cached("attach:netkit", () => probeLinkOnMissingInterface(ProgramType.SchedCls, AttachType.NetkitPrimary));
+  return cached("attach:netkit", "netkit links", () => probeLinkOnMissingInterface(ProgramType.SchedCls, AttachType.NetkitPrimary));
 }
 
 function probeLinkOnMissingInterface(programType: ProgramType, attachType: AttachType): boolean {
@@ -187,8 +256,7 @@ function probeLinkOnMissingInterface(programType: ProgramType, attachType: Attac
   try {
     return closing(linkCreate({ programFd: program, targetFd: 0x7fffffff, attachType }));
   } catch (error) {
-    if (error instanceof SyscallError) return error.code === "ENODEV";
-    throw error;
+    return answerFrom(error, ["ENODEV"]);
   } finally {
     libcClose(program);
   }
@@ -200,13 +268,12 @@ function probeLinkOnMissingInterface(programType: ProgramType, attachType: Attac
  * generic mode for an instant and detaches it.
  */
 export function probeXdpLink(): boolean {
-  return cached("attach:xdp-link", () => {
+  return cached("attach:xdp-link", "XDP links", () => {
     const program = loadProbe(ProgramType.Xdp, Buffer.from("b700000002000000" + "9500000000000000", "hex"));
     try {
       return closing(linkCreate({ programFd: program, targetFd: libcIfNameToIndex("lo"), attachType: AttachType.Xdp, flags: 2 }));
     } catch (error) {
-      if (error instanceof SyscallError) return error.code === "EBUSY" || error.code === "EEXIST";
-      throw error;
+      return answerFrom(error, ["EBUSY", "EEXIST"]);
     } finally {
       libcClose(program);
     }
@@ -215,13 +282,12 @@ export function probeXdpLink(): boolean {
 
 /** Links on perf events (tracepoints): EBADF for a bad perf fd where the link type exists. */
 export function probePerfEventLink(): boolean {
-  return cached("attach:perf-event-link", () => {
+  return cached("attach:perf-event-link", "perf event links", () => {
     const program = loadProbe(ProgramType.Tracepoint, returnZero);
     try {
       return closing(linkCreate({ programFd: program, targetFd: 0x7ffffff0, attachType: AttachType.PerfEvent }));
     } catch (error) {
-      if (error instanceof SyscallError) return error.code === "EBADF";
-      throw error;
+      return answerFrom(error, ["EBADF"]);
     } finally {
       libcClose(program);
     }
@@ -230,13 +296,12 @@ export function probePerfEventLink(): boolean {
 
 /** cgroup links: EBADF for a bad cgroup fd where BPF_LINK_TYPE_CGROUP exists. */
 export function probeCgroupLink(): boolean {
-  return cached("attach:cgroup-link", () => {
+  return cached("attach:cgroup-link", "cgroup links", () => {
     const program = loadProbe(ProgramType.CgroupSkb, returnZero);
     try {
       return closing(linkCreate({ programFd: program, targetFd: 0x7ffffff0, attachType: AttachType.CgroupInetIngress }));
     } catch (error) {
-      if (error instanceof SyscallError) return error.code === "EBADF";
-      throw error;
+      return answerFrom(error, ["EBADF"]);
     } finally {
       libcClose(program);
     }
@@ -245,18 +310,13 @@ export function probeCgroupLink(): boolean {
 
 /** Raw tracepoints: attach a no-op program to sys_enter for an instant. */
 export function probeRawTracepoint(): boolean {
-  return cached("attach:raw-tracepoint", () => {
-    let program: number;
-    try {
-      program = loadProbe(ProgramType.RawTracepoint, returnZero);
-    } catch {
-      return false;
-    }
+  return cached("attach:raw-tracepoint", "raw tracepoints", () => {
+    if (!probeProgramType(ProgramType.RawTracepoint)) return false;
+    const program = loadProbe(ProgramType.RawTracepoint, returnZero);
     try {
       return closing(rawTracepointOpen("sys_enter", program));
     } catch (error) {
-      if (error instanceof SyscallError) return false;
-      throw error;
+      return answerFrom(error, [], [...notSupportedCodes, "ENOENT"]);
     } finally {
       libcClose(program);
     }
@@ -265,7 +325,7 @@ export function probeRawTracepoint(): boolean {
 
 /** Tracepoints need tracefs with an events directory. */
 export function probeTracepoints(): boolean {
-  return cached("attach:tracepoint", () => {
+  return cached("attach:tracepoint", "tracepoints", () => {
     try {
       return existsSync(`${tracefsPath()}/events/sock/inet_sock_set_state/id`);
     } catch {
@@ -276,7 +336,7 @@ export function probeTracepoints(): boolean {
 
 /** kprobes need the kprobe PMU (perf_event_open type from sysfs). */
 export function probeKprobes(): boolean {
-  return cached("attach:kprobe", () => existsSync("/sys/bus/event_source/devices/kprobe/type"));
+  return cached("attach:kprobe", "kprobes", () => existsSync("/sys/bus/event_source/devices/kprobe/type"));
 }
 
 export function probeKernelBtf(): boolean {
@@ -292,34 +352,51 @@ export const reportedHelpers: Record<string, number> = {
 
 export interface FeatureReport {
   instructionSet: InstructionSet;
-  kernelBtf: boolean;
-  programTypes: Record<string, boolean>;
-  mapTypes: Record<string, boolean>;
-  attach: Record<string, boolean>;
-  helpers: Record<string, Record<string, boolean>>;
+  kernelBtf: Support;
+  programTypes: Record<string, Support>;
+  mapTypes: Record<string, Support>;
+  attach: Record<string, Support>;
+  helpers: Record<string, Record<string, Support>>;
+  /** Why each "unknown" answer is unknown, keyed by its place in the report ("mapTypes.Arena"). */
+  unknown: Record<string, string>;
 }
 
-/** Every probe, as one plain object. */
+/** Every probe, as one plain object. A probe that cannot tell is reported "unknown" with its reason; none aborts the report. */
 export function probeAll(): FeatureReport {
-  const programTypes: Record<string, boolean> = {};
-  for (const [name, value] of Object.entries(ProgramType)) {
-    if (typeof value === "number" && value !== ProgramType.Unspec) programTypes[name] = probeProgramType(value);
-  }
-  const mapTypes: Record<string, boolean> = {};
-  for (const [name, value] of Object.entries(MapType)) {
-    if (typeof value !== "number") continue;
-    const supported = probeMapType(value);
-    if (supported !== undefined) mapTypes[name] = supported;
-  }
-  const attach = {
-    tcx: probeTcx(), xdpLink: probeXdpLink(), netkit: probeNetkit(), perfEventLink: probePerfEventLink(),
-    cgroupLink: probeCgroupLink(), rawTracepoint: probeRawTracepoint(), tracepoint: probeTracepoints(), kprobe: probeKprobes(),
+  const unknown: Record<string, string> = {};
+  const answer = (place: string, probe: () => boolean | undefined): Support => {
+    const result = probeSupport(probe);
+    if (result.reason !== undefined) unknown[place] = result.reason;
+    return result.support;
   };
-  const helpers: Record<string, Record<string, boolean>> = {};
-  for (const type of [ProgramType.SocketFilter, ProgramType.SchedCls, ProgramType.Xdp, ProgramType.Tracepoint, ProgramType.CgroupSkb]) {
-    const row: Record<string, boolean> = {};
-    for (const [name, id] of Object.entries(reportedHelpers)) row[name] = probeHelper(type, id);
-    helpers[ProgramType[type]] = row;
+  const programTypes: Record<string, Support> = {};
+  for (const [name, value] of Object.entries(ProgramType)) {
+    if (typeof value === "number" && value !== ProgramType.Unspec) programTypes[name] = answer(`programTypes.${name}`, () => probeProgramType(value));
   }
-  return { instructionSet: probeInstructionSet(), kernelBtf: probeKernelBtf(), programTypes, mapTypes, attach, helpers };
+  const mapTypes: Record<string, Support> = {};
+  for (const [name, value] of Object.entries(MapType)) {
+    if (typeof value !== "number" || mapProbeFor(value) === undefined) continue;
+    mapTypes[name] = answer(`mapTypes.${name}`, () => probeMapType(value));
+  }
+  const attachProbes: Record<string, () => boolean> = {
+    tcx: probeTcx, xdpLink: probeXdpLink, netkit: probeNetkit, perfEventLink: probePerfEventLink,
+    cgroupLink: probeCgroupLink, rawTracepoint: probeRawTracepoint, tracepoint: probeTracepoints, kprobe: probeKprobes,
+  };
+  const attach: Record<string, Support> = {};
+  for (const [name, probe] of Object.entries(attachProbes)) attach[name] = answer(`attach.${name}`, probe);
+  const helpers: Record<string, Record<string, Support>> = {};
+  for (const type of [ProgramType.SocketFilter, ProgramType.SchedCls, ProgramType.Xdp, ProgramType.Tracepoint, ProgramType.CgroupSkb]) {
+    const typeName = ProgramType[type];
+    const row: Record<string, Support> = {};
+    for (const [name, id] of Object.entries(reportedHelpers)) row[name] = answer(`helpers.${typeName}.${name}`, () => probeHelper(type, id));
+    helpers[typeName] = row;
+  }
+  let instructionSet: InstructionSet = "v1";
+  try {
+    instructionSet = probeInstructionSet();
+  } catch (error) {
+    if (!(error instanceof FeatureProbeError)) throw error;
+    unknown.instructionSet = error.message;
+  }
+  return { instructionSet, kernelBtf: probeKernelBtf() ? "yes" : "no", programTypes, mapTypes, attach, helpers, unknown };
 }

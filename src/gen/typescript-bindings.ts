@@ -9,7 +9,8 @@ import { skipQualifiers } from "../btf/btf-query.js";
 import type { CollectionMapSpec, CollectionSpec } from "../elf/collection-spec.js";
 import { MapType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
-import { dataSectionLayout, findNamedType, valueLayout, type FieldLayout, type ValueLayout } from "./value-layout.js";
+import { findNamedType, valueLayout, type FieldLayout, type ValueLayout } from "../btf/value-layout.js";
+import { dataSectionLayout } from "../elf/data-section.js";
 
 export interface TypeScriptBindingsOptions {
   /** Where the generated module finds the object, relative to the module (default "./object.o"). */

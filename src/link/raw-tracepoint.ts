@@ -19,11 +19,19 @@ export class RawTracepointLink extends Link {
  * Attaches a RawTracepoint program to the raw tracepoint `name` (the
  * tracepoint's name without its category, e.g. "sys_enter" or
  * "inet_sock_set_state"). The program gets the tracepoint's raw arguments.
+ *
+ * A BTF-typed raw tracepoint program (`tp_btf/<name>`: type Tracing, loaded
+ * with the attach BTF id of `btf_trace_<name>`) attaches to the tracepoint it
+ * was loaded for; `name` must be that tracepoint's.
  */
 export function attachRawTracepoint(program: Program, name: string): RawTracepointLink {
   const operation = `attach raw tracepoint ${name}`;
+  if (program.type === ProgramType.Tracing) {
+    // The kernel knows the target from the program's attach BTF id, and wants no name.
+    return new RawTracepointLink(rawTracepointOpen(null, program.fd.value), name);
+  }
   if (program.type !== ProgramType.RawTracepoint && program.type !== ProgramType.RawTracepointWritable) {
-    throw new UsageError(operation, `a raw tracepoint program must be of type RawTracepoint, not ${ProgramType[program.type] ?? program.type}`, "load it with type ProgramType.RawTracepoint");
+    throw new UsageError(operation, `a raw tracepoint program must be of type RawTracepoint (or a tp_btf Tracing program), not ${ProgramType[program.type] ?? program.type}`, "load it with type ProgramType.RawTracepoint");
   }
   if (typeof name !== "string" || !/^[A-Za-z0-9_]+$/.test(name)) {
     throw new UsageError(operation, `${JSON.stringify(name)} is not a raw tracepoint name`, "give the name without its category, e.g. \"sys_enter\"");

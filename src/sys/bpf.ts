@@ -5,13 +5,13 @@
  */
 import { Attribute } from "./attribute.js";
 import { Command } from "./bpf-constants.js";
-import { SyscallError, VerifierError } from "./errors.js";
+import { permissionHint, SyscallError, VerifierError } from "./errors.js";
 import { lastErrno, syscall, syscallNumber } from "./libc.js";
 
 const attributeSize = 160;
 
 function hintFor(command: Command, code: string): string | undefined {
-  if ((code === "EPERM" || code === "EACCES") && command !== Command.ObjPin) return "run as root, or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN";
+  if ((code === "EPERM" || code === "EACCES") && command !== Command.ObjPin) return permissionHint();
   if (code === "ENOSYS") return "this kernel has no bpf(2) system call (CONFIG_BPF_SYSCALL)";
   if (code === "E2BIG" && command === Command.MapCreate) return "the map is larger than the kernel accepts";
   if (code === "ENOENT" && (command === Command.MapLookupElem || command === Command.MapDeleteElem)) return "no such key";

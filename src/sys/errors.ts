@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { constants } from "node:os";
 
 /** errno number → symbolic name (EPERM, ENOENT, …), from Node's own table. */
@@ -58,11 +59,54 @@ export class UnsupportedFeatureError extends NetbpfError {
 /** Bad input from the caller (options, arguments, files). */
 export class UsageError extends NetbpfError {}
 
+/** Capability numbers (linux/capability.h) that netbpf's operations need or that explain a refusal. */
+export const capabilityNumbers = {
+  CAP_NET_ADMIN: 12, CAP_SYS_ADMIN: 21, CAP_SYS_RESOURCE: 24, CAP_PERFMON: 38, CAP_BPF: 39,
+} as const;
+export type CapabilityName = keyof typeof capabilityNumbers;
+
+/** The calling process's effective capability set (CapEff of /proc/self/status), or null where it cannot be read. */
+export function effectiveCapabilities(): bigint | null {
+  try {
+    const match = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"));
+    return match ? BigInt(`0x${match[1]}`) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether the process holds `name` (CAP_SYS_ADMIN stands in for CAP_BPF and CAP_PERFMON, as in the kernel). */
+export function hasCapability(name: CapabilityName, capabilities: bigint | null = effectiveCapabilities()): boolean | undefined {
+  if (capabilities === null) return undefined;
+  const has = (n: number): boolean => ((capabilities >> BigInt(n)) & 1n) === 1n;
+  if (has(capabilityNumbers[name])) return true;
+  return (name === "CAP_BPF" || name === "CAP_PERFMON") && has(capabilityNumbers.CAP_SYS_ADMIN);
+}
+
+/**
+ * The hint for EPERM/EACCES. It names the capabilities from `needed` that the
+ * process lacks; when it holds them all, the refusal is not about privilege
+ * (a security policy such as lockdown or an LSM, a sysctl, a resource limit, or
+ * a capability the kernel wants for this one object), and the hint says so
+ * instead of telling root to run as root.
+ */
+export function permissionHint(needed: readonly CapabilityName[] = ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"], capabilities: bigint | null = effectiveCapabilities()): string {
+  const missing = needed.filter((name) => hasCapability(name, capabilities) === false);
+  if (capabilities === null) return `run as root, or grant ${joinNames(needed)}`;
+  if (missing.length > 0) return `the process lacks ${joinNames(missing)}: run as root, or grant ${missing.length === 1 ? "it" : "them"}`;
+  const others = hasCapability("CAP_SYS_RESOURCE", capabilities) ? "" : "; this process also lacks CAP_SYS_RESOURCE, which some kernels want for some objects";
+  return `the process already has ${joinNames(needed)}, so this is not a missing privilege: the kernel refused for another reason (a security policy such as lockdown or an LSM, a sysctl, or a resource limit${others})`;
+}
+
+function joinNames(names: readonly string[]): string {
+  return names.length <= 1 ? names.join("") : `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
+}
+
 export function defaultHint(code: string): string | undefined {
   switch (code) {
     case "EPERM":
     case "EACCES":
-      return "run as root, or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN";
+      return permissionHint();
     case "ENOMEM":
       return "the kernel could not allocate memory for the object; a smaller map or fewer objects may help";
     case "E2BIG":

@@ -113,3 +113,4 @@ export function check(operation: string, result: number, hint?: string): number 
   if (result < 0) throw new SyscallError(operation, koffi.errno(), hint);
   return result;
 }
+export const libcFlock = libc.func("int flock(int fd, int operation)") as (fd: number, operation: number) => number;

@@ -110,7 +110,10 @@ export interface LinkInfo {
   ifindex?: number;
   attachType?: number;
   cgroupId?: bigint;
+  /** Raw tracepoint links: the tracepoint; perf event links on a tracepoint: its name (without the category). */
   tracepointName?: string;
+  /** Perf event links: the kind of perf event (enum bpf_perf_event_type: 5 tracepoint, 3 kprobe, …). */
+  perfEventType?: number;
 }
 
 export function linkInfo(fd: number): LinkInfo {
@@ -137,6 +140,17 @@ export function linkInfo(fd: number): LinkInfo {
     case 6:
       result.ifindex = b.readUInt32LE(16);
       break;
+    case 7: { // perf event: for a tracepoint, fetch its name with a second call
+      result.perfEventType = b.readUInt32LE(16);
+      const length = b.readUInt32LE(32);
+      if (result.perfEventType === 5 && length > 0) {
+        const name = Buffer.alloc(length);
+        const again = new Attribute(128).pointer(24, name).u32(32, length);
+        objectGetInfo(fd, again, "link info");
+        result.tracepointName = fixedString(name, 0, length);
+      }
+      break;
+    }
     case 11:
     case 13:
       result.ifindex = b.readUInt32LE(16);

@@ -1,7 +1,7 @@
 /** perf_event_open(2), its attribute struct, its ioctls, and tracefs tracepoint ids. */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { NetbpfError, SyscallError, UsageError } from "./errors.js";
+import { hasCapability, NetbpfError, permissionHint, SyscallError, UsageError } from "./errors.js";
 import { check, lastErrno, libcIoctl, libcSyscallPointer, syscallNumber } from "./libc.js";
 import { tracefsPath } from "./mounts.js";
 
@@ -72,7 +72,7 @@ export function perfEventOpen(attributes: PerfEventAttributes, options: PerfEven
     const errno = lastErrno();
     const code = new SyscallError(operation, errno).code;
     const hint = options.hint?.(code) ?? (code === "EACCES" || code === "EPERM"
-      ? "run as root, or grant CAP_PERFMON (or lower /proc/sys/kernel/perf_event_paranoid)"
+      ? permissionHint(["CAP_PERFMON"]) + (hasCapability("CAP_PERFMON") === false ? " (or lower /proc/sys/kernel/perf_event_paranoid)" : "")
       : code === "ENOENT" || code === "ENODEV" ? "this kernel has no such perf event" : code === "ENOSYS" ? "this kernel has no perf events (CONFIG_PERF_EVENTS)" : undefined);
     throw new SyscallError(operation, errno, hint);
   }

@@ -92,11 +92,11 @@ test("mutated BTF blobs only ever raise BtfFormatError", () => {
   const target = Btf.parse(fixture);
   const seeds = [fixture, readFileSync(fixtureDirectory + "core-sample-be.btf"), encodeBtf(everyKind())];
   const next = random(0x5eed);
-  const deadline = Date.now() + 6000;
+  // A fixed number of mutants (not a time budget), so a busy machine runs the same test.
   let parsed = 0;
   let iterations = 0;
   withShortStacks(() => {
-    for (; iterations < 2000 && Date.now() < deadline; iterations++) {
+    for (; iterations < 300; iterations++) {
       const input = mutate(seeds[iterations % seeds.length]!, next);
       const validate = iterations % 3 !== 0;
       let btf: Btf | undefined;
@@ -109,7 +109,6 @@ test("mutated BTF blobs only ever raise BtfFormatError", () => {
       }
     }
   });
-  assert.ok(iterations >= 300, `ran ${iterations} iterations`);
   if (process.env.NETBPF_FUZZ_VERBOSE) console.log({ iterations, parsed });
   assert.ok(parsed > iterations / 10, `some mutants parse (${parsed} of ${iterations}), so the queries are exercised too`);
 });

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { probeAll, probeHelper, probeMapType, probeProgramType } from "../../src/features/features.js";
+import { FeatureProbeError, probeAll, probeHelper, probeMapType, probeProgramType, probeSupport } from "../../src/features/features.js";
+import { hasCapability, SyscallError } from "../../src/sys/errors.js";
 import { MapType, ProgramType } from "../../src/sys/bpf-constants.js";
 
 test("probes report what the kernel really accepts", () => {
@@ -21,7 +22,46 @@ test("probeAll answers for every program and map type and the attach kinds", () 
   const report = probeAll();
   assert.ok(Object.keys(report.programTypes).length >= 30);
   assert.ok(Object.keys(report.mapTypes).length >= 30);
-  assert.equal(report.mapTypes.Ringbuf, true);
-  assert.equal(typeof report.attach.tcx, "boolean");
+  assert.equal(report.mapTypes.Ringbuf, "yes");
+  assert.equal(report.programTypes.SocketFilter, "yes");
   assert.match(report.instructionSet, /^v[1-4]$/);
+  assert.equal(report.kernelBtf, "yes");
+  const places: [string, string][] = [
+    ...Object.entries(report.programTypes).map(([k, v]): [string, string] => [`programTypes.${k}`, v]),
+    ...Object.entries(report.mapTypes).map(([k, v]): [string, string] => [`mapTypes.${k}`, v]),
+    ...Object.entries(report.attach).map(([k, v]): [string, string] => [`attach.${k}`, v]),
+    ...Object.entries(report.helpers).flatMap(([t, row]) => Object.entries(row).map(([k, v]): [string, string] => [`helpers.${t}.${k}`, v])),
+  ];
+  for (const [place, value] of places) {
+    assert.ok(["yes", "no", "unknown"].includes(value), `${place}: ${value}`);
+    // Every unknown answer has its reason, and only unknown answers have one.
+    assert.equal(value === "unknown", report.unknown[place] !== undefined, place);
+  }
+  for (const place of Object.keys(report.unknown)) assert.ok(place === "instructionSet" || places.some(([p]) => p === place), place);
+});
+
+test("a probe answers yes, no, or unknown with the reason — never an exception", () => {
+  assert.deepEqual(probeSupport(() => probeMapType(MapType.Hash)), { support: "yes" });
+  assert.deepEqual(probeSupport(() => probeMapType(200 as MapType)), { support: "no" });
+  // An answer the probe cannot read (EPERM to a root that holds CAP_BPF) is unknown, with its reason.
+  const odd = probeSupport(() => {
+    throw new FeatureProbeError("map type Example", new SyscallError("map create", 1));
+  });
+  assert.equal(odd.support, "unknown");
+  assert.match(odd.reason!, /^probe map type Example: .*map create: failed with EPERM/);
+  // Programming errors are not answers.
+  assert.throws(() => probeSupport(() => { throw new TypeError("bug"); }), TypeError);
+});
+
+test("the arena map probe never throws, and never tells a privileged process to run as root", () => {
+  // On some kernels creating an arena map returns EPERM even to root (without CAP_SYS_RESOURCE).
+  const result = probeSupport(() => probeMapType(MapType.Arena));
+  assert.ok(["yes", "no", "unknown"].includes(result.support));
+  if (result.support === "unknown") {
+    assert.match(result.reason!, /map type Arena/);
+    if (hasCapability("CAP_BPF")) assert.doesNotMatch(result.reason!, /run as root/);
+  }
+  // Asking again gives the same, cached answer, as an exception from the boolean form.
+  if (result.support === "unknown") assert.throws(() => probeMapType(MapType.Arena), FeatureProbeError);
+  else assert.equal(probeMapType(MapType.Arena), result.support === "yes");
 });

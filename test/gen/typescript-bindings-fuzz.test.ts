@@ -51,7 +51,8 @@ test("objects with mutated BTF give bindings or a NetbpfError, never a crash or 
       if (!(error instanceof NetbpfError)) assert.fail(`seed ${seed}, iteration ${i}: ${error instanceof Error ? error.stack : String(error)}`);
       outcomes.refused++;
     }
-    assert.ok(performance.now() - started < 1000, `seed ${seed}, iteration ${i} took too long`);
+    // A hang guard, not a timing claim: generous, since the machine may be busy and the first transpile warms TypeScript up.
+    assert.ok(performance.now() - started < 10_000, `seed ${seed}, iteration ${i} took too long`);
   }
   if (process.env.NETBPF_FUZZ_REPORT) console.log(outcomes);
   // The mutations must reach the generator in both ways, or this tests nothing.

@@ -8,7 +8,7 @@ import type { Btf } from "../../src/btf/btf.js";
 import { loadCollectionSpec, type CollectionSpec } from "../../src/elf/collection-spec.js";
 import { MapType } from "../../src/sys/bpf-constants.js";
 import { generateTypeScriptBindings, identifierName, pascalName } from "../../src/gen/typescript-bindings.js";
-import { decodeWithLayout, readBitfield, valueLayout, writeBitfield } from "../../src/gen/value-layout.js";
+import { decodeWithLayout, readBitfield, valueLayout, writeBitfield } from "../../src/btf/value-layout.js";
 import { UsageError } from "../../src/sys/errors.js";
 import net from "node:net";
 import { attachTracepoint } from "../../src/link/tracepoint.js";

@@ -3,9 +3,8 @@
  * generator (`netbpf gen`) and the run-time decoder (`netbpf load --dump`)
  * follow, so generated code and the CLI agree on every field.
  */
-import type { Btf } from "../btf/btf.js";
-import { sizeOf, skipQualifiers } from "../btf/btf-query.js";
-import type { DataSection } from "../elf/data-section.js";
+import type { Btf } from "./btf.js";
+import { sizeOf, skipQualifiers } from "./btf-query.js";
 import { UsageError } from "../sys/errors.js";
 
 export type ValueLayout =
@@ -72,6 +71,10 @@ export function valueLayout(btf: Btf, typeId: number, depth = 0): ValueLayout {
     case "struct":
     case "union":
       return recordLayout(btf, id, depth);
+    case "variable":
+      return valueLayout(btf, type.type, depth + 1);
+    case "dataSection":
+      return dataSectionRecord(btf, id, type.name, type.size, type.variables, depth);
     case "void":
     case "forward":
     case "function":
@@ -80,6 +83,28 @@ export function valueLayout(btf: Btf, typeId: number, depth = 0): ValueLayout {
     default:
       return { kind: "bytes", size: sizeOf(btf, id) };
   }
+}
+
+/**
+ * A DATASEC (the value type of a .rodata, .data or .bss map) as a record of its
+ * variables, as bpftool shows them; a variable whose type cannot be laid out
+ * at its size stays bytes, and the gaps between variables are not shown.
+ */
+function dataSectionRecord(btf: Btf, id: number, name: string, size: number, variables: readonly { type: number; offset: number; size: number }[], depth: number): ValueLayout & { kind: "record" } {
+  const fields: FieldLayout[] = [];
+  for (const variable of [...variables].sort((a, b) => a.offset - b.offset)) {
+    const declared = btf.type(variable.type);
+    if (declared.kind !== "variable" || variable.size === 0 || variable.offset + variable.size > size) continue;
+    let layout: ValueLayout = { kind: "bytes", size: variable.size };
+    try {
+      const typed = valueLayout(btf, declared.type, depth + 1);
+      if (typed.size === variable.size) layout = typed;
+    } catch {
+      // Keep the bytes.
+    }
+    fields.push({ name: declared.name, offset: variable.offset, layout });
+  }
+  return { kind: "record", size, union: false, typeId: id, name, fields };
 }
 
 function integerSize(size: number, btf: Btf, id: number): 1 | 2 | 4 | 8 {
@@ -220,30 +245,6 @@ export function jsonFriendly(value: unknown): unknown {
     return out;
   }
   return value;
-}
-
-/**
- * The layout of a global data section (.rodata, .data, .bss, …) as a record
- * of its variables (from the symbol table, typed from BTF); variables whose
- * types are unknown or cannot be laid out become bytes.
- */
-export function dataSectionLayout(btf: Btf | undefined, section: DataSection, size: number, typeId = 0): ValueLayout & { kind: "record" } {
-  const fields: FieldLayout[] = [];
-  const variables = Object.values(section.variables).sort((a, b) => a.offset - b.offset);
-  for (const variable of variables) {
-    if (variable.size === 0 || variable.offset + variable.size > size) continue;
-    let layout: ValueLayout = { kind: "bytes", size: variable.size };
-    if (btf && variable.typeId !== undefined) {
-      try {
-        const typed = valueLayout(btf, variable.typeId);
-        if (typed.size === variable.size) layout = typed;
-      } catch {
-        // Keep the bytes.
-      }
-    }
-    fields.push({ name: variable.name, offset: variable.offset, layout });
-  }
-  return { kind: "record", size, union: false, typeId, name: section.section, fields };
 }
 
 /** Finds a struct, union, enum or typedef by name for `--type`. */
