@@ -3,8 +3,9 @@
  * EXPR` over the same 100,000-packet pcap file (synthetic Ethernet IPv4/IPv6
  * TCP/UDP/ICMP, 60-1514 bytes), for a few filters and two outputs (a pcap on
  * stdout, `-w -`, and tcpdump's one-line text with -n), each sent to
- * /dev/null. Wall time of whole processes (start-up included), the two tools
- * interleaved, min/median/max over the trials.
+ * /dev/null. CPU time (user + system) and wall time of whole processes
+ * (start-up included), the two tools interleaved, min/median/max over the
+ * trials. On a loaded machine wall time mostly measures the others: compare CPU.
  *
  * usage: node dist/bench/offline-capture.js [packets] [trials]
  *        node dist/bench/offline-capture.js --write FILE [packets]   (only writes the test file)
@@ -122,12 +123,14 @@ function writeTestFile(path: string): void {
   closeSync(fd);
 }
 
-function timed(command: string, args: string[]): { seconds: number; stdoutBytes: number } {
-  const start = process.hrtime.bigint();
-  const result = spawnSync(command, args, { maxBuffer: 1 << 30, encoding: "buffer" });
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed (${result.status}): ${result.stderr.toString()}`);
-  return { seconds, stdoutBytes: result.stdout.length };
+/** Runs a command under /usr/bin/time: its wall time and CPU time (user + system; what load from other processes inflates least). */
+function timed(command: string, args: string[]): { seconds: number; cpuSeconds: number; stdoutBytes: number } {
+  const result = spawnSync("/usr/bin/time", ["-f", "netbpf-bench-time %e %U %S", command, ...args], { maxBuffer: 1 << 30, encoding: "buffer" });
+  const stderr = result.stderr.toString();
+  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed (${result.status}): ${stderr}`);
+  const times = /netbpf-bench-time ([\d.]+) ([\d.]+) ([\d.]+)/.exec(stderr);
+  if (!times) throw new Error(`no timing from /usr/bin/time: ${stderr}`);
+  return { seconds: Number(times[1]), cpuSeconds: Number(times[2]) + Number(times[3]), stdoutBytes: result.stdout.length };
 }
 
 function statistics(values: number[]): string {
@@ -148,7 +151,7 @@ const file = join(folder, "packets.pcap");
 try {
   writeTestFile(file);
   const tcpdumpAvailable = spawnSync("tcpdump", ["--version"]).status === 0;
-  console.log(`offline capture -r: ${packetCount} packets, ${trials} trials per case (min / median / max wall time), ${cpus().length} CPUs (${cpus()[0]?.model}), load ${loadavg()[0]!.toFixed(1)}`);
+  console.log(`offline capture -r: ${packetCount} packets, ${trials} trials per case (min / median / max), ${cpus().length} CPUs (${cpus()[0]?.model}), load ${loadavg()[0]!.toFixed(1)}`);
   const filters = ["", "tcp port 80", "tcp[13] = 0x10", "udp and (port 53 or port 443) and ip6"];
   for (const output of ["pcap", "text"] as const) {
     for (const filter of filters) {
@@ -156,21 +159,26 @@ try {
       const outputArguments = output === "pcap" ? ["-w", "-"] : ["-n"];
       const ours: number[] = [];
       const theirs: number[] = [];
+      const oursWall: number[] = [];
+      const theirsWall: number[] = [];
       let sizes = "";
       for (let trial = 0; trial < trials; trial++) {
         const netbpf = timed(process.execPath, [cliPath, "capture", "-r", file, ...outputArguments, ...words]);
-        ours.push(netbpf.seconds);
+        ours.push(netbpf.cpuSeconds);
+        oursWall.push(netbpf.seconds);
         if (tcpdumpAvailable) {
           const tcpdump = timed("tcpdump", ["-r", file, ...outputArguments, ...words]);
-          theirs.push(tcpdump.seconds);
+          theirs.push(tcpdump.cpuSeconds);
+          theirsWall.push(tcpdump.seconds);
           sizes = `output ${netbpf.stdoutBytes} vs ${tcpdump.stdoutBytes} bytes`;
         }
       }
       const name = `${output.padEnd(4)} ${filter === "" ? "(no filter)" : `"${filter}"`}`;
       console.log(`  ${name}`);
-      console.log(`    netbpf:  ${statistics(ours)}`);
+      console.log(`    netbpf:  CPU ${statistics(ours)}, wall ${statistics(oursWall)}`);
       if (theirs.length > 0) {
-        console.log(`    tcpdump: ${statistics(theirs)}   ratio netbpf/tcpdump (medians) ${(median(ours) / median(theirs)).toFixed(2)}x, ${sizes}`);
+        console.log(`    tcpdump: CPU ${statistics(theirs)}, wall ${statistics(theirsWall)}`);
+        console.log(`    ratio netbpf/tcpdump (medians): CPU ${(median(ours) / Math.max(0.005, median(theirs))).toFixed(2)}x, wall ${(median(oursWall) / median(theirsWall)).toFixed(2)}x; ${sizes}`);
       }
     }
   }
