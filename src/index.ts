@@ -93,3 +93,6 @@ export { StateStore, StateComponent, StateLock, type StateManifest, type StateAt
 export { type ExternSpec, type ProgramExternReference } from "./elf/collection-spec.js";
 export { kernelMaxEntries } from "./core/collection.js";
 export { findAttachBtfId, findKernelFunction, findKernelVariable, kernelSymbolAddress, kernelVersionCode, readKernelConfig, encodeKconfigValue, type AttachBtfKind } from "./btf/kernel-symbols.js";
+export { JavaScriptProgram, type JavaScriptProgramOptions, type JavaScriptRunResult } from "./asm/javascript-program.js";
+export { OfflineFilter, type OfflineFilterEngine, type OfflineFilterOptions } from "./capture/offline-filter.js";
+export { PcapScanner, pcapTimeWords, type PcapScanRecord, type PcapScannerOptions } from "./pcap/pcap-scanner.js";
