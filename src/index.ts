@@ -93,6 +93,14 @@ export { StateStore, StateComponent, StateLock, type StateManifest, type StateAt
 export { type ExternSpec, type ProgramExternReference } from "./elf/collection-spec.js";
 export { kernelMaxEntries } from "./core/collection.js";
 export { findAttachBtfId, findKernelFunction, findKernelVariable, kernelSymbolAddress, kernelVersionCode, readKernelConfig, encodeKconfigValue, type AttachBtfKind } from "./btf/kernel-symbols.js";
+export { TrafficWatcher, watchTraffic, trafficGroupings, protocolName, type TrafficWatcherOptions, type WatchTrafficOptions, type TrafficSnapshot, type TrafficRow, type TrafficCounts, type TrafficRates, type TrafficGrouping } from "./monitor/traffic-watcher.js";
+export { trafficCounterProgram, portOwnerProgram, type TrafficCounterOptions } from "./programs/traffic-counter.js";
+export * from "./monitor/tcp-watcher.js";
+export { MetricsServer, parseListenAddress, defaultListenAddress, type MetricsServerOptions, type ListenAddress } from "./server/metrics-server.js";
+export type { MetricsSource } from "./server/metrics-source.js";
+export { TrafficMetricsSource, type TrafficMetricsOptions } from "./server/traffic-metrics.js";
+export { TcpMetricsSource, type TcpMetricsOptions } from "./server/tcp-metrics.js";
+export { PortLabels } from "./server/port-labels.js";
 export { JavaScriptProgram, type JavaScriptProgramOptions, type JavaScriptRunResult } from "./asm/javascript-program.js";
 export { OfflineFilter, type OfflineFilterEngine, type OfflineFilterOptions } from "./capture/offline-filter.js";
 export { PcapScanner, pcapTimeWords, type PcapScanRecord, type PcapScannerOptions } from "./pcap/pcap-scanner.js";

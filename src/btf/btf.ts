@@ -34,6 +34,8 @@ const typeHeaderLength = 12;
 const maximumTypeId = 0x7fffffff;
 /** Lookups by name answered by searching the string section before the full name index is built. */
 const searchesBeforeFullIndex = 32;
+/** Searches answered by scanning type headers before the index by name offset is built. */
+const searchesBeforeOffsetIndex = 16;
 const linkages: readonly (BtfFunctionLinkage & BtfVariableLinkage)[] = ["static", "global", "extern"];
 
 export interface BtfParseOptions {
@@ -95,6 +97,7 @@ export class Btf {
   private stringText: string | undefined;
   private nameOffsets: Map<number, number | number[]> | undefined;
   private searchesByOffset = 0;
+  private typeNames: Uint32Array | undefined;
 
   private constructor(bytes: Uint8Array, options: BtfParseOptions) {
     const base = options.base;
@@ -281,9 +284,19 @@ export class Btf {
     // Each search scans the string section; past a few dozen lookups the full index pays off.
     if (this.nameIndex || ++this.searchesByOffset > searchesBeforeFullIndex) return asList(this.names().get(name));
     if (name === "" || name.includes("\0")) return [];
-    const byOffset = this.nameOffsetIndex();
+    const nameOffsets = this.stringOffsetsOf(name);
     const ids: number[] = [];
-    for (const offset of this.stringOffsetsOf(name)) ids.push(...asList(byOffset.get(offset)));
+    if (this.nameOffsets === undefined && this.searchesByOffset <= searchesBeforeOffsetIndex) {
+      // The first few searches scan the type headers: much cheaper than building the index
+      // (a tool that needs a handful of structs starts in milliseconds, not a tenth of a second).
+      const typeNames = this.typeNameOffsets();
+      for (const nameOffset of nameOffsets) {
+        for (let position = typeNames.indexOf(nameOffset); position >= 0; position = typeNames.indexOf(nameOffset, position + 1)) ids.push(this.firstTypeId + position);
+      }
+      return ids.sort((a, b) => a - b);
+    }
+    const byOffset = this.nameOffsetIndex();
+    for (const offset of nameOffsets) ids.push(...asList(byOffset.get(offset)));
     return ids.sort((a, b) => a - b);
   }
 
@@ -305,6 +318,15 @@ export class Btf {
     // A split blob's section need not start with a NUL: its first string has no NUL before it.
     if (this.base && this.stringText.startsWith(value + "\0")) offsets.push(this.stringOffsetBase);
     return offsets;
+  }
+
+  /** Each type's name offset, by position: one pass, then searches are typed-array scans. */
+  private typeNameOffsets(): Uint32Array {
+    if (this.typeNames) return this.typeNames;
+    const names = new Uint32Array(this.offsets.length);
+    for (let position = 0; position < names.length; position++) names[position] = this.u32(this.offsets[position]!);
+    this.typeNames = names;
+    return names;
   }
 
   private nameOffsetIndex(): Map<number, number | number[]> {

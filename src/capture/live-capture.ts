@@ -18,7 +18,7 @@ import type { CaptureWriter } from "../pcap/capture-writer.js";
 import { LinkType } from "../pcap/link-type.js";
 import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
 import { AttachType, MapType, ProgramType } from "../sys/bpf-constants.js";
-import { cgroup2Mount } from "../sys/cgroup.js";
+import { rootCgroup } from "../sys/cgroup.js";
 import { possibleCpuCount } from "../sys/cpus.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { interfaceIndex } from "../sys/socket.js";
@@ -137,30 +137,6 @@ export function monotonicToRealtimeOffset(): bigint {
     if (best === undefined || offset < best) best = offset;
   }
   return best!;
-}
-
-/**
- * The cgroup v2 root. `ip netns exec` remounts /sys in a new mount namespace,
- * hiding the cgroup mount: then reach it through init's root.
- */
-function rootCgroup(): string {
-  try {
-    return cgroup2Mount();
-  } catch (error) {
-    for (const line of readFileSync("/proc/1/mounts", "utf8").split("\n")) {
-      const fields = line.split(" ");
-      if (fields[2] === "cgroup2" && fields[1]) {
-        const path = `/proc/1/root${fields[1].replace(/\\040/g, " ")}`;
-        try {
-          closeSync(openSync(path, constants.O_RDONLY | constants.O_DIRECTORY));
-          return path;
-        } catch {
-          break;
-        }
-      }
-    }
-    throw new NetbpfError("find cgroup v2", "the cgroup v2 file system is not visible in this mount namespace (`ip netns exec` remounts /sys)", "run in the network namespace with `nsenter --net=/run/netns/NAME` instead, or mount cgroup2", { cause: error });
-  }
 }
 
 function ringSizeFor(requested: number): number {

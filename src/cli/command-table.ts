@@ -29,6 +29,14 @@ export const commandTable: readonly CommandEntry[] = [
   { name: "load", term: "load [options] <object>", description: "load a clang-built object, attach its programs where their sections say, stream events and dump maps", load: async () => (await import("./load-command.js")).registerLoadCommand },
   { name: "status", term: "status [options]", description: "show everything netbpf has installed on this machine (firewall, limits, marks, balancers): what, where it is attached, health", load: async () => (await import("./state-commands.js")).registerStateCommands },
   { name: "reset", term: "reset [options]", description: "remove everything netbpf installed (detach its programs, delete its pins) and nothing else", load: async () => (await import("./state-commands.js")).registerStateCommands },
+  { name: "tcp", term: "tcp [options]", description: "follow TCP connections: one line per closed connection (tcplife), or every event with --events (tcpstates)", load: async () => (await import("./tcp-command.js")).registerTcpCommand },
+  { name: "top", term: "top [options] [expression...]", description: "live traffic by local port, connection, process or remote host, counted in the kernel", load: async () => (await import("./top-command.js")).registerTopCommand },
+  { name: "serve", term: "serve [options] [expression...]", description: "export traffic and TCP metrics to Prometheus over HTTP", load: async () => (await import("./serve-command.js")).registerServeCommand },
+  { name: "block", term: "block [options] [address...]", description: "drop traffic on an interface: addresses/CIDRs, protocol, port range or a filter expression (XDP ingress, tc egress; persists)", load: async () => (await import("./block-command.js")).registerBlockCommands },
+  { name: "allow", term: "allow [options] [address...]", description: "let traffic through: exceptions to block rules, or the allow list of a drop-by-default interface", load: async () => (await import("./block-command.js")).registerBlockCommands },
+  { name: "rules", term: "rules [options]", description: "list firewall rules with their packet and byte counters; delete, flush, set the default policy", load: async () => (await import("./rules-command.js")).registerRulesCommand },
+  { name: "limit", term: "limit [options]", description: "per-source packet-rate and bit-rate limits (token buckets in an LRU map) at an interface's ingress; SYN-flood guard", load: async () => (await import("./limit-command.js")).registerLimitCommand },
+  { name: "mark", term: "mark [options]", description: "set skb priority, fwmark or DSCP on an interface's egress traffic matching a filter (tc egress; persists)", load: async () => (await import("./mark-command.js")).registerMarkCommand },
 ];
 
 /**

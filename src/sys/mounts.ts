@@ -48,8 +48,14 @@ export function bpffsPath(): string {
 
 /** The tracefs mount point (mounting /sys/kernel/tracing when absent). */
 export function tracefsPath(): string {
-  return findMount("tracefs") ?? mountAt("tracefs", "/sys/kernel/tracing", "find tracefs");
+  // Remembered while it still holds tracefs's events folder: a tool reading a
+  // dozen tracepoint formats need not parse /proc/mounts a dozen times.
+  if (knownTracefs !== undefined && existsSync(`${knownTracefs}/events`)) return knownTracefs;
+  knownTracefs = findMount("tracefs") ?? mountAt("tracefs", "/sys/kernel/tracing", "find tracefs");
+  return knownTracefs;
 }
+
+let knownTracefs: string | undefined;
 
 /** The cgroup v2 mount point, e.g. /sys/fs/cgroup or /sys/fs/cgroup/unified. */
 export function cgroup2Path(): string {

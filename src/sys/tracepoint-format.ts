@@ -1,6 +1,6 @@
 /** A tracepoint's record layout, read from tracefs (…/events/<category>/<name>/format). */
 import { readFileSync } from "node:fs";
-import { NetbpfError, UsageError } from "./errors.js";
+import { errnoNumber, NetbpfError, SyscallError, UsageError } from "./errors.js";
 import { tracefsPath } from "./mounts.js";
 
 export interface TracepointField {
@@ -51,7 +51,11 @@ export function readTracepointFormat(category: string, name: string): Tracepoint
   let text: string;
   try {
     text = readFileSync(path, "utf8");
-  } catch {
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EACCES" || code === "EPERM") {
+      throw new SyscallError("read tracepoint format", errnoNumber(code), "run as root, or grant CAP_BPF and CAP_PERFMON with read access to tracefs", path);
+    }
     throw new UsageError("read tracepoint format", `no tracepoint ${category}:${name}`, `see ${tracefsPath()}/events for the tracepoints this kernel has`);
   }
   return parseTracepointFormat(category, name, text);

@@ -96,8 +96,8 @@ test("tcp-states reports the life of a loopback connection in order", async () =
   const port = freePort();
   const follower = start("tcp-states.js", ["--port", String(port), "--json", "--count", "5"]);
   try {
-    // The ring buffer reader is ready once the program is attached; give it a moment.
-    await new Promise((r) => setTimeout(r, 1000));
+    // The programs are attached when it says so.
+    await follower.waitFor(/following TCP state changes/, "stderr", 20_000);
     await exchange(port, 100);
     await Promise.race([follower.exited, new Promise((_, reject) => setTimeout(() => reject(new Error("tcp-states did not finish")), 10_000))]);
   } finally {

@@ -1,0 +1,143 @@
+/**
+ * The cost of watching TCP connections with `netbpf tcp`.
+ *
+ * 1. Start to ready: from spawning the tool to the first event it prints,
+ *    against the equivalent bpftrace one-liner on sock:inet_sock_set_state.
+ *    "Ready" is measured the same way for both from outside: this process
+ *    tries to connect to a closed loopback port every 10 ms (each refused
+ *    attempt is CLOSE -> SYN_SENT -> CLOSE), and the time is when the tool
+ *    prints its first line about that port. Trials alternate the tools; medians.
+ * 2. Throughput: iperf3 over loopback with and without `netbpf tcp` attached
+ *    (every TCP state change, retransmit and reset on the host followed),
+ *    alternating; medians and their ratio.
+ *
+ * usage: node dist/bench/tcp-watch.js [trials] [iperf3 seconds] [all|ready|throughput]
+ * Needs root, bpftrace and iperf3 (Debian packages).
+ */
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import net from "node:net";
+import { cpus, loadavg } from "node:os";
+import { fileURLToPath } from "node:url";
+
+const trials = Number(process.argv[2] ?? 5);
+const iperfSeconds = Number(process.argv[3] ?? 4);
+const part = process.argv[4] ?? "all";
+const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+function available(command: string, args: string[]): boolean {
+  return spawnSync(command, args, { encoding: "utf8" }).status === 0;
+}
+
+async function stopChild(child: ChildProcessWithoutNullStreams): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGINT");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Milliseconds from spawn to the tool's first line on stdout while a refused connection to `port` is tried every 10 ms. */
+async function timeToReady(command: string, args: string[], port: number): Promise<number> {
+  const started = performance.now();
+  const child = spawn(command, args);
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const prober = setInterval(() => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.on("error", () => socket.destroy());
+  }, 10);
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${command} printed nothing within 60 s: ${stderr}`)), 60_000);
+      child.stdout.once("data", () => {
+        clearTimeout(timer);
+        resolve(performance.now() - started);
+      });
+      child.once("exit", (code) => reject(new Error(`${command} exited with ${code}: ${stderr}`)));
+    });
+  } finally {
+    clearInterval(prober);
+    await stopChild(child);
+  }
+}
+
+/** Loopback TCP throughput in Gbit/s (iperf3 receiver side). */
+function iperf(port: number): number {
+  const server = spawn("iperf3", ["-s", "-1", "-p", String(port), "-B", "127.0.0.1"]);
+  try {
+    spawnSync("sleep", ["0.3"]);
+    const client = spawnSync("iperf3", ["-c", "127.0.0.1", "-p", String(port), "-t", String(iperfSeconds), "-J"], { encoding: "utf8", timeout: (iperfSeconds + 30) * 1000 });
+    if (client.status !== 0) throw new Error(`iperf3 failed: ${client.stderr || client.stdout.slice(0, 500)}`);
+    const report = JSON.parse(client.stdout) as { end: { sum_received: { bits_per_second: number } } };
+    return report.end.sum_received.bits_per_second / 1e9;
+  } finally {
+    server.kill("SIGKILL");
+  }
+}
+
+async function main(): Promise<void> {
+  process.stdout.write(`machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, load ${loadavg().map((value) => value.toFixed(2)).join(" ")}\n`);
+  const basePort = 41000 + Math.floor(Math.random() * 10000);
+
+  if (part === "throughput") {
+    // only the throughput part
+  } else if (available("bpftrace", ["--version"])) {
+    const netbpfTimes: number[] = [];
+    const bpftraceTimes: number[] = [];
+    for (let trial = 0; trial < trials; trial++) {
+      const port = basePort + trial * 2;
+      netbpfTimes.push(await timeToReady(process.execPath, [cliPath, "tcp", "--json", "--events", "-D", String(port)], port));
+      bpftraceTimes.push(await timeToReady("bpftrace", ["-B", "line", "-e", `tracepoint:sock:inet_sock_set_state /args->dport == ${port + 1}/ { printf("%d %d\\n", args->oldstate, args->newstate); }`], port + 1));
+    }
+    const ours = median(netbpfTimes);
+    const theirs = median(bpftraceTimes);
+    process.stdout.write(`start to ready (median of ${trials}): netbpf tcp ${ours.toFixed(0)} ms, bpftrace ${theirs.toFixed(0)} ms, ratio ${(ours / theirs).toFixed(2)} (target ≤ 0.5)\n`);
+    process.stdout.write(`  netbpf: ${netbpfTimes.map((value) => value.toFixed(0)).join(" ")} ms; bpftrace: ${bpftraceTimes.map((value) => value.toFixed(0)).join(" ")} ms\n`);
+  } else {
+    process.stdout.write("start to ready: skipped (bpftrace not installed: apt-get install bpftrace)\n");
+  }
+
+  if (part === "ready") {
+    // only the start-to-ready part
+  } else if (available("iperf3", ["--version"])) {
+    const without: number[] = [];
+    const watched: number[] = [];
+    for (let trial = 0; trial < trials; trial++) {
+      const port = basePort + 100 + trial;
+      without.push(iperf(port));
+      const tool = spawn(process.execPath, [cliPath, "tcp"]);
+      await new Promise<void>((resolve, reject) => {
+        let stderr = "";
+        tool.stderr.on("data", (chunk: Buffer) => {
+          stderr += chunk.toString();
+          if (stderr.includes("netbpf: tracing")) resolve();
+        });
+        tool.once("exit", (code) => reject(new Error(`netbpf tcp exited with ${code}: ${stderr}`)));
+      });
+      tool.stdout.resume();
+      try {
+        watched.push(iperf(port + 50));
+      } finally {
+        await stopChild(tool);
+      }
+    }
+    const base = median(without);
+    const withTool = median(watched);
+    process.stdout.write(`iperf3 loopback (median of ${trials} × ${iperfSeconds} s): ${base.toFixed(2)} Gbit/s unwatched, ${withTool.toFixed(2)} Gbit/s with netbpf tcp, ratio ${(withTool / base * 100).toFixed(1)}% (target ≥ 97%)\n`);
+    process.stdout.write(`  unwatched: ${without.map((value) => value.toFixed(2)).join(" ")}; watched: ${watched.map((value) => value.toFixed(2)).join(" ")} Gbit/s\n`);
+  } else {
+    process.stdout.write("throughput: skipped (iperf3 not installed: apt-get install iperf3)\n");
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`tcp-watch bench: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,71 @@
+import { Command } from "commander";
+import { MetricsServer, defaultListenAddress, parseListenAddress } from "../server/metrics-server.js";
+import type { MetricsSource } from "../server/metrics-source.js";
+import { TcpMetricsSource } from "../server/tcp-metrics.js";
+import { TrafficMetricsSource } from "../server/traffic-metrics.js";
+import { UsageError } from "../sys/errors.js";
+import { collect, exitTwoOnUsageErrors, parseInteger, parsePorts, withUsageExit } from "./monitor-options.js";
+
+interface ServeCommandOptions {
+  listen?: string;
+  interface?: string[];
+  port?: string[];
+  topPorts?: string;
+  entries?: string;
+  traffic?: boolean;
+  tcp?: boolean;
+}
+
+const operation = "serve";
+
+const help = `
+Endpoints:
+  /metrics     Prometheus text format (traffic, TCP, the exporter's health)
+  /healthz     200 {"status":"ok"} while every source runs, 503 otherwise
+
+Traffic is counted as by \`netbpf top\` (default: this host's sockets through
+the root cgroup; -i for interfaces, which also sees forwarded traffic). Each
+port seen gets its own series until --top-ports are taken; later ports are
+counted as port="other" (--port pins ports that always get their own).
+
+Examples:
+  netbpf serve                               metrics on http://127.0.0.1:9435/metrics
+  netbpf serve --listen :9435 --port 443     every interface, port 443 always its own series
+  netbpf serve -i eth1 --no-tcp 'not port 22'`;
+
+export function registerServeCommand(program: Command): void {
+  exitTwoOnUsageErrors(program.command("serve"))
+    .description("export traffic and TCP metrics to Prometheus over HTTP")
+    .argument("[expression...]", "a pcap-filter expression selecting the traffic counted")
+    .option("--listen <address>", `HOST:PORT to listen on (default ${defaultListenAddress.host}:${defaultListenAddress.port}; :PORT = all interfaces)`)
+    .option("-i, --interface <name>", "count traffic on this interface with tcx instead of this host's sockets (repeatable)", collect)
+    .option("--port <port>", "a port that always gets its own series (repeatable)", collect)
+    .option("--top-ports <count>", "other ports with their own series, the first seen (default 20)")
+    .option("--entries <count>", "most keys the kernel's traffic map keeps (LRU; default 16384)")
+    .option("--no-traffic", "do not export traffic counters")
+    .option("--no-tcp", "do not export TCP connection metrics")
+    .addHelpText("after", help)
+    .action(async (words: string[], options: ServeCommandOptions) => withUsageExit(() => runServe(words.join(" ").trim(), options)));
+}
+
+async function runServe(expression: string, options: ServeCommandOptions): Promise<void> {
+  const listen = options.listen !== undefined ? parseListenAddress(options.listen) : defaultListenAddress;
+  const ports = parsePorts(options.port, operation);
+  const topPorts = parseInteger(options.topPorts, "--top-ports", operation, 0, 10000) ?? 20;
+  const maxEntries = parseInteger(options.entries, "--entries", operation, 16, 1 << 24);
+  const sources: MetricsSource[] = [];
+  if (options.traffic !== false) sources.push(new TrafficMetricsSource({ interfaces: options.interface, filter: expression, maxEntries, ports, topPorts }));
+  else if (expression !== "" || options.interface?.length) throw new UsageError(operation, "a filter or -i was given with --no-traffic", "drop one of them");
+  if (options.tcp !== false) sources.push(new TcpMetricsSource({ ports, topPorts }));
+  if (sources.length === 0) throw new UsageError(operation, "--no-traffic and --no-tcp leave nothing to export");
+
+  const server = await MetricsServer.start({ listen, sources });
+  const stopped = new Promise<string>((resolve) => {
+    process.once("SIGINT", () => resolve("SIGINT"));
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+  });
+  process.stderr.write(`netbpf: serving ${sources.map((source) => source.name).join(" and ")} metrics on ${server.url}/metrics\n`);
+  const signal = await stopped;
+  await server.close();
+  process.stderr.write(`netbpf: ${signal}: stopped, everything detached\n`);
+}

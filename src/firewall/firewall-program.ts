@@ -1,0 +1,135 @@
+/**
+ * The firewall's eBPF program for one interface and direction, generated
+ * from the rule set: XDP at ingress, tc (tcx) at egress.
+ *
+ * Order of evaluation:
+ * 1. the packet's peer address (source at ingress, destination at egress)
+ *    is looked up in the direction's LPM trie (one for IPv4, one for IPv6):
+ *    the longest matching prefix gives a rule slot and an action. An
+ *    address-only rule decides there and then (its data is all in the trie,
+ *    so adding or removing such rules never changes the program); a rule
+ *    with further conditions (protocol, ports, expression) is checked by code;
+ * 2. rules without addresses, in the order they were added; the first that
+ *    matches decides;
+ * 3. the default policy (allow, or block in drop-by-default mode) decides
+ *    IP packets; other packets (ARP, …) pass unless a rule matched them.
+ * Every decision adds the packet and its bytes to the deciding rule's
+ * per-CPU counter (slot 0 is the default policy).
+ */
+import { Assembler, R0, R1, R2, R6, R7, R8, R10, type AssembledProgram } from "../asm/assembler.js";
+import { struct, u32, u64, u8, u16 } from "../core/codec.js";
+import { emitMatchCheck, FilterSubprograms } from "./match-code.js";
+import { emitPacketFields, FieldSlot, type PacketHook } from "./packet-fields.js";
+import type { TrafficMatch } from "./traffic-match.js";
+
+export type RuleAction = "block" | "allow";
+
+/** What the trie's value says to do. */
+export const TrieAction = { allow: 0, block: 1, conditional: 2 } as const;
+
+/** LPM trie value: the rule's slot, its action, and the prefix length (to tell an exact key from a covering one). */
+export const trieValue = struct({ slot: u32, action: u8, prefixLength: u8, reserved: u16 });
+export type TrieValue = ReturnType<typeof trieValue.decode>;
+
+/** Per-CPU counter of each rule slot. */
+export const ruleCounter = struct({ packets: u64, bytes: u64 });
+
+export const firewallMapNames = { ipv4: "ipv4", ipv6: "ipv6", counters: "counters" } as const;
+
+export interface ProgramRule {
+  slot: number;
+  action: RuleAction;
+  /** True when the rule's addresses are in the trie (checked there first). */
+  hasAddresses: boolean;
+  match: TrafficMatch;
+}
+
+export interface FirewallProgramOptions {
+  hook: PacketHook;
+  /** The rules that apply to this direction, in the order they were added. */
+  rules: readonly ProgramRule[];
+  defaultAction: RuleAction;
+}
+
+/** Verdicts: XDP_DROP/XDP_PASS; TC_ACT_SHOT/TCX_NEXT (let later tc programs run). */
+export const verdicts: Record<PacketHook, Record<RuleAction, number>> = {
+  xdp: { block: 1, allow: 2 },
+  tc: { block: 2, allow: -1 },
+};
+
+function hasConditions(match: TrafficMatch): boolean {
+  return match.protocol !== undefined || match.ports !== undefined || match.expression !== undefined;
+}
+
+export function firewallProgram(options: FirewallProgramOptions): AssembledProgram {
+  const { hook, rules } = options;
+  const a = new Assembler();
+  const subprograms = new FilterSubprograms(hook);
+  const verdict = "verdict";
+  const ruleList = "rules";
+  const slot = R7;
+  const action = R8;
+
+  a.mov64(R6, R1);
+  emitPacketFields(a, { hook, address: hook === "xdp" ? "source" : "destination" });
+
+  // 1. Longest-prefix match on the peer address.
+  a.load("u32", R1, R10, FieldSlot.family)
+    .jumpIf(R1, "==", 4, "lookup_ipv4")
+    .jumpIf(R1, "==", 6, "lookup_ipv6")
+    .jump(ruleList);
+  for (const family of ["ipv4", "ipv6"] as const) {
+    a.label(`lookup_${family}`)
+      .mov64(R2, R10).add64(R2, FieldSlot.key)
+      .loadMapFd(R1, firewallMapNames[family])
+      .call("map_lookup_elem")
+      .jumpIf(R0, "==", 0, ruleList)
+      .jump("address_hit");
+  }
+  a.label("address_hit")
+    .load("u32", slot, R0, 0)
+    .load("u8", action, R0, 4)
+    .jumpIf(action, "!=", TrieAction.conditional, verdict);
+  const conditional = rules.filter((rule) => rule.hasAddresses && hasConditions(rule.match));
+  for (const rule of conditional) a.jumpIf(slot, "==", rule.slot, `conditions_${rule.slot}`);
+  a.jump(ruleList);
+  for (const rule of conditional) {
+    a.label(`conditions_${rule.slot}`);
+    emitMatchCheck(a, rule.match, ruleList, subprograms);
+    a.mov64(slot, rule.slot).mov64(action, TrieAction[rule.action]).jump(verdict);
+  }
+
+  // 2. Rules without addresses, first match wins.
+  a.label(ruleList);
+  for (const rule of rules.filter((rule) => !rule.hasAddresses)) {
+    const next = `after_rule_${rule.slot}`;
+    emitMatchCheck(a, rule.match, next, subprograms);
+    a.mov64(slot, rule.slot).mov64(action, TrieAction[rule.action]).jump(verdict);
+    a.label(next);
+  }
+
+  // 3. Default policy for IP; anything else passes uncounted.
+  a.load("u32", R1, R10, FieldSlot.family)
+    .jumpIf(R1, "!=", 0, "default_policy")
+    .return(verdicts[hook].allow)
+    .label("default_policy")
+    .mov64(slot, 0).mov64(action, TrieAction[options.defaultAction]);
+
+  // Count the packet for its rule, then act.
+  a.label(verdict)
+    .store("u32", R10, FieldSlot.scratch, slot)
+    .mov64(R2, R10).add64(R2, FieldSlot.scratch)
+    .loadMapFd(R1, firewallMapNames.counters)
+    .call("map_lookup_elem")
+    .jumpIf(R0, "==", 0, "act")
+    .load("u64", R1, R0, 0).add64(R1, 1).store("u64", R0, 0, R1)
+    .load("u64", R1, R0, 8).load("u64", R2, R10, FieldSlot.length).add64(R1, R2).store("u64", R0, 8, R1)
+    .label("act")
+    .jumpIf(action, "==", TrieAction.block, "drop")
+    .return(verdicts[hook].allow)
+    .label("drop")
+    .return(verdicts[hook].block);
+
+  subprograms.appendTo(a);
+  return a.finish();
+}

@@ -1,0 +1,290 @@
+/**
+ * RateLimiter: per-source packet-rate and bit-rate limits on one interface's
+ * ingress (tc, tcx link), for all traffic or traffic matching a filter, and
+ * a SYN-flood guard for listening ports. Component "limit/<interface>".
+ *
+ * Limits run at tc ingress so that they compose with the firewall's XDP
+ * program on the same interface (one XDP program per interface).
+ */
+import { u32 } from "../core/codec.js";
+import type { BpfMap } from "../core/map.js";
+import { MapType } from "../sys/bpf-constants.js";
+import { UsageError } from "../sys/errors.js";
+import { probeHelper } from "../features/features.js";
+import { helperIds } from "../asm/helpers.js";
+import { ProgramType } from "../sys/bpf-constants.js";
+import { StateStore, type StateAttachment } from "../state/state-store.js";
+import { formatAddress } from "./address-prefix.js";
+import { HookedComponent, type HookedComponentDefinition } from "./hooked-component.js";
+import {
+  bucketKey, bucketValue, capacityOf, limitCounter, limiterMapNames, rateLimiterProgram, type RateUnit,
+} from "./rate-limiter-program.js";
+import {
+  checkTrafficMatch, describeTrafficMatch, formatPortRange, parsePortRange, parseProtocol, trafficMatchKey, type PortRange, type TrafficMatch,
+} from "./traffic-match.js";
+
+export interface Rate {
+  unit: RateUnit;
+  /** Packets or bits per second. */
+  perSecond: number;
+}
+
+export interface LimitRuleInput {
+  /** "1000pps", "2mbit", "500kbit", "1gbit", or a Rate. */
+  rate: string | Rate;
+  /** Packets (packet rates) or bytes (bit rates); default: what the rate allows in 100 ms. */
+  burst?: number;
+  protocol?: string | number;
+  ports?: string | number | PortRange;
+  expression?: string;
+}
+
+export interface SynGuardInput {
+  /** Listening port or range to protect. */
+  ports: string | number | PortRange;
+  /** SYNs per second each source may send (default 20). */
+  rate?: number;
+  burst?: number;
+}
+
+export interface LimitRule {
+  id: number;
+  kind: "limit" | "syn-guard";
+  rate: Rate;
+  burst: number;
+  match: TrafficMatch;
+  synPorts?: PortRange;
+  createdAt: string;
+}
+
+export interface LimiterConfig {
+  interface: string;
+  maximumSources: number;
+  rules: LimitRule[];
+  /** What the SYN-flood guard uses on this kernel. */
+  synCookieHelpers: "yes" | "no" | "unknown";
+}
+
+export interface LimitRuleStatus extends LimitRule {
+  interface: string;
+  passed: bigint;
+  dropped: bigint;
+  droppedBytes: bigint;
+}
+
+export interface SourceStatus {
+  interface: string;
+  rule: number;
+  address: string;
+  passed: bigint;
+  dropped: bigint;
+}
+
+export const limitKind = "limit";
+export const defaultMaximumSources = 65536;
+const maximumLimitRules = 256;
+
+const rateUnits: Record<string, { unit: RateUnit; factor: number }> = {
+  pps: { unit: "packets", factor: 1 }, "/s": { unit: "packets", factor: 1 },
+  bit: { unit: "bits", factor: 1 }, bps: { unit: "bits", factor: 1 }, kbit: { unit: "bits", factor: 1e3 }, mbit: { unit: "bits", factor: 1e6 }, gbit: { unit: "bits", factor: 1e9 },
+};
+export const rateLimits: Record<RateUnit, [number, number]> = { packets: [1, 100_000_000], bits: [8_000, 100e9] };
+
+/** Parses "1000pps", "2mbit", "500kbit", "1gbit"; out-of-range rates are usage errors. */
+export function parseRate(text: string): Rate {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(pps|\/s|bit|bps|kbit|mbit|gbit)\s*$/i.exec(text);
+  if (!match) throw new UsageError("parse rate", `${JSON.stringify(text)} is not a rate`, "write e.g. 1000pps, 500kbit, 2mbit or 1gbit");
+  const { unit, factor } = rateUnits[match[2]!.toLowerCase()]!;
+  const perSecond = Math.round(Number(match[1]) * factor);
+  checkRate({ unit, perSecond });
+  return { unit, perSecond };
+}
+
+function checkRate(rate: Rate): void {
+  const [low, high] = rateLimits[rate.unit] ?? [NaN, NaN];
+  if (!(rate.perSecond >= low && rate.perSecond <= high) || !Number.isInteger(rate.perSecond)) {
+    throw new UsageError("parse rate", `a ${rate.unit} rate must be ${low}-${high} per second, got ${rate.perSecond}`);
+  }
+}
+
+export function formatRate(rate: Rate): string {
+  if (rate.unit === "packets") return `${rate.perSecond}pps`;
+  for (const [suffix, factor] of [["gbit", 1e9], ["mbit", 1e6], ["kbit", 1e3]] as const) if (rate.perSecond >= factor && rate.perSecond % factor === 0) return `${rate.perSecond / factor}${suffix}`;
+  return `${rate.perSecond}bit`;
+}
+
+function defaultBurst(rate: Rate): number {
+  return rate.unit === "packets" ? Math.max(1, Math.ceil(rate.perSecond / 10)) : Math.max(3028, Math.ceil(rate.perSecond / 80));
+}
+
+function checkBurst(rate: Rate, burst: number): void {
+  const minimum = rate.unit === "packets" ? 1 : 1514;
+  if (!Number.isInteger(burst) || burst < minimum || burst > 1e9) {
+    throw new UsageError("set limit", `burst must be an integer of at least ${minimum} ${rate.unit === "packets" ? "packets" : "bytes (one full frame)"}, got ${burst}`);
+  }
+  if (capacityOf({ unit: rate.unit, rate: rate.perSecond, burst }) > 2 ** 62) throw new UsageError("set limit", `burst ${burst} is too large for rate ${formatRate(rate)}`);
+}
+
+function toPorts(ports: string | number | PortRange): PortRange {
+  return typeof ports === "object" ? parsePortRange(`${ports.first}-${ports.last}`) : parsePortRange(String(ports));
+}
+
+function definition(maximumSources: number): HookedComponentDefinition<LimiterConfig> {
+  return {
+    kind: limitKind,
+    hook: "tc ingress",
+    programName: "nb_limit",
+    maps: {
+      [limiterMapNames.buckets]: { name: "nb_limit_bucket", type: MapType.LruHash, key: bucketKey, value: bucketValue, maxEntries: maximumSources },
+      [limiterMapNames.counters]: { name: "nb_limit_count", type: MapType.PercpuArray, key: u32, value: limitCounter, maxEntries: maximumLimitRules + 1 },
+    },
+    initialConfig: (interfaceName) => ({ interface: interfaceName, maximumSources, rules: [], synCookieHelpers: probeSynCookieHelpers() }),
+    generate: (config) => rateLimiterProgram(config.rules.map((rule) => ({
+      slot: rule.id, unit: rule.rate.unit, rate: rule.rate.perSecond, burst: rule.burst, match: rule.match, ...(rule.synPorts ? { synPorts: rule.synPorts } : {}),
+    }))),
+    summary: (config) => `${config.rules.length} limits: ${config.rules.map(describeLimit).join("; ")}`,
+  };
+}
+
+export function describeLimit(rule: LimitRule): string {
+  const what = rule.kind === "syn-guard" ? `SYN to port ${formatPortRange(rule.synPorts!)}` : describeTrafficMatch(rule.match).join(" ") || "all traffic";
+  return `${what} ≤ ${formatRate(rule.rate)} per source (burst ${rule.burst})`;
+}
+
+/** Deletes the buckets of one rule slot (no program may be creating them). */
+function forgetBuckets(maps: Record<string, BpfMap<any, any>>, slot: number): void {
+  const buckets = maps[limiterMapNames.buckets] as BpfMap<{ slot: number }, unknown>;
+  const doomed = buckets.lookupBatch().map(([key]) => key).filter((key) => key.slot === slot);
+  if (doomed.length) buckets.deleteBatch(doomed);
+}
+
+/** Whether tc programs may call the kernel's raw SYN cookie helpers (tri-state). */
+export function probeSynCookieHelpers(): "yes" | "no" | "unknown" {
+  try {
+    return probeHelper(ProgramType.SchedCls, helperIds.tcp_raw_gen_syncookie_ipv4) && probeHelper(ProgramType.SchedCls, helperIds.tcp_raw_check_syncookie_ipv4) ? "yes" : "no";
+  } catch {
+    return "unknown";
+  }
+}
+
+export class RateLimiter {
+  readonly #component: HookedComponent<LimiterConfig>;
+  readonly interfaceName: string;
+
+  private constructor(component: HookedComponent<LimiterConfig>) {
+    this.#component = component;
+    this.interfaceName = component.interfaceName;
+  }
+
+  /** The limiter of an interface. `maximumSources` sizes the LRU map when it is first installed. */
+  static open(interfaceName: string, options: { store?: StateStore; maximumSources?: number } = {}): RateLimiter {
+    const maximumSources = options.maximumSources ?? defaultMaximumSources;
+    if (!Number.isInteger(maximumSources) || maximumSources < 16 || maximumSources > 1 << 24) {
+      throw new UsageError("open limiter", `maximum sources must be 16-${1 << 24}, got ${maximumSources}`);
+    }
+    return new RateLimiter(new HookedComponent(definition(maximumSources), interfaceName, options.store ?? StateStore.open()));
+  }
+
+  static installed(options: { store?: StateStore } = {}): RateLimiter[] {
+    const store = options.store ?? StateStore.open();
+    return store.components(limitKind).map((component) => new RateLimiter(new HookedComponent(definition(defaultMaximumSources), component.name, store, { checkInterface: false })));
+  }
+
+  config(): LimiterConfig | undefined {
+    return this.#component.config();
+  }
+
+  attachments(): StateAttachment[] {
+    return this.#component.attachments();
+  }
+
+  /** Adds a per-source limit for all traffic or for what the match selects. */
+  limit(input: LimitRuleInput): LimitRule {
+    const rate = typeof input.rate === "string" ? parseRate(input.rate) : input.rate;
+    checkRate(rate);
+    const burst = input.burst ?? defaultBurst(rate);
+    checkBurst(rate, burst);
+    const match: TrafficMatch = {};
+    if (input.protocol !== undefined) match.protocol = parseProtocol(String(input.protocol));
+    if (input.ports !== undefined) match.ports = toPorts(input.ports);
+    if (input.expression !== undefined) match.expression = input.expression;
+    checkTrafficMatch(match);
+    return this.#add({ kind: "limit", rate, burst, match });
+  }
+
+  /**
+   * SYN-flood guard: each source may open at most `rate` connections per
+   * second to the ports (TCP SYN without ACK); more are dropped before they
+   * reach the listening socket.
+   */
+  guardSyn(input: SynGuardInput): LimitRule {
+    const rate: Rate = { unit: "packets", perSecond: input.rate ?? 20 };
+    checkRate(rate);
+    const burst = input.burst ?? Math.max(2, Math.ceil(rate.perSecond / 5));
+    checkBurst(rate, burst);
+    return this.#add({ kind: "syn-guard", rate, burst, match: {}, synPorts: toPorts(input.ports) });
+  }
+
+  #add(rule: Omit<LimitRule, "id" | "createdAt">): LimitRule {
+    return this.#component.change((config, maps) => {
+      const key = (candidate: Omit<LimitRule, "id" | "createdAt">) => `${candidate.kind}:${trafficMatchKey(candidate.match)}:${candidate.synPorts ? formatPortRange(candidate.synPorts) : ""}`;
+      const existing = config.rules.find((candidate) => key(candidate) === key(rule));
+      if (existing) {
+        throw new UsageError(`add limit on ${this.interfaceName}`, `limit ${existing.id} (${describeLimit(existing)}) already covers the same traffic`, "delete it first (`netbpf limit delete ID`)");
+      }
+      const used = new Set(config.rules.map((candidate) => candidate.id));
+      let id = 1;
+      while (used.has(id)) id++;
+      if (id > maximumLimitRules) throw new UsageError(`add limit on ${this.interfaceName}`, `at most ${maximumLimitRules} limits per interface`);
+      const stored: LimitRule = { id, ...rule, createdAt: new Date().toISOString() };
+      (maps[limiterMapNames.counters] as BpfMap<number, unknown>).putPerCpu(id, { passed: 0n, dropped: 0n, droppedBytes: 0n });
+      forgetBuckets(maps, id);
+      return { config: { ...config, rules: [...config.rules, stored] }, result: stored };
+    });
+  }
+
+  deleteRule(id: number): LimitRule {
+    return this.#component.change((config, maps) => {
+      const rule = config.rules.find((candidate) => candidate.id === id);
+      if (!rule) throw new UsageError(`delete limit on ${this.interfaceName}`, `there is no limit ${id}`, "list them with `netbpf limit status`");
+      return {
+        config: { ...config, rules: config.rules.filter((candidate) => candidate.id !== id) },
+        result: rule,
+        // Forget the rule's buckets once no program uses them.
+        afterProgram: () => forgetBuckets(maps, id),
+      };
+    }, { mustExist: true });
+  }
+
+  rules(): LimitRuleStatus[] {
+    const config = this.config();
+    if (!config) return [];
+    using counters = this.#component.openMap<number, { passed: bigint; dropped: bigint; droppedBytes: bigint }>(limiterMapNames.counters);
+    return config.rules.map((rule) => {
+      const totals = { passed: 0n, dropped: 0n, droppedBytes: 0n };
+      for (const value of counters.getPerCpu(rule.id) ?? []) {
+        totals.passed += value.passed;
+        totals.dropped += value.dropped;
+        totals.droppedBytes += value.droppedBytes;
+      }
+      return { ...rule, interface: this.interfaceName, ...totals };
+    });
+  }
+
+  /** Sources with the most dropped packets (then most passed), from the LRU buckets. */
+  topSources(count = 10): SourceStatus[] {
+    if (!this.config()) return [];
+    using buckets = this.#component.openMap<{ slot: number; family: number; address: Buffer }, { passed: bigint; dropped: bigint }>(limiterMapNames.buckets);
+    const all: SourceStatus[] = [];
+    buckets.forEachBatch((key, value) => {
+      const v = value as { passed: bigint; dropped: bigint };
+      all.push({ interface: this.interfaceName, rule: key.slot, address: formatAddress(key.family === 6 ? 6 : 4, key.address), passed: v.passed, dropped: v.dropped });
+    });
+    all.sort((x, y) => (y.dropped > x.dropped ? 1 : y.dropped < x.dropped ? -1 : y.passed > x.passed ? 1 : y.passed < x.passed ? -1 : 0));
+    return all.slice(0, count);
+  }
+
+  uninstall(): void {
+    this.#component.uninstall();
+  }
+}

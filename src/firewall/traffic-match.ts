@@ -1,0 +1,91 @@
+/**
+ * What a firewall, limit or mark rule matches: protocol, a port or port
+ * range, and any tcpdump filter expression. Parsed and checked here, once,
+ * for every tool of the firewall folder; addresses are in address-prefix.ts.
+ */
+import { compileFilter, type CompiledFilter } from "../filter/compile-filter.js";
+import { UsageError } from "../sys/errors.js";
+
+export type RuleDirection = "ingress" | "egress" | "both";
+
+export interface PortRange {
+  first: number;
+  last: number;
+}
+
+/** The non-address parts of a rule; every field is optional and all given ones must match. */
+export interface TrafficMatch {
+  /** IP protocol number (6 tcp, 17 udp, 1 icmp, 58 icmp6, …). */
+  protocol?: number;
+  /** Source or destination port in this range (TCP, UDP and SCTP; IPv4 first fragments). */
+  ports?: PortRange;
+  /** A pcap-filter expression over the Ethernet frame. */
+  expression?: string;
+}
+
+const protocolNames: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, icmp6: 58, sctp: 132, gre: 47, esp: 50, ah: 51 };
+
+export function parseProtocol(text: string): number {
+  const lower = text.trim().toLowerCase();
+  if (Object.hasOwn(protocolNames, lower)) return protocolNames[lower]!;
+  if (/^\d{1,3}$/.test(lower) && Number(lower) <= 255) return Number(lower);
+  throw new UsageError("parse protocol", `unknown protocol ${JSON.stringify(text)}`, `use ${Object.keys(protocolNames).join(", ")} or a number 0-255`);
+}
+
+export function protocolName(protocol: number): string {
+  return Object.entries(protocolNames).find(([, value]) => value === protocol)?.[0] ?? String(protocol);
+}
+
+/** "80" or "8000-8100". */
+export function parsePortRange(text: string): PortRange {
+  const match = /^\s*(\d{1,5})\s*(?:[-:]\s*(\d{1,5})\s*)?$/.exec(text);
+  const first = match ? Number(match[1]) : NaN;
+  const last = match?.[2] !== undefined ? Number(match[2]) : first;
+  if (!match || first < 1 || last > 65535 || first > last) {
+    throw new UsageError("parse port", `${JSON.stringify(text)} is not a port (1-65535) or a range like 8000-8100`);
+  }
+  return { first, last };
+}
+
+export function formatPortRange(range: PortRange): string {
+  return range.first === range.last ? String(range.first) : `${range.first}-${range.last}`;
+}
+
+export function parseDirection(text: string): RuleDirection {
+  if (text === "in" || text === "ingress") return "ingress";
+  if (text === "out" || text === "egress") return "egress";
+  if (text === "both" || text === "any") return "both";
+  throw new UsageError("parse direction", `direction must be ingress, egress or both, got ${JSON.stringify(text)}`);
+}
+
+/** Ethernet, the link type of every interface the firewall attaches to. */
+export const ethernetLinkType = 1;
+
+/** Compiles a rule's expression (a FilterSyntaxError, which is a UsageError, for a bad one). */
+export function compileMatchExpression(expression: string, hook: "xdp" | "tc"): CompiledFilter {
+  return compileFilter(expression, { linkType: ethernetLinkType, packetMetadata: hook === "tc" });
+}
+
+/** Checks a match: ports need a protocol that has them. */
+export function checkTrafficMatch(match: TrafficMatch): void {
+  if (match.ports && match.protocol !== undefined && ![6, 17, 132].includes(match.protocol)) {
+    throw new UsageError("check rule", `ports need protocol tcp, udp or sctp, not ${protocolName(match.protocol)}`);
+  }
+  if (match.expression !== undefined) {
+    if (match.expression.trim().length === 0) throw new UsageError("check rule", "the filter expression is empty");
+    compileMatchExpression(match.expression, "xdp");
+  }
+}
+
+export function describeTrafficMatch(match: TrafficMatch): string[] {
+  const parts: string[] = [];
+  if (match.protocol !== undefined) parts.push(protocolName(match.protocol));
+  if (match.ports) parts.push(`port ${formatPortRange(match.ports)}`);
+  if (match.expression !== undefined) parts.push(`'${match.expression}'`);
+  return parts;
+}
+
+/** A stable text for comparing two matches. */
+export function trafficMatchKey(match: TrafficMatch): string {
+  return JSON.stringify([match.protocol ?? null, match.ports ? [match.ports.first, match.ports.last] : null, match.expression?.trim().replace(/\s+/g, " ") ?? null]);
+}

@@ -1,0 +1,355 @@
+/**
+ * watchTcp(): the life of every TCP connection on this host — connect,
+ * accept, every state change, retransmissions, resets and close — as an
+ * async iterable of events, from stable tracepoints (see
+ * src/programs/tcp-state-events.ts for the programs) and struct offsets
+ * from the running kernel's BTF. Documented in docs/monitor-tcp.md.
+ *
+ *   const watcher = watchTcp({ localPorts: [8080], signal });
+ *   for await (const event of watcher) if (event.type === "close") console.log(event);
+ */
+import { loadKernelBtf } from "../btf/kernel-btf.js";
+import { BpfMap } from "../core/map.js";
+import { Program } from "../core/program.js";
+import { u32, u64 } from "../core/codec.js";
+import type { Link } from "../link/link.js";
+import { attachTracepoint } from "../link/tracepoint.js";
+import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
+import {
+  decodeTcpRecord,
+  readTcpTracepointFormats,
+  tcpAcceptProgram,
+  tcpConnectionsName,
+  tcpEventRingName,
+  tcpKernelOffsets,
+  tcpLostName,
+  TcpRecordKind,
+  tcpRecordLayout,
+  tcpDestroyProgram,
+  tcpResetSentProgram,
+  TcpRole,
+  tcpSocketEventProgram,
+  tcpStateChangeProgram,
+  tcpStateNames,
+  type TcpRecord,
+} from "../programs/tcp-state-events.js";
+import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
+import { MapFlag, MapType, ProgramType } from "../sys/bpf-constants.js";
+import { UsageError } from "../sys/errors.js";
+
+/**
+ * - `state`: a state change (tcpstates); `oldState` → `state`.
+ * - `open`: the connection reached ESTABLISHED (from SYN_SENT: outgoing, with
+ *   `connectLatencyMilliseconds`; from SYN_RECV: incoming).
+ * - `accept`: a process accepted an incoming connection (`pid` is the acceptor).
+ * - `close`: the connection reached CLOSE: the summary (tcplife) with
+ *   duration, bytes, RTT, retransmissions and resets.
+ * - `retransmit`: a segment was retransmitted (tcpretrans).
+ * - `reset`: a RST was sent or received (`resetDirection`).
+ */
+export type TcpEventType = "state" | "open" | "accept" | "close" | "retransmit" | "reset";
+
+export const tcpEventTypes: readonly TcpEventType[] = ["state", "open", "accept", "close", "retransmit", "reset"];
+
+/** TCP state names as the kernel's tracepoints print them, without "TCP_". */
+export const tcpStates: readonly string[] = Object.values(tcpStateNames);
+
+/**
+ * One event. Every field is always present (null where it does not apply or
+ * is unknown), so the JSON form has stable field names.
+ */
+export interface TcpEvent {
+  type: TcpEventType;
+  /** When it happened, ns since boot (CLOCK_MONOTONIC, like bpf_ktime_get_ns). */
+  timestamp: bigint;
+  /** When it happened, wall clock (from `timestamp`, ms resolution). */
+  time: Date;
+  /** The kernel's socket address (hex): identifies the connection while it lives. */
+  socket: string;
+  /**
+   * The process: for outgoing connections the one that called connect(); for
+   * incoming ones the one that accepted it (null until accept()); for
+   * listeners the one that called listen(). Null when unknown (e.g. the
+   * connection began before watching).
+   */
+  pid: number | null;
+  command: string | null;
+  /** "active" (we connected), "passive" (we accepted), "listener", or null (began before watching). */
+  role: "active" | "passive" | "listener" | null;
+  family: "ipv4" | "ipv6";
+  localAddress: string;
+  localPort: number;
+  remoteAddress: string;
+  remotePort: number;
+  /** The state after the event (for retransmit/reset: the state at the time). */
+  state: string;
+  /** The state before a state change; null for other types. */
+  oldState: string | null;
+  /** From SYN_SENT / SYN_RECV to this event; null if the connection began before watching. */
+  durationMilliseconds: number | null;
+  /** SYN_SENT → ESTABLISHED of an outgoing connection; null otherwise or before. */
+  connectLatencyMilliseconds: number | null;
+  /** Payload bytes sent and acknowledged by the peer (tcp_sock.bytes_acked); null for listeners, untracked retransmits and resets. */
+  bytesSent: number | null;
+  /** Payload bytes received (tcp_sock.bytes_received). */
+  bytesReceived: number | null;
+  /** Smoothed round-trip time (tcp_sock.srtt_us); null when not measured. */
+  smoothedRttMilliseconds: number | null;
+  /** Retransmitted segments (the larger of the kernel's total_retrans and the retransmit events seen). */
+  retransmits: number;
+  resetsSent: number;
+  resetsReceived: number;
+  /** For `reset` events: whether this host sent or received it. */
+  resetDirection: "sent" | "received" | null;
+}
+
+export interface WatchTcpOptions {
+  /** Ends the iteration and detaches everything when aborted. */
+  signal?: AbortSignal;
+  /** Only events of this process (connections it made, accepted or listens on). */
+  pid?: number;
+  /** Only connections with one of these local ports. */
+  localPorts?: readonly number[];
+  /** Only connections with one of these remote ports. */
+  remotePorts?: readonly number[];
+  /** Only events whose `state` is one of these (names as in tcpStates). */
+  states?: readonly string[];
+  /** Only these event types (default: all). */
+  types?: readonly TcpEventType[];
+  /** Ring buffer size in bytes (power of two, at least a page; default 1 MiB). */
+  ringSize?: number;
+  /** Connections followed at once (default 65536); beyond it, new connections are reported as if they began before watching. */
+  maximumConnections?: number;
+}
+
+const operation = "watch tcp";
+
+function checkPort(port: number, what: string): void {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(operation, `${what} must be a port number 1-65535, got ${String(port)}`);
+}
+
+/** Checks options; a state name is accepted with or without "TCP_", in any case. Returns the normalized states. */
+export function validateWatchTcpOptions(options: WatchTcpOptions): { states: Set<string> | undefined } {
+  if (options.pid !== undefined && !(Number.isInteger(options.pid) && options.pid > 0 && options.pid <= 0x7fff_ffff)) {
+    throw new UsageError(operation, `pid must be a positive process id, got ${String(options.pid)}`);
+  }
+  for (const port of options.localPorts ?? []) checkPort(port, "a local port");
+  for (const port of options.remotePorts ?? []) checkPort(port, "a remote port");
+  let states: Set<string> | undefined;
+  if (options.states !== undefined) {
+    states = new Set();
+    for (const name of options.states) {
+      const normalized = String(name).toUpperCase().replace(/^TCP_/, "").replace(/-/g, "_");
+      if (!tcpStates.includes(normalized)) throw new UsageError(operation, `unknown TCP state "${name}"`, `states: ${tcpStates.join(", ")}`);
+      states.add(normalized);
+    }
+  }
+  for (const type of options.types ?? []) {
+    if (!tcpEventTypes.includes(type)) throw new UsageError(operation, `unknown event type "${type}"`, `types: ${tcpEventTypes.join(", ")}`);
+  }
+  const ringSize = options.ringSize ?? 1 << 20;
+  if (!Number.isInteger(ringSize) || ringSize < 4096 || (ringSize & (ringSize - 1)) !== 0) {
+    throw new UsageError(operation, `ringSize must be a power of two of at least 4096 bytes, got ${String(options.ringSize)}`);
+  }
+  const maximum = options.maximumConnections ?? 65536;
+  if (!Number.isInteger(maximum) || maximum < 1 || maximum > 1 << 24) throw new UsageError(operation, `maximumConnections must be 1-16777216, got ${String(options.maximumConnections)}`);
+  return { states };
+}
+
+function stateName(state: number): string {
+  return tcpStateNames[state] ?? String(state);
+}
+
+function addressText(family: number, bytes: Buffer): string {
+  if (family !== 10) return formatIpv4(bytes);
+  // An IPv4 peer of an IPv6 socket: ::ffff:a.b.c.d, as ss prints it.
+  if (bytes.subarray(0, 10).every((byte) => byte === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return `::ffff:${formatIpv4(bytes.subarray(12))}`;
+  return formatIpv6(bytes);
+}
+
+const roles: Record<number, TcpEvent["role"]> = { [TcpRole.Active]: "active", [TcpRole.Passive]: "passive", [TcpRole.Listener]: "listener" };
+
+function milliseconds(nanoseconds: bigint): number {
+  return Number(nanoseconds) / 1e6;
+}
+
+/**
+ * Loads the programs, attaches them and yields events until the signal
+ * aborts, the iteration is left, or close() is called — each of which
+ * detaches everything. Construction is synchronous: when watchTcp() returns,
+ * every program is attached and events are being collected.
+ */
+export class TcpWatcher implements AsyncIterable<TcpEvent> {
+  /** The tracepoints attached ("category:name"). */
+  readonly tracepoints: string[] = [];
+  readonly #options: WatchTcpOptions;
+  readonly #states: Set<string> | undefined;
+  readonly #owned: { close(): void }[] = [];
+  readonly #reader: RingBufferReader;
+  readonly #lost: BpfMap<number, bigint>;
+  /** CLOCK_REALTIME − CLOCK_MONOTONIC, in ns. */
+  readonly #wallClockOffset: bigint;
+  #closed = false;
+  #iterated = false;
+
+  constructor(options: WatchTcpOptions = {}) {
+    const { states } = validateWatchTcpOptions(options);
+    this.#options = options;
+    this.#states = states;
+    if (options.signal?.aborted) throw new UsageError(operation, "the signal is already aborted");
+    try {
+      const formats = readTcpTracepointFormats();
+      const offsets = tcpKernelOffsets(loadKernelBtf());
+      const ring = this.#own(BpfMap.create({ type: MapType.Ringbuf, maxEntries: options.ringSize ?? 1 << 20, name: tcpEventRingName }));
+      this.#lost = this.#own(BpfMap.create({ type: MapType.Array, key: u32, value: u64, maxEntries: 1, name: tcpLostName }));
+      // Allocated as connections come (a preallocated LRU map of this size takes longer to
+      // create than everything else together); records go at CLOSE or, failing that, when
+      // the socket is destroyed.
+      const connections = this.#own(BpfMap.create({ type: MapType.Hash, keySize: 8, valueSize: tcpRecordLayout.size, maxEntries: options.maximumConnections ?? 65536, flags: MapFlag.NoPrealloc, name: tcpConnectionsName }));
+      const maps = { [tcpEventRingName]: ring, [tcpLostName]: this.#lost, [tcpConnectionsName]: connections };
+      const attach = (key: string, name: string, build: (format: NonNullable<ReturnType<typeof formats.get>>) => ReturnType<typeof tcpStateChangeProgram>): void => {
+        const format = formats.get(key);
+        if (format === undefined) return;
+        const program = this.#own(Program.load({ type: ProgramType.Tracepoint, instructions: build(format), name }, { maps }));
+        this.#own<Link>(attachTracepoint(program, format.category, format.name));
+        this.tracepoints.push(key);
+      };
+      // The accept hooks first, then the state changes: a connection's record
+      // never misses its accept.
+      attach("syscalls:sys_exit_accept4", "tcp_accept4", (format) => tcpAcceptProgram(format, offsets));
+      attach("syscalls:sys_exit_accept", "tcp_accept", (format) => tcpAcceptProgram(format, offsets));
+      attach("tcp:tcp_retransmit_skb", "tcp_retransmit", (format) => tcpSocketEventProgram(format, TcpRecordKind.Retransmit));
+      attach("tcp:tcp_receive_reset", "tcp_reset_in", (format) => tcpSocketEventProgram(format, TcpRecordKind.ResetReceived));
+      attach("tcp:tcp_send_reset", "tcp_reset_out", (format) => tcpResetSentProgram(format));
+      attach("sock:inet_sock_set_state", "tcp_state", (format) => tcpStateChangeProgram(format, offsets));
+      attach("tcp:tcp_destroy_sock", "tcp_destroy", (format) => tcpDestroyProgram(format));
+      this.#reader = this.#own(new RingBufferReader(ring, { lostCounter: { map: this.#lost, key: 0 } }));
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+    const wallClock = BigInt(Date.now()) * 1_000_000n;
+    this.#wallClockOffset = wallClock - process.hrtime.bigint();
+    options.signal?.addEventListener("abort", () => this.close(), { once: true });
+  }
+
+  #own<T extends { close(): void }>(object: T): T {
+    this.#owned.push(object);
+    return object;
+  }
+
+  /** Events the kernel could not write because the ring was full. */
+  get lost(): number {
+    if (this.#closed) return 0;
+    return this.#reader.lost ?? 0;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Detaches every program and frees the maps; ends any iteration. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const object of this.#owned.reverse()) {
+      try {
+        object.close();
+      } catch {
+        // Closing the rest matters more.
+      }
+    }
+    this.#owned.length = 0;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /** The events, once (one consumer); leaving the loop closes the watcher. */
+  async *[Symbol.asyncIterator](): AsyncIterator<TcpEvent> {
+    if (this.#iterated) throw new UsageError(operation, "a TcpWatcher can be iterated once", "call watchTcp() again for a second consumer");
+    this.#iterated = true;
+    if (this.#closed) return;
+    try {
+      for await (const data of this.#reader.records({ signal: this.#options.signal })) {
+        for (const event of this.#eventsOf(decodeTcpRecord(data))) if (this.#matches(event)) yield event;
+      }
+    } finally {
+      this.close();
+    }
+  }
+
+  #matches(event: TcpEvent): boolean {
+    const options = this.#options;
+    if (options.types !== undefined && !options.types.includes(event.type)) return false;
+    if (options.pid !== undefined && event.pid !== options.pid) return false;
+    if (options.localPorts !== undefined && !options.localPorts.includes(event.localPort)) return false;
+    if (options.remotePorts !== undefined && !options.remotePorts.includes(event.remotePort)) return false;
+    if (this.#states !== undefined && !this.#states.has(event.state)) return false;
+    return true;
+  }
+
+  #eventsOf(record: TcpRecord): TcpEvent[] {
+    const base = this.#baseEvent(record);
+    switch (record.kind) {
+      case TcpRecordKind.State: {
+        const events: TcpEvent[] = [{ ...base, type: "state", oldState: stateName(record.oldState) }];
+        const listener = record.role === TcpRole.Listener || record.oldState === 10;
+        if (record.newState === 1 && (record.oldState === 2 || record.oldState === 3)) events.push({ ...base, type: "open" });
+        if (record.newState === 7 && !listener) events.push({ ...base, type: "close" });
+        return events;
+      }
+      case TcpRecordKind.Accept:
+        return [{ ...base, type: "accept" }];
+      case TcpRecordKind.Retransmit:
+        return [{ ...base, type: "retransmit" }];
+      case TcpRecordKind.ResetSent:
+        return [{ ...base, type: "reset", resetDirection: "sent" }];
+      case TcpRecordKind.ResetReceived:
+        return [{ ...base, type: "reset", resetDirection: "received" }];
+      default:
+        return [];
+    }
+  }
+
+  #baseEvent(record: TcpRecord): TcpEvent {
+    const statistics = record.statistics;
+    return {
+      type: "state",
+      timestamp: record.timestamp,
+      time: new Date(Number((record.timestamp + this.#wallClockOffset) / 1_000_000n)),
+      socket: `0x${record.socket.toString(16)}`,
+      pid: record.pid !== 0 ? record.pid : null,
+      command: record.pid !== 0 ? record.command : null,
+      role: roles[record.role] ?? null,
+      family: record.family === 10 ? "ipv6" : "ipv4",
+      localAddress: addressText(record.family, record.localAddress),
+      localPort: record.localPort,
+      remoteAddress: addressText(record.family, record.remoteAddress),
+      remotePort: record.remotePort,
+      state: stateName(record.newState),
+      oldState: null,
+      durationMilliseconds: record.start !== 0n ? milliseconds(record.timestamp - record.start) : null,
+      connectLatencyMilliseconds: record.role === TcpRole.Active && record.established !== 0n && record.start !== 0n ? milliseconds(record.established - record.start) : null,
+      bytesSent: statistics ? Number(record.bytesAcked) : null,
+      bytesReceived: statistics ? Number(record.bytesReceived) : null,
+      smoothedRttMilliseconds: statistics && record.smoothedRttMicroseconds > 0 ? record.smoothedRttMicroseconds / 1000 : null,
+      retransmits: Math.max(record.retransmits, statistics ? record.totalRetransmits : 0),
+      resetsSent: record.resetsSent,
+      resetsReceived: record.resetsReceived,
+      resetDirection: null,
+    };
+  }
+}
+
+/**
+ * Starts watching TCP connections: loads and attaches the programs now
+ * (throws a NetbpfError when it cannot: missing privilege, a tracepoint or
+ * BTF field this kernel lacks, bad options) and returns the watcher to
+ * iterate. See TcpEvent for what each event carries.
+ */
+export function watchTcp(options: WatchTcpOptions = {}): TcpWatcher {
+  return new TcpWatcher(options);
+}
+

@@ -1,0 +1,489 @@
+/**
+ * Watching traffic: packets and bytes per local port, connection, process or
+ * remote host, counted in the kernel (see programs/traffic-counter.ts) and
+ * read a snapshot at a time with batch map lookups.
+ *
+ * Two ways to see traffic:
+ *  - default: cgroup skb ingress and egress on the cgroup v2 root — every
+ *    packet sent or received by a socket of this host (any interface, any
+ *    network namespace, loopback included), but no forwarded traffic;
+ *  - interfaces (`interfaces: ["veth0"]`): tcx ingress and egress on those
+ *    interfaces — everything crossing them, forwarded traffic included.
+ */
+import { closeSync, constants, openSync } from "node:fs";
+import { helperIds } from "../asm/helpers.js";
+import { compileCaptureFilter } from "../capture/capture-filter.js";
+import { interfaceLinkType } from "../capture/live-capture.js";
+import { u32, u64 } from "../core/codec.js";
+import { BpfMap } from "../core/map.js";
+import { Program } from "../core/program.js";
+import { probeHelper } from "../features/features.js";
+import { attachCgroup } from "../link/cgroup.js";
+import { attachTcx } from "../link/tcx.js";
+import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
+import { LinkType } from "../pcap/link-type.js";
+import { socketOwnerProgram } from "../programs/capture-program.js";
+import {
+  checkPort,
+  portOwnerProgram,
+  TrafficKeyOffset,
+  trafficKeySize,
+  trafficCountsName,
+  trafficCounterProgram,
+  trafficOwnerValueSize,
+  trafficPortOwnersName,
+  trafficProcessesName,
+  TrafficStatistic,
+  trafficStatisticKinds,
+  trafficStatisticsName,
+  TrafficValueOffset,
+  trafficValueSize,
+  type TrafficGrouping,
+} from "../programs/traffic-counter.js";
+import { AttachType, MapType, ProgramType } from "../sys/bpf-constants.js";
+import { rootCgroup } from "../sys/cgroup.js";
+import { UsageError } from "../sys/errors.js";
+import { interfaceIndex, interfaceName } from "../sys/socket.js";
+import { procfsPortOwners, type ProcessIdentity } from "./socket-owners.js";
+
+export type { TrafficGrouping } from "../programs/traffic-counter.js";
+export const trafficGroupings: readonly TrafficGrouping[] = ["port", "conn", "process", "remote"];
+
+export interface TrafficWatcherOptions {
+  /** What a row is: a local port (default), a connection, a process, or a remote host. */
+  by?: TrafficGrouping;
+  /** Interfaces to watch with tcx; empty or absent = this host's sockets through the root cgroup. */
+  interfaces?: readonly string[];
+  /** Only packets whose local or remote port is one of these (TCP and UDP). */
+  ports?: readonly number[];
+  /** A pcap-filter expression selecting what is counted. */
+  filter?: string;
+  /** Split rows by interface too. */
+  perInterface?: boolean;
+  /** Most keys the kernel keeps (LRU: the least recently used go first; evictions are counted). Default 16384. */
+  maxEntries?: number;
+  /** Find the process owning each socket (default true). */
+  processes?: boolean;
+  /** A cgroup v2 directory to watch instead of the root (cgroup mode only). */
+  cgroup?: string;
+}
+
+export interface TrafficCounts {
+  packetsIn: number;
+  bytesIn: number;
+  payloadIn: number;
+  packetsOut: number;
+  bytesOut: number;
+  payloadOut: number;
+}
+
+export interface TrafficRates {
+  packetsInPerSecond: number;
+  bytesInPerSecond: number;
+  packetsOutPerSecond: number;
+  bytesOutPerSecond: number;
+}
+
+export interface TrafficRow extends TrafficCounts, TrafficRates {
+  /** Stable identity of the row within a watcher ("tcp/8080", …). */
+  key: string;
+  protocol?: string;
+  family?: "ipv4" | "ipv6";
+  localAddress?: string;
+  localPort?: number;
+  remoteAddress?: string;
+  remotePort?: number;
+  interface?: string;
+  process: ProcessIdentity | null;
+}
+
+export interface TrafficSnapshot {
+  /** ISO 8601 time of the reading. */
+  time: string;
+  /** Seconds since the previous snapshot (since the start for the first). */
+  interval: number;
+  by: TrafficGrouping;
+  /** "cgroup" (this host's sockets) or "interfaces". */
+  source: "cgroup" | "interfaces";
+  interfaces: string[];
+  rows: TrafficRow[];
+  totals: TrafficCounts & TrafficRates;
+  /** Keys in the kernel's map now. */
+  entries: number;
+  /** Keys the LRU evicted (their counts are gone from the rows). */
+  evictions: number;
+  /** Packets not counted because no key could be created. */
+  lost: number;
+  /** Packets that reached the counting programs (before filters). */
+  packetsSeen: number;
+}
+
+const procfsRetryMilliseconds = 10_000;
+
+const protocolNames: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6", 132: "sctp" };
+
+export function protocolName(protocol: number): string {
+  return protocolNames[protocol] ?? String(protocol);
+}
+
+interface KernelCounts {
+  counts: number[];
+  cookie: bigint;
+}
+
+function emptyCounts(): TrafficCounts {
+  return { packetsIn: 0, bytesIn: 0, payloadIn: 0, packetsOut: 0, bytesOut: 0, payloadOut: 0 };
+}
+
+const countFields = ["packetsIn", "bytesIn", "payloadIn", "packetsOut", "bytesOut", "payloadOut"] as const;
+
+function decodeProcess(value: Buffer): ProcessIdentity {
+  const commandBytes = value.subarray(8, 24);
+  const end = commandBytes.indexOf(0);
+  return { pid: value.readUInt32LE(0), command: commandBytes.subarray(0, end < 0 ? 16 : end).toString("utf8") };
+}
+
+/** A running traffic watcher; close() detaches everything. */
+export class TrafficWatcher implements Disposable {
+  readonly by: TrafficGrouping;
+  readonly source: "cgroup" | "interfaces";
+  readonly interfaces: string[];
+  readonly ports: number[];
+  readonly filter: string;
+  readonly perInterface: boolean;
+  readonly maxEntries: number;
+  /** Whether processes are being attributed, and why not when asked for and unavailable. */
+  readonly processes: boolean;
+  readonly processesUnavailable?: string;
+  readonly #owned: { close(): void }[] = [];
+  readonly #counts: BpfMap;
+  readonly #statistics: BpfMap<number, bigint>;
+  readonly #socketOwners: BpfMap | undefined;
+  readonly #portOwners: BpfMap<number, Buffer> | undefined;
+  /** Owners found in procfs (sockets from before the start), and ports looked up there in vain. */
+  readonly #procfsOwners = new Map<number, ProcessIdentity>();
+  /** Ports looked up in procfs in vain → when (ms): tried again after procfsRetryMilliseconds. */
+  readonly #procfsMisses = new Map<number, number>();
+  #previous = new Map<string, TrafficCounts>();
+  #previousTime: bigint;
+  #previousTotals = emptyCounts();
+  #closed = false;
+
+  private constructor(options: TrafficWatcherOptions) {
+    this.by = options.by ?? "port";
+    if (!trafficGroupings.includes(this.by)) throw new UsageError("watch traffic", `cannot group by ${JSON.stringify(this.by)}`, `use one of ${trafficGroupings.join(", ")}`);
+    this.ports = [...new Set((options.ports ?? []).map((port) => checkPort(port, "watch traffic")))];
+    this.filter = (options.filter ?? "").trim();
+    this.perInterface = options.perInterface ?? false;
+    this.maxEntries = options.maxEntries ?? 16384;
+    if (!Number.isInteger(this.maxEntries) || this.maxEntries < 16 || this.maxEntries > 1 << 24) {
+      throw new UsageError("watch traffic", `the map size must be an integer 16-16777216, got ${options.maxEntries}`);
+    }
+    const interfaces = [...new Set(options.interfaces ?? [])];
+    this.interfaces = interfaces;
+    this.source = interfaces.length > 0 ? "interfaces" : "cgroup";
+    if (this.source === "interfaces" && options.cgroup !== undefined) throw new UsageError("watch traffic", "a cgroup and interfaces were both given", "watch either a cgroup (its sockets) or interfaces");
+    // Resolve everything that can be wrong before loading anything.
+    const indexes = interfaces.map((name) => interfaceIndex(name, "watch traffic"));
+    const linkTypes = interfaces.map((name) => interfaceLinkType(name));
+    const filterFor = new Map<number, ReturnType<typeof compileCaptureFilter>>();
+    if (this.filter !== "") {
+      const types = this.source === "cgroup" ? [LinkType.RAW] : [...new Set(linkTypes)];
+      for (const type of types) filterFor.set(type, compileCaptureFilter(this.filter, type, { packetMetadata: this.source === "interfaces" }));
+    }
+    let processes = (options.processes ?? true) || this.by === "process";
+    let unavailable: string | undefined;
+    if (processes && !probeHelper(ProgramType.CgroupSock, helperIds.get_current_comm)) {
+      processes = false;
+      unavailable = "this kernel lacks bpf_get_current_comm for cgroup sock programs";
+    }
+    this.processes = processes;
+    this.processesUnavailable = unavailable;
+    this.#previousTime = process.hrtime.bigint();
+
+    try {
+      this.#counts = this.#own(BpfMap.create({ type: MapType.LruPercpuHash, keySize: trafficKeySize, valueSize: trafficValueSize, maxEntries: this.maxEntries, name: trafficCountsName }));
+      this.#statistics = this.#own(BpfMap.create({ type: MapType.PercpuArray, key: u32, value: u64, maxEntries: trafficStatisticKinds, name: trafficStatisticsName }));
+      const maps: Record<string, BpfMap<never, never> | BpfMap> = { [trafficCountsName]: this.#counts, [trafficStatisticsName]: this.#statistics as unknown as BpfMap };
+      const cgroupFd = openSync(options.cgroup ?? rootCgroup(), constants.O_RDONLY | constants.O_DIRECTORY);
+      this.#own({ close: () => closeSync(cgroupFd) });
+      if (processes) {
+        this.#socketOwners = this.#own(BpfMap.create({ type: MapType.LruHash, keySize: 8, valueSize: trafficOwnerValueSize, maxEntries: 65536, name: trafficProcessesName }));
+        this.#portOwners = this.#own(BpfMap.create({ type: MapType.LruHash, key: u32, valueSize: trafficOwnerValueSize, maxEntries: 65536, name: trafficPortOwnersName }));
+        const owner = this.#own(Program.load({ type: ProgramType.CgroupSock, instructions: socketOwnerProgram(), name: "top_owner", expectedAttachType: AttachType.CgroupInetSockCreate }, { maps: { [trafficProcessesName]: this.#socketOwners } }));
+        this.#own(attachCgroup(owner, { cgroup: cgroupFd, attachType: "sock_create" }));
+        for (const hook of ["post_bind4", "post_bind6"] as const) {
+          const attachType = hook === "post_bind4" ? AttachType.CgroupInet4PostBind : AttachType.CgroupInet6PostBind;
+          const bound = this.#own(Program.load({ type: ProgramType.CgroupSock, instructions: portOwnerProgram(), name: "top_port_owner", expectedAttachType: attachType }, { maps: { [trafficPortOwnersName]: this.#portOwners as unknown as BpfMap } }));
+          this.#own(attachCgroup(bound, { cgroup: cgroupFd, attachType: hook }));
+        }
+      }
+      const common = { by: this.by, perInterface: this.perInterface, ports: this.ports, processes };
+      if (this.source === "cgroup") {
+        for (const direction of ["ingress", "egress"] as const) {
+          const instructions = trafficCounterProgram({ ...common, hook: "cgroup", direction, linkHeaderLength: 0, filter: filterFor.get(LinkType.RAW)?.emitter });
+          const program = this.#own(Program.load({ type: ProgramType.CgroupSkb, instructions, name: direction === "ingress" ? "top_in" : "top_out", expectedAttachType: direction === "ingress" ? AttachType.CgroupInetIngress : AttachType.CgroupInetEgress }, { maps }));
+          this.#own(attachCgroup(program, { cgroup: cgroupFd, attachType: direction }));
+        }
+      } else {
+        interfaces.forEach((name, index) => {
+          const linkType = linkTypes[index]!;
+          for (const direction of ["ingress", "egress"] as const) {
+            const instructions = trafficCounterProgram({ ...common, hook: "tc", direction, linkHeaderLength: linkType === LinkType.ETHERNET ? 14 : 0, filter: filterFor.get(linkType)?.emitter });
+            const program = this.#own(Program.load({ type: ProgramType.SchedCls, instructions, name: direction === "ingress" ? "top_in" : "top_out" }, { maps }));
+            this.#own(attachTcx(program, { interface: indexes[index]!, direction }));
+          }
+        });
+      }
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+  }
+
+  /** Loads and attaches the counting programs; throws (having cleaned up) on failure. */
+  static open(options: TrafficWatcherOptions = {}): TrafficWatcher {
+    return new TrafficWatcher(options);
+  }
+
+  #own<T extends { close(): void }>(owned: T): T {
+    this.#owned.push(owned);
+    return owned;
+  }
+
+  #statistic(kind: number): number {
+    return Number((this.#statistics.getPerCpu(kind) ?? []).reduce((a, b) => a + b, 0n));
+  }
+
+  /** The process owning a socket (by cookie) or, failing that, the port (by the binding process, or procfs). */
+  #owner(cookie: bigint, protocol: number, localPort: number, unknownPorts: Set<number>): ProcessIdentity | null {
+    if (!this.processes) return null;
+    if (cookie !== 0n && this.#socketOwners) {
+      const key = Buffer.alloc(8);
+      key.writeBigUInt64LE(cookie);
+      const value = this.#socketOwners.get(key);
+      if (value) return decodeProcess(value);
+    }
+    if (localPort !== 0 && this.#portOwners) {
+      const portKey = (protocol << 16) | localPort;
+      const value = this.#portOwners.get(portKey);
+      if (value) return decodeProcess(value);
+      const known = this.#procfsOwners.get(portKey);
+      if (known) return known;
+      const missed = this.#procfsMisses.get(portKey);
+      if (missed === undefined || Date.now() - missed > procfsRetryMilliseconds) unknownPorts.add(portKey);
+    }
+    return null;
+  }
+
+  /** Reads the counters now: one snapshot (rates are over the time since the previous one). */
+  snapshot(): TrafficSnapshot {
+    if (this.#closed) throw new UsageError("watch traffic", "the watcher is closed");
+    const now = process.hrtime.bigint();
+    const seconds = Number(now - this.#previousTime) / 1e9;
+    const groups = new Map<string, { row: Omit<TrafficRow, keyof TrafficCounts | keyof TrafficRates>; counts: TrafficCounts; cookie: bigint; ports: Set<number> }>();
+    let entries = 0;
+    const pending: { key: Buffer; kernel: KernelCounts }[] = [];
+    this.#counts.forEachBatch((key, value) => {
+      entries++;
+      const perCpu = value as Buffer[];
+      const counts = [0, 0, 0, 0, 0, 0];
+      let cookie = 0n;
+      for (const cpu of perCpu) {
+        for (let field = 0; field < 6; field++) counts[field]! += Number(cpu.readBigUInt64LE(field * 8));
+        const seen = cpu.readBigUInt64LE(TrafficValueOffset.cookie);
+        if (seen !== 0n) cookie = seen;
+      }
+      pending.push({ key: Buffer.from(key), kernel: { counts, cookie } });
+    });
+    const unknownPorts = new Set<number>();
+    const resolve = () => {
+      groups.clear();
+      for (const { key, kernel } of pending) this.#addToGroup(groups, key, kernel, unknownPorts);
+    };
+    resolve();
+    // Sockets from before the start: look their ports up in procfs (a port not found is tried again after a while).
+    if (unknownPorts.size > 0) {
+      const found = procfsPortOwners(unknownPorts);
+      for (const port of unknownPorts) {
+        const owner = found.get(port);
+        if (owner) this.#procfsOwners.set(port, owner);
+        else this.#procfsMisses.set(port, Date.now());
+      }
+      if (found.size > 0) resolve();
+    }
+
+    const rows: TrafficRow[] = [];
+    const current = new Map<string, TrafficCounts>();
+    const totals = emptyCounts();
+    for (const [key, group] of groups) {
+      current.set(key, group.counts);
+      const before = this.#previous.get(key) ?? emptyCounts();
+      rows.push({ ...group.row, ...group.counts, ...rates(group.counts, before, seconds) });
+      for (const field of countFields) totals[field] += group.counts[field];
+    }
+    rows.sort((a, b) => b.bytesIn + b.bytesOut - (a.bytesIn + a.bytesOut) || a.key.localeCompare(b.key));
+    const created = this.#statistic(TrafficStatistic.created);
+    const snapshot: TrafficSnapshot = {
+      time: new Date().toISOString(),
+      interval: seconds,
+      by: this.by,
+      source: this.source,
+      interfaces: [...this.interfaces],
+      rows,
+      totals: { ...totals, ...rates(totals, this.#previousTotals, seconds) },
+      entries,
+      evictions: Math.max(0, created - entries),
+      lost: this.#statistic(TrafficStatistic.createFailed),
+      packetsSeen: this.#statistic(TrafficStatistic.seen),
+    };
+    this.#previous = current;
+    this.#previousTotals = totals;
+    this.#previousTime = now;
+    return snapshot;
+  }
+
+  #addToGroup(groups: Map<string, { row: Omit<TrafficRow, keyof TrafficCounts | keyof TrafficRates>; counts: TrafficCounts; cookie: bigint; ports: Set<number> }>, key: Buffer, kernel: KernelCounts, unknownPorts: Set<number>): void {
+    const family = key[TrafficKeyOffset.family]!;
+    const protocol = key[TrafficKeyOffset.protocol]!;
+    const localPort = key.readUInt16LE(TrafficKeyOffset.localPort);
+    const remotePort = key.readUInt16LE(TrafficKeyOffset.remotePort);
+    const ifindex = key.readUInt32LE(TrafficKeyOffset.ifindex);
+    const address = (offset: number) => (family === 6 ? formatIpv6(key.subarray(offset, offset + 16)) : formatIpv4(key.subarray(offset, offset + 4)));
+    const owner = this.#owner(kernel.cookie, protocol, localPort, unknownPorts);
+    const row: Omit<TrafficRow, keyof TrafficCounts | keyof TrafficRates> = { key: "", process: owner };
+    const parts: string[] = [];
+    switch (this.by) {
+      case "port":
+        row.protocol = protocolName(protocol);
+        row.localPort = localPort;
+        parts.push(`${row.protocol}/${localPort}`);
+        break;
+      case "conn":
+        row.protocol = protocolName(protocol);
+        row.family = family === 6 ? "ipv6" : "ipv4";
+        row.localAddress = address(TrafficKeyOffset.localAddress);
+        row.localPort = localPort;
+        row.remoteAddress = address(TrafficKeyOffset.remoteAddress);
+        row.remotePort = remotePort;
+        parts.push(`${row.protocol} ${row.localAddress}:${localPort} ${row.remoteAddress}:${remotePort}`);
+        break;
+      case "remote":
+        row.family = family === 6 ? "ipv6" : "ipv4";
+        row.remoteAddress = address(TrafficKeyOffset.remoteAddress);
+        parts.push(row.remoteAddress);
+        break;
+      case "process":
+        parts.push(owner ? `${owner.pid} ${owner.command}` : "unknown");
+        break;
+    }
+    if (this.perInterface) {
+      row.interface = interfaceName(ifindex) ?? `if${ifindex}`;
+      parts.push(row.interface);
+    }
+    row.key = parts.join(" ");
+    let group = groups.get(row.key);
+    if (!group) {
+      group = { row, counts: emptyCounts(), cookie: kernel.cookie, ports: new Set() };
+      groups.set(row.key, group);
+    } else if (group.row.process === null && owner !== null) {
+      group.row.process = owner;
+    }
+    countFields.forEach((field, index) => (group.counts[field] += kernel.counts[index]!));
+  }
+
+  /**
+   * Snapshots every `interval` milliseconds until `signal` aborts (or the
+   * watcher is closed); the first comes one interval after the call.
+   */
+  async *snapshots(interval = 1000, signal?: AbortSignal): AsyncGenerator<TrafficSnapshot> {
+    if (!(interval > 0)) throw new UsageError("watch traffic", `the interval must be positive, got ${interval}`);
+    for (;;) {
+      if (signal?.aborted || this.#closed) return;
+      await delay(interval, signal);
+      if (signal?.aborted || this.#closed) return;
+      yield this.snapshot();
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const owned of this.#owned.splice(0).reverse()) {
+      try {
+        owned.close();
+      } catch {
+        // keep closing the others
+      }
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+function rates(now: TrafficCounts, before: TrafficCounts, seconds: number): TrafficRates {
+  const rate = (a: number, b: number) => (seconds > 0 ? Math.max(0, a - b) / seconds : 0);
+  return {
+    packetsInPerSecond: rate(now.packetsIn, before.packetsIn),
+    bytesInPerSecond: rate(now.bytesIn, before.bytesIn),
+    packetsOutPerSecond: rate(now.packetsOut, before.packetsOut),
+    bytesOutPerSecond: rate(now.bytesOut, before.bytesOut),
+  };
+}
+
+/** Resolves after `milliseconds` or when `signal` aborts; never rejects. */
+export function delay(milliseconds: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal?.aborted) return resolve();
+    const end = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", end);
+      resolve();
+    };
+    const timer = setTimeout(end, milliseconds);
+    signal?.addEventListener("abort", end, { once: true });
+  });
+}
+
+export interface WatchTrafficOptions extends TrafficWatcherOptions {
+  /** Milliseconds between snapshots (default 1000). */
+  interval?: number;
+  /** Stop after this many milliseconds (default: until aborted). */
+  duration?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Traffic snapshots as an async iterable: attaches on the first iteration,
+ * yields one snapshot per interval, detaches when the loop ends, the signal
+ * aborts or the duration has passed.
+ *
+ *     for await (const snapshot of watchTraffic({ by: "port", ports: [443], signal })) …
+ */
+export async function* watchTraffic(options: WatchTrafficOptions = {}): AsyncGenerator<TrafficSnapshot> {
+  const interval = options.interval ?? 1000;
+  if (!(interval > 0)) throw new UsageError("watch traffic", `the interval must be positive, got ${interval}`);
+  const controller = new AbortController();
+  const forward = () => controller.abort();
+  options.signal?.addEventListener("abort", forward, { once: true });
+  const timer = options.duration !== undefined ? setTimeout(forward, options.duration) : undefined;
+  const watcher = TrafficWatcher.open(options);
+  try {
+    if (options.signal?.aborted) return;
+    const started = Date.now();
+    for (;;) {
+      const remaining = options.duration !== undefined ? options.duration - (Date.now() - started) : Infinity;
+      await delay(Math.min(interval, Math.max(0, remaining)), controller.signal);
+      const last = controller.signal.aborted || remaining <= interval;
+      if (options.signal?.aborted) return;
+      yield watcher.snapshot();
+      if (last) return;
+    }
+  } finally {
+    if (timer) clearTimeout(timer);
+    options.signal?.removeEventListener("abort", forward);
+    watcher.close();
+  }
+}

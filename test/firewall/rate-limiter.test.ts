@@ -1,0 +1,144 @@
+/**
+ * Per-source limits and the SYN-flood guard on a routed testbed: the router's
+ * client-side ingress carries the limiter; the server counts what arrives.
+ *
+ * Tolerance: the received count of a limited source must be within 10% of
+ * burst + rate × sending time. The machine is shared and noisy, so the
+ * senders run for several seconds and pace themselves against the clock
+ * (a late timer is caught up, never skipped).
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { existsSync, rmSync } from "node:fs";
+import { RateLimiter, parseRate } from "../../src/firewall/rate-limiter.js";
+import { StateStore } from "../../src/state/state-store.js";
+import { UsageError } from "../../src/sys/errors.js";
+import { cliPath } from "../support/cli.js";
+import { CounterServer, pacedUdpScript, tcpConnects } from "../support/control-traffic.js";
+import { isRoot, skipUnlessKernel, skipUnlessTool } from "../support/kernel.js";
+import { RoutedTestbed } from "../support/routed-testbed.js";
+import { spawnSync } from "node:child_process";
+
+const stateRoot = `/sys/fs/bpf/netbpf-test-c-${randomBytes(4).toString("hex")}`;
+const env = { ...process.env, NETBPF_STATE_DIR: stateRoot };
+let bed: RoutedTestbed | undefined;
+let server: CounterServer | undefined;
+const politeAddress = "192.0.2.3";
+
+before(async () => {
+  if (!isRoot()) return;
+  bed = RoutedTestbed.create("c");
+  bed.exec(bed.client, ["ip", "addr", "add", `${politeAddress}/24`, "dev", bed.clientInterface]);
+  server = await CounterServer.start(bed, bed.server, [5001, 5002], [8080]);
+});
+
+after(async () => {
+  await server?.stop();
+  bed?.destroy();
+  if (existsSync(stateRoot)) {
+    try {
+      StateStore.open({ root: stateRoot }).reset();
+    } finally {
+      rmSync(stateRoot, { recursive: true, force: true });
+    }
+  }
+});
+
+function netbpf(...args: string[]) {
+  const result = bed!.tryExec(bed!.router, [process.execPath, cliPath, ...args], { env });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+test("rates parse with units and ranges", () => {
+  assert.deepEqual(parseRate("1000pps"), { unit: "packets", perSecond: 1000 });
+  assert.deepEqual(parseRate("2mbit"), { unit: "bits", perSecond: 2_000_000 });
+  assert.deepEqual(parseRate("1.5mbit"), { unit: "bits", perSecond: 1_500_000 });
+  for (const bad of ["0pps", "fast", "1000", "200gbit", "-5pps", "1bit"]) assert.throws(() => parseRate(bad), UsageError, bad);
+});
+
+test("a per-source packet-rate limit holds within 10% while a well-behaved source is untouched", async (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root for namespaces and tc")) return;
+  const b = bed!;
+  const rate = 200;
+  const burst = 20;
+  const added = netbpf("limit", "-i", b.routerClientSide, "--rate", `${rate}pps`, "--burst", String(burst), "-f", "udp dst port 5001");
+  assert.equal(added.status, 0, added.stderr);
+  assert.match(added.stdout, /tc ingress: tcx/);
+  const before = await server!.sources();
+  const flood = b.start(b.client, [process.execPath, "--input-type=module", "-e", pacedUdpScript({ bind: b.clientAddress, host: b.serverAddress, port: 5001, pps: 1000, seconds: 5 })]);
+  const polite = b.start(b.client, [process.execPath, "--input-type=module", "-e", pacedUdpScript({ bind: politeAddress, host: b.serverAddress, port: 5001, pps: 50, seconds: 5 })]);
+  const collect = (child: typeof flood) => new Promise<{ sent: number; elapsedMs: number }>((resolve, reject) => {
+    let text = "";
+    child.stdout.on("data", (chunk) => (text += chunk));
+    child.on("exit", (code) => (code === 0 ? resolve(JSON.parse(text.trim())) : reject(new Error(`sender exited ${code}`))));
+  });
+  const [floodResult, politeResult] = await Promise.all([collect(flood), collect(polite)]);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const afterCounts = await server!.sources();
+  const received = (address: string) => (afterCounts[address] ?? 0) - (before[address] ?? 0);
+  const expected = burst + (rate * floodResult.elapsedMs) / 1000;
+  assert.ok(floodResult.sent > expected * 2, `the flood must exceed the limit: sent ${floodResult.sent}, limit allows ${expected}`);
+  const got = received(b.clientAddress);
+  assert.ok(Math.abs(got - expected) <= expected * 0.1, `limited source: received ${got}, expected ${expected.toFixed(0)} ± 10% (sent ${floodResult.sent} in ${floodResult.elapsedMs.toFixed(0)} ms)`);
+  assert.equal(received(politeAddress), politeResult.sent, "the well-behaved source loses nothing");
+
+  const status = netbpf("limit", "status", "-i", b.routerClientSide, "--json");
+  assert.equal(status.status, 0, status.stderr);
+  const lines = status.stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+  const rule = lines.find((line) => line.type === "limit")!;
+  // The program saw every datagram: passed + dropped = sent, and what passed arrived.
+  assert.equal((rule.passed as number) + (rule.dropped as number), floodResult.sent + politeResult.sent, "passed + dropped = sent");
+  assert.equal(rule.passed, got + received(politeAddress), "passed = received");
+  const top = lines.find((line) => line.type === "source")!;
+  assert.equal(top.address, b.clientAddress, "the flooding source is the top offender");
+  const table = netbpf("limit", "status");
+  assert.match(table.stdout, new RegExp(`${b.clientAddress.replace(/\./g, "\\.")}`));
+  assert.equal(netbpf("limit", "delete", String(rule.id), "-i", b.routerClientSide).status, 0);
+});
+
+test("bad limits are refused with exit 2 and change nothing", (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root for namespaces and tc")) return;
+  const b = bed!;
+  const before = netbpf("limit", "status", "--json").stdout;
+  for (const args of [
+    ["limit", "-i", b.routerClientSide, "--rate", "0pps"],
+    ["limit", "-i", b.routerClientSide, "--rate", "999gbit"],
+    ["limit", "-i", b.routerClientSide],
+    ["limit", "--rate", "10pps"],
+    ["limit", "-i", b.routerClientSide, "--rate", "10pps", "-f", "udp port"],
+    ["limit", "-i", b.routerClientSide, "--rate", "1mbit", "--burst", "100"],
+    ["limit", "syn", "-i", b.routerClientSide],
+  ]) {
+    const result = netbpf(...args);
+    assert.equal(result.status, 2, `${args.join(" ")}: ${result.stderr}`);
+    assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+  }
+  assert.equal(netbpf("limit", "status", "--json").stdout, before);
+});
+
+test("a SYN flood from many spoofed sources does not stop a legitimate client", async (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root for namespaces and tc")) return;
+  if (skipUnlessTool(t, spawnSync("hping3", ["--version"]).status !== null && !spawnSync("hping3", ["--version"]).error, "hping3 is not installed")) return;
+  const b = bed!;
+  const guard = netbpf("limit", "syn", "-i", b.routerClientSide, "--port", "8080", "--rate", "5", "--burst", "5");
+  assert.equal(guard.status, 0, guard.stderr);
+  // Random spoofed sources, and one spoofed source sending far more than its share.
+  const random = b.start(b.client, ["hping3", "-q", "-S", "-p", "8080", "-i", "u500", "--rand-source", b.serverAddress]);
+  const heavy = b.start(b.client, ["hping3", "-q", "-S", "-p", "8080", "-i", "u2000", "-a", "203.0.113.7", b.serverAddress]);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    for (let attempt = 0; attempt < 3; attempt++) assert.equal(tcpConnects(b, b.serverAddress, 8080), "ok", `legitimate connection ${attempt + 1} during the flood`);
+  } finally {
+    random.kill("SIGKILL");
+    heavy.kill("SIGKILL");
+  }
+  const limiter = RateLimiter.installed({ store: StateStore.open({ root: stateRoot }) })[0]!;
+  const rule = limiter.rules().find((candidate) => candidate.kind === "syn-guard")!;
+  assert.ok(rule.dropped > 100n, `the guard dropped ${rule.dropped} SYNs`);
+  const sources = limiter.topSources(100_000).filter((source) => source.rule === rule.id);
+  assert.equal(sources[0]!.address, "203.0.113.7", "the heavy spoofed source tops the offenders");
+  assert.ok(sources.length > 100, `many sources tracked (${sources.length})`);
+  const legitimate = sources.find((source) => source.address === b.clientAddress);
+  assert.equal(legitimate?.dropped ?? 0n, 0n, "the legitimate client lost no SYN");
+});
