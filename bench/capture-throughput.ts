@@ -7,8 +7,13 @@
  * and counts the packets in the file it wrote. CPU is the capturer's own
  * run time (all threads' schedstat, ns resolution, just before SIGINT); the kernel
  * work done in the sender's softirq (our tc program, tcpdump's AF_PACKET
- * copy) is not in either number. Start-up CPU (Node, compiling and loading;
- * libpcap's setup) is reported apart from the CPU spent while capturing. Trials alternate the two tools; medians.
+ * copy) is not in either number; it shows in the sender's CPU instead
+ * (veth delivers in the sender's context), measured against trials with no
+ * capturer at all ("none"), with the sender's rate. Start-up CPU (Node,
+ * compiling and loading; libpcap's setup) is reported apart from the CPU
+ * spent while capturing, and start-to-ready is the wall time from spawning
+ * the capturer to its "listening on" line. Trials rotate the tools;
+ * min / median / max per figure. The machine is shared: expect noise.
  *
  * usage: node dist/bench/capture-throughput.js [packets per trial] [trials]
  * Set NETBPF_BENCH_NODE_ARGS to pass options to the netbpf capturer's Node.js
@@ -38,8 +43,8 @@ function run(command: string, args: string[]): string {
 }
 
 const tag = randomBytes(2).toString("hex");
-const sideA = { namespace: `nb-cap-bench-${tag}-a`, interface: `nb-cap-bn${tag}a`, address: "192.0.2.1" };
-const sideB = { namespace: `nb-cap-bench-${tag}-b`, interface: `nb-cap-bn${tag}b`, address: "192.0.2.2" };
+const sideA = { namespace: `nbp-cap-bench-${tag}-a`, interface: `nbp-cb${tag}a`, address: "192.0.2.1" };
+const sideB = { namespace: `nbp-cap-bench-${tag}-b`, interface: `nbp-cb${tag}b`, address: "192.0.2.2" };
 
 function createTestbed(): void {
   for (const side of [sideA, sideB]) run("ip", ["netns", "add", side.namespace]);
@@ -101,6 +106,11 @@ function userAndSystemSeconds(pid: number): { user: number; system: number } {
 
 interface Trial {
   sent: number;
+  /** Wall seconds from spawning the capturer to its "listening on" line. */
+  readySeconds: number;
+  /** The sender's wall time and CPU (user + system, its softirq work included). */
+  senderSeconds: number;
+  senderCpuSeconds: number;
   delivered: number;
   /** CPU while the traffic was captured (after "listening on"). */
   cpuSeconds: number;
@@ -112,11 +122,25 @@ interface Trial {
   reportedDrops?: number;
 }
 
-async function trial(tool: "netbpf" | "tcpdump", directory: string, index: number): Promise<Trial> {
+/** Runs the sender in side B; its wall time and CPU come from /usr/bin/time. */
+function send(): { sent: number; seconds: number; cpuSeconds: number } {
+  const result = spawnSync("/usr/bin/time", ["-f", "netbpf-bench-time %e %U %S", "ip", "netns", "exec", sideB.namespace, process.execPath, "--input-type=module", "-e", senderScript], { encoding: "utf8", timeout: 60_000 });
+  if (result.status !== 0) throw new Error(`sender failed: ${result.stderr}`);
+  const times = /netbpf-bench-time ([\d.]+) ([\d.]+) ([\d.]+)/.exec(result.stderr);
+  if (!times) throw new Error(`no timing from /usr/bin/time: ${result.stderr}`);
+  return { sent: Number(result.stdout.trim()), seconds: Number(times[1]), cpuSeconds: Number(times[2]) + Number(times[3]) };
+}
+
+async function trial(tool: Tool, directory: string, index: number): Promise<Trial> {
+  if (tool === "none") {
+    const sender = send();
+    return { sent: sender.sent, readySeconds: 0, senderSeconds: sender.seconds, senderCpuSeconds: sender.cpuSeconds, delivered: 0, cpuSeconds: 0, startupCpuSeconds: 0, userSeconds: 0, systemSeconds: 0 };
+  }
   const output = join(directory, `${tool}-${index}.pcap`);
   const args = tool === "netbpf"
     ? [process.execPath, ...nodeArguments, cliPath, "capture", "-i", sideA.interface, "-Q", "in", "-B", "8192", "-w", output, "udp", "dst", "port", String(port)]
     : ["tcpdump", "-i", sideA.interface, "-Q", "in", "-B", "8192", "-n", "-w", output, "udp", "dst", "port", String(port)];
+  const spawned = process.hrtime.bigint();
   const child = spawn("ip", ["netns", "exec", sideA.namespace, ...args], { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   const exited = new Promise<void>((resolve) => child.on("exit", () => resolve()));
@@ -130,10 +154,12 @@ async function trial(tool: "netbpf" | "tcpdump", directory: string, index: numbe
       }
     });
   });
+  const readySeconds = Number(process.hrtime.bigint() - spawned) / 1e9;
+  // `ip netns exec` execs the capturer: the child's pid is the capturer's.
   const cpuAtStart = cpuSeconds(child.pid!);
   const splitAtStart = userAndSystemSeconds(child.pid!);
   try {
-    const sent = Number(run("ip", ["netns", "exec", sideB.namespace, process.execPath, "--input-type=module", "-e", senderScript]).trim());
+    const sender = send();
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const cpu = cpuSeconds(child.pid!);
     const split = userAndSystemSeconds(child.pid!);
@@ -142,8 +168,12 @@ async function trial(tool: "netbpf" | "tcpdump", directory: string, index: numbe
     await exited;
     clearTimeout(killer);
     const delivered = readCaptureFile(output).packets.length;
-    const drops = /(\d+) packets dropped by kernel/.exec(stderr);
-    return { sent, delivered, cpuSeconds: cpu - cpuAtStart, startupCpuSeconds: cpuAtStart, userSeconds: split.user - splitAtStart.user, systemSeconds: split.system - splitAtStart.system, reportedDrops: drops ? Number(drops[1]) : undefined };
+    const drops = /(\d+) packets? dropped by kernel/.exec(stderr);
+    return {
+      sent: sender.sent, readySeconds, senderSeconds: sender.seconds, senderCpuSeconds: sender.cpuSeconds,
+      delivered, cpuSeconds: cpu - cpuAtStart, startupCpuSeconds: cpuAtStart,
+      userSeconds: split.user - splitAtStart.user, systemSeconds: split.system - splitAtStart.system, reportedDrops: drops ? Number(drops[1]) : undefined,
+    };
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   }
@@ -154,12 +184,20 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-const directory = mkdtempSync(join(tmpdir(), "nb-cap-bench-"));
+type Tool = "netbpf" | "tcpdump" | "none";
+const range = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { min: sorted[0]!, median: sorted[Math.floor(sorted.length / 2)]!, max: sorted[sorted.length - 1]! };
+};
+
+const directory = mkdtempSync(join(tmpdir(), "nbp-cap-bench-"));
 try {
   createTestbed();
-  const results: Record<"netbpf" | "tcpdump", Trial[]> = { netbpf: [], tcpdump: [] };
+  const results: Record<Tool, Trial[]> = { netbpf: [], tcpdump: [], none: [] };
+  const order: Tool[] = ["netbpf", "tcpdump", "none"];
   for (let i = 0; i < trials; i++) {
-    for (const tool of i % 2 === 0 ? (["netbpf", "tcpdump"] as const) : (["tcpdump", "netbpf"] as const)) {
+    for (let k = 0; k < order.length; k++) {
+      const tool = order[(i + k) % order.length]!;
       results[tool].push(await trial(tool, directory, i));
     }
   }
@@ -171,10 +209,31 @@ try {
     startupCpuSecondsMedian: median(list.map((t) => t.startupCpuSeconds)),
     cpuMicrosecondsPerPacketMedian: median(list.map((t) => (t.cpuSeconds * 1e6) / Math.max(1, t.delivered))),
     reportedDrops: list.map((t) => t.reportedDrops ?? null),
+    ranges: {
+      delivered: range(list.map((t) => t.delivered)),
+      dropped: range(list.map((t) => t.reportedDrops ?? t.sent - t.delivered)),
+      captureCpuSeconds: range(list.map((t) => t.cpuSeconds)),
+      startupCpuSeconds: range(list.map((t) => t.startupCpuSeconds)),
+      readySeconds: range(list.map((t) => t.readySeconds)),
+      senderCpuSeconds: range(list.map((t) => t.senderCpuSeconds)),
+      senderPacketsPerSecond: range(list.map((t) => t.sent / t.senderSeconds)),
+    },
     trials: list,
   });
   const netbpf = summary(results.netbpf);
   const tcpdump = summary(results.tcpdump);
+  const none = summary(results.none);
+  const line = (name: string, values: { min: number; median: number; max: number }, digits = 3) =>
+    `  ${name.padEnd(34)} ${values.min.toFixed(digits)} / ${values.median.toFixed(digits)} / ${values.max.toFixed(digits)}`;
+  process.stderr.write(`capture-throughput: ${packets} UDP packets of ${payloadSize} bytes per trial, ${trials} trials, min / median / max; ${cpus().length} CPUs (${cpus()[0]?.model}), load ${loadavg()[0]!.toFixed(1)}\n`);
+  for (const [name, result] of [["netbpf", netbpf], ["tcpdump", tcpdump], ["no capture", none]] as const) {
+    process.stderr.write(`${name}:\n`);
+    if (name !== "no capture") {
+      process.stderr.write(`${line("packets saved", result.ranges.delivered, 0)}\n${line("packets dropped", result.ranges.dropped, 0)}\n`);
+      process.stderr.write(`${line("capturer CPU while capturing (s)", result.ranges.captureCpuSeconds)}\n${line("capturer start-up CPU (s)", result.ranges.startupCpuSeconds)}\n${line("start to ready (s)", result.ranges.readySeconds)}\n`);
+    }
+    process.stderr.write(`${line("sender CPU (s)", result.ranges.senderCpuSeconds)}\n${line("sender rate (packets/s)", result.ranges.senderPacketsPerSecond, 0)}\n`);
+  }
   process.stdout.write(`${JSON.stringify({
     benchmark: "capture-throughput",
     machine: { cpus: cpus().length, model: cpus()[0]?.model, loadAverage: loadavg() },
@@ -183,7 +242,10 @@ try {
     trials,
     netbpf,
     tcpdump,
+    none,
     ratios: {
+      senderExtraCpuNetbpfOverTcpdump: (netbpf.ranges.senderCpuSeconds.median - none.ranges.senderCpuSeconds.median) / Math.max(1e-9, tcpdump.ranges.senderCpuSeconds.median - none.ranges.senderCpuSeconds.median),
+      readyNetbpfOverTcpdump: netbpf.ranges.readySeconds.median / Math.max(1e-9, tcpdump.ranges.readySeconds.median),
       deliveredNetbpfOverTcpdump: netbpf.deliveredMedian / Math.max(1, tcpdump.deliveredMedian),
       cpuNetbpfOverTcpdump: netbpf.cpuSecondsMedian / Math.max(1e-9, tcpdump.cpuSecondsMedian),
       cpuPerPacketNetbpfOverTcpdump: netbpf.cpuMicrosecondsPerPacketMedian / Math.max(1e-9, tcpdump.cpuMicrosecondsPerPacketMedian),

@@ -63,7 +63,7 @@ function run(command: string, args: string[], onReady?: () => void): Promise<str
 
 const lastJson = (text: string): any => JSON.parse(text.trim().split("\n").pop()!);
 
-type Consumer = "c" | "js-in-place" | "js-batch" | "js-iterator";
+type Consumer = "c" | "js-in-place" | "js-batch" | "js-batches" | "js-iterator";
 type Scenario = "drain" | "live";
 
 /**
@@ -113,7 +113,7 @@ async function trial(consumer: Consumer, scenario: Scenario, index: number): Pro
 
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-const consumers = ["c", "js-in-place", "js-batch", "js-iterator"] as const;
+const consumers = ["c", "js-in-place", "js-batch", "js-batches", "js-iterator"] as const;
 const scenarios = ["drain", "live"] as const;
 type Row = Outcome & { produced: number; producerNs: number; rate: number; cpuRate: number };
 const results = new Map<string, Row[]>();

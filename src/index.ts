@@ -116,3 +116,6 @@ export { maglevTable, maglevDisruption, maglevTableSizes, defaultMaglevTableSize
 export { balancerProgram, type BalancerProgramOptions, type BalancerMode, type BalancerProtocol } from "./balancer/balancer-program.js";
 export { BalancerMetricsSource } from "./server/balancer-metrics.js";
 export { lookupRoute, type RouteToAddress } from "./sys/route-lookup.js";
+export { JavaScriptProgram, type JavaScriptProgramOptions, type JavaScriptRunResult } from "./asm/javascript-program.js";
+export { OfflineFilter, type OfflineFilterEngine, type OfflineFilterOptions } from "./capture/offline-filter.js";
+export { PcapScanner, pcapTimeWords, type PcapScanRecord, type PcapScannerOptions } from "./pcap/pcap-scanner.js";

@@ -2,14 +2,14 @@
  * JavaScript side of bench/ringbuf-throughput: consumes a pinned ring buffer
  * with RingBufferReader and checks records exactly as the C consumer does.
  *
- * usage: node ringbuf-consumer-child.js <batch|in-place|iterator> <ring pin> <counters pin> <events expected>
+ * usage: node ringbuf-consumer-child.js <batch|in-place|iterator|batches> <ring pin> <counters pin> <events expected>
  */
 import { BpfMap } from "../../src/core/map.js";
 import { RingBufferReader } from "../../src/ringbuf/ring-buffer-reader.js";
 
 const [mode, ringPath, countersPath, expectedText] = process.argv.slice(2);
 if (!mode || !ringPath || !countersPath || !expectedText) {
-  console.error("usage: ringbuf-consumer-child <batch|in-place|iterator> <ring pin> <counters pin> <events expected>");
+  console.error("usage: ringbuf-consumer-child <batch|in-place|iterator|batches> <ring pin> <counters pin> <events expected>");
   process.exit(2);
 }
 const expected = Number(expectedText);
@@ -77,6 +77,16 @@ if (mode === "batch" || mode === "in-place") {
     // The timeout only serves to notice that the producer has stopped (all remaining events lost).
     await reader.wait(AbortSignal.timeout(100)).catch(() => undefined);
   }
+} else if (mode === "batches") {
+  const controller = new AbortController();
+  const watchdog = setInterval(() => finished() && controller.abort(), 100);
+  outer: for await (const batch of reader.batches({ signal: controller.signal })) {
+    for (const record of batch) check(record);
+    last = process.hrtime.bigint();
+    if (received >= expected) break outer;
+  }
+  lastCpu = cpuNow();
+  clearInterval(watchdog);
 } else {
   const controller = new AbortController();
   // Only notices that the producer has stopped (all remaining events lost).

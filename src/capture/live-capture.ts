@@ -208,14 +208,16 @@ export class LiveCapture implements Disposable {
       const ring = this.#own(BpfMap.create({ type: MapType.Ringbuf, maxEntries: this.ringSize, name: captureRingName }));
       const scratch = this.#own(BpfMap.create({ type: MapType.Array, key: u32, valueSize: captureScratchValueSize(this.snapLength), maxEntries: possibleCpuCount(), name: captureScratchName }));
       this.#counters = this.#own(BpfMap.create({ type: MapType.PercpuArray, key: u32, value: u64, maxEntries: this.interfaces.length * counterKinds, name: captureCountersName }));
-      const processes = this.#own(BpfMap.create({ type: MapType.LruHash, keySize: 8, valueSize: captureProcessValueSize, maxEntries: 65536, name: captureProcessesName }));
       let processesOn = options.processes ?? true;
       if (processesOn && !(probeHelper(ProgramType.SchedCls, helperIds.get_socket_cookie) && probeHelper(ProgramType.CgroupSock, helperIds.get_current_comm))) {
         processesOn = false;
         this.processesUnavailable = "this kernel lacks bpf_get_socket_cookie for tc or bpf_get_current_comm for cgroup sock programs";
       }
+      // The socket → process table exists only when processes are recorded.
+      let processes: BpfMap | undefined;
       if (processesOn) {
         try {
+          processes = this.#own(BpfMap.create({ type: MapType.LruHash, keySize: 8, valueSize: captureProcessValueSize, maxEntries: 65536, name: captureProcessesName }));
           const owner = this.#own(Program.load({ type: ProgramType.CgroupSock, instructions: socketOwnerProgram(), name: "capture_owner", expectedAttachType: AttachType.CgroupInetSockCreate }, { maps: { [captureProcessesName]: processes } }));
           const cgroupFd = openSync(rootCgroup(), constants.O_RDONLY | constants.O_DIRECTORY);
           this.#own({ close: () => closeSync(cgroupFd) });
@@ -226,7 +228,7 @@ export class LiveCapture implements Disposable {
         }
       }
       this.processes = processesOn;
-      const maps = { [captureRingName]: ring, [captureScratchName]: scratch, [captureCountersName]: this.#counters, [captureProcessesName]: processes };
+      const maps = { [captureRingName]: ring, [captureScratchName]: scratch, [captureCountersName]: this.#counters, ...(processes !== undefined && processesOn ? { [captureProcessesName]: processes } : {}) };
       const directions: ("ingress" | "egress")[] = this.direction === "in" ? ["ingress"] : this.direction === "out" ? ["egress"] : ["ingress", "egress"];
       for (const captureInterface of this.interfaces) {
         // Every packet on loopback passes egress and then ingress: like libpcap, show it once (ingress) unless -Q asks for a direction.

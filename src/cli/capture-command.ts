@@ -1,17 +1,18 @@
 import { readFileSync, statSync } from "node:fs";
 import { Command, Option } from "commander";
 import { helperNameOf } from "../asm/helpers.js";
-import { Interpreter } from "../asm/interpreter.js";
-import { compileCaptureFilter, offlineTestRunContext, offlineUndecided, type CaptureFilter } from "../capture/capture-filter.js";
+import { compileCaptureFilter } from "../capture/capture-filter.js";
 import { defaultRingSize, defaultSnapLength, interfaceLinkType, LiveCapture, type CaptureDirection, type LivePacket } from "../capture/live-capture.js";
 import { CaptureOutput } from "../capture/capture-output.js";
+import { OfflineFilter } from "../capture/offline-filter.js";
 import { PacketSummarizer, type SummaryOptions } from "../capture/packet-summary.js";
-import { Program } from "../core/program.js";
 import { formatFilterProgram } from "../filter/format-filter-program.js";
 import { createCaptureWriter, openCapture, captureFormatFromPath } from "../pcap/capture-file.js";
 import type { CaptureSink } from "../pcap/capture-sink.js";
 import type { CapturePacket } from "../pcap/capture-record.js";
 import { LinkType, linkTypeName } from "../pcap/link-type.js";
+import { emptyPacket } from "../pcap/pcap-reader.js";
+import { PcapScanner, pcapTimeWords, type PcapScanRecord } from "../pcap/pcap-scanner.js";
 import type { PcapngWriter } from "../pcap/pcapng-writer.js";
 import type { PcapWriter } from "../pcap/pcap-writer.js";
 import { captureProgram, maximumSnapLength } from "../programs/capture-program.js";
@@ -301,57 +302,6 @@ function dumpProgram(expression: string, options: CaptureCommandOptions): void {
   process.stdout.write(`${listing}\n`);
 }
 
-/** Runs a compiled filter over saved packets: in the kernel when possible, else in the interpreter. */
-class OfflineFilter {
-  readonly filter: CaptureFilter;
-  #kernel: Program | undefined;
-  #kernelUnavailable: string | undefined;
-  readonly #interpreter: Interpreter;
-  kernelRuns = 0;
-  interpreterRuns = 0;
-  /** Packets the kernel refused (too large for an skb test run, or too short). */
-  refusedByKernel = 0;
-
-  constructor(filter: CaptureFilter) {
-    this.filter = filter;
-    this.#interpreter = new Interpreter(filter.interpreterProgram.instructions);
-    if (filter.linkType !== LinkType.ETHERNET) {
-      this.#kernelUnavailable = `link type ${linkTypeName(filter.linkType)}: a tc test run needs Ethernet frames`;
-      return;
-    }
-    try {
-      this.#kernel = Program.load({ type: ProgramType.SchedCls, instructions: filter.offlineProgram, name: "capture_filter" });
-    } catch (error) {
-      this.#kernelUnavailable = error instanceof Error ? error.message : String(error);
-    }
-  }
-
-  get kernelUnavailable(): string | undefined {
-    return this.#kernelUnavailable;
-  }
-
-  matches(packet: CapturePacket): boolean {
-    const context = offlineTestRunContext(packet.data.length, packet.originalLength);
-    if (this.#kernel !== undefined && context !== undefined) {
-      try {
-        const result = this.#kernel.run({ data: Buffer.from(packet.data), context });
-        this.kernelRuns++;
-        if (result.returnValue !== offlineUndecided) return result.returnValue !== 0;
-      } catch (error) {
-        if (!(error instanceof SyscallError && error.code === "EINVAL")) throw error;
-        this.refusedByKernel++;
-      }
-    }
-    this.interpreterRuns++;
-    const result = this.#interpreter.run(packet.data, { registers: { 3: packet.originalLength, 4: 0 } });
-    return result.returnValue !== 0n;
-  }
-
-  close(): void {
-    this.#kernel?.close();
-  }
-}
-
 async function readOffline(path: string, expression: string, options: CaptureCommandOptions): Promise<void> {
   const count = parseCount(options.count);
   const snapLength = options.snapshotLength !== undefined ? parseSnapLength(options.snapshotLength) : undefined;
@@ -423,7 +373,7 @@ async function readOffline(path: string, expression: string, options: CaptureCom
   } finally {
     removeSignals();
     for (const filter of filters.values()) {
-      if (filter.kernelUnavailable !== undefined) stderr(`netbpf: filtered in the user-space interpreter (no kernel test run: ${filter.kernelUnavailable})`);
+      if (filter.engine === "interpreter") stderr(`netbpf: filtered in the user-space interpreter (${filter.unavailable})`);
       if (filter.refusedByKernel > 0) {
         stderr(`netbpf: ${filter.refusedByKernel} packet(s) the kernel refuses for an skb test run (larger than about 3.7 KB, or shorter than an Ethernet header) were filtered by the user-space interpreter`);
       }

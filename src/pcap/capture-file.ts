@@ -4,7 +4,7 @@ import { extname } from "node:path";
 import type { Writable } from "node:stream";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { CaptureFormatError } from "./capture-format-error.js";
-import { runParserAsync, runParserSync, type CaptureParser } from "./capture-parser.js";
+import { runParserBatches, runParserSync, type CaptureParser } from "./capture-parser.js";
 import type {
   ByteOrder,
   CaptureFormat,
@@ -151,15 +151,19 @@ export class CaptureReader implements AsyncIterable<CapturePacket>, AsyncDisposa
   /** Interfaces seen so far (all sections). */
   readonly interfaces: CaptureInterface[] = [];
   private started = false;
+  private readonly first: CaptureRecord & { type: "section" };
 
   constructor(
-    private readonly generator: AsyncGenerator<CaptureRecord, void, undefined>,
-    private readonly first: CaptureRecord & { type: "section" },
+    private readonly generator: AsyncGenerator<CaptureRecord[], void, undefined>,
+    private readonly firstBatch: CaptureRecord[],
     private readonly release: () => Promise<void>,
   ) {
-    this.section = first.section;
-    this.format = first.section.format;
-    this.sections.push(first.section);
+    this.first = firstBatch[0] as CaptureRecord & { type: "section" };
+    this.section = this.first.section;
+    this.format = this.first.section.format;
+    this.sections.push(this.first.section);
+    // What the first read holds (usually the first interfaces) is known once the capture is open.
+    this.note(firstBatch, 1);
   }
 
   /** The interface a packet was captured on (among those read so far). */
@@ -167,16 +171,21 @@ export class CaptureReader implements AsyncIterable<CapturePacket>, AsyncDisposa
     return interfaceOfPacket(this.interfaces, packet);
   }
 
-  async *records(): AsyncGenerator<CaptureRecord, void, undefined> {
+  /**
+   * Every block, in arrays: all the records that one read of the input
+   * completes (up to 4096), so the consumer awaits once per large read, not
+   * once per record. The interfaces and sections of a batch are known
+   * (interfaceOf) when it is delivered.
+   */
+  async *recordBatches(): AsyncGenerator<CaptureRecord[], void, undefined> {
     if (this.started) throw new UsageError("read capture", "a capture can be iterated only once", "open it again to re-read");
     this.started = true;
     try {
-      yield this.first;
+      yield this.firstBatch;
       for (;;) {
         const next = await this.generator.next();
         if (next.done) return;
-        if (next.value.type === "interface") this.interfaces.push(next.value.interface);
-        else if (next.value.type === "section") this.sections.push(next.value.section);
+        this.note(next.value, 0);
         yield next.value;
       }
     } finally {
@@ -184,8 +193,29 @@ export class CaptureReader implements AsyncIterable<CapturePacket>, AsyncDisposa
     }
   }
 
+  private note(batch: CaptureRecord[], from: number): void {
+    for (let i = from; i < batch.length; i++) {
+      const record = batch[i]!;
+      if (record.type === "interface") this.interfaces.push(record.interface);
+      else if (record.type === "section") this.sections.push(record.section);
+    }
+  }
+
+  async *records(): AsyncGenerator<CaptureRecord, void, undefined> {
+    for await (const batch of this.recordBatches()) yield* batch;
+  }
+
+  /** The packets, in arrays (see recordBatches); never an empty array. */
+  async *packetBatches(): AsyncGenerator<CapturePacket[], void, undefined> {
+    for await (const batch of this.recordBatches()) {
+      const packets: CapturePacket[] = [];
+      for (const record of batch) if (record.type === "packet") packets.push(record.packet);
+      if (packets.length > 0) yield packets;
+    }
+  }
+
   async *packets(): AsyncGenerator<CapturePacket, void, undefined> {
-    for await (const record of this.records()) if (record.type === "packet") yield record.packet;
+    for await (const batch of this.packetBatches()) yield* batch;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<CapturePacket> {
@@ -203,7 +233,7 @@ export class CaptureReader implements AsyncIterable<CapturePacket>, AsyncDisposa
 }
 
 export interface OpenCaptureOptions extends CaptureReadOptions {
-  /** Read size for files (default 256 KiB). */
+  /** Read size for files (default 1 MiB). */
   chunkSize?: number;
 }
 
@@ -224,7 +254,7 @@ export async function openCapture(source: string | AsyncIterable<Uint8Array>, op
       } catch (error) {
         throw openError(source, error);
       }
-      const stream = handle.createReadStream({ highWaterMark: options.chunkSize ?? 256 * 1024, autoClose: true });
+      const stream = handle.createReadStream({ highWaterMark: options.chunkSize ?? 1024 * 1024, autoClose: true });
       chunks = stream;
       release = async () => {
         stream.destroy();
@@ -234,11 +264,11 @@ export async function openCapture(source: string | AsyncIterable<Uint8Array>, op
   } else {
     chunks = source;
   }
-  const generator = runParserAsync(parseCapture(options), chunks);
+  const generator = runParserBatches(parseCapture(options), chunks);
   try {
     const first = await generator.next();
-    if (first.done || first.value.type !== "section") throw new CaptureFormatError(0, "the capture has no header");
-    return new CaptureReader(generator, first.value as CaptureRecord & { type: "section" }, release);
+    if (first.done || first.value[0]?.type !== "section") throw new CaptureFormatError(0, "the capture has no header");
+    return new CaptureReader(generator, first.value, release);
   } catch (error) {
     await generator.return();
     await release();

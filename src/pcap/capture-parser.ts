@@ -40,13 +40,21 @@ class ChunkQueue {
     this.iterator = source[Symbol.asyncIterator]();
   }
 
+  /** The next `length` bytes when they are already buffered, else undefined (then call read()). */
+  readBuffered(length: number): Buffer | undefined {
+    if (this.current.length < length) return undefined;
+    const bytes = this.current.subarray(0, length);
+    this.current = this.current.subarray(length);
+    return bytes;
+  }
+
   async read(length: number): Promise<Buffer> {
     if (this.current.length >= length) {
       const bytes = this.current.subarray(0, length);
       this.current = this.current.subarray(length);
       return bytes;
     }
-    const parts: Buffer[] = [this.current];
+    const parts: Buffer[] = this.current.length > 0 ? [this.current] : [];
     let have = this.current.length;
     this.current = EMPTY;
     while (have < length && !this.ended) {
@@ -69,12 +77,22 @@ class ChunkQueue {
       parts.push(chunk);
       have += chunk.length;
     }
-    const joined = parts.length === 1 ? parts[0]! : Buffer.concat(parts, have);
-    if (joined.length > length) {
-      this.current = joined.subarray(length);
-      return joined.subarray(0, length);
+    if (parts.length === 0) return EMPTY;
+    if (parts.length === 1) {
+      const only = parts[0]!;
+      this.current = only.subarray(Math.min(length, only.length));
+      return only.subarray(0, length);
     }
-    return joined;
+    // Copy only the bytes asked for; the rest of the last chunk stays where it is.
+    const last = parts[parts.length - 1]!;
+    const before = have - last.length;
+    if (have > length) {
+      const needed = length - before;
+      parts[parts.length - 1] = last.subarray(0, needed);
+      this.current = last.subarray(needed);
+      return Buffer.concat(parts, length);
+    }
+    return Buffer.concat(parts, have);
   }
 
   async close(): Promise<void> {
@@ -86,20 +104,52 @@ class ChunkQueue {
 }
 
 export async function* runParserAsync<T>(parser: CaptureParser<T>, source: AsyncIterable<Uint8Array>): AsyncGenerator<T, void, undefined> {
+  for await (const batch of runParserBatches(parser, source)) yield* batch;
+}
+
+/**
+ * Like runParserAsync, but yields arrays: every record that the bytes
+ * already read complete, so a consumer pays one await per chunk of input
+ * rather than per record.
+ */
+export async function* runParserBatches<T>(parser: CaptureParser<T>, source: AsyncIterable<Uint8Array>, maximumBatch = 4096): AsyncGenerator<T[], void, undefined> {
   const queue = new ChunkQueue(source);
+  let batch: T[] = [];
   try {
     let step = parser.next(EMPTY);
     while (!step.done) {
       const request = step.value;
       if ("emit" in request) {
-        yield request.emit;
+        batch.push(request.emit);
+        if (batch.length >= maximumBatch) {
+          yield batch;
+          batch = [];
+        }
         step = parser.next(EMPTY);
-      } else {
-        step = parser.next(await queue.read(request.read));
+        continue;
       }
+      const buffered = queue.readBuffered(request.read);
+      if (buffered !== undefined) {
+        step = parser.next(buffered);
+        continue;
+      }
+      if (batch.length > 0) {
+        yield batch;
+        batch = [];
+      }
+      step = parser.next(await queue.read(request.read));
     }
+  } catch (error) {
+    // Records before the bad one are delivered first, as one by one.
+    if (batch.length > 0) {
+      const delivered = batch;
+      batch = [];
+      yield delivered;
+    }
+    throw error;
   } finally {
     parser.return();
     await queue.close();
   }
+  if (batch.length > 0) yield batch;
 }

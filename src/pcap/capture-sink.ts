@@ -339,16 +339,28 @@ export function openFileSink(path: string, options: OpenFileSinkOptions = {}): A
 export interface StreamSinkOptions {
   /** End the stream on close() (default: true, except for process.stdout and process.stderr). */
   end?: boolean;
+  /** Bytes gathered before they are handed to the stream as one chunk (default 256 KiB). */
+  bufferSize?: number;
 }
 
-/** Writes to a stream such as process.stdout; there is no atomic rename here. */
+/**
+ * Writes to a stream such as process.stdout; there is no atomic rename here.
+ * Records are gathered in a buffer and handed to the stream as one chunk
+ * when it fills and on flush(), so a batch of packets costs one write.
+ */
 export class StreamSink implements CaptureSink {
   private failure: unknown;
   private state: "open" | "closed" | "aborted" = "open";
   private readonly end: boolean;
+  private readonly bufferSize: number;
+  /** Bytes not yet handed to the stream: buffer[0, used). */
+  buffer: Buffer;
+  private used = 0;
 
   constructor(private readonly stream: Writable, options: StreamSinkOptions = {}) {
     this.end = options.end ?? (stream !== process.stdout && stream !== process.stderr);
+    this.bufferSize = options.bufferSize ?? 256 * 1024;
+    this.buffer = Buffer.allocUnsafe(this.bufferSize);
     stream.on("error", (error) => {
       this.failure ??= error;
     });
@@ -359,12 +371,33 @@ export class StreamSink implements CaptureSink {
   }
 
   write(chunk: Buffer): void {
+    const offset = this.reserve(chunk.length);
+    chunk.copy(this.buffer, offset);
+  }
+
+  reserve(length: number): number {
     this.check();
+    if (length > this.buffer.length - this.used) {
+      this.hand();
+      if (length > this.buffer.length) this.buffer = Buffer.allocUnsafe(length);
+    }
+    const offset = this.used;
+    this.used += length;
+    return offset;
+  }
+
+  /** Gives the gathered bytes to the stream (which keeps the Buffer: a new one is taken). */
+  private hand(): void {
+    if (this.used === 0) return;
+    const chunk = this.buffer.subarray(0, this.used);
+    this.buffer = Buffer.allocUnsafe(this.bufferSize);
+    this.used = 0;
     this.stream.write(chunk);
   }
 
   async flush(): Promise<void> {
     this.check();
+    this.hand();
     if (this.stream.writableNeedDrain) {
       await new Promise<void>((resolve) => {
         const done = () => {
@@ -394,6 +427,7 @@ export class StreamSink implements CaptureSink {
 
   abort(): void {
     this.state = "aborted";
+    this.used = 0;
   }
 
   private check(): void {

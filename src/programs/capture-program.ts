@@ -30,6 +30,8 @@ const skbIfindex = 40;
 const ringbufAvailableData = 0;
 const ringbufNoWakeup = 1;
 const ringbufForceWakeup = 2;
+/** The ring's own header before each record (length and page offset). */
+const ringRecordHeaderSize = 8;
 /** TC_ACT_UNSPEC / TCX_NEXT: let the packet go on as if we were not there. */
 const continueVerdict = -1;
 
@@ -215,11 +217,16 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
 
   a.label("output");
   if (options.wakeupThreshold !== undefined) {
-    note(`wake the reader only once the ring holds ${options.wakeupThreshold} bytes`);
+    // One wakeup per batch, not per record: only the record that takes the ring past
+    // the threshold wakes the reader; records after it find it awake (or draining).
+    note(`wake the reader only with the record that takes the ring past ${options.wakeupThreshold} bytes`);
     a.loadMapFd(R1, captureRingName)
       .mov64(R2, ringbufAvailableData)
       .call("ringbuf_query")
       .mov64(R8, ringbufNoWakeup)
+      .jumpIf(R0, ">=", options.wakeupThreshold, "send")
+      .add64(R0, R9)
+      .add64(R0, captureHeaderSize + ringRecordHeaderSize + 7)
       .jumpIf(R0, "<", options.wakeupThreshold, "send")
       .mov64(R8, ringbufForceWakeup)
       .label("send");

@@ -187,13 +187,13 @@ test("offline -r: the filter program selects what tcpdump selects, printed as tc
     const theirs = tcpdump(["-n", "-r", loopbackFixture, ...(expression ? [expression] : [])]);
     assert.equal(ours.status, 0, ours.stderr);
     assert.equal(ours.stdout, theirs.stdout, `expression ${JSON.stringify(expression)}`);
-    if (expression && isRoot()) assert.doesNotMatch(ours.stderr, /interpreter/, "root runs the filter in the kernel");
+    if (expression) assert.doesNotMatch(ours.stderr, /interpreter/, "the filter runs compiled to JavaScript");
   }
   const counted = netbpf(["capture", "-r", loopbackFixture, "-c", "2", "tcp"]);
   assert.equal(counted.stdout.trim().split("\n").length, 2);
 });
 
-test("offline -r -w writes the selected packets; packets the kernel refuses go to the interpreter, and we say so", (t) => {
+test("offline -r -w writes the selected packets, those too large for a kernel test run included", (t) => {
   if (skipUnlessKernel(t, tcpdumpAvailable, "tcpdump is not installed")) return;
   const directory = mkdtempSync(join(tmpdir(), "nb-cap-offline-"));
   try {
@@ -214,7 +214,7 @@ test("offline -r -w writes the selected packets; packets the kernel refuses go t
     assert.equal(read.status, 0, read.stderr);
     assert.equal(read.stdout, tcpdump(["-n", "-r", input, "udp port 2000"]).stdout);
     assert.equal(readCaptureFile(output).packets.length, 2);
-    if (isRoot()) assert.match(result.stderr, /2 packet\(s\) the kernel refuses for an skb test run .* were filtered by the user-space interpreter/);
+    assert.doesNotMatch(result.stderr, /interpreter|refuse/);
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }

@@ -46,7 +46,7 @@ function setup(options: Omit<CaptureProgramOptions, "interfaceSlot"> & { ringSiz
     return list;
   };
   return {
-    program, counter, records,
+    program, counter, records, reader,
     close() {
       for (const owned of [reader, program, ring, scratch, counters, processes]) owned.close();
     },
@@ -127,6 +127,33 @@ test("packets that do not fit in the ring are counted as dropped, never lost sil
     assert.equal(BigInt(records.length) + dropped, 5n, "every matched packet is delivered or counted as dropped");
     assert.equal(capture.counter(CaptureCounter.matched), 5n);
     assert.ok(records.every((r) => r.data.length === big.length && r.data.equals(big)));
+  } finally {
+    capture.close();
+  }
+});
+
+test("with a wakeup threshold only the record that crosses it wakes a waiting reader", async (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root for BPF")) return;
+  const threshold = 2048;
+  const capture = setup({ direction: "ingress", snapLength: 262144, wakeupThreshold: threshold });
+  try {
+    const recordBytes = Math.ceil((captureHeaderSize + udpPacket.length + 8) / 8) * 8;
+    const below = Math.floor(threshold / recordBytes) - 1;
+    const outcome = (promise: Promise<void>, milliseconds: number) =>
+      Promise.race([promise.then(() => "woken"), new Promise<string>((resolve) => setTimeout(() => resolve("asleep"), milliseconds))]);
+    const controller = new AbortController();
+    const waiting = capture.reader.wait(controller.signal);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    for (let i = 0; i < below; i++) capture.program.run({ data: udpPacket });
+    assert.ok(capture.reader.available > 0 && capture.reader.available < threshold);
+    // No wakeup comes for records below the threshold (waiting longer would not change that).
+    assert.equal(await outcome(waiting, 200), "asleep");
+    for (let i = 0; i < 2; i++) capture.program.run({ data: udpPacket });
+    assert.ok(capture.reader.available >= threshold);
+    // Generous: the wakeup is an irq_work and an epoll_wait on a worker thread, on a shared machine.
+    assert.equal(await outcome(waiting, 5000), "woken");
+    controller.abort();
+    assert.equal(capture.records().length, below + 2);
   } finally {
     capture.close();
   }

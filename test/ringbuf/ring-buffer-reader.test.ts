@@ -275,3 +275,43 @@ test("records committed while nobody waited wake the next wait", async (t) => {
   await f.reader.wait(AbortSignal.timeout(2000));
   assert.equal(f.reader.readAvailable(() => undefined), 3);
 });
+
+test("batches() delivers every record in order across wrap-arounds, skips discarded ones and keeps space until the next batch", async (t) => {
+  if (needsKernel(t)) return;
+  using f = fixture({ size: 16384, recordSize: 64, discardEvery: 7 });
+  const perRound = 100;
+  const rounds = 30;
+  produce(f.program, perRound);
+  let sequence = 0;
+  let produced = perRound;
+  let batchCount = 0;
+  for await (const batch of f.reader.batches({ maximumRecords: 64 })) {
+    batchCount++;
+    assert.ok(batch.length > 0 && batch.length <= 64);
+    // While a batch is held its space is not handed back: the producer's view of free space excludes it.
+    assert.ok(f.reader.available >= batch.length * 72);
+    for (const record of batch) {
+      while (sequence % 7 === 6) sequence++; // discarded by the producer
+      checkRecord(record, sequence, 64);
+      sequence++;
+    }
+    if (f.reader.received === Math.floor(produced - produced / 7) || sequence >= produced) {
+      if (produced === perRound * rounds) break;
+      produce(f.program, perRound);
+      produced += perRound;
+    }
+  }
+  assert.equal(produced, perRound * rounds);
+  assert.ok(batchCount >= (perRound * rounds) / 64, `${batchCount} batches`);
+  assert.equal(f.reader.lost, 0);
+  assert.equal(f.reader.available, 0, "leaving the loop hands the last batch's space back");
+  // A second iteration may start once the first has ended.
+  produce(f.program, 3);
+  const controller = new AbortController();
+  const seen: number[] = [];
+  for await (const batch of f.reader.batches({ signal: controller.signal, copy: true })) {
+    seen.push(batch.length);
+    controller.abort();
+  }
+  assert.ok(seen.length === 1 && seen[0]! >= 2);
+});

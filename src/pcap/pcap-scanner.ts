@@ -1,0 +1,194 @@
+/**
+ * The fast path for reading classic pcap files: large synchronous reads
+ * into one buffer, and a callback per record that gets positions in that
+ * buffer — no object, Buffer, BigInt or promise per record. For filtering
+ * big captures (`capture -r`); the general reader (openCapture) handles
+ * every format and stream.
+ */
+import { closeSync, openSync, readSync } from "node:fs";
+import { NetbpfError } from "../sys/errors.js";
+import { CaptureFormatError } from "./capture-format-error.js";
+import { DEFAULT_MAX_PACKET_LENGTH } from "./capture-record.js";
+import { decodePcapHeader, pcapMagicInfo, PCAP_HEADER_LENGTH, PCAP_RECORD_HEADER_LENGTH, type PcapHeader } from "./pcap-reader.js";
+
+/** One record, as positions in the scanner's buffer; the object is reused: copy what you keep. */
+export interface PcapScanRecord {
+  buffer: Buffer;
+  /** Offset of the record in the file. */
+  fileOffset: number;
+  /** Where the record (its 16-byte header) starts in `buffer`. */
+  recordStart: number;
+  /** Where the packet bytes start in `buffer`. */
+  dataStart: number;
+  capturedLength: number;
+  originalLength: number;
+  seconds: number;
+  /** Microseconds, or nanoseconds for nanosecond files. */
+  fraction: number;
+}
+
+export interface PcapScannerOptions {
+  /** Bytes per read (default 4 MiB). */
+  readSize?: number;
+  /** Largest captured length accepted (default 16 MiB, as the other readers). */
+  maxPacketLength?: number;
+}
+
+export class PcapScanner implements Disposable {
+  readonly header: PcapHeader;
+  #fd: number | undefined;
+  #buffer: Buffer;
+  /** Valid bytes: buffer[position, end). */
+  #position = 0;
+  #end = 0;
+  #fileOffset = PCAP_HEADER_LENGTH;
+  #ended = false;
+  readonly #maxPacketLength: number;
+  readonly #record: PcapScanRecord;
+
+  /** Opens `path` if it is a classic pcap file; undefined when it is something else (pcapng, or not a capture). */
+  static open(path: string, options: PcapScannerOptions = {}): PcapScanner | undefined {
+    let fd: number;
+    try {
+      fd = openSync(path, "r");
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? String(error);
+      throw new NetbpfError("read capture", `cannot open ${path}: ${code}`, code === "ENOENT" ? "check the file name" : undefined, { cause: error });
+    }
+    try {
+      const buffer = Buffer.allocUnsafe(Math.max(options.readSize ?? 4 * 1024 * 1024, 64 * 1024));
+      const start = readFully(fd, buffer, 0, PCAP_HEADER_LENGTH);
+      if (start < 4 || pcapMagicInfo(buffer.subarray(0, 4)) === undefined) {
+        closeSync(fd);
+        return undefined;
+      }
+      const header = decodePcapHeader(buffer.subarray(0, start));
+      return new PcapScanner(fd, buffer, header, options);
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+  }
+
+  private constructor(fd: number, buffer: Buffer, header: PcapHeader, options: PcapScannerOptions) {
+    this.#fd = fd;
+    this.#buffer = buffer;
+    this.header = header;
+    this.#maxPacketLength = options.maxPacketLength ?? DEFAULT_MAX_PACKET_LENGTH;
+    this.#record = { buffer, fileOffset: 0, recordStart: 0, dataStart: 0, capturedLength: 0, originalLength: 0, seconds: 0, fraction: 0 };
+  }
+
+  /**
+   * Calls `visit` for each record until it returns false or the file ends.
+   * Returns false when stopped by `visit`, true at the end of the file.
+   * Between calls of `visit` the buffer may be refilled: positions are only
+   * valid during the call.
+   */
+  scan(visit: (record: PcapScanRecord) => boolean | void): boolean {
+    const little = this.header.byteOrder === "little";
+    const record = this.#record;
+    for (;;) {
+      if (!this.#ensure(PCAP_RECORD_HEADER_LENGTH)) {
+        const left = this.#end - this.#position;
+        if (left === 0) return true;
+        throw new CaptureFormatError(this.#fileOffset, `pcap record at offset ${this.#fileOffset}: truncated record header (${left} of ${PCAP_RECORD_HEADER_LENGTH} bytes)`);
+      }
+      const buffer = this.#buffer;
+      const at = this.#position;
+      const seconds = little ? buffer.readUInt32LE(at) : buffer.readUInt32BE(at);
+      const fraction = little ? buffer.readUInt32LE(at + 4) : buffer.readUInt32BE(at + 4);
+      const capturedLength = little ? buffer.readUInt32LE(at + 8) : buffer.readUInt32BE(at + 8);
+      const originalLength = little ? buffer.readUInt32LE(at + 12) : buffer.readUInt32BE(at + 12);
+      if (capturedLength > this.#maxPacketLength) {
+        throw new CaptureFormatError(
+          this.#fileOffset,
+          `pcap record at offset ${this.#fileOffset}: captured length ${capturedLength} is larger than the limit of ${this.#maxPacketLength} bytes (snapshot length ${this.header.snapLength})`,
+          "the file is corrupt; raise maxPacketLength only if the capture really holds packets this large",
+        );
+      }
+      const total = PCAP_RECORD_HEADER_LENGTH + capturedLength;
+      if (!this.#ensure(total)) {
+        throw new CaptureFormatError(
+          this.#fileOffset,
+          `pcap record at offset ${this.#fileOffset}: truncated packet data, captured length ${capturedLength} but only ${this.#end - this.#position - PCAP_RECORD_HEADER_LENGTH} bytes remain`,
+        );
+      }
+      const start = this.#position;
+      record.buffer = this.#buffer;
+      record.fileOffset = this.#fileOffset;
+      record.recordStart = start;
+      record.dataStart = start + PCAP_RECORD_HEADER_LENGTH;
+      record.capturedLength = capturedLength;
+      record.originalLength = originalLength;
+      record.seconds = seconds;
+      record.fraction = fraction;
+      this.#position = start + total;
+      this.#fileOffset += total;
+      if (visit(record) === false) return false;
+    }
+  }
+
+  /** Makes `length` bytes available at #position; false at the end of the file. */
+  #ensure(length: number): boolean {
+    if (this.#end - this.#position >= length) return true;
+    if (this.#ended) return false;
+    // Move what is left to the front (growing the buffer for a record larger than it) and read more.
+    const left = this.#end - this.#position;
+    if (length > this.#buffer.length) {
+      const larger = Buffer.allocUnsafe(length);
+      this.#buffer.copy(larger, 0, this.#position, this.#end);
+      this.#buffer = larger;
+    } else if (left > 0) {
+      this.#buffer.copy(this.#buffer, 0, this.#position, this.#end);
+    }
+    this.#position = 0;
+    this.#end = left;
+    const wanted = this.#buffer.length - this.#end;
+    const read = readFully(this.#fd!, this.#buffer, this.#end, wanted);
+    this.#end += read;
+    if (read < wanted) this.#ended = true;
+    return this.#end - this.#position >= length;
+  }
+
+  close(): void {
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** Reads until `length` bytes or the end of the file; returns the bytes read. */
+function readFully(fd: number, buffer: Buffer, offset: number, length: number): number {
+  let total = 0;
+  while (total < length) {
+    let read: number;
+    try {
+      read = readSync(fd, buffer, offset + total, length - total, null);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EAGAIN") continue;
+      const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+      throw new NetbpfError("read capture", `reading the input failed: ${reason}`, undefined, { cause: error });
+    }
+    if (read === 0) break;
+    total += read;
+  }
+  return total;
+}
+
+/** A pcap record's time as nanoseconds in two 32-bit words (high, low), exactly, without BigInt. */
+export function pcapTimeWords(seconds: number, fraction: number, nanosecondFile: boolean, result: Uint32Array): void {
+  const nanoseconds = nanosecondFile ? fraction : fraction * 1000;
+  const secondsLow = seconds % 65536;
+  const secondsHigh = (seconds - secondsLow) / 65536;
+  // seconds * 1e9 + nanoseconds = secondsHigh * 1e9 * 2^16 + secondsLow * 1e9 + nanoseconds
+  const a = secondsLow * 1e9 + nanoseconds;
+  const b = secondsHigh * 1e9;
+  const bLow = b % 65536;
+  const lowPart = a + bLow * 65536;
+  const lowWord = lowPart % 4294967296;
+  result[0] = (b - bLow) / 65536 + (lowPart - lowWord) / 4294967296;
+  result[1] = lowWord;
+}
