@@ -3,6 +3,7 @@ import { evaluateDecisionGraph, type FilterPacket } from "./evaluate-predicate.j
 import { FilterSyntaxError } from "./filter-syntax-error.js";
 import { lowerFilter, type LowerOptions } from "./lower-filter.js";
 import { parseFilter } from "./parser.js";
+import { expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import type { Predicate } from "./predicate.js";
 
 /** A filter expression compiled for one link type. */
@@ -22,6 +23,9 @@ export interface CompiledFilter {
  * invalid expression; nothing is loaded into the kernel.
  */
 export function compileFilter(expression: string, options: LowerOptions): CompiledFilter {
+  expectString("compile filter", "the expression", expression);
+  expectObject("compile filter", "the options", options);
+  expectInteger("compile filter", "options.linkType", options.linkType, 0, 0xffffffff);
   if (expression.length > maximumExpressionLength) {
     throw new FilterSyntaxError(expression.slice(0, 200), { start: 0, end: 1 }, `expression is ${expression.length} characters long`, `at most ${maximumExpressionLength}`);
   }
