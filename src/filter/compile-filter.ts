@@ -20,9 +20,10 @@ export interface CompiledFilter {
 /**
  * Parses, checks and compiles a pcap-filter(7) expression. Throws a
  * FilterSyntaxError (position, caret rendering, what was expected) for an
- * invalid expression; nothing is loaded into the kernel.
+ * invalid expression; nothing is loaded into the kernel. Without options the
+ * packets are Ethernet frames (LINKTYPE_ETHERNET, as on a live interface).
  */
-export function compileFilter(expression: string, options: LowerOptions): CompiledFilter {
+export function compileFilter(expression: string, options: LowerOptions = { linkType: 1 }): CompiledFilter {
   expectString("compile filter", "the expression", expression);
   expectObject("compile filter", "the options", options);
   expectInteger("compile filter", "options.linkType", options.linkType, 0, 0xffffffff);

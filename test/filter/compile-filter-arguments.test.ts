@@ -16,7 +16,7 @@ test("library functions check their arguments and say what is wrong", () => {
     [() => untyped(compileFilter, 42, { linkType: 1 }), /^compile filter: the expression must be a string, got 42 \(a number\)$/],
     [() => untyped(compileFilter, undefined, { linkType: 1 }), /the expression must be a string, got undefined/],
     [() => untyped(compileFilter, ["tcp"], { linkType: 1 }), /the expression must be a string, got an array/],
-    [() => untyped(compileFilter, "tcp"), /the options must be an object, got undefined/],
+    [() => untyped(compileFilter, "tcp", null), /the options must be an object, got null/],
     [() => untyped(compileFilter, "tcp", { linkType: "1" }), /options\.linkType must be an integer from 0 to 4294967295, got "1" \(a string\)/],
     [() => untyped(generateFilterProgram, "tcp", { context: "skb" }), /generate filter program: the filter must be an object/],
     [() => untyped(generateFilterProgram, {}, { context: "skb" }), /the filter must come from compileFilter\(\)/],
@@ -29,6 +29,8 @@ test("library functions check their arguments and say what is wrong", () => {
   }
   // The valid forms still work.
   assert.equal(compileFilter("tcp", { linkType: 1 }).expression, "tcp");
+  // Without options: Ethernet, as the README's example shows.
+  assert.equal(compileFilter("tcp").linkType, 1);
 });
 
 test("long and deep expressions compile or get a clear error, never a stack overflow", () => {
