@@ -36,6 +36,16 @@ function total(values: { packets: bigint; bytes: bigint }[] | undefined) {
   return { packets, bytes };
 }
 
+/** After this many seconds without a packet, the monitor repeats how to make traffic. */
+const quietSeconds = 5;
+
+/** What to run, in another terminal, to see the counters move. */
+function trafficHint(port: number, iface: string): string {
+  const host = iface === "lo" ? "127.0.0.1" : "an address on this interface";
+  return `make some traffic in another terminal, e.g. \`curl -s http://${host}:${port}/\` ` +
+    `(even with nothing listening, the refused connection is counted) or \`python3 -m http.server ${port}\` and then curl`;
+}
+
 async function main(): Promise<void> {
   const { port, iface, seconds } = parseArguments(process.argv.slice(2));
   using counts = BpfMap.create({ type: MapType.PercpuArray, key: u32, value: portCounterValue, maxEntries: 2, name: portCounterMapName });
@@ -46,6 +56,7 @@ async function main(): Promise<void> {
   try {
     for (const [i, direction] of directions.entries()) links.push(attachTcx(programs[i]!, { interface: iface, direction }));
     process.stdout.write(`counting TCP port ${port} on ${iface} (${links[0]?.mechanism ?? "tc"}); Ctrl-C to stop\n`);
+    process.stdout.write(`${trafficHint(port, iface)}\n`);
     const stop = new AbortController();
     process.once("SIGINT", () => stop.abort());
     process.once("SIGTERM", () => stop.abort());
@@ -62,6 +73,10 @@ async function main(): Promise<void> {
         `  out: ${now.egress.packets - previous.egress.packets} pkts ${now.egress.bytes - previous.egress.bytes} B` +
         `  (total in ${now.ingress.packets}/${now.ingress.bytes} B, out ${now.egress.packets}/${now.egress.bytes} B)\n`);
       previous = now;
+      // Nothing at all after a few seconds: say again how to make some traffic.
+      if (tick === quietSeconds && now.ingress.packets === 0n && now.egress.packets === 0n) {
+        process.stdout.write(`no TCP port ${port} packets on ${iface} in ${quietSeconds} s: ${trafficHint(port, iface)}\n`);
+      }
     }
   } finally {
     for (const link of links) link.close();

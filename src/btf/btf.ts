@@ -27,6 +27,7 @@ import {
   type BtfTypeOfKind,
   type BtfVariableLinkage,
 } from "./btf-types.js";
+import { expectBytes, expectObject } from "../sys/argument-checks.js";
 
 export const btfMagic = 0xeb9f;
 const headerMinimumLength = 24;
@@ -178,7 +179,9 @@ export class Btf {
 
   /** Parse a BTF blob (either byte order). Throws BtfFormatError for malformed input. */
   static parse(bytes: Uint8Array, options: BtfParseOptions = {}): Btf {
-    return new Btf(bytes, options);
+    expectBytes("parse BTF", "the BTF data", bytes);
+    expectObject("parse BTF", "the options", options, true);
+    return new Btf(bytes, options ?? {});
   }
 
   private u32(offset: number): number {

@@ -1,6 +1,6 @@
-import { mkdirSync, realpathSync, rmdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, realpathSync, rmdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import type { Command } from "commander";
+import { Option, type Command } from "commander";
 import type { Btf } from "../btf/btf.js";
 import { Collection } from "../core/collection.js";
 import type { BpfMap } from "../core/map.js";
@@ -389,8 +389,9 @@ export function registerLoadCommand(program: Command): void {
   program.command("load <object>")
     .description("load a clang-built object, attach its programs where their sections say, stream events and dump maps")
     .option("-i, --interface <name>", "network interface for tc and XDP programs")
-    .option("--direction <ingress|egress>", "tc direction for sections that do not say (\"tc\", \"classifier\")", "ingress")
-    .option("--xdp-mode <mode>", "XDP mode: native, generic or offload (default: native, falling back to generic)")
+    // Choices are checked when the options are read, even when no program needs them.
+    .addOption(new Option("--direction <direction>", "tc direction for sections that do not say (\"tc\", \"classifier\")").choices(["ingress", "egress"]).default("ingress"))
+    .addOption(new Option("--xdp-mode <mode>", "XDP mode (default: native, falling back to generic)").choices(["native", "generic", "offload"]))
     .option("--cgroup <path>", "cgroup v2 directory for cgroup programs")
     .option("-p, --program <name>", "load and attach only this program; repeatable", collect, [])
     .option("--set <name=value>", "set a global variable (a .rodata constant) before loading; repeatable", collect, [])

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from "commander";
-import { NetbpfError, UsageError } from "../sys/errors.js";
-import { formatVerifierError } from "../core/verifier-report.js";
+import { Command } from "commander";
+import { commandPath, configureErrorOutput, reportError } from "./cli-errors.js";
 import { registerCommands } from "./command-table.js";
 
 // `netbpf … | head` closes our stdout early: that is not an error.
@@ -15,28 +14,15 @@ program.enablePositionalOptions();
 program
   .name("netbpf")
   .description("eBPF network traffic interception and analysis")
-  .version("0.1.0")
-  .showHelpAfterError("(run with --help for usage)")
-  .exitOverride();
+  .version("0.1.0");
+// Every error, the option parser's included, is reported the same way (src/cli/cli-errors.ts).
+configureErrorOutput(program);
+const fail = (error: unknown): never => reportError(error, commandPath(program, process.argv.slice(2)));
+process.on("uncaughtException", fail);
+process.on("unhandledRejection", fail);
 
 // Only the module of the command being run is loaded (see command-table.ts; add new commands there).
 await registerCommands(program, process.argv);
-
-function fail(error: unknown): never {
-  if (error instanceof CommanderError) process.exit(error.exitCode);
-  const report = formatVerifierError(error);
-  if (report !== undefined) {
-    process.stderr.write(`netbpf: ${(error as Error).message.split("\n")[0]}\n${report}\n`);
-  } else if (error instanceof NetbpfError) {
-    process.stderr.write(`netbpf: ${error.message}\n`);
-  } else if (error instanceof Error) {
-    process.stderr.write(`netbpf: ${error.message}\n`);
-    if (process.env.NETBPF_DEBUG) process.stderr.write(`${error.stack}\n`);
-  } else {
-    process.stderr.write(`netbpf: ${String(error)}\n`);
-  }
-  process.exit(error instanceof UsageError ? 2 : 1);
-}
 
 try {
   await program.parseAsync(process.argv);

@@ -3,7 +3,7 @@ import { BpfMap } from "../core/map.js";
 import { listLinks, listMaps, listPrograms } from "../core/loaded-objects.js";
 import { Program } from "../core/program.js";
 import { mapDecoder } from "../core/map-btf.js";
-import { AttachType, LinkType, MapType, ProgramType } from "../sys/bpf-constants.js";
+import { AttachType, BpfLinkType, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
 import { libcIfIndexToName } from "../sys/libc.js";
 import { renderTable, toJson, writeLine } from "./output.js";
@@ -29,7 +29,7 @@ function mapRow(m: ReturnType<typeof listMaps>[number]) {
 
 /** Which way traffic flows through the hook of an attach type, where that is a property of the hook. */
 function attachDirection(attachType: number | undefined, linkType: number): "ingress" | "egress" | undefined {
-  if (linkType === LinkType.Xdp) return "ingress";
+  if (linkType === BpfLinkType.Xdp) return "ingress";
   switch (attachType) {
     case AttachType.TcxIngress:
     case AttachType.CgroupInetIngress:
@@ -46,7 +46,7 @@ const perfEventTypeNames: Record<number, string> = { 1: "uprobe", 2: "uretprobe"
 
 function linkRow(l: ReturnType<typeof listLinks>[number]) {
   return {
-    id: l.id, type: LinkType[l.type] ?? l.type, programId: l.programId, interface: ifname(l.ifindex),
+    id: l.id, type: BpfLinkType[l.type] ?? l.type, programId: l.programId, interface: ifname(l.ifindex),
     attachType: l.attachType === undefined ? undefined : (AttachType[l.attachType] ?? l.attachType),
     direction: attachDirection(l.attachType, l.type), cgroupId: l.cgroupId,
     perfEvent: l.perfEventType === undefined ? undefined : (perfEventTypeNames[l.perfEventType] ?? l.perfEventType), tracepoint: l.tracepointName,

@@ -8,6 +8,7 @@ import { NetbpfError, SyscallError, UsageError } from "../sys/errors.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
 import { mapInfo, type MapInfo } from "../sys/object-info.js";
 import { bytes, type Codec } from "./codec.js";
+import { expectInteger, expectObject } from "../sys/argument-checks.js";
 
 /** Everything needed to create a map: plain data. */
 export interface MapSpec<K = Buffer, V = Buffer> {
@@ -124,6 +125,8 @@ export class BpfMap<K = Buffer, V = Buffer> {
 
   /** Creates a map in the kernel. */
   static create<K = Buffer, V = Buffer>(spec: MapSpec<K, V>): BpfMap<K, V> {
+    expectObject("map create", "the map spec", spec);
+    expectInteger("map create", "spec.type", spec.type, 0, 0xffffffff);
     const { keySize, valueSize } = normalise(spec);
     if (spec.name && !/^[A-Za-z0-9_.]*$/.test(spec.name)) {
       throw new UsageError("map create", `map name "${spec.name}" may only contain letters, digits, '_' and '.'`);

@@ -8,6 +8,7 @@ import { encode, type Instruction } from "../asm/instruction.js";
 import { patchMapReferences, type AssembledProgram } from "../asm/assembler.js";
 // Gives every VerifierError its report() (the sys layer cannot import core).
 import "./verifier-report.js";
+import { expectInteger, expectObject } from "../sys/argument-checks.js";
 
 /** Where a program's instructions come from: raw bytes, a list, or the Assembler's output with map references. */
 export type InstructionSource = Buffer | readonly Instruction[] | Pick<AssembledProgram, "instructions" | "references">;
@@ -106,6 +107,9 @@ export class Program {
    * failing instruction.
    */
   static load(spec: ProgramSpec, options: ProgramLoadOptions = {}): Program {
+    expectObject("program load", "the program spec", spec);
+    expectObject("program load", "the options", options, true);
+    expectInteger("program load", "spec.type", spec.type, 0, 0xffffffff);
     const instructions = encodeInstructions(spec.instructions, options.maps);
     if (instructions.length === 0 || instructions.length % 8 !== 0) {
       throw new UsageError("program load", `instructions must be a non-empty multiple of 8 bytes, got ${instructions.length}`);

@@ -3,6 +3,7 @@ import { evaluateDecisionGraph, type FilterPacket } from "./evaluate-predicate.j
 import { FilterSyntaxError } from "./filter-syntax-error.js";
 import { lowerFilter, type LowerOptions } from "./lower-filter.js";
 import { parseFilter } from "./parser.js";
+import { expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import type { Predicate } from "./predicate.js";
 
 /** A filter expression compiled for one link type. */
@@ -19,9 +20,13 @@ export interface CompiledFilter {
 /**
  * Parses, checks and compiles a pcap-filter(7) expression. Throws a
  * FilterSyntaxError (position, caret rendering, what was expected) for an
- * invalid expression; nothing is loaded into the kernel.
+ * invalid expression; nothing is loaded into the kernel. Without options the
+ * packets are Ethernet frames (LINKTYPE_ETHERNET, as on a live interface).
  */
-export function compileFilter(expression: string, options: LowerOptions): CompiledFilter {
+export function compileFilter(expression: string, options: LowerOptions = { linkType: 1 }): CompiledFilter {
+  expectString("compile filter", "the expression", expression);
+  expectObject("compile filter", "the options", options);
+  expectInteger("compile filter", "options.linkType", options.linkType, 0, 0xffffffff);
   if (expression.length > maximumExpressionLength) {
     throw new FilterSyntaxError(expression.slice(0, 200), { start: 0, end: 1 }, `expression is ${expression.length} characters long`, `at most ${maximumExpressionLength}`);
   }

@@ -5,6 +5,7 @@ import type { CompiledFilter } from "./compile-filter.js";
 import { topologicalNodes, type DecisionNode, type DecisionTarget, type DecisionTest } from "./decision-graph.js";
 import { protochainInterpreterHeaders, protochainMaximumHeaders } from "./evaluate-predicate.js";
 import { formatValue, type Value } from "./predicate.js";
+import { expectObject } from "../sys/argument-checks.js";
 
 /**
  * Where the filter runs.
@@ -107,6 +108,9 @@ type Location = Register | number;
  * r7 LD_IND index. Spare registers keep values several tests share.
  */
 export function generateFilterProgram(filter: CompiledFilter, options: GenerateFilterOptions): GeneratedFilter {
+  const checked = expectObject<CompiledFilter>("generate filter program", "the filter", filter);
+  if (typeof checked.graph !== "object" || checked.graph === null) throw new UsageError("generate filter program", "the filter must come from compileFilter()", "compile the expression with compileFilter(expression, { linkType }) first");
+  expectObject("generate filter program", "the options", options);
   checkOptions(options);
   const generator = new FilterCodeGenerator(options);
   const assembler = generator.build(filter.graph);

@@ -31,7 +31,7 @@ const keywordSynonyms: Record<string, string> = {
   ruleset: "rset", rulenum: "rnr", subrulenum: "srnr", on: "ifname", direction: "dir",
 };
 
-const keywords = new Set([
+export const keywords: ReadonlySet<string> = new Set([
   "dst", "src", "host", "gateway", "net", "mask", "port", "portrange", "proto", "protochain",
   "ip", "ip6", "arp", "rarp", "sctp", "tcp", "udp", "icmp", "igmp", "igrp", "pim", "vrrp", "carp", "radio",
   "link", "atalk", "aarp", "decnet", "lat", "sca", "moprc", "mopdl", "iso", "esis", "isis",
@@ -166,8 +166,9 @@ export function tokenize(expression: string): Token[] {
       position += operator[0].length;
       continue;
     }
-    const shown = JSON.stringify(char);
-    throw new FilterSyntaxError(expression, { start: position, end: position + 1 }, `illegal character ${shown}`, "a primitive, an operator or a parenthesis");
+    // A whole character (an emoji is two UTF-16 units), so the message and the caret show it, not half of it.
+    const whole = String.fromCodePoint(expression.codePointAt(position)!);
+    throw new FilterSyntaxError(expression, { start: position, end: position + whole.length }, `illegal character ${JSON.stringify(whole)}`, "a primitive, an operator or a parenthesis");
   }
   tokens.push({ kind: "end", text: "", source: "", start: length, end: length });
   return tokens;

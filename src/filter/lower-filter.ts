@@ -5,16 +5,6 @@ import {
   addOffset, and, compare, constant, falsePredicate, load, loadEquals, not, or, truePredicate, type Predicate, type Value,
 } from "./predicate.js";
 
-/** Link-layer header types (pcap LINKTYPE_* values) the filter compiler supports. */
-export const LinkType = {
-  ethernet: 1,
-  raw: 101,
-  linuxSll: 113,
-  linuxSll2: 276,
-  ipv4: 228,
-  ipv6: 229,
-} as const;
-
 export interface LowerOptions {
   /** pcap LINKTYPE_* value of the packets (1 Ethernet, 113 SLL, 276 SLL2, 101/12/14 raw IP, 228/229). */
   linkType: number;

@@ -3,7 +3,7 @@ import type {
   RelationOperator, TypeQualifier,
 } from "./ast.js";
 import { FilterSyntaxError, type SourceSpan } from "./filter-syntax-error.js";
-import { tokenize, type Token } from "./lexer.js";
+import { keywords, tokenize, type Token } from "./lexer.js";
 
 /** Protocol names that may qualify a primitive or stand alone (libpcap's `pname`). */
 const protocolNames = new Set([
@@ -55,6 +55,10 @@ class Parser {
     const { node } = this.parseExpression(undefinedQualifiers);
     const next = this.peek();
     if (next.kind !== "end") {
+      // "tcp and prt 80": the name before the unexpected token is the likely mistake; point there.
+      const previous = this.tokens[this.index - 1];
+      const suggestion = previous?.kind === "name" && next.text !== ")" ? nearestKeyword(previous.text) : undefined;
+      if (previous && suggestion) throw this.error(previous, `unknown keyword ${describe(previous).replace(/^name /, "")}`, suggestion);
       throw this.error(next, next.text === ")" ? "unbalanced ')'" : `unexpected ${describe(next)}`, "'and', 'or' or the end of the expression");
     }
     return node;
@@ -484,6 +488,33 @@ class Parser {
     }
     throw this.unexpected("a number, 'len', a packet access such as ip[0] or '('");
   }
+}
+
+/** The keywords closest to a misspelt `word` within two edits ("prt" → 'port'; "hst" → 'host' or 'dst'), quoted, or undefined. */
+function nearestKeyword(word: string): string | undefined {
+  if (word.length < 2 || word.length > 12) return undefined;
+  const allowed = Math.min(2, word.length - 1);
+  let best: string[] = [];
+  let bestDistance = allowed + 1;
+  for (const keyword of keywords) {
+    const distance = editDistance(word, keyword, allowed + 1);
+    if (distance < bestDistance) [best, bestDistance] = [[keyword], distance];
+    else if (distance === bestDistance) best.push(keyword);
+  }
+  return best.length > 0 && best.length <= 3 ? best.map((k) => `'${k}'`).join(" or ") : undefined;
+}
+
+/** Levenshtein distance, giving up (returning `limit`) once it reaches `limit`. */
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) >= limit) return limit;
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    if (Math.min(...current) >= limit) return limit;
+    previous = current;
+  }
+  return Math.min(previous[b.length]!, limit);
 }
 
 function describe(token: Token): string {

@@ -6,6 +6,7 @@ import { FileDescriptor } from "../sys/file-descriptor.js";
 import { SyscallError, UsageError } from "../sys/errors.js";
 import { cgroupPath } from "../sys/cgroup.js";
 import { Link } from "./link.js";
+import { expectObject } from "../sys/argument-checks.js";
 
 /** Friendly names of the cgroup hooks, with the program type each needs. */
 export const cgroupHooks = {
@@ -85,6 +86,7 @@ function resolveHook(value: CgroupHook | AttachType, operation: string): { attac
  * cgroup and its descendants.
  */
 export function attachCgroup(program: Program, options: CgroupOptions): CgroupLink {
+  expectObject("attach cgroup", "the options", options);
   let operation = "attach cgroup program";
   const hook = resolveHook(options.attachType, operation);
   operation = `attach cgroup ${hook.label}`;

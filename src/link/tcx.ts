@@ -6,6 +6,7 @@ import { interfaceIndex, interfaceName } from "../sys/socket.js";
 import { Link } from "./link.js";
 import { attachNetlinkTc, checkTcProgram, type NetlinkTcLink } from "./netlink-tc.js";
 import { TcLink, type TcDirection, type TcMechanism } from "./tc-link.js";
+import { expectObject } from "../sys/argument-checks.js";
 
 /**
  * Where to insert among the programs already on a tcx hook: relative to a
@@ -56,6 +57,7 @@ function anchor(value: TcxAnchor | undefined, flag: number, operation: string): 
  * direct-action cls_bpf filter over netlink. `link.mechanism` says which.
  */
 export function attachTcx(program: Program, options: TcxOptions): TcxLink | NetlinkTcLink {
+  expectObject("attach tcx", "the options", options);
   const operation = `attach tcx ${options.direction}`;
   checkTcProgram(program, operation);
   if (options.direction !== "ingress" && options.direction !== "egress") {

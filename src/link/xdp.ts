@@ -4,6 +4,7 @@ import { linkCreate } from "../sys/bpf.js";
 import { SyscallError, UnsupportedFeatureError, UsageError } from "../sys/errors.js";
 import { interfaceIndex, interfaceName } from "../sys/socket.js";
 import { Link } from "./link.js";
+import { expectObject } from "../sys/argument-checks.js";
 
 export type XdpMode = "native" | "generic" | "offload";
 
@@ -56,6 +57,7 @@ function unsupported(error: unknown): boolean {
 
 /** Attaches an XDP program to an interface. `link.mode` says which mode is in use. */
 export function attachXdp(program: Program, options: XdpOptions): XdpLink {
+  expectObject("attach xdp", "the options", options);
   const operation = "attach xdp";
   if (program.type !== ProgramType.Xdp) {
     throw new UsageError(operation, `an XDP program must be of type Xdp, not ${ProgramType[program.type] ?? program.type}`, "load it with type ProgramType.Xdp");

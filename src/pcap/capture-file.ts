@@ -22,6 +22,7 @@ import { isModifiedPcapMagic, parsePcap, pcapMagicInfo } from "./pcap-reader.js"
 import { PcapWriter } from "./pcap-writer.js";
 import { isPcapngMagic, parsePcapng } from "./pcapng-reader.js";
 import { PcapngWriter, type InterfaceToWrite, type SectionToWrite } from "./pcapng-writer.js";
+import { expectBytes } from "../sys/argument-checks.js";
 
 /** The format a file starts with, from its first four bytes. */
 export function detectCaptureFormat(bytes: Uint8Array): CaptureFormat | undefined {
@@ -93,6 +94,7 @@ export function interfaceOfPacket(interfaces: readonly CaptureInterface[], packe
 }
 
 export function readCapture(input: Uint8Array, options: CaptureReadOptions = {}): CaptureContents {
+  expectBytes("read capture", "the capture data", input);
   const contents: CaptureContents = { format: "pcap", sections: [], interfaces: [], packets: [], nameResolutions: [], statistics: [], unknownBlocks: [] };
   for (const record of readCaptureRecords(input, options)) collect(contents, record);
   contents.format = contents.sections[0]?.format ?? "pcap";

@@ -182,8 +182,8 @@ export enum AttachType {
   TraceUprobeSession = 57,
 }
 
-/** Link types reported by link info. */
-export enum LinkType {
+/** BPF link types reported by link info (enum bpf_link_type); not to be confused with pcap's LinkType. */
+export enum BpfLinkType {
   Unspec = 0,
   RawTracepoint = 1,
   Tracing = 2,

@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { test } from "node:test";
 import { Btf } from "../../src/btf/btf.js";
 import { clearKernelBtfCache, kernelBtfPath, loadKernelBtf, loadModuleBtf } from "../../src/btf/kernel-btf.js";
 import { NetbpfError } from "../../src/sys/errors.js";
-import { skipUnlessKernel } from "../support/kernel.js";
+import { skipUnlessKernel, skipUnlessTool } from "../support/kernel.js";
+import { BtfBuilder } from "../../src/btf/btf-builder.js";
 import { bpftoolAvailable, bpftoolRawDump } from "./support/bpftool-raw.js";
 import { assertMatchesRaw } from "./support/compare-raw.js";
 
@@ -45,9 +48,36 @@ test("module BTF: split over vmlinux as bpftool reads it; bad names and missing 
   if (skipUnlessKernel(t, haveKernelBtf, "no /sys/kernel/btf/vmlinux")) return;
   assert.throws(() => loadModuleBtf("../etc/passwd"), NetbpfError);
   assert.throws(() => loadModuleBtf("netbpf_no_such_module"), (error: unknown) => error instanceof NetbpfError && /ENOENT/.test(error.message));
-  // this machine's kernel may have no modules; when one is loaded, check it against bpftool
+});
+
+test("split BTF over vmlinux decodes as bpftool prints it (a loaded module's, else one built here)", (t) => {
+  if (skipUnlessKernel(t, haveKernelBtf, "no /sys/kernel/btf/vmlinux")) return;
+  if (skipUnlessTool(t, bpftoolAvailable(), "bpftool is not installed")) return;
+  // This machine's kernel may have no modules: then split BTF built on vmlinux stands in for one.
   const module = readdirSync("/sys/kernel/btf").find((name) => name !== "vmlinux");
-  if (module === undefined || !bpftoolAvailable()) return;
+  if (module === undefined) {
+    const base = loadKernelBtf();
+    const builder = new BtfBuilder({ base });
+    const int = base.findByName("int", "int")[0]!;
+    const skbuff = base.findByName("sk_buff", "struct")[0]!;
+    const pointer = builder.add({ kind: "pointer", name: "", type: skbuff });
+    builder.add({ kind: "struct", name: "nbh2_split", size: 16, kindFlag: false, members: [{ name: "count", type: int, bitOffset: 0, bitfieldSize: 0 }, { name: "skb", type: pointer, bitOffset: 64, bitfieldSize: 0 }] });
+    builder.add({ kind: "typedef", name: "nbh2_split_t", type: builder.nextTypeId - 1 });
+    const folder = mkdtempSync(join(tmpdir(), "nbh2-split-btf-"));
+    try {
+      const path = join(folder, "split.btf");
+      writeFileSync(path, builder.encode());
+      const btf = Btf.parse(readFileSync(path), { base });
+      assert.equal(btf.firstTypeId, base.typeCount);
+      const raw = bpftoolRawDump(path, kernelBtfPath);
+      const own = [...raw.values()].filter((type) => type.id >= btf.firstTypeId);
+      assert.equal(own.length, 3);
+      for (const type of own) assertMatchesRaw(btf, type);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+    return;
+  }
   const btf = loadModuleBtf(module);
   assert.equal(btf.firstTypeId, loadKernelBtf().typeCount);
   for (const type of bpftoolRawDump(`/sys/kernel/btf/${module}`, kernelBtfPath).values()) {

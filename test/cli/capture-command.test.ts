@@ -243,7 +243,7 @@ test("bad options and expressions get clear errors", () => {
   ];
   for (const [args, pattern] of cases) {
     const result = runCli(args);
-    assert.equal(result.status, 1, `${args.join(" ")}: ${result.stderr}`);
+    assert.equal(result.status, 2, `${args.join(" ")}: ${result.stderr}`);
     assert.match(result.stderr, pattern);
     assert.doesNotMatch(result.stderr, /TypeError|at .*\.js:\d+/);
   }

@@ -19,13 +19,13 @@ test("netbpf filter -d prints the program as annotated assembly", () => {
   assert.match(skb.stdout, /r0 = \*\(u8 \*\)skb\[0x17\]/);
 });
 
-test("netbpf filter reports a bad expression with its position and exits 1", () => {
+test("netbpf filter reports a bad expression with its position and exits 2", () => {
   const result = run("tcp", "port", "99999");
-  assert.equal(result.status, 1);
+  assert.equal(result.status, 2);
   assert.match(result.stderr, /illegal port number 99999 > 65535 at offset 9/);
   assert.match(result.stderr, /\n  tcp port 99999\n {11}\^{5}\n/);
   const linkType = run("--link-type", "sll", "vlan");
-  assert.equal(linkType.status, 1);
+  assert.equal(linkType.status, 2);
   assert.match(linkType.stderr, /no VLAN support/);
 });
 

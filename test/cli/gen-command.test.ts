@@ -37,19 +37,19 @@ test("netbpf gen prints to standard output; --embed inlines the object", () => {
 
 test("netbpf gen: clear errors for a missing file, an object without BTF, an unknown --type and a bad output path", () => {
   const missing = runCli(["gen", join(genFixtureDirectory, "no-such.o")]);
-  assert.equal(missing.status, 1);
+  assert.equal(missing.status, 2);
   assert.match(missing.stderr, /no-such\.o does not exist/);
   const withoutBtf = runCli(["gen", join(genFixtureDirectory, "without-btf.o")]);
-  assert.equal(withoutBtf.status, 1);
+  assert.equal(withoutBtf.status, 2);
   assert.match(withoutBtf.stderr, /has no BTF.*clang -g/);
   const unknown = runCli(["gen", genObject, "--type", "nope"]);
-  assert.equal(unknown.status, 1);
+  assert.equal(unknown.status, 2);
   assert.match(unknown.stderr, /no struct, union or typedef named "nope".*flow_stats/);
   const notElf = runCli(["gen", join(genFixtureDirectory, "gen.c")]);
-  assert.equal(notElf.status, 1);
+  assert.equal(notElf.status, 2);
   assert.doesNotMatch(notElf.stderr, /at .*\.js:\d+/);
   const badOutput = runCli(["gen", genObject, "-o", "/nonexistent-folder/x.ts"]);
-  assert.equal(badOutput.status, 1);
+  assert.equal(badOutput.status, 2);
   assert.match(badOutput.stderr, /cannot write \/nonexistent-folder\/x\.ts/);
   assert.ok(!existsSync("/nonexistent-folder"));
 });

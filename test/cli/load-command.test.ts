@@ -164,7 +164,7 @@ test("netbpf load attaches a cgroup program to the cgroup given with --cgroup", 
 
 test("netbpf load: a tc program without -i says what to do", () => {
   const { status, stderr } = runCli(["load", genObject, "--program", "count_packets"]);
-  assert.equal(status, 1);
+  assert.equal(status, 2);
   assert.match(stderr, /program "count_packets" \(section "tc\/ingress"\) attaches to tc ingress.*no interface was given.*-i\/--interface/);
   assert.doesNotMatch(stderr, /at .*\.js:\d+/);
 });
@@ -186,11 +186,11 @@ test("netbpf load: unknown programs, bad --set values and bad map names are refu
   ];
   for (const [args, expected] of cases) {
     const { status, stderr } = runCli(["load", genObject, ...args]);
-    assert.equal(status, 1, args.join(" "));
+    assert.equal(status, 2, args.join(" "));
     assert.match(stderr, expected, args.join(" "));
   }
   const missing = runCli(["load", join(fileURLToPath(new URL(".", import.meta.url)), "missing.o")]);
-  assert.equal(missing.status, 1);
+  assert.equal(missing.status, 2);
   assert.match(missing.stderr, /missing\.o does not exist/);
 });
 

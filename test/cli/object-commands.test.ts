@@ -36,7 +36,7 @@ test("netbpf prog list/show see a loaded program", () => {
 
 test("object commands reject bad ids clearly", () => {
   const bad = runCli(["prog", "show", "abc"]);
-  assert.equal(bad.status, 1);
+  assert.equal(bad.status, 2);
   assert.match(bad.stderr, /"abc" is not an id/);
   const missing = runCli(["map", "dump", "2147483647"]);
   assert.equal(missing.status, 1);

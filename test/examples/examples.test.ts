@@ -56,6 +56,22 @@ function freePort(): number {
   return 20000 + Math.floor(Math.random() * 20000);
 }
 
+test("port-monitor tells someone who makes no traffic what to do", async () => {
+  const port = freePort();
+  const monitor = start("port-monitor.js", [String(port), "--seconds", "6"]);
+  try {
+    await monitor.waitFor(/counting TCP port/);
+    await monitor.exited;
+  } finally {
+    monitor.child.kill();
+  }
+  const { stdout, stderr } = monitor.output();
+  assert.equal(monitor.child.exitCode, 0, stderr);
+  // At start, and again after 5 quiet seconds, it says how to make traffic on the port.
+  assert.match(stdout, new RegExp(`^make some traffic in another terminal, e\\.g\\. \`curl -s http://127\\.0\\.0\\.1:${port}/\``, "m"));
+  assert.match(stdout, new RegExp(`^no TCP port ${port} packets on lo in 5 s: make some traffic`, "m"));
+});
+
 test("port-monitor counts a TCP exchange on lo in both directions and detaches on exit", async () => {
   const port = freePort();
   const monitor = start("port-monitor.js", [String(port), "--seconds", "3"]);

@@ -7,6 +7,7 @@ import { readPcap, writePcap } from "../support/pcap-writer.js";
 import { craftedFixtures, fixtureDirectory, numbered, type ExpectedResults } from "./generate-filter-fixtures.js";
 import { selectionsAgree } from "./filter-expressions.js";
 import { mapLimit, tcpdumpAvailable, tcpdumpSelect, type TcpdumpResult } from "./tcpdump-oracle.js";
+import { skipUnlessTool } from "../support/kernel.js";
 
 const expected = JSON.parse(readFileSync(new URL("expected.json", fixtureDirectory), "utf8")) as ExpectedResults;
 const captures = new Map(expected.files.map((file) => [file.name, readPcap(readFileSync(new URL(file.name, fixtureDirectory)))]));
@@ -52,16 +53,10 @@ test("the reference evaluator selects exactly what tcpdump selected, for every e
 });
 
 test("the stored tcpdump results are current (tcpdump rerun on a sample)", async (t) => {
-  if (!(await tcpdumpAvailable())) {
-    t.skip("tcpdump is not installed");
-    return;
-  }
+  if (skipUnlessTool(t, await tcpdumpAvailable(), "tcpdump is not installed")) return;
   const { execFileSync } = await import("node:child_process");
   const version = execFileSync("tcpdump", ["--version"]).toString().split("\n").slice(0, 2).join("; ");
-  if (version !== expected.tcpdump) {
-    t.skip(`results were recorded with ${expected.tcpdump}; this machine has ${version}`);
-    return;
-  }
+  if (skipUnlessTool(t, version === expected.tcpdump, `results were recorded with ${expected.tcpdump}; this machine has ${version}`)) return;
   const sample = expected.cases.filter((_, i) => i % 7 === 0);
   const stale: string[] = [];
   await mapLimit(sample, 4, async ({ expression, results }) => {

@@ -5,7 +5,7 @@ import net from "node:net";
 import { BpfMap } from "../../src/core/map.js";
 import { u32, u64 } from "../../src/core/codec.js";
 import { Program } from "../../src/core/program.js";
-import { AttachType, LinkType, MapType, ProgramType } from "../../src/sys/bpf-constants.js";
+import { AttachType, BpfLinkType, MapType, ProgramType } from "../../src/sys/bpf-constants.js";
 import { programQuery } from "../../src/sys/bpf.js";
 import { UsageError } from "../../src/sys/errors.js";
 import { attachCgroup } from "../../src/link/cgroup.js";
@@ -71,7 +71,7 @@ test("cgroup skb ingress and egress count a child's UDP datagrams", async (t) =>
   using ingress = Program.load({ name: "skb_ingress", type: ProgramType.CgroupSkb, instructions: countingProgram(ingressCount.fd.value, udpToPort(port), 1, { prologue }) });
   using egressLink = attachCgroup(egress, { cgroup: cgroup.path, attachType: "egress" });
   using ingressLink = attachCgroup(ingress, { cgroup: cgroup.path, attachType: AttachType.CgroupInetIngress });
-  assert.equal(egressLink.info().type, LinkType.Cgroup);
+  assert.equal(egressLink.info().type, BpfLinkType.Cgroup);
   assert.equal(egressLink.info().attachType, AttachType.CgroupInetEgress);
   assert.equal(ingressLink.info().attachType, AttachType.CgroupInetIngress);
   const output = await cgroup.run(`

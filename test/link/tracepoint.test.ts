@@ -7,7 +7,7 @@ import { arch } from "node:process";
 import { BpfMap } from "../../src/core/map.js";
 import { u32, u64 } from "../../src/core/codec.js";
 import { Program } from "../../src/core/program.js";
-import { LinkType, MapType, ProgramType } from "../../src/sys/bpf-constants.js";
+import { BpfLinkType, MapType, ProgramType } from "../../src/sys/bpf-constants.js";
 import { UsageError } from "../../src/sys/errors.js";
 import { tracefsPath, tracepointId, perfEventOpen, PerfType, PerfSoftwareEvent, perfEventAttribute } from "../../src/sys/perf-event.js";
 import { FileDescriptor } from "../../src/sys/file-descriptor.js";
@@ -46,7 +46,7 @@ for (const mechanism of ["link", "ioctl"] as const) test(`tracepoint sock:inet_s
   const link = attachTracepoint(program, "sock", "inet_sock_set_state", { mechanism });
   try {
     assert.equal(link.mechanism, mechanism);
-    if (mechanism === "link") assert.equal(link.info().type, LinkType.PerfEvent);
+    if (mechanism === "link") assert.equal(link.info().type, BpfLinkType.PerfEvent);
     else assert.throws(() => link.info(), /not a BPF link/);
     for (let i = 0; i < 4; i++) {
       await new Promise<void>((resolve, reject) => {
@@ -87,7 +87,7 @@ test("raw tracepoint sys_enter counts this process's getppid calls", (t) => {
   try {
     const info = link.info();
     id = info.id;
-    assert.equal(info.type, LinkType.RawTracepoint);
+    assert.equal(info.type, BpfLinkType.RawTracepoint);
     assert.equal(info.tracepointName, "sys_enter");
     const before = map.get(0)!;
     let sum = 0;

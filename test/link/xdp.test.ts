@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { BpfMap } from "../../src/core/map.js";
 import { u32, u64 } from "../../src/core/codec.js";
 import { Program } from "../../src/core/program.js";
-import { LinkType, MapType, ProgramType } from "../../src/sys/bpf-constants.js";
+import { BpfLinkType, MapType, ProgramType } from "../../src/sys/bpf-constants.js";
 import { NetbpfError, UnsupportedFeatureError, UsageError } from "../../src/sys/errors.js";
 import { attachXdp } from "../../src/link/xdp.js";
 import { Link } from "../../src/link/link.js";
@@ -55,7 +55,7 @@ test("XDP native on a veth counts the datagrams that arrive", (t) => {
     assert.equal(link.mode, "native");
     assert.equal(link.fellBack, false);
     const info = link.info();
-    assert.equal(info.type, LinkType.Xdp);
+    assert.equal(info.type, BpfLinkType.Xdp);
     assert.equal(info.ifindex, link.interfaceIndex);
     bed.node(bed.a, udpSenderScript(bed.b.address, 5555, 6));
     assert.equal(map.get(0), 6n);

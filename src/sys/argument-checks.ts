@@ -1,0 +1,43 @@
+/**
+ * Checks of what a caller passed to a public function, for callers without
+ * TypeScript's checks (plain JavaScript, `any`, JSON input): a clear
+ * UsageError naming the argument instead of a bare TypeError later, or a
+ * silently wrong result.
+ */
+import { UsageError } from "./errors.js";
+
+/** A short description of a value for an error message: `42 (a number)`, `undefined`, `an array`. */
+export function describeValue(value: unknown): string {
+  if (value === undefined || value === null) return String(value);
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "object") return Buffer.isBuffer(value) ? "a Buffer" : `an object (${value.constructor?.name ?? "Object"})`;
+  const text = typeof value === "string" ? JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value) : String(value);
+  return `${text} (a ${typeof value})`;
+}
+
+export function expectString(operation: string, name: string, value: unknown): string {
+  if (typeof value !== "string") throw new UsageError(operation, `${name} must be a string, got ${describeValue(value)}`);
+  return value;
+}
+
+/** An object (not null, not an array); `optional` accepts undefined and gives {}. */
+export function expectObject<T extends object>(operation: string, name: string, value: unknown, optional = false): T {
+  if (value === undefined && optional) return {} as T;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new UsageError(operation, `${name} must be an object, got ${describeValue(value)}`);
+  return value as T;
+}
+
+/** An integer in [minimum, maximum]. */
+export function expectInteger(operation: string, name: string, value: unknown, minimum = Number.MIN_SAFE_INTEGER, maximum = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < minimum || value > maximum) {
+    const range = minimum === Number.MIN_SAFE_INTEGER ? "an integer" : maximum === Number.MAX_SAFE_INTEGER ? `an integer ≥ ${minimum}` : `an integer from ${minimum} to ${maximum}`;
+    throw new UsageError(operation, `${name} must be ${range}, got ${describeValue(value)}`);
+  }
+  return value;
+}
+
+/** Bytes: a Buffer or Uint8Array. */
+export function expectBytes(operation: string, name: string, value: unknown): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw new UsageError(operation, `${name} must be a Buffer or Uint8Array, got ${describeValue(value)}`);
+  return value;
+}
