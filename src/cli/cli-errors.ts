@@ -9,7 +9,7 @@ import { CommanderError, type Command } from "commander";
 import { formatVerifierError } from "../core/verifier-report.js";
 import { ElfFormatError } from "../elf/elf-format-error.js";
 import { CaptureFormatError } from "../pcap/capture-format-error.js";
-import { NetbpfError, UsageError } from "../sys/errors.js";
+import { hasCapability, NetbpfError, SyscallError, UsageError } from "../sys/errors.js";
 
 /** Exit status for bad input or usage (options, arguments, expressions, files that are not what they should be). */
 export const usageExitCode = 2;
@@ -65,9 +65,20 @@ export function describeError(error: unknown, command = "", debug = false): { te
   return { text: `netbpf: ${String(error)}`, exitCode };
 }
 
-/** Bad usage, or an input file that is not what it should be (not an ELF object, not a capture). */
+/**
+ * Bad usage, an input file that is not what it should be (not an ELF object,
+ * not a capture), or a missing privilege: a refusal (EPERM/EACCES) while the
+ * process lacks the capabilities netbpf needs — the user must run it
+ * differently. The same refusal to a privileged process is a runtime failure.
+ */
 function isBadInput(error: unknown): boolean {
-  return error instanceof UsageError || error instanceof ElfFormatError || error instanceof CaptureFormatError;
+  if (error instanceof UsageError || error instanceof ElfFormatError || error instanceof CaptureFormatError) return true;
+  for (let cause: unknown = error; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof SyscallError && (cause.code === "EPERM" || cause.code === "EACCES")) {
+      return (["CAP_BPF", "CAP_NET_ADMIN", "CAP_PERFMON"] as const).some((name) => hasCapability(name) === false);
+    }
+  }
+  return false;
 }
 
 /** Prints the error's report and exits with its status. */

@@ -3,6 +3,7 @@ import { MetricsServer, defaultListenAddress, parseListenAddress } from "../serv
 import type { MetricsSource } from "../server/metrics-source.js";
 import { TcpMetricsSource } from "../server/tcp-metrics.js";
 import { BalancerMetricsSource } from "../server/balancer-metrics.js";
+import { LoadBalancer } from "../balancer/load-balancer.js";
 import { TrafficMetricsSource } from "../server/traffic-metrics.js";
 import { UsageError } from "../sys/errors.js";
 import { collect, exitTwoOnUsageErrors, parseInteger, parsePorts, withUsageExit } from "./monitor-options.js";
@@ -60,8 +61,9 @@ async function runServe(expression: string, options: ServeCommandOptions): Promi
   if (options.traffic !== false) sources.push(new TrafficMetricsSource({ interfaces: options.interface, filter: expression, maxEntries, ports, topPorts }));
   else if (expression !== "" || options.interface?.length) throw new UsageError(operation, "a filter or -i was given with --no-traffic", "drop one of them");
   if (options.tcp !== false) sources.push(new TcpMetricsSource({ ports, topPorts }));
-  if (options.lb !== false) sources.push(new BalancerMetricsSource());
-  if (sources.length === 0) throw new UsageError(operation, "--no-traffic, --no-tcp and --no-lb leave nothing to export");
+  // The balancers' counters are exported whenever balancers are installed (read from their pins at scrape time).
+  if (options.lb !== false && (sources.length > 0 || LoadBalancer.list().length > 0)) sources.push(new BalancerMetricsSource());
+  if (sources.length === 0) throw new UsageError(operation, "--no-traffic and --no-tcp leave nothing to export", "no load balancer is installed either");
 
   const server = await MetricsServer.start({ listen, sources });
   const stopped = new Promise<string>((resolve) => {

@@ -18,6 +18,7 @@
  * one record per CPU is enough.
  */
 import { Assembler, R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, type AssembledProgram } from "../asm/assembler.js";
+import { emitRecordCurrentProcess } from "./current-process.js";
 import { makeInstruction, slotIndexes, type Instruction } from "../asm/instruction.js";
 import { UsageError } from "../sys/errors.js";
 import { addToCounter } from "./add-to-counter.js";
@@ -307,22 +308,9 @@ export const captureProcessValueSize = 24;
  * program looks packets' sockets up in this map. Always allows the socket.
  */
 export function socketOwnerProgram(): AssembledProgram {
-  return new Assembler()
+  const assembler = new Assembler()
     .mov64(R6, R1)
     .call("get_socket_cookie")
-    .store("u64", R10, -8, R0)
-    .call("get_current_pid_tgid")
-    .rightShift64(R0, 32)
-    .store("u32", R10, -32, R0)
-    .store("u32", R10, -28, 0)
-    .mov64(R1, R10).add64(R1, -24)
-    .mov64(R2, 16)
-    .call("get_current_comm")
-    .loadMapFd(R1, captureProcessesName)
-    .mov64(R2, R10).add64(R2, -8)
-    .mov64(R3, R10).add64(R3, -32)
-    .mov64(R4, 0)
-    .call("map_update_elem")
-    .return(1)
-    .finish();
+    .store("u64", R10, -8, R0);
+  return emitRecordCurrentProcess(assembler, captureProcessesName, -8).return(1).finish();
 }

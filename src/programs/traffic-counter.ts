@@ -21,6 +21,7 @@
  *    header for other protocols): skb length - headers.
  */
 import { Assembler, R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, type AssembledProgram } from "../asm/assembler.js";
+import { emitRecordCurrentProcess } from "./current-process.js";
 import { UsageError } from "../sys/errors.js";
 import { addToCounter } from "./add-to-counter.js";
 import type { CaptureFilterEmitter } from "./capture-program.js";
@@ -302,23 +303,10 @@ export function portOwnerProgram(): AssembledProgram {
   /** struct bpf_sock fields. */
   const sockProtocol = 12;
   const sockSourcePort = 44;
-  return new Assembler()
+  const assembler = new Assembler()
     .mov64(R6, R1)
     .load("u32", R7, R6, sockProtocol).leftShift64(R7, 16)
     .load("u32", R1, R6, sockSourcePort).or64(R7, R1)
-    .store("u32", R10, -4, R7)
-    .call("get_current_pid_tgid")
-    .rightShift64(R0, 32)
-    .store("u32", R10, -32, R0)
-    .store("u32", R10, -28, 0)
-    .mov64(R1, R10).add64(R1, -24)
-    .mov64(R2, 16)
-    .call("get_current_comm")
-    .loadMapFd(R1, trafficPortOwnersName)
-    .mov64(R2, R10).add64(R2, -4)
-    .mov64(R3, R10).add64(R3, -32)
-    .mov64(R4, 0)
-    .call("map_update_elem")
-    .return(1)
-    .finish();
+    .store("u32", R10, -4, R7);
+  return emitRecordCurrentProcess(assembler, trafficPortOwnersName, -4).return(1).finish();
 }

@@ -28,6 +28,6 @@ test("netbpf --help lists every command without loading them; a command's help l
   assert.equal(one.status, 0, one.stderr);
   assert.match(one.stdout, /Usage: netbpf capture \[options\] \[expression\.\.\.\]/);
   const typo = spawnSync(process.execPath, [cliPath, "captur"], { encoding: "utf8" });
-  assert.equal(typo.status, 1);
-  assert.match(typo.stderr, /unknown command 'captur'\n\(Did you mean capture\?\)/);
+  assert.equal(typo.status, 2, "a mistyped command is bad usage");
+  assert.match(typo.stderr, /^netbpf: unknown command 'captur' \(Did you mean capture\?\)/);
 });

@@ -107,7 +107,7 @@ test("serve exports traffic and TCP metrics over HTTP; promtool accepts them; a 
 
   const health = await fetch(`${url}/healthz`);
   assert.equal(health.status, 200);
-  assert.deepEqual(await health.json(), { status: "ok", sources: { traffic: "ok", tcp: "ok" } });
+  assert.deepEqual(await health.json(), { status: "ok", sources: { traffic: "ok", tcp: "ok", lb: "ok" } });
   assert.equal((await fetch(`${url}/nothing`)).status, 404);
 
   // PromQL over what Prometheus scraped: the same byte count.

@@ -189,6 +189,6 @@ test("top rejects bad input with one line and exit status 2", (t) => {
   // Without privileges (an unprivileged user): one line naming what to grant, status 2.
   const unprivileged = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, cliPath, "top", "--json", "--duration", "1"], { encoding: "utf8", timeout: 20_000 });
   assert.equal(unprivileged.status, 2, unprivileged.stderr);
-  assert.match(unprivileged.stderr, /^netbpf: .*EPERM \(run as root, or grant CAP_BPF/);
+  assert.match(unprivileged.stderr, /^netbpf: .*EPERM \(the process lacks CAP_BPF.*run as root, or grant them\)/);
   assert.equal(unprivileged.stderr.trim().split("\n").length, 1);
 });
