@@ -1,13 +1,11 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { rmSync } from "node:fs";
 import { test, type TestContext } from "node:test";
 import { LoadBalancer } from "../../src/balancer/load-balancer.js";
 import { BalancerMetricsSource } from "../../src/server/balancer-metrics.js";
 import { Registry } from "prom-client";
-import { bpffsPath } from "../../src/sys/mounts.js";
 import { cliPath } from "../support/cli.js";
 import { isRoot, skipUnlessKernel, skipUnlessTool } from "../support/kernel.js";
+import { removeStateRoot, testStateRoot } from "../support/state-root.js";
 import { BalancerNetwork, connectionsScript, serverScript, transfersScript, udpScript, vip4, vip6 } from "./balancer-network.js";
 import { spawnSync } from "node:child_process";
 
@@ -30,10 +28,10 @@ async function setup(t: TestContext, backends = 3): Promise<Setup | undefined> {
   if (skipUnlessKernel(t, isRoot(), "needs root for namespaces, tcx and bpffs")) return undefined;
   if (skipUnlessTool(t, hasEthtool(), "ethtool is not installed (apt-get install ethtool)")) return undefined;
   const net = BalancerNetwork.create(backends);
-  const root = `${bpffsPath()}/netbpf-test-lb-${randomBytes(4).toString("hex")}`;
+  const root = testStateRoot("lb");
   t.after(() => {
     net.destroy();
-    rmSync(root, { recursive: true, force: true });
+    removeStateRoot(root);
   });
   const servers = new Map<number, ReturnType<BalancerNetwork["start"]>>();
   const names = net.backends.map((_, i) => `backend-${i}`);

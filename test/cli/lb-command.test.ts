@@ -1,21 +1,18 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { test } from "node:test";
-import { bpffsPath } from "../../src/sys/mounts.js";
 import { cliPath, runCli } from "../support/cli.js";
 import { isRoot, skipUnlessKernel, skipUnlessTool } from "../support/kernel.js";
+import { removeStateRoot, testStateRoot } from "../support/state-root.js";
 import { BalancerNetwork, connectionsScript, serverScript, vip4 } from "../balancer/balancer-network.js";
 
-function stateRoot(): string {
-  return `${bpffsPath()}/netbpf-test-lbcli-${randomBytes(4).toString("hex")}`;
-}
+const stateRoot = () => testStateRoot("lbcli");
 
 test("bad input gets one line and exit code 2, and installs nothing", (t) => {
   if (skipUnlessKernel(t, isRoot(), "needs root for bpffs")) return;
   const root = stateRoot();
-  t.after(() => rmSync(root, { recursive: true, force: true }));
+  t.after(() => removeStateRoot(root));
   const cases: [string[], RegExp][] = [
     [["lb", "300.1.1.1:80", "-b", "192.0.2.2:80", "-i", "lo"], /"300\.1\.1\.1" is not an IPv4 or IPv6 address/],
     [["lb", "203.0.113.10", "-b", "192.0.2.2:80", "-i", "lo"], /is not ADDRESS:PORT/],
@@ -49,7 +46,7 @@ test("the balancer outlives the command (and kill -9 of the health checker); a s
   const root = stateRoot();
   t.after(() => {
     net.destroy();
-    rmSync(root, { recursive: true, force: true });
+    removeStateRoot(root);
   });
   net.backends.forEach((b, i) => net.start(b.namespace, [process.execPath, "--input-type=module", "-e", serverScript(`backend-${i}`, 8080)]));
   // nsenter: the network namespace only, so the CLI sees this host's bpffs (ip netns exec would give it a fresh /sys).

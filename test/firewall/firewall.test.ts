@@ -5,20 +5,19 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Firewall } from "../../src/firewall/firewall.js";
 import { StateStore } from "../../src/state/state-store.js";
 import { inNetworkNamespace } from "../../src/sys/network-namespace.js";
-import { cliPath } from "../support/cli.js";
 import { CounterServer, pings, tcpConnects, udpSenderScript } from "../support/control-traffic.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { RoutedTestbed } from "../support/routed-testbed.js";
+import { removeStateRoot, stateEnvironment, testStateRoot } from "../support/state-root.js";
 
-const stateRoot = `/sys/fs/bpf/netbpf-test-c-${randomBytes(4).toString("hex")}`;
-const env = { ...process.env, NETBPF_STATE_DIR: stateRoot };
+const stateRoot = testStateRoot("c");
+const env = stateEnvironment(stateRoot);
 let bed: RoutedTestbed | undefined;
 let server: CounterServer | undefined;
 let scratch: string | undefined;
@@ -33,19 +32,12 @@ before(async () => {
 after(async () => {
   await server?.stop();
   bed?.destroy();
-  if (existsSync(stateRoot)) {
-    try {
-      StateStore.open({ root: stateRoot }).reset();
-    } finally {
-      rmSync(stateRoot, { recursive: true, force: true });
-    }
-  }
+  removeStateRoot(stateRoot);
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
 function netbpf(...args: string[]) {
-  const result = bed!.tryExec(bed!.router, [process.execPath, cliPath, ...args], { env });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  return bed!.netbpf(bed!.router, env, ...args);
 }
 
 function inRouter<T>(action: () => T): T {

@@ -6,8 +6,6 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { existsSync, rmSync } from "node:fs";
 import { BpfMap } from "../../src/core/map.js";
 import { u32 } from "../../src/core/codec.js";
 import { MapType } from "../../src/sys/bpf-constants.js";
@@ -15,13 +13,12 @@ import { ruleCounter } from "../../src/firewall/firewall-program.js";
 import { loadGenerated } from "../../src/firewall/hook-attachment.js";
 import { markerProgram } from "../../src/firewall/marker-program.js";
 import { parseDscp, parsePriority } from "../../src/firewall/marker.js";
-import { StateStore } from "../../src/state/state-store.js";
 import { UsageError } from "../../src/sys/errors.js";
-import { cliPath } from "../support/cli.js";
 import { CounterServer, udpSenderScript } from "../support/control-traffic.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { checksum, ethernet, ipv4, ipv6, udp } from "../support/packet-builder.js";
 import { RoutedTestbed } from "../support/routed-testbed.js";
+import { removeStateRoot, stateEnvironment, testStateRoot } from "../support/state-root.js";
 
 test("priorities, DSCP names and numbers parse; bad ones are usage errors", () => {
   assert.equal(parsePriority("1:2"), 0x10002);
@@ -57,8 +54,8 @@ test("DSCP rewrite keeps ECN and the IPv4 header checksum valid; IPv6 traffic cl
   assert.equal((counters.getPerCpu(1) ?? []).reduce((sum, v) => sum + v.packets, 0n), 4n);
 });
 
-const stateRoot = `/sys/fs/bpf/netbpf-test-c-${randomBytes(4).toString("hex")}`;
-const env = { ...process.env, NETBPF_STATE_DIR: stateRoot };
+const stateRoot = testStateRoot("c");
+const env = stateEnvironment(stateRoot);
 let bed: RoutedTestbed | undefined;
 let server: CounterServer | undefined;
 
@@ -71,18 +68,11 @@ before(async () => {
 after(async () => {
   await server?.stop();
   bed?.destroy();
-  if (existsSync(stateRoot)) {
-    try {
-      StateStore.open({ root: stateRoot }).reset();
-    } finally {
-      rmSync(stateRoot, { recursive: true, force: true });
-    }
-  }
+  removeStateRoot(stateRoot);
 });
 
 function netbpf(...args: string[]) {
-  const result = bed!.tryExec(bed!.router, [process.execPath, cliPath, ...args], { env });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  return bed!.netbpf(bed!.router, env, ...args);
 }
 
 function classPackets(text: string, classId: string): number {

@@ -9,19 +9,17 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import { existsSync, rmSync } from "node:fs";
 import { RateLimiter, parseRate } from "../../src/firewall/rate-limiter.js";
 import { StateStore } from "../../src/state/state-store.js";
 import { UsageError } from "../../src/sys/errors.js";
-import { cliPath } from "../support/cli.js";
 import { CounterServer, pacedUdpScript, tcpConnects } from "../support/control-traffic.js";
 import { isRoot, skipUnlessKernel, skipUnlessTool } from "../support/kernel.js";
 import { RoutedTestbed } from "../support/routed-testbed.js";
+import { removeStateRoot, stateEnvironment, testStateRoot } from "../support/state-root.js";
 import { spawnSync } from "node:child_process";
 
-const stateRoot = `/sys/fs/bpf/netbpf-test-c-${randomBytes(4).toString("hex")}`;
-const env = { ...process.env, NETBPF_STATE_DIR: stateRoot };
+const stateRoot = testStateRoot("c");
+const env = stateEnvironment(stateRoot);
 let bed: RoutedTestbed | undefined;
 let server: CounterServer | undefined;
 const politeAddress = "192.0.2.3";
@@ -36,18 +34,11 @@ before(async () => {
 after(async () => {
   await server?.stop();
   bed?.destroy();
-  if (existsSync(stateRoot)) {
-    try {
-      StateStore.open({ root: stateRoot }).reset();
-    } finally {
-      rmSync(stateRoot, { recursive: true, force: true });
-    }
-  }
+  removeStateRoot(stateRoot);
 });
 
 function netbpf(...args: string[]) {
-  const result = bed!.tryExec(bed!.router, [process.execPath, cliPath, ...args], { env });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  return bed!.netbpf(bed!.router, env, ...args);
 }
 
 test("rates parse with units and ranges", () => {

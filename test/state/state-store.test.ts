@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { test } from "node:test";
 import { BpfMap } from "../../src/core/map.js";
@@ -8,16 +7,14 @@ import { attachTcx } from "../../src/link/tcx.js";
 import { AttachType, MapType, ProgramType } from "../../src/sys/bpf-constants.js";
 import { programQuery } from "../../src/sys/bpf.js";
 import { UsageError } from "../../src/sys/errors.js";
-import { bpffsPath } from "../../src/sys/mounts.js";
 import { StateStore } from "../../src/state/state-store.js";
 import { exit, movImmediate, program } from "../support/bytecode.js";
 import { runCli } from "../support/cli.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { Testbed } from "../support/testbed.js";
+import { testStateRoot } from "../support/state-root.js";
 
-function stateRoot(): string {
-  return `${bpffsPath()}/netbpf-test-state-${randomBytes(4).toString("hex")}`;
-}
+const stateRoot = () => testStateRoot("state");
 
 function passProgram(): Program {
   // TCX_NEXT (-1): let whatever else is attached decide.

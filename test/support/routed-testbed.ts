@@ -11,6 +11,7 @@
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams, type SpawnSyncReturns } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { cliPath as netbpfCliPath } from "./cli.js";
 
 function run(command: string, args: string[], input?: string, timeout = 30_000): SpawnSyncReturns<string> {
   const result = spawnSync(command, args, { encoding: "utf8", input, timeout, maxBuffer: 64 << 20 });
@@ -100,6 +101,12 @@ export class RoutedTestbed {
   /** Like exec, but returns the result whatever the exit status. */
   tryExec(host: RoutedHost, command: string[], options: { env?: NodeJS.ProcessEnv; timeout?: number } = {}): SpawnSyncReturns<string> {
     return spawnSync("nsenter", [`--net=/run/netns/${host.namespace}`, ...command], { encoding: "utf8", timeout: options.timeout ?? 60_000, env: options.env ?? process.env });
+  }
+
+  /** Runs the netbpf command line in a host's network namespace (this host's bpffs, so pinned state is shared). */
+  netbpf(host: RoutedHost, env: NodeJS.ProcessEnv, ...args: string[]): { status: number | null; stdout: string; stderr: string } {
+    const result = this.tryExec(host, [process.execPath, netbpfCliPath, ...args], { env });
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr };
   }
 
   start(host: RoutedHost, command: string[], env?: NodeJS.ProcessEnv): ChildProcessWithoutNullStreams {
