@@ -1,6 +1,5 @@
 /** Option parsing shared by the monitoring commands (top, serve). */
-import { CommanderError, type Command } from "commander";
-import { SyscallError, UsageError } from "../sys/errors.js";
+import { UsageError } from "../sys/errors.js";
 
 /** Commander collector for repeatable options. */
 export function collect(value: string, previous: string[] = []): string[] {
@@ -28,30 +27,4 @@ export function parseInteger(text: string | undefined, option: string, operation
   const value = Number(text);
   if (text.trim() === "" || !Number.isInteger(value) || value < minimum || value > maximum) throw new UsageError(operation, `${option} needs an integer ${minimum}-${maximum}, got "${text}"`);
   return value;
-}
-
-/**
- * Runs a command's action; bad input (a UsageError) or a missing privilege
- * ends it with a one-line message and exit status 2, as the monitoring
- * commands document. Other errors go to the CLI's common path (status 1).
- */
-export async function withUsageExit(action: () => Promise<void> | void): Promise<void> {
-  try {
-    await action();
-  } catch (error) {
-    const privilege = error instanceof SyscallError && (error.code === "EPERM" || error.code === "EACCES");
-    if (error instanceof UsageError || privilege) {
-      process.stderr.write(`netbpf: ${(error as Error).message}\n`);
-      process.exit(2);
-    }
-    throw error;
-  }
-}
-
-/** Makes commander's own usage errors (unknown option, bad choice, missing value) exit with status 2. */
-export function exitTwoOnUsageErrors(command: Command): Command {
-  return command.exitOverride((error) => {
-    if (error.exitCode === 0) throw error;
-    throw new CommanderError(2, error.code, error.message);
-  });
 }

@@ -6,7 +6,7 @@ import { BalancerMetricsSource } from "../server/balancer-metrics.js";
 import { LoadBalancer } from "../balancer/load-balancer.js";
 import { TrafficMetricsSource } from "../server/traffic-metrics.js";
 import { UsageError } from "../sys/errors.js";
-import { collect, exitTwoOnUsageErrors, parseInteger, parsePorts, withUsageExit } from "./monitor-options.js";
+import { collect, parseInteger, parsePorts } from "./monitor-options.js";
 
 interface ServeCommandOptions {
   listen?: string;
@@ -37,8 +37,8 @@ Examples:
   netbpf serve -i eth1 --no-tcp 'not port 22'`;
 
 export function registerServeCommand(program: Command): void {
-  exitTwoOnUsageErrors(program.command("serve"))
-    .description("export traffic and TCP metrics to Prometheus over HTTP")
+  program.command("serve")
+    .description("export traffic, TCP and load balancer metrics to Prometheus over HTTP")
     .argument("[expression...]", "a pcap-filter expression selecting the traffic counted")
     .option("--listen <address>", `HOST:PORT to listen on (default ${defaultListenAddress.host}:${defaultListenAddress.port}; :PORT = all interfaces)`)
     .option("-i, --interface <name>", "count traffic on this interface with tcx instead of this host's sockets (repeatable)", collect)
@@ -49,7 +49,7 @@ export function registerServeCommand(program: Command): void {
     .option("--no-tcp", "do not export TCP connection metrics")
     .option("--no-lb", "do not export the installed load balancers' per-backend counters")
     .addHelpText("after", help)
-    .action(async (words: string[], options: ServeCommandOptions) => withUsageExit(() => runServe(words.join(" ").trim(), options)));
+    .action(async (words: string[], options: ServeCommandOptions) => runServe(words.join(" ").trim(), options));
 }
 
 async function runServe(expression: string, options: ServeCommandOptions): Promise<void> {

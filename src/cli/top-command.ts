@@ -1,7 +1,7 @@
 import { Command, Option } from "commander";
 import { TrafficWatcher, trafficGroupings, type TrafficGrouping, type TrafficSnapshot } from "../monitor/traffic-watcher.js";
 import { UsageError } from "../sys/errors.js";
-import { collect, exitTwoOnUsageErrors, parseInteger, parsePorts, parseSeconds, withUsageExit } from "./monitor-options.js";
+import { collect, parseInteger, parsePorts, parseSeconds } from "./monitor-options.js";
 import { toJson } from "./output.js";
 import { renderRows, renderScreen, sortRows, TerminalScreen, topColumns } from "./top-screen.js";
 
@@ -43,7 +43,7 @@ Examples:
   netbpf top -i veth0 'net 10.0.0.0/8'`;
 
 export function registerTopCommand(program: Command): void {
-  exitTwoOnUsageErrors(program.command("top"))
+  program.command("top")
     .description("live traffic by local port, connection, process or remote host, counted in the kernel")
     .argument("[expression...]", "a pcap-filter expression selecting what is counted")
     .option("-i, --interface <name>", "watch this interface with tcx instead of this host's sockets (repeatable)", collect)
@@ -56,7 +56,7 @@ export function registerTopCommand(program: Command): void {
     .option("--per-interface", "split rows by interface")
     .addOption(new Option("--no-process", "do not attribute traffic to processes"))
     .addHelpText("after", help)
-    .action(async (words: string[], options: TopCommandOptions) => withUsageExit(() => runTop(words.join(" ").trim(), options)));
+    .action(async (words: string[], options: TopCommandOptions) => runTop(words.join(" ").trim(), options));
 }
 
 async function runTop(expression: string, options: TopCommandOptions): Promise<void> {
