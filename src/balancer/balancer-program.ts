@@ -305,6 +305,9 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
   if (options.mode === "dsr") {
     a.jump("next");
   } else {
+    // Only a packet to one of our NAT ports can be a reply: skip the lookup for the rest.
+    a.load("u16", R1, R10, keyPorts + 2).toBigEndian(R1, 16)
+      .jumpIf(R1, "<", options.natPorts.first, "next").jumpIf(R1, ">", options.natPorts.last, "next");
     a.mov64(R2, R10).add64(R2, flowKey).loadMapFd(R1, balancerMapNames.reverse).call("map_lookup_elem");
     a.jumpIf(R0, "==", 0, "next");
     a.mov64(R7, R0);
