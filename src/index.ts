@@ -118,3 +118,4 @@ export { lookupRoute, type RouteToAddress } from "./sys/route-lookup.js";
 export { JavaScriptProgram, type JavaScriptProgramOptions, type JavaScriptRunResult } from "./asm/javascript-program.js";
 export { OfflineFilter, type OfflineFilterEngine, type OfflineFilterOptions } from "./capture/offline-filter.js";
 export { PcapScanner, pcapTimeWords, type PcapScanRecord, type PcapScannerOptions } from "./pcap/pcap-scanner.js";
+export type { CookieStatus, SynGuardMode } from "./firewall/rate-limiter.js";

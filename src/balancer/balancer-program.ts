@@ -14,7 +14,13 @@
  * Checksums are patched incrementally (csum_diff + l3/l4_csum_replace), which
  * also keeps CHECKSUM_PARTIAL packets right. Packets leave through
  * bpf_redirect_neigh on the interface that reaches the destination, so the
- * balancer needs no IP forwarding for NAT. Anything else goes on untouched.
+ * balancer needs no IP forwarding for NAT. In NAT mode the balancer is a
+ * routing hop: it decrements the TTL (IPv4, with the header checksum) or hop
+ * limit (IPv6) of what it forwards, and hands a packet that would expire to
+ * the kernel instead. DSR forwards at layer 2 and leaves the TTL alone.
+ * Headers are read with direct packet access, falling back to
+ * bpf_skb_load_bytes when they are not in the skb's linear part.
+ * Anything else goes on untouched.
  */
 import { Assembler, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, type AssembledProgram } from "../asm/assembler.js";
 import { bytes, struct, u16, u16be, u32, u64, type Codec } from "../core/codec.js";
@@ -101,6 +107,8 @@ export const controlCodec = struct({ activeTable: u32, reserved: u32 });
 const skbLength = 0;
 const skbProtocol = 16;
 const skbInterfaceIndex = 40;
+const skbData = 76;
+const skbDataEnd = 80;
 
 const ethernetHeader = 14;
 const tcActionShot = 2;
@@ -125,6 +133,7 @@ const savedHash = -232;
 const savedBackendId = -240;
 const savedIngress = -248;
 const neighbourParameters = -272; // struct bpf_redir_neigh: family u32, address[16]
+const ttlScratch = -280; // the new TTL (and protocol) bytes
 
 function littleEndianWords(address: Buffer): number[] {
   const words: number[] = [];
@@ -155,8 +164,17 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
   a.store("u64", R10, newPorts, 0);
 
   // Parse: copy the IP header, find the L4 header (r8 = its offset), fill the flow key.
-  a.mov64(R1, R6).mov64(R2, ethernetHeader).mov64(R3, R10).add64(R3, header).mov64(R4, ipv6 ? 40 : 20).call("skb_load_bytes");
+  // Direct packet access when the headers are in the linear part (the usual
+  // case); bpf_skb_load_bytes only when they are not.
+  const headerLength = ipv6 ? 40 : 20;
+  a.load("u32", R2, R6, skbData).load("u32", R3, R6, skbDataEnd);
+  a.mov64(R1, R2).add64(R1, ethernetHeader + headerLength).jumpIf(R1, ">", R3, "load_header");
+  for (let i = 0; i < headerLength; i += 4) a.load("u32", R1, R2, ethernetHeader + i).store("u32", R10, header + i, R1);
+  a.jump("header_copied");
+  a.label("load_header");
+  a.mov64(R1, R6).mov64(R2, ethernetHeader).mov64(R3, R10).add64(R3, header).mov64(R4, headerLength).call("skb_load_bytes");
   a.jumpIf(R0, "!=", 0, "next");
+  a.label("header_copied");
   if (ipv6) {
     a.load("u8", R1, R10, header + 6).jumpIf(R1, "!=", protocolNumber, "next");
     for (let i = 0; i < 32; i += 4) a.load("u32", R1, R10, header + 8 + i).store("u32", R10, flowKey + i, R1);
@@ -169,8 +187,14 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
     a.load("u32", R1, R10, header + 16).store("u32", R10, keyDestination, R1);
     a.load("u8", R8, R10, header).and64(R8, 0x0f).leftShift64(R8, 2).add64(R8, ethernetHeader);
   }
+  a.load("u32", R2, R6, skbData).load("u32", R3, R6, skbDataEnd);
+  a.add64(R2, R8).mov64(R1, R2).add64(R1, 4).jumpIf(R1, ">", R3, "load_ports");
+  a.load("u32", R1, R2, 0).store("u32", R10, keyPorts, R1);
+  a.jump("ports_copied");
+  a.label("load_ports");
   a.mov64(R1, R6).mov64(R2, R8).mov64(R3, R10).add64(R3, keyPorts).mov64(R4, 4).call("skb_load_bytes");
   a.jumpIf(R0, "!=", 0, "next");
+  a.label("ports_copied");
   a.store("u32", R10, keyProtocol, protocolNumber);
 
   // To the VIP?
@@ -281,6 +305,9 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
   if (options.mode === "dsr") {
     a.jump("next");
   } else {
+    // Only a packet to one of our NAT ports can be a reply: skip the lookup for the rest.
+    a.load("u16", R1, R10, keyPorts + 2).toBigEndian(R1, 16)
+      .jumpIf(R1, "<", options.natPorts.first, "next").jumpIf(R1, ">", options.natPorts.last, "next");
     a.mov64(R2, R10).add64(R2, flowKey).loadMapFd(R1, balancerMapNames.reverse).call("map_lookup_elem");
     a.jumpIf(R0, "==", 0, "next");
     a.mov64(R7, R0);
@@ -297,6 +324,20 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
 
     // ---- NAT rewrite: addresses at newAddresses, ports at newPorts, out through savedIngress ----
     a.label("rewrite");
+    // The balancer is a routing hop: one less TTL / hop limit. An expiring packet goes to the kernel (which answers it as a router does).
+    if (ipv6) {
+      a.load("u8", R1, R10, header + 7).jumpIf(R1, "<=", 1, "next").sub64(R1, 1).store("u8", R10, ttlScratch, R1);
+      a.mov64(R1, R6).mov64(R2, ethernetHeader + 7).mov64(R3, R10).add64(R3, ttlScratch).mov64(R4, 1).mov64(R5, 0).call("skb_store_bytes");
+      a.jumpIf(R0, "!=", 0, "drop");
+    } else {
+      // The TTL and protocol bytes as one 16-bit word, as the header checksum sums them.
+      a.load("u16", R3, R10, header + 8).mov64(R1, R3).and64(R1, 0xff).jumpIf(R1, "<=", 1, "next");
+      a.mov64(R4, R3).sub64(R4, 1).store("u16", R10, ttlScratch, R4);
+      a.mov64(R1, R6).mov64(R2, ethernetHeader + 10).mov64(R5, 2).call("l3_csum_replace");
+      a.jumpIf(R0, "!=", 0, "drop");
+      a.mov64(R1, R6).mov64(R2, ethernetHeader + 8).mov64(R3, R10).add64(R3, ttlScratch).mov64(R4, 2).mov64(R5, 0).call("skb_store_bytes");
+      a.jumpIf(R0, "!=", 0, "drop");
+    }
     a.mov64(R1, R10).add64(R1, header + headerAddresses).mov64(R2, 2 * addressLength)
       .mov64(R3, R10).add64(R3, newAddresses).mov64(R4, 2 * addressLength).mov64(R5, 0).call("csum_diff");
     a.mov64(R9, R0);

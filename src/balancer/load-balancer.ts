@@ -67,6 +67,8 @@ interface BackendConfig {
   interface: string;
   interfaceIndex: number;
   natSource: string;
+  /** Share of the active Maglev table, recorded when the table is written (absent in state written before it was recorded). */
+  share?: number;
 }
 
 interface BalancerConfig {
@@ -397,43 +399,63 @@ export class LoadBalancer {
     });
   }
 
-  /** Per-backend counters and the table's current shares. */
-  status(): LoadBalancerStatus {
+  /**
+   * Per-backend counters and the table's current shares. Cheap enough to call
+   * on every metrics scrape: the counters are one small per-CPU array, the
+   * shares were recorded in the manifest when the table was written, and the
+   * per-backend count of tracked flows (a scan of the whole connection table)
+   * is reused for up to `trackedFlowsMaximumAge` ms unless `fresh` is set.
+   */
+  status(options: { fresh?: boolean } = {}): LoadBalancerStatus {
     this.#reload();
-    const maps = this.#openMaps();
-    try {
-      const sum = (key: number): BackendStats => {
-        const total: BackendStats = { packets: 0n, bytes: 0n, flows: 0n, replyPackets: 0n, replyBytes: 0n };
-        for (const raw of maps.stats.getPerCpu(u32Key(key)) ?? []) {
-          const v = backendStatsCodec.decode(raw as Buffer, 0);
-          total.packets += v.packets; total.bytes += v.bytes; total.flows += v.flows; total.replyPackets += v.replyPackets; total.replyBytes += v.replyBytes;
-        }
-        return total;
-      };
-      const tracked = new Map<number, number>();
-      maps.conntrack.forEachBatch((_key, value) => {
-        const id = (value as Buffer).readUInt32LE(0);
-        tracked.set(id, (tracked.get(id) ?? 0) + 1);
-      });
-      const active = maps.control.get(u32Key(0))!.readUInt32LE(0) & 1;
-      const owned = new Map<number, number>();
-      maps.maglev.forEachBatch((key, value) => {
-        const slot = (key as Buffer).readUInt32LE(0);
-        if (Math.floor(slot / this.#config.tableSize) !== active) return;
-        const id = (value as Buffer).readUInt32LE(0);
-        owned.set(id, (owned.get(id) ?? 0) + 1);
-      });
-      return {
-        service: this.#config.service, protocol: this.#config.protocol, mode: this.#config.mode, interfaces: this.#config.interfaces,
-        backends: this.#config.backends.map((b) => ({
-          endpoint: b.endpoint, weight: b.weight, state: b.state, health: b.health, trackedFlows: tracked.get(b.id) ?? 0,
-          share: (owned.get(b.id) ?? 0) / this.#config.tableSize, ...sum(b.id),
-        })),
-        dropped: sum(droppedSlot).packets,
-      };
-    } finally {
-      Object.values(maps).forEach((m) => m.close());
-    }
+    using stats = BpfMap.openPinned(this.component.pinPath("stats"));
+    const sum = (key: number): BackendStats => {
+      const total: BackendStats = { packets: 0n, bytes: 0n, flows: 0n, replyPackets: 0n, replyBytes: 0n };
+      for (const raw of stats.getPerCpu(u32Key(key)) ?? []) {
+        const v = backendStatsCodec.decode(raw as Buffer, 0);
+        total.packets += v.packets; total.bytes += v.bytes; total.flows += v.flows; total.replyPackets += v.replyPackets; total.replyBytes += v.replyBytes;
+      }
+      return total;
+    };
+    const tracked = this.#trackedFlows(options.fresh ?? false);
+    const shares = this.#config.backends.every((b) => b.share !== undefined) ? undefined : this.#readShares();
+    return {
+      service: this.#config.service, protocol: this.#config.protocol, mode: this.#config.mode, interfaces: this.#config.interfaces,
+      backends: this.#config.backends.map((b) => ({
+        endpoint: b.endpoint, weight: b.weight, state: b.state, health: b.health, trackedFlows: tracked.get(b.id) ?? 0,
+        share: shares ? (shares.get(b.id) ?? 0) / this.#config.tableSize : b.share!, ...sum(b.id),
+      })),
+      dropped: sum(droppedSlot).packets,
+    };
+  }
+
+  /** Flows per backend in the connection table, counted at most every `trackedFlowsMaximumAge` ms per balancer. */
+  #trackedFlows(fresh: boolean): Map<number, number> {
+    const cached = trackedFlowCounts.get(this.component.path);
+    if (!fresh && cached && Date.now() - cached.at < trackedFlowsMaximumAge) return cached.counts;
+    const counts = new Map<number, number>();
+    using conntrack = BpfMap.openPinned(this.component.pinPath("conntrack"));
+    conntrack.forEachBatch((_key, value) => {
+      const id = (value as Buffer).readUInt32LE(0);
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+    });
+    trackedFlowCounts.set(this.component.path, { at: Date.now(), counts });
+    return counts;
+  }
+
+  /** Table slots per backend in the active half (state written before shares were recorded in the manifest). */
+  #readShares(): Map<number, number> {
+    using control = BpfMap.openPinned(this.component.pinPath("control"));
+    using maglev = BpfMap.openPinned(this.component.pinPath("maglev"));
+    const active = control.get(u32Key(0))!.readUInt32LE(0) & 1;
+    const owned = new Map<number, number>();
+    maglev.forEachBatch((key, value) => {
+      const slot = (key as Buffer).readUInt32LE(0);
+      if (Math.floor(slot / this.#config.tableSize) !== active) return;
+      const id = (value as Buffer).readUInt32LE(0);
+      owned.set(id, (owned.get(id) ?? 0) + 1);
+    });
+    return owned;
   }
 
   /** Detaches and removes the balancer. */
@@ -531,16 +553,25 @@ function findBackend(config: BalancerConfig, endpoint: string): BackendConfig {
   return backend;
 }
 
+/** Writes one half of the Maglev table and records each backend's share of it in `config`. */
 function writeTable(maps: { maglev: BpfMap }, config: BalancerConfig, half: number): void {
   const backends = eligible(config);
   const table = maglevTable(backends.map((b) => ({ key: b.endpoint, weight: b.weight })), config.tableSize);
   const entries: [Buffer, Buffer][] = [];
+  const owned = new Map<number, number>();
   for (let i = 0; i < table.length; i++) {
     const index = table[i]!;
-    entries.push([u32Key(half * config.tableSize + i), u32Key(index < 0 ? noBackend : backends[index]!.id)]);
+    const id = index < 0 ? noBackend : backends[index]!.id;
+    owned.set(id, (owned.get(id) ?? 0) + 1);
+    entries.push([u32Key(half * config.tableSize + i), u32Key(id)]);
   }
   maps.maglev.updateBatch(entries);
+  for (const backend of config.backends) backend.share = (owned.get(backend.id) ?? 0) / config.tableSize;
 }
+
+/** How long `status()` reuses a count of the connection table (a full scan of an LRU map of up to millions of flows). */
+export const trackedFlowsMaximumAge = 10_000;
+const trackedFlowCounts = new Map<string, { at: number; counts: Map<number, number> }>();
 
 function tcpConnects(host: string, port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -149,7 +149,7 @@ Examples:
     .option("--state-dir <path>", "bpffs folder for netbpf's state")
     .action((service: string | undefined, options: CommonOptions & { json?: boolean }) => {
       const balancers = service ? [LoadBalancer.open(service, { protocol: protocolOf(options), stateRoot: options.stateDir })] : LoadBalancer.list({ stateRoot: options.stateDir });
-      printStatus(balancers.map((b) => b.status()), options.json === true);
+      printStatus(balancers.map((b) => b.status({ fresh: true })), options.json === true);
     });
   lb.command("health").description("run the health checks of every balancer (TCP connects) until Ctrl-C, taking failing backends out and putting them back")
     .option("--json", "one JSON object per change").option("--state-dir <path>", "bpffs folder for netbpf's state")

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { describeLimit, parseRate, RateLimiter, type LimitRuleInput } from "../firewall/rate-limiter.js";
+import { describeLimit, describeSyncookieSetting, parseRate, RateLimiter, readSyncookieSetting, type LimitRuleInput } from "../firewall/rate-limiter.js";
 import { UsageError } from "../sys/errors.js";
 import { requireInterface } from "./block-command.js";
 import { renderTable, toJson, writeLine } from "./output.js";
@@ -26,7 +26,10 @@ function printStatus(options: { interface?: string; top?: string; json?: boolean
   for (const limiter of limiters(options.interface)) {
     for (const rule of limiter.rules()) {
       if (options.json) writeLine(toJson({ type: "limit", ...rule }));
-      else rows.push([rule.interface, rule.id, describeLimit(rule), rule.passed.toString(), rule.dropped.toString(), rule.droppedBytes.toString()]);
+      else {
+        const cookies = rule.cookies ? `${rule.cookies.sent}/${rule.cookies.validated}/${rule.cookies.invalid}/${rule.cookies.fallback}` : "-";
+        rows.push([rule.interface, rule.id, describeLimit(rule), rule.passed.toString(), rule.dropped.toString(), rule.droppedBytes.toString(), cookies]);
+      }
     }
     for (const source of limiter.topSources(top)) {
       if (options.json) writeLine(toJson({ type: "source", ...source }));
@@ -38,7 +41,7 @@ function printStatus(options: { interface?: string; top?: string; json?: boolean
     writeLine("no limits installed");
     return;
   }
-  writeLine(renderTable(["INTERFACE", "ID", "LIMIT", "PASSED", "DROPPED", "DROPPED_BYTES"], rows));
+  writeLine(renderTable(["INTERFACE", "ID", "LIMIT", "PASSED", "DROPPED", "DROPPED_BYTES", "COOKIES SENT/VALID/INVALID/FALLBACK"], rows));
   writeLine("");
   writeLine(sources.length ? renderTable(["INTERFACE", "LIMIT", "SOURCE", "PASSED", "DROPPED"], sources) : "no sources seen yet");
 }
@@ -77,7 +80,8 @@ export function registerLimitCommand(program: Command): void {
     .option("--port <port>", "the listening port or range (required)")
     .option("-r, --rate <n>", "SYNs per second per source", "20")
     .option("--burst <n>", "SYNs a source may send at once")
-    .action(exitTwoOnUsageError((own: { interface?: string; port?: string; rate: string; burst?: string }) => {
+    .option("--no-cookies", "only the per-source SYN limit: never answer SYNs with SYN cookies")
+    .action(exitTwoOnUsageError((own: { interface?: string; port?: string; rate: string; burst?: string; cookies: boolean }) => {
       // Options written after `syn` may have been taken by `limit` itself.
       const parent = limit.opts() as { interface?: string; port?: string; rate?: string; burst?: string };
       const options = { interface: own.interface ?? parent.interface, port: own.port ?? parent.port, rate: parent.rate ?? own.rate, burst: own.burst ?? parent.burst };
@@ -85,9 +89,11 @@ export function registerLimitCommand(program: Command): void {
       if (!options.port) throw new UsageError("limit syn", "no port given", "name the listening port with --port");
       const burst = positiveInteger(options.burst, "--burst");
       const limiter = RateLimiter.open(name);
-      const rule = limiter.guardSyn({ ports: options.port, rate: positiveInteger(options.rate, "--rate")!, ...(burst !== undefined ? { burst } : {}) });
-      const cookies = limiter.config()?.synCookieHelpers;
-      writeLine(`limit ${rule.id} on ${name}: ${describeLimit(rule)} (kernel SYN cookie helpers: ${cookies}; per-source SYN limit in use)`);
+      const rule = limiter.guardSyn({ ports: options.port, rate: positiveInteger(options.rate, "--rate")!, ...(burst !== undefined ? { burst } : {}), cookies: own.cookies });
+      const helpers = limiter.config()?.synCookieHelpers;
+      const mode = rule.synMode === "cookies" ? `SYN cookies answered by the program, plus the per-source SYN limit; ${describeSyncookieSetting(readSyncookieSetting())}`
+        : own.cookies ? `per-source SYN limit only (kernel SYN cookie helpers: ${helpers})` : "per-source SYN limit only (--no-cookies)";
+      writeLine(`limit ${rule.id} on ${name}: ${describeLimit(rule)} (mode: ${mode})`);
     }));
 
   limit

@@ -4,8 +4,14 @@
  *
  * Order of evaluation:
  * 1. the packet's peer address (source at ingress, destination at egress)
- *    is looked up in the direction's LPM trie (one for IPv4, one for IPv6):
- *    the longest matching prefix gives a rule slot and an action. An
+ *    is looked up in the direction's prefix map (one for IPv4, one for
+ *    IPv6): the longest matching prefix gives a rule slot and an action.
+ *    The map is a hash of exact (prefix length, masked address) keys probed
+ *    once per prefix length in use, longest first — so the cost depends on
+ *    how many different lengths the rules use, not on how many prefixes
+ *    there are (an LPM trie's lookup walks a path that deepens as prefixes
+ *    are added); firewalls installed before that use an LPM trie (one
+ *    lookup, `prefixLengths` not given). An
  *    address-only rule decides there and then (its data is all in the trie,
  *    so adding or removing such rules never changes the program); a rule
  *    with further conditions (protocol, ports, expression) is checked by code;
@@ -49,6 +55,21 @@ export interface FirewallProgramOptions {
   /** The rules that apply to this direction, in the order they were added. */
   rules: readonly ProgramRule[];
   defaultAction: RuleAction;
+  /**
+   * The prefix lengths present in each family's map, when the maps are
+   * hashes of exact keys (probed longest first); absent for LPM tries.
+   */
+  prefixLengths?: { ipv4: readonly number[]; ipv6: readonly number[] };
+}
+
+/** Stack slot of the exact-match key being probed (u32 length + 16 address bytes). */
+const probeKey = -88;
+
+/** The bytes of a prefix mask of `length` bits over `bytes` bytes. */
+function maskBytes(length: number, bytes: number): Buffer {
+  const mask = Buffer.alloc(bytes);
+  for (let bit = 0; bit < length; bit++) mask[bit >> 3]! |= 0x80 >> (bit & 7);
+  return mask;
 }
 
 /** Verdicts: XDP_DROP/XDP_PASS; TC_ACT_SHOT/TCX_NEXT (let later tc programs run). */
@@ -78,25 +99,56 @@ export function firewallProgram(options: FirewallProgramOptions): AssembledProgr
     .jumpIf(R1, "==", 4, "lookup_ipv4")
     .jumpIf(R1, "==", 6, "lookup_ipv6")
     .jump(ruleList);
+  // Whether any lookup can hit (the verifier refuses unreachable code).
+  let lookups = 0;
   for (const family of ["ipv4", "ipv6"] as const) {
-    a.label(`lookup_${family}`)
-      .mov64(R2, R10).add64(R2, FieldSlot.key)
-      .loadMapFd(R1, firewallMapNames[family])
-      .call("map_lookup_elem")
-      .jumpIf(R0, "==", 0, ruleList)
-      .jump("address_hit");
+    a.label(`lookup_${family}`);
+    const lengths = options.prefixLengths?.[family];
+    if (!lengths) {
+      lookups++;
+      a.mov64(R2, R10).add64(R2, FieldSlot.key)
+        .loadMapFd(R1, firewallMapNames[family])
+        .call("map_lookup_elem")
+        .jumpIf(R0, "==", 0, ruleList)
+        .jump("address_hit");
+      continue;
+    }
+    // Exact keys, longest prefix first: the first hit is the longest match.
+    const words = family === "ipv4" ? 1 : 4;
+    for (const length of [...new Set(lengths)].sort((x, y) => y - x)) {
+      lookups++;
+      const mask = maskBytes(length, 4 * words);
+      a.store("u32", R10, probeKey, length);
+      for (let word = 0; word < words; word++) {
+        const wordMask = mask.readInt32LE(4 * word);
+        if (wordMask === 0) {
+          a.store("u32", R10, probeKey + 4 + 4 * word, 0);
+        } else {
+          a.load("u32", R1, R10, FieldSlot.key + 4 + 4 * word);
+          if (wordMask !== -1) a.and32(R1, wordMask);
+          a.store("u32", R10, probeKey + 4 + 4 * word, R1);
+        }
+      }
+      a.mov64(R2, R10).add64(R2, probeKey)
+        .loadMapFd(R1, firewallMapNames[family])
+        .call("map_lookup_elem")
+        .jumpIf(R0, "!=", 0, "address_hit");
+    }
+    a.jump(ruleList);
   }
-  a.label("address_hit")
-    .load("u32", slot, R0, 0)
-    .load("u8", action, R0, 4)
-    .jumpIf(action, "!=", TrieAction.conditional, verdict);
-  const conditional = rules.filter((rule) => rule.hasAddresses && hasConditions(rule.match));
-  for (const rule of conditional) a.jumpIf(slot, "==", rule.slot, `conditions_${rule.slot}`);
-  a.jump(ruleList);
-  for (const rule of conditional) {
-    a.label(`conditions_${rule.slot}`);
-    emitMatchCheck(a, rule.match, ruleList, subprograms);
-    a.mov64(slot, rule.slot).mov64(action, TrieAction[rule.action]).jump(verdict);
+  if (lookups > 0) {
+    a.label("address_hit")
+      .load("u32", slot, R0, 0)
+      .load("u8", action, R0, 4)
+      .jumpIf(action, "!=", TrieAction.conditional, verdict);
+    const conditional = rules.filter((rule) => rule.hasAddresses && hasConditions(rule.match));
+    for (const rule of conditional) a.jumpIf(slot, "==", rule.slot, `conditions_${rule.slot}`);
+    a.jump(ruleList);
+    for (const rule of conditional) {
+      a.label(`conditions_${rule.slot}`);
+      emitMatchCheck(a, rule.match, ruleList, subprograms);
+      a.mov64(slot, rule.slot).mov64(action, TrieAction[rule.action]).jump(verdict);
+    }
   }
 
   // 2. Rules without addresses, first match wins.

@@ -4,13 +4,16 @@
  * the command exits, after kill -9, and across runs.
  *
  * Ingress runs an XDP program (native where the driver has XDP, else generic),
- * egress a tcx program. Addresses and CIDR prefixes live in LPM tries (one
- * per family and direction), so the cost of a lookup does not depend on how
- * many prefixes are installed. See firewall-program.ts for the evaluation order.
+ * egress a tcx program. Addresses and CIDR prefixes live in prefix maps (one
+ * per family and direction): hashes of exact (length, masked address) keys
+ * that the program probes once per prefix length in use, so the cost of a
+ * lookup does not depend on how many prefixes are installed (firewalls
+ * installed by earlier versions keep their LPM tries, which work the same but
+ * get slower as they fill). See firewall-program.ts for the evaluation order.
  */
 import { BpfMap } from "../core/map.js";
 import type { Program } from "../core/program.js";
-import { MapType, UpdateFlag } from "../sys/bpf-constants.js";
+import { MapFlag, MapType, UpdateFlag } from "../sys/bpf-constants.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { interfaceIndex } from "../sys/socket.js";
 import { StateStore, type StateAttachment, type StateComponent } from "../state/state-store.js";
@@ -55,6 +58,8 @@ export interface StoredRule {
   addressCount: number;
   /** The first few prefixes, for display (all of them live in the tries). */
   addressSample: string[];
+  /** The distinct prefix lengths of the rule's prefixes per family (the program probes these). */
+  prefixLengths?: { ipv4: number[]; ipv6: number[] };
   comment?: string;
   createdAt: string;
 }
@@ -306,7 +311,10 @@ export class Firewall {
     try {
       for (const direction of directions) {
         for (const family of [4, 6] as const) {
-          const trie = BpfMap.create({ name: `nb_fw_v${family}_${direction.slice(0, 3)}`, type: MapType.LpmTrie, key: family === 4 ? ipv4PrefixKey : ipv6PrefixKey, value: trieValue, maxEntries: maximumPrefixes });
+          const trie = BpfMap.create({
+            name: `nb_fw_v${family}_${direction.slice(0, 3)}`, type: MapType.Hash, flags: MapFlag.NoPrealloc,
+            key: family === 4 ? ipv4PrefixKey : ipv6PrefixKey, value: trieValue, maxEntries: maximumPrefixes,
+          });
           maps.push(trie);
           tries[triePin(family, direction)] = trie;
         }
@@ -381,6 +389,7 @@ export class Firewall {
         stored: {
           id, action: entry.input.action, direction: entry.direction, match: entry.match,
           addressCount: prefixes.length, addressSample: prefixes.slice(0, sampleSize).map(formatAddressPrefix),
+          ...(prefixes.length ? { prefixLengths: distinctLengths(prefixes) } : {}),
           ...(entry.input.comment !== undefined ? { comment: entry.input.comment } : {}),
           createdAt: new Date().toISOString(),
         },
@@ -459,7 +468,9 @@ export class Firewall {
       for (const direction of directions) {
         const rules: ProgramRule[] = config.rules.filter((rule) => appliesTo(rule, direction))
           .map((rule) => ({ slot: rule.id, action: rule.action, hasAddresses: rule.addressCount > 0, match: rule.match }));
-        const program = firewallProgram({ hook: direction === "ingress" ? "xdp" : "tc", rules, defaultAction: config.policy[direction] });
+        const hashed = state.tries[triePin(4, direction)]!.type === MapType.Hash;
+        const prefixLengths = hashed ? lengthsInUse(config.rules.filter((rule) => appliesTo(rule, direction))) : undefined;
+        const program = firewallProgram({ hook: direction === "ingress" ? "xdp" : "tc", rules, defaultAction: config.policy[direction], ...(prefixLengths ? { prefixLengths } : {}) });
         out[direction] = loadGenerated(programName[direction], hookOf[direction], program, {
           [firewallMapNames.ipv4]: state.tries[triePin(4, direction)]!,
           [firewallMapNames.ipv6]: state.tries[triePin(6, direction)]!,
@@ -523,6 +534,24 @@ class OpenState {
     for (const trie of Object.values(this.tries)) trie.close();
     this.counters.close();
   }
+}
+
+function distinctLengths(prefixes: readonly AddressPrefix[]): { ipv4: number[]; ipv6: number[] } {
+  const of = (family: 4 | 6) => [...new Set(prefixes.filter((prefix) => prefix.family === family).map((prefix) => prefix.prefixLength))].sort((x, y) => y - x);
+  return { ipv4: of(4), ipv6: of(6) };
+}
+
+/** The prefix lengths the program must probe for these rules (all lengths for a rule that did not record its own). */
+function lengthsInUse(rules: readonly StoredRule[]): { ipv4: number[]; ipv6: number[] } {
+  const ipv4 = new Set<number>();
+  const ipv6 = new Set<number>();
+  for (const rule of rules) {
+    if (rule.addressCount === 0) continue;
+    const lengths = rule.prefixLengths ?? { ipv4: Array.from({ length: 33 }, (_, i) => i), ipv6: Array.from({ length: 129 }, (_, i) => i) };
+    lengths.ipv4.forEach((length) => ipv4.add(length));
+    lengths.ipv6.forEach((length) => ipv6.add(length));
+  }
+  return { ipv4: [...ipv4].sort((x, y) => y - x), ipv6: [...ipv6].sort((x, y) => y - x) };
 }
 
 function sumCounter(counters: BpfMap<number, { packets: bigint; bytes: bigint }>, slot: number): { packets: bigint; bytes: bigint } {

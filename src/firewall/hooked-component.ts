@@ -6,6 +6,7 @@
  * in through the pinned link, and writes the manifest; the first change
  * creates the maps and attaches; a failed first change removes everything.
  */
+import { existsSync } from "node:fs";
 import type { AssembledProgram } from "../asm/assembler.js";
 import { BpfMap, type MapSpec } from "../core/map.js";
 import { UsageError } from "../sys/errors.js";
@@ -73,7 +74,15 @@ export class HookedComponent<Config> {
         fresh = true;
         for (const [name, spec] of Object.entries(definition.maps)) maps[name] = BpfMap.create(spec);
       } else {
-        for (const name of Object.keys(definition.maps)) maps[name] = this.openMap(name);
+        for (const [name, spec] of Object.entries(definition.maps)) {
+          if (existsSync(this.component.pinPath(name))) {
+            maps[name] = this.openMap(name);
+          } else {
+            // A map added to the definition after this component was installed.
+            maps[name] = BpfMap.create(spec);
+            this.component.pin(name, maps[name]!);
+          }
+        }
       }
       const current = manifest?.config ?? definition.initialConfig(this.interfaceName);
       const outcome = change(current, maps);

@@ -9,11 +9,16 @@
  * bytes × 8·10^12 / rate ps (bit rates). Integer arithmetic only.
  * Two CPUs may update one bucket at the same moment without a lock: at
  * worst a packet is charged once instead of twice (documented tolerance).
+ *
+ * A SYN guard in cookie mode answers the SYNs its per-source limit lets
+ * through with SYN cookies itself (syn-cookie-code.ts) instead of passing
+ * them to the listener.
  */
 import { Assembler, R0, R1, R2, R3, R4, R6, R7, R8, R10, type AssembledProgram } from "../asm/assembler.js";
 import { struct, u32, u64, bytes } from "../core/codec.js";
 import { emitMatchCheck, FilterSubprograms } from "./match-code.js";
 import { emitPacketFields, FieldSlot } from "./packet-fields.js";
+import { emitCookieAckCheck, emitCookieAnswer } from "./syn-cookie-code.js";
 import type { PortRange, TrafficMatch } from "./traffic-match.js";
 
 export type RateUnit = "packets" | "bits";
@@ -28,6 +33,8 @@ export interface ProgramLimitRule {
   match: TrafficMatch;
   /** SYN guard: only TCP SYNs (without ACK) to these destination ports. */
   synPorts?: PortRange;
+  /** SYN guard with cookies: SYNs within the rate are answered with a cookie SYN-ACK (syn-cookie-code.ts). */
+  cookies?: boolean;
 }
 
 /** Bucket key: rule slot, address family, source address (IPv4 in the first 4 bytes). */
@@ -36,7 +43,7 @@ export const bucketValue = struct({ credit: u64, last: u64, passed: u64, dropped
 /** Per-CPU per-rule totals. */
 export const limitCounter = struct({ passed: u64, dropped: u64, droppedBytes: u64 });
 
-export const limiterMapNames = { buckets: "buckets", counters: "counters" } as const;
+export const limiterMapNames = { buckets: "buckets", counters: "counters", cookies: "cookies" } as const;
 
 const picosecondsPerSecond = 1_000_000_000_000;
 const keySlot = -88;
@@ -65,11 +72,15 @@ export function rateLimiterProgram(rules: readonly ProgramLimitRule[]): Assemble
     const next = `after_limit_${rule.slot}`;
     const created = `new_bucket_${rule.slot}`;
     const dropped = `drop_${rule.slot}`;
+    const cookies = rule.synPorts !== undefined && rule.cookies === true;
+    const passed = cookies ? `cookie_syn_${rule.slot}` : "pass";
     if (rule.synPorts) {
       a.load("u32", R1, R10, FieldSlot.protocol).jumpIf(R1, "!=", 6, next)
-        .load("u32", R1, R10, FieldSlot.tcpFlags).and64(R1, 0x12).jumpIf(R1, "!=", 0x02, next)
         .load("u32", R1, R10, FieldSlot.destinationPort)
         .jumpIf(R1, "<", rule.synPorts.first, next).jumpIf(R1, ">", rule.synPorts.last, next);
+      // ACK without SYN or RST: maybe the end of a cookie handshake.
+      if (cookies) a.load("u32", R1, R10, FieldSlot.tcpFlags).and64(R1, 0x16).jumpIf(R1, "==", 0x10, `cookie_ack_${rule.slot}`);
+      a.load("u32", R1, R10, FieldSlot.tcpFlags).and64(R1, 0x12).jumpIf(R1, "!=", 0x02, next);
     }
     emitMatchCheck(a, rule.match, next, subprograms);
 
@@ -151,13 +162,17 @@ export function rateLimiterProgram(rules: readonly ProgramLimitRule[]): Assemble
       .jumpIf(R0, "==", 0, `verdict_${rule.slot}`)
       .jumpIf(R4, "!=", 0, `count_drop_${rule.slot}`)
       .load("u64", R1, R0, 0).add64(R1, 1).store("u64", R0, 0, R1)
-      .jump("pass")
+      .jump(passed)
       .label(`count_drop_${rule.slot}`)
       .load("u64", R1, R0, 8).add64(R1, 1).store("u64", R0, 8, R1)
       .load("u64", R1, R0, 16).load("u64", R2, R10, FieldSlot.length).add64(R1, R2).store("u64", R0, 16, R1)
       .label(`verdict_${rule.slot}`)
       .jumpIf(R4, "!=", 0, "drop")
-      .jump("pass");
+      .jump(passed);
+    if (cookies) {
+      emitCookieAnswer(a, rule.slot, passed, "pass");
+      emitCookieAckCheck(a, rule.slot, `cookie_ack_${rule.slot}`, next);
+    }
     a.label(next);
   }
   a.label("pass").return(pass);

@@ -6,12 +6,14 @@
  * Limits run at tc ingress so that they compose with the firewall's XDP
  * program on the same interface (one XDP program per interface).
  */
+import { readFileSync } from "node:fs";
 import { u32 } from "../core/codec.js";
 import type { BpfMap } from "../core/map.js";
 import { MapType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
 import { probeHelper } from "../features/features.js";
 import { helperIds } from "../asm/helpers.js";
+import { cookieCounter, cookieMapName, synCookieHelpers } from "./syn-cookie-code.js";
 import { ProgramType } from "../sys/bpf-constants.js";
 import { StateStore, type StateAttachment } from "../state/state-store.js";
 import { formatAddress } from "./address-prefix.js";
@@ -45,6 +47,11 @@ export interface SynGuardInput {
   /** SYNs per second each source may send (default 20). */
   rate?: number;
   burst?: number;
+  /**
+   * Answer SYNs with SYN cookies from the program (default: when the kernel
+   * has the helpers). false: only the per-source SYN rate limit.
+   */
+  cookies?: boolean;
 }
 
 export interface LimitRule {
@@ -54,7 +61,23 @@ export interface LimitRule {
   burst: number;
   match: TrafficMatch;
   synPorts?: PortRange;
+  /** SYN guards: "cookies" (the program answers SYNs with cookies) or "rate-limit" (per-source SYN limit only). */
+  synMode?: SynGuardMode;
   createdAt: string;
+}
+
+export type SynGuardMode = "cookies" | "rate-limit";
+
+/** Per-rule SYN cookie counts (SYN guards in cookie mode). */
+export interface CookieStatus {
+  /** SYN-ACKs with a cookie sent by the program. */
+  sent: bigint;
+  /** ACKs to the listener whose cookie the kernel's check accepted. */
+  validated: bigint;
+  /** ACKs to the listener with no valid cookie. */
+  invalid: bigint;
+  /** SYNs passed to the listener without a cookie: its queue not full yet under tcp_syncookies=1, tcp_syncookies=0, no listener here, IP options. */
+  fallback: bigint;
 }
 
 export interface LimiterConfig {
@@ -70,6 +93,8 @@ export interface LimitRuleStatus extends LimitRule {
   passed: bigint;
   dropped: bigint;
   droppedBytes: bigint;
+  /** SYN guards in cookie mode. */
+  cookies?: CookieStatus;
 }
 
 export interface SourceStatus {
@@ -137,10 +162,12 @@ function definition(maximumSources: number): HookedComponentDefinition<LimiterCo
     maps: {
       [limiterMapNames.buckets]: { name: "nb_limit_bucket", type: MapType.LruHash, key: bucketKey, value: bucketValue, maxEntries: maximumSources },
       [limiterMapNames.counters]: { name: "nb_limit_count", type: MapType.PercpuArray, key: u32, value: limitCounter, maxEntries: maximumLimitRules + 1 },
+      [cookieMapName]: { name: "nb_limit_cookie", type: MapType.PercpuArray, key: u32, value: cookieCounter, maxEntries: maximumLimitRules + 1 },
     },
     initialConfig: (interfaceName) => ({ interface: interfaceName, maximumSources, rules: [], synCookieHelpers: probeSynCookieHelpers() }),
     generate: (config) => rateLimiterProgram(config.rules.map((rule) => ({
       slot: rule.id, unit: rule.rate.unit, rate: rule.rate.perSecond, burst: rule.burst, match: rule.match, ...(rule.synPorts ? { synPorts: rule.synPorts } : {}),
+      cookies: rule.synMode === "cookies",
     }))),
     summary: (config) => `${config.rules.length} limits: ${config.rules.map(describeLimit).join("; ")}`,
   };
@@ -148,7 +175,8 @@ function definition(maximumSources: number): HookedComponentDefinition<LimiterCo
 
 export function describeLimit(rule: LimitRule): string {
   const what = rule.kind === "syn-guard" ? `SYN to port ${formatPortRange(rule.synPorts!)}` : describeTrafficMatch(rule.match).join(" ") || "all traffic";
-  return `${what} ≤ ${formatRate(rule.rate)} per source (burst ${rule.burst})`;
+  const mode = rule.synMode === "cookies" ? ", answered with SYN cookies" : rule.kind === "syn-guard" ? ", no SYN cookies" : "";
+  return `${what} ≤ ${formatRate(rule.rate)} per source (burst ${rule.burst})${mode}`;
 }
 
 /** Deletes the buckets of one rule slot (no program may be creating them). */
@@ -158,13 +186,40 @@ function forgetBuckets(maps: Record<string, BpfMap<any, any>>, slot: number): vo
   if (doomed.length) buckets.deleteBatch(doomed);
 }
 
-/** Whether tc programs may call the kernel's raw SYN cookie helpers (tri-state). */
+/**
+ * Whether tc programs may call every helper the SYN cookie path needs
+ * (socket lookup, bpf_tcp_gen_syncookie / bpf_tcp_check_syncookie, resize,
+ * redirect): tri-state.
+ */
 export function probeSynCookieHelpers(): "yes" | "no" | "unknown" {
   try {
-    return probeHelper(ProgramType.SchedCls, helperIds.tcp_raw_gen_syncookie_ipv4) && probeHelper(ProgramType.SchedCls, helperIds.tcp_raw_check_syncookie_ipv4) ? "yes" : "no";
+    return synCookieHelpers.every((name) => probeHelper(ProgramType.SchedCls, helperIds[name])) ? "yes" : "no";
   } catch {
     return "unknown";
   }
+}
+
+/** net.ipv4.tcp_syncookies of the calling process's network namespace (undefined when unreadable). */
+export function readSyncookieSetting(): number | undefined {
+  try {
+    const value = Number(readFileSync("/proc/sys/net/ipv4/tcp_syncookies", "utf8").trim());
+    return Number.isInteger(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What bpf_tcp_gen_syncookie does under a tcp_syncookies setting: the kernel
+ * makes a cookie for every SYN only at 2; at 1 (the default) only once the
+ * listener's SYN queue is full, earlier SYNs go to the listener (counted as
+ * fallback); at 0 never.
+ */
+export function describeSyncookieSetting(value: number | undefined): string {
+  if (value === 2) return "tcp_syncookies=2: every SYN gets a cookie";
+  if (value === 1) return "tcp_syncookies=1: cookies once the listen queue is full, as the kernel does (set it to 2 for every SYN)";
+  if (value === 0) return "tcp_syncookies=0: the kernel makes no cookies, every SYN goes to the listener (set it to 1 or 2)";
+  return "tcp_syncookies unknown";
 }
 
 export class RateLimiter {
@@ -215,14 +270,18 @@ export class RateLimiter {
   /**
    * SYN-flood guard: each source may open at most `rate` connections per
    * second to the ports (TCP SYN without ACK); more are dropped before they
-   * reach the listening socket.
+   * reach the listening socket. Where the kernel has the helpers (probed),
+   * the SYNs within the rate are answered with SYN cookies by the program
+   * itself, so a flood from many spoofed sources never reaches the
+   * listener's queue; `rule.synMode` says which mode is in use.
    */
   guardSyn(input: SynGuardInput): LimitRule {
     const rate: Rate = { unit: "packets", perSecond: input.rate ?? 20 };
     checkRate(rate);
     const burst = input.burst ?? Math.max(2, Math.ceil(rate.perSecond / 5));
     checkBurst(rate, burst);
-    return this.#add({ kind: "syn-guard", rate, burst, match: {}, synPorts: toPorts(input.ports) });
+    const synMode: SynGuardMode = input.cookies !== false && probeSynCookieHelpers() === "yes" ? "cookies" : "rate-limit";
+    return this.#add({ kind: "syn-guard", rate, burst, match: {}, synPorts: toPorts(input.ports), synMode });
   }
 
   #add(rule: Omit<LimitRule, "id" | "createdAt">): LimitRule {
@@ -238,6 +297,7 @@ export class RateLimiter {
       if (id > maximumLimitRules) throw new UsageError(`add limit on ${this.interfaceName}`, `at most ${maximumLimitRules} limits per interface`);
       const stored: LimitRule = { id, ...rule, createdAt: new Date().toISOString() };
       (maps[limiterMapNames.counters] as BpfMap<number, unknown>).putPerCpu(id, { passed: 0n, dropped: 0n, droppedBytes: 0n });
+      (maps[cookieMapName] as BpfMap<number, unknown>).putPerCpu(id, { sent: 0n, validated: 0n, invalid: 0n, fallback: 0n });
       forgetBuckets(maps, id);
       return { config: { ...config, rules: [...config.rules, stored] }, result: stored };
     });
@@ -260,6 +320,8 @@ export class RateLimiter {
     const config = this.config();
     if (!config) return [];
     using counters = this.#component.openMap<number, { passed: bigint; dropped: bigint; droppedBytes: bigint }>(limiterMapNames.counters);
+    const cookieRules = config.rules.filter((rule) => rule.synMode === "cookies");
+    using cookieCounters = cookieRules.length ? this.#component.openMap<number, CookieStatus>(cookieMapName) : undefined;
     return config.rules.map((rule) => {
       const totals = { passed: 0n, dropped: 0n, droppedBytes: 0n };
       for (const value of counters.getPerCpu(rule.id) ?? []) {
@@ -267,7 +329,15 @@ export class RateLimiter {
         totals.dropped += value.dropped;
         totals.droppedBytes += value.droppedBytes;
       }
-      return { ...rule, interface: this.interfaceName, ...totals };
+      if (!cookieCounters || rule.synMode !== "cookies") return { ...rule, interface: this.interfaceName, ...totals };
+      const cookies: CookieStatus = { sent: 0n, validated: 0n, invalid: 0n, fallback: 0n };
+      for (const value of cookieCounters.getPerCpu(rule.id) ?? []) {
+        cookies.sent += value.sent;
+        cookies.validated += value.validated;
+        cookies.invalid += value.invalid;
+        cookies.fallback += value.fallback;
+      }
+      return { ...rule, interface: this.interfaceName, ...totals, cookies };
     });
   }
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { BpfMap } from "../../src/core/map.js";
 import { Program } from "../../src/core/program.js";
 import { u32 } from "../../src/core/codec.js";
-import { MapType } from "../../src/sys/bpf-constants.js";
+import { MapFlag, MapType } from "../../src/sys/bpf-constants.js";
 import { formatAddressPrefix, ipv4PrefixKey, ipv6PrefixKey, parseAddressList, parseAddressPrefix, prefixKey } from "../../src/firewall/address-prefix.js";
 import { firewallProgram, ruleCounter, TrieAction, trieValue, verdicts, type ProgramRule } from "../../src/firewall/firewall-program.js";
 import { loadGenerated } from "../../src/firewall/hook-attachment.js";
@@ -49,16 +49,27 @@ interface Harness {
   close(): void;
 }
 
-/** Loads the program for `hook` with fresh maps holding `prefixes` (prefix → rule slot and action). */
-function harness(hook: "xdp" | "tc", rules: ProgramRule[], prefixes: [string, number, number][], defaultAction: "allow" | "block" = "allow"): Harness {
-  const v4 = BpfMap.create({ type: MapType.LpmTrie, key: ipv4PrefixKey, value: trieValue, maxEntries: 1024 });
-  const v6 = BpfMap.create({ type: MapType.LpmTrie, key: ipv6PrefixKey, value: trieValue, maxEntries: 1024 });
+type Lookup = "hash" | "trie";
+
+/**
+ * Loads the program for `hook` with fresh maps holding `prefixes` (prefix →
+ * rule slot and action): exact-key hashes probed per prefix length (what
+ * the firewall installs) or LPM tries (what older installs have).
+ */
+function harness(hook: "xdp" | "tc", rules: ProgramRule[], prefixes: [string, number, number][], defaultAction: "allow" | "block" = "allow", lookup: Lookup = "hash"): Harness {
+  const type = lookup === "hash" ? MapType.Hash : MapType.LpmTrie;
+  const flags = MapFlag.NoPrealloc;
+  const v4 = BpfMap.create({ type, flags, key: ipv4PrefixKey, value: trieValue, maxEntries: 1 << 16 });
+  const v6 = BpfMap.create({ type, flags, key: ipv6PrefixKey, value: trieValue, maxEntries: 1 << 16 });
   const counters = BpfMap.create({ type: MapType.PercpuArray, key: u32, value: ruleCounter, maxEntries: 64 });
+  const lengths = { ipv4: new Set<number>(), ipv6: new Set<number>() };
   for (const [text, slot, action] of prefixes) {
     const prefix = parseAddressPrefix(text);
     (prefix.family === 4 ? v4 : v6).put(prefixKey(prefix), { slot, action, prefixLength: prefix.prefixLength, reserved: 0 });
+    lengths[prefix.family === 4 ? "ipv4" : "ipv6"].add(prefix.prefixLength);
   }
-  const program = loadGenerated("nbc_fw_test", hook === "xdp" ? "xdp" : "tc egress", firewallProgram({ hook, rules, defaultAction }), { ipv4: v4, ipv6: v6, counters });
+  const prefixLengths = lookup === "hash" ? { prefixLengths: { ipv4: [...lengths.ipv4], ipv6: [...lengths.ipv6] } } : {};
+  const program = loadGenerated("nbc_fw_test", hook === "xdp" ? "xdp" : "tc egress", firewallProgram({ hook, rules, defaultAction, ...prefixLengths }), { ipv4: v4, ipv6: v6, counters });
   return {
     run(frame) {
       const value = program.run({ data: frame }).returnValue | 0;
@@ -83,13 +94,13 @@ for (const hook of ["xdp", "tc"] as const) {
   const peerV4 = (address: string) => (hook === "xdp" ? { source: address, destination: server } : { source: server, destination: address });
   const peerV6 = (address: string) => (hook === "xdp" ? frameV6(address, "2001:db8:2::2") : frameV6("2001:db8:2::2", address));
 
-  test(`${hook}: address rules decide by longest prefix, IPv4 and IPv6, and count`, () => {
+  for (const lookup of ["hash", "trie"] as const) test(`${hook}: address rules decide by longest prefix, IPv4 and IPv6, and count (${lookup})`, () => {
     const rules: ProgramRule[] = [
       { slot: 1, action: "block", hasAddresses: true, match: {} },
       { slot: 2, action: "allow", hasAddresses: true, match: {} },
       { slot: 3, action: "block", hasAddresses: true, match: {} },
     ];
-    const fw = harness(hook, rules, [["10.0.0.0/8", 1, TrieAction.block], ["10.1.2.3", 2, TrieAction.allow], ["2001:db8:3::/48", 3, TrieAction.block]]);
+    const fw = harness(hook, rules, [["10.0.0.0/8", 1, TrieAction.block], ["10.1.2.3", 2, TrieAction.allow], ["2001:db8:3::/48", 3, TrieAction.block]], "allow", lookup);
     try {
       assert.equal(fw.run(frameV4("tcp", peerV4("10.9.9.9"))), "block");
       assert.equal(fw.run(frameV4("udp", peerV4("10.1.2.3"))), "allow");
@@ -142,3 +153,58 @@ for (const hook of ["xdp", "tc"] as const) {
     }
   });
 }
+
+test("per-length exact lookups agree with an LPM trie on random mixed-length prefixes (IPv4 and IPv6)", () => {
+  // A seeded generator: the same prefixes every run.
+  let seed = 0x5eed;
+  const random = () => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const rules: ProgramRule[] = Array.from({ length: 8 }, (_, i) => ({ slot: i + 1, action: i % 2 ? "allow" : "block", hasAddresses: true, match: {} }));
+  const masked = (bytes: number[], length: number) => bytes.map((byte, i) => (i * 8 >= length ? 0 : i * 8 + 8 <= length ? byte : byte & (0xff << (8 - (length - i * 8))) & 0xff));
+  const v4Text = (bytes: number[]) => bytes.join(".");
+  const v6Text = (bytes: number[]) => Array.from({ length: 8 }, (_, i) => ((bytes[2 * i]! << 8) | bytes[2 * i + 1]!).toString(16)).join(":");
+  const prefixes = new Map<string, [string, number, number]>();
+  const hosts: { v4: number[][]; v6: number[][] } = { v4: [], v6: [] };
+  for (let i = 0; i < 600; i++) {
+    const slot = 1 + Math.floor(random() * 8);
+    const action = slot % 2 ? TrieAction.block : TrieAction.allow;
+    if (i % 3 === 2) {
+      const bytes = [0x20, 0x01, 0x0d, 0xb8, ...Array.from({ length: 12 }, () => Math.floor(random() * 4))];
+      const length = 32 + Math.floor(random() * 97);
+      const text = `${v6Text(masked(bytes, length))}/${length}`;
+      prefixes.set(text, [text, slot, action]);
+      hosts.v6.push(bytes);
+    } else {
+      const bytes = [10, Math.floor(random() * 4), Math.floor(random() * 8), Math.floor(random() * 256)];
+      const length = 8 + Math.floor(random() * 25);
+      const text = `${v4Text(masked(bytes, length))}/${length}`;
+      prefixes.set(text, [text, slot, action]);
+      hosts.v4.push(bytes);
+    }
+  }
+  const list = [...prefixes.values()];
+  const hash = harness("xdp", rules, list, "allow", "hash");
+  const trie = harness("xdp", rules, list, "allow", "trie");
+  try {
+    const frames: Buffer[] = [];
+    for (let i = 0; i < 400; i++) {
+      const v4 = hosts.v4[i % hosts.v4.length]!.map((byte, j) => (j === 3 && random() < 0.5 ? Math.floor(random() * 256) : byte));
+      frames.push(frameV4("udp", { source: v4Text(v4), destination: server }));
+      const v6 = hosts.v6[i % hosts.v6.length]!.map((byte, j) => (j >= 12 && random() < 0.5 ? Math.floor(random() * 4) : byte));
+      frames.push(frameV6(v6Text(v6), "2001:db8:2::2"));
+    }
+    // Peers no prefix covers.
+    for (let i = 0; i < 20; i++) {
+      frames.push(frameV4("udp", { source: `192.0.2.${i}`, destination: server }));
+      frames.push(frameV6(`2001:db9::${i}`, "2001:db8:2::2"));
+    }
+    for (const frame of frames) assert.equal(hash.run(frame), trie.run(frame));
+    for (let slot = 0; slot <= 8; slot++) assert.equal(hash.counter(slot), trie.counter(slot), `slot ${slot}`);
+    assert.ok(hash.counter(0) > 0n && hash.counter(0) < BigInt(frames.length), "some frames matched no prefix, some did");
+  } finally {
+    hash.close();
+    trie.close();
+  }
+});

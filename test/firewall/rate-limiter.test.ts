@@ -133,3 +133,43 @@ test("a SYN flood from many spoofed sources does not stop a legitimate client", 
   const legitimate = sources.find((source) => source.address === b.clientAddress);
   assert.equal(legitimate?.dropped ?? 0n, 0n, "the legitimate client lost no SYN");
 });
+
+test("SYN cookies: the server's limiter answers a spoofed SYN flood with cookies and a legitimate client still connects", async (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root for namespaces and tc")) return;
+  if (skipUnlessTool(t, spawnSync("hping3", ["--version"]).status !== null && !spawnSync("hping3", ["--version"]).error, "hping3 is not installed")) return;
+  const b = bed!;
+  const serverNetbpf = (...args: string[]) => b.netbpf(b.server, env, ...args);
+  const nstat = () => {
+    const out = b.exec(b.server, ["nstat", "-az", "TcpExtSyncookiesRecv", "TcpExtSyncookiesFailed", "TcpExtListenDrops"]).stdout;
+    return Object.fromEntries(out.split("\n").map((line: string) => /^(\S+)\s+(\d+)/.exec(line)).filter((m) => m).map((m) => [m![1]!, Number(m![2])]));
+  };
+  // tcp_syncookies=2: cookies for every SYN (with the default 1 the kernel makes cookies only once the listen queue is full).
+  b.exec(b.server, ["sysctl", "-q", "-w", "net.ipv4.tcp_syncookies=2"]);
+  const guard = serverNetbpf("limit", "syn", "-i", b.serverInterface, "--port", "8080", "--rate", "1000", "--burst", "100");
+  assert.equal(guard.status, 0, guard.stderr);
+  assert.match(guard.stdout, /mode: SYN cookies.*tcp_syncookies=2: every SYN/);
+  const id = /^limit (\d+)/.exec(guard.stdout)![1]!;
+  const before = nstat();
+  const random = b.start(b.client, ["hping3", "-q", "-S", "-p", "8080", "-i", "u200", "--rand-source", b.serverAddress]);
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    for (let attempt = 0; attempt < 3; attempt++) assert.equal(tcpConnects(b, b.serverAddress, 8080), "ok", `legitimate connection ${attempt + 1} during the flood`);
+    assert.equal(tcpConnects(b, b.serverAddress6, 8080), "ok", "legitimate IPv6 connection during the flood");
+  } finally {
+    random.kill("SIGKILL");
+  }
+  const after = nstat();
+  const status = serverNetbpf("limit", "status", "-i", b.serverInterface, "--json");
+  assert.equal(status.status, 0, status.stderr);
+  const rule = status.stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, any>).find((line) => line.type === "limit" && String(line.id) === id)!;
+  assert.equal(rule.synMode, "cookies");
+  assert.ok(Number(rule.cookies.sent) > 100, `cookies sent: ${rule.cookies.sent}`);
+  assert.ok(Number(rule.cookies.validated) >= 4, `cookies validated: ${rule.cookies.validated}`);
+  assert.equal(Number(rule.cookies.fallback), 0, "no SYN reached the listener");
+  // The kernel's listener accepted the program's cookies (its own counter), and its queue never overflowed.
+  assert.ok(after.TcpExtSyncookiesRecv! - before.TcpExtSyncookiesRecv! >= 4, `kernel SyncookiesRecv ${before.TcpExtSyncookiesRecv} → ${after.TcpExtSyncookiesRecv}`);
+  assert.equal(after.TcpExtListenDrops, before.TcpExtListenDrops, "no listen queue drops");
+  const table = serverNetbpf("limit", "status", "-i", b.serverInterface);
+  assert.match(table.stdout, /answered with SYN cookies/);
+  assert.equal(serverNetbpf("limit", "delete", id, "-i", b.serverInterface).status, 0);
+});
