@@ -6,6 +6,9 @@ import { BalancerMetricsSource } from "../server/balancer-metrics.js";
 import { LoadBalancer } from "../balancer/load-balancer.js";
 import { TrafficMetricsSource } from "../server/traffic-metrics.js";
 import { UsageError } from "../sys/errors.js";
+import { JsonLinesAlertSource } from "../server/alert-source.js";
+import { DashboardAccess } from "../server/dashboard-access.js";
+import { DashboardFeed } from "../server/dashboard-feed.js";
 import { collect, parseInteger, parsePorts } from "./monitor-options.js";
 
 interface ServeCommandOptions {
@@ -17,6 +20,9 @@ interface ServeCommandOptions {
   traffic?: boolean;
   tcp?: boolean;
   lb?: boolean;
+  ui?: boolean;
+  token?: string;
+  alerts?: string;
 }
 
 const operation = "serve";
@@ -25,6 +31,12 @@ const help = `
 Endpoints:
   /metrics     Prometheus text format (traffic, TCP, the exporter's health)
   /healthz     200 {"status":"ok"} while every source runs, 503 otherwise
+  /            with --ui: the live dashboard (charts, connections, rules, alerts)
+
+With --ui on an address other than loopback, every path but /healthz needs a
+token: the one given with --token (or $NETBPF_SERVE_TOKEN), else a random one
+printed at start. Open the printed address (…/?token=…) in a browser; scrapers
+send "Authorization: Bearer TOKEN".
 
 Traffic is counted as by \`netbpf top\` (default: this host's sockets through
 the root cgroup; -i for interfaces, which also sees forwarded traffic). Each
@@ -34,7 +46,10 @@ counted as port="other" (--port pins ports that always get their own).
 Examples:
   netbpf serve                               metrics on http://127.0.0.1:9435/metrics
   netbpf serve --listen :9435 --port 443     every interface, port 443 always its own series
-  netbpf serve -i eth1 --no-tcp 'not port 22'`;
+  netbpf serve -i eth1 --no-tcp 'not port 22'
+  netbpf serve --ui                          dashboard on http://127.0.0.1:9435/
+  netbpf serve --ui --listen :9435           dashboard on every interface, with a token
+  netbpf serve --ui --alerts /var/log/netbpf/alerts.jsonl`;
 
 export function registerServeCommand(program: Command): void {
   program.command("serve")
@@ -48,6 +63,9 @@ export function registerServeCommand(program: Command): void {
     .option("--no-traffic", "do not export traffic counters")
     .option("--no-tcp", "do not export TCP connection metrics")
     .option("--no-lb", "do not export the installed load balancers' per-backend counters")
+    .option("--ui", "serve the live dashboard on / (watches connections too)")
+    .option("--token <token>", "the token the dashboard and metrics require (default: a random one beyond loopback; or $NETBPF_SERVE_TOKEN)")
+    .option("--alerts <file>", "show recent alerts from this JSON-lines file on the dashboard")
     .addHelpText("after", help)
     .action(async (words: string[], options: ServeCommandOptions) => runServe(words.join(" ").trim(), options));
 }
@@ -65,12 +83,19 @@ async function runServe(expression: string, options: ServeCommandOptions): Promi
   if (options.lb !== false && (sources.length > 0 || LoadBalancer.list().length > 0)) sources.push(new BalancerMetricsSource());
   if (sources.length === 0) throw new UsageError(operation, "--no-traffic and --no-tcp leave nothing to export", "no load balancer is installed either");
 
-  const server = await MetricsServer.start({ listen, sources });
+  const token = options.token ?? (process.env.NETBPF_SERVE_TOKEN || undefined);
+  if (!options.ui && options.alerts !== undefined) throw new UsageError(operation, "--alerts is for the dashboard", "add --ui");
+  const access = options.ui || token !== undefined ? DashboardAccess.forListen(listen.host, token) : undefined;
+  const dashboard = options.ui ? new DashboardFeed({ interfaces: options.interface, filter: expression, maxEntries, alerts: options.alerts !== undefined ? new JsonLinesAlertSource(options.alerts) : undefined }) : undefined;
+
+  const server = await MetricsServer.start({ listen, sources, dashboard, access });
   const stopped = new Promise<string>((resolve) => {
     process.once("SIGINT", () => resolve("SIGINT"));
     process.once("SIGTERM", () => resolve("SIGTERM"));
   });
   process.stderr.write(`netbpf: serving ${sources.map((source) => source.name).join(" and ")} metrics on ${server.url}/metrics\n`);
+  if (dashboard) process.stderr.write(`netbpf: dashboard on ${server.url}/${access?.required && token === undefined ? `?token=${access.token}` : ""}\n`);
+  else if (access?.required) process.stderr.write(`netbpf: every path but /healthz needs the token given\n`);
   const signal = await stopped;
   await server.close();
   process.stderr.write(`netbpf: ${signal}: stopped, everything detached\n`);
