@@ -23,6 +23,7 @@ interface ServeCommandOptions {
   ui?: boolean;
   token?: string;
   alerts?: string;
+  history?: string;
 }
 
 const operation = "serve";
@@ -66,6 +67,7 @@ export function registerServeCommand(program: Command): void {
     .option("--ui", "serve the live dashboard on / (watches connections too)")
     .option("--token <token>", "the token the dashboard and metrics require (default: a random one beyond loopback; or $NETBPF_SERVE_TOKEN)")
     .option("--alerts <file>", "show recent alerts from this JSON-lines file on the dashboard")
+    .option("--history <seconds>", "seconds of per-second history the dashboard keeps (default 3600)")
     .addHelpText("after", help)
     .action(async (words: string[], options: ServeCommandOptions) => runServe(words.join(" ").trim(), options));
 }
@@ -77,16 +79,17 @@ async function runServe(expression: string, options: ServeCommandOptions): Promi
   const maxEntries = parseInteger(options.entries, "--entries", operation, 16, 1 << 24);
   const sources: MetricsSource[] = [];
   if (options.traffic !== false) sources.push(new TrafficMetricsSource({ interfaces: options.interface, filter: expression, maxEntries, ports, topPorts }));
-  else if (expression !== "" || options.interface?.length) throw new UsageError(operation, "a filter or -i was given with --no-traffic", "drop one of them");
+  else if ((expression !== "" || options.interface?.length) && !options.ui) throw new UsageError(operation, "a filter or -i was given with --no-traffic", "drop one of them");
   if (options.tcp !== false) sources.push(new TcpMetricsSource({ ports, topPorts }));
   // The balancers' counters are exported whenever balancers are installed (read from their pins at scrape time).
   if (options.lb !== false && (sources.length > 0 || LoadBalancer.list().length > 0)) sources.push(new BalancerMetricsSource());
-  if (sources.length === 0) throw new UsageError(operation, "--no-traffic and --no-tcp leave nothing to export", "no load balancer is installed either");
+  if (sources.length === 0 && !options.ui) throw new UsageError(operation, "--no-traffic and --no-tcp leave nothing to export", "no load balancer is installed either");
 
   const token = options.token ?? (process.env.NETBPF_SERVE_TOKEN || undefined);
-  if (!options.ui && options.alerts !== undefined) throw new UsageError(operation, "--alerts is for the dashboard", "add --ui");
+  if (!options.ui && (options.alerts !== undefined || options.history !== undefined)) throw new UsageError(operation, "--alerts and --history are for the dashboard", "add --ui");
+  const historySeconds = parseInteger(options.history, "--history", operation, 10, 86400);
   const access = options.ui || token !== undefined ? DashboardAccess.forListen(listen.host, token) : undefined;
-  const dashboard = options.ui ? new DashboardFeed({ interfaces: options.interface, filter: expression, maxEntries, alerts: options.alerts !== undefined ? new JsonLinesAlertSource(options.alerts) : undefined }) : undefined;
+  const dashboard = options.ui ? new DashboardFeed({ interfaces: options.interface, filter: expression, maxEntries, historySeconds, alerts: options.alerts !== undefined ? new JsonLinesAlertSource(options.alerts) : undefined }) : undefined;
 
   const server = await MetricsServer.start({ listen, sources, dashboard, access });
   const stopped = new Promise<string>((resolve) => {
