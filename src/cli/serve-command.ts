@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { Command } from "commander";
 import { MetricsServer, defaultListenAddress, parseListenAddress } from "../server/metrics-server.js";
 import type { MetricsSource } from "../server/metrics-source.js";
@@ -97,7 +98,9 @@ async function runServe(expression: string, options: ServeCommandOptions): Promi
     process.once("SIGTERM", () => resolve("SIGTERM"));
   });
   process.stderr.write(`netbpf: serving ${sources.map((source) => source.name).join(" and ")} metrics on ${server.url}/metrics\n`);
-  if (dashboard) process.stderr.write(`netbpf: dashboard on ${server.url}/${access?.required && token === undefined ? `?token=${access.token}` : ""}\n`);
+  // On every address, name this machine rather than 0.0.0.0 (which browsers refuse to open).
+  const pageBase = listen.host === "0.0.0.0" || listen.host === "::" ? `http://${hostname()}:${server.address.port}` : server.url;
+  if (dashboard) process.stderr.write(`netbpf: dashboard on ${pageBase}/${access?.required && token === undefined ? `?token=${access.token}` : ""}\n`);
   else if (access?.required) process.stderr.write(`netbpf: every path but /healthz needs the token given\n`);
   const signal = await stopped;
   await server.close();

@@ -79,6 +79,8 @@ export class DashboardFeed {
   #alerts: DashboardAlert[] = [];
   #last: Omit<DashboardUpdate, "connections"> | undefined;
   #failure: string | undefined;
+  /** A tick still running (slow alert source, busy machine): the next one is skipped rather than stacked. */
+  #ticking = false;
 
   constructor(options: DashboardFeedOptions = {}) {
     this.#options = options;
@@ -154,7 +156,8 @@ export class DashboardFeed {
 
   async #tick(): Promise<void> {
     const traffic = this.#traffic;
-    if (!traffic) return;
+    if (!traffic || this.#ticking) return;
+    this.#ticking = true;
     try {
       const snapshot = traffic.snapshot();
       const now = Date.now();
@@ -186,6 +189,8 @@ export class DashboardFeed {
     } catch (error) {
       this.#failure = error instanceof Error ? error.message : String(error);
       for (const client of this.#clients) this.#send(client, "failure", { message: this.#failure });
+    } finally {
+      this.#ticking = false;
     }
   }
 
