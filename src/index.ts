@@ -119,3 +119,10 @@ export { JavaScriptProgram, type JavaScriptProgramOptions, type JavaScriptRunRes
 export { OfflineFilter, type OfflineFilterEngine, type OfflineFilterOptions } from "./capture/offline-filter.js";
 export { PcapScanner, pcapTimeWords, type PcapScanRecord, type PcapScannerOptions } from "./pcap/pcap-scanner.js";
 export type { CookieStatus, SynGuardMode } from "./firewall/rate-limiter.js";
+export { DashboardFeed, type DashboardFeedOptions, type DashboardUpdate } from "./server/dashboard-feed.js";
+export { DashboardAccess, isLoopbackHost } from "./server/dashboard-access.js";
+export { TrafficHistory, type TrafficSample, type TrafficHistoryOptions } from "./server/traffic-history.js";
+export { ConnectionTable, type ConnectionRow, type ConnectionView, type TalkGraph } from "./server/connection-table.js";
+export { ConnectionFilter } from "./server/connection-filter.js";
+export { JsonLinesAlertSource, type AlertSource, type DashboardAlert, type AlertSeverity } from "./server/alert-source.js";
+export { readControlStatus, type ControlStatus } from "./server/control-status.js";

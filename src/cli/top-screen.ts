@@ -4,6 +4,9 @@
  * key. The terminal is restored on every way out (q, Ctrl-C, SIGTERM, error).
  */
 import type { TrafficRow, TrafficSnapshot, TrafficGrouping } from "../monitor/traffic-watcher.js";
+import { formatBytes, formatRate } from "../server/byte-units.js";
+
+export { formatBytes, formatRate };
 
 export interface TopColumn {
   title: string;
@@ -13,21 +16,6 @@ export interface TopColumn {
   text(row: TrafficRow): string;
   /** Sort value: numbers sort largest first, text alphabetically. */
   sortValue(row: TrafficRow): number | string;
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${Math.round(value)}B` : `${value.toFixed(value < 10 ? 2 : 1)}${units[unit]}`;
-}
-
-export function formatRate(bytesPerSecond: number): string {
-  return `${formatBytes(bytesPerSecond)}/s`;
 }
 
 const processText = (row: TrafficRow) => (row.process ? `${row.process.pid}/${row.process.command}` : "-");

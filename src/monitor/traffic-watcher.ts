@@ -119,6 +119,8 @@ export interface TrafficSnapshot {
 }
 
 const procfsRetryMilliseconds = 10_000;
+/** Socket owners remembered between snapshots (the cache starts afresh when full). */
+const maximumCachedOwners = 65536;
 
 const protocolNames: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6", 132: "sctp" };
 
@@ -165,6 +167,12 @@ export class TrafficWatcher implements Disposable {
   readonly #procfsOwners = new Map<number, ProcessIdentity>();
   /** Ports looked up in procfs in vain → when (ms): tried again after procfsRetryMilliseconds. */
   readonly #procfsMisses = new Map<number, number>();
+  /** Socket cookie → the process that created it (or null: none recorded); bounded by maximumCachedOwners. */
+  readonly #cookieOwners = new Map<bigint, ProcessIdentity | null>();
+  /** (protocol << 16 | port) → the process that bound it, looked up once per snapshot (a port may be bound again). */
+  readonly #boundPortOwners = new Map<number, ProcessIdentity | null>();
+  /** Interface names by index, looked up once per snapshot (one system call each, and many rows share an interface). */
+  readonly #interfaceNames = new Map<number, string>();
   #previous = new Map<string, TrafficCounts>();
   #previousTime: bigint;
   #previousTotals = emptyCounts();
@@ -261,22 +269,42 @@ export class TrafficWatcher implements Disposable {
     if (!this.processes) return null;
     // A CPU may have recorded a socket no process created (the kernel's control socket sends TIME_WAIT ACKs and RSTs): try each.
     for (const cookie of cookies) {
-      if (!this.#socketOwners) break;
-      const key = Buffer.alloc(8);
-      key.writeBigUInt64LE(cookie);
-      const value = this.#socketOwners.get(key);
-      if (value) return decodeProcess(value);
+      const owner = this.#cookieOwner(cookie);
+      if (owner) return owner;
     }
     if (localPort !== 0 && this.#portOwners) {
       const portKey = (protocol << 16) | localPort;
-      const value = this.#portOwners.get(portKey);
-      if (value) return decodeProcess(value);
+      let bound = this.#boundPortOwners.get(portKey);
+      if (bound === undefined) {
+        const value = this.#portOwners.get(portKey);
+        bound = value ? decodeProcess(value) : null;
+        this.#boundPortOwners.set(portKey, bound);
+      }
+      if (bound) return bound;
       const known = this.#procfsOwners.get(portKey);
       if (known) return known;
       const missed = this.#procfsMisses.get(portKey);
       if (missed === undefined || Date.now() - missed > procfsRetryMilliseconds) unknownPorts.add(portKey);
     }
     return null;
+  }
+
+  /**
+   * The process that created a socket, from the sock_create records. A socket's
+   * record exists from its creation on, so an answer (found or not) stays true
+   * and is kept: a map lookup that fails costs a system call and an error.
+   */
+  #cookieOwner(cookie: bigint): ProcessIdentity | null {
+    if (!this.#socketOwners) return null;
+    const cached = this.#cookieOwners.get(cookie);
+    if (cached !== undefined) return cached;
+    const key = Buffer.alloc(8);
+    key.writeBigUInt64LE(cookie);
+    const value = this.#socketOwners.get(key);
+    const owner = value ? decodeProcess(value) : null;
+    if (this.#cookieOwners.size >= maximumCachedOwners) this.#cookieOwners.clear();
+    this.#cookieOwners.set(cookie, owner);
+    return owner;
   }
 
   /** Reads the counters now: one snapshot (rates are over the time since the previous one). */
@@ -300,6 +328,8 @@ export class TrafficWatcher implements Disposable {
       pending.push({ key: Buffer.from(key), kernel: { counts, cookies } });
     });
     const unknownPorts = new Set<number>();
+    this.#interfaceNames.clear();
+    this.#boundPortOwners.clear();
     const resolve = () => {
       groups.clear();
       for (const { key, kernel } of pending) this.#addToGroup(groups, key, kernel, unknownPorts);
@@ -381,7 +411,12 @@ export class TrafficWatcher implements Disposable {
         break;
     }
     if (this.perInterface) {
-      row.interface = interfaceName(ifindex) ?? `if${ifindex}`;
+      let name = this.#interfaceNames.get(ifindex);
+      if (name === undefined) {
+        name = interfaceName(ifindex) ?? `if${ifindex}`;
+        this.#interfaceNames.set(ifindex, name);
+      }
+      row.interface = name;
       parts.push(row.interface);
     }
     row.key = parts.join(" ");

@@ -1,11 +1,19 @@
 /**
  * The one HTTP listener of `netbpf serve`: Prometheus metrics on /metrics
- * from every plugged-in source, /healthz, and room for a dashboard later.
+ * from every plugged-in source, /healthz, and (with a DashboardFeed) the live
+ * dashboard: the page on /, its files on /assets/, its Server-Sent Events
+ * stream on /api/events, and JSON on /api/connections and /api/filter.
+ * With a DashboardAccess that requires a token, every path but /healthz
+ * needs it. Only GET and HEAD are answered: nothing here changes anything.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import type { MetricsSource } from "./metrics-source.js";
+import { ConnectionFilter } from "./connection-filter.js";
+import { DashboardAccess, tokenCookieName } from "./dashboard-access.js";
+import { DashboardAssets } from "./dashboard-assets.js";
+import type { DashboardFeed } from "./dashboard-feed.js";
 
 export interface ListenAddress {
   host: string;
@@ -35,6 +43,34 @@ export interface MetricsServerOptions {
   sources: MetricsSource[];
   /** Also export Node.js process metrics (prom-client's defaults; some of them fail `promtool check metrics`). Default false. */
   processMetrics?: boolean;
+  /** Serve the live dashboard from this feed (started and stopped with the server). */
+  dashboard?: DashboardFeed;
+  /** Who may use the server (default: anyone who can connect, as before the dashboard). */
+  access?: DashboardAccess;
+}
+
+/** Headers of every dashboard answer: nothing from elsewhere, no framing, no sniffing. */
+const pageHeaders = {
+  "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  "cache-control": "no-store",
+};
+
+function sendJson(response: ServerResponse, status: number, value: unknown): void {
+  response.writeHead(status, { ...pageHeaders, "content-type": "application/json; charset=utf-8" }).end(`${JSON.stringify(value)}\n`);
+}
+
+function sendError(response: ServerResponse, status: number, message: string): void {
+  sendJson(response, status, { error: { message } });
+}
+
+/** The `filter` query parameter as a compiled filter (undefined when absent or empty); throws a UsageError with the compiler's message. */
+function queryFilter(query: URLSearchParams): ConnectionFilter | undefined {
+  const values = query.getAll("filter");
+  if (values.length > 1) throw new UsageError("filter connections", "give one filter");
+  const text = values[0]?.trim() ?? "";
+  return text === "" ? undefined : ConnectionFilter.compile(text);
 }
 
 export class MetricsServer {
@@ -43,11 +79,17 @@ export class MetricsServer {
   readonly #server: Server;
   readonly #lifetime = new AbortController();
   readonly #scrapeDuration: Histogram;
+  readonly dashboard: DashboardFeed | undefined;
+  readonly access: DashboardAccess | undefined;
+  readonly #assets: DashboardAssets | undefined;
   #address: ListenAddress;
   #closed = false;
 
   private constructor(options: MetricsServerOptions) {
     this.sources = options.sources;
+    this.dashboard = options.dashboard;
+    this.access = options.access;
+    this.#assets = options.dashboard ? new DashboardAssets() : undefined;
     this.#address = options.listen ?? defaultListenAddress;
     if (options.processMetrics ?? false) collectDefaultMetrics({ register: this.registry, prefix: "netbpf_exporter_" });
     this.#scrapeDuration = new Histogram({ name: "netbpf_exporter_scrape_duration_seconds", help: "Time spent answering /metrics (reading the kernel's maps and rendering)", buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [this.registry] });
@@ -71,6 +113,7 @@ export class MetricsServer {
     try {
       await server.#listen();
       for (const source of server.sources) await source.start(server.#lifetime.signal);
+      server.dashboard?.start(server.#lifetime.signal);
     } catch (error) {
       await server.close();
       throw error;
@@ -106,22 +149,40 @@ export class MetricsServer {
   }
 
   async #handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const path = (request.url ?? "/").split("?")[0];
+    let url: URL;
+    try {
+      url = new URL(request.url ?? "/", "http://netbpf.invalid");
+    } catch {
+      response.writeHead(400, { "content-type": "text/plain; charset=utf-8" }).end("bad request\n");
+      return;
+    }
+    const path = url.pathname;
     try {
       if (request.method !== "GET" && request.method !== "HEAD") {
         response.writeHead(405, { allow: "GET, HEAD" }).end();
-      } else if (path === "/metrics") {
+        return;
+      }
+      if (path === "/healthz") {
+        const failures = this.sources.filter((source) => source.failure !== undefined);
+        const feedFailure = this.dashboard?.failure;
+        const healthy = failures.length === 0 && feedFailure === undefined;
+        const sources = Object.fromEntries(this.sources.map((source) => [source.name, source.failure ?? "ok"]));
+        if (this.dashboard) sources.dashboard = feedFailure ?? "ok";
+        const body = JSON.stringify({ status: healthy ? "ok" : "failing", sources });
+        response.writeHead(healthy ? 200 : 503, { "content-type": "application/json" }).end(`${body}\n`);
+        return;
+      }
+      if (this.access && !this.#allowed(request, response, url)) return;
+      if (path === "/metrics") {
         const end = this.#scrapeDuration.startTimer();
         for (const source of this.sources) await source.collect?.();
         end();
         const text = await this.registry.metrics();
         response.writeHead(200, { "content-type": this.registry.contentType }).end(text);
-      } else if (path === "/healthz") {
-        const failures = this.sources.filter((source) => source.failure !== undefined);
-        const body = JSON.stringify({ status: failures.length === 0 ? "ok" : "failing", sources: Object.fromEntries(this.sources.map((source) => [source.name, source.failure ?? "ok"])) });
-        response.writeHead(failures.length === 0 ? 200 : 503, { "content-type": "application/json" }).end(`${body}\n`);
+      } else if (this.dashboard && this.#assets) {
+        this.#handleDashboard(path, url.searchParams, request, response, this.dashboard, this.#assets);
       } else if (path === "/") {
-        response.writeHead(200, { "content-type": "text/plain; charset=utf-8" }).end("netbpf serve: metrics on /metrics, health on /healthz\n");
+        response.writeHead(200, { "content-type": "text/plain; charset=utf-8" }).end("netbpf serve: metrics on /metrics, health on /healthz (the dashboard needs --ui)\n");
       } else {
         response.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("not found\n");
       }
@@ -131,11 +192,62 @@ export class MetricsServer {
     }
   }
 
+  /** Checks the request's token (or host); answers it when refused. */
+  #allowed(request: IncomingMessage, response: ServerResponse, url: URL): boolean {
+    const decision = this.access!.check(request, url.searchParams);
+    if (decision === "allowed") {
+      // A page opened as /?token=…: keep the token in a cookie and drop it from the address bar.
+      if (url.pathname === "/" && url.searchParams.has("token") && this.access!.required) {
+        response.writeHead(303, { ...pageHeaders, location: "/", "set-cookie": `${tokenCookieName}=${this.access!.token}; Path=/; HttpOnly; SameSite=Strict` }).end();
+        return false;
+      }
+      return true;
+    }
+    const message =
+      decision === "host not allowed"
+        ? "this dashboard answers only to a loopback host name (127.0.0.1, localhost, [::1])"
+        : decision === "token missing"
+          ? "this dashboard needs its token: open the address netbpf serve printed (…/?token=…) or send Authorization: Bearer TOKEN"
+          : "wrong token: open the address netbpf serve printed (…/?token=…)";
+    sendError(response, decision === "host not allowed" ? 403 : 401, message);
+    return false;
+  }
+
+  #handleDashboard(path: string, query: URLSearchParams, request: IncomingMessage, response: ServerResponse, feed: DashboardFeed, assets: DashboardAssets): void {
+    const asset = path === "/" ? assets.get("index.html") : path.startsWith("/assets/") ? assets.get(path.slice("/assets/".length)) : undefined;
+    if (asset) {
+      response.writeHead(200, { ...pageHeaders, "content-type": asset.contentType, "content-length": asset.body.length }).end(request.method === "HEAD" ? undefined : asset.body);
+      return;
+    }
+    try {
+      if (path === "/api/events") {
+        const sinceText = query.get("since");
+        const since = sinceText === null || sinceText === "" ? undefined : Number(sinceText);
+        if (since !== undefined && !Number.isFinite(since)) throw new UsageError("dashboard", `since must be a time in milliseconds, got "${sinceText!.slice(0, 40)}"`);
+        feed.subscribe(response, { filter: queryFilter(query), since });
+      } else if (path === "/api/filter") {
+        const filter = queryFilter(new URLSearchParams({ filter: query.get("expression") ?? "" }));
+        sendJson(response, 200, { expression: filter?.expression ?? "" });
+      } else if (path === "/api/connections") {
+        const update = feed.update(queryFilter(query));
+        sendJson(response, 200, update ? { time: update.time, ...update.connections } : { time: null, rows: [], total: 0, matched: 0 });
+      } else {
+        sendError(response, 404, `no such path: ${path.slice(0, 100)}`);
+      }
+    } catch (error) {
+      if (response.headersSent) throw error;
+      if (error instanceof UsageError) sendError(response, 400, error.message);
+      else if (error instanceof NetbpfError) sendError(response, 503, error.message);
+      else throw error;
+    }
+  }
+
   /** Stops listening and stops every source (detaching everything). */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#lifetime.abort();
+    this.dashboard?.stop();
     for (const source of this.sources) {
       try {
         source.stop();

@@ -163,3 +163,18 @@ test("serve: a port in use, a bad --listen and bad options end with one line and
     assert.equal(result.stderr.trim().split("\n").length, 1);
   }
 });
+
+test("serve: bad dashboard options are one line and exit status 2, before anything is attached", () => {
+  for (const [args, message] of [
+    [["serve", "--ui", "--token", "short"], /16-256 characters/],
+    [["serve", "--alerts", "/tmp/alerts.jsonl"], /--alerts and --history are for the dashboard/],
+    [["serve", "--ui", "--history", "5"], /--history needs an integer 10-86400/],
+    [["serve", "--ui", "--history", "1h"], /--history needs an integer/],
+  ] as const) {
+    const result = runCli([...args]);
+    assert.equal(result.status, 2, `${args.join(" ")}: ${result.stderr}`);
+    assert.match(result.stderr, message);
+    assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+    assert.match(result.stderr, /^netbpf: serve: /);
+  }
+});

@@ -1,0 +1,108 @@
+/**
+ * The dashboard's filter box: a pcap-filter expression, compiled on the
+ * server by the filter compiler (src/filter) for raw IP packets, and applied
+ * to connections. A connection matches when a packet of it in either
+ * direction would (local → remote as outbound, remote → local as inbound),
+ * so `port 443`, `host 10.0.0.1`, `tcp and dst port 80`, `inbound`, … mean
+ * what they mean to tcpdump. Payload accessors see a header-only packet.
+ */
+import { compileFilter, maximumExpressionLength, type CompiledFilter } from "../filter/compile-filter.js";
+import { parseIpv4, parseIpv6 } from "../pcap/address-text.js";
+import { LinkType } from "../pcap/link-type.js";
+import { UsageError } from "../sys/errors.js";
+
+/** What the filter needs of a connection. */
+export interface FilterableConnection {
+  protocol?: string;
+  localAddress?: string;
+  localPort?: number;
+  remoteAddress?: string;
+  remotePort?: number;
+}
+
+const protocolNumbers: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, icmp6: 58, sctp: 132 };
+
+/** Linux packet types, as the filter's inbound/outbound read them. */
+const packetHost = 0;
+const packetOutgoing = 4;
+
+/** The longest expression the page may send (the compiler's own limit is far above what a box needs). */
+export const maximumConnectionFilterLength = Math.min(1024, maximumExpressionLength);
+
+function addressBytes(text: string | undefined): Buffer | undefined {
+  if (text === undefined) return undefined;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(text);
+  return parseIpv4(mapped ? mapped[1]! : text) ?? parseIpv6(text);
+}
+
+/** A header-only IPv4 or IPv6 packet from `source` to `destination` (TCP with ACK, UDP, or the bare IP header). */
+export function connectionPacket(protocol: number, source: Buffer, sourcePort: number, destination: Buffer, destinationPort: number): Buffer {
+  const transport = protocol === 6 ? Buffer.alloc(20) : protocol === 17 ? Buffer.alloc(8) : Buffer.alloc(0);
+  if (transport.length > 0) {
+    transport.writeUInt16BE(sourcePort, 0);
+    transport.writeUInt16BE(destinationPort, 2);
+  }
+  if (protocol === 6) {
+    transport[12] = 5 << 4; // data offset: 20 bytes
+    transport[13] = 0x10; // ACK
+    transport.writeUInt16BE(65535, 14);
+  } else if (protocol === 17) {
+    transport.writeUInt16BE(8, 4);
+  }
+  if (source.length === 4) {
+    const header = Buffer.alloc(20);
+    header[0] = 0x45;
+    header.writeUInt16BE(20 + transport.length, 2);
+    header[8] = 64;
+    header[9] = protocol;
+    source.copy(header, 12);
+    destination.copy(header, 16);
+    return Buffer.concat([header, transport]);
+  }
+  const header = Buffer.alloc(40);
+  header[0] = 0x60;
+  header.writeUInt16BE(transport.length, 4);
+  header[6] = protocol;
+  header[7] = 64;
+  source.copy(header, 8);
+  destination.copy(header, 24);
+  return Buffer.concat([header, transport]);
+}
+
+export class ConnectionFilter {
+  readonly expression: string;
+  readonly #compiled: CompiledFilter;
+
+  private constructor(expression: string, compiled: CompiledFilter) {
+    this.expression = expression;
+    this.#compiled = compiled;
+  }
+
+  /**
+   * Compiles an expression typed into the page. Throws a UsageError (a
+   * FilterSyntaxError for bad syntax) whose message says what is wrong; an
+   * empty expression is refused: it means "no filter".
+   */
+  static compile(expression: unknown): ConnectionFilter {
+    if (typeof expression !== "string") throw new UsageError("filter connections", "the expression must be text");
+    const trimmed = expression.trim();
+    if (trimmed === "") throw new UsageError("filter connections", "the expression is empty", "leave the box empty for no filter");
+    if (trimmed.length > maximumConnectionFilterLength) throw new UsageError("filter connections", `the expression is ${trimmed.length} characters long`, `at most ${maximumConnectionFilterLength}`);
+    if (/[\u0000-\u001f\u007f]/.test(trimmed)) throw new UsageError("filter connections", "the expression contains control characters");
+    return new ConnectionFilter(trimmed, compileFilter(trimmed, { linkType: LinkType.RAW, packetMetadata: true }));
+  }
+
+  matches(connection: FilterableConnection): boolean {
+    const local = addressBytes(connection.localAddress);
+    const remote = addressBytes(connection.remoteAddress);
+    if (!local || !remote || local.length !== remote.length) return false;
+    const protocol = protocolNumbers[connection.protocol ?? ""] ?? Number(connection.protocol);
+    if (!Number.isInteger(protocol) || protocol < 0 || protocol > 255) return false;
+    const localPort = connection.localPort ?? 0;
+    const remotePort = connection.remotePort ?? 0;
+    const outbound = connectionPacket(protocol, local, localPort, remote, remotePort);
+    if (this.#compiled.matches({ data: outbound, packetType: packetOutgoing })) return true;
+    const inbound = connectionPacket(protocol, remote, remotePort, local, localPort);
+    return this.#compiled.matches({ data: inbound, packetType: packetHost });
+  }
+}

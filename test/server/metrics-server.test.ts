@@ -1,0 +1,117 @@
+/**
+ * The dashboard's HTTP side: every input from the page validated (errors as
+ * JSON with a message), the token when listening beyond loopback, and the
+ * page's files served from the package.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { request } from "node:http";
+import { DashboardAccess } from "../../src/server/dashboard-access.js";
+import { DashboardFeed } from "../../src/server/dashboard-feed.js";
+import { MetricsServer } from "../../src/server/metrics-server.js";
+import { isRoot, skipUnlessKernel } from "../support/kernel.js";
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function get(port: number, path: string, headers: Record<string, string> = {}, method = "GET"): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request({ host: "127.0.0.1", port, path, method, headers }, (response) => {
+      let body = "";
+      response.setEncoding("utf8");
+      if (response.headers["content-type"]?.startsWith("text/event-stream")) {
+        response.once("data", (chunk: string) => {
+          resolve({ status: response.statusCode!, headers: response.headers, body: chunk });
+          response.destroy();
+        });
+        return;
+      }
+      response.on("data", (chunk: string) => (body += chunk));
+      response.on("end", () => resolve({ status: response.statusCode!, headers: response.headers, body }));
+    });
+    outgoing.on("error", reject);
+    outgoing.end();
+  });
+}
+
+function errorMessage(answer: Answer): string {
+  return (JSON.parse(answer.body) as { error: { message: string } }).error.message;
+}
+
+test("dashboard requests are validated and answered with JSON errors; the page and its files come from the package", { timeout: 60_000 }, async (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root: the dashboard attaches its watchers")) return;
+  const server = await MetricsServer.start({ listen: { host: "127.0.0.1", port: 0 }, sources: [], dashboard: new DashboardFeed({ historySeconds: 10 }), access: DashboardAccess.forListen("127.0.0.1") });
+  t.after(() => server.close());
+  const port = server.address.port;
+
+  const page = await get(port, "/");
+  assert.equal(page.status, 200);
+  assert.match(page.body, /<title>netbpf dashboard<\/title>/);
+  assert.match(String(page.headers["content-security-policy"]), /default-src 'self'/);
+  assert.doesNotMatch(page.body, /https?:\/\//, "nothing is loaded from elsewhere");
+  for (const asset of ["dashboard.js", "dashboard.css", "byte-units.js", "uPlot.iife.min.js", "uPlot.min.css"]) {
+    const answer = await get(port, `/assets/${asset}`);
+    assert.equal(answer.status, 200, asset);
+    assert.ok(answer.body.length > 500, asset);
+  }
+  for (const path of ["/assets/../package.json", "/assets/%2e%2e/package.json", "/assets/index.js", "/assets/", "/api/nothing"]) assert.equal((await get(port, path)).status, 404, path);
+
+  const bad: [string, RegExp][] = [
+    ["/api/filter?expression=tcp%20port", /expected/],
+    [`/api/filter?expression=${encodeURIComponent("port 1 or ".repeat(200) + "port 2")}`, /at most 1024/],
+    ["/api/filter?expression=port%201%00", /control characters/],
+    ["/api/filter?expression=ether%20host%201:2:3:4:5:6", /./],
+    ["/api/connections?filter=tcp&filter=udp", /one filter/],
+    ["/api/connections?filter=port%2099999", /./],
+    ["/api/events?since=yesterday", /since must be a time/],
+    ["/api/events?filter=%28tcp", /./],
+  ];
+  for (const [path, message] of bad) {
+    const answer = await get(port, path);
+    assert.equal(answer.status, 400, path);
+    assert.match(String(answer.headers["content-type"]), /application\/json/);
+    assert.match(errorMessage(answer), message, path);
+  }
+  assert.deepEqual(JSON.parse((await get(port, "/api/filter?expression=tcp%20port%20443")).body), { expression: "tcp port 443" });
+  assert.deepEqual(JSON.parse((await get(port, "/api/filter?expression=")).body), { expression: "" });
+  const connections = JSON.parse((await get(port, "/api/connections?filter=tcp")).body);
+  assert.ok(Array.isArray(connections.rows));
+  const stream = await get(port, "/api/events?since=0");
+  assert.equal(stream.status, 200);
+  assert.match(String(stream.headers["content-type"]), /text\/event-stream/);
+
+  assert.equal((await get(port, "/", {}, "POST")).status, 405);
+  assert.equal((await get(port, "/", {}, "DELETE")).status, 405);
+  const rebinding = await get(port, "/api/connections", { host: "attacker.example" });
+  assert.equal(rebinding.status, 403);
+  assert.match(errorMessage(rebinding), /loopback host name/);
+  assert.equal((await get(port, "/healthz")).status, 200);
+});
+
+test("listening on all addresses, every path but /healthz needs the token; /?token= moves it into a cookie", { timeout: 60_000 }, async (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root: the dashboard attaches its watchers")) return;
+  const access = DashboardAccess.forListen("0.0.0.0");
+  // Bound to every address (beyond loopback); this test connects through 127.0.0.1 only.
+  const server = await MetricsServer.start({ listen: { host: "0.0.0.0", port: 0 }, sources: [], dashboard: new DashboardFeed({ historySeconds: 10 }), access });
+  t.after(() => server.close());
+  const port = server.address.port;
+  const token = access.token!;
+  for (const path of ["/", "/metrics", "/api/connections", "/api/events", "/assets/dashboard.js"]) {
+    const answer = await get(port, path);
+    assert.equal(answer.status, 401, path);
+    assert.match(errorMessage(answer), /needs its token/);
+    assert.equal((await get(port, path, { authorization: "Bearer wrong-token-wrong-token" })).status, 401, path);
+  }
+  assert.equal((await get(port, "/healthz")).status, 200);
+  assert.equal((await get(port, "/metrics", { authorization: `Bearer ${token}` })).status, 200);
+  const redirect = await get(port, `/?token=${token}`);
+  assert.equal(redirect.status, 303);
+  assert.equal(redirect.headers.location, "/");
+  const cookie = String(redirect.headers["set-cookie"]).split(";")[0]!;
+  assert.match(String(redirect.headers["set-cookie"]), /HttpOnly; SameSite=Strict/);
+  assert.equal((await get(port, "/", { cookie })).status, 200);
+  assert.equal((await get(port, "/api/connections", { cookie })).status, 200);
+});
