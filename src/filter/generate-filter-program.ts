@@ -799,7 +799,7 @@ class FilterCodeGenerator {
         case "/":
         case "%":
           if (k === 0) {
-            a.jump(this.exit(this.rejectLabel));
+            this.rejectAlways(dst);
             return;
           }
           if (operator === "/") a.div32(dst, k);
@@ -841,6 +841,15 @@ class FilterCodeGenerator {
     throw new Error(`unknown operator ${operator}`);
   }
 
+  /**
+   * Rejects the packet here, always (a load no packet can satisfy, a division by zero), with a conditional
+   * jump: the code the test goes on to emit stays reachable in the control-flow graph (the verifier refuses
+   * unreachable instructions) and is dead only in the verifier's walk, which allows it.
+   */
+  private rejectAlways(register: Register): void {
+    this.asm.mov32(register, 0).jumpIf32(register, "==", 0, this.exit(this.rejectLabel));
+  }
+
   /** target = load of `size` bytes at the offset, big-endian unless `raw`; out of bounds rejects the packet. */
   private emitLoad(value: Extract<Value, { kind: "load" }>, raw: boolean, target: Register): void {
     const a = this.asm;
@@ -861,7 +870,7 @@ class FilterCodeGenerator {
     if (this.mode === "legacy") {
       if (offset.kind === "constant") {
         if (offset.value > 0x7fffffff) {
-          a.jump(this.exit(this.rejectLabel));
+          this.rejectAlways(R0);
           return;
         }
         a.loadPacketAbsolute(type, offset.value);
@@ -887,7 +896,7 @@ class FilterCodeGenerator {
     const scratch = this.scratch;
     if (offset.kind === "constant") {
       if (offset.value > maximumPacketOffset - size) {
-        a.jump(this.exit(this.rejectLabel));
+        this.rejectAlways(target);
         return;
       }
       const end = offset.value + size;
@@ -901,6 +910,9 @@ class FilterCodeGenerator {
       const pointer = pointerLoad(value);
       if (pointer) {
         // data + base, computed once and kept; each load checks (once per path) and reads at a constant displacement.
+        // A pointer computed afresh is a new pointer to the verifier (range 0), whatever earlier checks of the same
+        // expression proved: the check must be repeated.
+        if (this.available.get(pointer.key) === undefined) this.proven.delete(pointer.key);
         const base = this.withCache(pointer.key, (into) => {
           this.emitValue(pointer.base, into);
           a.add64(into, this.data);

@@ -8,7 +8,7 @@
  *   const watcher = watchTcp({ localPorts: [8080], signal });
  *   for await (const event of watcher) if (event.type === "close") console.log(event);
  */
-import { loadKernelBtf } from "../btf/kernel-btf.js";
+import { kernelBtfFacts } from "../btf/kernel-btf-cache.js";
 import { BpfMap } from "../core/map.js";
 import { Program } from "../core/program.js";
 import { u32, u64 } from "../core/codec.js";
@@ -22,6 +22,7 @@ import {
   tcpConnectionsName,
   tcpEventRingName,
   tcpKernelOffsets,
+  type TcpKernelOffsets,
   tcpLostName,
   TcpRecordKind,
   tcpRecordLayout,
@@ -124,6 +125,13 @@ export interface WatchTcpOptions {
 
 const operation = "watch tcp";
 
+/** Offsets read back from the cache file: every field a byte offset. */
+function isTcpKernelOffsets(facts: unknown): boolean {
+  if (typeof facts !== "object" || facts === null) return false;
+  const fields: (keyof TcpKernelOffsets)[] = ["bytesAcked", "bytesReceived", "smoothedRtt", "totalRetransmits", "taskFiles", "filesTable", "tableDescriptors", "tableMaximum", "filePrivateData", "socketSock"];
+  return fields.every((field) => Number.isInteger((facts as Record<string, unknown>)[field]) && ((facts as Record<string, number>)[field]! >= 0));
+}
+
 function checkPort(port: number, what: string): void {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(operation, `${what} must be a port number 1-65535, got ${String(port)}`);
 }
@@ -199,7 +207,8 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
     if (options.signal?.aborted) throw new UsageError(operation, "the signal is already aborted");
     try {
       const formats = readTcpTracepointFormats();
-      const offsets = tcpKernelOffsets(loadKernelBtf());
+      // From a small cache file after the first start on this boot: reading and parsing the kernel's BTF was most of the start-up.
+      const offsets = kernelBtfFacts("tcp-offsets", tcpKernelOffsets, { check: isTcpKernelOffsets });
       const ring = this.#own(BpfMap.create({ type: MapType.Ringbuf, maxEntries: options.ringSize ?? 1 << 20, name: tcpEventRingName }));
       this.#lost = this.#own(BpfMap.create({ type: MapType.Array, key: u32, value: u64, maxEntries: 1, name: tcpLostName }));
       // Allocated as connections come (a preallocated LRU map of this size takes longer to

@@ -1,8 +1,8 @@
 /**
  * The one place that loads libc through the FFI. Everything else in `sys`
- * calls these bindings; nothing outside `sys` imports koffi.
+ * calls these bindings; nothing outside `sys` imports koffi (loaded by koffi.ts).
  */
-import koffi from "koffi";
+import { koffi } from "./koffi.js";
 import { arch } from "node:process";
 import { SyscallError } from "./errors.js";
 

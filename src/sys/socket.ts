@@ -2,7 +2,7 @@
  * Sockets beyond what libc.ts binds: socket options for BPF, AF_PACKET
  * capture sockets, and the interface name ↔ index lookups.
  */
-import koffi from "koffi";
+import { koffi } from "./koffi.js";
 import { SyscallError, UsageError } from "./errors.js";
 import { FileDescriptor } from "./file-descriptor.js";
 import { check, lastErrno, libcBind, libcIfIndexToName, libcIfNameToIndex, libcSetsockopt, libcSocket } from "./libc.js";

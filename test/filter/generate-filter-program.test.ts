@@ -179,6 +179,26 @@ test("tc direct access: one bounds check covers a path; constants are swapped, n
   assert.ok(before.instructions.length < 70, `LD_ABS code too (${before.instructions.length} instructions)`);
 });
 
+test("the verifier loads filters it once refused: a kept packet pointer computed afresh is checked again; a load no packet can satisfy rejects without unreachable code", (t) => {
+  if (skipUnlessKernel(t, isRoot(), "loading BPF programs needs root")) return;
+  const capture = captures.get("crafted-ethernet.pcap")!;
+  for (const expression of [
+    "((0x4 ^ icmp[40]) | -tcp[1:2]) <= -icmptype << vrrp[22:1]",
+    "(port 6081 and 80 and (vlan and arp dst net 10.0.0.0/24)) or not ((tcp src or dst port 4789 or (-decnet[16:4] - lat[65535:4]) != 80))",
+  ]) {
+    const filter = compileFilter(expression, { linkType: 1 });
+    for (const [options, type] of [[{ context: "skb", hook: "tc" }, ProgramType.SchedCls], [{ context: "xdp" }, ProgramType.Xdp], [{ context: "skb", hook: "socket" }, ProgramType.SocketFilter]] as const) {
+      using program = Program.load({ type, instructions: generateFilterProgram(filter, options).instructions, license: "GPL", name: "nb_filter_fix" });
+      if (type !== ProgramType.Xdp) continue;
+      capture.packets.forEach((packet, index) => {
+        if (packet.data.length < 14) return;
+        const accepted = program.run({ data: Buffer.from(packet.data) }).returnValue === 2;
+        assert.equal(accepted, filter.matches({ data: packet.data, length: packet.data.length }), `${expression}: packet ${index}`);
+      });
+    }
+  }
+});
+
 test("filters as subprograms of another program, in the kernel (tc with bpf_skb_load_bytes, XDP)", (t) => {
   if (skipUnlessKernel(t, isRoot(), "loading BPF programs needs root")) return;
   const capture = captures.get("crafted-ethernet.pcap")!;

@@ -16,6 +16,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compileFilter } from "../../src/filter/compile-filter.js";
+import { generateFilterProgram } from "../../src/filter/generate-filter-program.js";
 import { FilterSyntaxError } from "../../src/filter/filter-syntax-error.js";
 import { seededRandom } from "../support/seeded-random.js";
 import { isRoot, skipUnlessKernel, skipUnlessTool } from "../support/kernel.js";
@@ -254,10 +255,40 @@ test("the generated kernel code agrees: a sample of random expressions run in th
   t.diagnostic(`kernel: ${programs} random filters loaded, ${runs} packet runs compared with the evaluator`);
   assert.ok(programs >= 10 && runs > 1000, `only ${programs} programs and ${runs} runs`);
   assert.deepEqual(differences.slice(0, 20), []);
-  // Open bug (README): the tc code generator emits a packet load the verifier refuses for this filter.
-  assert.deepEqual(refused.filter((expression) => !knownVerifierRefusals.includes(expression)), [], "the verifier refused generated filter code");
-  if (refused.length > 0) t.diagnostic(`known open bug, refused by the verifier: ${refused.join(" | ")}`);
+  assert.deepEqual(refused, [], "the verifier refused generated filter code");
 });
 
-/** Filters whose generated tc code the verifier refuses (open bug in generate-filter-program.ts, see README). */
-const knownVerifierRefusals = ["((0x4 ^ icmp[40]) | -tcp[1:2]) <= -icmptype << vrrp[22:1]"];
+test("the verifier loads the code generated for every random expression (tc direct access and XDP, every link type)", (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root to load programs")) return;
+  const contexts = [
+    { options: { context: "skb", hook: "tc" }, type: ProgramType.SchedCls },
+    { options: { context: "xdp" }, type: ProgramType.Xdp },
+  ] as const;
+  const linkTypes = [...new Set(captures().map((capture) => capture.linkType))];
+  let loaded = 0;
+  const refused: string[] = [];
+  randomFilterExpressions(seed + 2, count).forEach(({ expression }, index) => {
+    // Every expression in the Ethernet code; the other link types take turns.
+    for (const linkType of new Set([1, linkTypes[index % linkTypes.length]!])) {
+      let filter;
+      try {
+        filter = compileFilter(expression, { linkType });
+      } catch (error) {
+        if (error instanceof FilterSyntaxError) continue;
+        throw error;
+      }
+      for (const { options, type } of contexts) {
+        try {
+          Program.load({ type, instructions: generateFilterProgram(filter, options).instructions, license: "GPL", name: "nbf_load_all" }).close();
+          loaded++;
+        } catch (error) {
+          if (!(error instanceof VerifierError)) throw error;
+          refused.push(`link type ${linkType}, ${options.context}: ${expression}: ${error.message}`);
+        }
+      }
+    }
+  });
+  t.diagnostic(`verifier: ${loaded} generated programs of ${count} random expressions loaded, ${refused.length} refused`);
+  assert.ok(loaded > count, `only ${loaded} programs loaded`);
+  assert.deepEqual(refused.slice(0, 10), [], "every expression libpcap's grammar accepts must give code the verifier loads");
+});
