@@ -43,8 +43,8 @@ function run(command: string, args: string[]): string {
 }
 
 const tag = randomBytes(2).toString("hex");
-const sideA = { namespace: `nbp-cap-bench-${tag}-a`, interface: `nbp-cb${tag}a`, address: "192.0.2.1" };
-const sideB = { namespace: `nbp-cap-bench-${tag}-b`, interface: `nbp-cb${tag}b`, address: "192.0.2.2" };
+const sideA = { namespace: `nbpf-cap-bench-${tag}-a`, interface: `nbpf-cb${tag}a`, address: "192.0.2.1" };
+const sideB = { namespace: `nbpf-cap-bench-${tag}-b`, interface: `nbpf-cb${tag}b`, address: "192.0.2.2" };
 
 function createTestbed(): void {
   for (const side of [sideA, sideB]) run("ip", ["netns", "add", side.namespace]);

@@ -34,6 +34,7 @@ import {
   captureScratchValueSize,
   counterKinds,
   captureHeaderSize,
+  defaultSnapLength,
   socketOwnerProgram,
 } from "../programs/capture-program.js";
 import { compileCaptureFilter, type CaptureFilter } from "./capture-filter.js";
@@ -91,7 +92,7 @@ export interface InterfaceCounters {
   dropped: bigint;
 }
 
-export const defaultSnapLength = 262144;
+export { defaultSnapLength };
 /**
  * Longest time batched delivery lets records gather once some are waiting;
  * it halves whenever the ring filled past 1/8 meanwhile (down to not

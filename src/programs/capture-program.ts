@@ -95,6 +95,8 @@ export interface CaptureProgram extends AssembledProgram {
 }
 
 export const maximumSnapLength = 262144;
+/** tcpdump's default snap length. */
+export const defaultSnapLength = 262144;
 
 /** Bytes of one scratch record for a snap length (8-byte multiple). */
 export function captureScratchValueSize(snapLength: number): number {
