@@ -30,8 +30,6 @@ import {
   captureProcessValueSize,
   captureProgram,
   captureRingName,
-  captureScratchName,
-  captureScratchValueSize,
   counterKinds,
   captureHeaderSize,
   defaultSnapLength,
@@ -207,7 +205,6 @@ export class LiveCapture implements Disposable {
         }
       }
       const ring = this.#own(BpfMap.create({ type: MapType.Ringbuf, maxEntries: this.ringSize, name: captureRingName }));
-      const scratch = this.#own(BpfMap.create({ type: MapType.Array, key: u32, valueSize: captureScratchValueSize(this.snapLength), maxEntries: possibleCpuCount(), name: captureScratchName }));
       this.#counters = this.#own(BpfMap.create({ type: MapType.PercpuArray, key: u32, value: u64, maxEntries: this.interfaces.length * counterKinds, name: captureCountersName }));
       let processesOn = options.processes ?? true;
       if (processesOn && !(probeHelper(ProgramType.SchedCls, helperIds.get_socket_cookie) && probeHelper(ProgramType.CgroupSock, helperIds.get_current_comm))) {
@@ -229,7 +226,7 @@ export class LiveCapture implements Disposable {
         }
       }
       this.processes = processesOn;
-      const maps = { [captureRingName]: ring, [captureScratchName]: scratch, [captureCountersName]: this.#counters, ...(processes !== undefined && processesOn ? { [captureProcessesName]: processes } : {}) };
+      const maps = { [captureRingName]: ring, [captureCountersName]: this.#counters, ...(processes !== undefined && processesOn ? { [captureProcessesName]: processes } : {}) };
       const directions: ("ingress" | "egress")[] = this.direction === "in" ? ["ingress"] : this.direction === "out" ? ["egress"] : ["ingress", "egress"];
       for (const captureInterface of this.interfaces) {
         // Every packet on loopback passes egress and then ingress: like libpcap, show it once (ingress) unless -Q asks for a direction.
