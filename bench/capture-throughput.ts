@@ -1,15 +1,18 @@
 /**
  * Capture throughput: `netbpf capture -w` against `tcpdump -w` on the same
- * traffic. A veth pair joins two network namespaces (names nb-cap-bench-*);
+ * traffic. A veth pair joins two network namespaces (names nbpf-cap-bench-*);
  * each trial starts one capturer on side A (ingress, `udp dst port P`,
- * 8 MiB buffer for both), sends a fixed burst of UDP datagrams from side B as
- * fast as Node can, waits for the capturer to catch up, stops it with SIGINT
- * and counts the packets in the file it wrote. CPU is the capturer's own
+ * 8 MiB buffer for both), sends a fixed burst of 64-byte UDP datagrams from
+ * side B as fast as one thread can (bench/c/udp-flood.c, sendmmsg, built
+ * with clang in the run), waits for the capturer to catch up, stops it with
+ * SIGINT and counts the packets in the file it wrote. CPU is the capturer's own
  * run time (all threads' schedstat, ns resolution, just before SIGINT); the kernel
  * work done in the sender's softirq (our tc program, tcpdump's AF_PACKET
  * copy) is not in either number; it shows in the sender's CPU instead
- * (veth delivers in the sender's context), measured against trials with no
- * capturer at all ("none"), with the sender's rate. Start-up CPU (Node,
+ * (veth delivers in the sender's context, and this kernel has no separate
+ * IRQ time accounting), measured against trials with no capturer at all
+ * ("none"): the sender's CPU per packet over none's is the kernel-side cost
+ * of capturing a packet; with the sender's rate. Start-up CPU (Node,
  * compiling and loading; libpcap's setup) is reported apart from the CPU
  * spent while capturing, and start-to-ready is the wall time from spawning
  * the capturer to its "listening on" line. Trials rotate the tools;
@@ -19,7 +22,7 @@
  * Set NETBPF_BENCH_NODE_ARGS to pass options to the netbpf capturer's Node.js
  * (e.g. "--cpu-prof --cpu-prof-dir=/tmp/profiles" to profile it).
  */
-import { spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -27,8 +30,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readCaptureFile } from "../src/pcap/capture-file.js";
 
-const packets = Number(process.argv[2] ?? 200_000);
-const trials = Number(process.argv[3] ?? 3);
+const packets = Number(process.argv[2] ?? 500_000);
+const trials = Number(process.argv[3] ?? 5);
 const port = 47321;
 const payloadSize = 64;
 const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
@@ -43,8 +46,8 @@ function run(command: string, args: string[]): string {
 }
 
 const tag = randomBytes(2).toString("hex");
-const sideA = { namespace: `nbp-cap-bench-${tag}-a`, interface: `nbp-cb${tag}a`, address: "192.0.2.1" };
-const sideB = { namespace: `nbp-cap-bench-${tag}-b`, interface: `nbp-cb${tag}b`, address: "192.0.2.2" };
+const sideA = { namespace: `nbpf-cap-bench-${tag}-a`, interface: `nbpf-cb${tag}a`, address: "192.0.2.1" };
+const sideB = { namespace: `nbpf-cap-bench-${tag}-b`, interface: `nbpf-cb${tag}b`, address: "192.0.2.2" };
 
 function createTestbed(): void {
   for (const side of [sideA, sideB]) run("ip", ["netns", "add", side.namespace]);
@@ -59,20 +62,7 @@ function destroyTestbed(): void {
   for (const side of [sideA, sideB]) spawnSync("ip", ["netns", "del", side.namespace], { timeout: 20_000 });
 }
 
-const senderScript = `
-import dgram from "node:dgram";
-const socket = dgram.createSocket("udp4");
-const payload = Buffer.alloc(${payloadSize}, 0x61);
-const deadline = Date.now() + 20000;
-let sent = 0;
-while (sent < ${packets} && Date.now() < deadline) {
-  const batch = Math.min(500, ${packets} - sent);
-  await Promise.all(Array.from({ length: batch }, () => new Promise((resolve) => socket.send(payload, ${port}, "${sideA.address}", resolve))));
-  sent += batch;
-}
-socket.close();
-console.log(sent);
-`;
+const floodSource = fileURLToPath(new URL("../../bench/c/udp-flood.c", import.meta.url));
 
 /**
  * CPU time of a process: the sum of its threads' run time from
@@ -122,18 +112,17 @@ interface Trial {
   reportedDrops?: number;
 }
 
-/** Runs the sender in side B; its wall time and CPU come from /usr/bin/time. */
-function send(): { sent: number; seconds: number; cpuSeconds: number } {
-  const result = spawnSync("/usr/bin/time", ["-f", "netbpf-bench-time %e %U %S", "ip", "netns", "exec", sideB.namespace, process.execPath, "--input-type=module", "-e", senderScript], { encoding: "utf8", timeout: 60_000 });
+/** Runs the C sender in side B: its own wall time and CPU (CLOCK_PROCESS_CPUTIME_ID, ns resolution). */
+function send(flood: string): { sent: number; seconds: number; cpuSeconds: number } {
+  const result = spawnSync("ip", ["netns", "exec", sideB.namespace, flood, sideA.address, String(port), String(packets), String(payloadSize)], { encoding: "utf8", timeout: 120_000 });
   if (result.status !== 0) throw new Error(`sender failed: ${result.stderr}`);
-  const times = /netbpf-bench-time ([\d.]+) ([\d.]+) ([\d.]+)/.exec(result.stderr);
-  if (!times) throw new Error(`no timing from /usr/bin/time: ${result.stderr}`);
-  return { sent: Number(result.stdout.trim()), seconds: Number(times[1]), cpuSeconds: Number(times[2]) + Number(times[3]) };
+  const outcome = JSON.parse(result.stdout) as { sent: number; elapsed_ns: number; cpu_ns: number };
+  return { sent: outcome.sent, seconds: outcome.elapsed_ns / 1e9, cpuSeconds: outcome.cpu_ns / 1e9 };
 }
 
-async function trial(tool: Tool, directory: string, index: number): Promise<Trial> {
+async function trial(tool: Tool, directory: string, index: number, flood: string): Promise<Trial> {
   if (tool === "none") {
-    const sender = send();
+    const sender = send(flood);
     return { sent: sender.sent, readySeconds: 0, senderSeconds: sender.seconds, senderCpuSeconds: sender.cpuSeconds, delivered: 0, cpuSeconds: 0, startupCpuSeconds: 0, userSeconds: 0, systemSeconds: 0 };
   }
   const output = join(directory, `${tool}-${index}.pcap`);
@@ -159,7 +148,7 @@ async function trial(tool: Tool, directory: string, index: number): Promise<Tria
   const cpuAtStart = cpuSeconds(child.pid!);
   const splitAtStart = userAndSystemSeconds(child.pid!);
   try {
-    const sender = send();
+    const sender = send(flood);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const cpu = cpuSeconds(child.pid!);
     const split = userAndSystemSeconds(child.pid!);
@@ -190,15 +179,17 @@ const range = (values: number[]) => {
   return { min: sorted[0]!, median: sorted[Math.floor(sorted.length / 2)]!, max: sorted[sorted.length - 1]! };
 };
 
-const directory = mkdtempSync(join(tmpdir(), "nbp-cap-bench-"));
+const directory = mkdtempSync(join(tmpdir(), "nbpf-cap-bench-"));
 try {
+  const flood = join(directory, "udp-flood");
+  execFileSync("clang", ["-O2", "-o", flood, floodSource], { stdio: "inherit" });
   createTestbed();
   const results: Record<Tool, Trial[]> = { netbpf: [], tcpdump: [], none: [] };
   const order: Tool[] = ["netbpf", "tcpdump", "none"];
   for (let i = 0; i < trials; i++) {
     for (let k = 0; k < order.length; k++) {
       const tool = order[(i + k) % order.length]!;
-      results[tool].push(await trial(tool, directory, i));
+      results[tool].push(await trial(tool, directory, i, flood));
     }
   }
   const summary = (list: Trial[]) => ({
@@ -216,6 +207,7 @@ try {
       startupCpuSeconds: range(list.map((t) => t.startupCpuSeconds)),
       readySeconds: range(list.map((t) => t.readySeconds)),
       senderCpuSeconds: range(list.map((t) => t.senderCpuSeconds)),
+      senderCpuNanosecondsPerPacket: range(list.map((t) => (t.senderCpuSeconds * 1e9) / t.sent)),
       senderPacketsPerSecond: range(list.map((t) => t.sent / t.senderSeconds)),
     },
     trials: list,
@@ -232,8 +224,11 @@ try {
       process.stderr.write(`${line("packets saved", result.ranges.delivered, 0)}\n${line("packets dropped", result.ranges.dropped, 0)}\n`);
       process.stderr.write(`${line("capturer CPU while capturing (s)", result.ranges.captureCpuSeconds)}\n${line("capturer start-up CPU (s)", result.ranges.startupCpuSeconds)}\n${line("start to ready (s)", result.ranges.readySeconds)}\n`);
     }
-    process.stderr.write(`${line("sender CPU (s)", result.ranges.senderCpuSeconds)}\n${line("sender rate (packets/s)", result.ranges.senderPacketsPerSecond, 0)}\n`);
+    process.stderr.write(`${line("sender CPU (s)", result.ranges.senderCpuSeconds)}\n${line("sender CPU per packet (ns)", result.ranges.senderCpuNanosecondsPerPacket, 0)}\n${line("sender rate (packets/s)", result.ranges.senderPacketsPerSecond, 0)}\n`);
   }
+  const extra = (result: typeof netbpf) => result.ranges.senderCpuNanosecondsPerPacket.median - none.ranges.senderCpuNanosecondsPerPacket.median;
+  process.stderr.write(`kernel-side cost per captured packet (sender CPU per packet over no capture, medians): netbpf ${extra(netbpf).toFixed(0)} ns, tcpdump ${extra(tcpdump).toFixed(0)} ns\n`);
+  process.stderr.write(`sender rate while captured (medians): netbpf ${(netbpf.ranges.senderPacketsPerSecond.median / tcpdump.ranges.senderPacketsPerSecond.median).toFixed(2)}x tcpdump's, ${(netbpf.ranges.senderPacketsPerSecond.median / none.ranges.senderPacketsPerSecond.median).toFixed(2)}x no capture's\n`);
   process.stdout.write(`${JSON.stringify({
     benchmark: "capture-throughput",
     machine: { cpus: cpus().length, model: cpus()[0]?.model, loadAverage: loadavg() },
@@ -244,7 +239,8 @@ try {
     tcpdump,
     none,
     ratios: {
-      senderExtraCpuNetbpfOverTcpdump: (netbpf.ranges.senderCpuSeconds.median - none.ranges.senderCpuSeconds.median) / Math.max(1e-9, tcpdump.ranges.senderCpuSeconds.median - none.ranges.senderCpuSeconds.median),
+      senderExtraCpuNetbpfOverTcpdump: (netbpf.ranges.senderCpuNanosecondsPerPacket.median - none.ranges.senderCpuNanosecondsPerPacket.median) / Math.max(1e-9, tcpdump.ranges.senderCpuNanosecondsPerPacket.median - none.ranges.senderCpuNanosecondsPerPacket.median),
+      senderRateNetbpfOverTcpdump: netbpf.ranges.senderPacketsPerSecond.median / tcpdump.ranges.senderPacketsPerSecond.median,
       readyNetbpfOverTcpdump: netbpf.ranges.readySeconds.median / Math.max(1e-9, tcpdump.ranges.readySeconds.median),
       deliveredNetbpfOverTcpdump: netbpf.deliveredMedian / Math.max(1, tcpdump.deliveredMedian),
       cpuNetbpfOverTcpdump: netbpf.cpuSecondsMedian / Math.max(1e-9, tcpdump.cpuSecondsMedian),

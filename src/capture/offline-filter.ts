@@ -8,7 +8,7 @@
  */
 import { Interpreter } from "../asm/interpreter.js";
 import { JavaScriptProgram } from "../asm/javascript-program.js";
-import { Program } from "../core/program.js";
+import type { Program } from "../core/program.js";
 import type { CapturePacket } from "../pcap/capture-record.js";
 import { LinkType, linkTypeName } from "../pcap/link-type.js";
 import { ProgramType } from "../sys/bpf-constants.js";
@@ -23,7 +23,20 @@ export interface OfflineFilterOptions {
   engine?: OfflineFilterEngine;
 }
 
+/** core/program (and with it the FFI), loaded by OfflineFilter.create() only for the kernel engine: offline filtering starts without it. */
+let programModule: typeof import("../core/program.js") | undefined;
+
 export class OfflineFilter {
+  /**
+   * A filter on the requested engine. Use this for `{ engine: "kernel" }`:
+   * it loads what the kernel engine needs (the constructor alone runs the
+   * kernel engine only once that is loaded, and falls back otherwise).
+   */
+  static async create(filter: CaptureFilter, options: OfflineFilterOptions = {}): Promise<OfflineFilter> {
+    if (options.engine === "kernel") programModule ??= await import("../core/program.js");
+    return new OfflineFilter(filter, options);
+  }
+
   readonly filter: CaptureFilter;
   /** The engine that runs the filter (kernel packets it refuses go to the interpreter). */
   readonly engine: OfflineFilterEngine;
@@ -43,9 +56,11 @@ export class OfflineFilter {
     if (requested === "kernel") {
       if (filter.linkType !== LinkType.ETHERNET) {
         unavailable = `link type ${linkTypeName(filter.linkType)}: a tc test run needs Ethernet frames`;
+      } else if (programModule === undefined) {
+        unavailable = "the kernel engine is loaded by OfflineFilter.create()";
       } else {
         try {
-          this.#kernel = Program.load({ type: ProgramType.SchedCls, instructions: filter.offlineProgram, name: "capture_filter" });
+          this.#kernel = programModule.Program.load({ type: ProgramType.SchedCls, instructions: filter.offlineProgram, name: "capture_filter" });
         } catch (error) {
           unavailable = error instanceof Error ? error.message : String(error);
         }

@@ -2,7 +2,8 @@ import { readFileSync, statSync } from "node:fs";
 import { Command, Option } from "commander";
 import { helperNameOf } from "../asm/helpers.js";
 import { compileCaptureFilter } from "../capture/capture-filter.js";
-import { defaultRingSize, defaultSnapLength, interfaceLinkType, LiveCapture, type CaptureDirection, type LivePacket } from "../capture/live-capture.js";
+import type * as LiveCaptureModule from "../capture/live-capture.js";
+import type { CaptureDirection, LivePacket } from "../capture/live-capture.js";
 import { CaptureOutput } from "../capture/capture-output.js";
 import { OfflineFilter } from "../capture/offline-filter.js";
 import { PacketSummarizer, type SummaryOptions } from "../capture/packet-summary.js";
@@ -15,11 +16,28 @@ import { emptyPacket } from "../pcap/pcap-reader.js";
 import { PcapScanner, pcapTimeWords, type PcapScanRecord } from "../pcap/pcap-scanner.js";
 import type { PcapngWriter } from "../pcap/pcapng-writer.js";
 import type { PcapWriter } from "../pcap/pcap-writer.js";
-import { captureProgram, maximumSnapLength } from "../programs/capture-program.js";
+import { captureProgram, defaultSnapLength, maximumSnapLength } from "../programs/capture-program.js";
 import { ProgramType } from "../sys/bpf-constants.js";
 import { NetbpfError, SyscallError, UsageError } from "../sys/errors.js";
-import { InterfaceFlag, interfaceLinkDetected, listNetworkInterfaces, type NetworkInterface } from "../sys/network-interfaces.js";
+import type * as NetworkInterfacesModule from "../sys/network-interfaces.js";
+import type { NetworkInterface } from "../sys/network-interfaces.js";
 import { toJson } from "./output.js";
+
+// The live capture's modules (the FFI, maps, programs, links, netlink) load only for live captures,
+// -D and -d (loadLiveModules): `capture -r` starts without them.
+type LiveCapture = LiveCaptureModule.LiveCapture;
+let LiveCapture: typeof LiveCaptureModule.LiveCapture;
+let defaultRingSize: number;
+let interfaceLinkType: typeof LiveCaptureModule.interfaceLinkType;
+let InterfaceFlag: typeof NetworkInterfacesModule.InterfaceFlag;
+let interfaceLinkDetected: typeof NetworkInterfacesModule.interfaceLinkDetected;
+let listNetworkInterfaces: typeof NetworkInterfacesModule.listNetworkInterfaces;
+
+async function loadLiveModules(): Promise<void> {
+  const [live, interfaces] = await Promise.all([import("../capture/live-capture.js"), import("../sys/network-interfaces.js")]);
+  ({ LiveCapture, defaultRingSize, interfaceLinkType } = live);
+  ({ InterfaceFlag, interfaceLinkDetected, listNetworkInterfaces } = interfaces);
+}
 
 interface CaptureCommandOptions {
   interface?: string[];
@@ -280,6 +298,7 @@ export function registerCaptureCommand(program: Command): void {
     .option("--json", "one JSON object per packet")
     .addOption(new Option("--no-process", "do not record which process owns each packet's socket"))
     .action(async (expressionWords: string[], options: CaptureCommandOptions) => {
+      if (options.read === undefined || options.listInterfaces || options.dump) await loadLiveModules();
       if (options.listInterfaces) return listInterfaces();
       const expression = options.F !== undefined ? readFilterFile(options.F) : expressionWords.join(" ").trim();
       if (options.dump) return dumpProgram(expression, options);
@@ -302,6 +321,17 @@ function dumpProgram(expression: string, options: CaptureCommandOptions): void {
   process.stdout.write(`${listing}\n`);
 }
 
+/** The notes on how the offline filters ran (the interpreter used, packets the kernel refused); closes them. */
+function closeOfflineFilters(filters: Iterable<OfflineFilter>): void {
+  for (const filter of filters) {
+    if (filter.engine === "interpreter") stderr(`netbpf: filtered in the user-space interpreter (${filter.unavailable})`);
+    if (filter.refusedByKernel > 0) {
+      stderr(`netbpf: ${filter.refusedByKernel} packet(s) the kernel refuses for an skb test run (larger than about 3.7 KB, or shorter than an Ethernet header) were filtered by the user-space interpreter`);
+    }
+    filter.close();
+  }
+}
+
 async function readOffline(path: string, expression: string, options: CaptureCommandOptions): Promise<void> {
   const count = parseCount(options.count);
   const snapLength = options.snapshotLength !== undefined ? parseSnapLength(options.snapshotLength) : undefined;
@@ -309,6 +339,23 @@ async function readOffline(path: string, expression: string, options: CaptureCom
   if (options.interface?.length) throw new UsageError(operation, "-r reads a file: -i makes no sense with it");
   if (options.direction !== undefined || options.bufferSize !== undefined) {
     throw new UsageError(operation, "-Q and -B apply to live captures, not to -r", "filter saved packets by direction with the expression (inbound / outbound, on SLL captures)");
+  }
+  // A classic pcap file takes the fast path; anything else (pcapng, standard input), or a file that
+  // cannot be opened (openCapture then says why), the general reader.
+  let scanner: PcapScanner | undefined;
+  if (path !== "-") {
+    try {
+      scanner = PcapScanner.open(path);
+    } catch {
+      scanner = undefined;
+    }
+  }
+  if (scanner !== undefined) {
+    try {
+      return await scanOffline(scanner, path, expression, options, count, snapLength, summary);
+    } finally {
+      scanner.close();
+    }
   }
   await using reader = await openCapture(path);
   // The output is opened before reading: a bad path fails before anything is read.
@@ -372,13 +419,109 @@ async function readOffline(path: string, expression: string, options: CaptureCom
     throw error;
   } finally {
     removeSignals();
-    for (const filter of filters.values()) {
-      if (filter.engine === "interpreter") stderr(`netbpf: filtered in the user-space interpreter (${filter.unavailable})`);
-      if (filter.refusedByKernel > 0) {
-        stderr(`netbpf: ${filter.refusedByKernel} packet(s) the kernel refuses for an skb test run (larger than about 3.7 KB, or shorter than an Ethernet header) were filtered by the user-space interpreter`);
-      }
-      filter.close();
+    closeOfflineFilters(filters.values());
+  }
+}
+
+/** Packets (or text) between two awaits of the offline fast path. */
+const offlineBatch = 4096;
+
+/**
+ * `capture -r` over a classic pcap file: read in 4 MiB chunks (PcapScanner),
+ * the filter compiled to JavaScript runs over the bytes in place, matching
+ * records go straight from the read buffer into the output's buffer, and
+ * text goes out a batch at a time. The output behaves as on the general
+ * path (CaptureOutput: opened first, written through, rotated, kept whole
+ * when interrupted).
+ */
+async function scanOffline(scanner: PcapScanner, path: string, expression: string, options: CaptureCommandOptions, count: number | undefined, snapLength: number | undefined, summary: SummaryOptions): Promise<void> {
+  const { linkType, snapLength: fileSnapLength, nanosecond, fcsLength } = scanner.header;
+  const output = openOutput(options);
+  const createWriter = (sink: CaptureSink) =>
+    createCaptureWriter(sink, { linkType, snapLength: snapLength ?? fileSnapLength ?? defaultSnapLength, section: { userApplication: "netbpf capture" } });
+  const removeSignals = onStopSignals(() => {
+    if (output !== undefined) {
+      if (!output.started) output.start(createWriter);
+      output.close().catch(() => {});
     }
+    process.exit(0);
+  });
+  let filter: OfflineFilter | undefined;
+  try {
+    // Compile before reading, as tcpdump does: a bad expression fails before any output.
+    if (expression !== "") filter = new OfflineFilter(compileCaptureFilter(expression, linkType));
+    const summarizer = output === undefined ? new PacketSummarizer(summary) : undefined;
+    const includeData = options.x === true || options.X === true;
+    const time = new Uint32Array(2);
+    let announced = false;
+    let matched = 0;
+    let stopped = false;
+    let sinceAwait = 0;
+    let text = "";
+    /** A matching record held back (its positions stay valid until the next scan) until the output is ready for it. */
+    let held: { start: number; length: number; originalLength: number; seconds: number; fraction: number; buffer: Buffer } | undefined;
+    const writeRecord = (buffer: Buffer, start: number, capturedLength: number, originalLength: number, seconds: number, fraction: number): void => {
+      pcapTimeWords(seconds, fraction, nanosecond, time);
+      const length = snapLength !== undefined && capturedLength > snapLength ? snapLength : capturedLength;
+      output!.writer!.writePacketBytes(0, time[0]!, time[1]!, originalLength, 0, buffer, start, length);
+    };
+    // With rotation (-C, -G) or -U, each packet needs an await (before it, or after it): one packet per scan call.
+    const onePerCall = output !== undefined && (output.rotating || options.packetBuffered === true);
+    const visit = (record: PcapScanRecord): boolean => {
+      if (!announced) {
+        stderr(`reading from file ${path}, link-type ${describeLinkType(linkType)}, snapshot length ${fileSnapLength}`);
+        announced = true;
+      }
+      if (filter !== undefined && !filter.matchesBytes(record.buffer, record.dataStart, record.capturedLength, record.originalLength)) return ++sinceAwait < offlineBatch;
+      matched++;
+      if (count !== undefined && matched >= count) stopped = true;
+      if (output !== undefined) {
+        if (!output.started) output.start(createWriter);
+        else if (output.rotating) {
+          held = { buffer: record.buffer, start: record.dataStart, length: record.capturedLength, originalLength: record.originalLength, seconds: record.seconds, fraction: record.fraction };
+          return false;
+        }
+        writeRecord(record.buffer, record.dataStart, record.capturedLength, record.originalLength, record.seconds, record.fraction);
+      } else {
+        const timestamp = BigInt(record.seconds) * 1_000_000_000n + BigInt(record.fraction) * (nanosecond ? 1n : 1000n);
+        const data = record.buffer.subarray(record.dataStart, record.dataStart + record.capturedLength);
+        const packet = emptyPacket(timestamp, data, record.originalLength, linkType, fcsLength, "pcap-record");
+        text += options.json
+          ? `${packetJson({ timestamp, originalLength: record.originalLength, data: Buffer.from(data), linkType, summary: summarizer!.describe(packet).split("\n")[0]!, includeData })}\n`
+          : `${summarizer!.summarize(packet)}\n`;
+      }
+      if (stopped || onePerCall) return false;
+      return ++sinceAwait < offlineBatch;
+    };
+    for (;;) {
+      const ended = scanner.scan(visit);
+      sinceAwait = 0;
+      if (held !== undefined) {
+        // Rotation: the next file is started (or the -W limit reached) before this packet is written.
+        if (!(await output!.beforePacket())) break;
+        writeRecord(held.buffer, held.start, held.length, held.originalLength, held.seconds, held.fraction);
+        held = undefined;
+      }
+      if (text !== "") {
+        await print(text);
+        text = "";
+      }
+      if (output?.started && (options.packetBuffered || ended || stopped)) await output.writer!.flush();
+      if (ended || stopped) break;
+      // Reads are synchronous: let the event loop run (signals) between batches.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    if (output !== undefined) {
+      // No packet: a file with just the header, as tcpdump writes.
+      if (!output.started) output.start(createWriter);
+      await output.close();
+    }
+  } catch (error) {
+    output?.abort();
+    throw error;
+  } finally {
+    removeSignals();
+    if (filter !== undefined) closeOfflineFilters([filter]);
   }
 }
 

@@ -3,19 +3,21 @@
  * Assembler, that runs a pluggable filter and copies what matches into a ring
  * buffer, counting every packet it could not deliver.
  *
- * A ring buffer record needs a size known to the verifier, and the copy of a
- * packet has a size only known at run time. So the program fills a per-CPU
- * scratch record (header + up to snapLength bytes, from bpf_skb_load_bytes,
- * whose length is proven to lie in 1…snapLength) and hands exactly header +
- * captured bytes to bpf_ringbuf_output, which copies them into the ring. The
- * ring then holds records of their real size, not of the largest size, and
- * bpf_ringbuf_output failing (ring full) is counted in a per-CPU counter.
+ * A ring buffer reservation needs a size known to the verifier, and the
+ * copy of a packet has a size only known at run time. So the program picks,
+ * by a binary search over constants, the smallest of a few dozen record
+ * sizes (captureRecordClasses) that holds header + captured bytes, reserves
+ * it with bpf_ringbuf_reserve, and copies the packet with bpf_skb_load_bytes
+ * straight into the reservation (whose length is proven to fit it): one copy
+ * per packet, and a record takes at most a quarter more than it needs.
+ * A failed reservation (ring full) is counted in a per-CPU counter.
  *
- * The scratch record is one element of a plain array indexed by
- * bpf_get_smp_processor_id() (a per-CPU array is limited to 32 KiB values,
- * too small for tcpdump's 262144-byte snap length). tc programs do not nest
- * on one CPU (egress runs with bottom halves disabled, ingress in softirq), so
- * one record per CPU is enough.
+ * Wakeups: by default the kernel's adaptive rule (a record wakes the reader
+ * only when the reader had read everything before it). With a wakeup
+ * threshold (`capture -w`), records are submitted with BPF_RB_NO_WAKEUP and
+ * only one that takes the ring past a multiple of the threshold forces a
+ * wakeup, so a busy ring costs one wakeup per batch; the reader also polls
+ * on a timer, which bounds the delay of a trickle of packets.
  */
 import { Assembler, R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, type AssembledProgram } from "../asm/assembler.js";
 import { emitRecordCurrentProcess } from "./current-process.js";
@@ -27,7 +29,7 @@ import { addToCounter } from "./add-to-counter.js";
 const skbLength = 0;
 const skbPacketType = 4;
 const skbIfindex = 40;
-/** bpf_ringbuf_query / bpf_ringbuf_output flags. */
+/** bpf_ringbuf_query / bpf_ringbuf_submit flags. */
 const ringbufAvailableData = 0;
 const ringbufNoWakeup = 1;
 const ringbufForceWakeup = 2;
@@ -37,7 +39,6 @@ const ringRecordHeaderSize = 8;
 const continueVerdict = -1;
 
 export const captureRingName = "capture_ring";
-export const captureScratchName = "capture_scratch";
 export const captureCountersName = "capture_counters";
 export const captureProcessesName = "capture_procs";
 
@@ -82,9 +83,10 @@ export interface CaptureProgramOptions {
   /** Look up the sending process by socket cookie in the `capture_procs` map. */
   processes?: boolean;
   /**
-   * Wake the reader only when the ring holds at least this many bytes
-   * (BPF_RB_NO_WAKEUP below, BPF_RB_FORCE_WAKEUP above); the reader then
-   * polls on a timer too. Default: wake for every record (adaptive).
+   * Wake the reader only with a record that takes the ring past a multiple
+   * of this many bytes (a power of two; BPF_RB_FORCE_WAKEUP for it,
+   * BPF_RB_NO_WAKEUP for the others); the reader then polls on a timer too.
+   * Default: the kernel's adaptive wakeup (when the reader had caught up).
    */
   wakeupThreshold?: number;
 }
@@ -95,10 +97,35 @@ export interface CaptureProgram extends AssembledProgram {
 }
 
 export const maximumSnapLength = 262144;
+/** tcpdump's default snap length. */
+export const defaultSnapLength = 262144;
 
-/** Bytes of one scratch record for a snap length (8-byte multiple). */
-export function captureScratchValueSize(snapLength: number): number {
-  return Math.ceil((captureHeaderSize + snapLength) / 8) * 8;
+/**
+ * The record sizes (header + packet bytes, 8-byte multiples) the program
+ * reserves for a snap length: four per power of two (64, 80, 96, 112, 128,
+ * 160, …) and header + snap length as the largest. A record takes at most
+ * a quarter more ring space than its bytes need.
+ */
+export function captureRecordClasses(snapLength: number): number[] {
+  const largest = Math.ceil((captureHeaderSize + snapLength) / 8) * 8;
+  const classes: number[] = [];
+  for (let power = 64; classes.length === 0 || classes[classes.length - 1]! < largest; power *= 2) {
+    for (const step of [4, 5, 6, 7]) {
+      const size = (power * step) / 4;
+      if (size >= largest) {
+        classes.push(largest);
+        break;
+      }
+      classes.push(size);
+    }
+  }
+  return classes;
+}
+
+/** Bytes a record of `capturedLength` packet bytes takes in the ring (its class plus the ring's 8-byte record header). */
+export function captureRecordRingBytes(capturedLength: number, snapLength: number): number {
+  const needed = captureHeaderSize + Math.min(capturedLength, snapLength);
+  return captureRecordClasses(snapLength).find((size) => size >= needed)! + ringRecordHeaderSize;
 }
 
 /**
@@ -159,28 +186,46 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
   }
 
   a.label(accept);
-  note("count the match; find this CPU's scratch record");
+  note("count the match");
   const matchedCounted = a.newLabel("matched_");
   count(CaptureCounter.matched, matchedCounted);
-  a.label(matchedCounted)
-    .call("get_smp_processor_id")
-    .store("u32", R10, -4, R0)
-    .mov64(R2, R10).add64(R2, -4)
-    .loadMapFd(R1, captureScratchName)
-    .call("map_lookup_elem")
+  a.label(matchedCounted);
+  note("captured length = min(length, snap length)");
+  a.load("u32", R9, R6, skbLength)
+    .jumpIf(R9, "<=", snapLength, "length_ok")
+    .mov64(R9, snapLength)
+    .label("length_ok");
+
+  // A reservation needs a size the verifier knows: pick the smallest size class that holds the
+  // record (a binary search over constants), reserve it, and copy the packet straight into it.
+  const classes = captureRecordClasses(snapLength);
+  note(`reserve the smallest of ${classes.length} record sizes that holds header + captured bytes`);
+  const classLabel = (index: number) => `class_${index}`;
+  const search = (low: number, high: number): void => {
+    if (low === high) {
+      a.label(classLabel(low)).mov64(R2, classes[low]!).mov64(R8, classes[low]! + ringRecordHeaderSize).jump("reserve");
+      return;
+    }
+    const middle = (low + high) >> 1;
+    const right = a.newLabel("classes_above_");
+    a.jumpIf(R9, ">", classes[middle]! - captureHeaderSize, right);
+    search(low, middle);
+    a.label(right);
+    search(middle + 1, high);
+  };
+  search(0, classes.length - 1);
+  a.label("reserve")
+    .loadMapFd(R1, captureRingName)
+    .mov64(R3, 0)
+    .call("ringbuf_reserve")
     .jumpIf(R0, "==", 0, "dropped")
     .mov64(R7, R0);
 
-  note("header: original length, captured length = min(length, snap length)");
-  a.load("u32", R8, R6, skbLength)
-    .store("u32", R7, 12, R8)
-    .mov64(R9, R8)
-    .jumpIf(R9, "<=", snapLength, "length_ok")
-    .mov64(R9, snapLength)
-    .label("length_ok")
-    .store("u32", R7, 16, R9);
-  note("header: time, interface, direction, slot, packet type");
-  a.call("ktime_get_ns")
+  note("header: original length, captured length, time, interface, direction, slot, packet type");
+  a.load("u32", R1, R6, skbLength)
+    .store("u32", R7, 12, R1)
+    .store("u32", R7, 16, R9)
+    .call("ktime_get_ns")
     .store("u64", R7, 0, R0)
     .load("u32", R1, R6, skbIfindex)
     .store("u32", R7, 8, R1)
@@ -208,39 +253,42 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
   }
 
   a.label("copy");
-  note("copy the captured bytes after the header");
-  a.jumpIf(R9, "==", 0, "output")
+  note("copy the captured bytes from the packet into the record, after the header");
+  a.jumpIf(R9, "==", 0, "submit")
     .mov64(R1, R6)
     .mov64(R2, 0)
     .mov64(R3, R7).add64(R3, captureHeaderSize)
     .mov64(R4, R9)
-    .call("skb_load_bytes");
+    .call("skb_load_bytes")
+    .jumpIf(R0, "s>=", 0, "submit")
+    // Not expected (the length is the packet's): keep the header, with no bytes.
+    .store("u32", R7, 16, 0);
 
-  a.label("output");
-  if (options.wakeupThreshold !== undefined) {
-    // One wakeup per batch, not per record: only the record that takes the ring past
-    // the threshold wakes the reader; records after it find it awake (or draining).
-    note(`wake the reader only with the record that takes the ring past ${options.wakeupThreshold} bytes`);
+  a.label("submit");
+  const threshold = options.wakeupThreshold;
+  if (threshold !== undefined) {
+    if (!Number.isInteger(Math.log2(threshold)) || threshold < 8) throw new UsageError("capture program", `the wakeup threshold must be a power of two of at least 8 bytes, got ${threshold}`);
+    // One wakeup per batch, not per record: only a record that takes the ring past a multiple of the
+    // threshold wakes the reader; records after it find it awake (or draining). Every multiple, so a
+    // crossing missed by a race between CPUs is made up for at the next one.
+    note(`wake the reader only with a record that takes the ring past a multiple of ${threshold} bytes`);
     a.loadMapFd(R1, captureRingName)
       .mov64(R2, ringbufAvailableData)
       .call("ringbuf_query")
-      .mov64(R8, ringbufNoWakeup)
-      .jumpIf(R0, ">=", options.wakeupThreshold, "send")
-      .add64(R0, R9)
-      .add64(R0, captureHeaderSize + ringRecordHeaderSize + 7)
-      .jumpIf(R0, "<", options.wakeupThreshold, "send")
-      .mov64(R8, ringbufForceWakeup)
+      .mov64(R1, R0)
+      .sub64(R1, R8)
+      .rightShift64(R0, Math.log2(threshold))
+      .rightShift64(R1, Math.log2(threshold))
+      .mov64(R2, ringbufNoWakeup)
+      .jumpIf(R0, "==", R1, "send")
+      .mov64(R2, ringbufForceWakeup)
       .label("send");
   } else {
-    a.mov64(R8, 0);
+    note("adaptive wakeup: the kernel wakes the reader when it had read everything");
+    a.mov64(R2, 0);
   }
-  note("send header + captured bytes; count a failure (ring full) as a drop");
-  a.loadMapFd(R1, captureRingName)
-    .mov64(R2, R7)
-    .mov64(R3, R9).add64(R3, captureHeaderSize)
-    .mov64(R4, R8)
-    .call("ringbuf_output")
-    .jumpIf(R0, "s<", 0, "dropped")
+  a.mov64(R1, R7)
+    .call("ringbuf_submit")
     .return(continueVerdict);
 
   a.label("dropped");

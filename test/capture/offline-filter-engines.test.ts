@@ -14,7 +14,7 @@ function packetsOf(corpus: { data: Uint8Array; length?: number }[], linkType: nu
 
 const expressions = ["tcp port 80", "udp and port 53", "tcp[13] & 2 != 0", "ip6 and not icmp6", "greater 100", "vlan or arp", "len > 60"];
 
-test("offline filter: compiled JavaScript, interpreter and kernel select the same packets", (t) => {
+test("offline filter: compiled JavaScript, interpreter and kernel select the same packets", async (t) => {
   if (skipUnlessKernel(t, isRoot(), "needs root for kernel test runs")) return;
   const packets = packetsOf(craftedEthernet(), LinkType.ETHERNET);
   // A packet too large for an skb test run: the kernel engine hands it to the interpreter and counts it.
@@ -23,7 +23,7 @@ test("offline filter: compiled JavaScript, interpreter and kernel select the sam
     const filter = compileCaptureFilter(expression, LinkType.ETHERNET);
     using compiled = new OfflineFilter(filter);
     using interpreted = new OfflineFilter(filter, { engine: "interpreter" });
-    using kernel = new OfflineFilter(filter, { engine: "kernel" });
+    using kernel = await OfflineFilter.create(filter, { engine: "kernel" });
     assert.equal(compiled.engine, "javascript");
     assert.equal(interpreted.engine, "interpreter");
     assert.equal(kernel.engine, "kernel", kernel.unavailable);
@@ -36,9 +36,9 @@ test("offline filter: compiled JavaScript, interpreter and kernel select the sam
   }
 });
 
-test("offline filter: the kernel engine needs Ethernet and says so; the JavaScript engine runs any link type", () => {
+test("offline filter: the kernel engine needs Ethernet and says so; the JavaScript engine runs any link type", async () => {
   const filter = compileCaptureFilter("udp port 53", LinkType.RAW);
-  using kernel = new OfflineFilter(filter, { engine: "kernel" });
+  using kernel = await OfflineFilter.create(filter, { engine: "kernel" });
   assert.equal(kernel.engine, "javascript");
   assert.match(kernel.unavailable ?? "", /link type RAW: a tc test run needs Ethernet frames/);
   const packets = packetsOf(craftedRaw(), LinkType.RAW);

@@ -225,7 +225,8 @@ test("-d prints the capture program with the filter's tests as comments", () => 
   assert.equal(result.status, 0, result.stderr);
   assert.match(result.stdout, /filter "udp port 53"/);
   assert.match(result.stdout, /; pkt\[0x17:1\] == 0x11/);
-  assert.match(result.stdout, /call ringbuf_output$/m);
+  assert.match(result.stdout, /call ringbuf_reserve$/m);
+  assert.match(result.stdout, /call ringbuf_submit$/m);
   assert.match(result.stdout, /call skb_load_bytes$/m);
   const plain = runCli(["capture", "-d"]);
   assert.match(plain.stdout, /no filter: every packet matches/);

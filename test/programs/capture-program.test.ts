@@ -16,8 +16,8 @@ import {
   captureProcessValueSize,
   captureProgram,
   captureRingName,
-  captureScratchName,
-  captureScratchValueSize,
+  captureRecordClasses,
+  captureRecordRingBytes,
   counterKinds,
   decodeCaptureRecord,
   type CaptureProgramOptions,
@@ -28,12 +28,11 @@ import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 
 function setup(options: Omit<CaptureProgramOptions, "interfaceSlot"> & { ringSize?: number }) {
   const ring = BpfMap.create({ type: MapType.Ringbuf, maxEntries: options.ringSize ?? 65536, name: captureRingName });
-  const scratch = BpfMap.create({ type: MapType.Array, key: u32, valueSize: captureScratchValueSize(options.snapLength), maxEntries: possibleCpuCount(), name: captureScratchName });
   const counters = BpfMap.create({ type: MapType.PercpuArray, key: u32, value: u64, maxEntries: 2 * counterKinds, name: captureCountersName });
   const processes = BpfMap.create({ type: MapType.LruHash, keySize: 8, valueSize: captureProcessValueSize, maxEntries: 16, name: captureProcessesName });
   const program = Program.load(
     { type: ProgramType.SchedCls, instructions: captureProgram({ ...options, interfaceSlot: 1 }), name: "capture_test" },
-    { maps: { [captureRingName]: ring, [captureScratchName]: scratch, [captureCountersName]: counters, [captureProcessesName]: processes } },
+    { maps: { [captureRingName]: ring, [captureCountersName]: counters, [captureProcessesName]: processes } },
   );
   const reader = new RingBufferReader(ring);
   const counter = (kind: number) => (counters.getPerCpu(1 * counterKinds + kind) ?? []).reduce((a, b) => a + b, 0n);
@@ -48,7 +47,7 @@ function setup(options: Omit<CaptureProgramOptions, "interfaceSlot"> & { ringSiz
   return {
     program, counter, records, reader,
     close() {
-      for (const owned of [reader, program, ring, scratch, counters, processes]) owned.close();
+      for (const owned of [reader, program, ring, counters, processes]) owned.close();
     },
   };
 }
@@ -137,7 +136,7 @@ test("with a wakeup threshold only the record that crosses it wakes a waiting re
   const threshold = 2048;
   const capture = setup({ direction: "ingress", snapLength: 262144, wakeupThreshold: threshold });
   try {
-    const recordBytes = Math.ceil((captureHeaderSize + udpPacket.length + 8) / 8) * 8;
+    const recordBytes = captureRecordRingBytes(udpPacket.length, 262144);
     const below = Math.floor(threshold / recordBytes) - 1;
     const outcome = (promise: Promise<void>, milliseconds: number) =>
       Promise.race([promise.then(() => "woken"), new Promise<string>((resolve) => setTimeout(() => resolve("asleep"), milliseconds))]);
@@ -154,6 +153,31 @@ test("with a wakeup threshold only the record that crosses it wakes a waiting re
     assert.equal(await outcome(waiting, 5000), "woken");
     controller.abort();
     assert.equal(capture.records().length, below + 2);
+  } finally {
+    capture.close();
+  }
+});
+
+test("record sizes: each packet length gets the smallest class that holds it, at most a quarter more than needed; records carry exactly the packet", (t) => {
+  for (const snapLength of [1, 60, 1500, 65535, 262144]) {
+    const classes = captureRecordClasses(snapLength);
+    assert.equal(classes[classes.length - 1], Math.ceil((captureHeaderSize + snapLength) / 8) * 8);
+    assert.ok(classes.every((size, i) => size % 8 === 0 && (i === 0 || size > classes[i - 1]!)), `increasing 8-byte multiples for ${snapLength}`);
+    for (const length of [1, 17, 59, 60, 61, 100, 1000, 1514, 9000, 65535, 200000]) {
+      const needed = captureHeaderSize + Math.min(length, snapLength);
+      const ringBytes = captureRecordRingBytes(length, snapLength) - 8;
+      assert.ok(ringBytes >= needed && (ringBytes <= 64 || ringBytes <= needed * 1.25), `${length} bytes, snap ${snapLength}: ${ringBytes} for ${needed}`);
+    }
+  }
+  if (skipUnlessKernel(t, isRoot(), "needs root for BPF")) return;
+  const capture = setup({ direction: "egress", snapLength: 3000, ringSize: 1 << 20 });
+  try {
+    const lengths = [60, 61, 64, 100, 143, 144, 145, 600, 1514, 2999, 3000, 3001, 3500];
+    for (const length of lengths) capture.program.run({ data: ethernet(etherTypeIpv4, ipv4(17, udp(1, 2, Buffer.alloc(length - 42, length & 0xff)))) });
+    const records = capture.records();
+    assert.deepEqual(records.map((r) => r.originalLength), lengths);
+    assert.deepEqual(records.map((r) => r.capturedLength), lengths.map((length) => Math.min(length, 3000)));
+    assert.ok(records.every((r, i) => r.data.length === Math.min(lengths[i]!, 3000) && r.data.subarray(42).every((byte) => byte === (lengths[i]! & 0xff))));
   } finally {
     capture.close();
   }

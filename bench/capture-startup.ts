@@ -1,0 +1,122 @@
+/**
+ * Start-up: how soon a capture sees traffic, netbpf against tcpdump, and the
+ * CLI's floor against bare Node.
+ *
+ * - `netbpf --help` and `node -e 0`: CPU (user + system) and wall time.
+ * - `capture` on a veth testbed (two namespaces, names nbpf-start-*): side B
+ *   pings side A every 2 ms; each trial spawns the capturer on side A
+ *   (`-c 1 icmp`, text to a pipe, as `tcpdump -n -l -c 1 icmp`) and records
+ *   the wall time from spawning it to its "listening on" line (ready) and to
+ *   its first packet line on standard output (first packet), and the CPU
+ *   the whole process used.
+ *
+ * Runs alternate netbpf and the baseline (A B A B …); min / median / max.
+ * usage: node dist/bench/capture-startup.js [trials]
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { cpus, loadavg } from "node:os";
+import { fileURLToPath } from "node:url";
+
+const trials = Number(process.argv[2] ?? 7);
+const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
+
+function run(command: string, args: string[]): void {
+  const result = spawnSync(command, args, { encoding: "utf8", timeout: 60_000 });
+  if (result.status !== 0) throw new Error(`${command} ${args.join(" ")} failed: ${result.stderr}`);
+}
+
+const tag = randomBytes(2).toString("hex");
+const sideA = { namespace: `nbpf-start-${tag}-a`, interface: `nbpf-st${tag}a`, address: "192.0.2.1" };
+const sideB = { namespace: `nbpf-start-${tag}-b`, interface: `nbpf-st${tag}b`, address: "192.0.2.2" };
+
+/** CPU and wall time of a short command, from /usr/bin/time. */
+function timed(command: string, args: string[]): { seconds: number; cpuSeconds: number } {
+  const result = spawnSync("/usr/bin/time", ["-f", "netbpf-bench-time %e %U %S", command, ...args], { encoding: "utf8" });
+  const times = /netbpf-bench-time ([\d.]+) ([\d.]+) ([\d.]+)/.exec(result.stderr);
+  if (result.status !== 0 || !times) throw new Error(`${command} ${args.join(" ")} failed: ${result.stderr}`);
+  return { seconds: Number(times[1]), cpuSeconds: Number(times[2]) + Number(times[3]) };
+}
+
+interface CaptureTrial {
+  readySeconds: number;
+  firstPacketSeconds: number;
+  cpuSeconds: number;
+}
+
+async function captureTrial(tool: "netbpf" | "tcpdump"): Promise<CaptureTrial> {
+  const args = tool === "netbpf"
+    ? [process.execPath, cliPath, "capture", "-i", sideA.interface, "-c", "1", "icmp"]
+    : ["tcpdump", "-i", sideA.interface, "-n", "-l", "-c", "1", "icmp"];
+  const started = process.hrtime.bigint();
+  const since = () => Number(process.hrtime.bigint() - started) / 1e9;
+  // /usr/bin/time reports the capturer's CPU when it exits; `ip netns exec` execs the capturer.
+  const child = spawn("/usr/bin/time", ["-f", "netbpf-bench-time %e %U %S", "ip", "netns", "exec", sideA.namespace, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  let stderr = "";
+  let readySeconds: number | undefined;
+  let firstPacketSeconds: number | undefined;
+  child.stderr!.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+    if (readySeconds === undefined && stderr.includes("listening on")) readySeconds = since();
+  });
+  child.stdout!.on("data", () => {
+    firstPacketSeconds ??= since();
+  });
+  const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+  clearTimeout(killer);
+  const times = /netbpf-bench-time ([\d.]+) ([\d.]+) ([\d.]+)/.exec(stderr);
+  if (code !== 0 || !times || readySeconds === undefined || firstPacketSeconds === undefined) throw new Error(`${tool} failed (${code}): ${stderr}`);
+  return { readySeconds, firstPacketSeconds, cpuSeconds: Number(times[2]) + Number(times[3]) };
+}
+
+const range = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { min: sorted[0]!, median: sorted[Math.floor(sorted.length / 2)]!, max: sorted[sorted.length - 1]! };
+};
+const text = (values: number[]) => {
+  const { min, median, max } = range(values);
+  return `${(min * 1000).toFixed(0)} / ${(median * 1000).toFixed(0)} / ${(max * 1000).toFixed(0)} ms`;
+};
+
+const help = { netbpf: [] as { seconds: number; cpuSeconds: number }[], node: [] as { seconds: number; cpuSeconds: number }[] };
+for (let i = 0; i < trials; i++) {
+  for (const tool of i % 2 === 0 ? (["netbpf", "node"] as const) : (["node", "netbpf"] as const)) {
+    help[tool].push(tool === "netbpf" ? timed(process.execPath, [cliPath, "--help"]) : timed(process.execPath, ["-e", "0"]));
+  }
+}
+
+const captures = { netbpf: [] as CaptureTrial[], tcpdump: [] as CaptureTrial[] };
+let pinger: ReturnType<typeof spawn> | undefined;
+try {
+  for (const side of [sideA, sideB]) run("ip", ["netns", "add", side.namespace]);
+  run("ip", ["link", "add", sideA.interface, "netns", sideA.namespace, "type", "veth", "peer", "name", sideB.interface, "netns", sideB.namespace]);
+  for (const side of [sideA, sideB]) {
+    run("ip", ["-n", side.namespace, "addr", "add", `${side.address}/24`, "dev", side.interface]);
+    run("ip", ["-n", side.namespace, "link", "set", side.interface, "up"]);
+  }
+  pinger = spawn("ip", ["netns", "exec", sideB.namespace, "ping", "-q", "-i", "0.002", sideA.address], { stdio: "ignore" });
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  for (let i = 0; i < trials; i++) {
+    for (const tool of i % 2 === 0 ? (["netbpf", "tcpdump"] as const) : (["tcpdump", "netbpf"] as const)) captures[tool].push(await captureTrial(tool));
+  }
+} finally {
+  pinger?.kill("SIGKILL");
+  for (const side of [sideA, sideB]) spawnSync("ip", ["netns", "del", side.namespace], { timeout: 20_000 });
+}
+
+const median = (values: number[]) => range(values).median;
+process.stderr.write(`capture-startup: ${trials} alternating trials, min / median / max; ${cpus().length} CPUs (${cpus()[0]?.model}), load ${loadavg()[0]!.toFixed(1)}\n`);
+process.stderr.write(`  netbpf --help     CPU ${text(help.netbpf.map((t) => t.cpuSeconds))}, wall ${text(help.netbpf.map((t) => t.seconds))}\n`);
+process.stderr.write(`  node -e 0         CPU ${text(help.node.map((t) => t.cpuSeconds))}, wall ${text(help.node.map((t) => t.seconds))}\n`);
+for (const tool of ["netbpf", "tcpdump"] as const) {
+  const list = captures[tool];
+  process.stderr.write(`  ${tool} capture: ready ${text(list.map((t) => t.readySeconds))}, first packet ${text(list.map((t) => t.firstPacketSeconds))}, CPU ${text(list.map((t) => t.cpuSeconds))}\n`);
+}
+const ratios = {
+  helpCpuOverNode: median(help.netbpf.map((t) => t.cpuSeconds)) / Math.max(1e-3, median(help.node.map((t) => t.cpuSeconds))),
+  readyNetbpfOverTcpdump: median(captures.netbpf.map((t) => t.readySeconds)) / median(captures.tcpdump.map((t) => t.readySeconds)),
+  firstPacketNetbpfOverTcpdump: median(captures.netbpf.map((t) => t.firstPacketSeconds)) / median(captures.tcpdump.map((t) => t.firstPacketSeconds)),
+};
+process.stderr.write(`  ratios (medians): --help CPU / node's ${ratios.helpCpuOverNode.toFixed(2)}x; capture ready / tcpdump's ${ratios.readyNetbpfOverTcpdump.toFixed(2)}x, first packet ${ratios.firstPacketNetbpfOverTcpdump.toFixed(2)}x\n`);
+process.stdout.write(`${JSON.stringify({ benchmark: "capture-startup", machine: { cpus: cpus().length, model: cpus()[0]?.model, loadAverage: loadavg() }, trials, help, captures, ratios }, null, 2)}\n`);
