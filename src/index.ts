@@ -92,7 +92,7 @@ export { StateStore, StateComponent, StateLock, type StateManifest, type StateAt
 export { type ExternSpec, type ProgramExternReference } from "./elf/collection-spec.js";
 export { kernelMaxEntries } from "./core/collection.js";
 export { findAttachBtfId, findKernelFunction, findKernelVariable, kernelSymbolAddress, kernelVersionCode, readKernelConfig, encodeKconfigValue, type AttachBtfKind } from "./btf/kernel-symbols.js";
-export { TrafficWatcher, watchTraffic, trafficGroupings, protocolName, type TrafficWatcherOptions, type WatchTrafficOptions, type TrafficSnapshot, type TrafficRow, type TrafficCounts, type TrafficRates, type TrafficGrouping } from "./monitor/traffic-watcher.js";
+export { TrafficWatcher, watchTraffic, trafficGroupings, type TrafficWatcherOptions, type WatchTrafficOptions, type TrafficSnapshot, type TrafficRow, type TrafficCounts, type TrafficRates, type TrafficGrouping } from "./monitor/traffic-watcher.js";
 export { trafficCounterProgram, portOwnerProgram, type TrafficCounterOptions } from "./programs/traffic-counter.js";
 export * from "./monitor/tcp-watcher.js";
 export { MetricsServer, parseListenAddress, defaultListenAddress, type MetricsServerOptions, type ListenAddress } from "./server/metrics-server.js";
@@ -118,3 +118,4 @@ export { lookupRoute, type RouteToAddress } from "./sys/route-lookup.js";
 export { JavaScriptProgram, type JavaScriptProgramOptions, type JavaScriptRunResult } from "./asm/javascript-program.js";
 export { OfflineFilter, type OfflineFilterEngine, type OfflineFilterOptions } from "./capture/offline-filter.js";
 export { PcapScanner, pcapTimeWords, type PcapScanRecord, type PcapScannerOptions } from "./pcap/pcap-scanner.js";
+export { protocolName, parseProtocol } from "./pcap/ip-protocol.js";

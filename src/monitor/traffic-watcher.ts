@@ -21,6 +21,7 @@ import { probeHelper } from "../features/features.js";
 import { attachCgroup } from "../link/cgroup.js";
 import { attachTcx } from "../link/tcx.js";
 import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
+import { protocolName } from "../pcap/ip-protocol.js";
 import { LinkType } from "../pcap/link-type.js";
 import { socketOwnerProgram } from "../programs/capture-program.js";
 import {
@@ -119,12 +120,6 @@ export interface TrafficSnapshot {
 }
 
 const procfsRetryMilliseconds = 10_000;
-
-const protocolNames: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6", 132: "sctp" };
-
-export function protocolName(protocol: number): string {
-  return protocolNames[protocol] ?? String(protocol);
-}
 
 interface KernelCounts {
   counts: number[];
