@@ -3,7 +3,6 @@ import { describeLimit, parseRate, RateLimiter, type LimitRuleInput } from "../f
 import { UsageError } from "../sys/errors.js";
 import { requireInterface } from "./block-command.js";
 import { renderTable, toJson, writeLine } from "./output.js";
-import { exitTwoOnUsageError } from "./usage-exit.js";
 
 function positiveInteger(text: string | undefined, what: string): number | undefined {
   if (text === undefined) return undefined;
@@ -55,7 +54,7 @@ export function registerLimitCommand(program: Command): void {
     .option("-f, --filter <expression>", "only traffic matching this pcap-filter expression")
     .option("--max-sources <n>", "sources tracked at once (LRU; set on first install)", "65536")
     .option("--json", "print the new limit as JSON")
-    .action(exitTwoOnUsageError((options: { interface?: string; rate?: string; burst?: string; protocol?: string; port?: string; filter?: string; maxSources: string; json?: boolean }) => {
+    .action((options: { interface?: string; rate?: string; burst?: string; protocol?: string; port?: string; filter?: string; maxSources: string; json?: boolean }) => {
       const name = requireInterface("limit", options.interface);
       if (!options.rate) throw new UsageError("limit", "no rate given", "e.g. --rate 1000pps or --rate 2mbit; see also `netbpf limit syn` and `netbpf limit status`");
       const input: LimitRuleInput = { rate: parseRate(options.rate) };
@@ -68,7 +67,7 @@ export function registerLimitCommand(program: Command): void {
       const rule = limiter.limit(input);
       if (options.json) writeLine(toJson({ interface: name, ...rule }));
       else writeLine(`limit ${rule.id} on ${name}: ${describeLimit(rule)} (${limiter.attachments().map((a) => `${a.hook}: ${a.mechanism}`).join(", ")})`);
-    }));
+    });
 
   limit
     .command("syn")
@@ -77,7 +76,7 @@ export function registerLimitCommand(program: Command): void {
     .option("--port <port>", "the listening port or range (required)")
     .option("-r, --rate <n>", "SYNs per second per source", "20")
     .option("--burst <n>", "SYNs a source may send at once")
-    .action(exitTwoOnUsageError((own: { interface?: string; port?: string; rate: string; burst?: string }) => {
+    .action((own: { interface?: string; port?: string; rate: string; burst?: string }) => {
       // Options written after `syn` may have been taken by `limit` itself.
       const parent = limit.opts() as { interface?: string; port?: string; rate?: string; burst?: string };
       const options = { interface: own.interface ?? parent.interface, port: own.port ?? parent.port, rate: parent.rate ?? own.rate, burst: own.burst ?? parent.burst };
@@ -88,7 +87,7 @@ export function registerLimitCommand(program: Command): void {
       const rule = limiter.guardSyn({ ports: options.port, rate: positiveInteger(options.rate, "--rate")!, ...(burst !== undefined ? { burst } : {}) });
       const cookies = limiter.config()?.synCookieHelpers;
       writeLine(`limit ${rule.id} on ${name}: ${describeLimit(rule)} (kernel SYN cookie helpers: ${cookies}; per-source SYN limit in use)`);
-    }));
+    });
 
   limit
     .command("status")
@@ -97,7 +96,7 @@ export function registerLimitCommand(program: Command): void {
     .option("--top <n>", "how many sources to show", "10")
     .option("--json", "one JSON object per limit and per source")
     .option("-w, --watch <seconds>", "refresh every SECONDS until interrupted")
-    .action(exitTwoOnUsageError(async (options: { interface?: string; top?: string; json?: boolean; watch?: string }) => {
+    .action(async (options: { interface?: string; top?: string; json?: boolean; watch?: string }) => {
       options.interface ??= (limit.opts() as { interface?: string }).interface;
       options.json ??= (limit.opts() as { json?: boolean }).json;
       const interval = positiveInteger(options.watch, "--watch");
@@ -116,19 +115,19 @@ export function registerLimitCommand(program: Command): void {
           controller.signal.addEventListener("abort", () => { clearTimeout(timer); resolve(undefined); }, { once: true });
         });
       }
-    }));
+    });
 
   limit
     .command("delete")
     .description("delete a limit by its id")
     .argument("<id>", "limit id (from `netbpf limit status`)")
     .option("-i, --interface <name>", "the interface (required)")
-    .action(exitTwoOnUsageError((idText: string, options: { interface?: string }) => {
+    .action((idText: string, options: { interface?: string }) => {
       options.interface ??= (limit.opts() as { interface?: string }).interface;
       const name = requireInterface("limit delete", options.interface);
       const id = positiveInteger(idText, "limit id")!;
       const [limiter] = limiters(name);
       const rule = limiter!.deleteRule(id);
       writeLine(`deleted limit ${rule.id} on ${name}: ${describeLimit(rule)}`);
-    }));
+    });
 }
