@@ -82,7 +82,7 @@ export { formatPredicate, type Predicate, type Value } from "./filter/predicate.
 export type { FilterNode } from "./filter/ast.js";
 export { VerifierReport, verifierReport, formatVerifierError, parseRegisterState, type VerifierFailureCategory, type VerifierReportOptions, type LineInfoRecord, type SourceLine, type RegisterState, type RelatedInstruction } from "./core/verifier-report.js";
 export { PacketSummarizer, hexDump, ipv4AddressText, ipv6AddressText, macAddressText, type SummaryOptions, type SummaryPacket } from "./capture/packet-summary.js";
-export { LiveCapture, upInterfaces, interfaceLinkType, defaultSnapLength, defaultRingSize, type LiveCaptureOptions, type LivePacket, type CaptureInterface, type CaptureDirection, type InterfaceCounters } from "./capture/live-capture.js";
+export { LiveCapture, upInterfaces, interfaceLinkType, defaultSnapLength, defaultRingSize, type LiveCaptureOptions, type LivePacket, type LiveCaptureInterface, type CaptureDirection, type InterfaceCounters } from "./capture/live-capture.js";
 export { compileCaptureFilter, type CaptureFilter, type CaptureFilterOptions } from "./capture/capture-filter.js";
 export { captureProgram, socketOwnerProgram, spliceFilterProgram, decodeCaptureRecord, CaptureCounter, captureHeaderSize, maximumSnapLength, type CaptureFilterEmitter, type CaptureProgramOptions, type CaptureProgram, type CaptureRingRecord } from "./programs/capture-program.js";
 export { generateTypeScriptBindings, pascalName, identifierName, type TypeScriptBindingsOptions } from "./gen/typescript-bindings.js";

@@ -40,7 +40,7 @@ import { compileCaptureFilter, type CaptureFilter } from "./capture-filter.js";
 
 export type CaptureDirection = "in" | "out" | "inout";
 
-export interface CaptureInterface {
+export interface LiveCaptureInterface {
   name: string;
   ifindex: number;
   /** LINKTYPE of what the program sees: Ethernet, or raw IP for devices without a link header. */
@@ -71,7 +71,7 @@ export interface LiveCaptureOptions {
 }
 
 export interface LivePacket {
-  interface: CaptureInterface;
+  interface: LiveCaptureInterface;
   /** Wall-clock nanoseconds since the epoch. */
   timestamp: bigint;
   direction: "inbound" | "outbound";
@@ -148,7 +148,7 @@ function receptionTypeOf(direction: "inbound" | "outbound", packetType: number):
 
 /** A running capture; close() detaches everything. */
 export class LiveCapture implements Disposable {
-  readonly interfaces: CaptureInterface[];
+  readonly interfaces: LiveCaptureInterface[];
   readonly direction: CaptureDirection;
   readonly snapLength: number;
   readonly filter: string;
@@ -264,7 +264,7 @@ export class LiveCapture implements Disposable {
   }
 
   /** The first captured interface that is gone (deleted, or moved to another network namespace), if any. */
-  missingInterface(): CaptureInterface | undefined {
+  missingInterface(): LiveCaptureInterface | undefined {
     return this.interfaces.find((i) => interfaceName(i.ifindex) !== i.name);
   }
 
