@@ -167,6 +167,13 @@ export class LiveCapture implements Disposable {
   /** #clockOffset's high and low 32 bits. */
   readonly #clockOffsetHigh: number;
   readonly #clockOffsetLow: number;
+  /**
+   * The latest timestamp delivered (high and low 32 bits). CPUs take a packet's time before
+   * reserving its ring slot, so a slot may hold a time slightly older than the slot before it;
+   * such a packet is given the previous packet's time, so output never goes backwards.
+   */
+  #lastHigh = 0;
+  #lastLow = 0;
   #delivered = 0;
   #closed = false;
   /** Aborted by close(): ends a wait for a wakeup left in flight. */
@@ -326,7 +333,15 @@ export class LiveCapture implements Disposable {
         low -= 0x1_0000_0000;
         carry = 1;
       }
-      const high = (view.getUint32(offset + 4, true) + offsetHigh + carry) >>> 0;
+      let high = (view.getUint32(offset + 4, true) + offsetHigh + carry) >>> 0;
+      // Never backwards (see #lastHigh).
+      if (high < this.#lastHigh || (high === this.#lastHigh && low < this.#lastLow)) {
+        high = this.#lastHigh;
+        low = this.#lastLow;
+      } else {
+        this.#lastHigh = high;
+        this.#lastLow = low;
+      }
       const recorded = view.getUint32(offset + 16, true);
       const capturedLength = recorded < length - captureHeaderSize ? recorded : length - captureHeaderSize;
       const inbound = ring[offset + 20] === 0;
@@ -431,6 +446,14 @@ export class LiveCapture implements Disposable {
     for await (const batch of this.batches(signal)) yield* batch;
   }
 
+  #notBackwards(timestamp: bigint): bigint {
+    const last = (BigInt(this.#lastHigh) << 32n) | BigInt(this.#lastLow);
+    if (timestamp < last) return last;
+    this.#lastHigh = Number(timestamp >> 32n);
+    this.#lastLow = Number(timestamp & 0xffff_ffffn);
+    return timestamp;
+  }
+
   /** The record at ring[offset, offset + length) as a packet (no Buffer per record: the ring is read in place). */
   #toPacket(ring: Buffer, offset: number, length: number, copy: boolean): LivePacket {
     if (length < captureHeaderSize) throw new NetbpfError("read capture ring", `a record of ${length} bytes is shorter than the ${captureHeaderSize}-byte header`);
@@ -449,7 +472,7 @@ export class LiveCapture implements Disposable {
     const view = ring.subarray(dataStart, dataStart + capturedLength);
     return {
       interface: captureInterface,
-      timestamp: ring.readBigUInt64LE(offset) + this.#clockOffset,
+      timestamp: this.#notBackwards(ring.readBigUInt64LE(offset) + this.#clockOffset),
       direction: ring[offset + 20] === 0 ? "inbound" : "outbound",
       originalLength: ring.readUInt32LE(offset + 12),
       data: copy ? Buffer.from(view) : view,
