@@ -22,6 +22,7 @@ import { rootCgroup } from "../sys/cgroup.js";
 import { possibleCpuCount } from "../sys/cpus.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { InterfaceFlag, listNetworkInterfaces } from "../sys/network-interfaces.js";
+import { networkNamespaceCookie } from "../sys/network-namespace.js";
 import { interfaceIndex, interfaceName } from "../sys/socket.js";
 import {
   captureCountersName,
@@ -247,6 +248,7 @@ export class LiveCapture implements Disposable {
             snapLength: this.snapLength,
             filter: filters.get(captureInterface.linkType)?.emitter,
             processes: this.processes,
+            namespace: this.processes ? Number(networkNamespaceCookie() & 0xffff_ffffn) : undefined,
             wakeupThreshold: this.delivery === "batched" ? this.ringSize / 16 : undefined,
           });
           const program = this.#own(Program.load({ type: ProgramType.SchedCls, instructions, name: direction === "ingress" ? "capture_in" : "capture_out" }, { maps }));
