@@ -23,6 +23,7 @@ import { possibleCpuCount } from "../sys/cpus.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { InterfaceFlag, listNetworkInterfaces } from "../sys/network-interfaces.js";
 import { networkNamespaceCookie } from "../sys/network-namespace.js";
+import { OwnedResources } from "../sys/owned-resources.js";
 import { interfaceIndex, interfaceName } from "../sys/socket.js";
 import {
   captureCountersName,
@@ -161,7 +162,7 @@ export class LiveCapture implements Disposable {
   readonly delivery: "immediate" | "batched";
   readonly #batchInterval: number;
   #gatherMilliseconds = maximumGatherMilliseconds;
-  readonly #owned: { close(): void }[] = [];
+  readonly #owned = new OwnedResources();
   readonly #reader: RingBufferReader;
   readonly #counters: BpfMap<number, bigint>;
   readonly #clockOffset: bigint;
@@ -268,8 +269,7 @@ export class LiveCapture implements Disposable {
   }
 
   #own<T extends { close(): void }>(owned: T): T {
-    this.#owned.push(owned);
-    return owned;
+    return this.#owned.add(owned);
   }
 
   /** The first captured interface that is gone (deleted, or moved to another network namespace), if any. */
@@ -502,13 +502,7 @@ export class LiveCapture implements Disposable {
     this.#lifetime.abort();
     this.#endDelay?.();
     // Detach links first (they were created after the programs), then the rest.
-    for (const owned of this.#owned.splice(0).reverse()) {
-      try {
-        owned.close();
-      } catch {
-        // keep closing the others
-      }
-    }
+    this.#owned.closeAll();
   }
 
   [Symbol.dispose](): void {

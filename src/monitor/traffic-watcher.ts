@@ -22,6 +22,7 @@ import { attachCgroup } from "../link/cgroup.js";
 import { attachTcx } from "../link/tcx.js";
 import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
 import { protocolName } from "../pcap/ip-protocol.js";
+import { OwnedResources } from "../sys/owned-resources.js";
 import { LinkType } from "../pcap/link-type.js";
 import { socketOwnerProgram } from "../programs/capture-program.js";
 import {
@@ -151,7 +152,7 @@ export class TrafficWatcher implements Disposable {
   /** Whether processes are being attributed, and why not when asked for and unavailable. */
   readonly processes: boolean;
   readonly processesUnavailable?: string;
-  readonly #owned: { close(): void }[] = [];
+  readonly #owned = new OwnedResources();
   readonly #counts: BpfMap;
   readonly #statistics: BpfMap<number, bigint>;
   readonly #socketOwners: BpfMap | undefined;
@@ -243,8 +244,7 @@ export class TrafficWatcher implements Disposable {
   }
 
   #own<T extends { close(): void }>(owned: T): T {
-    this.#owned.push(owned);
-    return owned;
+    return this.#owned.add(owned);
   }
 
   #statistic(kind: number): number {
@@ -407,13 +407,7 @@ export class TrafficWatcher implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const owned of this.#owned.splice(0).reverse()) {
-      try {
-        owned.close();
-      } catch {
-        // keep closing the others
-      }
-    }
+    this.#owned.closeAll();
   }
 
   [Symbol.dispose](): void {
