@@ -82,7 +82,7 @@ export { formatPredicate, type Predicate, type Value } from "./filter/predicate.
 export type { FilterNode } from "./filter/ast.js";
 export { VerifierReport, verifierReport, formatVerifierError, parseRegisterState, type VerifierFailureCategory, type VerifierReportOptions, type LineInfoRecord, type SourceLine, type RegisterState, type RelatedInstruction } from "./core/verifier-report.js";
 export { PacketSummarizer, hexDump, ipv4AddressText, ipv6AddressText, macAddressText, type SummaryOptions, type SummaryPacket } from "./capture/packet-summary.js";
-export { LiveCapture, upInterfaces, interfaceLinkType, defaultSnapLength, defaultRingSize, type LiveCaptureOptions, type LivePacket, type CaptureInterface, type CaptureDirection, type InterfaceCounters } from "./capture/live-capture.js";
+export { LiveCapture, upInterfaces, interfaceLinkType, defaultSnapLength, defaultRingSize, type LiveCaptureOptions, type LivePacket, type LiveCaptureInterface, type CaptureDirection, type InterfaceCounters } from "./capture/live-capture.js";
 export { compileCaptureFilter, type CaptureFilter, type CaptureFilterOptions } from "./capture/capture-filter.js";
 export { captureProgram, socketOwnerProgram, spliceFilterProgram, decodeCaptureRecord, CaptureCounter, captureHeaderSize, maximumSnapLength, type CaptureFilterEmitter, type CaptureProgramOptions, type CaptureProgram, type CaptureRingRecord } from "./programs/capture-program.js";
 export { generateTypeScriptBindings, pascalName, identifierName, type TypeScriptBindingsOptions } from "./gen/typescript-bindings.js";
@@ -92,7 +92,7 @@ export { StateStore, StateComponent, StateLock, type StateManifest, type StateAt
 export { type ExternSpec, type ProgramExternReference } from "./elf/collection-spec.js";
 export { kernelMaxEntries } from "./core/collection.js";
 export { findAttachBtfId, findKernelFunction, findKernelVariable, kernelSymbolAddress, kernelVersionCode, readKernelConfig, encodeKconfigValue, type AttachBtfKind } from "./btf/kernel-symbols.js";
-export { TrafficWatcher, watchTraffic, trafficGroupings, protocolName, type TrafficWatcherOptions, type WatchTrafficOptions, type TrafficSnapshot, type TrafficRow, type TrafficCounts, type TrafficRates, type TrafficGrouping } from "./monitor/traffic-watcher.js";
+export { TrafficWatcher, watchTraffic, trafficGroupings, type TrafficWatcherOptions, type WatchTrafficOptions, type TrafficSnapshot, type TrafficRow, type TrafficCounts, type TrafficRates, type TrafficGrouping } from "./monitor/traffic-watcher.js";
 export { trafficCounterProgram, portOwnerProgram, type TrafficCounterOptions } from "./programs/traffic-counter.js";
 export * from "./monitor/tcp-watcher.js";
 export { MetricsServer, parseListenAddress, defaultListenAddress, type MetricsServerOptions, type ListenAddress } from "./server/metrics-server.js";
@@ -126,3 +126,4 @@ export { ConnectionTable, type ConnectionRow, type ConnectionView, type TalkGrap
 export { ConnectionFilter } from "./server/connection-filter.js";
 export { JsonLinesAlertSource, type AlertSource, type DashboardAlert, type AlertSeverity } from "./server/alert-source.js";
 export { readControlStatus, type ControlStatus } from "./server/control-status.js";
+export { protocolName, parseProtocol } from "./pcap/ip-protocol.js";

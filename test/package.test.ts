@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -54,4 +54,11 @@ test("npm pack ships the built code, the docs the README links to and resolvable
   assert.match(map.sourcesContent[0], /export function compileFilter/);
   const scripts = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).scripts;
   assert.match(scripts.prepack, /npm run build/, "a build before publishing");
+});
+
+test("one module loads libc through the FFI: src/sys/libc.ts", () => {
+  const sources = (folder: string): string[] =>
+    readdirSync(folder, { withFileTypes: true }).flatMap((entry) => (entry.isDirectory() ? sources(join(folder, entry.name)) : entry.name.endsWith(".ts") ? [join(folder, entry.name)] : []));
+  const loaders = sources(join(root, "src")).filter((file) => /from "koffi"|koffi\.load\(/.test(readFileSync(file, "utf8")));
+  assert.deepEqual(loaders.map((file) => file.slice(root.length)), ["src/sys/libc.ts"]);
 });

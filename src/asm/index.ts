@@ -11,5 +11,5 @@ export type { HelperName } from "./helpers.js";
 export type { Operand, AccessType, Condition, AtomicOperationName } from "./assembler.js";
 export { disassembleInstruction, labelSymbols, type DisassemblyOptions } from "./disassembler.js";
 export { assembleLlvm } from "./llvm-assembler.js";
-export { ExecutionError, type Helper, type HelperContext, type InterpreterOptions, type RunResult, type ExecutionFailure } from "./interpreter.js";
+export { ExecutionError, type Helper, type HelperContext, type InterpreterOptions, type InterpreterRunOptions, type RunResult, type ExecutionFailure } from "./interpreter.js";
 export { xdpContext, socketBufferContext, packetHelpers, ethernetProtocol, type ContextModel, type PacketPointer } from "./contexts.js";

@@ -57,7 +57,7 @@ export interface InterpreterOptions {
   validate?: boolean;
 }
 
-export interface RunOptions {
+export interface InterpreterRunOptions {
   /**
    * Give the program a context in r1 (see xdpContext, socketBufferContext)
    * whose data/data_end fields point into `memory`; r2 is then 0.
@@ -163,7 +163,7 @@ export class Interpreter {
   }
 
   /** Runs the program over `memory` (which it may modify) and returns r0. */
-  run(memory: Uint8Array = new Uint8Array(0), options: RunOptions = {}): RunResult {
+  run(memory: Uint8Array = new Uint8Array(0), options: InterpreterRunOptions = {}): RunResult {
     if (!(memory instanceof Uint8Array)) throw new UsageError("run eBPF program", "memory must be a Uint8Array (or Buffer)");
     const stack = this.stack;
     // Zero the first frame now, each further frame when a call enters it.
@@ -216,7 +216,7 @@ export class Interpreter {
     return this.execute();
   }
 
-  private setRegisters(registers: NonNullable<RunOptions["registers"]>): void {
+  private setRegisters(registers: NonNullable<InterpreterRunOptions["registers"]>): void {
     const high = this.high;
     const low = this.low;
     for (const [register, value] of Object.entries(registers)) {
@@ -730,6 +730,6 @@ function swap32(value: number): number {
 }
 
 /** Runs a program once over `memory`; see {@link Interpreter}. */
-export function runProgram(program: readonly Instruction[] | Uint8Array, memory?: Uint8Array, options: InterpreterOptions & RunOptions = {}): RunResult {
+export function runProgram(program: readonly Instruction[] | Uint8Array, memory?: Uint8Array, options: InterpreterOptions & InterpreterRunOptions = {}): RunResult {
   return new Interpreter(program, options).run(memory, options);
 }

@@ -12,7 +12,7 @@
  */
 import { UsageError } from "../sys/errors.js";
 import { type Instruction, decode, jumpTargetSlot, slotIndexes, validateInstructions, wideValue } from "./instruction.js";
-import { ExecutionError, type ExecutionFailure, type Helper, type HelperContext, type InterpreterOptions, type RunOptions, stackSize } from "./interpreter.js";
+import { ExecutionError, type ExecutionFailure, type Helper, type HelperContext, type InterpreterOptions, type InterpreterRunOptions, stackSize } from "./interpreter.js";
 import { CallSource, Opcode } from "./opcodes.js";
 
 export type JavaScriptProgramOptions = InterpreterOptions;
@@ -96,7 +96,7 @@ export class JavaScriptProgram {
   }
 
   /** Runs the program over `memory` (which it may modify) and returns r0. */
-  run(memory: Uint8Array = new Uint8Array(0), options: Omit<RunOptions, "context"> & { context?: never } = {}): JavaScriptRunResult {
+  run(memory: Uint8Array = new Uint8Array(0), options: Omit<InterpreterRunOptions, "context"> & { context?: never } = {}): JavaScriptRunResult {
     if (!(memory instanceof Uint8Array)) throw new UsageError("run eBPF program", "memory must be a Uint8Array (or Buffer)");
     if (options.context !== undefined) throw new UsageError("run eBPF program", "a context model is not supported by the JavaScript compiler", "use the Interpreter");
     let initial: Int32Array | undefined;

@@ -22,6 +22,8 @@ import { rootCgroup } from "../sys/cgroup.js";
 import { possibleCpuCount } from "../sys/cpus.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { InterfaceFlag, listNetworkInterfaces } from "../sys/network-interfaces.js";
+import { networkNamespaceCookie } from "../sys/network-namespace.js";
+import { OwnedResources } from "../sys/owned-resources.js";
 import { interfaceIndex, interfaceName } from "../sys/socket.js";
 import {
   captureCountersName,
@@ -39,7 +41,7 @@ import { compileCaptureFilter, type CaptureFilter } from "./capture-filter.js";
 
 export type CaptureDirection = "in" | "out" | "inout";
 
-export interface CaptureInterface {
+export interface LiveCaptureInterface {
   name: string;
   ifindex: number;
   /** LINKTYPE of what the program sees: Ethernet, or raw IP for devices without a link header. */
@@ -70,7 +72,7 @@ export interface LiveCaptureOptions {
 }
 
 export interface LivePacket {
-  interface: CaptureInterface;
+  interface: LiveCaptureInterface;
   /** Wall-clock nanoseconds since the epoch. */
   timestamp: bigint;
   direction: "inbound" | "outbound";
@@ -154,7 +156,7 @@ function receptionTypeOf(direction: "inbound" | "outbound", packetType: number):
 
 /** A running capture; close() detaches everything. */
 export class LiveCapture implements Disposable {
-  readonly interfaces: CaptureInterface[];
+  readonly interfaces: LiveCaptureInterface[];
   readonly direction: CaptureDirection;
   readonly snapLength: number;
   readonly filter: string;
@@ -166,13 +168,20 @@ export class LiveCapture implements Disposable {
   readonly delivery: "immediate" | "batched";
   readonly #batchInterval: number;
   #gatherMilliseconds = maximumGatherMilliseconds;
-  readonly #owned: { close(): void }[] = [];
+  readonly #owned = new OwnedResources();
   readonly #reader: RingBufferReader;
   readonly #counters: BpfMap<number, bigint>;
   readonly #clockOffset: bigint;
   /** #clockOffset's high and low 32 bits. */
   readonly #clockOffsetHigh: number;
   readonly #clockOffsetLow: number;
+  /**
+   * The latest timestamp delivered (high and low 32 bits). CPUs take a packet's time before
+   * reserving its ring slot, so a slot may hold a time slightly older than the slot before it;
+   * such a packet is given the previous packet's time, so output never goes backwards.
+   */
+  #lastHigh = 0;
+  #lastLow = 0;
   #delivered = 0;
   #closed = false;
   /** Aborted by close(): ends a wait for a wakeup left in flight. */
@@ -246,6 +255,7 @@ export class LiveCapture implements Disposable {
             snapLength: this.snapLength,
             filter: filters.get(captureInterface.linkType)?.emitter,
             processes: this.processes,
+            namespace: this.processes ? Number(networkNamespaceCookie() & 0xffff_ffffn) : undefined,
             wakeupThreshold: this.delivery === "batched" ? this.ringSize / 16 : undefined,
           });
           const program = this.#own(Program.load({ type: ProgramType.SchedCls, instructions, name: direction === "ingress" ? "capture_in" : "capture_out" }, { maps }));
@@ -265,12 +275,11 @@ export class LiveCapture implements Disposable {
   }
 
   #own<T extends { close(): void }>(owned: T): T {
-    this.#owned.push(owned);
-    return owned;
+    return this.#owned.add(owned);
   }
 
   /** The first captured interface that is gone (deleted, or moved to another network namespace), if any. */
-  missingInterface(): CaptureInterface | undefined {
+  missingInterface(): LiveCaptureInterface | undefined {
     return this.interfaces.find((i) => interfaceName(i.ifindex) !== i.name);
   }
 
@@ -332,7 +341,15 @@ export class LiveCapture implements Disposable {
         low -= 0x1_0000_0000;
         carry = 1;
       }
-      const high = (view.getUint32(offset + 4, true) + offsetHigh + carry) >>> 0;
+      let high = (view.getUint32(offset + 4, true) + offsetHigh + carry) >>> 0;
+      // Never backwards (see #lastHigh).
+      if (high < this.#lastHigh || (high === this.#lastHigh && low < this.#lastLow)) {
+        high = this.#lastHigh;
+        low = this.#lastLow;
+      } else {
+        this.#lastHigh = high;
+        this.#lastLow = low;
+      }
       const recorded = view.getUint32(offset + 16, true);
       const capturedLength = recorded < length - captureHeaderSize ? recorded : length - captureHeaderSize;
       const inbound = ring[offset + 20] === 0;
@@ -437,6 +454,14 @@ export class LiveCapture implements Disposable {
     for await (const batch of this.batches(signal)) yield* batch;
   }
 
+  #notBackwards(timestamp: bigint): bigint {
+    const last = (BigInt(this.#lastHigh) << 32n) | BigInt(this.#lastLow);
+    if (timestamp < last) return last;
+    this.#lastHigh = Number(timestamp >> 32n);
+    this.#lastLow = Number(timestamp & 0xffff_ffffn);
+    return timestamp;
+  }
+
   /** The record at ring[offset, offset + length) as a packet (no Buffer per record: the ring is read in place). */
   #toPacket(ring: Buffer, offset: number, length: number, copy: boolean): LivePacket {
     if (length < captureHeaderSize) throw new NetbpfError("read capture ring", `a record of ${length} bytes is shorter than the ${captureHeaderSize}-byte header`);
@@ -455,7 +480,7 @@ export class LiveCapture implements Disposable {
     const view = ring.subarray(dataStart, dataStart + capturedLength);
     return {
       interface: captureInterface,
-      timestamp: ring.readBigUInt64LE(offset) + this.#clockOffset,
+      timestamp: this.#notBackwards(ring.readBigUInt64LE(offset) + this.#clockOffset),
       direction: ring[offset + 20] === 0 ? "inbound" : "outbound",
       originalLength: ring.readUInt32LE(offset + 12),
       data: copy ? Buffer.from(view) : view,
@@ -483,13 +508,7 @@ export class LiveCapture implements Disposable {
     this.#lifetime.abort();
     this.#endDelay?.();
     // Detach links first (they were created after the programs), then the rest.
-    for (const owned of this.#owned.splice(0).reverse()) {
-      try {
-        owned.close();
-      } catch {
-        // keep closing the others
-      }
-    }
+    this.#owned.closeAll();
   }
 
   [Symbol.dispose](): void {

@@ -10,6 +10,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { LinkType } from "../pcap/link-type.js";
+import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
 
 export interface SummaryOptions {
   /** `-e`: print the link-level header. */
@@ -77,29 +78,12 @@ export function macAddressText(bytes: Uint8Array, offset = 0, length = 6): strin
 }
 
 export function ipv4AddressText(bytes: Uint8Array, offset: number): string {
-  return `${bytes[offset]}.${bytes[offset + 1]}.${bytes[offset + 2]}.${bytes[offset + 3]}`;
+  return formatIpv4(bytes.subarray(offset, offset + 4));
 }
 
-/** RFC 5952 text as inet_ntop (and so tcpdump) prints it, including ::ffff:a.b.c.d for IPv4-mapped addresses. */
+/** The address at `offset` as formatIpv6 writes it (inet_ntop's text, as tcpdump prints it). */
 export function ipv6AddressText(bytes: Uint8Array, offset: number): string {
-  const words: number[] = [];
-  for (let i = 0; i < 8; i++) words.push((bytes[offset + 2 * i]! << 8) | bytes[offset + 2 * i + 1]!);
-  let bestStart = -1;
-  let bestLength = 0;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLength) { bestStart = i; bestLength = j - i; }
-    i = j;
-  }
-  if (bestLength < 2) bestStart = -1;
-  if (bestStart === 0 && (bestLength === 6 || (bestLength === 5 && words[5] === 0xffff))) {
-    return `::${bestLength === 5 ? "ffff:" : ""}${ipv4AddressText(bytes, offset + 12)}`;
-  }
-  const text = (from: number, to: number) => words.slice(from, to).map((w) => w.toString(16)).join(":");
-  if (bestStart < 0) return text(0, 8);
-  return `${text(0, bestStart)}::${text(bestStart + bestLength, 8)}`;
+  return formatIpv6(bytes.subarray(offset, offset + 16));
 }
 
 function internetChecksum(chunks: Uint8Array[]): number {

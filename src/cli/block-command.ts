@@ -5,7 +5,6 @@ import { describeRule, Firewall, type FirewallRuleInput, type RuleAction } from 
 import { parseDirection } from "../firewall/traffic-match.js";
 import { UsageError } from "../sys/errors.js";
 import { toJson, writeLine } from "./output.js";
-import { exitTwoOnUsageError } from "./usage-exit.js";
 
 interface RuleOptions {
   interface?: string;
@@ -52,7 +51,7 @@ function registerRuleCommand(program: Command, action: RuleAction): void {
     .option("--file <list>", "a list of addresses/CIDRs, one per line (# comments), loaded in one batch as one rule")
     .option("--comment <text>", "a note shown by `netbpf rules`")
     .option("--json", "print the new rule as JSON")
-    .action(exitTwoOnUsageError((addresses: string[], options: RuleOptions) => {
+    .action((addresses: string[], options: RuleOptions) => {
       const name = requireInterface(verb, options.interface);
       const direction = parseDirection(options.direction ?? "both");
       const prefixes = addresses.map((address) => parseAddressPrefix(address));
@@ -72,7 +71,7 @@ function registerRuleCommand(program: Command, action: RuleAction): void {
       const attachments = firewall.component.readManifest()?.attachments ?? [];
       const where = attachments.map((attachment) => `${attachment.hook}: ${attachment.mechanism}`).join(", ");
       writeLine(`rule ${rule.id} on ${name}: ${rule.action} ${describeRule(rule)} (${rule.direction}; ${where})`);
-    }));
+    });
 }
 
 export function registerBlockCommands(program: Command): void {

@@ -3,7 +3,6 @@ import { describeLimit, describeSyncookieSetting, parseRate, RateLimiter, readSy
 import { UsageError } from "../sys/errors.js";
 import { requireInterface } from "./block-command.js";
 import { renderTable, toJson, writeLine } from "./output.js";
-import { exitTwoOnUsageError } from "./usage-exit.js";
 
 function positiveInteger(text: string | undefined, what: string): number | undefined {
   if (text === undefined) return undefined;
@@ -58,7 +57,7 @@ export function registerLimitCommand(program: Command): void {
     .option("-f, --filter <expression>", "only traffic matching this pcap-filter expression")
     .option("--max-sources <n>", "sources tracked at once (LRU; set on first install)", "65536")
     .option("--json", "print the new limit as JSON")
-    .action(exitTwoOnUsageError((options: { interface?: string; rate?: string; burst?: string; protocol?: string; port?: string; filter?: string; maxSources: string; json?: boolean }) => {
+    .action((options: { interface?: string; rate?: string; burst?: string; protocol?: string; port?: string; filter?: string; maxSources: string; json?: boolean }) => {
       const name = requireInterface("limit", options.interface);
       if (!options.rate) throw new UsageError("limit", "no rate given", "e.g. --rate 1000pps or --rate 2mbit; see also `netbpf limit syn` and `netbpf limit status`");
       const input: LimitRuleInput = { rate: parseRate(options.rate) };
@@ -71,7 +70,7 @@ export function registerLimitCommand(program: Command): void {
       const rule = limiter.limit(input);
       if (options.json) writeLine(toJson({ interface: name, ...rule }));
       else writeLine(`limit ${rule.id} on ${name}: ${describeLimit(rule)} (${limiter.attachments().map((a) => `${a.hook}: ${a.mechanism}`).join(", ")})`);
-    }));
+    });
 
   limit
     .command("syn")
@@ -81,7 +80,7 @@ export function registerLimitCommand(program: Command): void {
     .option("-r, --rate <n>", "SYNs per second per source", "20")
     .option("--burst <n>", "SYNs a source may send at once")
     .option("--no-cookies", "only the per-source SYN limit: never answer SYNs with SYN cookies")
-    .action(exitTwoOnUsageError((own: { interface?: string; port?: string; rate: string; burst?: string; cookies: boolean }) => {
+    .action((own: { interface?: string; port?: string; rate: string; burst?: string; cookies: boolean }) => {
       // Options written after `syn` may have been taken by `limit` itself.
       const parent = limit.opts() as { interface?: string; port?: string; rate?: string; burst?: string };
       const options = { interface: own.interface ?? parent.interface, port: own.port ?? parent.port, rate: parent.rate ?? own.rate, burst: own.burst ?? parent.burst };
@@ -94,7 +93,7 @@ export function registerLimitCommand(program: Command): void {
       const mode = rule.synMode === "cookies" ? `SYN cookies answered by the program, plus the per-source SYN limit; ${describeSyncookieSetting(readSyncookieSetting())}`
         : own.cookies ? `per-source SYN limit only (kernel SYN cookie helpers: ${helpers})` : "per-source SYN limit only (--no-cookies)";
       writeLine(`limit ${rule.id} on ${name}: ${describeLimit(rule)} (mode: ${mode})`);
-    }));
+    });
 
   limit
     .command("status")
@@ -103,7 +102,7 @@ export function registerLimitCommand(program: Command): void {
     .option("--top <n>", "how many sources to show", "10")
     .option("--json", "one JSON object per limit and per source")
     .option("-w, --watch <seconds>", "refresh every SECONDS until interrupted")
-    .action(exitTwoOnUsageError(async (options: { interface?: string; top?: string; json?: boolean; watch?: string }) => {
+    .action(async (options: { interface?: string; top?: string; json?: boolean; watch?: string }) => {
       options.interface ??= (limit.opts() as { interface?: string }).interface;
       options.json ??= (limit.opts() as { json?: boolean }).json;
       const interval = positiveInteger(options.watch, "--watch");
@@ -122,19 +121,19 @@ export function registerLimitCommand(program: Command): void {
           controller.signal.addEventListener("abort", () => { clearTimeout(timer); resolve(undefined); }, { once: true });
         });
       }
-    }));
+    });
 
   limit
     .command("delete")
     .description("delete a limit by its id")
     .argument("<id>", "limit id (from `netbpf limit status`)")
     .option("-i, --interface <name>", "the interface (required)")
-    .action(exitTwoOnUsageError((idText: string, options: { interface?: string }) => {
+    .action((idText: string, options: { interface?: string }) => {
       options.interface ??= (limit.opts() as { interface?: string }).interface;
       const name = requireInterface("limit delete", options.interface);
       const id = positiveInteger(idText, "limit id")!;
       const [limiter] = limiters(name);
       const rule = limiter!.deleteRule(id);
       writeLine(`deleted limit ${rule.id} on ${name}: ${describeLimit(rule)}`);
-    }));
+    });
 }

@@ -3,7 +3,6 @@ import { describeMark, Marker, type MarkRuleInput } from "../firewall/marker.js"
 import { UsageError } from "../sys/errors.js";
 import { requireInterface } from "./block-command.js";
 import { renderTable, toJson, writeLine } from "./output.js";
-import { exitTwoOnUsageError } from "./usage-exit.js";
 
 export function registerMarkCommand(program: Command): void {
   const mark = program
@@ -17,7 +16,7 @@ export function registerMarkCommand(program: Command): void {
     .option("--port <port>", "only this source or destination port (or range)")
     .option("-f, --filter <expression>", "only traffic matching this pcap-filter expression")
     .option("--json", "print the new rule as JSON")
-    .action(exitTwoOnUsageError((options: { interface?: string; priority?: string; fwmark?: string; dscp?: string; protocol?: string; port?: string; filter?: string; json?: boolean }) => {
+    .action((options: { interface?: string; priority?: string; fwmark?: string; dscp?: string; protocol?: string; port?: string; filter?: string; json?: boolean }) => {
       const name = requireInterface("mark", options.interface);
       const input: MarkRuleInput = {};
       if (options.priority !== undefined) input.priority = options.priority;
@@ -30,14 +29,14 @@ export function registerMarkCommand(program: Command): void {
       const rule = marker.mark(input);
       if (options.json) writeLine(toJson({ interface: name, ...rule }));
       else writeLine(`mark ${rule.id} on ${name}: ${describeMark(rule)} (${marker.attachments().map((a) => `${a.hook}: ${a.mechanism}`).join(", ")})`);
-    }));
+    });
 
   mark
     .command("list")
     .description("mark rules with their packet and byte counters")
     .option("-i, --interface <name>", "only this interface")
     .option("--json", "one JSON object per rule")
-    .action(exitTwoOnUsageError((options: { interface?: string; json?: boolean }) => {
+    .action((options: { interface?: string; json?: boolean }) => {
       options.interface ??= (mark.opts() as { interface?: string }).interface;
       options.json ??= (mark.opts() as { json?: boolean }).json;
       const rows: string[][] = [];
@@ -49,14 +48,14 @@ export function registerMarkCommand(program: Command): void {
         }
       }
       if (!options.json) writeLine(rows.length ? renderTable(["INTERFACE", "ID", "MARK", "PACKETS", "BYTES"], rows) : "no marks installed");
-    }));
+    });
 
   mark
     .command("delete")
     .description("delete a mark rule by its id")
     .argument("<id>", "rule id (from `netbpf mark list`)")
     .option("-i, --interface <name>", "the interface (required)")
-    .action(exitTwoOnUsageError((idText: string, options: { interface?: string }) => {
+    .action((idText: string, options: { interface?: string }) => {
       options.interface ??= (mark.opts() as { interface?: string }).interface;
       const name = requireInterface("mark delete", options.interface);
       if (!/^\d+$/.test(idText)) throw new UsageError("mark delete", `rule id must be a positive integer, got ${JSON.stringify(idText)}`);
@@ -64,5 +63,5 @@ export function registerMarkCommand(program: Command): void {
       if (!marker) throw new UsageError("mark delete", `no marks are installed on ${name}`);
       const rule = marker.deleteRule(Number(idText));
       writeLine(`deleted mark ${rule.id} on ${name}: ${describeMark(rule)}`);
-    }));
+    });
 }

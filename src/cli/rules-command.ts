@@ -4,7 +4,6 @@ import { parseDirection } from "../firewall/traffic-match.js";
 import { UsageError } from "../sys/errors.js";
 import { requireInterface } from "./block-command.js";
 import { renderTable, toJson, writeLine } from "./output.js";
-import { exitTwoOnUsageError } from "./usage-exit.js";
 
 /** The firewalls a rules subcommand acts on: the named interface's, or every installed one. */
 function firewalls(name: string | undefined): Firewall[] {
@@ -26,7 +25,7 @@ export function registerRulesCommand(program: Command): void {
     .description("list firewall rules with their packet and byte counters; delete, flush, set the default policy")
     .option("-i, --interface <name>", "only this interface")
     .option("--json", "one JSON object per rule (and per default policy)")
-    .action(exitTwoOnUsageError((options: { interface?: string; json?: boolean }) => {
+    .action((options: { interface?: string; json?: boolean }) => {
       const rows: (string | number)[][] = [];
       for (const firewall of firewalls(options.interface)) {
         const config = firewall.config();
@@ -46,14 +45,14 @@ export function registerRulesCommand(program: Command): void {
         if (rows.length === 0) writeLine("no firewall rules installed");
         else writeLine(renderTable(["INTERFACE", "ID", "ACTION", "DIRECTION", "MATCH", "PACKETS", "BYTES"], rows));
       }
-    }));
+    });
 
   rules
     .command("delete")
     .description("delete a rule by its id")
     .argument("<id>", "rule id (from `netbpf rules`)")
     .option("-i, --interface <name>", "the interface (needed when several have firewalls)")
-    .action(exitTwoOnUsageError((idText: string, options: { interface?: string }) => {
+    .action((idText: string, options: { interface?: string }) => {
       options.interface ??= (rules.opts() as { interface?: string }).interface;
       const id = Number(idText);
       if (!/^\d+$/.test(idText) || id < 1) throw new UsageError("rules delete", `rule id must be a positive integer, got ${JSON.stringify(idText)}`);
@@ -62,18 +61,18 @@ export function registerRulesCommand(program: Command): void {
       if (candidates.length === 0) throw new UsageError("rules delete", "no firewall is installed");
       const rule = candidates[0]!.deleteRule(id);
       writeLine(`deleted rule ${rule.id} on ${candidates[0]!.interfaceName}: ${rule.action} ${describeRule(rule)}`);
-    }));
+    });
 
   rules
     .command("flush")
     .description("delete every rule (of one interface with -i); the default policy stays")
     .option("-i, --interface <name>", "only this interface")
-    .action(exitTwoOnUsageError((options: { interface?: string }) => {
+    .action((options: { interface?: string }) => {
       options.interface ??= (rules.opts() as { interface?: string }).interface;
       let total = 0;
       for (const firewall of firewalls(options.interface)) total += firewall.flush();
       writeLine(`deleted ${total} rules`);
-    }));
+    });
 
   rules
     .command("policy")
@@ -81,12 +80,12 @@ export function registerRulesCommand(program: Command): void {
     .argument("<policy>", "allow or drop")
     .option("-i, --interface <name>", "the interface (required)")
     .option("-d, --direction <direction>", "ingress, egress or both", "ingress")
-    .action(exitTwoOnUsageError((policyText: string, options: { interface?: string; direction?: string }) => {
+    .action((policyText: string, options: { interface?: string; direction?: string }) => {
       options.interface ??= (rules.opts() as { interface?: string }).interface;
       const name = requireInterface("rules policy", options.interface);
       const action = policyText === "drop" || policyText === "block" ? "block" : policyText === "allow" || policyText === "accept" ? "allow" : undefined;
       if (!action) throw new UsageError("rules policy", `policy must be allow or drop, got ${JSON.stringify(policyText)}`);
       const policy = Firewall.open(name).setPolicy(action, parseDirection(options.direction ?? "ingress"));
       writeLine(`policy on ${name}: ingress ${policy.ingress}, egress ${policy.egress}`);
-    }));
+    });
 }

@@ -227,7 +227,8 @@ function createMap(spec: CollectionMapSpec, btf: FileDescriptor | undefined, opt
     }
     const map = createWithBtfFallback(spec, btf);
     try {
-      const created = mkdirSync(folder, { recursive: true });
+      // Private like bpftool's and the state store's folders: pins grant access to the objects.
+      const created = mkdirSync(folder, { recursive: true, mode: 0o700 });
       if (created && !report.createdPinFolder) report.createdPinFolder = created;
       map.pin(path);
     } catch (error) {

@@ -112,20 +112,28 @@ export function buildDecisionGraph(predicate: Predicate, options: { optimize?: b
   };
   let root = build(predicate, accept, reject);
   if (!optimize) return root;
+  const keys = new Keys();
   for (let round = 0; round < 50; round++) {
-    const changed = optimizeOnce(root);
+    const changed = optimizeOnce(root, keys);
     root = changed.root;
     if (!changed.changed) break;
   }
   return root;
 }
 
+/**
+ * What is known on a path: the outcomes of the most recent tests and the known values of
+ * expressions (from == tests that held). Tests and values are numbered (see Keys), so a set of
+ * facts is two short arrays, cheap to copy onto every edge of every pass.
+ */
 interface Facts {
-  /** Known value of an expression (from an == test that held). */
-  equals: Map<string, number>;
-  /** Known outcomes of tests. */
-  outcomes: Map<string, boolean>;
+  /** Test number * 2 + outcome (1 true, 0 false), oldest first. */
+  outcomes: readonly number[];
+  /** Pairs of value number and its known constant, oldest first. */
+  equals: readonly number[];
 }
+
+const noFacts: Facts = { outcomes: [], equals: [] };
 
 function disablesOptimizer(predicate: Predicate): boolean {
   switch (predicate.kind) {
@@ -143,23 +151,39 @@ function disablesOptimizer(predicate: Predicate): boolean {
 }
 
 interface TestKeys {
-  value: string;
-  test: string;
+  /** Number of the tested expression (equal numbers, equal text). */
+  value: number;
+  /** Number of the whole test. */
+  test: number;
   constant: number | undefined;
 }
 
-const keyCache = new WeakMap<DecisionTest, TestKeys>();
+/** Numbers the tests of one graph by their text, so facts compare numbers, not strings. */
+class Keys {
+  private readonly numbers = new Map<string, number>();
+  private readonly byTest = new WeakMap<DecisionTest, TestKeys>();
 
-function testKeys(test: DecisionTest): TestKeys {
-  let keys = keyCache.get(test);
-  if (!keys) {
-    keys = computeTestKeys(test);
-    keyCache.set(test, keys);
+  of(test: DecisionTest): TestKeys {
+    let keys = this.byTest.get(test);
+    if (!keys) {
+      const text = testText(test);
+      keys = { value: this.number(text.value), test: this.number(text.test), constant: text.constant };
+      this.byTest.set(test, keys);
+    }
+    return keys;
   }
-  return keys;
+
+  private number(text: string): number {
+    let number = this.numbers.get(text);
+    if (number === undefined) {
+      number = this.numbers.size;
+      this.numbers.set(text, number);
+    }
+    return number;
+  }
 }
 
-function computeTestKeys(test: DecisionTest): TestKeys {
+function testText(test: DecisionTest): { value: string; test: string; constant: number | undefined } {
   if (test.kind === "assign") {
     const key = `assign r${test.register} ${formatValue(test.value)}`;
     return { value: key, test: key, constant: undefined };
@@ -173,13 +197,15 @@ function computeTestKeys(test: DecisionTest): TestKeys {
   return { value, test: `${value} ${test.operator} ${formatValue(test.right)}`, constant: right };
 }
 
-function decide(test: DecisionTest, facts: Facts): boolean | undefined {
-  const keys = testKeys(test);
-  const known = facts.outcomes.get(keys.test);
-  if (known !== undefined) return known;
+function decide(keys: TestKeys, test: DecisionTest, facts: Facts): boolean | undefined {
+  const { outcomes, equals } = facts;
+  for (let index = outcomes.length - 1; index >= 0; index--) {
+    if (outcomes[index]! >> 1 === keys.test) return (outcomes[index]! & 1) === 1;
+  }
   if (test.kind === "compare" && keys.constant !== undefined) {
-    const value = facts.equals.get(keys.value);
-    if (value !== undefined) return compareValues(test.operator, value, keys.constant);
+    for (let index = equals.length - 2; index >= 0; index -= 2) {
+      if (equals[index] === keys.value) return compareValues(test.operator, equals[index + 1]!, keys.constant);
+    }
   }
   return undefined;
 }
@@ -187,22 +213,28 @@ function decide(test: DecisionTest, facts: Facts): boolean | undefined {
 /** Facts kept per edge: the most recent tests only, so long filters stay linear. */
 const maximumFacts = 64;
 
-function extend(facts: Facts, test: DecisionTest, outcome: boolean): Facts {
-  const keys = testKeys(test);
-  const result: Facts = { equals: new Map(facts.equals), outcomes: new Map(facts.outcomes) };
-  if (result.outcomes.size >= maximumFacts) result.outcomes.delete(result.outcomes.keys().next().value!);
-  if (result.equals.size >= maximumFacts) result.equals.delete(result.equals.keys().next().value!);
-  result.outcomes.set(keys.test, outcome);
-  if (test.kind === "compare" && test.operator === "==" && outcome && keys.constant !== undefined) result.equals.set(keys.value, keys.constant);
-  return result;
+function extend(facts: Facts, keys: TestKeys, test: DecisionTest, outcome: boolean): Facts {
+  const outcomes = facts.outcomes.slice(facts.outcomes.length >= maximumFacts ? 1 : 0);
+  outcomes.push(keys.test * 2 + (outcome ? 1 : 0));
+  let equals = facts.equals;
+  if (test.kind === "compare" && test.operator === "==" && outcome && keys.constant !== undefined) {
+    const copy = equals.slice(equals.length >= 2 * maximumFacts ? 2 : 0);
+    copy.push(keys.value, keys.constant);
+    equals = copy;
+  }
+  return { outcomes, equals };
 }
 
 function intersect(a: Facts, b: Facts): Facts {
-  const equals = new Map<string, number>();
-  for (const [k, v] of a.equals) if (b.equals.get(k) === v) equals.set(k, v);
-  const outcomes = new Map<string, boolean>();
-  for (const [k, v] of a.outcomes) if (b.outcomes.get(k) === v) outcomes.set(k, v);
-  return { equals, outcomes };
+  if (a === b) return a;
+  const outcomes = new Set(b.outcomes);
+  const equals = new Map<number, number>();
+  for (let index = 0; index < b.equals.length; index += 2) equals.set(b.equals[index]!, b.equals[index + 1]!);
+  const keptEquals: number[] = [];
+  for (let index = 0; index < a.equals.length; index += 2) {
+    if (equals.get(a.equals[index]!) === a.equals[index + 1]) keptEquals.push(a.equals[index]!, a.equals[index + 1]!);
+  }
+  return { outcomes: a.outcomes.filter((outcome) => outcomes.has(outcome)), equals: keptEquals };
 }
 
 /** Nodes reachable from the root, parents before children. */
@@ -229,44 +261,67 @@ export function topologicalNodes(root: DecisionTarget): DecisionNode[] {
   return order.reverse();
 }
 
-function optimizeOnce(root: DecisionTarget): { root: DecisionTarget; changed: boolean } {
+function optimizeOnce(root: DecisionTarget, keys: Keys): { root: DecisionTarget; changed: boolean } {
   let changed = false;
-  // Remove tests whose branches agree.
-  const collapse = (target: DecisionTarget): DecisionTarget => {
-    while (target.kind === "node" && target.whenTrue === target.whenFalse) {
-      target = target.whenTrue;
+  // Tests found redundant in this pass (both branches lead to the same place), and where to go instead.
+  const bypass = new Map<DecisionNode, DecisionTarget>();
+  const resolve = (target: DecisionTarget): DecisionTarget => {
+    while (target.kind === "node") {
+      if (target.whenTrue === target.whenFalse) target = target.whenTrue;
+      else {
+        const next = bypass.get(target);
+        if (next === undefined) break;
+        target = next;
+      }
       changed = true;
     }
     return target;
   };
-  root = collapse(root);
-  for (const node of topologicalNodes(root)) {
-    node.whenTrue = collapse(node.whenTrue);
-    node.whenFalse = collapse(node.whenFalse);
-  }
-  // Thread jumps through tests decided by what every path into them has established.
-  const nodes = topologicalNodes(root);
+  root = resolve(root);
+  // Thread jumps through tests decided by what every path into them has established. Parents come
+  // before children, so a test whose branches end up agreeing is bypassed in this same pass, and
+  // what its parents established flows on to its successor.
   const factsAt = new Map<DecisionNode, Facts>();
-  if (root.kind === "node") factsAt.set(root, { equals: new Map(), outcomes: new Map() });
-  for (const node of nodes) {
-    const facts = factsAt.get(node) ?? { equals: new Map(), outcomes: new Map() };
-    for (const branch of [true, false]) {
-      const edgeFacts = extend(facts, node.test, branch);
-      let target = branch ? node.whenTrue : node.whenFalse;
+  if (root.kind === "node") factsAt.set(root, noFacts);
+  const addFacts = (target: DecisionTarget, facts: Facts) => {
+    if (target.kind !== "node") return;
+    const existing = factsAt.get(target);
+    factsAt.set(target, existing ? intersect(existing, facts) : facts);
+  };
+  for (const node of topologicalNodes(root)) {
+    // A node no threaded edge reached is no longer reachable: skip it (walking on from it would
+    // cost a pass over the rest of the graph for nothing).
+    const facts = factsAt.get(node);
+    if (!facts) continue;
+    const nodeKeys = keys.of(node.test);
+    const edgeFacts = [extend(facts, nodeKeys, node.test, true), extend(facts, nodeKeys, node.test, false)] as const;
+    const targets = [node.whenTrue, node.whenFalse].map((start, index) => {
+      let target = resolve(start);
       for (;;) {
         if (target.kind !== "node") break;
-        const outcome = decide(target.test, edgeFacts);
+        const outcome = decide(keys.of(target.test), target.test, edgeFacts[index]!);
         if (outcome === undefined) break;
-        target = outcome ? target.whenTrue : target.whenFalse;
+        target = resolve(outcome ? target.whenTrue : target.whenFalse);
         changed = true;
       }
-      if (branch) node.whenTrue = target;
-      else node.whenFalse = target;
-      if (target.kind === "node") {
-        const existing = factsAt.get(target);
-        factsAt.set(target, existing ? intersect(existing, edgeFacts) : edgeFacts);
-      }
+      return target;
+    });
+    node.whenTrue = targets[0]!;
+    node.whenFalse = targets[1]!;
+    if (node.whenTrue === node.whenFalse) {
+      bypass.set(node, node.whenTrue);
+      addFacts(node.whenTrue, facts);
+      changed = true;
+    } else {
+      addFacts(node.whenTrue, edgeFacts[0]);
+      addFacts(node.whenFalse, edgeFacts[1]);
     }
   }
-  return { root, changed };
+  // Children first, so that a test whose branches come to agree when its successors are
+  // bypassed is itself bypassed in this pass (a chain of them would otherwise take a pass each).
+  for (const node of topologicalNodes(root).reverse()) {
+    node.whenTrue = resolve(node.whenTrue);
+    node.whenFalse = resolve(node.whenFalse);
+  }
+  return { root: resolve(root), changed };
 }

@@ -30,14 +30,16 @@ export function parseFilter(expression: string): FilterNode | undefined {
 }
 
 const undefinedQualifiers: Qualifiers = { undefined: true };
+/** What a failed attempt throws (see Parser.error). */
+const attemptFailed = new FilterSyntaxError("", { start: 0, end: 0 }, "alternative does not parse");
 /** Deepest parenthesis nesting accepted (keeps recursion far from the stack limit). */
 export const maximumNesting = 200;
 
 class Parser {
   private readonly tokens: Token[];
   private index = 0;
-  /** The furthest error seen while trying alternatives: reported when all fail. */
-  private furthestError: FilterSyntaxError | undefined;
+  /** How many attempts (alternatives tried) are running: their errors are never shown. */
+  private speculating = 0;
 
   constructor(private readonly expression: string) {
     this.tokens = tokenize(expression);
@@ -95,9 +97,10 @@ class Parser {
   }
 
   private error(token: Token | SourceSpan, detail: string, expected?: string): FilterSyntaxError {
-    const span = { start: token.start, end: token.end };
-    const error = new FilterSyntaxError(this.expression, span, detail, expected);
-    return error;
+    // An attempt's error is discarded: skip rendering the whole expression (one per parenthesis
+    // would make long expressions quadratic).
+    if (this.speculating > 0) return attemptFailed;
+    return new FilterSyntaxError(this.expression, { start: token.start, end: token.end }, detail, expected);
   }
 
   private unexpected(expected: string): FilterSyntaxError {
@@ -108,13 +111,15 @@ class Parser {
   /** Tries `parse`; on a syntax error restores the position and returns undefined. */
   private attempt<T>(parse: () => T): T | undefined {
     const saved = this.index;
+    this.speculating++;
     try {
       return parse();
     } catch (error) {
       if (!(error instanceof FilterSyntaxError)) throw error;
-      if (!this.furthestError || error.position > this.furthestError.position) this.furthestError = error;
       this.index = saved;
       return undefined;
+    } finally {
+      this.speculating--;
     }
   }
 

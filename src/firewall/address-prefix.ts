@@ -4,6 +4,7 @@
  */
 import { isIPv4, isIPv6 } from "node:net";
 import { lpmKey, type LpmKey } from "../core/codec.js";
+import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
 import { UsageError } from "../sys/errors.js";
 
 export type AddressFamily = 4 | 6;
@@ -88,22 +89,7 @@ function maskAddress(address: Buffer, prefixLength: number): Buffer {
 }
 
 export function formatAddress(family: AddressFamily, address: Buffer): string {
-  if (family === 4) return `${address[0]}.${address[1]}.${address[2]}.${address[3]}`;
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(address.readUInt16BE(i));
-  // The longest run of two or more zero groups becomes "::" (RFC 5952).
-  let bestStart = -1;
-  let bestLength = 0;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength && j - i >= 2) { bestStart = i; bestLength = j - i; }
-    i = j;
-  }
-  const hex = groups.map((group) => group.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLength).join(":")}`;
+  return family === 4 ? formatIpv4(address) : formatIpv6(address);
 }
 
 export function formatAddressPrefix(prefix: AddressPrefix): string {

@@ -23,18 +23,8 @@ export interface TrafficMatch {
   expression?: string;
 }
 
-const protocolNames: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, icmp6: 58, sctp: 132, gre: 47, esp: 50, ah: 51 };
-
-export function parseProtocol(text: string): number {
-  const lower = text.trim().toLowerCase();
-  if (Object.hasOwn(protocolNames, lower)) return protocolNames[lower]!;
-  if (/^\d{1,3}$/.test(lower) && Number(lower) <= 255) return Number(lower);
-  throw new UsageError("parse protocol", `unknown protocol ${JSON.stringify(text)}`, `use ${Object.keys(protocolNames).join(", ")} or a number 0-255`);
-}
-
-export function protocolName(protocol: number): string {
-  return Object.entries(protocolNames).find(([, value]) => value === protocol)?.[0] ?? String(protocol);
-}
+import { protocolName } from "../pcap/ip-protocol.js";
+export { parseProtocol, protocolName } from "../pcap/ip-protocol.js";
 
 /** "80" or "8000-8100". */
 export function parsePortRange(text: string): PortRange {

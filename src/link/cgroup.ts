@@ -56,8 +56,8 @@ export class CgroupLink extends Link {
     this.mechanism = fd === undefined ? "attach" : "link";
     this.#cgroupFd = cgroupFd;
     this.#program = program;
-    if (cgroupFd !== undefined) this.owned.push({ close: () => closeSync(cgroupFd) });
-    if (program) this.owned.push(program);
+    if (cgroupFd !== undefined) this.owned.add({ close: () => closeSync(cgroupFd) });
+    if (program) this.owned.add(program);
   }
 
   protected override release(): void {

@@ -5,10 +5,9 @@ import { NetbpfError, UsageError } from "../sys/errors.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
 import { linkInfo, type LinkInfo } from "../sys/object-info.js";
 
+import { OwnedResources } from "../sys/owned-resources.js";
 /** Something closed along with a link (a perf event, a cgroup directory, …). */
-export interface Closable {
-  close(): void;
-}
+export type { Closable } from "../sys/owned-resources.js";
 
 /**
  * An attachment of a program to a hook. Most are kernel BPF links: the link
@@ -22,7 +21,7 @@ export class Link {
   #closed = false;
   #pinnedPath: string | undefined;
   /** Closed after the link itself. */
-  protected readonly owned: Closable[] = [];
+  protected readonly owned = new OwnedResources();
   /** What was attached where, for messages ("tcx ingress on veth0"). */
   readonly description: string;
 
@@ -133,13 +132,7 @@ export class Link {
     } catch (error) {
       failure = error;
     }
-    for (const resource of this.owned.splice(0).reverse()) {
-      try {
-        resource.close();
-      } catch (error) {
-        failure ??= error;
-      }
-    }
+    failure ??= this.owned.closeAll();
     if (failure) throw failure;
   }
 

@@ -28,7 +28,7 @@ export class TracepointLink extends Link {
     this.name = name;
     this.mechanism = fd === undefined ? "ioctl" : "link";
     this.#perfEvent = perfEvent;
-    this.owned.push(perfEvent);
+    this.owned.add(perfEvent);
   }
 
   protected override release(): void {

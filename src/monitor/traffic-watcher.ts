@@ -21,6 +21,8 @@ import { probeHelper } from "../features/features.js";
 import { attachCgroup } from "../link/cgroup.js";
 import { attachTcx } from "../link/tcx.js";
 import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
+import { protocolName } from "../pcap/ip-protocol.js";
+import { OwnedResources } from "../sys/owned-resources.js";
 import { LinkType } from "../pcap/link-type.js";
 import { socketOwnerProgram } from "../programs/capture-program.js";
 import {
@@ -122,12 +124,6 @@ const procfsRetryMilliseconds = 10_000;
 /** Socket owners remembered between snapshots (the cache starts afresh when full). */
 const maximumCachedOwners = 65536;
 
-const protocolNames: Record<number, string> = { 1: "icmp", 6: "tcp", 17: "udp", 58: "icmp6", 132: "sctp" };
-
-export function protocolName(protocol: number): string {
-  return protocolNames[protocol] ?? String(protocol);
-}
-
 interface KernelCounts {
   counts: number[];
   /** The socket cookies the CPUs recorded (each CPU keeps the first it saw), distinct, non-zero. */
@@ -158,7 +154,7 @@ export class TrafficWatcher implements Disposable {
   /** Whether processes are being attributed, and why not when asked for and unavailable. */
   readonly processes: boolean;
   readonly processesUnavailable?: string;
-  readonly #owned: { close(): void }[] = [];
+  readonly #owned = new OwnedResources();
   readonly #counts: BpfMap;
   readonly #statistics: BpfMap<number, bigint>;
   readonly #socketOwners: BpfMap | undefined;
@@ -256,8 +252,7 @@ export class TrafficWatcher implements Disposable {
   }
 
   #own<T extends { close(): void }>(owned: T): T {
-    this.#owned.push(owned);
-    return owned;
+    return this.#owned.add(owned);
   }
 
   #statistic(kind: number): number {
@@ -447,13 +442,7 @@ export class TrafficWatcher implements Disposable {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const owned of this.#owned.splice(0).reverse()) {
-      try {
-        owned.close();
-      } catch {
-        // keep closing the others
-      }
-    }
+    this.#owned.closeAll();
   }
 
   [Symbol.dispose](): void {

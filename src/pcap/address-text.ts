@@ -4,7 +4,10 @@ export function formatIpv4(bytes: Uint8Array): string {
   return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
 }
 
-/** RFC 5952 form: lower case, longest run of two or more zero groups as "::". */
+/**
+ * RFC 5952 form as inet_ntop (and so tcpdump) prints it: lower case, the longest run of two or
+ * more zero groups as "::", and an IPv4-mapped address as ::ffff:a.b.c.d (RFC 5952 §5).
+ */
 export function formatIpv6(bytes: Uint8Array): string {
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
@@ -22,6 +25,9 @@ export function formatIpv6(bytes: Uint8Array): string {
       bestLength = j - i;
     }
     i = j;
+  }
+  if (bestStart === 0 && (bestLength === 6 || (bestLength === 5 && groups[5] === 0xffff))) {
+    return `::${bestLength === 5 ? "ffff:" : ""}${formatIpv4(bytes.subarray(12, 16))}`;
   }
   const hex = groups.map((group) => group.toString(16));
   if (bestStart < 0) return hex.join(":");

@@ -83,6 +83,11 @@ export interface CaptureProgramOptions {
   /** Look up the sending process by socket cookie in the `capture_procs` map. */
   processes?: boolean;
   /**
+   * With processes: the low 32 bits of the capture's network namespace cookie; a packet's
+   * socket created in another namespace gets no process.
+   */
+  namespace?: number;
+  /**
    * Wake the reader only with a record that takes the ring past a multiple
    * of this many bytes (a power of two; BPF_RB_FORCE_WAKEUP for it,
    * BPF_RB_NO_WAKEUP for the others); the reader then polls on a timer too.
@@ -245,8 +250,14 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
       .mov64(R2, R10).add64(R2, -16)
       .loadMapFd(R1, captureProcessesName)
       .call("map_lookup_elem")
-      .jumpIf(R0, "==", 0, "copy")
-      .load("u32", R1, R0, 0).store("u32", R7, 24, R1)
+      .jumpIf(R0, "==", 0, "copy");
+    if (options.namespace !== undefined) {
+      // A socket of another network namespace (a veth peer's sender: the kernel keeps skb->sk
+      // across namespaces) is not a local owner: no process for it.
+      note("only sockets of the capture's network namespace");
+      a.load("u32", R1, R0, 4).jumpIf(R1, "!=", options.namespace, "copy");
+    }
+    a.load("u32", R1, R0, 0).store("u32", R7, 24, R1)
       .load("u64", R1, R0, 8).store("u64", R7, 32, R1)
       .load("u64", R1, R0, 16).store("u64", R7, 40, R1)
       .store("u8", R7, 21, 1);
@@ -360,5 +371,5 @@ export function socketOwnerProgram(): AssembledProgram {
     .mov64(R6, R1)
     .call("get_socket_cookie")
     .store("u64", R10, -8, R0);
-  return emitRecordCurrentProcess(assembler, captureProcessesName, -8).return(1).finish();
+  return emitRecordCurrentProcess(assembler, captureProcessesName, -8, { namespaceOf: R6 }).return(1).finish();
 }

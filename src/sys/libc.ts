@@ -32,6 +32,12 @@ export const libcSyscallPointer = libc.func("syscall", "long", ["long", "void *"
 
 const memcpyAddress = libc.func("uintptr_t memcpy(void *d, void *s, size_t n)") as (d: Buffer, s: Buffer, n: number) => number | bigint;
 
+export const libcRecvfrom = libc.func("long recvfrom(int fd, void *buf, size_t len, int flags, void *addr, _Inout_ uint32_t *alen)") as (
+  fd: number, buf: Buffer, len: number, flags: number, addr: Buffer | null, alen: number[] | null,
+) => number;
+export const libcMount = libc.func("int mount(const char *source, const char *target, const char *type, unsigned long flags, const char *data)") as (
+  source: string, target: string, type: string, flags: number, data: string | null,
+) => number;
 export const libcClose = libc.func("int close(int fd)") as (fd: number) => number;
 export const libcRead = libc.func("long read(int fd, void *buf, size_t n)") as (fd: number, buf: Buffer, n: number) => number;
 export const libcWrite = libc.func("long write(int fd, void *buf, size_t n)") as (fd: number, buf: Buffer, n: number) => number;

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { errnoName, NetbpfError } from "./errors.js";
 import { lastErrno } from "./libc.js";
-import { libcMount } from "./socket.js";
+import { libcMount } from "./libc.js";
 
 export interface MountEntry {
   source: string;

@@ -1,6 +1,6 @@
 import { closeSync, openSync } from "node:fs";
 import { UsageError } from "./errors.js";
-import { check, libcSetns } from "./libc.js";
+import { check, libcClose, libcGetsockopt, libcSetns, libcSocket } from "./libc.js";
 
 const cloneNewNet = 0x40000000;
 
@@ -47,3 +47,19 @@ export function inNetworkNamespace<T>(namespace: string, action: () => T): T {
   }
 }
 
+
+/**
+ * The kernel's cookie of the calling thread's network namespace (SO_NETNS_COOKIE,
+ * Linux 5.14): the value bpf_get_netns_cookie() gives programs for sockets of this namespace.
+ */
+export function networkNamespaceCookie(): bigint {
+  const socketOptionNetnsCookie = 71;
+  const fd = check("socket", libcSocket(1 /* AF_UNIX */, 2 /* SOCK_DGRAM */ | 0o2000000 /* SOCK_CLOEXEC */, 0));
+  try {
+    const value = Buffer.alloc(8);
+    check("getsockopt SO_NETNS_COOKIE", libcGetsockopt(fd, 1 /* SOL_SOCKET */, socketOptionNetnsCookie, value, [8]));
+    return value.readBigUInt64LE(0);
+  } finally {
+    libcClose(fd);
+  }
+}

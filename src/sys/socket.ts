@@ -1,21 +1,10 @@
 /**
- * Sockets beyond what libc.ts binds: socket options for BPF, AF_PACKET
+ * Sockets: socket options for BPF, AF_PACKET
  * capture sockets, and the interface name ↔ index lookups.
  */
-import { koffi } from "./koffi.js";
 import { SyscallError, UsageError } from "./errors.js";
 import { FileDescriptor } from "./file-descriptor.js";
-import { check, lastErrno, libcBind, libcIfIndexToName, libcIfNameToIndex, libcSetsockopt, libcSocket } from "./libc.js";
-
-const libc = koffi.load("libc.so.6");
-
-const libcRecvfrom = libc.func("long recvfrom(int fd, void *buf, size_t len, int flags, void *addr, _Inout_ uint32_t *alen)") as (
-  fd: number, buf: Buffer, len: number, flags: number, addr: Buffer | null, alen: number[] | null,
-) => number;
-export const libcMount = libc.func("int mount(const char *source, const char *target, const char *type, unsigned long flags, const char *data)") as (
-  source: string, target: string, type: string, flags: number, data: string | null,
-) => number;
-export const libcUmount2 = libc.func("int umount2(const char *target, int flags)") as (target: string, flags: number) => number;
+import { check, lastErrno, libcBind, libcIfIndexToName, libcIfNameToIndex, libcRecvfrom, libcSetsockopt, libcSocket } from "./libc.js";
 
 export const AddressFamily = { Unix: 1, Inet: 2, Inet6: 10, Netlink: 16, Packet: 17 } as const;
 export const SocketType = { Stream: 1, Datagram: 2, Raw: 3, NonBlock: 0o4000, CloseOnExec: 0o2000000 } as const;

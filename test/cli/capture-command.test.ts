@@ -133,6 +133,25 @@ test("live capture: Ctrl-C keeps what was captured; pcapng records the sending p
   }
 });
 
+test("live capture: an inbound packet from a socket of another network namespace names no process", async (t) => {
+  if (skipUnlessKernel(t, liveAvailable, "needs root and tcx")) return;
+  const { bed, directory } = liveSetUp(t);
+  const output = join(directory, "received.pcapng");
+  const child = bed.start(bed.b, [process.execPath, cliPath, "capture", "-i", bed.b.interface, "-Q", "in", "-w", output, "-c", "3", "udp"], "nsenter");
+  const result = finished(child);
+  await listening(child);
+  // The sender lives in namespace a; over the veth the kernel keeps its socket on the packet (skb->sk).
+  const pid = Number(bed.node(bed.a, `console.log(process.pid);${udpSendScript(bed.b.address, 47998, ["one", "two", "three"])}`).trim());
+  const { code, stderr } = await result;
+  assert.equal(code, 0, stderr);
+  const capture = readCaptureFile(output);
+  assert.equal(capture.packets.length, 3);
+  for (const packet of capture.packets) {
+    assert.equal(packet.direction, "inbound");
+    assert.equal(packet.process, undefined, `packet attributed to ${JSON.stringify(packet.process)} (the sender ${pid} lives in another namespace)`);
+  }
+});
+
 test("-i any attaches to every interface that is up and says which; loopback packets once, as tcpdump shows them", async (t) => {
   if (skipUnlessKernel(t, liveAvailable && tcpdumpAvailable, "needs root, tcx and tcpdump")) return;
   const { bed, directory } = liveSetUp(t);

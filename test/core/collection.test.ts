@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { test, type TestContext } from "node:test";
 import { Collection } from "../../src/core/collection.js";
 import { BpfMap } from "../../src/core/map.js";
@@ -108,6 +108,7 @@ test("maps pinned by name are reused by the next load and survive it", (t) => {
     assert.equal(first.maps.elf_pinned_counts!.get(key(7))!.readBigUInt64LE(0), 1n);
   }
   assert.ok(existsSync(`${pinPath}/elf_pinned_counts`));
+  assert.equal(statSync(pinPath).mode & 0o777, 0o700, "the pin folder it created is private");
   using second = Collection.load(spec, { pinPath });
   assert.deepEqual(second.report.reusedPins, { elf_pinned_counts: `${pinPath}/elf_pinned_counts` });
   assert.deepEqual(second.report.createdPins, {});

@@ -18,7 +18,7 @@ test("addresses and prefixes parse to canonical form; bad ones are usage errors 
   assert.equal(formatAddressPrefix(parseAddressPrefix("10.0.0.0/8")), "10.0.0.0/8");
   assert.equal(formatAddressPrefix(parseAddressPrefix("192.0.2.7")), "192.0.2.7");
   assert.equal(formatAddressPrefix(parseAddressPrefix("2001:DB8::/32")), "2001:db8::/32");
-  assert.equal(formatAddressPrefix(parseAddressPrefix("::ffff:192.0.2.1")), "::ffff:c000:201");
+  assert.equal(formatAddressPrefix(parseAddressPrefix("::ffff:192.0.2.1")), "::ffff:192.0.2.1", "RFC 5952 §5");
   assert.equal(formatAddressPrefix(parseAddressPrefix("2001:db8:0:0:1:0:0:1")), "2001:db8::1:0:0:1");
   assert.deepEqual([...parseAddressPrefix("2001:db8::1").address], [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
   for (const bad of ["10.0.0.0/33", "10.1.0.0/8", "300.1.1.1", "example.com", "2001:db8::/129", "", "10.0.0.0/", "1.2.3.4/-1"]) {

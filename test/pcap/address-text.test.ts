@@ -12,7 +12,9 @@ test("IPv6 text follows RFC 5952", () => {
     ["2001:0db8:0000:0000:0000:0000:0002:0001", "2001:db8::2:1"],
     ["2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"],
     ["fe80::1:2", "fe80::1:2"],
-    ["::ffff:10.0.0.1", "::ffff:a00:1"],
+    ["::ffff:10.0.0.1", "::ffff:10.0.0.1"],
+    ["::ffff:a00:1", "::ffff:10.0.0.1"],
+    ["::1:ffff:a00:1", "::1:ffff:a00:1"],
     ["1:0:0:2:0:0:0:3", "1:0:0:2::3"],
   ];
   for (const [input, expected] of cases) assert.equal(formatIpv6(parseIpv6(input)!), expected, input);
