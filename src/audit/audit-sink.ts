@@ -13,6 +13,18 @@ import type { AuditRecord } from "./audit-record.js";
 export interface AuditSink {
   write(records: AuditRecord[]): void | Promise<void>;
   close(): Promise<void>;
+  /**
+   * Optional: called once before the first `write` with a function that
+   * stores records the sink makes itself (alert records) in the audit log;
+   * they are stored with the next batch and then written to every sink too
+   * (including this one: a sink ignores kinds it does not want).
+   */
+  start?(context: AuditSinkContext): void;
+}
+
+export interface AuditSinkContext {
+  /** Queue records (sequence 0) for storing in the audit log with the next batch. */
+  store(records: AuditRecord[]): void;
 }
 
 /** A sink from a plain function (no close work). */
