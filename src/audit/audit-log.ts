@@ -303,7 +303,7 @@ export class AuditLog {
 
   #meta(key: string): string {
     const row = this.database.prepare("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | undefined;
-    if (row === undefined) throw unusable(this.path, `lacks its ${key} entry`);
+    if (row === undefined) throw unusable(this.path, `is corrupted (its meta table lacks ${key})`);
     return row.value;
   }
 
