@@ -120,6 +120,14 @@ export class AuditRecorder {
       for (const owned of closeAll.reverse()) owned.close();
       throw error;
     }
+    if (options.drops ?? true) {
+      try {
+        // The baseline: drops counted before recording began are not this log's.
+        this.#readDrops(this.#intervalStart, this.#intervalStart);
+      } catch {
+        // No state folder: nothing to count.
+      }
+    }
     for (const sink of this.#sinks) sink.start?.({ store: (records) => this.#pending.push(...records) });
     options.signal?.addEventListener("abort", () => void this.stop(), { once: true });
     this.done = this.#run();
