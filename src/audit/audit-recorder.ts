@@ -21,6 +21,7 @@
  *   a sink could not take, batches the log could not store — a `loss`
  *   record each interval in which any occurred.
  */
+import { readFileSync } from "node:fs";
 import { Firewall } from "../firewall/firewall.js";
 import { RateLimiter } from "../firewall/rate-limiter.js";
 import { watchTcp, type TcpEvent, type TcpWatcher } from "../monitor/tcp-watcher.js";
@@ -66,6 +67,16 @@ export interface AuditRecorderStatistics {
 
 const operation = "audit record";
 
+function ephemeralPortRange(): [number, number] {
+  try {
+    const [low, high] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    if (Number.isInteger(low) && Number.isInteger(high)) return [low!, high!];
+  } catch {
+    // not Linux procfs: the kernel's default
+  }
+  return [32768, 60999];
+}
+
 function plainAddress(address: string): string {
   return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
 }
@@ -88,6 +99,8 @@ export class AuditRecorder {
   readonly #udp: TrafficWatcher | undefined;
   readonly #dns: DnsWatcher | undefined;
   readonly #udpPrevious = new Map<string, TrafficRow>();
+  /** The kernel's ephemeral port range (net.ipv4.ip_local_port_range). */
+  readonly #ephemeralPorts = ephemeralPortRange();
   /** Who began each UDP flow, as decided in its first interval. */
   readonly #udpDirections = new Map<string, AuditFlow["direction"]>();
   readonly #dropPrevious = new Map<string, { packets: number; bytes: number }>();
@@ -291,8 +304,10 @@ export class AuditRecorder {
       const record = emptyAuditRecord("udp", start, end);
       const localPort = row.localPort ?? 0;
       const remotePort = row.remotePort ?? 0;
-      // Who began it: the side that sent first; within one interval, the side with the higher (ephemeral) port.
-      const direction: AuditFlow["direction"] = packetsReceived === 0 ? "outbound" : packetsSent === 0 ? "inbound" : localPort > remotePort ? "outbound" : "inbound";
+      // Who began it: the side that sent first; within one interval, the side whose port is ephemeral (else the higher port).
+      const ephemeral = (port: number) => port >= this.#ephemeralPorts[0] && port <= this.#ephemeralPorts[1];
+      const byPort = ephemeral(localPort) !== ephemeral(remotePort) ? ephemeral(localPort) : localPort > remotePort;
+      const direction: AuditFlow["direction"] = packetsReceived === 0 ? "outbound" : packetsSent === 0 ? "inbound" : byPort ? "outbound" : "inbound";
       record.flow = {
         protocol: "udp", family: row.family ?? "ipv4", direction: before === undefined ? direction : null,
         localAddress: row.localAddress ?? "", localPort, remoteAddress: row.remoteAddress ?? "", remotePort,

@@ -112,7 +112,7 @@ test("curl, a namespace connection, UDP and DNS appear in audit query with proce
   await serverDone;
 
   // 3. UDP: 20 datagrams of 700 bytes to an echo server, each answered.
-  const udpPort = 30000 + Math.floor(Math.random() * 5000);
+  const udpPort = 10000 + Math.floor(Math.random() * 5000); // a server port outside the ephemeral range
   const echo = startNode(`import dgram from "node:dgram"; const s = dgram.createSocket("udp4"); s.on("message", (m, p) => s.send(m, p.port, p.address)); s.bind(${udpPort}, "${bed.b.address}", () => console.log("listening"));`, ["ip", "netns", "exec", bed.b.namespace]);
   children.push(echo);
   await waitForOutput(echo, "stdout", "listening");
