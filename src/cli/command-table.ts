@@ -38,6 +38,7 @@ export const commandTable: readonly CommandEntry[] = [
   { name: "limit", term: "limit [options]", description: "per-source packet-rate and bit-rate limits (token buckets in an LRU map) at an interface's ingress; SYN-flood guard", load: async () => (await import("./limit-command.js")).registerLimitCommand },
   { name: "mark", term: "mark [options]", description: "set skb priority, fwmark or DSCP on an interface's egress traffic matching a filter (tc egress; persists)", load: async () => (await import("./mark-command.js")).registerMarkCommand },
   { name: "lb", term: "lb [options] [service]", description: "an L4 load balancer in the kernel: spread a virtual service (VIP:PORT) over backends with Maglev hashing, NAT or DSR", load: async () => (await import("./lb-command.js")).registerLbCommand },
+  { name: "audit", term: "audit", description: "a durable, hash-chained record of who talked to whom (TCP, UDP, DNS, drops) in SQLite: record, query, summary, verify", load: async () => (await import("./audit-command.js")).registerAuditCommand },
 ];
 
 /**

@@ -75,6 +75,10 @@ export interface TcpEvent {
    */
   pid: number | null;
   command: string | null;
+  /** The user id of the process at `pid` (null when `pid` is). */
+  uid: number | null;
+  /** The cgroup v2 id (decimal; the inode of its cgroup folder) of the process at `pid` (null when `pid` is). */
+  cgroupId: string | null;
   /** "active" (we connected), "passive" (we accepted), "listener", or null (began before watching). */
   role: "active" | "passive" | "listener" | null;
   family: "ipv4" | "ipv6";
@@ -345,6 +349,8 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
       socket: `0x${record.socket.toString(16)}`,
       pid: record.pid !== 0 ? record.pid : null,
       command: record.pid !== 0 ? record.command : null,
+      uid: record.pid !== 0 ? record.uid : null,
+      cgroupId: record.pid !== 0 && record.cgroupId !== 0n ? record.cgroupId.toString() : null,
       role: roles[record.role] ?? null,
       family: record.family === 10 ? "ipv6" : "ipv4",
       localAddress: addressText(record.family, record.localAddress),

@@ -50,7 +50,7 @@ export const TcpRole = { Unknown: 0, Active: 1, Passive: 2, Listener: 3 } as con
 
 /**
  * The record: kept per connection in the hash map, and written to the ring as
- * the event. Little-endian, 144 bytes; addresses as on the wire (IPv4 in the
+ * the event. Little-endian, 152 bytes; addresses as on the wire (IPv4 in the
  * first 4 bytes of the 16).
  */
 export const tcpRecordLayout = {
@@ -74,10 +74,12 @@ export const tcpRecordLayout = {
   family: 88, // u16 AF_INET 2 / AF_INET6 10
   role: 90, // u8 TcpRole
   statistics: 91, // u8 1 when the tcp_sock fields were read
+  uid: 92, // u32 user id of the process at `pid` (bpf_get_current_uid_gid)
   localAddress: 96, // 16 bytes
   remoteAddress: 112, // 16 bytes
   command: 128, // 16 bytes, the process's comm
-  size: 144,
+  cgroupId: 144, // u64 cgroup v2 id of the process at `pid` (bpf_get_current_cgroup_id)
+  size: 152,
 } as const;
 
 export const tcpStateNames: Record<number, string> = {
@@ -192,10 +194,12 @@ function stamp(assembler: Assembler, kind: number): void {
   assembler.call("ktime_get_ns").store("u64", R7, tcpRecordLayout.timestamp, R0).store("u32", R7, tcpRecordLayout.kind, kind);
 }
 
-/** record.pid and record.command from the running task. */
+/** record.pid, uid, cgroup id and command from the running task. */
 function recordCurrentProcess(assembler: Assembler): void {
   assembler
     .call("get_current_pid_tgid").rightShift64(R0, 32).store("u32", R7, tcpRecordLayout.pid, R0)
+    .call("get_current_uid_gid").store("u32", R7, tcpRecordLayout.uid, R0)
+    .call("get_current_cgroup_id").store("u64", R7, tcpRecordLayout.cgroupId, R0)
     .mov64(R1, R7).add64(R1, tcpRecordLayout.command).mov64(R2, 16)
     .call("get_current_comm");
 }
@@ -409,6 +413,9 @@ export interface TcpRecord {
   bytesAcked: bigint;
   bytesReceived: bigint;
   pid: number;
+  /** User id and cgroup v2 id of the process at `pid` (0 when unknown). */
+  uid: number;
+  cgroupId: bigint;
   oldState: number;
   newState: number;
   smoothedRttMicroseconds: number;
@@ -442,6 +449,8 @@ export function decodeTcpRecord(data: Uint8Array): TcpRecord {
     bytesAcked: view.readBigUInt64LE(layout.bytesAcked),
     bytesReceived: view.readBigUInt64LE(layout.bytesReceived),
     pid: view.readUInt32LE(layout.pid),
+    uid: view.readUInt32LE(layout.uid),
+    cgroupId: view.readBigUInt64LE(layout.cgroupId),
     oldState: view.readInt32LE(layout.oldState),
     newState: view.readInt32LE(layout.newState),
     smoothedRttMicroseconds: view.readUInt32LE(layout.smoothedRtt) / 8,

@@ -1,0 +1,173 @@
+/**
+ * The cost of `netbpf audit`.
+ *
+ * 1. Recording cost: the rate of short loopback TCP connections (connect,
+ *    send a 40-byte request, read a 200-byte reply, close; 16 at a time from
+ *    one client process to one server process) with and without
+ *    `netbpf audit record` running, in alternating trials (A B A B …);
+ *    medians and their ratio. The recorder runs as a user runs it (the CLI,
+ *    its own process), storing every connection both ways.
+ * 2. Query time over 1,000,000 stored connections (30 days, 50 commands):
+ *    "connections of one command in the last hour" through queryAuditLog, as
+ *    `netbpf audit query --since 1h --process NAME` asks; median of 20 runs.
+ *
+ * usage: node dist/bench/audit-record.js [trials] [seconds per trial] [all|rate|query]
+ * Needs root.
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { AuditLog, emptyAuditRecord } from "../src/audit/audit-log.js";
+import { queryAuditLog } from "../src/audit/audit-query.js";
+import type { AuditRecord } from "../src/audit/audit-record.js";
+
+const trials = Number(process.argv[2] ?? 5);
+const seconds = Number(process.argv[3] ?? 4);
+const part = process.argv[4] ?? "all";
+const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+function output(child: ChildProcessWithoutNullStreams, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    const collect = (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes(text)) resolve(seen);
+    };
+    child.stdout.on("data", collect);
+    child.stderr.on("data", collect);
+    child.once("exit", (code) => reject(new Error(`exited (${code}) before "${text}": ${seen}`)));
+  });
+}
+
+const serverScript = (port: number) => `
+import net from "node:net";
+const reply = Buffer.alloc(200, 0x62);
+net.createServer((socket) => { socket.once("data", () => socket.end(reply)); socket.on("error", () => {}); }).listen(${port}, "127.0.0.1", () => console.log("listening"));`;
+
+const clientScript = (port: number, milliseconds: number) => `
+import net from "node:net";
+const request = Buffer.alloc(40, 0x61);
+const end = Date.now() + ${milliseconds};
+let done = 0;
+const one = () => new Promise((resolve) => {
+  const socket = net.connect(${port}, "127.0.0.1", () => socket.write(request));
+  socket.on("data", () => {});
+  socket.on("close", () => { done++; resolve(); });
+  socket.on("error", () => {});
+});
+await Promise.all(Array.from({ length: 16 }, async () => { while (Date.now() < end) await one(); }));
+console.log(done);`;
+
+async function connectionRate(port: number): Promise<number> {
+  const client = spawn(process.execPath, ["--input-type=module", "-e", clientScript(port, seconds * 1000)]);
+  let stdout = "";
+  client.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  await new Promise((resolve) => client.once("exit", resolve));
+  return Number(stdout.trim()) / seconds;
+}
+
+async function stop(child: ChildProcessWithoutNullStreams): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGINT");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function recordingCost(): Promise<void> {
+  const directory = mkdtempSync(join(tmpdir(), "nbau-bench-"));
+  const port = 41000 + Math.floor(Math.random() * 1000);
+  const server = spawn(process.execPath, ["--input-type=module", "-e", serverScript(port)]);
+  try {
+    await output(server, "listening");
+    const without: number[] = [];
+    const withRecorder: number[] = [];
+    for (let trial = 0; trial < trials; trial++) {
+      for (const recording of trial % 2 === 0 ? [false, true] : [true, false]) {
+        if (!recording) {
+          without.push(await connectionRate(port));
+          continue;
+        }
+        const recorder = spawn(process.execPath, [cliPath, "audit", "record", "--db", join(directory, "audit.db")]);
+        await output(recorder, "recording to");
+        withRecorder.push(await connectionRate(port));
+        await stop(recorder);
+      }
+    }
+    const log = AuditLog.open(join(directory, "audit.db"), { readOnly: true });
+    const stored = (log.database.prepare("SELECT count(*) AS n FROM records WHERE kind = 'connection' AND (local_port = ? OR remote_port = ?)").get(port, port) as { n: number }).n;
+    log.close();
+    const baseline = median(without);
+    const recorded = median(withRecorder);
+    console.log(`short loopback TCP connections per second (16 concurrent, ${seconds} s trials, ${trials} each, alternating):`);
+    console.log(`  without recorder: median ${baseline.toFixed(0)}/s  [${without.map((v) => v.toFixed(0)).join(", ")}]`);
+    console.log(`  with recorder:    median ${recorded.toFixed(0)}/s  [${withRecorder.map((v) => v.toFixed(0)).join(", ")}]`);
+    console.log(`  ratio with/without: ${(recorded / baseline * 100).toFixed(1)}% (target >= 95%)`);
+    const expected = withRecorder.reduce((a, b) => a + b, 0) * seconds * 2;
+    console.log(`  connection records stored for the bench port: ${stored} (both ends of ~${(expected / 2).toFixed(0)} connections)`);
+  } finally {
+    await stop(server);
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+async function queryTime(): Promise<void> {
+  const directory = mkdtempSync(join(tmpdir(), "nbau-bench-"));
+  try {
+    const path = join(directory, "audit.db");
+    const log = AuditLog.open(path);
+    const total = 1_000_000;
+    const now = Date.now();
+    const span = 30 * 86_400_000;
+    const started = performance.now();
+    for (let first = 0; first < total; first += 10_000) {
+      const batch: AuditRecord[] = [];
+      for (let index = first; index < first + 10_000; index++) {
+        const end = now - span + Math.floor((index / total) * span);
+        const record = emptyAuditRecord("connection", new Date(end - 200), new Date(end));
+        record.process = { pid: 1000 + (index % 997), parentPid: 1, uid: index % 5, command: `command${index % 50}`, executable: `/usr/bin/command${index % 50}`, cgroupId: "1", cgroupPath: "/", containerId: null };
+        record.flow = { protocol: "tcp", family: "ipv4", direction: "outbound", localAddress: "10.0.0.1", localPort: 32768 + (index % 28000), remoteAddress: `10.${(index >> 16) & 255}.${(index >> 8) & 255}.${index & 255}`, remotePort: 443, remoteName: null };
+        record.bytesSent = index % 5000;
+        record.bytesReceived = index % 70000;
+        record.closeReason = "fin";
+        batch.push(record);
+      }
+      log.append(batch);
+    }
+    const insertSeconds = (performance.now() - started) / 1000;
+    const times: number[] = [];
+    let found = 0;
+    for (let run = 0; run < 20; run++) {
+      const begin = performance.now();
+      found = queryAuditLog(log, { since: new Date(now - 3_600_000), process: `command${run % 50}` }).length;
+      times.push(performance.now() - begin);
+    }
+    const dayTimes: number[] = [];
+    let dayFound = 0;
+    for (let run = 0; run < 10; run++) {
+      const begin = performance.now();
+      dayFound = queryAuditLog(log, { since: new Date(now - 86_400_000), process: `command${run % 50}` }).length;
+      dayTimes.push(performance.now() - begin);
+    }
+    console.log(`query over ${total} stored connections (${(statSync(path).size / 1e6).toFixed(0)} MB; written in ${insertSeconds.toFixed(1)} s, ${(total / insertSeconds).toFixed(0)} records/s):`);
+    console.log(`  last hour + one command: median ${median(times).toFixed(2)} ms (${found} records) (target < 100 ms)`);
+    console.log(`  last day + one command:  median ${median(dayTimes).toFixed(2)} ms (${dayFound} records)`);
+    log.close();
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? "?"}, load average ${loadavg().map((v) => v.toFixed(2)).join(" ")}`);
+if (part === "all" || part === "rate") await recordingCost();
+if (part === "all" || part === "query") await queryTime();
+console.log(`load average after: ${loadavg().map((v) => v.toFixed(2)).join(" ")}`);
