@@ -7,7 +7,9 @@
  * first — a raw IPv4 or IPv6 header (no options, not fragmented) and a TCP
  * header (SYN) or UDP header, no payload — and the compiled filter
  * (compileFilter, link type raw IP, the same reference evaluator the kernel
- * code is checked against) runs over it. The originator is the local end of
+ * code is checked against) runs over it. IPv4-mapped IPv6 addresses
+ * (`::ffff:192.0.2.1`, a dual-stack socket's IPv4 peer) are IPv4 on the
+ * wire, and so in the packet. The originator is the local end of
  * an outbound flow, the remote end of an inbound flow and of a listening
  * socket (the packet is the one a client would send to it), and the client
  * of a DNS exchange. A flow whose direction is unknown matches when either
@@ -49,12 +51,22 @@ export interface FlowFilter {
   matchesTuple(tuple: FlowPacketTuple): boolean;
 }
 
+export interface FlowFilterOptions {
+  /**
+   * "originator" (default): the packet the flow's originator sent first, as
+   * described above. "either": a packet in either direction (any packet of
+   * the flow), as `netbpf audit query` asks.
+   */
+  directions?: "originator" | "either";
+}
+
 /**
  * Compiles a tcpdump expression for audit records. Throws a
  * FilterSyntaxError for an invalid expression or one that looks past the
  * 5-tuple.
  */
-export function compileFlowFilter(expression: string): FlowFilter {
+export function compileFlowFilter(expression: string, options: FlowFilterOptions = {}): FlowFilter {
+  const either = options.directions === "either";
   const ast = parseFilter(expression);
   if (ast !== undefined) checkFlowPrimitives(expression, ast);
   const compiled = compileFilter(expression, { linkType: rawIpLinkType });
@@ -67,16 +79,17 @@ export function compileFlowFilter(expression: string): FlowFilter {
     compiled,
     matchesTuple,
     matches(record: AuditRecord): boolean {
-      return recordTuples(record).some(matchesTuple);
+      return recordTuples(record, either).some(matchesTuple);
     },
   };
 }
 
 /**
  * The packets a record stands for, as tuples: one for a known originator,
- * both directions when the direction is unknown, none without a flow.
+ * both directions when the direction is unknown (or `bothDirections`), none
+ * without a flow or DNS exchange.
  */
-export function recordTuples(record: AuditRecord): FlowPacketTuple[] {
+export function recordTuples(record: AuditRecord, bothDirections = false): FlowPacketTuple[] {
   const flow = record.flow;
   if (flow !== null) {
     const outbound: FlowPacketTuple = {
@@ -85,13 +98,16 @@ export function recordTuples(record: AuditRecord): FlowPacketTuple[] {
     const inbound: FlowPacketTuple = {
       protocol: flow.protocol, sourceAddress: flow.remoteAddress, sourcePort: flow.remotePort, destinationAddress: flow.localAddress, destinationPort: flow.localPort,
     };
+    if (bothDirections) return [outbound, inbound];
     if (record.kind === "listen" || flow.direction === "inbound") return [inbound];
     if (flow.direction === "outbound") return [outbound];
     return [outbound, inbound];
   }
   const dns = record.dns;
   if (dns !== null) {
-    return [{ protocol: "udp", sourceAddress: dns.clientAddress, sourcePort: dns.clientPort, destinationAddress: dns.serverAddress, destinationPort: dns.serverPort }];
+    const query: FlowPacketTuple = { protocol: "udp", sourceAddress: dns.clientAddress, sourcePort: dns.clientPort, destinationAddress: dns.serverAddress, destinationPort: dns.serverPort };
+    if (!bothDirections) return [query];
+    return [query, { protocol: "udp", sourceAddress: dns.serverAddress, sourcePort: dns.serverPort, destinationAddress: dns.clientAddress, destinationPort: dns.clientPort }];
   }
   return [];
 }
@@ -135,8 +151,8 @@ export function flowPacket(tuple: FlowPacketTuple): Uint8Array | undefined {
   let source: Buffer;
   let destination: Buffer;
   try {
-    source = parseAddressPrefix(tuple.sourceAddress).address;
-    destination = parseAddressPrefix(tuple.destinationAddress).address;
+    source = parseAddressPrefix(unmapped(tuple.sourceAddress)).address;
+    destination = parseAddressPrefix(unmapped(tuple.destinationAddress)).address;
   } catch {
     return undefined;
   }
@@ -162,6 +178,12 @@ export function flowPacket(tuple: FlowPacketTuple): Uint8Array | undefined {
   source.copy(header, 8);
   destination.copy(header, 24);
   return Buffer.concat([header, transport]);
+}
+
+/** An IPv4-mapped IPv6 address (a dual-stack socket's IPv4 peer) as the IPv4 address on the wire. */
+function unmapped(address: string): string {
+  const match = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return match ? match[1]! : address;
 }
 
 function tcpSyn(sourcePort: number, destinationPort: number): Buffer {

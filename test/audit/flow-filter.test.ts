@@ -81,3 +81,14 @@ test("the synthesised packets select what tcpdump selects (raw IP captures)", as
     assert.ok(expected.size > 0 && expected.size < records.length, `${expression} should split the records (${expected.size})`);
   }
 });
+
+test("IPv4-mapped addresses are IPv4 on the wire; \"either\" direction matches any packet of the flow", () => {
+  const mapped = record({ flow: { family: "ipv6", localAddress: "::ffff:10.0.0.5", remoteAddress: "::ffff:192.0.2.10", remotePort: 22 } });
+  assert.equal(compileFlowFilter("ip and dst host 192.0.2.10 and tcp dst port 22").matches(mapped), true);
+  assert.equal(compileFlowFilter("ip6").matches(mapped), false);
+  const reply = compileFlowFilter("src port 22");
+  assert.equal(reply.matches(mapped), false, "the originator's packet goes to port 22");
+  assert.equal(compileFlowFilter("src port 22", { directions: "either" }).matches(mapped), true, "the reply comes from port 22");
+  assert.equal(compileFlowFilter("src port 53", { directions: "either" }).matches(dnsRecord("example.org", [])), true);
+  assert.equal(compileFlowFilter("src port 53").matches(dnsRecord("example.org", [])), false);
+});
