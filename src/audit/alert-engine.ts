@@ -17,6 +17,9 @@ import { AlertRules, type AlertRule } from "./alert-rules.js";
 import { recordField } from "./record-fields.js";
 import { MemorySeenHistory, recordSeenKeys, type SeenHistory, type SeenKind } from "./seen-history.js";
 
+/** Record times a rate rule keeps at most, over all its keys. */
+const maximumRateTimes = 1_000_000;
+
 export interface AlertEngineOptions {
   rules: AlertRules;
   /** Where alerts are sent as they happen (closed with the engine). */
@@ -51,6 +54,7 @@ export class AlertEngine implements AuditSink {
   readonly #memory: MemorySeenHistory;
   readonly #rateKeyLimit: number;
   readonly #rates = new Map<AlertRule, Map<string, number[]>>();
+  readonly #rateTotals = new Map<AlertRule, number>();
   readonly #usesFirstSeen: boolean;
   readonly #onAlert: AlertEngineOptions["onAlert"];
   readonly #onOutputError: AlertEngineOptions["onOutputError"];
@@ -162,14 +166,26 @@ export class AlertEngine implements AuditSink {
     const keys = this.#rates.get(rule)!;
     const key = rate.per.map((path) => String(recordField(record, path))).join("\u0000");
     const now = record.end.getTime();
-    const times = (keys.get(key) ?? []).filter((time) => time > now - rate.windowMilliseconds);
+    const previous = keys.get(key) ?? [];
+    const times = previous.filter((time) => time > now - rate.windowMilliseconds);
     times.push(now);
     keys.delete(key);
+    let total = (this.#rateTotals.get(rule) ?? 0) - previous.length;
     if (times.length >= rate.count) {
-      return { count: times.length, start: new Date(Math.min(...times, record.start.getTime())) };
+      let first = record.start.getTime();
+      for (const time of times) if (time < first) first = time;
+      this.#rateTotals.set(rule, total);
+      return { count: times.length, start: new Date(first) };
     }
     keys.set(key, times);
-    if (keys.size > this.#rateKeyLimit) keys.delete(keys.keys().next().value!);
+    total += times.length;
+    // Bounded memory: the least recently matched keys are forgotten first.
+    while (keys.size > this.#rateKeyLimit || total > maximumRateTimes) {
+      const [oldest, oldestTimes] = keys.entries().next().value!;
+      keys.delete(oldest);
+      total -= oldestTimes.length;
+    }
+    this.#rateTotals.set(rule, total);
     return undefined;
   }
 }

@@ -99,7 +99,7 @@ export function formatProblem(problem: AlertRuleProblem): string {
 
 const ruleFields = ["name", "severity", "message", "description", "kinds", "filter", "process", "executable", "user", "direction", "dns", "firstSeen", "rate", "enabled"] as const;
 const rateFields = ["count", "window", "per"] as const;
-const maximumRateCount = 1_000_000;
+const maximumRateCount = 10_000;
 
 /** A validated set of alert rules. */
 export class AlertRules {

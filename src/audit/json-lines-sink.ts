@@ -45,10 +45,10 @@ export class JsonLinesSink implements AuditSink {
   constructor(options: JsonLinesSinkOptions) {
     this.kinds = options.kinds;
     this.maximumBufferedBytes = options.maximumBufferedBytes ?? 16 * 1024 * 1024;
-    if (options.stream !== undefined) {
-      this.#stream = options.stream;
-    } else if (options.path === undefined || options.path === "-") {
-      this.#stream = process.stdout;
+    if (options.stream !== undefined || options.path === undefined || options.path === "-") {
+      this.#stream = options.stream ?? process.stdout;
+      // A reader that went away (EPIPE) stops this output, not the recorder.
+      this.#stream.on("error", (error: Error) => { this.#statistics.lastError = error.message; });
     } else {
       this.path = options.path;
       // Open now so an unwritable path is a clear error at start, not a lost stream later.

@@ -181,3 +181,16 @@ test("as a sink, the engine stores alerts through the recorder's context and sen
   await engine.close();
   assert.equal(closed, true);
 });
+
+test("rate counts keep bounded memory: the least recently matched key is forgotten first", async () => {
+  const engine = new AlertEngine({
+    rules: AlertRules.parse("rules:\n  - { name: twice, severity: low, message: m, rate: { count: 2, window: 1h, per: process.command } }\n"),
+    rateKeyLimit: 2,
+  });
+  const fired: string[] = [];
+  for (const [seconds, command] of [[0, "a"], [1, "b"], [2, "c"], [3, "a"], [4, "c"]] as const) {
+    for (const alert of await engine.evaluate(record({ at: seconds * 1000, process: { command } }))) fired.push(`${alert.process!.command}@${seconds}`);
+  }
+  // "a" was forgotten when "c" came (limit 2), so its second record starts afresh; "c" is still counted.
+  assert.deepEqual(fired, ["c@4"]);
+});
