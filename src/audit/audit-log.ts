@@ -23,6 +23,7 @@ import { dirname, resolve } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import type { AuditRecord, AuditRecordKind } from "./audit-record.js";
+import type { SeenKey } from "./seen-history.js";
 
 const require = createRequire(import.meta.url);
 
@@ -311,6 +312,24 @@ export class AuditLog {
   get lastSequence(): number {
     return this.#head.sequence;
   }
+
+  /**
+   * Whether a destination or listener (alert rules' "first time seen")
+   * occurs in a record stored before `record` — this log is the history the
+   * alert engine asks (SeenHistory). Only retained records count.
+   */
+  seenBefore(key: SeenKey, record: AuditRecord): boolean {
+    const before = record.sequence > 0 ? record.sequence : Number.MAX_SAFE_INTEGER;
+    const sql = key.kind === "listener"
+      ? "SELECT 1 FROM records WHERE local_port = ? AND local_address = ? AND protocol = ? AND kind = 'listen' AND sequence < ? LIMIT 1"
+      : "SELECT 1 FROM records WHERE remote_address = ? AND remote_port = ? AND protocol = ? AND direction = 'outbound' AND kind IN ('connection', 'udp') AND sequence < ? LIMIT 1";
+    const statement = this.#seenStatements.get(key.kind) ?? this.database.prepare(sql);
+    this.#seenStatements.set(key.kind, statement);
+    const row = key.kind === "listener" ? statement.get(key.port, key.address, key.protocol, before) : statement.get(key.address, key.port, key.protocol, before);
+    return row !== undefined;
+  }
+
+  readonly #seenStatements = new Map<SeenKey["kind"], BetterSqlite3.Statement>();
 
   /** Records stored now. */
   get count(): number {

@@ -14,6 +14,7 @@ import { LinkType } from "../pcap/link-type.js";
 import { parseIpv4, parseIpv6 } from "../pcap/address-text.js";
 import { UsageError } from "../sys/errors.js";
 import { auditColumns, databaseError, recordFromRow, type AuditLog } from "./audit-log.js";
+import { compileFlowFilter } from "./flow-filter.js";
 import { auditRecordKinds, type AuditFlow, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
 
 export interface AuditQuery {
@@ -67,57 +68,6 @@ export function addressInPrefix(address: string, prefix: Prefix): boolean {
   }
   bytes = undefined;
   return true;
-}
-
-/** A raw IP packet (no payload) from `source` to `destination` of a flow, for the filter evaluator. */
-export function flowPacket(flow: AuditFlow, outgoing: boolean): Uint8Array | undefined {
-  const local = parseAddress(flow.localAddress.startsWith("::ffff:") && flow.localAddress.includes(".") ? flow.localAddress.slice(7) : flow.localAddress);
-  const remote = parseAddress(flow.remoteAddress.startsWith("::ffff:") && flow.remoteAddress.includes(".") ? flow.remoteAddress.slice(7) : flow.remoteAddress);
-  if (local === undefined || remote === undefined || local.length !== remote.length) return undefined;
-  const [source, destination] = outgoing ? [local, remote] : [remote, local];
-  const [sourcePort, destinationPort] = outgoing ? [flow.localPort, flow.remotePort] : [flow.remotePort, flow.localPort];
-  const tcp = flow.protocol === "tcp";
-  const transport = Buffer.alloc(tcp ? 20 : 8);
-  transport.writeUInt16BE(sourcePort, 0);
-  transport.writeUInt16BE(destinationPort, 2);
-  if (tcp) {
-    transport[12] = 5 << 4;
-    transport[13] = 0x10; // ACK
-  } else {
-    transport.writeUInt16BE(8, 4);
-  }
-  let header: Buffer;
-  if (source.length === 4) {
-    header = Buffer.alloc(20);
-    header[0] = 0x45;
-    header.writeUInt16BE(20 + transport.length, 2);
-    header[8] = 64;
-    header[9] = tcp ? 6 : 17;
-    source.copy(header, 12);
-    destination.copy(header, 16);
-  } else {
-    header = Buffer.alloc(40);
-    header[0] = 0x60;
-    header.writeUInt16BE(transport.length, 4);
-    header[6] = tcp ? 6 : 17;
-    header[7] = 64;
-    source.copy(header, 8);
-    destination.copy(header, 24);
-  }
-  return Buffer.concat([header, transport]);
-}
-
-/** Compiles a filter expression for flows (a FilterSyntaxError, exit 2, for bad ones). */
-export function compileFlowFilter(expression: string): (flow: AuditFlow | null) => boolean {
-  const compiled: CompiledFilter = compileFilter(expression, { linkType: LinkType.RAW, packetMetadata: false });
-  return (flow) => {
-    if (flow === null) return false;
-    for (const outgoing of [true, false]) {
-      const packet = flowPacket(flow, outgoing);
-      if (packet !== undefined && compiled.matches(packet)) return true;
-    }
-    return false;
-  };
 }
 
 function checkQuery(query: AuditQuery): void {
@@ -197,7 +147,7 @@ export function queryAuditLog(log: AuditLog, query: AuditQuery = {}): AuditRecor
       }
     }
   }
-  const flowFilter = query.expression !== undefined && query.expression.trim() !== "" ? compileFlowFilter(query.expression) : undefined;
+  const flowFilter = query.expression !== undefined && query.expression.trim() !== "" ? compileFlowFilter(query.expression, { directions: "either" }) : undefined;
   const postFilter = prefix !== undefined || flowFilter !== undefined;
   const sql = `SELECT ${auditColumns.join(", ")} FROM records${where.length > 0 ? ` WHERE ${where.join(" AND ")}` : ""} ORDER BY sequence ${query.newestFirst ? "DESC" : "ASC"}${query.limit !== undefined && !postFilter ? ` LIMIT ${query.limit}` : ""}`;
   const records: AuditRecord[] = [];
@@ -208,7 +158,7 @@ export function queryAuditLog(log: AuditLog, query: AuditQuery = {}): AuditRecor
         const address = record.flow?.remoteAddress ?? record.dns?.serverAddress ?? record.drop?.sourceAddress;
         if (address === undefined || !addressInPrefix(address, prefix)) continue;
       }
-      if (flowFilter !== undefined && !flowFilter(record.flow)) continue;
+      if (flowFilter !== undefined && !flowFilter.matches(record)) continue;
       records.push(record);
       if (query.limit !== undefined && records.length >= query.limit) break;
     }

@@ -13,7 +13,8 @@ import { AuditRecorder } from "../audit/audit-recorder.js";
 import type { AuditSink } from "../audit/audit-sink.js";
 import { zeekConnFooter, zeekConnHeader, zeekConnLine } from "../audit/zeek-conn-log.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
-import { auditSinkOptions } from "./audit-sink-options.js";
+import { addAuditSinkOptions, buildAuditSinks } from "./audit-sink-options.js";
+import { registerAuditRulesCommand } from "./audit-rules-command.js";
 import { parseDuration } from "./duration-option.js";
 import { renderTable, toJson, writeLine } from "./output.js";
 
@@ -134,7 +135,7 @@ export function registerAuditCommand(program: Command): void {
     .option("--no-dns", "do not record DNS on port 53")
     .option("--no-drops", "do not record firewall and rate-limit drops");
   // Sinks (alert rules, JSON lines, ClickHouse, …) add their options through src/cli/audit-sink-options.ts.
-  for (const sinkOption of auditSinkOptions) record.option(sinkOption.flags, sinkOption.description);
+  addAuditSinkOptions(record);
   record.action(async (options: RecordOptions) => {
     const interval = parseDuration(options.interval, "--interval");
     const duration = options.duration === undefined ? undefined : parseDuration(options.duration, "--duration");
@@ -143,10 +144,7 @@ export function registerAuditCommand(program: Command): void {
     const sinks: AuditSink[] = [];
     let recorder: AuditRecorder | undefined;
     try {
-      for (const sinkOption of auditSinkOptions) {
-        const value = options[sinkOption.attribute];
-        if (value !== undefined && value !== false) sinks.push(await sinkOption.create(value as string, { log }));
-      }
+      sinks.push(...await buildAuditSinks(options as unknown as Record<string, unknown>, { log }));
       const controller = new AbortController();
       const stop = () => controller.abort();
       process.once("SIGINT", stop);
@@ -164,6 +162,8 @@ export function registerAuditCommand(program: Command): void {
       log.close();
     }
   });
+
+  registerAuditRulesCommand(audit);
 
   audit
     .command("query")

@@ -7,13 +7,13 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 
-export type AlertSeverity = "info" | "warning" | "critical";
+export type DashboardAlertSeverity = "info" | "warning" | "critical";
 
 /** An alert as the page shows it. */
 export interface DashboardAlert {
   /** ISO 8601. */
   time: string;
-  severity: AlertSeverity;
+  severity: DashboardAlertSeverity;
   /** What kind of alert ("port-scan", "new-listener", …). */
   kind: string;
   message: string;
@@ -27,7 +27,7 @@ export interface AlertSource {
 }
 
 const maximumText = 400;
-const severities: readonly AlertSeverity[] = ["info", "warning", "critical"];
+const severities: readonly DashboardAlertSeverity[] = ["info", "warning", "critical"];
 
 function text(value: unknown): string | undefined {
   if (typeof value !== "string" && typeof value !== "number") return undefined;
@@ -36,20 +36,29 @@ function text(value: unknown): string | undefined {
 }
 
 /**
- * Reads one alert from a parsed JSON line, leniently: `time` (or
+ * Reads one alert from a parsed JSON line: an audit record of kind "alert"
+ * (severity low → info, medium → warning, high → critical), or leniently
+ * any object with `time` (or
  * `timestamp`, ISO text or ms since the epoch), `severity` (or `level`;
  * "warn"/"error" understood), `kind` (or `type`, `rule`), `message` (or
  * `summary`, `description`). Undefined when there is no message.
  */
 export function normalizeAlert(value: unknown): DashboardAlert | undefined {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const record = value as Record<string, unknown>;
+  let record = value as Record<string, unknown>;
+  // An audit record of kind "alert" (`netbpf audit record --rules … --jsonl FILE`): the alert is nested.
+  const nested = record.alert;
+  if (record.kind === "alert" && typeof nested === "object" && nested !== null && !Array.isArray(nested)) {
+    const alert = nested as Record<string, unknown>;
+    const auditLevel = typeof alert.severity === "string" ? alert.severity : "info";
+    record = { time: record.start, severity: auditLevel === "medium" ? "warning" : auditLevel === "low" ? "info" : auditLevel, kind: alert.rule, message: alert.message };
+  }
   const message = text(record.message ?? record.summary ?? record.description);
   if (message === undefined) return undefined;
   const rawTime = record.time ?? record.timestamp;
   const parsed = typeof rawTime === "number" ? rawTime : typeof rawTime === "string" ? Date.parse(rawTime) : NaN;
   const level = (text(record.severity ?? record.level) ?? "info").toLowerCase();
-  const severity: AlertSeverity = severities.includes(level as AlertSeverity) ? (level as AlertSeverity) : level === "warn" ? "warning" : level === "error" || level === "critical" || level === "high" ? "critical" : "info";
+  const severity: DashboardAlertSeverity = severities.includes(level as DashboardAlertSeverity) ? (level as DashboardAlertSeverity) : level === "warn" ? "warning" : level === "error" || level === "critical" || level === "high" ? "critical" : "info";
   return {
     time: Number.isFinite(parsed) ? new Date(parsed).toISOString() : new Date(0).toISOString(),
     severity,
