@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { AlertEngine } from "../../src/audit/alert-engine.js";
+import { AlertRules } from "../../src/audit/alert-rules.js";
 import { AuditLog, emptyAuditRecord } from "../../src/audit/audit-log.js";
 import type { AuditRecord } from "../../src/audit/audit-record.js";
 import { UsageError } from "../../src/sys/errors.js";
@@ -190,4 +192,29 @@ for (let batch = 0; ; batch++) {
   assert.equal(log.lastSequence, count);
   assert.deepEqual(log.verify(), { ok: true, records: count, firstBad: null, reason: null });
   assert.equal(log.database.pragma("integrity_check", { simple: true }), "ok");
+});
+
+test("first-seen rules ask the log: a destination or listener stored in an earlier record is not new", async (t) => {
+  const path = join(folder(t), "audit.db");
+  using log = AuditLog.open(path);
+  const listen = emptyAuditRecord("listen", new Date());
+  listen.flow = { protocol: "tcp", family: "ipv4", direction: null, localAddress: "0.0.0.0", localPort: 8080, remoteAddress: "0.0.0.0", remotePort: 0, remoteName: null };
+  const [oldConnection, oldListener] = log.append([connection(1), listen]);
+  // Stored again later (a new run): the same destination and listener, and one new destination.
+  const [sameDestination, sameListener, newDestination] = log.append([connection(1), { ...listen, sequence: 0 }, connection(2)]);
+  const rules = AlertRules.parse([
+    "rules:",
+    "  - { name: new-destination, severity: low, message: \"new {flow.remoteAddress}\", firstSeen: destination }",
+    "  - { name: new-listener, severity: medium, message: \"new listener {flow.localPort}\", firstSeen: listener }",
+  ].join("\n"));
+  const engine = new AlertEngine({ rules, history: log });
+  const fired = async (record: AuditRecord) => (await engine.evaluate(record)).map((alert) => alert.alert!.rule);
+  assert.deepEqual(await fired(oldConnection!), ["new-destination"], "first in the log");
+  assert.deepEqual(await fired(oldListener!), ["new-listener"]);
+  const later = new AlertEngine({ rules, history: log });
+  const firedLater = async (record: AuditRecord) => (await later.evaluate(record)).map((alert) => alert.alert!.rule);
+  assert.deepEqual(await firedLater(sameDestination!), [], "10.0.1.1:443 was stored before");
+  assert.deepEqual(await firedLater(sameListener!), [], "port 8080 was listened on before");
+  assert.deepEqual(await firedLater(newDestination!), ["new-destination"], "10.0.2.1:443 never was");
+  assert.equal(log.seenBefore({ kind: "destination", protocol: "udp", address: "10.0.1.1", port: 443 }, newDestination!), false, "the protocol is part of the key");
 });
