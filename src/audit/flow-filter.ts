@@ -29,6 +29,7 @@ import { FilterSyntaxError } from "../filter/filter-syntax-error.js";
 import { parseFilter } from "../filter/parser.js";
 import { parseAddressPrefix } from "../firewall/address-prefix.js";
 import type { AuditRecord } from "./audit-record.js";
+import { headerOnlyPacket } from "../pcap/header-packet.js";
 
 /** LINKTYPE_RAW: packets begin with the IP header. */
 const rawIpLinkType = 101;
@@ -157,49 +158,15 @@ export function flowPacket(tuple: FlowPacketTuple): Uint8Array | undefined {
     return undefined;
   }
   if (source.length !== destination.length) return undefined;
-  const transport = tuple.protocol === "tcp" ? tcpSyn(tuple.sourcePort, tuple.destinationPort) : udpHeader(tuple.sourcePort, tuple.destinationPort);
-  const protocolNumber = tuple.protocol === "tcp" ? 6 : 17;
-  if (source.length === 4) {
-    const header = Buffer.alloc(20);
-    header[0] = 0x45;
-    header.writeUInt16BE(20 + transport.length, 2);
-    header.writeUInt16BE(0x4000, 6); // don't fragment, offset 0
-    header[8] = 64;
-    header[9] = protocolNumber;
-    source.copy(header, 12);
-    destination.copy(header, 16);
-    return Buffer.concat([header, transport]);
-  }
-  const header = Buffer.alloc(40);
-  header[0] = 0x60;
-  header.writeUInt16BE(transport.length, 4);
-  header[6] = protocolNumber;
-  header[7] = 64;
-  source.copy(header, 8);
-  destination.copy(header, 24);
-  return Buffer.concat([header, transport]);
+  // The originator's first packet: a SYN for TCP.
+  return headerOnlyPacket({
+    protocol: tuple.protocol === "tcp" ? 6 : 17, source, destination, sourcePort: tuple.sourcePort, destinationPort: tuple.destinationPort,
+    tcpFlags: 0x02, dontFragment: true,
+  });
 }
 
 /** An IPv4-mapped IPv6 address (a dual-stack socket's IPv4 peer) as the IPv4 address on the wire. */
 function unmapped(address: string): string {
   const match = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   return match ? match[1]! : address;
-}
-
-function tcpSyn(sourcePort: number, destinationPort: number): Buffer {
-  const header = Buffer.alloc(20);
-  header.writeUInt16BE(sourcePort & 0xffff, 0);
-  header.writeUInt16BE(destinationPort & 0xffff, 2);
-  header[12] = 5 << 4;
-  header[13] = 0x02;
-  header.writeUInt16BE(0xffff, 14);
-  return header;
-}
-
-function udpHeader(sourcePort: number, destinationPort: number): Buffer {
-  const header = Buffer.alloc(8);
-  header.writeUInt16BE(sourcePort & 0xffff, 0);
-  header.writeUInt16BE(destinationPort & 0xffff, 2);
-  header.writeUInt16BE(8, 4);
-  return header;
 }

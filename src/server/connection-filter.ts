@@ -8,6 +8,7 @@
  */
 import { compileFilter, maximumExpressionLength, type CompiledFilter } from "../filter/compile-filter.js";
 import { parseIpv4, parseIpv6 } from "../pcap/address-text.js";
+import { headerOnlyPacket } from "../pcap/header-packet.js";
 import { LinkType } from "../pcap/link-type.js";
 import { UsageError } from "../sys/errors.js";
 
@@ -37,36 +38,7 @@ function addressBytes(text: string | undefined): Buffer | undefined {
 
 /** A header-only IPv4 or IPv6 packet from `source` to `destination` (TCP with ACK, UDP, or the bare IP header). */
 export function connectionPacket(protocol: number, source: Buffer, sourcePort: number, destination: Buffer, destinationPort: number): Buffer {
-  const transport = protocol === 6 ? Buffer.alloc(20) : protocol === 17 ? Buffer.alloc(8) : Buffer.alloc(0);
-  if (transport.length > 0) {
-    transport.writeUInt16BE(sourcePort, 0);
-    transport.writeUInt16BE(destinationPort, 2);
-  }
-  if (protocol === 6) {
-    transport[12] = 5 << 4; // data offset: 20 bytes
-    transport[13] = 0x10; // ACK
-    transport.writeUInt16BE(65535, 14);
-  } else if (protocol === 17) {
-    transport.writeUInt16BE(8, 4);
-  }
-  if (source.length === 4) {
-    const header = Buffer.alloc(20);
-    header[0] = 0x45;
-    header.writeUInt16BE(20 + transport.length, 2);
-    header[8] = 64;
-    header[9] = protocol;
-    source.copy(header, 12);
-    destination.copy(header, 16);
-    return Buffer.concat([header, transport]);
-  }
-  const header = Buffer.alloc(40);
-  header[0] = 0x60;
-  header.writeUInt16BE(transport.length, 4);
-  header[6] = protocol;
-  header[7] = 64;
-  source.copy(header, 8);
-  destination.copy(header, 24);
-  return Buffer.concat([header, transport]);
+  return headerOnlyPacket({ protocol, source, sourcePort, destination, destinationPort });
 }
 
 export class ConnectionFilter {
