@@ -20,11 +20,7 @@ import { ProgramType } from "../src/sys/bpf-constants.js";
 import { bpffsPath } from "../src/sys/mounts.js";
 import { BalancerNetwork, connectionsScript, serverScript, vip4 } from "../test/balancer/balancer-network.js";
 import { balancerProgramFixture, fixturePort, fixtureVip, tcpFrame } from "../test/balancer/balancer-program-fixture.js";
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
+import { median } from "./support/statistics.js";
 
 function perPacket(): void {
   const fixture = balancerProgramFixture();

@@ -5,6 +5,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { median } from "./support/statistics.js";
 
 const timeTargetMilliseconds = 150;
 const memoryTargetMegabytes = 60;
@@ -48,12 +49,6 @@ async function measureOnce(): Promise<Sample> {
     types: btf.typeCount - 1,
     bytes: btf.bytes.byteLength,
   };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 if (process.argv[2] === "--child") {

@@ -29,6 +29,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readCaptureFile } from "../src/pcap/capture-file.js";
+import { median } from "./support/statistics.js";
 
 const packets = Number(process.argv[2] ?? 500_000);
 const trials = Number(process.argv[3] ?? 5);
@@ -166,11 +167,6 @@ async function trial(tool: Tool, directory: string, index: number, flood: string
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 type Tool = "netbpf" | "tcpdump" | "none";

@@ -17,6 +17,7 @@ import { get } from "node:http";
 import net from "node:net";
 import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
+import { stopChild } from "./support/child-process.js";
 
 const seconds = Number(process.argv[2] ?? process.env.NETBPF_BENCH_DASHBOARD_SECONDS ?? 60);
 const churn = Number(process.argv[3] ?? 100);
@@ -37,15 +38,6 @@ async function startServe(args: string[]): Promise<{ child: ChildProcessWithoutN
     if (child.exitCode !== null || waited > 60_000) throw new Error(`serve did not start: ${stderr.trim()}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-}
-
-async function stop(child: ChildProcessWithoutNullStreams): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGINT");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 const megabytes = (kibibytes: number) => (kibibytes / 1024).toFixed(1);
@@ -93,7 +85,7 @@ async function main(): Promise<void> {
   sample();
   const load = loadavg()[0]!.toFixed(1);
   stream.destroy();
-  await Promise.all([stop(baseline.child), stop(dashboard.child)]);
+  await Promise.all([stopChild(baseline.child), stopChild(dashboard.child)]);
   sink.close();
 
   console.log(`dashboard memory: ${seconds} s, churn ${churn} connections/s (${opened} opened, ${failed} failed), ${events} updates streamed (${megabytes(streamBytes / 1024)} MiB)`);

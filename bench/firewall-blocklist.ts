@@ -35,6 +35,7 @@ import { loadGenerated } from "../src/firewall/hook-attachment.js";
 import { StateStore } from "../src/state/state-store.js";
 import { MapFlag, MapType } from "../src/sys/bpf-constants.js";
 import { inNetworkNamespace } from "../src/sys/network-namespace.js";
+import { median } from "./support/statistics.js";
 
 const rounds = Number(process.argv[2] ?? 3);
 const seconds = Number(process.argv[3] ?? 4);
@@ -62,11 +63,6 @@ function frame(source: number[]): Buffer {
   packet.writeUInt16BE(9, 36);
   packet.writeUInt16BE(26, 38);
   return packet;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 type Lookup = "hash" | "trie";

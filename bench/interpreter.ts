@@ -10,6 +10,7 @@ import { Interpreter } from "../src/asm/interpreter.js";
 import { programLoad, programTestRun } from "../src/sys/bpf.js";
 import { ProgramType } from "../src/sys/bpf-constants.js";
 import { FileDescriptor } from "../src/sys/file-descriptor.js";
+import { median } from "./support/statistics.js";
 
 /** XDP: drop IPv4 TCP to ports 1-1023 from 10.0.0.0/8, pass the rest (about 25 instructions per packet). */
 function filter() {
@@ -30,11 +31,6 @@ function filter() {
     .return(1)
     .label("pass").return(2)
     .finish().instructions;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 const rounds = Number(process.argv[2] ?? 5);

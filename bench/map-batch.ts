@@ -6,14 +6,10 @@ import { BpfMap } from "../src/core/map.js";
 import { u32, u64 } from "../src/core/codec.js";
 import { MapType } from "../src/sys/bpf-constants.js";
 import { mapGetNextKey, mapLookupElement } from "../src/sys/bpf.js";
+import { median } from "./support/statistics.js";
 
 const entries = 100_000;
 const rounds = 5;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 using map = BpfMap.create({ type: MapType.Hash, key: u32, value: u64, maxEntries: entries });
 map.updateBatch(Array.from({ length: entries }, (_, i) => [i, BigInt(i)] as [number, bigint]));

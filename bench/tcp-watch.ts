@@ -23,29 +23,16 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { median } from "./support/statistics.js";
+import { stopChild } from "./support/child-process.js";
 
 const trials = Number(process.argv[2] ?? 5);
 const iperfSeconds = Number(process.argv[3] ?? 4);
 const part = process.argv[4] ?? "all";
 const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
-
 function available(command: string, args: string[]): boolean {
   return spawnSync(command, args, { encoding: "utf8" }).status === 0;
-}
-
-async function stopChild(child: ChildProcessWithoutNullStreams): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGINT");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 /** Milliseconds from spawn to the tool's first line on stdout while a refused connection to `port` is tried every 10 ms. */

@@ -25,6 +25,7 @@ import { Program } from "../src/core/program.js";
 import { LinkType } from "../src/pcap/link-type.js";
 import { trafficCounterProgram, trafficCountsName, trafficKeySize, trafficStatisticKinds, trafficStatisticsName, trafficValueSize, type TrafficGrouping } from "../src/programs/traffic-counter.js";
 import { AttachType, MapType, ProgramType } from "../src/sys/bpf-constants.js";
+import { median } from "./support/statistics.js";
 
 const seconds = Number(process.argv[2] ?? 3);
 const trials = Number(process.argv[3] ?? 3);
@@ -32,12 +33,6 @@ const port = 45000 + Math.floor(Math.random() * 5000);
 const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
 
 type Setup = "none" | "top" | "top+tcp";
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
 
 /** Starts a watcher and resolves once it has attached (it says so on stderr). */
 function startWatcher(args: string[], ready: RegExp): Promise<ChildProcess> {
