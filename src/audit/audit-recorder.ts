@@ -119,7 +119,9 @@ export class AuditRecorder {
     this.#sinks = options.sinks ?? [];
     const closeAll: { close(): void }[] = [];
     try {
-      this.#tcp = watchTcp({ signal: this.#controller.signal, maximumConnections: options.maximumConnections, types: ["state", "accept", "close"] });
+      // Only the events recorded: the kernel writes nothing else to the ring (see docs/audit.md, cost).
+      // No signal: stop() detaches it and drains the ring, so nothing seen is dropped uncounted.
+      this.#tcp = watchTcp({ maximumConnections: options.maximumConnections, types: ["listen", "open", "accept", "close"] });
       closeAll.push(this.#tcp);
       if (options.udp ?? true) {
         this.#udp = TrafficWatcher.open({ by: "conn", filter: "udp", processes: true, maxEntries: options.maximumFlows ?? 65536 });
@@ -175,8 +177,10 @@ export class AuditRecorder {
         await this.#interval(false);
       }
     } finally {
-      this.#tcp.close();
+      // Detach, then the consumer takes what is still in the ring before the watcher closes.
+      this.#tcp.stop();
       await Promise.allSettled([tcp, dns]);
+      this.#tcp.close();
       // The last interval reads UDP and DNS before they are detached.
       await this.#interval(true);
       this.#udp?.close();
@@ -219,14 +223,14 @@ export class AuditRecorder {
 
   #onTcp(event: TcpEvent): void {
     if (event.pid !== null) this.#processes.remember(event.pid);
-    if (event.type === "state" && event.state === "LISTEN") {
+    if (event.type === "listen") {
       const record = emptyAuditRecord("listen", event.time);
       record.process = this.#process(event);
       record.flow = { protocol: "tcp", family: event.family, direction: null, localAddress: event.localAddress, localPort: event.localPort, remoteAddress: event.remoteAddress, remotePort: event.remotePort, remoteName: null };
       this.#pending.push(record);
       return;
     }
-    if (event.type === "state" && event.state === "ESTABLISHED") this.#open.set(event.socket, event);
+    if (event.type === "open") this.#open.set(event.socket, event);
     if (event.type === "accept") this.#open.set(event.socket, event);
     if (event.type !== "close") return;
     this.#open.delete(event.socket);
@@ -375,7 +379,7 @@ export class AuditRecorder {
   }
 
   #readLosses(start: Date, end: Date): void {
-    this.#kernelLoss("tcp", "ring full", this.#tcp.closed ? this.#lossPrevious.get("tcp\u0000ring full") ?? 0 : this.#tcp.lost);
+    this.#kernelLoss("tcp", "ring full", this.#tcp.lost);
     if (this.#dns !== undefined) this.#kernelLoss("dns", "ring full", this.#dns.lost);
     for (const [key, entry] of this.#userLosses) {
       const record = emptyAuditRecord("loss", start, end);

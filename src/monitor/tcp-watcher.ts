@@ -23,6 +23,7 @@ import {
   tcpEventRingName,
   tcpKernelOffsets,
   type TcpKernelOffsets,
+  type TcpEmitOptions,
   tcpLostName,
   TcpRecordKind,
   tcpRecordLayout,
@@ -43,14 +44,15 @@ import { UsageError, VerifierError } from "../sys/errors.js";
  * - `open`: the connection reached ESTABLISHED (from SYN_SENT: outgoing, with
  *   `connectLatencyMilliseconds`; from SYN_RECV: incoming).
  * - `accept`: a process accepted an incoming connection (`pid` is the acceptor).
+ * - `listen`: a socket began listening (reached LISTEN; `pid` is the listener).
  * - `close`: the connection reached CLOSE: the summary (tcplife) with
  *   duration, bytes, RTT, retransmissions and resets.
  * - `retransmit`: a segment was retransmitted (tcpretrans).
  * - `reset`: a RST was sent or received (`resetDirection`).
  */
-export type TcpEventType = "state" | "open" | "accept" | "close" | "retransmit" | "reset";
+export type TcpEventType = "state" | "open" | "accept" | "close" | "retransmit" | "reset" | "listen";
 
-export const tcpEventTypes: readonly TcpEventType[] = ["state", "open", "accept", "close", "retransmit", "reset"];
+export const tcpEventTypes: readonly TcpEventType[] = ["state", "open", "accept", "close", "retransmit", "reset", "listen"];
 
 /** TCP state names as the kernel's tracepoints print them, without "TCP_". */
 export const tcpStates: readonly string[] = Object.values(tcpStateNames);
@@ -129,6 +131,29 @@ export interface WatchTcpOptions {
 
 const operation = "watch tcp";
 
+/**
+ * What each program must write to the ring for these options: events of
+ * types nobody asked for, and state changes to states nobody asked for, are
+ * dropped in the kernel (the per-connection record still follows them).
+ */
+function emitOptionsFor(types: readonly TcpEventType[] | undefined, states: Set<string> | undefined): Record<"state" | "accept" | "retransmit" | "reset", TcpEmitOptions> {
+  const wants = (type: TcpEventType): boolean => types === undefined || types.includes(type);
+  const stateNumber = (name: string): number => Number(Object.entries(tcpStateNames).find(([, stateName]) => stateName === name)![0]);
+  let emitStates: number[] | undefined;
+  if (!wants("state")) {
+    // open events come with ESTABLISHED, close events with CLOSE, listen events with LISTEN.
+    emitStates = [...(wants("open") ? ["ESTABLISHED"] : []), ...(wants("close") ? ["CLOSE"] : []), ...(wants("listen") ? ["LISTEN"] : [])].filter((name) => states === undefined || states.has(name)).map(stateNumber);
+  } else if (states !== undefined) {
+    emitStates = [...states].map(stateNumber);
+  }
+  return {
+    state: emitStates !== undefined && emitStates.length === 0 ? { emit: false } : { emitStates },
+    accept: { emit: wants("accept") },
+    retransmit: { emit: wants("retransmit") },
+    reset: { emit: wants("reset") },
+  };
+}
+
 /** Offsets read back from the cache file: every field a byte offset. */
 function isTcpKernelOffsets(facts: unknown): boolean {
   if (typeof facts !== "object" || facts === null) return false;
@@ -201,6 +226,12 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
   readonly #lost: BpfMap<number, bigint>;
   /** CLOCK_REALTIME − CLOCK_MONOTONIC, in ns. */
   readonly #wallClockOffset: bigint;
+  /** Aborted by stop(): the iteration then drains the ring and ends. */
+  readonly #stopping = new AbortController();
+  /** The programs and their links (closed first by stop()). */
+  readonly #attached: { close(): void }[] = [];
+  /** The lost count read when closing. */
+  #finalLost = 0;
   #closed = false;
   #iterated = false;
 
@@ -210,6 +241,7 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
     this.#states = states;
     if (options.signal?.aborted) throw new UsageError(operation, "the signal is already aborted");
     try {
+      const emit = emitOptionsFor(options.types, states);
       const formats = readTcpTracepointFormats();
       // From a small cache file after the first start on this boot: reading and parsing the kernel's BTF was most of the start-up.
       const offsets = kernelBtfFacts("tcp-offsets", tcpKernelOffsets, { check: isTcpKernelOffsets });
@@ -238,17 +270,17 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
         const format = formats.get(key);
         if (format === undefined) return;
         const program = load(build(format), name);
-        this.#own<Link>(attachTracepoint(program, format.category, format.name));
+        this.#attached.push(program, this.#own<Link>(attachTracepoint(program, format.category, format.name)));
         this.tracepoints.push(key);
       };
       // The accept hooks first, then the state changes: a connection's record
       // never misses its accept.
-      attach("syscalls:sys_exit_accept4", "tcp_accept4", (format) => tcpAcceptProgram(format, offsets));
-      attach("syscalls:sys_exit_accept", "tcp_accept", (format) => tcpAcceptProgram(format, offsets));
-      attach("tcp:tcp_retransmit_skb", "tcp_retransmit", (format) => tcpSocketEventProgram(format, TcpRecordKind.Retransmit));
-      attach("tcp:tcp_receive_reset", "tcp_reset_in", (format) => tcpSocketEventProgram(format, TcpRecordKind.ResetReceived));
-      attach("tcp:tcp_send_reset", "tcp_reset_out", (format) => tcpResetSentProgram(format));
-      attach("sock:inet_sock_set_state", "tcp_state", (format) => tcpStateChangeProgram(format, offsets));
+      attach("syscalls:sys_exit_accept4", "tcp_accept4", (format) => tcpAcceptProgram(format, offsets, emit.accept));
+      attach("syscalls:sys_exit_accept", "tcp_accept", (format) => tcpAcceptProgram(format, offsets, emit.accept));
+      attach("tcp:tcp_retransmit_skb", "tcp_retransmit", (format) => tcpSocketEventProgram(format, TcpRecordKind.Retransmit, emit.retransmit));
+      attach("tcp:tcp_receive_reset", "tcp_reset_in", (format) => tcpSocketEventProgram(format, TcpRecordKind.ResetReceived, emit.reset));
+      attach("tcp:tcp_send_reset", "tcp_reset_out", (format) => tcpResetSentProgram(format, emit.reset));
+      attach("sock:inet_sock_set_state", "tcp_state", (format) => tcpStateChangeProgram(format, offsets, emit.state));
       attach("tcp:tcp_destroy_sock", "tcp_destroy", (format) => tcpDestroyProgram(format));
       this.#reader = this.#own(new RingBufferReader(ring, { lostCounter: { map: this.#lost, key: 0 } }));
     } catch (error) {
@@ -267,7 +299,7 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
 
   /** Events the kernel could not write because the ring was full. */
   get lost(): number {
-    if (this.#closed) return 0;
+    if (this.#closed) return this.#finalLost;
     return this.#reader.lost ?? 0;
   }
 
@@ -278,6 +310,12 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
   /** Detaches every program and frees the maps; ends any iteration. */
   close(): void {
     if (this.#closed) return;
+    try {
+      // Counted to the end: losses after the last read are still losses.
+      this.#finalLost = this.#reader?.lost ?? 0;
+    } catch {
+      // The counter could not be read: keep the last known figure.
+    }
     this.#closed = true;
     for (const object of this.#owned.reverse()) {
       try {
@@ -287,6 +325,25 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
       }
     }
     this.#owned.length = 0;
+  }
+
+  /**
+   * Stops watching without losing what was seen: detaches the programs (no
+   * new events), then the iteration delivers every event still in the ring
+   * and ends (closing the watcher). Without an iteration, it just closes.
+   */
+  stop(): void {
+    if (this.#closed) return;
+    for (const object of this.#attached.reverse()) {
+      try {
+        object.close();
+      } catch {
+        // Detaching the rest matters more.
+      }
+    }
+    this.#attached.length = 0;
+    if (!this.#iterated) this.close();
+    else this.#stopping.abort();
   }
 
   [Symbol.dispose](): void {
@@ -299,8 +356,18 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
     this.#iterated = true;
     if (this.#closed) return;
     try {
-      for await (const data of this.#reader.records({ signal: this.#options.signal })) {
+      const signal = this.#options.signal ? AbortSignal.any([this.#options.signal, this.#stopping.signal]) : this.#stopping.signal;
+      for await (const data of this.#reader.records({ signal })) {
         for (const event of this.#eventsOf(decodeTcpRecord(data))) if (this.#matches(event)) yield event;
+      }
+      // Stopped: the programs are detached; deliver what they left in the ring.
+      while (this.#stopping.signal.aborted && !this.#closed) {
+        const events: TcpEvent[] = [];
+        const read = this.#reader.readAvailable((data) => {
+          for (const event of this.#eventsOf(decodeTcpRecord(data))) if (this.#matches(event)) events.push(event);
+        }, 4096);
+        for (const event of events) yield event;
+        if (read === 0) break;
       }
     } finally {
       this.close();
@@ -325,6 +392,7 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
         const listener = record.role === TcpRole.Listener || record.oldState === 10;
         if (record.newState === 1 && (record.oldState === 2 || record.oldState === 3)) events.push({ ...base, type: "open" });
         if (record.newState === 7 && !listener) events.push({ ...base, type: "close" });
+        if (record.newState === 10) events.push({ ...base, type: "listen" });
         return events;
       }
       case TcpRecordKind.Accept:

@@ -213,6 +213,18 @@ function output(assembler: Assembler, done: string): void {
   addToCounter(assembler, tcpLostName, 0, { stackOffset: counterSlot, skip: done });
 }
 
+/**
+ * What a program writes to the ring (the per-connection record is kept up to
+ * date either way): `emit: false` writes nothing; `emitStates` (state-change
+ * program only) writes only changes to one of these new states. Filtering
+ * here, before the ring, spares the reserve, the copy and the decoding in
+ * user space of events nobody asked for.
+ */
+export interface TcpEmitOptions {
+  emit?: boolean;
+  emitStates?: readonly number[];
+}
+
 /** Deletes the record of the socket in the key slot. */
 function deleteRecord(assembler: Assembler): void {
   assembler.loadMapFd(R1, tcpConnectionsName).mov64(R2, R10).add64(R2, keySlot).call("map_delete_elem");
@@ -244,7 +256,7 @@ function readKernel(assembler: Assembler, to: number, size: number, from: number
 }
 
 /** sock:inet_sock_set_state: create / update the record, emit it, forget it at CLOSE. */
-export function tcpStateChangeProgram(format: TracepointFormat, offsets: TcpKernelOffsets): AssembledProgram {
+export function tcpStateChangeProgram(format: TracepointFormat, offsets: TcpKernelOffsets, emitOptions: TcpEmitOptions = {}): AssembledProgram {
   const field = (name: string) => requireField(format, name).offset;
   const state = tcpRecordLayout;
   const assembler = new Assembler().mov64(R6, R1);
@@ -284,6 +296,14 @@ export function tcpStateChangeProgram(format: TracepointFormat, offsets: TcpKern
   readKernel(assembler, state.totalRetransmits, 4, offsets.totalRetransmits);
   assembler.store("u8", R7, state.statistics, 1);
   assembler.label("emit");
+  if (emitOptions.emit === false) {
+    assembler.jump("sent");
+  } else if (emitOptions.emitStates !== undefined) {
+    assembler.load("u32", R1, R7, state.newState);
+    for (const wanted of new Set(emitOptions.emitStates)) assembler.jumpIf(R1, "==", wanted, "output");
+    assembler.jump("sent");
+  }
+  assembler.label("output");
   output(assembler, "sent");
   assembler.label("sent").load("u32", R1, R7, state.newState).jumpIf(R1, "!=", TcpState.Close, "out");
   deleteRecord(assembler);
@@ -294,7 +314,7 @@ export function tcpStateChangeProgram(format: TracepointFormat, offsets: TcpKern
  * syscalls:sys_exit_accept4 / sys_exit_accept: find the accepted socket from
  * the returned descriptor and give its record the accepting process.
  */
-export function tcpAcceptProgram(format: TracepointFormat, offsets: TcpKernelOffsets): AssembledProgram {
+export function tcpAcceptProgram(format: TracepointFormat, offsets: TcpKernelOffsets, emitOptions: TcpEmitOptions = {}): AssembledProgram {
   const returned = requireField(format, "ret").offset;
   const assembler = new Assembler().mov64(R6, R1);
   // r9 = the descriptor; the pointer chase goes through the key slot.
@@ -321,7 +341,7 @@ export function tcpAcceptProgram(format: TracepointFormat, offsets: TcpKernelOff
   assembler.load("u8", R1, R7, tcpRecordLayout.role).jumpIf(R1, "!=", TcpRole.Passive, "out");
   stamp(assembler, TcpRecordKind.Accept);
   recordCurrentProcess(assembler);
-  output(assembler, "out");
+  if (emitOptions.emit !== false) output(assembler, "out");
   return assembler.label("out").return(0).finish();
 }
 
@@ -330,7 +350,7 @@ export function tcpAcceptProgram(format: TracepointFormat, offsets: TcpKernelOff
  * socket's record and emit it. A socket not being followed gets a record
  * just for this event.
  */
-export function tcpSocketEventProgram(format: TracepointFormat, kind: typeof TcpRecordKind.Retransmit | typeof TcpRecordKind.ResetReceived): AssembledProgram {
+export function tcpSocketEventProgram(format: TracepointFormat, kind: typeof TcpRecordKind.Retransmit | typeof TcpRecordKind.ResetReceived, emitOptions: TcpEmitOptions = {}): AssembledProgram {
   const field = (name: string) => requireField(format, name).offset;
   const counter = kind === TcpRecordKind.Retransmit ? tcpRecordLayout.retransmits : tcpRecordLayout.resetsReceived;
   const assembler = new Assembler().mov64(R6, R1);
@@ -341,7 +361,7 @@ export function tcpSocketEventProgram(format: TracepointFormat, kind: typeof Tcp
   stamp(assembler, kind);
   copyEndpoints(assembler, format);
   if (format.fields.has("state")) assembler.load("u32", R1, R6, field("state")).store("u32", R7, tcpRecordLayout.newState, R1);
-  output(assembler, "sent");
+  if (emitOptions.emit !== false) output(assembler, "sent");
   assembler.label("sent").jumpIf(R9, "==", 0, "out");
   deleteRecord(assembler);
   return assembler.label("out").return(0).finish();
@@ -352,7 +372,7 @@ export function tcpSocketEventProgram(format: TracepointFormat, kind: typeof Tcp
  * listens on): such resets use the record of socket 0, made for the event
  * and removed after it. Endpoints come as struct sockaddr_in / sockaddr_in6.
  */
-export function tcpResetSentProgram(format: TracepointFormat): AssembledProgram {
+export function tcpResetSentProgram(format: TracepointFormat, emitOptions: TcpEmitOptions = {}): AssembledProgram {
   const field = (name: string) => requireField(format, name).offset;
   const local = field("saddr");
   const remote = field("daddr");
@@ -375,7 +395,7 @@ export function tcpResetSentProgram(format: TracepointFormat): AssembledProgram 
   copyFromContext(assembler, local + 8, tcpRecordLayout.localAddress, 16);
   copyFromContext(assembler, remote + 8, tcpRecordLayout.remoteAddress, 16);
   assembler.label("addressed");
-  output(assembler, "sent");
+  if (emitOptions.emit !== false) output(assembler, "sent");
   assembler.label("sent").jumpIf(R9, "==", 0, "out");
   deleteRecord(assembler);
   return assembler.label("out").return(0).finish();
