@@ -130,6 +130,21 @@ interface KernelCounts {
   cookies: bigint[];
 }
 
+/** A kernel key, decoded: the row's fields and label (without the process), and its owner once known by socket cookie. */
+interface KeyDescription {
+  id: string;
+  fields: Partial<Pick<TrafficRow, "protocol" | "family" | "localAddress" | "localPort" | "remoteAddress" | "remotePort" | "interface">>;
+  label: string;
+  protocol: number;
+  localPort: number;
+  owner: ProcessIdentity | null;
+}
+
+interface Group {
+  row: Omit<TrafficRow, keyof TrafficCounts | keyof TrafficRates>;
+  counts: TrafficCounts;
+}
+
 function emptyCounts(): TrafficCounts {
   return { packetsIn: 0, bytesIn: 0, payloadIn: 0, packetsOut: 0, bytesOut: 0, payloadOut: 0 };
 }
@@ -169,6 +184,8 @@ export class TrafficWatcher implements Disposable {
   readonly #boundPortOwners = new Map<number, ProcessIdentity | null>();
   /** Interface names by index, looked up once per snapshot (one system call each, and many rows share an interface). */
   readonly #interfaceNames = new Map<number, string>();
+  /** Kernel keys (as latin1 text) → what they say, for the keys in the map at the last snapshot. */
+  #descriptions = new Map<string, KeyDescription>();
   #previous = new Map<string, TrafficCounts>();
   #previousTime: bigint;
   #previousTotals = emptyCounts();
@@ -307,23 +324,31 @@ export class TrafficWatcher implements Disposable {
     if (this.#closed) throw new UsageError("watch traffic", "the watcher is closed");
     const now = process.hrtime.bigint();
     const seconds = Number(now - this.#previousTime) / 1e9;
-    const groups = new Map<string, { row: Omit<TrafficRow, keyof TrafficCounts | keyof TrafficRates>; counts: TrafficCounts; cookie: bigint; ports: Set<number> }>();
+    const groups = new Map<string, Group>();
     let entries = 0;
-    const pending: { key: Buffer; kernel: KernelCounts }[] = [];
+    const pending: { key: KeyDescription; kernel: KernelCounts }[] = [];
+    this.#interfaceNames.clear();
+    const described = new Map<string, KeyDescription>();
     this.#counts.forEachBatch((key, value) => {
       entries++;
       const perCpu = value as Buffer[];
       const counts = [0, 0, 0, 0, 0, 0];
       const cookies: bigint[] = [];
       for (const cpu of perCpu) {
-        for (let field = 0; field < 6; field++) counts[field]! += Number(cpu.readBigUInt64LE(field * 8));
-        const seen = cpu.readBigUInt64LE(TrafficValueOffset.cookie);
-        if (seen !== 0n && !cookies.includes(seen)) cookies.push(seen);
+        // Counters stay far below 2^53: two 32-bit halves are cheaper than a BigInt.
+        for (let field = 0; field < 6; field++) counts[field]! += cpu.readUInt32LE(field * 8) + cpu.readUInt32LE(field * 8 + 4) * 4294967296;
+        if (cpu.readUInt32LE(TrafficValueOffset.cookie) !== 0 || cpu.readUInt32LE(TrafficValueOffset.cookie + 4) !== 0) {
+          const seen = cpu.readBigUInt64LE(TrafficValueOffset.cookie);
+          if (!cookies.includes(seen)) cookies.push(seen);
+        }
       }
-      pending.push({ key: Buffer.from(key), kernel: { counts, cookies } });
+      const description = this.#describe(key as Buffer);
+      described.set(description.id, description);
+      pending.push({ key: description, kernel: { counts, cookies } });
     });
+    // Descriptions of keys gone from the kernel's map are forgotten.
+    this.#descriptions = described;
     const unknownPorts = new Set<number>();
-    this.#interfaceNames.clear();
     this.#boundPortOwners.clear();
     const resolve = () => {
       groups.clear();
@@ -347,10 +372,11 @@ export class TrafficWatcher implements Disposable {
     for (const [key, group] of groups) {
       current.set(key, group.counts);
       const before = this.#previous.get(key) ?? emptyCounts();
-      rows.push({ ...group.row, ...group.counts, ...rates(group.counts, before, seconds) });
+      rows.push(trafficRow(group.row, group.counts, before, seconds));
       for (const field of countFields) totals[field] += group.counts[field];
     }
-    rows.sort((a, b) => b.bytesIn + b.bytesOut - (a.bytesIn + a.bytesOut) || a.key.localeCompare(b.key));
+    // Code-unit order for ties: localeCompare costs seconds on a full map.
+    rows.sort((a, b) => b.bytesIn + b.bytesOut - (a.bytesIn + a.bytesOut) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const created = this.#statistic(TrafficStatistic.created);
     const snapshot: TrafficSnapshot = {
       time: new Date().toISOString(),
@@ -371,58 +397,87 @@ export class TrafficWatcher implements Disposable {
     return snapshot;
   }
 
-  #addToGroup(groups: Map<string, { row: Omit<TrafficRow, keyof TrafficCounts | keyof TrafficRates>; counts: TrafficCounts; cookie: bigint; ports: Set<number> }>, key: Buffer, kernel: KernelCounts, unknownPorts: Set<number>): void {
+  /**
+   * What a kernel key says (addresses and ports as text, the row's label),
+   * worked out once per key while it stays in the map: a full map holds
+   * tens of thousands of keys, and formatting them every second dominated.
+   */
+  #describe(key: Buffer): KeyDescription {
+    const id = key.toString("latin1");
+    const ifindex = key.readUInt32LE(TrafficKeyOffset.ifindex);
+    let interfaceText: string | undefined;
+    if (this.perInterface) {
+      interfaceText = this.#interfaceNames.get(ifindex);
+      if (interfaceText === undefined) {
+        interfaceText = interfaceName(ifindex) ?? `if${ifindex}`;
+        this.#interfaceNames.set(ifindex, interfaceText);
+      }
+    }
+    const known = this.#descriptions.get(id);
+    if (known && known.fields.interface === interfaceText) return known;
     const family = key[TrafficKeyOffset.family]!;
     const protocol = key[TrafficKeyOffset.protocol]!;
     const localPort = key.readUInt16LE(TrafficKeyOffset.localPort);
     const remotePort = key.readUInt16LE(TrafficKeyOffset.remotePort);
-    const ifindex = key.readUInt32LE(TrafficKeyOffset.ifindex);
     const address = (offset: number) => (family === 6 ? formatIpv6(key.subarray(offset, offset + 16)) : formatIpv4(key.subarray(offset, offset + 4)));
-    const owner = this.#owner(kernel.cookies, protocol, localPort, unknownPorts);
-    const row: Omit<TrafficRow, keyof TrafficCounts | keyof TrafficRates> = { key: "", process: owner };
-    const parts: string[] = [];
+    const fields: KeyDescription["fields"] = {};
+    let label = "";
     switch (this.by) {
       case "port":
-        row.protocol = protocolName(protocol);
-        row.localPort = localPort;
-        parts.push(`${row.protocol}/${localPort}`);
+        fields.protocol = protocolName(protocol);
+        fields.localPort = localPort;
+        label = `${fields.protocol}/${localPort}`;
         break;
       case "conn":
-        row.protocol = protocolName(protocol);
-        row.family = family === 6 ? "ipv6" : "ipv4";
-        row.localAddress = address(TrafficKeyOffset.localAddress);
-        row.localPort = localPort;
-        row.remoteAddress = address(TrafficKeyOffset.remoteAddress);
-        row.remotePort = remotePort;
-        parts.push(`${row.protocol} ${row.localAddress}:${localPort} ${row.remoteAddress}:${remotePort}`);
+        fields.protocol = protocolName(protocol);
+        fields.family = family === 6 ? "ipv6" : "ipv4";
+        fields.localAddress = address(TrafficKeyOffset.localAddress);
+        fields.localPort = localPort;
+        fields.remoteAddress = address(TrafficKeyOffset.remoteAddress);
+        fields.remotePort = remotePort;
+        label = `${fields.protocol} ${fields.localAddress}:${localPort} ${fields.remoteAddress}:${remotePort}`;
         break;
       case "remote":
-        row.family = family === 6 ? "ipv6" : "ipv4";
-        row.remoteAddress = address(TrafficKeyOffset.remoteAddress);
-        parts.push(row.remoteAddress);
+        fields.family = family === 6 ? "ipv6" : "ipv4";
+        fields.remoteAddress = address(TrafficKeyOffset.remoteAddress);
+        label = fields.remoteAddress;
         break;
       case "process":
-        parts.push(owner ? `${owner.pid} ${owner.command}` : "unknown");
         break;
     }
-    if (this.perInterface) {
-      let name = this.#interfaceNames.get(ifindex);
-      if (name === undefined) {
-        name = interfaceName(ifindex) ?? `if${ifindex}`;
-        this.#interfaceNames.set(ifindex, name);
-      }
-      row.interface = name;
-      parts.push(row.interface);
+    if (interfaceText !== undefined) fields.interface = interfaceText;
+    return { id, fields, label, protocol, localPort, owner: null };
+  }
+
+  #addToGroup(groups: Map<string, Group>, key: KeyDescription, kernel: KernelCounts, unknownPorts: Set<number>): void {
+    // A socket's creator does not change: once found by cookie, the owner is kept with the key.
+    let owner = key.owner;
+    if (owner === null) {
+      owner = this.#owner(kernel.cookies, key.protocol, key.localPort, unknownPorts);
+      if (owner !== null && kernel.cookies.length > 0 && this.#cookieOwners.get(kernel.cookies[0]!) === owner) key.owner = owner;
     }
-    row.key = parts.join(" ");
-    let group = groups.get(row.key);
+    let label = key.label;
+    if (this.by === "process") {
+      label = owner ? `${owner.pid} ${owner.command}` : "unknown";
+      if (key.fields.interface !== undefined) label += ` ${key.fields.interface}`;
+    } else if (key.fields.interface !== undefined) {
+      label += ` ${key.fields.interface}`;
+    }
+    let group = groups.get(label);
     if (!group) {
-      group = { row, counts: emptyCounts(), cookie: kernel.cookies[0] ?? 0n, ports: new Set() };
-      groups.set(row.key, group);
+      group = { row: { key: label, process: owner, ...key.fields }, counts: emptyCounts() };
+      groups.set(label, group);
     } else if (group.row.process === null && owner !== null) {
       group.row.process = owner;
     }
-    countFields.forEach((field, index) => (group.counts[field] += kernel.counts[index]!));
+    const counts = group.counts;
+    const kernelCounts = kernel.counts;
+    counts.packetsIn += kernelCounts[0]!;
+    counts.bytesIn += kernelCounts[1]!;
+    counts.payloadIn += kernelCounts[2]!;
+    counts.packetsOut += kernelCounts[3]!;
+    counts.bytesOut += kernelCounts[4]!;
+    counts.payloadOut += kernelCounts[5]!;
   }
 
   /**
@@ -448,6 +503,36 @@ export class TrafficWatcher implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+/**
+ * One row, written out field by field: spreading three objects into a
+ * literal takes V8's slow path (~50 µs a row), which for a full map of
+ * 16,384 keys cost most of a second per snapshot.
+ */
+function trafficRow(row: Group["row"], counts: TrafficCounts, before: TrafficCounts, seconds: number): TrafficRow {
+  const rate = (a: number, b: number) => (seconds > 0 ? Math.max(0, a - b) / seconds : 0);
+  return {
+    key: row.key,
+    process: row.process,
+    protocol: row.protocol,
+    family: row.family,
+    localAddress: row.localAddress,
+    localPort: row.localPort,
+    remoteAddress: row.remoteAddress,
+    remotePort: row.remotePort,
+    interface: row.interface,
+    packetsIn: counts.packetsIn,
+    bytesIn: counts.bytesIn,
+    payloadIn: counts.payloadIn,
+    packetsOut: counts.packetsOut,
+    bytesOut: counts.bytesOut,
+    payloadOut: counts.payloadOut,
+    packetsInPerSecond: rate(counts.packetsIn, before.packetsIn),
+    bytesInPerSecond: rate(counts.bytesIn, before.bytesIn),
+    packetsOutPerSecond: rate(counts.packetsOut, before.packetsOut),
+    bytesOutPerSecond: rate(counts.bytesOut, before.bytesOut),
+  };
 }
 
 function rates(now: TrafficCounts, before: TrafficCounts, seconds: number): TrafficRates {

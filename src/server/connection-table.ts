@@ -134,7 +134,7 @@ export class ConnectionTable {
       rows.push(this.#row(row, entry, tcp, now));
     }
     for (const key of this.#entries.keys()) if (!seen.has(key)) this.#entries.delete(key);
-    rows.sort((a, b) => b.bytesInPerSecond + b.bytesOutPerSecond - (a.bytesInPerSecond + a.bytesOutPerSecond) || b.bytesIn + b.bytesOut - (a.bytesIn + a.bytesOut) || (a.key < b.key ? -1 : 1));
+    rows.sort((a, b) => b.bytesInPerSecond + b.bytesOutPerSecond - (a.bytesInPerSecond + a.bytesOutPerSecond) || b.bytesIn + b.bytesOut - (a.bytesIn + a.bytesOut) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     this.#rows = rows;
     return rows;
   }
