@@ -124,7 +124,7 @@ export class AuditRecorder {
       this.#tcp = watchTcp({ maximumConnections: options.maximumConnections, types: ["listen", "open", "accept", "close"] });
       closeAll.push(this.#tcp);
       if (options.udp ?? true) {
-        this.#udp = TrafficWatcher.open({ by: "conn", filter: "udp", processes: true, maxEntries: options.maximumFlows ?? 65536 });
+        this.#udp = TrafficWatcher.open({ by: "conn", filter: "udp", processes: true, times: true, maxEntries: options.maximumFlows ?? 65536 });
         closeAll.push(this.#udp);
       }
       if (options.dns ?? true) {
@@ -305,7 +305,10 @@ export class AuditRecorder {
       const packetsSent = row.packetsOut - (before?.packetsOut ?? 0);
       const packetsReceived = row.packetsIn - (before?.packetsIn ?? 0);
       if (packetsSent <= 0 && packetsReceived <= 0) continue;
-      const record = emptyAuditRecord("udp", start, end);
+      // The flow's own first and last packet where the kernel saw them within this interval.
+      const first = row.firstSeen !== undefined && row.firstSeen > start.getTime() && row.firstSeen <= end.getTime() ? new Date(row.firstSeen) : start;
+      const last = row.lastSeen !== undefined && row.lastSeen >= first.getTime() && row.lastSeen <= end.getTime() ? new Date(row.lastSeen) : end;
+      const record = emptyAuditRecord("udp", first, last);
       const localPort = row.localPort ?? 0;
       const remotePort = row.remotePort ?? 0;
       // Who began it: the side that sent first; within one interval, the side whose port is ephemeral (else the higher port).

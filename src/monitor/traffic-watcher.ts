@@ -13,7 +13,7 @@
 import { closeSync, constants, openSync } from "node:fs";
 import { helperIds } from "../asm/helpers.js";
 import { compileCaptureFilter } from "../capture/capture-filter.js";
-import { interfaceLinkType } from "../capture/live-capture.js";
+import { interfaceLinkType, monotonicToRealtimeOffset } from "../capture/live-capture.js";
 import { u32, u64 } from "../core/codec.js";
 import { BpfMap } from "../core/map.js";
 import { Program } from "../core/program.js";
@@ -68,6 +68,8 @@ export interface TrafficWatcherOptions {
   processes?: boolean;
   /** A cgroup v2 directory to watch instead of the root (cgroup mode only). */
   cgroup?: string;
+  /** Record each row's first and last packet (`firstSeen`/`lastSeen`; one clock read per packet in the kernel). */
+  times?: boolean;
 }
 
 export interface TrafficCounts {
@@ -97,6 +99,10 @@ export interface TrafficRow extends TrafficCounts, TrafficRates {
   remotePort?: number;
   interface?: string;
   process: ProcessIdentity | null;
+  /** When the row's first packet was counted (ms since the epoch; only with `times`). */
+  firstSeen?: number;
+  /** When its last packet was counted (ms since the epoch; only with `times`). */
+  lastSeen?: number;
 }
 
 export interface TrafficSnapshot {
@@ -128,6 +134,9 @@ interface KernelCounts {
   counts: number[];
   /** The socket cookies the CPUs recorded (each CPU keeps the first it saw), distinct, non-zero. */
   cookies: bigint[];
+  /** First and last packet over all CPUs, CLOCK_MONOTONIC ns (0: not recorded). */
+  firstSeen: number;
+  lastSeen: number;
 }
 
 /** A kernel key, decoded: the row's fields and label (without the process), and its owner once known by socket cookie. */
@@ -143,6 +152,8 @@ interface KeyDescription {
 interface Group {
   row: Omit<TrafficRow, keyof TrafficCounts | keyof TrafficRates>;
   counts: TrafficCounts;
+  firstSeen: number;
+  lastSeen: number;
 }
 
 function emptyCounts(): TrafficCounts {
@@ -169,6 +180,7 @@ export class TrafficWatcher implements Disposable {
   /** Whether processes are being attributed, and why not when asked for and unavailable. */
   readonly processes: boolean;
   readonly processesUnavailable?: string;
+  readonly times: boolean;
   readonly #owned = new OwnedResources();
   readonly #counts: BpfMap;
   readonly #statistics: BpfMap<number, bigint>;
@@ -197,6 +209,7 @@ export class TrafficWatcher implements Disposable {
     this.ports = [...new Set((options.ports ?? []).map((port) => checkPort(port, "watch traffic")))];
     this.filter = (options.filter ?? "").trim();
     this.perInterface = options.perInterface ?? false;
+    this.times = options.times ?? false;
     this.maxEntries = options.maxEntries ?? 16384;
     if (!Number.isInteger(this.maxEntries) || this.maxEntries < 16 || this.maxEntries > 1 << 24) {
       throw new UsageError("watch traffic", `the map size must be an integer 16-16777216, got ${options.maxEntries}`);
@@ -240,7 +253,7 @@ export class TrafficWatcher implements Disposable {
           this.#own(attachCgroup(bound, { cgroup: cgroupFd, attachType: hook }));
         }
       }
-      const common = { by: this.by, perInterface: this.perInterface, ports: this.ports, processes };
+      const common = { by: this.by, perInterface: this.perInterface, ports: this.ports, processes, times: this.times };
       if (this.source === "cgroup") {
         for (const direction of ["ingress", "egress"] as const) {
           const instructions = trafficCounterProgram({ ...common, hook: "cgroup", direction, linkHeaderLength: 0, filter: filterFor.get(LinkType.RAW)?.emitter });
@@ -329,11 +342,14 @@ export class TrafficWatcher implements Disposable {
     const pending: { key: KeyDescription; kernel: KernelCounts }[] = [];
     this.#interfaceNames.clear();
     const described = new Map<string, KeyDescription>();
+    const times = this.times;
     this.#counts.forEachBatch((key, value) => {
       entries++;
       const perCpu = value as Buffer[];
       const counts = [0, 0, 0, 0, 0, 0];
       const cookies: bigint[] = [];
+      let firstSeen = 0;
+      let lastSeen = 0;
       for (const cpu of perCpu) {
         // Counters stay far below 2^53: two 32-bit halves are cheaper than a BigInt.
         for (let field = 0; field < 6; field++) counts[field]! += cpu.readUInt32LE(field * 8) + cpu.readUInt32LE(field * 8 + 4) * 4294967296;
@@ -341,10 +357,16 @@ export class TrafficWatcher implements Disposable {
           const seen = cpu.readBigUInt64LE(TrafficValueOffset.cookie);
           if (!cookies.includes(seen)) cookies.push(seen);
         }
+        if (times) {
+          const first = cpu.readUInt32LE(TrafficValueOffset.firstSeen) + cpu.readUInt32LE(TrafficValueOffset.firstSeen + 4) * 4294967296;
+          const last = cpu.readUInt32LE(TrafficValueOffset.lastSeen) + cpu.readUInt32LE(TrafficValueOffset.lastSeen + 4) * 4294967296;
+          if (first !== 0 && (firstSeen === 0 || first < firstSeen)) firstSeen = first;
+          if (last > lastSeen) lastSeen = last;
+        }
       }
       const description = this.#describe(key as Buffer);
       described.set(description.id, description);
-      pending.push({ key: description, kernel: { counts, cookies } });
+      pending.push({ key: description, kernel: { counts, cookies, firstSeen, lastSeen } });
     });
     // Descriptions of keys gone from the kernel's map are forgotten.
     this.#descriptions = described;
@@ -369,10 +391,16 @@ export class TrafficWatcher implements Disposable {
     const rows: TrafficRow[] = [];
     const current = new Map<string, TrafficCounts>();
     const totals = emptyCounts();
+    const clock = times ? Number(monotonicToRealtimeOffset() / 1000n) / 1000 : 0;
     for (const [key, group] of groups) {
       current.set(key, group.counts);
       const before = this.#previous.get(key) ?? emptyCounts();
-      rows.push(trafficRow(group.row, group.counts, before, seconds));
+      const row = trafficRow(group.row, group.counts, before, seconds);
+      if (times && group.lastSeen !== 0) {
+        row.firstSeen = Math.floor(group.firstSeen / 1e6 + clock);
+        row.lastSeen = Math.floor(group.lastSeen / 1e6 + clock);
+      }
+      rows.push(row);
       for (const field of countFields) totals[field] += group.counts[field];
     }
     // Code-unit order for ties: localeCompare costs seconds on a full map.
@@ -465,10 +493,12 @@ export class TrafficWatcher implements Disposable {
     }
     let group = groups.get(label);
     if (!group) {
-      group = { row: { key: label, process: owner, ...key.fields }, counts: emptyCounts() };
+      group = { row: { key: label, process: owner, ...key.fields }, counts: emptyCounts(), firstSeen: kernel.firstSeen, lastSeen: kernel.lastSeen };
       groups.set(label, group);
-    } else if (group.row.process === null && owner !== null) {
-      group.row.process = owner;
+    } else {
+      if (group.row.process === null && owner !== null) group.row.process = owner;
+      if (kernel.firstSeen !== 0 && (group.firstSeen === 0 || kernel.firstSeen < group.firstSeen)) group.firstSeen = kernel.firstSeen;
+      if (kernel.lastSeen > group.lastSeen) group.lastSeen = kernel.lastSeen;
     }
     const counts = group.counts;
     const kernelCounts = kernel.counts;
@@ -532,6 +562,8 @@ function trafficRow(row: Group["row"], counts: TrafficCounts, before: TrafficCou
     bytesInPerSecond: rate(counts.bytesIn, before.bytesIn),
     packetsOutPerSecond: rate(counts.packetsOut, before.packetsOut),
     bytesOutPerSecond: rate(counts.bytesOut, before.bytesOut),
+    firstSeen: undefined,
+    lastSeen: undefined,
   };
 }
 

@@ -58,7 +58,7 @@ export const TrafficKeyOffset = {
 } as const;
 
 /** Value layout (bytes), one per CPU: in and out counters, and the first socket cookie seen. */
-export const trafficValueSize = 56;
+export const trafficValueSize = 72;
 export const TrafficValueOffset = {
   packetsIn: 0,
   bytesIn: 8,
@@ -67,6 +67,10 @@ export const TrafficValueOffset = {
   bytesOut: 32,
   payloadOut: 40,
   cookie: 48,
+  /** CLOCK_MONOTONIC ns of the first packet this CPU counted for the key (0: none, or times not asked for). */
+  firstSeen: 56,
+  /** CLOCK_MONOTONIC ns of the last packet this CPU counted. */
+  lastSeen: 64,
 } as const;
 
 /** Bytes of a port-owner value and of a process value: pid (u32), 4 bytes padding, command (16 bytes). */
@@ -84,6 +88,8 @@ export interface TrafficCounterOptions {
   ports?: readonly number[];
   /** Record the socket cookie (for the owning process). */
   processes?: boolean;
+  /** Record when each key saw its first and last packet (one bpf_ktime_get_ns per packet). */
+  times?: boolean;
   filter?: CaptureFilterEmitter;
 }
 
@@ -101,8 +107,8 @@ const updateNoExist = 1;
 const keySlot = -56;
 const headerSlot = -120;
 const transportSlot = headerSlot + 40;
-const valueSlot = -176;
-const protocolSlot = -184;
+const valueSlot = -192;
+const protocolSlot = -200;
 
 /** What the key holds for each grouping. */
 export function trafficKeyFields(by: TrafficGrouping): { family: boolean; protocol: boolean; localPort: boolean; remotePort: boolean; localAddress: boolean; remoteAddress: boolean; cookie: boolean } {
@@ -253,8 +259,22 @@ export function trafficCounterProgram(options: TrafficCounterOptions): Assembled
     if (fields.cookie) a.store("u64", R10, keySlot + TrafficKeyOffset.cookie, R0);
   }
 
+  if (options.times) {
+    a.call("ktime_get_ns")
+      .store("u64", R10, valueSlot + TrafficValueOffset.firstSeen, R0)
+      .store("u64", R10, valueSlot + TrafficValueOffset.lastSeen, R0);
+  }
+
   const addCounts = () => {
     for (const field of [0, 8, 16]) a.load("u64", R1, R10, valueSlot + directionBase + field).atomic("u64", "add", R0, directionBase + field, R1);
+    if (options.times) {
+      // Per-CPU values: this CPU's slot of a key another CPU created starts at 0.
+      const known = a.newLabel("first_known_");
+      a.load("u64", R1, R10, valueSlot + TrafficValueOffset.lastSeen).store("u64", R0, TrafficValueOffset.lastSeen, R1)
+        .load("u64", R2, R0, TrafficValueOffset.firstSeen).jumpIf(R2, "!=", 0, known)
+        .store("u64", R0, TrafficValueOffset.firstSeen, R1)
+        .label(known);
+    }
     // The socket cookie stays the first one seen: later packets may come from sockets no process created (a
     // TIME_WAIT ACK or a RST goes out through the kernel's control socket). Only a missing one (tc ingress) is filled in.
     if (options.processes || fields.cookie) {

@@ -116,12 +116,13 @@ test("curl, a namespace connection, UDP and DNS appear in audit query with proce
   const echo = startNode(`import dgram from "node:dgram"; const s = dgram.createSocket("udp4"); s.on("message", (m, p) => s.send(m, p.port, p.address)); s.bind(${udpPort}, "${bed.b.address}", () => console.log("listening"));`, ["ip", "netns", "exec", bed.b.namespace]);
   children.push(echo);
   await waitForOutput(echo, "stdout", "listening");
-  const udpClient = startNode(`import dgram from "node:dgram"; const s = dgram.createSocket("udp4"); s.bind(0, () => { console.log(s.address().port); let n = 0;
+  const udpClient = startNode(`import dgram from "node:dgram"; const s = dgram.createSocket("udp4"); s.bind(0, () => { let n = 0; const first = Date.now();
     const next = () => s.send(Buffer.alloc(700, 0x55), ${udpPort}, "${bed.b.address}");
-    s.on("message", () => { if (++n === 20) s.close(); else next(); }); next(); });`, ["ip", "netns", "exec", bed.a.namespace]);
+    s.on("message", () => { if (++n === 20) { console.log(JSON.stringify({ port: s.address().port, first, last: Date.now() })); s.close(); } else next(); }); next(); });`, ["ip", "netns", "exec", bed.a.namespace]);
   children.push(udpClient);
   const udpResult = await exited(udpClient);
-  const udpClientPort = Number(udpResult.stdout.trim());
+  const udpTimes = JSON.parse(udpResult.stdout.trim()) as { port: number; first: number; last: number };
+  const udpClientPort = udpTimes.port;
 
   // Let a batch or two pass, then stop the recorder as a user would.
   await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -183,6 +184,11 @@ test("curl, a namespace connection, UDP and DNS appear in audit query with proce
   assert.equal(clientFlows[0]!.process!.pid, udpClient.pid);
   assert.equal(serverFlows[0]!.process!.pid, echo.pid);
   assert.equal(clientFlows[0]!.flow!.direction, "outbound");
+  // The flow's first and last packet as the kernel saw them (not the bounds of the recorder's interval).
+  const flowStart = Math.min(...clientFlows.map((record) => new Date(record.start).getTime()));
+  const flowEnd = Math.max(...clientFlows.map((record) => new Date(record.end).getTime()));
+  assert.ok(flowStart >= udpTimes.first - 20 && flowStart <= udpTimes.first + 100, `UDP flow start ${flowStart} vs first datagram sent at ${udpTimes.first}`);
+  assert.ok(flowEnd >= udpTimes.last - 100 && flowEnd <= udpTimes.last + 20, `UDP flow end ${flowEnd} vs last answer at ${udpTimes.last}`);
 
   const verify = runCli(["audit", "verify", "--db", db]);
   assert.equal(verify.status, 0, verify.stderr);

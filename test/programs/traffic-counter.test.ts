@@ -37,12 +37,12 @@ interface Counted {
   payloadOut: bigint;
 }
 
-function load(by: TrafficGrouping, direction: "ingress" | "egress", options: { ports?: number[]; filter?: string } = {}) {
+function load(by: TrafficGrouping, direction: "ingress" | "egress", options: { ports?: number[]; filter?: string; times?: boolean } = {}) {
   const counts = BpfMap.create({ type: MapType.LruPercpuHash, keySize: trafficKeySize, valueSize: trafficValueSize, maxEntries: 64, name: trafficCountsName });
   const statistics = BpfMap.create({ type: MapType.PercpuArray, key: u32, value: u64, maxEntries: trafficStatisticKinds, name: trafficStatisticsName });
   const filter = options.filter ? compileCaptureFilter(options.filter, LinkType.RAW).emitter : undefined;
   const program = Program.load(
-    { type: ProgramType.CgroupSkb, instructions: trafficCounterProgram({ hook: "cgroup", direction, linkHeaderLength: 0, by, ports: options.ports, processes: true, filter }), name: "test_counter", expectedAttachType: direction === "ingress" ? AttachType.CgroupInetIngress : AttachType.CgroupInetEgress },
+    { type: ProgramType.CgroupSkb, instructions: trafficCounterProgram({ hook: "cgroup", direction, linkHeaderLength: 0, by, ports: options.ports, processes: true, filter, times: options.times }), name: "test_counter", expectedAttachType: direction === "ingress" ? AttachType.CgroupInetIngress : AttachType.CgroupInetEgress },
     { maps: { [trafficCountsName]: counts, [trafficStatisticsName]: statistics as unknown as BpfMap } },
   );
   const read = (): Counted[] =>
@@ -56,7 +56,7 @@ function load(by: TrafficGrouping, direction: "ingress" | "egress", options: { p
     counts.close();
     statistics.close();
   };
-  return { program, read, statistic, close };
+  return { program, read, statistic, close, counts };
 }
 
 test("the traffic counter lets every packet through and counts IP bytes and payload per local port", (t) => {
@@ -135,5 +135,32 @@ test("the traffic counter's key follows the grouping, and ports and filters sele
     assert.equal(rows[0]!.payloadIn, 500n);
   } finally {
     filtered.close();
+  }
+});
+
+test("with times, the traffic counter records each key's first and last packet (CLOCK_MONOTONIC)", (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root to load cgroup skb programs")) return;
+  for (const times of [false, true]) {
+    const counter = load("port", "ingress", { times });
+    try {
+      const before = process.hrtime.bigint();
+      counter.program.run({ data: Buffer.from(packets.udp) });
+      const middle = process.hrtime.bigint();
+      counter.program.run({ data: Buffer.from(packets.udp) });
+      const after = process.hrtime.bigint();
+      const [[, value]] = counter.counts.lookupBatch() as [Buffer, Buffer[]][];
+      const first = value!.map((cpu) => cpu.readBigUInt64LE(TrafficValueOffset.firstSeen)).filter((time) => time !== 0n);
+      const last = value!.map((cpu) => cpu.readBigUInt64LE(TrafficValueOffset.lastSeen));
+      if (!times) {
+        assert.deepEqual(first, [], "no clock read without times");
+        continue;
+      }
+      const firstSeen = first.reduce((a, b) => (a < b ? a : b));
+      const lastSeen = last.reduce((a, b) => (a > b ? a : b));
+      assert.ok(firstSeen >= before && firstSeen <= middle, `first packet at ${firstSeen}, sent between ${before} and ${middle}`);
+      assert.ok(lastSeen >= middle && lastSeen <= after, `last packet at ${lastSeen}, sent between ${middle} and ${after}`);
+    } finally {
+      counter.close();
+    }
   }
 });
