@@ -100,7 +100,7 @@ export type { MetricsSource } from "./server/metrics-source.js";
 export { TrafficMetricsSource, type TrafficMetricsOptions } from "./server/traffic-metrics.js";
 export { TcpMetricsSource, type TcpMetricsOptions } from "./server/tcp-metrics.js";
 export { PortLabels } from "./server/port-labels.js";
-export { Firewall, describeRule, maximumRules, type FirewallRuleInput, type StoredRule as FirewallRule, type FirewallRuleStatus, type FirewallPolicy, type FirewallConfig, type RuleAction, type RuleDirection } from "./firewall/firewall.js";
+export { Firewall, describeRule, maximumRules, type FirewallRuleInput, type StoredRule as FirewallRule, type FirewallRuleStatus, type FirewallDropSource, type FirewallPolicy, type FirewallConfig, type RuleAction, type RuleDirection } from "./firewall/firewall.js";
 export { RateLimiter, parseRate, formatRate, describeLimit, probeSynCookieHelpers, type Rate, type LimitRuleInput, type SynGuardInput, type LimitRule, type LimitRuleStatus, type SourceStatus, type LimiterConfig } from "./firewall/rate-limiter.js";
 export { Marker, parseDscp, parsePriority, parseFwmark, describeMark, type MarkActions, type MarkRuleInput, type MarkRule, type MarkRuleStatus, type MarkerConfig } from "./firewall/marker.js";
 export { parseAddressPrefix, parseAddressList, formatAddressPrefix, type AddressPrefix } from "./firewall/address-prefix.js";

@@ -104,6 +104,9 @@ export class AuditRecorder {
   /** Who began each UDP flow, as decided in its first interval. */
   readonly #udpDirections = new Map<string, AuditFlow["direction"]>();
   readonly #dropPrevious = new Map<string, { packets: number; bytes: number }>();
+  #dropBaselineTaken = false;
+  /** Firewalls whose per-source drop counting this recorder switched on (switched off at stop). */
+  readonly #trackingDrops = new Map<string, Firewall>();
   readonly #lossPrevious = new Map<string, number>();
   /** Losses counted in user space since the last interval: what → count, reason. */
   readonly #userLosses = new Map<string, { count: number; reason: string }>();
@@ -183,6 +186,7 @@ export class AuditRecorder {
       this.#tcp.close();
       // The last interval reads UDP and DNS before they are detached.
       await this.#interval(true);
+      this.#stopTrackingDrops();
       this.#udp?.close();
       this.#dns?.close();
       for (const sink of this.#sinks) {
@@ -352,33 +356,66 @@ export class AuditRecorder {
 
   #readDrops(start: Date, end: Date): void {
     const store = StateStore.open({ root: this.#options.stateRoot });
+    // The first reading is the baseline: drops before recording began are not this log's. Later, a key
+    // not seen before (a new source, a new rule) starts from zero, and a counter that went down was
+    // evicted and created again.
+    const baseline = !this.#dropBaselineTaken;
+    this.#dropBaselineTaken = true;
     const grew = (key: string, packets: number, bytes: number) => {
       const before = this.#dropPrevious.get(key);
       this.#dropPrevious.set(key, { packets, bytes });
-      // The first reading is the baseline: drops before recording began are not this log's.
-      if (before === undefined || packets <= before.packets) return undefined;
-      return { packets: packets - before.packets, bytes: Math.max(0, bytes - before.bytes) };
+      if (baseline) return undefined;
+      const from = before === undefined || packets < before.packets ? { packets: 0, bytes: 0 } : before;
+      if (packets === from.packets) return undefined;
+      return { packets: packets - from.packets, bytes: Math.max(0, bytes - from.bytes) };
+    };
+    const drop = (source: "firewall" | "limit", rule: string, sourceAddress: string, delta: { packets: number; bytes: number }) => {
+      const record = emptyAuditRecord("drop", start, end);
+      record.drop = { source, rule, sourceAddress, packets: delta.packets, bytes: delta.bytes };
+      this.#pending.push(record);
     };
     for (const firewall of Firewall.installed({ store })) {
+      const name = firewall.interfaceName;
+      if (!this.#trackingDrops.has(name) && firewall.trackDropSources(true)) this.#trackingDrops.set(name, firewall);
+      // Rule totals first, then sources: a drop between the two reads is then never counted twice.
+      const totals = new Map<number, { packets: number; bytes: number }>();
       for (const rule of firewall.rules()) {
         if (rule.action !== "block") continue;
-        const delta = grew(`firewall ${firewall.interfaceName} ${rule.id}`, Number(rule.packets), Number(rule.bytes));
-        if (delta === undefined) continue;
-        const record = emptyAuditRecord("drop", start, end);
-        record.drop = { source: "firewall", rule: `${firewall.interfaceName}#${rule.id}`, sourceAddress: "any", ...delta };
-        this.#pending.push(record);
+        const delta = grew(`firewall ${name} ${rule.id}`, Number(rule.packets), Number(rule.bytes));
+        if (delta !== undefined) totals.set(rule.id, delta);
       }
+      for (const source of firewall.dropSources()) {
+        const delta = grew(`firewall ${name} ${source.rule} ${source.address}`, Number(source.packets), Number(source.bytes));
+        if (delta === undefined) continue;
+        drop("firewall", `${name}#${source.rule === 0 ? "policy" : source.rule}`, source.address || "non-ip", delta);
+        const total = totals.get(source.rule);
+        if (total) {
+          total.packets -= delta.packets;
+          total.bytes -= delta.bytes;
+        }
+      }
+      // What no source entry explains (not tracked yet, or evicted from the source map before it was read).
+      for (const [rule, rest] of totals) if (rest.packets > 0) drop("firewall", `${name}#${rule}`, "any", { packets: rest.packets, bytes: Math.max(0, rest.bytes) });
     }
     for (const limiter of RateLimiter.installed({ store })) {
       for (const source of limiter.topSources(1024)) {
         if (source.dropped === 0n) continue;
         const delta = grew(`limit ${source.interface} ${source.rule} ${source.address}`, Number(source.dropped), 0);
-        if (delta === undefined) continue;
-        const record = emptyAuditRecord("drop", start, end);
-        record.drop = { source: "limit", rule: `${source.interface}#${source.rule}`, sourceAddress: source.address, packets: delta.packets, bytes: delta.bytes };
-        this.#pending.push(record);
+        if (delta !== undefined) drop("limit", `${source.interface}#${source.rule}`, source.address, delta);
       }
     }
+  }
+
+  /** Stops counting firewall drops per source where this recorder switched it on. */
+  #stopTrackingDrops(): void {
+    for (const firewall of this.#trackingDrops.values()) {
+      try {
+        firewall.trackDropSources(false);
+      } catch {
+        // The firewall was removed meanwhile.
+      }
+    }
+    this.#trackingDrops.clear();
   }
 
   #readLosses(start: Date, end: Date): void {

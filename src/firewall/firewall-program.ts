@@ -22,8 +22,8 @@
  * Every decision adds the packet and its bytes to the deciding rule's
  * per-CPU counter (slot 0 is the default policy).
  */
-import { Assembler, R0, R1, R2, R6, R7, R8, R10, type AssembledProgram } from "../asm/assembler.js";
-import { struct, u32, u64, u8, u16 } from "../core/codec.js";
+import { Assembler, R0, R1, R2, R3, R4, R6, R7, R8, R10, type AssembledProgram } from "../asm/assembler.js";
+import { bytes, struct, u32, u64, u8, u16 } from "../core/codec.js";
 import { emitMatchCheck, FilterSubprograms } from "./match-code.js";
 import { emitPacketFields, FieldSlot, type PacketHook } from "./packet-fields.js";
 import type { TrafficMatch } from "./traffic-match.js";
@@ -40,7 +40,17 @@ export type TrieValue = ReturnType<typeof trieValue.decode>;
 /** Per-CPU counter of each rule slot. */
 export const ruleCounter = struct({ packets: u64, bytes: u64 });
 
-export const firewallMapNames = { ipv4: "ipv4", ipv6: "ipv6", counters: "counters" } as const;
+export const firewallMapNames = { ipv4: "ipv4", ipv6: "ipv6", counters: "counters", dropSources: "drop_sources", audit: "audit" } as const;
+
+/**
+ * Drops counted per rule and peer address (LRU hash), while an audit asks
+ * for them: the one-element `audit` array holds 1 then. Off, a drop costs
+ * one array lookup more; on, one hash update (a flood of spoofed sources
+ * only turns the LRU over).
+ */
+export const dropSourceKey = struct({ slot: u32, family: u32, address: bytes(16) });
+export const dropSourceValue = struct({ packets: u64, bytes: u64 });
+export const dropSourceEntries = 16384;
 
 export interface ProgramRule {
   slot: number;
@@ -60,10 +70,15 @@ export interface FirewallProgramOptions {
    * hashes of exact keys (probed longest first); absent for LPM tries.
    */
   prefixLengths?: { ipv4: readonly number[]; ipv6: readonly number[] };
+  /** Count drops per rule and peer address in `drop_sources` while `audit` says so. */
+  dropSources?: boolean;
 }
 
 /** Stack slot of the exact-match key being probed (u32 length + 16 address bytes). */
 const probeKey = -88;
+/** Stack slots of a drop-source key (24 bytes) and its first value (16 bytes). */
+const dropKeySlot = -120;
+const dropValueSlot = -136;
 
 /** The bytes of a prefix mask of `length` bits over `bytes` bytes. */
 function maskBytes(length: number, bytes: number): Buffer {
@@ -179,9 +194,41 @@ export function firewallProgram(options: FirewallProgramOptions): AssembledProgr
     .label("act")
     .jumpIf(action, "==", TrieAction.block, "drop")
     .return(verdicts[hook].allow)
-    .label("drop")
-    .return(verdicts[hook].block);
+    .label("drop");
+  if (options.dropSources) emitDropSource(a);
+  a.return(verdicts[hook].block);
 
   subprograms.appendTo(a);
   return a.finish();
+}
+
+/** Adds a drop to its (rule, peer address) entry when an audit has switched that on. Keeps R7 (the slot). */
+function emitDropSource(a: Assembler): void {
+  a.store("u32", R10, FieldSlot.scratch, 0)
+    .mov64(R2, R10).add64(R2, FieldSlot.scratch)
+    .loadMapFd(R1, firewallMapNames.audit)
+    .call("map_lookup_elem")
+    .jumpIf(R0, "==", 0, "drop_counted")
+    .load("u32", R1, R0, 0)
+    .jumpIf(R1, "==", 0, "drop_counted");
+  a.store("u32", R10, dropKeySlot, R7)
+    .load("u32", R1, R10, FieldSlot.family).store("u32", R10, dropKeySlot + 4, R1);
+  // The peer address follows the prefix length in the LPM key (zeros past an IPv4 address).
+  for (let word = 0; word < 4; word++) a.load("u32", R1, R10, FieldSlot.key + 4 + 4 * word).store("u32", R10, dropKeySlot + 8 + 4 * word, R1);
+  a.mov64(R2, R10).add64(R2, dropKeySlot)
+    .loadMapFd(R1, firewallMapNames.dropSources)
+    .call("map_lookup_elem")
+    .jumpIf(R0, "==", 0, "drop_source_new")
+    .mov64(R1, 1).atomic("u64", "add", R0, 0, R1)
+    .load("u64", R1, R10, FieldSlot.length).atomic("u64", "add", R0, 8, R1)
+    .jump("drop_counted")
+    .label("drop_source_new")
+    .store("u64", R10, dropValueSlot, 1)
+    .load("u64", R1, R10, FieldSlot.length).store("u64", R10, dropValueSlot + 8, R1)
+    .mov64(R2, R10).add64(R2, dropKeySlot)
+    .mov64(R3, R10).add64(R3, dropValueSlot)
+    .mov64(R4, 0)
+    .loadMapFd(R1, firewallMapNames.dropSources)
+    .call("map_update_elem")
+    .label("drop_counted");
 }

@@ -11,6 +11,7 @@
  * installed by earlier versions keep their LPM tries, which work the same but
  * get slower as they fill). See firewall-program.ts for the evaluation order.
  */
+import { statSync } from "node:fs";
 import { BpfMap } from "../core/map.js";
 import type { Program } from "../core/program.js";
 import { MapFlag, MapType, UpdateFlag } from "../sys/bpf-constants.js";
@@ -21,8 +22,9 @@ import {
   formatAddressPrefix, ipv4PrefixKey, ipv6PrefixKey, parseAddressPrefix, prefixKey, type AddressPrefix,
 } from "./address-prefix.js";
 import {
-  firewallMapNames, firewallProgram, ruleCounter, TrieAction, trieValue, type ProgramRule, type RuleAction, type TrieValue,
+  dropSourceEntries, dropSourceKey, dropSourceValue, firewallMapNames, firewallProgram, ruleCounter, TrieAction, trieValue, type ProgramRule, type RuleAction, type TrieValue,
 } from "./firewall-program.js";
+import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
 import { attachAndPin, loadGenerated, replacePinnedProgram, type Hook } from "./hook-attachment.js";
 import {
   checkTrafficMatch, describeTrafficMatch, parsePortRange, parseProtocol, trafficMatchKey, type PortRange, type RuleDirection, type TrafficMatch,
@@ -70,6 +72,17 @@ export interface FirewallRuleStatus extends StoredRule {
   bytes: bigint;
 }
 
+/** Drops of one rule from one peer address (counted while an audit asks; see trackDropSources). */
+export interface FirewallDropSource {
+  interface: string;
+  /** The rule's id (0: the default policy). */
+  rule: number;
+  /** The packet's peer address (source at ingress, destination at egress); "" for a packet that is not IP. */
+  address: string;
+  packets: bigint;
+  bytes: bigint;
+}
+
 export interface FirewallPolicy {
   ingress: RuleAction;
   egress: RuleAction;
@@ -96,6 +109,8 @@ const linkPin: Record<Direction, string> = { ingress: "ingress_link", egress: "e
 const programName: Record<Direction, string> = { ingress: "nb_fw_ingress", egress: "nb_fw_egress" };
 const triePin = (family: 4 | 6, direction: Direction) => `ipv${family}_${direction}`;
 const countersPin = "counters";
+const dropSourcesPin = "drop_sources";
+const auditPin = "audit";
 
 function appliesTo(rule: { direction: RuleDirection }, direction: Direction): boolean {
   return rule.direction === "both" || rule.direction === direction;
@@ -232,6 +247,31 @@ export class Firewall {
     return config.rules.map((rule) => ({ ...rule, interface: this.interfaceName, ...sumCounter(counters, rule.id) }));
   }
 
+  /**
+   * Switches counting drops per rule and peer address on or off (an audit
+   * recorder does while it runs). Returns false when the installed programs
+   * predate it (any rule change installs programs that can).
+   */
+  trackDropSources(on: boolean): boolean {
+    if (!this.installed || !existsPin(this.component.pinPath(auditPin))) return false;
+    using audit = BpfMap.openPinned(this.component.pinPath(auditPin), { key: u32, value: u32 });
+    audit.put(0, on ? 1 : 0);
+    return true;
+  }
+
+  /** Drops per rule and peer address counted so far (empty unless trackDropSources(true) was called). */
+  dropSources(): FirewallDropSource[] {
+    if (!this.installed || !existsPin(this.component.pinPath(dropSourcesPin))) return [];
+    using sources = BpfMap.openPinned(this.component.pinPath(dropSourcesPin), { key: dropSourceKey, value: dropSourceValue });
+    const out: FirewallDropSource[] = [];
+    for (const [key, value] of sources.lookupBatch()) {
+      const { packets, bytes } = value as { packets: bigint; bytes: bigint };
+      const address = key.family === 4 ? formatIpv4(key.address.subarray(0, 4)) : key.family === 6 ? formatIpv6(key.address) : "";
+      out.push({ interface: this.interfaceName, rule: key.slot, address, packets, bytes });
+    }
+    return out;
+  }
+
   /** Packets and bytes the default policy decided. */
   policyCounter(): { packets: bigint; bytes: bigint } {
     if (!this.installed) return { packets: 0n, bytes: 0n };
@@ -262,6 +302,29 @@ export class Firewall {
   }
 
   // ---- internals -------------------------------------------------------------
+
+  /** The per-source drop map and its on/off switch: opened when pinned, else created and pinned. */
+  private openDropMaps(): DropMaps {
+    const open = <K, V>(pin: string, create: () => BpfMap<K, V>, codecs: { key: any; value: any }): BpfMap<K, V> => {
+      if (existsPin(this.component.pinPath(pin))) return BpfMap.openPinned(this.component.pinPath(pin), codecs);
+      const map = create();
+      try {
+        this.component.pin(pin, map);
+      } catch (error) {
+        map.close();
+        throw error;
+      }
+      return map;
+    };
+    const dropSources = open(dropSourcesPin, () => BpfMap.create({ name: "nb_fw_drop_src", type: MapType.LruHash, key: dropSourceKey, value: dropSourceValue, maxEntries: dropSourceEntries }), { key: dropSourceKey, value: dropSourceValue });
+    try {
+      const audit = open(auditPin, () => BpfMap.create({ name: "nb_fw_audit", type: MapType.Array, key: u32, value: u32, maxEntries: 1 }), { key: u32, value: u32 });
+      return { dropSources, audit };
+    } catch (error) {
+      dropSources.close();
+      throw error;
+    }
+  }
 
   private openTrie(family: 4 | 6, direction: Direction): BpfMap<LpmKey, TrieValue> {
     return BpfMap.openPinned(this.component.pinPath(triePin(family, direction)), { key: family === 4 ? ipv4PrefixKey : ipv6PrefixKey, value: trieValue });
@@ -323,8 +386,10 @@ export class Firewall {
       maps.push(counters);
       for (const [name, map] of Object.entries(tries)) this.component.pin(name, map);
       this.component.pin(countersPin, counters);
+      const drops = this.openDropMaps();
+      maps.push(drops.dropSources, drops.audit);
       const config: FirewallConfig = { interface: this.interfaceName, interfaceIndex: ifindex, policy: { ingress: "allow", egress: "allow" }, rules: [] };
-      return new OpenState(config, tries, counters, [], false);
+      return new OpenState(config, tries, counters, drops, [], false);
     } catch (error) {
       for (const map of maps) map.close();
       throw error;
@@ -343,7 +408,10 @@ export class Firewall {
         }
       }
       const counters = BpfMap.openPinned(this.component.pinPath(countersPin), { key: u32, value: ruleCounter });
-      return new OpenState(config, tries, counters, attachments, true);
+      opened.push(counters);
+      // Firewalls installed before drops were counted per source get the maps now, used from the next program swap.
+      const drops = this.openDropMaps();
+      return new OpenState(config, tries, counters, drops, attachments, true);
     } catch (error) {
       for (const map of opened) map.close();
       throw new NetbpfError(`open firewall on ${this.interfaceName}`, `its state in ${this.component.path} is damaged (${(error as Error).message})`,
@@ -470,11 +538,13 @@ export class Firewall {
           .map((rule) => ({ slot: rule.id, action: rule.action, hasAddresses: rule.addressCount > 0, match: rule.match }));
         const hashed = state.tries[triePin(4, direction)]!.type === MapType.Hash;
         const prefixLengths = hashed ? lengthsInUse(config.rules.filter((rule) => appliesTo(rule, direction))) : undefined;
-        const program = firewallProgram({ hook: direction === "ingress" ? "xdp" : "tc", rules, defaultAction: config.policy[direction], ...(prefixLengths ? { prefixLengths } : {}) });
+        const program = firewallProgram({ hook: direction === "ingress" ? "xdp" : "tc", rules, defaultAction: config.policy[direction], dropSources: true, ...(prefixLengths ? { prefixLengths } : {}) });
         out[direction] = loadGenerated(programName[direction], hookOf[direction], program, {
           [firewallMapNames.ipv4]: state.tries[triePin(4, direction)]!,
           [firewallMapNames.ipv6]: state.tries[triePin(6, direction)]!,
           [firewallMapNames.counters]: state.counters,
+          [firewallMapNames.dropSources]: state.drops.dropSources,
+          [firewallMapNames.audit]: state.drops.audit,
         });
       }
       return out as Record<Direction, Program>;
@@ -526,6 +596,7 @@ class OpenState {
     public config: FirewallConfig,
     readonly tries: Tries,
     readonly counters: BpfMap<number, { packets: bigint; bytes: bigint }>,
+    readonly drops: DropMaps,
     public attachments: StateAttachment[],
     public installed: boolean,
   ) {}
@@ -533,6 +604,22 @@ class OpenState {
   close(): void {
     for (const trie of Object.values(this.tries)) trie.close();
     this.counters.close();
+    this.drops.dropSources.close();
+    this.drops.audit.close();
+  }
+}
+
+interface DropMaps {
+  dropSources: BpfMap<any, any>;
+  audit: BpfMap<any, any>;
+}
+
+function existsPin(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 

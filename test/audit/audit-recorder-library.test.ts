@@ -1,8 +1,8 @@
 /**
  * AuditRecorder as a library: sinks receive every stored batch in order and
  * may store records of their own (alerts); a failing sink is counted as a
- * `loss` record; firewall drops are counted per rule from the firewall's
- * counters in the state store.
+ * `loss` record; firewall drops are counted per rule and source address
+ * (the recorder switches the firewall's per-source counting on while it runs).
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -21,7 +21,7 @@ import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { removeStateRoot, testStateRoot } from "../support/state-root.js";
 import { Testbed, udpSenderScript } from "../support/testbed.js";
 
-test("sinks get stored batches in order and can store alerts; a failing sink is a loss record; firewall drops are counted per rule", { timeout: 60_000 }, async (t) => {
+test("sinks get stored batches in order and can store alerts; a failing sink is a loss record; firewall drops are counted per rule and source", { timeout: 60_000 }, async (t) => {
   if (skipUnlessKernel(t, isRoot(), "needs root for tracepoints, cgroup programs and XDP")) return;
   const directory = mkdtempSync(join(tmpdir(), "nbau-lib-"));
   t.after(() => rmSync(directory, { recursive: true, force: true }));
@@ -90,5 +90,15 @@ test("sinks get stored batches in order and can store alerts; a failing sink is 
   assert.equal(drops.reduce((total, record) => total + record.drop!.packets, 0), 10);
   assert.equal(drops[0]!.drop!.rule, `${bed.b.interface}#${rule.id}`);
   assert.equal(drops[0]!.drop!.source, "firewall");
+  assert.deepEqual([...new Set(drops.map((record) => record.drop!.sourceAddress))], [bed.a.address], "drops name their source, not \"any\"");
+
+  // Stopped, the recorder switched the per-source counting off again: more drops leave the source map as it was.
+  const firewall = bed.inNamespace(bed.b, () => Firewall.open(bed.b.interface, { store: StateStore.open({ root: stateRoot }) }));
+  const sourcePackets = () => firewall.dropSources().reduce((total, source) => total + Number(source.packets), 0);
+  assert.equal(sourcePackets(), 10);
+  bed.node(bed.a, udpSenderScript(bed.b.address, blockedPort, 5));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(firewall.rules().find((candidate) => candidate.id === rule.id)!.packets, 15n, "the rule still drops");
+  assert.equal(sourcePackets(), 10, "no per-source counting without a recorder");
   assert.equal(log.verify().ok, true);
 });
