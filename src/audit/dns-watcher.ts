@@ -1,7 +1,8 @@
 /**
  * DNS exchanges seen on port 53 by this host's sockets: the DNS copy program
  * (src/programs/dns-copy-program.ts) at the cgroup v2 root's ingress and
- * egress hands copies of port-53 datagrams to user space, where they are
+ * egress hands copies of port-53 UDP datagrams and TCP segments to user
+ * space, where they are
  * parsed (dns-message.ts) and paired: a question and its answer become one
  * `DnsExchange`. On loopback the same datagram is seen leaving one socket
  * and reaching another; such copies are merged. Questions without an answer
@@ -35,34 +36,65 @@ interface Datagram {
   payload: Buffer;
 }
 
-/** IP + UDP headers of a copied packet; undefined when it is not a whole UDP datagram start. */
-export function parseUdpDatagram(packet: Buffer): Datagram | undefined {
+/** The IP header of a copied packet: addresses, transport protocol, where the transport header starts, and whether the copy is whole. */
+function parseIpHeader(packet: Buffer): { source: string; destination: string; protocol: number; offset: number; whole: boolean } | undefined {
   if (packet.length < 1) return undefined;
   const version = packet[0]! >> 4;
-  let offset: number;
-  let source: string;
-  let destination: string;
   if (version === 4) {
     const headerLength = (packet[0]! & 0x0f) * 4;
-    if (headerLength < 20 || packet.length < headerLength + 8 || packet[9] !== 17) return undefined;
-    source = formatIpv4(packet.subarray(12, 16));
-    destination = formatIpv4(packet.subarray(16, 20));
-    offset = headerLength;
-  } else if (version === 6) {
-    if (packet.length < 48 || packet[6] !== 17) return undefined;
-    source = formatIpv6(packet.subarray(8, 24));
-    destination = formatIpv6(packet.subarray(24, 40));
-    offset = 40;
-  } else {
-    return undefined;
+    if (headerLength < 20 || packet.length < headerLength + 8) return undefined;
+    return { source: formatIpv4(packet.subarray(12, 16)), destination: formatIpv4(packet.subarray(16, 20)), protocol: packet[9]!, offset: headerLength, whole: packet.readUInt16BE(2) === packet.length };
   }
+  if (version === 6) {
+    if (packet.length < 48) return undefined;
+    return { source: formatIpv6(packet.subarray(8, 24)), destination: formatIpv6(packet.subarray(24, 40)), protocol: packet[6]!, offset: 40, whole: packet.readUInt16BE(4) + 40 === packet.length };
+  }
+  return undefined;
+}
+
+/** IP + UDP headers of a copied packet; undefined when it is not a whole UDP datagram start. */
+export function parseUdpDatagram(packet: Buffer): Datagram | undefined {
+  const ip = parseIpHeader(packet);
+  if (ip === undefined || ip.protocol !== 17) return undefined;
   return {
-    sourceAddress: source,
-    sourcePort: packet.readUInt16BE(offset),
-    destinationAddress: destination,
-    destinationPort: packet.readUInt16BE(offset + 2),
-    payload: packet.subarray(offset + 8),
+    sourceAddress: ip.source,
+    sourcePort: packet.readUInt16BE(ip.offset),
+    destinationAddress: ip.destination,
+    destinationPort: packet.readUInt16BE(ip.offset + 2),
+    payload: packet.subarray(ip.offset + 8),
   };
+}
+
+/**
+ * The DNS messages of a copied packet: the UDP datagram's payload, or, over
+ * TCP, each length-prefixed message a segment holds. A TCP segment counts
+ * only when its messages fill it exactly (or the copy was cut at the copy
+ * length and the last message runs past it): a segment continuing a message
+ * begun in an earlier one is skipped rather than misread.
+ */
+export function parseDnsPacket(packet: Buffer): Datagram[] {
+  const ip = parseIpHeader(packet);
+  if (ip === undefined) return [];
+  if (ip.protocol === 17) {
+    const datagram = parseUdpDatagram(packet);
+    return datagram ? [datagram] : [];
+  }
+  if (ip.protocol !== 6 || packet.length < ip.offset + 20) return [];
+  const dataOffset = (packet[ip.offset + 12]! >> 4) * 4;
+  if (dataOffset < 20) return [];
+  let payload = packet.subarray(ip.offset + dataOffset);
+  const messages: Buffer[] = [];
+  while (payload.length >= 2) {
+    const length = payload.readUInt16BE(0);
+    // A DNS header alone is 12 bytes.
+    if (length < 12) return [];
+    if (payload.length < 2 + length && ip.whole) return [];
+    messages.push(payload.subarray(2, 2 + length));
+    payload = payload.subarray(2 + length);
+  }
+  if (payload.length !== 0) return [];
+  const ports = { sourcePort: packet.readUInt16BE(ip.offset), destinationPort: packet.readUInt16BE(ip.offset + 2) };
+  return messages.map((message) => ({ sourceAddress: ip.source, destinationAddress: ip.destination, ...ports, payload: message }));
 }
 
 interface Pending {
@@ -175,11 +207,11 @@ export class DnsWatcher implements Disposable {
     if (this.#closed) return;
     for await (const data of this.#reader.records({ signal })) {
       const copy = decodeDnsCopy(data);
-      const datagram = parseUdpDatagram(copy.packet);
-      if (datagram === undefined) continue;
       const time = new Date(Number((copy.timestamp + this.#wallClockOffset) / 1_000_000n));
-      const exchange = this.pairing.add(datagram, time);
-      if (exchange !== undefined) yield exchange;
+      for (const datagram of parseDnsPacket(copy.packet)) {
+        const exchange = this.pairing.add(datagram, time);
+        if (exchange !== undefined) yield exchange;
+      }
     }
   }
 

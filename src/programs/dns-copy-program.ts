@@ -1,10 +1,11 @@
 /**
  * The audit's DNS program: a cgroup skb program (ingress or egress, at the
- * cgroup v2 root) that copies UDP datagrams to or from port 53 — and nothing
- * else — into a ring buffer, for src/audit to parse in user space. Every
- * other packet costs a protocol check and one or two header loads. A copy is
- * at most dnsCopyLength bytes of the packet from its IP header (the classic
- * DNS-over-UDP size); a copy the ring has no room for is counted in the
+ * cgroup v2 root) that copies UDP datagrams and TCP segments to or from port
+ * 53 — and nothing else — into a ring buffer, for src/audit to parse in user
+ * space. Every other packet costs a protocol check and one or two header
+ * loads. A copy is at most dnsCopyLength bytes of the packet from its IP
+ * header (an Ethernet MTU: EDNS answers and most answers over TCP fit); a
+ * copy the ring has no room for is counted in the
  * per-CPU `dns_lost` counter. The program always returns 1 (allow): it never
  * changes what happens to a packet.
  *
@@ -17,7 +18,7 @@ import { addToCounter } from "./add-to-counter.js";
 export const dnsRingName = "dns_ring";
 export const dnsScratchName = "dns_scratch";
 export const dnsLostName = "dns_lost";
-export const dnsCopyLength = 512;
+export const dnsCopyLength = 1500;
 export const dnsHeaderSize = 16;
 /** Bytes of a scratch value (one per direction and CPU). */
 export const dnsScratchValueSize = dnsHeaderSize + dnsCopyLength;
@@ -50,15 +51,17 @@ export function dnsCopyProgram(direction: "ingress" | "egress"): AssembledProgra
     .jump("out");
   a.label("ipv4");
   loadBytes(0, headerSlot, 20);
-  a.load("u8", R1, R10, headerSlot + 9).jumpIf(R1, "!=", 17, "out")
-    // Later fragments carry no UDP header.
+  a.load("u8", R1, R10, headerSlot + 9).jumpIf(R1, "==", 17, "transport_v4").jumpIf(R1, "!=", 6, "out")
+    .label("transport_v4")
+    // Later fragments carry no UDP or TCP header.
     .load("u16", R1, R10, headerSlot + 6).and64(R1, 0xff1f).jumpIf(R1, "!=", 0, "out")
     .load("u8", R7, R10, headerSlot).and64(R7, 0x0f).leftShift64(R7, 2)
     .jumpIf(R7, "<", 20, "out")
     .jump("ports");
   a.label("ipv6");
   loadBytes(0, headerSlot, 40);
-  a.load("u8", R1, R10, headerSlot + 6).jumpIf(R1, "!=", 17, "out").mov64(R7, 40);
+  a.load("u8", R1, R10, headerSlot + 6).jumpIf(R1, "==", 17, "transport_v6").jumpIf(R1, "!=", 6, "out")
+    .label("transport_v6").mov64(R7, 40);
   a.label("ports");
   loadBytes(R7, portsSlot, 4);
   a.load("u16", R1, R10, portsSlot).jumpIf(R1, "==", port53, "copy")

@@ -8,7 +8,7 @@ import { compileFlowFilter } from "../../src/audit/flow-filter.js";
 import { queryAuditLog, summarizeAuditLog } from "../../src/audit/audit-query.js";
 import type { AuditFlow, AuditRecord } from "../../src/audit/audit-record.js";
 import { parseDnsMessage } from "../../src/audit/dns-message.js";
-import { DnsPairing, parseUdpDatagram } from "../../src/audit/dns-watcher.js";
+import { DnsPairing, parseDnsPacket, parseUdpDatagram } from "../../src/audit/dns-watcher.js";
 import { zeekConnFields, zeekConnHeader, zeekConnLine } from "../../src/audit/zeek-conn-log.js";
 import { parseSize, parseTime } from "../../src/cli/audit-command.js";
 import { UsageError } from "../../src/sys/errors.js";
@@ -173,5 +173,45 @@ test("the DNS parser never throws on random or mutated input", () => {
     const cut = data.subarray(0, Math.floor(random() * (data.length + 1)));
     parseDnsMessage(cut);
     parseUdpDatagram(cut);
+    parseDnsPacket(cut);
+    if (cut.length > 0) {
+      cut[0] = 0x45;
+      parseDnsPacket(cut);
+    }
   }
+});
+
+/** An IPv4 TCP segment (total length as on the wire: `wireLength` when the copy is cut short). */
+function tcpSegment(source: string, sourcePort: number, destination: string, destinationPort: number, payload: Buffer, wireLength?: number): Buffer {
+  const ip = Buffer.alloc(20);
+  ip[0] = 0x45;
+  ip[9] = 6;
+  Buffer.from(source.split(".").map(Number)).copy(ip, 12);
+  Buffer.from(destination.split(".").map(Number)).copy(ip, 16);
+  const tcp = Buffer.alloc(32);
+  tcp.writeUInt16BE(sourcePort, 0);
+  tcp.writeUInt16BE(destinationPort, 2);
+  tcp[12] = 8 << 4; // 32-byte header (timestamps)
+  ip.writeUInt16BE(wireLength ?? 20 + 32 + payload.length, 2);
+  return Buffer.concat([ip, tcp, payload]);
+}
+
+const framed = (...messages: Buffer[]) => Buffer.concat(messages.flatMap((message) => [Buffer.from([message.length >> 8, message.length & 0xff]), message]));
+
+test("DNS over TCP: each length-prefixed message of a segment, continuation segments skipped", () => {
+  const first = dnsMessage(21, false, "one.example.test", []);
+  const second = dnsMessage(22, false, "two.example.test", []);
+  const pipelined = parseDnsPacket(tcpSegment("10.0.0.1", 40000, "10.0.0.53", 53, framed(first, second)));
+  assert.deepEqual(pipelined.map((datagram) => [datagram.sourcePort, datagram.destinationPort, parseDnsMessage(datagram.payload)?.queryName]), [[40000, 53, "one.example.test"], [40000, 53, "two.example.test"]]);
+  assert.deepEqual(parseDnsPacket(tcpSegment("10.0.0.1", 40000, "10.0.0.53", 53, Buffer.alloc(0))), [], "a bare ACK carries no message");
+  // The second half of a message split over two segments: its first bytes are no length prefix.
+  const answer = framed(dnsMessage(23, true, "three.example.test", ["192.0.2.3", "192.0.2.4"]));
+  assert.deepEqual(parseDnsPacket(tcpSegment("10.0.0.53", 53, "10.0.0.1", 40000, answer.subarray(0, 20))), [], "a message cut by the segment end waits for nothing: skipped");
+  assert.deepEqual(parseDnsPacket(tcpSegment("10.0.0.53", 53, "10.0.0.1", 40000, answer.subarray(20))), [], "the continuation is not misread as a message");
+  // A copy cut at the copy length (the packet was longer on the wire): the message is taken as far as it goes.
+  const cut = parseDnsPacket(tcpSegment("10.0.0.53", 53, "10.0.0.1", 40000, answer.subarray(0, answer.length - 4), 20 + 32 + answer.length));
+  assert.equal(cut.length, 1);
+  assert.equal(parseDnsMessage(cut[0]!.payload)?.queryName, "three.example.test");
+  // UDP still parses through the same entry point.
+  assert.equal(parseDnsPacket(udpPacket("127.0.0.1", 5000, "127.0.0.53", 53, first)).length, 1);
 });

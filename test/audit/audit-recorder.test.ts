@@ -40,25 +40,41 @@ function startRecorder(db: string): ChildProcessWithoutNullStreams {
   return spawn(process.execPath, [cliPath, "audit", "record", "--db", db, "--interval", "500ms"]);
 }
 
-/** A DNS responder answering A questions for `name` with `address` (NXDOMAIN otherwise). */
-function dnsServerScript(host: string, name: string, address: string): string {
+/** A DNS responder over UDP and TCP answering A questions for `names` with `address` (NXDOMAIN otherwise). */
+function dnsServerScript(host: string, names: string[], address: string): string {
   return `
 import dgram from "node:dgram";
+import net from "node:net";
 const socket = dgram.createSocket("udp4");
-socket.on("message", (query, peer) => {
+function answer(query) {
   let offset = 12; const labels = [];
   while (query[offset] !== 0) { labels.push(query.subarray(offset + 1, offset + 1 + query[offset]).toString()); offset += query[offset] + 1; }
   const question = query.subarray(12, offset + 5);
-  const found = labels.join(".").toLowerCase() === ${JSON.stringify(name)} && query.readUInt16BE(offset + 1) === 1;
+  const found = ${JSON.stringify(names)}.includes(labels.join(".").toLowerCase()) && query.readUInt16BE(offset + 1) === 1;
   const header = Buffer.alloc(12);
   query.copy(header, 0, 0, 2);
   header.writeUInt16BE(found ? 0x8180 : 0x8183, 2);
   header.writeUInt16BE(1, 4);
   header.writeUInt16BE(found ? 1 : 0, 6);
   const answer = found ? Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4, ${address.split(".").join(", ")}]) : Buffer.alloc(0);
-  socket.send(Buffer.concat([header, question, answer]), peer.port, peer.address);
+  return Buffer.concat([header, question, answer]);
+}
+socket.on("message", (query, peer) => socket.send(answer(query), peer.port, peer.address));
+// Over TCP: a 2-byte length before each message.
+const tcp = net.createServer((connection) => {
+  let buffered = Buffer.alloc(0);
+  connection.on("data", (chunk) => {
+    buffered = Buffer.concat([buffered, chunk]);
+    while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
+      const reply = answer(buffered.subarray(2, 2 + buffered.readUInt16BE(0)));
+      buffered = buffered.subarray(2 + buffered.readUInt16BE(0));
+      const length = Buffer.alloc(2);
+      length.writeUInt16BE(reply.length);
+      connection.write(Buffer.concat([length, reply]));
+    }
+  });
 });
-socket.bind(53, ${JSON.stringify(host)}, () => console.log("listening"));
+tcp.listen(53, ${JSON.stringify(host)}, () => socket.bind(53, ${JSON.stringify(host)}, () => console.log("listening")));
 `;
 }
 
@@ -99,9 +115,18 @@ test("curl, a namespace connection, UDP and DNS appear in audit query with proce
   children.push(server);
   const serverDone = exited(server);
   await waitForOutput(server, "stdout", "listening");
-  const resolver = startNode(dnsServerScript(bed.b.address, "web.nbau.test", bed.b.address), ["ip", "netns", "exec", bed.b.namespace]);
+  const resolver = startNode(dnsServerScript(bed.b.address, ["web.nbau.test", "tcp.nbau.test"], bed.b.address), ["ip", "netns", "exec", bed.b.namespace]);
   children.push(resolver);
   await waitForOutput(resolver, "stdout", "listening");
+  // The resolver asked over TCP first (as resolvers do after a truncated answer), for another name of the same address;
+  // the UDP answer after it names the connection below.
+  const tcpLookup = bed.node(bed.a, `import net from "node:net";
+    const name = Buffer.concat([...["tcp", "nbau", "test"].map((label) => Buffer.concat([Buffer.from([label.length]), Buffer.from(label)])), Buffer.from([0, 0, 1, 0, 1])]);
+    const query = Buffer.concat([Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]), name]);
+    const socket = net.connect(53, "${bed.b.address}", () => socket.write(Buffer.concat([Buffer.from([0, query.length]), query])));
+    let reply = Buffer.alloc(0);
+    socket.on("data", (chunk) => { reply = Buffer.concat([reply, chunk]); if (reply.length >= 2 + reply.readUInt16BE(0)) { console.log(reply.subarray(reply.length - 4).join(".")); socket.end(); } });`);
+  assert.equal(tcpLookup.trim(), bed.b.address, "the TCP resolver answered");
   const lookup = bed.node(bed.a, `import dns from "node:dns"; const r = new dns.promises.Resolver(); r.setServers(["${bed.b.address}"]); console.log((await r.resolve4("web.nbau.test")).join(","));`);
   assert.equal(lookup.trim(), bed.b.address);
   const sent = 300_000;
@@ -170,6 +195,10 @@ test("curl, a namespace connection, UDP and DNS appear in audit query with proce
   assert.equal(dnsRecords.length, 1, JSON.stringify(dnsRecords));
   assert.deepEqual(dnsRecords[0]!.dns!.answers, [bed.b.address]);
   assert.equal(dnsRecords[0]!.dns!.responseCode, "NOERROR");
+  const tcpDns = query(db, "--kind", "dns", "--remote", "tcp.nbau.test");
+  assert.equal(tcpDns.length, 1, `DNS over TCP: ${JSON.stringify(tcpDns)}`);
+  assert.deepEqual(tcpDns[0]!.dns!.answers, [bed.b.address]);
+  assert.equal(tcpDns[0]!.dns!.serverPort, 53);
 
   // 3. UDP, both sides, summed over intervals.
   const udpRecords = query(db, "--kind", "udp", `udp port ${udpPort}`);
