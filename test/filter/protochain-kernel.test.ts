@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Assembler } from "../../src/asm/assembler.js";
+import { Assembler, R1, R2 } from "../../src/asm/assembler.js";
 import { Interpreter } from "../../src/asm/interpreter.js";
 import { compileFilter } from "../../src/filter/compile-filter.js";
 import { generateFilterProgram, generateFilterSubprogram } from "../../src/filter/generate-filter-program.js";
@@ -20,6 +20,12 @@ import { isRoot, skipUnlessKernel, skipUnlessTool } from "../support/kernel.js";
 import { authenticationHeader, concat, ethernet, ipv6, ipv6Extension, ipv6Fragment, tcp, TCP, u8, udp, type Bytes } from "../support/packet-builder.js";
 import { writePcap } from "../support/pcap-writer.js";
 import { numbered } from "./generate-filter-fixtures.js";
+import { Testbed } from "../support/testbed.js";
+import { cliPath } from "../support/cli.js";
+import { finished, listening } from "../support/capture-process.js";
+import { probeTcx } from "../../src/features/features.js";
+import { readCaptureFile } from "../../src/pcap/capture-file.js";
+import { interfaceIndex } from "../../src/sys/socket.js";
 import { tcpdumpAvailable, tcpdumpSelect } from "./tcpdump-oracle.js";
 
 /** IPv6 with `count` destination-options headers (each `8 * (extra + 1)` bytes) before `last` (UDP by default). */
@@ -126,3 +132,37 @@ test("an AH header pointing at itself (libpcap loops forever) ends the walk as a
     assert.equal(xdp.run({ data: Buffer.from(data) }).returnValue, 1, `xdp drops (rejects): ${expression}`);
   }
 });
+
+test("live capture on a veth: `ip6 protochain 17` takes the 100- and 120-header chains tcpdump -r takes", async (t) => {
+  if (skipUnlessTool(t, await tcpdumpAvailable(), "tcpdump is not installed")) return;
+  if (skipUnlessKernel(t, isRoot() && probeTcx(), "needs root and tcx")) return;
+  const bed = Testbed.create("pc");
+  const directory = mkdtempSync(join(tmpdir(), "nbpc-protochain-live-"));
+  t.after(() => {
+    bed.destroy();
+    rmSync(directory, { recursive: true, force: true });
+  });
+  const frames = [chain(100), chain(50, 0, 6, tcp(1, 2, TCP.ack)), chain(120), mixedChain(60), chain(17), chain(100).slice(0, 500)];
+  const sent = join(directory, "sent.pcap");
+  writeFileSync(sent, writePcap(1, numbered(frames.map((data) => ({ data })))));
+  const selected = await tcpdumpSelect(sent, "ip6 protochain 17");
+  assert.deepEqual(selected, [0, 2, 4], "tcpdump -r takes the full UDP chains");
+  // (Every frame fits the veth MTU.) The frames leave b as XDP frames (a live-frame test run redirecting them out of b's veth); with GRO on, a's veth builds skbs for tc.
+  bed.exec(bed.a, ["ethtool", "-K", bed.a.interface, "gro", "on"]);
+  const output = join(directory, "live.pcap");
+  const child = bed.start(bed.a, [process.execPath, cliPath, "capture", "-i", bed.a.interface, "-w", output, "-c", "3", "ip6 protochain 17"], "nsenter");
+  const result = finished(child);
+  await listening(child);
+  const index = bed.inNamespace(bed.b, () => interfaceIndex(bed.b.interface));
+  using redirect = Program.load({ type: ProgramType.Xdp, instructions: new Assembler().mov64(R1, index).mov64(R2, 0).call("redirect").exit().finish(), license: "GPL", name: "nbpc_send" });
+  bed.inNamespace(bed.b, () => {
+    for (const data of frames) redirect.run({ data: Buffer.from(data), dataOutSize: 0, repeat: 1, flags: testXdpLiveFrames });
+  });
+  const { code, stderr } = await result;
+  assert.equal(code, 0, stderr);
+  const captured = readCaptureFile(output).packets.map((packet) => Buffer.from(packet.data));
+  assert.deepEqual(captured, (selected as number[]).map((i) => Buffer.from(frames[i]!)));
+});
+
+/** BPF_PROG_TEST_RUN flag: frames an XDP program redirects are really sent. */
+const testXdpLiveFrames = 1 << 1;
