@@ -11,13 +11,18 @@
  *    a UDP flood. The sender is bench/c/packet-flood.c (AF_PACKET, sendmmsg,
  *    qdisc bypass: no IP stack on the sending side), or hping3 with
  *    `--sender hping3`. The order of the two tools alternates from round to
- *    round. Reported: packets dropped per second, CPU
- *    seconds of system, irq and softirq time on the whole machine
- *    (/proc/stat) while flooding — which includes the sender's system time, and dropped packets per CPU-second. The
- *    machine is shared: the CPU figure includes other work; medians of
- *    several alternating rounds are reported.
+ *    round. Reported per tool (min / median / max over the rounds): packets
+ *    dropped per second; the receiving side's CPU — softirq time on the whole
+ *    machine (/proc/stat), where veth's receive path, XDP and nftables'
+ *    netdev hook run (they run on the sender's CPU when its system call
+ *    re-enables bottom halves, and are counted as softirq, not as its system
+ *    time) — and dropped packets per softirq CPU-second; and, as before, per
+ *    CPU-second of system + irq + softirq (which adds the sender's own cost,
+ *    the same for both tools). The machine is shared: other work adds to
+ *    both counts, hence alternating rounds and the spread.
  *
- * Run: npm run build && node dist/bench/firewall-blocklist.js [rounds] [seconds] [--sender hping3] [--cost-only]
+ * Run: npm run build && node dist/bench/firewall-blocklist.js [rounds] [seconds] [--sender hping3|xdp-live] [--cost-only] [--prefix NAME]
+ * (--prefix names the namespaces, links and pin folder: NAME-…, at most 6 characters.)
  * Needs root, clang (or hping3) and nft. Prints a table and one JSON line.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
@@ -33,12 +38,17 @@ import { Firewall } from "../src/firewall/firewall.js";
 import { firewallProgram, ruleCounter, TrieAction, trieValue } from "../src/firewall/firewall-program.js";
 import { loadGenerated } from "../src/firewall/hook-attachment.js";
 import { StateStore } from "../src/state/state-store.js";
-import { MapFlag, MapType } from "../src/sys/bpf-constants.js";
+import { MapFlag, MapType, ProgramType } from "../src/sys/bpf-constants.js";
 import { inNetworkNamespace } from "../src/sys/network-namespace.js";
+import { Assembler, R1, R2 } from "../src/asm/assembler.js";
+import { Program } from "../src/core/program.js";
 import { median } from "./support/statistics.js";
 
 const rounds = Number(process.argv[2] ?? 3);
 const seconds = Number(process.argv[3] ?? 4);
+const prefixIndex = process.argv.indexOf("--prefix");
+const prefix = prefixIndex > 0 ? process.argv[prefixIndex + 1]! : "nbcb";
+if (!/^[a-z][a-z0-9]{0,5}$/.test(prefix)) throw new Error(`--prefix must be 1-6 lowercase letters or digits, got ${prefix}`);
 
 function prefixes(count: number, seed: number): AddressPrefix[] {
   // Distinct /24s in 100.64.0.0/10 and beyond (never the testbed's addresses).
@@ -112,28 +122,65 @@ function run(args: string[], input?: string): string {
 const ticks = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
 
 /**
- * system, irq and softirq seconds of all CPUs (/proc/stat). On veth the
- * receive path mostly runs inside the sender's sendto() and is accounted as
- * system time, so the sender's own system time is included in both figures.
+ * System, irq and softirq seconds of all CPUs (/proc/stat). On veth the
+ * receive path runs as softirq work when the sender's system call re-enables
+ * bottom halves; /proc/stat counts it as softirq (a tick that lands in it is
+ * softirq time, not the sender's system time), so softirq is the receiving
+ * side and system mostly the sender.
  */
-function cpuSeconds(): number {
+function cpuSeconds(): { system: number; softirq: number; total: number } {
   const fields = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return (fields[2]! + fields[5]! + fields[6]!) / ticks;
+  return { system: fields[2]! / ticks, softirq: fields[6]! / ticks, total: (fields[2]! + fields[5]! + fields[6]!) / ticks };
+}
+
+/** CPU seconds spent while `work` runs. */
+async function measureCpu(work: () => Promise<void>): Promise<{ system: number; softirq: number; total: number }> {
+  const before = cpuSeconds();
+  await work();
+  const after = cpuSeconds();
+  return { system: after.system - before.system, softirq: after.softirq - before.softirq, total: after.total - before.total };
 }
 
 const senderIndex = process.argv.indexOf("--sender");
 const sender = senderIndex > 0 ? process.argv[senderIndex + 1]! : "packet-flood";
-if (sender !== "packet-flood" && sender !== "hping3") throw new Error(`--sender must be packet-flood or hping3, got ${sender}`);
+if (sender !== "packet-flood" && sender !== "hping3" && sender !== "xdp-live") throw new Error(`--sender must be packet-flood, hping3 or xdp-live, got ${sender}`);
 let floodBinary = "";
-if (sender === "packet-flood") {
+if (sender === "packet-flood" && !process.argv.includes("--cost-only")) {
   const build = mkdtempSync(join(tmpdir(), "nb-fw-bench-"));
   floodBinary = join(build, "packet-flood");
   execFileSync("clang", ["-O2", "-o", floodBinary, fileURLToPath(new URL("../../bench/c/packet-flood.c", import.meta.url))], { stdio: "inherit" });
   process.on("exit", () => rmSync(build, { recursive: true, force: true }));
 }
 
+/** BPF_PROG_TEST_RUN flag: frames the program redirects are really transmitted. */
+const testXdpLiveFrames = 1 << 1;
+
+/**
+ * The xdp-live sender: BPF_PROG_TEST_RUN in live-frame mode runs an XDP
+ * program that redirects one frame out of the sender's veth, 100,000 times
+ * per call, for `seconds`. The frames reach the peer as XDP frames, not skbs —
+ * as frames from a NIC reach its driver: the receiver's XDP program sees them
+ * before any skb exists, while without one veth builds an skb (NAPI, GRO on)
+ * for the stack and nftables. With AF_PACKET senders every frame is an skb
+ * with little headroom, which veth's XDP path first copies into a page.
+ */
+function liveFrameFlood(namespace: string, device: string): void {
+  const [link] = JSON.parse(run(["ip", "-n", namespace, "-j", "link", "show", "dev", device])) as { ifindex: number }[];
+  const instructions = new Assembler().mov64(R1, link!.ifindex).mov64(R2, 0).call("redirect").exit().finish();
+  using program = Program.load({ type: ProgramType.Xdp, instructions, license: "GPL", name: `${prefix}_flood` });
+  const data = frame([100, 64, 0, 2]);
+  const deadline = Date.now() + seconds * 1000;
+  inNetworkNamespace(namespace, () => {
+    while (Date.now() < deadline) program.run({ data, dataOutSize: 0, repeat: 100_000, flags: testXdpLiveFrames });
+  });
+}
+
 /** Floods `target` from `namespace` for `seconds`; the sender's source is 100.64.0.2 (listed). */
 async function flood(namespace: string, device: string, target: string): Promise<void> {
+  if (sender === "xdp-live") {
+    liveFrameFlood(namespace, device);
+    return;
+  }
   const command = sender === "hping3"
     ? ["hping3", "-q", "-2", "-p", "9", "-d", "18", "--flood", target]
     : [floodBinary, device, "100.64.0.2", target, String(seconds)];
@@ -146,17 +193,21 @@ async function flood(namespace: string, device: string, target: string): Promise
 interface Measurement {
   tool: string;
   dropped: number;
+  /** system + irq + softirq, whole machine (sender included). */
   cpuSeconds: number;
+  /** softirq only: the receiving side. */
+  softirqSeconds: number;
+  systemSeconds: number;
 }
 
 async function blocklistComparison(): Promise<{ netbpf: Measurement[]; nftables: Measurement[]; xdpMode: string }> {
   const tag = randomBytes(3).toString("hex");
-  const senderNamespace = `nb-cbench-${tag}-a`;
-  const receiver = `nb-cbench-${tag}-b`;
-  const senderInterface = `nbcb${tag}a`;
-  const receiverInterface = `nbcb${tag}b`;
-  const stateRoot = `/sys/fs/bpf/netbpf-test-c-bench-${tag}`;
-  const listFile = join(tmpdir(), `nbc-bench-${tag}.txt`);
+  const senderNamespace = `${prefix}-bench-${tag}-a`;
+  const receiver = `${prefix}-bench-${tag}-b`;
+  const senderInterface = `${prefix}${tag}a`;
+  const receiverInterface = `${prefix}${tag}b`;
+  const stateRoot = `/sys/fs/bpf/${prefix}-bench-${tag}`;
+  const listFile = join(tmpdir(), `${prefix}-bench-${tag}.txt`);
   const results = { netbpf: [] as Measurement[], nftables: [] as Measurement[], xdpMode: "" };
   try {
     run(["ip", "netns", "add", senderNamespace]);
@@ -168,6 +219,8 @@ async function blocklistComparison(): Promise<{ netbpf: Measurement[]; nftables:
       run(["ip", "-n", ns, "link", "set", device, "up"]);
       run(["ip", "-n", ns, "link", "set", "lo", "up"]);
     }
+    // XDP frames from the peer need NAPI on the receiving veth when no XDP program is attached (nftables): GRO turns it on.
+    if (sender === "xdp-live") run(["nsenter", `--net=/run/netns/${receiver}`, "ethtool", "-K", receiverInterface, "gro", "on"]);
     // The sender's own /24 is one of the 10,000 prefixes.
     const list = [...prefixes(9_999, 0x2000), { family: 4 as const, address: Buffer.from([100, 64, 0, 0]), prefixLength: 24 }];
     writeFileSync(listFile, list.map(formatAddressPrefix).join("\n") + "\n");
@@ -181,11 +234,9 @@ async function blocklistComparison(): Promise<{ netbpf: Measurement[]; nftables:
       const rule = inNetworkNamespace(receiver, () => firewall.block({ addresses: list, direction: "ingress" }));
       results.xdpMode = firewall.component.readManifest()?.attachments.find((a) => a.hook === "xdp")?.mechanism ?? "";
       try {
-        let cpu = cpuSeconds();
-        await flood(senderNamespace, senderInterface, "100.64.0.1");
-        cpu = cpuSeconds() - cpu;
+        const cpu = await measureCpu(() => flood(senderNamespace, senderInterface, "100.64.0.1"));
         const dropped = Number(firewall.rules().find((r) => r.id === rule.id)!.packets);
-        results.netbpf.push({ tool: "netbpf", dropped, cpuSeconds: cpu });
+        results.netbpf.push({ tool: "netbpf", dropped, cpuSeconds: cpu.total, softirqSeconds: cpu.softirq, systemSeconds: cpu.system });
       } finally {
         firewall.uninstall();
       }
@@ -193,12 +244,10 @@ async function blocklistComparison(): Promise<{ netbpf: Measurement[]; nftables:
     const runNftables = async () => {
       run(["nsenter", `--net=/run/netns/${receiver}`, "nft", "-f", "-"], nftRules);
       try {
-        let cpu = cpuSeconds();
-        await flood(senderNamespace, senderInterface, "100.64.0.1");
-        cpu = cpuSeconds() - cpu;
+        const cpu = await measureCpu(() => flood(senderNamespace, senderInterface, "100.64.0.1"));
         const counters = run(["nsenter", `--net=/run/netns/${receiver}`, "nft", "list", "chain", "netdev", "nbc_bench", "ingress"]);
         const packets = Number(/counter packets (\d+)/.exec(counters)?.[1] ?? NaN);
-        results.nftables.push({ tool: "nftables", dropped: packets, cpuSeconds: cpu });
+        results.nftables.push({ tool: "nftables", dropped: packets, cpuSeconds: cpu.total, softirqSeconds: cpu.softirq, systemSeconds: cpu.system });
       } finally {
         run(["nsenter", `--net=/run/netns/${receiver}`, "nft", "delete", "table", "netdev", "nbc_bench"]);
       }
@@ -244,17 +293,27 @@ if (onlyCost) {
 }
 
 const comparison = await blocklistComparison();
-const summary = (list: Measurement[]) => {
-  const perCpu = list.map((m) => m.dropped / m.cpuSeconds);
-  return { droppedPerSecond: median(list.map((m) => m.dropped / seconds)), cpuSeconds: median(list.map((m) => m.cpuSeconds)), droppedPerCpuSecond: median(perCpu) };
-};
+/** min / median / max of a figure over the rounds. */
+const spread = (values: number[]) => ({ min: Math.min(...values), median: median(values), max: Math.max(...values) });
+const summary = (list: Measurement[]) => ({
+  droppedPerSecond: spread(list.map((m) => m.dropped / seconds)),
+  softirqSeconds: spread(list.map((m) => m.softirqSeconds)),
+  systemSeconds: spread(list.map((m) => m.systemSeconds)),
+  droppedPerSoftirqSecond: spread(list.map((m) => m.dropped / m.softirqSeconds)),
+  droppedPerCpuSecond: spread(list.map((m) => m.dropped / m.cpuSeconds)),
+});
 const ours = summary(comparison.netbpf);
 const theirs = summary(comparison.nftables);
-console.log(`\n10,000-prefix blocklist, UDP flood (${sender}) over veth, ${rounds} rounds × ${seconds} s (order alternating), netbpf XDP ${comparison.xdpMode}`);
-console.log("tool       dropped/s    CPU s (machine)   dropped per CPU-second");
+const show = (s: { min: number; median: number; max: number }, digits: number, scale = 1) => `${(s.min / scale).toFixed(digits)}/${(s.median / scale).toFixed(digits)}/${(s.max / scale).toFixed(digits)}`;
+console.log(`\n10,000-prefix blocklist, UDP flood (${sender}) over veth, ${rounds} rounds × ${seconds} s (order alternating), netbpf XDP ${comparison.xdpMode}; min/median/max`);
+console.log("tool      dropped/s (M)      softirq s (receiver)   system s (sender)   drops per softirq s (M)   drops per CPU s (M, sender included)");
 for (const [name, s] of [["netbpf", ours], ["nftables", theirs]] as const) {
-  console.log(`${name.padEnd(9)} ${s.droppedPerSecond.toFixed(0).padStart(10)}   ${s.cpuSeconds.toFixed(2).padStart(15)}   ${s.droppedPerCpuSecond.toFixed(0).padStart(22)}`);
+  console.log(`${name.padEnd(9)} ${show(s.droppedPerSecond, 2, 1e6).padEnd(18)} ${show(s.softirqSeconds, 2).padEnd(22)} ${show(s.systemSeconds, 2).padEnd(19)} ${show(s.droppedPerSoftirqSecond, 2, 1e6).padEnd(25)} ${show(s.droppedPerCpuSecond, 2, 1e6)}`);
 }
-const ratio = ours.droppedPerCpuSecond / theirs.droppedPerCpuSecond;
-console.log(`ratio (netbpf / nftables, dropped per CPU-second): ${ratio.toFixed(2)}`);
-console.log(JSON.stringify({ bench: "firewall-blocklist", sender, programCost: cost, netbpf: ours, nftables: theirs, ratio, rounds: comparison, seconds }));
+// Rounds pair up (netbpf and nftables ran back to back): a ratio per pair, then its spread.
+const pairs = comparison.netbpf.map((m, i) => [m, comparison.nftables[i]!] as const);
+const softirqRatio = spread(pairs.map(([a, b]) => (a.dropped / a.softirqSeconds) / (b.dropped / b.softirqSeconds)));
+const machineRatio = spread(pairs.map(([a, b]) => (a.dropped / a.cpuSeconds) / (b.dropped / b.cpuSeconds)));
+console.log(`ratio netbpf / nftables, drops per softirq CPU-second (receiving side), per round pair: ${show(softirqRatio, 2)}`);
+console.log(`ratio netbpf / nftables, drops per machine CPU-second (sender included): ${show(machineRatio, 2)}`);
+console.log(JSON.stringify({ bench: "firewall-blocklist", sender, programCost: cost, netbpf: ours, nftables: theirs, softirqRatio, machineRatio, rounds: comparison, seconds }));

@@ -362,6 +362,17 @@ export class Assembler {
     return this;
   }
 
+  /**
+   * `may_goto label` (kernel ≥ 6.9): falls through until the kernel's loop budget for
+   * this run is spent, then jumps. At a loop head it lets the verifier check the body
+   * once the loop state stops growing instead of unrolling every iteration.
+   */
+  mayGoto(label: string): this {
+    this.checkName(label);
+    this.pushLabelled(makeInstruction(Opcode.MAY_GOTO, 0, 0, 0, 0), label, "offset");
+    return this;
+  }
+
   /** if (dst <condition> operand) goto label, comparing all 64 bits (immediates are sign-extended). */
   jumpIf(dst: Register, condition: Condition, operand: Operand, label: string): this {
     return this.conditional(InstructionClass.JMP, dst, condition, operand, label);

@@ -169,6 +169,7 @@ export function disassembleInstruction(instruction: Instruction, options: Disass
         const distance = cls === InstructionClass.JMP32 ? imm : offset;
         return `${cls === InstructionClass.JMP32 ? "gotol" : "goto"} ${signedNumber(distance, hex)}${targetSymbol(slot, distance, options.symbols)}`;
       }
+      if (operation === 0xe0) return `may_goto ${signedNumber(offset, hex)}${targetSymbol(slot, offset, options.symbols)}`;
       const register = cls === InstructionClass.JMP32 ? "w" : "r";
       const source = (opcode & 0x08) !== 0 ? `${register}${src}` : number(imm);
       return `if ${register}${dst} ${jumpOperators[operation]} ${source} goto ${signedNumber(offset, hex)}${targetSymbol(slot, offset, options.symbols)}`;

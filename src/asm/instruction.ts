@@ -331,7 +331,10 @@ function jumpProblem(ins: Instruction, narrow: boolean): string | undefined {
       if (narrow) return "exit exists only in the 64-bit jump class";
       if (register || dst !== 0 || src !== 0 || offset !== 0 || imm !== 0) return "exit takes no operands; all fields must be 0";
       return undefined;
-    case 0xe0:
+    case JumpOperation.JCOND:
+      if (narrow || register) return "may_goto exists only as a 64-bit jump with an immediate";
+      if (dst !== 0 || src !== 0 || imm !== 0) return "may_goto takes only an offset; dst, src and immediate must be 0";
+      return undefined;
     case 0xf0:
       return "unknown jump operation";
   }

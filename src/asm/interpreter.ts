@@ -545,6 +545,8 @@ export class Interpreter {
       case 0x30: return ah > bh || (ah === bh && al >= bl);
       case 0xa0: return ah < bh || (ah === bh && al < bl);
       case 0xb0: return ah < bh || (ah === bh && al <= bl);
+      // may_goto: no loop budget here (the interpreter has its own instruction limit), so it never jumps.
+      case 0xe0: return false;
     }
     // signed: compare the high words signed (or the low words, for 32-bit jumps)
     let sa: number, sb: number, ua: number, ub: number;

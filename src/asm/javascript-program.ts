@@ -543,6 +543,8 @@ function jumpCondition(operation: number, narrow: boolean, al: string, ah: strin
     case 0x70: return signedCompare(">", ">=");
     case 0xc0: return signedCompare("<", "<");
     case 0xd0: return signedCompare("<", "<=");
+    // may_goto: no loop budget here, so it never jumps.
+    case 0xe0: return "false";
   }
   throw new UsageError("compile eBPF program", `unknown jump operation 0x${operation.toString(16)}`);
 }

@@ -84,6 +84,8 @@ export const JumpOperation = {
   JLE: 0xb0,
   JSLT: 0xc0,
   JSLE: 0xd0,
+  /** Conditional pseudo-jump (src 0: may_goto, kernel ≥ 6.9). */
+  JCOND: 0xe0,
 } as const;
 
 /** Atomic operations, carried in the immediate of `STX | ATOMIC`. */
@@ -135,6 +137,8 @@ export const Opcode = {
   EXIT: InstructionClass.JMP | JumpOperation.EXIT,
   JA: InstructionClass.JMP | JumpOperation.JA,
   JA32: InstructionClass.JMP32 | JumpOperation.JA,
+  /** `may_goto`: jumps once the kernel's loop budget for this run is spent, else falls through. */
+  MAY_GOTO: InstructionClass.JMP | JumpOperation.JCOND,
 } as const;
 
 export function instructionClass(opcode: number): number {

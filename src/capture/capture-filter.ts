@@ -20,8 +20,8 @@ export interface CaptureFilter {
   readonly kernelProgram: GeneratedFilter;
   /**
    * For saved packets in a BPF_PROG_TEST_RUN (context from offlineTestRunContext): `len` is the
-   * record's original length (__sk_buff.wire_len), and r0 is offlineUndecided when a
-   * protochain walk outgrows the kernel's header limit (decide such packets in the interpreter).
+   * record's original length (__sk_buff.wire_len), and r0 is offlineUndecided if the kernel's
+   * loop budget ever ended a protochain walk early (decide such packets in the interpreter).
    */
   readonly offlineProgram: GeneratedFilter;
   /** The same for the asm Interpreter: r1 = packet, r2 = captured length, r3 = wire length, r4 = packet type. */

@@ -85,7 +85,7 @@ export class OfflineFilter {
     const compiled = this.#compiled;
     if (compiled !== undefined) return compiled.test(packet.data, packet.originalLength, 0);
     // The kernel program reads `len` from the test run's wire_len (the record's original length); it answers
-    // "undecided" where it stops short (long protochain walks), and the interpreter decides.
+    // "undecided" if its loop budget ever stopped a protochain walk short, and the interpreter decides.
     const context = this.#kernel !== undefined ? offlineTestRunContext(packet.data.length, packet.originalLength) : undefined;
     if (this.#kernel !== undefined && context !== undefined) {
       try {

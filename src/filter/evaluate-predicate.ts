@@ -24,17 +24,13 @@ class Reject {
 }
 
 /**
- * Headers a protochain walk follows in kernel eBPF code: the verifier unrolls the loop,
- * so it stays short. libpcap's walk is unbounded.
+ * How far a protochain walk goes, in bytes of headers followed: every chain of IPv6
+ * extension headers a 64 KiB packet holds, as libpcap. Only a walk that loops through
+ * an AH header (whose length replaces the offset) gets further: libpcap loops forever
+ * there; netbpf stops as at a load past the end of the packet (reject), in the
+ * evaluator, the interpreter and kernel code alike.
  */
-export const protochainMaximumHeaders = 16;
-/**
- * Headers the user-space evaluator and the interpreter follow: every chain of IPv6
- * extension headers (8 bytes or more each) a 64 KiB packet can hold, as libpcap.
- * Only an AH whose length points back at itself goes further: libpcap loops forever
- * there; netbpf stops and answers "no match".
- */
-export const protochainInterpreterHeaders = 8192;
+export const protochainMaximumBytes = 65536;
 
 /**
  * Evaluates a compiled filter over one packet, as classic BPF would: a load
@@ -152,23 +148,18 @@ function protochain(version: 4 | 6, network: number, protocol: number, packet: F
     next = loadBytes(packet, network + 9, 1);
     offset = (loadBytes(packet, network, 1) & 0xf) * 4;
   }
-  for (let walked = 0; walked < protochainInterpreterHeaders; walked++) {
+  let walked = 0;
+  for (;;) {
     if (next === protocol || next === 59) break;
-    if (version === 6 && (next === 0 || next === 60 || next === 43 || next === 44)) {
-      const header = loadBytes(packet, network + offset, 1);
-      const length = loadBytes(packet, network + offset + 1, 1);
-      offset = (offset + (((length + 1) * 8) >>> 0)) >>> 0;
-      next = header;
-      continue;
-    }
-    if (next === 51) {
-      const header = loadBytes(packet, network + offset, 1);
-      const length = loadBytes(packet, network + offset + 1, 1);
-      offset = ((length + 2) * 4) >>> 0;
-      next = header;
-      continue;
-    }
-    break;
+    const extension = version === 6 && (next === 0 || next === 60 || next === 43 || next === 44);
+    if (!extension && next !== 51) break;
+    if (walked >= protochainMaximumBytes) throw Reject.instance;
+    const header = loadBytes(packet, network + offset, 1);
+    const length = loadBytes(packet, network + offset + 1, 1);
+    const size = extension ? (length + 1) * 8 : (length + 2) * 4;
+    walked += size;
+    offset = extension ? (offset + size) >>> 0 : size;
+    next = header;
   }
   return next === protocol;
 }

@@ -3,7 +3,7 @@ import { Assembler, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, type AssembledP
 import { UsageError } from "../sys/errors.js";
 import type { CompiledFilter } from "./compile-filter.js";
 import { topologicalNodes, type DecisionNode, type DecisionTarget, type DecisionTest } from "./decision-graph.js";
-import { protochainInterpreterHeaders, protochainMaximumHeaders } from "./evaluate-predicate.js";
+import { protochainMaximumBytes } from "./evaluate-predicate.js";
 import { formatValue, type Value } from "./predicate.js";
 import { expectObject } from "../sys/argument-checks.js";
 
@@ -57,9 +57,10 @@ export interface GenerateFilterOptions {
    */
   packetLength?: "skb" | "wire";
   /**
-   * r0 when a protochain walk reaches the kernel's header limit (protochainMaximumHeaders)
-   * still undecided, so the caller can decide the packet elsewhere (the interpreter
-   * walks up to protochainInterpreterHeaders). Default: as if the protocol was not found.
+   * r0 when the kernel's loop budget (may_goto) ends a protochain walk still undecided,
+   * so the caller can decide the packet elsewhere. The budget is millions of iterations
+   * and the walk stops long before it (protochainMaximumBytes), so this is a safety net.
+   * Default: as if the protocol was not found.
    */
   undecidedValue?: number;
 }
@@ -936,8 +937,12 @@ class FilterCodeGenerator {
   }
 
   /**
-   * libpcap's protochain walk as a bounded loop: state in filter-register
-   * stack slots (network offset, header offset, next header, count).
+   * libpcap's protochain walk as a loop: state in filter-register stack slots
+   * (network offset, header offset, next header, bytes walked). In kernel code the
+   * loop head is a may_goto, so the verifier checks the body until the state stops
+   * growing (the offsets are bounded) instead of unrolling every header; the walk
+   * ends, as an out-of-bounds load, once the headers followed add up to
+   * protochainMaximumBytes (only a chain that loops through AH gets there).
    */
   private emitProtochain(test: Extract<DecisionTest, { kind: "protochain" }>): void {
     const a = this.asm;
@@ -945,7 +950,7 @@ class FilterCodeGenerator {
     const network = { kind: "register", index: base } as const;
     const offset = { kind: "register", index: base + 1 } as const;
     const nextSlot = this.registerSlot(base + 2);
-    const countSlot = this.registerSlot(base + 3);
+    const walkedSlot = this.registerSlot(base + 3);
     const offsetSlot = this.registerSlot(base + 1);
     this.emitValue(test.network);
     a.store("u64", R10, this.registerSlot(base), R0);
@@ -964,29 +969,34 @@ class FilterCodeGenerator {
       this.emitValue({ kind: "binary", operator: "<<", left: { kind: "binary", operator: "&", left: field(0), right: { kind: "constant", value: 0xf } }, right: { kind: "constant", value: 2 } });
       a.store("u64", R10, offsetSlot, R0);
     }
-    a.store("u64", R10, countSlot, 0);
+    a.store("u64", R10, walkedSlot, 0);
     const loop = this.newLabel("chain");
     const extension = this.newLabel("chain_extension");
     const authentication = this.newLabel("chain_ah");
     const done = this.newLabel("chain_done");
-    a.label(loop).load("u64", R0, R10, nextSlot);
+    a.label(loop);
+    // The interpreter has no loop budget; the kernel's (millions of iterations) is never reached before the byte limit.
+    if (!this.interpreter) a.mayGoto(this.options.undecidedValue !== undefined ? this.exit(this.undecidedLabel) : done);
+    a.load("u64", R0, R10, nextSlot);
     a.jumpIf(R0, "==", test.protocol, done).jumpIf(R0, "==", 59, done);
     const scratch = this.scratch;
-    // The verifier unrolls this loop, so the kernel walks only a few headers; the interpreter as far as a packet can hold.
-    const limit = this.interpreter ? protochainInterpreterHeaders : protochainMaximumHeaders;
-    const atLimit = !this.interpreter && this.options.undecidedValue !== undefined ? this.exit(this.undecidedLabel) : done;
-    a.load("u64", scratch, R10, countSlot).jumpIf(scratch, ">=", limit, atLimit).add64(scratch, 1).store("u64", R10, countSlot, scratch);
     if (test.version === 6) {
       for (const header of [0, 60, 43, 44]) a.jumpIf(R0, "==", header, extension);
     }
     a.jumpIf(R0, "==", 51, authentication).jump(done);
-    // Extension header: offset += (length + 1) * 8.
+    // Extension header: offset += (length + 1) * 8; AH: offset = (length + 2) * 4 (libpcap's quirk).
     for (const [label, ah] of [[extension, false], [authentication, true]] as const) {
       if (label === extension && test.version === 4) continue;
       a.label(label);
+      // Past the byte limit, or at an offset no packet reaches: reject, as the load would. Both bounds keep
+      // the loop state from growing, so the verifier sees it converge.
+      a.load("u64", scratch, R10, walkedSlot).jumpIf(scratch, ">=", protochainMaximumBytes, this.exit(this.rejectLabel));
+      a.load("u64", scratch, R10, offsetSlot).jumpIf(scratch, ">", maximumPacketOffset, this.exit(this.rejectLabel));
       this.emitValue(atOffset(1));
       if (ah) a.add32(R0, 2).mul32(R0, 4);
-      else a.add32(R0, 1).mul32(R0, 8).load("u32", scratch, R10, offsetSlot).add32(R0, scratch);
+      else a.add32(R0, 1).mul32(R0, 8);
+      a.load("u64", scratch, R10, walkedSlot).add64(scratch, R0).store("u64", R10, walkedSlot, scratch);
+      if (!ah) a.load("u32", scratch, R10, offsetSlot).add32(R0, scratch);
       const lengthSlot = this.spill();
       this.emitValue(atOffset(0));
       a.store("u64", R10, nextSlot, R0).load("u32", R0, R10, lengthSlot).store("u64", R10, offsetSlot, R0);

@@ -100,6 +100,20 @@ test("local calls and appended subprograms", () => {
   assert.throws(() => new Assembler().label("double").exit().append(helper), /label "double" a second time/);
 });
 
+test("may_goto: encoded as JMP|JCOND with an offset, valid, disassembled, and never taken by the interpreters (they have no loop budget)", async () => {
+  const { Interpreter } = await import("../../src/asm/interpreter.js");
+  const { JavaScriptProgram } = await import("../../src/asm/javascript-program.js");
+  const { disassemble } = await import("../../src/asm/disassembler.js");
+  const program = new Assembler().mov64(R0, 1).mayGoto("out").mov64(R0, 2).label("out").exit().finish();
+  const instruction = program.instructions[1]!;
+  assert.deepEqual([instruction.opcode, instruction.dst, instruction.src, instruction.offset, instruction.imm], [0xe5, 0, 0, 1, 0]);
+  assert.doesNotThrow(() => validateInstructions(program.instructions));
+  assert.match(disassemble(program.instructions), /may_goto \+(0x)?1\b/);
+  assert.equal(new Interpreter(program.instructions).run().returnValue, 2n);
+  assert.equal(new JavaScriptProgram(program.instructions).run().returnValue, 2n);
+  assert.throws(() => validateInstructions([program.instructions[0]!, { ...instruction, src: 1 }, ...program.instructions.slice(2)]), /may_goto takes only an offset/);
+});
+
 test("far unconditional jumps become gotol; far conditional jumps are an error", () => {
   const far = new Assembler().jump("end");
   for (let i = 0; i < 40000; i++) far.mov64(R0, 0);
