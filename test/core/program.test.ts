@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Program } from "../../src/core/program.js";
 import { ProgramType } from "../../src/sys/bpf-constants.js";
-import { SyscallError, UnsupportedFeatureError, UsageError, VerifierError, summarizeVerifierLog } from "../../src/sys/errors.js";
+import { SyscallError, UnsupportedFeatureError, UsageError, VerifierError } from "../../src/sys/errors.js";
+import { summarizeVerifierLog } from "../../src/sys/verifier-log.js";
 import { bpffsFolder } from "../support/bpffs.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 

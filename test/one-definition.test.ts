@@ -1,0 +1,50 @@
+/**
+ * One definition per concept: each concept below is declared (exported or
+ * not) in exactly one source module; every other module imports it. A second
+ * copy — even a private one — fails here.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const sourceRoot = fileURLToPath(new URL("../../src/", import.meta.url));
+
+function sourceFiles(folder: string): string[] {
+  return readdirSync(folder, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? sourceFiles(join(folder, entry.name)) : entry.name.endsWith(".ts") ? [join(folder, entry.name)] : []);
+}
+
+const sources = sourceFiles(sourceRoot).map((path) => ({ path: relative(sourceRoot, path), text: readFileSync(path, "utf8") }));
+
+/** The modules that declare `name` as a function, class, constant, variable, interface, type or enum. */
+function declaringModules(name: string): string[] {
+  const declaration = new RegExp(`^\\s*(?:export\\s+)?(?:declare\\s+)?(?:default\\s+)?(?:abstract\\s+)?(?:async\\s+)?(?:function\\*?|class|const|let|var|interface|type|enum)\\s+${name}\\b`, "m");
+  return sources.filter((source) => declaration.test(source.text)).map((source) => source.path).sort();
+}
+
+/** Modules whose text matches `pattern`. */
+function modulesMatching(pattern: RegExp): string[] {
+  return sources.filter((source) => pattern.test(source.text)).map((source) => source.path).sort();
+}
+
+const concepts: Record<string, string> = {
+  // Verifier-log parsing (VerifierError's summary and VerifierReport read the same entries).
+  parseVerifierLog: "sys/verifier-log.ts",
+  summarizeVerifierLog: "sys/verifier-log.ts",
+  parseRegisterState: "sys/verifier-log.ts",
+  VerifierSummary: "sys/verifier-log.ts",
+  SourceLine: "sys/verifier-log.ts",
+};
+
+for (const [name, module] of Object.entries(concepts)) {
+  test(`${name} is defined once, in ${module}`, () => {
+    assert.deepEqual(declaringModules(name), [module]);
+  });
+}
+
+test("only sys/verifier-log.ts reads the verifier's instruction lines", () => {
+  // `12: (b7) r0 = 0`: the opcode in parentheses after the instruction index.
+  assert.deepEqual(modulesMatching(/\\\(\(?\[0-9a-f\]\{2\}\)?\\\)/), ["sys/verifier-log.ts"]);
+});
