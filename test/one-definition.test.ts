@@ -48,3 +48,9 @@ test("only sys/verifier-log.ts reads the verifier's instruction lines", () => {
   // `12: (b7) r0 = 0`: the opcode in parentheses after the instruction index.
   assert.deepEqual(modulesMatching(/\\\(\(?\[0-9a-f\]\{2\}\)?\\\)/), ["sys/verifier-log.ts"]);
 });
+
+test("the program-type probe is features' probeProgramType: only Program.load and features load programs", () => {
+  const loaders = sources.filter((source) => /\bprogramLoad\(/.test(source.text) && source.path !== "sys/bpf.ts")
+    .map((source) => `${source.path}×${source.text.match(/\bprogramLoad\(/g)!.length}`).sort();
+  assert.deepEqual(loaders, ["core/program.ts×1", "features/features.ts×2"]);
+});

@@ -63,6 +63,13 @@ test("summarizeVerifierLog finds the failing instruction", () => {
   assert.equal(summary.message, "R2 offset is outside of the packet");
 });
 
+test("a type that needs an expected attach type is not reported missing when another attribute is wrong", () => {
+  // cgroup_sock_addr loads only with an expected attach type: the program-type probe (features) knows that, so a bad
+  // flag stays a plain EINVAL instead of "this kernel does not support CgroupSockAddr programs".
+  assert.throws(() => Program.load({ type: ProgramType.CgroupSockAddr, instructions: xdpPass, flags: 1 << 30 }),
+    (e: unknown) => e instanceof SyscallError && e.code === "EINVAL" && !(e instanceof UnsupportedFeatureError));
+});
+
 test("invalid specs are refused before the kernel sees them", () => {
   assert.throws(() => Program.load({ type: ProgramType.SocketFilter, instructions: Buffer.alloc(5) }), UsageError);
   assert.throws(() => Program.load({ type: ProgramType.SocketFilter, instructions: xdpPass, name: "no spaces" }), UsageError);
