@@ -17,6 +17,8 @@ function sourceFiles(folder: string): string[] {
 }
 
 const sources = sourceFiles(sourceRoot).map((path) => ({ path: relative(sourceRoot, path), text: readFileSync(path, "utf8") }));
+const supportRoot = fileURLToPath(new URL("../../test/support/", import.meta.url));
+const supportSources = sourceFiles(supportRoot).map((path) => ({ path: `test/support/${relative(supportRoot, path)}`, text: readFileSync(path, "utf8") }));
 
 /** The modules that declare `name` as a function, class, constant, variable, interface, type or enum. */
 function declaringModules(name: string): string[] {
@@ -53,4 +55,10 @@ test("the program-type probe is features' probeProgramType: only Program.load an
   const loaders = sources.filter((source) => /\bprogramLoad\(/.test(source.text) && source.path !== "sys/bpf.ts")
     .map((source) => `${source.path}×${source.text.match(/\bprogramLoad\(/g)!.length}`).sort();
   assert.deepEqual(loaders, ["core/program.ts×1", "features/features.ts×2"]);
+});
+
+test("the instruction encoder is asm/instruction.ts's encode: nothing else packs the register byte", () => {
+  // `(src << 4) | dst` and its spellings: the byte that holds both registers of an instruction.
+  const packsRegisters = /\bsrc\b(?: & 0x0f\))? << 4\) \| \(?(?:\w+\.)?dst\b/;
+  assert.deepEqual([...sources, ...supportSources].filter((source) => packsRegisters.test(source.text)).map((source) => source.path), ["asm/instruction.ts"]);
 });
