@@ -2,6 +2,7 @@ export * from "./sys/errors.js";
 export { MapType, ProgramType, AttachType, BpfLinkType, MapFlag, UpdateFlag, ProgramFlag, AttachFlag, XdpFlag } from "./sys/bpf-constants.js";
 export type { ProgramInfo, MapInfo, LinkInfo } from "./sys/object-info.js";
 export * from "./core/codec.js";
+export { FdOwner } from "./core/fd-owner.js";
 export { BpfMap, type MapSpec, type BatchOptions } from "./core/map.js";
 export { Program, type ProgramSpec, type ProgramLoadOptions, type RunOptions, type TestRunResult } from "./core/program.js";
 export { encodeInstructions, type InstructionSource, type MapHandle } from "./core/program.js";

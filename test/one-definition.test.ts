@@ -8,6 +8,10 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { FdOwner } from "../src/core/fd-owner.js";
+import { BpfMap } from "../src/core/map.js";
+import { Program } from "../src/core/program.js";
+import { Link } from "../src/link/link.js";
 
 const sourceRoot = fileURLToPath(new URL("../../src/", import.meta.url));
 
@@ -61,4 +65,12 @@ test("the instruction encoder is asm/instruction.ts's encode: nothing else packs
   // `(src << 4) | dst` and its spellings: the byte that holds both registers of an instruction.
   const packsRegisters = /\bsrc\b(?: & 0x0f\))? << 4\) \| \(?(?:\w+\.)?dst\b/;
   assert.deepEqual([...sources, ...supportSources].filter((source) => packsRegisters.test(source.text)).map((source) => source.path), ["asm/instruction.ts"]);
+});
+
+test("maps, programs and links share one fd-owner base: only core/fd-owner.ts pins and disposes them", () => {
+  for (const owner of [BpfMap, Program, Link]) assert.ok(owner.prototype instanceof FdOwner, owner.name);
+  assert.deepEqual(modulesMatching(/\bobjectPin\(/).filter((path) => path !== "sys/bpf.ts"), ["core/fd-owner.ts"]);
+  for (const path of ["core/map.ts", "core/program.ts", "link/link.ts"]) {
+    assert.ok(!sources.find((source) => source.path === path)!.text.includes("[Symbol.dispose]"), `${path} defines its own [Symbol.dispose]`);
+  }
 });

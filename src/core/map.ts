@@ -1,13 +1,14 @@
 import { Command, MapFlag, MapType, UpdateFlag } from "../sys/bpf-constants.js";
 import {
   getFdById, mapBatch, mapCreate, mapDeleteElement, mapFreeze, mapGetNextKey, mapLookupAndDeleteElement,
-  mapLookupElement, mapUpdateElement, objectGet, objectPin,
+  mapLookupElement, mapUpdateElement, objectGet,
 } from "../sys/bpf.js";
 import { possibleCpuCount } from "../sys/cpus.js";
 import { NetbpfError, SyscallError, UsageError } from "../sys/errors.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
 import { mapInfo, type MapInfo } from "../sys/object-info.js";
 import { bytes, type Codec } from "./codec.js";
+import { FdOwner } from "./fd-owner.js";
 import { expectInteger, expectObject } from "../sys/argument-checks.js";
 
 /** Everything needed to create a map: plain data. */
@@ -86,7 +87,7 @@ export interface BatchOptions {
  * A BPF map. Keys and values are Buffers unless codecs are given. For per-CPU
  * maps use getPerCpu/putPerCpu, which read and write one value per possible CPU.
  */
-export class BpfMap<K = Buffer, V = Buffer> {
+export class BpfMap<K = Buffer, V = Buffer> extends FdOwner {
   readonly fd: FileDescriptor;
   readonly type: MapType;
   readonly name: string;
@@ -105,6 +106,7 @@ export class BpfMap<K = Buffer, V = Buffer> {
   readonly #value: Buffer;
 
   private constructor(fd: number, info: { type: MapType; name: string; keySize: number; valueSize: number; maxEntries: number; flags: number }, key?: Codec<K>, value?: Codec<V>) {
+    super();
     this.fd = new FileDescriptor(fd);
     this.type = info.type;
     this.name = info.name;
@@ -464,18 +466,5 @@ export class BpfMap<K = Buffer, V = Buffer> {
   /** Makes the map read-only for user space (used for .rodata). */
   freeze(): void {
     mapFreeze(this.fd.value);
-  }
-
-  /** Pins the map at `path` in bpffs so it outlives this process. */
-  pin(path: string): void {
-    objectPin(this.fd.value, path);
-  }
-
-  close(): void {
-    this.fd.close();
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }

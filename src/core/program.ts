@@ -1,7 +1,8 @@
 import { ProgramType, type AttachType } from "../sys/bpf-constants.js";
-import { getFdById, objectGet, objectPin, programLoad, programTestRun, type TestRunResult } from "../sys/bpf.js";
+import { getFdById, objectGet, programLoad, programTestRun, type TestRunResult } from "../sys/bpf.js";
 import { NetbpfError, SyscallError, UnsupportedFeatureError, UsageError, VerifierError } from "../sys/errors.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
+import { FdOwner } from "./fd-owner.js";
 import { programInfo, type ProgramInfo } from "../sys/object-info.js";
 import { encode, type Instruction } from "../asm/instruction.js";
 import { patchMapReferences, type AssembledProgram } from "../asm/assembler.js";
@@ -77,8 +78,8 @@ export interface RunOptions {
 
 export type { TestRunResult };
 
-/** A loaded program. Owns its file descriptor. */
-export class Program {
+/** A loaded program. Owns its file descriptor (pin, close and `using` come from FdOwner). */
+export class Program extends FdOwner {
   readonly fd: FileDescriptor;
   readonly type: ProgramType;
   readonly name: string;
@@ -86,6 +87,7 @@ export class Program {
   readonly verifierLog: string;
 
   private constructor(fd: number, type: ProgramType, name: string, verifierLog = "") {
+    super();
     this.fd = new FileDescriptor(fd);
     this.type = type;
     this.name = name;
@@ -195,18 +197,5 @@ export class Program {
       flags: options.flags,
       cpu: options.cpu,
     });
-  }
-
-  /** Pins the program at `path` in bpffs so it outlives this process. */
-  pin(path: string): void {
-    objectPin(this.fd.value, path);
-  }
-
-  close(): void {
-    this.fd.close();
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }
