@@ -3,7 +3,7 @@ export { MapType, ProgramType, AttachType, BpfLinkType, MapFlag, UpdateFlag, Pro
 export type { ProgramInfo, MapInfo, LinkInfo } from "./sys/object-info.js";
 export * from "./core/codec.js";
 export { FdOwner } from "./core/fd-owner.js";
-export { BpfMap, type MapSpec, type BatchOptions } from "./core/map.js";
+export { BpfMap, type MapSpec, type BatchOptions, type MapElement, type PerCpuMapType } from "./core/map.js";
 export { Program, type ProgramSpec, type ProgramLoadOptions, type RunOptions, type TestRunResult } from "./core/program.js";
 export { encodeInstructions, type InstructionSource, type MapHandle } from "./core/program.js";
 export * from "./asm/opcodes.js";

@@ -451,7 +451,7 @@ export function generateTypeScriptBindings(spec: CollectionSpec, options: TypeSc
   const programNames = Object.keys(spec.programs);
   const lines: string[] = [];
   const typedMaps = maps.some((map) => map.keyCodec || map.valueCodec);
-  if (!options.embed) lines.push(`import { fileURLToPath } from "node:url";`);
+  if (!options.embed) lines.push(`import { existsSync } from "node:fs";`, `import { fileURLToPath } from "node:url";`);
   lines.push("");
   if (options.embed) {
     lines.push(`const objectBase64 = ${JSON.stringify(Buffer.from(options.embed).toString("base64"))};`);
@@ -495,7 +495,14 @@ export function generateTypeScriptBindings(spec: CollectionSpec, options: TypeSc
 `);
   lines.push(`/** Reads the object into a CollectionSpec (fresh each call, so it can be changed). */`);
   lines.push(`export function loadSpec(): CollectionSpec {`);
-  lines.push(options.embed ? `  return loadCollectionSpec(Buffer.from(objectBase64, "base64"));` : `  return loadCollectionSpec(objectPath);`);
+  if (options.embed) lines.push(`  return loadCollectionSpec(Buffer.from(objectBase64, "base64"));`);
+  else {
+    // Compiled to another folder (tsc's outDir, a bundle), the module no longer sits next to the object.
+    lines.push(`  if (!existsSync(objectPath)) {
+    throw new UsageError(${JSON.stringify(`load ${objectPath.split("/").pop()}`)}, \`\${objectPath} does not exist: this module reads its object relative to itself\`,
+      "copy the object next to the compiled module, or generate the module with the object embedded (netbpf gen embeds it unless given --no-embed)");
+  }`, `  return loadCollectionSpec(objectPath);`);
+  }
   lines.push(`}`, "");
   lines.push(`export interface LoadOptions<P extends ProgramName = ProgramName> extends Omit<CollectionOptions, "programs"> {
   /** .rodata constants to set before loading. */
