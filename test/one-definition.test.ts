@@ -74,3 +74,7 @@ test("maps, programs and links share one fd-owner base: only core/fd-owner.ts pi
     assert.ok(!sources.find((source) => source.path === path)!.text.includes("[Symbol.dispose]"), `${path} defines its own [Symbol.dispose]`);
   }
 });
+
+test("waiting for a stream to drain is pcap/drained.ts's drained()", () => {
+  assert.deepEqual(modulesMatching(/\.on\("drain"/), ["pcap/drained.ts"]);
+});

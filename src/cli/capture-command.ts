@@ -10,6 +10,7 @@ import { PacketSummarizer, type SummaryOptions } from "../capture/packet-summary
 import { formatFilterProgram } from "../filter/format-filter-program.js";
 import { createCaptureWriter, openCapture, captureFormatFromPath } from "../pcap/capture-file.js";
 import type { CaptureSink } from "../pcap/capture-sink.js";
+import { drained } from "../pcap/drained.js";
 import type { CapturePacket } from "../pcap/capture-record.js";
 import { LinkType, linkTypeName } from "../pcap/link-type.js";
 import { emptyPacket } from "../pcap/pcap-reader.js";
@@ -186,18 +187,7 @@ function onStopSignals(stop: () => void): () => void {
 
 /** Writes to standard output, waiting while a slow reader has not taken what was written before (memory stays bounded). */
 async function print(text: string): Promise<void> {
-  if (process.stdout.write(text)) return;
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      process.stdout.off("drain", done);
-      process.stdout.off("close", done);
-      process.stdout.off("error", done);
-      resolve();
-    };
-    process.stdout.on("drain", done);
-    process.stdout.on("close", done);
-    process.stdout.on("error", done);
-  });
+  if (!process.stdout.write(text)) await drained(process.stdout);
 }
 
 /** libpcap's flags text in `tcpdump -D`. */
