@@ -78,3 +78,11 @@ test("maps, programs and links share one fd-owner base: only core/fd-owner.ts pi
 test("waiting for a stream to drain is pcap/drained.ts's drained()", () => {
   assert.deepEqual(modulesMatching(/\.on\("drain"/), ["pcap/drained.ts"]);
 });
+
+test("capture -r ends its output in one place (withOfflineOutput) for the general reader and the pcap fast path", () => {
+  const command = sources.find((source) => source.path === "cli/capture-command.ts")!.text;
+  // Where nothing matched (or when interrupted before the first packet), the file is started from the first interface: once, not once per ending.
+  assert.equal(command.match(/reader\.interfaces\[0\]\?\.linkType \?\? LinkType\.ETHERNET/g)?.length, 1);
+  assert.equal(command.match(/onStopSignals\(\(\) => \{/g)?.length, 1);
+  assert.equal(command.match(/withOfflineOutput\(options,/g)?.length, 2);
+});
