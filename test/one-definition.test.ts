@@ -86,3 +86,8 @@ test("capture -r ends its output in one place (withOfflineOutput) for the genera
   assert.equal(command.match(/onStopSignals\(\(\) => \{/g)?.length, 1);
   assert.equal(command.match(/withOfflineOutput\(options,/g)?.length, 2);
 });
+
+test("audit records are flattened into table columns in one place (audit/record-columns.ts) for the audit log and ClickHouse", () => {
+  assert.deepEqual(modulesMatching(/\bparent_pid: /), ["audit/record-columns.ts"]);
+  assert.deepEqual(modulesMatching(/\.\.\.recordColumns\(record\)/), ["audit/audit-log.ts", "audit/clickhouse-sink.ts"]);
+});
