@@ -23,6 +23,7 @@ import { dirname, resolve } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import type { AuditRecord, AuditRecordKind } from "./audit-record.js";
+import { recordColumns } from "./record-columns.js";
 import type { SeenKey } from "./seen-history.js";
 
 const require = createRequire(import.meta.url);
@@ -120,41 +121,15 @@ export function databaseError(path: string, operation: string, error: unknown): 
   return new NetbpfError(operation, `${path}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`);
 }
 
-function text(value: string | null | undefined): string | null {
-  return value === undefined ? null : value;
-}
-
 /** The row of a record (without hash); `sequence` as given. */
 export function rowValues(record: AuditRecord, sequence: number): Cell[] {
-  const process = record.process;
-  const flow = record.flow;
   const detail = record.dns ?? record.drop ?? record.loss ?? record.alert;
   const row: Record<Column, Cell> = {
     sequence,
     kind: record.kind,
     start_ms: record.start.getTime(),
     end_ms: record.end.getTime(),
-    pid: process?.pid ?? null,
-    parent_pid: process?.parentPid ?? null,
-    uid: process?.uid ?? null,
-    command: text(process?.command),
-    executable: text(process?.executable),
-    cgroup_id: text(process?.cgroupId),
-    cgroup_path: text(process?.cgroupPath),
-    container_id: text(process?.containerId),
-    protocol: flow?.protocol ?? null,
-    family: flow?.family ?? null,
-    direction: flow?.direction ?? null,
-    local_address: flow?.localAddress ?? null,
-    local_port: flow?.localPort ?? null,
-    remote_address: flow?.remoteAddress ?? null,
-    remote_port: flow?.remotePort ?? null,
-    remote_name: flow?.remoteName ?? null,
-    bytes_sent: record.bytesSent,
-    bytes_received: record.bytesReceived,
-    packets_sent: record.packetsSent,
-    packets_received: record.packetsReceived,
-    close_reason: record.closeReason,
+    ...recordColumns(record),
     dns_name: record.dns?.queryName ?? null,
     detail: detail === null ? null : JSON.stringify(detail),
   };

@@ -17,6 +17,7 @@ import { UsageError } from "../sys/errors.js";
 import type { AuditRecord, AuditRecordKind } from "./audit-record.js";
 import type { AuditSink } from "./audit-sink.js";
 import { DeliveryQueue, type DeliveryStatistics, type RetryPolicy } from "./delivery-queue.js";
+import { recordColumns } from "./record-columns.js";
 
 /** The columns of the table, in order: name and ClickHouse type. */
 export const clickHouseColumns: readonly (readonly [string, string])[] = [
@@ -85,7 +86,7 @@ function dateTimeText(date: Date): string {
 
 /** One record as a row of the table. */
 export function clickHouseRow(record: AuditRecord, host: string): ClickHouseRow {
-  const { process, flow, dns, drop, loss, alert } = record;
+  const { dns, drop, loss, alert } = record;
   return {
     host,
     sequence: record.sequence,
@@ -94,27 +95,7 @@ export function clickHouseRow(record: AuditRecord, host: string): ClickHouseRow 
     end: dateTimeText(record.end),
     start_ms: record.start.getTime(),
     end_ms: record.end.getTime(),
-    pid: process?.pid ?? null,
-    parent_pid: process?.parentPid ?? null,
-    uid: process?.uid ?? null,
-    command: process?.command ?? null,
-    executable: process?.executable ?? null,
-    cgroup_id: process?.cgroupId ?? null,
-    cgroup_path: process?.cgroupPath ?? null,
-    container_id: process?.containerId ?? null,
-    protocol: flow?.protocol ?? null,
-    family: flow?.family ?? null,
-    direction: flow?.direction ?? null,
-    local_address: flow?.localAddress ?? null,
-    local_port: flow?.localPort ?? null,
-    remote_address: flow?.remoteAddress ?? null,
-    remote_port: flow?.remotePort ?? null,
-    remote_name: flow?.remoteName ?? null,
-    bytes_sent: record.bytesSent,
-    bytes_received: record.bytesReceived,
-    packets_sent: record.packetsSent,
-    packets_received: record.packetsReceived,
-    close_reason: record.closeReason,
+    ...recordColumns(record),
     dns_query_name: dns?.queryName ?? null,
     dns_query_type: dns?.queryType ?? null,
     dns_response_code: dns?.responseCode ?? null,

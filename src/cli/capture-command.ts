@@ -10,6 +10,7 @@ import { PacketSummarizer, type SummaryOptions } from "../capture/packet-summary
 import { formatFilterProgram } from "../filter/format-filter-program.js";
 import { createCaptureWriter, openCapture, captureFormatFromPath } from "../pcap/capture-file.js";
 import type { CaptureSink } from "../pcap/capture-sink.js";
+import { drained } from "../pcap/drained.js";
 import type { CapturePacket } from "../pcap/capture-record.js";
 import { LinkType, linkTypeName } from "../pcap/link-type.js";
 import { emptyPacket } from "../pcap/pcap-reader.js";
@@ -186,18 +187,7 @@ function onStopSignals(stop: () => void): () => void {
 
 /** Writes to standard output, waiting while a slow reader has not taken what was written before (memory stays bounded). */
 async function print(text: string): Promise<void> {
-  if (process.stdout.write(text)) return;
-  await new Promise<void>((resolve) => {
-    const done = () => {
-      process.stdout.off("drain", done);
-      process.stdout.off("close", done);
-      process.stdout.off("error", done);
-      resolve();
-    };
-    process.stdout.on("drain", done);
-    process.stdout.on("close", done);
-    process.stdout.on("error", done);
-  });
+  if (!process.stdout.write(text)) await drained(process.stdout);
 }
 
 /** libpcap's flags text in `tcpdump -D`. */
@@ -358,27 +348,16 @@ async function readOffline(path: string, expression: string, options: CaptureCom
     }
   }
   await using reader = await openCapture(path);
-  // The output is opened before reading: a bad path fails before anything is read.
-  const output = openOutput(options);
   const filters = new Map<number, OfflineFilter>();
   const summarizer = new PacketSummarizer(summary);
   let announced = false;
   let matched = 0;
   const createWriter = (linkType: number, packetSnapLength: number | undefined) => (sink: CaptureSink) =>
     createCaptureWriter(sink, { linkType, snapLength: snapLength ?? packetSnapLength ?? defaultSnapLength, section: { userApplication: "netbpf capture" } });
-  // Interrupted (Ctrl-C, kill, a closed terminal), the output keeps every packet written so far, complete:
-  // packets are written synchronously, so between two of them the file's buffer holds whole records.
-  const removeSignals = onStopSignals(() => {
-    if (output !== undefined) {
-      if (!output.started) output.start(createWriter(reader.interfaces[0]?.linkType ?? LinkType.ETHERNET, reader.interfaces[0]?.snapLength));
-      // File sinks close synchronously; standard output gets what was written.
-      output.close().catch(() => {});
-    }
-    process.exit(0);
-  });
-  // Compile before reading, as tcpdump does: a bad expression fails before any output.
-  const firstLinkType = reader.interfaces[0]?.linkType;
-  try {
+  const startEmpty = (output: CaptureOutput) => output.start(createWriter(reader.interfaces[0]?.linkType ?? LinkType.ETHERNET, reader.interfaces[0]?.snapLength));
+  await withOfflineOutput(options, startEmpty, () => closeOfflineFilters(filters.values()), async (output) => {
+    // Compile before reading, as tcpdump does: a bad expression fails before any output.
+    const firstLinkType = reader.interfaces[0]?.linkType;
     if (expression !== "" && firstLinkType !== undefined) filters.set(firstLinkType, new OfflineFilter(compileCaptureFilter(expression, firstLinkType)));
     for await (const packet of reader) {
       if (!announced) {
@@ -409,17 +388,38 @@ async function readOffline(path: string, expression: string, options: CaptureCom
       }
       if (count !== undefined && matched >= count) break;
     }
-    if (output !== undefined) {
-      // No packet: a file with just the header, as tcpdump writes.
-      if (!output.started) output.start(createWriter(reader.interfaces[0]?.linkType ?? LinkType.ETHERNET, reader.interfaces[0]?.snapLength));
-      await output.close();
-    }
+  });
+}
+
+/**
+ * The output side of `capture -r`, for the general reader and the pcap fast
+ * path alike: opened before reading (a bad path fails before anything is
+ * read); interrupted (Ctrl-C, kill, a closed terminal), it keeps every packet
+ * written so far, complete — packets are written synchronously, so between two
+ * of them the file's buffer holds whole records; when nothing matched, a file
+ * with just the header, as tcpdump writes; on a failure, aborted.
+ */
+async function withOfflineOutput(options: CaptureCommandOptions, startEmpty: (output: CaptureOutput) => void, cleanup: () => void,
+  read: (output: CaptureOutput | undefined) => Promise<void>): Promise<void> {
+  const output = openOutput(options);
+  const finish = () => {
+    if (output !== undefined && !output.started) startEmpty(output);
+    return output?.close();
+  };
+  const removeSignals = onStopSignals(() => {
+    // File sinks close synchronously; standard output gets what was written.
+    finish()?.catch(() => {});
+    process.exit(0);
+  });
+  try {
+    await read(output);
+    await finish();
   } catch (error) {
     output?.abort();
     throw error;
   } finally {
     removeSignals();
-    closeOfflineFilters(filters.values());
+    cleanup();
   }
 }
 
@@ -436,18 +436,10 @@ const offlineBatch = 4096;
  */
 async function scanOffline(scanner: PcapScanner, path: string, expression: string, options: CaptureCommandOptions, count: number | undefined, snapLength: number | undefined, summary: SummaryOptions): Promise<void> {
   const { linkType, snapLength: fileSnapLength, nanosecond, fcsLength } = scanner.header;
-  const output = openOutput(options);
   const createWriter = (sink: CaptureSink) =>
     createCaptureWriter(sink, { linkType, snapLength: snapLength ?? fileSnapLength ?? defaultSnapLength, section: { userApplication: "netbpf capture" } });
-  const removeSignals = onStopSignals(() => {
-    if (output !== undefined) {
-      if (!output.started) output.start(createWriter);
-      output.close().catch(() => {});
-    }
-    process.exit(0);
-  });
   let filter: OfflineFilter | undefined;
-  try {
+  await withOfflineOutput(options, (output) => output.start(createWriter), () => { if (filter !== undefined) closeOfflineFilters([filter]); }, async (output) => {
     // Compile before reading, as tcpdump does: a bad expression fails before any output.
     if (expression !== "") filter = new OfflineFilter(compileCaptureFilter(expression, linkType));
     const summarizer = output === undefined ? new PacketSummarizer(summary) : undefined;
@@ -511,18 +503,7 @@ async function scanOffline(scanner: PcapScanner, path: string, expression: strin
       // Reads are synchronous: let the event loop run (signals) between batches.
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    if (output !== undefined) {
-      // No packet: a file with just the header, as tcpdump writes.
-      if (!output.started) output.start(createWriter);
-      await output.close();
-    }
-  } catch (error) {
-    output?.abort();
-    throw error;
-  } finally {
-    removeSignals();
-    if (filter !== undefined) closeOfflineFilters([filter]);
-  }
+  });
 }
 
 /** Reads an interface's rx_dropped counter (what libpcap reports as ifdrop, counted from the start of the capture). */

@@ -34,7 +34,8 @@ export function generateBindingsForFile(objectFile: string, options: GenCommandO
   }
   return generateTypeScriptBindings(spec, {
     objectPath,
-    embed: options.embed ? bytes : undefined,
+    // Embedded unless --no-embed: the module then works wherever it is compiled to (tsc's outDir, a bundle).
+    embed: options.embed === false ? undefined : bytes,
     types: options.type,
     importFrom: options.importFrom,
     sourceName: basename(objectFile),
@@ -44,9 +45,10 @@ export function generateBindingsForFile(objectFile: string, options: GenCommandO
 export function registerGenCommand(program: Command): void {
   program.command("gen <object>")
     .description("write a TypeScript module with typed maps, event codecs and a loader for a clang-built object")
-    .option("-o, --output <file>", "write the module here (default: standard output); the object is found relative to it")
+    .option("-o, --output <file>", "write the module here (default: standard output)")
     .option("-t, --type <name>", "also generate an interface and codec for this struct (e.g. a ring buffer event); repeatable", collect, [])
-    .option("--embed", "embed the object in the module (base64) instead of loading it from a path at run time")
+    .option("--embed", "embed the object in the module as base64 (the default)")
+    .option("--no-embed", "load the object at run time from its path relative to the module (keep the .o next to the compiled module)")
     .option("--import-from <specifier>", "module to import netbpf from", "netbpf")
     .action((objectFile: string, options: GenCommandOptions) => {
       const source = generateBindingsForFile(objectFile, options);

@@ -1,19 +1,30 @@
 import { Command, MapFlag, MapType, UpdateFlag } from "../sys/bpf-constants.js";
 import {
   getFdById, mapBatch, mapCreate, mapDeleteElement, mapFreeze, mapGetNextKey, mapLookupAndDeleteElement,
-  mapLookupElement, mapUpdateElement, objectGet, objectPin,
+  mapLookupElement, mapUpdateElement, objectGet,
 } from "../sys/bpf.js";
 import { possibleCpuCount } from "../sys/cpus.js";
 import { NetbpfError, SyscallError, UsageError } from "../sys/errors.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
 import { mapInfo, type MapInfo } from "../sys/object-info.js";
 import { bytes, type Codec } from "./codec.js";
+import { FdOwner } from "./fd-owner.js";
 import { expectInteger, expectObject } from "../sys/argument-checks.js";
 
+/** Map types whose elements hold one value per possible CPU. */
+export type PerCpuMapType = MapType.PercpuHash | MapType.PercpuArray | MapType.LruPercpuHash | MapType.PercpuCgroupStorage;
+
+/**
+ * What reading one element of a map of type `T` yields: `V`, or `V[]` (one
+ * per possible CPU) for per-CPU types; `V | V[]` when the type is not known
+ * at compile time (a map opened by path, id or fd).
+ */
+export type MapElement<T extends MapType, V> = [T] extends [PerCpuMapType] ? V[] : [T] extends [Exclude<MapType, PerCpuMapType>] ? V : V | V[];
+
 /** Everything needed to create a map: plain data. */
-export interface MapSpec<K = Buffer, V = Buffer> {
+export interface MapSpec<K = Buffer, V = Buffer, T extends MapType = MapType> {
   name?: string;
-  type: MapType;
+  type: T;
   /** Key size in bytes; taken from `key` when a codec is given. */
   keySize?: number;
   /** Value size in bytes (per CPU for per-CPU maps); taken from `value` when given. */
@@ -30,6 +41,11 @@ export interface MapSpec<K = Buffer, V = Buffer> {
 }
 
 const perCpuTypes = new Set<MapType>([MapType.PercpuHash, MapType.PercpuArray, MapType.LruPercpuHash, MapType.PercpuCgroupStorage]);
+
+/** Whether elements of this map type hold one value per possible CPU (see PerCpuMapType). */
+export function isPerCpuMapType(type: MapType): type is PerCpuMapType {
+  return perCpuTypes.has(type);
+}
 const keylessTypes = new Set<MapType>([MapType.Queue, MapType.Stack, MapType.BloomFilter]);
 const streamTypes = new Set<MapType>([MapType.Ringbuf, MapType.UserRingbuf]);
 const fdValueTypes = new Set<MapType>([
@@ -85,8 +101,10 @@ export interface BatchOptions {
 /**
  * A BPF map. Keys and values are Buffers unless codecs are given. For per-CPU
  * maps use getPerCpu/putPerCpu, which read and write one value per possible CPU.
+ * `E` is what iteration and batch reads yield per key: `V` for most maps,
+ * `V[]` for per-CPU maps (see MapElement; create() infers it from the spec's type).
  */
-export class BpfMap<K = Buffer, V = Buffer> {
+export class BpfMap<K = Buffer, V = Buffer, E extends V | V[] = V | V[]> extends FdOwner {
   readonly fd: FileDescriptor;
   readonly type: MapType;
   readonly name: string;
@@ -105,6 +123,7 @@ export class BpfMap<K = Buffer, V = Buffer> {
   readonly #value: Buffer;
 
   private constructor(fd: number, info: { type: MapType; name: string; keySize: number; valueSize: number; maxEntries: number; flags: number }, key?: Codec<K>, value?: Codec<V>) {
+    super();
     this.fd = new FileDescriptor(fd);
     this.type = info.type;
     this.name = info.name;
@@ -124,7 +143,7 @@ export class BpfMap<K = Buffer, V = Buffer> {
   }
 
   /** Creates a map in the kernel. */
-  static create<K = Buffer, V = Buffer>(spec: MapSpec<K, V>): BpfMap<K, V> {
+  static create<K = Buffer, V = Buffer, T extends MapType = MapType>(spec: MapSpec<K, V, T>): BpfMap<K, V, MapElement<T, V>> {
     expectObject("map create", "the map spec", spec);
     expectInteger("map create", "spec.type", spec.type, 0, 0xffffffff);
     const { keySize, valueSize } = normalise(spec);
@@ -148,7 +167,7 @@ export class BpfMap<K = Buffer, V = Buffer> {
         innerMapFd: inner?.fd.value, numaNode: spec.numaNode, name, mapExtra: spec.mapExtra,
         btfFd: spec.btf?.fd, btfKeyTypeId: spec.btf?.keyTypeId, btfValueTypeId: spec.btf?.valueTypeId,
       });
-      return new BpfMap(fd, { type: spec.type, name, keySize, valueSize, maxEntries: spec.maxEntries, flags }, spec.key, spec.value);
+      return new BpfMap<K, V, MapElement<T, V>>(fd, { type: spec.type, name, keySize, valueSize, maxEntries: spec.maxEntries, flags }, spec.key, spec.value);
     } catch (error) {
       if (error instanceof SyscallError && error.code === "EINVAL") {
         throw new NetbpfError("map create", `the kernel refused ${MapType[spec.type] ?? spec.type} map "${name}" (key ${keySize} B, value ${valueSize} B, ${spec.maxEntries} entries, flags 0x${flags.toString(16)}): EINVAL`,
@@ -313,15 +332,15 @@ export class BpfMap<K = Buffer, V = Buffer> {
   }
 
   /** Iterates over [key, value] pairs; for per-CPU maps the value is an array per CPU. */
-  *entries(): IterableIterator<[K, V | V[]]> {
+  *entries(): IterableIterator<[K, E]> {
     const value = Buffer.alloc(this.#value.length);
     for (const key of this.keys()) {
       if (!mapLookupElement(this.fd.value, this.encodeKey(key), value)) continue; // deleted meanwhile
-      yield [key, this.perCpu ? this.decodePerCpu(value, 0) : this.valueCodec.decode(value, 0)];
+      yield [key, (this.perCpu ? this.decodePerCpu(value, 0) : this.valueCodec.decode(value, 0)) as E];
     }
   }
 
-  [Symbol.iterator](): IterableIterator<[K, V | V[]]> {
+  [Symbol.iterator](): IterableIterator<[K, E]> {
     return this.entries();
   }
 
@@ -330,17 +349,17 @@ export class BpfMap<K = Buffer, V = Buffer> {
    * falls back to per-key iteration where the kernel or map type has no
    * batch support. Per-CPU values come back as arrays.
    */
-  lookupBatch(options: BatchOptions = {}): [K, V | V[]][] {
+  lookupBatch(options: BatchOptions = {}): [K, E][] {
     return this.batchRead(Command.MapLookupBatch, options);
   }
 
   /** Like lookupBatch, and deletes what it read (atomically per chunk). */
-  lookupAndDeleteBatch(options: BatchOptions = {}): [K, V | V[]][] {
+  lookupAndDeleteBatch(options: BatchOptions = {}): [K, E][] {
     return this.batchRead(Command.MapLookupAndDeleteBatch, options);
   }
 
-  private batchRead(command: Command.MapLookupBatch | Command.MapLookupAndDeleteBatch, options: BatchOptions): [K, V | V[]][] {
-    const out: [K, V | V[]][] = [];
+  private batchRead(command: Command.MapLookupBatch | Command.MapLookupAndDeleteBatch, options: BatchOptions): [K, E][] {
+    const out: [K, E][] = [];
     this.visitBatch(command, options, (key, value) => void out.push([key, value]));
     return out;
   }
@@ -349,11 +368,11 @@ export class BpfMap<K = Buffer, V = Buffer> {
    * Calls `visit` for every element, read with BPF_MAP_LOOKUP_BATCH a chunk
    * per system call (the fastest way to read a whole map: no result array).
    */
-  forEachBatch(visit: (key: K, value: V | V[]) => void, options: BatchOptions = {}): number {
+  forEachBatch(visit: (key: K, value: E) => void, options: BatchOptions = {}): number {
     return this.visitBatch(Command.MapLookupBatch, options, visit);
   }
 
-  private visitBatch(command: Command.MapLookupBatch | Command.MapLookupAndDeleteBatch, options: BatchOptions, visit: (key: K, value: V | V[]) => void): number {
+  private visitBatch(command: Command.MapLookupBatch | Command.MapLookupAndDeleteBatch, options: BatchOptions, visit: (key: K, value: E) => void): number {
     this.checkElementAccess("map batch lookup");
     const chunk = Math.max(1, Math.min(options.chunkSize ?? 8192, this.maxEntries));
     const valueBytes = this.#stride * this.#cpus;
@@ -385,9 +404,9 @@ export class BpfMap<K = Buffer, V = Buffer> {
       }
       const count = result.count;
       if (this.perCpu) {
-        for (let i = 0; i < count; i++) visit(keyCodec.decode(keys, i * keySize), this.decodePerCpu(values, i * valueBytes));
+        for (let i = 0; i < count; i++) visit(keyCodec.decode(keys, i * keySize), this.decodePerCpu(values, i * valueBytes) as E);
       } else {
-        for (let i = 0; i < count; i++) visit(keyCodec.decode(keys, i * keySize), valueCodec.decode(values, i * valueBytes));
+        for (let i = 0; i < count; i++) visit(keyCodec.decode(keys, i * keySize), valueCodec.decode(values, i * valueBytes) as E);
       }
       total += count;
       if (result.done) return total;
@@ -395,14 +414,14 @@ export class BpfMap<K = Buffer, V = Buffer> {
     }
   }
 
-  private fallbackRead(remove: boolean): [K, V | V[]][] {
+  private fallbackRead(remove: boolean): [K, E][] {
     const out = [...this.entries()];
     if (remove) for (const [key] of out) this.delete(key);
     return out;
   }
 
   /** Writes many elements with BPF_MAP_UPDATE_BATCH (falls back to one call per element). */
-  updateBatch(entries: Iterable<[K, V | V[]]>, options: BatchOptions & { flags?: number } = {}): number {
+  updateBatch(entries: Iterable<[K, E]>, options: BatchOptions & { flags?: number } = {}): number {
     this.checkElementAccess("map batch update");
     const list = Array.isArray(entries) ? entries : [...entries];
     const chunk = Math.max(1, options.chunkSize ?? 4096);
@@ -464,18 +483,5 @@ export class BpfMap<K = Buffer, V = Buffer> {
   /** Makes the map read-only for user space (used for .rodata). */
   freeze(): void {
     mapFreeze(this.fd.value);
-  }
-
-  /** Pins the map at `path` in bpffs so it outlives this process. */
-  pin(path: string): void {
-    objectPin(this.fd.value, path);
-  }
-
-  close(): void {
-    this.fd.close();
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }

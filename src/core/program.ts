@@ -1,13 +1,15 @@
 import { ProgramType, type AttachType } from "../sys/bpf-constants.js";
-import { getFdById, objectGet, objectPin, programLoad, programTestRun, type TestRunResult } from "../sys/bpf.js";
+import { getFdById, objectGet, programLoad, programTestRun, type TestRunResult } from "../sys/bpf.js";
 import { NetbpfError, SyscallError, UnsupportedFeatureError, UsageError, VerifierError } from "../sys/errors.js";
-import { libcClose } from "../sys/libc.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
+import { FdOwner } from "./fd-owner.js";
 import { programInfo, type ProgramInfo } from "../sys/object-info.js";
 import { encode, type Instruction } from "../asm/instruction.js";
 import { patchMapReferences, type AssembledProgram } from "../asm/assembler.js";
 // Gives every VerifierError its report() (the sys layer cannot import core).
 import "./verifier-report.js";
+// The program-type probe is features' (which uses only the sys layer): one probe answers both `netbpf features` and a failed load.
+import { probeProgramType, probeSupport } from "../features/features.js";
 import { expectInteger, expectObject } from "../sys/argument-checks.js";
 
 /** Where a program's instructions come from: raw bytes, a list, or the Assembler's output with map references. */
@@ -76,18 +78,8 @@ export interface RunOptions {
 
 export type { TestRunResult };
 
-/** Whether the kernel knows a program type at all: a trivial program of that type loads. */
-function programTypeExists(type: ProgramType): boolean {
-  try {
-    libcClose(programLoad({ programType: type, instructions: Buffer.from("b7000000000000009500000000000000", "hex"), license: "GPL" }).fd);
-    return true;
-  } catch (error) {
-    return !(error instanceof SyscallError && error.code === "EINVAL" && !(error instanceof VerifierError));
-  }
-}
-
-/** A loaded program. Owns its file descriptor. */
-export class Program {
+/** A loaded program. Owns its file descriptor (pin, close and `using` come from FdOwner). */
+export class Program extends FdOwner {
   readonly fd: FileDescriptor;
   readonly type: ProgramType;
   readonly name: string;
@@ -95,6 +87,7 @@ export class Program {
   readonly verifierLog: string;
 
   private constructor(fd: number, type: ProgramType, name: string, verifierLog = "") {
+    super();
     this.fd = new FileDescriptor(fd);
     this.type = type;
     this.name = name;
@@ -143,7 +136,7 @@ export class Program {
         logSize: options.logSize,
       });
     } catch (error) {
-      if (error instanceof SyscallError && !(error instanceof VerifierError) && error.code === "EINVAL" && !programTypeExists(spec.type)) {
+      if (error instanceof SyscallError && !(error instanceof VerifierError) && error.code === "EINVAL" && probeSupport(() => probeProgramType(spec.type)).support === "no") {
         throw new UnsupportedFeatureError("program load", `${ProgramType[spec.type] ?? `program type ${spec.type}`} programs`, "run `netbpf features` to see the program types this kernel has");
       }
       throw error;
@@ -204,18 +197,5 @@ export class Program {
       flags: options.flags,
       cpu: options.cpu,
     });
-  }
-
-  /** Pins the program at `path` in bpffs so it outlives this process. */
-  pin(path: string): void {
-    objectPin(this.fd.value, path);
-  }
-
-  close(): void {
-    this.fd.close();
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }

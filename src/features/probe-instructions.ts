@@ -1,11 +1,8 @@
-/** Tiny hand-built programs for feature probes (kept apart so probes need no assembler). */
+/** Tiny programs for feature probes, encoded by the asm layer's encoder (no assembler needed). */
+import { encode, makeInstruction } from "../asm/instruction.js";
+
 function instruction(opcode: number, dst: number, src: number, offset: number, imm: number): Buffer {
-  const b = Buffer.alloc(8);
-  b[0] = opcode;
-  b[1] = (src << 4) | dst;
-  b.writeInt16LE(offset, 2);
-  b.writeInt32LE(imm, 4);
-  return b;
+  return encode([makeInstruction(opcode, dst, src, offset, imm)]);
 }
 
 const movR0Zero = instruction(0xb7, 0, 0, 0, 0);

@@ -11,6 +11,7 @@ import { MapType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
 import { findNamedType, valueLayout, type FieldLayout, type ValueLayout } from "../btf/value-layout.js";
 import { dataSectionLayout } from "../elf/data-section.js";
+import { isPerCpuMapType } from "../core/map.js";
 
 export interface TypeScriptBindingsOptions {
   /** Where the generated module finds the object, relative to the module (default "./object.o"). */
@@ -344,7 +345,18 @@ interface MapBinding {
   valueType: string;
   keyCodec: string | undefined;
   valueCodec: string | undefined;
+  /** One value per possible CPU: iteration yields arrays of the value type. */
+  perCpu: boolean;
   description: string;
+}
+
+/** What iterating the map yields per key: the value, or one per CPU. */
+function elementType(map: MapBinding): string {
+  return map.perCpu ? `${/^\w+$/.test(map.valueType) ? map.valueType : `(${map.valueType})`}[]` : map.valueType;
+}
+
+function mapType(map: MapBinding): string {
+  return `BpfMap<${map.keyType}, ${map.valueType}, ${elementType(map)}>`;
 }
 
 interface ConstantBinding {
@@ -397,7 +409,7 @@ export function generateTypeScriptBindings(spec: CollectionSpec, options: TypeSc
     let property = identifierName(name);
     for (let n = 2; mapProperties.has(property); n++) property = `${identifierName(name)}${n}`;
     mapProperties.add(property);
-    const binding: MapBinding = { property, name, keyType: "Buffer", valueType: "Buffer", keyCodec: undefined, valueCodec: undefined, description: describeMap(mapSpec, btf) };
+    const binding: MapBinding = { property, name, keyType: "Buffer", valueType: "Buffer", keyCodec: undefined, valueCodec: undefined, perCpu: isPerCpuMapType(mapSpec.type), description: describeMap(mapSpec, btf) };
     const streams = mapSpec.type === MapType.Ringbuf || mapSpec.type === MapType.UserRingbuf || mapSpec.type === MapType.PerfEventArray;
     if (!streams) {
       if (mapSpec.data) {
@@ -439,7 +451,7 @@ export function generateTypeScriptBindings(spec: CollectionSpec, options: TypeSc
   const programNames = Object.keys(spec.programs);
   const lines: string[] = [];
   const typedMaps = maps.some((map) => map.keyCodec || map.valueCodec);
-  if (!options.embed) lines.push(`import { fileURLToPath } from "node:url";`);
+  if (!options.embed) lines.push(`import { existsSync } from "node:fs";`, `import { fileURLToPath } from "node:url";`);
   lines.push("");
   if (options.embed) {
     lines.push(`const objectBase64 = ${JSON.stringify(Buffer.from(options.embed).toString("base64"))};`);
@@ -456,7 +468,7 @@ export function generateTypeScriptBindings(spec: CollectionSpec, options: TypeSc
 
   lines.push(`/** The object's maps, with typed keys and values where its BTF says what they are. */`);
   lines.push(`export interface Maps {`);
-  for (const map of maps) lines.push(`  /** ${commentText(map.description)} */`, `  ${propertyKey(map.property)}: BpfMap<${map.keyType}, ${map.valueType}>;`);
+  for (const map of maps) lines.push(`  /** ${commentText(map.description)} */`, `  ${propertyKey(map.property)}: ${mapType(map)};`);
   lines.push(`}`, "");
   lines.push(`export type ProgramName = ${programNames.length ? programNames.map((n) => JSON.stringify(n)).join(" | ") : "never"};`, "");
   lines.push(`export interface Programs {`);
@@ -483,7 +495,14 @@ export function generateTypeScriptBindings(spec: CollectionSpec, options: TypeSc
 `);
   lines.push(`/** Reads the object into a CollectionSpec (fresh each call, so it can be changed). */`);
   lines.push(`export function loadSpec(): CollectionSpec {`);
-  lines.push(options.embed ? `  return loadCollectionSpec(Buffer.from(objectBase64, "base64"));` : `  return loadCollectionSpec(objectPath);`);
+  if (options.embed) lines.push(`  return loadCollectionSpec(Buffer.from(objectBase64, "base64"));`);
+  else {
+    // Compiled to another folder (tsc's outDir, a bundle), the module no longer sits next to the object.
+    lines.push(`  if (!existsSync(objectPath)) {
+    throw new UsageError(${JSON.stringify(`load ${objectPath.split("/").pop()}`)}, \`\${objectPath} does not exist: this module reads its object relative to itself\`,
+      "copy the object next to the compiled module, or generate the module with the object embedded (netbpf gen embeds it unless given --no-embed)");
+  }`, `  return loadCollectionSpec(objectPath);`);
+  }
   lines.push(`}`, "");
   lines.push(`export interface LoadOptions<P extends ProgramName = ProgramName> extends Omit<CollectionOptions, "programs"> {
   /** .rodata constants to set before loading. */
@@ -503,8 +522,8 @@ export interface LoadedObjects<P extends ProgramName = ProgramName> {
   [Symbol.dispose](): void;
 }
 
-${typedMaps ? `function typedMap<K, V>(map: BpfMap, key: Codec<K>, value: Codec<V>, opened: BpfMap<any, any>[]): BpfMap<K, V> {
-  const typed = BpfMap.fromId(map.id, { key, value });
+${typedMaps ? `function typedMap<K, V, E extends V | V[]>(map: BpfMap, key: Codec<K>, value: Codec<V>, opened: BpfMap<any, any>[]): BpfMap<K, V, E> {
+  const typed = BpfMap.fromId(map.id, { key, value }) as BpfMap<K, V, E>;
   opened.push(typed);
   return typed;
 }
@@ -521,8 +540,8 @@ export function load<P extends ProgramName = ProgramName>(options: LoadOptions<P
   for (const map of maps) {
     const source = `collection.maps[${JSON.stringify(map.name)}]!`;
     lines.push(map.keyCodec || map.valueCodec
-      ? `      ${propertyKey(map.property)}: typedMap<${map.keyType}, ${map.valueType}>(${source}, ${map.keyCodec ?? `bytes(${spec.maps[map.name]!.keySize})`}, ${map.valueCodec ?? `bytes(${spec.maps[map.name]!.valueSize})`}, opened),`
-      : `      ${propertyKey(map.property)}: ${source},`);
+      ? `      ${propertyKey(map.property)}: typedMap<${map.keyType}, ${map.valueType}, ${elementType(map)}>(${source}, ${map.keyCodec ?? `bytes(${spec.maps[map.name]!.keySize})`}, ${map.valueCodec ?? `bytes(${spec.maps[map.name]!.valueSize})`}, opened),`
+      : `      ${propertyKey(map.property)}: ${source} as ${mapType(map)},`);
   }
   lines.push(`    };`);
   lines.push(`    const loaded = collection.programs as unknown as Pick<Programs, P>;

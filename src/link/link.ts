@@ -1,6 +1,7 @@
 import { unlinkSync } from "node:fs";
 import type { Program } from "../core/program.js";
-import { getFdById, linkDetach, linkUpdate, objectGet, objectPin } from "../sys/bpf.js";
+import { FdOwner } from "../core/fd-owner.js";
+import { getFdById, linkDetach, linkUpdate, objectGet } from "../sys/bpf.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
 import { linkInfo, type LinkInfo } from "../sys/object-info.js";
@@ -16,7 +17,7 @@ export type { Closable } from "../sys/owned-resources.js";
  * filter, a socket's SO_ATTACH_BPF, PERF_EVENT_IOC_SET_BPF) have no kernel
  * link; for those, close() performs the explicit detach.
  */
-export class Link {
+export class Link extends FdOwner {
   #fd: FileDescriptor | undefined;
   #closed = false;
   #pinnedPath: string | undefined;
@@ -26,6 +27,7 @@ export class Link {
   readonly description: string;
 
   protected constructor(fd: number | undefined, description: string) {
+    super();
     this.#fd = fd === undefined ? undefined : new FileDescriptor(fd);
     this.description = description;
   }
@@ -57,7 +59,7 @@ export class Link {
     return this.#requireFd("use link file descriptor");
   }
 
-  get closed(): boolean {
+  override get closed(): boolean {
     return this.#closed;
   }
 
@@ -88,8 +90,9 @@ export class Link {
    * closes the link or exits, until the pin is removed (unpin(), or unlink
    * the file) and no descriptor is left.
    */
-  pin(path: string): void {
-    objectPin(this.#requireFd(`pin ${this.description}`).value, path);
+  override pin(path: string): void {
+    this.#requireFd(`pin ${this.description}`);
+    super.pin(path);
     this.#pinnedPath = path;
   }
 
@@ -122,7 +125,7 @@ export class Link {
   protected release(): void {}
 
   /** Detaches (unless pinned) and frees everything the link holds. Safe to call twice. */
-  close(): void {
+  override close(): void {
     if (this.#closed) return;
     this.#closed = true;
     let failure: unknown;
@@ -134,9 +137,5 @@ export class Link {
     }
     failure ??= this.owned.closeAll();
     if (failure) throw failure;
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }

@@ -3,6 +3,7 @@ import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Writable } from "node:stream";
 import { NetbpfError } from "../sys/errors.js";
+import { drained } from "./drained.js";
 
 /** Where a capture writer's bytes go. */
 export interface CaptureSink {
@@ -398,19 +399,7 @@ export class StreamSink implements CaptureSink {
   async flush(): Promise<void> {
     this.check();
     this.hand();
-    if (this.stream.writableNeedDrain) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.stream.off("drain", done);
-          this.stream.off("error", done);
-          this.stream.off("close", done);
-          resolve();
-        };
-        this.stream.on("drain", done);
-        this.stream.on("error", done);
-        this.stream.on("close", done);
-      });
-    }
+    await drained(this.stream);
     this.check();
   }
 

@@ -70,6 +70,16 @@ export interface RingBufferRecordsOptions {
   copy?: boolean;
 }
 
+/** One iteration of a reader (records() or batches()): see RingBufferReader.#consume. */
+interface RingConsumer {
+  readonly signal: AbortSignal;
+  readonly done: IteratorReturnResult<undefined>;
+  finish(): void;
+  /** True when the iteration is over; an abort or close() found here finishes it. */
+  ended(): boolean;
+  iterator<T>(next: () => Promise<IteratorResult<T>>): AsyncIterableIterator<T>;
+}
+
 /** Reader of a BPF ring buffer map. One consumer at a time. */
 export class RingBufferReader {
   /** Size of the data area in bytes (the map's maxEntries). */
@@ -267,28 +277,16 @@ export class RingBufferReader {
    * record back, and a later records() continues after it.
    */
   records(options: RingBufferRecordsOptions = {}): AsyncIterableIterator<Buffer> {
-    this.#checkOpen("read ring buffer");
-    if (this.#consuming) throw new UsageError("read ring buffer", "this reader is already being consumed", "a ring buffer has one consumer at a time; iterate it once");
     const { signal, copy = false } = options;
-    this.#consuming = true;
-    const internal = this.#abortInternal.signal;
-    const combined = signal ? AbortSignal.any([signal, internal]) : internal;
     const headers = this.#headers;
-    const data = this.#data;
     const mask = this.#mask;
     const start = this.#dataStart;
-    const done: IteratorResult<Buffer> = { value: undefined, done: true };
     let unreleased = 0;
     let pending = 0;
-    let finished = false;
-
-    const finish = (): void => {
-      if (finished) return;
-      finished = true;
+    const consumer = this.#consume(signal, () => {
       if (unreleased > 0 && !this.#closed) this.#advance(unreleased);
       unreleased = 0;
-      this.#consuming = false;
-    };
+    });
     // Space goes back to the producer in steps of an eighth of the ring (and before every wait), not per record.
     const releaseStep = Math.max(headerSize, this.size >>> 3);
     let position = 0;
@@ -323,36 +321,14 @@ export class RingBufferReader {
       }
     };
     const next = (): Promise<IteratorResult<Buffer>> => {
-      if (finished) return Promise.resolve(done);
-      if (combined.aborted || this.#closed) {
-        finish();
-        return Promise.resolve(done);
-      }
+      if (consumer.ended()) return Promise.resolve(consumer.done);
       const record = take();
       if (record === undefined) return waitThenNext();
       this.#received++;
       return Promise.resolve({ value: copy ? Buffer.from(record) : record, done: false });
     };
-    const waitThenNext = async (): Promise<IteratorResult<Buffer>> => {
-      try {
-        await this.#readiness.wait(combined);
-      } catch (error) {
-        finish();
-        if (combined.aborted || this.#closed) return done;
-        throw error;
-      }
-      return next();
-    };
-    return {
-      next,
-      return: (): Promise<IteratorResult<Buffer>> => {
-        finish();
-        return Promise.resolve(done);
-      },
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
+    const waitThenNext = async (): Promise<IteratorResult<Buffer>> => ((await this.#waitForRecords(consumer)) ? next() : consumer.done);
+    return consumer.iterator(next);
   }
 
   /**
@@ -364,30 +340,17 @@ export class RingBufferReader {
    * goes back to the producer; `copy` gives copies instead. Ends like records().
    */
   batches(options: RingBufferRecordsOptions & { maximumRecords?: number } = {}): AsyncIterableIterator<Buffer[]> {
-    this.#checkOpen("read ring buffer");
-    if (this.#consuming) throw new UsageError("read ring buffer", "this reader is already being consumed", "a ring buffer has one consumer at a time; iterate it once");
     const { signal, copy = false, maximumRecords = 4096 } = options;
-    this.#consuming = true;
-    const internal = this.#abortInternal.signal;
-    const combined = signal ? AbortSignal.any([signal, internal]) : internal;
     const headers = this.#headers;
     const mask = this.#mask;
     const start = this.#dataStart;
-    const done: IteratorResult<Buffer[]> = { value: undefined, done: true };
     const batch: Buffer[] = [];
     let unreleased = 0;
-    let finished = false;
-
     const release = (): void => {
       if (unreleased > 0 && !this.#closed) this.#advance(unreleased);
       unreleased = 0;
     };
-    const finish = (): void => {
-      if (finished) return;
-      finished = true;
-      release();
-      this.#consuming = false;
-    };
+    const consumer = this.#consume(signal, release);
     const fill = (): void => {
       release();
       batch.length = 0;
@@ -410,34 +373,69 @@ export class RingBufferReader {
     };
     const next = async (): Promise<IteratorResult<Buffer[]>> => {
       for (;;) {
-        if (finished) return done;
-        if (combined.aborted || this.#closed) {
-          finish();
-          return done;
-        }
+        if (consumer.ended()) return consumer.done;
         fill();
         if (batch.length > 0) return { value: batch, done: false };
         // Discarded records only: hand their space back before sleeping.
         release();
-        try {
-          await this.#readiness.wait(combined);
-        } catch (error) {
-          finish();
-          if (combined.aborted || this.#closed) return done;
-          throw error;
-        }
+        if (!(await this.#waitForRecords(consumer))) return consumer.done;
       }
     };
-    return {
-      next,
-      return: (): Promise<IteratorResult<Buffer[]>> => {
-        finish();
-        return Promise.resolve(done);
-      },
-      [Symbol.asyncIterator]() {
-        return this;
-      },
+    return consumer.iterator(next);
+  }
+
+  /**
+   * What records() and batches() share: one consumer at a time, the signal
+   * that ends it (the caller's or close()), and its end, which hands the
+   * space of the records read back to the producer (`release`).
+   */
+  #consume(signal: AbortSignal | undefined, release: () => void): RingConsumer {
+    this.#checkOpen("read ring buffer");
+    if (this.#consuming) throw new UsageError("read ring buffer", "this reader is already being consumed", "a ring buffer has one consumer at a time; iterate it once");
+    this.#consuming = true;
+    const internal = this.#abortInternal.signal;
+    const combined = signal ? AbortSignal.any([signal, internal]) : internal;
+    let finished = false;
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      release();
+      this.#consuming = false;
     };
+    const done: IteratorReturnResult<undefined> = { value: undefined, done: true };
+    return {
+      signal: combined,
+      done,
+      finish,
+      ended: () => {
+        if (finished) return true;
+        if (!combined.aborted && !this.#closed) return false;
+        finish();
+        return true;
+      },
+      iterator: <T>(next: () => Promise<IteratorResult<T>>): AsyncIterableIterator<T> => ({
+        next,
+        return: (): Promise<IteratorResult<T>> => {
+          finish();
+          return Promise.resolve(done);
+        },
+        [Symbol.asyncIterator]() {
+          return this;
+        },
+      }),
+    };
+  }
+
+  /** Sleeps until the producer commits something; false (and the consumer finished) when it ended meanwhile. */
+  async #waitForRecords(consumer: RingConsumer): Promise<boolean> {
+    try {
+      await this.#readiness.wait(consumer.signal);
+      return true;
+    } catch (error) {
+      consumer.finish();
+      if (consumer.signal.aborted || this.#closed) return false;
+      throw error;
+    }
   }
 
   [Symbol.asyncIterator](): AsyncIterableIterator<Buffer> {

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { constants } from "node:os";
+import { summarizeVerifierLog, type VerifierSummary } from "./verifier-log.js";
 
 /** errno number → symbolic name (EPERM, ENOENT, …), from Node's own table. */
 const errnoNames = new Map<number, string>();
@@ -120,41 +121,6 @@ export function defaultHint(code: string): string | undefined {
     default:
       return undefined;
   }
-}
-
-/** What the verifier's log says went wrong, in one line, and where. */
-export interface VerifierSummary {
-  /** Index of the failing instruction, when the log names one. */
-  instruction: number | undefined;
-  /** The failing instruction as the verifier printed it. */
-  instructionText: string | undefined;
-  /** The verifier's own message. */
-  message: string;
-}
-
-const bookkeeping = /^(processed \d+ insns|verification time|stack depth|max_states_per_insn|Validating|Func#|func#|mark_precise|last_idx|regs=|parent didn't|cur state:|old state:|\s*$)/;
-
-export function summarizeVerifierLog(log: string): VerifierSummary {
-  const lines = log.split("\n").map((l) => l.trimEnd());
-  let messageIndex = -1;
-  for (let i = lines.length - 1; i >= 0; i--) {
-    if (!bookkeeping.test(lines[i]!)) {
-      messageIndex = i;
-      break;
-    }
-  }
-  const message = messageIndex >= 0 ? lines[messageIndex]!.trim() : "the program was rejected";
-  // The kernel may print its message on the line of the jump it was verifying.
-  const onJump = messageIndex >= 0 ? /^(\d+): \([0-9a-f]{2}\) (.*\bgoto pc[+-]\d+) ([^\d;].*)$/.exec(lines[messageIndex]!) : null;
-  if (onJump) return { instruction: Number(onJump[1]), instructionText: onJump[2]!.trim(), message: onJump[3]!.trim() };
-  for (let i = messageIndex; i >= 0; i--) {
-    const match = /^(\d+): \([0-9a-f]{2}\) (.*)$/.exec(lines[i]!);
-    if (match) {
-      const text = match[2]!.replace(/\s*;.*$/, "").trim();
-      return { instruction: Number(match[1]), instructionText: text, message };
-    }
-  }
-  return { instruction: undefined, instructionText: undefined, message };
 }
 
 /** The kernel verifier rejected a program. `log` holds its full log. */

@@ -14,6 +14,7 @@ import {
 } from "../../src/btf/core-relocation.js";
 import { applyCoreRelocation, corePoisonImmediate } from "../../src/btf/apply-core-relocation.js";
 import { kernelBtfPath, loadKernelBtf } from "../../src/btf/kernel-btf.js";
+import { encode, makeInstruction, makeWideInstruction } from "../../src/asm/instruction.js";
 import { skipUnlessKernel } from "../support/kernel.js";
 import { bpftoolAvailable, bpftoolRawDump, fixtureDirectory, type RawType } from "./support/bpftool-raw.js";
 
@@ -264,14 +265,10 @@ test("TYPE_MATCHES, enum64 values, and malformed records", () => {
   assert.throws(() => resolveCoreRelocation(localBtf, { typeId: 99, accessString: "0", kind: 0 }, targetBtf), /root type does not exist/);
 });
 
+/** One encoded instruction; `registers` is the byte as encoded (src << 4 | dst); an lddw takes two slots. */
 function instruction(code: number, registers: number, offset: number, immediate: number): Uint8Array {
-  const bytes = new Uint8Array(8);
-  const view = new DataView(bytes.buffer);
-  bytes[0] = code;
-  bytes[1] = registers;
-  view.setInt16(2, offset, true);
-  view.setInt32(4, immediate, true);
-  return bytes;
+  const [dst, src] = [registers & 0x0f, registers >> 4];
+  return new Uint8Array(encode([code === 0x18 ? makeWideInstruction(dst, src, immediate) : makeInstruction(code, dst, src, offset, immediate)]));
 }
 
 function result(overrides: Partial<CoreRelocationResult>): CoreRelocationResult {

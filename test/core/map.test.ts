@@ -161,3 +161,18 @@ test("bad specs give clear errors", () => {
   map.close();
   assert.throws(() => map.get(Buffer.alloc(4)), /already closed/);
 });
+
+test("maps and programs close once, by close() or `using`, and say so (FdOwner)", () => {
+  const map = BpfMap.create({ type: MapType.Array, keySize: 4, valueSize: 4, maxEntries: 1, name: "t_owner" });
+  const program = Program.load({ type: ProgramType.SocketFilter, instructions: returnZero, name: "t_owner" });
+  assert.deepEqual([map.closed, program.closed], [false, false]);
+  {
+    using disposed = map;
+    assert.equal(disposed.get(Buffer.alloc(4))?.length, 4);
+  }
+  program.close();
+  program.close();
+  assert.deepEqual([map.closed, program.closed], [true, true]);
+  assert.throws(() => map.get(Buffer.alloc(4)), /already closed/);
+  assert.throws(() => program.pin("/sys/fs/bpf/nbhx-never"), /already closed/);
+});

@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Program } from "../../src/core/program.js";
 import { ProgramType } from "../../src/sys/bpf-constants.js";
-import { SyscallError, UnsupportedFeatureError, UsageError, VerifierError, summarizeVerifierLog } from "../../src/sys/errors.js";
+import { SyscallError, UnsupportedFeatureError, UsageError, VerifierError } from "../../src/sys/errors.js";
+import { summarizeVerifierLog } from "../../src/sys/verifier-log.js";
 import { bpffsFolder } from "../support/bpffs.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 
@@ -60,6 +61,13 @@ test("summarizeVerifierLog finds the failing instruction", () => {
   assert.equal(summary.instruction, 1);
   assert.equal(summary.instructionText, "r0 = *(u8 *)(r2 +0)");
   assert.equal(summary.message, "R2 offset is outside of the packet");
+});
+
+test("a type that needs an expected attach type is not reported missing when another attribute is wrong", () => {
+  // cgroup_sock_addr loads only with an expected attach type: the program-type probe (features) knows that, so a bad
+  // flag stays a plain EINVAL instead of "this kernel does not support CgroupSockAddr programs".
+  assert.throws(() => Program.load({ type: ProgramType.CgroupSockAddr, instructions: xdpPass, flags: 1 << 30 }),
+    (e: unknown) => e instanceof SyscallError && e.code === "EINVAL" && !(e instanceof UnsupportedFeatureError));
 });
 
 test("invalid specs are refused before the kernel sees them", () => {

@@ -1,16 +1,14 @@
 /**
- * Hand-encoded eBPF for the link tests: just the few instructions they need,
- * so these tests do not depend on the assembler.
+ * Hand-written eBPF for the link tests: just the few instructions they need,
+ * so these tests do not depend on the assembler. The bytes come from the asm
+ * layer's one encoder.
  */
+import { encode, makeInstruction, makeWideInstruction } from "../../src/asm/instruction.js";
+
 export type Instruction = Buffer;
 
 export function instruction(opcode: number, dst: number, src: number, offset: number, immediate: number): Instruction {
-  const b = Buffer.alloc(8);
-  b.writeUInt8(opcode, 0);
-  b.writeUInt8((src << 4) | dst, 1);
-  b.writeInt16LE(offset, 2);
-  b.writeInt32LE(immediate, 4);
-  return b;
+  return encode([makeInstruction(opcode, dst, src, offset, immediate)]);
 }
 
 export const movImmediate = (dst: number, imm: number) => instruction(0xb7, dst, 0, 0, imm);
@@ -35,7 +33,7 @@ export const jump = (offset: number) => instruction(0x05, 0, 0, offset, 0);
 /** lock *(u64 *)(dst + offset) += src */
 export const atomicAdd64 = (dst: number, src: number, offset: number) => instruction(0xdb, dst, src, offset, 0);
 /** dst = map (ld_imm64 with BPF_PSEUDO_MAP_FD): two slots. */
-export const loadMap = (dst: number, mapFd: number) => Buffer.concat([instruction(0x18, dst, 1, 0, mapFd), instruction(0, 0, 0, 0, 0)]);
+export const loadMap = (dst: number, mapFd: number) => encode([makeWideInstruction(dst, 1, mapFd)]);
 
 export const helperMapLookupElement = 1;
 

@@ -1,8 +1,8 @@
 /**
  * Kernel-side producers for the event reader tests and benchmarks: socket
  * filter programs, run with BPF_PROG_TEST_RUN, that emit one numbered
- * record per run. Hand-encoded so the tests need neither clang nor the asm
- * layer.
+ * record per run. Hand-written so the tests need neither clang nor the
+ * assembler; the asm layer's encoder makes the bytes.
  *
  * Counters map (Array, u32 key, u64 value, 2 entries): [0] the next sequence
  * number (fetched and incremented atomically per run), [1] the records the
@@ -14,6 +14,7 @@
 import { BpfMap } from "../../src/core/map.js";
 import { Program } from "../../src/core/program.js";
 import { MapType, ProgramType } from "../../src/sys/bpf-constants.js";
+import { encode, makeInstruction, makeWideInstruction, type Instruction } from "../../src/asm/instruction.js";
 
 type Item = { code: number; dst: number; src: number; offset: number | string; imm: number } | { label: string };
 
@@ -31,7 +32,7 @@ class Code {
     return this;
   }
   loadMap(dst: number, fd: number): this {
-    return this.emit(0x18, dst, 1, 0, fd).emit(0, 0, 0, 0, 0);
+    return this.emit(0x18, dst, 1, 0, fd);
   }
   move(dst: number, imm: number): this { return this.emit(0xb7, dst, 0, 0, imm); }
   moveRegister(dst: number, src: number): this { return this.emit(0xbf, dst, src); }
@@ -44,24 +45,23 @@ class Code {
       .call(helper.mapLookupElement).emit(0x15, r0, 0, missing, 0);
   }
   encode(): Buffer {
+    // Label positions in 8-byte slots (a 64-bit immediate load takes two).
+    const slotsOf = (item: Item) => ("label" in item ? 0 : item.code === 0x18 ? 2 : 1);
     const positions = new Map<string, number>();
     let position = 0;
     for (const item of this.items) {
       if ("label" in item) positions.set(item.label, position);
-      else position++;
+      position += slotsOf(item);
     }
-    const out = Buffer.alloc(position * 8);
+    const instructions: Instruction[] = [];
     position = 0;
     for (const item of this.items) {
       if ("label" in item) continue;
       const offset = typeof item.offset === "string" ? positions.get(item.offset)! - position - 1 : item.offset;
-      out[position * 8] = item.code;
-      out[position * 8 + 1] = (item.src << 4) | item.dst;
-      out.writeInt16LE(offset, position * 8 + 2);
-      out.writeInt32LE(item.imm, position * 8 + 4);
-      position++;
+      instructions.push(item.code === 0x18 ? makeWideInstruction(item.dst, item.src, item.imm) : makeInstruction(item.code, item.dst, item.src, offset, item.imm));
+      position += slotsOf(item);
     }
-    return out;
+    return encode(instructions);
   }
 }
 
