@@ -23,6 +23,7 @@ export function registerFeaturesCommand(program: Command): void {
         return `unknown (${reasons.length})`;
       };
       writeLine(`instruction set: ${report.instructionSet}${report.unknown.instructionSet ? ` or newer: ${mark("unknown", "instructionSet")}` : ""}`);
+      writeLine(`may_goto (live protochain filters): ${mark(report.mayGoto, "mayGoto")}`);
       writeLine(`kernel BTF (/sys/kernel/btf/vmlinux): ${report.kernelBtf}`);
       writeLine("");
       writeLine(renderTable(["attach kind", "supported"], Object.entries(report.attach).map(([k, v]) => [k, mark(v, `attach.${k}`)])));

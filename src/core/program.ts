@@ -9,7 +9,7 @@ import { patchMapReferences, type AssembledProgram } from "../asm/assembler.js";
 // Gives every VerifierError its report() (the sys layer cannot import core).
 import "./verifier-report.js";
 // The program-type probe is features' (which uses only the sys layer): one probe answers both `netbpf features` and a failed load.
-import { probeProgramType, probeSupport } from "../features/features.js";
+import { probeMayGoto, probeProgramType, probeSupport } from "../features/features.js";
 import { expectInteger, expectObject } from "../sys/argument-checks.js";
 
 /** Where a program's instructions come from: raw bytes, a list, or the Assembler's output with map references. */
@@ -78,6 +78,12 @@ export interface RunOptions {
 
 export type { TestRunResult };
 
+/** Whether encoded instructions hold a may_goto (opcode 0xe5). */
+function usesMayGoto(instructions: Buffer): boolean {
+  for (let offset = 0; offset < instructions.length; offset += 8) if (instructions[offset] === 0xe5) return true;
+  return false;
+}
+
 /** A loaded program. Owns its file descriptor (pin, close and `using` come from FdOwner). */
 export class Program extends FdOwner {
   readonly fd: FileDescriptor;
@@ -136,6 +142,10 @@ export class Program extends FdOwner {
         logSize: options.logSize,
       });
     } catch (error) {
+      if (error instanceof VerifierError && usesMayGoto(instructions) && probeSupport(probeMayGoto).support === "no") {
+        throw new UnsupportedFeatureError("program load", "the may_goto instruction (Linux 6.9 or later), which netbpf's code for `protochain` loops over IPv6 extension headers with",
+          "filter saved packets instead (`capture -r`, whose user-space filter has no such limit), or run on Linux 6.9 or later");
+      }
       if (error instanceof SyscallError && !(error instanceof VerifierError) && error.code === "EINVAL" && probeSupport(() => probeProgramType(spec.type)).support === "no") {
         throw new UnsupportedFeatureError("program load", `${ProgramType[spec.type] ?? `program type ${spec.type}`} programs`, "run `netbpf features` to see the program types this kernel has");
       }

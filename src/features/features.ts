@@ -16,7 +16,7 @@ import { btfLoad, linkCreate, mapCreate, programLoad, rawTracepointOpen } from "
 import { NetbpfError, SyscallError, VerifierError } from "../sys/errors.js";
 import { libcClose, libcIfNameToIndex } from "../sys/libc.js";
 import { tracefsPath } from "../sys/mounts.js";
-import { callHelper, instructionSetProbes, minimalIntBtf, returnZero } from "./probe-instructions.js";
+import { callHelper, instructionSetProbes, mayGotoProbe, minimalIntBtf, returnZero } from "./probe-instructions.js";
 
 /** A probe's answer: supported, not supported, or unknown (the kernel's answer did not tell). */
 export type Support = "yes" | "no" | "unknown";
@@ -241,6 +241,18 @@ export function probeInstructionSet(): InstructionSet {
   return best;
 }
 
+/** Whether the verifier knows `may_goto` (Linux 6.9+), which the filter compiler's protochain loop uses. */
+export function probeMayGoto(): boolean {
+  return cached("isa:may_goto", "the may_goto instruction", () => {
+    try {
+      return closing(loadProbe(ProgramType.SocketFilter, mayGotoProbe));
+    } catch (error) {
+      if (error instanceof VerifierError) return false;
+      return answerFrom(error, []);
+    }
+  });
+}
+
 /** tcx: a link_create for BPF_TCX_INGRESS on a non-existent interface fails with ENODEV only where tcx exists. */
 export function probeTcx(): boolean {
   return cached("attach:tcx", "tcx links", () => probeLinkOnMissingInterface(ProgramType.SchedCls, AttachType.TcxIngress));
@@ -352,6 +364,8 @@ export const reportedHelpers: Record<string, number> = {
 
 export interface FeatureReport {
   instructionSet: InstructionSet;
+  /** The may_goto instruction (Linux 6.9+; live `protochain` filters need it). */
+  mayGoto: Support;
   kernelBtf: Support;
   programTypes: Record<string, Support>;
   mapTypes: Record<string, Support>;
@@ -398,5 +412,6 @@ export function probeAll(): FeatureReport {
     if (!(error instanceof FeatureProbeError)) throw error;
     unknown.instructionSet = error.message;
   }
-  return { instructionSet, kernelBtf: probeKernelBtf() ? "yes" : "no", programTypes, mapTypes, attach, helpers, unknown };
+  const mayGoto = answer("mayGoto", probeMayGoto);
+  return { instructionSet, mayGoto, kernelBtf: probeKernelBtf() ? "yes" : "no", programTypes, mapTypes, attach, helpers, unknown };
 }

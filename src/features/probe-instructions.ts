@@ -26,6 +26,9 @@ export const instructionSetProbes: Record<"v2" | "v3" | "v4", Buffer> = {
   v4: Buffer.concat([movR0Zero, instruction(0xbf, 0, 0, 8, 0), exit]),
 };
 
+/** may_goto +0 (kernel ≥ 6.9: the loop-budget pseudo-jump netbpf's protochain loops use); r0 = 0; exit */
+export const mayGotoProbe = Buffer.concat([instruction(0xe5, 0, 0, 0, 0), movR0Zero, exit]);
+
 /** A minimal BTF blob holding one type: [1] int (signed, 32 bits). For map types that demand BTF. */
 export function minimalIntBtf(): Buffer {
   const strings = Buffer.from("\0int\0", "latin1");

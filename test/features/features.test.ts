@@ -1,7 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FeatureProbeError, probeAll, probeHelper, probeMapType, probeProgramType, probeSupport } from "../../src/features/features.js";
-import { hasCapability, SyscallError } from "../../src/sys/errors.js";
+import { FeatureProbeError, probeAll, probeHelper, probeMapType, probeMayGoto, probeProgramType, probeSupport } from "../../src/features/features.js";
+import { Assembler, R0, R2 } from "../../src/asm/assembler.js";
+import { Program } from "../../src/core/program.js";
+import { hasCapability, SyscallError, VerifierError } from "../../src/sys/errors.js";
 import { MapType, ProgramType } from "../../src/sys/bpf-constants.js";
 
 test("probes report what the kernel really accepts", () => {
@@ -25,6 +27,7 @@ test("probeAll answers for every program and map type and the attach kinds", () 
   assert.equal(report.mapTypes.Ringbuf, "yes");
   assert.equal(report.programTypes.SocketFilter, "yes");
   assert.match(report.instructionSet, /^v[1-4]$/);
+  assert.equal(report.mayGoto, "yes", "Linux 6.9 and later know may_goto");
   assert.equal(report.kernelBtf, "yes");
   const places: [string, string][] = [
     ...Object.entries(report.programTypes).map(([k, v]): [string, string] => [`programTypes.${k}`, v]),
@@ -64,4 +67,14 @@ test("the arena map probe never throws, and never tells a privileged process to 
   // Asking again gives the same, cached answer, as an exception from the boolean form.
   if (result.support === "unknown") assert.throws(() => probeMapType(MapType.Arena), FeatureProbeError);
   else assert.equal(probeMapType(MapType.Arena), result.support === "yes");
+});
+
+test("may_goto: probed, and a program using it that the verifier refuses for another reason keeps its verifier error", () => {
+  // This project's kernels are 6.9 or later, so the probe says yes; on an older kernel Program.load turns the
+  // verifier's refusal of a may_goto (a live protochain filter) into an UnsupportedFeatureError naming it.
+  assert.equal(probeMayGoto(), true);
+  Program.load({ type: ProgramType.SocketFilter, instructions: new Assembler().mayGoto("done").label("done").return(0).finish() }).close();
+  // r2 is never written: refused for that, and the error stays the verifier's.
+  const uninitialised = new Assembler().mayGoto("done").label("done").mov64(R0, R2).exit().finish();
+  assert.throws(() => Program.load({ type: ProgramType.SocketFilter, instructions: uninitialised }), VerifierError);
 });
