@@ -223,11 +223,11 @@ export class PacketSummarizer {
       if (!(error instanceof Truncated)) throw error;
       output.push(` [|${error.protocol}]`);
     }
-    let text = output.join("");
+    const text = output.join("");
+    const hexDumpKind = this.options.hexDump;
+    if (hexDumpKind === undefined) return text;
     const dumped = data.subarray(Math.min(this.networkOffset, data.length));
-    if (this.options.hexDump === "ascii") text += asciiDump(dumped);
-    else if (this.options.hexDump !== undefined) text += hexDump(dumped, this.options.hexDump === "hex-ascii");
-    return text;
+    return text + (hexDumpKind === "ascii" ? asciiDump(dumped) : hexDump(dumped, hexDumpKind === "hex-ascii"));
   }
 
   /** The time of day of the last second formatted ("HH:MM:SS."): packets come many a second. */
