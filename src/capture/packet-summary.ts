@@ -153,7 +153,9 @@ interface TcpSequenceState {
  */
 export class PacketSummarizer {
   readonly options: SummaryOptions;
-  private readonly tcpConversations = new Map<string, TcpSequenceState>();
+  /** Each TCP conversation (conversationKey) to its slot in conversationSequences: the first seq and ack seen in one direction. */
+  private readonly tcpConversations = new Map<string, number>();
+  private conversationSequences = new Uint32Array(2 * 1024);
   private readonly interfaceNames: (ifindex: number) => string | undefined;
   /** Where the network header of the packet being described starts (for -x). */
   private networkOffset = 0;
@@ -581,24 +583,34 @@ export class PacketSummarizer {
     if ((flags & 0x10) !== 0 && this.options.absoluteSequence !== true) {
       const { header, addressOffset, addressLength } = network;
       const reversed = sourcePort > destinationPort || (sourcePort === destinationPort && compareAddresses(header, addressOffset, addressLength) > 0);
-      // The addresses' text (one text per address of a version) identifies the conversation as their bytes do.
-      const sourceText = network.source;
-      const destinationText = network.destination !== "" ? network.destination : addressText(network, addressOffset + addressLength);
-      const key = reversed ? `${destinationText}|${sourceText}|${destinationPort}:${sourcePort}` : `${sourceText}|${destinationText}|${sourcePort}:${destinationPort}`;
-      const state = this.tcpConversations.get(key);
-      if (state === undefined || (flags & 0x02) !== 0) {
-        this.tcpConversations.set(key, reversed ? { ack: seq, seq: (ack - 1) >>> 0 } : { seq, ack: (ack - 1) >>> 0 });
-      } else {
-        if (reversed) {
-          seq = (seq - state.ack) >>> 0;
-          ack = (ack - state.seq) >>> 0;
-        } else {
-          seq = (seq - state.seq) >>> 0;
-          ack = (ack - state.ack) >>> 0;
+      const key = conversationKey(header, addressOffset, addressLength, reversed, sourcePort, destinationPort);
+      let slot = this.tcpConversations.get(key);
+      let sequences = this.conversationSequences;
+      if (slot === undefined || (flags & 0x02) !== 0) {
+        if (slot === undefined) {
+          slot = this.tcpConversations.size;
+          this.tcpConversations.set(key, slot);
+          if (2 * slot + 2 > sequences.length) {
+            const larger = new Uint32Array(sequences.length * 2);
+            larger.set(sequences);
+            sequences = this.conversationSequences = larger;
+          }
         }
+        // Stored for the direction from the lower endpoint: seq of that direction, ack = the other's.
+        sequences[2 * slot] = reversed ? (ack - 1) >>> 0 : seq;
+        sequences[2 * slot + 1] = reversed ? seq : (ack - 1) >>> 0;
+      } else if (reversed) {
+        seq = (seq - sequences[2 * slot + 1]!) >>> 0;
+        ack = (ack - sequences[2 * slot]!) >>> 0;
+      } else {
+        seq = (seq - sequences[2 * slot]!) >>> 0;
+        ack = (ack - sequences[2 * slot + 1]!) >>> 0;
       }
-      const current = state === undefined || (flags & 0x02) !== 0 ? this.tcpConversations.get(key)! : state;
-      sequenceBase = reversed ? { seq: current.ack, ack: current.seq } : current;
+      if (headerLength > 20) {
+        const lowerSeq = sequences[2 * slot]!;
+        const lowerAck = sequences[2 * slot + 1]!;
+        sequenceBase = reversed ? { seq: lowerAck, ack: lowerSeq } : { seq: lowerSeq, ack: lowerAck };
+      }
     }
     if (headerLength > network.length) {
       output.push(` [bad hdr length ${headerLength} - too long, > ${network.length}]`);
@@ -927,9 +939,35 @@ function compareAddresses(header: Uint8Array, offset: number, length: number): n
   return 0;
 }
 
-/** The text of an address in the network header (the printed source and destination may be blank after IPv6 extension headers). */
-function addressText(network: NetworkContext, offset: number): string {
-  return network.version === 4 ? ipv4AddressText(network.header, offset) : ipv6AddressText(network.header, offset);
+/** conversationKey's scratch for IPv6: 16 + 16 address bytes and 4 port bytes. */
+const ipv6KeyCodes = new Uint8Array(36);
+
+/**
+ * A TCP conversation's key, the same both ways: the lower endpoint's address, the other's, and their ports,
+ * one character per byte (12 for IPv4, 36 for IPv6: the lengths keep the versions apart).
+ */
+function conversationKey(header: Uint8Array, offset: number, length: number, reversed: boolean, sourcePort: number, destinationPort: number): string {
+  const first = reversed ? offset + length : offset;
+  const second = reversed ? offset : offset + length;
+  const firstPort = reversed ? destinationPort : sourcePort;
+  const secondPort = reversed ? sourcePort : destinationPort;
+  if (length === 4) {
+    return String.fromCharCode(
+      header[first]!, header[first + 1]!, header[first + 2]!, header[first + 3]!,
+      header[second]!, header[second + 1]!, header[second + 2]!, header[second + 3]!,
+      firstPort >> 8, firstPort & 0xff, secondPort >> 8, secondPort & 0xff,
+    );
+  }
+  const codes = ipv6KeyCodes;
+  for (let i = 0; i < 16; i++) {
+    codes[i] = header[first + i]!;
+    codes[16 + i] = header[second + i]!;
+  }
+  codes[32] = firstPort >> 8;
+  codes[33] = firstPort & 0xff;
+  codes[34] = secondPort >> 8;
+  codes[35] = secondPort & 0xff;
+  return String.fromCharCode.apply(null, codes as unknown as number[]);
 }
 
 function sllPacketTypeName(type: number): string {
