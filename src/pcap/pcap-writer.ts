@@ -95,28 +95,14 @@ export class PcapWriter extends CaptureWriterBase {
   }
 
   readonly #time = new Float64Array(2);
-  /**
-   * The last timestamp split into seconds (its high word, low word, and the nanoseconds within its second):
-   * packets come many a second, so most are a subtraction away from it instead of a long division.
-   */
-  #splitHigh = -1;
-  #splitLow = 0;
-  #splitNanoseconds = 0;
 
   writePacketBytes(interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, _flags: number, source: Uint8Array, start: number, length: number): void {
     if (interfaceIndex !== 0) this.#check({ data: source.subarray(start, start + length), interfaceIndex });
     const time = this.#time;
-    const sinceSplit = (timestampLow >>> 0) - this.#splitLow;
-    let nanoseconds = this.#splitNanoseconds + sinceSplit;
-    if (timestampHigh === this.#splitHigh && sinceSplit >= 0 && nanoseconds < 1e9) {
-      // The same second as the last split (time[0] holds it).
-    } else {
-      splitNanoseconds(timestampHigh, timestampLow, time);
-      nanoseconds = time[1]!;
-      this.#splitHigh = timestampHigh;
-      this.#splitLow = timestampLow >>> 0;
-      this.#splitNanoseconds = nanoseconds;
-    }
+    // Always the full division: a branch taken only now and then (a cache of the last second) costs a deoptimization
+    // and a recompilation each time optimized code first meets it, far more than the division it saves.
+    splitNanoseconds(timestampHigh, timestampLow, time);
+    const nanoseconds = time[1]!;
     const seconds = time[0]!;
     if (seconds > 0xffffffff) this.#check({ data: source.subarray(start, start + length), timestamp: (BigInt(timestampHigh >>> 0) << 32n) | BigInt(timestampLow >>> 0) });
     if (!(originalLength >= 0 && originalLength <= 0xffffffff && Number.isInteger(originalLength))) checkLength(originalLength, "original length", "write pcap");
