@@ -45,7 +45,6 @@ export abstract class CaptureWriterBase implements CaptureWriter {
   /** Plain Uint8Array views of the last packet source (a Buffer's subarray costs a Buffer). */
   #source: Uint8Array | undefined;
   #sourceBytes: Uint8Array = new Uint8Array(0);
-  #sourceView: DataView = new DataView(new ArrayBuffer(0));
 
   protected emit(bytes: Buffer): void {
     if (this.sink.closed) throw new UsageError(`write ${this.format}`, "the writer is already closed or aborted", "create a new writer");
@@ -84,21 +83,10 @@ export abstract class CaptureWriterBase implements CaptureWriter {
     if (source !== this.#source) {
       this.#source = source;
       this.#sourceBytes = new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
-      this.#sourceView = new DataView(source.buffer, source.byteOffset, source.byteLength);
     }
-    if (length > wordCopyLength) {
-      // A plain Uint8Array's subarray into set(): one view per packet, and a native copy.
-      this.output.set(this.#sourceBytes.subarray(start, start + length), at);
-      return;
-    }
-    // Small packets (the many, under load) four bytes at a time through DataViews: no view to create
-    // per packet (creating it, and collecting it, costs more than the copy).
-    const from = this.#sourceView;
-    const to = this.outputView;
-    const words = length & ~3;
-    let i = 0;
-    for (; i < words; i += 4) to.setUint32(at + i, from.getUint32(start + i));
-    for (; i < length; i++) to.setUint8(at + i, from.getUint8(start + i));
+    // A plain Uint8Array's subarray into set(): about twice as fast as Buffer's copy() (which makes a view per call
+    // too); copying small packets four bytes at a time between DataViews measured the same in a live capture.
+    this.output.set(this.#sourceBytes.subarray(start, start + length), at);
   }
 
   flush(): Promise<void> {
@@ -122,9 +110,6 @@ export abstract class CaptureWriterBase implements CaptureWriter {
     this.abort();
   }
 }
-
-/** Packets up to this many bytes are copied by copyPacket's word loop, longer ones by a native copy. */
-const wordCopyLength = 256;
 
 /**
  * Splits a 64-bit count of nanoseconds, given as its high and low 32 bits,
