@@ -20,7 +20,8 @@
  *
  * usage: node dist/bench/capture-throughput.js [packets per trial] [trials]
  * Set NETBPF_BENCH_NODE_ARGS to pass options to the netbpf capturer's Node.js
- * (e.g. "--cpu-prof --cpu-prof-dir=/tmp/profiles" to profile it).
+ * (e.g. "--cpu-prof --cpu-prof-dir=/tmp/profiles" to profile it), and
+ * NETBPF_BENCH_PREFIX to name the namespaces and veths (default "nbpf"; at most 6 characters).
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -47,8 +48,10 @@ function run(command: string, args: string[]): string {
 }
 
 const tag = randomBytes(2).toString("hex");
-const sideA = { namespace: `nbpf-cap-bench-${tag}-a`, interface: `nbpf-cb${tag}a`, address: "192.0.2.1" };
-const sideB = { namespace: `nbpf-cap-bench-${tag}-b`, interface: `nbpf-cb${tag}b`, address: "192.0.2.2" };
+/** Namespaces and veths are named after this (interface names have at most 15 characters). */
+const prefix = (process.env.NETBPF_BENCH_PREFIX ?? "nbpf").slice(0, 6);
+const sideA = { namespace: `${prefix}-cap-bench-${tag}-a`, interface: `${prefix}-cb${tag}a`, address: "192.0.2.1" };
+const sideB = { namespace: `${prefix}-cap-bench-${tag}-b`, interface: `${prefix}-cb${tag}b`, address: "192.0.2.2" };
 
 function createTestbed(): void {
   for (const side of [sideA, sideB]) run("ip", ["netns", "add", side.namespace]);
@@ -175,7 +178,7 @@ const range = (values: number[]) => {
   return { min: sorted[0]!, median: sorted[Math.floor(sorted.length / 2)]!, max: sorted[sorted.length - 1]! };
 };
 
-const directory = mkdtempSync(join(tmpdir(), "nbpf-cap-bench-"));
+const directory = mkdtempSync(join(tmpdir(), `${prefix}-cap-bench-`));
 try {
   const flood = join(directory, "udp-flood");
   execFileSync("clang", ["-O2", "-o", flood, floodSource], { stdio: "inherit" });

@@ -38,19 +38,37 @@ export interface CaptureFilterOptions {
 /** Compiles an expression for a link type; throws FilterSyntaxError (a UsageError) with a caret for bad input. */
 export function compileCaptureFilter(expression: string, linkType: number, options: CaptureFilterOptions = {}): CaptureFilter {
   const compiled: CompiledFilter = compileFilter(expression, { linkType, packetMetadata: options.packetMetadata ?? false });
+  // Each program is generated when first asked for: `capture -r` needs only the interpreter's, a live capture only the kernel's.
+  let kernelProgram: GeneratedFilter | undefined;
+  let offlineProgram: GeneratedFilter | undefined;
+  let interpreterProgram: GeneratedFilter | undefined;
+  let emitter: CaptureFilterEmitter | undefined;
   // tc (SchedCls) programs may read the packet directly; the generator falls back to bpf_skb_load_bytes for non-linear packets.
-  const kernelProgram = generateFilterProgram(compiled, { context: "skb", hook: "tc", acceptValue: 1, rejectValue: 0 });
-  const offlineProgram = generateFilterProgram(compiled, { context: "skb", hook: "tc", acceptValue: 1, rejectValue: 0, packetLength: "wire", undecidedValue: offlineUndecided });
-  const interpreterProgram = generateFilterProgram(compiled, { context: "skb", acceptValue: 1, rejectValue: 0, prologue: "interpreter" });
-  const emitter: CaptureFilterEmitter = {
+  const kernel = () => (kernelProgram ??= generateFilterProgram(compiled, { context: "skb", hook: "tc", acceptValue: 1, rejectValue: 0 }));
+  return {
     expression,
-    annotations: kernelProgram.annotations,
-    labels: kernelProgram.labels,
-    emit(assembler, labels) {
-      spliceFilterProgram(assembler, kernelProgram.instructions as Instruction[], labels);
+    linkType,
+    get emitter(): CaptureFilterEmitter {
+      return (emitter ??= {
+        expression,
+        annotations: kernel().annotations,
+        labels: kernel().labels,
+        emit(assembler, labels) {
+          spliceFilterProgram(assembler, kernel().instructions as Instruction[], labels);
+        },
+      });
     },
+    get kernelProgram() {
+      return kernel();
+    },
+    get offlineProgram() {
+      return (offlineProgram ??= generateFilterProgram(compiled, { context: "skb", hook: "tc", acceptValue: 1, rejectValue: 0, packetLength: "wire", undecidedValue: offlineUndecided }));
+    },
+    get interpreterProgram() {
+      return (interpreterProgram ??= generateFilterProgram(compiled, { context: "skb", acceptValue: 1, rejectValue: 0, prologue: "interpreter" }));
+    },
+    matches: (packet) => compiled.matches(packet),
   };
-  return { expression, linkType, emitter, kernelProgram, offlineProgram, interpreterProgram, matches: (packet) => compiled.matches(packet) };
 }
 
 /** offlineProgram's return value for "undecided in the kernel": run the interpreter. */

@@ -155,6 +155,9 @@ function receptionTypeOf(direction: "inbound" | "outbound", packetType: number):
 }
 
 /** A running capture; close() detaches everything. */
+/** A ring-buffer callback that does nothing (for the empty reads that prime the reader). */
+function ignoreRecord(): void {}
+
 export class LiveCapture implements Disposable {
   readonly interfaces: LiveCaptureInterface[];
   readonly direction: CaptureDirection;
@@ -263,6 +266,10 @@ export class LiveCapture implements Disposable {
         }
       }
       this.#reader = this.#own(new RingBufferReader(ring));
+      // V8 collects type feedback for a function only from about its 8th call. The first reads of a busy capture are long
+      // drains, optimized while they run: without feedback for the function's entry, the optimized code is thrown away
+      // (and compiled again) at the next call. A few empty reads now give it that feedback.
+      for (let i = 0; i < 16; i++) this.#reader.readAvailableInPlace(ignoreRecord, 0);
     } catch (error) {
       this.close();
       throw error;

@@ -78,12 +78,12 @@ export function macAddressText(bytes: Uint8Array, offset = 0, length = 6): strin
 }
 
 export function ipv4AddressText(bytes: Uint8Array, offset: number): string {
-  return formatIpv4(bytes.subarray(offset, offset + 4));
+  return formatIpv4(bytes, offset);
 }
 
 /** The address at `offset` as formatIpv6 writes it (inet_ntop's text, as tcpdump prints it). */
 export function ipv6AddressText(bytes: Uint8Array, offset: number): string {
-  return formatIpv6(bytes.subarray(offset, offset + 16));
+  return formatIpv6(bytes, offset);
 }
 
 function internetChecksum(chunks: Uint8Array[]): number {
@@ -108,16 +108,38 @@ interface NetworkContext {
   version: 4 | 6;
   source: string;
   destination: string;
-  sourceBytes: Uint8Array;
-  destinationBytes: Uint8Array;
+  /** The IP header: the source address at addressOffset, the destination right after it (addressLength bytes each). */
+  header: Uint8Array;
+  addressOffset: number;
+  addressLength: number;
   /** Payload bytes of this layer that were captured (maybe fewer than `length`). */
   payload: Uint8Array;
   /** Length of the payload according to the IP header. */
   length: number;
   fragmented: boolean;
-  pseudoHeader: (protocol: number, length: number) => Uint8Array;
   /** After IPv6 extension headers tcpdump has printed the addresses already: transports print only ports. */
   addressesPrinted?: boolean;
+}
+
+/** The pseudo-header of a transport checksum (RFC 768, RFC 8200 8.1). */
+function pseudoHeader(network: NetworkContext, protocol: number, length: number): Uint8Array {
+  const { header: data, addressOffset, addressLength } = network;
+  if (network.version === 4) {
+    const header = new Uint8Array(12);
+    header.set(data.subarray(addressOffset, addressOffset + 8), 0);
+    header[9] = protocol;
+    header[10] = length >> 8;
+    header[11] = length & 0xff;
+    return header;
+  }
+  const header = new Uint8Array(40);
+  header.set(data.subarray(addressOffset, addressOffset + 2 * addressLength), 0);
+  header[32] = (length >>> 24) & 0xff;
+  header[33] = (length >> 16) & 0xff;
+  header[34] = (length >> 8) & 0xff;
+  header[35] = length & 0xff;
+  header[39] = protocol;
+  return header;
 }
 
 interface TcpSequenceState {
@@ -131,7 +153,9 @@ interface TcpSequenceState {
  */
 export class PacketSummarizer {
   readonly options: SummaryOptions;
-  private readonly tcpConversations = new Map<string, TcpSequenceState>();
+  /** Each TCP conversation (conversationKey) to its slot in conversationSequences: the first seq and ack seen in one direction. */
+  private readonly tcpConversations = new Map<string, number>();
+  private conversationSequences = new Uint32Array(2 * 1024);
   private readonly interfaceNames: (ifindex: number) => string | undefined;
   /** Where the network header of the packet being described starts (for -x). */
   private networkOffset = 0;
@@ -201,25 +225,30 @@ export class PacketSummarizer {
       if (!(error instanceof Truncated)) throw error;
       output.push(` [|${error.protocol}]`);
     }
-    let text = output.join("");
+    const text = output.join("");
+    const hexDumpKind = this.options.hexDump;
+    if (hexDumpKind === undefined) return text;
     const dumped = data.subarray(Math.min(this.networkOffset, data.length));
-    if (this.options.hexDump === "ascii") text += asciiDump(dumped);
-    else if (this.options.hexDump !== undefined) text += hexDump(dumped, this.options.hexDump === "hex-ascii");
-    return text;
+    return text + (hexDumpKind === "ascii" ? asciiDump(dumped) : hexDump(dumped, hexDumpKind === "hex-ascii"));
   }
+
+  /** The time of day of the last second formatted ("HH:MM:SS."): packets come many a second. */
+  private clockSecond = -1;
+  private clockText = "";
 
   formatTimestamp(timestamp: bigint): string {
     const seconds = Number(timestamp / 1_000_000_000n);
-    const nanoseconds = Number(timestamp % 1_000_000_000n);
-    const date = new Date(seconds * 1000);
-    const utc = this.options.timeZone === "utc";
-    const h = utc ? date.getUTCHours() : date.getHours();
-    const m = utc ? date.getUTCMinutes() : date.getMinutes();
-    const s = utc ? date.getUTCSeconds() : date.getSeconds();
-    const fraction = this.options.timestampPrecision === "nanosecond"
-      ? String(nanoseconds).padStart(9, "0")
-      : String(Math.floor(nanoseconds / 1000)).padStart(6, "0");
-    return `${two(h)}:${two(m)}:${two(s)}.${fraction}`;
+    const nanoseconds = Number(timestamp - BigInt(seconds) * 1_000_000_000n);
+    if (seconds !== this.clockSecond) {
+      const date = new Date(seconds * 1000);
+      const utc = this.options.timeZone === "utc";
+      const h = utc ? date.getUTCHours() : date.getHours();
+      const m = utc ? date.getUTCMinutes() : date.getMinutes();
+      const s = utc ? date.getUTCSeconds() : date.getSeconds();
+      this.clockSecond = seconds;
+      this.clockText = `${two(h)}:${two(m)}:${two(s)}.`;
+    }
+    return this.clockText + this.fraction(nanoseconds);
   }
 
   /** Prints the link layer and what it carries; returns the offset of the network header. */
@@ -380,19 +409,12 @@ export class PacketSummarizer {
       version: 4,
       source,
       destination,
-      sourceBytes: data.subarray(12, 16),
-      destinationBytes: data.subarray(16, 20),
+      header: data,
+      addressOffset: 12,
+      addressLength: 4,
       payload,
       length: totalLength - headerLength,
       fragmented: (fragment & 0x3fff) !== 0,
-      pseudoHeader: (proto, length) => {
-        const header = new Uint8Array(12);
-        header.set(data.subarray(12, 20), 0);
-        header[9] = proto;
-        header[10] = length >> 8;
-        header[11] = length & 0xff;
-        return header;
-      },
     };
     if (offset !== 0) {
       output.push(`${source} > ${destination}: ${protocol === 6 || protocol === 17 || protocol === 1 ? `ip-proto-${protocol}` : ` ip-proto-${protocol} ${totalLength - headerLength}`}`);
@@ -453,22 +475,13 @@ export class PacketSummarizer {
       version: 6,
       source,
       destination,
-      sourceBytes: data.subarray(8, 24),
-      destinationBytes: data.subarray(24, 40),
+      header: data,
+      addressOffset: 8,
+      addressLength: 16,
       payload: data.subarray(Math.min(offset, end), end),
       length: payloadLength - (offset - 40),
       addressesPrinted: extensions,
       fragmented,
-      pseudoHeader: (proto, length) => {
-        const header = new Uint8Array(40);
-        header.set(data.subarray(8, 40), 0);
-        header[32] = (length >>> 24) & 0xff;
-        header[33] = (length >> 16) & 0xff;
-        header[34] = (length >> 8) & 0xff;
-        header[35] = length & 0xff;
-        header[39] = proto;
-        return header;
-      },
     };
     this.transport(protocol, context, output);
   }
@@ -521,9 +534,9 @@ export class PacketSummarizer {
     if (this.options.verbose && network.version === 6 && !network.fragmented && data.length >= length && length >= 8) {
       const stored = (data[6]! << 8) | data[7]!;
       const segment = data.subarray(0, length);
-      const sum = internetChecksum([network.pseudoHeader(17, length), segment]);
+      const sum = internetChecksum([pseudoHeader(network, 17, length), segment]);
       if (sum === 0) output.push("[udp sum ok] ");
-      else output.push(`[bad udp cksum 0x${hex(stored, 4)} -> 0x${hex(expectedChecksum(network.pseudoHeader(17, length), segment, 6), 4)}!] `);
+      else output.push(`[bad udp cksum 0x${hex(stored, 4)} -> 0x${hex(expectedChecksum(pseudoHeader(network, 17, length), segment, 6), 4)}!] `);
     }
     output.push(`UDP, length ${length - 8}`);
   }
@@ -547,15 +560,14 @@ export class PacketSummarizer {
       else output.push(` > ${network.destination}: `);
       throw new Truncated("tcp");
     }
-    const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    const sourcePort = view.getUint16(0);
-    const destinationPort = view.getUint16(2);
-    let seq = view.getUint32(4);
-    let ack = view.getUint32(8);
+    const sourcePort = (data[0]! << 8) | data[1]!;
+    const destinationPort = (data[2]! << 8) | data[3]!;
+    let seq = ((data[4]! << 24) | (data[5]! << 16) | (data[6]! << 8) | data[7]!) >>> 0;
+    let ack = ((data[8]! << 24) | (data[9]! << 16) | (data[10]! << 8) | data[11]!) >>> 0;
     const headerLength = (data[12]! >> 4) * 4;
     const flags = data[13]! | ((data[12]! & 0x01) << 8);
-    const window = view.getUint16(14);
-    const urgent = view.getUint16(18);
+    const window = (data[14]! << 8) | data[15]!;
+    const urgent = (data[18]! << 8) | data[19]!;
     output.push(network.addressesPrinted ? ` > ${destinationPort}: ` : `.${sourcePort} > ${network.destination}.${destinationPort}: `);
     if (this.options.quiet) {
       output.push(`tcp ${headerLength <= network.length ? network.length - headerLength : 0}`);
@@ -569,24 +581,36 @@ export class PacketSummarizer {
 
     let sequenceBase: TcpSequenceState | undefined;
     if ((flags & 0x10) !== 0 && this.options.absoluteSequence !== true) {
-      const reversed = sourcePort > destinationPort || (sourcePort === destinationPort && compareBytes(network.sourceBytes, network.destinationBytes) > 0);
-      const [low, high] = reversed ? [network.destinationBytes, network.sourceBytes] : [network.sourceBytes, network.destinationBytes];
-      const ports = reversed ? `${destinationPort}:${sourcePort}` : `${sourcePort}:${destinationPort}`;
-      const key = `${bytesKey(low)}|${bytesKey(high)}|${ports}`;
-      const state = this.tcpConversations.get(key);
-      if (state === undefined || (flags & 0x02) !== 0) {
-        this.tcpConversations.set(key, reversed ? { ack: seq, seq: (ack - 1) >>> 0 } : { seq, ack: (ack - 1) >>> 0 });
-      } else {
-        if (reversed) {
-          seq = (seq - state.ack) >>> 0;
-          ack = (ack - state.seq) >>> 0;
-        } else {
-          seq = (seq - state.seq) >>> 0;
-          ack = (ack - state.ack) >>> 0;
+      const { header, addressOffset, addressLength } = network;
+      const reversed = sourcePort > destinationPort || (sourcePort === destinationPort && compareAddresses(header, addressOffset, addressLength) > 0);
+      const key = conversationKey(header, addressOffset, addressLength, reversed, sourcePort, destinationPort);
+      let slot = this.tcpConversations.get(key);
+      let sequences = this.conversationSequences;
+      if (slot === undefined || (flags & 0x02) !== 0) {
+        if (slot === undefined) {
+          slot = this.tcpConversations.size;
+          this.tcpConversations.set(key, slot);
+          if (2 * slot + 2 > sequences.length) {
+            const larger = new Uint32Array(sequences.length * 2);
+            larger.set(sequences);
+            sequences = this.conversationSequences = larger;
+          }
         }
+        // Stored for the direction from the lower endpoint: seq of that direction, ack = the other's.
+        sequences[2 * slot] = reversed ? (ack - 1) >>> 0 : seq;
+        sequences[2 * slot + 1] = reversed ? seq : (ack - 1) >>> 0;
+      } else if (reversed) {
+        seq = (seq - sequences[2 * slot + 1]!) >>> 0;
+        ack = (ack - sequences[2 * slot]!) >>> 0;
+      } else {
+        seq = (seq - sequences[2 * slot]!) >>> 0;
+        ack = (ack - sequences[2 * slot + 1]!) >>> 0;
       }
-      const current = this.tcpConversations.get(key)!;
-      sequenceBase = reversed ? { seq: current.ack, ack: current.seq } : current;
+      if (headerLength > 20) {
+        const lowerSeq = sequences[2 * slot]!;
+        const lowerAck = sequences[2 * slot + 1]!;
+        sequenceBase = reversed ? { seq: lowerAck, ack: lowerSeq } : { seq: lowerSeq, ack: lowerAck };
+      }
     }
     if (headerLength > network.length) {
       output.push(` [bad hdr length ${headerLength} - too long, > ${network.length}]`);
@@ -595,9 +619,9 @@ export class PacketSummarizer {
     const length = network.length - headerLength;
 
     if (this.options.verbose && !network.fragmented && data.length >= network.length) {
-      const stored = view.getUint16(16);
+      const stored = (data[16]! << 8) | data[17]!;
       const segment = data.subarray(0, network.length);
-      const pseudo = network.pseudoHeader(6, network.length);
+      const pseudo = pseudoHeader(network, 6, network.length);
       const sum = internetChecksum([pseudo, segment]);
       output.push(sum === 0 ? `, cksum 0x${hex(stored, 4)} (correct)` : `, cksum 0x${hex(stored, 4)} (incorrect -> 0x${hex(expectedChecksum(pseudo, segment, 16), 4)})`);
     }
@@ -723,7 +747,7 @@ export class PacketSummarizer {
     if (data.length < 4) throw new Truncated("icmp6");
     if (this.options.verbose && data.length >= network.length) {
       const segment = data.subarray(0, network.length);
-      const pseudo = network.pseudoHeader(58, network.length);
+      const pseudo = pseudoHeader(network, 58, network.length);
       const sum = internetChecksum([pseudo, segment]);
       const stored = (data[2]! << 8) | data[3]!;
       output.push(sum === 0 ? "[icmp6 sum ok] " : `[bad icmp6 cksum 0x${hex(stored, 4)} -> 0x${hex(expectedChecksum(pseudo, segment, 2), 4)}!] `);
@@ -837,10 +861,19 @@ function embeddedIpv6(data: Uint8Array): { source: string; destination: string; 
   return { source: ipv6AddressText(data, 8), destination: ipv6AddressText(data, 24), protocol, destinationPort };
 }
 
+/** tcpdump's flag letters for each of the 512 values of the 9 flag bits, made once. */
+let tcpFlagTexts: string[] | undefined;
+
 function tcpFlags(flags: number): string {
-  const letters: [number, string][] = [[0x01, "F"], [0x02, "S"], [0x04, "R"], [0x08, "P"], [0x10, "."], [0x20, "U"], [0x40, "E"], [0x80, "W"], [0x100, "e"]];
-  const text = letters.filter(([bit]) => (flags & bit) !== 0).map(([, letter]) => letter).join("");
-  return text.length > 0 ? text : "none";
+  if (tcpFlagTexts === undefined) {
+    const letters: [number, string][] = [[0x01, "F"], [0x02, "S"], [0x04, "R"], [0x08, "P"], [0x10, "."], [0x20, "U"], [0x40, "E"], [0x80, "W"], [0x100, "e"]];
+    tcpFlagTexts = [];
+    for (let value = 0; value < 512; value++) {
+      const text = letters.filter(([bit]) => (value & bit) !== 0).map(([, letter]) => letter).join("");
+      tcpFlagTexts.push(text.length > 0 ? text : "none");
+    }
+  }
+  return tcpFlagTexts[flags & 0x1ff]!;
 }
 
 function tcpOptions(options: Uint8Array, base: TcpSequenceState | undefined): string {
@@ -900,13 +933,41 @@ function printableText(bytes: Uint8Array): string {
   return text;
 }
 
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
+/** Compares the source address (at `offset`) with the destination address right after it. */
+function compareAddresses(header: Uint8Array, offset: number, length: number): number {
+  for (let i = 0; i < length; i++) if (header[offset + i] !== header[offset + length + i]) return header[offset + i]! - header[offset + length + i]!;
+  return 0;
 }
 
-function bytesKey(bytes: Uint8Array): string {
-  return Buffer.from(bytes).toString("hex");
+/** conversationKey's scratch for IPv6: 16 + 16 address bytes and 4 port bytes. */
+const ipv6KeyCodes = new Uint8Array(36);
+
+/**
+ * A TCP conversation's key, the same both ways: the lower endpoint's address, the other's, and their ports,
+ * one character per byte (12 for IPv4, 36 for IPv6: the lengths keep the versions apart).
+ */
+function conversationKey(header: Uint8Array, offset: number, length: number, reversed: boolean, sourcePort: number, destinationPort: number): string {
+  const first = reversed ? offset + length : offset;
+  const second = reversed ? offset : offset + length;
+  const firstPort = reversed ? destinationPort : sourcePort;
+  const secondPort = reversed ? sourcePort : destinationPort;
+  if (length === 4) {
+    return String.fromCharCode(
+      header[first]!, header[first + 1]!, header[first + 2]!, header[first + 3]!,
+      header[second]!, header[second + 1]!, header[second + 2]!, header[second + 3]!,
+      firstPort >> 8, firstPort & 0xff, secondPort >> 8, secondPort & 0xff,
+    );
+  }
+  const codes = ipv6KeyCodes;
+  for (let i = 0; i < 16; i++) {
+    codes[i] = header[first + i]!;
+    codes[16 + i] = header[second + i]!;
+  }
+  codes[32] = firstPort >> 8;
+  codes[33] = firstPort & 0xff;
+  codes[34] = secondPort >> 8;
+  codes[35] = secondPort & 0xff;
+  return String.fromCharCode.apply(null, codes as unknown as number[]);
 }
 
 function sllPacketTypeName(type: number): string {

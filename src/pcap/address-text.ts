@@ -1,16 +1,18 @@
 /** Text forms of the addresses pcapng stores as bytes, and back. */
 
-export function formatIpv4(bytes: Uint8Array): string {
-  return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+/** The address in bytes [offset, offset + 4). */
+export function formatIpv4(bytes: Uint8Array, offset = 0): string {
+  return `${bytes[offset]}.${bytes[offset + 1]}.${bytes[offset + 2]}.${bytes[offset + 3]}`;
 }
 
 /**
  * RFC 5952 form as inet_ntop (and so tcpdump) prints it: lower case, the longest run of two or
  * more zero groups as "::", and an IPv4-mapped address as ::ffff:a.b.c.d (RFC 5952 §5).
+ * The address is bytes [offset, offset + 16).
  */
-export function formatIpv6(bytes: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
+export function formatIpv6(bytes: Uint8Array, offset = 0): string {
+  const groups = ipv6Groups;
+  for (let i = 0; i < 8; i++) groups[i] = (bytes[offset + 2 * i]! << 8) | bytes[offset + 2 * i + 1]!;
   let bestStart = -1;
   let bestLength = 1;
   for (let i = 0; i < 8; ) {
@@ -27,12 +29,22 @@ export function formatIpv6(bytes: Uint8Array): string {
     i = j;
   }
   if (bestStart === 0 && (bestLength === 6 || (bestLength === 5 && groups[5] === 0xffff))) {
-    return `::${bestLength === 5 ? "ffff:" : ""}${formatIpv4(bytes.subarray(12, 16))}`;
+    return `::${bestLength === 5 ? "ffff:" : ""}${formatIpv4(bytes, offset + 12)}`;
   }
-  const hex = groups.map((group) => group.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLength).join(":")}`;
+  let text = "";
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      text += "::";
+      i += bestLength - 1;
+      continue;
+    }
+    text += i === 0 || i === bestStart + bestLength ? groups[i]!.toString(16) : `:${groups[i]!.toString(16)}`;
+  }
+  return text;
 }
+
+/** formatIpv6's scratch groups (no array per address). */
+const ipv6Groups = new Uint16Array(8);
 
 export function formatHardwareAddress(bytes: Uint8Array): string {
   return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join(":");

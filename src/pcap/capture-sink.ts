@@ -40,6 +40,14 @@ export interface FileSinkOptions {
 /** @deprecated name kept for compatibility: the options of every file sink. */
 export type AtomicFileSinkOptions = FileSinkOptions;
 
+/**
+ * The first buffer of a sink is this small (at most), the next ones full size. The first
+ * flush then comes after a few dozen packets, while V8 is still collecting type feedback:
+ * optimized capture loops meet no path they have never seen at their first full buffer
+ * (which would throw the optimized code away and compile it again).
+ */
+const firstBufferSize = 4096;
+
 function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | undefined)?.code;
 }
@@ -55,8 +63,8 @@ abstract class BufferedFileSink implements CaptureSink {
   /** Bytes not yet written: buffer[0, used). */
   buffer: Buffer;
   private used = 0;
-  /** Offsets in `buffer` where the buffered records start (one reserve() each). */
-  private recordStarts = new Int32Array(1024);
+  /** Offsets in `buffer` where the buffered records start (one reserve() each): room for a full buffer of the smallest records. */
+  private recordStarts: Int32Array;
   private recordCount = 0;
   private readonly bufferSize: number;
   protected state: "open" | "closed" | "aborted" | "failed" = "open";
@@ -72,7 +80,8 @@ abstract class BufferedFileSink implements CaptureSink {
 
   constructor(readonly path: string, options: FileSinkOptions) {
     this.bufferSize = options.bufferSize ?? 256 * 1024;
-    this.buffer = Buffer.allocUnsafe(this.bufferSize);
+    this.buffer = Buffer.allocUnsafe(Math.min(this.bufferSize, firstBufferSize));
+    this.recordStarts = new Int32Array(Math.max(1024, this.bufferSize >>> 4));
   }
 
   get closed(): boolean {
@@ -119,8 +128,8 @@ abstract class BufferedFileSink implements CaptureSink {
       for (let i = 0; i < records && this.recordStarts[i]! <= written; i++) whole = this.recordStarts[i]!;
       this.writeFailed(error, written, whole);
     } finally {
-      // A record larger than the usual buffer got a buffer of its own: go back to the usual size.
-      if (this.buffer.length > this.bufferSize) this.buffer = Buffer.allocUnsafe(this.bufferSize);
+      // A record larger than the usual buffer got a buffer of its own, and the first buffer is small: go to the usual size.
+      if (this.buffer.length !== this.bufferSize) this.buffer = Buffer.allocUnsafe(this.bufferSize);
     }
   }
 
@@ -361,7 +370,7 @@ export class StreamSink implements CaptureSink {
   constructor(private readonly stream: Writable, options: StreamSinkOptions = {}) {
     this.end = options.end ?? (stream !== process.stdout && stream !== process.stderr);
     this.bufferSize = options.bufferSize ?? 256 * 1024;
-    this.buffer = Buffer.allocUnsafe(this.bufferSize);
+    this.buffer = Buffer.allocUnsafe(Math.min(this.bufferSize, firstBufferSize));
     stream.on("error", (error) => {
       this.failure ??= error;
     });

@@ -84,9 +84,9 @@ export abstract class CaptureWriterBase implements CaptureWriter {
       this.#source = source;
       this.#sourceBytes = new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
     }
-    // Buffer's copy is a native call with no view to create; plain Uint8Arrays need a subarray.
-    if (Buffer.isBuffer(source)) source.copy(this.output, at, start, start + length);
-    else this.output.set(this.#sourceBytes.subarray(start, start + length), at);
+    // A plain Uint8Array's subarray into set(): about twice as fast as Buffer's copy() (which makes a view per call
+    // too); copying small packets four bytes at a time between DataViews measured the same in a live capture.
+    this.output.set(this.#sourceBytes.subarray(start, start + length), at);
   }
 
   flush(): Promise<void> {

@@ -38,6 +38,8 @@ export class PcapScanner implements Disposable {
   readonly header: PcapHeader;
   #fd: number | undefined;
   #buffer: Buffer;
+  /** A DataView over #buffer: one load per header field instead of Buffer's byte-by-byte readUInt32. */
+  #view: DataView;
   /** Valid bytes: buffer[position, end). */
   #position = 0;
   #end = 0;
@@ -73,6 +75,7 @@ export class PcapScanner implements Disposable {
   private constructor(fd: number, buffer: Buffer, header: PcapHeader, options: PcapScannerOptions) {
     this.#fd = fd;
     this.#buffer = buffer;
+    this.#view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
     this.header = header;
     this.#maxPacketLength = options.maxPacketLength ?? DEFAULT_MAX_PACKET_LENGTH;
     this.#record = { buffer, fileOffset: 0, recordStart: 0, dataStart: 0, capturedLength: 0, originalLength: 0, seconds: 0, fraction: 0 };
@@ -93,12 +96,12 @@ export class PcapScanner implements Disposable {
         if (left === 0) return true;
         throw new CaptureFormatError(this.#fileOffset, `pcap record at offset ${this.#fileOffset}: truncated record header (${left} of ${PCAP_RECORD_HEADER_LENGTH} bytes)`);
       }
-      const buffer = this.#buffer;
+      const view = this.#view;
       const at = this.#position;
-      const seconds = little ? buffer.readUInt32LE(at) : buffer.readUInt32BE(at);
-      const fraction = little ? buffer.readUInt32LE(at + 4) : buffer.readUInt32BE(at + 4);
-      const capturedLength = little ? buffer.readUInt32LE(at + 8) : buffer.readUInt32BE(at + 8);
-      const originalLength = little ? buffer.readUInt32LE(at + 12) : buffer.readUInt32BE(at + 12);
+      const seconds = view.getUint32(at, little);
+      const fraction = view.getUint32(at + 4, little);
+      const capturedLength = view.getUint32(at + 8, little);
+      const originalLength = view.getUint32(at + 12, little);
       if (capturedLength > this.#maxPacketLength) {
         throw new CaptureFormatError(
           this.#fileOffset,
@@ -138,6 +141,7 @@ export class PcapScanner implements Disposable {
       const larger = Buffer.allocUnsafe(length);
       this.#buffer.copy(larger, 0, this.#position, this.#end);
       this.#buffer = larger;
+      this.#view = new DataView(larger.buffer, larger.byteOffset, larger.byteLength);
     } else if (left > 0) {
       this.#buffer.copy(this.#buffer, 0, this.#position, this.#end);
     }

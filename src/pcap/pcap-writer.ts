@@ -99,12 +99,15 @@ export class PcapWriter extends CaptureWriterBase {
   writePacketBytes(interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, _flags: number, source: Uint8Array, start: number, length: number): void {
     if (interfaceIndex !== 0) this.#check({ data: source.subarray(start, start + length), interfaceIndex });
     const time = this.#time;
+    // Always the full division: a branch taken only now and then (a cache of the last second) costs a deoptimization
+    // and a recompilation each time optimized code first meets it, far more than the division it saves.
     splitNanoseconds(timestampHigh, timestampLow, time);
+    const nanoseconds = time[1]!;
     const seconds = time[0]!;
     if (seconds > 0xffffffff) this.#check({ data: source.subarray(start, start + length), timestamp: (BigInt(timestampHigh >>> 0) << 32n) | BigInt(timestampLow >>> 0) });
     if (!(originalLength >= 0 && originalLength <= 0xffffffff && Number.isInteger(originalLength))) checkLength(originalLength, "original length", "write pcap");
     const capturedLength = length < this.snapLength ? length : this.snapLength;
-    const fraction = this.nanosecond ? time[1]! : Math.floor(time[1]! / 1000);
+    const fraction = this.nanosecond ? nanoseconds : Math.floor(nanoseconds / 1000);
     const at = this.reserve(PCAP_RECORD_HEADER_LENGTH + capturedLength);
     const view = this.outputView;
     const little = this.little;

@@ -106,6 +106,30 @@ test("pcap: writePacketBytes writes what writePacket writes, in a buffer sink an
   }
 });
 
+test("pcap: writePacketBytes gets timestamps right for packets close in time (same second, next second, low-word carry, backwards)", () => {
+  const random = seededRandom(0x7e57);
+  const { source, packets } = randomPackets(0x7e58, 3000, 1, 1);
+  // A walk in steps of up to 0.3 s (a few backwards) from just below a low-word carry: most steps stay in the second.
+  let time = (0x17a3_b2c4n << 32n) | 0xffff_0000n;
+  for (const packet of packets) {
+    const step = BigInt(Math.floor(random() * 300_000_000));
+    time = random() < 0.05 && time > step ? time - step : time + step / (random() < 0.5 ? 1000n : 1n);
+    packet.high = Number(time >> 32n);
+    packet.low = Number(time & 0xffff_ffffn);
+  }
+  for (const resolution of ["microsecond", "nanosecond"] as const) {
+    const slowSink = new BufferSink();
+    const slow = new PcapWriter(slowSink, { linkType: LinkType.ETHERNET, resolution });
+    const fastSink = new BufferSink();
+    const fast = new PcapWriter(fastSink, { linkType: LinkType.ETHERNET, resolution });
+    for (const packet of packets) {
+      slow.writePacket({ data: source.subarray(packet.start, packet.start + packet.length), timestamp: timestampOf(packet), originalLength: packet.originalLength });
+      fast.writePacketBytes(0, packet.high, packet.low, packet.originalLength, 0, source, packet.start, packet.length);
+    }
+    assert.ok(slowSink.toBuffer().equals(fastSink.toBuffer()), resolution);
+  }
+});
+
 test("pcapng: writePacketBytes writes what writePacket writes (flags, snap lengths, other time units)", () => {
   const directory = mkdtempSync(join(tmpdir(), "nb-capopt-writer-"));
   try {
