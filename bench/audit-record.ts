@@ -14,7 +14,8 @@
  *    "connections of one command in the last hour" through queryAuditLog, as
  *    `netbpf audit query --since 1h --process NAME` asks; median of 20 runs.
  *
- * usage: node dist/bench/audit-record.js [trials] [seconds per trial] [all|rate|query]
+ * usage: node dist/bench/audit-record.js [trials] [seconds per trial] [all|rate|query] ["recorder options"]
+ * (e.g. "--no-udp --no-dns": what TCP recording alone costs)
  * Needs root.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
@@ -32,6 +33,7 @@ import { median } from "./support/statistics.js";
 const trials = Number(process.argv[2] ?? 5);
 const seconds = Number(process.argv[3] ?? 4);
 const part = process.argv[4] ?? "all";
+const recorderOptions = (process.argv[5] ?? "").split(" ").filter((word) => word !== "");
 const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
 
 function output(child: ChildProcessWithoutNullStreams, text: string): Promise<string> {
@@ -104,7 +106,7 @@ async function recordingCost(): Promise<void> {
           withoutTrials.push(await connectionTrial(port, server.pid!));
           continue;
         }
-        const recorder = spawn(process.execPath, [cliPath, "audit", "record", "--db", join(directory, "audit.db")]);
+        const recorder = spawn(process.execPath, [cliPath, "audit", "record", "--db", join(directory, "audit.db"), ...recorderOptions]);
         await output(recorder, "recording to");
         const before = cpuSeconds(recorder.pid!);
         const measured = await connectionTrial(port, server.pid!);
@@ -123,7 +125,7 @@ async function recordingCost(): Promise<void> {
     log.close();
     const baseline = median(without);
     const recorded = median(withRecorder);
-    console.log(`short loopback TCP connections per second (16 concurrent, ${seconds} s trials, ${trials} each, alternating):`);
+    console.log(`short loopback TCP connections per second (16 concurrent, ${seconds} s trials, ${trials} each, alternating)${recorderOptions.length > 0 ? `, recorder with ${recorderOptions.join(" ")}` : ""}:`);
     console.log(`  without recorder: median ${baseline.toFixed(0)}/s  [${without.map((v) => v.toFixed(0)).join(", ")}]`);
     console.log(`  with recorder:    median ${recorded.toFixed(0)}/s  [${withRecorder.map((v) => v.toFixed(0)).join(", ")}]`);
     console.log(`  ratio with/without: ${(recorded / baseline * 100).toFixed(1)}% (target >= 95%)`);
