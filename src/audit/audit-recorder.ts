@@ -35,7 +35,7 @@ import { emptyAuditRecord, type AuditLog } from "./audit-log.js";
 import type { AuditFlow, AuditProcess, AuditRecord } from "./audit-record.js";
 import type { AuditSink } from "./audit-sink.js";
 import { DnsWatcher, type DnsExchange } from "./dns-watcher.js";
-import { ProcessDetails } from "./process-details.js";
+import { ProcessDetails, type KernelProcess } from "./process-details.js";
 
 export interface AuditRecorderOptions {
   /** Where records are stored. */
@@ -213,7 +213,7 @@ export class AuditRecorder {
     }
   }
 
-  #process(event: { pid: number | null; command: string | null; parentPid?: number | null; uid?: number | null; cgroupId?: string | null }): AuditProcess | null {
+  #process(event: KernelProcess): AuditProcess | null {
     return this.#processes.describe(event);
   }
 

@@ -45,7 +45,7 @@ export interface KernelProcess {
 export class ProcessDetails {
   readonly #cache = new Map<number, Details>();
 
-  /** /proc reads so far (each a process looked up anew). */
+  /** /proc reads so far (each a process looked up anew, for tests and statistics). */
   reads = 0;
 
   /** The cached details of a process, read (again) when missing, stale, or not the process the kernel names. */
