@@ -6,12 +6,16 @@
  *    one client process to one server process) with and without
  *    `netbpf audit record` running, in alternating trials (A B A B …);
  *    medians and their ratio. The recorder runs as a user runs it (the CLI,
- *    its own process), storing every connection both ways.
+ *    its own process), storing every connection both ways. Also the CPU
+ *    time (schedstat) of the recorder and of the client and server per
+ *    connection: on a shared machine the rate ratio is as noisy as the
+ *    effect, while CPU per connection says what the recorder costs.
  * 2. Query time over 1,000,000 stored connections (30 days, 50 commands):
  *    "connections of one command in the last hour" through queryAuditLog, as
  *    `netbpf audit query --since 1h --process NAME` asks; median of 20 runs.
  *
- * usage: node dist/bench/audit-record.js [trials] [seconds per trial] [all|rate|query]
+ * usage: node dist/bench/audit-record.js [trials] [seconds per trial] [all|rate|query] ["recorder options"]
+ * (e.g. "--no-udp --no-dns": what TCP recording alone costs)
  * Needs root.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
@@ -22,17 +26,15 @@ import { fileURLToPath } from "node:url";
 import { AuditLog, emptyAuditRecord } from "../src/audit/audit-log.js";
 import { queryAuditLog } from "../src/audit/audit-query.js";
 import type { AuditRecord } from "../src/audit/audit-record.js";
+import { stopChild } from "./support/child-process.js";
+import { cpuSeconds } from "./support/process-cpu.js";
+import { median } from "./support/statistics.js";
 
 const trials = Number(process.argv[2] ?? 5);
 const seconds = Number(process.argv[3] ?? 4);
 const part = process.argv[4] ?? "all";
+const recorderOptions = (process.argv[5] ?? "").split(" ").filter((word) => word !== "");
 const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
 
 function output(child: ChildProcessWithoutNullStreams, text: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -63,25 +65,30 @@ const one = () => new Promise((resolve) => {
   socket.on("close", () => { done++; resolve(); });
   socket.on("error", () => {});
 });
+const cpu = process.cpuUsage();
 await Promise.all(Array.from({ length: 16 }, async () => { while (Date.now() < end) await one(); }));
-console.log(done);`;
+const used = process.cpuUsage(cpu);
+console.log(done, (used.user + used.system) / 1e6);`;
 
-async function connectionRate(port: number): Promise<number> {
+interface Trial {
+  /** Connections per second. */
+  rate: number;
+  /** CPU seconds of the client (its load loop) and of the server during the trial. */
+  loadCpu: number;
+  connections: number;
+}
+
+async function connectionTrial(port: number, serverPid: number): Promise<Trial> {
+  const serverCpu = cpuSeconds(serverPid);
   const client = spawn(process.execPath, ["--input-type=module", "-e", clientScript(port, seconds * 1000)]);
   let stdout = "";
   client.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
   await new Promise((resolve) => client.once("exit", resolve));
-  return Number(stdout.trim()) / seconds;
+  const [connections, clientCpu] = stdout.trim().split(" ").map(Number) as [number, number];
+  return { rate: connections / seconds, loadCpu: clientCpu + cpuSeconds(serverPid) - serverCpu, connections };
 }
 
-async function stop(child: ChildProcessWithoutNullStreams): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGINT");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-  await exited;
-  clearTimeout(timer);
-}
+const microseconds = (values: number[]) => values.map((value) => (value * 1e6).toFixed(0)).join(", ");
 
 async function recordingCost(): Promise<void> {
   const directory = mkdtempSync(join(tmpdir(), "nbau-bench-"));
@@ -89,33 +96,50 @@ async function recordingCost(): Promise<void> {
   const server = spawn(process.execPath, ["--input-type=module", "-e", serverScript(port)]);
   try {
     await output(server, "listening");
-    const without: number[] = [];
-    const withRecorder: number[] = [];
+    const withoutTrials: Trial[] = [];
+    const withTrials: Trial[] = [];
+    /** Recorder CPU seconds per connection (both of its ends recorded), trial by trial. */
+    const recorderCpu: number[] = [];
     for (let trial = 0; trial < trials; trial++) {
       for (const recording of trial % 2 === 0 ? [false, true] : [true, false]) {
         if (!recording) {
-          without.push(await connectionRate(port));
+          withoutTrials.push(await connectionTrial(port, server.pid!));
           continue;
         }
-        const recorder = spawn(process.execPath, [cliPath, "audit", "record", "--db", join(directory, "audit.db")]);
+        const recorder = spawn(process.execPath, [cliPath, "audit", "record", "--db", join(directory, "audit.db"), ...recorderOptions]);
         await output(recorder, "recording to");
-        withRecorder.push(await connectionRate(port));
-        await stop(recorder);
+        const before = cpuSeconds(recorder.pid!);
+        const measured = await connectionTrial(port, server.pid!);
+        // Its last batch (up to a second of records) is stored after this: counted by waiting one interval more.
+        await new Promise((resolve) => setTimeout(resolve, 1200));
+        recorderCpu.push((cpuSeconds(recorder.pid!) - before) / measured.connections);
+        withTrials.push(measured);
+        await stopChild(recorder);
       }
     }
+    const without = withoutTrials.map((trial) => trial.rate);
+    const withRecorder = withTrials.map((trial) => trial.rate);
+    const loadPerConnection = (list: Trial[]) => list.map((trial) => trial.loadCpu / trial.connections);
     const log = AuditLog.open(join(directory, "audit.db"), { readOnly: true });
     const stored = (log.database.prepare("SELECT count(*) AS n FROM records WHERE kind = 'connection' AND (local_port = ? OR remote_port = ?)").get(port, port) as { n: number }).n;
     log.close();
     const baseline = median(without);
     const recorded = median(withRecorder);
-    console.log(`short loopback TCP connections per second (16 concurrent, ${seconds} s trials, ${trials} each, alternating):`);
+    console.log(`short loopback TCP connections per second (16 concurrent, ${seconds} s trials, ${trials} each, alternating)${recorderOptions.length > 0 ? `, recorder with ${recorderOptions.join(" ")}` : ""}:`);
     console.log(`  without recorder: median ${baseline.toFixed(0)}/s  [${without.map((v) => v.toFixed(0)).join(", ")}]`);
     console.log(`  with recorder:    median ${recorded.toFixed(0)}/s  [${withRecorder.map((v) => v.toFixed(0)).join(", ")}]`);
     console.log(`  ratio with/without: ${(recorded / baseline * 100).toFixed(1)}% (target >= 95%)`);
+    console.log(`  CPU per connection, µs: client + server without recorder median ${(median(loadPerConnection(withoutTrials)) * 1e6).toFixed(0)} [${microseconds(loadPerConnection(withoutTrials))}],`);
+    console.log(`    with recorder median ${(median(loadPerConnection(withTrials)) * 1e6).toFixed(0)} [${microseconds(loadPerConnection(withTrials))}]; recorder median ${(median(recorderCpu) * 1e6).toFixed(0)} [${microseconds(recorderCpu)}]`);
+    const loadWithout = median(loadPerConnection(withoutTrials));
+    const loadWith = median(loadPerConnection(withTrials));
+    const recorderMedian = median(recorderCpu);
+    // CPU-bound, the rate falls as the CPU per connection grows: by the recorder's own and by its programs' (in the client's and server's system time).
+    console.log(`  CPU per connection without / with recorder: ${(loadWithout / (loadWith + recorderMedian) * 100).toFixed(1)}% (the rate ratio if the CPUs were the only limit; in-kernel programs ${((loadWith - loadWithout) * 1e6).toFixed(0)} µs, recorder ${(recorderMedian * 1e6).toFixed(0)} µs)`);
     const expected = withRecorder.reduce((a, b) => a + b, 0) * seconds * 2;
     console.log(`  connection records stored for the bench port: ${stored} (both ends of ~${(expected / 2).toFixed(0)} connections)`);
   } finally {
-    await stop(server);
+    await stopChild(server);
     rmSync(directory, { recursive: true, force: true });
   }
 }

@@ -25,11 +25,12 @@
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readCaptureFile } from "../src/pcap/capture-file.js";
+import { cpuSeconds, userAndSystemSeconds } from "./support/process-cpu.js";
 import { median } from "./support/statistics.js";
 
 const packets = Number(process.argv[2] ?? 500_000);
@@ -39,7 +40,6 @@ const payloadSize = 64;
 const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
 /** Extra Node.js options for the netbpf capturer, e.g. NETBPF_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
 const nodeArguments = (process.env.NETBPF_BENCH_NODE_ARGS ?? "").split(" ").filter((word) => word !== "");
-const clockTicks = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
 
 function run(command: string, args: string[]): string {
   const result = spawnSync(command, args, { encoding: "utf8", timeout: 60_000 });
@@ -67,36 +67,6 @@ function destroyTestbed(): void {
 }
 
 const floodSource = fileURLToPath(new URL("../../bench/c/udp-flood.c", import.meta.url));
-
-/**
- * CPU time of a process: the sum of its threads' run time from
- * /proc/PID/task/TID/schedstat (nanoseconds), far finer than the clock ticks
- * of /proc/PID/stat (10 ms, as much as tcpdump spends on a whole trial);
- * /proc/PID/stat when schedstat is missing.
- */
-function cpuSeconds(pid: number): number {
-  try {
-    let nanoseconds = 0;
-    for (const thread of readdirSync(`/proc/${pid}/task`)) {
-      try {
-        nanoseconds += Number(readFileSync(`/proc/${pid}/task/${thread}/schedstat`, "utf8").split(" ")[0]);
-      } catch {
-        // the thread ended meanwhile
-      }
-    }
-    if (nanoseconds > 0) return nanoseconds / 1e9;
-  } catch {
-    // no schedstat: fall back to clock ticks
-  }
-  const { user, system } = userAndSystemSeconds(pid);
-  return user + system;
-}
-
-/** User and system CPU from /proc/PID/stat (clock ticks: 10 ms steps). */
-function userAndSystemSeconds(pid: number): { user: number; system: number } {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
-  return { user: Number(fields[11]) / clockTicks, system: Number(fields[12]) / clockTicks };
-}
 
 interface Trial {
   sent: number;

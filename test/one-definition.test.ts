@@ -89,5 +89,7 @@ test("capture -r ends its output in one place (withOfflineOutput) for the genera
 
 test("audit records are flattened into table columns in one place (audit/record-columns.ts) for the audit log and ClickHouse", () => {
   assert.deepEqual(modulesMatching(/\bparent_pid: /), ["audit/record-columns.ts"]);
-  assert.deepEqual(modulesMatching(/\.\.\.recordColumns\(record\)/), ["audit/audit-log.ts", "audit/clickhouse-sink.ts"]);
+  assert.deepEqual(modulesMatching(/\bprocess\.parentPid \?\? null/), ["audit/record-columns.ts"]);
+  assert.deepEqual(modulesMatching(/\.\.\.recordColumnValues\(record\)/), ["audit/audit-log.ts"]);
+  assert.deepEqual(modulesMatching(/\.\.\.recordColumns\(record\)/), ["audit/clickhouse-sink.ts"]);
 });

@@ -16,22 +16,28 @@
  * - A file that is not an audit database, or is corrupted, is never written:
  *   opening it throws a UsageError (exit 2 from the CLI).
  */
-import { createHash } from "node:crypto";
+import { hash as oneShotHash } from "node:crypto";
 import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import type { AuditRecord, AuditRecordKind } from "./audit-record.js";
-import { recordColumns } from "./record-columns.js";
+import { recordColumnValues } from "./record-columns.js";
 import type { SeenKey } from "./seen-history.js";
 
 const require = createRequire(import.meta.url);
 
 /** PRAGMA application_id of an audit database: "nbau". */
 export const auditApplicationId = 0x6e626175;
-/** PRAGMA user_version: the schema version. */
-export const auditSchemaVersion = 1;
+/**
+ * PRAGMA user_version: the schema version. 2: fewer indexes than 1 (the
+ * records and their hashes are the same); a version 1 log is migrated when
+ * opened for writing, and read as it is.
+ */
+export const auditSchemaVersion = 2;
+/** Versions this code reads (and migrates to auditSchemaVersion when writing). */
+const readableSchemaVersions = [1, 2];
 /** The hash before the first record. */
 export const genesisHash = "0".repeat(64);
 
@@ -66,15 +72,26 @@ CREATE TABLE records (
 );
 CREATE INDEX records_end ON records(end_ms);
 CREATE INDEX records_command_end ON records(command, end_ms);
-CREATE INDEX records_pid_end ON records(pid, end_ms);
-CREATE INDEX records_uid_end ON records(uid, end_ms);
 CREATE INDEX records_remote_address_end ON records(remote_address, end_ms);
-CREATE INDEX records_remote_port_end ON records(remote_port, end_ms);
-CREATE INDEX records_local_port_end ON records(local_port, end_ms);
+CREATE INDEX records_listen_port ON records(local_port, end_ms) WHERE kind = 'listen';
 CREATE INDEX records_remote_name ON records(remote_name) WHERE remote_name IS NOT NULL;
 CREATE INDEX records_dns_name ON records(dns_name) WHERE dns_name IS NOT NULL;
-CREATE INDEX records_kind_end ON records(kind, end_ms);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+`;
+
+/**
+ * Schema 1 → 2: every row kept as it is (so the hash chain still verifies);
+ * the indexes that cost most per stored connection and served rarer
+ * questions (pid, uid, port, kind) are dropped — those questions use the
+ * time index, or scan — and listeners get a small partial index.
+ */
+const migrateFrom1 = `
+DROP INDEX IF EXISTS records_pid_end;
+DROP INDEX IF EXISTS records_uid_end;
+DROP INDEX IF EXISTS records_remote_port_end;
+DROP INDEX IF EXISTS records_local_port_end;
+DROP INDEX IF EXISTS records_kind_end;
+CREATE INDEX IF NOT EXISTS records_listen_port ON records(local_port, end_ms) WHERE kind = 'listen';
 `;
 
 export interface AuditLogOptions {
@@ -96,12 +113,9 @@ export interface VerifyResult {
   reason: string | null;
 }
 
-function canonical(values: readonly Cell[]): string {
-  return JSON.stringify(values);
-}
-
 export function chainHash(previous: string, values: readonly Cell[]): string {
-  return createHash("sha256").update(previous).update("\n").update(canonical(values)).digest("hex");
+  // One call per row (no Hash object): the same digest as update(previous), update("\n"), update(content).
+  return oneShotHash("sha256", `${previous}\n${JSON.stringify(values)}`, "hex");
 }
 
 /** The database file cannot be used (not ours, corrupted): a one-line UsageError; the file is left alone. */
@@ -121,19 +135,11 @@ export function databaseError(path: string, operation: string, error: unknown): 
   return new NetbpfError(operation, `${path}: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`);
 }
 
-/** The row of a record (without hash); `sequence` as given. */
+/** The row of a record (without hash), in auditColumns order; `sequence` as given. */
 export function rowValues(record: AuditRecord, sequence: number): Cell[] {
   const detail = record.dns ?? record.drop ?? record.loss ?? record.alert;
-  const row: Record<Column, Cell> = {
-    sequence,
-    kind: record.kind,
-    start_ms: record.start.getTime(),
-    end_ms: record.end.getTime(),
-    ...recordColumns(record),
-    dns_name: record.dns?.queryName ?? null,
-    detail: detail === null ? null : JSON.stringify(detail),
-  };
-  return auditColumns.map((column) => row[column]);
+  // Built in column order at once (no intermediate object): this runs for every stored record.
+  return [sequence, record.kind, record.start.getTime(), record.end.getTime(), ...recordColumnValues(record), record.dns?.queryName ?? null, detail === null ? null : JSON.stringify(detail)];
 }
 
 /** The record a stored row holds. */
@@ -188,7 +194,8 @@ export class AuditLog {
   readonly database: BetterSqlite3.Database;
   readonly #options: AuditLogOptions;
   #head: { sequence: number; hash: string };
-  #insert: BetterSqlite3.Statement | undefined;
+  /** Prepared once, at the first append. */
+  #writeStatements: { insert: BetterSqlite3.Statement; setMeta: BetterSqlite3.Statement } | undefined;
   #closed = false;
   #writesSinceRetention = 0;
 
@@ -249,11 +256,17 @@ export class AuditLog {
         throw unusable(path, "is an SQLite database but not a netbpf audit log");
       } else {
         const version = database.pragma("user_version", { simple: true }) as number;
-        if (version !== auditSchemaVersion) throw unusable(path, `has audit schema version ${version}, this netbpf reads ${auditSchemaVersion}`);
+        if (!readableSchemaVersions.includes(version)) throw unusable(path, `has audit schema version ${version}, this netbpf reads ${readableSchemaVersions.join(" and ")}`);
         if (!this.readOnly) {
           const check = database.pragma("quick_check", { simple: true }) as string;
           if (check !== "ok") throw unusable(path, `is corrupted (SQLite quick_check: ${String(check).split("\n")[0]})`);
           database.pragma("journal_mode = WAL");
+          if (version === 1) {
+            database.transaction(() => {
+              database.exec(migrateFrom1);
+              database.pragma(`user_version = ${auditSchemaVersion}`);
+            })();
+          }
         }
       }
       database.pragma("synchronous = FULL");
@@ -320,23 +333,22 @@ export class AuditLog {
     if (this.readOnly) throw new UsageError("write audit log", "the log was opened read-only");
     if (this.#closed) throw new UsageError("write audit log", "the log is closed");
     if (records.length === 0) return [];
-    this.#insert ??= this.database.prepare(`INSERT INTO records (${auditColumns.join(", ")}, hash) VALUES (${auditColumns.map(() => "?").join(", ")}, ?)`);
-    const insert = this.#insert;
+    const statements = (this.#writeStatements ??= this.#prepareWrites());
     const stored: AuditRecord[] = [];
     let head = this.#head;
-    const setMeta = this.database.prepare("UPDATE meta SET value = ? WHERE key = ?");
     try {
       this.database.transaction(() => {
         for (const record of records) {
           const sequence = head.sequence + 1;
           const values = rowValues(record, sequence);
           const hash = chainHash(head.hash, values);
-          insert.run(...values, hash);
+          values.push(hash);
+          statements.insert.run(values);
           head = { sequence, hash };
           stored.push({ ...record, sequence });
         }
-        setMeta.run(String(head.sequence), "head_sequence");
-        setMeta.run(head.hash, "head_hash");
+        statements.setMeta.run(String(head.sequence), "head_sequence");
+        statements.setMeta.run(head.hash, "head_hash");
       })();
     } catch (error) {
       throw databaseError(this.path, "write audit log", error);
@@ -344,6 +356,13 @@ export class AuditLog {
     this.#head = head;
     if (++this.#writesSinceRetention >= 10) this.applyRetention();
     return stored;
+  }
+
+  #prepareWrites(): { insert: BetterSqlite3.Statement; setMeta: BetterSqlite3.Statement } {
+    return {
+      insert: this.database.prepare(`INSERT INTO records (${auditColumns.join(", ")}, hash) VALUES (${auditColumns.map(() => "?").join(", ")}, ?)`),
+      setMeta: this.database.prepare("UPDATE meta SET value = ? WHERE key = ?"),
+    };
   }
 
   /** Removes records beyond the age and size limits (the oldest first); returns how many. */

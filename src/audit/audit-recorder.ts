@@ -5,8 +5,11 @@
  *
  * Sources, all aggregated in the kernel where they can be:
  * - TCP (src/monitor/tcp-watcher.ts): one `connection` record per closed
- *   connection (the kernel keeps per-connection state and reports it at
- *   CLOSE), one `listen` record per socket that starts listening;
+ *   connection (the kernel keeps per-connection state, with the process
+ *   and its parent from connect / accept, and reports it at CLOSE: the one
+ *   ring event per connection end), one `listen` record per socket that
+ *   starts listening; connections still open at stop are read from the
+ *   kernel's map;
  * - UDP (src/monitor/traffic-watcher.ts at the cgroup v2 root, grouped by
  *   5-tuple, `udp` filter): one `udp` record per flow and interval with
  *   packet and payload byte counts; the process comes from the socket's
@@ -32,7 +35,7 @@ import { emptyAuditRecord, type AuditLog } from "./audit-log.js";
 import type { AuditFlow, AuditProcess, AuditRecord } from "./audit-record.js";
 import type { AuditSink } from "./audit-sink.js";
 import { DnsWatcher, type DnsExchange } from "./dns-watcher.js";
-import { ProcessDetails } from "./process-details.js";
+import { ProcessDetails, type KernelProcess } from "./process-details.js";
 
 export interface AuditRecorderOptions {
   /** Where records are stored. */
@@ -92,8 +95,6 @@ export class AuditRecorder {
   readonly #processes = new ProcessDetails();
   /** Address → DNS name answered for it, and when. */
   readonly #names = new Map<string, { name: string; time: number }>();
-  /** Open connections (socket → latest event), recorded with closeReason "open" at stop. */
-  readonly #open = new Map<string, TcpEvent>();
   readonly #controller = new AbortController();
   readonly #tcp: TcpWatcher;
   readonly #udp: TrafficWatcher | undefined;
@@ -124,7 +125,7 @@ export class AuditRecorder {
     try {
       // Only the events recorded: the kernel writes nothing else to the ring (see docs/audit.md, cost).
       // No signal: stop() detaches it and drains the ring, so nothing seen is dropped uncounted.
-      this.#tcp = watchTcp({ maximumConnections: options.maximumConnections, types: ["listen", "open", "accept", "close"] });
+      this.#tcp = watchTcp({ maximumConnections: options.maximumConnections, types: ["listen", "close"] });
       closeAll.push(this.#tcp);
       if (options.udp ?? true) {
         this.#udp = TrafficWatcher.open({ by: "conn", filter: "udp", processes: true, times: true, maxEntries: options.maximumFlows ?? 65536 });
@@ -216,7 +217,7 @@ export class AuditRecorder {
     }
   }
 
-  #process(event: { pid: number | null; command: string | null; uid?: number | null; cgroupId?: string | null }): AuditProcess | null {
+  #process(event: KernelProcess): AuditProcess | null {
     return this.#processes.describe(event);
   }
 
@@ -226,7 +227,6 @@ export class AuditRecorder {
   }
 
   #onTcp(event: TcpEvent): void {
-    if (event.pid !== null) this.#processes.remember(event.pid);
     if (event.type === "listen") {
       const record = emptyAuditRecord("listen", event.time);
       record.process = this.#process(event);
@@ -234,16 +234,13 @@ export class AuditRecorder {
       this.#pending.push(record);
       return;
     }
-    if (event.type === "open") this.#open.set(event.socket, event);
-    if (event.type === "accept") this.#open.set(event.socket, event);
-    if (event.type !== "close") return;
-    this.#open.delete(event.socket);
-    this.#pending.push(this.#connectionRecord(event, null));
+    if (event.type === "close") this.#pending.push(this.#connectionRecord(event, null));
   }
 
-  #connectionRecord(event: TcpEvent, closeReason: string | null): AuditRecord {
+  /** The record of a closed connection, or (closeReason "open", `end` the stop) of one still open. */
+  #connectionRecord(event: TcpEvent, closeReason: string | null, end = event.time): AuditRecord {
     const start = event.durationMilliseconds !== null ? new Date(event.time.getTime() - Math.round(event.durationMilliseconds)) : event.time;
-    const record = emptyAuditRecord("connection", start, event.time);
+    const record = emptyAuditRecord("connection", start, end);
     const direction = event.role === "active" ? "outbound" : event.role === "passive" ? "inbound" : null;
     record.process = this.#process(event);
     record.flow = {
@@ -290,8 +287,7 @@ export class AuditRecorder {
       }
     }
     if (final) {
-      for (const event of this.#open.values()) this.#pending.push(this.#connectionRecord(event, "open"));
-      this.#open.clear();
+      for (const event of this.#tcp.openConnections()) this.#pending.push(this.#connectionRecord(event, "open", now));
     }
     this.#readLosses(start, now);
     await this.#flush();

@@ -1,8 +1,11 @@
 /**
  * What /proc tells about a process the kernel hooks named by pid: parent
- * pid, user, executable, cgroup path and container id. Read while the
- * process lives (at connect, accept or listen) and cached, so a record made
- * later (at close) still has them. Best effort: a process that has exited
+ * pid, user, executable, cgroup path and container id — the kernel's own
+ * fields (pid, parent pid, uid, command, cgroup id, read at connect, accept
+ * or listen) win where both exist. Read once per process and cached: an
+ * entry is used while it is fresh and the kernel's command and parent for
+ * the pid are ones seen with it; a different command (an exec) or parent (a
+ * reused pid) reads /proc again. Best effort: a process that has exited
  * before it is looked up keeps only what the kernel recorded.
  */
 import { readFileSync, readlinkSync } from "node:fs";
@@ -25,33 +28,54 @@ interface Details {
   executable: string | null;
   cgroupPath: string | null;
   command: string | null;
+  /** The command the kernel reported when this was read (a thread's name may differ from the process's). */
+  kernelCommand: string | null;
   readAt: number;
+}
+
+/** What the kernel hooks recorded about a process. */
+export interface KernelProcess {
+  pid: number | null;
+  command: string | null;
+  parentPid?: number | null;
+  uid?: number | null;
+  cgroupId?: string | null;
 }
 
 export class ProcessDetails {
   readonly #cache = new Map<number, Details>();
 
-  /** Reads (or refreshes) a process's details now, while it lives. */
-  remember(pid: number): void {
-    const cached = this.#cache.get(pid);
-    if (cached !== undefined && Date.now() - cached.readAt < freshMilliseconds) return;
-    const details = readDetails(pid);
-    if (details === undefined) return;
+  /** /proc reads so far (each a process looked up anew, for tests and statistics). */
+  reads = 0;
+
+  /** The cached details of a process, read (again) when missing, stale, or not the process the kernel names. */
+  #details(kernel: KernelProcess & { pid: number }): Details | undefined {
+    const cached = this.#cache.get(kernel.pid);
+    const command = kernel.command;
+    const same = cached !== undefined
+      && (kernel.parentPid === null || kernel.parentPid === undefined || cached.parentPid === null || kernel.parentPid === cached.parentPid)
+      && (command === null || cached.command === command || cached.kernelCommand === command);
+    if (same && Date.now() - cached.readAt < freshMilliseconds) return cached;
+    this.reads++;
+    const details = readDetails(kernel.pid);
+    // Gone: what was cached is still this process's if it matches (it exited before its record was made).
+    if (details === undefined) return same ? cached : undefined;
+    details.kernelCommand = command;
     if (this.#cache.size >= maximumEntries) {
       for (const key of [...this.#cache.keys()].slice(0, maximumEntries / 4)) this.#cache.delete(key);
     }
-    this.#cache.set(pid, details);
+    this.#cache.set(kernel.pid, details);
+    return details;
   }
 
   /** The record's process from what the kernel said plus what /proc said. */
-  describe(kernel: { pid: number | null; command: string | null; uid?: number | null; cgroupId?: string | null }): AuditProcess | null {
+  describe(kernel: KernelProcess): AuditProcess | null {
     if (kernel.pid === null) return null;
-    this.remember(kernel.pid);
-    const details = this.#cache.get(kernel.pid);
+    const details = this.#details({ ...kernel, pid: kernel.pid });
     const cgroupPath = details?.cgroupPath ?? null;
     return {
       pid: kernel.pid,
-      parentPid: details?.parentPid ?? null,
+      parentPid: kernel.parentPid ?? details?.parentPid ?? null,
       uid: kernel.uid ?? details?.uid ?? null,
       command: kernel.command ?? details?.command ?? null,
       executable: details?.executable ?? null,
@@ -91,6 +115,7 @@ function readDetails(pid: number): Details | undefined {
     executable,
     cgroupPath,
     command: field("Name"),
+    kernelCommand: null,
     readAt: Date.now(),
   };
 }

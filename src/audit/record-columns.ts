@@ -29,30 +29,45 @@ export interface RecordColumns {
   close_reason: string | null;
 }
 
-/** A record's process, flow and counter columns (see RecordColumns). */
-export function recordColumns(record: AuditRecord): RecordColumns {
+/** The names of RecordColumns, in the order recordColumnValues gives them (the audit log's column order). */
+export const recordColumnNames = [
+  "pid", "parent_pid", "uid", "command", "executable", "cgroup_id", "cgroup_path", "container_id",
+  "protocol", "family", "direction", "local_address", "local_port", "remote_address", "remote_port", "remote_name",
+  "bytes_sent", "bytes_received", "packets_sent", "packets_received", "close_reason",
+] as const satisfies readonly (keyof RecordColumns)[];
+
+/**
+ * A record's process, flow and counter columns as values in recordColumnNames
+ * order, built at once without an intermediate object: the audit log calls
+ * this for every record it stores.
+ */
+export function recordColumnValues(record: AuditRecord): (string | number | null)[] {
   const { process, flow } = record;
-  return {
-    pid: process?.pid ?? null,
-    parent_pid: process?.parentPid ?? null,
-    uid: process?.uid ?? null,
-    command: process?.command ?? null,
-    executable: process?.executable ?? null,
-    cgroup_id: process?.cgroupId ?? null,
-    cgroup_path: process?.cgroupPath ?? null,
-    container_id: process?.containerId ?? null,
-    protocol: flow?.protocol ?? null,
-    family: flow?.family ?? null,
-    direction: flow?.direction ?? null,
-    local_address: flow?.localAddress ?? null,
-    local_port: flow?.localPort ?? null,
-    remote_address: flow?.remoteAddress ?? null,
-    remote_port: flow?.remotePort ?? null,
-    remote_name: flow?.remoteName ?? null,
-    bytes_sent: record.bytesSent,
-    bytes_received: record.bytesReceived,
-    packets_sent: record.packetsSent,
-    packets_received: record.packetsReceived,
-    close_reason: record.closeReason,
-  };
+  return [
+    process ? process.pid ?? null : null,
+    process ? process.parentPid ?? null : null,
+    process ? process.uid ?? null : null,
+    process ? process.command ?? null : null,
+    process ? process.executable ?? null : null,
+    process ? process.cgroupId ?? null : null,
+    process ? process.cgroupPath ?? null : null,
+    process ? process.containerId ?? null : null,
+    flow ? flow.protocol ?? null : null,
+    flow ? flow.family ?? null : null,
+    flow ? flow.direction ?? null : null,
+    flow ? flow.localAddress ?? null : null,
+    flow ? flow.localPort ?? null : null,
+    flow ? flow.remoteAddress ?? null : null,
+    flow ? flow.remotePort ?? null : null,
+    flow ? flow.remoteName ?? null : null,
+    record.bytesSent, record.bytesReceived, record.packetsSent, record.packetsReceived, record.closeReason,
+  ];
+}
+
+/** A record's process, flow and counter columns by name (see RecordColumns). */
+export function recordColumns(record: AuditRecord): RecordColumns {
+  const values = recordColumnValues(record);
+  const columns: Partial<Record<keyof RecordColumns, string | number | null>> = {};
+  recordColumnNames.forEach((name, index) => (columns[name] = values[index]!));
+  return columns as RecordColumns;
 }

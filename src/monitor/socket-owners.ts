@@ -40,9 +40,11 @@ function namespaceRepresentatives(pids: readonly string[]): string[] {
  * sockets of every network namespace a process is in (the first one found
  * wins when two namespaces use the same port).
  */
-function boundPortInodes(pids: readonly string[]): Map<number, string> {
+function boundPortInodes(pids: readonly string[], protocols: ReadonlySet<number>): Map<number, string> {
   const inodes = new Map<number, string>();
-  for (const [file, protocol] of namespaceRepresentatives(pids).flatMap((pid) => tables.map(([name, number]) => [`/proc/${pid}/net/${name}`, number] as const))) {
+  // Only the tables of the protocols asked about: a busy host's TCP tables run to megabytes.
+  const wanted = tables.filter(([, number]) => protocols.has(number));
+  for (const [file, protocol] of namespaceRepresentatives(pids).flatMap((pid) => wanted.map(([name, number]) => [`/proc/${pid}/net/${name}`, number] as const))) {
     let text: string;
     try {
       text = readFileSync(file, "utf8");
@@ -107,9 +109,10 @@ export function procfsPortOwners(keys: Iterable<number>): Map<number, ProcessIde
   } catch {
     return new Map();
   }
-  const inodes = boundPortInodes(pids);
+  const keyList = [...keys];
+  const inodes = boundPortInodes(pids, new Set(keyList.map((key) => key >>> 16)));
   const wanted = new Map<number, string>();
-  for (const key of keys) {
+  for (const key of keyList) {
     const inode = inodes.get(key);
     if (inode !== undefined) wanted.set(key, inode);
   }

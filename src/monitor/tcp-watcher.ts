@@ -77,6 +77,8 @@ export interface TcpEvent {
    */
   pid: number | null;
   command: string | null;
+  /** The parent process id of the process at `pid`, read in the kernel with it (null when `pid` is, or unknown). */
+  parentPid: number | null;
   /** The user id of the process at `pid` (null when `pid` is). */
   uid: number | null;
   /** The cgroup v2 id (decimal; the inode of its cgroup folder) of the process at `pid` (null when `pid` is). */
@@ -157,7 +159,7 @@ function emitOptionsFor(types: readonly TcpEventType[] | undefined, states: Set<
 /** Offsets read back from the cache file: every field a byte offset. */
 function isTcpKernelOffsets(facts: unknown): boolean {
   if (typeof facts !== "object" || facts === null) return false;
-  const fields: (keyof TcpKernelOffsets)[] = ["bytesAcked", "bytesReceived", "smoothedRtt", "totalRetransmits", "taskFiles", "filesTable", "tableDescriptors", "tableMaximum", "filePrivateData", "socketSock"];
+  const fields: (keyof TcpKernelOffsets)[] = ["bytesAcked", "bytesReceived", "smoothedRtt", "totalRetransmits", "taskFiles", "filesTable", "tableDescriptors", "tableMaximum", "filePrivateData", "socketSock", "taskRealParent", "taskTgid"];
   return fields.every((field) => Number.isInteger((facts as Record<string, unknown>)[field]) && ((facts as Record<string, number>)[field]! >= 0));
 }
 
@@ -224,6 +226,10 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
   readonly #owned: { close(): void }[] = [];
   readonly #reader: RingBufferReader;
   readonly #lost: BpfMap<number, bigint>;
+  /** The kernel's per-connection records (socket → record). */
+  #connections: BpfMap | undefined;
+  /** The connections still open when stop() detached the programs. */
+  #openAtStop: TcpEvent[] | undefined;
   /** CLOCK_REALTIME − CLOCK_MONOTONIC, in ns. */
   readonly #wallClockOffset: bigint;
   /** Aborted by stop(): the iteration then drains the ring and ends. */
@@ -253,6 +259,7 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
       const connectionsSpec = { keySize: 8, valueSize: tcpRecordLayout.size, maxEntries: options.maximumConnections ?? 65536, name: tcpConnectionsName };
       const connections = this.#own(BpfMap.create({ ...connectionsSpec, type: MapType.Hash, flags: MapFlag.NoPrealloc }));
       const maps = { [tcpEventRingName]: ring, [tcpLostName]: this.#lost, [tcpConnectionsName]: connections };
+      this.#connections = connections;
       let preallocated = false;
       const load = (instructions: ReturnType<typeof tcpStateChangeProgram>, name: string): Program => {
         try {
@@ -263,6 +270,7 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
           preallocated = true;
           maps[tcpConnectionsName].close();
           maps[tcpConnectionsName] = this.#own(BpfMap.create({ ...connectionsSpec, type: MapType.LruHash }));
+          this.#connections = maps[tcpConnectionsName];
           return this.#own(Program.load({ type: ProgramType.Tracepoint, instructions, name }, { maps }));
         }
       };
@@ -342,12 +350,44 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
       }
     }
     this.#attached.length = 0;
+    try {
+      // Nothing changes the records any more: what is left are connections still open.
+      this.#openAtStop = this.#readOpen();
+    } catch {
+      this.#openAtStop = [];
+    }
     if (!this.#iterated) this.close();
     else this.#stopping.abort();
   }
 
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /**
+   * The connections open now — made or accepted while watching (`role`
+   * active or passive), established and not closed — as `open` events
+   * carrying the kernel's record as it stands (`time`: its last change):
+   * read from the kernel's per-connection map, so a consumer that asks only
+   * for `close` events can still list what was open. After stop(), the ones
+   * open when it detached the programs; after close() without stop(), none.
+   * The watcher's pid and port filters apply; its type filter does not.
+   */
+  openConnections(): TcpEvent[] {
+    if (this.#openAtStop !== undefined) return this.#openAtStop;
+    if (this.#closed) return [];
+    return this.#readOpen();
+  }
+
+  #readOpen(): TcpEvent[] {
+    const events: TcpEvent[] = [];
+    for (const [, value] of this.#connections?.lookupBatch() ?? []) {
+      const record = decodeTcpRecord(value as Buffer);
+      if ((record.role !== TcpRole.Active && record.role !== TcpRole.Passive) || record.established === 0n || record.newState === 7) continue;
+      const event = this.#event(record, "open");
+      if (this.#matches(event, false)) events.push(event);
+    }
+    return events;
   }
 
   /** The events, once (one consumer); leaving the loop closes the watcher. */
@@ -374,9 +414,9 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
     }
   }
 
-  #matches(event: TcpEvent): boolean {
+  #matches(event: TcpEvent, checkType = true): boolean {
     const options = this.#options;
-    if (options.types !== undefined && !options.types.includes(event.type)) return false;
+    if (checkType && options.types !== undefined && !options.types.includes(event.type)) return false;
     if (options.pid !== undefined && event.pid !== options.pid) return false;
     if (options.localPorts !== undefined && !options.localPorts.includes(event.localPort)) return false;
     if (options.remotePorts !== undefined && !options.remotePorts.includes(event.remotePort)) return false;
@@ -385,38 +425,47 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
   }
 
   #eventsOf(record: TcpRecord): TcpEvent[] {
-    const base = this.#baseEvent(record);
     switch (record.kind) {
       case TcpRecordKind.State: {
-        const events: TcpEvent[] = [{ ...base, type: "state", oldState: stateName(record.oldState) }];
         const listener = record.role === TcpRole.Listener || record.oldState === 10;
-        if (record.newState === 1 && (record.oldState === 2 || record.oldState === 3)) events.push({ ...base, type: "open" });
-        if (record.newState === 7 && !listener) events.push({ ...base, type: "close" });
-        if (record.newState === 10) events.push({ ...base, type: "listen" });
+        const opened = record.newState === 1 && (record.oldState === 2 || record.oldState === 3);
+        const closed = record.newState === 7 && !listener;
+        const listening = record.newState === 10;
+        // Most records are one event: build only the ones that can be delivered.
+        const events: TcpEvent[] = [];
+        if (this.#wants("state")) events.push(this.#event(record, "state", stateName(record.oldState)));
+        if (opened && this.#wants("open")) events.push(this.#event(record, "open"));
+        if (closed && this.#wants("close")) events.push(this.#event(record, "close"));
+        if (listening && this.#wants("listen")) events.push(this.#event(record, "listen"));
         return events;
       }
       case TcpRecordKind.Accept:
-        return [{ ...base, type: "accept" }];
+        return [this.#event(record, "accept")];
       case TcpRecordKind.Retransmit:
-        return [{ ...base, type: "retransmit" }];
+        return [this.#event(record, "retransmit")];
       case TcpRecordKind.ResetSent:
-        return [{ ...base, type: "reset", resetDirection: "sent" }];
+        return [this.#event(record, "reset", null, "sent")];
       case TcpRecordKind.ResetReceived:
-        return [{ ...base, type: "reset", resetDirection: "received" }];
+        return [this.#event(record, "reset", null, "received")];
       default:
         return [];
     }
   }
 
-  #baseEvent(record: TcpRecord): TcpEvent {
+  #wants(type: TcpEventType): boolean {
+    return this.#options.types === undefined || this.#options.types.includes(type);
+  }
+
+  #event(record: TcpRecord, type: TcpEventType, oldState: string | null = null, resetDirection: TcpEvent["resetDirection"] = null): TcpEvent {
     const statistics = record.statistics;
     return {
-      type: "state",
+      type,
       timestamp: record.timestamp,
       time: new Date(Number((record.timestamp + this.#wallClockOffset) / 1_000_000n)),
       socket: `0x${record.socket.toString(16)}`,
       pid: record.pid !== 0 ? record.pid : null,
       command: record.pid !== 0 ? record.command : null,
+      parentPid: record.pid !== 0 && record.parentPid !== 0 ? record.parentPid : null,
       uid: record.pid !== 0 ? record.uid : null,
       cgroupId: record.pid !== 0 && record.cgroupId !== 0n ? record.cgroupId.toString() : null,
       role: roles[record.role] ?? null,
@@ -426,7 +475,7 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
       remoteAddress: addressText(record.family, record.remoteAddress),
       remotePort: record.remotePort,
       state: stateName(record.newState),
-      oldState: null,
+      oldState,
       durationMilliseconds: record.start !== 0n ? milliseconds(record.timestamp - record.start) : null,
       connectLatencyMilliseconds: record.role === TcpRole.Active && record.established !== 0n && record.start !== 0n ? milliseconds(record.established - record.start) : null,
       bytesSent: statistics ? Number(record.bytesAcked) : null,
@@ -435,7 +484,7 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
       retransmits: Math.max(record.retransmits, statistics ? record.totalRetransmits : 0),
       resetsSent: record.resetsSent,
       resetsReceived: record.resetsReceived,
-      resetDirection: null,
+      resetDirection,
     };
   }
 }

@@ -50,7 +50,7 @@ export const TcpRole = { Unknown: 0, Active: 1, Passive: 2, Listener: 3 } as con
 
 /**
  * The record: kept per connection in the hash map, and written to the ring as
- * the event. Little-endian, 152 bytes; addresses as on the wire (IPv4 in the
+ * the event. Little-endian, 160 bytes; addresses as on the wire (IPv4 in the
  * first 4 bytes of the 16).
  */
 export const tcpRecordLayout = {
@@ -79,7 +79,9 @@ export const tcpRecordLayout = {
   remoteAddress: 112, // 16 bytes
   command: 128, // 16 bytes, the process's comm
   cgroupId: 144, // u64 cgroup v2 id of the process at `pid` (bpf_get_current_cgroup_id)
-  size: 152,
+  parentPid: 152, // u32 process id (tgid) of its parent (task->real_parent->tgid), 0 unknown
+  // 156: 4 bytes of padding
+  size: 160,
 } as const;
 
 export const tcpStateNames: Record<number, string> = {
@@ -104,6 +106,8 @@ export interface TcpKernelOffsets {
   tableMaximum: number;
   filePrivateData: number;
   socketSock: number;
+  taskRealParent: number;
+  taskTgid: number;
 }
 
 export function tcpKernelOffsets(btf: Btf): TcpKernelOffsets {
@@ -128,6 +132,8 @@ export function tcpKernelOffsets(btf: Btf): TcpKernelOffsets {
     tableMaximum: offset("fdtable", "max_fds", 4),
     filePrivateData: offset("file", "private_data", 8),
     socketSock: offset("socket", "sk", 8),
+    taskRealParent: offset("task_struct", "real_parent", 8),
+    taskTgid: offset("task_struct", "tgid", 4),
   };
 }
 
@@ -194,12 +200,27 @@ function stamp(assembler: Assembler, kind: number): void {
   assembler.call("ktime_get_ns").store("u64", R7, tcpRecordLayout.timestamp, R0).store("u32", R7, tcpRecordLayout.kind, kind);
 }
 
-/** record.pid, uid, cgroup id and command from the running task. */
-function recordCurrentProcess(assembler: Assembler): void {
+/**
+ * record.pid, parent pid, uid, cgroup id and command from the running task:
+ * all read here, while the process lives, so a process that exits right
+ * after connecting keeps them. The parent is task->real_parent->tgid (BTF
+ * offsets); it stays 0 if a read fails. Uses the counter slot as scratch.
+ */
+function recordCurrentProcess(assembler: Assembler, offsets: TcpKernelOffsets): void {
+  const noParent = assembler.newLabel("no_parent");
   assembler
     .call("get_current_pid_tgid").rightShift64(R0, 32).store("u32", R7, tcpRecordLayout.pid, R0)
     .call("get_current_uid_gid").store("u32", R7, tcpRecordLayout.uid, R0)
     .call("get_current_cgroup_id").store("u64", R7, tcpRecordLayout.cgroupId, R0)
+    .store("u32", R7, tcpRecordLayout.parentPid, 0)
+    .store("u64", R10, counterSlot, 0)
+    .call("get_current_task").mov64(R3, R0).add64(R3, offsets.taskRealParent)
+    .mov64(R1, R10).add64(R1, counterSlot).mov64(R2, 8)
+    .call("probe_read_kernel")
+    .load("u64", R3, R10, counterSlot).jumpIf(R3, "==", 0, noParent)
+    .add64(R3, offsets.taskTgid).mov64(R1, R7).add64(R1, tcpRecordLayout.parentPid).mov64(R2, 4)
+    .call("probe_read_kernel")
+    .label(noParent)
     .mov64(R1, R7).add64(R1, tcpRecordLayout.command).mov64(R2, 16)
     .call("get_current_comm");
 }
@@ -280,10 +301,10 @@ export function tcpStateChangeProgram(format: TracepointFormat, offsets: TcpKern
     .load("u64", R1, R7, state.timestamp).store("u64", R7, state.established, R1)
     .jump("statistics");
   assembler.label("active").load("u64", R1, R7, state.timestamp).store("u64", R7, state.start, R1).store("u8", R7, state.role, TcpRole.Active);
-  recordCurrentProcess(assembler);
+  recordCurrentProcess(assembler, offsets);
   assembler.jump("statistics");
   assembler.label("listen").store("u8", R7, state.role, TcpRole.Listener);
-  recordCurrentProcess(assembler);
+  recordCurrentProcess(assembler, offsets);
   assembler.jump("emit");
   assembler.label("passive").load("u64", R1, R7, state.timestamp).store("u64", R7, state.start, R1).store("u8", R7, state.role, TcpRole.Passive);
   // Bytes, RTT and retransmissions so far, for connections (not listeners).
@@ -340,7 +361,7 @@ export function tcpAcceptProgram(format: TracepointFormat, offsets: TcpKernelOff
   assembler.loadMapFd(R1, tcpConnectionsName).mov64(R2, R10).add64(R2, keySlot).call("map_lookup_elem").jumpIf(R0, "==", 0, "out").mov64(R7, R0);
   assembler.load("u8", R1, R7, tcpRecordLayout.role).jumpIf(R1, "!=", TcpRole.Passive, "out");
   stamp(assembler, TcpRecordKind.Accept);
-  recordCurrentProcess(assembler);
+  recordCurrentProcess(assembler, offsets);
   if (emitOptions.emit !== false) output(assembler, "out");
   return assembler.label("out").return(0).finish();
 }
@@ -433,6 +454,8 @@ export interface TcpRecord {
   bytesAcked: bigint;
   bytesReceived: bigint;
   pid: number;
+  /** The parent's process id, read in the kernel with `pid` (0 when unknown). */
+  parentPid: number;
   /** User id and cgroup v2 id of the process at `pid` (0 when unknown). */
   uid: number;
   cgroupId: bigint;
@@ -453,6 +476,7 @@ export interface TcpRecord {
   command: string;
 }
 
+/** Decodes a record; its addresses are views into `data` (copy them to keep them past `data`). */
 export function decodeTcpRecord(data: Uint8Array): TcpRecord {
   const view = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const layout = tcpRecordLayout;
@@ -469,6 +493,7 @@ export function decodeTcpRecord(data: Uint8Array): TcpRecord {
     bytesAcked: view.readBigUInt64LE(layout.bytesAcked),
     bytesReceived: view.readBigUInt64LE(layout.bytesReceived),
     pid: view.readUInt32LE(layout.pid),
+    parentPid: view.readUInt32LE(layout.parentPid),
     uid: view.readUInt32LE(layout.uid),
     cgroupId: view.readBigUInt64LE(layout.cgroupId),
     oldState: view.readInt32LE(layout.oldState),
@@ -483,8 +508,8 @@ export function decodeTcpRecord(data: Uint8Array): TcpRecord {
     family,
     role: view[layout.role]!,
     statistics: view[layout.statistics] === 1,
-    localAddress: Buffer.from(view.subarray(layout.localAddress, layout.localAddress + addressLength)),
-    remoteAddress: Buffer.from(view.subarray(layout.remoteAddress, layout.remoteAddress + addressLength)),
+    localAddress: view.subarray(layout.localAddress, layout.localAddress + addressLength),
+    remoteAddress: view.subarray(layout.remoteAddress, layout.remoteAddress + addressLength),
     command: commandBytes.subarray(0, end < 0 ? 16 : end).toString("latin1"),
   };
 }

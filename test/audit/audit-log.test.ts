@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -8,7 +9,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { AlertEngine } from "../../src/audit/alert-engine.js";
 import { AlertRules } from "../../src/audit/alert-rules.js";
-import { AuditLog, emptyAuditRecord } from "../../src/audit/audit-log.js";
+import { auditColumns, AuditLog, auditSchemaVersion, emptyAuditRecord, genesisHash } from "../../src/audit/audit-log.js";
 import type { AuditRecord } from "../../src/audit/audit-record.js";
 import { UsageError } from "../../src/sys/errors.js";
 import { runCli } from "../support/cli.js";
@@ -42,6 +43,59 @@ test("records are stored with sequences, read back as written, and the chain ver
   log.append([dns]);
   assert.equal(log.count, 3);
   assert.deepEqual(log.verify(), { ok: true, records: 3, firstBad: null, reason: null });
+});
+
+test("each row's hash is SHA-256(previous hash, newline, the JSON array of its columns), as docs/audit.md says", (t) => {
+  const path = join(folder(t), "audit.db");
+  using log = AuditLog.open(path);
+  log.append([connection(1), connection(2)]);
+  let previous = genesisHash;
+  const rows = [...log.rows()];
+  assert.equal(rows.length, 2);
+  for (const row of rows) {
+    const content = JSON.stringify(auditColumns.map((column) => row[column]));
+    const expected = createHash("sha256").update(previous).update("\n").update(content).digest("hex");
+    assert.equal(row.hash, expected);
+    previous = expected;
+  }
+});
+
+test("a schema 1 log is read as it is, and migrated (indexes only) when opened for writing", (t) => {
+  const path = join(folder(t), "audit.db");
+  {
+    using log = AuditLog.open(path);
+    log.append([1, 2, 3].map((index) => connection(index)));
+  }
+  // Make it a schema 1 file: its ten indexes and user_version 1.
+  const old = new Database(path);
+  old.exec(`
+    DROP INDEX records_listen_port;
+    CREATE INDEX records_pid_end ON records(pid, end_ms);
+    CREATE INDEX records_uid_end ON records(uid, end_ms);
+    CREATE INDEX records_remote_port_end ON records(remote_port, end_ms);
+    CREATE INDEX records_local_port_end ON records(local_port, end_ms);
+    CREATE INDEX records_kind_end ON records(kind, end_ms);
+    PRAGMA user_version = 1;`);
+  old.close();
+  const indexes = (database: import("better-sqlite3").Database) =>
+    (database.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'records_%' ORDER BY name").all() as { name: string }[]).map((row) => row.name);
+  {
+    using reader = AuditLog.open(path, { readOnly: true });
+    assert.equal(reader.count, 3);
+    assert.equal(reader.verify().ok, true);
+    assert.equal(reader.database.pragma("user_version", { simple: true }), 1);
+  }
+  {
+    using writer = AuditLog.open(path);
+    assert.equal(writer.database.pragma("user_version", { simple: true }), auditSchemaVersion);
+    assert.deepEqual(indexes(writer.database), ["records_command_end", "records_dns_name", "records_end", "records_listen_port", "records_remote_address_end", "records_remote_name"]);
+    writer.append([connection(4)]);
+    assert.deepEqual(writer.verify(), { ok: true, records: 4, firstBad: null, reason: null });
+  }
+  const future = new Database(path);
+  future.pragma(`user_version = ${auditSchemaVersion + 1}`);
+  future.close();
+  assert.throws(() => AuditLog.open(path, { readOnly: true }), (error: unknown) => error instanceof UsageError && /schema version 3/.test(error.message));
 });
 
 test("a changed, a removed and a cut-off record each fail verify, naming the record", (t) => {

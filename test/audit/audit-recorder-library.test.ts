@@ -5,7 +5,8 @@
  * (the recorder switches the firewall's per-source counting on while it runs).
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -101,4 +102,38 @@ test("sinks get stored batches in order and can store alerts; a failing sink is 
   assert.equal(firewall.rules().find((candidate) => candidate.id === rule.id)!.packets, 15n, "the rule still drops");
   assert.equal(sourcePackets(), 10, "no per-source counting without a recorder");
   assert.equal(log.verify().ok, true);
+});
+
+test("a process that exits right after connecting is recorded with its parent; a connection open at stop is recorded as open", { timeout: 60_000 }, async (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root for tracepoints")) return;
+  const directory = mkdtempSync(join(tmpdir(), "nbau-lib-"));
+  t.after(() => rmSync(directory, { recursive: true, force: true }));
+  using log = AuditLog.open(join(directory, "audit.db"));
+  const accepted: net.Socket[] = [];
+  const server = net.createServer((socket) => {
+    socket.on("error", () => {});
+    accepted.push(socket);
+  }).listen(0, "127.0.0.1");
+  t.after(() => server.close());
+  await new Promise((resolve) => server.once("listening", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const recorder = AuditRecorder.start({ log, udp: false, dns: false, drops: false, interval: 100 });
+  // This process (and the recorder in it) waits until the child has connected, reset the connection and exited: /proc has nothing of it when its record is made.
+  const child = spawnSync(process.execPath, ["-e", `const s = require("net").connect(${port}, "127.0.0.1", () => { s.on("close", () => process.exit(0)); s.resetAndDestroy(); });`]);
+  assert.equal(child.status, 0, String(child.stderr));
+  assert.equal(existsSync(`/proc/${child.pid}`), false);
+  const open = net.connect(port, "127.0.0.1");
+  t.after(() => open.destroy());
+  await new Promise((resolve) => open.once("connect", resolve));
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await recorder.stop();
+  const records = queryAuditLog(log, { port, kinds: ["connection"] });
+  const exited = records.filter((record) => record.process?.pid === child.pid);
+  assert.equal(exited.length, 1);
+  assert.equal(exited[0]!.process!.parentPid, process.pid);
+  assert.equal(exited[0]!.process!.command, "node");
+  assert.equal(exited[0]!.flow!.direction, "outbound");
+  const stillOpen = records.filter((record) => record.closeReason === "open");
+  assert.deepEqual(stillOpen.map((record) => record.flow!.direction).sort(), ["inbound", "outbound"]);
+  assert.ok(stillOpen.every((record) => record.process?.pid === process.pid && record.process.parentPid === process.ppid && record.process.executable === process.execPath));
 });

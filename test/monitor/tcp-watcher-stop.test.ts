@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import net from "node:net";
 import { test } from "node:test";
 import { watchTcp, type TcpEvent } from "../../src/monitor/tcp-watcher.js";
@@ -41,4 +43,50 @@ test("watchTcp with types listen/close: only those events, and stop() delivers e
   assert.equal(mine.filter((event) => event.type === "close").length, 2 * connections);
   assert.ok(mine.every((event) => event.type !== "close" || event.state === "CLOSE"));
   assert.equal(watcher.lost, 0);
+});
+
+test("watchTcp asked for close only: openConnections() lists the connections still open, before and after stop()", async (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root")) return;
+  const watcher = watchTcp({ types: ["close"] });
+  t.after(() => watcher.close());
+  const accepted: net.Socket[] = [];
+  const server = net.createServer((socket) => void accepted.push(socket)).listen(0, "127.0.0.1");
+  t.after(() => server.close());
+  await new Promise((resolve) => server.once("listening", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const client = net.connect(port, "127.0.0.1");
+  t.after(() => client.destroy());
+  await new Promise((resolve) => client.once("connect", resolve));
+  while (accepted.length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  const mine = (events: TcpEvent[]) => events.filter((event) => event.localPort === port || event.remotePort === port);
+  const open = mine(watcher.openConnections());
+  assert.deepEqual(open.map((event) => `${event.type} ${event.role} ${event.pid}`).sort(), [`open active ${process.pid}`, `open passive ${process.pid}`]);
+  assert.ok(open.every((event) => event.parentPid === process.ppid && event.command !== null));
+  watcher.stop();
+  for await (const event of watcher) assert.equal(event.type, "close");
+  assert.equal(mine(watcher.openConnections()).length, 2, "the connections open when stop() detached the programs");
+});
+
+test("watchTcp: a process that exits right after connecting keeps its parent pid (read in the kernel)", async (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root")) return;
+  const watcher = watchTcp({ types: ["close"] });
+  t.after(() => watcher.close());
+  const server = net.createServer((socket) => socket.on("error", () => {})).listen(0, "127.0.0.1");
+  t.after(() => server.close());
+  await new Promise((resolve) => server.once("listening", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const closes: TcpEvent[] = [];
+  const consumed = (async () => {
+    for await (const event of watcher) if (event.remotePort === port) closes.push(event);
+  })();
+  // Blocks this process until the child has connected, reset its connection (CLOSE at once) and exited: its /proc entry is gone before any event is read.
+  const child = spawnSync(process.execPath, ["-e", `const s = require("net").connect(${port}, "127.0.0.1", () => { s.on("close", () => process.exit(0)); s.resetAndDestroy(); });`]);
+  assert.equal(child.status, 0, String(child.stderr));
+  assert.equal(existsSync(`/proc/${child.pid}`), false);
+  watcher.stop();
+  await consumed;
+  assert.equal(closes.length, 1);
+  assert.equal(closes[0]!.pid, child.pid);
+  assert.equal(closes[0]!.parentPid, process.pid);
+  assert.equal(closes[0]!.command, "node");
 });

@@ -29,7 +29,7 @@ function snapshot(time: number, rows: TrafficRow[]): TrafficSnapshot {
 
 function tcpEvent(type: TcpEvent["type"], localPort: number, remotePort: number, time: number, extra: Partial<TcpEvent> = {}): TcpEvent {
   return {
-    type, timestamp: 0n, time: new Date(time), socket: "0x1", pid: 42, uid: 1000, cgroupId: "1", command: "curl", role: "active", family: "ipv4",
+    type, timestamp: 0n, time: new Date(time), socket: "0x1", pid: 42, parentPid: 1, uid: 1000, cgroupId: "1", command: "curl", role: "active", family: "ipv4",
     localAddress: "10.0.0.1", localPort, remoteAddress: "10.0.0.2", remotePort, state: "ESTABLISHED", oldState: null,
     durationMilliseconds: 3, connectLatencyMilliseconds: null, bytesSent: 0, bytesReceived: 0, smoothedRttMilliseconds: 0.25,
     retransmits: 0, resetsSent: 0, resetsReceived: 0, resetDirection: null, ...extra,
