@@ -40,8 +40,9 @@ export function compileCaptureFilter(expression: string, linkType: number, optio
   const compiled: CompiledFilter = compileFilter(expression, { linkType, packetMetadata: options.packetMetadata ?? false });
   // tc (SchedCls) programs may read the packet directly; the generator falls back to bpf_skb_load_bytes for non-linear packets.
   const kernelProgram = generateFilterProgram(compiled, { context: "skb", hook: "tc", acceptValue: 1, rejectValue: 0 });
-  const offlineProgram = generateFilterProgram(compiled, { context: "skb", hook: "tc", acceptValue: 1, rejectValue: 0, packetLength: "wire", undecidedValue: offlineUndecided });
-  const interpreterProgram = generateFilterProgram(compiled, { context: "skb", acceptValue: 1, rejectValue: 0, prologue: "interpreter" });
+  // The offline and interpreter programs are generated when first asked for: a live capture needs neither.
+  let offlineProgram: GeneratedFilter | undefined;
+  let interpreterProgram: GeneratedFilter | undefined;
   const emitter: CaptureFilterEmitter = {
     expression,
     annotations: kernelProgram.annotations,
@@ -50,7 +51,19 @@ export function compileCaptureFilter(expression: string, linkType: number, optio
       spliceFilterProgram(assembler, kernelProgram.instructions as Instruction[], labels);
     },
   };
-  return { expression, linkType, emitter, kernelProgram, offlineProgram, interpreterProgram, matches: (packet) => compiled.matches(packet) };
+  return {
+    expression,
+    linkType,
+    emitter,
+    kernelProgram,
+    get offlineProgram() {
+      return (offlineProgram ??= generateFilterProgram(compiled, { context: "skb", hook: "tc", acceptValue: 1, rejectValue: 0, packetLength: "wire", undecidedValue: offlineUndecided }));
+    },
+    get interpreterProgram() {
+      return (interpreterProgram ??= generateFilterProgram(compiled, { context: "skb", acceptValue: 1, rejectValue: 0, prologue: "interpreter" }));
+    },
+    matches: (packet) => compiled.matches(packet),
+  };
 }
 
 /** offlineProgram's return value for "undecided in the kernel": run the interpreter. */
