@@ -85,6 +85,7 @@ export function wideValue(instruction: Instruction): bigint {
 export function encode(instructions: readonly Instruction[]): Buffer {
   const slots = slotIndexes(instructions);
   const buffer = Buffer.alloc(slots[instructions.length]! * instructionSize);
+  const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   for (let i = 0; i < instructions.length; i++) {
     const ins = instructions[i]!;
     const problem = fieldProblem(ins);
@@ -92,13 +93,14 @@ export function encode(instructions: readonly Instruction[]): Buffer {
     const at = slots[i]! * instructionSize;
     buffer[at] = ins.opcode;
     buffer[at + 1] = ((ins.src & 0x0f) << 4) | (ins.dst & 0x0f);
-    buffer.writeInt16LE((ins.offset << 16) >> 16, at + 2);
+    // A DataView: Buffer's write methods check their arguments again, which the checks above have done.
+    view.setInt16(at + 2, (ins.offset << 16) >> 16, true);
     if (ins.opcode === Opcode.LDDW) {
       const value = wideValue(ins);
-      buffer.writeUInt32LE(Number(value & 0xffff_ffffn), at + 4);
-      buffer.writeUInt32LE(Number((value >> 32n) & 0xffff_ffffn), at + 12);
+      view.setUint32(at + 4, Number(value & 0xffff_ffffn), true);
+      view.setUint32(at + 12, Number((value >> 32n) & 0xffff_ffffn), true);
     } else {
-      buffer.writeInt32LE(ins.imm | 0, at + 4);
+      view.setInt32(at + 4, ins.imm | 0, true);
     }
   }
   return buffer;
@@ -106,20 +108,19 @@ export function encode(instructions: readonly Instruction[]): Buffer {
 
 function fieldProblem(ins: Instruction): string | undefined {
   if (typeof ins !== "object" || ins === null) return "not an instruction object";
-  const fields: [string, unknown, number, number][] = [
-    ["opcode", ins.opcode, 0, 0xff],
-    ["dst", ins.dst, 0, 15],
-    ["src", ins.src, 0, 15],
-    ["offset", ins.offset, -0x8000, 0xffff],
-    ["imm", ins.imm, -0x8000_0000, 0xffff_ffff],
-  ];
-  for (const [name, value, min, max] of fields) {
-    if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) return `${name} ${String(value)} is not an integer in ${min}..${max}`;
-  }
+  // Checked one by one, without a table: this runs for every instruction of every program loaded, at start-up too.
+  const problem = rangeProblem("opcode", ins.opcode, 0, 0xff) ?? rangeProblem("dst", ins.dst, 0, 15) ?? rangeProblem("src", ins.src, 0, 15)
+    ?? rangeProblem("offset", ins.offset, -0x8000, 0xffff) ?? rangeProblem("imm", ins.imm, -0x8000_0000, 0xffff_ffff);
+  if (problem !== undefined) return problem;
   if (ins.opcode === Opcode.LDDW && ins.imm64 !== undefined && (typeof ins.imm64 !== "bigint" || ins.imm64 < -(1n << 63n) || ins.imm64 >= 1n << 64n)) {
     return `imm64 ${String(ins.imm64)} is not a 64-bit integer`;
   }
   return undefined;
+}
+
+function rangeProblem(name: string, value: unknown, min: number, max: number): string | undefined {
+  if (typeof value === "number" && Number.isInteger(value) && value >= min && value <= max) return undefined;
+  return `${name} ${String(value)} is not an integer in ${min}..${max}`;
 }
 
 /** Decodes little-endian eBPF bytes. Rejects a length that is not a multiple of 8 and a truncated or malformed lddw. */

@@ -23,7 +23,8 @@ function assetFiles(): Record<string, string> {
     "index.html": fileURLToPath(new URL("index.html", pageFolder)),
     "dashboard.css": fileURLToPath(new URL("dashboard.css", pageFolder)),
     "dashboard.js": fileURLToPath(new URL("dashboard.js", pageFolder)),
-    "byte-units.js": fileURLToPath(new URL("./byte-units.js", import.meta.url)),
+    // "../server/": this module may run from the CLI bundle in dist/src/cli (scripts/bundle-cli.ts).
+    "byte-units.js": fileURLToPath(new URL("../server/byte-units.js", import.meta.url)),
     "uPlot.iife.min.js": require.resolve("uplot/dist/uPlot.iife.min.js"),
     "uPlot.min.css": require.resolve("uplot/dist/uPlot.min.css"),
   };

@@ -315,3 +315,46 @@ test("batches() delivers every record in order across wrap-arounds, skips discar
   }
   assert.ok(seen.length === 1 && seen[0]! >= 2);
 });
+
+test("rings larger than the view cache deliver through the staging area: every record in order across wrap-arounds, discarded ones skipped, views reused", async (t) => {
+  if (needsKernel(t)) return;
+  // 4 MiB: above the 2 MiB view cache, so readAvailable and batches() copy each batch out of the ring (1 MiB at a time).
+  using f = fixture({ size: 4 * 1024 * 1024, recordSize: 256, discardEvery: 5 });
+  const perRound = 10_000; // 2.6 MB of records: more than one staging area per call; 6 rounds go round the ring 3.8 times
+  let sequence = 0;
+  const nextExpected = (): number => {
+    while (sequence % 5 === 4) sequence++; // discarded by the producer
+    return sequence++;
+  };
+  let firstViews: Buffer[] | undefined;
+  for (let round = 0; round < 6; round++) {
+    produce(f.program, perRound);
+    const views: Buffer[] = [];
+    let delivered = 0;
+    for (;;) {
+      const count = f.reader.readAvailable((record) => {
+        checkRecord(record, nextExpected(), 256);
+        if (views.length < 100) views.push(record);
+      }, 3000);
+      if (count === 0) break;
+      delivered += count;
+    }
+    assert.equal(delivered, perRound - perRound / 5, `round ${round}`);
+    assert.equal(f.reader.available, 0);
+    // The same places in the staging area give the same Buffer objects: no Buffer per record once warm.
+    if (firstViews === undefined) firstViews = views;
+    else assert.ok(views.every((view, index) => view === firstViews![index]), `round ${round}: views were not reused`);
+  }
+  produce(f.program, perRound);
+  let batches = 0;
+  for await (const batch of f.reader.batches({ maximumRecords: 2500 })) {
+    batches++;
+    assert.ok(batch.length > 0 && batch.length <= 2500);
+    for (const record of batch) checkRecord(record, nextExpected(), 256);
+    if (f.reader.received === 7 * (perRound - perRound / 5)) break;
+  }
+  assert.equal(f.reader.received, 7 * (perRound - perRound / 5));
+  assert.ok(batches >= 4, `${batches} batches`);
+  assert.equal(f.reader.available, 0);
+  assert.equal(f.reader.lost, 0);
+});
