@@ -130,16 +130,26 @@ function dnsMessage(id: number, response: boolean, name: string, answers: string
   return Buffer.concat([header, question, ...records]);
 }
 
-function udpPacket(source: string, sourcePort: number, destination: string, destinationPort: number, payload: Buffer): Buffer {
+/** An IPv4 packet: header (total length `wireLength`, else the packet's), then a transport header with the ports, then the payload. */
+function ipv4Packet(protocol: number, source: string, destination: string, transport: Buffer, payload: Buffer, wireLength?: number): Buffer {
   const ip = Buffer.alloc(20);
   ip[0] = 0x45;
-  ip[9] = 17;
+  ip[9] = protocol;
   Buffer.from(source.split(".").map(Number)).copy(ip, 12);
   Buffer.from(destination.split(".").map(Number)).copy(ip, 16);
-  const udp = Buffer.alloc(8);
-  udp.writeUInt16BE(sourcePort, 0);
-  udp.writeUInt16BE(destinationPort, 2);
-  return Buffer.concat([ip, udp, payload]);
+  ip.writeUInt16BE(wireLength ?? 20 + transport.length + payload.length, 2);
+  return Buffer.concat([ip, transport, payload]);
+}
+
+function ports(length: number, sourcePort: number, destinationPort: number): Buffer {
+  const header = Buffer.alloc(length);
+  header.writeUInt16BE(sourcePort, 0);
+  header.writeUInt16BE(destinationPort, 2);
+  return header;
+}
+
+function udpPacket(source: string, sourcePort: number, destination: string, destinationPort: number, payload: Buffer): Buffer {
+  return ipv4Packet(17, source, destination, ports(8, sourcePort, destinationPort), payload);
 }
 
 test("DNS messages parse (with compression) and questions pair with answers once, loopback copies merged", () => {
@@ -181,19 +191,11 @@ test("the DNS parser never throws on random or mutated input", () => {
   }
 });
 
-/** An IPv4 TCP segment (total length as on the wire: `wireLength` when the copy is cut short). */
+/** An IPv4 TCP segment with a 32-byte header (total length as on the wire: `wireLength` when the copy is cut short). */
 function tcpSegment(source: string, sourcePort: number, destination: string, destinationPort: number, payload: Buffer, wireLength?: number): Buffer {
-  const ip = Buffer.alloc(20);
-  ip[0] = 0x45;
-  ip[9] = 6;
-  Buffer.from(source.split(".").map(Number)).copy(ip, 12);
-  Buffer.from(destination.split(".").map(Number)).copy(ip, 16);
-  const tcp = Buffer.alloc(32);
-  tcp.writeUInt16BE(sourcePort, 0);
-  tcp.writeUInt16BE(destinationPort, 2);
-  tcp[12] = 8 << 4; // 32-byte header (timestamps)
-  ip.writeUInt16BE(wireLength ?? 20 + 32 + payload.length, 2);
-  return Buffer.concat([ip, tcp, payload]);
+  const tcp = ports(32, sourcePort, destinationPort);
+  tcp[12] = 8 << 4;
+  return ipv4Packet(6, source, destination, tcp, payload, wireLength);
 }
 
 const framed = (...messages: Buffer[]) => Buffer.concat(messages.flatMap((message) => [Buffer.from([message.length >> 8, message.length & 0xff]), message]));
