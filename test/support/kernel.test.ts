@@ -169,7 +169,9 @@ test("without NETBPF_REQUIRE_KERNEL=1 a missing feature is a skip with its reaso
     import { skipUnlessKernel } from ${JSON.stringify(new URL("./kernel.js", import.meta.url).href)};
     test("needs something", (t) => { if (skipUnlessKernel(t, false, "needs root for bpf(2)")) return; throw new Error("ran"); });
   `;
-  const run = (require: string) => spawnSync(process.execPath, ["--test-reporter=tap", "--input-type=module", "-e", script], { encoding: "utf8", env: { ...process.env, NODE_TEST_CONTEXT: "", NETBPF_REQUIRE_KERNEL: require } });
+  // Without the parent's NODE_TEST_CONTEXT the child reports its own tests instead of feeding ours.
+  const { NODE_TEST_CONTEXT: _, ...ownTestRun } = process.env;
+  const run = (require: string) => spawnSync(process.execPath, ["--test-reporter=tap", "--input-type=module", "-e", script], { encoding: "utf8", env: { ...ownTestRun, NETBPF_REQUIRE_KERNEL: require } });
   const skipped = run("");
   assert.equal(skipped.status, 0, skipped.stdout + skipped.stderr);
   assert.match(skipped.stdout, /# SKIP needs root for bpf\(2\)/);
