@@ -639,7 +639,9 @@ export class PacketSummarizer {
     switch (type) {
       case 0:
       case 8:
-        text = `echo ${type === 0 ? "reply" : "request"}, id ${word(4) ?? 0}, seq ${word(6) ?? 0}`;
+        // tcpdump prints an echo only with its id and sequence number captured.
+        if (data.length < 8) throw new Truncated("icmp");
+        text = `echo ${type === 0 ? "reply" : "request"}, id ${word(4)}, seq ${word(6)}`;
         break;
       case 3: {
         const embedded = inner();
