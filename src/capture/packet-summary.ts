@@ -375,6 +375,8 @@ export class PacketSummarizer {
   }
 
   private ipv4(data: Uint8Array, output: string[], prefix: boolean): void {
+    // tcpdump names the protocol only when some of its header was captured: none at all prints just [|ip].
+    if (data.length === 0) throw new Truncated("ip");
     if (prefix) output.push("IP ");
     if (data.length < 20) throw new Truncated("ip");
     const headerLength = (data[0]! & 0x0f) * 4;
@@ -424,8 +426,9 @@ export class PacketSummarizer {
   }
 
   private ipv6(data: Uint8Array, output: string[], prefix: boolean): void {
-    if (prefix) output.push("IP6 ");
+    // tcpdump names IPv6 only once the whole fixed header was captured.
     if (data.length < 40) throw new Truncated("ip6");
+    if (prefix) output.push("IP6 ");
     const payloadLength = (data[4]! << 8) | data[5]!;
     const nextHeader = data[6]!;
     if (this.options.verbose) {
@@ -557,7 +560,7 @@ export class PacketSummarizer {
     }
     if (data.length < 20) {
       if (data.length >= 4) output.push(`.${(data[0]! << 8) | data[1]!} > ${network.destination}.${(data[2]! << 8) | data[3]!}: `);
-      else output.push(` > ${network.destination}: `);
+      else output.push(` > ${network.destination}:`); // tcpdump: "a > b: [|tcp]", one space
       throw new Truncated("tcp");
     }
     const sourcePort = (data[0]! << 8) | data[1]!;
@@ -660,7 +663,9 @@ export class PacketSummarizer {
     switch (type) {
       case 0:
       case 8:
-        text = `echo ${type === 0 ? "reply" : "request"}, id ${word(4) ?? 0}, seq ${word(6) ?? 0}`;
+        // tcpdump prints an echo only with its id and sequence number captured.
+        if (data.length < 8) throw new Truncated("icmp");
+        text = `echo ${type === 0 ? "reply" : "request"}, id ${word(4)}, seq ${word(6)}`;
         break;
       case 3: {
         const embedded = inner();

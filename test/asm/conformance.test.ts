@@ -34,20 +34,20 @@ function run(file: ConformanceFile): bigint {
 }
 
 // The data is committed in test/fixtures/bpf_conformance: missing data is a failure, never a skip.
-function skipWithoutSuite(_t: unknown): boolean {
-  if (directory) return false;
+function suiteDirectory(): string {
+  if (directory) return directory;
   throw new Error("bpf_conformance data not found (expected test/fixtures/bpf_conformance)");
 }
 
 test("bpf_conformance: every positive test gives the expected r0", (t) => {
-  if (skipWithoutSuite(t)) return;
-  const names = readdirSync(join(directory!, "tests")).filter((name) => name.endsWith(".data")).sort();
+  const suite = suiteDirectory();
+  const names = readdirSync(join(suite, "tests")).filter((name) => name.endsWith(".data")).sort();
   assert.equal(names.length, 313);
   const failures: string[] = [];
   let passed = 0;
   for (const name of names) {
     try {
-      const file = readConformanceFile(join(directory!, "tests", name));
+      const file = readConformanceFile(join(suite, "tests", name));
       if (file.result === undefined) throw new Error("no result section");
       const actual = run(file);
       if (actual !== file.result) throw new Error(`r0 = 0x${actual.toString(16)}, expected 0x${file.result.toString(16)}`);
@@ -61,11 +61,11 @@ test("bpf_conformance: every positive test gives the expected r0", (t) => {
 });
 
 test("bpf_conformance: every program survives encode → decode and disassemble → assembleLlvm, and matches its raw section", (t) => {
-  if (skipWithoutSuite(t)) return;
-  const names = readdirSync(join(directory!, "tests")).filter((name) => name.endsWith(".data"));
+  const suite = suiteDirectory();
+  const names = readdirSync(join(suite, "tests")).filter((name) => name.endsWith(".data"));
   let compared = 0;
   for (const name of names) {
-    const file = readConformanceFile(join(directory!, "tests", name));
+    const file = readConformanceFile(join(suite, "tests", name));
     const program = programOf(file);
     const bytes = encode(program);
     assert.equal(bytes.length % 8, 0, name);
@@ -84,13 +84,13 @@ test("bpf_conformance: every program survives encode → decode and disassemble 
 });
 
 test("bpf_conformance: every negative test is rejected with a clear error", (t) => {
-  if (skipWithoutSuite(t)) return;
-  const names = readdirSync(join(directory!, "negative")).filter((name) => name.endsWith(".data")).sort();
+  const suite = suiteDirectory();
+  const names = readdirSync(join(suite, "negative")).filter((name) => name.endsWith(".data")).sort();
   assert.equal(names.length, 60);
   const accepted: string[] = [];
   const kinds = new Map<string, number>();
   for (const name of names) {
-    const file = readConformanceFile(join(directory!, "negative", name));
+    const file = readConformanceFile(join(suite, "negative", name));
     let kind: string;
     try {
       const actual = run(file);

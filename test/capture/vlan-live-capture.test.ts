@@ -11,30 +11,8 @@ import { ethernet, ethernetVlan, ipv4, tcp, udp } from "../support/packet-builde
 import { Testbed } from "../support/testbed.js";
 import { finished, listening } from "../support/capture-process.js";
 
-/**
- * B sends raw frames from its veth through an AF_PACKET socket, in order, some
- * with an 802.1Q tag in the data; A's kernel moves that tag into skb metadata
- * on receive (skb_vlan_untag), before tc ingress sees the frame.
- */
-function sendFrames(bed: Testbed, frames: Uint8Array[]): void {
-  const socketModule = new URL("../../src/sys/socket.js", import.meta.url).href;
-  const libcModule = new URL("../../src/sys/libc.js", import.meta.url).href;
-  bed.node(bed.b, `
-import { PacketSocket } from ${JSON.stringify(socketModule)};
-import { libcWrite } from ${JSON.stringify(libcModule)};
-const socket = PacketSocket.open({ interface: ${JSON.stringify(bed.b.interface)}, protocol: 0x88b5 });
-try {
-  for (const hex of ${JSON.stringify(frames.map((frame) => Buffer.from(frame).toString("hex")))}) {
-    const frame = Buffer.from(hex, "hex");
-    if (libcWrite(socket.fd.value, frame, frame.length) !== frame.length) throw new Error("short write");
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-} finally {
-  socket.close();
-}
-`);
-}
-
+// B sends raw frames from its veth, some with an 802.1Q tag in the data; A's kernel
+// moves that tag into skb metadata on receive (skb_vlan_untag), before tc ingress sees the frame.
 const marker = (text: string) => new TextEncoder().encode(text);
 
 function frame(tags: [number, number][], protocol: number, payload: Uint8Array): Uint8Array {
@@ -76,7 +54,7 @@ test("live capture on a veth: frames whose tag the kernel moved into skb metadat
     const child = bed.start(bed.a, [process.execPath, cliPath, "capture", "-i", bed.a.interface, "-w", output, "-c", String(wanted.length), ...expression.split(" ")], "nsenter");
     const result = finished(child);
     await listening(child);
-    sendFrames(bed, [...others, ...wanted]);
+    bed.sendFrames(bed.b, [...others, ...wanted]);
     const { code, stderr } = await result;
     assert.equal(code, 0, stderr);
     assert.match(stderr, new RegExp(`^${wanted.length} packets captured$`, "m"));

@@ -2,8 +2,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { runCli } from "../support/cli.js";
 import { hasCapability } from "../../src/sys/errors.js";
+import { skipUnlessRoot } from "../support/kernel.js";
 
-test("netbpf features --json prints one JSON object", () => {
+test("netbpf features --json prints one JSON object", (t) => {
+  if (skipUnlessRoot(t, "for the kernel to answer probes")) return;
   const { status, stdout, stderr } = runCli(["features", "--json"]);
   assert.equal(status, 0, stderr);
   const lines = stdout.trim().split("\n");
@@ -15,7 +17,8 @@ test("netbpf features --json prints one JSON object", () => {
   for (const reason of Object.values(report.unknown)) assert.equal(typeof reason, "string");
 });
 
-test("netbpf features prints tables for people", () => {
+test("netbpf features prints tables for people", (t) => {
+  if (skipUnlessRoot(t, "for the kernel to answer probes")) return;
   const { status, stdout, stderr } = runCli(["features"]);
   assert.equal(status, 0, stderr);
   assert.match(stdout, /^instruction set: v\d/m);

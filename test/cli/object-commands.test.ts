@@ -5,8 +5,10 @@ import { Program } from "../../src/core/program.js";
 import { MapType, ProgramType } from "../../src/sys/bpf-constants.js";
 import { u32 } from "../../src/core/codec.js";
 import { runCli } from "../support/cli.js";
+import { skipUnlessRoot } from "../support/kernel.js";
 
-test("netbpf map list/show/dump see a map this process created", () => {
+test("netbpf map list/show/dump see a map this process created", (t) => {
+  if (skipUnlessRoot(t, "to create BPF maps and programs")) return;
   using map = BpfMap.create({ type: MapType.Hash, key: u32, value: u32, maxEntries: 8, name: "cli_test_map" });
   map.put(7, 0x01020304);
   const id = map.id;
@@ -22,7 +24,8 @@ test("netbpf map list/show/dump see a map this process created", () => {
   assert.match(show.stdout, /name\s+cli_test_map/);
 });
 
-test("netbpf prog list/show see a loaded program", () => {
+test("netbpf prog list/show see a loaded program", (t) => {
+  if (skipUnlessRoot(t, "to create BPF maps and programs")) return;
   using program = Program.load({ type: ProgramType.SocketFilter, instructions: Buffer.from("b7000000000000009500000000000000", "hex"), name: "cli_test_prog" });
   const id = program.id;
   const show = runCli(["prog", "show", String(id), "--json"]);
@@ -34,7 +37,8 @@ test("netbpf prog list/show see a loaded program", () => {
   assert.match(list.stdout, new RegExp(`^${id}\\s+SocketFilter\\s+cli_test_prog`, "m"));
 });
 
-test("object commands reject bad ids clearly", () => {
+test("object commands reject bad ids clearly", (t) => {
+  if (skipUnlessRoot(t, "to create BPF maps and programs")) return;
   const bad = runCli(["prog", "show", "abc"]);
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /"abc" is not an id/);
@@ -45,7 +49,8 @@ test("object commands reject bad ids clearly", () => {
   assert.equal(links.status, 0, links.stderr);
 });
 
-test("netbpf map dump decodes keys and values with the map's BTF", async () => {
+test("netbpf map dump decodes keys and values with the map's BTF", async (t) => {
+  if (skipUnlessRoot(t, "to create BPF maps and programs")) return;
   const { fileURLToPath } = await import("node:url");
   const { loadCollectionSpec } = await import("../../src/elf/collection-spec.js");
   const { Collection } = await import("../../src/core/collection.js");
@@ -103,7 +108,8 @@ test("netbpf link list names the attach type, the direction and the tracepoint",
   assert.equal(traced.perfEvent, "tracepoint");
 });
 
-test("netbpf map dump shows .rodata and .bss as their variables, like bpftool, with 64-bit values exact", async () => {
+test("netbpf map dump shows .rodata and .bss as their variables, like bpftool, with 64-bit values exact", async (t) => {
+  if (skipUnlessRoot(t, "to create BPF maps and programs")) return;
   const { execFileSync } = await import("node:child_process");
   const { fileURLToPath } = await import("node:url");
   const { loadCollectionSpec } = await import("../../src/elf/collection-spec.js");
@@ -128,7 +134,8 @@ test("netbpf map dump shows .rodata and .bss as their variables, like bpftool, w
   assert.deepEqual(Object.keys(JSON.parse(bss.stdout).variables), ["runs", "unused_state_event"]);
 });
 
-test("netbpf map dump says when a map is empty", () => {
+test("netbpf map dump says when a map is empty", (t) => {
+  if (skipUnlessRoot(t, "to create BPF maps and programs")) return;
   using map = BpfMap.create({ type: MapType.Hash, key: u32, value: u32, maxEntries: 8, name: "nbh2_empty" });
   const text = runCli(["map", "dump", String(map.id)]);
   assert.equal(text.status, 0, text.stderr);

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { test, type TestContext } from "node:test";
 import { tcpWatchOptions } from "../../src/cli/tcp-command.js";
-import { cliPath, runCli } from "../support/cli.js";
+import { cliPath, runCli, runCliAsNobody } from "../support/cli.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { Testbed } from "../support/testbed.js";
 import { clientScript, exited, replyBytes, serverScript, startNode, waitForOutput, type Finished } from "../support/tcp-transfers.js";
@@ -160,7 +160,7 @@ test("tcp: bad input is one line and exit 2", (t) => {
 
 test("tcp without privilege says so and exits 2", (t) => {
   if (skipUnlessKernel(t, available, "needs root")) return;
-  const setpriv = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", process.execPath, cliPath, "tcp", "--duration", "1"], { encoding: "utf8", timeout: 30_000 });
+  const setpriv = runCliAsNobody(["tcp", "--duration", "1"], { setpriv: ["--inh-caps=-all"] });
   assert.equal(setpriv.status, 2, setpriv.stderr);
   assert.equal(setpriv.stderr.trim().split("\n").length, 1, setpriv.stderr);
   assert.match(setpriv.stderr, /^netbpf: .*(EPERM|EACCES).*run as root/);

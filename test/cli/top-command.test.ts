@@ -1,7 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { cliPath, runCli } from "../support/cli.js";
+import { cliPath, runCli, runCliAsNobody } from "../support/cli.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { Testbed } from "../support/testbed.js";
 import { clientScript, ScriptProcess, serverScript, TcpdumpReference, type ClientReport, type ServerReady, type ServerReport } from "../support/traffic-scripts.js";
@@ -187,7 +186,7 @@ test("top rejects bad input with one line and exit status 2", (t) => {
     assert.equal(result.stdout, "");
   }
   // Without privileges (an unprivileged user): one line naming what to grant, status 2.
-  const unprivileged = spawnSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, cliPath, "top", "--json", "--duration", "1"], { encoding: "utf8", timeout: 20_000 });
+  const unprivileged = runCliAsNobody(["top", "--json", "--duration", "1"]);
   assert.equal(unprivileged.status, 2, unprivileged.stderr);
   assert.match(unprivileged.stderr, /^netbpf: .*EPERM \(the process lacks CAP_BPF.*run as root, or grant them\)/);
   assert.equal(unprivileged.stderr.trim().split("\n").length, 1);

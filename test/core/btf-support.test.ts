@@ -6,23 +6,27 @@ import { allBtfFeatures } from "../../src/btf/btf-sanitize.js";
 import { btfForKernel, kernelBtfFeatures } from "../../src/core/btf-support.js";
 import { btfLoad } from "../../src/sys/bpf.js";
 import { libcClose } from "../../src/sys/libc.js";
+import { skipUnlessRoot } from "../support/kernel.js";
 
 const int = { kind: "int", name: "int", size: 4, signed: true, char: false, bool: false, bitOffset: 0, bits: 32 } as const;
 
-test("this kernel's BTF features are probed, each by loading a blob that uses it", () => {
+test("this kernel's BTF features are probed, each by loading a blob that uses it", (t) => {
+  if (skipUnlessRoot(t, "to load BTF")) return;
   const features = kernelBtfFeatures();
   // Linux 6.x accepts every kind netbpf knows; each probe really loaded something.
   assert.deepEqual(features, { ...allBtfFeatures });
 });
 
-test("BTF is passed through untouched when the kernel supports everything it uses", () => {
+test("BTF is passed through untouched when the kernel supports everything it uses", (t) => {
+  if (skipUnlessRoot(t, "to load BTF")) return;
   const raw = Buffer.from(encodeBtf([int, { kind: "float", name: "double", size: 8 }]));
   const result = btfForKernel(raw);
   assert.equal(result.sanitized, false);
   assert.equal(result.bytes, raw);
 });
 
-test("BTF using kinds an older kernel lacks is rewritten into ones it accepts, and still loads", () => {
+test("BTF using kinds an older kernel lacks is rewritten into ones it accepts, and still loads", (t) => {
+  if (skipUnlessRoot(t, "to load BTF")) return;
   const raw = Buffer.from(encodeBtf([
     int,
     { kind: "float", name: "double", size: 8 },

@@ -7,10 +7,12 @@ import { possibleCpuCount } from "../../src/sys/cpus.js";
 import { NetbpfError, UsageError } from "../../src/sys/errors.js";
 import { lpmKey, struct, u16, u32, u64, ipv4, cString } from "../../src/core/codec.js";
 import { bpffsFolder } from "../support/bpffs.js";
+import { skipUnlessRoot } from "../support/kernel.js";
 
 const returnZero = Buffer.from("b700000000000000" + "9500000000000000", "hex");
 
-test("hash map: put, get, has, delete, iterate with codecs", () => {
+test("hash map: put, get, has, delete, iterate with codecs", (t) => {
+  if (skipUnlessRoot(t, "for BPF maps")) return;
   using map = BpfMap.create({ type: MapType.Hash, name: "t_hash", key: u32, value: u64, maxEntries: 16 });
   assert.equal(map.get(1), undefined);
   map.put(1, 10n);
@@ -25,7 +27,8 @@ test("hash map: put, get, has, delete, iterate with codecs", () => {
   assert.equal(map.info().name, "t_hash");
 });
 
-test("array map: fixed keys, out-of-range key is an error", () => {
+test("array map: fixed keys, out-of-range key is an error", (t) => {
+  if (skipUnlessRoot(t, "for BPF maps")) return;
   using map = BpfMap.create({ type: MapType.Array, value: u32, key: u32, maxEntries: 4 });
   map.put(3, 33);
   assert.equal(map.get(3), 33);
@@ -35,7 +38,8 @@ test("array map: fixed keys, out-of-range key is an error", () => {
 });
 
 for (const type of [MapType.PercpuHash, MapType.PercpuArray, MapType.LruPercpuHash]) {
-  test(`per-CPU map ${MapType[type]}: one value per possible CPU`, () => {
+  test(`per-CPU map ${MapType[type]}: one value per possible CPU`, (t) => {
+    if (skipUnlessRoot(t, "for BPF maps")) return;
     using map = BpfMap.create({ type, key: u32, value: u32, maxEntries: 8 });
     const cpus = possibleCpuCount();
     const values = Array.from({ length: cpus }, (_, i) => 100 + i);
@@ -48,7 +52,8 @@ for (const type of [MapType.PercpuHash, MapType.PercpuArray, MapType.LruPercpuHa
   });
 }
 
-test("LRU hash evicts instead of failing when full", () => {
+test("LRU hash evicts instead of failing when full", (t) => {
+  if (skipUnlessRoot(t, "for BPF maps")) return;
   using map = BpfMap.create({ type: MapType.LruHash, key: u32, value: u32, maxEntries: 64 });
   for (let i = 0; i < 1000; i++) map.put(i, i);
   const count = [...map.keys()].length;
@@ -56,7 +61,8 @@ test("LRU hash evicts instead of failing when full", () => {
   assert.equal(map.get(999), 999);
 });
 
-test("LPM trie: longest prefix wins", () => {
+test("LPM trie: longest prefix wins", (t) => {
+  if (skipUnlessRoot(t, "for BPF maps")) return;
   const key = lpmKey(4);
   using map = BpfMap.create({ type: MapType.LpmTrie, key, value: u32, maxEntries: 16 });
   map.put({ prefixLength: 8, address: Buffer.from([10, 0, 0, 0]) }, 8);
@@ -66,7 +72,8 @@ test("LPM trie: longest prefix wins", () => {
   assert.equal(map.get({ prefixLength: 32, address: Buffer.from([11, 0, 0, 1]) }), undefined);
 });
 
-test("queue and stack: push, peek, pop order", () => {
+test("queue and stack: push, peek, pop order", (t) => {
+  if (skipUnlessRoot(t, "for BPF maps")) return;
   using queue = BpfMap.create({ type: MapType.Queue, value: u32, maxEntries: 4 });
   using stack = BpfMap.create({ type: MapType.Stack, value: u32, maxEntries: 4 });
   for (const v of [1, 2, 3]) {
@@ -78,7 +85,8 @@ test("queue and stack: push, peek, pop order", () => {
   assert.deepEqual([stack.pop(), stack.pop(), stack.pop(), stack.pop()], [3, 2, 1, undefined]);
 });
 
-test("ring buffer and perf event array maps are created; element access is refused clearly", () => {
+test("ring buffer and perf event array maps are created; element access is refused clearly", (t) => {
+  if (skipUnlessRoot(t, "for BPF maps")) return;
   using ring = BpfMap.create({ type: MapType.Ringbuf, maxEntries: 4096 });
   assert.equal(ring.info().type, MapType.Ringbuf);
   assert.throws(() => ring.get(Buffer.alloc(0)), /RingBufferReader/);
@@ -87,7 +95,8 @@ test("ring buffer and perf event array maps are created; element access is refus
   assert.equal(perf.info().type, MapType.PerfEventArray);
 });
 
-test("program array holds a program; map-of-maps holds a map", () => {
+test("program array holds a program; map-of-maps holds a map", (t) => {
+  if (skipUnlessRoot(t, "for BPF maps")) return;
   using program = Program.load({ type: ProgramType.SocketFilter, instructions: returnZero, name: "t_tail" });
   using progs = BpfMap.create({ type: MapType.ProgArray, key: u32, value: u32, maxEntries: 4 });
   progs.putFd(0, program);
@@ -101,7 +110,8 @@ test("program array holds a program; map-of-maps holds a map", () => {
   assert.equal(hashOfMaps.get(7), inner.id);
 });
 
-test("batch update, lookup and delete over many entries", () => {
+test("batch update, lookup and delete over many entries", (t) => {
+  if (skipUnlessRoot(t, "for BPF maps")) return;
   using map = BpfMap.create({ type: MapType.Hash, key: u32, value: u64, maxEntries: 20000 });
   const entries: [number, bigint][] = Array.from({ length: 10000 }, (_, i) => [i, BigInt(i) * 3n]);
   assert.equal(map.updateBatch(entries, { chunkSize: 1000 }), 10000);
@@ -116,7 +126,8 @@ test("batch update, lookup and delete over many entries", () => {
   assert.equal([...map.keys()].length, 0);
 });
 
-test("array batch lookup works (array maps use index cursors)", () => {
+test("array batch lookup works (array maps use index cursors)", (t) => {
+  if (skipUnlessRoot(t, "for BPF maps")) return;
   using map = BpfMap.create({ type: MapType.Array, key: u32, value: u32, maxEntries: 100 });
   map.updateBatch(Array.from({ length: 100 }, (_, i) => [i, i * i] as [number, number]));
   const read = map.lookupBatch({ chunkSize: 30 });
@@ -124,7 +135,8 @@ test("array batch lookup works (array maps use index cursors)", () => {
   assert.deepEqual(read[99], [99, 9801]);
 });
 
-test("struct codecs round-trip through the kernel", () => {
+test("struct codecs round-trip through the kernel", (t) => {
+  if (skipUnlessRoot(t, "for BPF maps")) return;
   const key = struct({ address: ipv4, port: u16 });
   const value = struct({ packets: u64, bytes: u64, comm: cString(16) });
   using map = BpfMap.create({ type: MapType.Hash, key, value, maxEntries: 4 });
@@ -133,7 +145,8 @@ test("struct codecs round-trip through the kernel", () => {
   assert.deepEqual(map.get({ address: "127.0.0.1", port: 8080 }), { packets: 3n, bytes: 300n, comm: "curl" });
 });
 
-test("pin and open pinned; a pinned map outlives its first fd", () => {
+test("pin and open pinned; a pinned map outlives its first fd", (t) => {
+  if (skipUnlessRoot(t, "for BPF maps")) return;
   const folder = bpffsFolder("map");
   try {
     const path = `${folder.path}/counts`;
@@ -152,7 +165,8 @@ test("pin and open pinned; a pinned map outlives its first fd", () => {
   }
 });
 
-test("bad specs give clear errors", () => {
+test("bad specs give clear errors", (t) => {
+  if (skipUnlessRoot(t, "for BPF maps")) return;
   assert.throws(() => BpfMap.create({ type: MapType.Hash, maxEntries: 4 }), /needs keySize and valueSize/);
   assert.throws(() => BpfMap.create({ type: MapType.Hash, keySize: 4, valueSize: 4, maxEntries: 0 }), /maxEntries must be a positive integer/);
   assert.throws(() => BpfMap.create({ type: MapType.Hash, keySize: 4, valueSize: 4, maxEntries: 1, name: "bad name!" }), /may only contain/);

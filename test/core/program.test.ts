@@ -5,14 +5,15 @@ import { ProgramType } from "../../src/sys/bpf-constants.js";
 import { SyscallError, UnsupportedFeatureError, UsageError, VerifierError } from "../../src/sys/errors.js";
 import { summarizeVerifierLog } from "../../src/sys/verifier-log.js";
 import { bpffsFolder } from "../support/bpffs.js";
-import { isRoot, skipUnlessKernel } from "../support/kernel.js";
+import { isRoot, skipUnlessKernel, skipUnlessRoot } from "../support/kernel.js";
 
 // r0 = *(u32 *)(r1 + 0)   (skb->len for a socket filter); exit
 const returnLength = Buffer.from("6110000000000000" + "bf01000000000000" + "9500000000000000", "hex");
 // r0 = 2 (XDP_PASS); exit
 const xdpPass = Buffer.from("b700000002000000" + "9500000000000000", "hex");
 
-test("load and run a socket filter with BPF_PROG_TEST_RUN", () => {
+test("load and run a socket filter with BPF_PROG_TEST_RUN", (t) => {
+  if (skipUnlessRoot(t, "to load programs")) return;
   // r1 = *(u32 *)(r1 + 0) (skb->len); r0 = r1; exit
   using program = Program.load({ type: ProgramType.SocketFilter, instructions: returnLength, name: "t_len" });
   const packet = Buffer.alloc(60, 0xab);
@@ -26,7 +27,8 @@ test("load and run a socket filter with BPF_PROG_TEST_RUN", () => {
   assert.equal(info.tag.length, 16);
 });
 
-test("XDP program returns XDP_PASS and hands the packet back", () => {
+test("XDP program returns XDP_PASS and hands the packet back", (t) => {
+  if (skipUnlessRoot(t, "to load programs")) return;
   using program = Program.load({ type: ProgramType.Xdp, instructions: xdpPass, name: "t_xdp" });
   const packet = Buffer.alloc(64, 7);
   const result = program.run({ data: packet });
@@ -34,7 +36,8 @@ test("XDP program returns XDP_PASS and hands the packet back", () => {
   assert.deepEqual(result.dataOut, packet);
 });
 
-test("a rejected program raises VerifierError with the full log and a summary", () => {
+test("a rejected program raises VerifierError with the full log and a summary", (t) => {
+  if (skipUnlessRoot(t, "to load programs")) return;
   // exit without setting r0
   const bad = Buffer.from("9500000000000000", "hex");
   assert.throws(
@@ -50,7 +53,8 @@ test("a rejected program raises VerifierError with the full log and a summary", 
   );
 });
 
-test("the verifier log can be requested and is grown to fit", () => {
+test("the verifier log can be requested and is grown to fit", (t) => {
+  if (skipUnlessRoot(t, "to load programs")) return;
   using program = Program.load({ type: ProgramType.SocketFilter, instructions: returnLength }, { logLevel: 2, logSize: 64 });
   assert.match(program.verifierLog, /processed \d+ insns/);
 });
@@ -75,7 +79,8 @@ test("invalid specs are refused before the kernel sees them", () => {
   assert.throws(() => Program.load({ type: ProgramType.SocketFilter, instructions: xdpPass, name: "no spaces" }), UsageError);
 });
 
-test("a program type the kernel does not have gives UnsupportedFeatureError", () => {
+test("a program type the kernel does not have gives UnsupportedFeatureError", (t) => {
+  if (skipUnlessRoot(t, "to load programs")) return;
   assert.throws(() => Program.load({ type: 999 as ProgramType, instructions: xdpPass }), (e: unknown) =>
     e instanceof UnsupportedFeatureError && /this kernel does not support program type 999 programs/.test(e.message) && /netbpf features/.test(e.message));
   // A known type with a bad attribute is not reported as a missing feature.
@@ -95,7 +100,8 @@ test("without privileges, loading says what is missing", async (t) => {
   assert.match(result.stdout, /SyscallError: program load: failed with EPERM \(the process lacks CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN: run as root, or grant them\)/);
 });
 
-test("pin, open pinned and open by id", () => {
+test("pin, open pinned and open by id", (t) => {
+  if (skipUnlessRoot(t, "to load programs")) return;
   const folder = bpffsFolder("prog");
   try {
     const program = Program.load({ type: ProgramType.Xdp, instructions: xdpPass, name: "t_pin" });
@@ -113,7 +119,8 @@ test("pin, open pinned and open by id", () => {
   }
 });
 
-test("an assembled program with a map reference loads and counts into the map", async () => {
+test("an assembled program with a map reference loads and counts into the map", async (t) => {
+  if (skipUnlessRoot(t, "to load programs")) return;
   const { Assembler, R0, R1, R2, R10 } = await import("../../src/asm/assembler.js");
   const { BpfMap } = await import("../../src/core/map.js");
   const { MapType } = await import("../../src/sys/bpf-constants.js");
@@ -136,7 +143,8 @@ test("an assembled program with a map reference loads and counts into the map", 
   assert.equal(counters.get(0), 25n);
 });
 
-test("raw tracepoint programs test-run without data or repeat", () => {
+test("raw tracepoint programs test-run without data or repeat", (t) => {
+  if (skipUnlessRoot(t, "to load programs")) return;
   using program = Program.load({ type: ProgramType.RawTracepoint, instructions: Buffer.from("b7000000070000009500000000000000", "hex"), name: "t_raw" });
   assert.equal(program.run({ context: Buffer.alloc(16) }).returnValue, 7);
 });

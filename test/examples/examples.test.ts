@@ -8,6 +8,7 @@ import { listPrograms } from "../../src/core/loaded-objects.js";
 import { AttachType } from "../../src/sys/bpf-constants.js";
 import { programQuery } from "../../src/sys/bpf.js";
 import { interfaceIndex } from "../../src/sys/socket.js";
+import { skipUnlessRoot } from "../support/kernel.js";
 
 const examples = fileURLToPath(new URL("../../examples/", import.meta.url));
 
@@ -56,7 +57,8 @@ function freePort(): number {
   return 20000 + Math.floor(Math.random() * 20000);
 }
 
-test("port-monitor tells someone who makes no traffic what to do", async () => {
+test("port-monitor tells someone who makes no traffic what to do", async (t) => {
+  if (skipUnlessRoot(t, "to attach the example's programs")) return;
   const port = freePort();
   const monitor = start("port-monitor.js", [String(port), "--seconds", "6"]);
   try {
@@ -72,7 +74,8 @@ test("port-monitor tells someone who makes no traffic what to do", async () => {
   assert.match(stdout, new RegExp(`^no TCP port ${port} packets on lo in 5 s: make some traffic`, "m"));
 });
 
-test("port-monitor counts a TCP exchange on lo in both directions and detaches on exit", async () => {
+test("port-monitor counts a TCP exchange on lo in both directions and detaches on exit", async (t) => {
+  if (skipUnlessRoot(t, "to attach the example's programs")) return;
   const port = freePort();
   const monitor = start("port-monitor.js", [String(port), "--seconds", "3"]);
   try {
@@ -108,7 +111,8 @@ test("port-monitor rejects a bad argument without a stack trace", async () => {
   assert.doesNotMatch(monitor.output().stderr, /\n\s+at /);
 });
 
-test("tcp-states reports the life of a loopback connection in order", async () => {
+test("tcp-states reports the life of a loopback connection in order", async (t) => {
+  if (skipUnlessRoot(t, "to attach the example's programs")) return;
   const port = freePort();
   const follower = start("tcp-states.js", ["--port", String(port), "--json", "--count", "5"]);
   try {

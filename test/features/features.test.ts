@@ -5,8 +5,10 @@ import { Assembler, R0, R2 } from "../../src/asm/assembler.js";
 import { Program } from "../../src/core/program.js";
 import { hasCapability, SyscallError, VerifierError } from "../../src/sys/errors.js";
 import { MapType, ProgramType } from "../../src/sys/bpf-constants.js";
+import { skipUnlessRoot } from "../support/kernel.js";
 
-test("probes report what the kernel really accepts", () => {
+test("probes report what the kernel really accepts", (t) => {
+  if (skipUnlessRoot(t, "for the kernel to answer probes")) return;
   // Socket filters and hash maps exist on every kernel with BPF.
   assert.equal(probeProgramType(ProgramType.SocketFilter), true);
   assert.equal(probeMapType(MapType.Hash), true);
@@ -20,7 +22,8 @@ test("probes report what the kernel really accepts", () => {
   assert.equal(probeHelper(ProgramType.SocketFilter, 100000), false);
 });
 
-test("probeAll answers for every program and map type and the attach kinds", () => {
+test("probeAll answers for every program and map type and the attach kinds", (t) => {
+  if (skipUnlessRoot(t, "for the kernel to answer probes")) return;
   const report = probeAll();
   assert.ok(Object.keys(report.programTypes).length >= 30);
   assert.ok(Object.keys(report.mapTypes).length >= 30);
@@ -43,7 +46,8 @@ test("probeAll answers for every program and map type and the attach kinds", () 
   for (const place of Object.keys(report.unknown)) assert.ok(place === "instructionSet" || places.some(([p]) => p === place), place);
 });
 
-test("a probe answers yes, no, or unknown with the reason — never an exception", () => {
+test("a probe answers yes, no, or unknown with the reason — never an exception", (t) => {
+  if (skipUnlessRoot(t, "for the kernel to answer probes")) return;
   assert.deepEqual(probeSupport(() => probeMapType(MapType.Hash)), { support: "yes" });
   assert.deepEqual(probeSupport(() => probeMapType(200 as MapType)), { support: "no" });
   // An answer the probe cannot read (EPERM to a root that holds CAP_BPF) is unknown, with its reason.

@@ -13,6 +13,7 @@ import { firewallProgram, ruleCounter, TrieAction, trieValue, verdicts, type Pro
 import { loadGenerated } from "../../src/firewall/hook-attachment.js";
 import { UsageError } from "../../src/sys/errors.js";
 import { arp, ethernet, icmp, ipv4, ipv6, tcp, udp, TCP } from "../support/packet-builder.js";
+import { skipUnlessRoot } from "../support/kernel.js";
 
 test("addresses and prefixes parse to canonical form; bad ones are usage errors naming the line", () => {
   assert.equal(formatAddressPrefix(parseAddressPrefix("10.0.0.0/8")), "10.0.0.0/8");
@@ -94,7 +95,8 @@ for (const hook of ["xdp", "tc"] as const) {
   const peerV4 = (address: string) => (hook === "xdp" ? { source: address, destination: server } : { source: server, destination: address });
   const peerV6 = (address: string) => (hook === "xdp" ? frameV6(address, "2001:db8:2::2") : frameV6("2001:db8:2::2", address));
 
-  for (const lookup of ["hash", "trie"] as const) test(`${hook}: address rules decide by longest prefix, IPv4 and IPv6, and count (${lookup})`, () => {
+  for (const lookup of ["hash", "trie"] as const) test(`${hook}: address rules decide by longest prefix, IPv4 and IPv6, and count (${lookup})`, (t) => {
+    if (skipUnlessRoot(t, "to create BPF maps and test-run programs")) return;
     const rules: ProgramRule[] = [
       { slot: 1, action: "block", hasAddresses: true, match: {} },
       { slot: 2, action: "allow", hasAddresses: true, match: {} },
@@ -116,7 +118,8 @@ for (const hook of ["xdp", "tc"] as const) {
     }
   });
 
-  test(`${hook}: protocol, port range, expression and conditional address rules; first match wins`, () => {
+  test(`${hook}: protocol, port range, expression and conditional address rules; first match wins`, (t) => {
+    if (skipUnlessRoot(t, "to create BPF maps and test-run programs")) return;
     const rules: ProgramRule[] = [
       { slot: 1, action: "block", hasAddresses: true, match: { protocol: 17 } },
       { slot: 2, action: "allow", hasAddresses: false, match: { protocol: 6, ports: { first: 8000, last: 8100 } } },
@@ -139,7 +142,8 @@ for (const hook of ["xdp", "tc"] as const) {
     }
   });
 
-  test(`${hook}: drop by default keeps allow-listed peers and non-IP traffic`, () => {
+  test(`${hook}: drop by default keeps allow-listed peers and non-IP traffic`, (t) => {
+    if (skipUnlessRoot(t, "to create BPF maps and test-run programs")) return;
     const rules: ProgramRule[] = [{ slot: 1, action: "allow", hasAddresses: true, match: {} }];
     const fw = harness(hook, rules, [["192.0.2.0/24", 1, TrieAction.allow]], "block");
     try {
@@ -154,7 +158,8 @@ for (const hook of ["xdp", "tc"] as const) {
   });
 }
 
-test("per-length exact lookups agree with an LPM trie on random mixed-length prefixes (IPv4 and IPv6)", () => {
+test("per-length exact lookups agree with an LPM trie on random mixed-length prefixes (IPv4 and IPv6)", (t) => {
+  if (skipUnlessRoot(t, "to create BPF maps and test-run programs")) return;
   // A seeded generator: the same prefixes every run.
   let seed = 0x5eed;
   const random = () => {

@@ -6,12 +6,14 @@ import { MapType, ProgramType } from "../../src/sys/bpf-constants.js";
 import { u32 } from "../../src/core/codec.js";
 import { portCounterMapName, portCounterProgram, portCounterValue } from "../../src/programs/port-counter.js";
 import { ethernet, etherTypeIpv4, etherTypeIpv6, ipv4, ipv6, tcp, udp } from "../support/packets.js";
+import { skipUnlessRoot } from "../support/kernel.js";
 
 function sum(values: { packets: bigint; bytes: bigint }[] | undefined) {
   return (values ?? []).reduce((a, v) => ({ packets: a.packets + v.packets, bytes: a.bytes + v.bytes }), { packets: 0n, bytes: 0n });
 }
 
-test("port counter counts only TCP packets of its port, both address families, per direction", () => {
+test("port counter counts only TCP packets of its port, both address families, per direction", (t) => {
+  if (skipUnlessRoot(t, "to load and test-run programs")) return;
   using counts = BpfMap.create({ type: MapType.PercpuArray, key: u32, value: portCounterValue, maxEntries: 2, name: portCounterMapName });
   using ingress = Program.load({ type: ProgramType.SchedCls, instructions: portCounterProgram(8080, "ingress"), name: "port_in" }, { maps: { [portCounterMapName]: counts } });
   using egress = Program.load({ type: ProgramType.SchedCls, instructions: portCounterProgram(8080, "egress"), name: "port_out" }, { maps: { [portCounterMapName]: counts } });

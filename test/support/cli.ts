@@ -1,4 +1,7 @@
 import { spawnSync } from "node:child_process";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const cliPath = fileURLToPath(new URL("../../src/cli/netbpf.js", import.meta.url));
@@ -6,5 +9,51 @@ export const cliPath = fileURLToPath(new URL("../../src/cli/netbpf.js", import.m
 /** Runs the netbpf CLI as a user would, capturing its output. */
 export function runCli(args: string[], options: { input?: string; timeout?: number } = {}) {
   const result = spawnSync(process.execPath, [cliPath, ...args], { encoding: "utf8", input: options.input, timeout: options.timeout ?? 60_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** setpriv arguments that run a command as user and group 65534 (nobody), without supplementary groups. */
+export const asNobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+
+let nobodyCheckout: string | undefined;
+
+/**
+ * The path of a copy of the built CLI that user nobody can run: the checkout
+ * itself may sit below a folder nobody cannot enter (a home directory). The
+ * copy — dist/src, package.json and the runtime dependencies, hard-linked
+ * where the file system allows — lives in a world-readable temporary folder
+ * removed when the test process exits.
+ */
+export function cliPathForNobody(): string {
+  if (nobodyCheckout === undefined) {
+    const checkout = join(dirname(cliPath), "..", "..", "..");
+    const copy = mkdtempSync(join(tmpdir(), "nb-nobody-cli-"));
+    process.once("exit", () => rmSync(copy, { recursive: true, force: true }));
+    chmodSync(copy, 0o755);
+    const place = (path: string) => {
+      mkdirSync(dirname(join(copy, path)), { recursive: true });
+      const linked = spawnSync("cp", ["-al", join(checkout, path), join(copy, path)]);
+      if (linked.status !== 0) cpSync(join(checkout, path), join(copy, path), { recursive: true });
+    };
+    place("package.json");
+    place(join("dist", "src"));
+    const wanted = [...Object.keys(JSON.parse(readFileSync(join(checkout, "package.json"), "utf8")).dependencies ?? {})];
+    const placed = new Set<string>();
+    while (wanted.length > 0) {
+      const name = wanted.pop()!;
+      const folder = join("node_modules", name);
+      if (placed.has(name) || !existsSync(join(checkout, folder))) continue;
+      placed.add(name);
+      place(folder);
+      wanted.push(...Object.keys(JSON.parse(readFileSync(join(checkout, folder, "package.json"), "utf8")).dependencies ?? {}));
+    }
+    nobodyCheckout = copy;
+  }
+  return join(nobodyCheckout, "dist", "src", "cli", "netbpf.js");
+}
+
+/** Runs the netbpf CLI as user nobody (see cliPathForNobody), capturing its output. */
+export function runCliAsNobody(args: string[], options: { setpriv?: string[]; timeout?: number } = {}) {
+  const result = spawnSync("setpriv", [...asNobody, ...(options.setpriv ?? []), process.execPath, cliPathForNobody(), ...args], { encoding: "utf8", timeout: options.timeout ?? 30_000 });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }

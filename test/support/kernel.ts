@@ -19,6 +19,15 @@ export function isRoot(): boolean {
 }
 
 /**
+ * Skip a test that needs root (bpf(2), namespaces, attaching) when run as an
+ * unprivileged user, saying what it needs root for; a failure under
+ * NETBPF_REQUIRE_KERNEL=1.
+ */
+export function skipUnlessRoot(t: TestContext, what: string): boolean {
+  return skipUnlessKernel(t, isRoot(), `needs root ${what}`);
+}
+
+/**
  * Skip because a build tool (clang) is missing, unless NETBPF_REQUIRE_KERNEL=1:
  * CI installs the tools, so there a missing one is a failure.
  */

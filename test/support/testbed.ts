@@ -73,6 +73,29 @@ export class Testbed {
   }
 
   /**
+   * Sends raw Ethernet frames out of a side's veth through an AF_PACKET
+   * socket, in order, 5 ms apart.
+   */
+  sendFrames(side: Side, frames: Uint8Array[]): void {
+    const socketModule = new URL("../../src/sys/socket.js", import.meta.url).href;
+    const libcModule = new URL("../../src/sys/libc.js", import.meta.url).href;
+    this.node(side, `
+import { PacketSocket } from ${JSON.stringify(socketModule)};
+import { libcWrite } from ${JSON.stringify(libcModule)};
+const socket = PacketSocket.open({ interface: ${JSON.stringify(side.interface)}, protocol: 0x88b5 });
+try {
+  for (const hex of ${JSON.stringify(frames.map((frame) => Buffer.from(frame).toString("hex")))}) {
+    const frame = Buffer.from(hex, "hex");
+    if (libcWrite(socket.fd.value, frame, frame.length) !== frame.length) throw new Error("short write");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+} finally {
+  socket.close();
+}
+`);
+  }
+
+  /**
    * Runs `action` with this thread in the namespace: sockets, netlink and
    * bpf attach calls made by it act there. The namespace is restored after.
    */
