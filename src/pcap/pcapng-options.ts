@@ -222,6 +222,8 @@ export interface ProcessOptions {
   readonly custom: Uint8Array;
 }
 
+type CachedProcessOptions = ProcessOptions & { readonly commandBytes: Uint8Array };
+
 /**
  * The encoded process options of each pid, with the raw command bytes they
  * were made from: a packet of a known (pid, command) costs a comparison of
@@ -230,14 +232,20 @@ export interface ProcessOptions {
  * past that the cache starts over.
  */
 export class ProcessOptionCache {
-  readonly #entries = new Map<number, ProcessOptions & { readonly commandBytes: Uint8Array }>();
+  readonly #entries = new Map<number, CachedProcessOptions>();
+  /** The last entry returned: packets come in runs of one process, so most need no map lookup. */
+  #last: CachedProcessOptions | undefined;
 
   constructor(private readonly little: boolean, private readonly capacity = 4096) {}
 
   /** The options of `pid` with the command bytes source[commandStart, commandStart + commandLength). */
   get(pid: number, source: Uint8Array, commandStart: number, commandLength: number): ProcessOptions {
-    const entry = this.#entries.get(pid);
-    if (entry !== undefined && sameBytes(entry.commandBytes, source, commandStart, commandLength)) return entry;
+    let entry = this.#last;
+    if (entry === undefined || entry.process.pid !== pid) entry = this.#entries.get(pid);
+    if (entry !== undefined && sameBytes(entry.commandBytes, source, commandStart, commandLength)) {
+      this.#last = entry;
+      return entry;
+    }
     const commandBytes = source.slice(commandStart, commandStart + commandLength);
     const process: ProcessInfo = { pid, command: Buffer.from(commandBytes.buffer, commandBytes.byteOffset, commandLength).toString("utf8") };
     const encoded = (options: OptionEncoder) => {
@@ -252,6 +260,7 @@ export class ProcessOptionCache {
     };
     if (entry === undefined && this.#entries.size >= this.capacity) this.#entries.clear();
     this.#entries.set(pid, created);
+    this.#last = created;
     return created;
   }
 }
