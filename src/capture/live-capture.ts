@@ -15,6 +15,7 @@ import { attachCgroup, type CgroupLink } from "../link/cgroup.js";
 import { attachTcx } from "../link/tcx.js";
 import type { Link } from "../link/link.js";
 import type { CaptureWriter } from "../pcap/capture-writer.js";
+import { PcapngWriter } from "../pcap/pcapng-writer.js";
 import { LinkType } from "../pcap/link-type.js";
 import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
 import { AttachType, MapType, ProgramType } from "../sys/bpf-constants.js";
@@ -147,12 +148,6 @@ function ringSizeFor(requested: number): number {
 
 /** pcapng epb_flags reception type bits by Linux packet type (PACKET_HOST, BROADCAST, MULTICAST, OTHERHOST). */
 const receptionBits = [1, 3, 2, 4];
-const receptionTypes = ["unicast", "broadcast", "multicast", "promiscuous"] as const;
-
-/** The pcapng reception type of a packet (inbound only), from the skb packet type. */
-function receptionTypeOf(direction: "inbound" | "outbound", packetType: number): "unicast" | "multicast" | "broadcast" | "promiscuous" | undefined {
-  return direction === "inbound" ? receptionTypes[packetType] : undefined;
-}
 
 /** A running capture; close() detaches everything. */
 /** A ring-buffer callback that does nothing (for the empty reads that prime the reader). */
@@ -311,8 +306,8 @@ export class LiveCapture implements Disposable {
    * Writes every packet in the ring now (up to `maximum`) to `writer`,
    * straight from the ring: no object, copy or BigInt per packet, and the
    * same output as writePacket() with the fields of readAvailable()'s
-   * packets (direction and reception type as epb_flags; the process, which
-   * takes the slower path, in pcapng). `interfaceIndexes[slot]` is the
+   * packets (direction and reception type as epb_flags; the process, in
+   * pcapng, as a comment and custom option encoded once per pid and command). `interfaceIndexes[slot]` is the
    * writer's interface for each capture slot (default 0); `written[slot]`
    * is increased for every packet written. Returns how many were written.
    */
@@ -321,7 +316,8 @@ export class LiveCapture implements Disposable {
     const interfaces = this.interfaces;
     const offsetHigh = this.#clockOffsetHigh;
     const offsetLow = this.#clockOffsetLow;
-    const processesKept = writer.format === "pcapng";
+    // pcapng keeps each packet's process (pcap has no place for it).
+    const pcapng = writer instanceof PcapngWriter ? writer : undefined;
     for (let slot = 0; slot < interfaces.length; slot++) written[slot] ??= 0;
     const count = this.#reader.readAvailableInPlace((ring, offset, length, view) => {
       if (length < captureHeaderSize) throw new NetbpfError("read capture ring", `a record of ${length} bytes is shorter than the ${captureHeaderSize}-byte header`);
@@ -329,19 +325,6 @@ export class LiveCapture implements Disposable {
       if (slot >= interfaces.length) throw new NetbpfError("read capture ring", `record for unknown interface slot ${slot}`);
       const interfaceIndex = interfaceIndexes[slot] ?? 0;
       written[slot]!++;
-      if (processesKept && ring[offset + 21] === 1) {
-        const packet = this.#toPacket(ring, offset, length, false);
-        writer.writePacket({
-          data: packet.data,
-          timestamp: packet.timestamp,
-          originalLength: packet.originalLength,
-          interfaceIndex,
-          direction: packet.direction,
-          receptionType: receptionTypeOf(packet.direction, packet.packetType),
-          process: packet.process,
-        });
-        return;
-      }
       let low = view.getUint32(offset, true) + offsetLow;
       let carry = 0;
       if (low >= 0x1_0000_0000) {
@@ -362,6 +345,13 @@ export class LiveCapture implements Disposable {
       const inbound = ring[offset + 20] === 0;
       const packetType = view.getUint32(offset + 28, true);
       const flags = inbound ? 1 | (packetType < 4 ? receptionBits[packetType]! << 2 : 0) : 2;
+      if (pcapng !== undefined && ring[offset + 21] === 1) {
+        const commandStart = offset + 32;
+        let commandLength = 0;
+        while (commandLength < 16 && ring[commandStart + commandLength] !== 0) commandLength++;
+        pcapng.writeProcessPacketBytes(interfaceIndex, high, low, view.getUint32(offset + 12, true), flags, ring, offset + captureHeaderSize, capturedLength, view.getUint32(offset + 24, true), commandStart, commandLength);
+        return;
+      }
       writer.writePacketBytes(interfaceIndex, high, low, view.getUint32(offset + 12, true), flags, ring, offset + captureHeaderSize, capturedLength);
     }, maximum);
     this.#delivered += count;

@@ -213,6 +213,64 @@ export function encodeProcessData(process: ProcessInfo, little: boolean): Buffer
   return data;
 }
 
+/** A process's Enhanced Packet Block options, encoded (headers and padding included, no opt_endofopt). */
+export interface ProcessOptions {
+  readonly process: ProcessInfo;
+  /** The comment "pid N comm X". */
+  readonly comment: Uint8Array;
+  /** netbpf's process custom option. */
+  readonly custom: Uint8Array;
+}
+
+type CachedProcessOptions = ProcessOptions & { readonly commandBytes: Uint8Array };
+
+/**
+ * The encoded process options of each pid, with the raw command bytes they
+ * were made from: a packet of a known (pid, command) costs a comparison of
+ * at most 16 bytes, no string or Buffer. A pid whose command changed (exec,
+ * or the pid reused) is encoded again. At most `capacity` pids are kept;
+ * past that the cache starts over.
+ */
+export class ProcessOptionCache {
+  readonly #entries = new Map<number, CachedProcessOptions>();
+  /** The last entry returned: packets come in runs of one process, so most need no map lookup. */
+  #last: CachedProcessOptions | undefined;
+
+  constructor(private readonly little: boolean, private readonly capacity = 4096) {}
+
+  /** The options of `pid` with the command bytes source[commandStart, commandStart + commandLength). */
+  get(pid: number, source: Uint8Array, commandStart: number, commandLength: number): ProcessOptions {
+    let entry = this.#last;
+    if (entry === undefined || entry.process.pid !== pid) entry = this.#entries.get(pid);
+    if (entry !== undefined && sameBytes(entry.commandBytes, source, commandStart, commandLength)) {
+      this.#last = entry;
+      return entry;
+    }
+    const commandBytes = source.slice(commandStart, commandStart + commandLength);
+    const process: ProcessInfo = { pid, command: Buffer.from(commandBytes.buffer, commandBytes.byteOffset, commandLength).toString("utf8") };
+    const encoded = (options: OptionEncoder) => {
+      const bytes = options.finish();
+      return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length - 4);
+    };
+    const created = {
+      process,
+      commandBytes,
+      comment: encoded(new OptionEncoder(this.little).string(OptionCode.COMMENT, processComment(process))),
+      custom: encoded(new OptionEncoder(this.little).custom({ code: OptionCode.CUSTOM_BINARY_COPYABLE, privateEnterpriseNumber: NETBPF_PRIVATE_ENTERPRISE_NUMBER, data: encodeProcessData(process, this.little) })),
+    };
+    if (entry === undefined && this.#entries.size >= this.capacity) this.#entries.clear();
+    this.#entries.set(pid, created);
+    this.#last = created;
+    return created;
+  }
+}
+
+function sameBytes(known: Uint8Array, source: Uint8Array, start: number, length: number): boolean {
+  if (known.length !== length) return false;
+  for (let i = 0; i < length; i++) if (known[i] !== source[start + i]) return false;
+  return true;
+}
+
 /** Builds option bytes; appends opt_endofopt when there is at least one option. */
 export class OptionEncoder {
   private readonly parts: Buffer[] = [];

@@ -29,6 +29,8 @@ import {
   isProcessOption,
   padded,
   processComment,
+  ProcessOptionCache,
+  type ProcessOptions,
 } from "./pcapng-options.js";
 import { nanosecondsToUnits, resolutionToByte } from "./timestamp-units.js";
 
@@ -134,10 +136,12 @@ export class PcapngWriter extends CaptureWriterBase {
   readonly format = "pcapng" as const;
   readonly little: boolean;
   private interfaces: WrittenInterface[] = [];
+  readonly #processOptions: ProcessOptionCache;
 
   constructor(sink: CaptureSink, options: PcapngWriterOptions = {}) {
     super(sink);
     this.little = (options.byteOrder ?? nativeByteOrder()) === "little";
+    this.#processOptions = new ProcessOptionCache(this.little);
     this.startSection(options);
   }
 
@@ -284,17 +288,43 @@ export class PcapngWriter extends CaptureWriterBase {
    * into the sink's buffer when it lends one (see CaptureWriter).
    */
   writePacketBytes(interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, flags: number, source: Uint8Array, start: number, length: number): void {
+    this.#writeEnhancedBytes(interfaceIndex, timestampHigh, timestampLow, originalLength, flags, source, start, length, undefined);
+  }
+
+  /**
+   * writePacketBytes() for a packet whose process is known: the process is
+   * `pid` and the command bytes source[commandStart, commandStart +
+   * commandLength) (UTF-8, as the kernel's comm). Same output as
+   * writePacket() with `process: { pid, command }`; the comment and custom
+   * option are encoded once per pid and command (see ProcessOptionCache),
+   * so nothing is allocated per packet.
+   */
+  writeProcessPacketBytes(
+    interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, flags: number,
+    source: Uint8Array, start: number, length: number, pid: number, commandStart: number, commandLength: number,
+  ): void {
+    const options = this.#processOptions.get(pid, source, commandStart, commandLength);
+    this.#writeEnhancedBytes(interfaceIndex, timestampHigh, timestampLow, originalLength, flags, source, start, length, options);
+  }
+
+  #writeEnhancedBytes(
+    interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, flags: number,
+    source: Uint8Array, start: number, length: number, process: ProcessOptions | undefined,
+  ): void {
     const target = this.interfaceAt(interfaceIndex);
     if (!target.nanosecondUnits) {
       const timestamp = (BigInt(timestampHigh >>> 0) << 32n) | BigInt(timestampLow >>> 0);
-      this.writePacket({ interfaceIndex, timestamp, originalLength, flags, data: Buffer.from(source.buffer, source.byteOffset + start, length) });
+      const data = Buffer.from(source.buffer, source.byteOffset + start, length);
+      this.writePacket({ interfaceIndex, timestamp, originalLength, flags, data, process: process?.process });
       return;
     }
     if (!(originalLength >= 0 && originalLength <= 0xffffffff && Number.isInteger(originalLength))) checkLength(originalLength, "original length", OPERATION);
     const capturedLength = target.snapLength > 0 && length > target.snapLength ? target.snapLength : length;
     const paddedLength = (capturedLength + 3) & ~3;
     const flagsWord = flags >>> 0;
-    const totalLength = 32 + paddedLength + (flagsWord !== 0 ? 12 : 0);
+    // Options in writePacket()'s order: comment, epb_flags, custom option, opt_endofopt.
+    const optionsLength = (flagsWord !== 0 ? 8 : 0) + (process === undefined ? 0 : process.comment.length + process.custom.length);
+    const totalLength = 32 + paddedLength + (optionsLength !== 0 ? optionsLength + 4 : 0);
     const at = this.reserve(totalLength);
     const view = this.outputView;
     const little = this.little;
@@ -309,12 +339,23 @@ export class PcapngWriter extends CaptureWriterBase {
     let position = at + 28 + capturedLength;
     const output = this.output;
     while (position < at + 28 + paddedLength) output[position++] = 0;
+    if (process !== undefined) {
+      output.set(process.comment, position);
+      position += process.comment.length;
+    }
     if (flagsWord !== 0) {
       view.setUint16(position, PacketOption.FLAGS, little);
       view.setUint16(position + 2, 4, little);
       view.setUint32(position + 4, flagsWord, little);
-      view.setUint32(position + 8, 0, little);
-      position += 12;
+      position += 8;
+    }
+    if (process !== undefined) {
+      output.set(process.custom, position);
+      position += process.custom.length;
+    }
+    if (optionsLength !== 0) {
+      view.setUint32(position, 0, little);
+      position += 4;
     }
     view.setUint32(position, totalLength, little);
     this.commit();

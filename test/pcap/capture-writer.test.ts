@@ -61,18 +61,21 @@ function randomPackets(seed: number, count: number, interfaces: number, maximumH
   return { source, packets };
 }
 
-function writeBoth(packets: Written[], source: Buffer, writeThe: (packet: Written, writer: CaptureWriter) => void, makeWriter: (sink: CaptureSink) => CaptureWriter, directory: string, name: string): { slow: Buffer; fast: Buffer; fastFile: Buffer } {
+function writeBoth<W extends CaptureWriter>(
+  packets: Written[], source: Buffer, writeThe: (packet: Written, writer: W, index: number) => void, makeWriter: (sink: CaptureSink) => W, directory: string, name: string,
+  writeFast = (packet: Written, writer: W, _index: number) => writer.writePacketBytes(packet.interfaceIndex, packet.high, packet.low, packet.originalLength, packet.flags, source, packet.start, packet.length),
+): { slow: Buffer; fast: Buffer; fastFile: Buffer } {
   const slowSink = new BufferSink();
   const slow = makeWriter(slowSink);
-  for (const packet of packets) writeThe(packet, slow);
+  packets.forEach((packet, i) => writeThe(packet, slow, i));
   const fastSink = new BufferSink();
   const fast = makeWriter(fastSink);
-  for (const packet of packets) fast.writePacketBytes(packet.interfaceIndex, packet.high, packet.low, packet.originalLength, packet.flags, source, packet.start, packet.length);
+  packets.forEach((packet, i) => writeFast(packet, fast, i));
   // A small file buffer: records that do not fit, records larger than the buffer, and reused (dirty) buffer memory.
   const path = join(directory, name);
   const fileSink = new AtomicFileSink(path, { bufferSize: 256 });
   const file = makeWriter(fileSink);
-  for (const packet of packets) file.writePacketBytes(packet.interfaceIndex, packet.high, packet.low, packet.originalLength, packet.flags, source, packet.start, packet.length);
+  packets.forEach((packet, i) => writeFast(packet, file, i));
   fileSink.closeSync();
   assert.equal(fast.packetsWritten, packets.length);
   return { slow: slowSink.toBuffer(), fast: fastSink.toBuffer(), fastFile: readFileSync(path) };
@@ -162,6 +165,47 @@ test("pcapng: writePacketBytes writes what writePacket writes (flags, snap lengt
         assert.equal(read.length, packets.length);
         read.forEach((packet, i) => assert.equal(packet.flags, packets[i]!.flags));
       }
+    }
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test("pcapng: writeProcessPacketBytes writes what writePacket writes with the process, and follows a pid whose command changed", () => {
+  const directory = mkdtempSync(join(tmpdir(), "nbpn-process-writer-"));
+  try {
+    // Commands as the kernel's comm bytes: plain, empty, 16 bytes, invalid UTF-8, and one pid seen with several commands (exec, pid reuse).
+    const commands = [Buffer.from("curl"), Buffer.from("wget"), Buffer.alloc(0), Buffer.from("sixteen-bytes-xx"), Buffer.from([0x63, 0xff, 0xc3]), Buffer.from("c\u00e9")];
+    const pids = [1, 1, 4_000_000_000, 77, 1, 2];
+    for (const byteOrder of ["little", "big"] as const) {
+      const { source, packets } = randomPackets(300, 400, 2, 0x3fff_ffff);
+      // The command bytes live in the same source buffer, as in the ring.
+      const commandStarts = commands.map((_, i) => 60_000 + i * 16);
+      commands.forEach((command, i) => command.copy(source, commandStarts[i]));
+      // Runs of the same process (the cache's hit) and changes between them.
+      const processOf = (index: number) => Math.floor(index / 7) % commands.length;
+      const make = (sink: CaptureSink) => {
+        const writer = new PcapngWriter(sink, { byteOrder, userApplication: "test" });
+        writer.addInterface({ linkType: LinkType.ETHERNET, snapLength: 262144, name: "veth0" });
+        writer.addInterface({ linkType: LinkType.ETHERNET, snapLength: 100, timestampResolution: MICROSECOND_RESOLUTION, name: "veth1" });
+        return writer;
+      };
+      const { slow, fast, fastFile } = writeBoth(packets, source, (packet, writer, index) => writer.writePacket({
+        data: source.subarray(packet.start, packet.start + packet.length),
+        timestamp: timestampOf(packet),
+        originalLength: packet.originalLength,
+        interfaceIndex: packet.interfaceIndex,
+        flags: packet.flags,
+        process: { pid: pids[processOf(index)]!, command: commands[processOf(index)]!.toString("utf8") },
+      }), make, directory, `process-${byteOrder}.pcapng`, (packet, writer, index) => {
+        const process = processOf(index);
+        writer.writeProcessPacketBytes(packet.interfaceIndex, packet.high, packet.low, packet.originalLength, packet.flags, source, packet.start, packet.length, pids[process]!, commandStarts[process]!, commands[process]!.length);
+      });
+      assert.ok(slow.equals(fast), `${byteOrder}: buffer sink`);
+      assert.ok(slow.equals(fastFile), `${byteOrder}: file sink`);
+      const read = readCapture(fast).packets;
+      assert.equal(read.length, packets.length);
+      read.forEach((packet, i) => assert.deepEqual(packet.process, { pid: pids[processOf(i)], command: commands[processOf(i)]!.toString("utf8") }, `packet ${i}`));
     }
   } finally {
     rmSync(directory, { recursive: true, force: true });
