@@ -47,9 +47,13 @@ export interface SummaryPacket {
   linkType: number;
 }
 
-/** A header ended inside the captured bytes: tcpdump prints ` [|name]`. */
+/** A header ended inside the captured bytes: tcpdump prints ` [|name]`, and `after` behind it (">" for TCP options cut inside the data of an option after the first). */
 class Truncated {
-  constructor(readonly protocol: string) {}
+  constructor(readonly protocol: string, readonly after = "") {}
+
+  get text(): string {
+    return ` [|${this.protocol}]${this.after}`;
+  }
 }
 
 const etherTypeNames = new Map<number, string>([
@@ -223,7 +227,7 @@ export class PacketSummarizer {
       this.linkLayer(packet.linkType, data, originalLength, output);
     } catch (error) {
       if (!(error instanceof Truncated)) throw error;
-      output.push(` [|${error.protocol}]`);
+      output.push(error.text);
     }
     const text = output.join("");
     const hexDumpKind = this.options.hexDump;
@@ -636,11 +640,9 @@ export class PacketSummarizer {
     output.push(`, win ${window}`);
     if (flags & 0x20) output.push(`, urg ${urgent}`);
     if (headerLength > 20) {
-      if (data.length < headerLength) {
-        output.push(", options [");
-        throw new Truncated("tcp");
-      }
-      output.push(`, options [${tcpOptions(data.subarray(20, headerLength), sequenceBase)}]`);
+      output.push(", options [");
+      tcpOptions(data.subarray(20, headerLength), headerLength - 20, sequenceBase, output);
+      output.push("]");
     }
     output.push(`, length ${length}`);
     if (this.options.verbose && (flags & 0x04) !== 0 && length > 0) {
@@ -741,7 +743,7 @@ export class PacketSummarizer {
         this.ipv4(data.subarray(8), output, !this.options.linkLevel);
       } catch (error) {
         if (!(error instanceof Truncated)) throw error;
-        output.push(` [|${error.protocol}]`);
+        output.push(error.text);
       }
     }
   }
@@ -881,44 +883,68 @@ function tcpFlags(flags: number): string {
   return tcpFlagTexts[flags & 0x1ff]!;
 }
 
-function tcpOptions(options: Uint8Array, base: TcpSequenceState | undefined): string {
-  const parts: string[] = [];
+/**
+ * TCP options as tcpdump prints them, pushed to output. `options` holds the captured part of the `size` option bytes:
+ * when the capture ends inside them, what tcpdump prints up to the cut is pushed and Truncated thrown. Like tcpdump:
+ * a cut before an option's kind or length byte ends the text there (", [|tcp]" after the first option), a cut in its
+ * data prints its name and the values read so far, then " [|tcp]", and ">" too when an option came before.
+ */
+function tcpOptions(options: Uint8Array, size: number, base: TcpSequenceState | undefined, output: string[]): void {
   const view = new DataView(options.buffer, options.byteOffset, options.byteLength);
+  const captured = options.length;
+  let separator = "";
   let offset = 0;
-  while (offset < options.length) {
+  while (offset < size) {
+    output.push(separator);
+    if (offset >= captured) throw new Truncated("tcp");
     const kind = options[offset]!;
-    if (kind === 0) { parts.push("eol"); break; }
-    if (kind === 1) { parts.push("nop"); offset++; continue; }
-    if (offset + 1 >= options.length) { parts.push("[|tcp]"); break; }
+    if (kind === 0) { output.push("eol"); return; }
+    separator = ",";
+    if (kind === 1) { output.push("nop"); offset++; continue; }
+    if (offset + 1 >= size) { output.push("[|tcp]"); return; }
+    if (offset + 1 >= captured) throw new Truncated("tcp");
     const length = options[offset + 1]!;
-    if (length < 2 || offset + length > options.length) { parts.push(`opt-${kind} [bad length ${length}]`); break; }
+    if (length < 2 || offset + length > size) { output.push(`opt-${kind} [bad length ${length}]`); return; }
     const body = offset + 2;
+    // The option's data bytes up to `end` are needed: past the capture, tcpdump stops with the name printed.
+    const need = (end: number, text: string) => {
+      if (body + end > captured) {
+        output.push(text);
+        throw new Truncated("tcp", offset > 0 ? ">" : "");
+      }
+    };
     const bad = (expected: number) => (length !== expected ? `[bad opt ${length}]` : undefined);
     switch (kind) {
-      case 2: parts.push(bad(4) ? `mss${bad(4)}` : `mss ${view.getUint16(body)}`); break;
-      case 3: parts.push(bad(3) ? `wscale${bad(3)}` : `wscale ${options[body]}`); break;
-      case 4: parts.push(bad(2) ? `sackOK${bad(2)}` : "sackOK"); break;
-      case 8: parts.push(bad(10) ? `TS${bad(10)}` : `TS val ${view.getUint32(body)} ecr ${view.getUint32(body + 4)}`); break;
+      case 2: need(2, "mss"); output.push(bad(4) ? `mss${bad(4)}` : `mss ${view.getUint16(body)}`); break;
+      case 3: need(1, "wscale"); output.push(bad(3) ? `wscale${bad(3)}` : `wscale ${options[body]}`); break;
+      case 4: output.push(bad(2) ? `sackOK${bad(2)}` : "sackOK"); break;
+      case 8: need(8, "TS"); output.push(bad(10) ? `TS${bad(10)}` : `TS val ${view.getUint32(body)} ecr ${view.getUint32(body + 4)}`); break;
       case 5: {
         const blocks = Math.floor((length - 2) / 8);
         let text = `sack ${blocks} `;
         for (let i = 0; i < blocks; i++) {
+          need(8 * i + 8, text);
           const start = (view.getUint32(body + 8 * i) - (base?.ack ?? 0)) >>> 0;
           const end = (view.getUint32(body + 8 * i + 4) - (base?.ack ?? 0)) >>> 0;
           text += `{${start}:${end}}`;
         }
-        parts.push(text);
+        output.push(text);
         break;
       }
       default: {
         let text = `unknown-${kind}`;
-        if (length > 2) text += ` 0x${Buffer.from(options.subarray(body, offset + length)).toString("hex")}`;
-        parts.push(text);
+        if (length > 2) {
+          text += " 0x";
+          for (let i = body; i < offset + length; i++) {
+            need(i - body + 1, text);
+            text += hex(options[i]!, 2);
+          }
+        }
+        output.push(text);
       }
     }
     offset += length;
   }
-  return parts.join(",");
 }
 
 /** Bytes as tcpdump prints untrusted text: M- for bytes above 127, ^X for control characters. */
