@@ -677,12 +677,12 @@ export class PacketSummarizer {
         switch (code) {
           case 0: text = `net ${target} unreachable`; break;
           case 1: text = `host ${target} unreachable`; break;
-          case 2: text = `${target} protocol ${embedded?.protocol ?? 0} unreachable`; break;
+          case 2: text = `${target} protocol ${embedded.protocol} unreachable`; break;
           case 3: {
-            const name = embedded?.protocol === 6 ? "tcp" : embedded?.protocol === 17 ? "udp" : undefined;
-            text = name !== undefined && embedded?.destinationPort !== undefined
-              ? `${target} ${name} port ${embedded.destinationPort} unreachable`
-              : `${target} protocol ${embedded?.protocol ?? 0} port ${embedded?.destinationPort ?? 0} unreachable`;
+            // tcpdump reads the quoted destination port first: cut before it, the line is just [|icmp].
+            if (embedded.destinationPort === undefined) throw new Truncated("icmp");
+            const name = embedded.protocol === 6 ? "tcp" : embedded.protocol === 17 ? "udp" : undefined;
+            text = name !== undefined ? `${target} ${name} port ${embedded.destinationPort} unreachable` : `${target} protocol ${embedded.protocol} port ${embedded.destinationPort} unreachable`;
             break;
           }
           case 4: {
@@ -751,7 +751,13 @@ export class PacketSummarizer {
   private icmpv6(network: NetworkContext, output: string[]): void {
     const data = network.payload;
     if (!network.addressesPrinted) output.push(`${network.source} > ${network.destination}: `);
-    if (data.length < 4) throw new Truncated("icmp6");
+    if (data.length < 1) throw new Truncated("icmp6");
+    if (data.length < 4) {
+      // Cut inside the header: tcpdump has printed the type's name, and a destination unreachable's code.
+      const code = data.length >= 2 && data[0] === 1 ? icmpv6UnreachableCodes[data[1]!] : undefined;
+      output.push(`ICMP6, ${icmpv6TypeNames[data[0]!] ?? `unknown icmp6 type (${data[0]})`}${code === undefined ? "" : `, ${code}`}`);
+      throw new Truncated("icmp6");
+    }
     if (this.options.verbose && data.length >= network.length) {
       const segment = data.subarray(0, network.length);
       const pseudo = pseudoHeader(network, 58, network.length);
@@ -769,6 +775,11 @@ export class PacketSummarizer {
     switch (type) {
       case 128:
       case 129:
+        // tcpdump prints an echo's id and sequence number only with both captured.
+        if (data.length < 8) {
+          output.push(`ICMP6, ${icmpv6TypeNames[type]}`);
+          throw new Truncated("icmp6");
+        }
         text = `echo ${type === 128 ? "request" : "reply"}, id ${word(4)}, seq ${word(6)}`;
         break;
       case 1: {
@@ -838,6 +849,14 @@ export class PacketSummarizer {
     output.push(`ICMP6, ${text}${withLength ? `, length ${network.length}` : ""}`);
   }
 }
+
+/** tcpdump's names of ICMPv6 types and destination unreachable codes, for headers cut before the rest is printed. */
+const icmpv6TypeNames: Record<number, string> = {
+  1: "destination unreachable", 2: "packet too big", 3: "time exceeded", 4: "parameter problem", 128: "echo request", 129: "echo reply",
+  130: "multicast listener query", 131: "multicast listener report", 132: "multicast listener done", 133: "router solicitation",
+  134: "router advertisement", 135: "neighbor solicitation", 136: "neighbor advertisement", 137: "redirect", 143: "multicast listener report v2",
+};
+const icmpv6UnreachableCodes: Record<number, string> = { 0: "unreachable route", 1: " unreachable prohibited", 2: "beyond scope", 3: "unreachable address", 4: "unreachable port" };
 
 const unreachableCodeText: Record<number, string> = {
   5: "%s unreachable - source route failed",
