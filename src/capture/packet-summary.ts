@@ -287,7 +287,7 @@ export class PacketSummarizer {
         return offset;
       }
       case LinkType.LINUX_SLL: {
-        if (data.length < 16) throw new Truncated("linux_sll");
+        if (data.length < 16) throw new Truncated("sll");
         const packetType = (data[0]! << 8) | data[1]!;
         const addressLength = (data[4]! << 8) | data[5]!;
         const protocol = (data[14]! << 8) | data[15]!;
@@ -300,7 +300,7 @@ export class PacketSummarizer {
         return 16;
       }
       case LinkType.LINUX_SLL2: {
-        if (data.length < 20) throw new Truncated("linux_sll2");
+        if (data.length < 20) throw new Truncated("sll2");
         const protocol = (data[0]! << 8) | data[1]!;
         const ifindex = ((data[4]! << 24) | (data[5]! << 16) | (data[6]! << 8) | data[7]!) >>> 0;
         const packetType = data[10]!;
