@@ -388,6 +388,11 @@ export class PacketSummarizer {
     const fragment = (data[6]! << 8) | data[7]!;
     const protocol = data[9]!;
     const offset = (fragment & 0x1fff) * 8;
+    // IP options cut by the snap length: tcpdump says so and stops.
+    if (headerLength > data.length) {
+      output.push(` [remaining caplen(${data.length}) < header length(${headerLength})]`);
+      throw new Truncated("ip");
+    }
     // Like tcpdump: only a packet shorter on the wire than its IP length is truncated-ip, not one cut by the snap length.
     const onWire = this.wireLength - (data.byteOffset - this.packetStart);
     if (totalLength > onWire) output.push(`truncated-ip - ${totalLength - onWire} bytes missing! `);
