@@ -47,9 +47,13 @@ export interface SummaryPacket {
   linkType: number;
 }
 
-/** A header ended inside the captured bytes: tcpdump prints ` [|name]`. */
+/** A header ended inside the captured bytes: tcpdump prints ` [|name]`, and `after` behind it (">" for TCP options cut inside the data of an option after the first). */
 class Truncated {
-  constructor(readonly protocol: string) {}
+  constructor(readonly protocol: string, readonly after = "") {}
+
+  get text(): string {
+    return ` [|${this.protocol}]${this.after}`;
+  }
 }
 
 const etherTypeNames = new Map<number, string>([
@@ -223,7 +227,7 @@ export class PacketSummarizer {
       this.linkLayer(packet.linkType, data, originalLength, output);
     } catch (error) {
       if (!(error instanceof Truncated)) throw error;
-      output.push(` [|${error.protocol}]`);
+      output.push(error.text);
     }
     const text = output.join("");
     const hexDumpKind = this.options.hexDump;
@@ -283,7 +287,7 @@ export class PacketSummarizer {
         return offset;
       }
       case LinkType.LINUX_SLL: {
-        if (data.length < 16) throw new Truncated("linux_sll");
+        if (data.length < 16) throw new Truncated("sll");
         const packetType = (data[0]! << 8) | data[1]!;
         const addressLength = (data[4]! << 8) | data[5]!;
         const protocol = (data[14]! << 8) | data[15]!;
@@ -296,7 +300,7 @@ export class PacketSummarizer {
         return 16;
       }
       case LinkType.LINUX_SLL2: {
-        if (data.length < 20) throw new Truncated("linux_sll2");
+        if (data.length < 20) throw new Truncated("sll2");
         const protocol = (data[0]! << 8) | data[1]!;
         const ifindex = ((data[4]! << 24) | (data[5]! << 16) | (data[6]! << 8) | data[7]!) >>> 0;
         const packetType = data[10]!;
@@ -384,6 +388,11 @@ export class PacketSummarizer {
     const fragment = (data[6]! << 8) | data[7]!;
     const protocol = data[9]!;
     const offset = (fragment & 0x1fff) * 8;
+    // IP options cut by the snap length: tcpdump says so and stops.
+    if (headerLength > data.length) {
+      output.push(` [remaining caplen(${data.length}) < header length(${headerLength})]`);
+      throw new Truncated("ip");
+    }
     // Like tcpdump: only a packet shorter on the wire than its IP length is truncated-ip, not one cut by the snap length.
     const onWire = this.wireLength - (data.byteOffset - this.packetStart);
     if (totalLength > onWire) output.push(`truncated-ip - ${totalLength - onWire} bytes missing! `);
@@ -636,11 +645,9 @@ export class PacketSummarizer {
     output.push(`, win ${window}`);
     if (flags & 0x20) output.push(`, urg ${urgent}`);
     if (headerLength > 20) {
-      if (data.length < headerLength) {
-        output.push(", options [");
-        throw new Truncated("tcp");
-      }
-      output.push(`, options [${tcpOptions(data.subarray(20, headerLength), sequenceBase)}]`);
+      output.push(", options [");
+      tcpOptions(data.subarray(20, headerLength), headerLength - 20, sequenceBase, output);
+      output.push("]");
     }
     output.push(`, length ${length}`);
     if (this.options.verbose && (flags & 0x04) !== 0 && length > 0) {
@@ -675,12 +682,12 @@ export class PacketSummarizer {
         switch (code) {
           case 0: text = `net ${target} unreachable`; break;
           case 1: text = `host ${target} unreachable`; break;
-          case 2: text = `${target} protocol ${embedded?.protocol ?? 0} unreachable`; break;
+          case 2: text = `${target} protocol ${embedded.protocol} unreachable`; break;
           case 3: {
-            const name = embedded?.protocol === 6 ? "tcp" : embedded?.protocol === 17 ? "udp" : undefined;
-            text = name !== undefined && embedded?.destinationPort !== undefined
-              ? `${target} ${name} port ${embedded.destinationPort} unreachable`
-              : `${target} protocol ${embedded?.protocol ?? 0} port ${embedded?.destinationPort ?? 0} unreachable`;
+            // tcpdump reads the quoted destination port first: cut before it, the line is just [|icmp].
+            if (embedded.destinationPort === undefined) throw new Truncated("icmp");
+            const name = embedded.protocol === 6 ? "tcp" : embedded.protocol === 17 ? "udp" : undefined;
+            text = name !== undefined ? `${target} ${name} port ${embedded.destinationPort} unreachable` : `${target} protocol ${embedded.protocol} port ${embedded.destinationPort} unreachable`;
             break;
           }
           case 4: {
@@ -741,7 +748,7 @@ export class PacketSummarizer {
         this.ipv4(data.subarray(8), output, !this.options.linkLevel);
       } catch (error) {
         if (!(error instanceof Truncated)) throw error;
-        output.push(` [|${error.protocol}]`);
+        output.push(error.text);
       }
     }
   }
@@ -749,7 +756,13 @@ export class PacketSummarizer {
   private icmpv6(network: NetworkContext, output: string[]): void {
     const data = network.payload;
     if (!network.addressesPrinted) output.push(`${network.source} > ${network.destination}: `);
-    if (data.length < 4) throw new Truncated("icmp6");
+    if (data.length < 1) throw new Truncated("icmp6");
+    if (data.length < 4) {
+      // Cut inside the header: tcpdump has printed the type's name, and a destination unreachable's code.
+      const code = data.length >= 2 && data[0] === 1 ? icmpv6UnreachableCodes[data[1]!] : undefined;
+      output.push(`ICMP6, ${icmpv6TypeNames[data[0]!] ?? `unknown icmp6 type (${data[0]})`}${code === undefined ? "" : `, ${code}`}`);
+      throw new Truncated("icmp6");
+    }
     if (this.options.verbose && data.length >= network.length) {
       const segment = data.subarray(0, network.length);
       const pseudo = pseudoHeader(network, 58, network.length);
@@ -767,6 +780,11 @@ export class PacketSummarizer {
     switch (type) {
       case 128:
       case 129:
+        // tcpdump prints an echo's id and sequence number only with both captured.
+        if (data.length < 8) {
+          output.push(`ICMP6, ${icmpv6TypeNames[type]}`);
+          throw new Truncated("icmp6");
+        }
         text = `echo ${type === 128 ? "request" : "reply"}, id ${word(4)}, seq ${word(6)}`;
         break;
       case 1: {
@@ -837,6 +855,14 @@ export class PacketSummarizer {
   }
 }
 
+/** tcpdump's names of ICMPv6 types and destination unreachable codes, for headers cut before the rest is printed. */
+const icmpv6TypeNames: Record<number, string> = {
+  1: "destination unreachable", 2: "packet too big", 3: "time exceeded", 4: "parameter problem", 128: "echo request", 129: "echo reply",
+  130: "multicast listener query", 131: "multicast listener report", 132: "multicast listener done", 133: "router solicitation",
+  134: "router advertisement", 135: "neighbor solicitation", 136: "neighbor advertisement", 137: "redirect", 143: "multicast listener report v2",
+};
+const icmpv6UnreachableCodes: Record<number, string> = { 0: "unreachable route", 1: " unreachable prohibited", 2: "beyond scope", 3: "unreachable address", 4: "unreachable port" };
+
 const unreachableCodeText: Record<number, string> = {
   5: "%s unreachable - source route failed",
   6: "net %s unreachable - unknown",
@@ -881,44 +907,68 @@ function tcpFlags(flags: number): string {
   return tcpFlagTexts[flags & 0x1ff]!;
 }
 
-function tcpOptions(options: Uint8Array, base: TcpSequenceState | undefined): string {
-  const parts: string[] = [];
+/**
+ * TCP options as tcpdump prints them, pushed to output. `options` holds the captured part of the `size` option bytes:
+ * when the capture ends inside them, what tcpdump prints up to the cut is pushed and Truncated thrown. Like tcpdump:
+ * a cut before an option's kind or length byte ends the text there (", [|tcp]" after the first option), a cut in its
+ * data prints its name and the values read so far, then " [|tcp]", and ">" too when an option came before.
+ */
+function tcpOptions(options: Uint8Array, size: number, base: TcpSequenceState | undefined, output: string[]): void {
   const view = new DataView(options.buffer, options.byteOffset, options.byteLength);
+  const captured = options.length;
+  let separator = "";
   let offset = 0;
-  while (offset < options.length) {
+  while (offset < size) {
+    output.push(separator);
+    if (offset >= captured) throw new Truncated("tcp");
     const kind = options[offset]!;
-    if (kind === 0) { parts.push("eol"); break; }
-    if (kind === 1) { parts.push("nop"); offset++; continue; }
-    if (offset + 1 >= options.length) { parts.push("[|tcp]"); break; }
+    if (kind === 0) { output.push("eol"); return; }
+    separator = ",";
+    if (kind === 1) { output.push("nop"); offset++; continue; }
+    if (offset + 1 >= size) { output.push("[|tcp]"); return; }
+    if (offset + 1 >= captured) throw new Truncated("tcp");
     const length = options[offset + 1]!;
-    if (length < 2 || offset + length > options.length) { parts.push(`opt-${kind} [bad length ${length}]`); break; }
+    if (length < 2 || offset + length > size) { output.push(`opt-${kind} [bad length ${length}]`); return; }
     const body = offset + 2;
+    // The option's data bytes up to `end` are needed: past the capture, tcpdump stops with the name printed.
+    const need = (end: number, text: string) => {
+      if (body + end > captured) {
+        output.push(text);
+        throw new Truncated("tcp", offset > 0 ? ">" : "");
+      }
+    };
     const bad = (expected: number) => (length !== expected ? `[bad opt ${length}]` : undefined);
     switch (kind) {
-      case 2: parts.push(bad(4) ? `mss${bad(4)}` : `mss ${view.getUint16(body)}`); break;
-      case 3: parts.push(bad(3) ? `wscale${bad(3)}` : `wscale ${options[body]}`); break;
-      case 4: parts.push(bad(2) ? `sackOK${bad(2)}` : "sackOK"); break;
-      case 8: parts.push(bad(10) ? `TS${bad(10)}` : `TS val ${view.getUint32(body)} ecr ${view.getUint32(body + 4)}`); break;
+      case 2: need(2, "mss"); output.push(bad(4) ? `mss${bad(4)}` : `mss ${view.getUint16(body)}`); break;
+      case 3: need(1, "wscale"); output.push(bad(3) ? `wscale${bad(3)}` : `wscale ${options[body]}`); break;
+      case 4: output.push(bad(2) ? `sackOK${bad(2)}` : "sackOK"); break;
+      case 8: need(8, "TS"); output.push(bad(10) ? `TS${bad(10)}` : `TS val ${view.getUint32(body)} ecr ${view.getUint32(body + 4)}`); break;
       case 5: {
         const blocks = Math.floor((length - 2) / 8);
         let text = `sack ${blocks} `;
         for (let i = 0; i < blocks; i++) {
+          need(8 * i + 8, text);
           const start = (view.getUint32(body + 8 * i) - (base?.ack ?? 0)) >>> 0;
           const end = (view.getUint32(body + 8 * i + 4) - (base?.ack ?? 0)) >>> 0;
           text += `{${start}:${end}}`;
         }
-        parts.push(text);
+        output.push(text);
         break;
       }
       default: {
         let text = `unknown-${kind}`;
-        if (length > 2) text += ` 0x${Buffer.from(options.subarray(body, offset + length)).toString("hex")}`;
-        parts.push(text);
+        if (length > 2) {
+          text += " 0x";
+          for (let i = body; i < offset + length; i++) {
+            need(i - body + 1, text);
+            text += hex(options[i]!, 2);
+          }
+        }
+        output.push(text);
       }
     }
     offset += length;
   }
-  return parts.join(",");
 }
 
 /** Bytes as tcpdump prints untrusted text: M- for bytes above 127, ^X for control characters. */
