@@ -90,7 +90,7 @@ export { captureProgram, socketOwnerProgram, spliceFilterProgram, decodeCaptureR
 export { generateTypeScriptBindings, pascalName, identifierName, type TypeScriptBindingsOptions } from "./gen/typescript-bindings.js";
 export { valueLayout, decodeWithLayout, findNamedType, readBitfield, writeBitfield, jsonFriendly, type ValueLayout, type FieldLayout } from "./btf/value-layout.js";
 export { dataSectionLayout } from "./elf/data-section.js";
-export { StateStore, StateComponent, StateLock, type StateManifest, type StateAttachment, type ComponentStatus, type PinStatus, type PinKind, type Pinnable } from "./state/state-store.js";
+export { StateStore, StateComponent, type StateLock, type StateManifest, type StateAttachment, type ComponentStatus, type PinStatus, type PinKind, type Pinnable } from "./state/state-store.js";
 export { type ExternSpec, type ProgramExternReference } from "./elf/collection-spec.js";
 export { kernelMaxEntries } from "./core/collection.js";
 export { findAttachBtfId, findKernelFunction, findKernelVariable, kernelSymbolAddress, kernelVersionCode, readKernelConfig, encodeKconfigValue, type AttachBtfKind } from "./btf/kernel-symbols.js";

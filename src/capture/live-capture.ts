@@ -21,6 +21,7 @@ import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
 import { AttachType, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { rootCgroup } from "../sys/cgroup.js";
 import { possibleCpuCount } from "../sys/cpus.js";
+import { describeValue, expectObject } from "../sys/argument-checks.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { InterfaceFlag, listNetworkInterfaces } from "../sys/network-interfaces.js";
 import { networkNamespaceCookie } from "../sys/network-namespace.js";
@@ -189,6 +190,8 @@ export class LiveCapture implements Disposable {
   #endDelay: (() => void) | undefined;
 
   private constructor(options: LiveCaptureOptions) {
+    expectObject("capture", "options", options);
+    if (!Array.isArray(options.interfaces)) throw new UsageError("capture", `options.interfaces must be an array of interface names, got ${describeValue(options.interfaces)}`);
     const names = options.interfaces.length === 0 ? ["any"] : options.interfaces;
     const expanded = names.flatMap((name) => (name === "any" ? upInterfaces() : [name]));
     const unique = [...new Set(expanded)];

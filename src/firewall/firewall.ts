@@ -15,6 +15,7 @@ import { statSync } from "node:fs";
 import { BpfMap } from "../core/map.js";
 import type { Program } from "../core/program.js";
 import { MapFlag, MapType, UpdateFlag } from "../sys/bpf-constants.js";
+import { expectObject, expectString } from "../sys/argument-checks.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { interfaceIndex } from "../sys/socket.js";
 import { StateStore, type StateAttachment, type StateComponent } from "../state/state-store.js";
@@ -157,7 +158,8 @@ export class Firewall {
   readonly component: StateComponent;
 
   private constructor(interfaceName: string, component: StateComponent) {
-    this.interfaceName = interfaceName;
+    this.interfaceName = expectString("open firewall", "interfaceName", interfaceName);
+    expectObject("open firewall", "component", component);
     this.component = component;
   }
 

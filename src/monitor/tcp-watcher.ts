@@ -37,6 +37,7 @@ import {
 } from "../programs/tcp-state-events.js";
 import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
 import { MapFlag, MapType, ProgramType } from "../sys/bpf-constants.js";
+import { expectObject } from "../sys/argument-checks.js";
 import { UsageError, VerifierError } from "../sys/errors.js";
 
 /**
@@ -169,6 +170,7 @@ function checkPort(port: number, what: string): void {
 
 /** Checks options; a state name is accepted with or without "TCP_", in any case. Returns the normalized states. */
 export function validateWatchTcpOptions(options: WatchTcpOptions): { states: Set<string> | undefined } {
+  expectObject(operation, "options", options);
   if (options.pid !== undefined && !(Number.isInteger(options.pid) && options.pid > 0 && options.pid <= 0x7fff_ffff)) {
     throw new UsageError(operation, `pid must be a positive process id, got ${String(options.pid)}`);
   }

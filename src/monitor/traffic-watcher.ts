@@ -44,6 +44,7 @@ import {
 } from "../programs/traffic-counter.js";
 import { AttachType, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { rootCgroup } from "../sys/cgroup.js";
+import { expectObject } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { interfaceIndex, interfaceName } from "../sys/socket.js";
 import { procfsPortOwners, type ProcessIdentity } from "./socket-owners.js";
@@ -204,6 +205,7 @@ export class TrafficWatcher implements Disposable {
   #closed = false;
 
   private constructor(options: TrafficWatcherOptions) {
+    expectObject("watch traffic", "options", options);
     this.by = options.by ?? "port";
     if (!trafficGroupings.includes(this.by)) throw new UsageError("watch traffic", `cannot group by ${JSON.stringify(this.by)}`, `use one of ${trafficGroupings.join(", ")}`);
     this.ports = [...new Set((options.ports ?? []).map((port) => checkPort(port, "watch traffic")))];
@@ -607,6 +609,7 @@ export interface WatchTrafficOptions extends TrafficWatcherOptions {
  *     for await (const snapshot of watchTraffic({ by: "port", ports: [443], signal })) …
  */
 export async function* watchTraffic(options: WatchTrafficOptions = {}): AsyncGenerator<TrafficSnapshot> {
+  expectObject("watch traffic", "options", options);
   const interval = options.interval ?? 1000;
   if (!(interval > 0)) throw new UsageError("watch traffic", `the interval must be positive, got ${interval}`);
   const controller = new AbortController();

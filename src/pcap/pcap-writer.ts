@@ -1,4 +1,5 @@
 import { endianness } from "node:os";
+import { expectObject } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import type { CaptureSink } from "./capture-sink.js";
 import type { ByteOrder, PacketToWrite } from "./capture-record.js";
@@ -31,10 +32,11 @@ export function nativeByteOrder(): ByteOrder {
 
 export function encodePcapHeader(options: PcapWriterOptions): Buffer {
   const operation = "write pcap";
+  expectObject(operation, "options", options);
   const snapLength = options.snapLength ?? DEFAULT_SNAP_LENGTH;
   checkLength(snapLength, "snapshot length", operation);
   if (!Number.isInteger(options.linkType) || options.linkType < 0 || options.linkType > 0xffff) {
-    throw new UsageError(operation, `link type ${options.linkType} is not a 16-bit link-type number`);
+    throw new UsageError(operation, `options.linkType: link type ${options.linkType} is not a 16-bit link-type number`);
   }
   let linkTypeField = options.linkType;
   if (options.fcsLength !== undefined) {
@@ -70,7 +72,7 @@ export class PcapWriter extends CaptureWriterBase {
   readonly little: boolean;
 
   constructor(sink: CaptureSink, options: PcapWriterOptions) {
-    super(sink);
+    super(expectObject<CaptureSink>("write pcap", "sink", sink));
     const header = encodePcapHeader(options);
     this.linkType = options.linkType;
     this.snapLength = options.snapLength ?? DEFAULT_SNAP_LENGTH;

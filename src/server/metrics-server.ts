@@ -8,6 +8,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { describeValue, expectObject } from "../sys/argument-checks.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import type { MetricsSource } from "./metrics-source.js";
 import { ConnectionFilter } from "./connection-filter.js";
@@ -86,6 +87,8 @@ export class MetricsServer {
   #closed = false;
 
   private constructor(options: MetricsServerOptions) {
+    expectObject("metrics server", "options", options);
+    if (!Array.isArray(options.sources)) throw new UsageError("metrics server", `options.sources must be an array of metric sources, got ${describeValue(options.sources)}`);
     this.sources = options.sources;
     this.dashboard = options.dashboard;
     this.access = options.access;

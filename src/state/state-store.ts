@@ -17,6 +17,7 @@ import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, rea
 import { join } from "node:path";
 import { linkDetach, objectGet } from "../sys/bpf.js";
 import { MapType } from "../sys/bpf-constants.js";
+import { expectString } from "../sys/argument-checks.js";
 import { errnoName, NetbpfError, UsageError } from "../sys/errors.js";
 import { lastErrno, libcClose, libcFlock } from "../sys/libc.js";
 import { bpffsPath, isOnBpffs } from "../sys/mounts.js";
@@ -341,7 +342,8 @@ export class StateStore {
   readonly root: string;
 
   private constructor(root: string) {
-    this.root = root;
+    this.root = expectString("open netbpf state", "root", root);
+    if (!root.startsWith("/")) throw new UsageError("open netbpf state", `root must be an absolute path, got ${JSON.stringify(root)}`);
   }
 
   /** The default root: $NETBPF_STATE_DIR, else <bpffs>/netbpf. */

@@ -2,6 +2,7 @@
  * Sockets: socket options for BPF, AF_PACKET
  * capture sockets, and the interface name ↔ index lookups.
  */
+import { expectObject } from "./argument-checks.js";
 import { SyscallError, UsageError } from "./errors.js";
 import { FileDescriptor } from "./file-descriptor.js";
 import { check, lastErrno, libcBind, libcIfIndexToName, libcIfNameToIndex, libcRecvfrom, libcSetsockopt, libcSocket } from "./libc.js";
@@ -110,6 +111,7 @@ export class PacketSocket {
   }
 
   static open(options: PacketSocketOptions = {}): PacketSocket {
+    expectObject("open packet socket", "options", options);
     const protocol = options.protocol ?? EthernetProtocol.All;
     const index = options.interface === undefined ? 0 : interfaceIndex(options.interface, "open packet socket");
     const fd = check("open packet socket", libcSocket(AddressFamily.Packet, SocketType.Raw | SocketType.NonBlock | SocketType.CloseOnExec, htons(protocol)),
