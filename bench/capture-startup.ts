@@ -13,6 +13,7 @@
  * Runs alternate netbpf and the baseline (A B A B …); min / median / max.
  * usage: node dist/bench/capture-startup.js [trials]
  */
+import { spread } from "./support/statistics.js";
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { cpus, loadavg } from "node:os";
@@ -70,10 +71,7 @@ async function captureTrial(tool: "netbpf" | "tcpdump"): Promise<CaptureTrial> {
   return { readySeconds, firstPacketSeconds, cpuSeconds: Number(times[2]) + Number(times[3]) };
 }
 
-const range = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { min: sorted[0]!, median: sorted[Math.floor(sorted.length / 2)]!, max: sorted[sorted.length - 1]! };
-};
+const range = spread;
 const text = (values: number[]) => {
   const { min, median, max } = range(values);
   return `${(min * 1000).toFixed(0)} / ${(median * 1000).toFixed(0)} / ${(max * 1000).toFixed(0)} ms`;

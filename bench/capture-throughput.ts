@@ -31,7 +31,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readCaptureFile } from "../src/pcap/capture-file.js";
 import { cpuSeconds, userAndSystemSeconds } from "./support/process-cpu.js";
-import { median } from "./support/statistics.js";
+import { median, rotatedTrials, spread } from "./support/statistics.js";
 
 const packets = Number(process.argv[2] ?? 500_000);
 const trials = Number(process.argv[3] ?? 5);
@@ -143,24 +143,14 @@ async function trial(tool: Tool, directory: string, index: number, flood: string
 }
 
 type Tool = "netbpf" | "tcpdump" | "none";
-const range = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { min: sorted[0]!, median: sorted[Math.floor(sorted.length / 2)]!, max: sorted[sorted.length - 1]! };
-};
+const range = spread;
 
 const directory = mkdtempSync(join(tmpdir(), `${prefix}-cap-bench-`));
 try {
   const flood = join(directory, "udp-flood");
   execFileSync("clang", ["-O2", "-o", flood, floodSource], { stdio: "inherit" });
   createTestbed();
-  const results: Record<Tool, Trial[]> = { netbpf: [], tcpdump: [], none: [] };
-  const order: Tool[] = ["netbpf", "tcpdump", "none"];
-  for (let i = 0; i < trials; i++) {
-    for (let k = 0; k < order.length; k++) {
-      const tool = order[(i + k) % order.length]!;
-      results[tool].push(await trial(tool, directory, i, flood));
-    }
-  }
+  const results = await rotatedTrials<Tool, Trial>(["netbpf", "tcpdump", "none"], trials, (tool, round) => trial(tool, directory, round, flood));
   const summary = (list: Trial[]) => ({
     sentMedian: median(list.map((t) => t.sent)),
     deliveredMedian: median(list.map((t) => t.delivered)),

@@ -25,7 +25,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readCaptureFile } from "../src/pcap/capture-file.js";
 import { cpuSeconds } from "./support/process-cpu.js";
-import { median } from "./support/statistics.js";
+import { median, rotatedTrials, spread } from "./support/statistics.js";
 
 const packets = Number(process.argv[2] ?? 200_000);
 const trials = Number(process.argv[3] ?? 5);
@@ -95,10 +95,7 @@ async function trial(way: Way, directory: string, index: number, flood: string):
   }
 }
 
-const range = (values: number[]) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return { min: sorted[0]!, median: median(sorted), max: sorted[sorted.length - 1]! };
-};
+const range = spread;
 
 const directory = mkdtempSync(join(tmpdir(), `${prefix}-pn-bench-`));
 try {
@@ -107,13 +104,7 @@ try {
   run("ip", ["netns", "add", namespace]);
   run("ip", ["-n", namespace, "link", "set", "lo", "up"]);
   const order = Object.keys(ways) as Way[];
-  const results = Object.fromEntries(order.map((way) => [way, [] as Trial[]])) as Record<Way, Trial[]>;
-  for (let i = 0; i < trials; i++) {
-    for (let k = 0; k < order.length; k++) {
-      const way = order[(i + k) % order.length]!;
-      results[way].push(await trial(way, directory, i, flood));
-    }
-  }
+  const results = await rotatedTrials<Way, Trial>(order, trials, (way, round) => trial(way, directory, round, flood));
   const summary = (list: Trial[]) => ({
     written: range(list.map((t) => t.written)),
     withProcess: range(list.map((t) => t.withProcess)),
