@@ -16,27 +16,30 @@ export function runCli(args: string[], options: { input?: string; timeout?: numb
 export const asNobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
 
 let nobodyCheckout: string | undefined;
+const checkout = join(dirname(cliPath), "..", "..", "..");
+
+function placeForNobody(path: string): void {
+  mkdirSync(dirname(join(nobodyCheckout!, path)), { recursive: true });
+  const linked = spawnSync("cp", ["-al", join(checkout, path), join(nobodyCheckout!, path)]);
+  if (linked.status !== 0) cpSync(join(checkout, path), join(nobodyCheckout!, path), { recursive: true });
+}
 
 /**
- * The path of a copy of the built CLI that user nobody can run: the checkout
- * itself may sit below a folder nobody cannot enter (a home directory). The
- * copy — dist/src, package.json and the runtime dependencies, hard-linked
- * where the file system allows — lives in a world-readable temporary folder
- * removed when the test process exits.
+ * The path of a copy of a built file (relative to the checkout, e.g.
+ * `dist/src/cli/netbpf.js`) that user nobody can run: the checkout itself may
+ * sit below a folder nobody cannot enter (a home directory). The copy —
+ * dist/src, package.json, the runtime dependencies and the files asked for,
+ * hard-linked where the file system allows — lives in a world-readable
+ * temporary folder removed when the test process exits.
  */
-export function cliPathForNobody(): string {
+export function pathForNobody(path: string): string {
   if (nobodyCheckout === undefined) {
-    const checkout = join(dirname(cliPath), "..", "..", "..");
-    const copy = mkdtempSync(join(tmpdir(), "nb-nobody-cli-"));
+    nobodyCheckout = mkdtempSync(join(tmpdir(), "nb-nobody-cli-"));
+    const copy = nobodyCheckout;
     process.once("exit", () => rmSync(copy, { recursive: true, force: true }));
     chmodSync(copy, 0o755);
-    const place = (path: string) => {
-      mkdirSync(dirname(join(copy, path)), { recursive: true });
-      const linked = spawnSync("cp", ["-al", join(checkout, path), join(copy, path)]);
-      if (linked.status !== 0) cpSync(join(checkout, path), join(copy, path), { recursive: true });
-    };
-    place("package.json");
-    place(join("dist", "src"));
+    placeForNobody("package.json");
+    placeForNobody(join("dist", "src"));
     const wanted = [...Object.keys(JSON.parse(readFileSync(join(checkout, "package.json"), "utf8")).dependencies ?? {})];
     const placed = new Set<string>();
     while (wanted.length > 0) {
@@ -44,12 +47,17 @@ export function cliPathForNobody(): string {
       const folder = join("node_modules", name);
       if (placed.has(name) || !existsSync(join(checkout, folder))) continue;
       placed.add(name);
-      place(folder);
+      placeForNobody(folder);
       wanted.push(...Object.keys(JSON.parse(readFileSync(join(checkout, folder, "package.json"), "utf8")).dependencies ?? {}));
     }
-    nobodyCheckout = copy;
   }
-  return join(nobodyCheckout, "dist", "src", "cli", "netbpf.js");
+  if (!existsSync(join(nobodyCheckout, path))) placeForNobody(path);
+  return join(nobodyCheckout, path);
+}
+
+/** The path of the built CLI in the copy user nobody can run (see pathForNobody). */
+export function cliPathForNobody(): string {
+  return pathForNobody(join("dist", "src", "cli", "netbpf.js"));
 }
 
 /** Runs the netbpf CLI as user nobody (see cliPathForNobody), capturing its output. */
