@@ -37,7 +37,9 @@ interface Datagram {
 }
 
 /** The IP header of a copied packet: addresses, transport protocol, where the transport header starts, and whether the copy is whole. */
-function parseIpHeader(packet: Buffer): { source: string; destination: string; protocol: number; offset: number; whole: boolean } | undefined {
+interface IpHeader { source: string; destination: string; protocol: number; offset: number; whole: boolean }
+
+function parseIpHeader(packet: Buffer): IpHeader | undefined {
   if (packet.length < 1) return undefined;
   const version = packet[0]! >> 4;
   if (version === 4) {
@@ -55,7 +57,10 @@ function parseIpHeader(packet: Buffer): { source: string; destination: string; p
 /** IP + UDP headers of a copied packet; undefined when it is not a whole UDP datagram start. */
 export function parseUdpDatagram(packet: Buffer): Datagram | undefined {
   const ip = parseIpHeader(packet);
-  if (ip === undefined || ip.protocol !== 17) return undefined;
+  return ip === undefined || ip.protocol !== 17 ? undefined : udpDatagram(packet, ip);
+}
+
+function udpDatagram(packet: Buffer, ip: IpHeader): Datagram {
   return {
     sourceAddress: ip.source,
     sourcePort: packet.readUInt16BE(ip.offset),
@@ -75,10 +80,7 @@ export function parseUdpDatagram(packet: Buffer): Datagram | undefined {
 export function parseDnsPacket(packet: Buffer): Datagram[] {
   const ip = parseIpHeader(packet);
   if (ip === undefined) return [];
-  if (ip.protocol === 17) {
-    const datagram = parseUdpDatagram(packet);
-    return datagram ? [datagram] : [];
-  }
+  if (ip.protocol === 17) return [udpDatagram(packet, ip)];
   if (ip.protocol !== 6 || packet.length < ip.offset + 20) return [];
   const dataOffset = (packet[ip.offset + 12]! >> 4) * 4;
   if (dataOffset < 20) return [];
