@@ -20,7 +20,7 @@ import { cpus, loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 
 const trials = Number(process.argv[2] ?? 7);
-const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
+const cliPath = fileURLToPath(new URL("../src/cli/netbpf.cjs", import.meta.url));
 
 function run(command: string, args: string[]): void {
   const result = spawnSync(command, args, { encoding: "utf8", timeout: 60_000 });

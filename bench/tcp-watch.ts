@@ -29,7 +29,7 @@ import { stopChild } from "./support/child-process.js";
 const trials = Number(process.argv[2] ?? 5);
 const iperfSeconds = Number(process.argv[3] ?? 4);
 const part = process.argv[4] ?? "all";
-const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
+const cliPath = fileURLToPath(new URL("../src/cli/netbpf.cjs", import.meta.url));
 
 function available(command: string, args: string[]): boolean {
   return spawnSync(command, args, { encoding: "utf8" }).status === 0;

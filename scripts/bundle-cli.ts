@@ -17,6 +17,7 @@
  */
 import { build, type BuildOptions, type Plugin } from "esbuild";
 import { chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { commandTable } from "../src/cli/command-table.js";
@@ -44,6 +45,41 @@ const commandEntries: Plugin = {
   },
 };
 
+/**
+ * Node modules whose loading costs milliseconds at every start (crypto about
+ * 7 ms of CPU, child_process 6, zlib 4) while a command calls them late or
+ * never (commander's child_process runs external subcommands, which netbpf
+ * has none of; crypto names a temporary file when a capture is written).
+ * In the bundles they load when one of their functions is first called:
+ * each is replaced by a module of wrappers for its functions (lower-case
+ * names; importing anything else from it fails the build).
+ */
+const lazyBuiltins = ["node:crypto", "node:child_process", "node:zlib"];
+const requireHere = createRequire(import.meta.url);
+
+const lazyBuiltinModules: Plugin = {
+  name: "netbpf-lazy-builtins",
+  setup(plugin) {
+    const names = new Map(lazyBuiltins.flatMap((name) => [[name, name], [name.slice("node:".length), name]]));
+    plugin.onResolve({ filter: /^(node:)?(crypto|child_process|zlib)$/ }, (args) => {
+      // The wrappers' own require of the module stays a plain require.
+      if (args.namespace === "netbpf-lazy-builtin") return { path: args.path, external: true };
+      const name = names.get(args.path);
+      return name === undefined ? undefined : { path: name, namespace: "netbpf-lazy-builtin" };
+    });
+    plugin.onLoad({ filter: /.*/, namespace: "netbpf-lazy-builtin" }, (args) => {
+      const builtin = requireHere(args.path) as Record<string, unknown>;
+      const functions = Object.keys(builtin).filter((key) => /^[a-z]/.test(key) && typeof builtin[key] === "function");
+      const contents = [
+        `let loaded;`,
+        `const load = () => (loaded ??= require(${JSON.stringify(args.path)}));`,
+        ...functions.map((key) => `export function ${key}(...args) { return load().${key}(...args); }`),
+      ].join("\n");
+      return { contents, loader: "js", resolveDir: root };
+    });
+  },
+};
+
 const common: BuildOptions & { define: Record<string, string> } = {
   absWorkingDir: root,
   outdir: outputFolder,
@@ -55,7 +91,8 @@ const common: BuildOptions & { define: Record<string, string> } = {
   charset: "ascii",
   minifyWhitespace: true,
   minifySyntax: true,
-  sourcemap: true,
+  // No source maps: 15 MB of them for the bundles; a stack trace names the bundle, whose code is tsc's output of src/ (not minified names).
+  sourcemap: false,
   logLevel: "warning",
   outExtension: { ".js": ".cjs" },
   // Source written as ES modules asks import.meta.url for its own location; in a CommonJS bundle that is the bundle's.
@@ -69,7 +106,7 @@ for (const file of readdirSync(outputFolder)) if (/^netbpf-.*\.cjs(\.map)?$/.tes
 await build({
   ...common,
   entryPoints: [...modules.map(([module]) => ({ in: `netbpf-entry:${module}`, out: bundleName(module) })), { in: `netbpf-entry:${listing}`, out: bundleName(listing) }],
-  plugins: [commandEntries],
+  plugins: [commandEntries, lazyBuiltinModules],
 });
 
 const bundles: Record<string, string> = Object.fromEntries([...modules.map(([module]) => [module, `${bundleName(module)}.cjs`]), ["", `${bundleName(listing)}.cjs`]]);

@@ -5,15 +5,14 @@
  * parsing and compiling the functions it runs. Node 20 has no compile cache
  * of its own (module.enableCompileCache came with Node 22).
  *
- * A cache file is used only when it was made for this very bundle file: its
- * first line names the Node version, the architecture and the bundle's path,
- * device, inode, size, modification and change times (any rewrite of the
- * bundle changes its change time, which no user can set); V8 checks its own
+ * A cache file holds the bundle's text it was made for, and is used only
+ * when that text is byte for byte the bundle's now (V8 itself checks only
+ * the length), for the same Node version and architecture; V8 checks its own
  * version and flags on top. Otherwise it is ignored and, when the command
  * has run, replaced. Files come and go under the rules of private-cache.ts:
  * a cache file somebody else could have written is never used.
  */
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname } from "node:path";
 import { Script } from "node:vm";
@@ -36,15 +35,28 @@ export interface LoadedBundle {
 
 const magic = "netbpf-code-cache 1";
 
-/** The identity a cache file must carry to be used for `file`. */
-function identityOf(file: string): string {
-  const status = statSync(file, { bigint: true });
-  return `${magic} ${process.version} ${process.arch} ${status.dev} ${status.ino} ${status.size} ${status.mtimeNs} ${status.ctimeNs} ${file}`;
+/**
+ * The V8 data in a cache file when the file was made by this Node for
+ * exactly `source`. The file is: a line naming the format, the Node
+ * version and the architecture; a line with the source's length in bytes;
+ * the source; the V8 data.
+ */
+function cachedDataFor(stored: Buffer, identity: string, source: Buffer): Buffer | undefined {
+  const first = stored.indexOf(10);
+  if (first <= 0 || stored.toString("latin1", 0, first) !== identity) return undefined;
+  const second = stored.indexOf(10, first + 1);
+  if (second < 0 || stored.toString("latin1", first + 1, second) !== String(source.length)) return undefined;
+  const end = second + 1 + source.length;
+  return end < stored.length && stored.subarray(second + 1, end).equals(source) ? stored.subarray(end) : undefined;
 }
 
-/** The cache file's name for a bundle: its path's fingerprint (two installations do not share one) and its name. */
+/**
+ * The cache file's name for a bundle: a fingerprint of its path and of Node's
+ * options (two installations, or runs with other V8 flags, which make V8
+ * refuse the code, do not take turns overwriting one file), and its name.
+ */
 export function codeCacheName(file: string): string {
-  return `code-${fingerprint(file)}-${basename(file).replace(/[^A-Za-z0-9_.-]/g, "_")}.v8`;
+  return `code-${fingerprint(`${file} ${process.execArgv.join(" ")}`)}-${basename(file).replace(/[^A-Za-z0-9_.-]/g, "_")}.v8`;
 }
 
 /**
@@ -55,18 +67,17 @@ export function codeCacheName(file: string): string {
 export function loadBundle(file: string, options: { directory?: string | false } = {}): LoadedBundle {
   const directory = options.directory === false ? undefined : (options.directory ?? cacheDirectory());
   const name = codeCacheName(file);
-  const identity = identityOf(file);
+  const identity = `${magic} ${process.version} ${process.arch}`;
+  const source = readFileSync(file);
   let cache: CodeCacheState = directory === undefined ? "off" : "absent";
   let cachedData: Buffer | undefined;
   const stored = directory === undefined ? undefined : readCacheFile(directory, name);
   if (stored !== undefined) {
-    const end = stored.indexOf(10);
-    if (end > 0 && stored.toString("latin1", 0, end) === identity) cachedData = stored.subarray(end + 1);
-    else cache = "stale";
+    cachedData = cachedDataFor(stored, identity, source);
+    if (cachedData === undefined) cache = "stale";
   }
   // The bundles are ASCII (esbuild's charset: "ascii"): latin1 is the cheapest exact decoding.
-  const source = readFileSync(file, "latin1");
-  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: file, cachedData });
+  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source.toString("latin1")}\n})`, { filename: file, cachedData });
   if (cachedData !== undefined) cache = script.cachedDataRejected === true ? "rejected" : "used";
   const module = { exports: {} as Record<string, unknown> };
   (script.runInThisContext() as (...args: unknown[]) => void)(module.exports, createRequire(file), module, file, dirname(file));
@@ -77,7 +88,7 @@ export function loadBundle(file: string, options: { directory?: string | false }
     saveCache() {
       if (saved || cache === "used" || directory === undefined) return false;
       saved = true;
-      return writeCacheFile(directory, name, Buffer.concat([Buffer.from(`${identity}\n`, "latin1"), script.createCachedData()]));
+      return writeCacheFile(directory, name, Buffer.concat([Buffer.from(`${identity}\n${source.length}\n`, "latin1"), source, script.createCachedData()]));
     },
   };
 }

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const cliPath = fileURLToPath(new URL("../../src/cli/netbpf.js", import.meta.url));
+export const cliPath = fileURLToPath(new URL("../../src/cli/netbpf.cjs", import.meta.url));
 
 /** Runs the netbpf CLI as a user would, capturing its output. */
 export function runCli(args: string[], options: { input?: string; timeout?: number } = {}) {
@@ -49,7 +49,7 @@ export function cliPathForNobody(): string {
     }
     nobodyCheckout = copy;
   }
-  return join(nobodyCheckout, "dist", "src", "cli", "netbpf.js");
+  return join(nobodyCheckout, "dist", "src", "cli", "netbpf.cjs");
 }
 
 /** Runs the netbpf CLI as user nobody (see cliPathForNobody), capturing its output. */
