@@ -49,19 +49,21 @@ const commandEntries: Plugin = {
  * Node modules whose loading costs milliseconds at every start (crypto about
  * 7 ms of CPU, child_process 6, zlib 4) while a command calls them late or
  * never (commander's child_process runs external subcommands, which netbpf
- * has none of; crypto names a temporary file when a capture is written).
+ * has none of; crypto names a temporary file when a capture is written;
+ * fs/promises reads capture files).
  * In the bundles they load when one of their functions is first called:
  * each is replaced by a module of wrappers for its functions (lower-case
  * names; importing anything else from it fails the build).
  */
-const lazyBuiltins = ["node:crypto", "node:child_process", "node:zlib"];
+const lazyBuiltins = ["node:crypto", "node:child_process", "node:zlib", "node:fs/promises"];
 const requireHere = createRequire(import.meta.url);
 
 const lazyBuiltinModules: Plugin = {
   name: "netbpf-lazy-builtins",
   setup(plugin) {
     const names = new Map(lazyBuiltins.flatMap((name) => [[name, name], [name.slice("node:".length), name]]));
-    plugin.onResolve({ filter: /^(node:)?(crypto|child_process|zlib)$/ }, (args) => {
+    const filter = new RegExp(`^(node:)?(${lazyBuiltins.map((name) => name.slice("node:".length)).join("|")})$`);
+    plugin.onResolve({ filter }, (args) => {
       // The wrappers' own require of the module stays a plain require.
       if (args.namespace === "netbpf-lazy-builtin") return { path: args.path, external: true };
       const name = names.get(args.path);
