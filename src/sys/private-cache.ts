@@ -1,8 +1,9 @@
 /**
  * netbpf's cache folder: small files that spare a later start some work
  * (kernel struct offsets read from BTF, V8 code for the CLI's bundles). It is
- * `$NETBPF_CACHE_DIR`, by default `/run/netbpf/cache` (tmpfs: emptied at
- * every boot).
+ * `$NETBPF_CACHE_DIR`, by default `/run/netbpf/cache` for root (tmpfs:
+ * emptied at every boot) and `$XDG_CACHE_HOME/netbpf` (`~/.cache/netbpf`)
+ * for other users, who cannot write to /run.
  *
  * What is read from it steers what root runs (offsets in eBPF programs,
  * compiled JavaScript), so a file is trusted only when nobody else could
@@ -14,13 +15,16 @@
  * writes return false.
  */
 import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, type Stats } from "node:fs";
+import { homedir } from "node:os";
 import { join } from "node:path";
 
 export const defaultCacheDirectory = "/run/netbpf/cache";
 
-/** The cache folder: `$NETBPF_CACHE_DIR`, else /run/netbpf/cache. */
+/** The cache folder: `$NETBPF_CACHE_DIR`, else /run/netbpf/cache for root and ~/.cache/netbpf for other users. */
 export function cacheDirectory(): string {
-  return process.env.NETBPF_CACHE_DIR || defaultCacheDirectory;
+  if (process.env.NETBPF_CACHE_DIR) return process.env.NETBPF_CACHE_DIR;
+  if (process.geteuid?.() === 0) return defaultCacheDirectory;
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "netbpf");
 }
 
 /** 32-bit FNV-1a of a string, as hex: a short name for a longer key, or a check that a text changed. */

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fingerprint, readCacheFile, writeCacheFile } from "../../src/sys/private-cache.js";
+import { cacheDirectory, defaultCacheDirectory, fingerprint, readCacheFile, writeCacheFile } from "../../src/sys/private-cache.js";
 import { skipUnlessRoot } from "../support/kernel.js";
 
 function withFolder(run: (folder: string) => void): void {
@@ -76,4 +76,20 @@ test("fingerprint: FNV-1a, 8 hex digits", () => {
   assert.equal(fingerprint(""), "811c9dc5");
   assert.equal(fingerprint("a"), "e40c292c");
   assert.notEqual(fingerprint("capture"), fingerprint("capturf"));
+});
+
+test("cacheDirectory: NETBPF_CACHE_DIR, else /run/netbpf/cache for root and the XDG cache folder for other users", () => {
+  const saved = { cache: process.env.NETBPF_CACHE_DIR, xdg: process.env.XDG_CACHE_HOME };
+  try {
+    process.env.NETBPF_CACHE_DIR = "/somewhere/else";
+    assert.equal(cacheDirectory(), "/somewhere/else");
+    delete process.env.NETBPF_CACHE_DIR;
+    process.env.XDG_CACHE_HOME = "/home/someone/.cache";
+    assert.equal(cacheDirectory(), process.geteuid!() === 0 ? defaultCacheDirectory : "/home/someone/.cache/netbpf");
+  } finally {
+    for (const [name, value] of [["NETBPF_CACHE_DIR", saved.cache], ["XDG_CACHE_HOME", saved.xdg]] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  }
 });
