@@ -34,7 +34,7 @@ const trials = Number(process.argv[2] ?? 5);
 const seconds = Number(process.argv[3] ?? 4);
 const part = process.argv[4] ?? "all";
 const recorderOptions = (process.argv[5] ?? "").split(" ").filter((word) => word !== "");
-const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
+const cliPath = fileURLToPath(new URL("../src/cli/netbpf.cjs", import.meta.url));
 
 function output(child: ChildProcessWithoutNullStreams, text: string): Promise<string> {
   return new Promise((resolve, reject) => {

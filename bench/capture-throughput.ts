@@ -37,7 +37,7 @@ const packets = Number(process.argv[2] ?? 500_000);
 const trials = Number(process.argv[3] ?? 5);
 const port = 47321;
 const payloadSize = 64;
-const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
+const cliPath = fileURLToPath(new URL("../src/cli/netbpf.cjs", import.meta.url));
 /** Extra Node.js options for the netbpf capturer, e.g. NETBPF_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
 const nodeArguments = (process.env.NETBPF_BENCH_NODE_ARGS ?? "").split(" ").filter((word) => word !== "");
 

@@ -21,7 +21,7 @@ import { stopChild } from "./support/child-process.js";
 
 const seconds = Number(process.argv[2] ?? process.env.NETBPF_BENCH_DASHBOARD_SECONDS ?? 60);
 const churn = Number(process.argv[3] ?? 100);
-const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
+const cliPath = fileURLToPath(new URL("../src/cli/netbpf.cjs", import.meta.url));
 
 function residentKibibytes(pid: number): number {
   const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));

@@ -19,7 +19,7 @@ import { fileURLToPath } from "node:url";
 const writeOnly = process.argv[2] === "--write" ? process.argv[3] : undefined;
 const packetCount = Number((writeOnly !== undefined ? process.argv[4] : process.argv[2]) ?? 100_000);
 const trials = Number(process.argv[3] ?? 3);
-const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
+const cliPath = fileURLToPath(new URL("../src/cli/netbpf.cjs", import.meta.url));
 
 /** A deterministic pseudo-random sequence (xorshift32). */
 function randomSequence(seed: number): () => number {

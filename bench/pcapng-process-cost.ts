@@ -31,7 +31,7 @@ const packets = Number(process.argv[2] ?? 200_000);
 const trials = Number(process.argv[3] ?? 5);
 const port = 47322;
 const payloadSize = 64;
-const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
+const cliPath = fileURLToPath(new URL("../src/cli/netbpf.cjs", import.meta.url));
 const floodSource = fileURLToPath(new URL("../../bench/c/udp-flood.c", import.meta.url));
 const nodeArguments = (process.env.NETBPF_BENCH_NODE_ARGS ?? "").split(" ").filter((word) => word !== "");
 const prefix = (process.env.NETBPF_BENCH_PREFIX ?? "nbpf").slice(0, 6);

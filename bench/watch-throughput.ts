@@ -30,7 +30,7 @@ import { median } from "./support/statistics.js";
 const seconds = Number(process.argv[2] ?? 3);
 const trials = Number(process.argv[3] ?? 3);
 const port = 45000 + Math.floor(Math.random() * 5000);
-const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
+const cliPath = fileURLToPath(new URL("../src/cli/netbpf.cjs", import.meta.url));
 
 type Setup = "none" | "top" | "top+tcp";
 

@@ -39,7 +39,7 @@ test("the pure layers load as netbpf/<layer> without the FFI", () => {
 test("npm pack ships the built code, the docs the README links to and resolvable source maps", () => {
   const [report] = JSON.parse(execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: root, encoding: "utf8" }));
   const files = new Set<string>(report.files.map((f: { path: string }) => f.path));
-  for (const required of ["package.json", "README.md", "LICENSE", "dist/src/index.js", "dist/src/index.d.ts", "dist/src/cli/netbpf.js", ...pureLayers.map((l) => `dist/src/${l}/index.js`)]) {
+  for (const required of ["package.json", "README.md", "LICENSE", "dist/src/index.js", "dist/src/index.d.ts", "dist/src/cli/netbpf.cjs", "dist/src/cli/netbpf.js", ...pureLayers.map((l) => `dist/src/${l}/index.js`)]) {
     assert.ok(files.has(required), `${required} is packed`);
   }
   assert.deepEqual([...files].filter((f) => f.startsWith("dist/test/") || f.startsWith("dist/bench/") || f.startsWith("src/")), []);

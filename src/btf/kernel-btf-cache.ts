@@ -7,17 +7,18 @@
  * The file is keyed by the boot (vmlinux BTF cannot change without a reboot),
  * the size of the kernel's BTF, the source text of the function that computes
  * the facts and the time this module was built or installed (a new netbpf
- * computes afresh). It lives under
- * `$NETBPF_CACHE_DIR`, by default `/run/netbpf/cache` (tmpfs: gone at the next
- * boot). Any failure to read or write it only means computing from BTF again.
+ * computes afresh). It lives in netbpf's cache folder (src/sys/private-cache.ts:
+ * `$NETBPF_CACHE_DIR`, by default `/run/netbpf/cache`, gone at the next boot;
+ * a file only trusted when nobody but this user could have written it). Any
+ * failure to read or write it only means computing from BTF again.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { cacheDirectory as defaultDirectory, defaultCacheDirectory, fingerprint, readCacheFile, writeCacheFile } from "../sys/private-cache.js";
 import type { Btf } from "./btf.js";
 import { kernelBtfPath, loadKernelBtf } from "./kernel-btf.js";
 
-export const defaultKernelBtfCacheDirectory = "/run/netbpf/cache";
+export const defaultKernelBtfCacheDirectory = defaultCacheDirectory;
 
 export interface KernelBtfFactsOptions {
   /** Where the cache files go (default: $NETBPF_CACHE_DIR, else /run/netbpf/cache); false: no cache. */
@@ -33,16 +34,6 @@ interface CacheFile {
   facts: unknown;
 }
 
-/** 32-bit FNV-1a of a string, as hex: enough to notice that the computing function changed. */
-function fingerprint(text: string): string {
-  let hash = 0x811c9dc5;
-  for (let index = 0; index < text.length; index++) {
-    hash ^= text.charCodeAt(index);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return (hash >>> 0).toString(16).padStart(8, "0");
-}
-
 /** What the cached facts depend on: this boot, the kernel BTF's size, the computing function and this build of netbpf. */
 function identityOf(path: string, compute: (btf: Btf) => unknown): string | undefined {
   try {
@@ -56,7 +47,7 @@ function identityOf(path: string, compute: (btf: Btf) => unknown): string | unde
 
 function cacheDirectory(options: KernelBtfFactsOptions): string | undefined {
   if (options.directory === false) return undefined;
-  return options.directory ?? (process.env.NETBPF_CACHE_DIR || defaultKernelBtfCacheDirectory);
+  return options.directory ?? defaultDirectory();
 }
 
 /**
@@ -70,30 +61,17 @@ export function kernelBtfFacts<T>(name: string, compute: (btf: Btf) => T, option
   const directory = cacheDirectory(options);
   if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new TypeError(`kernelBtfFacts: invalid cache name ${JSON.stringify(name)}`);
   const identity = directory === undefined ? undefined : identityOf(path, compute);
-  const file = directory === undefined ? undefined : join(directory, `${name}.json`);
-  if (file !== undefined && identity !== undefined) {
+  const file = `${name}.json`;
+  if (directory !== undefined && identity !== undefined) {
     try {
-      const cached = JSON.parse(readFileSync(file, "utf8")) as CacheFile;
-      if (cached.identity === identity && cached.facts !== undefined && (options.check?.(cached.facts) ?? true)) return cached.facts as T;
+      const cached = JSON.parse(readCacheFile(directory, file)?.toString("utf8") ?? "null") as CacheFile | null;
+      if (cached !== null && cached.identity === identity && cached.facts !== undefined && (options.check?.(cached.facts) ?? true)) return cached.facts as T;
     } catch {
-      // Missing or unreadable: compute below.
+      // Unreadable: compute below.
     }
   }
   const facts = compute(loadKernelBtf(path));
-  if (file !== undefined && identity !== undefined) {
-    const temporary = `${file}.${process.pid}.tmp`;
-    try {
-      mkdirSync(directory!, { recursive: true, mode: 0o755 });
-      writeFileSync(temporary, JSON.stringify({ identity, facts } satisfies CacheFile), { mode: 0o644 });
-      renameSync(temporary, file);
-    } catch {
-      // A read-only or missing /run: the next start computes again.
-      try {
-        rmSync(temporary, { force: true });
-      } catch {
-        // Nothing was written.
-      }
-    }
-  }
+  // A read-only or missing /run: the next start computes again.
+  if (directory !== undefined && identity !== undefined) writeCacheFile(directory, file, JSON.stringify({ identity, facts } satisfies CacheFile));
   return facts;
 }

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync, writeSync } from "node:fs";
 import { Command, Option } from "commander";
 import { helperNameOf } from "../asm/helpers.js";
 import { compileCaptureFilter } from "../capture/capture-filter.js";
@@ -225,8 +225,17 @@ function noInterfaceError(): UsageError {
   return new UsageError(operation, "name the interface to capture on with -i", `netbpf puts a program in the interface's data path; interfaces: ${names}; -i any takes every one that is up`);
 }
 
+/**
+ * A line on standard error, written straight to the descriptor (as process.stderr
+ * does for files, pipes and terminals on Linux, so lines stay in order): the
+ * "listening" line goes out before Node's stream modules load.
+ */
 function stderr(text: string): void {
-  process.stderr.write(`${text}\n`);
+  try {
+    writeSync(2, `${text}\n`);
+  } catch {
+    process.stderr.write(`${text}\n`);
+  }
 }
 
 /** One JSON object per packet; the field names are stable. */

@@ -1,31 +1,23 @@
 #!/usr/bin/env node
-import { Command } from "commander";
-import { commandPath, configureErrorOutput, reportError } from "./cli-errors.js";
-import { registerCommands } from "./command-table.js";
+/**
+ * The `netbpf` launcher, bundled by scripts/bundle-cli.ts into the published
+ * `bin` (dist/src/cli/netbpf.cjs): it reads which command the line names and
+ * runs that command's bundle (cli-main.ts plus the command's module) with
+ * its V8 code cache (bundle-loader.ts); `--help`, `--version` and unknown
+ * words run the listing's bundle. Nothing else loads before the bundle.
+ */
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadBundle } from "./bundle-loader.js";
+import { commandEntryFor } from "./command-table.js";
 
-// `netbpf … | head` closes our stdout early: that is not an error.
-process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-  if (error.code === "EPIPE") process.exit(0);
-  throw error;
-});
+/** Bundle file per command module, and the listing's (""): set by scripts/bundle-cli.ts. */
+declare const NETBPF_COMMAND_BUNDLES: Record<string, string>;
 
-const program = new Command();
-program.enablePositionalOptions();
-program
-  .name("netbpf")
-  .description("eBPF network traffic interception and analysis")
-  .version("0.1.0");
-// Every error, the option parser's included, is reported the same way (src/cli/cli-errors.ts).
-configureErrorOutput(program);
-const fail = (error: unknown): never => reportError(error, commandPath(program, process.argv.slice(2)));
-process.on("uncaughtException", fail);
-process.on("unhandledRejection", fail);
-
-// Only the module of the command being run is loaded (see command-table.ts; add new commands there).
-await registerCommands(program, process.argv);
-
-try {
-  await program.parseAsync(process.argv);
-} catch (error) {
-  fail(error);
-}
+const selected = commandEntryFor(process.argv)?.module ?? "";
+const bundle = loadBundle(join(dirname(fileURLToPath(import.meta.url)), NETBPF_COMMAND_BUNDLES[selected]!));
+// The cache holds what was compiled when it is written: after the start-up work, or at exit if that comes first.
+process.once("exit", () => bundle.saveCache());
+setTimeout(() => bundle.saveCache(), 2000).unref();
+// run() reports its own errors (cli-main.ts).
+void (bundle.exports.run as () => Promise<void>)();

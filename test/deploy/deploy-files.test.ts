@@ -60,7 +60,7 @@ test("deploy/kubernetes/daemonset.yaml: valid YAML; no privileged container; the
   assert.equal(String(container.ports[0].containerPort), annotations["prometheus.io/port"]);
   assert.equal(container.readinessProbe.httpGet.path, "/healthz");
   // The options given are ones `netbpf serve` has.
-  const help = spawnSync(process.execPath, [new URL("dist/src/cli/netbpf.js", root).pathname, "serve", "--help"], { encoding: "utf8" });
+  const help = spawnSync(process.execPath, [new URL("dist/src/cli/netbpf.cjs", root).pathname, "serve", "--help"], { encoding: "utf8" });
   for (const option of container.args.filter((argument: string) => argument.startsWith("--"))) assert.match(help.stdout, new RegExp(`${option}\\b`), `serve has ${option}`);
 });
 
@@ -110,8 +110,8 @@ test("deploy/Dockerfile: the files it copies exist, its entry point is the CLI t
   assert.ok(entry, "an ENTRYPOINT in exec form");
   const [command, script] = JSON.parse(entry[1]!) as string[];
   assert.equal(command, "node");
-  assert.match(script!, /^\/netbpf\/dist\/src\/cli\/netbpf\.js$/);
-  assert.ok(existsSync(repositoryFile("dist/src/cli/netbpf.js")), "npm run build produces the entry point");
+  assert.match(script!, /^\/netbpf\/dist\/src\/cli\/netbpf\.cjs$/);
+  assert.ok(existsSync(repositoryFile("dist/src/cli/netbpf.cjs")), "npm run build produces the entry point");
   assert.match(dockerfile, /COPY --from=build \/netbpf\/dist\/src \.\/dist\/src/);
   assert.match(dockerfile, /npm prune --omit=dev/);
 });

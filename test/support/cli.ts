@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const cliPath = fileURLToPath(new URL("../../src/cli/netbpf.js", import.meta.url));
+export const cliPath = fileURLToPath(new URL("../../src/cli/netbpf.cjs", import.meta.url));
 
 /** Runs the netbpf CLI as a user would, capturing its output. */
 export function runCli(args: string[], options: { input?: string; timeout?: number } = {}) {
@@ -57,7 +57,7 @@ export function pathForNobody(path: string): string {
 
 /** The path of the built CLI in the copy user nobody can run (see pathForNobody). */
 export function cliPathForNobody(): string {
-  return pathForNobody(join("dist", "src", "cli", "netbpf.js"));
+  return pathForNobody(join("dist", "src", "cli", "netbpf.cjs"));
 }
 
 /** Runs the netbpf CLI as user nobody (see cliPathForNobody), capturing its output. */
