@@ -15,7 +15,9 @@
  *    `netbpf audit query --since 1h --process NAME` asks; median of 20 runs.
  *
  * usage: node dist/bench/audit-record.js [trials] [seconds per trial] [all|rate|query] ["recorder options"]
- * (e.g. "--no-udp --no-dns": what TCP recording alone costs)
+ * (e.g. "--no-udp --no-dns": what TCP recording alone costs). With
+ * NETBPF_BENCH_PROFILE=DIR the recorder runs under `node --cpu-prof` and
+ * writes its CPU profiles (one per trial) to DIR.
  * Needs root.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
@@ -106,7 +108,8 @@ async function recordingCost(): Promise<void> {
           withoutTrials.push(await connectionTrial(port, server.pid!));
           continue;
         }
-        const recorder = spawn(process.execPath, [cliPath, "audit", "record", "--db", join(directory, "audit.db"), ...recorderOptions]);
+        const profile = process.env.NETBPF_BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.NETBPF_BENCH_PROFILE}`] : [];
+        const recorder = spawn(process.execPath, [...profile, cliPath, "audit", "record", "--db", join(directory, "audit.db"), ...recorderOptions]);
         await output(recorder, "recording to");
         const before = cpuSeconds(recorder.pid!);
         const measured = await connectionTrial(port, server.pid!);
