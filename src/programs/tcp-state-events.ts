@@ -327,15 +327,16 @@ export function tcpStateChangeProgram(format: TracepointFormat, offsets: TcpKern
   readKernel(assembler, state.totalRetransmits, 4, offsets.totalRetransmits);
   assembler.store("u8", R7, state.statistics, 1);
   assembler.label("emit");
-  if (emitOptions.emit === false) {
-    assembler.jump("sent");
-  } else if (emitOptions.emitStates !== undefined) {
-    assembler.load("u32", R1, R7, state.newState);
-    for (const wanted of new Set(emitOptions.emitStates)) assembler.jumpIf(R1, "==", wanted, "output");
-    assembler.jump("sent");
+  // Emitting nothing leaves no output code at all: the verifier refuses unreachable instructions.
+  if (emitOptions.emit !== false) {
+    if (emitOptions.emitStates !== undefined) {
+      assembler.load("u32", R1, R7, state.newState);
+      for (const wanted of new Set(emitOptions.emitStates)) assembler.jumpIf(R1, "==", wanted, "output");
+      assembler.jump("sent");
+    }
+    assembler.label("output");
+    output(assembler, "sent", emitOptions.wakeup);
   }
-  assembler.label("output");
-  output(assembler, "sent", emitOptions.wakeup);
   assembler.label("sent").load("u32", R1, R7, state.newState).jumpIf(R1, "!=", TcpState.Close, "out");
   deleteRecord(assembler);
   return assembler.label("out").return(0).finish();
