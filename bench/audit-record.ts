@@ -20,7 +20,9 @@
  * usage: node dist/bench/audit-record.js [trials] [seconds per trial] [all|rate|query] ["recorder options"]
  * (e.g. "--no-udp --no-dns": what TCP recording alone costs). With
  * NETBPF_BENCH_PROFILE=DIR the recorder runs under `node --cpu-prof` and
- * writes its CPU profiles (one per trial) to DIR.
+ * writes its CPU profiles (one per trial) to DIR; NETBPF_BENCH_CLI=PATH runs
+ * the recorder of another build (dist/src/cli/netbpf.js of a checkout), to
+ * compare two versions with the same load.
  * Needs root.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
@@ -39,7 +41,7 @@ const trials = Number(process.argv[2] ?? 5);
 const seconds = Number(process.argv[3] ?? 4);
 const part = process.argv[4] ?? "all";
 const recorderOptions = (process.argv[5] ?? "").split(" ").filter((word) => word !== "");
-const cliPath = fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
+const cliPath = process.env.NETBPF_BENCH_CLI ?? fileURLToPath(new URL("../src/cli/netbpf.js", import.meta.url));
 const profile = process.env.NETBPF_BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.NETBPF_BENCH_PROFILE}`] : [];
 const warmUpMilliseconds = 1000;
 

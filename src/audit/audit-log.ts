@@ -38,6 +38,8 @@ export const auditApplicationId = 0x6e626175;
 export const auditSchemaVersion = 2;
 /** Versions this code reads (and migrates to auditSchemaVersion when writing). */
 const readableSchemaVersions = [1, 2];
+/** The page size of a new audit database (an existing one keeps its own). */
+export const auditPageSize = 16384;
 /** The hash before the first record. */
 export const genesisHash = "0".repeat(64);
 
@@ -242,7 +244,10 @@ export class AuditLog {
       const applicationId = database.pragma("application_id", { simple: true }) as number;
       const tables = database.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number };
       if (tables.n === 0 && !this.readOnly) {
-        // New database: incremental auto-vacuum must be chosen before the first table.
+        // New database: the page size and incremental auto-vacuum must be chosen before the first table.
+        // 16 KiB pages: a stored row costs about a quarter less CPU than with SQLite's 4 KiB (fewer
+        // page splits and B-tree levels; docs/audit.md, Storage).
+        database.pragma(`page_size = ${auditPageSize}`);
         database.pragma("auto_vacuum = INCREMENTAL");
         database.pragma("journal_mode = WAL");
         database.transaction(() => {

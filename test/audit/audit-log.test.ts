@@ -9,7 +9,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { AlertEngine } from "../../src/audit/alert-engine.js";
 import { AlertRules } from "../../src/audit/alert-rules.js";
-import { auditColumns, AuditLog, auditSchemaVersion, emptyAuditRecord, genesisHash } from "../../src/audit/audit-log.js";
+import { auditColumns, AuditLog, auditPageSize, auditSchemaVersion, emptyAuditRecord, genesisHash } from "../../src/audit/audit-log.js";
 import type { AuditRecord } from "../../src/audit/audit-record.js";
 import { UsageError } from "../../src/sys/errors.js";
 import { runCli } from "../support/cli.js";
@@ -43,6 +43,11 @@ test("records are stored with sequences, read back as written, and the chain ver
   log.append([dns]);
   assert.equal(log.count, 3);
   assert.deepEqual(log.verify(), { ok: true, records: 3, firstBad: null, reason: null });
+  // A new log: 16 KiB pages (cheaper inserts), incremental auto-vacuum, WAL (docs/audit.md, Storage).
+  assert.equal(log.database.pragma("page_size", { simple: true }), auditPageSize);
+  assert.equal(auditPageSize, 16384);
+  assert.equal(log.database.pragma("auto_vacuum", { simple: true }), 2);
+  assert.equal(log.database.pragma("journal_mode", { simple: true }), "wal");
 });
 
 test("each row's hash is SHA-256(previous hash, newline, the JSON array of its columns), as docs/audit.md says", (t) => {
