@@ -489,7 +489,8 @@ export interface TcpRecord {
 
 /** Decodes a record; its addresses are views into `data` (copy them to keep them past `data`). */
 export function decodeTcpRecord(data: Uint8Array): TcpRecord {
-  const view = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  // A Buffer already (as ring records are) is read as it is: one object fewer per event.
+  const view = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const layout = tcpRecordLayout;
   const family = view.readUInt16LE(layout.family);
   const addressLength = family === addressFamilyInet6 ? 16 : 4;
