@@ -335,12 +335,29 @@ export class AuditLog {
    * few batches.
    */
   append(records: readonly AuditRecord[]): AuditRecord[] {
+    const stored: AuditRecord[] = [];
+    if (records.length > 0) this.#write(records, (record) => stored.push(record));
+    return stored;
+  }
+
+  /**
+   * Stores records like append(), in one transaction, taking them from an
+   * iterable one at a time and keeping none: for a writer that needs no
+   * sequences back, records made as they are stored (a generator) are
+   * garbage as soon as they are written, instead of a whole batch of them
+   * living until its end. Returns how many were stored.
+   */
+  store(records: Iterable<AuditRecord>): number {
+    return this.#write(records);
+  }
+
+  /** One transaction: each record chained to the one before; `onStored` gets each with its sequence. */
+  #write(records: Iterable<AuditRecord>, onStored?: (record: AuditRecord) => void): number {
     if (this.readOnly) throw new UsageError("write audit log", "the log was opened read-only");
     if (this.#closed) throw new UsageError("write audit log", "the log is closed");
-    if (records.length === 0) return [];
     const statements = (this.#writeStatements ??= this.#prepareWrites());
-    const stored: AuditRecord[] = [];
     let head = this.#head;
+    let count = 0;
     try {
       this.database.transaction(() => {
         for (const record of records) {
@@ -350,17 +367,20 @@ export class AuditLog {
           values.push(hash);
           statements.insert.run(values);
           head = { sequence, hash };
-          stored.push({ ...record, sequence });
+          count++;
+          onStored?.({ ...record, sequence });
         }
+        if (count === 0) return;
         statements.setMeta.run(String(head.sequence), "head_sequence");
         statements.setMeta.run(head.hash, "head_hash");
       })();
     } catch (error) {
       throw databaseError(this.path, "write audit log", error);
     }
+    if (count === 0) return 0;
     this.#head = head;
     if (++this.#writesSinceRetention >= 10) this.applyRetention();
-    return stored;
+    return count;
   }
 
   #prepareWrites(): { insert: BetterSqlite3.Statement; setMeta: BetterSqlite3.Statement } {

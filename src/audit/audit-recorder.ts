@@ -221,7 +221,7 @@ export class AuditRecorder {
 
   /**
    * Copies the TCP records in the ring now, as bytes: they become events and
-   * audit records only when their batch is stored (#decodeTcp), so no object
+   * audit records only when their batch is stored (#tcpRecords), so no object
    * per event lives through the interval (garbage collection cost more than
    * anything else here when they did).
    */
@@ -240,13 +240,22 @@ export class AuditRecorder {
     }
   }
 
-  /** The TCP records copied since the last batch, as audit records. */
-  #decodeTcp(): void {
+  /** The TCP records copied since the last batch, as audit records made one at a time (the copy is emptied at the end). */
+  *#tcpRecords(): Generator<AuditRecord> {
     const size = tcpRecordLayout.size;
     for (let offset = 0; offset + size <= this.#tcpUsed; offset += size) {
-      for (const event of this.#tcp.decode(this.#tcpBytes.subarray(offset, offset + size))) this.#onTcp(event);
+      for (const event of this.#tcp.decode(this.#tcpBytes.subarray(offset, offset + size))) {
+        const record = this.#tcpRecord(event);
+        if (record !== undefined) yield record;
+      }
     }
     this.#tcpUsed = 0;
+  }
+
+  /** A batch: the TCP records (made as they are taken), then the other pending ones. */
+  *#batchRecords(pending: readonly AuditRecord[]): Generator<AuditRecord> {
+    yield* this.#tcpRecords();
+    yield* pending;
   }
 
   async #consumeDns(signal: AbortSignal): Promise<void> {
@@ -267,15 +276,14 @@ export class AuditRecorder {
     return entry !== undefined && entry.time <= before + 1000 ? entry.name : null;
   }
 
-  #onTcp(event: TcpEvent): void {
+  #tcpRecord(event: TcpEvent): AuditRecord | undefined {
     if (event.type === "listen") {
       const record = emptyAuditRecord("listen", event.time);
       record.process = this.#process(event);
       record.flow = { protocol: "tcp", family: event.family, direction: null, localAddress: event.localAddress, localPort: event.localPort, remoteAddress: event.remoteAddress, remotePort: event.remotePort, remoteName: null };
-      this.#pending.push(record);
-      return;
+      return record;
     }
-    if (event.type === "close") this.#pending.push(this.#connectionRecord(event, null));
+    return event.type === "close" ? this.#connectionRecord(event, null) : undefined;
   }
 
   /** The record of a closed connection, or (closeReason "open", `end` the stop) of one still open. */
@@ -314,7 +322,6 @@ export class AuditRecorder {
     const now = new Date();
     const start = this.#intervalStart;
     this.#intervalStart = now;
-    this.#decodeTcp();
     try {
       this.#readUdp(start, now);
     } catch (error) {
@@ -469,15 +476,35 @@ export class AuditRecorder {
   }
 
   async #flush(): Promise<void> {
-    if (this.#pending.length === 0) return;
-    const batch = this.#pending.splice(0);
+    const tcpCount = this.#tcpUsed / tcpRecordLayout.size;
+    if (this.#pending.length === 0 && tcpCount === 0) return;
+    const pending = this.#pending.splice(0);
+    const writeFailed = (error: unknown) => {
+      // Counted, and reported in the next batch that can be stored.
+      this.#countLoss("record", `write failed: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`, pending.length + tcpCount);
+    };
+    if (this.#sinks.length === 0 && this.#options.onRecord === undefined) {
+      // Nobody takes the stored records: each is made as it is stored and is garbage right after
+      // (a whole batch of records alive at once made garbage collection the recorder's largest cost).
+      try {
+        const stored = this.log.store(this.#batchRecords(pending));
+        this.statistics.stored += stored;
+        if (stored > 0) this.statistics.batches++;
+      } catch (error) {
+        writeFailed(error);
+      } finally {
+        this.#tcpUsed = 0;
+      }
+      return;
+    }
     let stored: AuditRecord[];
     try {
-      stored = this.log.append(batch);
+      stored = this.log.append([...this.#batchRecords(pending)]);
     } catch (error) {
-      // Counted, and reported in the next batch that can be stored.
-      this.#countLoss("record", `write failed: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`, batch.length);
+      writeFailed(error);
       return;
+    } finally {
+      this.#tcpUsed = 0;
     }
     this.statistics.stored += stored.length;
     this.statistics.batches++;

@@ -65,6 +65,36 @@ test("each row's hash is SHA-256(previous hash, newline, the JSON array of its c
   }
 });
 
+test("store() takes records from an iterable one at a time, chains them like append(), and keeps none", (t) => {
+  const path = join(folder(t), "audit.db");
+  using log = AuditLog.open(path);
+  log.append([connection(1)]);
+  const made: number[] = [];
+  function* records(): Generator<AuditRecord> {
+    for (let index = 2; index <= 4; index++) {
+      made.push(index);
+      yield connection(index);
+    }
+  }
+  assert.equal(log.store(records()), 3);
+  assert.deepEqual(made, [2, 3, 4]);
+  assert.equal(log.store([]), 0);
+  assert.equal(log.lastSequence, 4);
+  const rows = [...log.rows()];
+  assert.deepEqual(rows.map((row) => [row.sequence, row.bytes_sent]), [[1, 10], [2, 20], [3, 30], [4, 40]]);
+  assert.deepEqual(log.verify(), { ok: true, records: 4, firstBad: null, reason: null });
+  // A record that cannot be made stops the whole transaction: nothing of it is stored.
+  function* failing(): Generator<AuditRecord> {
+    yield connection(5);
+    throw new Error("no more");
+  }
+  assert.throws(() => log.store(failing()));
+  assert.equal(log.count, 4);
+  assert.equal(log.lastSequence, 4);
+  log.append([connection(6)]);
+  assert.deepEqual(log.verify(), { ok: true, records: 5, firstBad: null, reason: null });
+});
+
 test("a schema 1 log is read as it is, and migrated (indexes only) when opened for writing", (t) => {
   const path = join(folder(t), "audit.db");
   {
