@@ -98,6 +98,7 @@ async function connectionTrial(port: number, serverPid: number, milliseconds: nu
 }
 
 const microseconds = (value: number) => (value * 1e6).toFixed(0);
+const percent = (value: number) => `${(value * 100).toFixed(1)}%`;
 /** "min / median / max" of values, each formatted. */
 const range = (values: readonly number[], format: (value: number) => string) => {
   const { min, median: middle, max } = spread(values);
@@ -112,6 +113,21 @@ async function recordingCost(): Promise<void> {
     await output(server, "listening");
     /** Recorder CPU seconds per connection (both of its ends recorded), trial by trial. */
     const recorderCpu: number[] = [];
+    /** Recorder CPU seconds per record it stored during the trial: every TCP connection end on the host is recorded, the bench's and any other work's. */
+    const recorderCpuPerRecord: number[] = [];
+    /** Of the records stored during a trial, the share that were not the bench's connections. */
+    const otherRecords: number[] = [];
+    const database = join(directory, "audit.db");
+    const storedCounts = (): { all: number; bench: number } => {
+      const log = AuditLog.open(database, { readOnly: true });
+      try {
+        const all = (log.database.prepare("SELECT count(*) AS n FROM records").get() as { n: number }).n;
+        const bench = (log.database.prepare("SELECT count(*) AS n FROM records WHERE kind = 'connection' AND (local_port = ? OR remote_port = ?)").get(port, port) as { n: number }).n;
+        return { all, bench };
+      } finally {
+        log.close();
+      }
+    };
     const results = await rotatedTrials(["without", "with"] as const, trials, async (variant) => {
       const recorder = variant === "with"
         ? spawn(process.execPath, [...profile, cliPath, "audit", "record", "--db", join(directory, "audit.db"), ...recorderOptions])
@@ -123,20 +139,24 @@ async function recordingCost(): Promise<void> {
         await connectionTrial(port, server.pid!, warmUpMilliseconds);
         if (recorder !== undefined) await new Promise((resolve) => setTimeout(resolve, 1200));
         const before = recorder !== undefined ? cpuSeconds(recorder.pid!) : 0;
+        const countsBefore = recorder !== undefined ? storedCounts() : undefined;
         const measured = await connectionTrial(port, server.pid!, seconds * 1000);
         if (recorder !== undefined) {
           // Its last batch (up to a second of records) is stored after this: counted by waiting one interval more.
           await new Promise((resolve) => setTimeout(resolve, 1200));
-          recorderCpu.push((cpuSeconds(recorder.pid!) - before) / measured.connections);
+          const used = cpuSeconds(recorder.pid!) - before;
+          recorderCpu.push(used / measured.connections);
+          const countsAfter = storedCounts();
+          const all = countsAfter.all - countsBefore!.all;
+          recorderCpuPerRecord.push(used / all);
+          otherRecords.push(1 - (countsAfter.bench - countsBefore!.bench) / all);
         }
         return measured;
       } finally {
         if (recorder !== undefined) await stopChild(recorder);
       }
     });
-    const log = AuditLog.open(join(directory, "audit.db"), { readOnly: true });
-    const stored = (log.database.prepare("SELECT count(*) AS n FROM records WHERE kind = 'connection' AND (local_port = ? OR remote_port = ?)").get(port, port) as { n: number }).n;
-    log.close();
+    const stored = storedCounts().bench;
     const without = results.without.map((trial) => trial.rate);
     const withRecorder = results.with.map((trial) => trial.rate);
     // Each round's two trials ran back to back: their ratio is less exposed to the machine's other work than a ratio of medians.
@@ -146,7 +166,6 @@ async function recordingCost(): Promise<void> {
     const loadWith = median(loadPerConnection(results.with));
     const recorderMedian = median(recorderCpu);
     const kernel = loadWith - loadWithout;
-    const percent = (value: number) => `${(value * 100).toFixed(1)}%`;
     console.log(`short loopback TCP connections per second (16 concurrent, ${seconds} s trials after 1 s of load, ${trials} rounds, order rotated)${recorderOptions.length > 0 ? `, recorder with ${recorderOptions.join(" ")}` : ""}:`);
     console.log(`  without recorder: ${range(without, (v) => v.toFixed(0))}/s (min / median / max)  [${without.map((v) => v.toFixed(0)).join(", ")}]`);
     console.log(`  with recorder:    ${range(withRecorder, (v) => v.toFixed(0))}/s  [${withRecorder.map((v) => v.toFixed(0)).join(", ")}]`);
@@ -155,6 +174,7 @@ async function recordingCost(): Promise<void> {
     console.log(`    client + server, without recorder: ${range(loadPerConnection(results.without), microseconds)}`);
     console.log(`    client + server, with recorder:    ${range(loadPerConnection(results.with), microseconds)} (the difference: in-kernel programs, and contention)`);
     console.log(`    recorder (both ends stored):       ${range(recorderCpu, microseconds)}`);
+    console.log(`  recorder CPU per stored record, µs: ${range(recorderCpuPerRecord, microseconds)} (records of other work on the host during the trials: ${range(otherRecords, percent)})`);
     const busy = results.without.map((trial) => trial.loadCpu / seconds / cpus().length);
     console.log(`  the load alone keeps ${range(busy, percent)} of the ${cpus().length} CPUs busy`);
     // CPU-bound, the rate falls as the CPU per connection grows: by the recorder's own and by its programs' (in the client's and server's system time).
