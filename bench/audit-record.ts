@@ -4,18 +4,25 @@
  * 1. Recording cost: the rate of short loopback TCP connections (connect,
  *    send a 40-byte request, read a 200-byte reply, close; 16 at a time from
  *    one client process to one server process) with and without
- *    `netbpf audit record` running, in alternating trials (A B A B …);
- *    medians and their ratio. The recorder runs as a user runs it (the CLI,
- *    its own process), storing every connection both ways. Also the CPU
- *    time (schedstat) of the recorder and of the client and server per
- *    connection: on a shared machine the rate ratio is as noisy as the
- *    effect, while CPU per connection says what the recorder costs.
+ *    `netbpf audit record` running, in rounds of one trial each, the order
+ *    rotated every round; each trial follows one unmeasured second of load
+ *    (the recorder's steady state is measured, not its start). Rates and the
+ *    round-by-round ratio as min / median / max. The recorder runs as a user
+ *    runs it (the CLI, its own process), storing every connection both ways.
+ *    Also the CPU time (schedstat) of the recorder and of the client and
+ *    server per connection, and what 95 % would allow: on a shared machine
+ *    the rate ratio is as noisy as the effect, while CPU per connection says
+ *    what the recorder costs.
  * 2. Query time over 1,000,000 stored connections (30 days, 50 commands):
  *    "connections of one command in the last hour" through queryAuditLog, as
  *    `netbpf audit query --since 1h --process NAME` asks; median of 20 runs.
  *
  * usage: node dist/bench/audit-record.js [trials] [seconds per trial] [all|rate|query] ["recorder options"]
- * (e.g. "--no-udp --no-dns": what TCP recording alone costs)
+ * (e.g. "--no-udp --no-dns": what TCP recording alone costs). With
+ * NETBPF_BENCH_PROFILE=DIR the recorder runs under `node --cpu-prof` and
+ * writes its CPU profiles (one per trial) to DIR; NETBPF_BENCH_CLI=PATH runs
+ * the recorder of another build (dist/src/cli/netbpf.js of a checkout), to
+ * compare two versions with the same load.
  * Needs root.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
@@ -28,13 +35,15 @@ import { queryAuditLog } from "../src/audit/audit-query.js";
 import type { AuditRecord } from "../src/audit/audit-record.js";
 import { stopChild } from "./support/child-process.js";
 import { cpuSeconds } from "./support/process-cpu.js";
-import { median } from "./support/statistics.js";
+import { median, rotatedTrials, spread } from "./support/statistics.js";
 
 const trials = Number(process.argv[2] ?? 5);
 const seconds = Number(process.argv[3] ?? 4);
 const part = process.argv[4] ?? "all";
 const recorderOptions = (process.argv[5] ?? "").split(" ").filter((word) => word !== "");
-const cliPath = fileURLToPath(new URL("../src/cli/netbpf.cjs", import.meta.url));
+const cliPath = process.env.NETBPF_BENCH_CLI ?? fileURLToPath(new URL("../src/cli/netbpf.cjs", import.meta.url));
+const profile = process.env.NETBPF_BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.NETBPF_BENCH_PROFILE}`] : [];
+const warmUpMilliseconds = 1000;
 
 function output(child: ChildProcessWithoutNullStreams, text: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -78,17 +87,23 @@ interface Trial {
   connections: number;
 }
 
-async function connectionTrial(port: number, serverPid: number): Promise<Trial> {
+async function connectionTrial(port: number, serverPid: number, milliseconds: number): Promise<Trial> {
   const serverCpu = cpuSeconds(serverPid);
-  const client = spawn(process.execPath, ["--input-type=module", "-e", clientScript(port, seconds * 1000)]);
+  const client = spawn(process.execPath, ["--input-type=module", "-e", clientScript(port, milliseconds)]);
   let stdout = "";
   client.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
   await new Promise((resolve) => client.once("exit", resolve));
   const [connections, clientCpu] = stdout.trim().split(" ").map(Number) as [number, number];
-  return { rate: connections / seconds, loadCpu: clientCpu + cpuSeconds(serverPid) - serverCpu, connections };
+  return { rate: connections / (milliseconds / 1000), loadCpu: clientCpu + cpuSeconds(serverPid) - serverCpu, connections };
 }
 
-const microseconds = (values: number[]) => values.map((value) => (value * 1e6).toFixed(0)).join(", ");
+const microseconds = (value: number) => (value * 1e6).toFixed(0);
+const percent = (value: number) => `${(value * 100).toFixed(1)}%`;
+/** "min / median / max" of values, each formatted. */
+const range = (values: readonly number[], format: (value: number) => string) => {
+  const { min, median: middle, max } = spread(values);
+  return `${format(min)} / ${format(middle)} / ${format(max)}`;
+};
 
 async function recordingCost(): Promise<void> {
   const directory = mkdtempSync(join(tmpdir(), "nbau-bench-"));
@@ -96,48 +111,77 @@ async function recordingCost(): Promise<void> {
   const server = spawn(process.execPath, ["--input-type=module", "-e", serverScript(port)]);
   try {
     await output(server, "listening");
-    const withoutTrials: Trial[] = [];
-    const withTrials: Trial[] = [];
     /** Recorder CPU seconds per connection (both of its ends recorded), trial by trial. */
     const recorderCpu: number[] = [];
-    for (let trial = 0; trial < trials; trial++) {
-      for (const recording of trial % 2 === 0 ? [false, true] : [true, false]) {
-        if (!recording) {
-          withoutTrials.push(await connectionTrial(port, server.pid!));
-          continue;
-        }
-        const recorder = spawn(process.execPath, [cliPath, "audit", "record", "--db", join(directory, "audit.db"), ...recorderOptions]);
-        await output(recorder, "recording to");
-        const before = cpuSeconds(recorder.pid!);
-        const measured = await connectionTrial(port, server.pid!);
-        // Its last batch (up to a second of records) is stored after this: counted by waiting one interval more.
-        await new Promise((resolve) => setTimeout(resolve, 1200));
-        recorderCpu.push((cpuSeconds(recorder.pid!) - before) / measured.connections);
-        withTrials.push(measured);
-        await stopChild(recorder);
+    /** Recorder CPU seconds per record it stored during the trial: every TCP connection end on the host is recorded, the bench's and any other work's. */
+    const recorderCpuPerRecord: number[] = [];
+    /** Of the records stored during a trial, the share that were not the bench's connections. */
+    const otherRecords: number[] = [];
+    const database = join(directory, "audit.db");
+    const storedCounts = (): { all: number; bench: number } => {
+      const log = AuditLog.open(database, { readOnly: true });
+      try {
+        const all = (log.database.prepare("SELECT count(*) AS n FROM records").get() as { n: number }).n;
+        const bench = (log.database.prepare("SELECT count(*) AS n FROM records WHERE kind = 'connection' AND (local_port = ? OR remote_port = ?)").get(port, port) as { n: number }).n;
+        return { all, bench };
+      } finally {
+        log.close();
       }
-    }
-    const without = withoutTrials.map((trial) => trial.rate);
-    const withRecorder = withTrials.map((trial) => trial.rate);
+    };
+    const results = await rotatedTrials(["without", "with"] as const, trials, async (variant) => {
+      const recorder = variant === "with"
+        ? spawn(process.execPath, [...profile, cliPath, "audit", "record", "--db", join(directory, "audit.db"), ...recorderOptions])
+        : undefined;
+      try {
+        if (recorder !== undefined) await output(recorder, "recording to");
+        // A second of load first, not measured (both variants): a recorder runs for days, so its
+        // steady state is what counts, not the first batch's compiling.
+        await connectionTrial(port, server.pid!, warmUpMilliseconds);
+        if (recorder !== undefined) await new Promise((resolve) => setTimeout(resolve, 1200));
+        const before = recorder !== undefined ? cpuSeconds(recorder.pid!) : 0;
+        const countsBefore = recorder !== undefined ? storedCounts() : undefined;
+        const measured = await connectionTrial(port, server.pid!, seconds * 1000);
+        if (recorder !== undefined) {
+          // Its last batch (up to a second of records) is stored after this: counted by waiting one interval more.
+          await new Promise((resolve) => setTimeout(resolve, 1200));
+          const used = cpuSeconds(recorder.pid!) - before;
+          recorderCpu.push(used / measured.connections);
+          const countsAfter = storedCounts();
+          const all = countsAfter.all - countsBefore!.all;
+          recorderCpuPerRecord.push(used / all);
+          otherRecords.push(1 - (countsAfter.bench - countsBefore!.bench) / all);
+        }
+        return measured;
+      } finally {
+        if (recorder !== undefined) await stopChild(recorder);
+      }
+    });
+    const stored = storedCounts().bench;
+    const without = results.without.map((trial) => trial.rate);
+    const withRecorder = results.with.map((trial) => trial.rate);
+    // Each round's two trials ran back to back: their ratio is less exposed to the machine's other work than a ratio of medians.
+    const roundRatios = withRecorder.map((rate, round) => rate / without[round]!);
     const loadPerConnection = (list: Trial[]) => list.map((trial) => trial.loadCpu / trial.connections);
-    const log = AuditLog.open(join(directory, "audit.db"), { readOnly: true });
-    const stored = (log.database.prepare("SELECT count(*) AS n FROM records WHERE kind = 'connection' AND (local_port = ? OR remote_port = ?)").get(port, port) as { n: number }).n;
-    log.close();
-    const baseline = median(without);
-    const recorded = median(withRecorder);
-    console.log(`short loopback TCP connections per second (16 concurrent, ${seconds} s trials, ${trials} each, alternating)${recorderOptions.length > 0 ? `, recorder with ${recorderOptions.join(" ")}` : ""}:`);
-    console.log(`  without recorder: median ${baseline.toFixed(0)}/s  [${without.map((v) => v.toFixed(0)).join(", ")}]`);
-    console.log(`  with recorder:    median ${recorded.toFixed(0)}/s  [${withRecorder.map((v) => v.toFixed(0)).join(", ")}]`);
-    console.log(`  ratio with/without: ${(recorded / baseline * 100).toFixed(1)}% (target >= 95%)`);
-    console.log(`  CPU per connection, µs: client + server without recorder median ${(median(loadPerConnection(withoutTrials)) * 1e6).toFixed(0)} [${microseconds(loadPerConnection(withoutTrials))}],`);
-    console.log(`    with recorder median ${(median(loadPerConnection(withTrials)) * 1e6).toFixed(0)} [${microseconds(loadPerConnection(withTrials))}]; recorder median ${(median(recorderCpu) * 1e6).toFixed(0)} [${microseconds(recorderCpu)}]`);
-    const loadWithout = median(loadPerConnection(withoutTrials));
-    const loadWith = median(loadPerConnection(withTrials));
+    const loadWithout = median(loadPerConnection(results.without));
+    const loadWith = median(loadPerConnection(results.with));
     const recorderMedian = median(recorderCpu);
+    const kernel = loadWith - loadWithout;
+    console.log(`short loopback TCP connections per second (16 concurrent, ${seconds} s trials after 1 s of load, ${trials} rounds, order rotated)${recorderOptions.length > 0 ? `, recorder with ${recorderOptions.join(" ")}` : ""}:`);
+    console.log(`  without recorder: ${range(without, (v) => v.toFixed(0))}/s (min / median / max)  [${without.map((v) => v.toFixed(0)).join(", ")}]`);
+    console.log(`  with recorder:    ${range(withRecorder, (v) => v.toFixed(0))}/s  [${withRecorder.map((v) => v.toFixed(0)).join(", ")}]`);
+    console.log(`  ratio with/without, round by round: ${range(roundRatios, percent)}; of the medians: ${percent(median(withRecorder) / median(without))} (target >= 95%)`);
+    console.log(`  CPU per connection, µs (min / median / max):`);
+    console.log(`    client + server, without recorder: ${range(loadPerConnection(results.without), microseconds)}`);
+    console.log(`    client + server, with recorder:    ${range(loadPerConnection(results.with), microseconds)} (the difference: in-kernel programs, and contention)`);
+    console.log(`    recorder (both ends stored):       ${range(recorderCpu, microseconds)}`);
+    console.log(`  recorder CPU per stored record, µs: ${range(recorderCpuPerRecord, microseconds)} (records of other work on the host during the trials: ${range(otherRecords, percent)})`);
+    const busy = results.without.map((trial) => trial.loadCpu / seconds / cpus().length);
+    console.log(`  the load alone keeps ${range(busy, percent)} of the ${cpus().length} CPUs busy`);
     // CPU-bound, the rate falls as the CPU per connection grows: by the recorder's own and by its programs' (in the client's and server's system time).
-    console.log(`  CPU per connection without / with recorder: ${(loadWithout / (loadWith + recorderMedian) * 100).toFixed(1)}% (the rate ratio if the CPUs were the only limit; in-kernel programs ${((loadWith - loadWithout) * 1e6).toFixed(0)} µs, recorder ${(recorderMedian * 1e6).toFixed(0)} µs)`);
-    const expected = withRecorder.reduce((a, b) => a + b, 0) * seconds * 2;
-    console.log(`  connection records stored for the bench port: ${stored} (both ends of ~${(expected / 2).toFixed(0)} connections)`);
+    console.log(`  if CPU were the only limit: rate ratio ${percent(loadWithout / (loadWith + recorderMedian))} (in-kernel ${microseconds(kernel)} µs + recorder ${microseconds(recorderMedian)} µs on ${microseconds(loadWithout)} µs);`);
+    console.log(`    95% would allow ${microseconds(loadWithout * (1 / 0.95 - 1))} µs per connection for recorder and programs together`);
+    const expected = withRecorder.reduce((a, b) => a + b, 0) * seconds;
+    console.log(`  connection records stored for the bench port: ${stored} (both ends of ~${expected.toFixed(0)} measured connections, plus the warm-up ones)`);
   } finally {
     await stopChild(server);
     rmSync(directory, { recursive: true, force: true });

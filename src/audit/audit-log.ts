@@ -38,6 +38,8 @@ export const auditApplicationId = 0x6e626175;
 export const auditSchemaVersion = 2;
 /** Versions this code reads (and migrates to auditSchemaVersion when writing). */
 const readableSchemaVersions = [1, 2];
+/** The page size of a new audit database (an existing one keeps its own). */
+export const auditPageSize = 16384;
 /** The hash before the first record. */
 export const genesisHash = "0".repeat(64);
 
@@ -242,7 +244,10 @@ export class AuditLog {
       const applicationId = database.pragma("application_id", { simple: true }) as number;
       const tables = database.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number };
       if (tables.n === 0 && !this.readOnly) {
-        // New database: incremental auto-vacuum must be chosen before the first table.
+        // New database: the page size and incremental auto-vacuum must be chosen before the first table.
+        // 16 KiB pages: a stored row costs about a quarter less CPU than with SQLite's 4 KiB (fewer
+        // page splits and B-tree levels; docs/audit.md, Storage).
+        database.pragma(`page_size = ${auditPageSize}`);
         database.pragma("auto_vacuum = INCREMENTAL");
         database.pragma("journal_mode = WAL");
         database.transaction(() => {
@@ -330,12 +335,29 @@ export class AuditLog {
    * few batches.
    */
   append(records: readonly AuditRecord[]): AuditRecord[] {
+    const stored: AuditRecord[] = [];
+    if (records.length > 0) this.#write(records, (record) => stored.push(record));
+    return stored;
+  }
+
+  /**
+   * Stores records like append(), in one transaction, taking them from an
+   * iterable one at a time and keeping none: for a writer that needs no
+   * sequences back, records made as they are stored (a generator) are
+   * garbage as soon as they are written, instead of a whole batch of them
+   * living until its end. Returns how many were stored.
+   */
+  store(records: Iterable<AuditRecord>): number {
+    return this.#write(records);
+  }
+
+  /** One transaction: each record chained to the one before; `onStored` gets each with its sequence. */
+  #write(records: Iterable<AuditRecord>, onStored?: (record: AuditRecord) => void): number {
     if (this.readOnly) throw new UsageError("write audit log", "the log was opened read-only");
     if (this.#closed) throw new UsageError("write audit log", "the log is closed");
-    if (records.length === 0) return [];
     const statements = (this.#writeStatements ??= this.#prepareWrites());
-    const stored: AuditRecord[] = [];
     let head = this.#head;
+    let count = 0;
     try {
       this.database.transaction(() => {
         for (const record of records) {
@@ -345,17 +367,20 @@ export class AuditLog {
           values.push(hash);
           statements.insert.run(values);
           head = { sequence, hash };
-          stored.push({ ...record, sequence });
+          count++;
+          onStored?.({ ...record, sequence });
         }
+        if (count === 0) return;
         statements.setMeta.run(String(head.sequence), "head_sequence");
         statements.setMeta.run(head.hash, "head_hash");
       })();
     } catch (error) {
       throw databaseError(this.path, "write audit log", error);
     }
+    if (count === 0) return 0;
     this.#head = head;
     if (++this.#writesSinceRetention >= 10) this.applyRetention();
-    return stored;
+    return count;
   }
 
   #prepareWrites(): { insert: BetterSqlite3.Statement; setMeta: BetterSqlite3.Statement } {

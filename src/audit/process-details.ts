@@ -49,29 +49,30 @@ export class ProcessDetails {
   reads = 0;
 
   /** The cached details of a process, read (again) when missing, stale, or not the process the kernel names. */
-  #details(kernel: KernelProcess & { pid: number }): Details | undefined {
-    const cached = this.#cache.get(kernel.pid);
+  #details(pid: number, kernel: KernelProcess): Details | undefined {
+    const cached = this.#cache.get(pid);
     const command = kernel.command;
     const same = cached !== undefined
       && (kernel.parentPid === null || kernel.parentPid === undefined || cached.parentPid === null || kernel.parentPid === cached.parentPid)
       && (command === null || cached.command === command || cached.kernelCommand === command);
     if (same && Date.now() - cached.readAt < freshMilliseconds) return cached;
     this.reads++;
-    const details = readDetails(kernel.pid);
+    const details = readDetails(pid);
     // Gone: what was cached is still this process's if it matches (it exited before its record was made).
     if (details === undefined) return same ? cached : undefined;
     details.kernelCommand = command;
     if (this.#cache.size >= maximumEntries) {
       for (const key of [...this.#cache.keys()].slice(0, maximumEntries / 4)) this.#cache.delete(key);
     }
-    this.#cache.set(kernel.pid, details);
+    this.#cache.set(pid, details);
     return details;
   }
 
   /** The record's process from what the kernel said plus what /proc said. */
   describe(kernel: KernelProcess): AuditProcess | null {
     if (kernel.pid === null) return null;
-    const details = this.#details({ ...kernel, pid: kernel.pid });
+    // (Not a copy of `kernel` with the pid narrowed: it is often a whole TcpEvent, one per stored connection end.)
+    const details = this.#details(kernel.pid, kernel);
     const cgroupPath = details?.cgroupPath ?? null;
     return {
       pid: kernel.pid,

@@ -130,6 +130,15 @@ export interface WatchTcpOptions {
   ringSize?: number;
   /** Connections followed at once (default 65536); beyond it, new connections are reported as if they began before watching. */
   maximumConnections?: number;
+  /**
+   * Whether the kernel wakes the reader for new events (default true). With
+   * false it commits them to the ring silently — no wake-up in the kernel
+   * and no thread wake-up in this process per event — and the caller reads
+   * them with readAvailable() on its own schedule, often enough that the
+   * ring (`ringSize`) does not fill meanwhile (events that do not fit are
+   * counted in `lost`). Such a watcher cannot be iterated.
+   */
+  wakeup?: boolean;
 }
 
 const operation = "watch tcp";
@@ -139,7 +148,7 @@ const operation = "watch tcp";
  * types nobody asked for, and state changes to states nobody asked for, are
  * dropped in the kernel (the per-connection record still follows them).
  */
-function emitOptionsFor(types: readonly TcpEventType[] | undefined, states: Set<string> | undefined): Record<"state" | "accept" | "retransmit" | "reset", TcpEmitOptions> {
+function emitOptionsFor(types: readonly TcpEventType[] | undefined, states: Set<string> | undefined, wakeup: boolean): Record<"state" | "accept" | "retransmit" | "reset", TcpEmitOptions> {
   const wants = (type: TcpEventType): boolean => types === undefined || types.includes(type);
   const stateNumber = (name: string): number => Number(Object.entries(tcpStateNames).find(([, stateName]) => stateName === name)![0]);
   let emitStates: number[] | undefined;
@@ -150,10 +159,10 @@ function emitOptionsFor(types: readonly TcpEventType[] | undefined, states: Set<
     emitStates = [...states].map(stateNumber);
   }
   return {
-    state: emitStates !== undefined && emitStates.length === 0 ? { emit: false } : { emitStates },
-    accept: { emit: wants("accept") },
-    retransmit: { emit: wants("retransmit") },
-    reset: { emit: wants("reset") },
+    state: emitStates !== undefined && emitStates.length === 0 ? { emit: false } : { emitStates, wakeup },
+    accept: { emit: wants("accept"), wakeup },
+    retransmit: { emit: wants("retransmit"), wakeup },
+    reset: { emit: wants("reset"), wakeup },
   };
 }
 
@@ -192,6 +201,7 @@ export function validateWatchTcpOptions(options: WatchTcpOptions): { states: Set
   if (!Number.isInteger(ringSize) || ringSize < 4096 || (ringSize & (ringSize - 1)) !== 0) {
     throw new UsageError(operation, `ringSize must be a power of two of at least 4096 bytes, got ${String(options.ringSize)}`);
   }
+  if (options.wakeup !== undefined && typeof options.wakeup !== "boolean") throw new UsageError(operation, `wakeup must be true or false, got ${String(options.wakeup)}`);
   const maximum = options.maximumConnections ?? 65536;
   if (!Number.isInteger(maximum) || maximum < 1 || maximum > 1 << 24) throw new UsageError(operation, `maximumConnections must be 1-16777216, got ${String(options.maximumConnections)}`);
   return { states };
@@ -249,7 +259,7 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
     this.#states = states;
     if (options.signal?.aborted) throw new UsageError(operation, "the signal is already aborted");
     try {
-      const emit = emitOptionsFor(options.types, states);
+      const emit = emitOptionsFor(options.types, states, options.wakeup ?? true);
       const formats = readTcpTracepointFormats();
       // From a small cache file after the first start on this boot: reading and parsing the kernel's BTF was most of the start-up.
       const offsets = kernelBtfFacts("tcp-offsets", tcpKernelOffsets, { check: isTcpKernelOffsets });
@@ -340,10 +350,23 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
   /**
    * Stops watching without losing what was seen: detaches the programs (no
    * new events), then the iteration delivers every event still in the ring
-   * and ends (closing the watcher). Without an iteration, it just closes.
+   * and ends (closing the watcher). Without an iteration, it just closes
+   * (detach() and readAvailable() first to read what is left).
    */
   stop(): void {
     if (this.#closed) return;
+    this.detach();
+    if (!this.#iterated) this.close();
+    else this.#stopping.abort();
+  }
+
+  /**
+   * Detaches the programs (no new events) and keeps everything else: the
+   * events still in the ring stay readable with readAvailable(), and
+   * openConnections() lists the connections open at this moment.
+   */
+  detach(): void {
+    if (this.#closed || this.#openAtStop !== undefined) return;
     for (const object of this.#attached.reverse()) {
       try {
         object.close();
@@ -358,8 +381,39 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
     } catch {
       this.#openAtStop = [];
     }
-    if (!this.#iterated) this.close();
-    else this.#stopping.abort();
+  }
+
+  /**
+   * Calls `onEvent` for every event in the ring now (the watcher's filters
+   * applied), in order, without waiting; returns how many it delivered. The
+   * way to read a watcher opened with `wakeup: false`; not while iterating.
+   */
+  readAvailable(onEvent: (event: TcpEvent) => void): number {
+    let delivered = 0;
+    this.readAvailableRecords((data) => {
+      for (const event of this.decode(data)) {
+        delivered++;
+        onEvent(event);
+      }
+    });
+    return delivered;
+  }
+
+  /**
+   * Like readAvailable(), but hands over the kernel's records as they lie in
+   * the ring (tcpRecordLayout; read-only views, valid during the call), for
+   * a reader that keeps them as bytes and makes events later with decode().
+   * Returns how many records it handed over.
+   */
+  readAvailableRecords(onRecord: (record: Buffer) => void): number {
+    if (this.#closed) return 0;
+    if (this.#iterated) throw new UsageError(operation, "this watcher is being iterated", "read it either by iterating or with readAvailable(), not both");
+    return this.#reader.readAvailable(onRecord);
+  }
+
+  /** The events of one kernel record (from readAvailableRecords) that pass this watcher's filters. */
+  decode(record: Buffer): TcpEvent[] {
+    return this.#eventsOf(decodeTcpRecord(record)).filter((event) => this.#matches(event));
   }
 
   [Symbol.dispose](): void {
@@ -395,6 +449,7 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
   /** The events, once (one consumer); leaving the loop closes the watcher. */
   async *[Symbol.asyncIterator](): AsyncIterator<TcpEvent> {
     if (this.#iterated) throw new UsageError(operation, "a TcpWatcher can be iterated once", "call watchTcp() again for a second consumer");
+    if (this.#options.wakeup === false) throw new UsageError(operation, "a watcher opened with wakeup: false is not iterated", "read it with readAvailable()");
     this.#iterated = true;
     if (this.#closed) return;
     try {

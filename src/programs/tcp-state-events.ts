@@ -225,10 +225,18 @@ function recordCurrentProcess(assembler: Assembler, offsets: TcpKernelOffsets): 
     .call("get_current_comm");
 }
 
-/** Writes the record (r7) to the ring; a full ring is counted as lost. Jumps to `done` afterwards. */
-function output(assembler: Assembler, done: string): void {
+/** bpf_ringbuf_output flag: commit without waking a reader waiting on the ring. */
+const ringbufNoWakeup = 1;
+
+/**
+ * Writes the record (r7) to the ring; a full ring is counted as lost. Jumps
+ * to `done` afterwards. Without `wakeup` the kernel does not wake a waiting
+ * reader (no irq_work, no wake-up of the reader's thread per event): the
+ * reader reads on its own schedule.
+ */
+function output(assembler: Assembler, done: string, wakeup: boolean | undefined): void {
   assembler
-    .loadMapFd(R1, tcpEventRingName).mov64(R2, R7).mov64(R3, tcpRecordLayout.size).mov64(R4, 0)
+    .loadMapFd(R1, tcpEventRingName).mov64(R2, R7).mov64(R3, tcpRecordLayout.size).mov64(R4, wakeup === false ? ringbufNoWakeup : 0)
     .call("ringbuf_output")
     .jumpIf(R0, "==", 0, done);
   addToCounter(assembler, tcpLostName, 0, { stackOffset: counterSlot, skip: done });
@@ -239,11 +247,13 @@ function output(assembler: Assembler, done: string): void {
  * date either way): `emit: false` writes nothing; `emitStates` (state-change
  * program only) writes only changes to one of these new states. Filtering
  * here, before the ring, spares the reserve, the copy and the decoding in
- * user space of events nobody asked for.
+ * user space of events nobody asked for. `wakeup: false` commits events
+ * without waking a reader that waits on the ring (see watchTcp's `wakeup`).
  */
 export interface TcpEmitOptions {
   emit?: boolean;
   emitStates?: readonly number[];
+  wakeup?: boolean;
 }
 
 /** Deletes the record of the socket in the key slot. */
@@ -317,15 +327,16 @@ export function tcpStateChangeProgram(format: TracepointFormat, offsets: TcpKern
   readKernel(assembler, state.totalRetransmits, 4, offsets.totalRetransmits);
   assembler.store("u8", R7, state.statistics, 1);
   assembler.label("emit");
-  if (emitOptions.emit === false) {
-    assembler.jump("sent");
-  } else if (emitOptions.emitStates !== undefined) {
-    assembler.load("u32", R1, R7, state.newState);
-    for (const wanted of new Set(emitOptions.emitStates)) assembler.jumpIf(R1, "==", wanted, "output");
-    assembler.jump("sent");
+  // Emitting nothing leaves no output code at all: the verifier refuses unreachable instructions.
+  if (emitOptions.emit !== false) {
+    if (emitOptions.emitStates !== undefined) {
+      assembler.load("u32", R1, R7, state.newState);
+      for (const wanted of new Set(emitOptions.emitStates)) assembler.jumpIf(R1, "==", wanted, "output");
+      assembler.jump("sent");
+    }
+    assembler.label("output");
+    output(assembler, "sent", emitOptions.wakeup);
   }
-  assembler.label("output");
-  output(assembler, "sent");
   assembler.label("sent").load("u32", R1, R7, state.newState).jumpIf(R1, "!=", TcpState.Close, "out");
   deleteRecord(assembler);
   return assembler.label("out").return(0).finish();
@@ -362,7 +373,7 @@ export function tcpAcceptProgram(format: TracepointFormat, offsets: TcpKernelOff
   assembler.load("u8", R1, R7, tcpRecordLayout.role).jumpIf(R1, "!=", TcpRole.Passive, "out");
   stamp(assembler, TcpRecordKind.Accept);
   recordCurrentProcess(assembler, offsets);
-  if (emitOptions.emit !== false) output(assembler, "out");
+  if (emitOptions.emit !== false) output(assembler, "out", emitOptions.wakeup);
   return assembler.label("out").return(0).finish();
 }
 
@@ -382,7 +393,7 @@ export function tcpSocketEventProgram(format: TracepointFormat, kind: typeof Tcp
   stamp(assembler, kind);
   copyEndpoints(assembler, format);
   if (format.fields.has("state")) assembler.load("u32", R1, R6, field("state")).store("u32", R7, tcpRecordLayout.newState, R1);
-  if (emitOptions.emit !== false) output(assembler, "sent");
+  if (emitOptions.emit !== false) output(assembler, "sent", emitOptions.wakeup);
   assembler.label("sent").jumpIf(R9, "==", 0, "out");
   deleteRecord(assembler);
   return assembler.label("out").return(0).finish();
@@ -416,7 +427,7 @@ export function tcpResetSentProgram(format: TracepointFormat, emitOptions: TcpEm
   copyFromContext(assembler, local + 8, tcpRecordLayout.localAddress, 16);
   copyFromContext(assembler, remote + 8, tcpRecordLayout.remoteAddress, 16);
   assembler.label("addressed");
-  if (emitOptions.emit !== false) output(assembler, "sent");
+  if (emitOptions.emit !== false) output(assembler, "sent", emitOptions.wakeup);
   assembler.label("sent").jumpIf(R9, "==", 0, "out");
   deleteRecord(assembler);
   return assembler.label("out").return(0).finish();
@@ -478,7 +489,8 @@ export interface TcpRecord {
 
 /** Decodes a record; its addresses are views into `data` (copy them to keep them past `data`). */
 export function decodeTcpRecord(data: Uint8Array): TcpRecord {
-  const view = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  // A Buffer already (as ring records are) is read as it is: one object fewer per event.
+  const view = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const layout = tcpRecordLayout;
   const family = view.readUInt16LE(layout.family);
   const addressLength = family === addressFamilyInet6 ? 16 : 4;

@@ -9,7 +9,7 @@ import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { AlertEngine } from "../../src/audit/alert-engine.js";
 import { AlertRules } from "../../src/audit/alert-rules.js";
-import { auditColumns, AuditLog, auditSchemaVersion, emptyAuditRecord, genesisHash } from "../../src/audit/audit-log.js";
+import { auditColumns, AuditLog, auditPageSize, auditSchemaVersion, emptyAuditRecord, genesisHash } from "../../src/audit/audit-log.js";
 import type { AuditRecord } from "../../src/audit/audit-record.js";
 import { UsageError } from "../../src/sys/errors.js";
 import { runCli } from "../support/cli.js";
@@ -43,6 +43,11 @@ test("records are stored with sequences, read back as written, and the chain ver
   log.append([dns]);
   assert.equal(log.count, 3);
   assert.deepEqual(log.verify(), { ok: true, records: 3, firstBad: null, reason: null });
+  // A new log: 16 KiB pages (cheaper inserts), incremental auto-vacuum, WAL (docs/audit.md, Storage).
+  assert.equal(log.database.pragma("page_size", { simple: true }), auditPageSize);
+  assert.equal(auditPageSize, 16384);
+  assert.equal(log.database.pragma("auto_vacuum", { simple: true }), 2);
+  assert.equal(log.database.pragma("journal_mode", { simple: true }), "wal");
 });
 
 test("each row's hash is SHA-256(previous hash, newline, the JSON array of its columns), as docs/audit.md says", (t) => {
@@ -58,6 +63,36 @@ test("each row's hash is SHA-256(previous hash, newline, the JSON array of its c
     assert.equal(row.hash, expected);
     previous = expected;
   }
+});
+
+test("store() takes records from an iterable one at a time, chains them like append(), and keeps none", (t) => {
+  const path = join(folder(t), "audit.db");
+  using log = AuditLog.open(path);
+  log.append([connection(1)]);
+  const made: number[] = [];
+  function* records(): Generator<AuditRecord> {
+    for (let index = 2; index <= 4; index++) {
+      made.push(index);
+      yield connection(index);
+    }
+  }
+  assert.equal(log.store(records()), 3);
+  assert.deepEqual(made, [2, 3, 4]);
+  assert.equal(log.store([]), 0);
+  assert.equal(log.lastSequence, 4);
+  const rows = [...log.rows()];
+  assert.deepEqual(rows.map((row) => [row.sequence, row.bytes_sent]), [[1, 10], [2, 20], [3, 30], [4, 40]]);
+  assert.deepEqual(log.verify(), { ok: true, records: 4, firstBad: null, reason: null });
+  // A record that cannot be made stops the whole transaction: nothing of it is stored.
+  function* failing(): Generator<AuditRecord> {
+    yield connection(5);
+    throw new Error("no more");
+  }
+  assert.throws(() => log.store(failing()));
+  assert.equal(log.count, 4);
+  assert.equal(log.lastSequence, 4);
+  log.append([connection(6)]);
+  assert.deepEqual(log.verify(), { ok: true, records: 5, firstBad: null, reason: null });
 });
 
 test("a schema 1 log is read as it is, and migrated (indexes only) when opened for writing", (t) => {

@@ -90,3 +90,47 @@ test("watchTcp: a process that exits right after connecting keeps its parent pid
   assert.equal(closes[0]!.parentPid, process.pid);
   assert.equal(closes[0]!.command, "node");
 });
+
+test("watchTcp with wakeup: false: events wait in the ring for readAvailable(); detach() leaves the rest readable; it cannot be iterated", async (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root")) return;
+  const watcher = watchTcp({ types: ["close"], wakeup: false });
+  t.after(() => watcher.close());
+  await assert.rejects(async () => {
+    for await (const event of watcher) assert.fail(`no event expected: ${event.type}`);
+  }, /not iterated/);
+  const server = net.createServer((socket) => socket.end()).listen(0, "127.0.0.1");
+  t.after(() => server.close());
+  await new Promise((resolve) => server.once("listening", resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const connect = () => new Promise<void>((resolve, reject) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.on("data", () => {});
+    socket.on("error", reject);
+    socket.on("close", () => resolve());
+  });
+  const mine = (events: TcpEvent[]) => events.filter((event) => event.localPort === port || event.remotePort === port);
+  await Promise.all(Array.from({ length: 5 }, connect));
+  const first: TcpEvent[] = [];
+  watcher.readAvailable((event) => first.push(event));
+  // Both ends of each connection, each once.
+  assert.equal(mine(first).length, 10);
+  assert.ok(first.every((event) => event.type === "close"));
+  const again: TcpEvent[] = [];
+  watcher.readAvailable((event) => again.push(event));
+  assert.equal(mine(again).length, 0, "read once");
+  // Kernel records as bytes, made into events later.
+  await Promise.all(Array.from({ length: 3 }, connect));
+  const records: Buffer[] = [];
+  watcher.readAvailableRecords((record) => records.push(Buffer.from(record)));
+  assert.equal(mine(records.flatMap((record) => watcher.decode(record))).length, 6);
+  // Events committed before detach() are still there after it; none come after.
+  await connect();
+  watcher.detach();
+  await connect();
+  const last: TcpEvent[] = [];
+  watcher.readAvailable((event) => last.push(event));
+  assert.equal(mine(last).length, 2, "the connection closed before detach(), both ends");
+  assert.equal(watcher.lost, 0);
+  watcher.close();
+  assert.equal(watcher.readAvailable(() => assert.fail("closed")), 0);
+});
