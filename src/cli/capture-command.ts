@@ -425,12 +425,16 @@ async function withOfflineOutput(options: CaptureCommandOptions, startEmpty: (ou
 
 /** Packets (or text) between two awaits of the offline fast path. */
 const offlineBatch = 4096;
+/** Bytes of consecutive matching records copied to the output in one piece (less than the output's buffer: one copy, no larger buffer). */
+const passThroughRun = 64 * 1024;
 
 /**
  * `capture -r` over a classic pcap file: read in 4 MiB chunks (PcapScanner),
  * the filter compiled to JavaScript runs over the bytes in place, matching
- * records go straight from the read buffer into the output's buffer, and
- * text goes out a batch at a time. The output behaves as on the general
+ * records go straight from the read buffer into the output's buffer — when
+ * they need no re-encoding (a pcap output in the file's byte order and
+ * resolution), as they are, a whole run of consecutive matching records in
+ * one copy — and text goes out a batch at a time. The output behaves as on the general
  * path (CaptureOutput: opened first, written through, rotated, kept whole
  * when interrupted).
  */
@@ -459,6 +463,27 @@ async function scanOffline(scanner: PcapScanner, path: string, expression: strin
     };
     // With rotation (-C, -G) or -U, each packet needs an await (before it, or after it): one packet per scan call.
     const onePerCall = output !== undefined && (output.rotating || options.packetBuffered === true);
+    // Pass-through: matching records the writer would write byte for byte as they are in the file are copied
+    // as they are, consecutive ones together (a run: buffer[runStart, runEnd), runCount records).
+    let passThrough = false;
+    let passLimit = 0;
+    let runBuffer: Buffer | undefined;
+    let runStart = 0;
+    let runEnd = -1;
+    let runCount = 0;
+    const writeRun = (): void => {
+      if (runCount === 0) return;
+      (output!.writer as PcapWriter).writeEncodedRecords(runBuffer!, runStart, runEnd, runCount);
+      runCount = 0;
+      runEnd = -1;
+    };
+    const startOutput = (): void => {
+      const writer = output!.start(createWriter);
+      // Rotation and -U take a packet at a time; records with a fraction of a second of a second or more, or longer than
+      // the snap length, are re-encoded (as the record path does: the time normalised, the packet cut).
+      passThrough = !onePerCall && writer.format === "pcap" && writer.encodesLike(scanner.header.byteOrder, nanosecond);
+      passLimit = writer.format === "pcap" ? writer.snapLength : 0;
+    };
     const visit = (record: PcapScanRecord): boolean => {
       if (!announced) {
         stderr(`reading from file ${path}, link-type ${describeLinkType(linkType)}, snapshot length ${fileSnapLength}`);
@@ -468,12 +493,24 @@ async function scanOffline(scanner: PcapScanner, path: string, expression: strin
       matched++;
       if (count !== undefined && matched >= count) stopped = true;
       if (output !== undefined) {
-        if (!output.started) output.start(createWriter);
+        if (!output.started) startOutput();
         else if (output.rotating) {
           held = { buffer: record.buffer, start: record.dataStart, length: record.capturedLength, originalLength: record.originalLength, seconds: record.seconds, fraction: record.fraction };
           return false;
         }
-        writeRecord(record.buffer, record.dataStart, record.capturedLength, record.originalLength, record.seconds, record.fraction);
+        if (passThrough && record.fraction < 1_000_000 && record.capturedLength <= passLimit) {
+          if (record.recordStart !== runEnd || record.buffer !== runBuffer) {
+            writeRun();
+            runBuffer = record.buffer;
+            runStart = record.recordStart;
+          }
+          runEnd = record.dataStart + record.capturedLength;
+          runCount++;
+          if (runEnd - runStart >= passThroughRun) writeRun();
+        } else {
+          writeRun();
+          writeRecord(record.buffer, record.dataStart, record.capturedLength, record.originalLength, record.seconds, record.fraction);
+        }
       } else {
         const timestamp = BigInt(record.seconds) * 1_000_000_000n + BigInt(record.fraction) * (nanosecond ? 1n : 1000n);
         const data = record.buffer.subarray(record.dataStart, record.dataStart + record.capturedLength);
@@ -486,7 +523,8 @@ async function scanOffline(scanner: PcapScanner, path: string, expression: strin
       return ++sinceAwait < offlineBatch;
     };
     for (;;) {
-      const ended = scanner.scan(visit);
+      const ended = scanner.scan(visit, writeRun);
+      writeRun();
       sinceAwait = 0;
       if (held !== undefined) {
         // Rotation: the next file is started (or the -W limit reached) before this packet is written.
