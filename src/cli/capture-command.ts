@@ -6,14 +6,13 @@ import type * as LiveCaptureModule from "../capture/live-capture.js";
 import type { CaptureDirection, LivePacket } from "../capture/live-capture.js";
 import { CaptureOutput } from "../capture/capture-output.js";
 import { OfflineFilter } from "../capture/offline-filter.js";
-import { PacketSummarizer, type SummaryOptions } from "../capture/packet-summary.js";
+import { PacketSummarizer, type SummaryOptions, type SummaryPacket } from "../capture/packet-summary.js";
 import { formatFilterProgram } from "../filter/format-filter-program.js";
 import { createCaptureWriter, openCapture, captureFormatFromPath } from "../pcap/capture-file.js";
 import type { CaptureSink } from "../pcap/capture-sink.js";
 import { drained } from "../pcap/drained.js";
 import type { CapturePacket } from "../pcap/capture-record.js";
 import { LinkType, linkTypeName } from "../pcap/link-type.js";
-import { emptyPacket } from "../pcap/pcap-reader.js";
 import { PcapScanner, pcapTimeWords, type PcapScanRecord } from "../pcap/pcap-scanner.js";
 import type { PcapngWriter } from "../pcap/pcapng-writer.js";
 import type { PcapWriter } from "../pcap/pcap-writer.js";
@@ -23,6 +22,7 @@ import { NetbpfError, SyscallError, UsageError } from "../sys/errors.js";
 import type * as NetworkInterfacesModule from "../sys/network-interfaces.js";
 import type { NetworkInterface } from "../sys/network-interfaces.js";
 import { toJson } from "./output.js";
+import { TextOutput } from "./text-output.js";
 
 // The live capture's modules (the FFI, maps, programs, links, netlink) load only for live captures,
 // -D and -d (loadLiveModules): `capture -r` starts without them.
@@ -439,7 +439,7 @@ const passThroughRun = 64 * 1024;
  * when interrupted).
  */
 async function scanOffline(scanner: PcapScanner, path: string, expression: string, options: CaptureCommandOptions, count: number | undefined, snapLength: number | undefined, summary: SummaryOptions): Promise<void> {
-  const { linkType, snapLength: fileSnapLength, nanosecond, fcsLength } = scanner.header;
+  const { linkType, snapLength: fileSnapLength, nanosecond } = scanner.header;
   const createWriter = (sink: CaptureSink) =>
     createCaptureWriter(sink, { linkType, snapLength: snapLength ?? fileSnapLength ?? defaultSnapLength, section: { userApplication: "netbpf capture" } });
   let filter: OfflineFilter | undefined;
@@ -453,7 +453,10 @@ async function scanOffline(scanner: PcapScanner, path: string, expression: strin
     let matched = 0;
     let stopped = false;
     let sinceAwait = 0;
-    let text = "";
+    const text = new TextOutput();
+    const packet: SummaryPacket = { data: new Uint8Array(0), timestamp: 0n, originalLength: 0, linkType };
+    let recordBuffer: Buffer | undefined;
+    let recordBytes: Uint8Array = new Uint8Array(0);
     /** A matching record held back (its positions stay valid until the next scan) until the output is ready for it. */
     let held: { start: number; length: number; originalLength: number; seconds: number; fraction: number; buffer: Buffer } | undefined;
     const writeRecord = (buffer: Buffer, start: number, capturedLength: number, originalLength: number, seconds: number, fraction: number): void => {
@@ -512,12 +515,26 @@ async function scanOffline(scanner: PcapScanner, path: string, expression: strin
           writeRecord(record.buffer, record.dataStart, record.capturedLength, record.originalLength, record.seconds, record.fraction);
         }
       } else {
-        const timestamp = BigInt(record.seconds) * 1_000_000_000n + BigInt(record.fraction) * (nanosecond ? 1n : 1000n);
-        const data = record.buffer.subarray(record.dataStart, record.dataStart + record.capturedLength);
-        const packet = emptyPacket(timestamp, data, record.originalLength, linkType, fcsLength, "pcap-record");
-        text += options.json
-          ? `${packetJson({ timestamp, originalLength: record.originalLength, data: Buffer.from(data), linkType, summary: summarizer!.describe(packet).split("\n")[0]!, includeData })}\n`
-          : `${summarizer!.summarize(packet)}\n`;
+        // One packet object for every record, its bytes a plain Uint8Array view (a Buffer's subarray makes a Buffer).
+        if (record.buffer !== recordBuffer) {
+          recordBuffer = record.buffer;
+          recordBytes = new Uint8Array(recordBuffer.buffer, recordBuffer.byteOffset, recordBuffer.byteLength);
+        }
+        packet.data = recordBytes.subarray(record.dataStart, record.dataStart + record.capturedLength);
+        packet.originalLength = record.originalLength;
+        let seconds = record.seconds;
+        let nanoseconds = nanosecond ? record.fraction : record.fraction * 1000;
+        if (nanoseconds >= 1_000_000_000) {
+          seconds += Math.floor(nanoseconds / 1_000_000_000);
+          nanoseconds %= 1_000_000_000;
+        }
+        if (options.json) {
+          const timestamp = BigInt(seconds) * 1_000_000_000n + BigInt(nanoseconds);
+          text.line(packetJson({ timestamp, originalLength: record.originalLength, data: Buffer.from(packet.data), linkType, summary: summarizer!.describe(packet).split("\n")[0]!, includeData }));
+        } else {
+          text.write(summarizer!.timestampPrefixOf(seconds, nanoseconds));
+          text.line(summarizer!.describe(packet));
+        }
       }
       if (stopped || onePerCall) return false;
       return ++sinceAwait < offlineBatch;
@@ -532,10 +549,7 @@ async function scanOffline(scanner: PcapScanner, path: string, expression: strin
         writeRecord(held.buffer, held.start, held.length, held.originalLength, held.seconds, held.fraction);
         held = undefined;
       }
-      if (text !== "") {
-        await print(text);
-        text = "";
-      }
+      if (text.pending > 0) await text.flush();
       if (output?.started && (options.packetBuffered || ended || stopped)) await output.writer!.flush();
       if (ended || stopped) break;
       // Reads are synchronous: let the event loop run (signals) between batches.
