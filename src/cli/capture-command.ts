@@ -9,6 +9,7 @@ import { OfflineFilter } from "../capture/offline-filter.js";
 import { PacketSummarizer, type SummaryOptions, type SummaryPacket } from "../capture/packet-summary.js";
 import { formatFilterProgram } from "../filter/format-filter-program.js";
 import { createCaptureWriter, openCapture, captureFormatFromPath } from "../pcap/capture-file.js";
+import { CaptureFormatError } from "../pcap/capture-format-error.js";
 import type { CaptureSink } from "../pcap/capture-sink.js";
 import { drained } from "../pcap/drained.js";
 import type { CapturePacket } from "../pcap/capture-record.js";
@@ -397,7 +398,9 @@ async function readOffline(path: string, expression: string, options: CaptureCom
  * read); interrupted (Ctrl-C, kill, a closed terminal), it keeps every packet
  * written so far, complete — packets are written synchronously, so between two
  * of them the file's buffer holds whole records; when nothing matched, a file
- * with just the header, as tcpdump writes; on a failure, aborted.
+ * with just the header, as tcpdump writes; when the input ends in a broken
+ * record (a truncated file), every packet before it, as tcpdump writes; on
+ * any other failure, aborted.
  */
 async function withOfflineOutput(options: CaptureCommandOptions, startEmpty: (output: CaptureOutput) => void, cleanup: () => void,
   read: (output: CaptureOutput | undefined) => Promise<void>): Promise<void> {
@@ -415,7 +418,16 @@ async function withOfflineOutput(options: CaptureCommandOptions, startEmpty: (ou
     await read(output);
     await finish();
   } catch (error) {
-    output?.abort();
+    // The input ends in a broken record (a truncated file): keep every packet before it, as tcpdump does.
+    if (error instanceof CaptureFormatError && output !== undefined) {
+      try {
+        await finish();
+      } catch {
+        output.abort();
+      }
+    } else {
+      output?.abort();
+    }
     throw error;
   } finally {
     removeSignals();
@@ -540,7 +552,14 @@ async function scanOffline(scanner: PcapScanner, path: string, expression: strin
       return ++sinceAwait < offlineBatch;
     };
     for (;;) {
-      const ended = scanner.scan(visit, writeRun);
+      let ended: boolean;
+      try {
+        ended = scanner.scan(visit, writeRun);
+      } catch (error) {
+        // A broken record: the lines before it are printed, as tcpdump prints them (the records before it are written: writeRun ran).
+        if (text.pending > 0) await text.flush();
+        throw error;
+      }
       writeRun();
       sinceAwait = 0;
       if (held !== undefined) {

@@ -88,8 +88,10 @@ export class PcapScanner implements Disposable {
    * Returns false when stopped by `visit`, true at the end of the file.
    * Between calls of `visit` the buffer may be refilled: positions are only
    * valid during the call, or until `beforeRefill` is called — just before
-   * the bytes move or are overwritten (so a caller can keep positions of
-   * several records, a run of them to write out at once, and use them then).
+   * the bytes move or are overwritten, and before the end of the file is
+   * met (so a caller can keep positions of several records, a run of them
+   * to write out at once, and use them then, even when a truncated record
+   * at the end stops the scan with an error).
    */
   scan(visit: (record: PcapScanRecord) => boolean | void, beforeRefill?: () => void): boolean {
     // The loop stays small, and its branches are taken from the first records on (V8 optimizes it soon, and optimized
@@ -156,8 +158,8 @@ export class PcapScanner implements Disposable {
    * bytes when `length` is more than a header).
    */
   #refill(length: number, capturedLength: number): boolean {
-    if (this.#ended) return length === PCAP_RECORD_HEADER_LENGTH ? this.#atEnd() : this.#truncated(capturedLength);
     this.#beforeRefill?.();
+    if (this.#ended) return length === PCAP_RECORD_HEADER_LENGTH ? this.#atEnd() : this.#truncated(capturedLength);
     // Move what is left to the front (growing the buffer for a record larger than it) and read more.
     const left = this.#end - this.#position;
     if (length > this.#buffer.length) {
