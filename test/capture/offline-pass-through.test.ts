@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { tcpdumpAvailable } from "../filter/tcpdump-oracle.js";
 import { skipUnlessTool } from "../support/kernel.js";
 import { cliPath } from "../support/cli.js";
+import { ethernet, icmp, ipv4, ipv6, tcp, TCP, udp } from "../support/packet-builder.js";
 import { seededRandom } from "../support/seeded-random.js";
 
 interface Variant {
@@ -36,49 +37,18 @@ interface Variant {
 
 /** An Ethernet frame: IPv4 or IPv6, TCP or UDP or ICMP, a few addresses and ports, 0-1400 bytes of payload. */
 function frame(random: () => number): Buffer {
-  const ipv6 = random() < 0.2;
-  const choice = random();
-  const protocol = choice < 0.6 ? 6 : choice < 0.95 ? 17 : ipv6 ? 58 : 1;
-  const transportLength = protocol === 6 ? 20 : 8;
-  const payload = random() < 0.5 ? Math.floor(random() * 32) : Math.floor(random() * 1400);
-  const networkLength = ipv6 ? 40 : 20;
-  const bytes = Buffer.alloc(14 + networkLength + transportLength + payload);
-  bytes.set([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1], 0);
-  bytes.writeUInt16BE(ipv6 ? 0x86dd : 0x0800, 12);
-  if (ipv6) {
-    bytes.writeUInt32BE(0x6000_0000, 14);
-    bytes.writeUInt16BE(transportLength + payload, 18);
-    bytes[20] = protocol;
-    bytes[21] = 64;
-    bytes.set([0x20, 0x01, 0x0d, 0xb8], 22);
-    bytes[37] = 1 + Math.floor(random() * 3);
-    bytes.set([0x20, 0x01, 0x0d, 0xb8], 38);
-    bytes[53] = 1 + Math.floor(random() * 3);
-  } else {
-    bytes[14] = 0x45;
-    bytes.writeUInt16BE(networkLength + transportLength + payload, 16);
-    bytes[22] = 64;
-    bytes[23] = protocol;
-    bytes.set([10, 0, 0, 1 + Math.floor(random() * 3)], 26);
-    bytes.set([10, 0, 0, 1 + Math.floor(random() * 3)], 30);
-  }
-  const transport = 14 + networkLength;
+  const pick = <T>(values: T[]): T => values[Math.floor(random() * values.length)]!;
+  const payload = new Uint8Array(random() < 0.5 ? Math.floor(random() * 32) : Math.floor(random() * 1400));
   const ports = [22, 53, 80, 443, 40000 + Math.floor(random() * 50)];
-  if (protocol === 6 || protocol === 17) {
-    bytes.writeUInt16BE(ports[Math.floor(random() * ports.length)]!, transport);
-    bytes.writeUInt16BE(ports[Math.floor(random() * ports.length)]!, transport + 2);
-  }
-  if (protocol === 6) {
-    bytes.writeUInt32BE(Math.floor(random() * 2 ** 32), transport + 4);
-    bytes.writeUInt32BE(Math.floor(random() * 2 ** 32), transport + 8);
-    bytes[transport + 12] = 0x50;
-    bytes[transport + 13] = [0x02, 0x12, 0x10, 0x18, 0x11][Math.floor(random() * 5)]!;
-  } else if (protocol === 17) {
-    bytes.writeUInt16BE(8 + payload, transport + 4);
-  } else {
-    bytes[transport] = ipv6 ? 128 : 8;
-  }
-  return bytes;
+  const choice = random();
+  const protocol = choice < 0.6 ? 6 : choice < 0.95 ? 17 : 1;
+  const transport = protocol === 6 ? tcp(pick(ports), pick(ports), pick([TCP.syn, TCP.syn | TCP.ack, TCP.ack, TCP.ack | TCP.push, TCP.fin | TCP.ack]), payload)
+    : protocol === 17 ? udp(pick(ports), pick(ports), payload) : icmp(8, 0, payload);
+  const host = () => 1 + Math.floor(random() * 3);
+  const network = random() < 0.2
+    ? ipv6(protocol === 1 ? 58 : protocol, transport, { source: `2001:db8::${host()}`, destination: `2001:db8::${host()}` })
+    : ipv4(protocol, transport, { source: `10.0.0.${host()}`, destination: `10.0.0.${host()}` });
+  return Buffer.from(ethernet(network[0]! >> 4 === 6 ? 0x86dd : 0x0800, network));
 }
 
 /** A classic pcap file of `count` generated frames, written field by field (odd records included, as the variant asks). */
