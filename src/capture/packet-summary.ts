@@ -211,6 +211,18 @@ export class PacketSummarizer {
     }
   }
 
+  /**
+   * timestampPrefix for a time given as whole seconds and nanoseconds since
+   * the epoch: the same text, without BigInt arithmetic for the time of
+   * day (the default) and -t.
+   */
+  timestampPrefixOf(seconds: number, nanoseconds: number): string {
+    const format = this.options.timestampFormat;
+    if (format === undefined || format === "time") return `${this.timeOfDay(seconds, nanoseconds)} `;
+    if (format === "none") return "";
+    return this.timestampPrefix(BigInt(seconds) * 1_000_000_000n + BigInt(nanoseconds));
+  }
+
   private fraction(nanoseconds: number): string {
     return this.options.timestampPrecision === "nanosecond" ? String(nanoseconds).padStart(9, "0") : String(Math.floor(nanoseconds / 1000)).padStart(6, "0");
   }
@@ -242,7 +254,10 @@ export class PacketSummarizer {
 
   formatTimestamp(timestamp: bigint): string {
     const seconds = Number(timestamp / 1_000_000_000n);
-    const nanoseconds = Number(timestamp - BigInt(seconds) * 1_000_000_000n);
+    return this.timeOfDay(seconds, Number(timestamp - BigInt(seconds) * 1_000_000_000n));
+  }
+
+  private timeOfDay(seconds: number, nanoseconds: number): string {
     if (seconds !== this.clockSecond) {
       const date = new Date(seconds * 1000);
       const utc = this.options.timeZone === "utc";

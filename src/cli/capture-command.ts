@@ -6,14 +6,14 @@ import type * as LiveCaptureModule from "../capture/live-capture.js";
 import type { CaptureDirection, LivePacket } from "../capture/live-capture.js";
 import { CaptureOutput } from "../capture/capture-output.js";
 import { OfflineFilter } from "../capture/offline-filter.js";
-import { PacketSummarizer, type SummaryOptions } from "../capture/packet-summary.js";
+import { PacketSummarizer, type SummaryOptions, type SummaryPacket } from "../capture/packet-summary.js";
 import { formatFilterProgram } from "../filter/format-filter-program.js";
 import { createCaptureWriter, openCapture, captureFormatFromPath } from "../pcap/capture-file.js";
+import { CaptureFormatError } from "../pcap/capture-format-error.js";
 import type { CaptureSink } from "../pcap/capture-sink.js";
 import { drained } from "../pcap/drained.js";
 import type { CapturePacket } from "../pcap/capture-record.js";
 import { LinkType, linkTypeName } from "../pcap/link-type.js";
-import { emptyPacket } from "../pcap/pcap-reader.js";
 import { PcapScanner, pcapTimeWords, type PcapScanRecord } from "../pcap/pcap-scanner.js";
 import type { PcapngWriter } from "../pcap/pcapng-writer.js";
 import type { PcapWriter } from "../pcap/pcap-writer.js";
@@ -23,6 +23,7 @@ import { NetbpfError, SyscallError, UsageError } from "../sys/errors.js";
 import type * as NetworkInterfacesModule from "../sys/network-interfaces.js";
 import type { NetworkInterface } from "../sys/network-interfaces.js";
 import { toJson } from "./output.js";
+import { TextOutput } from "./text-output.js";
 
 // The live capture's modules (the FFI, maps, programs, links, netlink) load only for live captures,
 // -D and -d (loadLiveModules): `capture -r` starts without them.
@@ -406,7 +407,9 @@ async function readOffline(path: string, expression: string, options: CaptureCom
  * read); interrupted (Ctrl-C, kill, a closed terminal), it keeps every packet
  * written so far, complete — packets are written synchronously, so between two
  * of them the file's buffer holds whole records; when nothing matched, a file
- * with just the header, as tcpdump writes; on a failure, aborted.
+ * with just the header, as tcpdump writes; when the input ends in a broken
+ * record (a truncated file), every packet before it, as tcpdump writes; on
+ * any other failure, aborted.
  */
 async function withOfflineOutput(options: CaptureCommandOptions, startEmpty: (output: CaptureOutput) => void, cleanup: () => void,
   read: (output: CaptureOutput | undefined) => Promise<void>): Promise<void> {
@@ -424,7 +427,16 @@ async function withOfflineOutput(options: CaptureCommandOptions, startEmpty: (ou
     await read(output);
     await finish();
   } catch (error) {
-    output?.abort();
+    // The input ends in a broken record (a truncated file): keep every packet before it, as tcpdump does.
+    if (error instanceof CaptureFormatError && output !== undefined) {
+      try {
+        await finish();
+      } catch {
+        output.abort();
+      }
+    } else {
+      output?.abort();
+    }
     throw error;
   } finally {
     removeSignals();
@@ -434,17 +446,21 @@ async function withOfflineOutput(options: CaptureCommandOptions, startEmpty: (ou
 
 /** Packets (or text) between two awaits of the offline fast path. */
 const offlineBatch = 4096;
+/** Bytes of consecutive matching records copied to the output in one piece (less than the output's buffer: one copy, no larger buffer). */
+const passThroughRun = 64 * 1024;
 
 /**
  * `capture -r` over a classic pcap file: read in 4 MiB chunks (PcapScanner),
  * the filter compiled to JavaScript runs over the bytes in place, matching
- * records go straight from the read buffer into the output's buffer, and
- * text goes out a batch at a time. The output behaves as on the general
+ * records go straight from the read buffer into the output's buffer — when
+ * they need no re-encoding (a pcap output in the file's byte order and
+ * resolution), as they are, a whole run of consecutive matching records in
+ * one copy — and text goes out a batch at a time. The output behaves as on the general
  * path (CaptureOutput: opened first, written through, rotated, kept whole
  * when interrupted).
  */
 async function scanOffline(scanner: PcapScanner, path: string, expression: string, options: CaptureCommandOptions, count: number | undefined, snapLength: number | undefined, summary: SummaryOptions): Promise<void> {
-  const { linkType, snapLength: fileSnapLength, nanosecond, fcsLength } = scanner.header;
+  const { linkType, snapLength: fileSnapLength, nanosecond } = scanner.header;
   const createWriter = (sink: CaptureSink) =>
     createCaptureWriter(sink, { linkType, snapLength: snapLength ?? fileSnapLength ?? defaultSnapLength, section: { userApplication: "netbpf capture" } });
   let filter: OfflineFilter | undefined;
@@ -458,7 +474,10 @@ async function scanOffline(scanner: PcapScanner, path: string, expression: strin
     let matched = 0;
     let stopped = false;
     let sinceAwait = 0;
-    let text = "";
+    const text = new TextOutput();
+    const packet: SummaryPacket = { data: new Uint8Array(0), timestamp: 0n, originalLength: 0, linkType };
+    let recordBuffer: Buffer | undefined;
+    let recordBytes: Uint8Array = new Uint8Array(0);
     /** A matching record held back (its positions stay valid until the next scan) until the output is ready for it. */
     let held: { start: number; length: number; originalLength: number; seconds: number; fraction: number; buffer: Buffer } | undefined;
     const writeRecord = (buffer: Buffer, start: number, capturedLength: number, originalLength: number, seconds: number, fraction: number): void => {
@@ -468,6 +487,27 @@ async function scanOffline(scanner: PcapScanner, path: string, expression: strin
     };
     // With rotation (-C, -G) or -U, each packet needs an await (before it, or after it): one packet per scan call.
     const onePerCall = output !== undefined && (output.rotating || options.packetBuffered === true);
+    // Pass-through: matching records the writer would write byte for byte as they are in the file are copied
+    // as they are, consecutive ones together (a run: buffer[runStart, runEnd), runCount records).
+    let passThrough = false;
+    let passLimit = 0;
+    let runBuffer: Buffer | undefined;
+    let runStart = 0;
+    let runEnd = -1;
+    let runCount = 0;
+    const writeRun = (): void => {
+      if (runCount === 0) return;
+      (output!.writer as PcapWriter).writeEncodedRecords(runBuffer!, runStart, runEnd, runCount);
+      runCount = 0;
+      runEnd = -1;
+    };
+    const startOutput = (): void => {
+      const writer = output!.start(createWriter);
+      // Rotation and -U take a packet at a time; records with a fraction of a second of a second or more, or longer than
+      // the snap length, are re-encoded (as the record path does: the time normalised, the packet cut).
+      passThrough = !onePerCall && writer.format === "pcap" && writer.encodesLike(scanner.header.byteOrder, nanosecond);
+      passLimit = writer.format === "pcap" ? writer.snapLength : 0;
+    };
     const visit = (record: PcapScanRecord): boolean => {
       if (!announced) {
         stderr(`reading from file ${path}, link-type ${describeLinkType(linkType)}, snapshot length ${fileSnapLength}`);
@@ -477,25 +517,59 @@ async function scanOffline(scanner: PcapScanner, path: string, expression: strin
       matched++;
       if (count !== undefined && matched >= count) stopped = true;
       if (output !== undefined) {
-        if (!output.started) output.start(createWriter);
+        if (!output.started) startOutput();
         else if (output.rotating) {
           held = { buffer: record.buffer, start: record.dataStart, length: record.capturedLength, originalLength: record.originalLength, seconds: record.seconds, fraction: record.fraction };
           return false;
         }
-        writeRecord(record.buffer, record.dataStart, record.capturedLength, record.originalLength, record.seconds, record.fraction);
+        if (passThrough && record.fraction < 1_000_000 && record.capturedLength <= passLimit) {
+          if (record.recordStart !== runEnd || record.buffer !== runBuffer) {
+            writeRun();
+            runBuffer = record.buffer;
+            runStart = record.recordStart;
+          }
+          runEnd = record.dataStart + record.capturedLength;
+          runCount++;
+          if (runEnd - runStart >= passThroughRun) writeRun();
+        } else {
+          writeRun();
+          writeRecord(record.buffer, record.dataStart, record.capturedLength, record.originalLength, record.seconds, record.fraction);
+        }
       } else {
-        const timestamp = BigInt(record.seconds) * 1_000_000_000n + BigInt(record.fraction) * (nanosecond ? 1n : 1000n);
-        const data = record.buffer.subarray(record.dataStart, record.dataStart + record.capturedLength);
-        const packet = emptyPacket(timestamp, data, record.originalLength, linkType, fcsLength, "pcap-record");
-        text += options.json
-          ? `${packetJson({ timestamp, originalLength: record.originalLength, data: Buffer.from(data), linkType, summary: summarizer!.describe(packet).split("\n")[0]!, includeData })}\n`
-          : `${summarizer!.summarize(packet)}\n`;
+        // One packet object for every record, its bytes a plain Uint8Array view (a Buffer's subarray makes a Buffer).
+        if (record.buffer !== recordBuffer) {
+          recordBuffer = record.buffer;
+          recordBytes = new Uint8Array(recordBuffer.buffer, recordBuffer.byteOffset, recordBuffer.byteLength);
+        }
+        packet.data = recordBytes.subarray(record.dataStart, record.dataStart + record.capturedLength);
+        packet.originalLength = record.originalLength;
+        let seconds = record.seconds;
+        let nanoseconds = nanosecond ? record.fraction : record.fraction * 1000;
+        if (nanoseconds >= 1_000_000_000) {
+          seconds += Math.floor(nanoseconds / 1_000_000_000);
+          nanoseconds %= 1_000_000_000;
+        }
+        if (options.json) {
+          const timestamp = BigInt(seconds) * 1_000_000_000n + BigInt(nanoseconds);
+          text.line(packetJson({ timestamp, originalLength: record.originalLength, data: Buffer.from(packet.data), linkType, summary: summarizer!.describe(packet).split("\n")[0]!, includeData }));
+        } else {
+          text.write(summarizer!.timestampPrefixOf(seconds, nanoseconds));
+          text.line(summarizer!.describe(packet));
+        }
       }
       if (stopped || onePerCall) return false;
       return ++sinceAwait < offlineBatch;
     };
     for (;;) {
-      const ended = scanner.scan(visit);
+      let ended: boolean;
+      try {
+        ended = scanner.scan(visit, writeRun);
+      } catch (error) {
+        // A broken record: the lines before it are printed, as tcpdump prints them (the records before it are written: writeRun ran).
+        if (text.pending > 0) await text.flush();
+        throw error;
+      }
+      writeRun();
       sinceAwait = 0;
       if (held !== undefined) {
         // Rotation: the next file is started (or the -W limit reached) before this packet is written.
@@ -503,10 +577,7 @@ async function scanOffline(scanner: PcapScanner, path: string, expression: strin
         writeRecord(held.buffer, held.start, held.length, held.originalLength, held.seconds, held.fraction);
         held = undefined;
       }
-      if (text !== "") {
-        await print(text);
-        text = "";
-      }
+      if (text.pending > 0) await text.flush();
       if (output?.started && (options.packetBuffered || ended || stopped)) await output.writer!.flush();
       if (ended || stopped) break;
       // Reads are synchronous: let the event loop run (signals) between batches.

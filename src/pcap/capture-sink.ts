@@ -362,13 +362,16 @@ export class StreamSink implements CaptureSink {
   private failure: unknown;
   private state: "open" | "closed" | "aborted" = "open";
   private readonly end: boolean;
+  /** Standard output or error: streams that are done with a chunk once nothing is queued (see hand()). */
+  private readonly reusable: boolean;
   private readonly bufferSize: number;
   /** Bytes not yet handed to the stream: buffer[0, used). */
   buffer: Buffer;
   private used = 0;
 
   constructor(private readonly stream: Writable, options: StreamSinkOptions = {}) {
-    this.end = options.end ?? (stream !== process.stdout && stream !== process.stderr);
+    this.reusable = stream === process.stdout || stream === process.stderr;
+    this.end = options.end ?? !this.reusable;
     this.bufferSize = options.bufferSize ?? 256 * 1024;
     this.buffer = Buffer.allocUnsafe(Math.min(this.bufferSize, firstBufferSize));
     stream.on("error", (error) => {
@@ -396,13 +399,21 @@ export class StreamSink implements CaptureSink {
     return offset;
   }
 
-  /** Gives the gathered bytes to the stream (which keeps the Buffer: a new one is taken). */
+  /**
+   * Gives the gathered bytes to the stream. A stream may keep the Buffer
+   * (a queued write, a pipe's readable side): a new one is taken — except
+   * for process.stdout and process.stderr once the write has completed
+   * (nothing queued: a file, a pipe or a terminal with room took the bytes
+   * at once), where the buffer is reused, so a long write-out allocates
+   * nothing per chunk (new external memory per chunk brings on garbage
+   * collections).
+   */
   private hand(): void {
     if (this.used === 0) return;
     const chunk = this.buffer.subarray(0, this.used);
-    this.buffer = Buffer.allocUnsafe(this.bufferSize);
     this.used = 0;
     this.stream.write(chunk);
+    if (!this.reusable || this.stream.writableLength !== 0 || this.buffer.length !== this.bufferSize) this.buffer = Buffer.allocUnsafe(this.bufferSize);
   }
 
   async flush(): Promise<void> {

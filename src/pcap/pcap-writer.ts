@@ -122,6 +122,30 @@ export class PcapWriter extends CaptureWriterBase {
     this.packetsWritten++;
   }
 
+  /**
+   * Whether records of a pcap file with this byte order and resolution can
+   * be copied into this writer's output as they are (writeEncodedRecords):
+   * the same byte order and resolution as this writer's.
+   */
+  encodesLike(byteOrder: ByteOrder, nanosecond: boolean): boolean {
+    return this.little === (byteOrder === "little") && this.nanosecond === nanosecond;
+  }
+
+  /**
+   * Appends `count` whole records that are already encoded as this writer
+   * encodes them — source[start, end), copied as they are, in one piece.
+   * Only for records writePacketBytes would write byte for byte the same:
+   * from a file this writer encodesLike(), each within the snap length,
+   * with a fraction of a second below one second. A failed write keeps the
+   * records before the piece (the sink cuts back to its start).
+   */
+  writeEncodedRecords(source: Uint8Array, start: number, end: number, count: number): void {
+    const at = this.reserve(end - start);
+    this.copyPacket(source, start, end - start, at);
+    this.commit();
+    this.packetsWritten += count;
+  }
+
   /** Validates a packet; its record fields. */
   #check(packet: PacketToWrite): { seconds: number; fraction: number; capturedLength: number; originalLength: number } {
     const operation = "write pcap";

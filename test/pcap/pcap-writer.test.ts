@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { PassThrough } from "node:stream";
 import { readCapture } from "../../src/pcap/capture-file.js";
-import { BufferSink } from "../../src/pcap/capture-sink.js";
+import { BufferSink, StreamSink } from "../../src/pcap/capture-sink.js";
 import { LinkType } from "../../src/pcap/link-type.js";
 import { PcapWriter, encodePcapHeader, nativeByteOrder } from "../../src/pcap/pcap-writer.js";
 import { UsageError } from "../../src/sys/errors.js";
@@ -65,4 +66,32 @@ test("pcap writer rejects what pcap cannot hold", () => {
   assert.throws(() => writer.writePacket({ data: Buffer.alloc(1), originalLength: -1 }), UsageError);
   assert.throws(() => new PcapWriter(new BufferSink(), { linkType: -1 }), UsageError);
   assert.throws(() => new PcapWriter(new BufferSink(), { linkType: 1, snapLength: 2 ** 32 }), UsageError);
+});
+
+test("pcap writer: records already encoded the writer's way are copied as they are (writeEncodedRecords), the same bytes as writePacketBytes", async () => {
+  const packets = Array.from({ length: 40 }, (_, i) => Buffer.alloc(1 + ((i * 37) % 300), i));
+  const reference = new BufferSink();
+  const one = new PcapWriter(reference, { linkType: 1, byteOrder: "big" });
+  for (const [i, data] of packets.entries()) one.writePacketBytes(0, 0, 1_000_000_000 * i + 5000, data.length + 2, 0, data, 0, data.length);
+  const encoded = reference.toBuffer();
+  assert.equal(one.encodesLike("big", false), true);
+  assert.equal(one.encodesLike("little", false), false);
+  assert.equal(one.encodesLike("big", true), false);
+  // Copied in pieces of whole records, through a sink that lends its buffer (small, so pieces are larger than it).
+  const stream = new PassThrough();
+  const chunks: Buffer[] = [];
+  stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+  const sink = new StreamSink(stream, { bufferSize: 512 });
+  const copy = new PcapWriter(sink, { linkType: 1, byteOrder: "big" });
+  let at = 24;
+  for (let i = 0; i < packets.length; i += 7) {
+    let end = at;
+    const count = Math.min(7, packets.length - i);
+    for (let j = 0; j < count; j++) end += 16 + packets[i + j]!.length;
+    copy.writeEncodedRecords(encoded, at, end, count);
+    at = end;
+  }
+  await copy.close();
+  assert.equal(copy.packetsWritten, packets.length);
+  assert.ok(Buffer.concat(chunks).equals(encoded));
 });
