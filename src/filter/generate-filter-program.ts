@@ -26,8 +26,9 @@ export interface GenerateFilterOptions {
   /**
    * "kernel" (default): read data/data_end/len/pkt_type from the program's context.
    * "interpreter": for the asm interpreter in tests: r1 = packet, r2 = captured length,
-   * r3 = wire length, r4 = packet type; for skbLoads "direct", r2 is the linear part and
-   * r5 the bytes bpf_skb_load_bytes can read (skb->len; 0 = no more than r2).
+   * r3 = wire length, r4 = packet type. The packet is linear: tc direct access code has no
+   * non-linear path then (run the kernel prologue with the interpreter's socketBufferContext
+   * and a linear length to exercise it).
    */
   prologue?: "kernel" | "interpreter";
   /**
@@ -44,8 +45,9 @@ export interface GenerateFilterOptions {
    * - "direct" (default for hook "tc"; tc only, socket filters cannot read skb->data):
    *   direct packet access through __sk_buff data/data_end like XDP. Direct access sees
    *   only the linear part of the skb: when a bounds check fails although skb->len says
-   *   the bytes exist (a non-linear skb), the filter starts again from the top in
-   *   "helper" mode, so no packet is missed and the skb is never modified.
+   *   the bytes exist (a non-linear skb), bpf_skb_pull_data makes the bytes the filter can
+   *   read (at most) linear and the filter starts again from the top; a filter whose reads
+   *   have no static bound starts again in a "helper" mode copy instead. No packet is missed.
    */
   skbLoads?: "legacy" | "helper" | "direct";
   /** Prefix for every label, so the code can be appended to another program. */
@@ -87,12 +89,14 @@ const xdpDataEnd = 4;
 const spillSlots = 16;
 const loadBufferSlot = -8 * spillSlots - 8;
 const registerSlotBase = loadBufferSlot - 8;
-/** Interpreter prologue only: wire length, packet type and skb->len equivalent, at the bottom of the stack. */
+/** Interpreter prologue only: wire length and packet type, at the bottom of the stack. */
 const lengthSlot = -504;
 const packetTypeSlot = -496;
-const availableSlot = -488;
+/** tc direct access with the pull (kernel prologue only): 0 in the first pass, the bytes pulled in the second; the context across the pull (see emitPullAndRestart). */
+const pullSlot = -488;
+const pullContextSlot = -480;
 /** Filter registers and kept values stay above the slots reserved at the bottom of the stack. */
-const lowestFreeSlot = availableSlot + 8;
+const lowestFreeSlot = pullContextSlot + 8;
 /** The largest packet offset direct access can check (the verifier's limit). */
 const maximumPacketOffset = 0xffff;
 /** Packet data in memory is big-endian; on a little-endian machine constants are swapped instead of loaded values. */
@@ -254,6 +258,15 @@ class FilterCodeGenerator {
   private usesLength = false;
   private usesProtochain = false;
   private usesPacket = false;
+  /**
+   * tc direct access when every load has a static bound: the bytes the filter can read at most. A failed
+   * bounds check on a non-linear skb pulls that many bytes (or skb->len) into the linear part with
+   * bpf_skb_pull_data and runs the filter again (see emitPullAndRestart). Undefined: the helper-based
+   * second copy is appended instead.
+   */
+  private pullBytes: number | undefined;
+  /** tc direct access with pullBytes: where the filter starts again (the prologue's data/data_end loads). */
+  private readonly restartLabel: string;
   /** Direct access: bytes from data (key "") or from a kept pointer (its key) proven to lie before data_end on every path here. */
   private proven = new Map<string, number>();
   /** Direct access: bytes every path from the current node to accept reads, per base (see computeWidths). */
@@ -273,7 +286,10 @@ class FilterCodeGenerator {
     this.acceptLabel = this.asm.newLabel(`${this.prefix}accept`);
     this.rejectLabel = this.asm.newLabel(`${this.prefix}reject`);
     this.undecidedLabel = this.asm.newLabel(`${this.prefix}undecided`);
-    if (options.context === "skb" && this.mode === "direct") {
+    this.restartLabel = this.asm.newLabel(`${this.prefix}restart`);
+    // The interpreter prologue gives a linear packet: a failed check rejects, as in XDP. (The interpreter runs
+    // the kernel prologue's non-linear path with socketBufferContext and a linear length, see test/filter.)
+    if (options.context === "skb" && this.mode === "direct" && !this.interpreter) {
       this.fallbackLabel = this.asm.newLabel(`${this.prefix}nonlinear`);
       this.fallbackEntry = `${this.prefix}slow_filter`;
       this.failLabel = this.fallbackLabel;
@@ -282,9 +298,14 @@ class FilterCodeGenerator {
     }
   }
 
-  /** True when some bounds check leads to the non-linear fallback (so it must be appended). */
-  get needsFallback(): boolean {
+  /** True when some bounds check leads to the non-linear fallback check. */
+  private get fallbackUsed(): boolean {
     return this.fallbackLabel !== undefined && this.usedExits.has(this.fallbackLabel);
+  }
+
+  /** True when the helper-based second copy of the filter must be appended (a load without a static bound). */
+  get needsFallback(): boolean {
+    return this.fallbackUsed && this.pullBytes === undefined;
   }
 
   private newLabel(name: string): string {
@@ -336,6 +357,7 @@ class FilterCodeGenerator {
         this.cacheLocations.set(key, this.cacheSlotBase - 8 * slots++);
       }
     }
+    if (this.fallbackLabel !== undefined) this.pullBytes = this.readableBytes(nodes);
     const last = nodes[nodes.length - 1];
     if (last) this.fallThroughExit = last.whenTrue.kind !== "node" ? last.whenTrue.kind : last.whenFalse.kind !== "node" ? last.whenFalse.kind : undefined;
     this.prologue();
@@ -375,10 +397,13 @@ class FilterCodeGenerator {
     if (this.fallThroughExit === "reject") exits.reverse();
     if (this.options.undecidedValue !== undefined) exits.push({ kind: "undecided", label: this.undecidedLabel, value: this.options.undecidedValue });
     if (this.fallThroughExit !== undefined) this.usedExits.add(exits[0]!.label);
-    if (this.needsFallback) this.usedExits.add(this.rejectLabel);
+    if (this.fallbackUsed) this.usedExits.add(this.rejectLabel);
     // Only exits something reaches: the verifier refuses unreachable instructions.
     for (const { label, value } of exits) if (this.usedExits.has(label)) this.asm.label(label).return(value);
-    if (this.needsFallback) this.emitFallbackCheck();
+    if (this.fallbackUsed) {
+      if (this.pullBytes !== undefined) this.emitPullAndRestart(this.pullBytes);
+      else this.emitFallbackCheck();
+    }
     const lowest = slots > 0 ? this.cacheSlotBase - 8 * (slots - 1) : this.cacheSlotBase + 8;
     if (lowest < lowestFreeSlot) throw new UsageError("generate filter", "the filter needs more stack than eBPF allows", "a simpler filter");
     return this.asm;
@@ -391,11 +416,54 @@ class FilterCodeGenerator {
   private emitFallbackCheck(): void {
     const a = this.asm;
     a.label(this.fallbackLabel!);
-    if (this.interpreter) a.load("u64", R0, R10, availableSlot);
-    else a.load("u32", R0, R1, skbLength);
+    a.load("u32", R0, R1, skbLength);
     a.mov64(R4, this.dataEnd).sub64(R4, this.data).jumpIf(R0, "<=", R4, this.exit(this.rejectLabel));
-    if (this.interpreter) a.load("u64", R3, R10, lengthSlot).load("u64", R4, R10, packetTypeSlot);
     a.jump(this.fallbackEntry!);
+  }
+
+  /**
+   * The most bytes from the packet start the filter can read, when every load has a static bound (a
+   * constant offset, or a kept pointer whose base has an upper bound); undefined otherwise.
+   */
+  private readableBytes(nodes: DecisionNode[]): number | undefined {
+    if (this.usesProtochain) return undefined;
+    let bytes = 0;
+    for (const node of nodes) {
+      for (const load of testLoads(node.test)) {
+        if (load.offset.kind === "constant") {
+          // A load beyond the verifier's offset limit is emitted as an unconditional reject: it reads nothing.
+          if (load.offset.value <= maximumPacketOffset - load.size) bytes = Math.max(bytes, load.offset.value + load.size);
+          continue;
+        }
+        const pointer = pointerLoad(load);
+        if (!pointer) return undefined;
+        bytes = Math.max(bytes, pointer.bound + pointer.displacement + load.size);
+      }
+    }
+    return bytes > 0 ? bytes : undefined;
+  }
+
+  /**
+   * A bounds check failed in tc direct access, and every load has a static bound. First pass: when
+   * skb->len says the packet is longer than its linear part, bpf_skb_pull_data(skb, min(skb->len, bytes))
+   * makes every byte the filter can read linear, and the filter runs again from the top; otherwise (a
+   * linear packet, really too short) reject. Second pass: a failed check means the packet is too short:
+   * reject. A stack slot zeroed in the prologue tells the passes apart in a way the verifier follows (it
+   * holds the number of bytes pulled, at least 1, in the second pass), so it sees the second pass end.
+   *
+   * The pull copies at most `bytes` bytes into the linear part (and un-clones the skb's head when it is
+   * shared, as any tc program that writes does); the filter itself stays side-effect free. If the pull
+   * fails (the kernel cannot allocate the memory), the second pass sees the same linear part and rejects.
+   */
+  private emitPullAndRestart(bytes: number): void {
+    const a = this.asm;
+    const reject = this.exit(this.rejectLabel);
+    a.label(this.fallbackLabel!);
+    a.load("u64", R0, R10, pullSlot).jumpIf(R0, "!=", 0, reject);
+    a.sub64(this.dataEnd, this.data).load("u32", R2, R1, skbLength).jumpIf(R2, "<=", this.dataEnd, reject);
+    const clamped = this.newLabel("pull");
+    a.jumpIf(R2, "<=", bytes, clamped).mov64(R2, bytes).label(clamped);
+    a.store("u64", R10, pullSlot, R2).store("u64", R10, pullContextSlot, R1).call("skb_pull_data").load("u64", R1, R10, pullContextSlot).jump(this.restartLabel);
   }
 
   /**
@@ -560,11 +628,10 @@ class FilterCodeGenerator {
     const a = this.asm;
     const skb = this.options.context === "skb";
     if (this.interpreter) {
-      const fallback = this.fallbackLabel !== undefined;
-      if (this.usesLength || fallback) a.store("u64", R10, lengthSlot, R3);
-      if ((this.usesPacketType && skb) || fallback) a.store("u64", R10, packetTypeSlot, R4);
-      if (fallback) a.store("u64", R10, availableSlot, R5);
+      if (this.usesLength) a.store("u64", R10, lengthSlot, R3);
+      if (this.usesPacketType && skb) a.store("u64", R10, packetTypeSlot, R4);
     }
+    if (this.pullBytes !== undefined) a.store("u64", R10, pullSlot, 0).label(this.restartLabel);
     if (this.mode === "direct") {
       if (!this.usesPacket && !(this.usesLength && !skb)) {
         // No packet bytes read: data and data_end are not needed.
