@@ -117,7 +117,7 @@ export function generateFilterProgram(filter: CompiledFilter, options: GenerateF
   if (typeof checked.graph !== "object" || checked.graph === null) throw new UsageError("generate filter program", "the filter must come from compileFilter()", "compile the expression with compileFilter(expression, { linkType }) first");
   expectObject("generate filter program", "the options", options);
   checkOptions(options);
-  const generator = new FilterCodeGenerator(options);
+  const generator = new FilterCodeGenerator(options, linearHeaderBytes(filter.linkType));
   const assembler = generator.build(filter.graph);
   const annotations = generator.annotations;
   if (generator.needsFallback) {
@@ -146,6 +146,15 @@ export function generateFilterSubprogram(
   const entry = `${options.labelPrefix}filter`;
   const assembler = generator.build(filter.graph, entry);
   return { assembler, entry };
+}
+
+/**
+ * Bytes at the start of every skb's linear part at tc for a link type: the Ethernet header (the kernel
+ * builds it in the skb's head on transmit, and eth_type_trans reads it there on receive). A bounds check
+ * within them that fails means the packet is that short, linear or not.
+ */
+function linearHeaderBytes(linkType: number): number {
+  return linkType === 1 ? 14 : 0;
 }
 
 function loadMode(options: GenerateFilterOptions): LoadMode {
@@ -193,6 +202,8 @@ function upperBound(value: Value): number | undefined {
 function swap(value: number, size: 2 | 4): number {
   return size === 2 ? ((value & 0xff) << 8) | ((value >>> 8) & 0xff) : (((value & 0xff) << 24) | ((value & 0xff00) << 8) | ((value >>> 8) & 0xff00) | (value >>> 24)) >>> 0;
 }
+
+const narrowTypes = { 1: "u8", 2: "u16" } as const;
 
 const negated: Partial<Record<Condition, Condition>> = { "==": "!=", "!=": "==", ">": "<=", "<=": ">", ">=": "<", "<": ">=" };
 
@@ -274,10 +285,12 @@ class FilterCodeGenerator {
   private readonly nodeWidths = new Map<DecisionNode, Map<string, number>>();
   /** Values computed on every path here, and where each is kept. */
   private available = new Map<string, Location>();
+  /** Direct access: the scratch register holds base `key` + `end` on every path here (from a bounds check). */
+  private scratchHolds: { key: string; end: number } | undefined;
   /** Values worth keeping (used by two or more tests) → register or stack slot. */
   private readonly cacheLocations = new Map<string, Location>();
 
-  constructor(private readonly options: GenerateFilterOptions) {
+  constructor(private readonly options: GenerateFilterOptions, private readonly linearHeaderBytes = 0) {
     this.prefix = options.labelPrefix ?? "";
     this.mode = loadMode(options);
     this.interpreter = options.prologue === "interpreter";
@@ -363,14 +376,15 @@ class FilterCodeGenerator {
     this.prologue();
     if (root.kind !== "node") this.asm.jump(this.targetLabel(root));
     // What every path into a node has established: proven packet length and kept values.
-    const entry = new Map<DecisionNode, { proven: Map<string, number>; available: Map<string, Location> }>();
-    if (root.kind === "node") entry.set(root, { proven: new Map(), available: new Map() });
+    const entry = new Map<DecisionNode, { proven: Map<string, number>; available: Map<string, Location>; scratch: { key: string; end: number } | undefined }>();
+    if (root.kind === "node") entry.set(root, { proven: new Map(), available: new Map(), scratch: undefined });
     nodes.forEach((node, index) => {
       this.asm.label(this.labels.get(node)!);
       this.annotations.set(this.asm.length, describeTest(node.test));
-      const state = entry.get(node) ?? { proven: new Map(), available: new Map() };
+      const state = entry.get(node) ?? { proven: new Map(), available: new Map(), scratch: undefined };
       this.proven = new Map(state.proven);
       this.available = new Map(state.available);
+      this.scratchHolds = state.scratch;
       this.widths = this.nodeWidths.get(node) ?? new Map();
       const next = nodes[index + 1];
       this.emitNode(node, next);
@@ -378,8 +392,9 @@ class FilterCodeGenerator {
         if (successor.kind !== "node") continue;
         const existing = entry.get(successor);
         if (!existing) {
-          entry.set(successor, { proven: new Map(this.proven), available: new Map(this.available) });
+          entry.set(successor, { proven: new Map(this.proven), available: new Map(this.available), scratch: this.scratchHolds });
         } else {
+          if (existing.scratch?.key !== this.scratchHolds?.key || existing.scratch?.end !== this.scratchHolds?.end) existing.scratch = undefined;
           for (const [key, end] of existing.proven) {
             const here = this.proven.get(key);
             if (here === undefined) existing.proven.delete(key);
@@ -440,7 +455,8 @@ class FilterCodeGenerator {
         bytes = Math.max(bytes, pointer.bound + pointer.displacement + load.size);
       }
     }
-    return bytes > 0 ? bytes : undefined;
+    // Within the link-layer header every failed check rejects: nothing to pull.
+    return bytes > this.linearHeaderBytes ? bytes : undefined;
   }
 
   /**
@@ -534,6 +550,24 @@ class FilterCodeGenerator {
       mask: mask === undefined ? undefined : swap(mask & all, left.size),
       constant: swap(test.operator === "&" ? k & all : k, left.size),
     };
+  }
+
+  /**
+   * A masked comparison whose mask keeps whole bytes of the value (`ip[12:4] & 0xff000000 = 0x0a000000`):
+   * in direct access, compare only those bytes, loaded on their own (no mask), when the value is not kept
+   * in a register anyway. The bounds check still covers the whole value.
+   */
+  private narrowing(raw: RawCompare): { offset: number; size: 1 | 2; constant: number } | undefined {
+    if (this.mode !== "direct" || raw.mask === undefined || (raw.constant & ~raw.mask) !== 0) return undefined;
+    const key = `raw:${formatValue(raw.load)}`;
+    if (this.available.has(key) || this.cacheLocations.has(key)) return undefined;
+    for (let offset = 0; offset < raw.load.size; offset++) {
+      for (const size of [1, 2] as const) {
+        const mask = (size === 1 ? 0xff : 0xffff) * 2 ** (8 * offset);
+        if (offset + size <= raw.load.size && raw.mask === mask) return { offset, size, constant: Math.floor(raw.constant / 2 ** (8 * offset)) };
+      }
+    }
+    return undefined;
   }
 
   /** Packet-derived values of a test that may be kept (no registers: those change between tests). */
@@ -710,6 +744,12 @@ class FilterCodeGenerator {
     const condition: Condition = test.operator;
     const raw = this.rawCompare(test);
     if (raw) {
+      const narrow = this.narrowing(raw);
+      if (narrow) {
+        this.emitLoad(raw.load, true, R0, narrow);
+        this.branch(R0, condition, narrow.constant, node, next);
+        return;
+      }
       let register = this.loadValue(raw.load, true);
       if (raw.mask !== undefined) {
         if (register !== R0) this.asm.mov32(R0, register);
@@ -728,6 +768,7 @@ class FilterCodeGenerator {
     const slot = this.spill();
     this.emitValue(test.right);
     this.asm.mov32(this.scratch, R0).load("u32", R0, R10, slot);
+    this.scratchHolds = undefined;
     this.unspill();
     this.branch(R0, condition, this.scratch, node, next);
   }
@@ -845,6 +886,7 @@ class FilterCodeGenerator {
         const slot = this.spill();
         this.emitValue(value.right);
         a.mov32(this.scratch, R0).load("u32", R0, R10, slot);
+        this.scratchHolds = undefined;
         this.unspill();
         this.emitOperation(operator, this.scratch);
         return;
@@ -918,8 +960,31 @@ class FilterCodeGenerator {
     this.asm.mov32(register, 0).jumpIf32(register, "==", 0, this.exit(this.rejectLabel));
   }
 
-  /** target = load of `size` bytes at the offset, big-endian unless `raw`; out of bounds rejects the packet. */
-  private emitLoad(value: Extract<Value, { kind: "load" }>, raw: boolean, target: Register): void {
+  /**
+   * Direct access: `scratch = base + checked; if scratch > data_end goto fail`, marking `checked` bytes
+   * from the base as proven on this path. When the scratch register already holds `base + n` on every
+   * path here (an earlier check), it is moved by the difference instead of computed again.
+   */
+  private emitBoundsCheck(key: string, base: Register, checked: number, fail: string): void {
+    const a = this.asm;
+    const scratch = this.scratch;
+    const held = this.scratchHolds;
+    if (held?.key === key) {
+      if (checked !== held.end) a.add64(scratch, checked - held.end);
+    } else {
+      a.mov64(scratch, base).add64(scratch, checked);
+    }
+    a.jumpIf(scratch, ">", this.dataEnd, this.exit(fail));
+    this.scratchHolds = { key, end: checked };
+    this.proven.set(key, checked);
+  }
+
+  /**
+   * target = load of `size` bytes at the offset, big-endian unless `raw`; out of bounds rejects the packet.
+   * `narrow` (direct access, raw): read only `narrow.size` bytes at `narrow.offset` into the value, after the
+   * bounds check for the whole value (a packet too short for it fails the test, as in libpcap).
+   */
+  private emitLoad(value: Extract<Value, { kind: "load" }>, raw: boolean, target: Register, narrow?: { offset: number; size: 1 | 2 }): void {
     const a = this.asm;
     const { offset, size } = value;
     const type = size === 1 ? "u8" : size === 2 ? "u16" : "u32";
@@ -970,36 +1035,39 @@ class FilterCodeGenerator {
       const end = offset.value + size;
       if (end > (this.proven.get("") ?? 0)) {
         const checked = this.checkedEnd("", end, 0);
-        a.mov64(scratch, this.data).add64(scratch, checked).jumpIf(scratch, ">", this.dataEnd, this.exit(this.failLabel));
-        this.proven.set("", checked);
+        // The link-layer header is always in the linear part: a shorter packet really is too short.
+        this.emitBoundsCheck("", this.data, checked, checked <= this.linearHeaderBytes ? this.rejectLabel : this.failLabel);
       }
-      a.load(type, target, this.data, offset.value);
+      a.load(narrow ? narrowTypes[narrow.size] : type, target, this.data, offset.value + (narrow?.offset ?? 0));
     } else {
       const pointer = pointerLoad(value);
       if (pointer) {
         // data + base, computed once and kept; each load checks (once per path) and reads at a constant displacement.
         // A pointer computed afresh is a new pointer to the verifier (range 0), whatever earlier checks of the same
         // expression proved: the check must be repeated.
-        if (this.available.get(pointer.key) === undefined) this.proven.delete(pointer.key);
+        if (this.available.get(pointer.key) === undefined) {
+          this.proven.delete(pointer.key);
+          if (this.scratchHolds?.key === pointer.key) this.scratchHolds = undefined;
+        }
         const base = this.withCache(pointer.key, (into) => {
           this.emitValue(pointer.base, into);
           a.add64(into, this.data);
         }, true);
         const end = pointer.displacement + size;
         if (end > (this.proven.get(pointer.key) ?? 0)) {
-          const checked = this.checkedEnd(pointer.key, end, pointer.bound);
-          a.mov64(scratch, base).add64(scratch, checked).jumpIf(scratch, ">", this.dataEnd, this.exit(this.failLabel));
-          this.proven.set(pointer.key, checked);
+          this.emitBoundsCheck(pointer.key, base, this.checkedEnd(pointer.key, end, pointer.bound), this.failLabel);
         }
-        a.load(type, target, base, pointer.displacement);
+        a.load(narrow ? narrowTypes[narrow.size] : type, target, base, pointer.displacement + (narrow?.offset ?? 0));
       } else {
         this.emitValue(offset);
         // The verifier only trusts a bounds check when the variable offset plus the access stays within 0xffff.
         a.jumpIf(R0, ">", maximumPacketOffset - 4, this.exit(this.failLabel))
           .add64(R0, this.data).mov64(scratch, R0).add64(scratch, size).jumpIf(scratch, ">", this.dataEnd, this.exit(this.failLabel))
-          .load(type, target, R0, 0);
+          .load(narrow ? narrowTypes[narrow.size] : type, target, R0, narrow?.offset ?? 0);
+        this.scratchHolds = undefined;
       }
     }
+    if (narrow) return;
     if (size > 1 && !raw) a.toBigEndian(target, size === 2 ? 16 : 32);
   }
 
@@ -1019,6 +1087,7 @@ class FilterCodeGenerator {
     const nextSlot = this.registerSlot(base + 2);
     const walkedSlot = this.registerSlot(base + 3);
     const offsetSlot = this.registerSlot(base + 1);
+    this.scratchHolds = undefined;
     this.emitValue(test.network);
     a.store("u64", R10, this.registerSlot(base), R0);
     const field = (delta: number): Value => ({ kind: "load", offset: { kind: "binary", operator: "+", left: network, right: { kind: "constant", value: delta } }, size: 1 });
@@ -1042,6 +1111,7 @@ class FilterCodeGenerator {
     const authentication = this.newLabel("chain_ah");
     const done = this.newLabel("chain_done");
     a.label(loop);
+    this.scratchHolds = undefined;
     // The interpreter has no loop budget; the kernel's (millions of iterations) is never reached before the byte limit.
     if (!this.interpreter) a.mayGoto(this.options.undecidedValue !== undefined ? this.exit(this.undecidedLabel) : done);
     a.load("u64", R0, R10, nextSlot);
@@ -1071,6 +1141,7 @@ class FilterCodeGenerator {
       a.jump(loop);
     }
     a.label(done).load("u64", R0, R10, nextSlot);
+    this.scratchHolds = undefined;
   }
 }
 

@@ -139,7 +139,7 @@ test("skb programs with bpf_skb_load_bytes select what tcpdump selects (asm inte
   assert.deepEqual(mismatches, []);
 });
 
-test("tc direct access on non-linear skbs: the kernel code, pull or second copy, in the asm interpreter (linear part 0-80 bytes)", () => {
+test("tc direct access on non-linear skbs: the kernel code, pull or second copy, in the asm interpreter (linear part 14-80 bytes)", () => {
   const mismatches: string[] = [];
   let pulled = 0;
   let copied = 0;
@@ -157,8 +157,9 @@ test("tc direct access on non-linear skbs: the kernel code, pull or second copy,
     });
     capture.packets.forEach((packet, index) => {
       if (packet.data.length < 14) return;
-      // A linear part of 0 to 80 bytes; the rest only through helpers until bpf_skb_pull_data makes it linear.
-      const linearLength = Math.min(packet.data.length, (caseIndex * 7 + index * 13) % 81);
+      // A linear part of 14 to 80 bytes (the Ethernet header is always linear at tc); the rest only through
+      // helpers until bpf_skb_pull_data makes it linear.
+      const linearLength = Math.min(packet.data.length, 14 + ((caseIndex * 7 + index * 13) % 67));
       const result = interpreter.run(packet.data, { context, linearLength });
       // skb->len is the bytes given, as in a kernel test run: compare with the evaluator at that length.
       const want = filter.matches({ data: packet.data, length: packet.data.length });
