@@ -269,6 +269,7 @@ class FilterCodeGenerator {
   private usesLength = false;
   private usesProtochain = false;
   private usesPacket = false;
+  private usesVlanMetadata = false;
   /**
    * tc direct access when every load has a static bound: the bytes the filter can read at most. A failed
    * bounds check on a non-linear skb pulls that many bytes (or skb->len) into the linear part with
@@ -276,7 +277,7 @@ class FilterCodeGenerator {
    * second copy is appended instead.
    */
   private pullBytes: number | undefined;
-  /** tc direct access with pullBytes: where the filter starts again (the prologue's data/data_end loads). */
+  /** tc direct access with pullBytes: where the filter starts again (at the prologue's data/data_end loads, or after them). */
   private readonly restartLabel: string;
   /** Direct access: bytes from data (key "") or from a kept pointer (its key) proven to lie before data_end on every path here. */
   private proven = new Map<string, number>();
@@ -462,10 +463,12 @@ class FilterCodeGenerator {
   /**
    * A bounds check failed in tc direct access, and every load has a static bound. First pass: when
    * skb->len says the packet is longer than its linear part, bpf_skb_pull_data(skb, min(skb->len, bytes))
-   * makes every byte the filter can read linear, and the filter runs again from the top; otherwise (a
-   * linear packet, really too short) reject. Second pass: a failed check means the packet is too short:
-   * reject. A stack slot zeroed in the prologue tells the passes apart in a way the verifier follows (it
-   * holds the number of bytes pulled, at least 1, in the second pass), so it sees the second pass end.
+   * makes every byte the filter can read linear, and the filter runs again with data/data_end reloaded;
+   * otherwise (a linear packet, really too short) reject. Second pass: a failed check means the packet is
+   * too short: reject. The verifier must see the second pass end, so the passes differ in a value it
+   * knows: r1 is 0 in the second pass (the code reads nothing else from the context), or, when the code
+   * reads the context again (len, pkt_type, VLAN metadata), a stack slot zeroed in the prologue holds the
+   * number of bytes pulled (at least 1).
    *
    * The pull copies at most `bytes` bytes into the linear part (and un-clones the skb's head when it is
    * shared, as any tc program that writes does); the filter itself stays side-effect free. If the pull
@@ -474,12 +477,25 @@ class FilterCodeGenerator {
   private emitPullAndRestart(bytes: number): void {
     const a = this.asm;
     const reject = this.exit(this.rejectLabel);
+    const keepContext = this.usesContextFields();
     a.label(this.fallbackLabel!);
-    a.load("u64", R0, R10, pullSlot).jumpIf(R0, "!=", 0, reject);
+    if (keepContext) a.load("u64", R0, R10, pullSlot).jumpIf(R0, "!=", 0, reject);
+    else a.jumpIf(R1, "==", 0, reject);
     a.sub64(this.dataEnd, this.data).load("u32", R2, R1, skbLength).jumpIf(R2, "<=", this.dataEnd, reject);
     const clamped = this.newLabel("pull");
     a.jumpIf(R2, "<=", bytes, clamped).mov64(R2, bytes).label(clamped);
-    a.store("u64", R10, pullSlot, R2).store("u64", R10, pullContextSlot, R1).call("skb_pull_data").load("u64", R1, R10, pullContextSlot).jump(this.restartLabel);
+    if (keepContext) a.store("u64", R10, pullSlot, R2);
+    a.store("u64", R10, pullContextSlot, R1).call("skb_pull_data");
+    if (keepContext) {
+      a.load("u64", R1, R10, pullContextSlot).jump(this.restartLabel);
+    } else {
+      a.load("u64", R4, R10, pullContextSlot).load("u32", this.data, R4, skbData).load("u32", this.dataEnd, R4, skbDataEnd).mov64(R1, 0).jump(this.restartLabel);
+    }
+  }
+
+  /** Does the code read __sk_buff fields after the prologue (then the second pass needs the context)? */
+  private usesContextFields(): boolean {
+    return this.usesLength || this.usesPacketType || this.usesVlanMetadata;
   }
 
   /**
@@ -630,6 +646,10 @@ class FilterCodeGenerator {
         case "packetType":
           this.usesPacketType = true;
           break;
+        case "vlanPresent":
+        case "vlanTci":
+          this.usesVlanMetadata = true;
+          break;
         case "packetLength":
           this.usesLength = true;
           break;
@@ -665,13 +685,15 @@ class FilterCodeGenerator {
       if (this.usesLength) a.store("u64", R10, lengthSlot, R3);
       if (this.usesPacketType && skb) a.store("u64", R10, packetTypeSlot, R4);
     }
-    if (this.pullBytes !== undefined) a.store("u64", R10, pullSlot, 0).label(this.restartLabel);
+    const keepContext = this.pullBytes !== undefined && this.usesContextFields();
+    if (keepContext) a.store("u64", R10, pullSlot, 0).label(this.restartLabel);
     if (this.mode === "direct") {
       if (!this.usesPacket && !(this.usesLength && !skb)) {
         // No packet bytes read: data and data_end are not needed.
       } else if (this.interpreter) a.mov64(this.dataEnd, R1).add64(this.dataEnd, R2).mov64(this.data, R1);
       else if (skb) a.load("u32", this.data, R1, skbData).load("u32", this.dataEnd, R1, skbDataEnd);
       else a.load("u32", this.data, R1, xdpData).load("u32", this.dataEnd, R1, xdpDataEnd);
+      if (this.pullBytes !== undefined && !keepContext) a.label(this.restartLabel);
     } else {
       a.mov64(R6, R1);
     }
