@@ -481,7 +481,7 @@ class FilterCodeGenerator {
     a.label(this.fallbackLabel!);
     if (keepContext) a.load("u64", R0, R10, pullSlot).jumpIf(R0, "!=", 0, reject);
     else a.jumpIf(R1, "==", 0, reject);
-    a.sub64(this.dataEnd, this.data).load("u32", R2, R1, skbLength).jumpIf(R2, "<=", this.dataEnd, reject);
+    a.load("u32", R2, R1, skbLength);
     const clamped = this.newLabel("pull");
     a.jumpIf(R2, "<=", bytes, clamped).mov64(R2, bytes).label(clamped);
     if (keepContext) a.store("u64", R10, pullSlot, R2);
