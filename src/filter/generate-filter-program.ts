@@ -117,8 +117,17 @@ export function generateFilterProgram(filter: CompiledFilter, options: GenerateF
   if (typeof checked.graph !== "object" || checked.graph === null) throw new UsageError("generate filter program", "the filter must come from compileFilter()", "compile the expression with compileFilter(expression, { linkType }) first");
   expectObject("generate filter program", "the options", options);
   checkOptions(options);
-  const generator = new FilterCodeGenerator(options, linearHeaderBytes(filter.linkType));
-  const assembler = generator.build(filter.graph);
+  let generator = new FilterCodeGenerator(options, linearHeaderBytes(filter.linkType), true);
+  let assembler = generator.build(filter.graph);
+  if (generator.movedData) {
+    // Moving the data register saves the first check's copy but can cost one at later checks: keep the shorter.
+    const other = new FilterCodeGenerator(options, linearHeaderBytes(filter.linkType), false);
+    const otherAssembler = other.build(filter.graph);
+    if (otherAssembler.length < assembler.length) {
+      generator = other;
+      assembler = otherAssembler;
+    }
+  }
   const annotations = generator.annotations;
   if (generator.needsFallback) {
     // Non-linear skbs: the same filter with bpf_skb_load_bytes, entered from the direct code's failed bounds checks.
@@ -286,12 +295,28 @@ class FilterCodeGenerator {
   private readonly nodeWidths = new Map<DecisionNode, Map<string, number>>();
   /** Values computed on every path here, and where each is kept. */
   private available = new Map<string, Location>();
+  /**
+   * Direct access: bytes added to the data register by the first bounds check (`data += n; if data >
+   * data_end`, saving the copy into the scratch register); loads from data and pointers computed from it
+   * subtract it. Only the root's first check sets it, so it is the same on every path after it.
+   */
+  private dataBias = 0;
+  /** True when the first bounds check moved the data register. */
+  get movedData(): boolean {
+    return this.dataBias !== 0;
+  }
+  /** True while the first bounds check may move the data register (see dataBias). */
+  private biasAllowed = false;
   /** Direct access: the scratch register holds base `key` + `end` on every path here (from a bounds check). */
   private scratchHolds: { key: string; end: number } | undefined;
   /** Values worth keeping (used by two or more tests) → register or stack slot. */
   private readonly cacheLocations = new Map<string, Location>();
 
-  constructor(private readonly options: GenerateFilterOptions, private readonly linearHeaderBytes = 0) {
+  /**
+   * `linearHeaderBytes`: see linearHeaderBytes(). `moveData`: whether the first bounds check may move the
+   * data register (see dataBias).
+   */
+  constructor(private readonly options: GenerateFilterOptions, private readonly linearHeaderBytes = 0, private readonly moveData = false) {
     this.prefix = options.labelPrefix ?? "";
     this.mode = loadMode(options);
     this.interpreter = options.prologue === "interpreter";
@@ -371,7 +396,12 @@ class FilterCodeGenerator {
         this.cacheLocations.set(key, this.cacheSlotBase - 8 * slots++);
       }
     }
-    if (this.fallbackLabel !== undefined) this.pullBytes = this.readableBytes(nodes);
+    const readable = this.readableBytes(nodes);
+    // Within the link-layer header every failed check rejects: nothing to pull.
+    if (this.fallbackLabel !== undefined && readable !== undefined && readable > this.linearHeaderBytes) this.pullBytes = readable;
+    // The data register may move when every load has a static bound (no variable offset near the verifier's
+    // limit) and nothing computes data_end - data (XDP's len).
+    const biasPossible = this.moveData && this.mode === "direct" && readable !== undefined && !(this.options.context === "xdp" && this.usesLength);
     const last = nodes[nodes.length - 1];
     if (last) this.fallThroughExit = last.whenTrue.kind !== "node" ? last.whenTrue.kind : last.whenFalse.kind !== "node" ? last.whenFalse.kind : undefined;
     this.prologue();
@@ -388,7 +418,9 @@ class FilterCodeGenerator {
       this.scratchHolds = state.scratch;
       this.widths = this.nodeWidths.get(node) ?? new Map();
       const next = nodes[index + 1];
+      this.biasAllowed = biasPossible && index === 0;
       this.emitNode(node, next);
+      this.biasAllowed = false;
       for (const successor of [node.whenTrue, node.whenFalse]) {
         if (successor.kind !== "node") continue;
         const existing = entry.get(successor);
@@ -456,8 +488,7 @@ class FilterCodeGenerator {
         bytes = Math.max(bytes, pointer.bound + pointer.displacement + load.size);
       }
     }
-    // Within the link-layer header every failed check rejects: nothing to pull.
-    return bytes > this.linearHeaderBytes ? bytes : undefined;
+    return bytes > 0 ? bytes : undefined;
   }
 
   /**
@@ -467,8 +498,7 @@ class FilterCodeGenerator {
    * otherwise (a linear packet, really too short) reject. Second pass: a failed check means the packet is
    * too short: reject. The verifier must see the second pass end, so the passes differ in a value it
    * knows: r1 is 0 in the second pass (the code reads nothing else from the context), or, when the code
-   * reads the context again (len, pkt_type, VLAN metadata), a stack slot zeroed in the prologue holds the
-   * number of bytes pulled (at least 1).
+   * reads the context again (len, pkt_type, VLAN metadata), a stack slot zeroed in the prologue is 1.
    *
    * The pull copies at most `bytes` bytes into the linear part (and un-clones the skb's head when it is
    * shared, as any tc program that writes does); the filter itself stays side-effect free. If the pull
@@ -484,7 +514,7 @@ class FilterCodeGenerator {
     a.load("u32", R2, R1, skbLength);
     const clamped = this.newLabel("pull");
     a.jumpIf(R2, "<=", bytes, clamped).mov64(R2, bytes).label(clamped);
-    if (keepContext) a.store("u64", R10, pullSlot, R2);
+    if (keepContext) a.store("u64", R10, pullSlot, 1);
     a.store("u64", R10, pullContextSlot, R1).call("skb_pull_data");
     if (keepContext) {
       a.load("u64", R1, R10, pullContextSlot).jump(this.restartLabel);
@@ -991,10 +1021,19 @@ class FilterCodeGenerator {
     const a = this.asm;
     const scratch = this.scratch;
     const held = this.scratchHolds;
+    if (key === "" && this.biasAllowed) {
+      a.add64(this.data, checked).jumpIf(this.data, ">", this.dataEnd, this.exit(fail));
+      this.dataBias = checked;
+      this.biasAllowed = false;
+      this.proven.set(key, checked);
+      return;
+    }
+    this.biasAllowed = false;
     if (held?.key === key) {
       if (checked !== held.end) a.add64(scratch, checked - held.end);
     } else {
-      a.mov64(scratch, base).add64(scratch, checked);
+      a.mov64(scratch, base);
+      if (checked !== this.dataBias) a.add64(scratch, checked - this.dataBias);
     }
     a.jumpIf(scratch, ">", this.dataEnd, this.exit(fail));
     this.scratchHolds = { key, end: checked };
@@ -1060,7 +1099,7 @@ class FilterCodeGenerator {
         // The link-layer header is always in the linear part: a shorter packet really is too short.
         this.emitBoundsCheck("", this.data, checked, checked <= this.linearHeaderBytes ? this.rejectLabel : this.failLabel);
       }
-      a.load(narrow ? narrowTypes[narrow.size] : type, target, this.data, offset.value + (narrow?.offset ?? 0));
+      a.load(narrow ? narrowTypes[narrow.size] : type, target, this.data, offset.value + (narrow?.offset ?? 0) - this.dataBias);
     } else {
       const pointer = pointerLoad(value);
       if (pointer) {
@@ -1074,12 +1113,14 @@ class FilterCodeGenerator {
         const base = this.withCache(pointer.key, (into) => {
           this.emitValue(pointer.base, into);
           a.add64(into, this.data);
+          // The pointer carries the data register's bias; once one exists, the bias cannot change.
+          this.biasAllowed = false;
         }, true);
         const end = pointer.displacement + size;
         if (end > (this.proven.get(pointer.key) ?? 0)) {
           this.emitBoundsCheck(pointer.key, base, this.checkedEnd(pointer.key, end, pointer.bound), this.failLabel);
         }
-        a.load(narrow ? narrowTypes[narrow.size] : type, target, base, pointer.displacement + (narrow?.offset ?? 0));
+        a.load(narrow ? narrowTypes[narrow.size] : type, target, base, pointer.displacement + (narrow?.offset ?? 0) - this.dataBias);
       } else {
         this.emitValue(offset);
         // The verifier only trusts a bounds check when the variable offset plus the access stays within 0xffff.
