@@ -119,11 +119,11 @@ export function generateFilterProgram(filter: CompiledFilter, options: GenerateF
   checkOptions(options);
   let generator = new FilterCodeGenerator(options, linearHeaderBytes(filter.linkType), true);
   let assembler = generator.build(filter.graph);
-  if (generator.movedData) {
+  if (generator.movedData || generator.biasConflict) {
     // Moving the data register saves the first check's copy but can cost one at later checks: keep the shorter.
     const other = new FilterCodeGenerator(options, linearHeaderBytes(filter.linkType), false);
     const otherAssembler = other.build(filter.graph);
-    if (otherAssembler.length < assembler.length) {
+    if (otherAssembler.length < assembler.length || generator.biasConflict) {
       generator = other;
       assembler = otherAssembler;
     }
@@ -296,16 +296,21 @@ class FilterCodeGenerator {
   /** Values computed on every path here, and where each is kept. */
   private available = new Map<string, Location>();
   /**
-   * Direct access: bytes added to the data register by the first bounds check (`data += n; if data >
-   * data_end`, saving the copy into the scratch register); loads from data and pointers computed from it
-   * subtract it. Only the root's first check sets it, so it is the same on every path after it.
+   * Direct access, on this path: bytes added to the data register by bounds checks that move it (`data +=
+   * n; if data > data_end`, saving the copy into the scratch register); loads from data subtract it. A check
+   * moves it only in the root or in a node below which no paths join, so it is the same on every path
+   * into a node. Pointers computed from data carry the bias of that moment (pointerBiases).
    */
   private dataBias = 0;
-  /** True when the first bounds check moved the data register. */
+  private pointerBiases = new Map<string, number>();
+  private moved = false;
+  /** Set when paths with different biases met (then the code is not used). */
+  biasConflict = false;
+  /** True when some bounds check moved the data register. */
   get movedData(): boolean {
-    return this.dataBias !== 0;
+    return this.moved;
   }
-  /** True while the first bounds check may move the data register (see dataBias). */
+  /** True while a bounds check on data may move the data register (see dataBias). */
   private biasAllowed = false;
   /** Direct access: the scratch register holds base `key` + `end` on every path here (from a bounds check). */
   private scratchHolds: { key: string; end: number } | undefined;
@@ -407,26 +412,41 @@ class FilterCodeGenerator {
     this.prologue();
     if (root.kind !== "node") this.asm.jump(this.targetLabel(root));
     // What every path into a node has established: proven packet length and kept values.
-    const entry = new Map<DecisionNode, { proven: Map<string, number>; available: Map<string, Location>; scratch: { key: string; end: number } | undefined }>();
-    if (root.kind === "node") entry.set(root, { proven: new Map(), available: new Map(), scratch: undefined });
+    const entry = new Map<DecisionNode, { proven: Map<string, number>; available: Map<string, Location>; scratch: { key: string; end: number } | undefined; dataBias: number; pointerBiases: Map<string, number> }>();
+    if (root.kind === "node") entry.set(root, { proven: new Map(), available: new Map(), scratch: undefined, dataBias: 0, pointerBiases: new Map() });
+    // Nodes below which no paths join: a check there may move the data register (see dataBias).
+    const predecessors = new Map<DecisionNode, number>();
+    for (const node of nodes) for (const successor of [node.whenTrue, node.whenFalse]) if (successor.kind === "node") predecessors.set(successor, (predecessors.get(successor) ?? 0) + 1);
+    const joinFree = new Set<DecisionNode>();
+    for (const node of [...nodes].reverse()) {
+      if ([node.whenTrue, node.whenFalse].every((successor) => successor.kind !== "node" || (predecessors.get(successor) === 1 && joinFree.has(successor)))) joinFree.add(node);
+    }
     nodes.forEach((node, index) => {
       this.asm.label(this.labels.get(node)!);
       this.annotations.set(this.asm.length, describeTest(node.test));
-      const state = entry.get(node) ?? { proven: new Map(), available: new Map(), scratch: undefined };
+      const state = entry.get(node) ?? { proven: new Map(), available: new Map(), scratch: undefined, dataBias: 0, pointerBiases: new Map<string, number>() };
       this.proven = new Map(state.proven);
       this.available = new Map(state.available);
       this.scratchHolds = state.scratch;
+      this.dataBias = state.dataBias;
+      this.pointerBiases = new Map(state.pointerBiases);
       this.widths = this.nodeWidths.get(node) ?? new Map();
       const next = nodes[index + 1];
-      this.biasAllowed = biasPossible && index === 0;
+      this.biasAllowed = biasPossible && (index === 0 || joinFree.has(node));
       this.emitNode(node, next);
       this.biasAllowed = false;
       for (const successor of [node.whenTrue, node.whenFalse]) {
         if (successor.kind !== "node") continue;
         const existing = entry.get(successor);
         if (!existing) {
-          entry.set(successor, { proven: new Map(this.proven), available: new Map(this.available), scratch: this.scratchHolds });
+          entry.set(successor, { proven: new Map(this.proven), available: new Map(this.available), scratch: this.scratchHolds, dataBias: this.dataBias, pointerBiases: new Map(this.pointerBiases) });
         } else {
+          if (existing.dataBias !== this.dataBias) this.biasConflict = true;
+          for (const [key, bias] of existing.pointerBiases) {
+            if (this.pointerBiases.get(key) === bias) continue;
+            existing.pointerBiases.delete(key);
+            existing.available.delete(key);
+          }
           if (existing.scratch?.key !== this.scratchHolds?.key || existing.scratch?.end !== this.scratchHolds?.end) existing.scratch = undefined;
           for (const [key, end] of existing.proven) {
             const here = this.proven.get(key);
@@ -1021,19 +1041,19 @@ class FilterCodeGenerator {
     const a = this.asm;
     const scratch = this.scratch;
     const held = this.scratchHolds;
-    if (key === "" && this.biasAllowed) {
-      a.add64(this.data, checked).jumpIf(this.data, ">", this.dataEnd, this.exit(fail));
+    if (key === "" && this.biasAllowed && !(held?.key === "")) {
+      a.add64(this.data, checked - this.dataBias).jumpIf(this.data, ">", this.dataEnd, this.exit(fail));
       this.dataBias = checked;
-      this.biasAllowed = false;
+      this.moved = true;
       this.proven.set(key, checked);
       return;
     }
-    this.biasAllowed = false;
+    const bias = key === "" ? this.dataBias : this.pointerBiases.get(key)!;
     if (held?.key === key) {
       if (checked !== held.end) a.add64(scratch, checked - held.end);
     } else {
       a.mov64(scratch, base);
-      if (checked !== this.dataBias) a.add64(scratch, checked - this.dataBias);
+      if (checked !== bias) a.add64(scratch, checked - bias);
     }
     a.jumpIf(scratch, ">", this.dataEnd, this.exit(fail));
     this.scratchHolds = { key, end: checked };
@@ -1113,14 +1133,13 @@ class FilterCodeGenerator {
         const base = this.withCache(pointer.key, (into) => {
           this.emitValue(pointer.base, into);
           a.add64(into, this.data);
-          // The pointer carries the data register's bias; once one exists, the bias cannot change.
-          this.biasAllowed = false;
+          this.pointerBiases.set(pointer.key, this.dataBias);
         }, true);
         const end = pointer.displacement + size;
         if (end > (this.proven.get(pointer.key) ?? 0)) {
           this.emitBoundsCheck(pointer.key, base, this.checkedEnd(pointer.key, end, pointer.bound), this.failLabel);
         }
-        a.load(narrow ? narrowTypes[narrow.size] : type, target, base, pointer.displacement + (narrow?.offset ?? 0) - this.dataBias);
+        a.load(narrow ? narrowTypes[narrow.size] : type, target, base, pointer.displacement + (narrow?.offset ?? 0) - this.pointerBiases.get(pointer.key)!);
       } else {
         this.emitValue(offset);
         // The verifier only trusts a bounds check when the variable offset plus the access stays within 0xffff.
