@@ -126,13 +126,31 @@ function loadBytes(failure: number, zeroOnFailure: boolean): Helper {
   };
 }
 
+const ENOMEM = 12;
+
+/**
+ * bpf_skb_pull_data(skb, length) on socketBufferContext: makes the first `length` bytes
+ * linear (0: the linear part as it is), as the kernel's skb_ensure_writable: -ENOMEM when
+ * `length` exceeds skb->len (the context's len field); data_end loaded afterwards moves.
+ */
+const pullData: Helper = (context) => {
+  const [skb, length] = context.arguments;
+  const wanted = Number(length & 0xffff_ffffn);
+  const skbLength = new DataView(context.read(skb, 4).buffer).getUint32(0, true);
+  if (wanted > skbLength) return BigInt.asUintN(64, BigInt(-ENOMEM));
+  if (wanted > context.linearLength) context.setLinearLength(wanted);
+  return 0n;
+};
+
 /**
  * Helpers that read the packet, for offline runs, with the kernel's error
  * results: skb_load_bytes (26; -EFAULT and a zeroed destination when out of
  * bounds) and xdp_load_bytes (189; -EINVAL), both
- * `(context, offset, destination, length)`.
+ * `(context, offset, destination, length)`; and skb_pull_data (39), which
+ * moves the end of the linear part of a run with a linearLength.
  */
 export const packetHelpers: Readonly<Record<number, Helper>> = Object.freeze({
   26: loadBytes(EFAULT, true),
+  39: pullData,
   189: loadBytes(EINVAL, false),
 });

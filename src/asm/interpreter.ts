@@ -41,6 +41,13 @@ export interface HelperContext {
   map(bytes: Uint8Array): bigint;
   /** Ends the program after this helper returns, with r0 = returnValue. */
   stop(returnValue: bigint | number): void;
+  /** Bytes of the packet a context's data_end field lets the program read directly (an skb's linear part). */
+  readonly linearLength: number;
+  /**
+   * Moves data_end to `length` bytes into the packet (at most its size), as bpf_skb_pull_data
+   * does when it makes more of an skb linear: data_end loaded afterwards points there.
+   */
+  setLinearLength(length: number): void;
 }
 
 /** A helper function: returns the new r0 (undefined = 0). */
@@ -65,6 +72,12 @@ export interface InterpreterRunOptions {
   context?: ContextModel;
   /** Initial r1 … r5 instead of (memory address, memory length). Values, not pointers: use `interpreter.map` addresses. */
   registers?: Partial<Record<1 | 2 | 3 | 4 | 5, bigint | number>>;
+  /**
+   * With a context: how many bytes data_end lets the program read directly (default: all of
+   * `memory`). Less models a non-linear skb, whose other bytes only helpers (bpf_skb_load_bytes,
+   * LD_ABS) read until bpf_skb_pull_data makes them linear (see packetHelpers).
+   */
+  linearLength?: number;
 }
 
 export interface RunResult {
@@ -196,6 +209,10 @@ export class Interpreter {
     low[10] = stack.length;
     this.contextPointers = undefined;
     this.packetEnd = memory.length;
+    if (options.linearLength !== undefined) {
+      if (!Number.isInteger(options.linearLength) || options.linearLength < 0) throw new UsageError("run eBPF program", `linearLength must be a non-negative integer, not ${String(options.linearLength)}`);
+      this.packetEnd = Math.min(memory.length, options.linearLength);
+    }
     if (options.context) {
       const size = options.context.size;
       if (this.contextBytes.length !== size) {
@@ -692,6 +709,10 @@ export class Interpreter {
       },
       stop: (value) => {
         this.stopValue = BigInt.asUintN(64, BigInt(value));
+      },
+      linearLength: this.packetEnd,
+      setLinearLength: (length) => {
+        this.packetEnd = Math.max(0, Math.min(this.regions[packetRegion]!.length, length));
       },
     };
     const result = helper(context);

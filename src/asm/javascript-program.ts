@@ -99,6 +99,7 @@ export class JavaScriptProgram {
   run(memory: Uint8Array = new Uint8Array(0), options: Omit<InterpreterRunOptions, "context"> & { context?: never } = {}): JavaScriptRunResult {
     if (!(memory instanceof Uint8Array)) throw new UsageError("run eBPF program", "memory must be a Uint8Array (or Buffer)");
     if (options.context !== undefined) throw new UsageError("run eBPF program", "a context model is not supported by the JavaScript compiler", "use the Interpreter");
+    if (options.linearLength !== undefined) throw new UsageError("run eBPF program", "a linear length needs a context model, which the JavaScript compiler does not support", "use the Interpreter");
     let initial: Int32Array | undefined;
     if (options.registers) {
       initial = this.#initial;
@@ -300,6 +301,9 @@ export class JavaScriptProgram {
           stop: (value) => {
             this.#stopValue = BigInt.asUintN(64, BigInt(value));
           },
+          // No context model here, so no data_end field to move: the packet is all linear.
+          linearLength: environment.packetLength,
+          setLinearLength: () => {},
         };
         const result = helper(context);
         let r0 = BigInt.asUintN(64, result === undefined ? 0n : BigInt(result));

@@ -26,8 +26,9 @@ export interface GenerateFilterOptions {
   /**
    * "kernel" (default): read data/data_end/len/pkt_type from the program's context.
    * "interpreter": for the asm interpreter in tests: r1 = packet, r2 = captured length,
-   * r3 = wire length, r4 = packet type; for skbLoads "direct", r2 is the linear part and
-   * r5 the bytes bpf_skb_load_bytes can read (skb->len; 0 = no more than r2).
+   * r3 = wire length, r4 = packet type. The packet is linear: tc direct access code has no
+   * non-linear path then (run the kernel prologue with the interpreter's socketBufferContext
+   * and a linear length to exercise it).
    */
   prologue?: "kernel" | "interpreter";
   /**
@@ -44,8 +45,9 @@ export interface GenerateFilterOptions {
    * - "direct" (default for hook "tc"; tc only, socket filters cannot read skb->data):
    *   direct packet access through __sk_buff data/data_end like XDP. Direct access sees
    *   only the linear part of the skb: when a bounds check fails although skb->len says
-   *   the bytes exist (a non-linear skb), the filter starts again from the top in
-   *   "helper" mode, so no packet is missed and the skb is never modified.
+   *   the bytes exist (a non-linear skb), bpf_skb_pull_data makes the bytes the filter can
+   *   read (at most) linear and the filter starts again from the top; a filter whose reads
+   *   have no static bound starts again in a "helper" mode copy instead. No packet is missed.
    */
   skbLoads?: "legacy" | "helper" | "direct";
   /** Prefix for every label, so the code can be appended to another program. */
@@ -87,12 +89,14 @@ const xdpDataEnd = 4;
 const spillSlots = 16;
 const loadBufferSlot = -8 * spillSlots - 8;
 const registerSlotBase = loadBufferSlot - 8;
-/** Interpreter prologue only: wire length, packet type and skb->len equivalent, at the bottom of the stack. */
+/** Interpreter prologue only: wire length and packet type, at the bottom of the stack. */
 const lengthSlot = -504;
 const packetTypeSlot = -496;
-const availableSlot = -488;
+/** tc direct access with the pull (kernel prologue only): 0 in the first pass, the bytes pulled in the second; the context across the pull (see emitPullAndRestart). */
+const pullSlot = -488;
+const pullContextSlot = -480;
 /** Filter registers and kept values stay above the slots reserved at the bottom of the stack. */
-const lowestFreeSlot = availableSlot + 8;
+const lowestFreeSlot = pullContextSlot + 8;
 /** The largest packet offset direct access can check (the verifier's limit). */
 const maximumPacketOffset = 0xffff;
 /** Packet data in memory is big-endian; on a little-endian machine constants are swapped instead of loaded values. */
@@ -113,8 +117,17 @@ export function generateFilterProgram(filter: CompiledFilter, options: GenerateF
   if (typeof checked.graph !== "object" || checked.graph === null) throw new UsageError("generate filter program", "the filter must come from compileFilter()", "compile the expression with compileFilter(expression, { linkType }) first");
   expectObject("generate filter program", "the options", options);
   checkOptions(options);
-  const generator = new FilterCodeGenerator(options);
-  const assembler = generator.build(filter.graph);
+  let generator = new FilterCodeGenerator(options, linearHeaderBytes(filter.linkType), true);
+  let assembler = generator.build(filter.graph);
+  if (generator.movedData || generator.biasConflict) {
+    // Moving the data register saves the first check's copy but can cost one at later checks: keep the shorter.
+    const other = new FilterCodeGenerator(options, linearHeaderBytes(filter.linkType), false);
+    const otherAssembler = other.build(filter.graph);
+    if (otherAssembler.length < assembler.length || generator.biasConflict) {
+      generator = other;
+      assembler = otherAssembler;
+    }
+  }
   const annotations = generator.annotations;
   if (generator.needsFallback) {
     // Non-linear skbs: the same filter with bpf_skb_load_bytes, entered from the direct code's failed bounds checks.
@@ -142,6 +155,15 @@ export function generateFilterSubprogram(
   const entry = `${options.labelPrefix}filter`;
   const assembler = generator.build(filter.graph, entry);
   return { assembler, entry };
+}
+
+/**
+ * Bytes at the start of every skb's linear part at tc for a link type: the Ethernet header (the kernel
+ * builds it in the skb's head on transmit, and eth_type_trans reads it there on receive). A bounds check
+ * within them that fails means the packet is that short, linear or not.
+ */
+function linearHeaderBytes(linkType: number): number {
+  return linkType === 1 ? 14 : 0;
 }
 
 function loadMode(options: GenerateFilterOptions): LoadMode {
@@ -189,6 +211,8 @@ function upperBound(value: Value): number | undefined {
 function swap(value: number, size: 2 | 4): number {
   return size === 2 ? ((value & 0xff) << 8) | ((value >>> 8) & 0xff) : (((value & 0xff) << 24) | ((value & 0xff00) << 8) | ((value >>> 8) & 0xff00) | (value >>> 24)) >>> 0;
 }
+
+const narrowTypes = { 1: "u8", 2: "u16" } as const;
 
 const negated: Partial<Record<Condition, Condition>> = { "==": "!=", "!=": "==", ">": "<=", "<=": ">", ">=": "<", "<": ">=" };
 
@@ -254,6 +278,16 @@ class FilterCodeGenerator {
   private usesLength = false;
   private usesProtochain = false;
   private usesPacket = false;
+  private usesVlanMetadata = false;
+  /**
+   * tc direct access when every load has a static bound: the bytes the filter can read at most. A failed
+   * bounds check on a non-linear skb pulls that many bytes (or skb->len) into the linear part with
+   * bpf_skb_pull_data and runs the filter again (see emitPullAndRestart). Undefined: the helper-based
+   * second copy is appended instead.
+   */
+  private pullBytes: number | undefined;
+  /** tc direct access with pullBytes: where the filter starts again (at the prologue's data/data_end loads, or after them). */
+  private readonly restartLabel: string;
   /** Direct access: bytes from data (key "") or from a kept pointer (its key) proven to lie before data_end on every path here. */
   private proven = new Map<string, number>();
   /** Direct access: bytes every path from the current node to accept reads, per base (see computeWidths). */
@@ -261,10 +295,33 @@ class FilterCodeGenerator {
   private readonly nodeWidths = new Map<DecisionNode, Map<string, number>>();
   /** Values computed on every path here, and where each is kept. */
   private available = new Map<string, Location>();
+  /**
+   * Direct access, on this path: bytes added to the data register by bounds checks that move it (`data +=
+   * n; if data > data_end`, saving the copy into the scratch register); loads from data subtract it. A check
+   * moves it only in the root or in a node below which no paths join, so it is the same on every path
+   * into a node. Pointers computed from data carry the bias of that moment (pointerBiases).
+   */
+  private dataBias = 0;
+  private pointerBiases = new Map<string, number>();
+  private moved = false;
+  /** Set when paths with different biases met (then the code is not used). */
+  biasConflict = false;
+  /** True when some bounds check moved the data register. */
+  get movedData(): boolean {
+    return this.moved;
+  }
+  /** True while a bounds check on data may move the data register (see dataBias). */
+  private biasAllowed = false;
+  /** Direct access: the scratch register holds base `key` + `end` on every path here (from a bounds check). */
+  private scratchHolds: { key: string; end: number } | undefined;
   /** Values worth keeping (used by two or more tests) → register or stack slot. */
   private readonly cacheLocations = new Map<string, Location>();
 
-  constructor(private readonly options: GenerateFilterOptions) {
+  /**
+   * `linearHeaderBytes`: see linearHeaderBytes(). `moveData`: whether the first bounds check may move the
+   * data register (see dataBias).
+   */
+  constructor(private readonly options: GenerateFilterOptions, private readonly linearHeaderBytes = 0, private readonly moveData = false) {
     this.prefix = options.labelPrefix ?? "";
     this.mode = loadMode(options);
     this.interpreter = options.prologue === "interpreter";
@@ -273,7 +330,10 @@ class FilterCodeGenerator {
     this.acceptLabel = this.asm.newLabel(`${this.prefix}accept`);
     this.rejectLabel = this.asm.newLabel(`${this.prefix}reject`);
     this.undecidedLabel = this.asm.newLabel(`${this.prefix}undecided`);
-    if (options.context === "skb" && this.mode === "direct") {
+    this.restartLabel = this.asm.newLabel(`${this.prefix}restart`);
+    // The interpreter prologue gives a linear packet: a failed check rejects, as in XDP. (The interpreter runs
+    // the kernel prologue's non-linear path with socketBufferContext and a linear length, see test/filter.)
+    if (options.context === "skb" && this.mode === "direct" && !this.interpreter) {
       this.fallbackLabel = this.asm.newLabel(`${this.prefix}nonlinear`);
       this.fallbackEntry = `${this.prefix}slow_filter`;
       this.failLabel = this.fallbackLabel;
@@ -282,9 +342,14 @@ class FilterCodeGenerator {
     }
   }
 
-  /** True when some bounds check leads to the non-linear fallback (so it must be appended). */
-  get needsFallback(): boolean {
+  /** True when some bounds check leads to the non-linear fallback check. */
+  private get fallbackUsed(): boolean {
     return this.fallbackLabel !== undefined && this.usedExits.has(this.fallbackLabel);
+  }
+
+  /** True when the helper-based second copy of the filter must be appended (a load without a static bound). */
+  get needsFallback(): boolean {
+    return this.fallbackUsed && this.pullBytes === undefined;
   }
 
   private newLabel(name: string): string {
@@ -336,28 +401,53 @@ class FilterCodeGenerator {
         this.cacheLocations.set(key, this.cacheSlotBase - 8 * slots++);
       }
     }
+    const readable = this.readableBytes(nodes);
+    // Within the link-layer header every failed check rejects: nothing to pull.
+    if (this.fallbackLabel !== undefined && readable !== undefined && readable > this.linearHeaderBytes) this.pullBytes = readable;
+    // The data register may move when every load has a static bound (no variable offset near the verifier's
+    // limit) and nothing computes data_end - data (XDP's len).
+    const biasPossible = this.moveData && this.mode === "direct" && readable !== undefined && !(this.options.context === "xdp" && this.usesLength);
     const last = nodes[nodes.length - 1];
     if (last) this.fallThroughExit = last.whenTrue.kind !== "node" ? last.whenTrue.kind : last.whenFalse.kind !== "node" ? last.whenFalse.kind : undefined;
     this.prologue();
     if (root.kind !== "node") this.asm.jump(this.targetLabel(root));
     // What every path into a node has established: proven packet length and kept values.
-    const entry = new Map<DecisionNode, { proven: Map<string, number>; available: Map<string, Location> }>();
-    if (root.kind === "node") entry.set(root, { proven: new Map(), available: new Map() });
+    const entry = new Map<DecisionNode, { proven: Map<string, number>; available: Map<string, Location>; scratch: { key: string; end: number } | undefined; dataBias: number; pointerBiases: Map<string, number> }>();
+    if (root.kind === "node") entry.set(root, { proven: new Map(), available: new Map(), scratch: undefined, dataBias: 0, pointerBiases: new Map() });
+    // Nodes below which no paths join: a check there may move the data register (see dataBias).
+    const predecessors = new Map<DecisionNode, number>();
+    for (const node of nodes) for (const successor of [node.whenTrue, node.whenFalse]) if (successor.kind === "node") predecessors.set(successor, (predecessors.get(successor) ?? 0) + 1);
+    const joinFree = new Set<DecisionNode>();
+    for (const node of [...nodes].reverse()) {
+      if ([node.whenTrue, node.whenFalse].every((successor) => successor.kind !== "node" || (predecessors.get(successor) === 1 && joinFree.has(successor)))) joinFree.add(node);
+    }
     nodes.forEach((node, index) => {
       this.asm.label(this.labels.get(node)!);
       this.annotations.set(this.asm.length, describeTest(node.test));
-      const state = entry.get(node) ?? { proven: new Map(), available: new Map() };
+      const state = entry.get(node) ?? { proven: new Map(), available: new Map(), scratch: undefined, dataBias: 0, pointerBiases: new Map<string, number>() };
       this.proven = new Map(state.proven);
       this.available = new Map(state.available);
+      this.scratchHolds = state.scratch;
+      this.dataBias = state.dataBias;
+      this.pointerBiases = new Map(state.pointerBiases);
       this.widths = this.nodeWidths.get(node) ?? new Map();
       const next = nodes[index + 1];
+      this.biasAllowed = biasPossible && (index === 0 || joinFree.has(node));
       this.emitNode(node, next);
+      this.biasAllowed = false;
       for (const successor of [node.whenTrue, node.whenFalse]) {
         if (successor.kind !== "node") continue;
         const existing = entry.get(successor);
         if (!existing) {
-          entry.set(successor, { proven: new Map(this.proven), available: new Map(this.available) });
+          entry.set(successor, { proven: new Map(this.proven), available: new Map(this.available), scratch: this.scratchHolds, dataBias: this.dataBias, pointerBiases: new Map(this.pointerBiases) });
         } else {
+          if (existing.dataBias !== this.dataBias) this.biasConflict = true;
+          for (const [key, bias] of existing.pointerBiases) {
+            if (this.pointerBiases.get(key) === bias) continue;
+            existing.pointerBiases.delete(key);
+            existing.available.delete(key);
+          }
+          if (existing.scratch?.key !== this.scratchHolds?.key || existing.scratch?.end !== this.scratchHolds?.end) existing.scratch = undefined;
           for (const [key, end] of existing.proven) {
             const here = this.proven.get(key);
             if (here === undefined) existing.proven.delete(key);
@@ -375,10 +465,13 @@ class FilterCodeGenerator {
     if (this.fallThroughExit === "reject") exits.reverse();
     if (this.options.undecidedValue !== undefined) exits.push({ kind: "undecided", label: this.undecidedLabel, value: this.options.undecidedValue });
     if (this.fallThroughExit !== undefined) this.usedExits.add(exits[0]!.label);
-    if (this.needsFallback) this.usedExits.add(this.rejectLabel);
+    if (this.fallbackUsed) this.usedExits.add(this.rejectLabel);
     // Only exits something reaches: the verifier refuses unreachable instructions.
     for (const { label, value } of exits) if (this.usedExits.has(label)) this.asm.label(label).return(value);
-    if (this.needsFallback) this.emitFallbackCheck();
+    if (this.fallbackUsed) {
+      if (this.pullBytes !== undefined) this.emitPullAndRestart(this.pullBytes);
+      else this.emitFallbackCheck();
+    }
     const lowest = slots > 0 ? this.cacheSlotBase - 8 * (slots - 1) : this.cacheSlotBase + 8;
     if (lowest < lowestFreeSlot) throw new UsageError("generate filter", "the filter needs more stack than eBPF allows", "a simpler filter");
     return this.asm;
@@ -391,11 +484,68 @@ class FilterCodeGenerator {
   private emitFallbackCheck(): void {
     const a = this.asm;
     a.label(this.fallbackLabel!);
-    if (this.interpreter) a.load("u64", R0, R10, availableSlot);
-    else a.load("u32", R0, R1, skbLength);
+    a.load("u32", R0, R1, skbLength);
     a.mov64(R4, this.dataEnd).sub64(R4, this.data).jumpIf(R0, "<=", R4, this.exit(this.rejectLabel));
-    if (this.interpreter) a.load("u64", R3, R10, lengthSlot).load("u64", R4, R10, packetTypeSlot);
     a.jump(this.fallbackEntry!);
+  }
+
+  /**
+   * The most bytes from the packet start the filter can read, when every load has a static bound (a
+   * constant offset, or a kept pointer whose base has an upper bound); undefined otherwise.
+   */
+  private readableBytes(nodes: DecisionNode[]): number | undefined {
+    if (this.usesProtochain) return undefined;
+    let bytes = 0;
+    for (const node of nodes) {
+      for (const load of testLoads(node.test)) {
+        if (load.offset.kind === "constant") {
+          // A load beyond the verifier's offset limit is emitted as an unconditional reject: it reads nothing.
+          if (load.offset.value <= maximumPacketOffset - load.size) bytes = Math.max(bytes, load.offset.value + load.size);
+          continue;
+        }
+        const pointer = pointerLoad(load);
+        if (!pointer) return undefined;
+        bytes = Math.max(bytes, pointer.bound + pointer.displacement + load.size);
+      }
+    }
+    return bytes > 0 ? bytes : undefined;
+  }
+
+  /**
+   * A bounds check failed in tc direct access, and every load has a static bound. First pass: when
+   * skb->len says the packet is longer than its linear part, bpf_skb_pull_data(skb, min(skb->len, bytes))
+   * makes every byte the filter can read linear, and the filter runs again with data/data_end reloaded;
+   * otherwise (a linear packet, really too short) reject. Second pass: a failed check means the packet is
+   * too short: reject. The verifier must see the second pass end, so the passes differ in a value it
+   * knows: r1 is 0 in the second pass (the code reads nothing else from the context), or, when the code
+   * reads the context again (len, pkt_type, VLAN metadata), a stack slot zeroed in the prologue is 1.
+   *
+   * The pull copies at most `bytes` bytes into the linear part (and un-clones the skb's head when it is
+   * shared, as any tc program that writes does); the filter itself stays side-effect free. If the pull
+   * fails (the kernel cannot allocate the memory), the second pass sees the same linear part and rejects.
+   */
+  private emitPullAndRestart(bytes: number): void {
+    const a = this.asm;
+    const reject = this.exit(this.rejectLabel);
+    const keepContext = this.usesContextFields();
+    a.label(this.fallbackLabel!);
+    if (keepContext) a.load("u64", R0, R10, pullSlot).jumpIf(R0, "!=", 0, reject);
+    else a.jumpIf(R1, "==", 0, reject);
+    a.load("u32", R2, R1, skbLength);
+    const clamped = this.newLabel("pull");
+    a.jumpIf(R2, "<=", bytes, clamped).mov64(R2, bytes).label(clamped);
+    if (keepContext) a.store("u64", R10, pullSlot, 1);
+    a.store("u64", R10, pullContextSlot, R1).call("skb_pull_data");
+    if (keepContext) {
+      a.load("u64", R1, R10, pullContextSlot).jump(this.restartLabel);
+    } else {
+      a.load("u64", R4, R10, pullContextSlot).load("u32", this.data, R4, skbData).load("u32", this.dataEnd, R4, skbDataEnd).mov64(R1, 0).jump(this.restartLabel);
+    }
+  }
+
+  /** Does the code read __sk_buff fields after the prologue (then the second pass needs the context)? */
+  private usesContextFields(): boolean {
+    return this.usesLength || this.usesPacketType || this.usesVlanMetadata;
   }
 
   /**
@@ -468,6 +618,24 @@ class FilterCodeGenerator {
     };
   }
 
+  /**
+   * A masked comparison whose mask keeps whole bytes of the value (`ip[12:4] & 0xff000000 = 0x0a000000`):
+   * in direct access, compare only those bytes, loaded on their own (no mask), when the value is not kept
+   * in a register anyway. The bounds check still covers the whole value.
+   */
+  private narrowing(raw: RawCompare): { offset: number; size: 1 | 2; constant: number } | undefined {
+    if (this.mode !== "direct" || raw.mask === undefined || (raw.constant & ~raw.mask) !== 0) return undefined;
+    const key = `raw:${formatValue(raw.load)}`;
+    if (this.available.has(key) || this.cacheLocations.has(key)) return undefined;
+    for (let offset = 0; offset < raw.load.size; offset++) {
+      for (const size of [1, 2] as const) {
+        const mask = (size === 1 ? 0xff : 0xffff) * 2 ** (8 * offset);
+        if (offset + size <= raw.load.size && raw.mask === mask) return { offset, size, constant: Math.floor(raw.constant / 2 ** (8 * offset)) };
+      }
+    }
+    return undefined;
+  }
+
   /** Packet-derived values of a test that may be kept (no registers: those change between tests). */
   private cacheableKeys(test: DecisionTest): Set<string> {
     const keys = new Set<string>();
@@ -528,6 +696,10 @@ class FilterCodeGenerator {
         case "packetType":
           this.usesPacketType = true;
           break;
+        case "vlanPresent":
+        case "vlanTci":
+          this.usesVlanMetadata = true;
+          break;
         case "packetLength":
           this.usesLength = true;
           break;
@@ -560,17 +732,18 @@ class FilterCodeGenerator {
     const a = this.asm;
     const skb = this.options.context === "skb";
     if (this.interpreter) {
-      const fallback = this.fallbackLabel !== undefined;
-      if (this.usesLength || fallback) a.store("u64", R10, lengthSlot, R3);
-      if ((this.usesPacketType && skb) || fallback) a.store("u64", R10, packetTypeSlot, R4);
-      if (fallback) a.store("u64", R10, availableSlot, R5);
+      if (this.usesLength) a.store("u64", R10, lengthSlot, R3);
+      if (this.usesPacketType && skb) a.store("u64", R10, packetTypeSlot, R4);
     }
+    const keepContext = this.pullBytes !== undefined && this.usesContextFields();
+    if (keepContext) a.store("u64", R10, pullSlot, 0).label(this.restartLabel);
     if (this.mode === "direct") {
       if (!this.usesPacket && !(this.usesLength && !skb)) {
         // No packet bytes read: data and data_end are not needed.
       } else if (this.interpreter) a.mov64(this.dataEnd, R1).add64(this.dataEnd, R2).mov64(this.data, R1);
       else if (skb) a.load("u32", this.data, R1, skbData).load("u32", this.dataEnd, R1, skbDataEnd);
       else a.load("u32", this.data, R1, xdpData).load("u32", this.dataEnd, R1, xdpDataEnd);
+      if (this.pullBytes !== undefined && !keepContext) a.label(this.restartLabel);
     } else {
       a.mov64(R6, R1);
     }
@@ -643,6 +816,12 @@ class FilterCodeGenerator {
     const condition: Condition = test.operator;
     const raw = this.rawCompare(test);
     if (raw) {
+      const narrow = this.narrowing(raw);
+      if (narrow) {
+        this.emitLoad(raw.load, true, R0, narrow);
+        this.branch(R0, condition, narrow.constant, node, next);
+        return;
+      }
       let register = this.loadValue(raw.load, true);
       if (raw.mask !== undefined) {
         if (register !== R0) this.asm.mov32(R0, register);
@@ -661,6 +840,7 @@ class FilterCodeGenerator {
     const slot = this.spill();
     this.emitValue(test.right);
     this.asm.mov32(this.scratch, R0).load("u32", R0, R10, slot);
+    this.scratchHolds = undefined;
     this.unspill();
     this.branch(R0, condition, this.scratch, node, next);
   }
@@ -778,6 +958,7 @@ class FilterCodeGenerator {
         const slot = this.spill();
         this.emitValue(value.right);
         a.mov32(this.scratch, R0).load("u32", R0, R10, slot);
+        this.scratchHolds = undefined;
         this.unspill();
         this.emitOperation(operator, this.scratch);
         return;
@@ -851,8 +1032,40 @@ class FilterCodeGenerator {
     this.asm.mov32(register, 0).jumpIf32(register, "==", 0, this.exit(this.rejectLabel));
   }
 
-  /** target = load of `size` bytes at the offset, big-endian unless `raw`; out of bounds rejects the packet. */
-  private emitLoad(value: Extract<Value, { kind: "load" }>, raw: boolean, target: Register): void {
+  /**
+   * Direct access: `scratch = base + checked; if scratch > data_end goto fail`, marking `checked` bytes
+   * from the base as proven on this path. When the scratch register already holds `base + n` on every
+   * path here (an earlier check), it is moved by the difference instead of computed again.
+   */
+  private emitBoundsCheck(key: string, base: Register, checked: number, fail: string): void {
+    const a = this.asm;
+    const scratch = this.scratch;
+    const held = this.scratchHolds;
+    if (key === "" && this.biasAllowed && !(held?.key === "")) {
+      a.add64(this.data, checked - this.dataBias).jumpIf(this.data, ">", this.dataEnd, this.exit(fail));
+      this.dataBias = checked;
+      this.moved = true;
+      this.proven.set(key, checked);
+      return;
+    }
+    const bias = key === "" ? this.dataBias : this.pointerBiases.get(key)!;
+    if (held?.key === key) {
+      if (checked !== held.end) a.add64(scratch, checked - held.end);
+    } else {
+      a.mov64(scratch, base);
+      if (checked !== bias) a.add64(scratch, checked - bias);
+    }
+    a.jumpIf(scratch, ">", this.dataEnd, this.exit(fail));
+    this.scratchHolds = { key, end: checked };
+    this.proven.set(key, checked);
+  }
+
+  /**
+   * target = load of `size` bytes at the offset, big-endian unless `raw`; out of bounds rejects the packet.
+   * `narrow` (direct access, raw): read only `narrow.size` bytes at `narrow.offset` into the value, after the
+   * bounds check for the whole value (a packet too short for it fails the test, as in libpcap).
+   */
+  private emitLoad(value: Extract<Value, { kind: "load" }>, raw: boolean, target: Register, narrow?: { offset: number; size: 1 | 2 }): void {
     const a = this.asm;
     const { offset, size } = value;
     const type = size === 1 ? "u8" : size === 2 ? "u16" : "u32";
@@ -903,36 +1116,40 @@ class FilterCodeGenerator {
       const end = offset.value + size;
       if (end > (this.proven.get("") ?? 0)) {
         const checked = this.checkedEnd("", end, 0);
-        a.mov64(scratch, this.data).add64(scratch, checked).jumpIf(scratch, ">", this.dataEnd, this.exit(this.failLabel));
-        this.proven.set("", checked);
+        // The link-layer header is always in the linear part: a shorter packet really is too short.
+        this.emitBoundsCheck("", this.data, checked, checked <= this.linearHeaderBytes ? this.rejectLabel : this.failLabel);
       }
-      a.load(type, target, this.data, offset.value);
+      a.load(narrow ? narrowTypes[narrow.size] : type, target, this.data, offset.value + (narrow?.offset ?? 0) - this.dataBias);
     } else {
       const pointer = pointerLoad(value);
       if (pointer) {
         // data + base, computed once and kept; each load checks (once per path) and reads at a constant displacement.
         // A pointer computed afresh is a new pointer to the verifier (range 0), whatever earlier checks of the same
         // expression proved: the check must be repeated.
-        if (this.available.get(pointer.key) === undefined) this.proven.delete(pointer.key);
+        if (this.available.get(pointer.key) === undefined) {
+          this.proven.delete(pointer.key);
+          if (this.scratchHolds?.key === pointer.key) this.scratchHolds = undefined;
+        }
         const base = this.withCache(pointer.key, (into) => {
           this.emitValue(pointer.base, into);
           a.add64(into, this.data);
+          this.pointerBiases.set(pointer.key, this.dataBias);
         }, true);
         const end = pointer.displacement + size;
         if (end > (this.proven.get(pointer.key) ?? 0)) {
-          const checked = this.checkedEnd(pointer.key, end, pointer.bound);
-          a.mov64(scratch, base).add64(scratch, checked).jumpIf(scratch, ">", this.dataEnd, this.exit(this.failLabel));
-          this.proven.set(pointer.key, checked);
+          this.emitBoundsCheck(pointer.key, base, this.checkedEnd(pointer.key, end, pointer.bound), this.failLabel);
         }
-        a.load(type, target, base, pointer.displacement);
+        a.load(narrow ? narrowTypes[narrow.size] : type, target, base, pointer.displacement + (narrow?.offset ?? 0) - this.pointerBiases.get(pointer.key)!);
       } else {
         this.emitValue(offset);
         // The verifier only trusts a bounds check when the variable offset plus the access stays within 0xffff.
         a.jumpIf(R0, ">", maximumPacketOffset - 4, this.exit(this.failLabel))
           .add64(R0, this.data).mov64(scratch, R0).add64(scratch, size).jumpIf(scratch, ">", this.dataEnd, this.exit(this.failLabel))
-          .load(type, target, R0, 0);
+          .load(narrow ? narrowTypes[narrow.size] : type, target, R0, narrow?.offset ?? 0);
+        this.scratchHolds = undefined;
       }
     }
+    if (narrow) return;
     if (size > 1 && !raw) a.toBigEndian(target, size === 2 ? 16 : 32);
   }
 
@@ -952,6 +1169,7 @@ class FilterCodeGenerator {
     const nextSlot = this.registerSlot(base + 2);
     const walkedSlot = this.registerSlot(base + 3);
     const offsetSlot = this.registerSlot(base + 1);
+    this.scratchHolds = undefined;
     this.emitValue(test.network);
     a.store("u64", R10, this.registerSlot(base), R0);
     const field = (delta: number): Value => ({ kind: "load", offset: { kind: "binary", operator: "+", left: network, right: { kind: "constant", value: delta } }, size: 1 });
@@ -975,6 +1193,7 @@ class FilterCodeGenerator {
     const authentication = this.newLabel("chain_ah");
     const done = this.newLabel("chain_done");
     a.label(loop);
+    this.scratchHolds = undefined;
     // The interpreter has no loop budget; the kernel's (millions of iterations) is never reached before the byte limit.
     if (!this.interpreter) a.mayGoto(this.options.undecidedValue !== undefined ? this.exit(this.undecidedLabel) : done);
     a.load("u64", R0, R10, nextSlot);
@@ -1004,6 +1223,7 @@ class FilterCodeGenerator {
       a.jump(loop);
     }
     a.label(done).load("u64", R0, R10, nextSlot);
+    this.scratchHolds = undefined;
   }
 }
 

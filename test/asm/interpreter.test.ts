@@ -220,3 +220,27 @@ test("bad arguments are UsageErrors", () => {
   assert.throws(() => new Interpreter(program).run(undefined, { registers: { 7: 1 } as never }), /r7 cannot be set/);
   assert.throws(() => new Interpreter(program).run(undefined, { registers: { 1: 1.5 } }), /must be an integer/);
 });
+
+test("a context run with a linear length: data_end stops there until skb_pull_data (packetHelpers) moves it; pulling past skb->len fails", async () => {
+  const { packetHelpers, socketBufferContext } = await import("../../src/asm/contexts.js");
+  // r0 = data_end - data before, then (r6) after bpf_skb_pull_data(ctx, r7), plus the helper's result in the upper bits.
+  const program = (pull: number) => new Assembler()
+    .mov64(R6, R1)
+    .load("u32", R2, R1, 76).load("u32", R3, R1, 80).sub64(R3, R2).store("u64", R10, -8, R3)
+    .mov64(R2, pull).call("skb_pull_data").store("u64", R10, -16, R0)
+    .load("u32", R2, R6, 76).load("u32", R0, R6, 80).sub64(R0, R2)
+    .load("u64", R3, R10, -8).leftShift64(R3, 16).or64(R0, R3)
+    .load("u64", R3, R10, -16).leftShift64(R3, 32).or64(R0, R3)
+    .exit().finish().instructions;
+  const packet = new Uint8Array(100);
+  const run = (pull: number, linearLength?: number) => {
+    const value = new Interpreter(program(pull), { helpers: packetHelpers }).run(packet, { context: socketBufferContext(), linearLength }).returnValue;
+    return { before: Number((value >> 16n) & 0xffffn), after: Number(value & 0xffffn), result: BigInt.asIntN(32, value >> 32n) };
+  };
+  assert.deepEqual(run(60, 20), { before: 20, after: 60, result: 0n });
+  assert.deepEqual(run(10, 20), { before: 20, after: 20, result: 0n }, "pulling less than the linear part changes nothing");
+  assert.deepEqual(run(0, 20), { before: 20, after: 20, result: 0n }, "0 pulls nothing");
+  assert.deepEqual(run(101, 20), { before: 20, after: 20, result: -12n }, "-ENOMEM past skb->len");
+  assert.deepEqual(run(60), { before: 100, after: 100, result: 0n }, "linear by default");
+  assert.throws(() => new Interpreter(program(0), { helpers: packetHelpers }).run(packet, { context: socketBufferContext(), linearLength: -1 }), UsageError);
+});
