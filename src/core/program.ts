@@ -10,7 +10,7 @@ import { patchMapReferences, type AssembledProgram } from "../asm/assembler.js";
 import "./verifier-report.js";
 // The program-type probe is features' (which uses only the sys layer): one probe answers both `netbpf features` and a failed load.
 import { probeMayGoto, probeProgramType, probeSupport } from "../features/features.js";
-import { describeValue, expectInteger, expectObject } from "../sys/argument-checks.js";
+import { describeValue, expectInstance, expectInteger, expectObject } from "../sys/argument-checks.js";
 
 /** Where a program's instructions come from: raw bytes, a list, or the Assembler's output with map references. */
 export type InstructionSource = Buffer | readonly Instruction[] | Pick<AssembledProgram, "instructions" | "references">;
@@ -86,6 +86,11 @@ export type { TestRunResult };
 function usesMayGoto(instructions: Buffer): boolean {
   for (let offset = 0; offset < instructions.length; offset += 8) if (instructions[offset] === 0xe5) return true;
   return false;
+}
+
+/** Checks that `program` is a loaded Program (for the functions that attach or run one). */
+export function expectProgram(operation: string, program: unknown, name = "program"): Program {
+  return expectInstance(operation, name, program, Program, "a Program (from Program.load or a Collection)");
 }
 
 /** A loaded program. Owns its file descriptor (pin, close and `using` come from FdOwner). */

@@ -56,9 +56,9 @@ export function expectArray<T>(operation: string, name: string, value: unknown, 
 }
 
 /** An instance of a class; `what` says where one comes from ("a Program (from Program.load)"). */
-export function expectInstance<T>(operation: string, name: string, value: unknown, type: abstract new (...args: never[]) => T, what = `a ${type.name}`): T {
+export function expectInstance<T>(operation: string, name: string, value: unknown, type: Function & { prototype: T }, what = `a ${type.name}`): T {
   if (!(value instanceof type)) throw new UsageError(operation, `${name} must be ${what}, got ${describeValue(value)}`);
-  return value;
+  return value as T;
 }
 
 /** One of a fixed set of values (strings or numbers). */
