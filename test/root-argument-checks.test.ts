@@ -90,10 +90,6 @@ const notYetChecked = new Set<string>([
   "zeekConnHeader",
   "zeekConnLine",
   // src/balancer
-  "balancerProgram",
-  "LoadBalancer",
-  "maglevDisruption",
-  "maglevTable",
   // src/btf
   "alignmentOf",
   "applyCoreRelocation",
