@@ -24,6 +24,8 @@
  */
 import { Assembler, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, type AssembledProgram } from "../asm/assembler.js";
 import { bytes, struct, u16, u16be, u32, u64, type Codec } from "../core/codec.js";
+import { describeValue, expectInteger, expectObject, expectOneOf } from "../sys/argument-checks.js";
+import { UsageError } from "../sys/errors.js";
 
 export type BalancerProtocol = "tcp" | "udp";
 export type BalancerMode = "nat" | "dsr";
@@ -147,6 +149,18 @@ function portAsLoaded(port: number): number {
 }
 
 export function balancerProgram(options: BalancerProgramOptions): AssembledProgram {
+  const operation = "generate balancer program";
+  expectObject(operation, "options", options);
+  if (!(options.vip instanceof Uint8Array) || (options.vip.length !== 4 && options.vip.length !== 16)) {
+    throw new UsageError(operation, `options.vip must be a 4- or 16-byte Buffer, got ${describeValue(options.vip)}`);
+  }
+  expectInteger(operation, "options.port", options.port, 0, 0xffff);
+  expectOneOf(operation, "options.protocol", options.protocol, ["tcp", "udp"]);
+  expectOneOf(operation, "options.mode", options.mode, ["nat", "dsr"]);
+  expectInteger(operation, "options.tableSize", options.tableSize, 1);
+  expectObject(operation, "options.natPorts", options.natPorts);
+  expectInteger(operation, "options.natPorts.first", options.natPorts.first, 1, 0xffff);
+  expectInteger(operation, "options.natPorts.last", options.natPorts.last, options.natPorts.first, 0xffff);
   const ipv6 = options.vip.length === 16;
   const protocolNumber = options.protocol === "tcp" ? 6 : 17;
   const checksumOffset = options.protocol === "tcp" ? 16 : 6;

@@ -10,9 +10,10 @@ import { Program } from "../core/program.js";
 import { attachTcx } from "../link/tcx.js";
 import { MapType, ProgramType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
+import { expectInstance, expectObject } from "../sys/argument-checks.js";
 import { libcIfNameToIndex } from "../sys/libc.js";
 import { lookupRoute } from "../sys/route-lookup.js";
-import { StateStore, type StateComponent } from "../state/state-store.js";
+import { StateComponent, StateStore } from "../state/state-store.js";
 import {
   backendEntryCodec, backendStatsCodec, balancerMapNames, balancerProgram, BackendState, conntrackCodec, controlCodec, droppedSlot,
   flowKeyCodec, maximumBackends, noBackend, reverseCodec, type BalancerMode, type BalancerProtocol, type BackendStats,
@@ -188,6 +189,9 @@ export class LoadBalancer {
   #config: BalancerConfig;
 
   private constructor(component: StateComponent, config: BalancerConfig) {
+    // Not for users: LoadBalancer.create and open construct balancers.
+    expectInstance("construct LoadBalancer", "component", component, StateComponent, "a StateComponent (use LoadBalancer.create or LoadBalancer.open)");
+    expectObject("construct LoadBalancer", "config", config);
     this.component = component;
     this.#config = config;
   }
@@ -210,6 +214,7 @@ export class LoadBalancer {
    * any failure nothing stays installed.
    */
   static create(options: LoadBalancerOptions): LoadBalancer {
+    expectObject(operation, "options", options);
     const protocol = checkProtocol(options.protocol ?? "tcp");
     const mode = options.mode ?? "nat";
     if (mode !== "nat" && mode !== "dsr") throw new UsageError(operation, `mode must be nat or dsr, got ${JSON.stringify(mode)}`);

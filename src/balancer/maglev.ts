@@ -5,6 +5,8 @@
  * changes little more than the 1/N of slots it owned.
  */
 import { createHash } from "node:crypto";
+import { expectArray, expectInstance, expectObject, expectString } from "../sys/argument-checks.js";
+import { UsageError } from "../sys/errors.js";
 
 export interface MaglevBackend {
   /** Stable identity of the backend (its address and port): the permutation depends on it alone. */
@@ -34,12 +36,16 @@ function hashes(key: string): [number, number] {
  * slots as its weight, so its share is proportional to the weight.
  */
 export function maglevTable(backends: readonly MaglevBackend[], size = defaultMaglevTableSize): Int32Array {
-  if (!isPrime(size)) throw new RangeError(`the Maglev table size must be prime, got ${size}`);
+  const operation = "build Maglev table";
+  expectArray(operation, "backends", backends);
+  if (!isPrime(size)) throw new UsageError(operation, `the Maglev table size must be prime, got ${size}`);
+  backends.forEach((backend, index) => {
+    expectObject(operation, `backends[${index}]`, backend);
+    expectString(operation, `backends[${index}].key`, backend.key);
+    if (!Number.isInteger(backend.weight) || backend.weight < 1) throw new UsageError(operation, `backends[${index}] (${backend.key}): weight must be a positive integer, got ${backend.weight}`);
+  });
   const table = new Int32Array(size).fill(-1);
   if (backends.length === 0) return table;
-  for (const backend of backends) {
-    if (!Number.isInteger(backend.weight) || backend.weight < 1) throw new RangeError(`backend ${backend.key}: weight must be a positive integer, got ${backend.weight}`);
-  }
   const offsets: number[] = [];
   const skips: number[] = [];
   for (const backend of backends) {
@@ -67,7 +73,12 @@ export function maglevTable(backends: readonly MaglevBackend[], size = defaultMa
 
 /** Fraction of slots whose backend differs between two tables of one size (by backend key). */
 export function maglevDisruption(before: Int32Array, beforeKeys: readonly string[], after: Int32Array, afterKeys: readonly string[]): number {
-  if (before.length !== after.length) throw new RangeError("tables of different sizes");
+  const operation = "measure Maglev disruption";
+  expectInstance(operation, "before", before, Int32Array, "a Maglev table (an Int32Array from maglevTable)");
+  expectArray(operation, "beforeKeys", beforeKeys);
+  expectInstance(operation, "after", after, Int32Array, "a Maglev table (an Int32Array from maglevTable)");
+  expectArray(operation, "afterKeys", afterKeys);
+  if (before.length !== after.length) throw new UsageError(operation, `before and after must be tables of one size, got ${before.length} and ${after.length} slots`);
   let moved = 0;
   for (let i = 0; i < before.length; i++) {
     if (beforeKeys[before[i]!] !== afterKeys[after[i]!]) moved++;

@@ -3,11 +3,23 @@
  * values and back. A codec writes into and reads from a caller's buffer at an
  * offset, so batch operations encode many elements without copies.
  */
+import { describeValue, expectInteger, expectObject } from "../sys/argument-checks.js";
+import { UsageError } from "../sys/errors.js";
+
 export interface Codec<T> {
   /** Size in bytes of one encoded value. */
   readonly size: number;
   encode(value: T, target: Buffer, offset: number): void;
   decode(source: Buffer, offset: number): T;
+}
+
+/** A codec: an object with a byte size and encode/decode functions. */
+function expectCodec<T>(operation: string, name: string, value: unknown): Codec<T> {
+  const codec = value as Partial<Codec<T>> | null | undefined;
+  if (typeof codec?.size !== "number" || typeof codec.encode !== "function" || typeof codec.decode !== "function") {
+    throw new UsageError(operation, `${name} must be a codec (an object with size, encode and decode, e.g. u32 or struct({…})), got ${describeValue(value)}`);
+  }
+  return codec as Codec<T>;
 }
 
 function integer<T>(size: number, encode: Codec<T>["encode"], decode: Codec<T>["decode"]): Codec<T> {
@@ -26,6 +38,7 @@ export const u32be = integer<number>(4, (v, b, o) => void b.writeUInt32BE(v >>> 
 
 /** Raw bytes of a fixed size; decode copies so the result outlives the batch buffer. */
 export function bytes(size: number): Codec<Buffer> {
+  expectInteger("bytes codec", "size", size, 0);
   return {
     size,
     encode(value, target, offset) {
@@ -55,6 +68,7 @@ export const ipv4: Codec<string> = {
 
 /** A NUL-padded string of fixed width (e.g. a task comm). */
 export function cString(size: number): Codec<string> {
+  expectInteger("cString codec", "size", size, 1);
   return {
     size,
     encode(value, target, offset) {
@@ -79,6 +93,16 @@ type StructValue<F extends Fields> = {
  * natural alignment (as clang does); `size` defaults to the aligned end.
  */
 export function struct<F extends Fields>(fields: F, size?: number): Codec<StructValue<F>> {
+  const operation = "struct codec";
+  expectObject(operation, "fields", fields);
+  if (Object.keys(fields).length === 0) throw new UsageError(operation, "fields must name at least one field, got {}");
+  for (const [name, field] of Object.entries(fields)) {
+    if (typeof field === "object" && field !== null && "codec" in field) {
+      expectCodec(operation, `fields.${name}.codec`, field.codec);
+      expectInteger(operation, `fields.${name}.offset`, field.offset, 0);
+    } else expectCodec(operation, `fields.${name}`, field);
+  }
+  if (size !== undefined) expectInteger(operation, "size", size, 0);
   const layout: { name: string; offset: number; codec: Codec<any> }[] = [];
   let end = 0;
   let maxAlign = 1;
@@ -113,6 +137,8 @@ function largestPowerOfTwoDividing(n: number): number {
 
 /** A fixed-length array of one element codec. */
 export function array<T>(element: Codec<T>, length: number): Codec<T[]> {
+  expectCodec("array codec", "element", element);
+  expectInteger("array codec", "length", length, 0);
   return {
     size: element.size * length,
     encode(value, target, offset) {
@@ -134,6 +160,7 @@ export interface LpmKey {
 }
 
 export function lpmKey(addressSize: number): Codec<LpmKey> {
+  expectInteger("lpmKey codec", "addressSize", addressSize, 1);
   return {
     size: 4 + addressSize,
     encode(value, target, offset) {
@@ -148,6 +175,7 @@ export function lpmKey(addressSize: number): Codec<LpmKey> {
 }
 
 export function encodeToBuffer<T>(codec: Codec<T>, value: T): Buffer {
+  expectCodec("encode value", "codec", codec);
   const buffer = Buffer.alloc(codec.size);
   codec.encode(value, buffer, 0);
   return buffer;

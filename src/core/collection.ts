@@ -12,6 +12,7 @@ import { AttachType, MapFlag, MapType, ProgramType } from "../sys/bpf-constants.
 import { btfLoad, objectGet } from "../sys/bpf.js";
 import { btfForKernel } from "./btf-support.js";
 import { VerifierError, NetbpfError, UsageError } from "../sys/errors.js";
+import { expectInteger, expectObject } from "../sys/argument-checks.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
 import { BpfMap, type MapSpec } from "./map.js";
 import { Program, type ProgramLoadOptions } from "./program.js";
@@ -68,6 +69,10 @@ export class Collection {
   readonly #btf: FileDescriptor | undefined;
 
   private constructor(programs: Record<string, Program>, maps: Record<string, BpfMap>, btf: FileDescriptor | undefined, report: CollectionLoadReport) {
+    // Not for users: Collection.load constructs collections.
+    expectObject("construct Collection", "programs", programs);
+    expectObject("construct Collection", "maps", maps);
+    expectObject("construct Collection", "report", report);
     this.programs = programs;
     this.maps = maps;
     this.#btf = btf;
@@ -178,6 +183,9 @@ function effectiveFlags(spec: CollectionMapSpec): number {
  * are rounded up to a power-of-2 number of pages.
  */
 export function kernelMaxEntries(spec: Pick<CollectionMapSpec, "type" | "maxEntries">): number {
+  expectObject("kernel max entries", "spec", spec);
+  expectInteger("kernel max entries", "spec.type", spec.type, 0);
+  expectInteger("kernel max entries", "spec.maxEntries", spec.maxEntries, 0);
   if (spec.type === MapType.PerfEventArray && spec.maxEntries === 0) return possibleCpuCount();
   if ((spec.type === MapType.Ringbuf || spec.type === MapType.UserRingbuf) && spec.maxEntries > 0) {
     const page = pageSize();

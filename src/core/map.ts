@@ -123,6 +123,9 @@ export class BpfMap<K = Buffer, V = Buffer, E extends V | V[] = V | V[]> extends
   readonly #value: Buffer;
 
   private constructor(fd: number, info: { type: MapType; name: string; keySize: number; valueSize: number; maxEntries: number; flags: number }, key?: Codec<K>, value?: Codec<V>) {
+    // Not for users: BpfMap.create, openPinned, fromId and fromFd construct maps.
+    expectInteger("construct BpfMap", "fd", fd, 0);
+    expectObject("construct BpfMap", "info", info);
     super();
     this.fd = new FileDescriptor(fd);
     this.type = info.type;

@@ -10,7 +10,7 @@ import { patchMapReferences, type AssembledProgram } from "../asm/assembler.js";
 import "./verifier-report.js";
 // The program-type probe is features' (which uses only the sys layer): one probe answers both `netbpf features` and a failed load.
 import { probeMayGoto, probeProgramType, probeSupport } from "../features/features.js";
-import { expectInteger, expectObject } from "../sys/argument-checks.js";
+import { describeValue, expectInstance, expectInteger, expectObject } from "../sys/argument-checks.js";
 
 /** Where a program's instructions come from: raw bytes, a list, or the Assembler's output with map references. */
 export type InstructionSource = Buffer | readonly Instruction[] | Pick<AssembledProgram, "instructions" | "references">;
@@ -55,6 +55,10 @@ export function encodeInstructions(source: InstructionSource, maps: ProgramLoadO
   if (Buffer.isBuffer(source)) return source;
   if (Array.isArray(source)) return encode(source as readonly Instruction[]);
   const program = source as Pick<AssembledProgram, "instructions" | "references">;
+  if (!Array.isArray(program?.instructions) || !Array.isArray(program.references)) {
+    throw new UsageError("encode instructions", `source must be encoded instructions (a Buffer), an array of instructions or an assembled program, got ${describeValue(source)}`);
+  }
+  expectObject("encode instructions", "maps", maps);
   if (program.references.length === 0) return encode(program.instructions);
   const fds: Record<string, number> = {};
   const entries = maps instanceof Map ? [...maps.entries()] : Object.entries(maps as Record<string, MapHandle>);
@@ -84,6 +88,11 @@ function usesMayGoto(instructions: Buffer): boolean {
   return false;
 }
 
+/** Checks that `program` is a loaded Program (for the functions that attach or run one). */
+export function expectProgram(operation: string, program: unknown, name = "program"): Program {
+  return expectInstance(operation, name, program, Program, "a Program (from Program.load or a Collection)");
+}
+
 /** A loaded program. Owns its file descriptor (pin, close and `using` come from FdOwner). */
 export class Program extends FdOwner {
   readonly fd: FileDescriptor;
@@ -93,6 +102,9 @@ export class Program extends FdOwner {
   readonly verifierLog: string;
 
   private constructor(fd: number, type: ProgramType, name: string, verifierLog = "") {
+    // Not for users: Program.load, openPinned, fromId and fromFd construct programs.
+    expectInteger("construct Program", "fd", fd, 0);
+    expectInteger("construct Program", "type", type, 0);
     super();
     this.fd = new FileDescriptor(fd);
     this.type = type;

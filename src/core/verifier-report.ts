@@ -1,4 +1,5 @@
 import { VerifierError } from "../sys/errors.js";
+import { expectInstance, expectObject, expectString } from "../sys/argument-checks.js";
 import { parseRegisterState, parseVerifierLog, type LogEntry, type SourceLine } from "../sys/verifier-log.js";
 
 /** What kind of mistake the verifier found, as a stable identifier. */
@@ -280,6 +281,9 @@ export class VerifierReport {
   readonly loop: { first: number; last: number } | undefined;
 
   private constructor(fields: Omit<VerifierReport, "format" | "toJSON">) {
+    // Not for users: VerifierReport.fromError and fromLog build reports.
+    expectObject("construct VerifierReport", "fields", fields);
+    expectString("construct VerifierReport", "fields.message", fields.message);
     this.category = fields.category;
     this.title = fields.title;
     this.explanation = fields.explanation;
@@ -484,11 +488,14 @@ Object.defineProperty(VerifierError.prototype, "report", {
 
 /** The report of a VerifierError (see VerifierReport). */
 export function verifierReport(error: VerifierError, options: VerifierReportOptions = {}): VerifierReport {
+  expectInstance("verifier report", "error", error, VerifierError, "a VerifierError (thrown by Program.load)");
+  expectObject("verifier report", "options", options);
   return VerifierReport.fromError(error, { lineInfo: error.lineInfo, ...options });
 }
 
 /** The readable report of a VerifierError, or undefined for any other error. */
 export function formatVerifierError(error: unknown, options: VerifierReportOptions = {}): string | undefined {
+  expectObject("format verifier error", "options", options);
   return error instanceof VerifierError ? VerifierReport.fromError(error, { lineInfo: error.lineInfo, ...options }).format() : undefined;
 }
 

@@ -6,6 +6,7 @@ import { isIPv4, isIPv6 } from "node:net";
 import { lpmKey, type LpmKey } from "../core/codec.js";
 import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
 import { UsageError } from "../sys/errors.js";
+import { expectBytes, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 
 export type AddressFamily = 4 | 6;
 
@@ -54,7 +55,10 @@ function ipv6Bytes(text: string): Buffer {
  * under the mask are an error (10.1.0.0/8 is probably a typing mistake).
  * Throws a UsageError naming `what` (e.g. "line 12").
  */
-export function parseAddressPrefix(text: string, what = "address"): AddressPrefix {
+export function parseAddressPrefix(address: string, what = "address"): AddressPrefix {
+  expectString("parse address", "address", address);
+  expectString("parse address", "what", what);
+  const text = address;
   const trimmed = text.trim();
   const slash = trimmed.indexOf("/");
   const addressText = slash < 0 ? trimmed : trimmed.slice(0, slash);
@@ -71,9 +75,9 @@ export function parseAddressPrefix(text: string, what = "address"): AddressPrefi
     }
     prefixLength = Number(lengthText);
   }
-  const address = family === 4 ? ipv4Bytes(addressText) : ipv6Bytes(addressText);
-  const masked = maskAddress(address, prefixLength);
-  if (!masked.equals(address)) {
+  const bytes = family === 4 ? ipv4Bytes(addressText) : ipv6Bytes(addressText);
+  const masked = maskAddress(bytes, prefixLength);
+  if (!masked.equals(bytes)) {
     throw new UsageError("parse address", `${what}: ${JSON.stringify(text)} has host bits set under /${prefixLength}`, `did you mean ${formatAddressPrefix({ family, address: masked, prefixLength })}?`);
   }
   return { family, address: masked, prefixLength };
@@ -93,6 +97,10 @@ export function formatAddress(family: AddressFamily, address: Buffer): string {
 }
 
 export function formatAddressPrefix(prefix: AddressPrefix): string {
+  expectObject("format address prefix", "prefix", prefix);
+  expectOneOf("format address prefix", "prefix.family", prefix.family, [4, 6]);
+  expectBytes("format address prefix", "prefix.address", prefix.address);
+  expectInteger("format address prefix", "prefix.prefixLength", prefix.prefixLength, 0, prefix.family === 4 ? 32 : 128);
   const text = formatAddress(prefix.family, prefix.address);
   return prefix.prefixLength === (prefix.family === 4 ? 32 : 128) ? text : `${text}/${prefix.prefixLength}`;
 }
@@ -102,9 +110,11 @@ export function prefixKey(prefix: AddressPrefix): LpmKey {
 }
 
 /** Parses a blocklist: one address or prefix per line; `#` starts a comment; blank lines are skipped. */
-export function parseAddressList(text: string, source = "list"): AddressPrefix[] {
+export function parseAddressList(list: string, source = "list"): AddressPrefix[] {
+  expectString("parse address list", "list", list);
+  expectString("parse address list", "source", source);
   const out: AddressPrefix[] = [];
-  const lines = text.split(/\r?\n/);
+  const lines = list.split(/\r?\n/);
   lines.forEach((line, index) => {
     const content = line.replace(/[#;].*$/, "").trim();
     if (content.length === 0) return;

@@ -24,7 +24,8 @@
  */
 import { Assembler, R0, R1, R2, R3, R4, R6, R7, R8, R10, type AssembledProgram } from "../asm/assembler.js";
 import { bytes, struct, u32, u64, u8, u16 } from "../core/codec.js";
-import { emitMatchCheck, FilterSubprograms } from "./match-code.js";
+import { emitMatchCheck, expectProgramRules, FilterSubprograms } from "./match-code.js";
+import { expectObject, expectOneOf } from "../sys/argument-checks.js";
 import { emitPacketFields, FieldSlot, type PacketHook } from "./packet-fields.js";
 import type { TrafficMatch } from "./traffic-match.js";
 
@@ -98,6 +99,10 @@ function hasConditions(match: TrafficMatch): boolean {
 }
 
 export function firewallProgram(options: FirewallProgramOptions): AssembledProgram {
+  expectObject("generate firewall program", "options", options);
+  expectOneOf("generate firewall program", "options.hook", options.hook, ["xdp", "tc"]);
+  expectProgramRules("generate firewall program", "options.rules", options.rules);
+  expectOneOf("generate firewall program", "options.defaultAction", options.defaultAction, ["block", "allow"]);
   const { hook, rules } = options;
   const a = new Assembler();
   const subprograms = new FilterSubprograms(hook);

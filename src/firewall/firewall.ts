@@ -15,7 +15,7 @@ import { statSync } from "node:fs";
 import { BpfMap } from "../core/map.js";
 import type { Program } from "../core/program.js";
 import { MapFlag, MapType, UpdateFlag } from "../sys/bpf-constants.js";
-import { expectObject, expectString } from "../sys/argument-checks.js";
+import { expectArray, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { interfaceIndex } from "../sys/socket.js";
 import { StateStore, type StateAttachment, type StateComponent } from "../state/state-store.js";
@@ -665,6 +665,10 @@ function summarise(config: FirewallConfig): string {
 
 /** Text for a rule's match, as `netbpf rules` shows it. */
 export function describeRule(rule: StoredRule): string {
+  expectObject("describe rule", "rule", rule);
+  expectInteger("describe rule", "rule.addressCount", rule.addressCount, 0);
+  expectArray("describe rule", "rule.addressSample", rule.addressSample);
+  expectObject("describe rule", "rule.match", rule.match);
   const parts: string[] = [];
   if (rule.addressCount > 0) {
     parts.push(rule.addressCount <= 3 ? rule.addressSample.slice(0, 3).join(",") : `${rule.addressSample.slice(0, 2).join(",")},… (${rule.addressCount} prefixes)`);

@@ -7,7 +7,8 @@
  * so the qdisc that follows sees the marks.
  */
 import { Assembler, R0, R1, R2, R3, R4, R5, R6, R10, type AssembledProgram } from "../asm/assembler.js";
-import { emitMatchCheck, FilterSubprograms } from "./match-code.js";
+import { emitMatchCheck, expectProgramRules, FilterSubprograms } from "./match-code.js";
+import { expectObject } from "../sys/argument-checks.js";
 import { emitPacketFields, FieldSlot } from "./packet-fields.js";
 import type { TrafficMatch } from "./traffic-match.js";
 
@@ -76,6 +77,8 @@ function emitDscp(a: Assembler, dscp: number, done: string): void {
 }
 
 export function markerProgram(rules: readonly ProgramMarkRule[]): AssembledProgram {
+  expectProgramRules("generate marker program", "rules", rules);
+  rules.forEach((rule, index) => expectObject("generate marker program", `rules[${index}].actions`, rule.actions));
   const a = new Assembler();
   const subprograms = new FilterSubprograms("tc");
   a.mov64(R6, R1);

@@ -8,6 +8,7 @@ import { u32 } from "../core/codec.js";
 import type { BpfMap } from "../core/map.js";
 import { MapType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
+import { expectInstance, expectObject, expectString } from "../sys/argument-checks.js";
 import { StateStore, type StateAttachment } from "../state/state-store.js";
 import { ruleCounter } from "./firewall-program.js";
 import { HookedComponent, type HookedComponentDefinition } from "./hooked-component.js";
@@ -56,7 +57,8 @@ const dscpNames: Record<string, number> = {
   af11: 10, af12: 12, af13: 14, af21: 18, af22: 20, af23: 22, af31: 26, af32: 28, af33: 30, af41: 34, af42: 36, af43: 38,
 };
 
-export function parseDscp(text: string): number {
+export function parseDscp(dscp: string): number {
+  const text = expectString("parse dscp", "dscp", dscp);
   const lower = text.trim().toLowerCase();
   if (Object.hasOwn(dscpNames, lower)) return dscpNames[lower]!;
   const value = /^(0x[0-9a-f]+|\d+)$/.test(lower) ? Number(lower) : NaN;
@@ -65,7 +67,8 @@ export function parseDscp(text: string): number {
 }
 
 /** tc class ids "1:2" (hex major:minor, as tc writes them) or a plain number. */
-export function parsePriority(text: string): number {
+export function parsePriority(priority: string): number {
+  const text = expectString("parse priority", "priority", priority);
   const trimmed = text.trim();
   const classId = /^([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(trimmed);
   if (classId) return ((parseInt(classId[1]!, 16) << 16) | parseInt(classId[2]!, 16)) >>> 0;
@@ -73,7 +76,8 @@ export function parsePriority(text: string): number {
   throw new UsageError("parse priority", `priority must be a tc class id like 1:2 or a number 0-4294967295, got ${JSON.stringify(text)}`);
 }
 
-export function parseFwmark(text: string): number {
+export function parseFwmark(fwmark: string): number {
+  const text = expectString("parse fwmark", "fwmark", fwmark);
   const trimmed = text.trim();
   if (/^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(trimmed) && Number(trimmed) <= 0xffffffff) return Number(trimmed);
   throw new UsageError("parse fwmark", `fwmark must be a number 0-4294967295 (or 0x…), got ${JSON.stringify(text)}`);
@@ -88,6 +92,9 @@ export function describeMarkActions(actions: MarkActions): string {
 }
 
 export function describeMark(rule: MarkRule): string {
+  expectObject("describe mark", "rule", rule);
+  expectObject("describe mark", "rule.match", rule.match);
+  expectObject("describe mark", "rule.actions", rule.actions);
   return `${describeTrafficMatch(rule.match).join(" ") || "all traffic"} → ${describeMarkActions(rule.actions)}`;
 }
 
@@ -106,6 +113,7 @@ export class Marker {
   readonly interfaceName: string;
 
   private constructor(component: HookedComponent<MarkerConfig>) {
+    expectInstance("construct Marker", "component", component, HookedComponent, "a HookedComponent (use Marker.open)");
     this.#component = component;
     this.interfaceName = component.interfaceName;
   }

@@ -4,9 +4,24 @@
  * generates them; they take the context in r1 and keep r6–r9).
  */
 import { Assembler, R0, R1, R2, R6, R10 } from "../asm/assembler.js";
+import { expectArray, expectInteger, expectObject } from "../sys/argument-checks.js";
 import { generateFilterSubprogram } from "../filter/generate-filter-program.js";
 import { FieldSlot, type PacketHook } from "./packet-fields.js";
 import { compileMatchExpression, type TrafficMatch } from "./traffic-match.js";
+
+/**
+ * Checks the rule list a program generator was given: an array of objects,
+ * each with an integer slot and a match object (what every generator reads).
+ */
+export function expectProgramRules<Rule extends { slot: number; match: TrafficMatch }>(operation: string, name: string, rules: unknown): readonly Rule[] {
+  expectArray(operation, name, rules);
+  (rules as unknown[]).forEach((rule, index) => {
+    expectObject(operation, `${name}[${index}]`, rule);
+    expectInteger(operation, `${name}[${index}].slot`, (rule as Rule).slot, 0);
+    expectObject(operation, `${name}[${index}].match`, (rule as Rule).match);
+  });
+  return rules as readonly Rule[];
+}
 
 /** Collects filter subprograms while the main program is written; append them after its last exit. */
 export class FilterSubprograms {

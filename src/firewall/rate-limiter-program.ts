@@ -16,7 +16,8 @@
  */
 import { Assembler, R0, R1, R2, R3, R4, R6, R7, R8, R10, type AssembledProgram } from "../asm/assembler.js";
 import { struct, u32, u64, bytes } from "../core/codec.js";
-import { emitMatchCheck, FilterSubprograms } from "./match-code.js";
+import { emitMatchCheck, expectProgramRules, FilterSubprograms } from "./match-code.js";
+import { expectInteger, expectOneOf } from "../sys/argument-checks.js";
 import { emitPacketFields, FieldSlot } from "./packet-fields.js";
 import { emitCookieAckCheck, emitCookieAnswer } from "./syn-cookie-code.js";
 import type { PortRange, TrafficMatch } from "./traffic-match.js";
@@ -62,6 +63,12 @@ export function capacityOf(rule: Pick<ProgramLimitRule, "unit" | "rate" | "burst
 }
 
 export function rateLimiterProgram(rules: readonly ProgramLimitRule[]): AssembledProgram {
+  expectProgramRules("generate rate limiter program", "rules", rules);
+  rules.forEach((rule, index) => {
+    expectOneOf("generate rate limiter program", `rules[${index}].unit`, rule.unit, ["packets", "bits"]);
+    expectInteger("generate rate limiter program", `rules[${index}].rate`, rule.rate, 1);
+    expectInteger("generate rate limiter program", `rules[${index}].burst`, rule.burst, 1);
+  });
   const a = new Assembler();
   const subprograms = new FilterSubprograms("tc");
   a.mov64(R6, R1);

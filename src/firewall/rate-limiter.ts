@@ -11,6 +11,7 @@ import { u32 } from "../core/codec.js";
 import type { BpfMap } from "../core/map.js";
 import { MapType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
+import { expectInstance, expectObject, expectString } from "../sys/argument-checks.js";
 import { probeHelper } from "../features/features.js";
 import { helperIds } from "../asm/helpers.js";
 import { cookieCounter, cookieMapName, synCookieHelpers } from "./syn-cookie-code.js";
@@ -116,7 +117,8 @@ const rateUnits: Record<string, { unit: RateUnit; factor: number }> = {
 export const rateLimits: Record<RateUnit, [number, number]> = { packets: [1, 100_000_000], bits: [8_000, 100e9] };
 
 /** Parses "1000pps", "2mbit", "500kbit", "1gbit"; out-of-range rates are usage errors. */
-export function parseRate(text: string): Rate {
+export function parseRate(rate: string): Rate {
+  const text = expectString("parse rate", "rate", rate);
   const match = /^\s*(\d+(?:\.\d+)?)\s*(pps|\/s|bit|bps|kbit|mbit|gbit)\s*$/i.exec(text);
   if (!match) throw new UsageError("parse rate", `${JSON.stringify(text)} is not a rate`, "write e.g. 1000pps, 500kbit, 2mbit or 1gbit");
   const { unit, factor } = rateUnits[match[2]!.toLowerCase()]!;
@@ -174,6 +176,10 @@ function definition(maximumSources: number): HookedComponentDefinition<LimiterCo
 }
 
 export function describeLimit(rule: LimitRule): string {
+  expectObject("describe limit", "rule", rule);
+  if (rule.kind === "syn-guard") expectObject("describe limit", "rule.synPorts", rule.synPorts);
+  else expectObject("describe limit", "rule.match", rule.match);
+  expectObject("describe limit", "rule.rate", rule.rate);
   const what = rule.kind === "syn-guard" ? `SYN to port ${formatPortRange(rule.synPorts!)}` : describeTrafficMatch(rule.match).join(" ") || "all traffic";
   const mode = rule.synMode === "cookies" ? ", answered with SYN cookies" : rule.kind === "syn-guard" ? ", no SYN cookies" : "";
   return `${what} ≤ ${formatRate(rule.rate)} per source (burst ${rule.burst})${mode}`;
@@ -227,6 +233,7 @@ export class RateLimiter {
   readonly interfaceName: string;
 
   private constructor(component: HookedComponent<LimiterConfig>) {
+    expectInstance("construct RateLimiter", "component", component, HookedComponent, "a HookedComponent (use RateLimiter.open)");
     this.#component = component;
     this.interfaceName = component.interfaceName;
   }

@@ -1,12 +1,12 @@
 import { closeSync, constants, openSync } from "node:fs";
-import type { Program } from "../core/program.js";
+import { expectProgram, type Program } from "../core/program.js";
 import { AttachFlag, AttachType, ProgramType } from "../sys/bpf-constants.js";
 import { getFdById, linkCreate, programAttach, programDetach } from "../sys/bpf.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
 import { SyscallError, UsageError } from "../sys/errors.js";
 import { cgroupPath } from "../sys/cgroup.js";
 import { Link } from "./link.js";
-import { expectObject } from "../sys/argument-checks.js";
+import { expectInstance, expectInteger, expectObject } from "../sys/argument-checks.js";
 
 /** Friendly names of the cgroup hooks, with the program type each needs. */
 export const cgroupHooks = {
@@ -51,6 +51,9 @@ export class CgroupLink extends Link {
 
   /** @internal */
   constructor(fd: number | undefined, description: string, attachType: AttachType, cgroupFd?: number, program?: FileDescriptor) {
+    expectInteger("construct CgroupLink", "attachType", attachType, 0);
+    if (cgroupFd !== undefined) expectInteger("construct CgroupLink", "cgroupFd", cgroupFd, 0);
+    if (program !== undefined) expectInstance("construct CgroupLink", "program", program, FileDescriptor);
     super(fd, description);
     this.attachType = attachType;
     this.mechanism = fd === undefined ? "attach" : "link";
@@ -86,6 +89,7 @@ function resolveHook(value: CgroupHook | AttachType, operation: string): { attac
  * cgroup and its descendants.
  */
 export function attachCgroup(program: Program, options: CgroupOptions): CgroupLink {
+  expectProgram("attach cgroup", program);
   expectObject("attach cgroup", "the options", options);
   let operation = "attach cgroup program";
   const hook = resolveHook(options.attachType, operation);

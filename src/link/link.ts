@@ -7,6 +7,7 @@ import { FileDescriptor } from "../sys/file-descriptor.js";
 import { linkInfo, type LinkInfo } from "../sys/object-info.js";
 
 import { OwnedResources } from "../sys/owned-resources.js";
+import { expectInteger, expectString } from "../sys/argument-checks.js";
 /** Something closed along with a link (a perf event, a cgroup directory, …). */
 export type { Closable } from "../sys/owned-resources.js";
 
@@ -27,6 +28,8 @@ export class Link extends FdOwner {
   readonly description: string;
 
   protected constructor(fd: number | undefined, description: string) {
+    if (fd !== undefined) expectInteger("construct Link", "fd", fd, 0);
+    expectString("construct Link", "description", description);
     super();
     this.#fd = fd === undefined ? undefined : new FileDescriptor(fd);
     this.description = description;

@@ -1,5 +1,6 @@
 import { statSync } from "node:fs";
-import type { Program } from "../core/program.js";
+import { expectProgram, type Program } from "../core/program.js";
+import { expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { ProgramType } from "../sys/bpf-constants.js";
 import { SyscallError, UsageError } from "../sys/errors.js";
 import { RouteNetlink } from "../sys/netlink.js";
@@ -40,6 +41,8 @@ function namespaceKey(ifindex: number): string {
 }
 
 export function checkTcProgram(program: Program, operation: string): void {
+  expectString("check tc program", "operation", operation);
+  expectProgram(operation, program);
   if (program.type !== ProgramType.SchedCls && program.type !== ProgramType.SchedAct) {
     throw new UsageError(operation, `a tc program must be of type SchedCls, not ${ProgramType[program.type] ?? program.type}`, "load it with type ProgramType.SchedCls");
   }
@@ -61,6 +64,8 @@ export class NetlinkTcLink extends TcLink {
 
   /** @internal */
   constructor(ifindex: number, name: string, direction: TcDirection, filter: Filter, key: string, use: ClsactUse) {
+    expectInteger("construct NetlinkTcLink", "ifindex", ifindex, 1);
+    expectObject("construct NetlinkTcLink", "filter", filter);
     super(undefined, "netlink", ifindex, name, direction);
     this.#filter = filter;
     this.priority = filter.priority;
@@ -113,6 +118,8 @@ function hasFilters(netlink: RouteNetlink, ifindex: number): boolean {
  * filters are left on it.
  */
 export function attachNetlinkTc(program: Program, options: NetlinkTcOptions): NetlinkTcLink {
+  expectProgram("attach tc", program);
+  expectObject("attach tc", "options", options);
   const operation = `attach tc ${options.direction}`;
   checkTcProgram(program, operation);
   if (options.direction !== "ingress" && options.direction !== "egress") {

@@ -1,4 +1,5 @@
-import type { Program } from "../core/program.js";
+import { expectProgram, type Program } from "../core/program.js";
+import { expectInteger, expectString } from "../sys/argument-checks.js";
 import { ProgramType } from "../sys/bpf-constants.js";
 import { rawTracepointOpen } from "../sys/bpf.js";
 import { SyscallError, UsageError } from "../sys/errors.js";
@@ -10,6 +11,8 @@ export class RawTracepointLink extends Link {
 
   /** @internal */
   constructor(fd: number, name: string) {
+    expectInteger("construct RawTracepointLink", "fd", fd, 0);
+    expectString("construct RawTracepointLink", "name", name);
     super(fd, `raw tracepoint ${name}`);
     this.name = name;
   }
@@ -25,6 +28,8 @@ export class RawTracepointLink extends Link {
  * was loaded for; `name` must be that tracepoint's.
  */
 export function attachRawTracepoint(program: Program, name: string): RawTracepointLink {
+  expectProgram("attach raw tracepoint", program);
+  expectString("attach raw tracepoint", "name", name);
   const operation = `attach raw tracepoint ${name}`;
   if (program.type === ProgramType.Tracing) {
     // The kernel knows the target from the program's attach BTF id, and wants no name.

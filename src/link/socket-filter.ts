@@ -1,4 +1,5 @@
-import type { Program } from "../core/program.js";
+import { expectProgram, type Program } from "../core/program.js";
+import { expectInteger } from "../sys/argument-checks.js";
 import { ProgramType } from "../sys/bpf-constants.js";
 import { SyscallError, UsageError } from "../sys/errors.js";
 import { setSocketOptionInt, SocketLevel, SocketOption } from "../sys/socket.js";
@@ -45,6 +46,7 @@ export class SocketFilterLink extends Link {
 
   /** @internal */
   constructor(socket: SocketLike, fd: number) {
+    expectInteger("construct SocketFilterLink", "fd", fd, 0);
     super(undefined, `socket filter on descriptor ${fd}`);
     this.#socket = socket;
     this.socketDescriptor = fd;
@@ -84,6 +86,7 @@ function attachToDescriptor(program: Program, fd: number): void {
  */
 export function attachSocketFilter(program: Program, socket: SocketLike): SocketFilterLink {
   const operation = "attach socket filter";
+  expectProgram(operation, program);
   if (program.type !== ProgramType.SocketFilter) {
     throw new UsageError(operation, `a socket filter must be of type SocketFilter, not ${ProgramType[program.type] ?? program.type}`, "load it with type ProgramType.SocketFilter");
   }

@@ -1,4 +1,5 @@
 import { Link } from "./link.js";
+import { expectOneOf } from "../sys/argument-checks.js";
 
 export type TcDirection = "ingress" | "egress";
 export type TcMechanism = "tcx" | "netlink";
@@ -12,6 +13,8 @@ export class TcLink extends Link {
   readonly direction: TcDirection;
 
   protected constructor(fd: number | undefined, mechanism: TcMechanism, interfaceIndex: number, interfaceName: string, direction: TcDirection) {
+    expectOneOf("construct TcLink", "mechanism", mechanism, ["tcx", "netlink"]);
+    expectOneOf("construct TcLink", "direction", direction, ["ingress", "egress"]);
     super(fd, `${mechanism === "tcx" ? "tcx" : "tc filter"} ${direction} on ${interfaceName}`);
     this.mechanism = mechanism;
     this.interfaceIndex = interfaceIndex;

@@ -1,4 +1,4 @@
-import { Program } from "../core/program.js";
+import { expectProgram, Program } from "../core/program.js";
 import { AttachFlag, AttachType } from "../sys/bpf-constants.js";
 import { linkCreate } from "../sys/bpf.js";
 import { SyscallError, UnsupportedFeatureError, UsageError } from "../sys/errors.js";
@@ -6,7 +6,7 @@ import { interfaceIndex, interfaceName } from "../sys/socket.js";
 import { Link } from "./link.js";
 import { attachNetlinkTc, checkTcProgram, type NetlinkTcLink } from "./netlink-tc.js";
 import { TcLink, type TcDirection, type TcMechanism } from "./tc-link.js";
-import { expectObject } from "../sys/argument-checks.js";
+import { expectInteger, expectObject } from "../sys/argument-checks.js";
 
 /**
  * Where to insert among the programs already on a tcx hook: relative to a
@@ -35,6 +35,8 @@ export interface TcxOptions {
 export class TcxLink extends TcLink {
   /** @internal */
   constructor(fd: number, ifindex: number, name: string, direction: TcDirection) {
+    expectInteger("construct TcxLink", "fd", fd, 0);
+    expectInteger("construct TcxLink", "ifindex", ifindex, 1);
     super(fd, "tcx", ifindex, name, direction);
   }
 }
@@ -57,6 +59,7 @@ function anchor(value: TcxAnchor | undefined, flag: number, operation: string): 
  * direct-action cls_bpf filter over netlink. `link.mechanism` says which.
  */
 export function attachTcx(program: Program, options: TcxOptions): TcxLink | NetlinkTcLink {
+  expectProgram("attach tcx", program);
   expectObject("attach tcx", "the options", options);
   const operation = `attach tcx ${options.direction}`;
   checkTcProgram(program, operation);

@@ -1,4 +1,5 @@
-import type { Program } from "../core/program.js";
+import { expectProgram, type Program } from "../core/program.js";
+import { expectInstance, expectObject, expectString } from "../sys/argument-checks.js";
 import { AttachType, ProgramType } from "../sys/bpf-constants.js";
 import { linkCreate } from "../sys/bpf.js";
 import { SyscallError, UsageError } from "../sys/errors.js";
@@ -23,6 +24,7 @@ export class TracepointLink extends Link {
 
   /** @internal */
   constructor(fd: number | undefined, perfEvent: FileDescriptor, category: string, name: string) {
+    expectInstance("construct TracepointLink", "perfEvent", perfEvent, FileDescriptor);
     super(fd, `tracepoint ${category}:${name}`);
     this.category = category;
     this.name = name;
@@ -46,6 +48,10 @@ export class TracepointLink extends Link {
  * /sys/kernel/tracing/events), e.g. attachTracepoint(p, "sock", "inet_sock_set_state").
  */
 export function attachTracepoint(program: Program, category: string, name: string, options: TracepointOptions = {}): TracepointLink {
+  expectProgram("attach tracepoint", program);
+  expectString("attach tracepoint", "category", category);
+  expectString("attach tracepoint", "name", name);
+  expectObject("attach tracepoint", "options", options);
   const operation = `attach tracepoint ${category}:${name}`;
   if (program.type !== ProgramType.Tracepoint) {
     throw new UsageError(operation, `a tracepoint program must be of type Tracepoint, not ${ProgramType[program.type] ?? program.type}`, "load it with type ProgramType.Tracepoint");

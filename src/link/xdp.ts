@@ -1,10 +1,10 @@
-import type { Program } from "../core/program.js";
+import { expectProgram, type Program } from "../core/program.js";
 import { AttachType, ProgramType, XdpFlag } from "../sys/bpf-constants.js";
 import { linkCreate } from "../sys/bpf.js";
 import { SyscallError, UnsupportedFeatureError, UsageError } from "../sys/errors.js";
 import { interfaceIndex, interfaceName } from "../sys/socket.js";
 import { Link } from "./link.js";
-import { expectObject } from "../sys/argument-checks.js";
+import { expectInteger, expectObject, expectOneOf } from "../sys/argument-checks.js";
 
 export type XdpMode = "native" | "generic" | "offload";
 
@@ -32,6 +32,9 @@ export class XdpLink extends Link {
 
   /** @internal */
   constructor(fd: number, ifindex: number, name: string, mode: XdpMode, fellBack: boolean) {
+    expectInteger("construct XdpLink", "fd", fd, 0);
+    expectInteger("construct XdpLink", "ifindex", ifindex, 1);
+    expectOneOf("construct XdpLink", "mode", mode, ["native", "generic", "offload"]);
     super(fd, `xdp ${mode} on ${name}`);
     this.interfaceIndex = ifindex;
     this.interfaceName = name;
@@ -57,6 +60,7 @@ function unsupported(error: unknown): boolean {
 
 /** Attaches an XDP program to an interface. `link.mode` says which mode is in use. */
 export function attachXdp(program: Program, options: XdpOptions): XdpLink {
+  expectProgram("attach xdp", program);
   expectObject("attach xdp", "the options", options);
   const operation = "attach xdp";
   if (program.type !== ProgramType.Xdp) {

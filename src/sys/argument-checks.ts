@@ -41,3 +41,34 @@ export function expectBytes(operation: string, name: string, value: unknown): Ui
   if (!(value instanceof Uint8Array)) throw new UsageError(operation, `${name} must be a Buffer or Uint8Array, got ${describeValue(value)}`);
   return value;
 }
+
+/** A function (a callback). */
+export function expectFunction<T extends (...args: never[]) => unknown>(operation: string, name: string, value: unknown): T {
+  if (typeof value !== "function") throw new UsageError(operation, `${name} must be a function, got ${describeValue(value)}`);
+  return value as T;
+}
+
+/** An array; `optional` accepts undefined and gives []. Checks the array only, not its elements. */
+export function expectArray<T>(operation: string, name: string, value: unknown, optional = false): T[] {
+  if (value === undefined && optional) return [];
+  if (!Array.isArray(value)) throw new UsageError(operation, `${name} must be an array, got ${describeValue(value)}`);
+  return value as T[];
+}
+
+/** An instance of a class; `what` says where one comes from ("a Program (from Program.load)"). */
+export function expectInstance<T>(operation: string, name: string, value: unknown, type: Function & { prototype: T }, what = `a ${type.name}`): T {
+  if (!(value instanceof type)) throw new UsageError(operation, `${name} must be ${what}, got ${describeValue(value)}`);
+  return value as T;
+}
+
+/** One of a fixed set of values (strings or numbers). */
+export function expectOneOf<T extends string | number>(operation: string, name: string, value: unknown, choices: readonly T[]): T {
+  if (!choices.includes(value as T)) throw new UsageError(operation, `${name} must be one of ${choices.map((choice) => JSON.stringify(choice)).join(", ")}, got ${describeValue(value)}`);
+  return value as T;
+}
+
+/** A valid Date. */
+export function expectDate(operation: string, name: string, value: unknown): Date {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new UsageError(operation, `${name} must be a valid Date, got ${describeValue(value)}`);
+  return value;
+}
