@@ -21,6 +21,9 @@ import type { CallLabel, ExportReport } from "./support/argument-probe.js";
 
 /** Wrong-looking calls that are in fact valid for an export, and why. */
 const accepted: Record<string, { calls: CallLabel[]; reason: string }> = {
+  // aa
+  compileFilter: { calls: ['("x")'], reason: "\"x\" is a string, the expression's type; as an expression it is a syntax error (FilterSyntaxError with the position: a bare name needs a qualifier)" },
+  parseFilter: { calls: ['("x")'], reason: "\"x\" is a string, the expression's type; as an expression it is a syntax error (FilterSyntaxError with the position: a bare name needs a qualifier)" },
 };
 
 /**
@@ -165,18 +168,6 @@ const notYetChecked = new Set<string>([
   // src/features
   "probeMapType",
   "probeSupport",
-  // src/filter
-  "buildDecisionGraph",
-  "compileFilter",
-  "evaluateDecisionGraph",
-  "evaluatePredicate",
-  "formatFilterProgram",
-  "formatPredicate",
-  "generateFilterSubprogram",
-  "lowerFilter",
-  "parseFilter",
-  "resolveFilterHostNames",
-  "systemFilterNames",
   // src/firewall
   "describeLimit",
   "describeMark",
@@ -338,7 +329,7 @@ test("every root export refuses nonsense arguments with a NetbpfError naming the
   const nowChecked = [...notYetChecked].filter((name) => !unchecked.has(name));
   assert.deepEqual(nowChecked, [], "these now check their arguments: remove them from notYetChecked");
   // A floor that rises as checks land.
-  assert.ok(checkedCalls >= 170, `only ${checkedCalls} wrong calls were refused properly`);
+  assert.ok(checkedCalls >= 220, `only ${checkedCalls} wrong calls were refused properly`);
 });
 
 test("every entry of the lists is a root export that the probe called", (t) => {

@@ -41,3 +41,42 @@ export function expectBytes(operation: string, name: string, value: unknown): Ui
   if (!(value instanceof Uint8Array)) throw new UsageError(operation, `${name} must be a Buffer or Uint8Array, got ${describeValue(value)}`);
   return value;
 }
+
+// aa: shared by the pure layers (filter, pcap, capture, asm, btf, elf, gen).
+
+/** The UsageError for an argument that is not what it must be: "<name> must be <expected>, got <value>". */
+export function argumentError(operation: string, name: string, expected: string, value: unknown): UsageError {
+  return new UsageError(operation, `${name} must be ${expected}, got ${describeValue(value)}`);
+}
+
+/** A function (a callback). */
+export function expectFunction<T extends (...args: never[]) => unknown>(operation: string, name: string, value: unknown): T {
+  if (typeof value !== "function") throw argumentError(operation, name, "a function", value);
+  return value as T;
+}
+
+/** An array. */
+export function expectArray<T>(operation: string, name: string, value: unknown): T[] {
+  if (!Array.isArray(value)) throw argumentError(operation, name, "an array", value);
+  return value as T[];
+}
+
+/** An instance of `type` (described as `expected`, e.g. "a Map", "a Btf from loadKernelBtf() or Btf.parse()"). */
+export function expectInstance<T>(operation: string, name: string, value: unknown, type: abstract new (...args: never[]) => T, expected: string): T {
+  if (!(value instanceof type)) throw argumentError(operation, name, expected, value);
+  return value;
+}
+
+/** One of a few allowed values. */
+export function expectOneOf<T>(operation: string, name: string, value: unknown, choices: readonly T[]): T {
+  if (!choices.includes(value as T)) throw argumentError(operation, name, `one of ${choices.map((choice) => JSON.stringify(choice)).join(", ")}`, value);
+  return value as T;
+}
+
+/** An iterable of values that is not itself a string (a string would be taken character by character). */
+export function expectIterable<T>(operation: string, name: string, value: unknown): Iterable<T> {
+  if (typeof value !== "object" || value === null || typeof (value as Iterable<T>)[Symbol.iterator] !== "function") {
+    throw argumentError(operation, name, "an array or other iterable (not a string)", value);
+  }
+  return value as Iterable<T>;
+}
