@@ -27,6 +27,9 @@ const accepted: Record<string, { calls: CallLabel[]; reason: string }> = {
   lpmKey: { calls: ["(42)"], reason: "an LPM key codec with 42 address bytes" },
   socketDescriptor: { calls: ["(42)"], reason: "42 is a socket descriptor number, returned as it is" },
   formatVerifierError: { calls: ["()", "(undefined)", "(42)", '("x")', "({})"], reason: "takes any caught value and returns undefined for what is not a VerifierError (its options are checked)" },
+  // aa
+  compileFilter: { calls: ['("x")'], reason: "\"x\" is a string, the expression's type; as an expression it is a syntax error (FilterSyntaxError with the position: a bare name needs a qualifier)" },
+  parseFilter: { calls: ['("x")'], reason: "\"x\" is a string, the expression's type; as an expression it is a syntax error (FilterSyntaxError with the position: a bare name needs a qualifier)" },
 };
 
 /**
@@ -153,18 +156,6 @@ const notYetChecked = new Set<string>([
   // src/features
   "probeMapType",
   "probeSupport",
-  // src/filter
-  "buildDecisionGraph",
-  "compileFilter",
-  "evaluateDecisionGraph",
-  "evaluatePredicate",
-  "formatFilterProgram",
-  "formatPredicate",
-  "generateFilterSubprogram",
-  "lowerFilter",
-  "parseFilter",
-  "resolveFilterHostNames",
-  "systemFilterNames",
   // src/firewall
   // src/gen
   "generateTypeScriptBindings",
@@ -296,7 +287,7 @@ test("every root export refuses nonsense arguments with a NetbpfError naming the
   const nowChecked = [...notYetChecked].filter((name) => !unchecked.has(name));
   assert.deepEqual(nowChecked, [], "these now check their arguments: remove them from notYetChecked");
   // A floor that rises as checks land.
-  assert.ok(checkedCalls >= 387, `only ${checkedCalls} wrong calls were refused properly`);
+  assert.ok(checkedCalls >= 400, `only ${checkedCalls} wrong calls were refused properly`);
 });
 
 test("every entry of the lists is a root export that the probe called", (t) => {

@@ -1,5 +1,6 @@
 import type { CompareOperator, Predicate, Value } from "./predicate.js";
-import { compareValues, computeBinary, constant, formatValue } from "./predicate.js";
+import { compareValues, computeBinary, constant, expectPredicate, formatValue } from "./predicate.js";
+import { expectObject } from "../sys/argument-checks.js";
 
 /** A test the graph branches on: an unsigned comparison or a protochain walk. */
 export type DecisionTest =
@@ -80,6 +81,8 @@ export function foldValue(value: Value): Value {
  * two branches lead to the same place are removed (their loads with them).
  */
 export function buildDecisionGraph(predicate: Predicate, options: { optimize?: boolean } = {}): DecisionTarget {
+  expectPredicate("build decision graph", "predicate", predicate);
+  expectObject("build decision graph", "options", options);
   // libpcap turns its optimiser off for protochain (a loop) and geneve (a bare jump); so do we,
   // since the optimiser removes loads and so changes which truncated packets are rejected.
   const optimize = options.optimize ?? !disablesOptimizer(predicate);

@@ -1,6 +1,7 @@
 import type { DecisionTarget } from "./decision-graph.js";
 import type { Predicate, Value } from "./predicate.js";
-import { compareValues, computeBinary } from "./predicate.js";
+import { compareValues, computeBinary, expectPredicate } from "./predicate.js";
+import { argumentError } from "../sys/argument-checks.js";
 
 /** A packet as a filter sees it. */
 export interface FilterPacket {
@@ -38,6 +39,8 @@ export const protochainMaximumBytes = 65536;
  * whatever the rest of the expression says.
  */
 export function evaluatePredicate(predicate: Predicate, packet: FilterPacket): boolean {
+  expectPredicate("evaluate predicate", "predicate", predicate);
+  expectFilterPacket("evaluate predicate", packet);
   try {
     return test(predicate, packet, []);
   } catch (error) {
@@ -69,11 +72,22 @@ export function evaluateDecisionGraph(root: DecisionTarget, packet: FilterPacket
       }
       target = outcome ? target.whenTrue : target.whenFalse;
     }
-    return target.kind === "accept";
+    if (target.kind === "accept") return true;
+    if (target.kind !== "reject") throw argumentError("evaluate decision graph", "root", "a decision graph (from buildDecisionGraph() or compileFilter().graph)", root);
+    return false;
   } catch (error) {
     if (error === Reject.instance) return false;
+    // Checked only once something failed: this runs for every packet.
+    if (error instanceof TypeError) {
+      if (typeof root !== "object" || root === null) throw argumentError("evaluate decision graph", "root", "a decision graph (from buildDecisionGraph() or compileFilter().graph)", root);
+      expectFilterPacket("evaluate decision graph", packet);
+    }
     throw error;
   }
+}
+
+function expectFilterPacket(operation: string, packet: unknown): void {
+  if (!((packet as FilterPacket | undefined)?.data instanceof Uint8Array)) throw argumentError(operation, "packet", "a packet ({ data: Uint8Array, length?, packetType?, vlanTci? })", packet);
 }
 
 

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { lookup } from "node:dns/promises";
 import { parseIpv6Address } from "./lexer.js";
+import { argumentError, expectInstance, expectIterable } from "../sys/argument-checks.js";
 
 /** Addresses a host name stands for, in resolver order. */
 export interface HostAddresses {
@@ -168,6 +169,7 @@ class SystemFilterNames implements FilterNames {
 
 /** The system's name databases, plus host names resolved beforehand. */
 export function systemFilterNames(resolvedHosts: ReadonlyMap<string, HostAddresses> = new Map()): FilterNames {
+  expectInstance("system filter names", "resolvedHosts", resolvedHosts, Map, "a Map from resolveFilterHostNames()");
   return new SystemFilterNames(resolvedHosts);
 }
 
@@ -178,7 +180,8 @@ export function systemFilterNames(resolvedHosts: ReadonlyMap<string, HostAddress
  */
 export async function resolveFilterHostNames(names: Iterable<string>): Promise<Map<string, HostAddresses>> {
   const result = new Map<string, HostAddresses>();
-  for (const name of names) {
+  for (const name of expectIterable<string>("resolve filter host names", "names", names)) {
+    if (typeof name !== "string") throw argumentError("resolve filter host names", "names", "host names (strings)", name);
     try {
       const addresses = await lookup(name, { all: true, verbatim: true });
       const entry: HostAddresses = { ipv4: [], ipv6: [] };

@@ -1,5 +1,6 @@
 import { disassembleInstruction } from "../asm/disassembler.js";
 import { slotIndexes } from "../asm/instruction.js";
+import { argumentError, expectObject } from "../sys/argument-checks.js";
 import type { GeneratedFilter } from "./generate-filter-program.js";
 
 /**
@@ -8,6 +9,10 @@ import type { GeneratedFilter } from "./generate-filter-program.js";
  * code, and jump targets named by their label.
  */
 export function formatFilterProgram(program: GeneratedFilter): string {
+  const checked = expectObject<GeneratedFilter>("format filter program", "program", program);
+  if (!Array.isArray(checked.instructions) || !(checked.labels instanceof Map) || !(checked.annotations instanceof Map)) {
+    throw argumentError("format filter program", "program", "a generated filter (from generateFilterProgram())", program);
+  }
   const slots = slotIndexes(program.instructions);
   const labelAt = new Map<number, string>();
   for (const [name, index] of program.labels) if (!labelAt.has(index)) labelAt.set(index, name);

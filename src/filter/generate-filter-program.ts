@@ -5,7 +5,7 @@ import type { CompiledFilter } from "./compile-filter.js";
 import { topologicalNodes, type DecisionNode, type DecisionTarget, type DecisionTest } from "./decision-graph.js";
 import { protochainMaximumBytes } from "./evaluate-predicate.js";
 import { formatValue, type Value } from "./predicate.js";
-import { expectObject } from "../sys/argument-checks.js";
+import { expectObject, expectString } from "../sys/argument-checks.js";
 
 /**
  * Where the filter runs.
@@ -113,8 +113,7 @@ type Location = Register | number;
  * r7 LD_IND index. Spare registers keep values several tests share.
  */
 export function generateFilterProgram(filter: CompiledFilter, options: GenerateFilterOptions): GeneratedFilter {
-  const checked = expectObject<CompiledFilter>("generate filter program", "the filter", filter);
-  if (typeof checked.graph !== "object" || checked.graph === null) throw new UsageError("generate filter program", "the filter must come from compileFilter()", "compile the expression with compileFilter(expression, { linkType }) first");
+  expectCompiledFilter("generate filter program", filter);
   expectObject("generate filter program", "the options", options);
   checkOptions(options);
   let generator = new FilterCodeGenerator(options, linearHeaderBytes(filter.linkType), true);
@@ -149,6 +148,9 @@ export function generateFilterSubprogram(
   filter: CompiledFilter,
   options: Omit<GenerateFilterOptions, "skbLoads" | "prologue" | "hook"> & { labelPrefix: string },
 ): { assembler: Assembler; entry: string } {
+  expectCompiledFilter("generate filter subprogram", filter);
+  expectObject("generate filter subprogram", "the options", options);
+  expectString("generate filter subprogram", "options.labelPrefix", options.labelPrefix);
   const full: GenerateFilterOptions = { ...options, skbLoads: "helper", prologue: "kernel" };
   checkOptions(full);
   const generator = new FilterCodeGenerator(full);
@@ -164,6 +166,12 @@ export function generateFilterSubprogram(
  */
 function linearHeaderBytes(linkType: number): number {
   return linkType === 1 ? 14 : 0;
+}
+
+/** The `filter` argument of the generators: what compileFilter() returned. */
+function expectCompiledFilter(operation: string, filter: unknown): void {
+  const checked = expectObject<CompiledFilter>(operation, "the filter", filter);
+  if (typeof checked.graph !== "object" || checked.graph === null) throw new UsageError(operation, "the filter must come from compileFilter()", "compile the expression with compileFilter(expression, { linkType }) first");
 }
 
 function loadMode(options: GenerateFilterOptions): LoadMode {

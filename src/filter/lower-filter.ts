@@ -1,6 +1,7 @@
 import type { ArithmeticNode, DirectionQualifier, FilterNode, IdValue, Qualifiers } from "./ast.js";
 import { etherProtocolNumber, systemFilterNames, type FilterNames } from "./filter-names.js";
 import { FilterSyntaxError, type SourceSpan } from "./filter-syntax-error.js";
+import { argumentError, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import {
   addOffset, and, compare, constant, falsePredicate, load, loadEquals, not, or, truePredicate, type Predicate, type Value,
 } from "./predicate.js";
@@ -47,6 +48,10 @@ interface Arithmetic {
  * in the order they appear, and the same tests in the same order.
  */
 export function lowerFilter(expression: string, node: FilterNode | undefined, options: LowerOptions): Predicate {
+  expectString("lower filter", "expression", expression);
+  if (node !== undefined && (typeof node !== "object" || node === null || typeof node.kind !== "string")) throw argumentError("lower filter", "node", "a filter AST from parseFilter(), or undefined", node);
+  expectObject("lower filter", "options", options);
+  expectInteger("lower filter", "options.linkType", options.linkType, 0, 0xffffffff);
   if (!node) return truePredicate;
   return new Lowerer(expression, options).lower(node);
 }

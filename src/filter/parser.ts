@@ -4,6 +4,7 @@ import type {
 } from "./ast.js";
 import { FilterSyntaxError, type SourceSpan } from "./filter-syntax-error.js";
 import { keywords, tokenize, type Token } from "./lexer.js";
+import { expectString } from "../sys/argument-checks.js";
 
 /** Protocol names that may qualify a primitive or stand alone (libpcap's `pname`). */
 const protocolNames = new Set([
@@ -26,6 +27,7 @@ const encapsulations = new Set(["vlan", "mpls", "pppoes", "geneve", "vxlan"]);
 
 /** Parses a pcap-filter(7) expression into an AST; an empty expression gives undefined (match all). */
 export function parseFilter(expression: string): FilterNode | undefined {
+  expectString("parse filter", "expression", expression);
   return new Parser(expression).parseProgram();
 }
 

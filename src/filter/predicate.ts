@@ -1,4 +1,5 @@
 import type { ArithmeticOperator } from "./ast.js";
+import { argumentError } from "../sys/argument-checks.js";
 
 /**
  * The compiled form of a filter: a tree of tests over packet loads, in the
@@ -50,6 +51,16 @@ export type Predicate =
   /** Stores a value in a scratch register; always true (libpcap's geneve/vxlan offset code). */
   | { kind: "assign"; register: number; value: Value };
 
+const predicateKinds = new Set<unknown>(["true", "false", "and", "or", "not", "compare", "protochain", "assign"]);
+
+/** Throws a UsageError naming `name` unless `value` looks like a Predicate (an object with a predicate kind). */
+export function expectPredicate(operation: string, name: string, value: unknown): Predicate {
+  if (typeof value !== "object" || value === null || !predicateKinds.has((value as { kind?: unknown }).kind)) {
+    throw argumentError(operation, name, "a filter predicate (from lowerFilter() or compileFilter().predicate)", value);
+  }
+  return value as Predicate;
+}
+
 export const truePredicate: Predicate = { kind: "true" };
 export const falsePredicate: Predicate = { kind: "false" };
 
@@ -96,6 +107,7 @@ export function loadEquals(offset: Value, size: 1 | 2 | 4, value: number, mask?:
 
 /** Renders a predicate as text (for tests and `capture -d` comments). */
 export function formatPredicate(predicate: Predicate): string {
+  expectPredicate("format predicate", "predicate", predicate);
   switch (predicate.kind) {
     case "true":
     case "false":

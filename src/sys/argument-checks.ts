@@ -72,3 +72,16 @@ export function expectDate(operation: string, name: string, value: unknown): Dat
   if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new UsageError(operation, `${name} must be a valid Date, got ${describeValue(value)}`);
   return value;
 }
+
+/** The UsageError for an argument that is not what it must be: "<name> must be <expected>, got <value>". */
+export function argumentError(operation: string, name: string, expected: string, value: unknown): UsageError {
+  return new UsageError(operation, `${name} must be ${expected}, got ${describeValue(value)}`);
+}
+
+/** An iterable of values that is not itself a string (a string would be taken character by character). */
+export function expectIterable<T>(operation: string, name: string, value: unknown): Iterable<T> {
+  if (typeof value !== "object" || value === null || typeof (value as Iterable<T>)[Symbol.iterator] !== "function") {
+    throw argumentError(operation, name, "an array or other iterable (not a string)", value);
+  }
+  return value as Iterable<T>;
+}
