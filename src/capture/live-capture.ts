@@ -472,8 +472,8 @@ export class LiveCapture implements Disposable {
     let process: LivePacket["process"];
     if (ring[offset + 21] === 1) {
       const commandStart = offset + 32;
-      const zero = ring.indexOf(0, commandStart);
-      const end = zero < 0 || zero > commandStart + 16 ? commandStart + 16 : zero;
+      let end = commandStart;
+      while (end < commandStart + 16 && ring[end] !== 0) end++;
       process = { pid: ring.readUInt32LE(offset + 24), command: ring.toString("utf8", commandStart, end) };
     }
     const dataStart = offset + captureHeaderSize;
