@@ -33,6 +33,8 @@ export interface CaptureFilter {
 export interface CaptureFilterOptions {
   /** True live (the skb's packet type tells inbound/outbound); false for saved captures, as libpcap. */
   packetMetadata?: boolean;
+  /** The program type the kernel filter runs in: "tc" (default) or "cgroup" (cgroup_skb, which cannot pull non-linear data). */
+  hook?: "tc" | "cgroup";
 }
 
 /** Compiles an expression for a link type; throws FilterSyntaxError (a UsageError) with a caret for bad input. */
@@ -44,7 +46,7 @@ export function compileCaptureFilter(expression: string, linkType: number, optio
   let interpreterProgram: GeneratedFilter | undefined;
   let emitter: CaptureFilterEmitter | undefined;
   // tc (SchedCls) programs may read the packet directly; the generator falls back to bpf_skb_load_bytes for non-linear packets.
-  const kernel = () => (kernelProgram ??= generateFilterProgram(compiled, { context: "skb", hook: "tc", acceptValue: 1, rejectValue: 0 }));
+  const kernel = () => (kernelProgram ??= generateFilterProgram(compiled, { context: "skb", hook: options.hook ?? "tc", acceptValue: 1, rejectValue: 0 }));
   return {
     expression,
     linkType,

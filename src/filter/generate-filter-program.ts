@@ -33,10 +33,11 @@ export interface GenerateFilterOptions {
   prologue?: "kernel" | "interpreter";
   /**
    * Which program type an skb filter is for: "socket" (socket filters, the default
-   * unless skbLoads says otherwise) or "tc" (sched_cls/sched_act), where the default
-   * skbLoads is "direct".
+   * unless skbLoads says otherwise), "tc" (sched_cls/sched_act), where the default
+   * skbLoads is "direct", or "cgroup" (cgroup_skb): direct too, but that program type
+   * cannot call bpf_skb_pull_data, so non-linear packets take the helper-based copy.
    */
-  hook?: "socket" | "tc";
+  hook?: "socket" | "tc" | "cgroup";
   /**
    * skb packet loads:
    * - "legacy" (default for socket filters): LD_ABS/LD_IND, which end the program with 0
@@ -176,7 +177,7 @@ function expectCompiledFilter(operation: string, filter: unknown): void {
 
 function loadMode(options: GenerateFilterOptions): LoadMode {
   if (options.context === "xdp") return "direct";
-  return options.skbLoads ?? (options.hook === "tc" ? "direct" : "legacy");
+  return options.skbLoads ?? (options.hook === "tc" || options.hook === "cgroup" ? "direct" : "legacy");
 }
 
 function checkOptions(options: GenerateFilterOptions): void {
@@ -411,7 +412,7 @@ class FilterCodeGenerator {
     }
     const readable = this.readableBytes(nodes);
     // Within the link-layer header every failed check rejects: nothing to pull.
-    if (this.fallbackLabel !== undefined && readable !== undefined && readable > this.linearHeaderBytes) this.pullBytes = readable;
+    if (this.fallbackLabel !== undefined && this.options.hook !== "cgroup" && readable !== undefined && readable > this.linearHeaderBytes) this.pullBytes = readable;
     // The data register may move when every load has a static bound (no variable offset near the verifier's
     // limit) and nothing computes data_end - data (XDP's len).
     const biasPossible = this.moveData && this.mode === "direct" && readable !== undefined && !(this.options.context === "xdp" && this.usesLength);

@@ -226,7 +226,7 @@ export class TrafficWatcher implements Disposable {
     const filterFor = new Map<number, ReturnType<typeof compileCaptureFilter>>();
     if (this.filter !== "") {
       const types = this.source === "cgroup" ? [LinkType.RAW] : [...new Set(linkTypes)];
-      for (const type of types) filterFor.set(type, compileCaptureFilter(this.filter, type, { packetMetadata: this.source === "interfaces" }));
+      for (const type of types) filterFor.set(type, compileCaptureFilter(this.filter, type, { packetMetadata: this.source === "interfaces", hook: this.source === "cgroup" ? "cgroup" : "tc" }));
     }
     let processes = (options.processes ?? true) || this.by === "process";
     let unavailable: string | undefined;

@@ -40,7 +40,7 @@ interface Counted {
 function load(by: TrafficGrouping, direction: "ingress" | "egress", options: { ports?: number[]; filter?: string; times?: boolean } = {}) {
   const counts = BpfMap.create({ type: MapType.LruPercpuHash, keySize: trafficKeySize, valueSize: trafficValueSize, maxEntries: 64, name: trafficCountsName });
   const statistics = BpfMap.create({ type: MapType.PercpuArray, key: u32, value: u64, maxEntries: trafficStatisticKinds, name: trafficStatisticsName });
-  const filter = options.filter ? compileCaptureFilter(options.filter, LinkType.RAW).emitter : undefined;
+  const filter = options.filter ? compileCaptureFilter(options.filter, LinkType.RAW, { hook: "cgroup" }).emitter : undefined;
   const program = Program.load(
     { type: ProgramType.CgroupSkb, instructions: trafficCounterProgram({ hook: "cgroup", direction, linkHeaderLength: 0, by, ports: options.ports, processes: true, filter, times: options.times }), name: "test_counter", expectedAttachType: direction === "ingress" ? AttachType.CgroupInetIngress : AttachType.CgroupInetEgress },
     { maps: { [trafficCountsName]: counts, [trafficStatisticsName]: statistics as unknown as BpfMap } },
