@@ -240,7 +240,7 @@ export class AuditRecorder {
     }
   }
 
-  /** The TCP records copied since the last batch, as audit records made one at a time (the copy is emptied at the end). */
+  /** The TCP records copied since the last batch, as audit records made one at a time (#flush empties the copy). */
   *#tcpRecords(): Generator<AuditRecord> {
     const size = tcpRecordLayout.size;
     for (let offset = 0; offset + size <= this.#tcpUsed; offset += size) {
@@ -249,7 +249,6 @@ export class AuditRecorder {
         if (record !== undefined) yield record;
       }
     }
-    this.#tcpUsed = 0;
   }
 
   /** A batch: the TCP records (made as they are taken), then the other pending ones. */

@@ -10,7 +10,7 @@ import { PacketSummarizer, type SummaryOptions, type SummaryPacket } from "../ca
 import { formatFilterProgram } from "../filter/format-filter-program.js";
 import { createCaptureWriter, openCapture, captureFormatFromPath } from "../pcap/capture-file.js";
 import { CaptureFormatError } from "../pcap/capture-format-error.js";
-import type { CaptureSink } from "../pcap/capture-sink.js";
+import { StreamSink, type CaptureSink } from "../pcap/capture-sink.js";
 import { drained } from "../pcap/drained.js";
 import type { CapturePacket } from "../pcap/capture-record.js";
 import { LinkType, linkTypeName } from "../pcap/link-type.js";
@@ -23,7 +23,6 @@ import { NetbpfError, SyscallError, UsageError } from "../sys/errors.js";
 import type * as NetworkInterfacesModule from "../sys/network-interfaces.js";
 import type { NetworkInterface } from "../sys/network-interfaces.js";
 import { toJson } from "./output.js";
-import { TextOutput } from "./text-output.js";
 
 // The live capture's modules (the FFI, maps, programs, links, netlink) load only for live captures,
 // -D and -d (loadLiveModules): `capture -r` starts without them.
@@ -474,7 +473,8 @@ async function scanOffline(scanner: PcapScanner, path: string, expression: strin
     let matched = 0;
     let stopped = false;
     let sinceAwait = 0;
-    const text = new TextOutput();
+    // Lines gathered into chunks, one write each (the buffer reused on stdout).
+    const text = new StreamSink(process.stdout, { bufferSize: 64 * 1024 });
     const packet: SummaryPacket = { data: new Uint8Array(0), timestamp: 0n, originalLength: 0, linkType };
     let recordBuffer: Buffer | undefined;
     let recordBytes: Uint8Array = new Uint8Array(0);
@@ -551,10 +551,10 @@ async function scanOffline(scanner: PcapScanner, path: string, expression: strin
         }
         if (options.json) {
           const timestamp = BigInt(seconds) * 1_000_000_000n + BigInt(nanoseconds);
-          text.line(packetJson({ timestamp, originalLength: record.originalLength, data: Buffer.from(packet.data), linkType, summary: summarizer!.describe(packet).split("\n")[0]!, includeData }));
+          text.writeLine(packetJson({ timestamp, originalLength: record.originalLength, data: Buffer.from(packet.data), linkType, summary: summarizer!.describe(packet).split("\n")[0]!, includeData }));
         } else {
-          text.write(summarizer!.timestampPrefixOf(seconds, nanoseconds));
-          text.line(summarizer!.describe(packet));
+          text.writeText(summarizer!.timestampPrefixOf(seconds, nanoseconds));
+          text.writeLine(summarizer!.describe(packet));
         }
       }
       if (stopped || onePerCall) return false;

@@ -3,7 +3,7 @@
  * values and back. A codec writes into and reads from a caller's buffer at an
  * offset, so batch operations encode many elements without copies.
  */
-import { describeValue, expectInteger, expectObject } from "../sys/argument-checks.js";
+import { argumentError, expectInteger, expectObject } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 
 export interface Codec<T> {
@@ -17,7 +17,7 @@ export interface Codec<T> {
 function expectCodec<T>(operation: string, name: string, value: unknown): Codec<T> {
   const codec = value as Partial<Codec<T>> | null | undefined;
   if (typeof codec?.size !== "number" || typeof codec.encode !== "function" || typeof codec.decode !== "function") {
-    throw new UsageError(operation, `${name} must be a codec (an object with size, encode and decode, e.g. u32 or struct({…})), got ${describeValue(value)}`);
+    throw argumentError(operation, name, "a codec (an object with size, encode and decode, e.g. u32 or struct({…}))", value);
   }
   return codec as Codec<T>;
 }

@@ -388,6 +388,24 @@ export class StreamSink implements CaptureSink {
     chunk.copy(this.buffer, offset);
   }
 
+  /** Bytes gathered and not yet handed to the stream. */
+  get pending(): number {
+    return this.used;
+  }
+
+  /** Adds text as UTF-8: a text output gathered into chunks like bytes (one write per chunk, the buffer reused on stdout). */
+  writeText(text: string): void {
+    // A UTF-8 character of one UTF-16 unit takes at most 3 bytes.
+    const offset = this.reserve(3 * text.length);
+    this.used = offset + this.buffer.write(text, offset);
+  }
+
+  /** Adds text and a newline. */
+  writeLine(text: string): void {
+    this.writeText(text);
+    this.buffer[this.reserve(1)] = 0x0a;
+  }
+
   reserve(length: number): number {
     this.check();
     if (length > this.buffer.length - this.used) {

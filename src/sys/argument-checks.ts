@@ -15,15 +15,20 @@ export function describeValue(value: unknown): string {
   return `${text} (a ${typeof value})`;
 }
 
+/** The UsageError for an argument that is not what it must be: "<name> must be <expected>, got <value>". */
+export function argumentError(operation: string, name: string, expected: string, value: unknown): UsageError {
+  return new UsageError(operation, `${name} must be ${expected}, got ${describeValue(value)}`);
+}
+
 export function expectString(operation: string, name: string, value: unknown): string {
-  if (typeof value !== "string") throw new UsageError(operation, `${name} must be a string, got ${describeValue(value)}`);
+  if (typeof value !== "string") throw argumentError(operation, name, "a string", value);
   return value;
 }
 
 /** An object (not null, not an array); `optional` accepts undefined and gives {}. */
 export function expectObject<T extends object>(operation: string, name: string, value: unknown, optional = false): T {
   if (value === undefined && optional) return {} as T;
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new UsageError(operation, `${name} must be an object, got ${describeValue(value)}`);
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw argumentError(operation, name, "an object", value);
   return value as T;
 }
 
@@ -31,51 +36,46 @@ export function expectObject<T extends object>(operation: string, name: string, 
 export function expectInteger(operation: string, name: string, value: unknown, minimum = Number.MIN_SAFE_INTEGER, maximum = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < minimum || value > maximum) {
     const range = minimum === Number.MIN_SAFE_INTEGER ? "an integer" : maximum === Number.MAX_SAFE_INTEGER ? `an integer ≥ ${minimum}` : `an integer from ${minimum} to ${maximum}`;
-    throw new UsageError(operation, `${name} must be ${range}, got ${describeValue(value)}`);
+    throw argumentError(operation, name, range, value);
   }
   return value;
 }
 
 /** Bytes: a Buffer or Uint8Array. */
 export function expectBytes(operation: string, name: string, value: unknown): Uint8Array {
-  if (!(value instanceof Uint8Array)) throw new UsageError(operation, `${name} must be a Buffer or Uint8Array, got ${describeValue(value)}`);
+  if (!(value instanceof Uint8Array)) throw argumentError(operation, name, "a Buffer or Uint8Array", value);
   return value;
 }
 
 /** A function (a callback). */
 export function expectFunction<T extends (...args: never[]) => unknown>(operation: string, name: string, value: unknown): T {
-  if (typeof value !== "function") throw new UsageError(operation, `${name} must be a function, got ${describeValue(value)}`);
+  if (typeof value !== "function") throw argumentError(operation, name, "a function", value);
   return value as T;
 }
 
 /** An array; `optional` accepts undefined and gives []. Checks the array only, not its elements. */
 export function expectArray<T>(operation: string, name: string, value: unknown, optional = false): T[] {
   if (value === undefined && optional) return [];
-  if (!Array.isArray(value)) throw new UsageError(operation, `${name} must be an array, got ${describeValue(value)}`);
+  if (!Array.isArray(value)) throw argumentError(operation, name, "an array", value);
   return value as T[];
 }
 
 /** An instance of a class; `what` says where one comes from ("a Program (from Program.load)"). */
 export function expectInstance<T>(operation: string, name: string, value: unknown, type: Function & { prototype: T }, what = `a ${type.name}`): T {
-  if (!(value instanceof type)) throw new UsageError(operation, `${name} must be ${what}, got ${describeValue(value)}`);
+  if (!(value instanceof type)) throw argumentError(operation, name, what, value);
   return value as T;
 }
 
 /** One of a fixed set of values (strings or numbers). */
 export function expectOneOf<T extends string | number>(operation: string, name: string, value: unknown, choices: readonly T[]): T {
-  if (!choices.includes(value as T)) throw new UsageError(operation, `${name} must be one of ${choices.map((choice) => JSON.stringify(choice)).join(", ")}, got ${describeValue(value)}`);
+  if (!choices.includes(value as T)) throw argumentError(operation, name, `one of ${choices.map((choice) => JSON.stringify(choice)).join(", ")}`, value);
   return value as T;
 }
 
 /** A valid Date. */
 export function expectDate(operation: string, name: string, value: unknown): Date {
-  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new UsageError(operation, `${name} must be a valid Date, got ${describeValue(value)}`);
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw argumentError(operation, name, "a valid Date", value);
   return value;
-}
-
-/** The UsageError for an argument that is not what it must be: "<name> must be <expected>, got <value>". */
-export function argumentError(operation: string, name: string, expected: string, value: unknown): UsageError {
-  return new UsageError(operation, `${name} must be ${expected}, got ${describeValue(value)}`);
 }
 
 /** An iterable of values that is not itself a string (a string would be taken character by character). */

@@ -1,21 +1,21 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { PassThrough, Writable } from "node:stream";
-import { TextOutput } from "../../src/cli/text-output.js";
+import { StreamSink } from "../../src/pcap/capture-sink.js";
 
-test("text output: lines reach the stream whole and in order, across its buffer, with long lines and multi-byte characters", async () => {
+test("stream sink text: lines reach the stream whole and in order, across its buffer, with long lines and multi-byte characters", async () => {
   const stream = new PassThrough();
   const chunks: Buffer[] = [];
   stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-  const output = new TextOutput(stream, 256);
+  const output = new StreamSink(stream, { bufferSize: 256 });
   const expected: string[] = [];
   for (let i = 0; i < 500; i++) {
     const line = i % 97 === 0 ? `long ${"x".repeat(1000 + i)}` : i % 13 === 0 ? `é→ ${i} ✓` : `line ${i}`;
     expected.push(line);
-    if (i % 2 === 0) output.line(line);
+    if (i % 2 === 0) output.writeLine(line);
     else {
-      output.write(line.slice(0, 3));
-      output.line(line.slice(3));
+      output.writeText(line.slice(0, 3));
+      output.writeLine(line.slice(3));
     }
     if (i % 50 === 0) await output.flush();
   }
@@ -27,7 +27,7 @@ test("text output: lines reach the stream whole and in order, across its buffer,
   assert.ok(chunks.length > 10);
 });
 
-test("text output: a stream that holds a chunk until later gets a new buffer for the next lines", async () => {
+test("stream sink text: a stream that holds a chunk until later gets a new buffer for the next lines", async () => {
   const held: Buffer[] = [];
   const callbacks: (() => void)[] = [];
   const slow = new Writable({
@@ -37,10 +37,10 @@ test("text output: a stream that holds a chunk until later gets a new buffer for
       callbacks.push(callback);
     },
   });
-  const output = new TextOutput(slow, 64);
-  output.line("a".repeat(40));
-  output.line("b".repeat(40));
-  output.line("c".repeat(40));
+  const output = new StreamSink(slow, { bufferSize: 64 });
+  output.writeLine("a".repeat(40));
+  output.writeLine("b".repeat(40));
+  output.writeLine("c".repeat(40));
   const flushed = output.flush();
   // Completed only now: each chunk stayed with the stream while the next lines were written.
   while (callbacks.length > 0) callbacks.shift()!();
