@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import net from "node:net";
 import { fileURLToPath } from "node:url";
-import { listPrograms } from "../../src/core/loaded-objects.js";
+import { programsLeftLoaded } from "../support/loaded-programs.js";
 import { AttachType } from "../../src/sys/bpf-constants.js";
 import { programQuery } from "../../src/sys/bpf.js";
 import { interfaceIndex } from "../../src/sys/socket.js";
@@ -97,7 +97,7 @@ test("port-monitor counts a TCP exchange on lo in both directions and detaches o
   // The handshake (3), data each way and the close give at least 7 packets; 10,000 payload bytes crossed.
   assert.ok(inPackets >= 7, `only ${inPackets} packets counted`);
   assert.ok(inBytes >= 10000, `only ${inBytes} bytes counted`);
-  assert.equal(listPrograms().filter((p) => p.name.startsWith("port_ingress") || p.name.startsWith("port_egress")).length, 0, "programs left loaded");
+  assert.equal((await programsLeftLoaded((p) => p.name.startsWith("port_ingress") || p.name.startsWith("port_egress"))).length, 0, "programs left loaded");
   // Asked of this namespace's lo only (other tests attach to the lo of their own namespaces).
   const lo = interfaceIndex("lo");
   assert.deepEqual([AttachType.TcxIngress, AttachType.TcxEgress].flatMap((type) => programQuery(lo, type).linkIds), [], "tcx links left on lo");

@@ -14,6 +14,7 @@ import { UsageError } from "../../src/sys/errors.js";
 import { readTcpTracepointFormats, tcpTracepoints } from "../../src/programs/tcp-state-events.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { Testbed } from "../support/testbed.js";
+import { programsLeftLoaded } from "../support/loaded-programs.js";
 import { clientScript, exited, startNode } from "../support/tcp-transfers.js";
 
 /** Collects a watcher's events in the background until `stop` aborts. */
@@ -81,8 +82,9 @@ test("watchTcp: a refused connection gives a reset sent, a reset received and a 
   assert.equal(sent.remotePort, closed.localPort);
   assert.equal(mine.some((event) => event.type === "open"), false, "never established");
   assert.equal(watcher.closed, true);
-  const remaining = watcherProgramIds();
-  assert.deepEqual(loaded.filter((id) => remaining.has(id)), [], "everything unloaded when the signal aborted");
+  const loadedIds = new Set(loaded);
+  const remaining = (await programsLeftLoaded((program) => loadedIds.has(program.id))).map((program) => program.id);
+  assert.deepEqual(remaining, [], "everything unloaded when the signal aborted");
 });
 
 test("watchTcp: a dropped SYN is retransmitted; the retransmit and the close carry the count and the client's pid", async (t) => {
