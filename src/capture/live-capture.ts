@@ -50,6 +50,8 @@ export interface LiveCaptureInterface {
   linkType: number;
   /** Position in the capture (the pcapng interface number). */
   slot: number;
+  /** The tcx hooks the capture program is attached to (loopback: ingress only unless a direction was asked for). */
+  hooks: ("ingress" | "egress")[];
 }
 
 export interface LiveCaptureOptions {
@@ -202,7 +204,7 @@ export class LiveCapture implements Disposable {
       const found = known.get(name);
       if (found !== undefined && (found.flags & InterfaceFlag.Up) === 0) throw new NetbpfError("capture", `${name} is not up`, `bring it up first: ip link set ${name} up`);
     }
-    this.interfaces = unique.map((name, slot) => ({ name, ifindex: interfaceIndex(name, "capture"), linkType: interfaceLinkType(name), slot }));
+    this.interfaces = unique.map((name, slot) => ({ name, ifindex: interfaceIndex(name, "capture"), linkType: interfaceLinkType(name), slot, hooks: [] }));
     this.direction = options.direction ?? "inout";
     this.snapLength = options.snapLength ?? defaultSnapLength;
     this.filter = (options.filter ?? "").trim();
@@ -261,6 +263,7 @@ export class LiveCapture implements Disposable {
           });
           const program = this.#own(Program.load({ type: ProgramType.SchedCls, instructions, name: direction === "ingress" ? "capture_in" : "capture_out" }, { maps }));
           this.#own(attachTcx(program, { interface: captureInterface.ifindex, direction }) as Link);
+          captureInterface.hooks.push(direction);
         }
       }
       this.#reader = this.#own(new RingBufferReader(ring));

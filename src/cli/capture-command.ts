@@ -3,7 +3,7 @@ import { Command, Option } from "commander";
 import { helperNameOf } from "../asm/helpers.js";
 import { compileCaptureFilter } from "../capture/capture-filter.js";
 import type * as LiveCaptureModule from "../capture/live-capture.js";
-import type { CaptureDirection, LivePacket } from "../capture/live-capture.js";
+import type { CaptureDirection, LiveCaptureInterface, LivePacket } from "../capture/live-capture.js";
 import { CaptureOutput } from "../capture/capture-output.js";
 import { OfflineFilter } from "../capture/offline-filter.js";
 import { PacketSummarizer, type SummaryOptions, type SummaryPacket } from "../capture/packet-summary.js";
@@ -79,6 +79,17 @@ const linkTypeDescriptions: Record<number, string> = {
   [LinkType.LINUX_SLL]: "LINUX_SLL (Linux cooked v1)",
   [LinkType.LINUX_SLL2]: "LINUX_SLL2 (Linux cooked v2)",
 };
+
+/**
+ * The hooks the capture runs at: "tcx ingress+egress", or per interface where they differ. Loopback, capturing both
+ * directions, is hooked at ingress only (every packet on it passes both): said so, as the user asked for both.
+ */
+function describeHooks(interfaces: readonly LiveCaptureInterface[], direction: CaptureDirection): string {
+  const describe = (hooks: readonly string[]) => `tcx ${hooks.join("+")}${direction === "inout" && hooks.length === 1 ? " (loopback: each packet once)" : ""}`;
+  const first = describe(interfaces[0]!.hooks);
+  if (interfaces.every((i) => describe(i.hooks) === first)) return first;
+  return interfaces.map((i) => `${i.name}: ${describe(i.hooks)}`).join("; ");
+}
 
 function describeLinkType(linkType: number): string {
   return linkTypeDescriptions[linkType] ?? linkTypeName(linkType);
@@ -658,8 +669,7 @@ async function captureLive(expression: string, options: CaptureCommandOptions): 
 
   const names = capture.interfaces.map((i) => i.name).join(", ");
   if (interfaces.includes("any")) stderr(`netbpf: -i any: capturing on ${names} (a capture program in the data path of each)`);
-  const hooks = direction === "in" ? "ingress" : direction === "out" ? "egress" : "ingress+egress";
-  stderr(`netbpf: listening on ${names} (tcx ${hooks}), link-type ${describeLinkType(capture.interfaces[0]!.linkType)}, snapshot length ${snapLength} bytes`);
+  stderr(`netbpf: listening on ${names} (${describeHooks(capture.interfaces, direction)}), link-type ${describeLinkType(capture.interfaces[0]!.linkType)}, snapshot length ${snapLength} bytes`);
 
   const abort = new AbortController();
   let failure: unknown;

@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, lstatSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, lstatSync, openSync, renameSync, unlinkSync, writeSync, writevSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Writable } from "node:stream";
@@ -23,6 +23,12 @@ export interface CaptureSink {
    */
   reserve?(length: number): number;
   readonly buffer?: Buffer;
+  /**
+   * Optional, for large records: appends source[start, start + length) to the
+   * record reserve()d last, written to the file together with the buffered
+   * bytes in one writev(2) — the bytes are not copied into the buffer.
+   */
+  writeThrough?(source: Uint8Array, start: number, length: number): void;
 }
 
 function writeError(detail: string, cause: unknown, hint?: string): NetbpfError {
@@ -111,15 +117,29 @@ abstract class BufferedFileSink implements CaptureSink {
     return offset;
   }
 
-  /** Writes the buffered bytes. On failure the sink is failed and the file keeps what earlier flushes wrote. */
-  flushSync(): void {
-    if (this.used === 0 || this.fd === undefined) return;
-    const length = this.used;
+  writeThrough(source: Uint8Array, start: number, length: number): void {
+    if (this.state !== "open") throw new NetbpfError("write capture", `${this.path} is already ${this.state}`, "create a new writer");
+    this.flushSync(source.subarray(start, start + length));
+  }
+
+  /**
+   * Writes the buffered bytes, then `after` (bytes that end the last record). On failure the sink is failed and the
+   * file keeps what earlier flushes wrote.
+   */
+  flushSync(after?: Uint8Array): void {
+    if ((this.used === 0 && after === undefined) || this.fd === undefined) return;
+    const buffered = this.used;
+    const length = buffered + (after?.length ?? 0);
     const records = this.recordCount;
     this.used = 0;
     this.recordCount = 0;
     let written = 0;
     try {
+      if (after !== undefined) {
+        written = writevSync(this.fd, [this.buffer.subarray(0, buffered), after]);
+        while (written < buffered) written += writeSync(this.fd, this.buffer, written, buffered - written);
+        while (written < length) written += writeSync(this.fd, after, written - buffered, length - written);
+      }
       while (written < length) written += writeSync(this.fd, this.buffer, written, length - written);
       this.bytesFlushed += length;
     } catch (error) {
@@ -274,7 +294,7 @@ export class DirectFileSink extends BufferedFileSink {
     return writeError(`writing ${this.path} failed`, error, code === "ENOSPC" ? `the disk is full${kept}` : `the capture stopped${kept}`);
   }
 
-  override flushSync(): void {
+  override flushSync(after?: Uint8Array): void {
     if (this.truncatePending && this.fd !== undefined) {
       this.truncatePending = false;
       try {
@@ -283,7 +303,7 @@ export class DirectFileSink extends BufferedFileSink {
         this.writeFailed(error, 0);
       }
     }
-    super.flushSync();
+    super.flushSync(after);
   }
 
   closeSync(): void {

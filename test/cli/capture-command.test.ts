@@ -164,7 +164,7 @@ test("-i any attaches to every interface that is up and says which; loopback pac
   const { code, stderr } = await result;
   assert.equal(code, 0, stderr);
   assert.match(stderr, new RegExp(`^netbpf: -i any: capturing on lo, ${bed.a.interface} \\(a capture program in the data path of each\\)$`, "m"));
-  assert.match(stderr, new RegExp(`listening on lo, ${bed.a.interface} \\(tcx ingress\\+egress\\)`));
+  assert.match(stderr, new RegExp(`listening on lo, ${bed.a.interface} \\(lo: tcx ingress \\(loopback: each packet once\\); ${bed.a.interface}: tcx ingress\\+egress\\)`));
   const capture = readCaptureFile(output);
   assert.deepEqual(capture.interfaces.map((i) => i.name), ["lo", bed.a.interface]);
   const byInterface = (index: number) => capture.packets.filter((p) => p.interfaceIndex === index);

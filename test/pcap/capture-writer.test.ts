@@ -39,13 +39,13 @@ interface Written {
 }
 
 /** Random packets inside one source buffer, at odd offsets and lengths (0 … 300 bytes, some past the snap length). */
-function randomPackets(seed: number, count: number, interfaces: number, maximumHigh: number): { source: Buffer; packets: Written[] } {
+function randomPackets(seed: number, count: number, interfaces: number, maximumHigh: number, longest = 300): { source: Buffer; packets: Written[] } {
   const random = seededRandom(seed);
-  const source = Buffer.alloc(64 * 1024);
+  const source = Buffer.alloc(Math.max(64 * 1024, 2 * longest));
   for (let i = 0; i < source.length; i++) source[i] = Math.floor(random() * 256);
   const packets: Written[] = [];
   for (let i = 0; i < count; i++) {
-    const length = Math.floor(random() * 300);
+    const length = Math.floor(random() * longest);
     const start = Math.floor(random() * (source.length - length));
     const direction = Math.floor(random() * 3);
     packets.push({
@@ -103,6 +103,27 @@ test("pcap: writePacketBytes writes what writePacket writes, in a buffer sink an
           assert.equal(readCapture(fast).packets.length, packets.length);
         }
       }
+    }
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test("pcap: packets of 16 KiB and more, written to a file straight from their source, give the same file", () => {
+  const directory = mkdtempSync(join(tmpdir(), "nb-capopt-writer-"));
+  try {
+    for (const snapLength of [262144, 20000]) {
+      // Lengths up to 70,000 bytes: about three in four above the 16 KiB where writing through starts, next to small ones.
+      const { source, packets } = randomPackets(snapLength, 300, 1, 1e9, 70_000);
+      const make = (sink: CaptureSink) => new PcapWriter(sink, { linkType: LinkType.ETHERNET, snapLength });
+      const { slow, fast, fastFile } = writeBoth(packets, source, (packet, writer) => writer.writePacket({
+        data: source.subarray(packet.start, packet.start + packet.length),
+        timestamp: timestampOf(packet),
+        originalLength: packet.originalLength,
+      }), make, directory, `large-${snapLength}.pcap`);
+      assert.ok(slow.equals(fast), `snap ${snapLength}: buffer sink`);
+      assert.ok(slow.equals(fastFile), `snap ${snapLength}: file sink`);
+      assert.equal(readCapture(fastFile).packets.length, packets.length);
     }
   } finally {
     rmSync(directory, { recursive: true, force: true });
