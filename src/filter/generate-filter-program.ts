@@ -93,11 +93,8 @@ const registerSlotBase = loadBufferSlot - 8;
 /** Interpreter prologue only: wire length and packet type, at the bottom of the stack. */
 const lengthSlot = -504;
 const packetTypeSlot = -496;
-/** tc direct access with the pull (kernel prologue only): 0 in the first pass, the bytes pulled in the second; the context across the pull (see emitPullAndRestart). */
-const pullSlot = -488;
-const pullContextSlot = -480;
 /** Filter registers and kept values stay above the slots reserved at the bottom of the stack. */
-const lowestFreeSlot = pullContextSlot + 8;
+const lowestFreeSlot = packetTypeSlot + 8;
 /** The largest packet offset direct access can check (the verifier's limit). */
 const maximumPacketOffset = 0xffff;
 /** Packet data in memory is big-endian; on a little-endian machine constants are swapped instead of loaded values. */
@@ -110,8 +107,8 @@ type Location = Register | number;
  * Generates a complete eBPF program from a compiled filter's decision graph:
  * one block per test, tests in libpcap's order, identical tests with identical
  * successors emitted once, shared accept/reject exits. Registers in direct
- * mode (XDP, tc): r6 data, r7 data_end, r8 context; legacy/helper: r6 context,
- * r7 LD_IND index. Spare registers keep values several tests share.
+ * mode (XDP, tc): r2 data, r3 data_end, r1 context (and r6 in tc with the pull);
+ * legacy/helper: r6 context, r7 LD_IND index. Spare registers keep values several tests share.
  */
 export function generateFilterProgram(filter: CompiledFilter, options: GenerateFilterOptions): GeneratedFilter {
   expectCompiledFilter("generate filter program", filter);
@@ -274,7 +271,7 @@ class FilterCodeGenerator {
   private readonly usedExits = new Set<string>();
   /** Scratch register for bounds checks and second operands (r1, or r2 in tc direct access, where r1 keeps the context). */
   private readonly scratch: Register;
-  /** tc direct access: the context stays in r1 (for skb->len, pkt_type and the non-linear fallback); the scratch register is r5. */
+  /** tc direct access: the context stays in r1 (for skb->len, pkt_type and the non-linear path; r6 too with the pull); the scratch register is r5. */
   private readonly contextInRegister: boolean;
   /** Direct access: packet start and end, in caller-saved registers (no calls here), so the JIT saves no registers. */
   private readonly data = R2;
@@ -295,7 +292,7 @@ class FilterCodeGenerator {
    * second copy is appended instead.
    */
   private pullBytes: number | undefined;
-  /** tc direct access with pullBytes: where the filter starts again (at the prologue's data/data_end loads, or after them). */
+  /** tc direct access with pullBytes: where the filter starts again (after the prologue's copy of the context into r6). */
   private readonly restartLabel: string;
   /** Direct access: bytes from data (key "") or from a kept pointer (its key) proven to lie before data_end on every path here. */
   private proven = new Map<string, number>();
@@ -308,7 +305,9 @@ class FilterCodeGenerator {
    * Direct access, on this path: bytes added to the data register by bounds checks that move it (`data +=
    * n; if data > data_end`, saving the copy into the scratch register); loads from data subtract it. A check
    * moves it only in the root or in a node below which no paths join, so it is the same on every path
-   * into a node. Pointers computed from data carry the bias of that moment (pointerBiases).
+   * into a node. Pointers computed from data carry the bias of that moment (pointerBiases), and a bounds
+   * check may move a pointer held only in a register the same way; where paths with different biases of a
+   * pointer join, the pointer is computed again.
    */
   private dataBias = 0;
   private pointerBiases = new Map<string, number>();
@@ -328,7 +327,7 @@ class FilterCodeGenerator {
 
   /**
    * `linearHeaderBytes`: see linearHeaderBytes(). `moveData`: whether the first bounds check may move the
-   * data register (see dataBias).
+   * data register (see dataBias), and a bounds check on a kept pointer the pointer's register (pointerBiases).
    */
   constructor(private readonly options: GenerateFilterOptions, private readonly linearHeaderBytes = 0, private readonly moveData = false) {
     this.prefix = options.labelPrefix ?? "";
@@ -521,13 +520,13 @@ class FilterCodeGenerator {
   }
 
   /**
-   * A bounds check failed in tc direct access, and every load has a static bound. First pass: when
-   * skb->len says the packet is longer than its linear part, bpf_skb_pull_data(skb, min(skb->len, bytes))
-   * makes every byte the filter can read linear, and the filter runs again with data/data_end reloaded;
-   * otherwise (a linear packet, really too short) reject. Second pass: a failed check means the packet is
-   * too short: reject. The verifier must see the second pass end, so the passes differ in a value it
-   * knows: r1 is 0 in the second pass (the code reads nothing else from the context), or, when the code
-   * reads the context again (len, pkt_type, VLAN metadata), a stack slot zeroed in the prologue is 1.
+   * A bounds check failed in tc direct access, and every load has a static bound. The prologue copied
+   * the context into r6, and the code reads it from there; r1 keeps the context too, and nothing else
+   * writes r1. First pass (r1 is the context): bpf_skb_pull_data(skb, min(skb->len, bytes)) makes every
+   * byte the filter can read linear, and the filter runs again from the top with r1 = 0. Second pass:
+   * a failed check means the packet is too short: reject. The verifier knows r1 in both passes (a
+   * context pointer is never 0), so it sees the second pass end. On a linear packet that is really too
+   * short the pull changes nothing and the second pass rejects.
    *
    * The pull copies at most `bytes` bytes into the linear part (and un-clones the skb's head when it is
    * shared, as any tc program that writes does); the filter itself stays side-effect free. If the pull
@@ -535,26 +534,16 @@ class FilterCodeGenerator {
    */
   private emitPullAndRestart(bytes: number): void {
     const a = this.asm;
-    const reject = this.exit(this.rejectLabel);
-    const keepContext = this.usesContextFields();
-    a.label(this.fallbackLabel!);
-    if (keepContext) a.load("u64", R0, R10, pullSlot).jumpIf(R0, "!=", 0, reject);
-    else a.jumpIf(R1, "==", 0, reject);
-    a.load("u32", R2, R1, skbLength);
     const clamped = this.newLabel("pull");
-    a.jumpIf(R2, "<=", bytes, clamped).mov64(R2, bytes).label(clamped);
-    if (keepContext) a.store("u64", R10, pullSlot, 1);
-    a.store("u64", R10, pullContextSlot, R1).call("skb_pull_data");
-    if (keepContext) {
-      a.load("u64", R1, R10, pullContextSlot).jump(this.restartLabel);
-    } else {
-      a.load("u64", R4, R10, pullContextSlot).load("u32", this.data, R4, skbData).load("u32", this.dataEnd, R4, skbDataEnd).mov64(R1, 0).jump(this.restartLabel);
-    }
-  }
-
-  /** Does the code read __sk_buff fields after the prologue (then the second pass needs the context)? */
-  private usesContextFields(): boolean {
-    return this.usesLength || this.usesPacketType || this.usesVlanMetadata;
+    a.label(this.fallbackLabel!)
+      .jumpIf(R1, "==", 0, this.exit(this.rejectLabel))
+      .load("u32", R2, R1, skbLength)
+      .jumpIf(R2, "<=", bytes, clamped)
+      .mov64(R2, bytes)
+      .label(clamped)
+      .call("skb_pull_data")
+      .mov64(R1, 0)
+      .jump(this.restartLabel);
   }
 
   /**
@@ -744,15 +733,13 @@ class FilterCodeGenerator {
       if (this.usesLength) a.store("u64", R10, lengthSlot, R3);
       if (this.usesPacketType && skb) a.store("u64", R10, packetTypeSlot, R4);
     }
-    const keepContext = this.pullBytes !== undefined && this.usesContextFields();
-    if (keepContext) a.store("u64", R10, pullSlot, 0).label(this.restartLabel);
+    if (this.pullBytes !== undefined) a.mov64(R6, R1).label(this.restartLabel);
     if (this.mode === "direct") {
       if (!this.usesPacket && !(this.usesLength && !skb)) {
         // No packet bytes read: data and data_end are not needed.
       } else if (this.interpreter) a.mov64(this.dataEnd, R1).add64(this.dataEnd, R2).mov64(this.data, R1);
-      else if (skb) a.load("u32", this.data, R1, skbData).load("u32", this.dataEnd, R1, skbDataEnd);
+      else if (skb) a.load("u32", this.data, this.contextRegister, skbData).load("u32", this.dataEnd, this.contextRegister, skbDataEnd);
       else a.load("u32", this.data, R1, xdpData).load("u32", this.dataEnd, R1, xdpDataEnd);
-      if (this.pullBytes !== undefined && !keepContext) a.label(this.restartLabel);
     } else {
       a.mov64(R6, R1);
     }
@@ -761,10 +748,14 @@ class FilterCodeGenerator {
     for (let i = 0; i < slots; i++) a.store("u64", R10, this.registerSlot(i), 0);
   }
 
-  /** The register that holds the context in the kernel. */
-  /** w0 = a u32 field of __sk_buff (the context is on the stack in direct mode, in r6 otherwise). */
+  /** The register the code reads the context from: r6 (legacy, helper, and tc direct access with the pull), else r1. */
+  private get contextRegister(): Register {
+    return this.contextInRegister && this.pullBytes === undefined ? R1 : R6;
+  }
+
+  /** w0 = a u32 field of __sk_buff. */
   private loadContextField(offset: number): void {
-    this.asm.load("u32", R0, this.contextInRegister ? R1 : R6, offset);
+    this.asm.load("u32", R0, this.contextRegister, offset);
   }
 
   private registerSlot(index: number): number {
@@ -799,8 +790,7 @@ class FilterCodeGenerator {
         a.jumpIf32(register, inverse, operand, this.targetLabel(node.whenFalse));
         return;
       }
-      if (condition === "&") {
-        if (register !== R0) a.mov32(R0, register);
+      if (condition === "&" && register === R0) {
         a.and32(R0, operand).jumpIf32(R0, "==", 0, this.targetLabel(node.whenFalse));
         return;
       }
@@ -832,6 +822,12 @@ class FilterCodeGenerator {
         return;
       }
       let register = this.loadValue(raw.load, true);
+      if (raw.mask !== undefined && raw.constant === 0) {
+        // (x & mask) == 0: a JSET to the false successor, no AND.
+        this.asm.jumpIf32(register, "&", raw.mask, this.targetLabel(node.whenFalse));
+        if (!this.isNext(node.whenTrue, next)) this.asm.jump(this.targetLabel(node.whenTrue));
+        return;
+      }
       if (raw.mask !== undefined) {
         if (register !== R0) this.asm.mov32(R0, register);
         this.asm.and32(R0, raw.mask);
@@ -1058,6 +1054,15 @@ class FilterCodeGenerator {
       return;
     }
     const bias = key === "" ? this.dataBias : this.pointerBiases.get(key)!;
+    if (key !== "" && this.moveData && held?.key !== key && (this.available.get(key) === base || !this.cacheLocations.has(key))) {
+      // The pointer itself moves (it is in a register, kept nowhere else): loads from it subtract the new bias.
+      if (checked !== bias) a.add64(base, checked - bias);
+      a.jumpIf(base, ">", this.dataEnd, this.exit(fail));
+      this.pointerBiases.set(key, checked);
+      this.moved = true;
+      this.proven.set(key, checked);
+      return;
+    }
     if (held?.key === key) {
       if (checked !== held.end) a.add64(scratch, checked - held.end);
     } else {
