@@ -9,14 +9,12 @@
  * remote and remote → local, with its protocol and ports, no payload) run
  * through the filter compiler's reference evaluator (src/filter).
  */
-import { compileFilter, type CompiledFilter } from "../filter/compile-filter.js";
-import { LinkType } from "../pcap/link-type.js";
 import { parseIpv4, parseIpv6 } from "../pcap/address-text.js";
 import { expectArray, expectDate, expectInstance, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { AuditLog, auditColumns, databaseError, recordFromRow } from "./audit-log.js";
 import { compileFlowFilter } from "./flow-filter.js";
-import { auditRecordKinds, type AuditFlow, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
+import { auditRecordKinds, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
 
 export interface AuditQuery {
   /** Records that ended at or after this time. */

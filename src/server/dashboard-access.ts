@@ -54,7 +54,7 @@ export class DashboardAccess {
   readonly #expected: Buffer | undefined;
 
   private constructor(token: string | undefined) {
-    // The token is never echoed in the error: it is a secret.
+    // checkToken's message does not repeat the token: it is a secret.
     if (token !== undefined) checkToken(expectString("dashboard access", "token", token));
     this.token = token;
     this.#expected = token === undefined ? undefined : Buffer.from(token);
