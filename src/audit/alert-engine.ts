@@ -11,9 +11,10 @@
  * reach the other sinks) and sends them at once to its own outputs (stdout,
  * syslog, webhook). Used alone, `evaluate` returns the alerts of one record.
  */
-import type { AuditRecord } from "./audit-record.js";
-import type { AuditSink, AuditSinkContext } from "./audit-sink.js";
-import { AlertRules, type AlertRule } from "./alert-rules.js";
+import { expectArray, expectDate, expectFunction, expectInstance, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
+import { expectAuditRecord, type AuditRecord } from "./audit-record.js";
+import { expectAuditSink, type AuditSink, type AuditSinkContext } from "./audit-sink.js";
+import { AlertRules, alertSeverities, type AlertRule } from "./alert-rules.js";
 import { recordField } from "./record-fields.js";
 import { MemorySeenHistory, recordSeenKeys, type SeenHistory, type SeenKind } from "./seen-history.js";
 
@@ -62,8 +63,17 @@ export class AlertEngine implements AuditSink {
   #context: AuditSinkContext | undefined;
 
   constructor(options: AlertEngineOptions) {
-    this.rules = options.rules;
-    this.outputs = options.outputs ?? [];
+    const operation = "alert engine";
+    expectObject(operation, "options", options);
+    this.rules = expectInstance(operation, "options.rules", options.rules, AlertRules, "AlertRules (from AlertRules.load, parse or fromObject)");
+    this.outputs = expectArray<AuditSink>(operation, "options.outputs", options.outputs, true);
+    this.outputs.forEach((output, index) => expectAuditSink(operation, `options.outputs[${index}]`, output));
+    if (options.history !== undefined) {
+      expectObject(operation, "options.history", options.history);
+      expectFunction(operation, "options.history.seenBefore", options.history.seenBefore);
+    }
+    for (const name of ["memoryLimit", "rateKeyLimit"] as const) if (options[name] !== undefined) expectInteger(operation, `options.${name}`, options[name], 1);
+    for (const name of ["onAlert", "onOutputError"] as const) if (options[name] !== undefined) expectFunction(operation, `options.${name}`, options[name]);
     this.#history = options.history;
     this.#memory = new MemorySeenHistory(options.memoryLimit);
     this.#rateKeyLimit = options.rateKeyLimit ?? 100_000;
@@ -191,7 +201,14 @@ export class AlertEngine implements AuditSink {
 }
 
 /** The alert record for a rule that `trigger` set off. */
-export function alertRecord(rule: AlertRule, trigger: AuditRecord, message: string, start: Date = trigger.start): AuditRecord {
+export function alertRecord(rule: AlertRule, trigger: AuditRecord, message: string, start: Date = trigger?.start): AuditRecord {
+  const operation = "alert record";
+  expectObject(operation, "rule", rule);
+  expectString(operation, "rule.name", rule.name);
+  expectOneOf(operation, "rule.severity", rule.severity, alertSeverities);
+  expectAuditRecord(operation, "trigger", trigger);
+  expectString(operation, "message", message);
+  expectDate(operation, "start", start);
   return {
     sequence: 0,
     kind: "alert",
@@ -221,6 +238,7 @@ function formatWindow(milliseconds: number): string {
 
 /** One line for people: `2026-12-04T18:00:00.000Z high ssh-out: message`. */
 export function formatAlert(alert: AuditRecord): string {
+  expectAuditRecord("format alert", "alert", alert);
   return `${alert.end.toISOString()} ${alert.alert?.severity ?? "-"} ${alert.alert?.rule ?? "-"}: ${alert.alert?.message ?? ""}`;
 }
 

@@ -11,9 +11,10 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { isIPv6 } from "node:net";
 import { connect, type Socket as TcpSocket } from "node:net";
 import { hostname } from "node:os";
+import { expectFunction, expectInteger, expectObject, expectOneOf, expectString, expectWritableStream } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { UnixDatagramSocket } from "../sys/unix-datagram-socket.js";
-import type { AuditRecord, AuditRecordKind } from "./audit-record.js";
+import { expectAuditRecord, expectAuditRecordKinds, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
 import type { AuditSink } from "./audit-sink.js";
 import { DeliveryQueue, PermanentDeliveryError, type DeliveryStatistics, type RetryPolicy } from "./delivery-queue.js";
 import { JsonLinesSink } from "./json-lines-sink.js";
@@ -27,6 +28,7 @@ export interface AlertOutput extends AuditSink {
 
 /** Alerts as JSON lines on standard output (or another stream). */
 export function stdoutAlertOutput(stream: NodeJS.WritableStream = process.stdout): AlertOutput {
+  expectWritableStream("stdout alert output", "stream", stream);
   const sink = new JsonLinesSink({ stream, kinds: ["alert"] });
   return Object.assign(sink, { description: "stdout" });
 }
@@ -51,6 +53,7 @@ export interface SyslogTarget {
  * /dev/log), or a bare `HOST[:PORT]` (UDP).
  */
 export function parseSyslogTarget(text: string): SyslogTarget {
+  expectString("parse syslog target", "text", text);
   const bad = (why: string): never => {
     throw new UsageError("parse syslog target", `${JSON.stringify(text)}: ${why}`, "write udp://HOST:PORT, tcp://HOST:PORT or unix:/dev/log");
   };
@@ -62,6 +65,19 @@ export function parseSyslogTarget(text: string): SyslogTarget {
   if (!Number.isInteger(port) || port < 1 || port > 65535) bad(`port ${match[3]} is not 1-65535`);
   const host = match[2]!.replace(/^\[|\]$/g, "");
   return { transport: (match[1] as SyslogTransport | undefined) ?? "udp", host, port, path: "" };
+}
+
+/** A SyslogTarget object from a caller (parseSyslogTarget makes one from text). */
+function checkSyslogTarget(operation: string, name: string, target: unknown): SyslogTarget {
+  const checked = expectObject<SyslogTarget>(operation, name, target);
+  expectOneOf(operation, `${name}.transport`, checked.transport, ["udp", "tcp", "unix"]);
+  if (checked.transport === "unix") {
+    expectString(operation, `${name}.path`, checked.path);
+  } else {
+    expectString(operation, `${name}.host`, checked.host);
+    expectInteger(operation, `${name}.port`, checked.port, 1, 65535);
+  }
+  return checked;
 }
 
 export function formatSyslogTarget(target: SyslogTarget): string {
@@ -101,6 +117,20 @@ export interface SyslogFormatOptions {
  * Records other than alerts get the syslog severity "info" and their kind as MSGID.
  */
 export function formatSyslogMessage(record: AuditRecord, options: SyslogFormatOptions = {}): string {
+  expectAuditRecord("format syslog message", "record", record);
+  checkSyslogFormat("format syslog message", options);
+  return syslogMessage(record, options);
+}
+
+/** Checks the format options (once, where an output is made: messages are formatted per record). */
+function checkSyslogFormat(operation: string, options: SyslogFormatOptions): void {
+  expectObject(operation, "options", options);
+  if (options.facility !== undefined) expectOneOf(operation, "options.facility", options.facility, Object.keys(syslogFacilities));
+  for (const name of ["hostname", "appName", "structuredDataId"] as const) if (options[name] !== undefined) expectString(operation, `options.${name}`, options[name]);
+  if (options.processId !== undefined) expectInteger(operation, "options.processId", options.processId, 0);
+}
+
+function syslogMessage(record: AuditRecord, options: SyslogFormatOptions): string {
   const facility = syslogFacilities[options.facility ?? "auth"] ?? 4;
   const severity = record.alert !== null ? syslogSeverities[record.alert.severity] ?? 6 : 6;
   const timestamp = record.end.toISOString();
@@ -162,15 +192,15 @@ export class SyslogOutput implements AlertOutput {
   #unix: UnixDatagramSocket | undefined;
 
   constructor(options: SyslogOutputOptions) {
-    this.target = typeof options.target === "string" ? parseSyslogTarget(options.target) : options.target;
+    const operation = "syslog output";
+    checkSyslogFormat(operation, options);
+    this.target = typeof options.target === "string" ? parseSyslogTarget(options.target) : checkSyslogTarget(operation, "options.target", options.target);
     this.description = `syslog ${formatSyslogTarget(this.target)}`;
-    this.kinds = options.kinds ?? ["alert"];
-    if (options.facility !== undefined && !(options.facility in syslogFacilities)) {
-      throw new UsageError("syslog output", `unknown facility ${JSON.stringify(options.facility)}`, `one of ${Object.keys(syslogFacilities).join(", ")}`);
-    }
+    this.kinds = options.kinds === undefined ? ["alert"] : expectAuditRecordKinds(operation, "options.kinds", options.kinds);
     this.#format = options;
-    this.#maximumBytes = options.maximumMessageBytes ?? 8192;
-    this.#connectTimeout = options.connectTimeoutMilliseconds ?? 5000;
+    this.#maximumBytes = expectInteger(operation, "options.maximumMessageBytes", options.maximumMessageBytes ?? 8192, 1);
+    this.#connectTimeout = expectInteger(operation, "options.connectTimeoutMilliseconds", options.connectTimeoutMilliseconds ?? 5000, 1);
+    if (options.onError !== undefined) expectFunction(operation, "options.onError", options.onError);
     const onError = options.onError;
     this.#queue = new DeliveryQueue<Buffer>({
       capacity: options.capacity,
@@ -185,7 +215,7 @@ export class SyslogOutput implements AlertOutput {
     const messages: Buffer[] = [];
     for (const record of records) {
       if (!this.kinds.includes(record.kind)) continue;
-      let message = Buffer.from(formatSyslogMessage(record, this.#format), "utf8");
+      let message = Buffer.from(syslogMessage(record, this.#format), "utf8");
       if (message.length > this.#maximumBytes) message = message.subarray(0, this.#maximumBytes);
       messages.push(message);
     }
@@ -310,6 +340,14 @@ export class WebhookOutput implements AlertOutput {
   readonly #queue: DeliveryQueue<string>;
 
   constructor(options: WebhookOutputOptions) {
+    const operation = "webhook output";
+    expectObject(operation, "options", options);
+    expectString(operation, "options.url", options.url);
+    if (options.headers !== undefined) {
+      for (const [name, value] of Object.entries(expectObject(operation, "options.headers", options.headers))) expectString(operation, `options.headers[${JSON.stringify(name)}]`, value);
+    }
+    if (options.timeoutMilliseconds !== undefined) expectInteger(operation, "options.timeoutMilliseconds", options.timeoutMilliseconds, 1);
+    if (options.onError !== undefined) expectFunction(operation, "options.onError", options.onError);
     let url: URL;
     try {
       url = new URL(options.url);
@@ -321,7 +359,7 @@ export class WebhookOutput implements AlertOutput {
     }
     this.url = url;
     this.description = `webhook ${url.origin}${url.pathname}`;
-    this.kinds = options.kinds ?? ["alert"];
+    this.kinds = options.kinds === undefined ? ["alert"] : expectAuditRecordKinds(operation, "options.kinds", options.kinds);
     this.#headers = { "content-type": "application/json", "user-agent": "netbpf", ...options.headers };
     this.#timeout = options.timeoutMilliseconds ?? 10_000;
     const onError = options.onError;

@@ -16,6 +16,7 @@ import { readFileSync } from "node:fs";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair } from "yaml";
 import { FilterSyntaxError } from "../filter/filter-syntax-error.js";
 import { durationMilliseconds, type DurationUnit } from "../sys/duration.js";
+import { expectArray, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { userIdForName } from "../sys/user-accounts.js";
 import { auditRecordKinds, type AuditAlert, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
@@ -94,6 +95,10 @@ export class AlertRulesError extends UsageError {
 
 /** `file:line: what is wrong`, on one line. */
 export function formatProblem(problem: AlertRuleProblem): string {
+  expectObject("format alert rule problem", "problem", problem);
+  expectString("format alert rule problem", "problem.file", problem.file);
+  expectInteger("format alert rule problem", "problem.line", problem.line, 1);
+  expectString("format alert rule problem", "problem.message", problem.message);
   return `${problem.file}:${problem.line}: ${problem.message}`;
 }
 
@@ -108,12 +113,13 @@ export class AlertRules {
 
   /** Rules already validated (by RulesReader); use load, parse or fromObject. */
   constructor(file: string, rules: AlertRule[]) {
-    this.file = file;
-    this.rules = rules;
+    this.file = expectString("alert rules", "file", file);
+    this.rules = expectArray<AlertRule>("alert rules", "rules", rules);
   }
 
   /** Reads and validates a YAML or JSON rules file. Throws AlertRulesError (a UsageError) naming file and line. */
   static load(file: string): AlertRules {
+    expectString("load alert rules", "file", file);
     let text: string;
     try {
       text = readFileSync(file, "utf8");
@@ -126,6 +132,8 @@ export class AlertRules {
 
   /** Validates rules from YAML or JSON text; `file` names it in errors. */
   static parse(text: string, file = "rules"): AlertRules {
+    expectString("load alert rules", "text", text);
+    expectString("load alert rules", "file", file);
     return new RulesReader(text, file).read();
   }
 

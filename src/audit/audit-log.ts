@@ -21,8 +21,9 @@ import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
+import { argumentError, expectArray, expectBoolean, expectDate, expectIterable, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
-import type { AuditRecord, AuditRecordKind } from "./audit-record.js";
+import { auditRecordKinds, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
 import { recordColumnValues } from "./record-columns.js";
 import type { SeenKey } from "./seen-history.js";
 
@@ -183,6 +184,9 @@ export function recordFromRow(row: Record<string, unknown>): AuditRecord {
 
 /** A record with every field at its empty value, to spread a partial one over. */
 export function emptyAuditRecord(kind: AuditRecordKind, start: Date, end = start): AuditRecord {
+  expectOneOf("empty audit record", "kind", kind, auditRecordKinds);
+  expectDate("empty audit record", "start", start);
+  expectDate("empty audit record", "end", end);
   return {
     sequence: 0, kind, start, end, process: null, flow: null, bytesSent: null, bytesReceived: null, packetsSent: null, packetsReceived: null,
     closeReason: null, dns: null, drop: null, loss: null, alert: null,
@@ -202,7 +206,12 @@ export class AuditLog {
   #writesSinceRetention = 0;
 
   private constructor(path: string, options: AuditLogOptions) {
-    this.path = path;
+    this.path = expectString("open audit log", "path", path);
+    expectObject("open audit log", "options", options);
+    if (options.readOnly !== undefined) expectBoolean("open audit log", "options.readOnly", options.readOnly);
+    for (const [name, value] of [["retainMilliseconds", options.retainMilliseconds], ["maximumBytes", options.maximumBytes]] as const) {
+      if (value !== undefined && !(typeof value === "number" && Number.isFinite(value) && value > 0)) throw argumentError("open audit log", `options.${name}`, "a positive number", value);
+    }
     this.readOnly = options.readOnly ?? false;
     this.#options = options;
     const exists = existsSync(path);
@@ -289,10 +298,7 @@ export class AuditLog {
 
   /** Opens (and for writing, creates) the audit database at `path`. */
   static open(path: string, options: AuditLogOptions = {}): AuditLog {
-    for (const [name, value] of [["retainMilliseconds", options.retainMilliseconds], ["maximumBytes", options.maximumBytes]] as const) {
-      if (value !== undefined && !(Number.isFinite(value) && value > 0)) throw new UsageError("open audit log", `${name} must be positive, got ${String(value)}`);
-    }
-    return new AuditLog(resolve(path), options);
+    return new AuditLog(resolve(expectString("open audit log", "path", path)), options);
   }
 
   #meta(key: string): string {
@@ -335,6 +341,7 @@ export class AuditLog {
    * few batches.
    */
   append(records: readonly AuditRecord[]): AuditRecord[] {
+    expectArray("write audit log", "records", records);
     const stored: AuditRecord[] = [];
     if (records.length > 0) this.#write(records, (record) => stored.push(record));
     return stored;
@@ -348,6 +355,7 @@ export class AuditLog {
    * living until its end. Returns how many were stored.
    */
   store(records: Iterable<AuditRecord>): number {
+    expectIterable("write audit log", "records", records);
     return this.#write(records);
   }
 

@@ -9,13 +9,12 @@
  * remote and remote → local, with its protocol and ports, no payload) run
  * through the filter compiler's reference evaluator (src/filter).
  */
-import { compileFilter, type CompiledFilter } from "../filter/compile-filter.js";
-import { LinkType } from "../pcap/link-type.js";
 import { parseIpv4, parseIpv6 } from "../pcap/address-text.js";
+import { expectArray, expectDate, expectInstance, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
-import { auditColumns, databaseError, recordFromRow, type AuditLog } from "./audit-log.js";
+import { AuditLog, auditColumns, databaseError, recordFromRow } from "./audit-log.js";
 import { compileFlowFilter } from "./flow-filter.js";
-import { auditRecordKinds, type AuditFlow, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
+import { auditRecordKinds, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
 
 export interface AuditQuery {
   /** Records that ended at or after this time. */
@@ -71,15 +70,17 @@ export function addressInPrefix(address: string, prefix: Prefix): boolean {
 }
 
 function checkQuery(query: AuditQuery): void {
-  const positiveInteger = (value: number | undefined, name: string, maximum: number) => {
-    if (value !== undefined && !(Number.isInteger(value) && value >= 0 && value <= maximum)) throw new UsageError(operation, `${name} must be an integer 0-${maximum}, got ${String(value)}`);
+  expectObject(operation, "query", query);
+  const integer = (name: "pid" | "uid" | "port" | "limit", minimum: number, maximum: number) => {
+    if (query[name] !== undefined) expectInteger(operation, `query.${name}`, query[name], minimum, maximum);
   };
-  positiveInteger(query.pid, "pid", 0x7fffffff);
-  positiveInteger(query.uid, "uid", 0xffffffff);
-  positiveInteger(query.limit, "limit", Number.MAX_SAFE_INTEGER);
-  if (query.port !== undefined && !(Number.isInteger(query.port) && query.port >= 1 && query.port <= 65535)) throw new UsageError(operation, `port must be 1-65535, got ${String(query.port)}`);
-  for (const date of [query.since, query.until]) if (date !== undefined && Number.isNaN(date.getTime())) throw new UsageError(operation, "a time is not a valid date");
-  for (const kind of query.kinds ?? []) if (!auditRecordKinds.includes(kind)) throw new UsageError(operation, `unknown record kind "${kind}"`, `kinds: ${auditRecordKinds.join(", ")}`);
+  integer("pid", 0, 0x7fffffff);
+  integer("uid", 0, 0xffffffff);
+  integer("port", 1, 65535);
+  integer("limit", 0, Number.MAX_SAFE_INTEGER);
+  for (const name of ["since", "until"] as const) if (query[name] !== undefined) expectDate(operation, `query.${name}`, query[name]);
+  for (const name of ["process", "remote", "expression"] as const) if (query[name] !== undefined) expectString(operation, `query.${name}`, query[name]);
+  for (const kind of expectArray(operation, "query.kinds", query.kinds, true)) expectOneOf(operation, "query.kinds[]", kind, auditRecordKinds);
 }
 
 /** Addresses that DNS answers recorded in the log gave for `name`. */
@@ -94,6 +95,7 @@ export function addressesOfName(log: AuditLog, name: string): string[] {
 
 /** The records that answer a query, oldest first (or newest first). */
 export function queryAuditLog(log: AuditLog, query: AuditQuery = {}): AuditRecord[] {
+  expectInstance(operation, "log", log, AuditLog, "an AuditLog (from AuditLog.open)");
   checkQuery(query);
   const where: string[] = [];
   const parameters: (string | number)[] = [];
@@ -182,6 +184,10 @@ export interface AuditSummary {
 
 /** Top talkers, new destinations and new listeners in a period. */
 export function summarizeAuditLog(log: AuditLog, options: { since?: Date; until?: Date; top?: number } = {}): AuditSummary {
+  expectInstance("audit summary", "log", log, AuditLog, "an AuditLog (from AuditLog.open)");
+  expectObject("audit summary", "options", options);
+  for (const name of ["since", "until"] as const) if (options[name] !== undefined) expectDate("audit summary", `options.${name}`, options[name]);
+  if (options.top !== undefined) expectInteger("audit summary", "options.top", options.top, 0);
   const since = options.since?.getTime() ?? 0;
   const until = options.until?.getTime() ?? Number.MAX_SAFE_INTEGER;
   const top = options.top ?? 10;

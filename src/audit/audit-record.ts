@@ -8,6 +8,7 @@
  * Every field is always present (null where it does not apply or is
  * unknown), so JSON output has stable field names.
  */
+import { expectArray, expectDate, expectObject, expectOneOf } from "../sys/argument-checks.js";
 
 /**
  * - `connection`: a TCP connection, stored when it closes (or when the
@@ -121,4 +122,20 @@ export interface AuditRecord {
   drop: AuditDrop | null;
   loss: AuditLoss | null;
   alert: AuditAlert | null;
+}
+
+/** An AuditRecord from a caller: an object of a known kind with valid start and end dates (the parts are not checked). */
+export function expectAuditRecord(operation: string, name: string, value: unknown): AuditRecord {
+  const record = expectObject<AuditRecord>(operation, name, value);
+  expectOneOf(operation, `${name}.kind`, record.kind, auditRecordKinds);
+  expectDate(operation, `${name}.start`, record.start);
+  expectDate(operation, `${name}.end`, record.end);
+  return record;
+}
+
+/** A list of record kinds from a caller (a sink's `kinds` option). */
+export function expectAuditRecordKinds(operation: string, name: string, value: unknown): readonly AuditRecordKind[] {
+  const kinds = expectArray<AuditRecordKind>(operation, name, value);
+  for (const kind of kinds) expectOneOf(operation, `${name}[]`, kind, auditRecordKinds);
+  return kinds;
 }

@@ -32,9 +32,10 @@ import { delay, TrafficWatcher, type TrafficRow } from "../monitor/traffic-watch
 import { tcpRecordLayout } from "../programs/tcp-state-events.js";
 import { StateStore } from "../state/state-store.js";
 import { UsageError } from "../sys/errors.js";
-import { emptyAuditRecord, type AuditLog } from "./audit-log.js";
+import { argumentError, expectArray, expectBoolean, expectFunction, expectInstance, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
+import { AuditLog, emptyAuditRecord } from "./audit-log.js";
 import type { AuditFlow, AuditProcess, AuditRecord } from "./audit-record.js";
-import type { AuditSink } from "./audit-sink.js";
+import { expectAuditSink, type AuditSink } from "./audit-sink.js";
 import { DnsWatcher, type DnsExchange } from "./dns-watcher.js";
 import { ProcessDetails, type KernelProcess } from "./process-details.js";
 
@@ -93,6 +94,21 @@ function plainAddress(address: string): string {
   return address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
 }
 
+function checkOptions(options: AuditRecorderOptions): void {
+  expectObject(operation, "options", options);
+  expectInstance(operation, "options.log", options.log, AuditLog, "an AuditLog (from AuditLog.open)");
+  expectArray(operation, "options.sinks", options.sinks, true).forEach((sink, index) => expectAuditSink(operation, `options.sinks[${index}]`, sink));
+  if (options.onRecord !== undefined) expectFunction(operation, "options.onRecord", options.onRecord);
+  if (options.interval !== undefined && !(typeof options.interval === "number" && Number.isFinite(options.interval) && options.interval >= 10)) {
+    throw argumentError(operation, "options.interval", "a number of milliseconds ≥ 10", options.interval);
+  }
+  for (const name of ["udp", "dns", "drops"] as const) if (options[name] !== undefined) expectBoolean(operation, `options.${name}`, options[name]);
+  if (options.stateRoot !== undefined) expectString(operation, "options.stateRoot", options.stateRoot);
+  if (options.signal !== undefined) expectInstance(operation, "options.signal", options.signal, AbortSignal);
+  if (options.maximumConnections !== undefined) expectInteger(operation, "options.maximumConnections", options.maximumConnections, 1, 1 << 24);
+  if (options.maximumFlows !== undefined) expectInteger(operation, "options.maximumFlows", options.maximumFlows, 16, 1 << 24);
+}
+
 export class AuditRecorder {
   readonly log: AuditLog;
   readonly statistics: AuditRecorderStatistics = { stored: 0, batches: 0, lost: 0 };
@@ -127,8 +143,8 @@ export class AuditRecorder {
   #stopped = false;
 
   private constructor(options: AuditRecorderOptions) {
+    checkOptions(options);
     const interval = options.interval ?? 1000;
-    if (!(Number.isFinite(interval) && interval >= 10)) throw new UsageError(operation, `the interval must be at least 10 ms, got ${String(options.interval)}`);
     if (options.signal?.aborted) throw new UsageError(operation, "the signal is already aborted");
     this.log = options.log;
     this.#options = { ...options, interval };

@@ -1,3 +1,4 @@
+import { expectFunction, expectObject } from "../sys/argument-checks.js";
 import type { AuditRecord } from "./audit-record.js";
 
 /**
@@ -29,8 +30,18 @@ export interface AuditSinkContext {
 
 /** A sink from a plain function (no close work). */
 export function auditSinkFromFunction(onRecords: (records: AuditRecord[]) => void | Promise<void>): AuditSink {
+  expectFunction("audit sink from function", "onRecords", onRecords);
   return {
     write: onRecords,
     async close() {},
   };
+}
+
+/** An AuditSink from a caller: an object with write and close functions. */
+export function expectAuditSink(operation: string, name: string, value: unknown): AuditSink {
+  const sink = expectObject<AuditSink>(operation, name, value);
+  expectFunction(operation, `${name}.write`, sink.write);
+  expectFunction(operation, `${name}.close`, sink.close);
+  if (sink.start !== undefined) expectFunction(operation, `${name}.start`, sink.start);
+  return sink;
 }

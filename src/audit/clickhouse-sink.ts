@@ -13,8 +13,9 @@
  */
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from "@clickhouse/client";
 import { hostname } from "node:os";
+import { argumentError, expectFunction, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
-import type { AuditRecord, AuditRecordKind } from "./audit-record.js";
+import { expectAuditRecord, expectAuditRecordKinds, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
 import type { AuditSink } from "./audit-sink.js";
 import { DeliveryQueue, type DeliveryStatistics, type RetryPolicy } from "./delivery-queue.js";
 import { recordColumns } from "./record-columns.js";
@@ -73,8 +74,17 @@ export const clickHouseColumns: readonly (readonly [string, string])[] = [
 
 /** CREATE TABLE IF NOT EXISTS for `table`: MergeTree, a partition per month, sorted for time-range questions per kind and host. */
 export function clickHouseTableStatement(table: string): string {
+  checkTableName("ClickHouse table statement", "table", table);
   const columns = clickHouseColumns.map(([name, type]) => `  \`${name}\` ${type}`).join(",\n");
   return `CREATE TABLE IF NOT EXISTS ${table} (\n${columns}\n) ENGINE = MergeTree PARTITION BY toYYYYMM(start) ORDER BY (kind, start, host, sequence)`;
+}
+
+/** A table name is written into SQL as it is: letters, digits and _ only (optionally database.table). */
+function checkTableName(operation: string, name: string, table: unknown): string {
+  if (typeof table !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/.test(table)) {
+    throw argumentError(operation, name, "a table name of letters, digits and _ (optionally database.table)", table);
+  }
+  return table;
 }
 
 export type ClickHouseRow = Record<string, string | number | null | string[]>;
@@ -86,6 +96,12 @@ function dateTimeText(date: Date): string {
 
 /** One record as a row of the table. */
 export function clickHouseRow(record: AuditRecord, host: string): ClickHouseRow {
+  expectAuditRecord("ClickHouse row", "record", record);
+  expectString("ClickHouse row", "host", host);
+  return row(record, host);
+}
+
+function row(record: AuditRecord, host: string): ClickHouseRow {
   const { dns, drop, loss, alert } = record;
   return {
     host,
@@ -158,6 +174,12 @@ export class ClickHouseSink implements AuditSink {
   #tableReady = false;
 
   constructor(options: ClickHouseSinkOptions) {
+    const operation = "ClickHouse sink";
+    expectObject(operation, "options", options);
+    expectString(operation, "options.url", options.url);
+    if (options.host !== undefined) expectString(operation, "options.host", options.host);
+    if (options.timeoutMilliseconds !== undefined) expectInteger(operation, "options.timeoutMilliseconds", options.timeoutMilliseconds, 1);
+    if (options.onError !== undefined) expectFunction(operation, "options.onError", options.onError);
     let url: URL;
     try {
       url = new URL(options.url);
@@ -167,14 +189,11 @@ export class ClickHouseSink implements AuditSink {
     if (url.protocol !== "http:" && url.protocol !== "https:") {
       throw new UsageError("ClickHouse sink", `${JSON.stringify(options.url)}: ClickHouse's HTTP interface needs an http or https URL`, "write e.g. http://localhost:8123");
     }
-    const table = options.table ?? "netbpf_audit";
-    if (!/^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/.test(table)) {
-      throw new UsageError("ClickHouse sink", `table name ${JSON.stringify(table)} must be letters, digits and _ (optionally database.table)`);
-    }
+    const table = checkTableName(operation, "options.table", options.table ?? "netbpf_audit");
     this.url = url;
     this.table = table;
     this.host = options.host ?? hostname();
-    this.kinds = options.kinds;
+    this.kinds = options.kinds === undefined ? undefined : expectAuditRecordKinds(operation, "options.kinds", options.kinds);
     this.description = `clickhouse ${url.origin}${url.pathname === "/" ? "" : url.pathname} table ${table}`;
     const database = decodeURIComponent(url.pathname.replace(/^\/+|\/+$/g, ""));
     this.#client = createClient({
@@ -200,7 +219,7 @@ export class ClickHouseSink implements AuditSink {
   write(records: AuditRecord[]): void {
     const rows: ClickHouseRow[] = [];
     for (const record of records) {
-      if (this.kinds === undefined || this.kinds.includes(record.kind)) rows.push(clickHouseRow(record, this.host));
+      if (this.kinds === undefined || this.kinds.includes(record.kind)) rows.push(row(record, this.host));
     }
     if (rows.length > 0) this.#queue.push(rows);
   }

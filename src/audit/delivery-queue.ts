@@ -4,6 +4,7 @@
  * what does not fit is dropped and counted — and one worker delivers in
  * order, retrying a failed delivery with exponential backoff.
  */
+import { argumentError, expectFunction, expectInteger, expectObject } from "../sys/argument-checks.js";
 
 /** Exponential backoff: attempt n (n ≥ 2) waits initial × factor^(n-2), at most `maximumDelayMilliseconds`. */
 export interface RetryPolicy {
@@ -18,7 +19,20 @@ export const defaultRetryPolicy: RetryPolicy = { attempts: 5, initialDelayMillis
 
 /** The wait before try number `attempt` (2, 3, …). */
 export function retryDelay(policy: RetryPolicy, attempt: number): number {
+  checkRetryPolicy("retry delay", "policy", policy, false);
+  expectInteger("retry delay", "attempt", attempt, 1);
   return Math.min(policy.maximumDelayMilliseconds, policy.initialDelayMilliseconds * policy.factor ** Math.max(0, attempt - 2));
+}
+
+/** Checks a retry policy's fields (all of them, or with `partial` those present). */
+function checkRetryPolicy(operation: string, name: string, policy: Partial<RetryPolicy>, partial: boolean): void {
+  expectObject(operation, name, policy);
+  if (!partial || policy.attempts !== undefined) expectInteger(operation, `${name}.attempts`, policy.attempts, 1);
+  for (const [field, minimum] of [["initialDelayMilliseconds", 0], ["maximumDelayMilliseconds", 0], ["factor", 1]] as const) {
+    const value = policy[field];
+    if (partial && value === undefined) continue;
+    if (typeof value !== "number" || !Number.isFinite(value) || value < minimum) throw argumentError(operation, `${name}.${field}`, `a number ≥ ${minimum}`, value);
+  }
 }
 
 /** A delivery failure that must not be retried (a 4xx answer, a rejected insert). */
@@ -66,10 +80,14 @@ export class DeliveryQueue<T> {
   readonly #statistics: Omit<DeliveryStatistics, "waiting"> = { queued: 0, delivered: 0, dropped: 0, failed: 0, retries: 0, lastError: null };
 
   constructor(options: DeliveryQueueOptions<T>) {
-    this.capacity = options.capacity ?? 10_000;
-    this.batchSize = options.batchSize ?? 1;
+    const operation = "delivery queue";
+    expectObject(operation, "options", options);
+    this.#deliver = expectFunction(operation, "options.deliver", options.deliver);
+    this.capacity = expectInteger(operation, "options.capacity", options.capacity ?? 10_000, 1);
+    this.batchSize = expectInteger(operation, "options.batchSize", options.batchSize ?? 1, 1);
+    if (options.retry !== undefined) checkRetryPolicy(operation, "options.retry", options.retry, true);
     this.retry = { ...defaultRetryPolicy, ...options.retry };
-    this.#deliver = options.deliver;
+    if (options.onError !== undefined) expectFunction(operation, "options.onError", options.onError);
     this.#onError = options.onError;
   }
 

@@ -6,6 +6,7 @@
  * undefined, never an exception.
  */
 import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
+import { expectBytes } from "../sys/argument-checks.js";
 
 export interface DnsMessage {
   id: number;
@@ -50,7 +51,13 @@ function readName(data: Uint8Array, offset: number): { name: string; next: numbe
   return undefined;
 }
 
+/** The message in `data` (a Buffer or Uint8Array), or undefined when it is not a standard DNS query or response. */
 export function parseDnsMessage(data: Uint8Array): DnsMessage | undefined {
+  return readDnsMessage(expectBytes("parse DNS message", "data", data));
+}
+
+/** parseDnsMessage without the argument check, for datagrams read from the kernel. */
+export function readDnsMessage(data: Uint8Array): DnsMessage | undefined {
   if (data.length < 12) return undefined;
   const view = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const id = view.readUInt16BE(0);

@@ -19,7 +19,7 @@ import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
 import { AttachType, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { rootCgroup } from "../sys/cgroup.js";
 import type { AuditDns } from "./audit-record.js";
-import { parseDnsMessage, type DnsMessage } from "./dns-message.js";
+import { readDnsMessage, type DnsMessage } from "./dns-message.js";
 
 export interface DnsExchange extends AuditDns {
   /** When the question was seen. */
@@ -119,7 +119,7 @@ export class DnsPairing {
 
   /** Takes one datagram; returns the exchange it completes, if any. */
   add(datagram: Datagram, time: Date): DnsExchange | undefined {
-    const message = parseDnsMessage(datagram.payload);
+    const message = readDnsMessage(datagram.payload);
     if (message === undefined) return undefined;
     const client: [string, number] = message.response ? [datagram.destinationAddress, datagram.destinationPort] : [datagram.sourceAddress, datagram.sourcePort];
     const server: [string, number] = message.response ? [datagram.sourceAddress, datagram.sourcePort] : [datagram.destinationAddress, datagram.destinationPort];

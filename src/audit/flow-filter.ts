@@ -30,6 +30,7 @@ import { parseFilter } from "../filter/parser.js";
 import { parseAddressPrefix } from "../firewall/address-prefix.js";
 import type { AuditRecord } from "./audit-record.js";
 import { headerOnlyPacket } from "../pcap/header-packet.js";
+import { expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 
 /** LINKTYPE_RAW: packets begin with the IP header. */
 const rawIpLinkType = 101;
@@ -67,6 +68,9 @@ export interface FlowFilterOptions {
  * 5-tuple.
  */
 export function compileFlowFilter(expression: string, options: FlowFilterOptions = {}): FlowFilter {
+  expectString("compile flow filter", "expression", expression);
+  expectObject("compile flow filter", "options", options);
+  if (options.directions !== undefined) expectOneOf("compile flow filter", "options.directions", options.directions, ["originator", "either"]);
   const either = options.directions === "either";
   const ast = parseFilter(expression);
   if (ast !== undefined) checkFlowPrimitives(expression, ast);

@@ -7,8 +7,9 @@
  * counted.
  */
 import { closeSync, createWriteStream, openSync, type WriteStream } from "node:fs";
+import { expectInteger, expectObject, expectString, expectWritableStream } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
-import type { AuditRecord, AuditRecordKind } from "./audit-record.js";
+import { expectAuditRecord, expectAuditRecordKinds, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
 import type { AuditSink } from "./audit-sink.js";
 
 export interface JsonLinesSinkOptions {
@@ -30,6 +31,7 @@ export interface JsonLinesStatistics {
 
 /** One record as its JSON line (without the newline). */
 export function formatRecordJson(record: AuditRecord): string {
+  expectAuditRecord("format record JSON", "record", record);
   return JSON.stringify(record);
 }
 
@@ -43,8 +45,12 @@ export class JsonLinesSink implements AuditSink {
   #closed = false;
 
   constructor(options: JsonLinesSinkOptions) {
-    this.kinds = options.kinds;
-    this.maximumBufferedBytes = options.maximumBufferedBytes ?? 16 * 1024 * 1024;
+    const operation = "open JSON lines output";
+    expectObject(operation, "options", options);
+    if (options.path !== undefined) expectString(operation, "options.path", options.path);
+    if (options.stream !== undefined) expectWritableStream(operation, "options.stream", options.stream);
+    this.kinds = options.kinds === undefined ? undefined : expectAuditRecordKinds(operation, "options.kinds", options.kinds);
+    this.maximumBufferedBytes = expectInteger(operation, "options.maximumBufferedBytes", options.maximumBufferedBytes ?? 16 * 1024 * 1024, 0);
     if (options.stream !== undefined || options.path === undefined || options.path === "-") {
       this.#stream = options.stream ?? process.stdout;
       // A reader that went away (EPIPE) stops this output, not the recorder.

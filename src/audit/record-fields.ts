@@ -4,6 +4,7 @@
  * The lists are checked against the record interfaces at compile time, so a
  * field added to AuditRecord must be added here too.
  */
+import { expectObject, expectString } from "../sys/argument-checks.js";
 import { userNameForId } from "../sys/user-accounts.js";
 import type { AuditAlert, AuditDns, AuditDrop, AuditFlow, AuditLoss, AuditProcess, AuditRecord } from "./audit-record.js";
 
@@ -45,6 +46,8 @@ export type RecordFieldValue = string | number | null;
  * with ",", null where the record has no such part or the field is unknown.
  */
 export function recordField(record: AuditRecord, path: string): RecordFieldValue {
+  expectObject("record field", "record", record);
+  expectString("record field", "path", path);
   if (path === "process.user") {
     const uid = record.process?.uid;
     if (uid === null || uid === undefined) return null;

@@ -8,8 +8,9 @@
  * own across runs.
  */
 import { appendFileSync, closeSync, openSync, readFileSync } from "node:fs";
+import { expectInteger, expectIterable, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
-import type { AuditRecord } from "./audit-record.js";
+import { expectAuditRecord, type AuditRecord } from "./audit-record.js";
 
 export type SeenKind = "destination" | "listener";
 
@@ -22,11 +23,22 @@ export interface SeenKey {
 
 /** The key as one line of text: `destination tcp 192.0.2.1 443`. */
 export function seenKeyText(key: SeenKey): string {
+  const operation = "seen key text";
+  expectObject(operation, "key", key);
+  expectOneOf(operation, "key.kind", key.kind, ["destination", "listener"]);
+  expectOneOf(operation, "key.protocol", key.protocol, ["tcp", "udp"]);
+  expectString(operation, "key.address", key.address);
+  expectInteger(operation, "key.port", key.port, 0, 65535);
+  return keyLine(key);
+}
+
+function keyLine(key: SeenKey): string {
   return `${key.kind} ${key.protocol} ${key.address} ${key.port}`;
 }
 
 /** The keys a record carries: a destination for an outbound connection or UDP flow, a listener for a listen record. */
 export function recordSeenKeys(record: AuditRecord): SeenKey[] {
+  expectAuditRecord("record seen keys", "record", record);
   const flow = record.flow;
   if (flow === null) return [];
   if (record.kind === "listen") return [{ kind: "listener", protocol: flow.protocol, address: flow.localAddress, port: flow.localPort }];
@@ -57,7 +69,7 @@ export class MemorySeenHistory implements SeenHistory {
   readonly #keys = new Set<string>();
 
   constructor(limit = 1_000_000) {
-    this.limit = limit;
+    this.limit = expectInteger("seen history", "limit", limit, 1);
   }
 
   get size(): number {
@@ -65,7 +77,7 @@ export class MemorySeenHistory implements SeenHistory {
   }
 
   has(key: SeenKey): boolean {
-    const text = seenKeyText(key);
+    const text = keyLine(key);
     if (!this.#keys.has(text)) return false;
     // Most recently seen last: the oldest is forgotten first.
     this.#keys.delete(text);
@@ -78,7 +90,7 @@ export class MemorySeenHistory implements SeenHistory {
   }
 
   remember(key: SeenKey): void {
-    const text = seenKeyText(key);
+    const text = keyLine(key);
     this.#keys.delete(text);
     this.#keys.add(text);
     if (this.#keys.size > this.limit) this.#keys.delete(this.#keys.values().next().value!);
@@ -97,13 +109,15 @@ export class FileSeenHistory implements SeenHistory {
   #fd: number | undefined;
 
   private constructor(path: string, fd: number, keys: Iterable<string>) {
-    this.path = path;
-    this.#fd = fd;
+    this.path = expectString("open seen history", "path", path);
+    this.#fd = expectInteger("open seen history", "fd", fd, 0);
+    expectIterable("open seen history", "keys", keys);
     for (const key of keys) this.#keys.add(key);
   }
 
   /** Opens (creating it if missing) the file; a UsageError when it cannot be read or written. */
   static open(path: string): FileSeenHistory {
+    expectString("open seen history", "path", path);
     let fd: number;
     let text: string;
     try {
@@ -121,11 +135,11 @@ export class FileSeenHistory implements SeenHistory {
   }
 
   seenBefore(key: SeenKey): boolean {
-    return this.#keys.has(seenKeyText(key));
+    return this.#keys.has(keyLine(key));
   }
 
   remember(key: SeenKey): void {
-    const text = seenKeyText(key);
+    const text = keyLine(key);
     if (this.#keys.has(text)) return;
     this.#keys.add(text);
     if (this.#fd !== undefined) appendFileSync(this.#fd, `${text}\n`);

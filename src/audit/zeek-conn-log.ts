@@ -12,7 +12,8 @@
  * followed by the record's sequence in base 62, so it is stable and unique
  * within one log.
  */
-import type { AuditRecord } from "./audit-record.js";
+import { expectDate } from "../sys/argument-checks.js";
+import { expectAuditRecord, type AuditRecord } from "./audit-record.js";
 
 export const zeekConnFields = [
   "ts", "uid", "id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p", "proto", "service", "duration", "orig_bytes", "resp_bytes",
@@ -45,6 +46,7 @@ export function zeekUid(sequence: number): string {
 
 /** The header lines, up to and including #types. */
 export function zeekConnHeader(opened = new Date()): string {
+  expectDate("Zeek conn.log header", "opened", opened);
   return [
     "#separator \\x09",
     "#set_separator\t,",
@@ -58,6 +60,7 @@ export function zeekConnHeader(opened = new Date()): string {
 }
 
 export function zeekConnFooter(closed = new Date()): string {
+  expectDate("Zeek conn.log footer", "closed", closed);
   return `#close\t${zeekTime(closed)}`;
 }
 
@@ -83,6 +86,7 @@ function connectionState(record: AuditRecord, originIsLocal: boolean): string {
 
 /** One conn.log line, or undefined for records without a flow. */
 export function zeekConnLine(record: AuditRecord): string | undefined {
+  expectAuditRecord("Zeek conn.log line", "record", record);
   const flow = record.flow;
   if (flow === null || (record.kind !== "connection" && record.kind !== "udp")) return undefined;
   const originIsLocal = flow.direction !== "inbound";

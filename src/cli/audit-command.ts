@@ -8,7 +8,7 @@ import { dirname } from "node:path";
 import type { Command } from "commander";
 import { AuditLog } from "../audit/audit-log.js";
 import { queryAuditLog, summarizeAuditLog, type AuditQuery } from "../audit/audit-query.js";
-import type { AuditRecord, AuditRecordKind } from "../audit/audit-record.js";
+import { auditRecordKinds, type AuditRecord, type AuditRecordKind } from "../audit/audit-record.js";
 import { AuditRecorder } from "../audit/audit-recorder.js";
 import type { AuditSink } from "../audit/audit-sink.js";
 import { zeekConnFooter, zeekConnHeader, zeekConnLine } from "../audit/zeek-conn-log.js";
@@ -45,6 +45,13 @@ function integer(text: string | undefined, option: string, minimum: number, maxi
   if (text === undefined) return undefined;
   if (!/^\d+$/.test(text.trim()) || Number(text) < minimum || Number(text) > maximum) throw new UsageError(`option ${option}`, `needs an integer ${minimum}-${maximum}, got "${text}"`);
   return Number(text);
+}
+
+function recordKinds(texts: string[] | undefined): AuditRecordKind[] | undefined {
+  for (const text of texts ?? []) {
+    if (!(auditRecordKinds as readonly string[]).includes(text)) throw new UsageError("option --kind", `unknown record kind "${text}"`, `kinds: ${auditRecordKinds.join(", ")}`);
+  }
+  return texts as AuditRecordKind[] | undefined;
 }
 
 interface RecordOptions {
@@ -186,7 +193,7 @@ export function registerAuditCommand(program: Command): void {
       const query: AuditQuery = {
         since: options.since === undefined ? undefined : parseTime(options.since, "--since"),
         until: options.until === undefined ? undefined : parseTime(options.until, "--until"),
-        kinds: options.kind as AuditRecordKind[] | undefined,
+        kinds: recordKinds(options.kind),
         process: options.process,
         pid: integer(options.pid, "--pid", 1, 0x7fffffff),
         uid: integer(options.uid, "--uid", 0, 0xffffffff),

@@ -11,7 +11,7 @@ import { u32 } from "../core/codec.js";
 import type { BpfMap } from "../core/map.js";
 import { MapType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
-import { expectInstance, expectObject, expectString } from "../sys/argument-checks.js";
+import { expectInstance, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import { probeHelper } from "../features/features.js";
 import { helperIds } from "../asm/helpers.js";
 import { cookieCounter, cookieMapName, synCookieHelpers } from "./syn-cookie-code.js";
@@ -135,6 +135,9 @@ function checkRate(rate: Rate): void {
 }
 
 export function formatRate(rate: Rate): string {
+  expectObject("format rate", "rate", rate);
+  expectOneOf("format rate", "rate.unit", rate.unit, ["packets", "bits"]);
+  expectInteger("format rate", "rate.perSecond", rate.perSecond, 0);
   if (rate.unit === "packets") return `${rate.perSecond}pps`;
   for (const [suffix, factor] of [["gbit", 1e9], ["mbit", 1e6], ["kbit", 1e3]] as const) if (rate.perSecond >= factor && rate.perSecond % factor === 0) return `${rate.perSecond / factor}${suffix}`;
   return `${rate.perSecond}bit`;

@@ -6,6 +6,7 @@
  * by whatever records alerts), of which only the tail is read.
  */
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import { expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 
 export type DashboardAlertSeverity = "info" | "warning" | "critical";
 
@@ -74,7 +75,9 @@ export class JsonLinesAlertSource implements AlertSource {
   readonly tailBytes: number;
 
   constructor(path: string, options: { tailBytes?: number } = {}) {
-    this.path = path;
+    this.path = expectString("alert source", "path", path);
+    expectObject("alert source", "options", options);
+    if (options.tailBytes !== undefined) expectInteger("alert source", "options.tailBytes", options.tailBytes, 1);
     this.name = path.split("/").pop() ?? path;
     this.tailBytes = options.tailBytes ?? 256 * 1024;
   }

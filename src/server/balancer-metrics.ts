@@ -6,6 +6,7 @@
  */
 import { Gauge, type Registry } from "prom-client";
 import { LoadBalancer } from "../balancer/load-balancer.js";
+import { expectObject, expectString } from "../sys/argument-checks.js";
 import type { MetricsSource } from "./metrics-source.js";
 
 type Labels = "service" | "protocol" | "backend";
@@ -18,6 +19,8 @@ export class BalancerMetricsSource implements MetricsSource {
   #dropped!: Gauge<"service" | "protocol">;
 
   constructor(options: { stateRoot?: string } = {}) {
+    expectObject("balancer metrics", "options", options);
+    if (options.stateRoot !== undefined) expectString("balancer metrics", "options.stateRoot", options.stateRoot);
     this.#stateRoot = options.stateRoot;
   }
 

@@ -10,6 +10,7 @@ import { compileFilter, maximumExpressionLength, type CompiledFilter } from "../
 import { parseIpv4, parseIpv6 } from "../pcap/address-text.js";
 import { headerOnlyPacket } from "../pcap/header-packet.js";
 import { LinkType } from "../pcap/link-type.js";
+import { expectFunction, expectObject, expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 
 /** What the filter needs of a connection. */
@@ -45,8 +46,10 @@ export class ConnectionFilter {
   readonly expression: string;
   readonly #compiled: CompiledFilter;
 
+  /** Use ConnectionFilter.compile. */
   private constructor(expression: string, compiled: CompiledFilter) {
-    this.expression = expression;
+    this.expression = expectString("filter connections", "expression", expression);
+    expectFunction("filter connections", "compiled.matches", expectObject<CompiledFilter>("filter connections", "compiled", compiled).matches);
     this.#compiled = compiled;
   }
 
@@ -56,8 +59,7 @@ export class ConnectionFilter {
    * empty expression is refused: it means "no filter".
    */
   static compile(expression: unknown): ConnectionFilter {
-    if (typeof expression !== "string") throw new UsageError("filter connections", "the expression must be text");
-    const trimmed = expression.trim();
+    const trimmed = expectString("filter connections", "expression", expression).trim();
     if (trimmed === "") throw new UsageError("filter connections", "the expression is empty", "leave the box empty for no filter");
     if (trimmed.length > maximumConnectionFilterLength) throw new UsageError("filter connections", `the expression is ${trimmed.length} characters long`, `at most ${maximumConnectionFilterLength}`);
     if (/[\u0000-\u001f\u007f]/.test(trimmed)) throw new UsageError("filter connections", "the expression contains control characters");

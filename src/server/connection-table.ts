@@ -9,6 +9,7 @@
  */
 import type { TcpEvent } from "../monitor/tcp-watcher.js";
 import type { TrafficRow, TrafficSnapshot } from "../monitor/traffic-watcher.js";
+import { argumentError, expectInteger, expectObject } from "../sys/argument-checks.js";
 import type { ConnectionFilter } from "./connection-filter.js";
 
 export interface ConnectionRow {
@@ -82,8 +83,12 @@ export class ConnectionTable {
   #rows: ConnectionRow[] = [];
 
   constructor(options: ConnectionTableOptions = {}) {
-    this.idleMilliseconds = (options.idleSeconds ?? 10) * 1000;
-    this.maximumTracked = options.maximumTracked ?? 65536;
+    const operation = "connection table";
+    expectObject(operation, "options", options);
+    const idleSeconds = options.idleSeconds ?? 10;
+    if (typeof idleSeconds !== "number" || !(idleSeconds > 0) || !Number.isFinite(idleSeconds)) throw argumentError(operation, "options.idleSeconds", "a positive number of seconds", options.idleSeconds);
+    this.idleMilliseconds = idleSeconds * 1000;
+    this.maximumTracked = expectInteger(operation, "options.maximumTracked", options.maximumTracked ?? 65536, 1);
   }
 
   /** Open TCP connections remembered now (bounded by maximumTracked). */

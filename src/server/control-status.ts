@@ -9,6 +9,7 @@ import { LoadBalancer } from "../balancer/load-balancer.js";
 import { describeRule, Firewall } from "../firewall/firewall.js";
 import { describeLimit, RateLimiter } from "../firewall/rate-limiter.js";
 import { StateStore } from "../state/state-store.js";
+import { expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 
 export interface ControlStatus {
   rules: { interface: string; id: number; action: string; direction: string; description: string; packets: number; bytes: number }[];
@@ -21,6 +22,9 @@ export interface ControlStatus {
 }
 
 export function readControlStatus(options: { stateRoot?: string; offenders?: number } = {}): ControlStatus {
+  expectObject("read control status", "options", options);
+  if (options.stateRoot !== undefined) expectString("read control status", "options.stateRoot", options.stateRoot);
+  if (options.offenders !== undefined) expectInteger("read control status", "options.offenders", options.offenders, 0);
   const status: ControlStatus = { rules: [], limits: [], offenders: [], balancers: [], failures: {} };
   const part = (name: string, read: () => void) => {
     try {

@@ -10,12 +10,14 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { isIPv4 } from "node:net";
+import { expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 
 export const tokenCookieName = "netbpf_token";
 
 /** Loopback: 127.0.0.0/8, ::1, ::ffff:127.x.y.z, "localhost". */
 export function isLoopbackHost(host: string): boolean {
+  expectString("is loopback host", "host", host);
   const bare = host.replace(/^\[|\]$/g, "").toLowerCase();
   if (bare === "localhost" || bare === "::1" || bare === "0:0:0:0:0:0:0:1") return true;
   const ipv4 = bare.replace(/^::ffff:/, "");
@@ -52,13 +54,16 @@ export class DashboardAccess {
   readonly #expected: Buffer | undefined;
 
   private constructor(token: string | undefined) {
+    // checkToken's message does not repeat the token: it is a secret.
+    if (token !== undefined) checkToken(expectString("dashboard access", "token", token));
     this.token = token;
     this.#expected = token === undefined ? undefined : Buffer.from(token);
   }
 
   /** For a listening host: a given token is checked and used; beyond loopback a random one is made when none is given. */
   static forListen(host: string, token?: string): DashboardAccess {
-    if (token !== undefined) return new DashboardAccess(checkToken(token));
+    expectString("dashboard access", "host", host);
+    if (token !== undefined) return new DashboardAccess(token);
     if (isLoopbackHost(host)) return new DashboardAccess(undefined);
     return new DashboardAccess(randomBytes(24).toString("base64url"));
   }

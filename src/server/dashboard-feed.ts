@@ -15,6 +15,7 @@
 import type { ServerResponse } from "node:http";
 import { watchTcp, type TcpWatcher } from "../monitor/tcp-watcher.js";
 import { TrafficWatcher, type TrafficSnapshot } from "../monitor/traffic-watcher.js";
+import { expectArray, expectFunction, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { NetbpfError } from "../sys/errors.js";
 import type { AlertSource, DashboardAlert } from "./alert-source.js";
 import type { ConnectionFilter } from "./connection-filter.js";
@@ -83,8 +84,17 @@ export class DashboardFeed {
   #ticking = false;
 
   constructor(options: DashboardFeedOptions = {}) {
-    this.#options = options;
-    this.interval = options.interval ?? 1000;
+    const operation = "dashboard feed";
+    this.#options = expectObject(operation, "options", options);
+    for (const name of expectArray(operation, "options.interfaces", options.interfaces, true)) expectString(operation, "options.interfaces[]", name);
+    for (const name of ["filter", "stateRoot"] as const) if (options[name] !== undefined) expectString(operation, `options.${name}`, options[name]);
+    for (const name of ["maxEntries", "rows", "maximumClients", "maximumBacklog"] as const) if (options[name] !== undefined) expectInteger(operation, `options.${name}`, options[name], 1);
+    this.interval = expectInteger(operation, "options.interval", options.interval ?? 1000, 10);
+    if (options.historySeconds !== undefined) expectInteger(operation, "options.historySeconds", options.historySeconds, 1, 86400);
+    if (options.alerts !== undefined) {
+      expectObject(operation, "options.alerts", options.alerts);
+      expectFunction(operation, "options.alerts.recent", options.alerts.recent);
+    }
     this.history = new TrafficHistory({ capacity: options.historySeconds ?? 3600 });
   }
 

@@ -8,13 +8,13 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { describeValue, expectObject } from "../sys/argument-checks.js";
+import { expectArray, expectBoolean, expectFunction, expectInstance, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import type { MetricsSource } from "./metrics-source.js";
 import { ConnectionFilter } from "./connection-filter.js";
 import { DashboardAccess, tokenCookieName } from "./dashboard-access.js";
 import { DashboardAssets } from "./dashboard-assets.js";
-import type { DashboardFeed } from "./dashboard-feed.js";
+import { DashboardFeed } from "./dashboard-feed.js";
 
 export interface ListenAddress {
   host: string;
@@ -24,15 +24,16 @@ export interface ListenAddress {
 export const defaultListenAddress: ListenAddress = { host: "127.0.0.1", port: 9435 };
 
 /** "HOST:PORT", ":PORT" (all interfaces), "PORT", or "[IPV6]:PORT". */
-export function parseListenAddress(text: string): ListenAddress {
-  const bad = () => new UsageError("serve", `--listen needs HOST:PORT, :PORT or PORT (port 0-65535), got "${text}"`);
+export function parseListenAddress(listen: string): ListenAddress {
+  expectString("serve", "listen", listen);
+  const bad = () => new UsageError("serve", `--listen needs HOST:PORT, :PORT or PORT (port 0-65535), got "${listen}"`);
   let host: string;
   let portText: string;
-  const bracketed = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(text);
-  const plain = /^([^:[\]]*):(\d+)$/.exec(text);
+  const bracketed = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(listen);
+  const plain = /^([^:[\]]*):(\d+)$/.exec(listen);
   if (bracketed) [host, portText] = [bracketed[1]!, bracketed[2]!];
   else if (plain) [host, portText] = [plain[1] === "" ? "0.0.0.0" : plain[1]!, plain[2]!];
-  else if (/^\d+$/.test(text)) [host, portText] = [defaultListenAddress.host, text];
+  else if (/^\d+$/.test(listen)) [host, portText] = [defaultListenAddress.host, listen];
   else throw bad();
   const port = Number(portText);
   if (!Number.isInteger(port) || port > 65535) throw bad();
@@ -87,9 +88,21 @@ export class MetricsServer {
   #closed = false;
 
   private constructor(options: MetricsServerOptions) {
-    expectObject("metrics server", "options", options);
-    if (!Array.isArray(options.sources)) throw new UsageError("metrics server", `options.sources must be an array of metric sources, got ${describeValue(options.sources)}`);
-    this.sources = options.sources;
+    const operation = "metrics server";
+    expectObject(operation, "options", options);
+    this.sources = expectArray<MetricsSource>(operation, "options.sources", options.sources);
+    this.sources.forEach((source, index) => {
+      expectObject(operation, `options.sources[${index}]`, source);
+      for (const method of ["register", "start", "stop"] as const) expectFunction(operation, `options.sources[${index}].${method}`, source[method]);
+    });
+    if (options.listen !== undefined) {
+      expectObject(operation, "options.listen", options.listen);
+      expectString(operation, "options.listen.host", options.listen.host);
+      expectInteger(operation, "options.listen.port", options.listen.port, 0, 65535);
+    }
+    if (options.processMetrics !== undefined) expectBoolean(operation, "options.processMetrics", options.processMetrics);
+    if (options.dashboard !== undefined) expectInstance(operation, "options.dashboard", options.dashboard, DashboardFeed);
+    if (options.access !== undefined) expectInstance(operation, "options.access", options.access, DashboardAccess, "a DashboardAccess (from DashboardAccess.forListen)");
     this.dashboard = options.dashboard;
     this.access = options.access;
     this.#assets = options.dashboard ? new DashboardAssets() : undefined;

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { argumentError, expectArray, expectInteger, expectIterable } from "../sys/argument-checks.js";
 
 /** The kernel's range for ephemeral (client) ports, from net.ipv4.ip_local_port_range. */
 export function ephemeralPortRange(): [number, number] {
@@ -26,8 +27,13 @@ export class PortLabels {
   readonly #ephemeral: [number, number];
 
   constructor(limit: number, pinned: Iterable<number> = [], ephemeral: [number, number] = ephemeralPortRange()) {
-    this.limit = limit;
-    this.#pinned = new Set(pinned);
+    const operation = "port labels";
+    this.limit = expectInteger(operation, "limit", limit, 0);
+    this.#pinned = new Set(expectIterable<number>(operation, "pinned", pinned));
+    for (const port of this.#pinned) expectInteger(operation, "pinned[]", port, 0, 65535);
+    if (!Array.isArray(ephemeral) || ephemeral.length !== 2 || !ephemeral.every((port) => Number.isInteger(port) && port >= 0 && port <= 65535) || ephemeral[0] > ephemeral[1]) {
+      throw argumentError(operation, "ephemeral", "a [low, high] port range", ephemeral);
+    }
     this.#ephemeral = ephemeral;
   }
 
@@ -47,4 +53,11 @@ export class PortLabels {
   get ports(): number[] {
     return [...new Set([...this.#pinned, ...this.#chosen])].sort((a, b) => a - b);
   }
+}
+
+/** The PortLabels of a metrics source's options: `ports` pinned, the first `topPorts` others (default 20) with their own value. */
+export function portLabelsOf(operation: string, options: { ports?: readonly number[]; topPorts?: number }): PortLabels {
+  for (const port of expectArray(operation, "options.ports", options.ports, true)) expectInteger(operation, "options.ports[]", port, 1, 65535);
+  if (options.topPorts !== undefined) expectInteger(operation, "options.topPorts", options.topPorts, 0);
+  return new PortLabels(options.topPorts ?? 20, options.ports ?? []);
 }

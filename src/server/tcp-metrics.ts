@@ -6,8 +6,9 @@
  */
 import { Counter, Histogram, type Registry } from "prom-client";
 import { watchTcp, type TcpEvent, type TcpWatcher } from "../monitor/tcp-watcher.js";
+import { expectObject } from "../sys/argument-checks.js";
 import type { MetricsSource } from "./metrics-source.js";
-import { PortLabels } from "./port-labels.js";
+import { portLabelsOf, type PortLabels } from "./port-labels.js";
 
 export interface TcpMetricsOptions {
   /** Ports that always get their own series. */
@@ -31,7 +32,7 @@ export class TcpMetricsSource implements MetricsSource {
   #duration!: Histogram<"direction">;
 
   constructor(options: TcpMetricsOptions = {}) {
-    this.#ports = new PortLabels(options.topPorts ?? 20, options.ports ?? []);
+    this.#ports = portLabelsOf("TCP metrics", expectObject("TCP metrics", "options", options));
   }
 
   get failure(): string | undefined {

@@ -5,6 +5,7 @@
  * Memory is bounded: `capacity` samples of at most `maximumInterfaces` + 1 and
  * `topPorts` + 1 series each (the rest is summed as "other").
  */
+import { argumentError, expectInteger, expectObject } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 
 /** Rates over the second: [bytes in, bytes out, packets in, packets out] per second. */
@@ -30,11 +31,6 @@ export interface TrafficHistoryOptions {
 
 const operation = "traffic history";
 
-function checkCount(value: number | undefined, fallback: number, what: string, maximum: number): number {
-  const count = value ?? fallback;
-  if (!Number.isInteger(count) || count < 1 || count > maximum) throw new UsageError(operation, `${what} must be an integer 1-${maximum}, got ${String(value)}`);
-  return count;
-}
 
 /** The `limit` busiest series of `series`, the others summed as "other". */
 function busiest(series: ReadonlyMap<string, TrafficRates4>, limit: number): Record<string, TrafficRates4> {
@@ -59,9 +55,10 @@ export class TrafficHistory {
   #length = 0;
 
   constructor(options: TrafficHistoryOptions = {}) {
-    this.capacity = checkCount(options.capacity, 3600, "the capacity", 86400);
-    this.topPorts = checkCount(options.topPorts, 10, "topPorts", 1000);
-    this.maximumInterfaces = checkCount(options.maximumInterfaces, 16, "maximumInterfaces", 1000);
+    expectObject(operation, "options", options);
+    this.capacity = expectInteger(operation, "options.capacity", options.capacity ?? 3600, 1, 86400);
+    this.topPorts = expectInteger(operation, "options.topPorts", options.topPorts ?? 10, 1, 1000);
+    this.maximumInterfaces = expectInteger(operation, "options.maximumInterfaces", options.maximumInterfaces ?? 16, 1, 1000);
     this.#samples = new Array(this.capacity);
   }
 
@@ -72,7 +69,7 @@ export class TrafficHistory {
 
   /** Adds the rates of one second; the oldest sample goes when the ring is full. Times must not go backwards. */
   record(time: number, interfaces: ReadonlyMap<string, TrafficRates4>, ports: ReadonlyMap<string, TrafficRates4>): TrafficSample {
-    if (!Number.isFinite(time)) throw new UsageError(operation, `a sample time must be a number of milliseconds, got ${String(time)}`);
+    if (typeof time !== "number" || !Number.isFinite(time)) throw argumentError(operation, "time", "a number of milliseconds", time);
     const last = this.latest();
     if (last && time < last.time) throw new UsageError(operation, `sample time ${time} is before the last one (${last.time})`);
     const sample: TrafficSample = { time, interfaces: busiest(interfaces, this.maximumInterfaces), ports: busiest(ports, this.topPorts) };

@@ -5,8 +5,9 @@
  */
 import { Counter, Gauge, type Registry } from "prom-client";
 import { TrafficWatcher, type TrafficWatcherOptions } from "../monitor/traffic-watcher.js";
+import { expectArray, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import type { MetricsSource } from "./metrics-source.js";
-import { PortLabels } from "./port-labels.js";
+import { portLabelsOf, type PortLabels } from "./port-labels.js";
 
 export interface TrafficMetricsOptions extends Pick<TrafficWatcherOptions, "interfaces" | "filter" | "maxEntries" | "cgroup"> {
   /** Ports that always get their own series. */
@@ -46,8 +47,12 @@ export class TrafficMetricsSource implements MetricsSource {
   #lost = 0;
 
   constructor(options: TrafficMetricsOptions = {}) {
-    this.#options = options;
-    this.#ports = new PortLabels(options.topPorts ?? 20, options.ports ?? []);
+    const operation = "traffic metrics";
+    this.#options = expectObject(operation, "options", options);
+    this.#ports = portLabelsOf(operation, options);
+    for (const name of expectArray(operation, "options.interfaces", options.interfaces, true)) expectString(operation, "options.interfaces[]", name);
+    for (const name of ["filter", "cgroup"] as const) if (options[name] !== undefined) expectString(operation, `options.${name}`, options[name]);
+    if (options.maxEntries !== undefined) expectInteger(operation, "options.maxEntries", options.maxEntries, 1);
   }
 
   /** Reads the kernel's counters into the running totals. */

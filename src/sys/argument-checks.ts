@@ -85,3 +85,16 @@ export function expectIterable<T>(operation: string, name: string, value: unknow
   }
   return value as Iterable<T>;
 }
+
+/** true or false. */
+export function expectBoolean(operation: string, name: string, value: unknown): boolean {
+  if (typeof value !== "boolean") throw argumentError(operation, name, "true or false", value);
+  return value;
+}
+
+/** A writable stream from a caller (something with write and on, like process.stdout). */
+export function expectWritableStream(operation: string, name: string, value: unknown): NodeJS.WritableStream {
+  const stream = value as NodeJS.WritableStream;
+  if (typeof value !== "object" || value === null || typeof stream.write !== "function" || typeof stream.on !== "function") throw argumentError(operation, name, "a writable stream", value);
+  return stream;
+}

@@ -3,10 +3,11 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { AlertEngine, formatAlert } from "../../src/audit/alert-engine.js";
-import { AlertRules } from "../../src/audit/alert-rules.js";
+import { AlertEngine, alertRecord, formatAlert } from "../../src/audit/alert-engine.js";
+import { AlertRules, formatProblem } from "../../src/audit/alert-rules.js";
 import type { AuditRecord } from "../../src/audit/audit-record.js";
-import { FileSeenHistory, type SeenKey } from "../../src/audit/seen-history.js";
+import { FileSeenHistory, MemorySeenHistory, seenKeyText, type SeenKey } from "../../src/audit/seen-history.js";
+import { UsageError } from "../../src/sys/errors.js";
 import { dnsRecord, record } from "./record-builders.js";
 
 const rules = AlertRules.parse(`
@@ -193,4 +194,30 @@ test("rate counts keep bounded memory: the least recently matched key is forgott
   }
   // "a" was forgotten when "c" came (limit 2), so its second record starts afresh; "c" is still counted.
   assert.deepEqual(fired, ["c@4"]);
+});
+
+test("the alert engine, alert records and seen histories refuse bad arguments, naming them", () => {
+  const untyped = (f: (...args: never[]) => unknown, ...args: unknown[]): unknown => (f as (...args: unknown[]) => unknown)(...args);
+  const rules = AlertRules.fromObject({ rules: [{ name: "any", severity: "low", message: "m" }] });
+  const rule = rules.rules[0]!;
+  const cases: [() => unknown, RegExp][] = [
+    [() => new AlertEngine({ rules: { rules: [] } as never }), /^alert engine: options\.rules must be AlertRules \(from AlertRules\.load, parse or fromObject\), got an object \(Object\)$/],
+    [() => new AlertEngine({ rules, outputs: [{ write() {} } as never] }), /options\.outputs\[0\]\.close must be a function, got undefined/],
+    [() => new AlertEngine({ rules, memoryLimit: 0 }), /options\.memoryLimit must be an integer ≥ 1, got 0/],
+    [() => new AlertEngine({ rules, history: {} as never }), /options\.history\.seenBefore must be a function/],
+    [() => untyped(alertRecord, { ...rule, severity: "loud" }, record(), "m"), /^alert record: rule\.severity must be one of "info", "low", "medium", "high", "critical", got "loud"/],
+    [() => untyped(alertRecord, rule, { ...record(), kind: "flow" }, "m"), /trigger\.kind must be one of "connection", .*, got "flow"/],
+    [() => untyped(alertRecord, rule, record(), 42), /alert record: message must be a string, got 42/],
+    [() => untyped(formatAlert, {}), /format alert: alert\.kind must be one of/],
+    [() => untyped(seenKeyText, { kind: "destination", protocol: "tcp", address: "192.0.2.1", port: 70000 }), /^seen key text: key\.port must be an integer from 0 to 65535, got 70000/],
+    [() => untyped(seenKeyText, { kind: "source", protocol: "tcp", address: "192.0.2.1", port: 1 }), /key\.kind must be one of "destination", "listener", got "source"/],
+    [() => new MemorySeenHistory(0), /seen history: limit must be an integer ≥ 1, got 0/],
+    [() => untyped(FileSeenHistory.open, 42), /open seen history: path must be a string, got 42/],
+    [() => untyped(formatProblem, { file: "rules.yaml", line: 0, column: 1, message: "m" }), /problem\.line must be an integer ≥ 1, got 0/],
+    [() => untyped(AlertRules.parse, undefined), /load alert rules: text must be a string, got undefined/],
+  ];
+  for (const [call, pattern] of cases) assert.throws(call, (error: unknown) => error instanceof UsageError && pattern.test(error.message), pattern.source);
+  // Valid forms still work.
+  assert.equal(alertRecord(rule, record(), "m").alert?.severity, "low");
+  assert.equal(seenKeyText({ kind: "listener", protocol: "udp", address: "::", port: 53 }), "listener udp :: 53");
 });

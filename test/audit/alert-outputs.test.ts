@@ -12,6 +12,8 @@ import { AlertEngine } from "../../src/audit/alert-engine.js";
 import { formatSyslogMessage, parseSyslogTarget, SyslogOutput, WebhookOutput } from "../../src/audit/alert-outputs.js";
 import { AlertRules } from "../../src/audit/alert-rules.js";
 import type { AuditRecord } from "../../src/audit/audit-record.js";
+import { DeliveryQueue, defaultRetryPolicy, retryDelay } from "../../src/audit/delivery-queue.js";
+import { UsageError } from "../../src/sys/errors.js";
 import { UnixDatagramSocket } from "../../src/sys/unix-datagram-socket.js";
 import { record } from "./record-builders.js";
 
@@ -182,4 +184,31 @@ test("a webhook answering 4xx is not retried; a full queue drops and counts with
   await slow.drain();
   assert.equal(slow.statistics().delivered, 3);
   await slow.close();
+});
+
+test("alert outputs and the delivery queue refuse bad options, naming the option", () => {
+  const untyped = (f: (...args: never[]) => unknown, ...args: unknown[]): unknown => (f as (...args: unknown[]) => unknown)(...args);
+  const make = <T>(type: new (options: never) => T, options: unknown): T => new type(options as never);
+  const cases: [() => unknown, RegExp][] = [
+    [() => untyped(parseSyslogTarget, 42), /^parse syslog target: text must be a string, got 42 \(a number\)$/],
+    [() => make(SyslogOutput, { target: "udp://127.0.0.1:514", facility: "kernel" }), /syslog output: options\.facility must be one of "kern", .*"local7", got "kernel"/],
+    [() => make(SyslogOutput, { target: { transport: "sctp", host: "h", port: 514, path: "" } }), /options\.target\.transport must be one of "udp", "tcp", "unix", got "sctp"/],
+    [() => make(SyslogOutput, { target: { transport: "udp", host: "h", port: 0, path: "" } }), /options\.target\.port must be an integer from 1 to 65535, got 0/],
+    [() => make(SyslogOutput, { target: "udp://127.0.0.1:514", maximumMessageBytes: 0 }), /options\.maximumMessageBytes must be an integer ≥ 1, got 0/],
+    [() => make(SyslogOutput, { target: "udp://127.0.0.1:514", kinds: ["alerts"] }), /options\.kinds\[\] must be one of "connection", .*, got "alerts"/],
+    [() => make(SyslogOutput, { target: "udp://127.0.0.1:514", retry: { attempts: 0 } }), /delivery queue: options\.retry\.attempts must be an integer ≥ 1, got 0/],
+    [() => make(SyslogOutput, { target: "udp://127.0.0.1:514", retry: { factor: 0.5 } }), /options\.retry\.factor must be a number ≥ 1, got 0\.5/],
+    [() => make(WebhookOutput, { url: 42 }), /webhook output: options\.url must be a string, got 42/],
+    [() => make(WebhookOutput, { url: "http://127.0.0.1:1/", headers: { authorization: 7 } }), /options\.headers\["authorization"\] must be a string, got 7/],
+    [() => make(WebhookOutput, { url: "http://127.0.0.1:1/", capacity: -1 }), /delivery queue: options\.capacity must be an integer ≥ 1, got -1/],
+    [() => untyped(formatSyslogMessage, record({}), { processId: -1 }), /format syslog message: options\.processId must be an integer ≥ 0, got -1/],
+    [() => untyped(formatSyslogMessage, { kind: "connection", start: new Date(Number.NaN), end: new Date() }), /record\.start must be a valid Date/],
+    [() => untyped(retryDelay, defaultRetryPolicy, 0), /^retry delay: attempt must be an integer ≥ 1, got 0/],
+    [() => untyped(retryDelay, { ...defaultRetryPolicy, initialDelayMilliseconds: -1 }, 2), /policy\.initialDelayMilliseconds must be a number ≥ 0, got -1/],
+    [() => make(DeliveryQueue, { deliver: "post" }), /delivery queue: options\.deliver must be a function/],
+  ];
+  for (const [call, pattern] of cases) assert.throws(call, (error: unknown) => error instanceof UsageError && pattern.test(error.message), pattern.source);
+  // Valid forms still work.
+  assert.equal(parseSyslogTarget("x").host, "x");
+  assert.equal(retryDelay(defaultRetryPolicy, 3), 1000);
 });

@@ -217,3 +217,39 @@ test("DNS over TCP: each length-prefixed message of a segment, continuation segm
   // UDP still parses through the same entry point.
   assert.equal(parseDnsPacket(udpPacket("127.0.0.1", 5000, "127.0.0.53", 53, first)).length, 1);
 });
+
+test("the audit log, queries, summaries and Zeek lines refuse bad arguments, naming them", () => {
+  const untyped = (f: (...args: never[]) => unknown, ...args: unknown[]): unknown => (f as (...args: unknown[]) => unknown)(...args);
+  const directory = mkdtempSync(join(tmpdir(), "nb-audit-arguments-"));
+  try {
+    using log = AuditLog.open(join(directory, "audit.db"));
+    const cases: [() => unknown, RegExp][] = [
+      [() => untyped(AuditLog.open, 42), /^open audit log: path must be a string, got 42 \(a number\)$/],
+      [() => AuditLog.open(join(directory, "other.db"), { retainMilliseconds: 0 }), /options\.retainMilliseconds must be a positive number, got 0/],
+      [() => AuditLog.open(join(directory, "other.db"), { readOnly: "yes" as never }), /options\.readOnly must be true or false, got "yes"/],
+      [() => untyped(emptyAuditRecord, "flow", new Date()), /^empty audit record: kind must be one of "connection", .*, got "flow"/],
+      [() => untyped(emptyAuditRecord, "dns", "2026-12-04"), /start must be a valid Date, got "2026-12-04"/],
+      [() => untyped(queryAuditLog, {}), /^audit query: log must be an AuditLog \(from AuditLog\.open\)/],
+      [() => queryAuditLog(log, { port: 0 }), /query\.port must be an integer from 1 to 65535, got 0/],
+      [() => queryAuditLog(log, { kinds: ["flow" as never] }), /query\.kinds\[\] must be one of "connection", .*, got "flow"/],
+      [() => queryAuditLog(log, { since: "1h" as never }), /query\.since must be a valid Date, got "1h"/],
+      [() => queryAuditLog(log, { remote: 10 as never }), /query\.remote must be a string, got 10/],
+      [() => summarizeAuditLog(log, { top: -1 }), /audit summary: options\.top must be an integer ≥ 0, got -1/],
+      [() => log.append("records" as never), /write audit log: records must be an array/],
+      [() => untyped(zeekConnHeader, "today"), /Zeek conn\.log header: opened must be a valid Date, got "today"/],
+      [() => untyped(zeekConnLine, { kind: "udp" }), /Zeek conn\.log line: record\.start must be a valid Date, got undefined/],
+      [() => untyped(parseDnsMessage, "query"), /parse DNS message: data must be a Buffer or Uint8Array, got "query"/],
+      [() => compileFlowFilter("tcp", { directions: "both" as never }), /compile flow filter: options\.directions must be one of "originator", "either", got "both"/],
+    ];
+    for (const [call, pattern] of cases) assert.throws(call, (error: unknown) => error instanceof UsageError && pattern.test(error.message), pattern.source);
+    assert.deepEqual(queryAuditLog(log, { port: 443, kinds: ["connection"] }), []);
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
+
+test("audit query --kind names an unknown kind as the option", () => {
+  const result = runCli(["audit", "query", "--db", "/nonexistent/audit.db", "--kind", "flow"]);
+  assert.equal(result.status, 2);
+  assert.match(result.stderr, /^netbpf: option --kind: unknown record kind "flow" \(kinds: connection, listen, udp, dns, drop, loss, alert\)\n$/);
+});

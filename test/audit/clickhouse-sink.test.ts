@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { createClient } from "@clickhouse/client";
 import { test } from "node:test";
 import type { AuditRecord } from "../../src/audit/audit-record.js";
-import { clickHouseColumns, ClickHouseSink } from "../../src/audit/clickhouse-sink.js";
+import { clickHouseColumns, clickHouseRow, ClickHouseSink, clickHouseTableStatement } from "../../src/audit/clickhouse-sink.js";
+import { UsageError } from "../../src/sys/errors.js";
 import { skipUnlessTool } from "../support/kernel.js";
 import { clickHouseServerPath, freePort, startClickHouse, type ClickHouseTestServer } from "../support/clickhouse-server.js";
 import { dnsRecord, record } from "./record-builders.js";
@@ -80,4 +81,16 @@ test("records land in a real ClickHouse server: the table is created, a server t
 test("a ClickHouse sink refuses a bad URL or table name at once", () => {
   assert.throws(() => new ClickHouseSink({ url: "localhost:8123" }), /ClickHouse sink: "localhost:8123": ClickHouse's HTTP interface needs an http or https URL/);
   assert.throws(() => new ClickHouseSink({ url: "http://127.0.0.1:1", table: "drop table x" }), /table name/);
+});
+
+test("ClickHouse rows, statements and sinks refuse bad arguments, naming them", () => {
+  const cases: [() => unknown, RegExp][] = [
+    [() => clickHouseTableStatement("audit; DROP TABLE x"), /^ClickHouse table statement: table must be a table name of letters, digits and _ \(optionally database\.table\), got "audit; DROP TABLE x"/],
+    [() => clickHouseRow(record({}), 42 as never), /^ClickHouse row: host must be a string, got 42/],
+    [() => clickHouseRow({} as never, "host"), /^ClickHouse row: record\.kind must be one of/],
+    [() => new ClickHouseSink({ url: "http://127.0.0.1:1", timeoutMilliseconds: 0 }), /ClickHouse sink: options\.timeoutMilliseconds must be an integer ≥ 1, got 0/],
+    [() => new ClickHouseSink({ url: "http://127.0.0.1:1", kinds: ["dns", "flows"] as never }), /options\.kinds\[\] must be one of .*, got "flows"/],
+  ];
+  for (const [call, pattern] of cases) assert.throws(call, (error: unknown) => error instanceof UsageError && pattern.test(error.message), pattern.source);
+  assert.match(clickHouseTableStatement("audit.records"), /^CREATE TABLE IF NOT EXISTS audit\.records \(/);
 });

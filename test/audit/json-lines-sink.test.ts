@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { test } from "node:test";
-import { JsonLinesSink } from "../../src/audit/json-lines-sink.js";
+import { stdoutAlertOutput } from "../../src/audit/alert-outputs.js";
+import { formatRecordJson, JsonLinesSink } from "../../src/audit/json-lines-sink.js";
 import { UsageError } from "../../src/sys/errors.js";
 import { dnsRecord, record } from "./record-builders.js";
 
@@ -47,4 +48,16 @@ test("an unwritable path is a usage error at start", () => {
     assert.match(error.message, /^open JSON lines output: cannot write \/proc\/no-such-dir\/audit\.jsonl: ENOENT/);
     return true;
   });
+});
+
+test("a JSON lines sink refuses bad options, naming the option", () => {
+  const cases: [() => unknown, RegExp][] = [
+    [() => new JsonLinesSink({ stream: {} as never }), /^open JSON lines output: options\.stream must be a writable stream, got an object \(Object\)$/],
+    [() => new JsonLinesSink({ stream: new PassThrough(), kinds: "alert" as never }), /options\.kinds must be an array, got "alert"/],
+    [() => new JsonLinesSink({ stream: new PassThrough(), maximumBufferedBytes: -1 }), /options\.maximumBufferedBytes must be an integer ≥ 0, got -1/],
+    [() => new JsonLinesSink({ path: 42 as never }), /options\.path must be a string, got 42/],
+    [() => formatRecordJson({ kind: "connection" } as never), /^format record JSON: record\.start must be a valid Date, got undefined$/],
+    [() => stdoutAlertOutput({} as never), /^stdout alert output: stream must be a writable stream/],
+  ];
+  for (const [call, pattern] of cases) assert.throws(call, (error: unknown) => error instanceof UsageError && pattern.test(error.message), pattern.source);
 });

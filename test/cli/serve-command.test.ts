@@ -141,6 +141,7 @@ test("parseListenAddress: HOST:PORT, :PORT, PORT and [IPv6]:PORT; anything else 
   assert.deepEqual(parseListenAddress("9100"), { host: "127.0.0.1", port: 9100 });
   assert.deepEqual(parseListenAddress("[::1]:9435"), { host: "::1", port: 9435 });
   for (const bad of ["127.0.0.1:70000", "host:", "a:b:c", "", "[::1]"]) assert.throws(() => parseListenAddress(bad), /--listen needs HOST:PORT/, bad);
+  assert.throws(() => parseListenAddress(9435 as never), /serve: listen must be a string, got 9435 \(a number\)$/);
 });
 
 test("serve: a port in use, a bad --listen and bad options end with one line and status 2", { timeout: 60_000 }, async (t) => {

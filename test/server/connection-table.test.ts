@@ -80,3 +80,10 @@ test("the TCP side is bounded", () => {
   table.observe(tcpEvent("open", 5001, 0, 1, { role: "listener" }));
   assert.equal(table.tracked, 100);
 });
+
+test("bad options and filters are refused, naming them", () => {
+  assert.throws(() => new ConnectionTable({ idleSeconds: 0 }), /connection table: options\.idleSeconds must be a positive number of seconds, got 0/);
+  assert.throws(() => new ConnectionTable({ idleSeconds: "10" as never }), /options\.idleSeconds must be a positive number of seconds, got "10"/);
+  assert.throws(() => new ConnectionTable({ maximumTracked: 0 }), /options\.maximumTracked must be an integer ≥ 1, got 0/);
+  assert.equal(new ConnectionTable({ idleSeconds: 0.5 }).idleMilliseconds, 500);
+});

@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { IncomingMessage } from "node:http";
 import { checkToken, DashboardAccess, isLoopbackHost } from "../../src/server/dashboard-access.js";
+import { UsageError } from "../../src/sys/errors.js";
 
 function request(headers: Record<string, string>): IncomingMessage {
   return { headers } as unknown as IncomingMessage;
@@ -49,4 +50,11 @@ test("a given token is used on any address; bad tokens are refused", () => {
   assert.throws(() => checkToken("has space in the token!"), /16-256 characters/);
   assert.throws(() => checkToken("x".repeat(257)), /16-256 characters/);
   assert.equal(checkToken("A.b_c~d-0123456789"), "A.b_c~d-0123456789");
+});
+
+test("dashboard access refuses a host or token that is not text, and never echoes a token", () => {
+  assert.throws(() => DashboardAccess.forListen(42 as never), (error: unknown) => error instanceof UsageError && /^dashboard access: host must be a string, got 42 \(a number\)$/.test(error.message));
+  assert.throws(() => DashboardAccess.forListen("0.0.0.0", 42 as never), (error: unknown) => error instanceof UsageError && /token must be a string, got 42/.test(error.message));
+  assert.throws(() => DashboardAccess.forListen("0.0.0.0", "secret words"), (error: unknown) => error instanceof UsageError && !error.message.includes("secret"));
+  assert.throws(() => isLoopbackHost(undefined as never), (error: unknown) => error instanceof UsageError && /^is loopback host: host must be a string, got undefined$/.test(error.message));
 });

@@ -6,9 +6,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { request } from "node:http";
+import { JsonLinesAlertSource } from "../../src/server/alert-source.js";
+import { BalancerMetricsSource } from "../../src/server/balancer-metrics.js";
+import { readControlStatus } from "../../src/server/control-status.js";
 import { DashboardAccess } from "../../src/server/dashboard-access.js";
 import { DashboardFeed } from "../../src/server/dashboard-feed.js";
 import { MetricsServer } from "../../src/server/metrics-server.js";
+import { TcpMetricsSource } from "../../src/server/tcp-metrics.js";
+import { TrafficMetricsSource } from "../../src/server/traffic-metrics.js";
+import { UsageError } from "../../src/sys/errors.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 
 interface Answer {
@@ -114,4 +120,24 @@ test("listening on all addresses, every path but /healthz needs the token; /?tok
   assert.match(String(redirect.headers["set-cookie"]), /HttpOnly; SameSite=Strict/);
   assert.equal((await get(port, "/", { cookie })).status, 200);
   assert.equal((await get(port, "/api/connections", { cookie })).status, 200);
+});
+
+test("the server, its sources and the dashboard feed refuse bad options, naming the option", async () => {
+  const check = (pattern: RegExp) => (error: unknown) => error instanceof UsageError && pattern.test(error.message);
+  await assert.rejects(MetricsServer.start({ sources: [{ name: "x" }] as never }), check(/^metrics server: options\.sources\[0\]\.register must be a function, got undefined/));
+  await assert.rejects(MetricsServer.start({ sources: [], listen: { host: "127.0.0.1", port: 70000 } }), check(/options\.listen\.port must be an integer from 0 to 65535, got 70000/));
+  await assert.rejects(MetricsServer.start({ sources: [], dashboard: {} as never }), check(/options\.dashboard must be a DashboardFeed, got an object \(Object\)/));
+  await assert.rejects(MetricsServer.start({ sources: [], access: "token" as never }), check(/options\.access must be a DashboardAccess \(from DashboardAccess\.forListen\), got "token"/));
+  const cases: [() => unknown, RegExp][] = [
+    [() => new TrafficMetricsSource({ ports: [80, 0] }), /^traffic metrics: options\.ports\[\] must be an integer from 1 to 65535, got 0/],
+    [() => new TrafficMetricsSource({ interfaces: "lo" as never }), /options\.interfaces must be an array, got "lo"/],
+    [() => new TcpMetricsSource({ topPorts: -1 }), /^TCP metrics: options\.topPorts must be an integer ≥ 0, got -1/],
+    [() => new BalancerMetricsSource({ stateRoot: 42 as never }), /^balancer metrics: options\.stateRoot must be a string, got 42/],
+    [() => new DashboardFeed({ interval: 0 }), /^dashboard feed: options\.interval must be an integer ≥ 10, got 0/],
+    [() => new DashboardFeed({ historySeconds: 86401 }), /options\.historySeconds must be an integer from 1 to 86400, got 86401/],
+    [() => new DashboardFeed({ alerts: {} as never }), /options\.alerts\.recent must be a function, got undefined/],
+    [() => new JsonLinesAlertSource("alerts.jsonl", { tailBytes: 0 }), /^alert source: options\.tailBytes must be an integer ≥ 1, got 0/],
+    [() => readControlStatus({ offenders: -1 }), /^read control status: options\.offenders must be an integer ≥ 0, got -1/],
+  ];
+  for (const [call, pattern] of cases) assert.throws(call, check(pattern), pattern.source);
 });

@@ -57,4 +57,7 @@ test("bad options are refused", () => {
   assert.throws(() => new TrafficHistory({ capacity: 0 }), /capacity must be an integer/);
   assert.throws(() => new TrafficHistory({ capacity: 1.5 }), /capacity must be an integer/);
   assert.throws(() => new TrafficHistory({ topPorts: -1 }), /topPorts/);
+  assert.throws(() => new TrafficHistory({ maximumInterfaces: 1001 }), /traffic history: options\.maximumInterfaces must be an integer from 1 to 1000, got 1001/);
+  assert.throws(() => new TrafficHistory("an hour" as never), /traffic history: options must be an object, got "an hour"/);
+  assert.throws(() => new TrafficHistory().record("now" as never, new Map(), new Map()), /traffic history: time must be a number of milliseconds, got "now"/);
 });
