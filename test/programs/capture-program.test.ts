@@ -185,5 +185,5 @@ test("record sizes: each packet length gets the smallest class that holds it, at
 
 test("record decoding refuses a record shorter than the header", () => {
   assert.throws(() => decodeCaptureRecord(Buffer.alloc(captureHeaderSize - 1)), /less than the 48-byte header/);
-  assert.throws(() => captureProgram({ direction: "ingress", interfaceSlot: 0, snapLength: 0 }), /snap length must be 1-262144/);
+  assert.throws(() => captureProgram({ direction: "ingress", interfaceSlot: 0, snapLength: 0 }), /options\.snapLength must be an integer from 1 to 262144, got 0/);
 });
