@@ -13,6 +13,7 @@
 import { existsSync } from "node:fs";
 import { AttachType, MapFlag, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { btfLoad, linkCreate, mapCreate, programLoad, rawTracepointOpen } from "../sys/bpf.js";
+import { expectFunction, expectInteger } from "../sys/argument-checks.js";
 import { NetbpfError, SyscallError, VerifierError } from "../sys/errors.js";
 import { libcClose, libcIfNameToIndex } from "../sys/libc.js";
 import { tracefsPath } from "../sys/mounts.js";
@@ -42,6 +43,7 @@ export class FeatureProbeError extends NetbpfError {
  * `probeSupport(() => probeMapType(MapType.Arena))`.
  */
 export function probeSupport(probe: () => boolean | undefined): ProbeResult {
+  expectFunction("probe support", "probe", probe);
   try {
     return { support: probe() ? "yes" : "no" };
   } catch (error) {
@@ -118,6 +120,7 @@ function loadProbe(type: ProgramType, instructions: Buffer, logLevel = 0): numbe
 }
 
 export function probeProgramType(type: ProgramType): boolean {
+  expectInteger("probe program type", "type", type, 0, 0xffff_ffff);
   return cached(`program:${type}`, programTypeName(type), () => {
     if (typesNeedingAttachTarget.has(type)) return probeAttachTargetType(type);
     try {
@@ -179,6 +182,7 @@ function mapProbeFor(type: MapType): MapProbe | undefined {
 }
 
 export function probeMapType(type: MapType): boolean | undefined {
+  expectInteger("probe map type", "type", type, 0, 0xffff_ffff);
   const probe = mapProbeFor(type);
   if (!probe) return undefined;
   return cached(`map:${type}`, mapTypeName(type), () => {
@@ -209,6 +213,8 @@ export function probeMapType(type: MapType): boolean | undefined {
 
 /** Whether programs of `type` may call helper number `helper`. */
 export function probeHelper(type: ProgramType, helper: number): boolean {
+  expectInteger("probe helper", "type", type, 0, 0xffff_ffff);
+  expectInteger("probe helper", "helper", helper, 1, 0x7fff_ffff);
   return cached(`helper:${type}:${helper}`, `helper ${helper} for ${programTypeName(type)}`, () => {
     if (!probeProgramType(type) || typesNeedingAttachTarget.has(type)) return false;
     try {

@@ -35,9 +35,11 @@ import {
   tcpStateNames,
   type TcpRecord,
 } from "../programs/tcp-state-events.js";
+import { isTcpKernelOffsets } from "../programs/tcp-kernel-offsets.js";
+import { expectPorts } from "../programs/traffic-counter.js";
 import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
 import { MapFlag, MapType, ProgramType } from "../sys/bpf-constants.js";
-import { expectObject } from "../sys/argument-checks.js";
+import { argumentError, expectArray, expectBoolean, expectInstance, expectInteger, expectObject } from "../sys/argument-checks.js";
 import { UsageError, VerifierError } from "../sys/errors.js";
 
 /**
@@ -166,44 +168,31 @@ function emitOptionsFor(types: readonly TcpEventType[] | undefined, states: Set<
   };
 }
 
-/** Offsets read back from the cache file: every field a byte offset. */
-function isTcpKernelOffsets(facts: unknown): boolean {
-  if (typeof facts !== "object" || facts === null) return false;
-  const fields: (keyof TcpKernelOffsets)[] = ["bytesAcked", "bytesReceived", "smoothedRtt", "totalRetransmits", "taskFiles", "filesTable", "tableDescriptors", "tableMaximum", "filePrivateData", "socketSock", "taskRealParent", "taskTgid"];
-  return fields.every((field) => Number.isInteger((facts as Record<string, unknown>)[field]) && ((facts as Record<string, number>)[field]! >= 0));
-}
-
-function checkPort(port: number, what: string): void {
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(operation, `${what} must be a port number 1-65535, got ${String(port)}`);
-}
-
 /** Checks options; a state name is accepted with or without "TCP_", in any case. Returns the normalized states. */
 export function validateWatchTcpOptions(options: WatchTcpOptions): { states: Set<string> | undefined } {
   expectObject(operation, "options", options);
-  if (options.pid !== undefined && !(Number.isInteger(options.pid) && options.pid > 0 && options.pid <= 0x7fff_ffff)) {
-    throw new UsageError(operation, `pid must be a positive process id, got ${String(options.pid)}`);
-  }
-  for (const port of options.localPorts ?? []) checkPort(port, "a local port");
-  for (const port of options.remotePorts ?? []) checkPort(port, "a remote port");
+  if (options.signal !== undefined) expectInstance(operation, "options.signal", options.signal, AbortSignal);
+  if (options.pid !== undefined) expectInteger(operation, "options.pid", options.pid, 1, 0x7fff_ffff);
+  expectPorts(operation, "options.localPorts", options.localPorts);
+  expectPorts(operation, "options.remotePorts", options.remotePorts);
   let states: Set<string> | undefined;
   if (options.states !== undefined) {
     states = new Set();
-    for (const name of options.states) {
+    for (const name of expectArray(operation, "options.states", options.states)) {
       const normalized = String(name).toUpperCase().replace(/^TCP_/, "").replace(/-/g, "_");
       if (!tcpStates.includes(normalized)) throw new UsageError(operation, `unknown TCP state "${name}"`, `states: ${tcpStates.join(", ")}`);
       states.add(normalized);
     }
   }
-  for (const type of options.types ?? []) {
-    if (!tcpEventTypes.includes(type)) throw new UsageError(operation, `unknown event type "${type}"`, `types: ${tcpEventTypes.join(", ")}`);
+  for (const type of expectArray(operation, "options.types", options.types, true)) {
+    if (!tcpEventTypes.includes(type as TcpEventType)) throw new UsageError(operation, `unknown event type "${type}"`, `types: ${tcpEventTypes.join(", ")}`);
   }
   const ringSize = options.ringSize ?? 1 << 20;
-  if (!Number.isInteger(ringSize) || ringSize < 4096 || (ringSize & (ringSize - 1)) !== 0) {
-    throw new UsageError(operation, `ringSize must be a power of two of at least 4096 bytes, got ${String(options.ringSize)}`);
+  if (!Number.isInteger(ringSize) || ringSize < 4096 || !Number.isInteger(Math.log2(ringSize))) {
+    throw argumentError(operation, "options.ringSize", "a power of two of at least 4096 (bytes)", options.ringSize);
   }
-  if (options.wakeup !== undefined && typeof options.wakeup !== "boolean") throw new UsageError(operation, `wakeup must be true or false, got ${String(options.wakeup)}`);
-  const maximum = options.maximumConnections ?? 65536;
-  if (!Number.isInteger(maximum) || maximum < 1 || maximum > 1 << 24) throw new UsageError(operation, `maximumConnections must be 1-16777216, got ${String(options.maximumConnections)}`);
+  expectBoolean(operation, "options.wakeup", options.wakeup, true);
+  if (options.maximumConnections !== undefined) expectInteger(operation, "options.maximumConnections", options.maximumConnections, 1, 1 << 24);
   return { states };
 }
 

@@ -26,7 +26,7 @@ import { OwnedResources } from "../sys/owned-resources.js";
 import { LinkType } from "../pcap/link-type.js";
 import { socketOwnerProgram } from "../programs/capture-program.js";
 import {
-  checkPort,
+  expectPorts,
   portOwnerProgram,
   TrafficKeyOffset,
   trafficKeySize,
@@ -40,17 +40,17 @@ import {
   trafficStatisticsName,
   TrafficValueOffset,
   trafficValueSize,
+  trafficGroupings,
   type TrafficGrouping,
 } from "../programs/traffic-counter.js";
 import { AttachType, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { rootCgroup } from "../sys/cgroup.js";
-import { expectObject } from "../sys/argument-checks.js";
+import { argumentError, expectArray, expectBoolean, expectInstance, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { interfaceIndex, interfaceName } from "../sys/socket.js";
 import { procfsPortOwners, type ProcessIdentity } from "./socket-owners.js";
 
-export type { TrafficGrouping } from "../programs/traffic-counter.js";
-export const trafficGroupings: readonly TrafficGrouping[] = ["port", "conn", "process", "remote"];
+export { trafficGroupings, type TrafficGrouping } from "../programs/traffic-counter.js";
 
 export interface TrafficWatcherOptions {
   /** What a row is: a local port (default), a connection, a process, or a remote host. */
@@ -205,18 +205,18 @@ export class TrafficWatcher implements Disposable {
   #closed = false;
 
   private constructor(options: TrafficWatcherOptions) {
-    expectObject("watch traffic", "options", options);
-    this.by = options.by ?? "port";
-    if (!trafficGroupings.includes(this.by)) throw new UsageError("watch traffic", `cannot group by ${JSON.stringify(this.by)}`, `use one of ${trafficGroupings.join(", ")}`);
-    this.ports = [...new Set((options.ports ?? []).map((port) => checkPort(port, "watch traffic")))];
-    this.filter = (options.filter ?? "").trim();
-    this.perInterface = options.perInterface ?? false;
-    this.times = options.times ?? false;
-    this.maxEntries = options.maxEntries ?? 16384;
-    if (!Number.isInteger(this.maxEntries) || this.maxEntries < 16 || this.maxEntries > 1 << 24) {
-      throw new UsageError("watch traffic", `the map size must be an integer 16-16777216, got ${options.maxEntries}`);
-    }
-    const interfaces = [...new Set(options.interfaces ?? [])];
+    const operation = "watch traffic";
+    expectObject(operation, "options", options);
+    this.by = expectOneOf(operation, "options.by", options.by ?? "port", trafficGroupings);
+    this.ports = [...new Set(expectPorts(operation, "options.ports", options.ports))];
+    this.filter = (options.filter === undefined ? "" : expectString(operation, "options.filter", options.filter)).trim();
+    this.perInterface = expectBoolean(operation, "options.perInterface", options.perInterface, true) ?? false;
+    this.times = expectBoolean(operation, "options.times", options.times, true) ?? false;
+    this.maxEntries = expectInteger(operation, "options.maxEntries", options.maxEntries ?? 16384, 16, 1 << 24);
+    expectBoolean(operation, "options.processes", options.processes, true);
+    if (options.cgroup !== undefined) expectString(operation, "options.cgroup", options.cgroup);
+    const interfaces = [...new Set(expectArray<string>(operation, "options.interfaces", options.interfaces, true))];
+    interfaces.forEach((name, index) => expectString(operation, `options.interfaces[${index}]`, name));
     this.interfaces = interfaces;
     this.source = interfaces.length > 0 ? "interfaces" : "cgroup";
     if (this.source === "interfaces" && options.cgroup !== undefined) throw new UsageError("watch traffic", "a cgroup and interfaces were both given", "watch either a cgroup (its sockets) or interfaces");
@@ -517,7 +517,8 @@ export class TrafficWatcher implements Disposable {
    * watcher is closed); the first comes one interval after the call.
    */
   async *snapshots(interval = 1000, signal?: AbortSignal): AsyncGenerator<TrafficSnapshot> {
-    if (!(interval > 0)) throw new UsageError("watch traffic", `the interval must be positive, got ${interval}`);
+    if (typeof interval !== "number" || !(interval > 0) || interval === Infinity) throw argumentError("watch traffic", "interval", "a positive number of milliseconds", interval);
+    if (signal !== undefined) expectInstance("watch traffic", "signal", signal, AbortSignal);
     for (;;) {
       if (signal?.aborted || this.#closed) return;
       await delay(interval, signal);
@@ -611,7 +612,11 @@ export interface WatchTrafficOptions extends TrafficWatcherOptions {
 export async function* watchTraffic(options: WatchTrafficOptions = {}): AsyncGenerator<TrafficSnapshot> {
   expectObject("watch traffic", "options", options);
   const interval = options.interval ?? 1000;
-  if (!(interval > 0)) throw new UsageError("watch traffic", `the interval must be positive, got ${interval}`);
+  if (typeof interval !== "number" || !(interval > 0) || interval === Infinity) throw argumentError("watch traffic", "options.interval", "a positive number of milliseconds", options.interval);
+  if (options.duration !== undefined && (typeof options.duration !== "number" || !(options.duration >= 0))) {
+    throw argumentError("watch traffic", "options.duration", "a number of milliseconds ≥ 0", options.duration);
+  }
+  if (options.signal !== undefined) expectInstance("watch traffic", "options.signal", options.signal, AbortSignal);
   const controller = new AbortController();
   const forward = () => controller.abort();
   options.signal?.addEventListener("abort", forward, { once: true });

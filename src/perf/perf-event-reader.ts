@@ -8,6 +8,7 @@
  * When a ring is full the kernel drops samples and later writes a
  * PERF_RECORD_LOST with their number: the reader yields it and counts it.
  */
+import { argumentError, expectArray, expectInstance, expectInteger, expectObject } from "../sys/argument-checks.js";
 import { MapType } from "../sys/bpf-constants.js";
 import { mapDeleteElement, mapUpdateElement } from "../sys/bpf.js";
 import { onlineCpus } from "../sys/cpus.js";
@@ -131,16 +132,24 @@ export class PerfEventReader {
 
   constructor(map: PerfEventArraySource, options: PerfEventReaderOptions = {}) {
     const operation = "open perf event reader";
+    expectObject(operation, "map", map);
+    expectInstance(operation, "map.fd", map.fd, FileDescriptor, "a FileDescriptor (map is a BpfMap)");
     if (map.type !== MapType.PerfEventArray) {
       throw new UsageError(operation, `the map is a ${MapType[map.type] ?? map.type} map, not a PerfEventArray map`, "for a Ringbuf map use RingBufferReader");
     }
+    expectInteger(operation, "map.maxEntries", map.maxEntries, 1);
+    expectObject(operation, "options", options);
     const pages = options.pagesPerCpu ?? 8;
-    if (!Number.isInteger(pages) || pages < 1 || (pages & (pages - 1)) !== 0) {
-      throw new UsageError(operation, `pagesPerCpu must be a power of two (1, 2, 4, …), got ${pages}`);
+    if (!Number.isInteger(pages) || pages < 1 || pages > 1 << 20 || (pages & (pages - 1)) !== 0) {
+      throw argumentError(operation, "options.pagesPerCpu", "a power of two (1, 2, 4, …)", options.pagesPerCpu);
     }
-    const cpus = options.cpus ? [...options.cpus] : onlineCpus();
-    for (const cpu of cpus) {
-      if (!Number.isInteger(cpu) || cpu < 0 || cpu >= map.maxEntries) {
+    if (options.wakeupEvents !== undefined) expectInteger(operation, "options.wakeupEvents", options.wakeupEvents, 1, 0xffff_ffff);
+    if (options.wakeupBytes !== undefined) expectInteger(operation, "options.wakeupBytes", options.wakeupBytes, 1, 0xffff_ffff);
+    if (options.poller !== undefined) expectInstance(operation, "options.poller", options.poller, Poller);
+    const cpus = options.cpus !== undefined ? [...expectArray<number>(operation, "options.cpus", options.cpus)] : onlineCpus();
+    for (const [index, cpu] of cpus.entries()) {
+      expectInteger(operation, `options.cpus[${index}]`, cpu, 0);
+      if (cpu >= map.maxEntries) {
         throw new UsageError(operation, `CPU ${cpu} has no slot in the perf event array (${map.maxEntries} entries)`, "create the map with maxEntries of at least the number of possible CPUs");
       }
     }

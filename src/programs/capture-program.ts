@@ -22,6 +22,7 @@
 import { Assembler, R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, type AssembledProgram } from "../asm/assembler.js";
 import { emitRecordCurrentProcess } from "./current-process.js";
 import { makeInstruction, slotIndexes, type Instruction } from "../asm/instruction.js";
+import { argumentError, expectArray, expectBoolean, expectInstance, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { addToCounter } from "./add-to-counter.js";
 
@@ -140,6 +141,12 @@ export function captureRecordRingBytes(capturedLength: number, snapLength: numbe
  * an exit and a jump take one slot each.
  */
 export function spliceFilterProgram(assembler: Assembler, instructions: readonly Instruction[], labels: { accept: string; reject: string }): void {
+  const operation = "splice filter program";
+  expectInstance(operation, "assembler", assembler, Assembler);
+  expectArray<Partial<Instruction> | null>(operation, "instructions", instructions).forEach((instruction, index) => {
+    if (typeof instruction?.opcode !== "number") throw argumentError(operation, `instructions[${index}]`, "an instruction (from decode or an Assembler's finish())", instruction);
+  });
+  expectFilterLabels(operation, "labels", labels);
   const slots = slotIndexes(instructions);
   const end = slots[instructions.length]!;
   const exitOpcode = 0x95;
@@ -148,15 +155,40 @@ export function spliceFilterProgram(assembler: Assembler, instructions: readonly
   assembler.jumpIf(R0, "==", 0, labels.reject).jump(labels.accept);
 }
 
+function expectFilterLabels(operation: string, name: string, labels: unknown): void {
+  const { accept, reject } = expectObject<{ accept: unknown; reject: unknown }>(operation, name, labels);
+  expectString(operation, `${name}.accept`, accept);
+  expectString(operation, `${name}.reject`, reject);
+}
+
+/** A filter emitter: an object with the expression and emit(). */
+export function expectFilterEmitter(operation: string, name: string, value: unknown): void {
+  const filter = expectObject<Partial<CaptureFilterEmitter>>(operation, name, value);
+  if (typeof filter.expression !== "string" || typeof filter.emit !== "function") {
+    throw argumentError(operation, name, "a CaptureFilterEmitter (an object with expression and emit(), e.g. from compileCaptureFilter)", value);
+  }
+}
+
+/** Checks the options of captureProgram (for callers without TypeScript). */
+function checkCaptureProgramOptions(options: CaptureProgramOptions): void {
+  const operation = "capture program";
+  expectObject(operation, "options", options);
+  expectOneOf(operation, "options.direction", options.direction, ["ingress", "egress"]);
+  expectInteger(operation, "options.interfaceSlot", options.interfaceSlot, 0, 0xffff);
+  expectInteger(operation, "options.snapLength", options.snapLength, 1, maximumSnapLength);
+  if (options.filter !== undefined) expectFilterEmitter(operation, "options.filter", options.filter);
+  expectBoolean(operation, "options.processes", options.processes, true);
+  if (options.namespace !== undefined) expectInteger(operation, "options.namespace", options.namespace, 0, 0xffff_ffff);
+  const threshold = options.wakeupThreshold;
+  if (threshold !== undefined && (typeof threshold !== "number" || threshold < 8 || !Number.isInteger(Math.log2(threshold)))) {
+    throw argumentError(operation, "options.wakeupThreshold", "a power of two of at least 8 (bytes)", threshold);
+  }
+}
+
 /** Generates the capture program for one interface and direction. */
 export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
+  checkCaptureProgramOptions(options);
   const { snapLength, interfaceSlot } = options;
-  if (!Number.isInteger(snapLength) || snapLength < 1 || snapLength > maximumSnapLength) {
-    throw new UsageError("capture program", `snap length must be 1-${maximumSnapLength}, got ${snapLength}`);
-  }
-  if (!Number.isInteger(interfaceSlot) || interfaceSlot < 0 || interfaceSlot > 0xffff) {
-    throw new UsageError("capture program", `interface slot must be 0-65535, got ${interfaceSlot}`);
-  }
   const annotations = new Map<number, string>();
   const filterLabels = new Map<string, number>();
   const a = new Assembler();
@@ -278,7 +310,6 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
   a.label("submit");
   const threshold = options.wakeupThreshold;
   if (threshold !== undefined) {
-    if (!Number.isInteger(Math.log2(threshold)) || threshold < 8) throw new UsageError("capture program", `the wakeup threshold must be a power of two of at least 8 bytes, got ${threshold}`);
     // One wakeup per batch, not per record: only a record that takes the ring past a multiple of the
     // threshold wakes the reader; records after it find it awake (or draining). Every multiple, so a
     // crossing missed by a race between CPUs is made up for at the next one.
@@ -334,6 +365,7 @@ export interface CaptureRingRecord {
 
 /** Decodes one record (the buffer may be a view into the ring: data is a view too). */
 export function decodeCaptureRecord(record: Buffer): CaptureRingRecord {
+  if (!Buffer.isBuffer(record)) throw argumentError("decode capture record", "record", "a Buffer (a record from the capture ring)", record);
   if (record.length < captureHeaderSize) {
     throw new UsageError("decode capture record", `a record has ${record.length} bytes, less than the ${captureHeaderSize}-byte header`);
   }

@@ -4,7 +4,7 @@
  * so counting needs no atomics: slot 0 ingress, slot 1 egress.
  */
 import { Assembler, R0, R1, R2, R3, R4, R5, R6, R7, R8, R10, type AssembledProgram } from "../asm/assembler.js";
-import { UsageError } from "../sys/errors.js";
+import { expectInteger, expectOneOf } from "../sys/argument-checks.js";
 import { struct, u64, type Codec } from "../core/codec.js";
 
 /** __sk_buff fields (UAPI context offsets, rewritten by the verifier). */
@@ -38,9 +38,8 @@ function networkOrder16(port: number): number {
 }
 
 export function portCounterProgram(port: number, direction: Direction): AssembledProgram {
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new UsageError("port counter", `port must be 1-65535, got ${port}`);
-  }
+  expectInteger("port counter", "port", port, 1, 65535);
+  expectOneOf("port counter", "direction", direction, ["ingress", "egress"]);
   const portKey = networkOrder16(port);
   return new Assembler()
     .mov64(R6, R1)

@@ -25,11 +25,12 @@
  * files, struct offsets from BTF: nothing is hard-coded.
  */
 import { Assembler, R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, type AssembledProgram } from "../asm/assembler.js";
-import type { Btf } from "../btf/btf.js";
-import { fieldLocation, findRootType } from "../btf/btf-query.js";
-import { NetbpfError } from "../sys/errors.js";
+import { argumentError, expectArray, expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import { readTracepointFormat, requireField, type TracepointFormat } from "../sys/tracepoint-format.js";
 import { addToCounter } from "./add-to-counter.js";
+import { isTcpKernelOffsets, type TcpKernelOffsets } from "./tcp-kernel-offsets.js";
+
+export { tcpKernelOffsets, type TcpKernelOffsets } from "./tcp-kernel-offsets.js";
 
 /** Map names the programs refer to. */
 export const tcpEventRingName = "tcp_events";
@@ -94,48 +95,21 @@ const addressFamilyInet6 = 10;
 const ipProtocolTcp = 6;
 const mapUpdateNoExist = 1;
 
-/** Kernel struct offsets the programs need, from the running kernel's BTF. */
-export interface TcpKernelOffsets {
-  bytesAcked: number;
-  bytesReceived: number;
-  smoothedRtt: number;
-  totalRetransmits: number;
-  taskFiles: number;
-  filesTable: number;
-  tableDescriptors: number;
-  tableMaximum: number;
-  filePrivateData: number;
-  socketSock: number;
-  taskRealParent: number;
-  taskTgid: number;
+function expectTcpKernelOffsets(operation: string, value: unknown): void {
+  if (!isTcpKernelOffsets(value)) throw argumentError(operation, "offsets", "TcpKernelOffsets (from tcpKernelOffsets)", value);
 }
 
-export function tcpKernelOffsets(btf: Btf): TcpKernelOffsets {
-  const roots = new Map<string, number>();
-  const offset = (root: string, path: string, size: number) => {
-    let rootId = roots.get(root);
-    if (rootId === undefined) roots.set(root, (rootId = findRootType(btf, `struct ${root}`)));
-    const location = fieldLocation(btf, rootId, path);
-    if (location.bitfieldSize !== 0 || location.size !== size) {
-      throw new NetbpfError("read kernel BTF", `${root}.${path} is ${location.bitfieldSize ? "a bitfield" : `${location.size} bytes`}, expected ${size} bytes`, "this kernel's struct layout is not one netbpf tcp knows");
-    }
-    return location.byteOffset;
-  };
-  return {
-    bytesAcked: offset("tcp_sock", "bytes_acked", 8),
-    bytesReceived: offset("tcp_sock", "bytes_received", 8),
-    smoothedRtt: offset("tcp_sock", "srtt_us", 4),
-    totalRetransmits: offset("tcp_sock", "total_retrans", 4),
-    taskFiles: offset("task_struct", "files", 8),
-    filesTable: offset("files_struct", "fdt", 8),
-    tableDescriptors: offset("fdtable", "fd", 8),
-    tableMaximum: offset("fdtable", "max_fds", 4),
-    filePrivateData: offset("file", "private_data", 8),
-    socketSock: offset("socket", "sk", 8),
-    taskRealParent: offset("task_struct", "real_parent", 8),
-    taskTgid: offset("task_struct", "tgid", 4),
-  };
+/** Checks what a TCP program is to write to the ring (TcpEmitOptions). */
+function checkEmitOptions(operation: string, emitOptions: TcpEmitOptions): void {
+  expectObject(operation, "emitOptions", emitOptions);
+  expectBoolean(operation, "emitOptions.emit", emitOptions.emit, true);
+  expectBoolean(operation, "emitOptions.wakeup", emitOptions.wakeup, true);
+  if (emitOptions.emitStates !== undefined) {
+    expectArray(operation, "emitOptions.emitStates", emitOptions.emitStates).forEach((state, index) => expectInteger(operation, `emitOptions.emitStates[${index}]`, state, 1, 12));
+  }
 }
+
+const programOperation = "generate tcp program";
 
 /** The tracepoints the programs attach to; `optional` ones may be missing. */
 export const tcpTracepoints = [
@@ -288,13 +262,16 @@ function readKernel(assembler: Assembler, to: number, size: number, from: number
 
 /** sock:inet_sock_set_state: create / update the record, emit it, forget it at CLOSE. */
 export function tcpStateChangeProgram(format: TracepointFormat, offsets: TcpKernelOffsets, emitOptions: TcpEmitOptions = {}): AssembledProgram {
+  const socketField = requireField(format, "skaddr").offset;
+  expectTcpKernelOffsets(programOperation, offsets);
+  checkEmitOptions(programOperation, emitOptions);
   const field = (name: string) => requireField(format, name).offset;
   const state = tcpRecordLayout;
   const assembler = new Assembler().mov64(R6, R1);
   assembler.load("u16", R1, R6, field("protocol")).jumpIf(R1, "!=", ipProtocolTcp, "out");
-  assembler.load("u64", R1, R6, field("skaddr")).store("u64", R10, keySlot, R1);
+  assembler.load("u64", R1, R6, socketField).store("u64", R10, keySlot, R1);
   lookupOrCreateRecord(assembler, "out");
-  assembler.load("u64", R1, R6, field("skaddr")).store("u64", R7, state.socket, R1);
+  assembler.load("u64", R1, R6, socketField).store("u64", R7, state.socket, R1);
   stamp(assembler, TcpRecordKind.State);
   copyEndpoints(assembler, format);
   assembler
@@ -320,7 +297,7 @@ export function tcpStateChangeProgram(format: TracepointFormat, offsets: TcpKern
   // Bytes, RTT and retransmissions so far, for connections (not listeners).
   assembler.label("statistics")
     .load("u32", R1, R7, state.oldState).jumpIf(R1, "==", TcpState.Listen, "emit")
-    .load("u64", R8, R6, field("skaddr"));
+    .load("u64", R8, R6, socketField);
   readKernel(assembler, state.bytesAcked, 8, offsets.bytesAcked);
   readKernel(assembler, state.bytesReceived, 8, offsets.bytesReceived);
   readKernel(assembler, state.smoothedRtt, 4, offsets.smoothedRtt);
@@ -348,6 +325,8 @@ export function tcpStateChangeProgram(format: TracepointFormat, offsets: TcpKern
  */
 export function tcpAcceptProgram(format: TracepointFormat, offsets: TcpKernelOffsets, emitOptions: TcpEmitOptions = {}): AssembledProgram {
   const returned = requireField(format, "ret").offset;
+  expectTcpKernelOffsets(programOperation, offsets);
+  checkEmitOptions(programOperation, emitOptions);
   const assembler = new Assembler().mov64(R6, R1);
   // r9 = the descriptor; the pointer chase goes through the key slot.
   assembler.load("u64", R9, R6, returned).jumpIf(R9, "s<", 0, "out");
@@ -383,12 +362,15 @@ export function tcpAcceptProgram(format: TracepointFormat, offsets: TcpKernelOff
  * just for this event.
  */
 export function tcpSocketEventProgram(format: TracepointFormat, kind: typeof TcpRecordKind.Retransmit | typeof TcpRecordKind.ResetReceived, emitOptions: TcpEmitOptions = {}): AssembledProgram {
+  const socketField = requireField(format, "skaddr").offset;
+  expectOneOf(programOperation, "kind", kind, [TcpRecordKind.Retransmit, TcpRecordKind.ResetReceived]);
+  checkEmitOptions(programOperation, emitOptions);
   const field = (name: string) => requireField(format, name).offset;
   const counter = kind === TcpRecordKind.Retransmit ? tcpRecordLayout.retransmits : tcpRecordLayout.resetsReceived;
   const assembler = new Assembler().mov64(R6, R1);
-  assembler.load("u64", R1, R6, field("skaddr")).store("u64", R10, keySlot, R1);
+  assembler.load("u64", R1, R6, socketField).store("u64", R10, keySlot, R1);
   lookupOrCreateRecord(assembler, "out");
-  assembler.load("u64", R1, R6, field("skaddr")).store("u64", R7, tcpRecordLayout.socket, R1);
+  assembler.load("u64", R1, R6, socketField).store("u64", R7, tcpRecordLayout.socket, R1);
   assembler.mov64(R1, 1).atomic("u32", "add", R7, counter, R1);
   stamp(assembler, kind);
   copyEndpoints(assembler, format);
@@ -405,13 +387,15 @@ export function tcpSocketEventProgram(format: TracepointFormat, kind: typeof Tcp
  * and removed after it. Endpoints come as struct sockaddr_in / sockaddr_in6.
  */
 export function tcpResetSentProgram(format: TracepointFormat, emitOptions: TcpEmitOptions = {}): AssembledProgram {
+  const socketField = requireField(format, "skaddr").offset;
+  checkEmitOptions(programOperation, emitOptions);
   const field = (name: string) => requireField(format, name).offset;
   const local = field("saddr");
   const remote = field("daddr");
   const assembler = new Assembler().mov64(R6, R1);
-  assembler.load("u64", R1, R6, field("skaddr")).store("u64", R10, keySlot, R1);
+  assembler.load("u64", R1, R6, socketField).store("u64", R10, keySlot, R1);
   lookupOrCreateRecord(assembler, "out");
-  assembler.load("u64", R1, R6, field("skaddr")).store("u64", R7, tcpRecordLayout.socket, R1);
+  assembler.load("u64", R1, R6, socketField).store("u64", R7, tcpRecordLayout.socket, R1);
   assembler.mov64(R1, 1).atomic("u32", "add", R7, tcpRecordLayout.resetsSent, R1);
   stamp(assembler, TcpRecordKind.ResetSent);
   assembler.load("u32", R1, R6, field("state")).store("u32", R7, tcpRecordLayout.newState, R1);
@@ -443,6 +427,12 @@ export function tcpDestroyProgram(format: TracepointFormat): AssembledProgram {
 
 /** Reads the tracepoint formats (a missing tracepoint is a UsageError naming it). */
 export function readTcpTracepointFormats(tracepoints: readonly { category: string; name: string; optional: boolean }[] = tcpTracepoints): Map<string, TracepointFormat | undefined> {
+  expectArray<unknown>("read tracepoint format", "tracepoints", tracepoints).forEach((tracepoint, index) => {
+    const { category, name, optional } = expectObject<Record<string, unknown>>("read tracepoint format", `tracepoints[${index}]`, tracepoint);
+    expectString("read tracepoint format", `tracepoints[${index}].category`, category);
+    expectString("read tracepoint format", `tracepoints[${index}].name`, name);
+    expectBoolean("read tracepoint format", `tracepoints[${index}].optional`, optional);
+  });
   const formats = new Map<string, TracepointFormat | undefined>();
   for (const tracepoint of tracepoints) {
     try {
@@ -489,6 +479,8 @@ export interface TcpRecord {
 
 /** Decodes a record; its addresses are views into `data` (copy them to keep them past `data`). */
 export function decodeTcpRecord(data: Uint8Array): TcpRecord {
+  if (!(data instanceof Uint8Array)) throw argumentError("decode tcp record", "data", "a Buffer or Uint8Array (a record from the tcp_events ring)", data);
+  if (data.length < tcpRecordLayout.size) throw argumentError("decode tcp record", "data.length", `at least ${tcpRecordLayout.size} (the bytes of a record)`, data.length);
   // A Buffer already (as ring records are) is read as it is: one object fewer per event.
   const view = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const layout = tcpRecordLayout;

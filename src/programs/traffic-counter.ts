@@ -22,9 +22,10 @@
  */
 import { Assembler, R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, type AssembledProgram } from "../asm/assembler.js";
 import { emitRecordCurrentProcess } from "./current-process.js";
+import { expectArray, expectBoolean, expectInteger, expectObject, expectOneOf } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { addToCounter } from "./add-to-counter.js";
-import type { CaptureFilterEmitter } from "./capture-program.js";
+import { expectFilterEmitter, type CaptureFilterEmitter } from "./capture-program.js";
 
 export const trafficCountsName = "traffic_counts";
 export const trafficStatisticsName = "traffic_stats";
@@ -32,6 +33,7 @@ export const trafficProcessesName = "capture_procs";
 export const trafficPortOwnersName = "traffic_owners";
 
 export type TrafficGrouping = "port" | "conn" | "process" | "remote";
+export const trafficGroupings: readonly TrafficGrouping[] = ["port", "conn", "process", "remote"];
 
 /** Keys of the statistics array (per-CPU u64 counters). */
 export const TrafficStatistic = {
@@ -124,14 +126,24 @@ export function trafficKeyFields(by: TrafficGrouping): { family: boolean; protoc
   }
 }
 
-export function checkPort(port: number, operation: string): number {
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(operation, `a port must be an integer 1-65535, got ${JSON.stringify(port)}`);
-  return port;
+/** A list of TCP/UDP port numbers (1-65535); undefined gives []. */
+export function expectPorts(operation: string, name: string, value: unknown): readonly number[] {
+  const ports = expectArray<unknown>(operation, name, value, true);
+  ports.forEach((port, index) => expectInteger(operation, `${name}[${index}]`, port, 1, 65535));
+  return ports as number[];
 }
 
 /** Generates the counting program for one hook and direction. */
 export function trafficCounterProgram(options: TrafficCounterOptions): AssembledProgram {
-  const ports = [...new Set(options.ports ?? [])].map((port) => checkPort(port, "traffic counter"));
+  const operation = "traffic counter";
+  expectObject(operation, "options", options);
+  expectOneOf(operation, "options.hook", options.hook, ["cgroup", "tc"]);
+  expectOneOf(operation, "options.direction", options.direction, ["ingress", "egress"]);
+  expectInteger(operation, "options.linkHeaderLength", options.linkHeaderLength, 0, 255);
+  expectOneOf(operation, "options.by", options.by, trafficGroupings);
+  for (const flag of ["perInterface", "processes", "times"] as const) expectBoolean(operation, `options.${flag}`, options[flag], true);
+  if (options.filter !== undefined) expectFilterEmitter(operation, "options.filter", options.filter);
+  const ports = [...new Set(expectPorts(operation, "options.ports", options.ports))];
   if (ports.length > 64) throw new UsageError("traffic counter", `at most 64 ports, got ${ports.length}`, "use a filter expression (portrange) for more");
   const fields = trafficKeyFields(options.by);
   const ingress = options.direction === "ingress";

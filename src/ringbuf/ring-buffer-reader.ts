@@ -9,6 +9,7 @@
  * with an 8-byte header: u32 length (bit 31: still being written, bit 30:
  * discarded) and u32 page offset; records are 8-byte aligned.
  */
+import { argumentError, expectInstance, expectInteger, expectObject } from "../sys/argument-checks.js";
 import { MapType } from "../sys/bpf-constants.js";
 import { mapLookupElement } from "../sys/bpf.js";
 import { possibleCpuCount } from "../sys/cpus.js";
@@ -39,6 +40,7 @@ const viewCacheLimit = 2 * 1024 * 1024;
  * here) than reading a 64-byte record.
  */
 const stagingSize = 1024 * 1024;
+const operation = "open ring buffer reader";
 const perCpuTypes = new Set<number>([MapType.PercpuArray, MapType.PercpuHash, MapType.LruPercpuHash]);
 
 /** What a reader needs from a map: the BpfMap class satisfies it. */
@@ -122,11 +124,21 @@ export class RingBufferReader {
   #received = 0;
 
   constructor(map: RingBufferSource, options: RingBufferReaderOptions = {}) {
+    expectObject(operation, "map", map);
+    expectInstance(operation, "map.fd", map.fd, FileDescriptor, "a FileDescriptor (map is a BpfMap)");
     if (map.type !== MapType.Ringbuf) {
-      throw new UsageError("open ring buffer reader", `the map is a ${MapType[map.type] ?? map.type} map, not a Ringbuf map`, "for a PerfEventArray use PerfEventReader");
+      throw new UsageError(operation, `the map is a ${MapType[map.type] ?? map.type} map, not a Ringbuf map`, "for a PerfEventArray use PerfEventReader");
     }
-    if (options.lostCounter) this.#lostCounter = lostCounterOf(options.lostCounter.map, options.lostCounter.key ?? 0);
     const page = pageSize();
+    if (!Number.isInteger(map.maxEntries) || map.maxEntries < page || !Number.isInteger(Math.log2(map.maxEntries))) {
+      throw argumentError(operation, "map.maxEntries", `a power of two of at least ${page} (a ring's size in bytes)`, map.maxEntries);
+    }
+    expectObject(operation, "options", options);
+    if (options.lostCounter !== undefined) {
+      const lostCounter = expectObject<NonNullable<RingBufferReaderOptions["lostCounter"]>>(operation, "options.lostCounter", options.lostCounter);
+      this.#lostCounter = lostCounterOf(lostCounter.map, lostCounter.key ?? 0);
+    }
+    if (options.poller !== undefined) expectInstance(operation, "options.poller", options.poller, Poller);
     const fd = map.fd.value;
     this.size = map.maxEntries;
     this.#mask = this.size - 1;
@@ -569,13 +581,13 @@ export class RingBufferReader {
 }
 
 function lostCounterOf(map: LostCounterSource, key: number): { map: LostCounterSource; key: Buffer; value: Buffer; perCpu: boolean } {
+  expectObject(operation, "options.lostCounter.map", map);
+  expectInstance(operation, "options.lostCounter.map.fd", map.fd, FileDescriptor, "a FileDescriptor (the map is a BpfMap)");
   if (map.keySize !== 4 || (map.valueSize !== 4 && map.valueSize !== 8)) {
-    throw new UsageError("open ring buffer reader", `the lost counter map must have 4-byte keys and 4- or 8-byte values, got key ${map.keySize} B and value ${map.valueSize} B`,
+    throw new UsageError(operation, `the lost counter map must have 4-byte keys and 4- or 8-byte values, got key ${map.keySize} B and value ${map.valueSize} B`,
       "use an Array or PercpuArray map of u64 counters");
   }
-  if (!Number.isInteger(key) || key < 0 || key > 0xffff_ffff) {
-    throw new UsageError("open ring buffer reader", `the lost counter key must be an array index (a u32), got ${key}`);
-  }
+  expectInteger(operation, "options.lostCounter.key", key, 0, 0xffff_ffff);
   const perCpu = perCpuTypes.has(map.type);
   const keyBuffer = Buffer.alloc(4);
   keyBuffer.writeUInt32LE(key);

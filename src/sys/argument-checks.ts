@@ -4,7 +4,7 @@
  * UsageError naming the argument instead of a bare TypeError later, or a
  * silently wrong result.
  */
-import { UsageError } from "./errors.js";
+import { UsageError } from "./netbpf-error.js";
 
 /** A short description of a value for an error message: `42 (a number)`, `undefined`, `an array`. */
 export function describeValue(value: unknown): string {
@@ -86,8 +86,11 @@ export function expectIterable<T>(operation: string, name: string, value: unknow
   return value as Iterable<T>;
 }
 
-/** true or false. */
-export function expectBoolean(operation: string, name: string, value: unknown): boolean {
+/** true or false; `optional` accepts undefined (and returns it). */
+export function expectBoolean(operation: string, name: string, value: unknown): boolean;
+export function expectBoolean(operation: string, name: string, value: unknown, optional: boolean): boolean | undefined;
+export function expectBoolean(operation: string, name: string, value: unknown, optional = false): boolean | undefined {
+  if (value === undefined && optional) return undefined;
   if (typeof value !== "boolean") throw argumentError(operation, name, "true or false", value);
   return value;
 }

@@ -1,6 +1,10 @@
 import { readFileSync } from "node:fs";
 import { constants } from "node:os";
+import { argumentError, expectArray, expectInteger, expectOneOf, expectString } from "./argument-checks.js";
+import { NetbpfError } from "./netbpf-error.js";
 import { summarizeVerifierLog, type VerifierSummary } from "./verifier-log.js";
+
+export { NetbpfError, UsageError } from "./netbpf-error.js";
 
 /** errno number → symbolic name (EPERM, ENOENT, …), from Node's own table. */
 const errnoNames = new Map<number, string>();
@@ -12,27 +16,14 @@ errnoNames.set(524, "ENOTSUPP");
 errnoNames.set(95, "EOPNOTSUPP");
 
 export function errnoName(errno: number): string {
+  expectInteger("name errno", "errno", errno, 0);
   return errnoNames.get(errno) ?? `errno ${errno}`;
 }
 
 export function errnoNumber(name: string): number {
+  expectString("number errno", "name", name);
   for (const [n, v] of errnoNames) if (v === name) return n;
-  throw new RangeError(`unknown errno name ${name}`);
-}
-
-/** Base class of every error netbpf raises on purpose. */
-export class NetbpfError extends Error {
-  /** What was being done, e.g. "attach tcx" or "map create". */
-  readonly operation: string;
-  /** What the user can do about it, when we know. */
-  readonly hint: string | undefined;
-
-  constructor(operation: string, message: string, hint?: string, options?: ErrorOptions) {
-    super(hint ? `${operation}: ${message} (${hint})` : `${operation}: ${message}`, options);
-    this.name = new.target.name;
-    this.operation = operation;
-    this.hint = hint;
-  }
+  throw argumentError("number errno", "name", "an errno name such as \"ENOENT\"", name);
 }
 
 /** A failed system call: carries the errno and its name. */
@@ -57,14 +48,12 @@ export class UnsupportedFeatureError extends NetbpfError {
   }
 }
 
-/** Bad input from the caller (options, arguments, files). */
-export class UsageError extends NetbpfError {}
-
 /** Capability numbers (linux/capability.h) that netbpf's operations need or that explain a refusal. */
 export const capabilityNumbers = {
   CAP_NET_ADMIN: 12, CAP_SYS_ADMIN: 21, CAP_SYS_RESOURCE: 24, CAP_PERFMON: 38, CAP_BPF: 39,
 } as const;
 export type CapabilityName = keyof typeof capabilityNumbers;
+const capabilityNames = Object.keys(capabilityNumbers) as CapabilityName[];
 
 /** The calling process's effective capability set (CapEff of /proc/self/status), or null where it cannot be read. */
 export function effectiveCapabilities(): bigint | null {
@@ -78,6 +67,8 @@ export function effectiveCapabilities(): bigint | null {
 
 /** Whether the process holds `name` (CAP_SYS_ADMIN stands in for CAP_BPF and CAP_PERFMON, as in the kernel). */
 export function hasCapability(name: CapabilityName, capabilities: bigint | null = effectiveCapabilities()): boolean | undefined {
+  expectOneOf("check capability", "name", name, capabilityNames);
+  expectCapabilitySet("check capability", capabilities);
   if (capabilities === null) return undefined;
   const has = (n: number): boolean => ((capabilities >> BigInt(n)) & 1n) === 1n;
   if (has(capabilityNumbers[name])) return true;
@@ -92,6 +83,8 @@ export function hasCapability(name: CapabilityName, capabilities: bigint | null 
  * instead of telling root to run as root.
  */
 export function permissionHint(needed: readonly CapabilityName[] = ["CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"], capabilities: bigint | null = effectiveCapabilities()): string {
+  expectArray("hint permissions", "needed", needed).forEach((name, index) => expectOneOf("hint permissions", `needed[${index}]`, name, capabilityNames));
+  expectCapabilitySet("hint permissions", capabilities);
   const missing = needed.filter((name) => hasCapability(name, capabilities) === false);
   if (capabilities === null) return `run as root, or grant ${joinNames(needed)}`;
   if (missing.length > 0) return `the process lacks ${joinNames(missing)}: run as root, or grant ${missing.length === 1 ? "it" : "them"}`;
@@ -99,11 +92,17 @@ export function permissionHint(needed: readonly CapabilityName[] = ["CAP_BPF", "
   return `the process already has ${joinNames(needed)}, so this is not a missing privilege: the kernel refused for another reason (a security policy such as lockdown or an LSM, a sysctl, or a resource limit${others})`;
 }
 
+/** A capability set: a bigint, or null when unknown. */
+function expectCapabilitySet(operation: string, capabilities: unknown): void {
+  if (typeof capabilities !== "bigint" && capabilities !== null) throw argumentError(operation, "capabilities", "a capability set (a bigint) or null", capabilities);
+}
+
 function joinNames(names: readonly string[]): string {
   return names.length <= 1 ? names.join("") : `${names.slice(0, -1).join(", ")} and ${names[names.length - 1]}`;
 }
 
 export function defaultHint(code: string): string | undefined {
+  expectString("hint errno", "code", code);
   switch (code) {
     case "EPERM":
     case "EACCES":

@@ -5,6 +5,7 @@
  * that libpcap shows in `tcpdump -D` (ethtool's ETHTOOL_GLINK).
  */
 import { closeSync } from "node:fs";
+import { argumentError, expectString } from "./argument-checks.js";
 import { addressOf, libcIoctlPointer, libcSocket } from "./libc.js";
 import { RouteNetlink, RouteMessageType, parseAttributes, attributeString } from "./netlink.js";
 import { AddressFamily, SocketType } from "./socket.js";
@@ -55,6 +56,7 @@ export function listNetworkInterfaces(): NetworkInterface[] {
 
 /** One interface by name, or undefined when there is none. */
 export function findNetworkInterface(name: string): NetworkInterface | undefined {
+  expectString("find network interface", "name", name);
   return listNetworkInterfaces().find((i) => i.name === name);
 }
 
@@ -67,6 +69,7 @@ const ethtoolGetLink = 0x0000000a;
  * connection status).
  */
 export function interfaceLinkDetected(name: string): boolean | undefined {
+  if (typeof name !== "string" || name.length === 0 || name.length > 15) throw argumentError("read link state", "name", "an interface name of 1 to 15 characters", name);
   const fd = libcSocket(AddressFamily.Inet, SocketType.Datagram | SocketType.CloseOnExec, 0);
   if (fd < 0) return undefined;
   try {
@@ -74,7 +77,7 @@ export function interfaceLinkDetected(name: string): boolean | undefined {
     value.writeUInt32LE(ethtoolGetLink, 0);
     // struct ifreq: the name, then (in the union) a pointer to the ethtool command.
     const request = Buffer.alloc(40);
-    request.write(name.slice(0, 15), 0, "utf8");
+    request.write(name, 0, 15, "utf8");
     request.writeBigUInt64LE(addressOf(value), 16);
     if (libcIoctlPointer(fd, ioctlEthtool, request) < 0) return undefined;
     return value.readUInt32LE(4) !== 0;

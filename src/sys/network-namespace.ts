@@ -1,4 +1,5 @@
 import { closeSync, openSync } from "node:fs";
+import { expectFunction, expectString } from "./argument-checks.js";
 import { UsageError } from "./errors.js";
 import { check, libcClose, libcGetsockopt, libcSetns, libcSocket } from "./libc.js";
 
@@ -13,6 +14,8 @@ const cloneNewNet = 0x40000000;
  * after it returns. `action` must be synchronous.
  */
 export function inNetworkNamespace<T>(namespace: string, action: () => T): T {
+  expectString("enter network namespace", "namespace", namespace);
+  expectFunction("enter network namespace", "action", action);
   const operation = `enter network namespace ${namespace}`;
   const path = namespace.includes("/") ? namespace : `/run/netns/${namespace}`;
   if (!namespace.includes("/") && !/^[A-Za-z0-9_.-]+$/.test(namespace)) {

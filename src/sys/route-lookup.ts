@@ -1,4 +1,6 @@
 /** `ip route get ADDRESS` through netlink: which interface and source address reach a destination. */
+import { argumentError, expectBytes } from "./argument-checks.js";
+import { NetbpfError } from "./errors.js";
 import { AttributeWriter, parseAttributes, RouteMessageType, RouteNetlink } from "./netlink.js";
 import { AddressFamily } from "./socket.js";
 import { libcIfIndexToName } from "./libc.js";
@@ -20,6 +22,9 @@ const routeAttribute = { destination: 1, outputInterface: 4, gateway: 5, preferr
  * route to `address` (4 or 16 bytes). Throws a SyscallError when there is none.
  */
 export function lookupRoute(address: Buffer): RouteToAddress {
+  const bytes = expectBytes("look up route", "address", address);
+  if (bytes.length !== 4 && bytes.length !== 16) throw argumentError("look up route", "address.length", "4 (IPv4) or 16 (IPv6)", bytes.length);
+  address = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   const family = address.length === 4 ? AddressFamily.Inet : AddressFamily.Inet6;
   const header = Buffer.alloc(12);
   header.writeUInt8(family, 0);
@@ -31,7 +36,7 @@ export function lookupRoute(address: Buffer): RouteToAddress {
     hints: { ENETUNREACH: "no route to this address: add one (ip route add …)", EHOSTUNREACH: "the address is unreachable" },
   });
   const route = replies.find((m) => m.type === RouteMessageType.NewRoute);
-  if (!route) throw new Error("look up route: the kernel answered without a route");
+  if (!route) throw new NetbpfError("look up route", "the kernel answered without a route");
   const attributes = parseAttributes(route.payload, 12);
   const interfaceIndex = attributes.get(routeAttribute.outputInterface)?.readUInt32LE(0) ?? 0;
   return {

@@ -2,7 +2,7 @@
  * Sockets: socket options for BPF, AF_PACKET
  * capture sockets, and the interface name ↔ index lookups.
  */
-import { expectObject } from "./argument-checks.js";
+import { argumentError, expectInteger, expectObject, expectString } from "./argument-checks.js";
 import { SyscallError, UsageError } from "./errors.js";
 import { FileDescriptor } from "./file-descriptor.js";
 import { check, lastErrno, libcBind, libcIfIndexToName, libcIfNameToIndex, libcRecvfrom, libcSetsockopt, libcSocket } from "./libc.js";
@@ -17,16 +17,16 @@ export const EthernetProtocol = { All: 0x0003, IPv4: 0x0800, Arp: 0x0806, IPv6: 
 
 /** Interface index for a name or index; a clear UsageError when there is no such interface. */
 export function interfaceIndex(nameOrIndex: string | number, operation = "find interface"): number {
+  expectString("find interface", "operation", operation);
   if (typeof nameOrIndex === "number") {
-    if (!Number.isInteger(nameOrIndex) || nameOrIndex <= 0) {
-      throw new UsageError(operation, `interface index must be a positive integer, got ${nameOrIndex}`);
-    }
+    expectInteger(operation, "nameOrIndex", nameOrIndex, 1, 0x7fff_ffff);
     if (interfaceName(nameOrIndex) === undefined) {
       throw new UsageError(operation, `no network interface with index ${nameOrIndex}`, "list interfaces with `ip link`");
     }
     return nameOrIndex;
   }
-  if (typeof nameOrIndex !== "string" || nameOrIndex.length === 0 || nameOrIndex.length > 15) {
+  if (typeof nameOrIndex !== "string") throw argumentError(operation, "nameOrIndex", "an interface name or index", nameOrIndex);
+  if (nameOrIndex.length === 0 || nameOrIndex.length > 15) {
     throw new UsageError(operation, `no network interface named ${JSON.stringify(nameOrIndex)}`, "interface names are 1 to 15 characters; list them with `ip link`");
   }
   const index = libcIfNameToIndex(nameOrIndex);
@@ -36,6 +36,7 @@ export function interfaceIndex(nameOrIndex: string | number, operation = "find i
 
 /** The interface's name, or undefined when no interface has that index. */
 export function interfaceName(index: number): string | undefined {
+  expectInteger("name interface", "index", index, 0, 0x7fff_ffff);
   const buffer = Buffer.alloc(16);
   const result = libcIfIndexToName(index, buffer);
   if (result === null) return undefined;
@@ -93,6 +94,9 @@ export interface PacketSocketOptions {
   snapshotLength?: number;
 }
 
+/** The largest frame a PacketSocket reads whole (the receive buffer's size). */
+const maximumSnapshotLength = 262144;
+
 function htons(value: number): number {
   return ((value & 0xff) << 8) | ((value >> 8) & 0xff);
 }
@@ -105,6 +109,9 @@ export class PacketSocket {
   readonly #address = Buffer.alloc(20);
 
   private constructor(fd: number, interfaceIndex: number, snapshotLength: number) {
+    expectInteger("construct PacketSocket", "fd", fd, 0);
+    expectInteger("construct PacketSocket", "interfaceIndex", interfaceIndex, 0, 0x7fff_ffff);
+    expectInteger("construct PacketSocket", "snapshotLength", snapshotLength, 1, maximumSnapshotLength);
     this.fd = new FileDescriptor(fd);
     this.interfaceIndex = interfaceIndex;
     this.#buffer = Buffer.alloc(snapshotLength);
@@ -112,11 +119,12 @@ export class PacketSocket {
 
   static open(options: PacketSocketOptions = {}): PacketSocket {
     expectObject("open packet socket", "options", options);
-    const protocol = options.protocol ?? EthernetProtocol.All;
+    const protocol = expectInteger("open packet socket", "options.protocol", options.protocol ?? EthernetProtocol.All, 0, 0xffff);
+    const snapshotLength = expectInteger("open packet socket", "options.snapshotLength", options.snapshotLength ?? 65536, 1, maximumSnapshotLength);
     const index = options.interface === undefined ? 0 : interfaceIndex(options.interface, "open packet socket");
     const fd = check("open packet socket", libcSocket(AddressFamily.Packet, SocketType.Raw | SocketType.NonBlock | SocketType.CloseOnExec, htons(protocol)),
       "packet sockets need root or CAP_NET_RAW");
-    const socket = new PacketSocket(fd, index, options.snapshotLength ?? 65536);
+    const socket = new PacketSocket(fd, index, snapshotLength);
     try {
       // struct sockaddr_ll: family, protocol (network order), ifindex, hatype, pkttype, halen, addr[8]
       const address = Buffer.alloc(20);

@@ -1,5 +1,6 @@
 /** A tracepoint's record layout, read from tracefs (…/events/<category>/<name>/format). */
 import { readFileSync } from "node:fs";
+import { argumentError, expectString } from "./argument-checks.js";
 import { errnoNumber, NetbpfError, SyscallError, UsageError } from "./errors.js";
 import { tracefsPath } from "./mounts.js";
 
@@ -26,6 +27,9 @@ export interface TracepointFormat {
 const namePattern = /^[A-Za-z0-9_]+$/;
 
 export function parseTracepointFormat(category: string, name: string, text: string): TracepointFormat {
+  expectString("read tracepoint format", "category", category);
+  expectString("read tracepoint format", "name", name);
+  expectString("read tracepoint format", "text", text);
   const idMatch = /^ID:\s*(\d+)/m.exec(text);
   if (!idMatch) throw new NetbpfError("read tracepoint format", `${category}:${name}: the format has no ID line`);
   const fields = new Map<string, TracepointField>();
@@ -44,6 +48,8 @@ export function parseTracepointFormat(category: string, name: string, text: stri
 
 /** Reads and parses a tracepoint's format; an unknown tracepoint is a clear error. */
 export function readTracepointFormat(category: string, name: string): TracepointFormat {
+  expectString("read tracepoint format", "category", category);
+  expectString("read tracepoint format", "name", name);
   if (!namePattern.test(category) || !namePattern.test(name)) {
     throw new UsageError("read tracepoint format", `"${category}:${name}" is not a tracepoint name`, "names look like sock:inet_sock_set_state");
   }
@@ -61,7 +67,13 @@ export function readTracepointFormat(category: string, name: string): Tracepoint
   return parseTracepointFormat(category, name, text);
 }
 
+/** The field of a parsed format (the programs generated from a format start by asking for one, which checks the format). */
 export function requireField(format: TracepointFormat, field: string): TracepointField {
+  const given = format as Partial<TracepointFormat> | null;
+  if (typeof given !== "object" || given === null || typeof given.category !== "string" || typeof given.name !== "string" || !(given.fields instanceof Map)) {
+    throw argumentError("read tracepoint format", "format", "a TracepointFormat (from readTracepointFormat)", format);
+  }
+  expectString("read tracepoint format", "field", field);
   const found = format.fields.get(field);
   if (!found) throw new NetbpfError("read tracepoint format", `${format.category}:${format.name} has no field "${field}"`, `its fields: ${[...format.fields.keys()].join(", ")}`);
   return found;

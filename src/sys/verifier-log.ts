@@ -4,6 +4,7 @@
  * verifier's message. VerifierError (errors.ts) puts the summary in its
  * message; VerifierReport (core) builds its explanation on the parsed entries.
  */
+import { argumentError, expectString } from "./argument-checks.js";
 
 /** A C source line, from BTF line info or from the `; … @ file:line` comments the kernel puts in the log. */
 export interface SourceLine {
@@ -81,6 +82,7 @@ export function parseLogLine(line: string, index: number): LogEntry {
  * into entries; values may contain spaces inside parentheses.
  */
 export function parseRegisterState(text: string): Record<string, string> {
+  expectString("parse register state", "text", text);
   const values: Record<string, string> = {};
   const tokens: string[] = [];
   let depth = 0;
@@ -157,6 +159,9 @@ export interface VerifierSummary {
 }
 
 export function summarizeVerifierLog(log: string | VerifierLog): VerifierSummary {
+  if (typeof log !== "string" && !(typeof log === "object" && log !== null && Array.isArray(log.messageLines))) {
+    throw argumentError("summarize verifier log", "log", "the verifier's log (a string) or a parsed log (from parseVerifierLog)", log);
+  }
   const parsed = typeof log === "string" ? parseVerifierLog(log) : log;
   return { instruction: parsed.instruction, instructionText: parsed.instructionText, message: parsed.messageLines.at(-1) ?? "the program was rejected" };
 }

@@ -82,3 +82,10 @@ test("may_goto: probed, and a program using it that the verifier refuses for ano
   const uninitialised = new Assembler().mayGoto("done").label("done").mov64(R0, R2).exit().finish();
   assert.throws(() => Program.load({ type: ProgramType.SocketFilter, instructions: uninitialised }), VerifierError);
 });
+
+test("probes refuse what is not a type number or a probe, before asking the kernel", () => {
+  assert.throws(() => probeMapType("hash" as never), /type must be an integer from 0 to 4294967295, got "hash"/);
+  assert.throws(() => probeProgramType(-1 as ProgramType), /type must be an integer from 0 to 4294967295, got -1/);
+  assert.throws(() => probeHelper(ProgramType.SchedCls, 0), /helper must be an integer from 1 to 2147483647, got 0/);
+  assert.throws(() => probeSupport(true as never), /probe must be a function, got true/);
+});

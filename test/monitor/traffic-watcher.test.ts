@@ -89,14 +89,20 @@ test("a full LRU map evicts keys and the watcher counts the evictions", { timeou
 test("watchTraffic checks its options before attaching anything", async () => {
   await assert.rejects(async () => {
     for await (const _ of watchTraffic({ by: "nothing" as never })) break;
-  }, /cannot group by "nothing"/);
+  }, /options\.by must be one of "port", "conn", "process", "remote", got "nothing"/);
   await assert.rejects(async () => {
     for await (const _ of watchTraffic({ ports: [70000] })) break;
-  }, /a port must be an integer 1-65535/);
+  }, /options\.ports\[0\] must be an integer from 1 to 65535, got 70000/);
   await assert.rejects(async () => {
     for await (const _ of watchTraffic({ interval: 0 })) break;
-  }, /the interval must be positive/);
-  assert.throws(() => TrafficWatcher.open({ maxEntries: 2 }), /map size must be an integer 16-16777216/);
+  }, /options\.interval must be a positive number of milliseconds, got 0/);
+  await assert.rejects(async () => {
+    for await (const _ of watchTraffic({ duration: -1 })) break;
+  }, /options\.duration must be a number of milliseconds ≥ 0/);
+  assert.throws(() => TrafficWatcher.open({ maxEntries: 2 }), /options\.maxEntries must be an integer from 16 to 16777216, got 2/);
+  assert.throws(() => TrafficWatcher.open({ ports: "80" as never }), /options\.ports must be an array, got "80"/);
+  assert.throws(() => TrafficWatcher.open({ interfaces: ["lo", 3 as never] }), /options\.interfaces\[1\] must be a string, got 3/);
+  assert.throws(() => TrafficWatcher.open({ times: "yes" as never }), /options\.times must be true or false/);
 });
 
 test("PortLabels: pinned ports, the first N others, ephemeral ports and the rest as other", () => {

@@ -149,6 +149,10 @@ test("bad maps and options are refused with a clear error", (t) => {
   using events = BpfMap.create({ type: MapType.PerfEventArray, maxEntries: 1 });
   assert.throws(() => new PerfEventReader(events, { pagesPerCpu: 3 }), /power of two/);
   assert.throws(() => new PerfEventReader(events, { cpus: [1] }), /CPU 1 has no slot/);
+  assert.throws(() => new PerfEventReader(events, { cpus: [-1] }), /options\.cpus\[0\] must be an integer ≥ 0, got -1/);
+  assert.throws(() => new PerfEventReader(events, { wakeupEvents: 0 }), /options\.wakeupEvents must be an integer from 1 to 4294967295, got 0/);
+  assert.throws(() => new PerfEventReader(events, { poller: {} as Poller }), /options\.poller must be a Poller/);
+  assert.throws(() => new PerfEventReader({ fd: 3, type: MapType.PerfEventArray, maxEntries: 1 } as never), /map\.fd must be a FileDescriptor/);
 });
 
 test("wakeupBytes holds the wakeup back until that much data waits", async (t) => {

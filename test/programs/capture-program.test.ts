@@ -185,5 +185,9 @@ test("record sizes: each packet length gets the smallest class that holds it, at
 
 test("record decoding refuses a record shorter than the header", () => {
   assert.throws(() => decodeCaptureRecord(Buffer.alloc(captureHeaderSize - 1)), /less than the 48-byte header/);
-  assert.throws(() => captureProgram({ direction: "ingress", interfaceSlot: 0, snapLength: 0 }), /snap length must be 1-262144/);
+  assert.throws(() => captureProgram({ direction: "ingress", interfaceSlot: 0, snapLength: 0 }), /options\.snapLength must be an integer from 1 to 262144, got 0/);
+  assert.throws(() => captureProgram({ direction: "inbound" as never, interfaceSlot: 0, snapLength: 96 }), /options\.direction must be one of "ingress", "egress", got "inbound"/);
+  assert.throws(() => captureProgram({ direction: "ingress", interfaceSlot: 0, snapLength: 96, wakeupThreshold: 100 }), /options\.wakeupThreshold must be a power of two of at least 8/);
+  assert.throws(() => captureProgram({ direction: "ingress", interfaceSlot: 0, snapLength: 96, namespace: -1 }), /options\.namespace must be an integer from 0 to 4294967295/);
+  assert.throws(() => decodeCaptureRecord(new Uint8Array(64) as Buffer), /record must be a Buffer/);
 });

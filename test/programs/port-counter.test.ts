@@ -34,6 +34,7 @@ test("port counter counts only TCP packets of its port, both address families, p
 });
 
 test("port counter refuses an invalid port", () => {
-  assert.throws(() => portCounterProgram(0, "ingress"), /port must be 1-65535/);
-  assert.throws(() => portCounterProgram(70000, "egress"), /port must be 1-65535/);
+  assert.throws(() => portCounterProgram(0, "ingress"), /port must be an integer from 1 to 65535/);
+  assert.throws(() => portCounterProgram(70000, "egress"), /port must be an integer from 1 to 65535/);
+  assert.throws(() => portCounterProgram(80, "sideways" as "ingress"), /direction must be one of "ingress", "egress", got "sideways"/);
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { disassemble } from "../../src/asm/disassembler.js";
-import { tcpResetSentProgram, tcpSocketEventProgram, TcpRecordKind, tcpStateChangeProgram, type TcpEmitOptions, type TcpKernelOffsets } from "../../src/programs/tcp-state-events.js";
+import { decodeTcpRecord, tcpResetSentProgram, tcpSocketEventProgram, TcpRecordKind, tcpStateChangeProgram, type TcpEmitOptions, type TcpKernelOffsets } from "../../src/programs/tcp-state-events.js";
 import type { TracepointFormat } from "../../src/sys/tracepoint-format.js";
 
 /** A tracepoint format with the fields the TCP programs read, at made-up offsets (the programs are only generated here, not loaded). */
@@ -39,4 +39,14 @@ test("TCP programs commit events with a wake-up by default, and without one (BPF
     // (The state-change program once kept its output code after an unconditional jump past it: unreachable, which the verifier refuses.)
     assert.deepEqual(outputFlags(build, { emit: false }), [], `${name}: emit false writes nothing`);
   }
+});
+
+test("TCP program generators refuse a wrong format, offsets, kind or emit options, naming the argument", () => {
+  const all = format(endpoints);
+  assert.throws(() => tcpStateChangeProgram({} as TracepointFormat, offsets), /format must be a TracepointFormat/);
+  assert.throws(() => tcpStateChangeProgram(all, { ...offsets, taskTgid: -4 }), /offsets must be TcpKernelOffsets/);
+  assert.throws(() => tcpStateChangeProgram(all, offsets, { emitStates: [1, 13] }), /emitOptions\.emitStates\[1\] must be an integer from 1 to 12, got 13/);
+  assert.throws(() => tcpResetSentProgram(all, { wakeup: "no" as never }), /emitOptions\.wakeup must be true or false/);
+  assert.throws(() => tcpSocketEventProgram(all, TcpRecordKind.State as never), /kind must be one of 3, 5, got 1/);
+  assert.throws(() => decodeTcpRecord(Buffer.alloc(100)), /data\.length must be at least 160/);
 });

@@ -164,3 +164,13 @@ test("with times, the traffic counter records each key's first and last packet (
     }
   }
 });
+
+test("the traffic counter refuses options out of their range, naming the option", () => {
+  const base = { hook: "cgroup", direction: "ingress", linkHeaderLength: 0, by: "port" } as const;
+  assert.throws(() => trafficCounterProgram({ ...base, hook: "xdp" as never }), /options\.hook must be one of "cgroup", "tc", got "xdp"/);
+  assert.throws(() => trafficCounterProgram({ ...base, by: "host" as never }), /options\.by must be one of "port", "conn", "process", "remote"/);
+  assert.throws(() => trafficCounterProgram({ ...base, linkHeaderLength: -14 }), /options\.linkHeaderLength must be an integer from 0 to 255/);
+  assert.throws(() => trafficCounterProgram({ ...base, ports: [80, 0] }), /options\.ports\[1\] must be an integer from 1 to 65535, got 0/);
+  assert.throws(() => trafficCounterProgram({ ...base, times: 1 as never }), /options\.times must be true or false/);
+  assert.throws(() => trafficCounterProgram({ ...base, filter: { expression: "tcp" } as never }), /options\.filter must be a CaptureFilterEmitter/);
+});

@@ -225,6 +225,11 @@ test("bad maps and counters are refused with a clear error", (t) => {
   using ring = BpfMap.create({ type: MapType.Ringbuf, maxEntries: 4096 });
   using wide = BpfMap.create({ type: MapType.Array, keySize: 4, valueSize: 16, maxEntries: 1 });
   assert.throws(() => new RingBufferReader(ring, { lostCounter: { map: wide } }), /4- or 8-byte values/);
+  using counter = BpfMap.create({ type: MapType.Array, keySize: 4, valueSize: 8, maxEntries: 1 });
+  assert.throws(() => new RingBufferReader(ring, { lostCounter: { map: counter, key: -1 } }), /options\.lostCounter\.key must be an integer from 0 to 4294967295, got -1/);
+  assert.throws(() => new RingBufferReader(ring, { lostCounter: 1 as never }), /options\.lostCounter must be an object, got 1/);
+  assert.throws(() => new RingBufferReader(ring, { poller: {} as Poller }), /options\.poller must be a Poller/);
+  assert.throws(() => new RingBufferReader({ fd: ring.fd, type: MapType.Ringbuf, maxEntries: 3000 }), /map\.maxEntries must be a power of two of at least/);
 });
 
 test("readers share the process-wide poller by default", async (t) => {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SyscallError, capabilityNumbers, effectiveCapabilities, errnoName, errnoNumber, permissionHint } from "../../src/sys/errors.js";
+import { SyscallError, UsageError, capabilityNumbers, defaultHint, effectiveCapabilities, errnoName, errnoNumber, hasCapability, permissionHint } from "../../src/sys/errors.js";
 
 test("errno names round-trip", () => {
   assert.equal(errnoName(1), "EPERM");
@@ -43,4 +43,14 @@ test("this process's own capabilities decide the hint it gets", () => {
   assert.notEqual(capabilities, null, "/proc/self/status has CapEff on Linux");
   const bpf = (capabilities! >> 39n) & 1n || (capabilities! >> 21n) & 1n;
   assert.equal(/run as root/.test(permissionHint(["CAP_BPF"])), !bpf);
+});
+
+test("errno and capability functions refuse what is not an errno or a capability, naming the argument", () => {
+  const usage = (pattern: RegExp) => (error: unknown) => error instanceof UsageError && pattern.test((error as Error).message);
+  assert.throws(() => errnoNumber("ENOSUCH"), usage(/name must be an errno name such as "ENOENT", got "ENOSUCH"/));
+  assert.throws(() => errnoName(-1), usage(/errno must be an integer ≥ 0, got -1/));
+  assert.throws(() => hasCapability("CAP_ROOT" as never, 0n), usage(/name must be one of "CAP_NET_ADMIN", .*got "CAP_ROOT"/));
+  assert.throws(() => hasCapability("CAP_BPF", 5 as never), usage(/capabilities must be a capability set \(a bigint\) or null, got 5/));
+  assert.throws(() => permissionHint(["CAP_BPF", "bpf" as never], 0n), usage(/needed\[1\] must be one of/));
+  assert.throws(() => defaultHint(1 as never), usage(/code must be a string/));
 });
