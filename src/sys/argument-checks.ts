@@ -85,3 +85,10 @@ export function expectIterable<T>(operation: string, name: string, value: unknow
   }
   return value as Iterable<T>;
 }
+
+/** true or false; `optional` accepts undefined (and returns it). */
+export function expectBoolean(operation: string, name: string, value: unknown, optional = false): boolean | undefined {
+  if (value === undefined && optional) return undefined;
+  if (typeof value !== "boolean") throw argumentError(operation, name, "true or false", value);
+  return value;
+}
