@@ -7,6 +7,7 @@
  * symbolic link, a device, a FIFO are never replaced).
  */
 import { openCaptureSink } from "../pcap/capture-file.js";
+import { argumentError, expectDate, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import type { CaptureSink } from "../pcap/capture-sink.js";
 import type { PcapngWriter } from "../pcap/pcapng-writer.js";
 import type { PcapWriter } from "../pcap/pcap-writer.js";
@@ -28,6 +29,13 @@ type Writer = PcapWriter | PcapngWriter;
 
 /** strftime for the patterns tcpdump's -G file names use. */
 export function formatFileTime(pattern: string, date: Date, timeZone: "local" | "utc" = "local"): string {
+  expectString("format file name", "pattern", pattern);
+  expectDate("format file name", "date", date);
+  expectOneOf("format file name", "timeZone", timeZone, ["local", "utc"]);
+  return fileTime(pattern, date, timeZone);
+}
+
+function fileTime(pattern: string, date: Date, timeZone: "local" | "utc"): string {
   const utc = timeZone === "utc";
   const two = (value: number) => String(value).padStart(2, "0");
   const fields: Record<string, () => string> = {
@@ -67,6 +75,16 @@ export class CaptureOutput {
 
   /** Opens the first file now: a bad path fails before anything is captured. */
   constructor(options: CaptureOutputOptions, now = Date.now()) {
+    const operation = "capture output";
+    expectObject(operation, "options", options);
+    if (expectString(operation, "options.target", options.target) === "") throw argumentError(operation, "options.target", "a path or \"-\"", options.target);
+    if (options.rotateBytes !== undefined) expectInteger(operation, "options.rotateBytes", options.rotateBytes, 1);
+    if (options.rotateSeconds !== undefined && !(typeof options.rotateSeconds === "number" && options.rotateSeconds > 0 && Number.isFinite(options.rotateSeconds))) {
+      throw argumentError(operation, "options.rotateSeconds", "a positive number of seconds", options.rotateSeconds);
+    }
+    if (options.fileCount !== undefined) expectInteger(operation, "options.fileCount", options.fileCount, 1);
+    if (options.timeZone !== undefined) expectOneOf(operation, "options.timeZone", options.timeZone, ["local", "utc"]);
+    if (typeof now !== "number" || !Number.isFinite(now)) throw argumentError(operation, "now", "a time in milliseconds since 1970 (Date.now())", now);
     this.options = options;
     this.#started = now;
     this.path = this.#name(0, now);
@@ -78,7 +96,7 @@ export class CaptureOutput {
   }
 
   #name(index: number, now: number): string {
-    const base = this.options.rotateSeconds !== undefined ? formatFileTime(this.options.target, new Date(now), this.options.timeZone) : this.options.target;
+    const base = this.options.rotateSeconds !== undefined ? fileTime(this.options.target, new Date(now), this.options.timeZone ?? "local") : this.options.target;
     if (this.options.rotateBytes === undefined && this.options.fileCount === undefined) return base;
     const width = this.options.rotateBytes !== undefined ? fileNumberWidth(this.options.fileCount) : 0;
     if (index === 0 && width === 0) return base;

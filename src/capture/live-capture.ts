@@ -21,7 +21,7 @@ import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
 import { AttachType, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { rootCgroup } from "../sys/cgroup.js";
 import { possibleCpuCount } from "../sys/cpus.js";
-import { describeValue, expectObject } from "../sys/argument-checks.js";
+import { argumentError, describeValue, expectObject } from "../sys/argument-checks.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { InterfaceFlag, listNetworkInterfaces } from "../sys/network-interfaces.js";
 import { networkNamespaceCookie } from "../sys/network-namespace.js";
@@ -122,6 +122,9 @@ export function upInterfaces(): string[] {
 
 /** The link type a tc program sees on an interface. */
 export function interfaceLinkType(name: string): number {
+  if (typeof name !== "string" || !/^[^/\s]{1,15}$/.test(name) || name === "." || name === "..") {
+    throw argumentError("interface link type", "name", "an interface name (1 to 15 characters, no \"/\" or spaces)", name);
+  }
   let type: number;
   try {
     type = Number(readFileSync(`/sys/class/net/${name}/type`, "utf8").trim());

@@ -11,6 +11,7 @@ import { JavaScriptProgram } from "../asm/javascript-program.js";
 import type { Program } from "../core/program.js";
 import type { CapturePacket } from "../pcap/capture-record.js";
 import { LinkType, linkTypeName } from "../pcap/link-type.js";
+import { argumentError, expectObject, expectOneOf } from "../sys/argument-checks.js";
 import { ProgramType } from "../sys/bpf-constants.js";
 import { SyscallError } from "../sys/errors.js";
 import { offlineTestRunContext, offlineUndecided, type CaptureFilter } from "./capture-filter.js";
@@ -49,6 +50,12 @@ export class OfflineFilter {
   refusedByKernel = 0;
 
   constructor(filter: CaptureFilter, options: OfflineFilterOptions = {}) {
+    const operation = "offline filter";
+    if (!Array.isArray((filter as Partial<CaptureFilter> | null)?.interpreterProgram?.instructions)) {
+      throw argumentError(operation, "filter", "a CaptureFilter (from compileCaptureFilter)", filter);
+    }
+    expectObject(operation, "options", options, true);
+    if (options.engine !== undefined) expectOneOf(operation, "options.engine", options.engine, ["javascript", "kernel", "interpreter"]);
     this.filter = filter;
     const requested = options.engine ?? "javascript";
     let engine: OfflineFilterEngine = requested;

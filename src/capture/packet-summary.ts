@@ -11,6 +11,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { LinkType } from "../pcap/link-type.js";
 import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
+import { argumentError, expectBoolean, expectBytes, expectFunction, expectInteger, expectObject, expectOneOf } from "../sys/argument-checks.js";
 
 export interface SummaryOptions {
   /** `-e`: print the link-level header. */
@@ -74,19 +75,35 @@ const ipv6NextHeaderNames = new Map<number, string>([[0, "Options"], [44, "Fragm
 const hex = (value: number, width = 0) => value.toString(16).padStart(width, "0");
 const two = (value: number) => String(value).padStart(2, "0");
 
+/** The bytes [offset, offset + length) of `bytes` exist (`length` ≥ 1). */
+function checkAddressBytes(operation: string, bytes: unknown, offset: unknown, length: number): void {
+  const data = expectBytes(operation, "bytes", bytes);
+  expectInteger(operation, "offset", offset, 0);
+  if ((offset as number) + length > data.length) throw argumentError(operation, "offset", `at most ${data.length - length} (${length} bytes from offset in ${data.length})`, offset);
+}
+
 /** `aa:bb:cc:dd:ee:ff`. */
 export function macAddressText(bytes: Uint8Array, offset = 0, length = 6): string {
+  expectInteger("format MAC address", "length", length, 1);
+  checkAddressBytes("format MAC address", bytes, offset, length);
+  return macText(bytes, offset, length);
+}
+
+/** macAddressText without the argument checks, for the summaries (per packet). */
+function macText(bytes: Uint8Array, offset = 0, length = 6): string {
   const parts: string[] = [];
   for (let i = 0; i < length; i++) parts.push(hex(bytes[offset + i]!, 2));
   return parts.join(":");
 }
 
 export function ipv4AddressText(bytes: Uint8Array, offset: number): string {
+  checkAddressBytes("format IPv4 address", bytes, offset, 4);
   return formatIpv4(bytes, offset);
 }
 
 /** The address at `offset` as formatIpv6 writes it (inet_ntop's text, as tcpdump prints it). */
 export function ipv6AddressText(bytes: Uint8Array, offset: number): string {
+  checkAddressBytes("format IPv6 address", bytes, offset, 16);
   return formatIpv6(bytes, offset);
 }
 
@@ -171,6 +188,14 @@ export class PacketSummarizer {
   private firstTimestamp: bigint | undefined;
 
   constructor(options: SummaryOptions = {}) {
+    const operation = "summarize packets";
+    expectObject(operation, "options", options, true);
+    for (const flag of ["linkLevel", "verbose", "quiet", "absoluteSequence"] as const) expectBoolean(operation, `options.${flag}`, options[flag], true);
+    if (options.hexDump !== undefined) expectOneOf(operation, "options.hexDump", options.hexDump, ["hex", "hex-ascii", "ascii"]);
+    if (options.timestampFormat !== undefined) expectOneOf(operation, "options.timestampFormat", options.timestampFormat, ["time", "none", "epoch", "delta", "date", "since-first"]);
+    if (options.timeZone !== undefined) expectOneOf(operation, "options.timeZone", options.timeZone, ["local", "utc"]);
+    if (options.timestampPrecision !== undefined) expectOneOf(operation, "options.timestampPrecision", options.timestampPrecision, ["microsecond", "nanosecond"]);
+    if (options.interfaceName !== undefined) expectFunction(operation, "options.interfaceName", options.interfaceName);
     this.options = options;
     this.interfaceNames = options.interfaceName ?? systemInterfaceName;
   }
@@ -245,7 +270,7 @@ export class PacketSummarizer {
     const hexDumpKind = this.options.hexDump;
     if (hexDumpKind === undefined) return text;
     const dumped = data.subarray(Math.min(this.networkOffset, data.length));
-    return text + (hexDumpKind === "ascii" ? asciiDump(dumped) : hexDump(dumped, hexDumpKind === "hex-ascii"));
+    return text + (hexDumpKind === "ascii" ? asciiDump(dumped) : hexLines(dumped, hexDumpKind === "hex-ascii"));
   }
 
   /** The time of day of the last second formatted ("HH:MM:SS."): packets come many a second. */
@@ -278,14 +303,14 @@ export class PacketSummarizer {
         if (data.length < 14) throw new Truncated("ether");
         let etherType = (data[12]! << 8) | data[13]!;
         let offset = 14;
-        if (e) output.push(`${macAddressText(data, 6)} > ${macAddressText(data, 0)}, `);
+        if (e) output.push(`${macText(data, 6)} > ${macText(data, 0)}, `);
         if (etherType <= 1500) {
-          output.push(`${e ? "" : `${macAddressText(data, 6)} > ${macAddressText(data, 0)}, `}802.3, length ${etherType}: `);
+          output.push(`${e ? "" : `${macText(data, 6)} > ${macText(data, 0)}, `}802.3, length ${etherType}: `);
           output.push(`LLC, unsupported`);
           return offset;
         }
         const unknown = !etherTypeNames.has(etherType) && !e;
-        if (unknown) output.push(`${macAddressText(data, 6)} > ${macAddressText(data, 0)}, `);
+        if (unknown) output.push(`${macText(data, 6)} > ${macText(data, 0)}, `);
         if ((e || unknown) && this.options.quiet && etherTypeNames.has(etherType)) output.push(`${etherTypeNames.get(etherType)}, length ${originalLength}: `);
         else if (e || unknown) output.push(`ethertype ${etherTypeNames.get(etherType) ?? "Unknown"} (0x${hex(etherType, 4)}), length ${originalLength}: `);
         while (etherType === 0x8100 || etherType === 0x88a8) {
@@ -307,7 +332,7 @@ export class PacketSummarizer {
         const addressLength = (data[4]! << 8) | data[5]!;
         const protocol = (data[14]! << 8) | data[15]!;
         if (e) {
-          const address = addressLength > 0 ? `${macAddressText(data, 6, Math.min(addressLength, 8))} ` : "";
+          const address = addressLength > 0 ? `${macText(data, 6, Math.min(addressLength, 8))} ` : "";
           output.push(`${sllPacketTypeName(packetType).padStart(3)} ${address}ethertype ${etherTypeNames.get(protocol) ?? "Unknown"} (0x${hex(protocol, 4)}), length ${originalLength}: `);
         }
         this.networkOffset = 16;
@@ -323,7 +348,7 @@ export class PacketSummarizer {
         const name = this.interfaceNames(ifindex) ?? "?";
         output.push(`${name.padEnd(5)} ${sllPacketTypeName(packetType).padEnd(3)} `);
         if (e) {
-          const address = addressLength > 0 ? `${macAddressText(data, 12, Math.min(addressLength, 8))} ` : "";
+          const address = addressLength > 0 ? `${macText(data, 12, Math.min(addressLength, 8))} ` : "";
           output.push(`ifindex ${ifindex} ${address}ethertype ${etherTypeNames.get(protocol) ?? "Unknown"} (0x${hex(protocol, 4)}), length ${originalLength}: `);
         }
         this.networkOffset = 20;
@@ -362,7 +387,7 @@ export class PacketSummarizer {
       default:
         if (!etherTypeNames.has(etherType)) {
           // tcpdump dumps what it cannot decode (unless -x/-X dumps the packet anyway).
-          if (this.options.hexDump === undefined) output.push(hexDump(data, true));
+          if (this.options.hexDump === undefined) output.push(hexLines(data, true));
           return;
         }
         output.push(`${prefix ? `${etherTypeNames.get(etherType)}, ` : ""}length ${data.length}`);
@@ -385,9 +410,9 @@ export class PacketSummarizer {
     if (data.length < targetProtocol + protocolLength || protocolLength !== 4 || hardwareLength !== 6) throw new Truncated("arp");
     const length = targetProtocol + protocolLength;
     if (operation === 1) {
-      output.push(`Request who-has ${ipv4AddressText(data, targetProtocol)} tell ${ipv4AddressText(data, senderProtocol)}, length ${length}`);
+      output.push(`Request who-has ${formatIpv4(data, targetProtocol)} tell ${formatIpv4(data, senderProtocol)}, length ${length}`);
     } else if (operation === 2) {
-      output.push(`Reply ${ipv4AddressText(data, senderProtocol)} is-at ${macAddressText(data, senderHardware)}, length ${length}`);
+      output.push(`Reply ${formatIpv4(data, senderProtocol)} is-at ${macText(data, senderHardware)}, length ${length}`);
     } else {
       output.push(`Unknown (${operation}), length ${length}`);
     }
@@ -427,8 +452,8 @@ export class PacketSummarizer {
       output.push(`${text})\n    `);
     }
     if (headerLength < 20 || data.length < headerLength) throw new Truncated("ip");
-    const source = ipv4AddressText(data, 12);
-    const destination = ipv4AddressText(data, 16);
+    const source = formatIpv4(data, 12);
+    const destination = formatIpv4(data, 16);
     const captured = Math.min(totalLength, data.length);
     const payload = data.subarray(headerLength, Math.max(headerLength, captured));
     const context: NetworkContext = {
@@ -464,8 +489,8 @@ export class PacketSummarizer {
       parts.push(`hlim ${data[7]}`);
       output.push(`(${parts.join(", ")}, next-header ${ipv6NextHeaderNames.get(nextHeader) ?? ipProtocolNames.get(nextHeader) ?? "unknown"} (${nextHeader}) payload length: ${payloadLength}) `);
     }
-    const source = ipv6AddressText(data, 8);
-    const destination = ipv6AddressText(data, 24);
+    const source = formatIpv6(data, 8);
+    const destination = formatIpv6(data, 24);
     const end = Math.min(40 + payloadLength, data.length);
     // Extension headers, as tcpdump prints them: "HBH ", "DSTOPT ", "frag (OFFSET|LENGTH) ".
     let protocol = nextHeader;
@@ -720,7 +745,7 @@ export class PacketSummarizer {
         break;
       case 5: {
         const embedded = inner();
-        const gateway = data.length >= 8 ? ipv4AddressText(data, 4) : "?";
+        const gateway = data.length >= 8 ? formatIpv4(data, 4) : "?";
         const kind = ["redirect %d to net %g", "redirect %d to host %g", "redirect-tos %d to net %g", "redirect-tos %d to host %g"][code];
         text = (kind ?? `redirect-#${code} %d to %g`).replace("%d", embedded?.destination ?? "?").replace("%g", gateway);
         break;
@@ -788,7 +813,7 @@ export class PacketSummarizer {
     const type = data[0]!;
     const code = data[1]!;
     const word = (offset: number) => (data.length >= offset + 2 ? (data[offset]! << 8) | data[offset + 1]! : 0);
-    const address = (offset: number) => (data.length >= offset + 16 ? ipv6AddressText(data, offset) : "?");
+    const address = (offset: number) => (data.length >= offset + 16 ? formatIpv6(data, offset) : "?");
     let text: string;
     // tcpdump -v omits the length of these messages.
     const withLength = !this.options.verbose || type === 133 || type === 134;
@@ -897,14 +922,14 @@ function embeddedIpv4(data: Uint8Array): { destination: string; protocol: number
   const headerLength = (data[0]! & 0x0f) * 4;
   const protocol = data[9]!;
   const destinationPort = data.length >= headerLength + 4 ? (data[headerLength + 2]! << 8) | data[headerLength + 3]! : undefined;
-  return { destination: ipv4AddressText(data, 16), protocol, destinationPort };
+  return { destination: formatIpv4(data, 16), protocol, destinationPort };
 }
 
 function embeddedIpv6(data: Uint8Array): { source: string; destination: string; protocol: number; destinationPort?: number } | undefined {
   if (data.length < 40) return undefined;
   const protocol = data[6]!;
   const destinationPort = data.length >= 44 ? (data[42]! << 8) | data[43]! : undefined;
-  return { source: ipv6AddressText(data, 8), destination: ipv6AddressText(data, 24), protocol, destinationPort };
+  return { source: formatIpv6(data, 8), destination: formatIpv6(data, 24), protocol, destinationPort };
 }
 
 /** tcpdump's flag letters for each of the 512 values of the 9 flag bits, made once. */
@@ -1085,7 +1110,15 @@ export function asciiDump(data: Uint8Array): string {
   return text;
 }
 
+/** tcpdump's -x (`ascii` false) and -X (true) lines for `data`, each starting with a newline. */
 export function hexDump(data: Uint8Array, ascii: boolean): string {
+  expectBytes("hex dump", "data", data);
+  expectBoolean("hex dump", "ascii", ascii);
+  return hexLines(data, ascii);
+}
+
+/** hexDump without the argument checks, for the summaries (per packet). */
+function hexLines(data: Uint8Array, ascii: boolean): string {
   let text = "";
   for (let offset = 0; offset < data.length; offset += 16) {
     const line = data.subarray(offset, Math.min(offset + 16, data.length));

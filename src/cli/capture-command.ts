@@ -14,7 +14,7 @@ import { StreamSink, type CaptureSink } from "../pcap/capture-sink.js";
 import { drained } from "../pcap/drained.js";
 import type { CapturePacket } from "../pcap/capture-record.js";
 import { LinkType, linkTypeName } from "../pcap/link-type.js";
-import { PcapScanner, pcapTimeWords, type PcapScanRecord } from "../pcap/pcap-scanner.js";
+import { PcapScanner, pcapRecordTimeWords, type PcapScanRecord } from "../pcap/pcap-scanner.js";
 import type { PcapngWriter } from "../pcap/pcapng-writer.js";
 import type { PcapWriter } from "../pcap/pcap-writer.js";
 import { captureProgram, defaultSnapLength, maximumSnapLength } from "../programs/capture-program.js";
@@ -492,7 +492,7 @@ async function scanOffline(scanner: PcapScanner, path: string, expression: strin
     /** A matching record held back (its positions stay valid until the next scan) until the output is ready for it. */
     let held: { start: number; length: number; originalLength: number; seconds: number; fraction: number; buffer: Buffer } | undefined;
     const writeRecord = (buffer: Buffer, start: number, capturedLength: number, originalLength: number, seconds: number, fraction: number): void => {
-      pcapTimeWords(seconds, fraction, nanosecond, time);
+      pcapRecordTimeWords(seconds, fraction, nanosecond, time);
       const length = snapLength !== undefined && capturedLength > snapLength ? snapLength : capturedLength;
       output!.writer!.writePacketBytes(0, time[0]!, time[1]!, originalLength, 0, buffer, start, length);
     };

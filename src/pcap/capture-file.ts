@@ -22,10 +22,12 @@ import { isModifiedPcapMagic, parsePcap, pcapMagicInfo } from "./pcap-reader.js"
 import { PcapWriter } from "./pcap-writer.js";
 import { isPcapngMagic, parsePcapng } from "./pcapng-reader.js";
 import { PcapngWriter, type InterfaceToWrite, type SectionToWrite } from "./pcapng-writer.js";
-import { expectBytes } from "../sys/argument-checks.js";
+import { argumentError, expectBoolean, expectBytes, expectFunction, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
+import { expectWritable } from "./drained.js";
 
 /** The format a file starts with, from its first four bytes. */
 export function detectCaptureFormat(bytes: Uint8Array): CaptureFormat | undefined {
+  expectBytes("detect capture format", "bytes", bytes);
   const magic = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 4));
   if (pcapMagicInfo(magic)) return "pcap";
   if (isPcapngMagic(magic)) return "pcapng";
@@ -34,6 +36,7 @@ export function detectCaptureFormat(bytes: Uint8Array): CaptureFormat | undefine
 
 /** "pcapng" for .pcapng/.ntar/.scap, "pcap" for .pcap/.cap/.dmp; undefined for anything else. */
 export function captureFormatFromPath(path: string): CaptureFormat | undefined {
+  expectString("capture format", "path", path);
   switch (extname(path).toLowerCase()) {
     case ".pcapng":
     case ".ntar":
@@ -67,14 +70,32 @@ export function* parseCapture(options: CaptureReadOptions = {}): CaptureParser<C
   );
 }
 
+/** The limits of CaptureReadOptions, checked once per capture (`name` is the options parameter). */
+function checkReadOptions<T extends CaptureReadOptions>(operation: string, name: string, options: unknown): T {
+  const checked = expectObject<T>(operation, name, options, true);
+  if (checked.maxPacketLength !== undefined) expectInteger(operation, `${name}.maxPacketLength`, checked.maxPacketLength, 1);
+  if (checked.maxBlockLength !== undefined) expectInteger(operation, `${name}.maxBlockLength`, checked.maxBlockLength, 1);
+  return checked;
+}
+
 /** Every record of a capture held in memory, in file order. Packet data are slices of `input`. */
 export function readCaptureRecords(input: Uint8Array, options: CaptureReadOptions = {}): Generator<CaptureRecord, void, undefined> {
+  expectBytes("read capture", "input", input);
+  checkReadOptions("read capture", "options", options);
+  return recordsOf(input, options);
+}
+
+function recordsOf(input: Uint8Array, options: CaptureReadOptions): Generator<CaptureRecord, void, undefined> {
   const buffer = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   return runParserSync(parseCapture(options), buffer);
 }
 
-export function* readCapturePackets(input: Uint8Array, options: CaptureReadOptions = {}): Generator<CapturePacket, void, undefined> {
-  for (const record of readCaptureRecords(input, options)) if (record.type === "packet") yield record.packet;
+export function readCapturePackets(input: Uint8Array, options: CaptureReadOptions = {}): Generator<CapturePacket, void, undefined> {
+  return packetsOf(readCaptureRecords(input, options));
+}
+
+function* packetsOf(records: Generator<CaptureRecord, void, undefined>): Generator<CapturePacket, void, undefined> {
+  for (const record of records) if (record.type === "packet") yield record.packet;
 }
 
 /** A whole capture, decoded. */
@@ -90,11 +111,16 @@ export interface CaptureContents {
 
 /** The interface a packet belongs to, from a list of interfaces of any sections. */
 export function interfaceOfPacket(interfaces: readonly CaptureInterface[], packet: CapturePacket): CaptureInterface | undefined {
+  if (!Array.isArray(interfaces)) throw argumentError("find interface", "interfaces", "an array of CaptureInterface", interfaces);
+  expectObject("find interface", "packet", packet);
+  return findInterface(interfaces, packet);
+}
+
+function findInterface(interfaces: readonly CaptureInterface[], packet: CapturePacket): CaptureInterface | undefined {
   return interfaces.find((candidate) => candidate.sectionIndex === packet.sectionIndex && candidate.index === packet.interfaceIndex);
 }
 
 export function readCapture(input: Uint8Array, options: CaptureReadOptions = {}): CaptureContents {
-  expectBytes("read capture", "the capture data", input);
   const contents: CaptureContents = { format: "pcap", sections: [], interfaces: [], packets: [], nameResolutions: [], statistics: [], unknownBlocks: [] };
   for (const record of readCaptureRecords(input, options)) collect(contents, record);
   contents.format = contents.sections[0]?.format ?? "pcap";
@@ -103,6 +129,8 @@ export function readCapture(input: Uint8Array, options: CaptureReadOptions = {})
 
 /** Reads a whole capture file into memory and decodes it. */
 export function readCaptureFile(path: string, options: CaptureReadOptions = {}): CaptureContents {
+  expectString("read capture", "path", path);
+  checkReadOptions("read capture", "options", options);
   let bytes: Buffer;
   try {
     bytes = readFileSync(path);
@@ -155,11 +183,21 @@ export class CaptureReader implements AsyncIterable<CapturePacket>, AsyncDisposa
   private started = false;
   private readonly first: CaptureRecord & { type: "section" };
 
-  constructor(
-    private readonly generator: AsyncGenerator<CaptureRecord[], void, undefined>,
-    private readonly firstBatch: CaptureRecord[],
-    private readonly release: () => Promise<void>,
-  ) {
+  private readonly generator: AsyncGenerator<CaptureRecord[], void, undefined>;
+  private readonly firstBatch: CaptureRecord[];
+  private readonly release: () => Promise<void>;
+
+  /** Made by openCapture: the parser's batches, the first of them (starting with the section), and what close() releases. */
+  constructor(generator: AsyncGenerator<CaptureRecord[], void, undefined>, firstBatch: CaptureRecord[], release: () => Promise<void>) {
+    const operation = "read capture";
+    expectFunction(operation, "generator.next", expectObject<{ next?: unknown }>(operation, "generator", generator).next);
+    if (!Array.isArray(firstBatch) || (firstBatch[0] as CaptureRecord | undefined)?.type !== "section") {
+      throw argumentError(operation, "firstBatch", "an array of records starting with a section (use openCapture)", firstBatch);
+    }
+    expectFunction(operation, "release", release);
+    this.generator = generator;
+    this.firstBatch = firstBatch;
+    this.release = release;
     this.first = firstBatch[0] as CaptureRecord & { type: "section" };
     this.section = this.first.section;
     this.format = this.first.section.format;
@@ -170,7 +208,7 @@ export class CaptureReader implements AsyncIterable<CapturePacket>, AsyncDisposa
 
   /** The interface a packet was captured on (among those read so far). */
   interfaceOf(packet: CapturePacket): CaptureInterface | undefined {
-    return interfaceOfPacket(this.interfaces, packet);
+    return findInterface(this.interfaces, packet);
   }
 
   /**
@@ -245,6 +283,12 @@ export interface OpenCaptureOptions extends CaptureReadOptions {
  * header before returning, so a wrong file fails here.
  */
 export async function openCapture(source: string | AsyncIterable<Uint8Array>, options: OpenCaptureOptions = {}): Promise<CaptureReader> {
+  const operation = "read capture";
+  if (typeof source !== "string" && typeof (source as Partial<AsyncIterable<Uint8Array>> | null)?.[Symbol.asyncIterator] !== "function") {
+    throw argumentError(operation, "source", "a path or an async iterable of byte chunks (a Readable stream)", source);
+  }
+  checkReadOptions<OpenCaptureOptions>(operation, "options", options);
+  if (options.chunkSize !== undefined) expectInteger(operation, "options.chunkSize", options.chunkSize, 1);
   let chunks: AsyncIterable<Uint8Array>;
   let release = async () => {};
   if (typeof source === "string") {
@@ -300,6 +344,20 @@ export interface CaptureWriterOptions {
   atomic?: boolean;
 }
 
+/** What createCaptureWriter needs of its options, checked before anything is opened (the writers check the numbers' ranges). */
+function checkWriterOptions(operation: string, options: CaptureWriterOptions): void {
+  expectObject(operation, "options", options);
+  if (options.format !== undefined) expectOneOf(operation, "options.format", options.format, ["pcap", "pcapng"]);
+  expectInteger(operation, "options.linkType", options.linkType, 0, 0xffff);
+  if (options.snapLength !== undefined) expectInteger(operation, "options.snapLength", options.snapLength, 0, 0xffffffff);
+  if (options.resolution !== undefined) expectOneOf(operation, "options.resolution", options.resolution, ["microsecond", "nanosecond"]);
+  if (options.byteOrder !== undefined) expectOneOf(operation, "options.byteOrder", options.byteOrder, ["little", "big"]);
+  if (options.fcsLength !== undefined) expectInteger(operation, "options.fcsLength", options.fcsLength, 0);
+  if (options.section !== undefined) expectObject(operation, "options.section", options.section);
+  if (options.interface !== undefined) expectObject(operation, "options.interface", options.interface);
+  expectBoolean(operation, "options.atomic", options.atomic, true);
+}
+
 /** Whether `value` is a CaptureSink (rather than a Node stream). */
 function isCaptureSink(value: unknown): value is CaptureSink {
   const candidate = value as Partial<CaptureSink> | null;
@@ -312,7 +370,9 @@ function isCaptureSink(value: unknown): value is CaptureSink {
  * folder fails here). Pass the sink to createCaptureWriter later.
  */
 export function openCaptureSink(target: string | Writable, options: { atomic?: boolean } = {}): CaptureSink {
-  if (typeof target !== "string") return new StreamSink(target);
+  expectObject("open capture output", "options", options, true);
+  expectBoolean("open capture output", "options.atomic", options.atomic, true);
+  if (typeof target !== "string") return new StreamSink(expectWritable("open capture output", "target", target, "a path, \"-\" or a writable stream"));
   if (target === "-") return new StreamSink(process.stdout);
   return openFileSink(target, { atomic: options.atomic });
 }
@@ -326,6 +386,8 @@ export function openCaptureSink(target: string | Writable, options: { atomic?: b
  * The first interface (index 0) is created from linkType and snapLength.
  */
 export function createCaptureWriter(target: string | Writable | CaptureSink, options: CaptureWriterOptions): PcapWriter | PcapngWriter {
+  checkWriterOptions("create capture writer", options);
+  if (typeof target !== "string" && !isCaptureSink(target)) expectWritable("create capture writer", "target", target, "a path, \"-\", a writable stream or a CaptureSink");
   const path = typeof target === "string" && target !== "-" ? target : undefined;
   const sinkPath = isCaptureSink(target) ? (target as unknown as { path?: unknown }).path : undefined;
   const format = options.format ?? (path !== undefined ? captureFormatFromPath(path) : typeof sinkPath === "string" ? captureFormatFromPath(sinkPath) : undefined) ?? "pcap";

@@ -1,4 +1,6 @@
 /** Types shared by the pcap and pcapng readers and writers. */
+import { argumentError } from "../sys/argument-checks.js";
+import { splitNanosecondTimestamp } from "./timestamp-units.js";
 
 export type CaptureFormat = "pcap" | "pcapng";
 export type ByteOrder = "little" | "big";
@@ -203,13 +205,8 @@ export const DEFAULT_MAX_BLOCK_LENGTH = 16 * 1024 * 1024 + 4096;
 
 /** Splits a nanosecond timestamp into whole seconds and nanoseconds (floor division). */
 export function splitTimestamp(timestamp: bigint): { seconds: number; nanoseconds: number } {
-  let seconds = timestamp / 1_000_000_000n;
-  let nanoseconds = timestamp % 1_000_000_000n;
-  if (nanoseconds < 0n) {
-    nanoseconds += 1_000_000_000n;
-    seconds -= 1n;
-  }
-  return { seconds: Number(seconds), nanoseconds: Number(nanoseconds) };
+  if (typeof timestamp !== "bigint") throw argumentError("split timestamp", "timestamp", "a bigint (nanoseconds since 1970)", timestamp);
+  return splitNanosecondTimestamp(timestamp);
 }
 
 /** A packet to write. A CapturePacket read from a file can be passed as is. */

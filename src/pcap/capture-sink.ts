@@ -3,7 +3,8 @@ import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Writable } from "node:stream";
 import { NetbpfError } from "../sys/errors.js";
-import { drained } from "./drained.js";
+import { expectBoolean, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
+import { drained, expectWritable } from "./drained.js";
 
 /** Where a capture writer's bytes go. */
 export interface CaptureSink {
@@ -54,6 +55,17 @@ export type AtomicFileSinkOptions = FileSinkOptions;
  */
 const firstBufferSize = 4096;
 
+/** The checks of FileSinkOptions (and OpenFileSinkOptions' atomic), once per file. */
+function checkFileSinkOptions(path: unknown, options: unknown): OpenFileSinkOptions {
+  const operation = "write capture";
+  expectString(operation, "path", path);
+  const checked = expectObject<OpenFileSinkOptions>(operation, "options", options, true);
+  if (checked.bufferSize !== undefined) expectInteger(operation, "options.bufferSize", checked.bufferSize, 1);
+  if (checked.mode !== undefined) expectInteger(operation, "options.mode", checked.mode, 0, 0o7777);
+  expectBoolean(operation, "options.atomic", checked.atomic, true);
+  return checked;
+}
+
 function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | undefined)?.code;
 }
@@ -85,6 +97,7 @@ abstract class BufferedFileSink implements CaptureSink {
   protected regular = true;
 
   constructor(readonly path: string, options: FileSinkOptions) {
+    options = checkFileSinkOptions(path, options);
     this.bufferSize = options.bufferSize ?? 256 * 1024;
     this.buffer = Buffer.allocUnsafe(Math.min(this.bufferSize, firstBufferSize));
     this.recordStarts = new Int32Array(Math.max(1024, this.bufferSize >>> 4));
@@ -355,6 +368,7 @@ export interface OpenFileSinkOptions extends FileSinkOptions {
 
 /** Opens a file for a capture writer (see OpenFileSinkOptions); fails at once for a directory or a missing folder. */
 export function openFileSink(path: string, options: OpenFileSinkOptions = {}): AtomicFileSink | DirectFileSink {
+  checkFileSinkOptions(path, options);
   let exists = true;
   try {
     lstatSync(path);
@@ -389,7 +403,14 @@ export class StreamSink implements CaptureSink {
   buffer: Buffer;
   private used = 0;
 
-  constructor(private readonly stream: Writable, options: StreamSinkOptions = {}) {
+  private readonly stream: Writable;
+
+  constructor(stream: Writable, options: StreamSinkOptions = {}) {
+    const operation = "write capture";
+    this.stream = expectWritable(operation, "stream", stream);
+    expectObject(operation, "options", options, true);
+    expectBoolean(operation, "options.end", options.end, true);
+    if (options.bufferSize !== undefined) expectInteger(operation, "options.bufferSize", options.bufferSize, 1);
     this.reusable = stream === process.stdout || stream === process.stderr;
     this.end = options.end ?? !this.reusable;
     this.bufferSize = options.bufferSize ?? 256 * 1024;

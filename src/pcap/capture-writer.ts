@@ -1,3 +1,4 @@
+import { argumentError } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import type { CaptureSink } from "./capture-sink.js";
 import type { CaptureFormat, PacketToWrite } from "./capture-record.js";
@@ -143,4 +144,14 @@ export function checkLength(value: number, name: string, operation: string): voi
   if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
     throw new UsageError(operation, `${name} ${value} is not an unsigned 32-bit integer`);
   }
+}
+
+/** A CaptureSink (write, flush, close, abort): what the writers' constructors take. */
+export function expectCaptureSink(operation: string, name: string, value: unknown): CaptureSink {
+  const candidate = value as Partial<CaptureSink> | null;
+  if (typeof candidate !== "object" || candidate === null || typeof candidate.write !== "function" || typeof candidate.flush !== "function"
+    || typeof candidate.close !== "function" || typeof candidate.abort !== "function") {
+    throw argumentError(operation, name, "a CaptureSink (from openCaptureSink, or a StreamSink, BufferSink …)", value);
+  }
+  return value as CaptureSink;
 }

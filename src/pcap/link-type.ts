@@ -1,3 +1,5 @@
+import { expectInteger, expectString } from "../sys/argument-checks.js";
+
 /**
  * Link-layer header types (LINKTYPE_* values) as stored in pcap file headers
  * and pcapng Interface Description Blocks.
@@ -139,12 +141,15 @@ for (const [name, value] of Object.entries(LinkType) as [LinkTypeName, number][]
 
 /** "ETHERNET" for 1; "LINKTYPE_12345" for numbers not in the table. */
 export function linkTypeName(linkType: number): string {
-  return namesByNumber.get(linkType) ?? `LINKTYPE_${linkType}`;
+  const name = namesByNumber.get(linkType);
+  if (name !== undefined) return name;
+  // Checked only here: a name found in the table is of an integer already (no check per packet for known types).
+  return `LINKTYPE_${expectInteger("link type name", "linkType", linkType, 0, 0xffffffff)}`;
 }
 
 /** Accepts a table name ("ETHERNET", "linux_sll2", "LINKTYPE_ETHERNET") or a number; undefined if unknown. */
 export function linkTypeFromName(name: string): number | undefined {
-  const trimmed = name.trim();
+  const trimmed = expectString("link type", "name", name).trim();
   if (/^\d+$/.test(trimmed)) {
     const value = Number(trimmed);
     return value <= 0xffff ? value : undefined;

@@ -5,7 +5,6 @@ import {
   DEFAULT_MAX_PACKET_LENGTH,
   MICROSECOND_RESOLUTION,
   NANOSECOND_RESOLUTION,
-  splitTimestamp,
   type ByteOrder,
   type CaptureInterface,
   type CapturePacket,
@@ -13,6 +12,7 @@ import {
   type CaptureRecord,
   type CaptureSection,
 } from "./capture-record.js";
+import { splitNanosecondTimestamp } from "./timestamp-units.js";
 
 export const PCAP_MAGIC_MICROSECONDS = 0xa1b2c3d4;
 export const PCAP_MAGIC_NANOSECONDS = 0xa1b23c4d;
@@ -190,7 +190,7 @@ export function emptyPacket(
   fcsLength: number | undefined,
   source: CapturePacket["source"],
 ): CapturePacket {
-  const { seconds, nanoseconds } = splitTimestamp(timestamp);
+  const { seconds, nanoseconds } = splitNanosecondTimestamp(timestamp);
   return {
     timestamp,
     seconds,

@@ -6,6 +6,7 @@
  * every format and stream.
  */
 import { closeSync, openSync, readSync } from "node:fs";
+import { argumentError, expectBoolean, expectBytes, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { NetbpfError } from "../sys/errors.js";
 import { CaptureFormatError } from "./capture-format-error.js";
 import { DEFAULT_MAX_PACKET_LENGTH } from "./capture-record.js";
@@ -52,6 +53,11 @@ export class PcapScanner implements Disposable {
 
   /** Opens `path` if it is a classic pcap file; undefined when it is something else (pcapng, or not a capture). */
   static open(path: string, options: PcapScannerOptions = {}): PcapScanner | undefined {
+    const operation = "read capture";
+    expectString(operation, "path", path);
+    expectObject(operation, "options", options, true);
+    if (options.readSize !== undefined) expectInteger(operation, "options.readSize", options.readSize, 1);
+    if (options.maxPacketLength !== undefined) expectInteger(operation, "options.maxPacketLength", options.maxPacketLength, 1);
     let fd: number;
     try {
       fd = openSync(path, "r");
@@ -74,7 +80,11 @@ export class PcapScanner implements Disposable {
     }
   }
 
+  /** Made by open(), which checks the options. */
   private constructor(fd: number, buffer: Buffer, header: PcapHeader, options: PcapScannerOptions) {
+    expectInteger("read capture", "fd", fd, 0);
+    expectBytes("read capture", "buffer", buffer);
+    expectObject("read capture", "header", header);
     this.#fd = fd;
     this.#buffer = buffer;
     this.#view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
@@ -210,6 +220,16 @@ function readFully(fd: number, buffer: Buffer, offset: number, length: number): 
 
 /** A pcap record's time as nanoseconds in two 32-bit words (high, low), exactly, without BigInt. */
 export function pcapTimeWords(seconds: number, fraction: number, nanosecondFile: boolean, result: Uint32Array): void {
+  const operation = "pcap time";
+  expectInteger(operation, "seconds", seconds, 0, 0xffffffff);
+  expectInteger(operation, "fraction", fraction, 0, 0xffffffff);
+  expectBoolean(operation, "nanosecondFile", nanosecondFile);
+  if (!(result instanceof Uint32Array) || result.length < 2) throw argumentError(operation, "result", "a Uint32Array of at least 2 elements", result);
+  pcapRecordTimeWords(seconds, fraction, nanosecondFile, result);
+}
+
+/** pcapTimeWords without the argument checks, for capture loops (per packet). */
+export function pcapRecordTimeWords(seconds: number, fraction: number, nanosecondFile: boolean, result: Uint32Array): void {
   const nanoseconds = nanosecondFile ? fraction : fraction * 1000;
   const secondsLow = seconds % 65536;
   const secondsHigh = (seconds - secondsLow) / 65536;

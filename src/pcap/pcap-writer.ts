@@ -3,7 +3,7 @@ import { expectObject } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import type { CaptureSink } from "./capture-sink.js";
 import type { ByteOrder, PacketToWrite } from "./capture-record.js";
-import { CaptureWriterBase, checkLength, currentTimeNanoseconds, splitNanoseconds } from "./capture-writer.js";
+import { CaptureWriterBase, checkLength, currentTimeNanoseconds, expectCaptureSink, splitNanoseconds } from "./capture-writer.js";
 import {
   PCAP_FCS_PRESENT_BIT,
   PCAP_HEADER_LENGTH,
@@ -75,7 +75,7 @@ export class PcapWriter extends CaptureWriterBase {
   readonly little: boolean;
 
   constructor(sink: CaptureSink, options: PcapWriterOptions) {
-    super(expectObject<CaptureSink>("write pcap", "sink", sink));
+    super(expectCaptureSink("write pcap", "sink", sink));
     const header = encodePcapHeader(options);
     this.linkType = options.linkType;
     this.snapLength = options.snapLength ?? DEFAULT_SNAP_LENGTH;

@@ -1,3 +1,4 @@
+import { expectInteger, expectObject, expectOneOf } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { parseHardwareAddress, parseIpv4, parseIpv6 } from "./address-text.js";
 import type { CaptureSink } from "./capture-sink.js";
@@ -11,7 +12,7 @@ import {
   type ReceptionType,
   type TimestampResolution,
 } from "./capture-record.js";
-import { CaptureWriterBase, checkLength, currentTimeNanoseconds } from "./capture-writer.js";
+import { CaptureWriterBase, checkLength, currentTimeNanoseconds, expectCaptureSink } from "./capture-writer.js";
 import { DEFAULT_SNAP_LENGTH, nativeByteOrder } from "./pcap-writer.js";
 import {
   BYTE_ORDER_MAGIC,
@@ -116,6 +117,14 @@ const RECEPTION_BITS: Record<ReceptionType, number> = { unicast: 1, multicast: 2
 
 /** Builds the epb_flags word. */
 export function encodePacketFlags(flags: number, direction?: PacketDirection, receptionType?: ReceptionType, fcsLength?: number): number {
+  expectInteger(OPERATION, "flags", flags, 0, 0xffffffff);
+  if (direction !== undefined) expectOneOf(OPERATION, "direction", direction, Object.keys(DIRECTION_BITS));
+  if (receptionType !== undefined) expectOneOf(OPERATION, "receptionType", receptionType, Object.keys(RECEPTION_BITS));
+  return packetFlagsWord(flags, direction, receptionType, fcsLength);
+}
+
+/** encodePacketFlags without the argument checks, for writePacket (per packet). */
+function packetFlagsWord(flags: number, direction?: PacketDirection, receptionType?: ReceptionType, fcsLength?: number): number {
   let word = flags >>> 0;
   if (direction !== undefined) word = (word & ~0x3) | DIRECTION_BITS[direction];
   if (receptionType !== undefined) word = (word & ~0x1c) | (RECEPTION_BITS[receptionType] << 2);
@@ -139,7 +148,9 @@ export class PcapngWriter extends CaptureWriterBase {
   readonly #processOptions: ProcessOptionCache;
 
   constructor(sink: CaptureSink, options: PcapngWriterOptions = {}) {
-    super(sink);
+    super(expectCaptureSink(OPERATION, "sink", sink));
+    expectObject(OPERATION, "options", options, true);
+    if (options.byteOrder !== undefined) expectOneOf(OPERATION, "options.byteOrder", options.byteOrder, ["little", "big"]);
     this.little = (options.byteOrder ?? nativeByteOrder()) === "little";
     this.#processOptions = new ProcessOptionCache(this.little);
     this.startSection(options);
@@ -247,7 +258,7 @@ export class PcapngWriter extends CaptureWriterBase {
     const originalLength = packet.originalLength ?? packet.data.length;
     checkLength(originalLength, "original length", OPERATION);
     const fcsLength = packet.fcsLength !== undefined && packet.fcsLength !== target.fcsLength ? packet.fcsLength : undefined;
-    const flags = encodePacketFlags(packet.flags ?? 0, packet.direction, packet.receptionType, fcsLength);
+    const flags = packetFlagsWord(packet.flags ?? 0, packet.direction, packet.receptionType, fcsLength);
 
     const options = new OptionEncoder(this.little);
     const comments = [...(packet.comments ?? [])];

@@ -34,3 +34,14 @@ export function resolutionToByte(resolution: TimestampResolution): number {
   }
   return resolution.base === 2 ? 0x80 | resolution.exponent : resolution.exponent;
 }
+
+/** splitTimestamp without the argument check, for the readers (per packet). */
+export function splitNanosecondTimestamp(timestamp: bigint): { seconds: number; nanoseconds: number } {
+  let seconds = timestamp / 1_000_000_000n;
+  let nanoseconds = timestamp % 1_000_000_000n;
+  if (nanoseconds < 0n) {
+    nanoseconds += 1_000_000_000n;
+    seconds -= 1n;
+  }
+  return { seconds: Number(seconds), nanoseconds: Number(nanoseconds) };
+}

@@ -46,3 +46,10 @@ test("offline filter: the kernel engine needs Ethernet and says so; the JavaScri
   assert.ok(selected.length > 0 && selected.length < packets.length);
   assert.deepEqual(selected.map((packet) => filter.matches({ data: packet.data, length: packet.originalLength })), selected.map(() => true));
 });
+
+test("offline filter: a filter that is not a CaptureFilter, or an unknown engine, is refused naming it", () => {
+  const filter = compileCaptureFilter("udp", LinkType.ETHERNET);
+  assert.throws(() => new OfflineFilter({} as never), /filter must be a CaptureFilter/);
+  assert.throws(() => new OfflineFilter(filter, { engine: "gpu" as "kernel" }), /options\.engine must be one of/);
+  assert.equal(new OfflineFilter(filter, { engine: "interpreter" }).engine, "interpreter");
+});

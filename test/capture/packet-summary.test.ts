@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createCaptureWriter, readCaptureFile } from "../../src/pcap/capture-file.js";
 import { LinkType } from "../../src/pcap/link-type.js";
-import { ipv6AddressText, hexDump, PacketSummarizer, type SummaryOptions } from "../../src/capture/packet-summary.js";
+import { hexDump, ipv4AddressText, ipv6AddressText, macAddressText, PacketSummarizer, type SummaryOptions } from "../../src/capture/packet-summary.js";
+import { UsageError } from "../../src/sys/errors.js";
 import { skipUnlessKernel } from "../support/kernel.js";
 import { craftedCookedPackets, craftedCookedV2Packets, craftedEthernetPackets, craftedRawPackets, randomPackets, type CraftedPacket } from "./summary-packets.js";
 
@@ -147,4 +148,20 @@ test("unsupported link types and garbage never throw", () => {
     assert.equal(typeof summarizer.summarize({ data, linkType, timestamp: 0n }), "string");
   }
   assert.match(new PacketSummarizer().describe({ data: Buffer.alloc(4), linkType: 147, timestamp: 0n }), /unsupported link type 147/);
+});
+
+test("packet summary: options and the text helpers' arguments are checked, naming them", () => {
+  const refused = (field: string) => (error: unknown) => error instanceof UsageError && error.message.includes(field);
+  assert.throws(() => new PacketSummarizer({ timestampFormat: "tttt" as "date" }), refused("options.timestampFormat"));
+  assert.throws(() => new PacketSummarizer({ hexDump: "x" as "hex" }), refused("options.hexDump"));
+  assert.throws(() => new PacketSummarizer({ verbose: "yes" as unknown as boolean }), refused("options.verbose"));
+  assert.throws(() => new PacketSummarizer({ interfaceName: "lo" as never }), refused("options.interfaceName"));
+  assert.throws(() => new PacketSummarizer("x" as SummaryOptions), refused("options"));
+  assert.throws(() => hexDump([1, 2] as unknown as Uint8Array, false), refused("data"));
+  assert.throws(() => hexDump(Buffer.of(1), undefined as unknown as boolean), refused("ascii"));
+  assert.throws(() => ipv6AddressText(Buffer.alloc(16), 1), refused("offset"));
+  assert.throws(() => ipv4AddressText(Buffer.alloc(4), -1), refused("offset"));
+  assert.throws(() => macAddressText(Buffer.alloc(6), 0, 0), refused("length"));
+  assert.equal(macAddressText(Buffer.of(0, 0x11, 0x22, 0x33, 0x44, 0xff)), "00:11:22:33:44:ff");
+  assert.equal(ipv4AddressText(Buffer.of(9, 10, 0, 0, 1), 1), "10.0.0.1");
 });

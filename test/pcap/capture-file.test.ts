@@ -252,3 +252,25 @@ test("input failures while streaming become NetbpfErrors", async () => {
     for await (const _ of reader);
   }, /reading the input failed: EIO/);
 });
+
+test("capture file: options are checked before anything is opened, naming the field", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "nb-pcap-options-"));
+  try {
+    const path = join(dir, "out.pcap");
+    const refused = (field: string) => (error: unknown) => error instanceof UsageError && error.message.includes(field);
+    assert.throws(() => createCaptureWriter(path, { linkType: 70000 }), refused("options.linkType"));
+    assert.throws(() => createCaptureWriter(path, { linkType: 1, format: "pcapx" as "pcap" }), refused("options.format"));
+    assert.throws(() => createCaptureWriter(path, { linkType: 1, resolution: "second" as "microsecond" }), refused("options.resolution"));
+    assert.throws(() => createCaptureWriter(path, { linkType: 1, atomic: "no" as unknown as boolean }), refused("options.atomic"));
+    assert.throws(() => createCaptureWriter({} as unknown as string, { linkType: 1 }), refused("target"));
+    assert.deepEqual(readdirSync(dir), [], "a refused writer leaves no file");
+    assert.throws(() => readCaptureRecords(Buffer.alloc(0), { maxPacketLength: 0 }), refused("options.maxPacketLength"));
+    assert.throws(() => readCaptureFile(path, { maxBlockLength: -1 }), refused("options.maxBlockLength"));
+    await assert.rejects(openCapture(path, { chunkSize: 1.5 }), refused("options.chunkSize"));
+    await assert.rejects(openCapture(42 as unknown as string), refused("source"));
+    assert.throws(() => detectCaptureFormat("abcd" as unknown as Uint8Array), refused("bytes"));
+    assert.throws(() => captureFormatFromPath(undefined as unknown as string), refused("path"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -4,12 +4,12 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readCapture } from "../../src/pcap/capture-file.js";
-import { AtomicFileSink, BufferSink, type CaptureSink } from "../../src/pcap/capture-sink.js";
+import { AtomicFileSink, BufferSink, openFileSink, StreamSink, type CaptureSink } from "../../src/pcap/capture-sink.js";
 import { MICROSECOND_RESOLUTION, NANOSECOND_RESOLUTION, type TimestampResolution } from "../../src/pcap/capture-record.js";
 import { splitNanoseconds, type CaptureWriter } from "../../src/pcap/capture-writer.js";
 import { LinkType } from "../../src/pcap/link-type.js";
 import { PcapWriter } from "../../src/pcap/pcap-writer.js";
-import { PcapngWriter } from "../../src/pcap/pcapng-writer.js";
+import { encodePacketFlags, PcapngWriter } from "../../src/pcap/pcapng-writer.js";
 import { UsageError } from "../../src/sys/errors.js";
 import { seededRandom } from "./capture-samples.js";
 
@@ -248,4 +248,26 @@ test("writePacketBytes rejects what the format cannot hold, as writePacket does"
   assert.throws(() => pcapng.writePacketBytes(0, 0, 0, 10, 0, data, 0, 10), /already closed/);
   pcap.abort();
   assert.throws(() => pcap.writePacketBytes(0, 0, 0, 10, 0, data, 0, 10), /already closed/);
+});
+
+test("capture writer: sinks, writers and epb_flags refuse wrong arguments, naming them", () => {
+  const refused = (field: string) => (error: unknown) => error instanceof UsageError && error.message.includes(field);
+  const dir = mkdtempSync(join(tmpdir(), "nb-sink-options-"));
+  try {
+    assert.throws(() => new AtomicFileSink(join(dir, "a.pcap"), { bufferSize: 0 }), refused("options.bufferSize"));
+    assert.throws(() => openFileSink(join(dir, "b.pcap"), { mode: 0o10000 }), refused("options.mode"));
+    assert.throws(() => openFileSink(join(dir, "c.pcap"), { atomic: 1 as unknown as boolean }), refused("options.atomic"));
+    assert.throws(() => openFileSink(42 as unknown as string), refused("path"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  assert.throws(() => new StreamSink({} as never), refused("stream"));
+  assert.throws(() => new StreamSink(process.stdout, { bufferSize: -1 }), refused("options.bufferSize"));
+  assert.throws(() => new PcapngWriter({} as CaptureSink), refused("sink"));
+  assert.throws(() => new PcapngWriter(new BufferSink(), { byteOrder: "middle" as "little" }), refused("options.byteOrder"));
+  assert.throws(() => new PcapWriter("x" as unknown as CaptureSink, { linkType: LinkType.ETHERNET }), refused("sink"));
+  assert.throws(() => encodePacketFlags(-1), refused("flags"));
+  assert.throws(() => encodePacketFlags(0, "sideways" as "inbound"), refused("direction"));
+  assert.throws(() => encodePacketFlags(0, undefined, "anycast" as "unicast"), refused("receptionType"));
+  assert.equal(encodePacketFlags(0, "outbound", "broadcast", 4), 2 | (3 << 2) | (4 << 5));
 });

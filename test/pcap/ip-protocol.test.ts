@@ -15,3 +15,8 @@ test("one table names IP protocols for the monitor and the firewall, both ways",
   assert.equal(firewallProtocolName, protocolName);
   for (const bad of ["256", "tpc", ""]) assert.throws(() => parseProtocol(bad), UsageError, bad);
 });
+
+test("ip protocol: a number outside 0-255 or a text that is not a string is refused", () => {
+  assert.throws(() => protocolName(256), (error: unknown) => error instanceof UsageError && error.message.includes("protocol must be an integer from 0 to 255"));
+  assert.throws(() => parseProtocol(6 as unknown as string), (error: unknown) => error instanceof UsageError && error.message.includes("text must be a string"));
+});

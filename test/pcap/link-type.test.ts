@@ -29,3 +29,10 @@ test("names and numbers convert both ways", () => {
   assert.equal(linkTypeFromName("no-such-type"), undefined);
   for (const [name, value] of Object.entries(LinkType)) assert.equal(linkTypeFromName(name), value);
 });
+
+test("link type: names and numbers are checked where the table has no answer", () => {
+  assert.equal(linkTypeName(42), "LINKTYPE_42");
+  assert.throws(() => linkTypeName(-1), /linkType must be an integer/);
+  assert.throws(() => linkTypeName("1" as unknown as number), /linkType must be an integer/);
+  assert.throws(() => linkTypeFromName(1 as unknown as string), /name must be a string/);
+});

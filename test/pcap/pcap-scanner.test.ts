@@ -86,3 +86,14 @@ test("pcap scanner: stops and resumes, rejects truncated files like the general 
     rmSync(directory, { recursive: true, force: true });
   }
 });
+
+test("pcap scanner: options and pcapTimeWords' arguments are checked, naming them", () => {
+  assert.throws(() => PcapScanner.open("/nonexistent", { readSize: 0 }), /options\.readSize must be an integer ≥ 1/);
+  assert.throws(() => PcapScanner.open(42 as unknown as string), /path must be a string/);
+  assert.throws(() => pcapTimeWords(1, 2, false, new Uint32Array(1)), /result must be a Uint32Array/);
+  assert.throws(() => pcapTimeWords(1.5, 2, false, new Uint32Array(2)), /seconds must be an integer/);
+  assert.throws(() => pcapTimeWords(1, 2, "yes" as unknown as boolean, new Uint32Array(2)), /nanosecondFile must be true or false/);
+  const time = new Uint32Array(2);
+  pcapTimeWords(1, 500, false, time);
+  assert.equal((BigInt(time[0]!) << 32n) | BigInt(time[1]!), 1_000_500_000n);
+});
