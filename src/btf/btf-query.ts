@@ -1,7 +1,7 @@
-import type { Btf } from "./btf.js";
+import { Btf } from "./btf.js";
 import { BtfFormatError } from "./btf-format-error.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
-import { btfKindKernelName, isCompositeKind, isEnumKind, isModifierKind, type BtfKind, type BtfMember } from "./btf-types.js";
+import { btfKindKernelName, isCompositeKind, isEnumKind, type BtfKind, type BtfMember } from "./btf-types.js";
 import { expectBtf, expectBtfType, expectTypeIdOrName } from "./expect-btf.js";
 import { expectObject, expectString } from "../sys/argument-checks.js";
 
@@ -36,8 +36,11 @@ function lookupError(message: string, typeId?: number, hint?: string): BtfLookup
  * references from `id`; returns the first id that is none of those.
  */
 export function skipQualifiers(btf: Btf, id: number, options: { keepTypedefs?: boolean } = {}): number {
-  expectBtfType("skip BTF qualifiers", btf, id);
-  return skipChain(btf, id, expectObject<{ keepTypedefs?: boolean }>("skip BTF qualifiers", "options", options, true).keepTypedefs ? true : false);
+  if (!(btf instanceof Btf && btf.has(id)) || typeof options !== "object" || options === null) {
+    expectBtfType("skip BTF qualifiers", btf, id);
+    expectObject("skip BTF qualifiers", "options", options);
+  }
+  return skipChain(btf, id, options.keepTypedefs ? true : false);
 }
 
 /** skipQualifiers for ids already checked (the walks below). */
@@ -45,7 +48,8 @@ function skipChain(btf: Btf, id: number, keepTypedefs = false): number {
   let current = id;
   for (let step = 0; step < maximumChainLength; step++) {
     const kind = btf.kindOf(current);
-    if (!(isModifierKind(kind) || (kind === "typedef" && !keepTypedefs))) return current;
+    // isModifierKind without its argument check: kinds read from the BTF are always valid.
+    if (!(kind === "const" || kind === "volatile" || kind === "restrict" || kind === "typeTag" || (kind === "typedef" && !keepTypedefs))) return current;
     current = (btf.type(current) as { type: number }).type;
   }
   throw queryError(`typedef/qualifier chain starting at ${btf.describe(id)} is longer than ${maximumChainLength} (a loop?)`, id);

@@ -293,9 +293,11 @@ export function isEnumKind(kind: BtfKind): kind is "enum" | "enum64" {
   return notKind(kind, "is enum kind");
 }
 
+const kindNames: ReadonlySet<BtfKind> = new Set(Object.keys(BtfKindNumber) as BtfKind[]);
+
 /** False for a BTF kind; a UsageError for anything else (checked only off the fast path). */
 function notKind(kind: unknown, operation: string): false {
-  if (typeof kind !== "string" || !Object.hasOwn(BtfKindNumber, kind)) expectOneOf(operation, "kind", kind, btfKindByNumber);
+  if (!kindNames.has(kind as BtfKind)) expectOneOf(operation, "kind", kind, btfKindByNumber);
   return false;
 }
 
