@@ -178,6 +178,10 @@ function recordLayout(btf: Btf, id: number, depth: number): ValueLayout {
 /** Reads the bits of a bitfield (at most 32) starting `shift` bits into the bytes at `offset`. */
 export function readBitfield(source: Uint8Array, offset: number, shift: number, bits: number, signed: boolean): number {
   checkBitfield("read bitfield", "source", source, offset, shift, bits);
+  return bitfieldValue(source, offset, shift, bits, signed);
+}
+
+function bitfieldValue(source: Uint8Array, offset: number, shift: number, bits: number, signed: boolean): number {
   const span = Math.ceil((shift + bits) / 8);
   let word = 0;
   for (let i = span - 1; i >= 0; i--) word = word * 256 + source[offset + i]!;
@@ -241,7 +245,7 @@ function decodeValue(layout: ValueLayout, source: Buffer, offset: number): unkno
       const out: Record<string, unknown> = {};
       for (const field of layout.fields) {
         out[field.name] = field.bitfield
-          ? readBitfield(source, offset + field.offset, field.bitfield.shift, field.bitfield.bits, field.bitfield.signed)
+          ? bitfieldValue(source, offset + field.offset, field.bitfield.shift, field.bitfield.bits, field.bitfield.signed)
           : decodeValue(field.layout, source, offset + field.offset);
       }
       return out;
