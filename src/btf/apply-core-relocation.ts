@@ -1,4 +1,5 @@
 import { CoreRelocationError, type CoreRelocationResult } from "./core-relocation.js";
+import { argumentError, expectBytes, expectInteger, expectObject, expectOneOf } from "../sys/argument-checks.js";
 
 /** The immediate libbpf writes into a poisoned instruction (a call to helper 0xbad2310, "bad relo"). */
 export const corePoisonImmediate = 0xbad2310;
@@ -9,6 +10,12 @@ export const corePoisonImmediate = 0xbad2310;
  * size when allowed), 64-bit immediate loads; poisons when the result says so.
  */
 export function applyCoreRelocation(instructions: Uint8Array, index: number, result: CoreRelocationResult, options: { byteOrder?: "little" | "big" } = {}): void {
+  expectBytes("apply CO-RE relocation", "instructions", instructions);
+  expectInteger("apply CO-RE relocation", "index", index, 0);
+  expectObject("apply CO-RE relocation", "result", result);
+  if (typeof result.targetValue !== "bigint" || typeof result.localValue !== "bigint") throw argumentError("apply CO-RE relocation", "result", "a CoreRelocationResult (from resolveCoreRelocation)", result);
+  expectObject("apply CO-RE relocation", "options", options, true);
+  if (options.byteOrder !== undefined) expectOneOf("apply CO-RE relocation", "options.byteOrder", options.byteOrder, ["little", "big"]);
   const littleEndian = (options.byteOrder ?? "little") === "little";
   const view = new DataView(instructions.buffer, instructions.byteOffset, instructions.byteLength);
   const at = index * 8;

@@ -1,5 +1,7 @@
 import { Btf, btfMagic } from "./btf.js";
 import { BtfFormatError } from "./btf-format-error.js";
+import { expectBtf } from "./expect-btf.js";
+import { expectIterable, expectObject, expectOneOf } from "../sys/argument-checks.js";
 import {
   BtfKindNumber,
   functionLinkageNumber,
@@ -33,7 +35,8 @@ export class BtfBuilder {
   readonly firstTypeId: number;
 
   constructor(options: { base?: Btf } = {}) {
-    this.base = options.base;
+    const { base } = expectObject<{ base?: Btf }>("build BTF", "options", options, true);
+    this.base = base === undefined ? undefined : expectBtf("build BTF", base, "options.base");
     this.firstTypeId = this.base ? this.base.typeCount : 1;
     this.stringOffsetBase = this.base ? this.base.stringsLength : 0;
     if (this.base) this.stringOffsets.set("", 0);
@@ -222,7 +225,10 @@ function memberOffset(member: BtfMember, kindFlag: boolean, id: number): number 
 
 /** Encode a list of types (ids 1, 2, ... in order) to a BTF blob. */
 export function encodeBtf(types: readonly BtfEncodableType[], options: BtfEncodeOptions & { base?: Btf } = {}): Uint8Array {
+  expectIterable("encode BTF", "types", types);
+  expectObject("encode BTF", "options", options, true);
+  if (options.byteOrder !== undefined) expectOneOf("encode BTF", "options.byteOrder", options.byteOrder, ["little", "big"]);
   const builder = new BtfBuilder({ base: options.base });
-  for (const type of types) builder.add(type);
+  for (const type of types) builder.add(expectObject("encode BTF", "types[]", type));
   return builder.encode(options);
 }

@@ -1,5 +1,7 @@
 import type { Btf } from "./btf.js";
 import { BtfFormatError } from "./btf-format-error.js";
+import { expectBtfType } from "./expect-btf.js";
+import { expectObject, expectString } from "../sys/argument-checks.js";
 
 const maximumDepth = 64;
 /** Most types one formatting call writes out; far beyond any real type, it stops pathological input. */
@@ -32,6 +34,9 @@ function join(base: string, declarator: string): string {
  * `formatCType(btf, id)` gives "struct sock *", `formatCType(btf, id, "x")` gives "char x[16]".
  */
 export function formatCType(btf: Btf, id: number, declarator = "", options: CFormatOptions = {}): string {
+  expectBtfType("format C type", btf, id);
+  expectString("format C type", "declarator", declarator);
+  expectObject("format C type", "options", options, true);
   return formatType(btf, id, declarator, newContext(options), options.indent ?? "", 0);
 }
 
@@ -128,6 +133,8 @@ function formatBodyOf(btf: Btf, id: number, context: FormatContext, indent: stri
  * typedefs and functions as declarations. Ends with ";".
  */
 export function formatCDefinition(btf: Btf, id: number, options: CFormatOptions = {}): string {
+  expectBtfType("format C definition", btf, id);
+  expectObject("format C definition", "options", options, true);
   const type = btf.type(id);
   const indent = options.indent ?? "";
   const context = newContext(options);

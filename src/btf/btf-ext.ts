@@ -2,6 +2,8 @@ import type { Btf } from "./btf.js";
 import { btfMagic } from "./btf.js";
 import { BtfFormatError } from "./btf-format-error.js";
 import type { CoreRelocation } from "./core-relocation.js";
+import { expectBtf } from "./expect-btf.js";
+import { expectBytes } from "../sys/argument-checks.js";
 
 /** A FUNC record: the function whose code starts at `instructionOffset`. */
 export interface BtfExtFunctionInfo {
@@ -49,6 +51,8 @@ function error(message: string, offset: number): BtfFormatError {
 
 /** Parse a .BTF.ext section; strings (section names, file names, access strings) come from `btf`. */
 export function parseBtfExt(bytes: Uint8Array, btf: Btf): BtfExt {
+  expectBytes("parse BTF.ext", "bytes", bytes);
+  expectBtf("parse BTF.ext", btf);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.byteLength < 24) throw error(`${bytes.byteLength} bytes is shorter than the 24-byte BTF.ext header`, 0);
   let littleEndian: boolean;

@@ -1,7 +1,9 @@
-import type { Btf } from "./btf.js";
+import { Btf } from "./btf.js";
 import { BtfFormatError } from "./btf-format-error.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
-import { btfKindKernelName, isCompositeKind, isEnumKind, isModifierKind, type BtfKind, type BtfMember } from "./btf-types.js";
+import { btfKindKernelName, isCompositeKind, isEnumKind, type BtfKind, type BtfMember } from "./btf-types.js";
+import { expectBtf, expectBtfType, expectTypeIdOrName } from "./expect-btf.js";
+import { expectObject, expectString } from "../sys/argument-checks.js";
 
 /** Longest typedef/qualifier chain followed before declaring a loop. */
 const maximumChainLength = 256;
@@ -34,10 +36,20 @@ function lookupError(message: string, typeId?: number, hint?: string): BtfLookup
  * references from `id`; returns the first id that is none of those.
  */
 export function skipQualifiers(btf: Btf, id: number, options: { keepTypedefs?: boolean } = {}): number {
+  if (!(btf instanceof Btf && btf.has(id)) || typeof options !== "object" || options === null) {
+    expectBtfType("skip BTF qualifiers", btf, id);
+    expectObject("skip BTF qualifiers", "options", options);
+  }
+  return skipChain(btf, id, options.keepTypedefs ? true : false);
+}
+
+/** skipQualifiers for ids already checked (the walks below). */
+function skipChain(btf: Btf, id: number, keepTypedefs = false): number {
   let current = id;
   for (let step = 0; step < maximumChainLength; step++) {
     const kind = btf.kindOf(current);
-    if (!(isModifierKind(kind) || (kind === "typedef" && !options.keepTypedefs))) return current;
+    // isModifierKind without its argument check: kinds read from the BTF are always valid.
+    if (!(kind === "const" || kind === "volatile" || kind === "restrict" || kind === "typeTag" || (kind === "typedef" && !keepTypedefs))) return current;
     current = (btf.type(current) as { type: number }).type;
   }
   throw queryError(`typedef/qualifier chain starting at ${btf.describe(id)} is longer than ${maximumChainLength} (a loop?)`, id);
@@ -45,6 +57,11 @@ export function skipQualifiers(btf: Btf, id: number, options: { keepTypedefs?: b
 
 /** Size in bytes of a type, like sizeof() in C (and libbpf's btf__resolve_size). */
 export function sizeOf(btf: Btf, id: number): number {
+  expectBtfType("size of BTF type", btf, id);
+  return sizeOfChecked(btf, id);
+}
+
+function sizeOfChecked(btf: Btf, id: number): number {
   let multiplier = 1;
   let current = id;
   for (let step = 0; step < maximumChainLength; step++) {
@@ -75,13 +92,14 @@ function checkedSize(size: number, id: number): number {
 
 /** Alignment in bytes, as C would lay the type out (libbpf's btf__align_of); 1 for packed structs. */
 export function alignmentOf(btf: Btf, id: number): number {
+  expectBtfType("alignment of BTF type", btf, id);
   return alignmentWithin(btf, id, new Map(), 0);
 }
 
 /** `known` memoizes results (shared sub-structs are visited once) and marks types in progress (-1) to catch a struct containing itself. */
 function alignmentWithin(btf: Btf, id: number, known: Map<number, number>, depth: number): number {
   if (depth > maximumNesting) throw queryError(`types nest deeper than ${maximumNesting} levels below ${btf.describe(id)}`, id);
-  const resolved = skipQualifiers(btf, id);
+  const resolved = skipChain(btf, id);
   const cached = known.get(resolved);
   if (cached === -1) throw queryError(`${btf.describe(resolved)} contains itself`, resolved);
   if (cached !== undefined) return cached;
@@ -136,7 +154,7 @@ export interface MemberLocation {
 /** Effective bit offset and bitfield size of a member, including the legacy (kind_flag 0) int encoding. */
 function memberBits(btf: Btf, member: BtfMember, kindFlag: boolean): { bitOffset: number; bitfieldSize: number } {
   if (kindFlag) return { bitOffset: member.bitOffset, bitfieldSize: member.bitfieldSize };
-  const target = btf.type(skipQualifiers(btf, member.type));
+  const target = btf.type(skipChain(btf, member.type));
   if (target.kind === "int" && (target.bitOffset !== 0 || target.bits !== target.size * 8)) {
     return { bitOffset: member.bitOffset + target.bitOffset, bitfieldSize: target.bits };
   }
@@ -148,7 +166,12 @@ function memberBits(btf: Btf, member: BtfMember, kindFlag: boolean): { bitOffset
  * looking inside anonymous struct/union members as C does. Undefined when absent.
  */
 export function findMember(btf: Btf, id: number, name: string): MemberLocation | undefined {
-  return searchMember(btf, skipQualifiers(btf, id), name, 0, [], 0, new Set());
+  expectBtfType("find BTF member", btf, id);
+  return memberOf(btf, id, expectString("find BTF member", "name", name));
+}
+
+function memberOf(btf: Btf, id: number, name: string): MemberLocation | undefined {
+  return searchMember(btf, skipChain(btf, id), name, 0, [], 0, new Set());
 }
 
 /** `searched` holds anonymous types already known not to contain the name, so shared ones are searched once. */
@@ -166,7 +189,7 @@ function searchMember(btf: Btf, id: number, name: string, baseBits: number, path
       return { name, type: member.type, bitOffset, byteOffset: Math.floor(bitOffset / 8), bitfieldSize: bits.bitfieldSize, path: [...path, index], parent: id };
     }
     if (member.name === "") {
-      const inner = skipQualifiers(btf, member.type);
+      const inner = skipChain(btf, member.type);
       if (isCompositeKind(btf.kindOf(inner)) && !searched.has(inner)) {
         const found = searchMember(btf, inner, name, baseBits + member.bitOffset, [...path, index], depth + 1, searched);
         if (found) return found;
@@ -179,6 +202,11 @@ function searchMember(btf: Btf, id: number, name: string, baseBits: number, path
 
 /** Resolve a root type given by name: struct, then union, then typedef; "struct x" / "union x" pick the kind. */
 export function findRootType(btf: Btf, name: string): number {
+  expectBtf("find BTF type", btf);
+  return rootType(btf, expectString("find BTF type", "name", name));
+}
+
+function rootType(btf: Btf, name: string): number {
   const trimmed = name.trim();
   const match = /^(struct|union|enum|typedef)\s+(\S+)$/.exec(trimmed);
   if (match) return btf.findType(match[2]!, match[1] as BtfKind);
@@ -224,6 +252,8 @@ function parsePath(path: string): PathStep[] {
  * or with the root in the path: `fieldLocation(btf, "sock.__sk_common.skc_dport")`.
  */
 export function fieldLocation(btf: Btf, root: string | number, path?: string): FieldLocation {
+  expectTypeIdOrName("locate BTF field", expectBtf("locate BTF field", btf), root, "root");
+  if (path !== undefined) expectString("locate BTF field", "path", path);
   let rootId: number;
   let rest: string;
   if (typeof root === "number") {
@@ -232,10 +262,10 @@ export function fieldLocation(btf: Btf, root: string | number, path?: string): F
   } else if (path === undefined) {
     const match = /^\s*((?:(?:struct|union|typedef)\s+)?[A-Za-z_][A-Za-z0-9_]*)(.*)$/s.exec(root);
     if (!match) throw new UsageError("query BTF", `cannot parse field path "${root}"`, 'write paths like "sk_buff.cb[2]"');
-    rootId = findRootType(btf, match[1]!);
+    rootId = rootType(btf, match[1]!);
     rest = match[2]!;
   } else {
-    rootId = findRootType(btf, root);
+    rootId = rootType(btf, root);
     rest = path;
   }
   const normalized = rest.trim();
@@ -246,23 +276,23 @@ export function fieldLocation(btf: Btf, root: string | number, path?: string): F
   for (const step of steps) {
     if (bitfieldSize !== 0) throw lookupError(`cannot go past bitfield in ${btf.describe(rootId)}`, rootId);
     if ("member" in step) {
-      const found = findMember(btf, type, step.member);
+      const found = memberOf(btf, type, step.member);
       if (!found) {
-        throw lookupError(`${btf.describe(skipQualifiers(btf, type))} has no member "${step.member}"`, type, "the running kernel's layout may differ; check with `bpftool btf dump file /sys/kernel/btf/vmlinux`");
+        throw lookupError(`${btf.describe(skipChain(btf, type))} has no member "${step.member}"`, type, "the running kernel's layout may differ; check with `bpftool btf dump file /sys/kernel/btf/vmlinux`");
       }
       bitOffset += found.bitOffset;
       bitfieldSize = found.bitfieldSize;
       type = found.type;
     } else {
-      const arrayId = skipQualifiers(btf, type);
+      const arrayId = skipChain(btf, type);
       const array = btf.type(arrayId);
       if (array.kind !== "array") throw lookupError(`${btf.describe(arrayId)} is not an array, so it cannot be indexed with [${step.index}]`, arrayId);
       if (array.length !== 0 && step.index >= array.length) throw lookupError(`index ${step.index} is out of bounds for ${btf.describe(arrayId)} of length ${array.length}`, arrayId);
-      bitOffset += step.index * sizeOf(btf, array.type) * 8;
+      bitOffset += step.index * sizeOfChecked(btf, array.type) * 8;
       type = array.type;
     }
   }
-  return { type, bitOffset, byteOffset: Math.floor(bitOffset / 8), bitfieldSize, size: sizeOf(btf, type) };
+  return { type, bitOffset, byteOffset: Math.floor(bitOffset / 8), bitfieldSize, size: sizeOfChecked(btf, type) };
 }
 
 /** Byte offset of a (non-bitfield) field: `fieldOffset(btf, "sk_buff", "len")` or `fieldOffset(btf, "sk_buff.len")`. */
@@ -276,10 +306,12 @@ export function fieldOffset(btf: Btf, root: string | number, path?: string): num
 
 /** Value of an enumerator in a named enum: `enumValue(btf, "bpf_map_type", "BPF_MAP_TYPE_ARRAY")`. */
 export function enumValue(btf: Btf, enumName: string | number, valueName: string): number | bigint {
+  expectTypeIdOrName("find BTF enum value", expectBtf("find BTF enum value", btf), enumName, "enumName");
+  expectString("find BTF enum value", "valueName", valueName);
   const ids = typeof enumName === "number" ? [enumName] : [...btf.findByName(enumName, "enum"), ...btf.findByName(enumName, "enum64")];
   if (ids.length === 0) throw lookupError(`no enum named "${enumName}"`);
   for (const id of ids) {
-    const type = btf.type(skipQualifiers(btf, id));
+    const type = btf.type(skipChain(btf, id));
     if (!isEnumKind(type.kind)) throw lookupError(`${btf.describe(id)} is not an enum`, id);
     for (const value of (type as { values: { name: string; value: number | bigint }[] }).values) {
       if (value.name === valueName) return value.value;
@@ -290,6 +322,8 @@ export function enumValue(btf: Btf, enumName: string | number, valueName: string
 
 /** Find an enumerator by name in any enum (named or anonymous). */
 export function findEnumValue(btf: Btf, valueName: string): { enumId: number; value: number | bigint } | undefined {
+  expectBtf("find BTF enum value", btf);
+  expectString("find BTF enum value", "valueName", valueName);
   for (let id = 1; id < btf.typeCount; id++) {
     const kind = btf.kindOf(id);
     if (kind !== "enum" && kind !== "enum64") continue;

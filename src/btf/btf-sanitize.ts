@@ -1,6 +1,8 @@
 import type { Btf } from "./btf.js";
 import { BtfBuilder } from "./btf-builder.js";
 import type { BtfEncodableType, BtfInt } from "./btf-types.js";
+import { expectBtf } from "./expect-btf.js";
+import { argumentError, expectObject } from "../sys/argument-checks.js";
 
 /** BTF features a kernel may lack; each one is probed by the `features` layer. */
 export interface BtfFeatures {
@@ -27,8 +29,17 @@ function byteInt(name: string): BtfInt {
   return { kind: "int", name, size: 1, signed: false, char: false, bool: false, bitOffset: 0, bits: 8 };
 }
 
+function checkSanitizeArguments(operation: string, btf: unknown, features: unknown): void {
+  expectBtf(operation, btf);
+  const given = expectObject<Record<string, unknown>>(operation, "features", features);
+  for (const name of Object.keys(allBtfFeatures)) {
+    if (typeof given[name] !== "boolean") throw argumentError(operation, `features.${name}`, "a boolean", given[name]);
+  }
+}
+
 /** True when `btf` uses something `features` lacks, so sanitizeBtf would change it. */
 export function btfNeedsSanitizing(btf: Btf, features: BtfFeatures): boolean {
+  checkSanitizeArguments("check BTF features", btf, features);
   for (const id of btf.ids()) {
     const kind = btf.kindOf(id);
     if (!features.func && (kind === "function" || kind === "functionProto")) return true;
@@ -52,6 +63,7 @@ export function btfNeedsSanitizing(btf: Btf, features: BtfFeatures): boolean {
  * is appended), and signed ENUMs lose their signedness flag. Pure: returns a new Btf.
  */
 export function sanitizeBtf(btf: Btf, features: BtfFeatures): Btf {
+  checkSanitizeArguments("sanitize BTF", btf, features);
   const builder = new BtfBuilder({ base: btf.base });
   let placeholder = 0;
   const pendingPlaceholder: number[] = [];

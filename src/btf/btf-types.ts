@@ -4,6 +4,8 @@
  * these objects encodes and decodes without loss.
  */
 
+import { expectOneOf } from "../sys/argument-checks.js";
+
 /** Kind numbers of the binary format (include/uapi/linux/btf.h). */
 export const BtfKindNumber = {
   void: 0,
@@ -277,15 +279,26 @@ export type BtfTypeOfKind<K extends BtfKind> = Extract<BtfType, { kind: K }>;
 export type BtfModifier = BtfConst | BtfVolatile | BtfRestrict | BtfTypeTag;
 
 export function isModifierKind(kind: BtfKind): boolean {
-  return kind === "const" || kind === "volatile" || kind === "restrict" || kind === "typeTag";
+  if (kind === "const" || kind === "volatile" || kind === "restrict" || kind === "typeTag") return true;
+  return notKind(kind, "is modifier kind");
 }
 
 export function isCompositeKind(kind: BtfKind): kind is "struct" | "union" {
-  return kind === "struct" || kind === "union";
+  if (kind === "struct" || kind === "union") return true;
+  return notKind(kind, "is composite kind");
 }
 
 export function isEnumKind(kind: BtfKind): kind is "enum" | "enum64" {
-  return kind === "enum" || kind === "enum64";
+  if (kind === "enum" || kind === "enum64") return true;
+  return notKind(kind, "is enum kind");
+}
+
+const kindNames: ReadonlySet<BtfKind> = new Set(Object.keys(BtfKindNumber) as BtfKind[]);
+
+/** False for a BTF kind; a UsageError for anything else (checked only off the fast path). */
+function notKind(kind: unknown, operation: string): false {
+  if (!kindNames.has(kind as BtfKind)) expectOneOf(operation, "kind", kind, btfKindByNumber);
+  return false;
 }
 
 export const voidType: BtfVoid = Object.freeze({ kind: "void", name: "" }) as BtfVoid;

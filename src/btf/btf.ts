@@ -27,7 +27,8 @@ import {
   type BtfTypeOfKind,
   type BtfVariableLinkage,
 } from "./btf-types.js";
-import { expectBytes, expectObject } from "../sys/argument-checks.js";
+import { argumentError, expectBytes, expectObject } from "../sys/argument-checks.js";
+import { expectBtf } from "./expect-btf.js";
 
 export const btfMagic = 0xeb9f;
 const headerMinimumLength = 24;
@@ -101,7 +102,10 @@ export class Btf {
   private typeNames: Uint32Array | undefined;
 
   private constructor(bytes: Uint8Array, options: BtfParseOptions) {
-    const base = options.base;
+    expectBytes("parse BTF", "bytes", bytes);
+    expectObject("parse BTF", "options", options);
+    const base = options.base === undefined ? undefined : expectBtf("parse BTF", options.base, "options.base");
+    if (options.validate !== undefined && typeof options.validate !== "boolean") throw argumentError("parse BTF", "options.validate", "a boolean", options.validate);
     this.bytes = bytes;
     this.base = base;
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -179,9 +183,7 @@ export class Btf {
 
   /** Parse a BTF blob (either byte order). Throws BtfFormatError for malformed input. */
   static parse(bytes: Uint8Array, options: BtfParseOptions = {}): Btf {
-    expectBytes("parse BTF", "the BTF data", bytes);
-    expectObject("parse BTF", "the options", options, true);
-    return new Btf(bytes, options ?? {});
+    return new Btf(bytes, options);
   }
 
   private u32(offset: number): number {

@@ -3,6 +3,8 @@ import { BtfFormatError } from "./btf-format-error.js";
 import { BtfLookupError, sizeOf, skipQualifiers } from "./btf-query.js";
 import { btfKindKernelName, isCompositeKind, isEnumKind, type BtfKind, type BtfMember } from "./btf-types.js";
 import { NetbpfError } from "../sys/errors.js";
+import { expectBtf, expectBtfType } from "./expect-btf.js";
+import { expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 
 /** CO-RE relocation kinds (enum bpf_core_relo_kind). */
 export const CoreRelocationKind = {
@@ -105,11 +107,13 @@ function isEnumValueBased(kind: number): boolean {
 }
 
 export function coreRelocationKindName(kind: number): string {
+  expectInteger("name CO-RE relocation kind", "kind", kind);
   return kindNames[kind] ?? `unknown kind ${kind}`;
 }
 
 /** Length of a name without its "___flavor" suffix (libbpf's bpf_core_essential_name_len). */
 export function essentialNameLength(name: string): number {
+  expectString("essential name", "name", name);
   for (let index = name.length - 5; index >= 0; index--) {
     if (name[index] !== "_" && name[index + 1] === "_" && name[index + 2] === "_" && name[index + 3] === "_" && name[index + 4] !== "_") return index + 1;
   }
@@ -118,7 +122,8 @@ export function essentialNameLength(name: string): number {
 
 /** The name without its flavor suffix: "task_struct___v1" gives "task_struct". */
 export function essentialName(name: string): string {
-  return name.slice(0, essentialNameLength(name));
+  const length = essentialNameLength(name);
+  return name.slice(0, length);
 }
 
 function kindsCompatible(local: BtfKind, target: BtfKind): boolean {
@@ -270,6 +275,8 @@ function fieldsCompatible(local: Btf, localId: number, target: Btf, targetId: nu
 
 /** Type compatibility for type-based relocations (libbpf's bpf_core_types_are_compat). */
 export function coreTypesCompatible(local: Btf, localId: number, target: Btf, targetId: number): boolean {
+  expectBtfType("compare CO-RE types", local, localId, "local", "localId");
+  expectBtfType("compare CO-RE types", target, targetId, "target", "targetId");
   workLeft = workLimit;
   return typesCompatible(local, localId, target, targetId, maximumRecursion);
 }
@@ -330,6 +337,8 @@ function enumsMatch(local: Btf, localId: number, target: Btf, targetId: number):
 
 /** Type "match" relation for TYPE_MATCHES (libbpf's __bpf_core_types_match). */
 export function coreTypesMatch(local: Btf, localId: number, target: Btf, targetId: number): boolean {
+  expectBtfType("match CO-RE types", local, localId, "local", "localId");
+  expectBtfType("match CO-RE types", target, targetId, "target", "targetId");
   workLeft = workLimit;
   return typesMatch(local, localId, target, targetId, false, maximumRecursion);
 }
@@ -658,6 +667,17 @@ function essentialIndex(btf: Btf): Map<string, number[]> {
  * (libbpf's candidate search). Targets are searched base first (vmlinux, then modules).
  */
 export function findCoreCandidates(local: Btf, localTypeId: number, targets: Btf | readonly Btf[]): { btf: Btf; typeId: number }[] {
+  expectBtfType("find CO-RE candidates", local, localTypeId, "local", "localTypeId");
+  expectTargets("find CO-RE candidates", targets);
+  return candidatesOf(local, localTypeId, targets);
+}
+
+function expectTargets(operation: string, targets: unknown): void {
+  if (Array.isArray(targets)) targets.forEach((target, index) => expectBtf(operation, target, `targets[${index}]`));
+  else expectBtf(operation, targets, "targets");
+}
+
+function candidatesOf(local: Btf, localTypeId: number, targets: Btf | readonly Btf[]): { btf: Btf; typeId: number }[] {
   const localName = local.nameOf(localTypeId);
   const localKind = local.kindOf(localTypeId);
   const wanted = essentialName(localName);
@@ -690,6 +710,14 @@ export function findCoreCandidates(local: Btf, localTypeId: number, targets: Btf
  * that need a match); malformed or ambiguous relocations throw CoreRelocationError.
  */
 export function resolveCoreRelocation(local: Btf, relocation: CoreRelocation, targets: Btf | readonly Btf[]): CoreRelocationResult {
+  const operation = "resolve CO-RE relocation";
+  expectBtf(operation, local, "local");
+  expectObject(operation, "relocation", relocation);
+  // An id past the local BTF is malformed object data, reported by parseSpec as a CoreRelocationError.
+  expectInteger(operation, "relocation.typeId", relocation.typeId, 0);
+  expectString(operation, "relocation.accessString", relocation.accessString);
+  expectInteger(operation, "relocation.kind", relocation.kind, 0);
+  expectTargets(operation, targets);
   workLeft = workLimit;
   const localSpec = parseSpec(local, relocation);
   if (relocation.kind === CoreRelocationKind.typeIdLocal) {
@@ -704,7 +732,7 @@ export function resolveCoreRelocation(local: Btf, relocation: CoreRelocation, ta
     throw new CoreRelocationError(`${coreRelocationKindName(relocation.kind)} relocation of anonymous ${describeType(local, relocation.typeId)} is not supported`, "CO-RE relocations need a named root type");
   }
   let chosen: { result: CoreRelocationResult; spec: Spec } | undefined;
-  const candidates = findCoreCandidates(local, relocation.typeId, targets);
+  const candidates = candidatesOf(local, relocation.typeId, targets);
   for (const candidate of candidates) {
     const targetSpec = matchSpec(localSpec, candidate.btf, candidate.typeId);
     if (!targetSpec) continue;

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { Btf } from "./btf.js";
 import { BtfFormatError } from "./btf-format-error.js";
 import { NetbpfError } from "../sys/errors.js";
+import { expectString } from "../sys/argument-checks.js";
 
 export const kernelBtfPath = "/sys/kernel/btf/vmlinux";
 export const kernelBtfDirectory = "/sys/kernel/btf";
@@ -27,6 +28,7 @@ function readBtfFile(path: string, what: string): Uint8Array {
  * Parsing indexes type offsets only; types decode on first use.
  */
 export function loadKernelBtf(path: string = kernelBtfPath): Btf {
+  expectString("load kernel BTF", "path", path);
   const cached = cache.get(path);
   if (cached) return cached;
   const btf = parseWithContext(readBtfFile(path, "kernel BTF"), path);

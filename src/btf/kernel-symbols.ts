@@ -3,6 +3,8 @@ import { release } from "node:os";
 import { gunzipSync } from "node:zlib";
 import type { Btf } from "./btf.js";
 import { skipQualifiers } from "./btf-query.js";
+import { expectBtf, expectBtfType } from "./expect-btf.js";
+import { expectArray, expectInteger, expectOneOf, expectString } from "../sys/argument-checks.js";
 
 /**
  * Resolution of what a BPF object leaves to the running kernel, the way
@@ -21,6 +23,9 @@ export type AttachBtfKind = "rawTracepoint" | "function" | "lsm" | "iterator";
  * for lsm and `bpf_iter_<name>` for iter. Undefined when the kernel has none.
  */
 export function findAttachBtfId(kernel: Btf, kind: AttachBtfKind, name: string): { id: number; typeName: string } | undefined {
+  expectBtf("find attach BTF id", kernel, "kernel");
+  expectOneOf("find attach BTF id", "kind", kind, ["rawTracepoint", "function", "lsm", "iterator"]);
+  expectString("find attach BTF id", "name", name);
   const [typeName, btfKind] = kind === "rawTracepoint" ? [`btf_trace_${name}`, "typedef" as const]
     : kind === "lsm" ? [`bpf_lsm_${name}`, "function" as const]
       : kind === "iterator" ? [`bpf_iter_${name}`, "function" as const]
@@ -31,11 +36,15 @@ export function findAttachBtfId(kernel: Btf, kind: AttachBtfKind, name: string):
 
 /** The kernel BTF id of a kernel function (kfunc) by name. */
 export function findKernelFunction(kernel: Btf, name: string): number | undefined {
+  expectBtf("find kernel function", kernel, "kernel");
+  expectString("find kernel function", "name", name);
   return kernel.findByName(name, "function")[0];
 }
 
 /** The kernel BTF id of a kernel variable (typed `__ksym`) by name. */
 export function findKernelVariable(kernel: Btf, name: string): number | undefined {
+  expectBtf("find kernel variable", kernel, "kernel");
+  expectString("find kernel variable", "name", name);
   return kernel.findByName(name, "variable")[0];
 }
 
@@ -43,6 +52,8 @@ let kallsyms: Map<string, bigint> | undefined;
 
 /** The address of a kernel symbol in /proc/kallsyms (untyped `__ksym` externs), or undefined. */
 export function kernelSymbolAddress(name: string, path = "/proc/kallsyms"): bigint | undefined {
+  expectString("find kernel symbol", "name", name);
+  expectString("find kernel symbol", "path", path);
   if (!kallsyms || path !== "/proc/kallsyms") {
     const table = new Map<string, bigint>();
     for (const line of readFileSync(path, "latin1").split("\n")) {
@@ -58,6 +69,7 @@ export function kernelSymbolAddress(name: string, path = "/proc/kallsyms"): bigi
 
 /** KERNEL_VERSION(a, b, c) of a release string like "6.18.44-…" (c saturates at 255, as in the kernel). */
 export function kernelVersionCode(text: string = release()): number {
+  expectString("kernel version code", "text", text);
   const match = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(text);
   if (!match) return 0;
   return (Number(match[1]) << 16) + (Number(match[2]) << 8) + Math.min(255, Number(match[3] ?? 0));
@@ -69,6 +81,7 @@ export function kernelVersionCode(text: string = release()): number {
  * "# CONFIG_X is not set" are comments to libbpf too: such options are absent.
  */
 export function readKernelConfig(paths: string[] = ["/proc/config.gz", `/boot/config-${release()}`]): { values: Map<string, string>; path: string } | undefined {
+  for (const path of expectArray<unknown>("read kernel config", "paths", paths)) expectString("read kernel config", "paths[]", path);
   for (const path of paths) {
     let text: string;
     try {
@@ -97,6 +110,9 @@ export function readKernelConfig(paths: string[] = ["/proc/config.gz", `/boot/co
  * value does not fit the type.
  */
 export function encodeKconfigValue(local: Btf, typeId: number, size: number, raw: string): Buffer | string {
+  expectBtfType("encode kconfig value", local, typeId, "local", "typeId");
+  expectInteger("encode kconfig value", "size", size, 1, 0xffffffff);
+  expectString("encode kconfig value", "raw", raw);
   const out = Buffer.alloc(size);
   const type = local.type(skipQualifiers(local, typeId));
   const tristate = raw === "y" || raw === "n" || raw === "m";

@@ -6,6 +6,8 @@
 import type { Btf } from "./btf.js";
 import { sizeOf, skipQualifiers } from "./btf-query.js";
 import { UsageError } from "../sys/errors.js";
+import { expectBtf, expectBtfType } from "./expect-btf.js";
+import { argumentError, expectBytes, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 
 export type ValueLayout =
   /** 1, 2 or 4 bytes: a number; 8 bytes: a bigint. Pointers are unsigned 8-byte integers. */
@@ -40,6 +42,8 @@ const maximumDepth = 32;
 
 /** Computes the value layout of a BTF type (typedefs and qualifiers followed). */
 export function valueLayout(btf: Btf, typeId: number, depth = 0): ValueLayout {
+  if (depth === 0) expectBtfType(operation, btf, typeId, "btf", "typeId");
+  else expectInteger(operation, "depth", depth, 0);
   if (depth > maximumDepth) throw new UsageError(operation, `${btf.describe(typeId)} nests deeper than ${maximumDepth} levels`);
   const id = skipQualifiers(btf, typeId);
   const type = btf.type(id);
@@ -173,6 +177,11 @@ function recordLayout(btf: Btf, id: number, depth: number): ValueLayout {
 
 /** Reads the bits of a bitfield (at most 32) starting `shift` bits into the bytes at `offset`. */
 export function readBitfield(source: Uint8Array, offset: number, shift: number, bits: number, signed: boolean): number {
+  checkBitfield("read bitfield", "source", source, offset, shift, bits);
+  return bitfieldValue(source, offset, shift, bits, signed);
+}
+
+function bitfieldValue(source: Uint8Array, offset: number, shift: number, bits: number, signed: boolean): number {
   const span = Math.ceil((shift + bits) / 8);
   let word = 0;
   for (let i = span - 1; i >= 0; i--) word = word * 256 + source[offset + i]!;
@@ -183,6 +192,8 @@ export function readBitfield(source: Uint8Array, offset: number, shift: number, 
 
 /** Writes a bitfield, leaving the other bits of the bytes it shares untouched. */
 export function writeBitfield(target: Uint8Array, offset: number, shift: number, bits: number, value: number): void {
+  checkBitfield("write bitfield", "target", target, offset, shift, bits);
+  if (typeof value !== "number" || Number.isNaN(value)) throw argumentError("write bitfield", "value", "a number", value);
   const span = Math.ceil((shift + bits) / 8);
   let word = 0;
   for (let i = span - 1; i >= 0; i--) word = word * 256 + target[offset + i]!;
@@ -195,8 +206,24 @@ export function writeBitfield(target: Uint8Array, offset: number, shift: number,
   }
 }
 
+/** A bitfield's place: whole bytes at `offset` in `bytes` holding `bits` (1 to 32) bits from `shift`. */
+function checkBitfield(operation: string, name: string, bytes: unknown, offset: unknown, shift: unknown, bits: unknown): void {
+  expectBytes(operation, name, bytes);
+  expectInteger(operation, "shift", shift, 0, 7);
+  expectInteger(operation, "bits", bits, 1, 32);
+  expectInteger(operation, "offset", offset, 0, (bytes as Uint8Array).length - Math.ceil(((shift as number) + (bits as number)) / 8));
+}
+
 /** Decodes a value with a layout into plain JavaScript (numbers, bigints, strings, Buffers, objects, arrays). */
 export function decodeWithLayout(layout: ValueLayout, source: Buffer, offset: number): unknown {
+  const kind = expectObject<ValueLayout>("decode value", "layout", layout).kind;
+  if (typeof kind !== "string" || typeof layout.size !== "number") throw argumentError("decode value", "layout", "a ValueLayout (from valueLayout)", layout);
+  if (!Buffer.isBuffer(source)) throw argumentError("decode value", "source", "a Buffer", source);
+  expectInteger("decode value", "offset", offset, 0, Math.max(0, source.length - layout.size));
+  return decodeValue(layout, source, offset);
+}
+
+function decodeValue(layout: ValueLayout, source: Buffer, offset: number): unknown {
   switch (layout.kind) {
     case "integer": return readInteger(source, offset, layout.size, layout.signed);
     case "enum": return readInteger(source, offset, layout.size, layout.signed);
@@ -211,15 +238,15 @@ export function decodeWithLayout(layout: ValueLayout, source: Buffer, offset: nu
     case "array": {
       const stride = layout.size / layout.length;
       const out: unknown[] = [];
-      for (let i = 0; i < layout.length; i++) out.push(decodeWithLayout(layout.element, source, offset + i * stride));
+      for (let i = 0; i < layout.length; i++) out.push(decodeValue(layout.element, source, offset + i * stride));
       return out;
     }
     case "record": {
       const out: Record<string, unknown> = {};
       for (const field of layout.fields) {
         out[field.name] = field.bitfield
-          ? readBitfield(source, offset + field.offset, field.bitfield.shift, field.bitfield.bits, field.bitfield.signed)
-          : decodeWithLayout(field.layout, source, offset + field.offset);
+          ? bitfieldValue(source, offset + field.offset, field.bitfield.shift, field.bitfield.bits, field.bitfield.signed)
+          : decodeValue(field.layout, source, offset + field.offset);
       }
       return out;
     }
@@ -249,6 +276,9 @@ export function jsonFriendly(value: unknown): unknown {
 
 /** Finds a struct, union, enum or typedef by name for `--type`. */
 export function findNamedType(btf: Btf, name: string, operation = "find BTF type"): number {
+  expectString("find BTF type", "operation", operation);
+  expectBtf(operation, btf);
+  expectString(operation, "name", name);
   const bare = name.replace(/^(struct|union|enum)\s+/, "");
   for (const kind of ["struct", "union", "typedef"] as const) {
     const ids = btf.findByName(bare, kind);

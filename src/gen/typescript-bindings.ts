@@ -4,7 +4,6 @@
  * typed `load()` (the counterpart of bpf2go and libbpf skeletons). Pure: a
  * CollectionSpec in, source text out.
  */
-import type { Btf } from "../btf/btf.js";
 import { skipQualifiers } from "../btf/btf-query.js";
 import type { CollectionMapSpec, CollectionSpec } from "../elf/collection-spec.js";
 import { MapType } from "../sys/bpf-constants.js";
@@ -12,6 +11,8 @@ import { UsageError } from "../sys/errors.js";
 import { findNamedType, valueLayout, type FieldLayout, type ValueLayout } from "../btf/value-layout.js";
 import { dataSectionLayout } from "../elf/data-section.js";
 import { isPerCpuMapType } from "../core/map.js";
+import { Btf } from "../btf/btf.js";
+import { argumentError, expectObject, expectString } from "../sys/argument-checks.js";
 
 export interface TypeScriptBindingsOptions {
   /** Where the generated module finds the object, relative to the module (default "./object.o"). */
@@ -41,6 +42,7 @@ const reservedNames = [
 
 /** Turns a C name into a PascalCase TypeScript type name. */
 export function pascalName(name: string): string {
+  expectString("name TypeScript type", "name", name);
   const words = name.split(/[^A-Za-z0-9]+/).filter(Boolean);
   let result = words.map((w) => w[0]!.toUpperCase() + w.slice(1)).join("");
   if (result === "") result = "Anonymous";
@@ -50,6 +52,7 @@ export function pascalName(name: string): string {
 
 /** Turns any name into a valid identifier (for map and program properties). */
 export function identifierName(name: string): string {
+  expectString("name TypeScript identifier", "name", name);
   let result = name.replace(/^\.+/, "").replace(/[^A-Za-z0-9_$]+/g, "_");
   if (result === "") result = "unnamed";
   if (/^[0-9]/.test(result)) result = `_${result}`;
@@ -379,6 +382,9 @@ function describeMap(spec: CollectionMapSpec, btf: Btf): string {
 
 /** Generates the TypeScript module for an object (see docs/gen.md). */
 export function generateTypeScriptBindings(spec: CollectionSpec, options: TypeScriptBindingsOptions = {}): string {
+  expectObject(operation, "spec", spec);
+  if (!(spec.parsedBtf === undefined || spec.parsedBtf instanceof Btf) || typeof spec.programs !== "object" || spec.programs === null) throw argumentError(operation, "spec", "a CollectionSpec (from loadCollectionSpec)", spec);
+  expectObject(operation, "options", options, true);
   const btf = spec.parsedBtf;
   if (!btf) throw new UsageError(operation, "the object has no BTF, so its types are unknown", "build it with `clang -g -O2 -target bpf`");
   const emitter = new BindingsEmitter(btf);

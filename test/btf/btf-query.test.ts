@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { Btf } from "../../src/btf/btf.js";
 import { BtfBuilder } from "../../src/btf/btf-builder.js";
-import { BtfLookupError, findEnumValue } from "../../src/btf/btf-query.js";
+import { BtfLookupError, enumValue, fieldLocation, fieldOffset, findEnumValue, findMember, sizeOf, skipQualifiers } from "../../src/btf/btf-query.js";
+import { isCompositeKind, isEnumKind } from "../../src/btf/btf-types.js";
 import { UsageError } from "../../src/sys/errors.js";
 import { kernelBtfPath, loadKernelBtf } from "../../src/btf/kernel-btf.js";
 import { skipUnlessKernel } from "../support/kernel.js";
@@ -165,4 +166,33 @@ test("C type expressions for pointers, arrays, function pointers and qualifiers"
   assert.equal(btf.formatC(functionPointer, "callback"), "void (*callback)(const char *)");
   assert.equal(btf.formatC(arrayOfFunctionPointers, "table"), "void (*table[4])(const char *)");
   assert.equal(btf.formatC(proto), "void (const char *)");
+});
+
+test("queries refuse a wrong BTF, type id, kind or option with a UsageError naming it", () => {
+  const builder = new BtfBuilder();
+  const int = builder.add({ kind: "int", name: "int", size: 4, signed: true, char: false, bool: false, bitOffset: 0, bits: 32 });
+  builder.add({ kind: "struct", name: "pair", size: 8, kindFlag: false, members: [{ name: "a", type: int, bitOffset: 0, bitfieldSize: 0 }, { name: "b", type: int, bitOffset: 32, bitfieldSize: 0 }] });
+  const btf = Btf.parse(builder.encode());
+  const untyped = (f: Function, ...args: unknown[]): unknown => f(...args);
+  const cases: [() => unknown, RegExp][] = [
+    [() => untyped(sizeOf, {}, 1), /^size of BTF type: btf must be a Btf \(from Btf\.parse or loadKernelBtf\), got an object/],
+    [() => untyped(sizeOf, btf, 3), /id must be a type id of this BTF \(0 to 2\), got 3/],
+    [() => untyped(sizeOf, btf, 1.5), /id must be a type id of this BTF/],
+    [() => untyped(skipQualifiers, btf, 1, "keep"), /options must be an object, got "keep"/],
+    [() => untyped(findMember, btf, 2, 7), /name must be a string, got 7/],
+    [() => untyped(fieldLocation, btf, 9), /root must be a type id of this BTF \(0 to 2\), got 9/],
+    [() => untyped(fieldLocation, btf, "pair", 1), /path must be a string, got 1/],
+    [() => untyped(enumValue, btf, [], "A"), /enumName must be a type name or a type id, got an array/],
+    [() => untyped(isCompositeKind, "record"), /kind must be one of "void", "int", .*got "record"/],
+    [() => untyped(isEnumKind, undefined), /kind must be one of .*got undefined/],
+    [() => untyped(Btf.parse, builder.encode(), { validate: "yes" }), /options\.validate must be a boolean, got "yes"/],
+    [() => untyped(Btf.parse, builder.encode(), { base: {} }), /options\.base must be a Btf/],
+  ];
+  for (const [call, pattern] of cases) assert.throws(call, (error: unknown) => error instanceof UsageError && pattern.test(error.message), pattern.source);
+  // Valid calls are unchanged, through the checked entry points and the Btf methods.
+  assert.equal(sizeOf(btf, 2), 8);
+  assert.equal(fieldOffset(btf, "pair", "b"), 4);
+  assert.equal(btf.member(2, "b")?.byteOffset, 4);
+  assert.equal(isCompositeKind("struct"), true);
+  assert.equal(isCompositeKind("int"), false);
 });

@@ -93,3 +93,13 @@ test("with nothing supported only pre-5.x kinds remain, and the kernel accepts e
     assert.ok(outcome.ok, outcome.ok ? "" : `${JSON.stringify(features)}: ${outcome.error}\n${outcome.log.slice(-400)}`);
   }
 });
+
+test("sanitizing refuses features that are not a complete set of booleans", () => {
+  const btf = Btf.parse(encodeBtf(everyKind()));
+  const untyped = (f: Function, ...args: unknown[]): unknown => f(...args);
+  assert.throws(() => untyped(sanitizeBtf, btf, { ...allBtfFeatures, float: 1 }), /sanitize BTF: features\.float must be a boolean, got 1 \(a number\)/);
+  const { enum64: _, ...withoutEnum64 } = allBtfFeatures;
+  assert.throws(() => untyped(btfNeedsSanitizing, btf, withoutEnum64), /features\.enum64 must be a boolean, got undefined/);
+  assert.throws(() => untyped(btfNeedsSanitizing, new Uint8Array(24), allBtfFeatures), /btf must be a Btf/);
+  assert.equal(btfNeedsSanitizing(btf, allBtfFeatures), false);
+});

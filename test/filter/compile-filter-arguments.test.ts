@@ -21,7 +21,7 @@ test("library functions check their arguments and say what is wrong", () => {
     [() => untyped(generateFilterProgram, "tcp", { context: "skb" }), /generate filter program: the filter must be an object/],
     [() => untyped(generateFilterProgram, {}, { context: "skb" }), /the filter must come from compileFilter\(\)/],
     [() => untyped(loadCollectionSpec, 42), /load collection spec: the source must be a file path or the object's bytes, got 42/],
-    [() => untyped(Btf.parse, "not bytes"), /parse BTF: the BTF data must be a Buffer or Uint8Array/],
+    [() => untyped(Btf.parse, "not bytes"), /parse BTF: bytes must be a Buffer or Uint8Array/],
     [() => untyped(readCapture, undefined), /read capture: the capture data must be a Buffer or Uint8Array, got undefined/],
   ];
   for (const [call, pattern] of cases) {

@@ -267,3 +267,24 @@ test("bindings for every clang fixture of the elf loader type-check", (t) => {
   });
   assert.deepEqual(typeCheck(files), []);
 });
+
+test("bindings and bitfield helpers refuse wrong arguments with a UsageError naming them", () => {
+  const untyped = (f: Function, ...args: unknown[]): unknown => f(...args);
+  const cases: [() => unknown, RegExp][] = [
+    [() => untyped(generateTypeScriptBindings, undefined), /spec must be an object, got undefined/],
+    [() => untyped(generateTypeScriptBindings, { parsedBtf: 42, programs: {} }), /spec must be a CollectionSpec \(from loadCollectionSpec\)/],
+    [() => untyped(pascalName, 42), /name must be a string, got 42/],
+    [() => untyped(identifierName, null), /name must be a string, got null/],
+    [() => untyped(readBitfield, Buffer.alloc(4), 0, 8, 4, false), /shift must be an integer from 0 to 7, got 8/],
+    [() => untyped(readBitfield, Buffer.alloc(4), 0, 0, 33, false), /bits must be an integer from 1 to 32, got 33/],
+    [() => untyped(readBitfield, Buffer.alloc(4), 3, 4, 8, false), /offset must be an integer from 0 to 2, got 3/],
+    [() => untyped(writeBitfield, Buffer.alloc(4), 0, 0, 4, "1"), /value must be a number, got "1"/],
+    [() => untyped(decodeWithLayout, { kind: "integer", size: 4, signed: false }, Buffer.alloc(4), 1), /offset must be an integer from 0 to 0, got 1/],
+    [() => untyped(decodeWithLayout, {}, Buffer.alloc(4), 0), /layout must be a ValueLayout \(from valueLayout\)/],
+  ];
+  for (const [call, pattern] of cases) assert.throws(call, (error: unknown) => error instanceof UsageError && pattern.test(error.message), pattern.source);
+  const bytes = Buffer.alloc(2);
+  writeBitfield(bytes, 0, 6, 4, 9);
+  assert.equal(readBitfield(bytes, 0, 6, 4, false), 9);
+  assert.equal(decodeWithLayout({ kind: "integer", size: 2, signed: false }, bytes, 0), bytes.readUInt16LE(0));
+});
