@@ -1,3 +1,4 @@
+import { argumentError, expectObject } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { helperIdOf, type HelperName } from "./helpers.js";
 import { type Instruction, makeInstruction, makeWideInstruction, slotIndexes } from "./instruction.js";
@@ -146,7 +147,9 @@ export class Assembler {
   readonly allowLongJumps: boolean;
 
   constructor(options: { allowLongJumps?: boolean } = {}) {
-    this.allowLongJumps = options.allowLongJumps ?? true;
+    const { allowLongJumps = true } = expectObject<{ allowLongJumps?: unknown }>(operation, "options", options);
+    if (typeof allowLongJumps !== "boolean") throw argumentError(operation, "options.allowLongJumps", "a boolean", allowLongJumps);
+    this.allowLongJumps = allowLongJumps;
   }
 
   /** Number of instructions so far (an lddw counts once). */
