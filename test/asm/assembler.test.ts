@@ -163,3 +163,18 @@ test("newLabel hands out fresh names for code generators", () => {
   // a name already used by a forward jump is not handed out either
   assert.notEqual(new Assembler().jump("L0").newLabel(), "L0");
 });
+
+test("the options of an Assembler are checked: allowLongJumps is a boolean", () => {
+  assert.equal(new Assembler({ allowLongJumps: false }).allowLongJumps, false);
+  assert.equal(new Assembler(undefined).allowLongJumps, true);
+  assert.throws(() => new Assembler({ allowLongJumps: "no" } as never), (error: Error) => error instanceof UsageError && /options\.allowLongJumps must be a boolean, got "no"/.test(error.message));
+  assert.throws(() => new Assembler(42 as never), (error: Error) => error instanceof UsageError && /options must be an object, got 42/.test(error.message));
+});
+
+test("helper lookups refuse what is not a name or an id", () => {
+  assert.equal(helperIdOf("nope"), undefined);
+  assert.equal(helperNameOf(100_000), undefined);
+  assert.throws(() => helperIdOf(1 as never), /name must be a string, got 1 \(a number\)/);
+  assert.throws(() => helperNameOf("map_lookup_elem" as never), /id must be an integer/);
+  assert.throws(() => helperNameOf(1.5), /id must be an integer, got 1\.5/);
+});
