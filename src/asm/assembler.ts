@@ -1,6 +1,7 @@
+import { argumentError, expectInstance, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { helperIdOf, type HelperName } from "./helpers.js";
-import { type Instruction, makeInstruction, makeWideInstruction, slotIndexes } from "./instruction.js";
+import { fieldProblem, instructionError, type Instruction, makeInstruction, makeWideInstruction, slotIndexes } from "./instruction.js";
 import {
   AluOperation,
   AtomicOperation,
@@ -108,11 +109,9 @@ interface Item {
 const operation = "assemble eBPF";
 
 /** Number of a register name; throws a UsageError for anything else. */
-export function registerNumber(register: Register): number {
+export function registerNumber(register: Register, parameter = "register"): number {
   const number = registerNumbers[register];
-  if (number === undefined) {
-    throw new UsageError(operation, `${JSON.stringify(register)} is not a register`, "use r0 … r10 (the R0 … R10 constants)");
-  }
+  if (number === undefined) throw argumentError(operation, parameter, "a register (r0 … r10, the R0 … R10 constants)", register);
   return number;
 }
 
@@ -146,7 +145,9 @@ export class Assembler {
   readonly allowLongJumps: boolean;
 
   constructor(options: { allowLongJumps?: boolean } = {}) {
-    this.allowLongJumps = options.allowLongJumps ?? true;
+    const { allowLongJumps = true } = expectObject<{ allowLongJumps?: unknown }>(operation, "options", options);
+    if (typeof allowLongJumps !== "boolean") throw argumentError(operation, "options.allowLongJumps", "a boolean", allowLongJumps);
+    this.allowLongJumps = allowLongJumps;
   }
 
   /** Number of instructions so far (an lddw counts once). */
@@ -156,7 +157,7 @@ export class Assembler {
 
   /** Marks the position of the next instruction with `name`. */
   label(name: string): this {
-    if (typeof name !== "string" || name.length === 0) throw new UsageError(operation, "a label needs a non-empty name");
+    this.checkName(name, "name");
     if (this.labelIndexes.has(name)) {
       throw new UsageError(operation, `label ${JSON.stringify(name)} is defined twice (first at instruction ${this.labelIndexes.get(name)}, again at ${this.items.length})`);
     }
@@ -169,6 +170,7 @@ export class Assembler {
    * code generators: `const done = a.newLabel("done"); … a.label(done)`.
    */
   newLabel(prefix = "L"): string {
+    expectString(operation, "prefix", prefix);
     let name: string;
     do name = `${prefix}${this.labelCounter++}`;
     while (this.labelIndexes.has(name) || this.referencedLabels.has(name));
@@ -182,6 +184,10 @@ export class Assembler {
 
   /** Appends instructions as they are (jump offsets in them are taken literally). */
   raw(...instructions: Instruction[]): this {
+    for (let i = 0; i < instructions.length; i++) {
+      const problem = fieldProblem(instructions[i]!);
+      if (problem !== undefined) throw instructionError(operation, `instructions[${i}]`, instructions[i], problem);
+    }
     for (const instruction of instructions) this.items.push({ instruction: { ...instruction } });
     return this;
   }
@@ -191,6 +197,7 @@ export class Assembler {
    * subprogram placed after the main program. Label names must not clash.
    */
   append(other: Assembler): this {
+    expectInstance(operation, "other", other, Assembler, "an Assembler");
     const base = this.items.length;
     for (const [name, index] of other.labelIndexes) {
       if (this.labelIndexes.has(name)) throw new UsageError(operation, `appending defines label ${JSON.stringify(name)} a second time`, "give subprogram labels distinct names");
@@ -242,8 +249,8 @@ export class Assembler {
   /** Arithmetic (sign-propagating) right shift. */
   arithmeticRightShift64(dst: Register, source: Operand): this { return this.alu(AluOperation.ARSH, true, dst, source); }
   arithmeticRightShift32(dst: Register, source: Operand): this { return this.alu(AluOperation.ARSH, false, dst, source); }
-  neg64(dst: Register): this { return this.emit(makeInstruction(InstructionClass.ALU64 | AluOperation.NEG, registerNumber(dst), 0, 0, 0)); }
-  neg32(dst: Register): this { return this.emit(makeInstruction(InstructionClass.ALU | AluOperation.NEG, registerNumber(dst), 0, 0, 0)); }
+  neg64(dst: Register): this { return this.emit(makeInstruction(InstructionClass.ALU64 | AluOperation.NEG, registerNumber(dst, "dst"), 0, 0, 0)); }
+  neg32(dst: Register): this { return this.emit(makeInstruction(InstructionClass.ALU | AluOperation.NEG, registerNumber(dst, "dst"), 0, 0, 0)); }
 
   /** dst = the low `bits` of src, sign-extended to 64 bits (cpu v4). */
   movSignExtend64(dst: Register, source: Register, bits: 8 | 16 | 32): this {
@@ -256,29 +263,30 @@ export class Assembler {
 
   /** Converts the low `bits` of dst to big-endian (network order), zero-extending. */
   toBigEndian(dst: Register, bits: 16 | 32 | 64): this {
-    return this.emit(makeInstruction(InstructionClass.ALU | AluOperation.END | Endianness.TO_BE, registerNumber(dst), 0, 0, this.checkBits(bits, [16, 32, 64])));
+    return this.emit(makeInstruction(InstructionClass.ALU | AluOperation.END | Endianness.TO_BE, registerNumber(dst, "dst"), 0, 0, this.checkBits(bits, [16, 32, 64])));
   }
   /** Converts the low `bits` of dst to little-endian (truncates on a little-endian host). */
   toLittleEndian(dst: Register, bits: 16 | 32 | 64): this {
-    return this.emit(makeInstruction(InstructionClass.ALU | AluOperation.END | Endianness.TO_LE, registerNumber(dst), 0, 0, this.checkBits(bits, [16, 32, 64])));
+    return this.emit(makeInstruction(InstructionClass.ALU | AluOperation.END | Endianness.TO_LE, registerNumber(dst, "dst"), 0, 0, this.checkBits(bits, [16, 32, 64])));
   }
   /** Reverses the byte order of the low `bits` unconditionally (cpu v4 `bswap`). */
   byteSwap(dst: Register, bits: 16 | 32 | 64): this {
-    return this.emit(makeInstruction(InstructionClass.ALU64 | AluOperation.END, registerNumber(dst), 0, 0, this.checkBits(bits, [16, 32, 64])));
+    return this.emit(makeInstruction(InstructionClass.ALU64 | AluOperation.END, registerNumber(dst, "dst"), 0, 0, this.checkBits(bits, [16, 32, 64])));
   }
 
   // ---- 64-bit immediates and maps -------------------------------------------
 
   /** dst = a 64-bit constant (lddw, two slots). */
   loadImmediate64(dst: Register, value: bigint | number): this {
-    return this.emit(makeWideInstruction(registerNumber(dst), PseudoSource.IMMEDIATE, value));
+    if (typeof value !== "bigint" && !Number.isInteger(value)) throw argumentError(operation, "value", "a bigint or an integer", value);
+    return this.emit(makeWideInstruction(registerNumber(dst, "dst"), PseudoSource.IMMEDIATE, value));
   }
 
   /** dst = pointer to the map called `mapName` (its fd is patched in at load time). */
   loadMapFd(dst: Register, mapName: string): this {
-    this.checkName(mapName);
+    this.checkName(mapName, "mapName");
     this.items.push({
-      instruction: makeWideInstruction(registerNumber(dst), PseudoSource.MAP_FD, 0),
+      instruction: makeWideInstruction(registerNumber(dst, "dst"), PseudoSource.MAP_FD, 0),
       reference: { kind: "map-fd", name: mapName, offset: 0 },
     });
     return this;
@@ -286,10 +294,10 @@ export class Assembler {
 
   /** dst = pointer to byte `offset` of the value of the (array) map `mapName`, e.g. a global variable section. */
   loadMapValue(dst: Register, mapName: string, offset = 0): this {
-    this.checkName(mapName);
-    if (!Number.isInteger(offset) || offset < 0 || offset > 0xffff_ffff) throw new UsageError(operation, `map value offset ${offset} is not a 32-bit unsigned integer`);
+    this.checkName(mapName, "mapName");
+    expectInteger(operation, "offset", offset, 0, 0xffff_ffff);
     this.items.push({
-      instruction: makeWideInstruction(registerNumber(dst), PseudoSource.MAP_VALUE, BigInt(offset) << 32n),
+      instruction: makeWideInstruction(registerNumber(dst, "dst"), PseudoSource.MAP_VALUE, BigInt(offset) << 32n),
       reference: { kind: "map-value", name: mapName, offset },
     });
     return this;
@@ -297,8 +305,8 @@ export class Assembler {
 
   /** dst = address of the local function at `label` (for callbacks such as bpf_loop). */
   loadFunctionAddress(dst: Register, label: string): this {
-    this.checkName(label);
-    this.pushLabelled(makeWideInstruction(registerNumber(dst), PseudoSource.FUNC, 0), label, "function-address");
+    this.checkName(label, "label");
+    this.pushLabelled(makeWideInstruction(registerNumber(dst, "dst"), PseudoSource.FUNC, 0), label, "function-address");
     return this;
   }
 
@@ -308,17 +316,17 @@ export class Assembler {
   load(type: AccessType, dst: Register, base: Register, offset: number): this {
     const { size, signed } = this.accessType(type);
     const mode = signed ? Mode.MEMSX : Mode.MEM;
-    return this.emit(makeInstruction(InstructionClass.LDX | mode | size, registerNumber(dst), registerNumber(base), this.checkOffset(offset), 0));
+    return this.emit(makeInstruction(InstructionClass.LDX | mode | size, registerNumber(dst, "dst"), registerNumber(base, "base"), this.checkOffset(offset), 0));
   }
 
   /** *(type *)(base + offset) = value (a register, or a 32-bit immediate sign-extended for u64). */
   store(type: AccessType, base: Register, offset: number, value: Operand): this {
     const { size, signed } = this.accessType(type);
-    if (signed) throw new UsageError(operation, `store type must be unsigned (u8 … u64), not ${type}`);
+    if (signed) throw argumentError(operation, "type", "an unsigned type (u8 … u64) for a store", type);
     if (isRegister(value)) {
-      return this.emit(makeInstruction(InstructionClass.STX | Mode.MEM | size, registerNumber(base), registerNumber(value), this.checkOffset(offset), 0));
+      return this.emit(makeInstruction(InstructionClass.STX | Mode.MEM | size, registerNumber(base, "base"), registerNumber(value, "value"), this.checkOffset(offset), 0));
     }
-    return this.emit(makeInstruction(InstructionClass.ST | Mode.MEM | size, registerNumber(base), 0, this.checkOffset(offset), this.immediate(value, size !== Size.DW)));
+    return this.emit(makeInstruction(InstructionClass.ST | Mode.MEM | size, registerNumber(base, "base"), 0, this.checkOffset(offset), this.immediate(value, size !== Size.DW, "value")));
   }
 
   /**
@@ -327,7 +335,7 @@ export class Assembler {
    */
   atomic(type: "u32" | "u64", operationName: AtomicOperationName, base: Register, offset: number, source: Register, options: { fetch?: boolean } = {}): this {
     const code = atomicOperations[operationName];
-    if (code === undefined) throw new UsageError(operation, `unknown atomic operation ${JSON.stringify(operationName)}`, "use add, or, and, xor");
+    if (code === undefined) throw argumentError(operation, "operationName", "one of add, or, and, xor", operationName);
     return this.atomicRaw(type, base, offset, source, code | (options.fetch ? AtomicOperation.FETCH : 0));
   }
 
@@ -344,20 +352,20 @@ export class Assembler {
   /** Legacy packet load (socket filters, tc): r0 = ntoh(packet[offset]); r6 must hold the skb. Ends the program with 0 when out of bounds. */
   loadPacketAbsolute(type: "u8" | "u16" | "u32", offset: number): this {
     const { size } = this.accessType(type);
-    return this.emit(makeInstruction(InstructionClass.LD | Mode.ABS | size, 0, 0, 0, this.immediate(offset, false)));
+    return this.emit(makeInstruction(InstructionClass.LD | Mode.ABS | size, 0, 0, 0, this.immediate(offset, false, "offset")));
   }
 
   /** Legacy packet load: r0 = ntoh(packet[index + offset]). */
   loadPacketIndirect(type: "u8" | "u16" | "u32", index: Register, offset: number): this {
     const { size } = this.accessType(type);
-    return this.emit(makeInstruction(InstructionClass.LD | Mode.IND | size, 0, registerNumber(index), 0, this.immediate(offset, false)));
+    return this.emit(makeInstruction(InstructionClass.LD | Mode.IND | size, 0, registerNumber(index, "index"), 0, this.immediate(offset, false, "offset")));
   }
 
   // ---- control flow --------------------------------------------------------
 
   /** Unconditional jump to `label`; becomes `gotol` (32-bit offset) when the target is out of 16-bit range and long jumps are allowed. */
   jump(label: string): this {
-    this.checkName(label);
+    this.checkName(label, "label");
     this.pushLabelled(makeInstruction(Opcode.JA, 0, 0, 0, 0), label, "jump-auto");
     return this;
   }
@@ -368,7 +376,7 @@ export class Assembler {
    * once the loop state stops growing instead of unrolling every iteration.
    */
   mayGoto(label: string): this {
-    this.checkName(label);
+    this.checkName(label, "label");
     this.pushLabelled(makeInstruction(Opcode.MAY_GOTO, 0, 0, 0, 0), label, "offset");
     return this;
   }
@@ -385,24 +393,24 @@ export class Assembler {
 
   /** Calls a kernel helper by name (`"map_lookup_elem"` or `"bpf_map_lookup_elem"`) or id. */
   call(helper: HelperName | (string & {}) | number): this {
-    let id: number | undefined;
-    if (typeof helper === "number") id = helper;
-    else id = helperIdOf(helper);
+    const id = typeof helper === "number" ? helper : typeof helper === "string" ? helperIdOf(helper) : undefined;
     if (id === undefined || !Number.isInteger(id) || id < 0 || id > 0x7fff_ffff) {
-      throw new UsageError(operation, `unknown helper ${JSON.stringify(helper)}`, "use a name from helperIds or a numeric id");
+      throw argumentError(operation, "helper", "a known helper name (from helperIds) or a numeric id", helper);
     }
     return this.emit(makeInstruction(Opcode.CALL, 0, CallSource.HELPER, 0, id));
   }
 
   /** bpf-to-bpf call of the local function at `label`. */
   callLocal(label: string): this {
-    this.checkName(label);
+    this.checkName(label, "label");
     this.pushLabelled(makeInstruction(Opcode.CALL, 0, CallSource.LOCAL, 0, 0), label, "call");
     return this;
   }
 
   /** Calls a kernel function (kfunc) by its BTF id (and module BTF fd index in `offset`, 0 for vmlinux). */
   callKernelFunction(btfId: number, moduleIndex = 0): this {
+    expectInteger(operation, "btfId", btfId, 0, 0x7fff_ffff);
+    expectInteger(operation, "moduleIndex", moduleIndex, 0, 0x7fff);
     return this.emit(makeInstruction(Opcode.CALL, 0, CallSource.KFUNC, moduleIndex, btfId));
   }
 
@@ -481,69 +489,68 @@ export class Assembler {
 
   private alu(aluOperation: number, wide: boolean, dst: Register, source: Operand, offset = 0): this {
     const cls = wide ? InstructionClass.ALU64 : InstructionClass.ALU;
-    const dstNumber = registerNumber(dst);
+    const dstNumber = registerNumber(dst, "dst");
     if (isRegister(source)) {
-      return this.emit(makeInstruction(cls | aluOperation | Source.X, dstNumber, registerNumber(source), offset, 0));
+      return this.emit(makeInstruction(cls | aluOperation | Source.X, dstNumber, registerNumber(source, "source"), offset, 0));
     }
-    return this.emit(makeInstruction(cls | aluOperation | Source.K, dstNumber, 0, offset, this.immediate(source, !wide)));
+    return this.emit(makeInstruction(cls | aluOperation | Source.K, dstNumber, 0, offset, this.immediate(source, !wide, "source")));
   }
 
   private conditional(cls: number, dst: Register, condition: Condition, operand: Operand, label: string): this {
     const jumpOperation = conditionOperations[condition];
     if (jumpOperation === undefined) {
-      throw new UsageError(operation, `unknown jump condition ${JSON.stringify(condition)}`, `use one of ${Object.keys(conditionOperations).join(" ")}`);
+      throw argumentError(operation, "condition", `one of ${Object.keys(conditionOperations).join(" ")}`, condition);
     }
-    this.checkName(label);
-    const dstNumber = registerNumber(dst);
+    this.checkName(label, "label");
+    const dstNumber = registerNumber(dst, "dst");
     const instruction = isRegister(operand)
-      ? makeInstruction(cls | jumpOperation | Source.X, dstNumber, registerNumber(operand), 0, 0)
-      : makeInstruction(cls | jumpOperation | Source.K, dstNumber, 0, 0, this.immediate(operand, cls === InstructionClass.JMP32));
+      ? makeInstruction(cls | jumpOperation | Source.X, dstNumber, registerNumber(operand, "operand"), 0, 0)
+      : makeInstruction(cls | jumpOperation | Source.K, dstNumber, 0, 0, this.immediate(operand, cls === InstructionClass.JMP32, "operand"));
     this.pushLabelled(instruction, label, "offset");
     return this;
   }
 
   private atomicRaw(type: "u32" | "u64", base: Register, offset: number, source: Register, code: number): this {
-    if (type !== "u32" && type !== "u64") throw new UsageError(operation, `atomic operations work on u32 or u64, not ${type}`);
+    if (type !== "u32" && type !== "u64") throw argumentError(operation, "type", "u32 or u64 for an atomic operation", type);
     const size = type === "u32" ? Size.W : Size.DW;
-    return this.emit(makeInstruction(InstructionClass.STX | Mode.ATOMIC | size, registerNumber(base), registerNumber(source), this.checkOffset(offset), code));
+    return this.emit(makeInstruction(InstructionClass.STX | Mode.ATOMIC | size, registerNumber(base, "base"), registerNumber(source, "source"), this.checkOffset(offset), code));
   }
 
   /**
    * Checks an immediate. 64-bit operations sign-extend the 32-bit immediate, so
    * they take -2^31 … 2^31-1; 32-bit ones also take 2^31 … 2^32-1 (same bits).
    */
-  private immediate(value: number, narrow: boolean): number {
+  private immediate(value: number, narrow: boolean, parameter: string): number {
     const max = narrow ? 0xffff_ffff : 0x7fff_ffff;
     if (typeof value !== "number" || !Number.isInteger(value) || value < -0x8000_0000 || value > max) {
-      throw new UsageError(
-        operation,
-        `immediate ${String(value)} does not fit in ${narrow ? "32 bits" : "a sign-extended 32-bit immediate (-2147483648 … 2147483647)"}`,
-        narrow ? undefined : "load it with loadImmediate64 into a register, or use the 32-bit form of the instruction",
-      );
+      const expected = narrow
+        ? "a register or an integer that fits in 32 bits (-2147483648 … 4294967295)"
+        : "a register or an integer that fits in a sign-extended 32-bit immediate (-2147483648 … 2147483647; load larger ones with loadImmediate64, or use the 32-bit form)";
+      throw argumentError(operation, parameter, expected, value);
     }
     return value | 0;
   }
 
   private checkOffset(offset: number): number {
     if (!Number.isInteger(offset) || offset < -0x8000 || offset > 0x7fff) {
-      throw new UsageError(operation, `memory offset ${offset} does not fit in a signed 16-bit field`, "add the offset to the base register first");
+      throw argumentError(operation, "offset", "an integer that fits in a signed 16-bit field (-32768 … 32767; add more to the base register first)", offset);
     }
     return offset;
   }
 
   private checkBits<T extends number>(bits: T, allowed: number[]): T {
-    if (!allowed.includes(bits)) throw new UsageError(operation, `width ${bits} is not one of ${allowed.join(", ")}`);
+    if (!allowed.includes(bits)) throw argumentError(operation, "bits", `one of ${allowed.join(", ")}`, bits);
     return bits;
   }
 
   private accessType(type: AccessType): { size: number; signed: boolean } {
     const access = accessSizes[type];
-    if (access === undefined) throw new UsageError(operation, `unknown access type ${JSON.stringify(type)}`, "use u8 u16 u32 u64 (or s8 s16 s32 for loads)");
+    if (access === undefined) throw argumentError(operation, "type", "an access type: u8 u16 u32 u64 (or s8 s16 s32 for loads)", type);
     return access;
   }
 
-  private checkName(name: string): void {
-    if (typeof name !== "string" || name.length === 0) throw new UsageError(operation, "a label or map name must be a non-empty string");
+  private checkName(name: string, parameter: string): void {
+    if (typeof name !== "string" || name.length === 0) throw argumentError(operation, parameter, "a non-empty string", name);
   }
 }
 

@@ -6,6 +6,7 @@
  * (linux/bpf.h), which are a stable ABI.
  */
 
+import { expectBytes, expectInteger, expectObject } from "../sys/argument-checks.js";
 import type { Helper } from "./interpreter.js";
 
 /** What a pointer field of a context points at. */
@@ -21,6 +22,14 @@ export interface ContextModel {
   pointerFields: ReadonlyMap<number, PacketPointer>;
 }
 
+/** Checks `options` is an object (or undefined) whose fields in `maximums` are absent or integers from 0 to their maximum. */
+function checkFields(operation: string, options: object | undefined, maximums: Record<string, number>): void {
+  const fields = expectObject<Record<string, unknown>>(operation, "options", options, true);
+  for (const [name, maximum] of Object.entries(maximums)) {
+    if (fields[name] !== undefined) expectInteger(operation, `options.${name}`, fields[name], 0, maximum);
+  }
+}
+
 /** Optional values of xdp_md's plain fields. */
 export interface XdpContextOptions {
   ingressInterfaceIndex?: number;
@@ -30,6 +39,7 @@ export interface XdpContextOptions {
 
 /** struct xdp_md: data 0, data_end 4, data_meta 8, ingress_ifindex 12, rx_queue_index 16, egress_ifindex 20. */
 export function xdpContext(options: XdpContextOptions = {}): ContextModel {
+  checkFields("model xdp_md", options, { ingressInterfaceIndex: 0xffff_ffff, receiveQueueIndex: 0xffff_ffff, egressInterfaceIndex: 0xffff_ffff });
   return {
     name: "xdp_md",
     size: 24,
@@ -52,6 +62,10 @@ export function xdpContext(options: XdpContextOptions = {}): ContextModel {
  * (1) when the payload starts with 0xffff (raw IPX), else ETH_P_802_2 (4).
  */
 export function ethernetProtocol(packet: Uint8Array): number {
+  return frameProtocol(expectBytes("read Ethernet protocol", "packet", packet));
+}
+
+function frameProtocol(packet: Uint8Array): number {
   if (packet.length < 14) return 0;
   const type = (packet[12]! << 8) | packet[13]!;
   if (type >= 0x0600) return type;
@@ -82,11 +96,15 @@ export interface SocketBufferContextOptions {
  * hash 68, tc_classid 72, data 76, data_end 80, … data_meta 140 (size 192).
  */
 export function socketBufferContext(options: SocketBufferContextOptions = {}): ContextModel {
+  checkFields("model __sk_buff", options, {
+    mark: 0xffff_ffff, priority: 0xffff_ffff, ingressInterfaceIndex: 0xffff_ffff, interfaceIndex: 0xffff_ffff, hash: 0xffff_ffff,
+    protocol: 0xffff, packetType: 0xffff_ffff, vlanTci: 0xffff, vlanProtocol: 0xffff,
+  });
   return {
     name: "__sk_buff",
     size: 192,
     writeFields: (view, packet) => {
-      const protocol = options.protocol ?? ethernetProtocol(packet);
+      const protocol = options.protocol ?? frameProtocol(packet);
       view.setUint32(0, packet.length, true);
       view.setUint32(4, options.packetType ?? 0, true);
       view.setUint32(8, options.mark ?? 0, true);

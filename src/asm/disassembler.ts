@@ -1,3 +1,4 @@
+import { argumentError, expectArray, expectInteger, expectObject, expectOneOf } from "../sys/argument-checks.js";
 import { type Instruction, instructionProblem, slotIndexes, wideValue } from "./instruction.js";
 import { AtomicOperation, InstructionClass, Opcode } from "./opcodes.js";
 
@@ -19,6 +20,10 @@ export interface DisassemblyOptions {
 
 /** Slot → name for the labels of an assembled program, for the `symbols` option. */
 export function labelSymbols(program: { instructions: readonly Instruction[]; labels: ReadonlyMap<string, number> }): Map<number, string> {
+  const operation = "label disassembly symbols";
+  expectObject(operation, "program", program);
+  expectArray(operation, "program.instructions", program.instructions);
+  if (!(program.labels instanceof Map)) throw argumentError(operation, "program.labels", "a Map of label name to instruction index", program.labels);
   const slots = slotIndexes(program.instructions);
   const symbols = new Map<number, string>();
   for (const [name, index] of program.labels) {
@@ -26,6 +31,12 @@ export function labelSymbols(program: { instructions: readonly Instruction[]; la
     if (!symbols.has(slot)) symbols.set(slot, name);
   }
   return symbols;
+}
+
+function checkDisassemblyOptions(options: DisassemblyOptions): void {
+  expectObject("disassemble", "options", options);
+  if (options.immediates !== undefined) expectOneOf("disassemble", "options.immediates", options.immediates, ["hex", "decimal"]);
+  if (options.symbols !== undefined && !(options.symbols instanceof Map)) throw argumentError("disassemble", "options.symbols", "a Map of slot to name", options.symbols);
 }
 
 const aluOperators: Record<number, string> = {
@@ -78,6 +89,8 @@ const sizeNames: Record<number, string> = { 0x00: "32", 0x08: "16", 0x10: "8", 0
  * `%8d:\t<text>`, numbered by slot (an lddw takes two).
  */
 export function disassemble(instructions: readonly Instruction[], options: DisassemblyOptions = {}): string {
+  expectArray("disassemble", "instructions", instructions);
+  checkDisassemblyOptions(options);
   const slots = slotIndexes(instructions);
   const lines: string[] = [];
   instructions.forEach((instruction, index) => {
@@ -87,13 +100,19 @@ export function disassemble(instructions: readonly Instruction[], options: Disas
       if (lines.length > 0) lines.push("");
       lines.push(`${(slot * 8).toString(16).padStart(16, "0")} <${symbol}>:`);
     }
-    lines.push(`${String(slot).padStart(8)}:\t${disassembleInstruction(instruction, { ...options, slot })}`);
+    lines.push(`${String(slot).padStart(8)}:\t${formatInstruction(instruction, { ...options, slot })}`);
   });
   return lines.join("\n");
 }
 
 /** One instruction in llvm-objdump's syntax, e.g. `r0 = *(u32 *)(r1 + 0x4)`; `<unknown>` for an invalid one. */
 export function disassembleInstruction(instruction: Instruction, options: DisassemblyOptions & { slot?: number } = {}): string {
+  checkDisassemblyOptions(options);
+  if (options.slot !== undefined) expectInteger("disassemble", "options.slot", options.slot, 0);
+  return formatInstruction(instruction, options);
+}
+
+function formatInstruction(instruction: Instruction, options: DisassemblyOptions & { slot?: number }): string {
   if (instructionProblem(instruction) !== undefined && !looseEncodingAllowed(instruction)) return "<unknown>";
   const hex = (options.immediates ?? "hex") === "hex";
   const alu32 = options.alu32 ?? false;

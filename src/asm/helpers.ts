@@ -1,3 +1,5 @@
+import { argumentError } from "../sys/argument-checks.js";
+
 /**
  * Kernel helper function ids (`BPF_FUNC_*`), in the order of the kernel's
  * `__BPF_FUNC_MAPPER` (include/uapi/linux/bpf.h); the id is the position.
@@ -225,12 +227,14 @@ export const helperIds: Readonly<Record<HelperName, number>> = Object.freeze(
 
 /** Id of a helper given by name (with or without the `bpf_` prefix); undefined when unknown. */
 export function helperIdOf(name: string): number | undefined {
+  if (typeof name !== "string") throw argumentError("look up helper", "name", "a string", name);
   const bare = name.startsWith("bpf_") ? name.slice(4) : name;
   return Object.hasOwn(helperIds, bare) ? helperIds[bare as HelperName] : undefined;
 }
 
 /** Name of a helper id, or undefined when this table does not know it. */
 export function helperNameOf(id: number): HelperName | undefined {
+  if (!Number.isInteger(id)) throw argumentError("look up helper", "id", "an integer", id);
   return id > 0 && id < helperNames.length ? helperNames[id] : undefined;
 }
 

@@ -1,3 +1,4 @@
+import { argumentError, expectArray, expectBytes } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import {
   AluOperation,
@@ -66,6 +67,7 @@ export function slotCount(instruction: Instruction): 1 | 2 {
 
 /** Slot index of each instruction, plus one final entry: the total slot count. */
 export function slotIndexes(instructions: readonly Instruction[]): number[] {
+  if (!Array.isArray(instructions)) throw argumentError("count instruction slots", "instructions", "an array of instructions", instructions);
   const result = new Array<number>(instructions.length + 1);
   let slot = 0;
   for (let i = 0; i < instructions.length; i++) {
@@ -83,6 +85,7 @@ export function wideValue(instruction: Instruction): bigint {
 
 /** Encodes instructions to the kernel's little-endian byte format. */
 export function encode(instructions: readonly Instruction[]): Buffer {
+  expectArray("encode eBPF instructions", "instructions", instructions);
   const slots = slotIndexes(instructions);
   const buffer = Buffer.alloc(slots[instructions.length]! * instructionSize);
   const view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
@@ -106,7 +109,8 @@ export function encode(instructions: readonly Instruction[]): Buffer {
   return buffer;
 }
 
-function fieldProblem(ins: Instruction): string | undefined {
+/** What is wrong with an instruction's fields (missing, not integers, out of range), or undefined. */
+export function fieldProblem(ins: Instruction): string | undefined {
   if (typeof ins !== "object" || ins === null) return "not an instruction object";
   // Checked one by one, without a table: this runs for every instruction of every program loaded, at start-up too.
   const problem = rangeProblem("opcode", ins.opcode, 0, 0xff) ?? rangeProblem("dst", ins.dst, 0, 15) ?? rangeProblem("src", ins.src, 0, 15)
@@ -126,6 +130,7 @@ function rangeProblem(name: string, value: unknown, min: number, max: number): s
 /** Decodes little-endian eBPF bytes. Rejects a length that is not a multiple of 8 and a truncated or malformed lddw. */
 export function decode(bytes: Uint8Array): Instruction[] {
   const operation = "decode eBPF instructions";
+  expectBytes(operation, "bytes", bytes);
   if (bytes.length % instructionSize !== 0) {
     throw new UsageError(
       operation,
@@ -175,12 +180,15 @@ export function decode(bytes: Uint8Array): Instruction[] {
  * Throws a UsageError naming the first bad instruction.
  */
 export function validateInstructions(instructions: readonly Instruction[]): void {
+  expectArray("validate eBPF program", "instructions", instructions);
   const slots = slotIndexes(instructions);
   const total = slots[instructions.length]!;
   const starts = new Set(slots.slice(0, instructions.length));
   for (let i = 0; i < instructions.length; i++) {
     const ins = instructions[i]!;
-    const problem = instructionProblem(ins);
+    const fields = fieldProblem(ins);
+    if (fields) throw instructionError("validate eBPF program", `instructions[${i}]`, ins, fields);
+    const problem = problemOf(ins);
     if (problem) throw new UsageError("validate eBPF program", `instruction ${i} (opcode 0x${ins.opcode.toString(16).padStart(2, "0")}): ${problem}`);
     const target = jumpTargetSlot(ins, slots[i]!);
     if (target !== undefined && (target < 0 || target >= total || !starts.has(target))) {
@@ -219,7 +227,20 @@ const atomicOperations = new Set<number>([
 ]);
 
 /** Why an instruction is invalid, or undefined when it is valid. */
-export function instructionProblem(ins: Instruction): string | undefined {
+export function instructionProblem(instruction: Instruction): string | undefined {
+  const fields = fieldProblem(instruction);
+  if (fields) throw instructionError("check eBPF instruction", "instruction", instruction, fields);
+  return problemOf(instruction);
+}
+
+/** The UsageError for an argument that is not an instruction with in-range fields (`problem`, from fieldProblem). */
+export function instructionError(operation: string, name: string, value: unknown, problem: string): UsageError {
+  const expected = typeof value === "object" && value !== null ? `an instruction (${problem})` : "an instruction object {opcode, dst, src, offset, imm}";
+  return argumentError(operation, name, expected, value);
+}
+
+/** instructionProblem of an instruction whose fields are known to be in range. */
+function problemOf(ins: Instruction): string | undefined {
   const { opcode, dst, src, offset, imm } = ins;
   const cls = opcode & 0x07;
   if (dst > 10) return `dst register r${dst} does not exist`;

@@ -1,3 +1,4 @@
+import { expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { type Instruction, makeInstruction, makeWideInstruction, slotIndexes } from "./instruction.js";
 import { AtomicOperation, CallSource, InstructionClass, Mode, Opcode } from "./opcodes.js";
@@ -13,7 +14,7 @@ import { AtomicOperation, CallSource, InstructionClass, Mode, Opcode } from "./o
  * local (bpf-to-bpf) call, `call N` a helper call.
  */
 export function assembleLlvm(source: string): Instruction[] {
-  return new LlvmAssembler().assemble(source);
+  return new LlvmAssembler().assemble(expectString(operation, "source", source));
 }
 
 const operation = "assemble LLVM BPF text";

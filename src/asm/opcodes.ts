@@ -3,6 +3,7 @@
  * - load/store classes: `mode | size | class`;
  * - ALU/jump classes: `operation | source | class`.
  */
+import { expectInteger } from "../sys/argument-checks.js";
 
 /** Instruction classes (low 3 bits). */
 export const InstructionClass = {
@@ -142,16 +143,16 @@ export const Opcode = {
 } as const;
 
 export function instructionClass(opcode: number): number {
-  return opcode & 0x07;
+  return expectInteger("read opcode", "opcode", opcode, 0, 0xff) & 0x07;
 }
 
 export function isLoadStoreClass(opcode: number): boolean {
-  return (opcode & 0x07) < InstructionClass.ALU;
+  return (expectInteger("read opcode", "opcode", opcode, 0, 0xff) & 0x07) < InstructionClass.ALU;
 }
 
 /** Bytes accessed by a load/store size field. */
 export function sizeBytes(opcode: number): 1 | 2 | 4 | 8 {
-  switch (opcode & 0x18) {
+  switch (expectInteger("read opcode", "opcode", opcode, 0, 0xff) & 0x18) {
     case Size.W:
       return 4;
     case Size.H:

@@ -1,3 +1,4 @@
+import { expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { type Instruction, makeInstruction, makeWideInstruction, slotIndexes } from "./instruction.js";
 import {
@@ -21,7 +22,7 @@ import {
  * A jump to `exit` goes to the first exit instruction unless a label `exit` exists.
  */
 export function assembleText(source: string): Instruction[] {
-  return new TextAssembler().assemble(source);
+  return new TextAssembler().assemble(expectString(operation, "source", source));
 }
 
 const operation = "assemble eBPF text";

@@ -10,7 +10,7 @@ import { Program } from "../core/program.js";
 import { attachTcx } from "../link/tcx.js";
 import { MapType, ProgramType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
-import { expectInstance, expectObject } from "../sys/argument-checks.js";
+import { expectInstance, expectObject, expectString } from "../sys/argument-checks.js";
 import { libcIfNameToIndex } from "../sys/libc.js";
 import { lookupRoute } from "../sys/route-lookup.js";
 import { StateComponent, StateStore } from "../state/state-store.js";
@@ -179,6 +179,12 @@ function backendEntry(config: BackendConfig, state: number): Buffer {
   return entry;
 }
 
+/** Checks the options of open and list: an object whose `stateRoot`, when given, is a path. */
+function checkStateRoot(options: { stateRoot?: string }): void {
+  expectObject(operation, "options", options);
+  if (options.stateRoot !== undefined) expectString(operation, "options.stateRoot", options.stateRoot);
+}
+
 /** Backends that receive new flows: active and not known to be down. */
 function eligible(config: BalancerConfig): BackendConfig[] {
   return config.backends.filter((b) => b.state === "active" && b.health !== "down");
@@ -218,7 +224,7 @@ export class LoadBalancer {
     const protocol = checkProtocol(options.protocol ?? "tcp");
     const mode = options.mode ?? "nat";
     if (mode !== "nat" && mode !== "dsr") throw new UsageError(operation, `mode must be nat or dsr, got ${JSON.stringify(mode)}`);
-    const service = parseEndpoint(options.service, operation);
+    const service = parseEndpoint(expectString(operation, "options.service", options.service), operation);
     const serviceText = formatEndpoint(service);
     const tableSize = options.tableSize ?? defaultMaglevTableSize;
     if (!(maglevTableSizes as readonly number[]).includes(tableSize)) throw new UsageError(operation, `table size must be one of ${maglevTableSizes.join(", ")}, got ${tableSize}`);
@@ -293,6 +299,8 @@ export class LoadBalancer {
 
   /** Opens an installed balancer by its service (`ADDR:PORT`). */
   static open(service: string, options: { protocol?: BalancerProtocol; stateRoot?: string } = {}): LoadBalancer {
+    expectString(operation, "service", service);
+    checkStateRoot(options);
     const protocol = checkProtocol(options.protocol ?? "tcp");
     const text = formatEndpoint(parseEndpoint(service, operation));
     const component = StateStore.open(options.stateRoot ? { root: options.stateRoot } : {}).component(kind, componentName(protocol, text));
@@ -303,6 +311,7 @@ export class LoadBalancer {
 
   /** Every installed balancer. */
   static list(options: { stateRoot?: string } = {}): LoadBalancer[] {
+    checkStateRoot(options);
     const store = StateStore.open(options.stateRoot ? { root: options.stateRoot } : {});
     return store.components(kind).flatMap((component) => {
       const manifest = component.readManifest<BalancerConfig>();

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, rmdirSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import type { Btf } from "../btf/btf.js";
+import { Btf } from "../btf/btf.js";
 import { resolveCoreRelocation } from "../btf/core-relocation.js";
 import { applyCoreRelocation } from "../btf/apply-core-relocation.js";
 import { loadKernelBtf } from "../btf/kernel-btf.js";
@@ -12,7 +12,7 @@ import { AttachType, MapFlag, MapType, ProgramType } from "../sys/bpf-constants.
 import { btfLoad, objectGet } from "../sys/bpf.js";
 import { btfForKernel } from "./btf-support.js";
 import { VerifierError, NetbpfError, UsageError } from "../sys/errors.js";
-import { expectInteger, expectObject } from "../sys/argument-checks.js";
+import { argumentError, expectArray, expectInstance, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
 import { BpfMap, type MapSpec } from "./map.js";
 import { Program, type ProgramLoadOptions } from "./program.js";
@@ -86,6 +86,7 @@ export class Collection {
    * closed (and pins made by this call removed) before the error is thrown.
    */
   static load(spec: CollectionSpec, options: CollectionOptions = {}): Collection {
+    checkLoadArguments(spec, options);
     const programs: Record<string, Program> = Object.create(null);
     const maps: Record<string, BpfMap> = Object.create(null);
     const report: CollectionLoadReport = { btfLoaded: false, btfSanitized: false, btfProblem: undefined, reusedPins: {}, createdPins: {} };
@@ -272,6 +273,27 @@ function incompatibilities(map: BpfMap, spec: CollectionMapSpec): string[] {
   compare("max entries", map.maxEntries, kernelMaxEntries(spec));
   compare("flags", map.flags, effectiveFlags(spec), (n) => `0x${n.toString(16)}`);
   return problems;
+}
+
+/** The spec comes from loadCollectionSpec; the options' fields have their documented types. */
+function checkLoadArguments(spec: CollectionSpec, options: CollectionOptions): void {
+  expectObject(operation, "spec", spec);
+  expectObject(operation, "spec.programs", spec.programs);
+  expectObject(operation, "spec.maps", spec.maps);
+  expectObject(operation, "options", options);
+  if (options.pinPath !== undefined) expectString(operation, "options.pinPath", options.pinPath);
+  if (options.btf !== undefined && typeof options.btf !== "boolean" && options.btf !== "auto") throw argumentError(operation, "options.btf", 'true, false or "auto"', options.btf);
+  if (options.kernelBtf !== undefined) expectInstance(operation, "options.kernelBtf", options.kernelBtf, Btf, "a Btf (from loadKernelBtf)");
+  if (options.programs !== undefined) {
+    for (const name of expectArray(operation, "options.programs", options.programs)) {
+      if (typeof name !== "string") throw argumentError(operation, "options.programs", "an array of program names", options.programs);
+    }
+  }
+  if (options.replaceMaps !== undefined) {
+    for (const [name, map] of Object.entries(expectObject(operation, "options.replaceMaps", options.replaceMaps))) {
+      expectInstance(operation, `options.replaceMaps.${name}`, map, BpfMap, "a BpfMap");
+    }
+  }
 }
 
 function checkReplacement(name: string, map: BpfMap, spec: CollectionMapSpec): BpfMap {

@@ -196,6 +196,8 @@ export class BpfMap<K = Buffer, V = Buffer, E extends V | V[] = V | V[]> extends
 
   /** Takes ownership of an existing map file descriptor. */
   static fromFd<K = Buffer, V = Buffer>(fd: number, codecs: { key?: Codec<K>; value?: Codec<V> } = {}): BpfMap<K, V> {
+    expectInteger("open map", "fd", fd, 0);
+    expectObject("open map", "codecs", codecs);
     try {
       const info = mapInfo(fd);
       return new BpfMap(fd, info, codecs.key, codecs.value);

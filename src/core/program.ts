@@ -181,6 +181,7 @@ export class Program extends FdOwner {
 
   /** Takes ownership of an existing program file descriptor. */
   static fromFd(fd: number): Program {
+    expectInteger("open program", "fd", fd, 0);
     try {
       const info = programInfo(fd);
       return new Program(fd, info.type, info.name);

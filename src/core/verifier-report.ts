@@ -1,5 +1,5 @@
 import { VerifierError } from "../sys/errors.js";
-import { expectInstance, expectObject, expectString } from "../sys/argument-checks.js";
+import { expectArray, expectInstance, expectObject, expectString } from "../sys/argument-checks.js";
 import { parseRegisterState, parseVerifierLog, type LogEntry, type SourceLine } from "../sys/verifier-log.js";
 
 /** What kind of mistake the verifier found, as a stable identifier. */
@@ -300,11 +300,15 @@ export class VerifierReport {
 
   /** Builds the report of a VerifierError from its log. */
   static fromError(error: VerifierError, options: VerifierReportOptions = {}): VerifierReport {
+    expectInstance("verifier report", "error", error, VerifierError, "a VerifierError (thrown by Program.load)");
     return VerifierReport.fromLog(error.log, options);
   }
 
   /** Builds a report from a verifier log (any log level). */
   static fromLog(log: string, options: VerifierReportOptions = {}): VerifierReport {
+    expectString("verifier report", "log", log);
+    expectObject("verifier report", "options", options);
+    if (options.lineInfo !== undefined) expectArray("verifier report", "options.lineInfo", options.lineInfo);
     const { lines, entries, lastInstruction, messageLines, instruction, instructionText } = parseVerifierLog(log);
     const messageText = messageLines.join("\n");
 

@@ -10,7 +10,7 @@ import { ElfFile, SectionFlag, SectionIndex, SectionType, SymbolBinding, SymbolT
 import { ElfFormatError } from "./elf-format-error.js";
 import { fixDataSections, fixExternTypes } from "./btf-data-sections.js";
 import { programKindOfSection, type AttachTarget } from "./section-names.js";
-import { describeValue } from "../sys/argument-checks.js";
+import { argumentError } from "../sys/argument-checks.js";
 
 /** An lddw that must point at a map (or into a map's value) when the program is loaded. */
 export interface ProgramMapReference {
@@ -149,7 +149,7 @@ const pseudoFunction = 4;
 
 /** Reads a clang BPF object (a path or its bytes) into a CollectionSpec. */
 export function loadCollectionSpec(source: string | Uint8Array): CollectionSpec {
-  if (typeof source !== "string" && !(source instanceof Uint8Array)) throw new UsageError("load collection spec", `the source must be a file path or the object's bytes, got ${describeValue(source)}`);
+  if (typeof source !== "string" && !(source instanceof Uint8Array)) throw argumentError("load collection spec", "source", "a file path or the object's bytes", source);
   let bytes: Uint8Array;
   if (typeof source === "string") {
     try {

@@ -1,5 +1,6 @@
-import type { Btf } from "../btf/btf.js";
+import { Btf } from "../btf/btf.js";
 import { valueLayout, type FieldLayout, type ValueLayout } from "../btf/value-layout.js";
+import { argumentError, expectArray, expectBytes, expectInstance, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 
 /** A global variable in a data section (.rodata, .data, .bss, .rodata.*, .data.*). */
@@ -27,10 +28,21 @@ export class DataSection {
   readonly readOnly: boolean;
 
   constructor(section: string, contents: Buffer, variables: DataVariable[], readOnly: boolean) {
-    this.section = section;
-    this.contents = contents;
+    const operation = "describe data section";
+    this.section = expectString(operation, "section", section);
+    const bytes = expectBytes(operation, "contents", contents);
+    this.contents = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const byName: Record<string, DataVariable> = Object.create(null);
-    for (const variable of variables) byName[variable.name] = variable;
+    for (const [index, variable] of expectArray<DataVariable>(operation, "variables", variables).entries()) {
+      const name = `variables[${index}]`;
+      expectObject(operation, name, variable);
+      expectString(operation, `${name}.name`, variable.name);
+      expectInteger(operation, `${name}.offset`, variable.offset, 0);
+      expectInteger(operation, `${name}.size`, variable.size, 0);
+      if (variable.typeId !== undefined) expectInteger(operation, `${name}.typeId`, variable.typeId, 0);
+      byName[variable.name] = variable;
+    }
+    if (typeof readOnly !== "boolean") throw argumentError(operation, "readOnly", "a boolean", readOnly);
     this.variables = byName;
     this.readOnly = readOnly;
   }
@@ -84,6 +96,11 @@ function toBigInt(value: number, name: string): bigint {
  * types are unknown or cannot be laid out become bytes.
  */
 export function dataSectionLayout(btf: Btf | undefined, section: DataSection, size: number, typeId = 0): ValueLayout & { kind: "record" } {
+  const operation = "lay out data section";
+  if (btf !== undefined) expectInstance(operation, "btf", btf, Btf, "a Btf (from Btf.parse) or undefined");
+  expectInstance(operation, "section", section, DataSection, "a DataSection (from loadCollectionSpec)");
+  expectInteger(operation, "size", size, 0);
+  expectInteger(operation, "typeId", typeId);
   const fields: FieldLayout[] = [];
   const variables = Object.values(section.variables).sort((a, b) => a.offset - b.offset);
   for (const variable of variables) {

@@ -1,3 +1,4 @@
+import { expectBytes } from "../sys/argument-checks.js";
 import { ElfFormatError } from "./elf-format-error.js";
 
 export const elfMachineBpf = 247;
@@ -75,8 +76,9 @@ export class ElfFile {
   readonly #relocations = new Map<number, ElfRelocation[]>();
   readonly #byName = new Map<string, ElfSection>();
 
-  private constructor(bytes: Buffer) {
-    this.bytes = bytes;
+  private constructor(bytes: Uint8Array) {
+    expectBytes("read ELF object", "bytes", bytes);
+    this.bytes = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.checkHeader();
     this.sections = this.readSectionHeaders();
     for (const section of this.sections) if (!this.#byName.has(section.name)) this.#byName.set(section.name, section);
@@ -86,8 +88,7 @@ export class ElfFile {
 
   /** Parses an object; throws ElfFormatError when it is malformed or not a BPF object. */
   static parse(bytes: Uint8Array): ElfFile {
-    const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    return new ElfFile(buffer);
+    return new ElfFile(bytes);
   }
 
   section(name: string): ElfSection | undefined {

@@ -1,3 +1,4 @@
+import { expectString } from "../sys/argument-checks.js";
 import { AttachType, ProgramFlag, ProgramType } from "../sys/bpf-constants.js";
 
 /** Where a program in a section attaches, as far as its section name says. */
@@ -192,6 +193,7 @@ function describe(section: string, definition: SectionDefinition, extra: string,
  * Returns undefined for names libbpf does not know.
  */
 export function programKindOfSection(section: string): SectionProgramKind | undefined {
+  expectString("find program kind of section", "section", section);
   for (const definition of definitions) {
     if (section === definition.name) return describe(section, definition, "", false);
     if (definition.extras && section.startsWith(`${definition.name}/`)) {

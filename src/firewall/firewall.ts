@@ -27,6 +27,7 @@ import {
 } from "./firewall-program.js";
 import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
 import { attachAndPin, loadGenerated, replacePinnedProgram, type Hook } from "./hook-attachment.js";
+import { storeOption } from "./hooked-component.js";
 import {
   checkTrafficMatch, describeTrafficMatch, parsePortRange, parseProtocol, trafficMatchKey, type PortRange, type RuleDirection, type TrafficMatch,
 } from "./traffic-match.js";
@@ -165,14 +166,14 @@ export class Firewall {
 
   /** The firewall of `interfaceName` (which must exist in this network namespace). */
   static open(interfaceName: string, options: { store?: StateStore } = {}): Firewall {
-    interfaceIndex(interfaceName, "open firewall");
-    const store = options.store ?? StateStore.open();
+    interfaceIndex(expectString("open firewall", "interfaceName", interfaceName), "open firewall");
+    const store = storeOption("open firewall", options);
     return new Firewall(interfaceName, store.component(firewallKind, interfaceName));
   }
 
   /** Every interface with an installed firewall. */
   static installed(options: { store?: StateStore } = {}): Firewall[] {
-    const store = options.store ?? StateStore.open();
+    const store = storeOption("list firewalls", options);
     return store.components(firewallKind).map((component) => new Firewall(component.name, component));
   }
 

@@ -9,6 +9,7 @@
 import { existsSync } from "node:fs";
 import type { AssembledProgram } from "../asm/assembler.js";
 import { BpfMap, type MapSpec } from "../core/map.js";
+import { expectInstance, expectObject, expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { interfaceIndex } from "../sys/socket.js";
 import { StateStore, type StateAttachment, type StateComponent } from "../state/state-store.js";
@@ -26,6 +27,20 @@ export interface HookedComponentDefinition<Config> {
 }
 
 const linkPin = "link";
+
+/** The store of `options` (checked: an object whose `store`, when given, is a StateStore), or the default one. */
+export function storeOption(operation: string, options: { store?: StateStore }): StateStore {
+  expectObject(operation, "options", options);
+  if (options.store === undefined) return StateStore.open();
+  return expectInstance(operation, "options.store", options.store, StateStore, "a StateStore (from StateStore.open)");
+}
+
+/** The component of `definition` on an existing interface, its arguments checked before the store is opened. */
+export function openHookedComponent<Config>(definition: HookedComponentDefinition<Config>, interfaceName: string, options: { store?: StateStore }): HookedComponent<Config> {
+  const operation = `open ${definition.kind}`;
+  interfaceIndex(expectString(operation, "interfaceName", interfaceName), operation);
+  return new HookedComponent(definition, interfaceName, storeOption(operation, options), { checkInterface: false });
+}
 
 export class HookedComponent<Config> {
   readonly interfaceName: string;

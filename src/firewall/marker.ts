@@ -11,7 +11,7 @@ import { UsageError } from "../sys/errors.js";
 import { expectInstance, expectObject, expectString } from "../sys/argument-checks.js";
 import { StateStore, type StateAttachment } from "../state/state-store.js";
 import { ruleCounter } from "./firewall-program.js";
-import { HookedComponent, type HookedComponentDefinition } from "./hooked-component.js";
+import { HookedComponent, openHookedComponent, storeOption, type HookedComponentDefinition } from "./hooked-component.js";
 import { markerMapNames, markerProgram, type MarkActions } from "./marker-program.js";
 import {
   checkTrafficMatch, describeTrafficMatch, parsePortRange, parseProtocol, trafficMatchKey, type PortRange, type TrafficMatch,
@@ -119,11 +119,11 @@ export class Marker {
   }
 
   static open(interfaceName: string, options: { store?: StateStore } = {}): Marker {
-    return new Marker(new HookedComponent(definition, interfaceName, options.store ?? StateStore.open()));
+    return new Marker(openHookedComponent(definition, interfaceName, options));
   }
 
   static installed(options: { store?: StateStore } = {}): Marker[] {
-    const store = options.store ?? StateStore.open();
+    const store = storeOption("list markers", options);
     return store.components(markKind).map((component) => new Marker(new HookedComponent(definition, component.name, store, { checkInterface: false })));
   }
 

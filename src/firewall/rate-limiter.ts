@@ -18,7 +18,7 @@ import { cookieCounter, cookieMapName, synCookieHelpers } from "./syn-cookie-cod
 import { ProgramType } from "../sys/bpf-constants.js";
 import { StateStore, type StateAttachment } from "../state/state-store.js";
 import { formatAddress } from "./address-prefix.js";
-import { HookedComponent, type HookedComponentDefinition } from "./hooked-component.js";
+import { HookedComponent, openHookedComponent, storeOption, type HookedComponentDefinition } from "./hooked-component.js";
 import {
   bucketKey, bucketValue, capacityOf, limitCounter, limiterMapNames, rateLimiterProgram, type RateUnit,
 } from "./rate-limiter-program.js";
@@ -243,15 +243,13 @@ export class RateLimiter {
 
   /** The limiter of an interface. `maximumSources` sizes the LRU map when it is first installed. */
   static open(interfaceName: string, options: { store?: StateStore; maximumSources?: number } = {}): RateLimiter {
-    const maximumSources = options.maximumSources ?? defaultMaximumSources;
-    if (!Number.isInteger(maximumSources) || maximumSources < 16 || maximumSources > 1 << 24) {
-      throw new UsageError("open limiter", `maximum sources must be 16-${1 << 24}, got ${maximumSources}`);
-    }
-    return new RateLimiter(new HookedComponent(definition(maximumSources), interfaceName, options.store ?? StateStore.open()));
+    expectObject("open limiter", "options", options);
+    const maximumSources = expectInteger("open limiter", "options.maximumSources", options.maximumSources ?? defaultMaximumSources, 16, 1 << 24);
+    return new RateLimiter(openHookedComponent(definition(maximumSources), interfaceName, options));
   }
 
   static installed(options: { store?: StateStore } = {}): RateLimiter[] {
-    const store = options.store ?? StateStore.open();
+    const store = storeOption("list limiters", options);
     return store.components(limitKind).map((component) => new RateLimiter(new HookedComponent(definition(defaultMaximumSources), component.name, store, { checkInterface: false })));
   }
 

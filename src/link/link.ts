@@ -37,6 +37,7 @@ export class Link extends FdOwner {
 
   /** Takes ownership of an existing BPF link file descriptor. */
   static fromFd(fd: number, description = "bpf link"): Link {
+    expectInteger("open link", "fd", fd, 0);
     return new Link(fd, description);
   }
 

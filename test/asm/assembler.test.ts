@@ -136,10 +136,10 @@ test("bad input is a UsageError that says what was wrong", () => {
   assert.throws(() => new Assembler().label("a").label("a"), /defined twice/);
   assert.throws(() => new Assembler().mov64(R0, 0x80000000), /sign-extended 32-bit/);
   assert.doesNotThrow(() => new Assembler().mov32(R0, 0xffffffff));
-  assert.throws(() => new Assembler().mov64("r11" as Register, 0), /not a register/);
-  assert.throws(() => new Assembler().load("u16", R0, R1, 40000), /16-bit/);
-  assert.throws(() => new Assembler().call("nope"), /unknown helper/);
-  assert.throws(() => new Assembler().movSignExtend32(R1, R2, 32 as 8), /width 32/);
+  assert.throws(() => new Assembler().mov64("r11" as Register, 0), /dst must be a register \(r0 … r10, the R0 … R10 constants\), got "r11"/);
+  assert.throws(() => new Assembler().load("u16", R0, R1, 40000), /offset must be an integer that fits in a signed 16-bit field \(-32768 … 32767; add more to the base register first\), got 40000/);
+  assert.throws(() => new Assembler().call("nope"), /helper must be a known helper name \(from helperIds\) or a numeric id, got "nope"/);
+  assert.throws(() => new Assembler().movSignExtend32(R1, R2, 32 as 8), /bits must be one of 8, 16, got 32/);
   assert.throws(() => new Assembler().store("s8", R10, -1, 0), /unsigned/);
 });
 
@@ -162,4 +162,36 @@ test("newLabel hands out fresh names for code generators", () => {
   assert.equal(program.instructions[0]!.offset, 1);
   // a name already used by a forward jump is not handed out either
   assert.notEqual(new Assembler().jump("L0").newLabel(), "L0");
+});
+
+test("the options of an Assembler are checked: allowLongJumps is a boolean", () => {
+  assert.equal(new Assembler({ allowLongJumps: false }).allowLongJumps, false);
+  assert.equal(new Assembler(undefined).allowLongJumps, true);
+  assert.throws(() => new Assembler({ allowLongJumps: "no" } as never), (error: Error) => error instanceof UsageError && /options\.allowLongJumps must be a boolean, got "no"/.test(error.message));
+  assert.throws(() => new Assembler(42 as never), (error: Error) => error instanceof UsageError && /options must be an object, got 42/.test(error.message));
+});
+
+test("helper lookups refuse what is not a name or an id", () => {
+  assert.equal(helperIdOf("nope"), undefined);
+  assert.equal(helperNameOf(100_000), undefined);
+  assert.throws(() => helperIdOf(1 as never), /name must be a string, got 1 \(a number\)/);
+  assert.throws(() => helperNameOf("map_lookup_elem" as never), /id must be an integer/);
+  assert.throws(() => helperNameOf(1.5), /id must be an integer, got 1\.5/);
+});
+
+test("assembler methods name the parameter that is wrong", () => {
+  const refused = (pattern: RegExp) => (error: Error) => error instanceof UsageError && pattern.test(error.message);
+  assert.throws(() => new Assembler().add64(R1, "r12" as Register), refused(/source must be a register/));
+  assert.throws(() => new Assembler().add32(R1, 1.5), refused(/source must be a register or an integer that fits in 32 bits/));
+  assert.throws(() => new Assembler().jumpIf(R1, "=~" as never, 0, "end"), refused(/condition must be one of == != /));
+  assert.throws(() => new Assembler().jumpIf(R1, "==", 0, ""), refused(/label must be a non-empty string, got ""/));
+  assert.throws(() => new Assembler().load("u24" as never, R0, R1, 0), refused(/type must be an access type/));
+  assert.throws(() => new Assembler().atomic("u64", "nand" as never, R10, -8, R1), refused(/operationName must be one of add, or, and, xor, got "nand"/));
+  assert.throws(() => new Assembler().loadMapFd(R1, 3 as never), refused(/mapName must be a non-empty string, got 3/));
+  assert.throws(() => new Assembler().loadMapValue(R1, "globals", -1), refused(/offset must be an integer from 0 to 4294967295, got -1/));
+  assert.throws(() => new Assembler().loadImmediate64(R1, "7" as never), refused(/value must be a bigint or an integer, got "7"/));
+  assert.throws(() => new Assembler().callKernelFunction(-1), refused(/btfId must be an integer from 0 to 2147483647, got -1/));
+  assert.throws(() => new Assembler().raw({ opcode: 0x95 } as never), refused(/instructions\[0\] must be an instruction \(dst undefined/));
+  assert.throws(() => new Assembler().append({} as never), refused(/other must be an Assembler, got an object/));
+  assert.throws(() => new Assembler().call({} as never), refused(/helper must be a known helper name/));
 });

@@ -163,3 +163,14 @@ test("labels of an assembled program become symbols and headings", () => {
     ].join("\n"),
   );
 });
+
+test("disassembly options and instructions are checked", () => {
+  const exit: Instruction = { opcode: 0x95, dst: 0, src: 0, offset: 0, imm: 0 };
+  assert.throws(() => disassemble([exit], { immediates: "octal" as never }), /options\.immediates must be one of "hex", "decimal", got "octal"/);
+  assert.throws(() => disassemble([exit], { symbols: { 0: "main" } as never }), /options\.symbols must be a Map of slot to name/);
+  assert.throws(() => disassemble("exit" as never), /instructions must be an array/);
+  assert.throws(() => disassembleInstruction(exit, { slot: -1 }), /options\.slot must be an integer ≥ 0, got -1/);
+  assert.throws(() => disassembleInstruction({ opcode: 0x95 } as never), /instruction must be an instruction \(dst undefined/);
+  assert.throws(() => labelSymbols({ instructions: [exit], labels: { main: 0 } } as never), /program\.labels must be a Map/);
+  assert.equal(disassembleInstruction(exit), "exit");
+});

@@ -102,3 +102,23 @@ test("encode refuses fields that do not fit instead of truncating", () => {
   // a negative imm64 is taken modulo 2^64, like makeWideInstruction does
   assert.deepEqual(decode(encode([{ opcode: 0x18, dst: 0, src: 0, offset: 0, imm: -1, imm64: -1n }]))[0]!.imm64, 0xffff_ffff_ffff_ffffn);
 });
+
+test("instruction lists and single instructions are checked where they enter", () => {
+  const exit = makeInstruction(0x95, 0, 0, 0, 0);
+  const refused = (pattern: RegExp) => (error: Error) => error instanceof UsageError && pattern.test(error.message);
+  assert.throws(() => validateInstructions("exit" as never), refused(/instructions must be an array, got "exit"/));
+  assert.throws(() => validateInstructions([exit, { ...exit, dst: 16 }]), refused(/instructions\[1\] must be an instruction \(dst 16 is not an integer in 0\.\.15\)/));
+  assert.throws(() => validateInstructions([exit, 7 as never]), refused(/instructions\[1\] must be an instruction object/));
+  assert.throws(() => instructionProblem({} as never), refused(/instruction must be an instruction \(opcode undefined is not an integer/));
+  assert.throws(() => encode({} as never), refused(/instructions must be an array/));
+  assert.throws(() => decode("AAAAAAAA" as never), refused(/bytes must be a Buffer or Uint8Array/));
+  assert.equal(instructionProblem(exit), undefined);
+});
+
+test("opcode readers take an opcode byte", async () => {
+  const { instructionClass, isLoadStoreClass, sizeBytes } = await import("../../src/asm/opcodes.js");
+  assert.equal(instructionClass(0x95), 0x05);
+  assert.equal(isLoadStoreClass(0x61), true);
+  assert.equal(sizeBytes(0x61), 4);
+  for (const bad of [256, -1, 1.5, "0x61"]) assert.throws(() => sizeBytes(bad as never), /opcode must be an integer from 0 to 255/);
+});

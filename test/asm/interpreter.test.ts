@@ -244,3 +244,15 @@ test("a context run with a linear length: data_end stops there until skb_pull_da
   assert.deepEqual(run(60), { before: 100, after: 100, result: 0n }, "linear by default");
   assert.throws(() => new Interpreter(program(0), { helpers: packetHelpers }).run(packet, { context: socketBufferContext(), linearLength: -1 }), UsageError);
 });
+
+test("context models check their field values once, when made", async () => {
+  const { ethernetProtocol, socketBufferContext, xdpContext } = await import("../../src/asm/contexts.js");
+  assert.equal(socketBufferContext({ protocol: 0x86dd, mark: 0xffff_ffff }).name, "__sk_buff");
+  assert.throws(() => socketBufferContext({ protocol: 0x10000 }), /options\.protocol must be an integer from 0 to 65535, got 65536/);
+  assert.throws(() => socketBufferContext({ mark: -1 }), /options\.mark must be an integer from 0 to 4294967295, got -1/);
+  assert.throws(() => socketBufferContext({ vlanTci: "5" as never }), /options\.vlanTci must be an integer/);
+  assert.throws(() => xdpContext({ receiveQueueIndex: 1.5 }), /options\.receiveQueueIndex must be an integer/);
+  assert.throws(() => xdpContext("eth0" as never), /options must be an object, got "eth0"/);
+  assert.throws(() => ethernetProtocol([0x08, 0x00] as never), /packet must be a Buffer or Uint8Array, got an array/);
+  assert.equal(ethernetProtocol(Buffer.from("ffffffffffff0000000000000800", "hex")), 0x0800);
+});

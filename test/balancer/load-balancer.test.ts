@@ -248,3 +248,9 @@ test("DSR: the packet goes unchanged to a backend holding the VIP; replies go to
   assert.ok(status.backends.every((b) => b.packets > 0n && b.replyPackets === 0n), "replies bypass the balancer program");
   assert.equal(s.net.checksumErrors(), 0);
 });
+
+test("create, open and list check their arguments before touching any state", () => {
+  assert.throws(() => LoadBalancer.create({ interfaces: ["lo"] } as never), /options\.service must be a string, got undefined/);
+  assert.throws(() => LoadBalancer.open(8080 as never), /service must be a string, got 8080/);
+  assert.throws(() => LoadBalancer.list({ stateRoot: 1 } as never), /options\.stateRoot must be a string, got 1/);
+});

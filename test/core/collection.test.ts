@@ -254,3 +254,15 @@ test("a loaded socket filter sees real loopback traffic", async (t) => {
     sender.close();
   }
 });
+
+test("Collection.load checks its spec and options before loading anything", () => {
+  const spec = loadCollectionSpec(fixturePath("collection.o"));
+  const refused = (pattern: RegExp) => (error: Error) => error instanceof UsageError && pattern.test(error.message);
+  assert.throws(() => Collection.load({ maps: {} } as never), refused(/spec\.programs must be an object, got undefined/));
+  assert.throws(() => Collection.load(spec, { btf: "yes" as never }), refused(/options\.btf must be true, false or "auto", got "yes"/));
+  assert.throws(() => Collection.load(spec, { programs: "main" as never }), refused(/options\.programs must be an array/));
+  assert.throws(() => Collection.load(spec, { programs: [1] as never }), refused(/options\.programs must be an array of program names/));
+  assert.throws(() => Collection.load(spec, { replaceMaps: { counts: 3 as never } }), refused(/options\.replaceMaps\.counts must be a BpfMap, got 3/));
+  assert.throws(() => Collection.load(spec, { pinPath: 7 as never }), refused(/options\.pinPath must be a string/));
+  assert.throws(() => BpfMap.fromFd("3" as never), refused(/open map: fd must be an integer ≥ 0, got "3"/));
+});

@@ -150,3 +150,15 @@ test("a missing file is a UsageError; a non-ELF is an ElfFormatError", () => {
   assert.throws(() => loadCollectionSpec("/nonexistent/netbpf-elf.o"), (e: unknown) => e instanceof UsageError && /cannot read/.test(e.message));
   assert.throws(() => loadCollectionSpec(Buffer.from("hello")), ElfFormatError);
 });
+
+test("a data section and its layout check what they are given", async () => {
+  const { DataSection, dataSectionLayout } = await import("../../src/elf/data-section.js");
+  const section = new DataSection(".data", Buffer.alloc(8), [{ name: "limit", offset: 0, size: 4, typeId: undefined }], false);
+  assert.deepEqual(dataSectionLayout(undefined, section, 8).fields.map((field) => field.name), ["limit"]);
+  assert.throws(() => new DataSection(".data", Buffer.alloc(8), [{ name: "limit", offset: -4, size: 4, typeId: undefined }], false), /variables\[0\]\.offset must be an integer ≥ 0, got -4/);
+  assert.throws(() => new DataSection(".data", Buffer.alloc(8), [], "yes" as never), /readOnly must be a boolean/);
+  assert.throws(() => dataSectionLayout(undefined, { variables: {} } as never, 8), /section must be a DataSection/);
+  assert.throws(() => dataSectionLayout(undefined, section, -1), /size must be an integer ≥ 0, got -1/);
+  assert.throws(() => dataSectionLayout({} as never, section, 8), /btf must be a Btf/);
+  assert.throws(() => loadCollectionSpec(42 as never), (error: Error) => error instanceof UsageError && /source must be a file path or the object's bytes, got 42/.test(error.message));
+});

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ElfFile, SectionFlag, SymbolType } from "../../src/elf/elf-file.js";
 import { ElfFormatError } from "../../src/elf/elf-format-error.js";
+import { UsageError } from "../../src/sys/errors.js";
 import { readFixture } from "./fixtures.js";
 
 const object = readFixture("collection.o");
@@ -81,4 +82,8 @@ test("rejects a symbol table with a bad string table link or entry size", () => 
   const symtab = elf.sections.find((s) => s.type === 2)!;
   expectFormatError(mutated((b) => b.writeUInt32LE(symtab.index, sectionHeaderOffset(b, symtab.index) + 40)), /not a string table/);
   expectFormatError(mutated((b) => b.writeBigUInt64LE(20n, sectionHeaderOffset(b, symtab.index) + 56)), /entry size 20/);
+});
+
+test("parse takes bytes only", () => {
+  assert.throws(() => ElfFile.parse("prog.o" as never), (error: Error) => error instanceof UsageError && /bytes must be a Buffer or Uint8Array, got "prog\.o"/.test(error.message));
 });

@@ -78,3 +78,8 @@ test("exact names do not take extras; legacy prefixes are marked", () => {
   assert.ok(knownSectionNames().includes("tracepoint+"));
   assert.ok(knownSectionNames().includes("socket"));
 });
+
+test("a section name is a string", () => {
+  assert.equal(programKindOfSection("no-such-kind"), undefined);
+  assert.throws(() => programKindOfSection(42 as never), /section must be a string, got 42/);
+});

@@ -20,7 +20,7 @@ test("library functions check their arguments and say what is wrong", () => {
     [() => untyped(compileFilter, "tcp", { linkType: "1" }), /options\.linkType must be an integer from 0 to 4294967295, got "1" \(a string\)/],
     [() => untyped(generateFilterProgram, "tcp", { context: "skb" }), /generate filter program: the filter must be an object/],
     [() => untyped(generateFilterProgram, {}, { context: "skb" }), /the filter must come from compileFilter\(\)/],
-    [() => untyped(loadCollectionSpec, 42), /load collection spec: the source must be a file path or the object's bytes, got 42/],
+    [() => untyped(loadCollectionSpec, 42), /load collection spec: source must be a file path or the object's bytes, got 42/],
     [() => untyped(Btf.parse, "not bytes"), /parse BTF: bytes must be a Buffer or Uint8Array/],
     [() => untyped(readCapture, undefined), /read capture: the capture data must be a Buffer or Uint8Array, got undefined/],
   ];

@@ -176,3 +176,11 @@ test("SYN cookies: the server's limiter answers a spoofed SYN flood with cookies
   assert.match(table.stdout, /answered with SYN cookies/);
   assert.equal(serverNetbpf("limit", "delete", id, "-i", b.serverInterface).status, 0);
 });
+
+test("open and installed check their arguments before opening the state store", () => {
+  const refused = (pattern: RegExp) => (error: Error) => error instanceof UsageError && pattern.test(error.message);
+  assert.throws(() => RateLimiter.open(42 as never), refused(/interfaceName must be a string, got 42/));
+  assert.throws(() => RateLimiter.open("lo", { maximumSources: 8 }), refused(/options\.maximumSources must be an integer from 16 to 16777216, got 8/));
+  assert.throws(() => RateLimiter.open("lo", { store: "/tmp/state" as never }), refused(/options\.store must be a StateStore/));
+  assert.throws(() => RateLimiter.installed("lo" as never), refused(/options must be an object, got "lo"/));
+});

@@ -1,6 +1,6 @@
 /**
- * Calls every function and class of the root export with nonsense arguments
- * and prints, as one JSON object, what each call did. Run by
+ * Calls every function and class of the root export, and every static method
+ * of those classes, with nonsense arguments and prints, as one JSON object, what each call did. Run by
  * test/root-argument-checks.test.ts in a child process that cannot harm the
  * host: user nobody, an empty network namespace, a temporary working folder.
  * A wrong call that slips past a missing check then fails on a permission or
@@ -61,19 +61,37 @@ async function call(value: (...args: unknown[]) => unknown, isClass: boolean, pa
   try { return await Promise.race([attempt, hang]); } finally { clearTimeout(timer); }
 }
 
+/** Calls `value` (a function, a class, or a static method called on `owner`) with each wrong call and records what it did. */
+async function probeCallable(reports: ExportReport[], name: string, value: Function, owner?: Function): Promise<void> {
+  const source = Function.prototype.toString.call(value);
+  const isClass = /^class\b/.test(source);
+  const parameters = parameterNames(source, isClass);
+  const report: ExportReport = { name, parameters, allOptional: value.length === 0, calls: {} };
+  reports.push(report);
+  if (parameters.length === 0) return; // takes no arguments: nothing to validate
+  const callable = (owner === undefined || isClass ? value : value.bind(owner)) as (...args: unknown[]) => unknown;
+  const labels = (report.allOptional ? ["(42)", '("x")'] : Object.keys(wrongCallArguments)) as CallLabel[];
+  for (const label of labels) report.calls[label] = await call(callable, isClass, parameters, wrongCallArguments[label]);
+}
+
+/** The own static methods of a class (not getters, not inherited ones), by name. */
+function staticMethods(value: Function): [string, Function][] {
+  return Object.getOwnPropertyNames(value)
+    .filter((key) => key !== "length" && key !== "name" && key !== "prototype")
+    .map((key) => [key, Object.getOwnPropertyDescriptor(value, key)!.value] as [string, unknown])
+    .filter((entry): entry is [string, Function] => typeof entry[1] === "function")
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** Every root export that is a function or class, then the static methods of each class, reported as "Class.method". */
 async function probeRootExports(): Promise<ExportReport[]> {
   const reports: ExportReport[] = [];
   for (const [name, value] of Object.entries(netbpf).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (typeof value !== "function") continue; // constants, enums, tables
     if (value.prototype instanceof Error) continue; // error classes
-    const source = Function.prototype.toString.call(value);
-    const isClass = /^class\b/.test(source);
-    const parameters = parameterNames(source, isClass);
-    const report: ExportReport = { name, parameters, allOptional: value.length === 0, calls: {} };
-    reports.push(report);
-    if (parameters.length === 0) continue; // takes no arguments: nothing to validate
-    const labels = (report.allOptional ? ["(42)", '("x")'] : Object.keys(wrongCallArguments)) as CallLabel[];
-    for (const label of labels) report.calls[label] = await call(value as (...args: unknown[]) => unknown, isClass, parameters, wrongCallArguments[label]);
+    await probeCallable(reports, name, value);
+    if (!/^class\b/.test(Function.prototype.toString.call(value))) continue;
+    for (const [key, method] of staticMethods(value)) await probeCallable(reports, `${name}.${key}`, method, value);
   }
   return reports;
 }
