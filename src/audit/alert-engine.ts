@@ -14,7 +14,7 @@
 import { expectArray, expectDate, expectFunction, expectInstance, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import { expectAuditRecord, type AuditRecord } from "./audit-record.js";
 import { expectAuditSink, type AuditSink, type AuditSinkContext } from "./audit-sink.js";
-import { AlertRules, alertSeverities, type AlertRule } from "./alert-rules.js";
+import { AlertRules, alertSeverities, ruleMatches, type AlertRule } from "./alert-rules.js";
 import { recordField } from "./record-fields.js";
 import { MemorySeenHistory, recordSeenKeys, type SeenHistory, type SeenKind } from "./seen-history.js";
 
@@ -99,7 +99,7 @@ export class AlertEngine implements AuditSink {
     const fresh = this.#usesFirstSeen ? await this.#freshKinds(record) : new Set<SeenKind>();
     const alerts: AuditRecord[] = [];
     for (const rule of this.rules.rules) {
-      if (!AlertRules.matchesConditions(rule, record)) continue;
+      if (!ruleMatches(rule, record)) continue;
       if (rule.firstSeen !== null && !fresh.has(rule.firstSeen)) continue;
       let count = 1;
       let start = record.start;

@@ -16,10 +16,10 @@ import { readFileSync } from "node:fs";
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair } from "yaml";
 import { FilterSyntaxError } from "../filter/filter-syntax-error.js";
 import { durationMilliseconds, type DurationUnit } from "../sys/duration.js";
-import { expectArray, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
+import { argumentError, expectArray, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { userIdForName } from "../sys/user-accounts.js";
-import { auditRecordKinds, type AuditAlert, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
+import { auditRecordKinds, expectAuditRecord, type AuditAlert, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
 import { compileFlowFilter, type FlowFilter } from "./flow-filter.js";
 import { compileGlob, type GlobPattern } from "./glob-pattern.js";
 import { isRecordFieldPath, recordField, recordFieldPaths } from "./record-fields.js";
@@ -139,23 +139,31 @@ export class AlertRules {
 
   /** Rules from a plain object of the file's shape (`{ rules: [...] }`), as if read from a JSON file. */
   static fromObject(object: unknown, file = "rules"): AlertRules {
+    if (typeof object !== "object" || object === null) throw argumentError("load alert rules", "object", "an object of the rules file's shape ({ rules: [...] }) or a list of rules", object);
     return AlertRules.parse(JSON.stringify(object, null, 1), file);
   }
 
   /** Whether the record satisfies every stateless condition of the rule (not firstSeen, not rate). */
   static matchesConditions(rule: AlertRule, record: AuditRecord): boolean {
-    if (!rule.kinds.includes(record.kind)) return false;
-    if (rule.direction !== null && record.flow?.direction !== rule.direction) return false;
-    if (rule.users !== null) {
-      const uid = record.process?.uid;
-      if (uid === null || uid === undefined || !rule.users.includes(uid)) return false;
-    }
-    if (rule.process !== null && !anyMatches(rule.process, record.process?.command)) return false;
-    if (rule.executable !== null && !anyMatches(rule.executable, record.process?.executable)) return false;
-    if (rule.dnsName !== null && !anyMatches(rule.dnsName, record.dns?.queryName) && !anyMatches(rule.dnsName, record.flow?.remoteName)) return false;
-    if (rule.filter !== null && !rule.filter.matches(record)) return false;
-    return true;
+    const operation = "match alert rule";
+    if (typeof rule !== "object" || rule === null || !Array.isArray(rule.kinds)) throw argumentError(operation, "rule", "a rule of an AlertRules (from AlertRules.load, parse or fromObject)", rule);
+    return ruleMatches(rule, expectAuditRecord(operation, "record", record));
   }
+}
+
+/** AlertRules.matchesConditions without the argument checks, for the alert engine's per-record loop. */
+export function ruleMatches(rule: AlertRule, record: AuditRecord): boolean {
+  if (!rule.kinds.includes(record.kind)) return false;
+  if (rule.direction !== null && record.flow?.direction !== rule.direction) return false;
+  if (rule.users !== null) {
+    const uid = record.process?.uid;
+    if (uid === null || uid === undefined || !rule.users.includes(uid)) return false;
+  }
+  if (rule.process !== null && !anyMatches(rule.process, record.process?.command)) return false;
+  if (rule.executable !== null && !anyMatches(rule.executable, record.process?.executable)) return false;
+  if (rule.dnsName !== null && !anyMatches(rule.dnsName, record.dns?.queryName) && !anyMatches(rule.dnsName, record.flow?.remoteName)) return false;
+  if (rule.filter !== null && !rule.filter.matches(record)) return false;
+  return true;
 }
 
 function anyMatches(patterns: GlobPattern[], text: string | null | undefined): boolean {

@@ -45,6 +45,7 @@ export class BtfBuilder {
 
   /** Copy every type of a parsed blob (not its base) into a new builder. */
   static from(btf: Btf): BtfBuilder {
+    expectBtf("copy BTF into a builder", btf);
     const builder = new BtfBuilder({ base: btf.base });
     for (const [, type] of btf.entries()) builder.add(type as BtfEncodableType);
     return builder;

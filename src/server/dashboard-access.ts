@@ -10,7 +10,7 @@
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { isIPv4 } from "node:net";
-import { expectString } from "../sys/argument-checks.js";
+import { argumentError, expectInstance, expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 
 export const tokenCookieName = "netbpf_token";
@@ -74,6 +74,10 @@ export class DashboardAccess {
 
   /** The token a request carries (header, cookie or query), if any. */
   static presented(request: IncomingMessage, query: URLSearchParams): string | undefined {
+    if (typeof request !== "object" || request === null || typeof request.headers !== "object" || request.headers === null) {
+      throw argumentError("dashboard access", "request", "an HTTP request (an IncomingMessage)", request);
+    }
+    expectInstance("dashboard access", "query", query, URLSearchParams, "a URLSearchParams (the request's query)");
     const authorization = request.headers.authorization;
     const bearer = authorization !== undefined ? /^Bearer\s+(\S+)$/i.exec(authorization)?.[1] : undefined;
     return bearer ?? query.get("token") ?? cookieValue(request.headers.cookie, tokenCookieName);

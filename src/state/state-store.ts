@@ -17,7 +17,7 @@ import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, rea
 import { join } from "node:path";
 import { linkDetach, objectGet } from "../sys/bpf.js";
 import { MapType } from "../sys/bpf-constants.js";
-import { expectString } from "../sys/argument-checks.js";
+import { expectObject, expectString } from "../sys/argument-checks.js";
 import { errnoName, NetbpfError, UsageError } from "../sys/errors.js";
 import { lastErrno, libcClose, libcFlock } from "../sys/libc.js";
 import { bpffsPath, isOnBpffs } from "../sys/mounts.js";
@@ -353,7 +353,8 @@ export class StateStore {
 
   /** Opens the store (nothing is created until a component is). The root must be on bpffs. */
   static open(options: { root?: string } = {}): StateStore {
-    const root = options.root ?? StateStore.defaultRoot();
+    expectObject("open netbpf state", "options", options);
+    const root = options.root === undefined ? StateStore.defaultRoot() : expectString("open netbpf state", "options.root", options.root);
     if (!root.startsWith("/")) throw new UsageError("open netbpf state", `the state folder ${root} is not an absolute path`, "give a folder on bpffs, e.g. /sys/fs/bpf/netbpf");
     if (!isOnBpffs(root)) {
       throw new UsageError("open netbpf state", `${root} is not on a bpffs mount`, "set NETBPF_STATE_DIR to a folder under /sys/fs/bpf (mount -t bpf bpf /sys/fs/bpf)");
