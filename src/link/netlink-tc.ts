@@ -127,7 +127,7 @@ export function attachNetlinkTc(program: Program, options: NetlinkTcOptions): Ne
   }
   const priority = checkFilterNumber(options.priority, "priority", operation, 0xffff);
   const handle = checkFilterNumber(options.handle, "handle", operation, 0xffffffff);
-  const ifindex = interfaceIndex(options.interface, operation);
+  const ifindex = interfaceIndex(options.interface, operation, "options.interface");
   const name = interfaceName(ifindex) ?? String(ifindex);
   const key = namespaceKey(ifindex);
   let use = clsactUses.get(key);

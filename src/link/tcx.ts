@@ -71,7 +71,7 @@ export function attachTcx(program: Program, options: TcxOptions): TcxLink | Netl
     throw new UsageError(operation, `mechanism must be "tcx" or "netlink", got ${JSON.stringify(options.mechanism)}`);
   }
   if (options.mechanism === "netlink") return attachNetlinkTc(program, options);
-  const ifindex = interfaceIndex(options.interface, operation);
+  const ifindex = interfaceIndex(options.interface, operation, "options.interface");
   const name = interfaceName(ifindex) ?? String(ifindex);
   const position = options.before !== undefined ? anchor(options.before, AttachFlag.Before, operation) : anchor(options.after, AttachFlag.After, operation);
   try {

@@ -69,7 +69,7 @@ export function attachXdp(program: Program, options: XdpOptions): XdpLink {
   if (options.mode !== undefined && !(options.mode in modeFlags)) {
     throw new UsageError(operation, `mode must be "native", "generic" or "offload", got ${JSON.stringify(options.mode)}`);
   }
-  const ifindex = interfaceIndex(options.interface, operation);
+  const ifindex = interfaceIndex(options.interface, operation, "options.interface");
   const name = interfaceName(ifindex) ?? String(ifindex);
   const requested = options.mode;
   try {

@@ -16,16 +16,17 @@ export const MessageFlag = { DontWait: 0x40, Truncate: 0x20 } as const;
 export const EthernetProtocol = { All: 0x0003, IPv4: 0x0800, Arp: 0x0806, IPv6: 0x86dd } as const;
 
 /** Interface index for a name or index; a clear UsageError when there is no such interface. */
-export function interfaceIndex(nameOrIndex: string | number, operation = "find interface"): number {
+/** `argument` names the value in errors (a caller's own option, such as "options.interface"). */
+export function interfaceIndex(nameOrIndex: string | number, operation = "find interface", argument = "nameOrIndex"): number {
   expectString("find interface", "operation", operation);
   if (typeof nameOrIndex === "number") {
-    expectInteger(operation, "nameOrIndex", nameOrIndex, 1, 0x7fff_ffff);
+    expectInteger(operation, argument, nameOrIndex, 1, 0x7fff_ffff);
     if (interfaceName(nameOrIndex) === undefined) {
       throw new UsageError(operation, `no network interface with index ${nameOrIndex}`, "list interfaces with `ip link`");
     }
     return nameOrIndex;
   }
-  if (typeof nameOrIndex !== "string") throw argumentError(operation, "nameOrIndex", "an interface name or index", nameOrIndex);
+  if (typeof nameOrIndex !== "string") throw argumentError(operation, argument, "an interface name or index", nameOrIndex);
   if (nameOrIndex.length === 0 || nameOrIndex.length > 15) {
     throw new UsageError(operation, `no network interface named ${JSON.stringify(nameOrIndex)}`, "interface names are 1 to 15 characters; list them with `ip link`");
   }
@@ -121,7 +122,7 @@ export class PacketSocket {
     expectObject("open packet socket", "options", options);
     const protocol = expectInteger("open packet socket", "options.protocol", options.protocol ?? EthernetProtocol.All, 0, 0xffff);
     const snapshotLength = expectInteger("open packet socket", "options.snapshotLength", options.snapshotLength ?? 65536, 1, maximumSnapshotLength);
-    const index = options.interface === undefined ? 0 : interfaceIndex(options.interface, "open packet socket");
+    const index = options.interface === undefined ? 0 : interfaceIndex(options.interface, "open packet socket", "options.interface");
     const fd = check("open packet socket", libcSocket(AddressFamily.Packet, SocketType.Raw | SocketType.NonBlock | SocketType.CloseOnExec, htons(protocol)),
       "packet sockets need root or CAP_NET_RAW");
     const socket = new PacketSocket(fd, index, snapshotLength);

@@ -22,7 +22,7 @@ test("library functions check their arguments and say what is wrong", () => {
     [() => untyped(generateFilterProgram, {}, { context: "skb" }), /the filter must come from compileFilter\(\)/],
     [() => untyped(loadCollectionSpec, 42), /load collection spec: source must be a file path or the object's bytes, got 42/],
     [() => untyped(Btf.parse, "not bytes"), /parse BTF: bytes must be a Buffer or Uint8Array/],
-    [() => untyped(readCapture, undefined), /read capture: the capture data must be a Buffer or Uint8Array, got undefined/],
+    [() => untyped(readCapture, undefined), /read capture: input must be a Buffer or Uint8Array, got undefined/],
   ];
   for (const [call, pattern] of cases) {
     assert.throws(call, (error: unknown) => error instanceof UsageError && pattern.test(error.message), pattern.source);

@@ -151,7 +151,7 @@ test("XDP attach rejects bad input clearly", (t) => {
   using program = xdpProgram(map, 1, XDP_PASS);
   assert.throws(() => attachXdp(program, { interface: "nb-missing0" }), (e: Error) => e instanceof UsageError && /no network interface named nb-missing0/.test(e.message));
   assert.throws(() => attachXdp(program, { interface: "lo", mode: "turbo" as "native" }), /mode must be/);
-  assert.throws(() => attachXdp(program, { interface: 0 }), /positive integer/);
+  assert.throws(() => attachXdp(program, { interface: 0 }), /options.interface must be an integer from 1 to 2147483647, got 0/);
   using tc = Program.load({ type: ProgramType.SchedCls, instructions: Buffer.from("b7000000000000009500000000000000", "hex") });
   assert.throws(() => attachXdp(tc, { interface: "lo" }), /must be of type Xdp/);
 });
