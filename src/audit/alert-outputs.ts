@@ -11,7 +11,7 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { isIPv6 } from "node:net";
 import { connect, type Socket as TcpSocket } from "node:net";
 import { hostname } from "node:os";
-import { expectFunction, expectInteger, expectObject, expectOneOf, expectString, expectWritableStream } from "../sys/argument-checks.js";
+import { expectFunction, expectInteger, expectObject, expectOneOf, expectString, expectWritable } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { UnixDatagramSocket } from "../sys/unix-datagram-socket.js";
 import { expectAuditRecord, expectAuditRecordKinds, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
@@ -28,7 +28,7 @@ export interface AlertOutput extends AuditSink {
 
 /** Alerts as JSON lines on standard output (or another stream). */
 export function stdoutAlertOutput(stream: NodeJS.WritableStream = process.stdout): AlertOutput {
-  expectWritableStream("stdout alert output", "stream", stream);
+  expectWritable("stdout alert output", "stream", stream);
   const sink = new JsonLinesSink({ stream, kinds: ["alert"] });
   return Object.assign(sink, { description: "stdout" });
 }

@@ -7,7 +7,7 @@
  * counted.
  */
 import { closeSync, createWriteStream, openSync, type WriteStream } from "node:fs";
-import { expectInteger, expectObject, expectString, expectWritableStream } from "../sys/argument-checks.js";
+import { expectInteger, expectObject, expectString, expectWritable } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { expectAuditRecord, expectAuditRecordKinds, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
 import type { AuditSink } from "./audit-sink.js";
@@ -48,7 +48,7 @@ export class JsonLinesSink implements AuditSink {
     const operation = "open JSON lines output";
     expectObject(operation, "options", options);
     if (options.path !== undefined) expectString(operation, "options.path", options.path);
-    if (options.stream !== undefined) expectWritableStream(operation, "options.stream", options.stream);
+    if (options.stream !== undefined) expectWritable(operation, "options.stream", options.stream);
     this.kinds = options.kinds === undefined ? undefined : expectAuditRecordKinds(operation, "options.kinds", options.kinds);
     this.maximumBufferedBytes = expectInteger(operation, "options.maximumBufferedBytes", options.maximumBufferedBytes ?? 16 * 1024 * 1024, 0);
     if (options.stream !== undefined || options.path === undefined || options.path === "-") {

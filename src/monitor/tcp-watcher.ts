@@ -36,10 +36,9 @@ import {
   type TcpRecord,
 } from "../programs/tcp-state-events.js";
 import { isTcpKernelOffsets } from "../programs/tcp-kernel-offsets.js";
-import { expectPorts } from "../programs/traffic-counter.js";
 import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
 import { MapFlag, MapType, ProgramType } from "../sys/bpf-constants.js";
-import { argumentError, expectArray, expectBoolean, expectInstance, expectInteger, expectObject } from "../sys/argument-checks.js";
+import { argumentError, expectArray, expectBoolean, expectInstance, expectInteger, expectObject, expectPorts } from "../sys/argument-checks.js";
 import { UsageError, VerifierError } from "../sys/errors.js";
 
 /**

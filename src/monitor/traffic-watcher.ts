@@ -26,7 +26,6 @@ import { OwnedResources } from "../sys/owned-resources.js";
 import { LinkType } from "../pcap/link-type.js";
 import { socketOwnerProgram } from "../programs/capture-program.js";
 import {
-  expectPorts,
   portOwnerProgram,
   TrafficKeyOffset,
   trafficKeySize,
@@ -45,7 +44,7 @@ import {
 } from "../programs/traffic-counter.js";
 import { AttachType, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { rootCgroup } from "../sys/cgroup.js";
-import { argumentError, expectArray, expectBoolean, expectInstance, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
+import { argumentError, expectArray, expectBoolean, expectInstance, expectInteger, expectObject, expectOneOf, expectPorts, expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { interfaceIndex, interfaceName } from "../sys/socket.js";
 import { procfsPortOwners, type ProcessIdentity } from "./socket-owners.js";

@@ -22,8 +22,7 @@ import { isModifiedPcapMagic, parsePcap, pcapMagicInfo } from "./pcap-reader.js"
 import { PcapWriter } from "./pcap-writer.js";
 import { isPcapngMagic, parsePcapng } from "./pcapng-reader.js";
 import { PcapngWriter, type InterfaceToWrite, type SectionToWrite } from "./pcapng-writer.js";
-import { argumentError, expectBoolean, expectBytes, expectFunction, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
-import { expectWritable } from "./drained.js";
+import { argumentError, expectBoolean, expectBytes, expectFunction, expectInteger, expectObject, expectOneOf, expectString, expectWritable } from "../sys/argument-checks.js";
 
 /** The format a file starts with, from its first four bytes. */
 export function detectCaptureFormat(bytes: Uint8Array): CaptureFormat | undefined {

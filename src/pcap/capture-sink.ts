@@ -3,8 +3,8 @@ import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Writable } from "node:stream";
 import { NetbpfError } from "../sys/errors.js";
-import { expectBoolean, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
-import { drained, expectWritable } from "./drained.js";
+import { expectBoolean, expectInteger, expectObject, expectString, expectWritable } from "../sys/argument-checks.js";
+import { drained } from "./drained.js";
 
 /** Where a capture writer's bytes go. */
 export interface CaptureSink {

@@ -1,14 +1,4 @@
 import type { Writable } from "node:stream";
-import { argumentError } from "../sys/argument-checks.js";
-
-/** A Node Writable (something with write() and on()); `expected` says what else `name` may be. */
-export function expectWritable(operation: string, name: string, value: unknown, expected = "a writable stream"): Writable {
-  const candidate = value as Partial<Writable> | null;
-  if (typeof candidate !== "object" || candidate === null || typeof candidate.write !== "function" || typeof candidate.on !== "function") {
-    throw argumentError(operation, name, expected, value);
-  }
-  return value as Writable;
-}
 
 /**
  * Resolves once `stream` can take more writes: at once when it does not need

@@ -22,7 +22,7 @@
  */
 import { Assembler, R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, type AssembledProgram } from "../asm/assembler.js";
 import { emitRecordCurrentProcess } from "./current-process.js";
-import { expectArray, expectBoolean, expectInteger, expectObject, expectOneOf } from "../sys/argument-checks.js";
+import { expectBoolean, expectPorts, expectInteger, expectObject, expectOneOf } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { addToCounter } from "./add-to-counter.js";
 import { expectFilterEmitter, type CaptureFilterEmitter } from "./capture-program.js";
@@ -124,13 +124,6 @@ export function trafficKeyFields(by: TrafficGrouping): { family: boolean; protoc
     case "process":
       return { family: false, protocol: true, localPort: true, remotePort: false, localAddress: false, remoteAddress: false, cookie: true };
   }
-}
-
-/** A list of TCP/UDP port numbers (1-65535); undefined gives []. */
-export function expectPorts(operation: string, name: string, value: unknown): readonly number[] {
-  const ports = expectArray<unknown>(operation, name, value, true);
-  ports.forEach((port, index) => expectInteger(operation, `${name}[${index}]`, port, 1, 65535));
-  return ports as number[];
 }
 
 /** Generates the counting program for one hook and direction. */

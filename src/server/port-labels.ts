@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { argumentError, expectArray, expectInteger, expectIterable } from "../sys/argument-checks.js";
+import { argumentError, expectInteger, expectIterable, expectPorts } from "../sys/argument-checks.js";
 
 /** The kernel's range for ephemeral (client) ports, from net.ipv4.ip_local_port_range. */
 export function ephemeralPortRange(): [number, number] {
@@ -57,7 +57,7 @@ export class PortLabels {
 
 /** The PortLabels of a metrics source's options: `ports` pinned, the first `topPorts` others (default 20) with their own value. */
 export function portLabelsOf(operation: string, options: { ports?: readonly number[]; topPorts?: number }): PortLabels {
-  for (const port of expectArray(operation, "options.ports", options.ports, true)) expectInteger(operation, "options.ports[]", port, 1, 65535);
+  expectPorts(operation, "options.ports", options.ports);
   if (options.topPorts !== undefined) expectInteger(operation, "options.topPorts", options.topPorts, 0);
   return new PortLabels(options.topPorts ?? 20, options.ports ?? []);
 }

@@ -4,6 +4,7 @@
  * UsageError naming the argument instead of a bare TypeError later, or a
  * silently wrong result.
  */
+import type { Writable } from "node:stream";
 import { UsageError } from "./netbpf-error.js";
 
 /** A short description of a value for an error message: `42 (a number)`, `undefined`, `an array`. */
@@ -95,9 +96,18 @@ export function expectBoolean(operation: string, name: string, value: unknown, o
   return value;
 }
 
-/** A writable stream from a caller (something with write and on, like process.stdout). */
-export function expectWritableStream(operation: string, name: string, value: unknown): NodeJS.WritableStream {
-  const stream = value as NodeJS.WritableStream;
-  if (typeof value !== "object" || value === null || typeof stream.write !== "function" || typeof stream.on !== "function") throw argumentError(operation, name, "a writable stream", value);
-  return stream;
+/** A Node Writable from a caller (something with write() and on(), like process.stdout); `expected` says what else `name` may be. */
+export function expectWritable(operation: string, name: string, value: unknown, expected = "a writable stream"): Writable {
+  const candidate = value as Partial<Writable> | null;
+  if (typeof candidate !== "object" || candidate === null || typeof candidate.write !== "function" || typeof candidate.on !== "function") {
+    throw argumentError(operation, name, expected, value);
+  }
+  return value as Writable;
+}
+
+/** A list of TCP/UDP port numbers (1-65535); undefined gives []. */
+export function expectPorts(operation: string, name: string, value: unknown): readonly number[] {
+  const ports = expectArray<unknown>(operation, name, value, true);
+  ports.forEach((port, index) => expectInteger(operation, `${name}[${index}]`, port, 1, 65535));
+  return ports as number[];
 }

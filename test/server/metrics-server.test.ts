@@ -129,7 +129,7 @@ test("the server, its sources and the dashboard feed refuse bad options, naming 
   await assert.rejects(MetricsServer.start({ sources: [], dashboard: {} as never }), check(/options\.dashboard must be a DashboardFeed, got an object \(Object\)/));
   await assert.rejects(MetricsServer.start({ sources: [], access: "token" as never }), check(/options\.access must be a DashboardAccess \(from DashboardAccess\.forListen\), got "token"/));
   const cases: [() => unknown, RegExp][] = [
-    [() => new TrafficMetricsSource({ ports: [80, 0] }), /^traffic metrics: options\.ports\[\] must be an integer from 1 to 65535, got 0/],
+    [() => new TrafficMetricsSource({ ports: [80, 0] }), /^traffic metrics: options\.ports\[1\] must be an integer from 1 to 65535, got 0/],
     [() => new TrafficMetricsSource({ interfaces: "lo" as never }), /options\.interfaces must be an array, got "lo"/],
     [() => new TcpMetricsSource({ topPorts: -1 }), /^TCP metrics: options\.topPorts must be an integer ≥ 0, got -1/],
     [() => new BalancerMetricsSource({ stateRoot: 42 as never }), /^balancer metrics: options\.stateRoot must be a string, got 42/],
