@@ -125,6 +125,7 @@ function probe(): ExportReport[] {
   const work = mkdtempSync(join(tmpdir(), "nb-arguments-"));
   try {
     chownSync(work, 65534, 65534);
+    pathForNobody(join("dist", "test", "support", "wrong-calls.js"));
     const result = spawnSync("unshare", ["--net", "setpriv", ...asNobody, process.execPath, pathForNobody(join("dist", "test", "support", "argument-probe.js"))], {
       cwd: work, encoding: "utf8", timeout: 600_000, killSignal: "SIGKILL", maxBuffer: 64 * 1024 * 1024,
     });

@@ -11,55 +11,9 @@
  * `callTimeout` is reported as hanging.
  */
 import * as netbpf from "../../src/index.js";
-import { NetbpfError } from "../../src/sys/errors.js";
+import { judgeCall, parameterNames, wrongCallArguments, wrongCallLabels, type ExportReport } from "./wrong-calls.js";
 
-export type CallLabel = "()" | "(undefined)" | "(42)" | '("x")' | "({})";
-export const wrongCallArguments: Record<CallLabel, unknown[]> = { "()": [], "(undefined)": [undefined], "(42)": [42], '("x")': ["x"], "({})": [{}] };
-
-/** What one wrong call did: refused with a NetbpfError naming a parameter, returned, or failed otherwise. */
-export type CallOutcome = { kind: "checked" } | { kind: "returned" } | { kind: "unchecked"; error: string };
-
-export interface ExportReport {
-  name: string;
-  parameters: string[];
-  /** Every parameter has a default or is optional (`length` 0): `()` is a valid call. */
-  allOptional: boolean;
-  calls: Partial<Record<CallLabel, CallOutcome>>;
-}
-
-const callTimeout = 3_000;
-
-function parameterNames(source: string, isClass: boolean): string[] {
-  const match = isClass ? /constructor\s*\(([^)]*)\)/.exec(source) : /^[^(]*\(([^)]*)\)/.exec(source);
-  if (match === null) return [];
-  return match[1]!.split(",").map((part) => /[A-Za-z_$][\w$]*/.exec(part.replace(/\/\*.*?\*\//g, ""))?.[0] ?? "").filter((name) => name !== "");
-}
-
-async function settle(result: unknown): Promise<void> {
-  if (result instanceof Promise) result = await result;
-  // An async generator checks its arguments on the first next().
-  if (result !== null && typeof result === "object" && Object.prototype.toString.call(result) === "[object AsyncGenerator]") {
-    const generator = result as AsyncGenerator<unknown>;
-    try { await generator.next(); } finally { await generator.return(undefined); }
-  }
-  if (result !== null && typeof result === "object" && "close" in result && typeof result.close === "function") await (result.close as () => unknown)();
-}
-
-async function call(value: (...args: unknown[]) => unknown, isClass: boolean, parameters: string[], args: unknown[]): Promise<CallOutcome> {
-  let timer: NodeJS.Timeout | undefined;
-  const hang = new Promise<CallOutcome>((resolve) => { timer = setTimeout(() => resolve({ kind: "unchecked", error: `neither returned nor threw within ${callTimeout} ms` }), callTimeout); });
-  const attempt = (async (): Promise<CallOutcome> => {
-    try {
-      await settle(isClass ? Reflect.construct(value, args) : value(...args));
-      return { kind: "returned" };
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      if (error instanceof NetbpfError && parameters.some((name) => message.includes(name))) return { kind: "checked" };
-      return { kind: "unchecked", error: `${(error as Error)?.constructor?.name}: ${message.slice(0, 160)}` };
-    }
-  })();
-  try { return await Promise.race([attempt, hang]); } finally { clearTimeout(timer); }
-}
+export type { CallLabel, ExportReport } from "./wrong-calls.js";
 
 /** Calls `value` (a function, a class, or a static method called on `owner`) with each wrong call and records what it did. */
 async function probeCallable(reports: ExportReport[], name: string, value: Function, owner?: Function): Promise<void> {
@@ -70,8 +24,7 @@ async function probeCallable(reports: ExportReport[], name: string, value: Funct
   reports.push(report);
   if (parameters.length === 0) return; // takes no arguments: nothing to validate
   const callable = (owner === undefined || isClass ? value : value.bind(owner)) as (...args: unknown[]) => unknown;
-  const labels = (report.allOptional ? ["(42)", '("x")'] : Object.keys(wrongCallArguments)) as CallLabel[];
-  for (const label of labels) report.calls[label] = await call(callable, isClass, parameters, wrongCallArguments[label]);
+  for (const label of wrongCallLabels(report.allOptional)) report.calls[label] = await judgeCall(callable, isClass, parameters, wrongCallArguments[label]);
 }
 
 /** The own static methods of a class (not getters, not inherited ones), by name. */
