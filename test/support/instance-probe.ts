@@ -12,6 +12,11 @@
  * list without `private`, `protected` or `static`. Each wrong call gets a
  * fresh instance from the class's factory (test/support/instance-factories/),
  * closed afterwards. The process exits once the report is printed.
+ *
+ * By hand (prints each method's outcome per wrong call):
+ *   NETBPF_PROBE_CLASSES=BpfMap,Program unshare --net --mount --propagation private \
+ *     sh -c 'ip link set lo up && mount -t bpf bpf /sys/fs/bpf && cd "$(mktemp -d)" && exec node "$0"' \
+ *     "$PWD/dist/test/support/instance-probe.js"
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -74,9 +79,12 @@ async function dispose(instance: object): Promise<void> {
 async function probeInstances(): Promise<InstanceReport> {
   const publicMethods = publicMethodsByClass(fileURLToPath(new URL("../../src/", import.meta.url)));
   const report: InstanceReport = { withoutFactory: [], factoryFailures: {}, methods: [] };
+  // NETBPF_PROBE_CLASSES=A,B narrows a manual run to those classes (the test never sets it).
+  const only = process.env.NETBPF_PROBE_CLASSES?.split(",").filter((name) => name !== "");
   for (const [name, value] of Object.entries(netbpf).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (typeof value !== "function" || !/^class\b/.test(Function.prototype.toString.call(value))) continue;
     if (value.prototype instanceof Error) continue;
+    if (only !== undefined && !only.includes(name)) continue;
     const methods = [...methodsOf(value, publicMethods)]
       .map(([key, method]) => ({ key, method, parameters: parameterNames(Function.prototype.toString.call(method), false) }))
       .filter((entry) => entry.parameters.length > 0)
