@@ -113,7 +113,7 @@ function perPacketCost(): void {
   for (const [label, by, expression] of setups) {
     using counts = BpfMap.create({ type: MapType.LruPercpuHash, keySize: trafficKeySize, valueSize: trafficValueSize, maxEntries: 16384, name: trafficCountsName });
     using statistics = BpfMap.create({ type: MapType.PercpuArray, key: u32, value: u64, maxEntries: trafficStatisticKinds, name: trafficStatisticsName });
-    const filter = expression ? compileCaptureFilter(expression, LinkType.RAW).emitter : undefined;
+    const filter = expression ? compileCaptureFilter(expression, LinkType.RAW, { packetMetadata: false, hook: "cgroup" }).emitter : undefined;
     using program = Program.load(
       { type: ProgramType.CgroupSkb, instructions: trafficCounterProgram({ hook: "cgroup", direction: "egress", linkHeaderLength: 0, by, processes: true, filter }), name: "bench_counter", expectedAttachType: AttachType.CgroupInetEgress },
       { maps: { [trafficCountsName]: counts, [trafficStatisticsName]: statistics as unknown as BpfMap } },
