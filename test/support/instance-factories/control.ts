@@ -83,5 +83,20 @@ export const factories: Record<string, InstanceFactory> = {
   },
 };
 
+const wellFormedId = "42 is a well-formed rule id (ids run from 1 to the tool's rule limit); the probe's instance has no rule 42, and the UsageError says so: that is the state of the interface, not a wrong argument";
+const kindOptional = "kind is optional (undefined: every kind) and \"x\" is a valid component kind: the call reads or removes only the components of that kind, none in the probe's fresh store";
+const validPinName = "\"x\" is a valid pin name (letters, digits and . _ : @ - [ ]); the component has no pin x, which the method handles (false, its path, nothing to remove)";
+
 export const accepted: AcceptedCalls = {
+  "Firewall#addresses": { calls: ["(42)"], reason: wellFormedId },
+  "Firewall#deleteRule": { calls: ["(42)"], reason: wellFormedId },
+  "Marker#deleteRule": { calls: ["(42)"], reason: wellFormedId },
+  "RateLimiter#deleteRule": { calls: ["(42)"], reason: wellFormedId },
+  "RateLimiter#topSources": { calls: ["(42)"], reason: "count is how many sources to list at most: 42 asks for the top 42" },
+  "StateComponent#has": { calls: ['("x")'], reason: validPinName },
+  "StateComponent#pinPath": { calls: ['("x")'], reason: validPinName },
+  "StateComponent#unpin": { calls: ['("x")'], reason: validPinName },
+  "StateStore#components": { calls: ["()", "(undefined)", '("x")'], reason: kindOptional },
+  "StateStore#list": { calls: ["()", "(undefined)", '("x")'], reason: kindOptional },
+  "StateStore#reset": { calls: ["()", "(undefined)", '("x")'], reason: kindOptional },
 };
