@@ -527,7 +527,7 @@ export class LoadBalancer {
   async runHealthChecks(options: { signal?: AbortSignal; onChange?: (change: { service: string; endpoint: string; health: BackendHealth }) => void } = {}): Promise<void> {
     const checking = "run balancer health checks";
     expectObject(checking, "options", options);
-    if (options.signal !== undefined) expectInstance(checking, "options.signal", options.signal, AbortSignal);
+    if (options.signal !== undefined) expectInstance(checking, "options.signal", options.signal, AbortSignal, "an AbortSignal");
     if (options.onChange !== undefined) expectFunction(checking, "options.onChange", options.onChange);
     const check = this.#config.healthCheck;
     if (!check) return;

@@ -15,7 +15,7 @@ import { statSync } from "node:fs";
 import { BpfMap } from "../core/map.js";
 import type { Program } from "../core/program.js";
 import { MapFlag, MapType, UpdateFlag } from "../sys/bpf-constants.js";
-import { expectArray, expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
+import { argumentError, expectArray, expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { interfaceIndex } from "../sys/socket.js";
 import { StateStore, type StateAttachment, type StateComponent } from "../state/state-store.js";
@@ -140,7 +140,11 @@ function normaliseInput(input: FirewallRuleInput, name: string, where: string): 
   expectOneOf(addOperation, `${name}.action`, input.action, ["block", "allow"]);
   const direction = input.direction === undefined ? "both" : expectOneOf(addOperation, `${name}.direction`, input.direction, ["ingress", "egress", "both"]);
   const addresses = expectArray<unknown>(addOperation, `${name}.addresses`, input.addresses, true);
-  const prefixes = addresses.map((address, index) => (typeof address === "string" ? parseAddressPrefix(address, where) : expectAddressPrefix(addOperation, `${name}.addresses[${index}]`, address)));
+  const prefixes = addresses.map((address, index) => {
+    if (typeof address === "string") return parseAddressPrefix(address, where);
+    if (typeof address !== "object" || address === null) throw argumentError(addOperation, `${name}.addresses[${index}]`, 'an address or prefix ("10.0.0.0/8") or an AddressPrefix', address);
+    return expectAddressPrefix(addOperation, `${name}.addresses[${index}]`, address);
+  });
   if (input.comment !== undefined) expectString(addOperation, `${name}.comment`, input.comment);
   const match = trafficMatchOf(addOperation, name, input);
   if (prefixes.length === 0 && !hasConditions(match)) {
