@@ -46,7 +46,6 @@ const notYetMade = new Set<string>([
   "DeliveryQueue", "FileSeenHistory", "JsonLinesAlertSource", "JsonLinesSink", "MemorySeenHistory", "PortLabels",
   "SyslogOutput", "TcpMetricsSource", "TrafficHistory", "TrafficMetricsSource", "WebhookOutput",
   // control
-  "Firewall", "LoadBalancer", "Marker", "RateLimiter", "StateComponent", "StateStore",
 ]);
 
 let probed: InstanceReport | undefined;

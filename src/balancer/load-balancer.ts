@@ -10,7 +10,7 @@ import { Program } from "../core/program.js";
 import { attachTcx } from "../link/tcx.js";
 import { MapType, ProgramType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
-import { expectInstance, expectObject, expectString } from "../sys/argument-checks.js";
+import { expectBoolean, expectFunction, expectInstance, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import { libcIfNameToIndex } from "../sys/libc.js";
 import { lookupRoute } from "../sys/route-lookup.js";
 import { StateComponent, StateStore } from "../state/state-store.js";
@@ -368,6 +368,8 @@ export class LoadBalancer {
 
   /** Adds a backend; it takes its share of new flows at once. */
   add(backend: BackendOptions): void {
+    expectObject("add a balancer backend", "backend", backend);
+    parseEndpoint(expectString("add a balancer backend", "backend.endpoint", backend.endpoint), "add a balancer backend", "backend.endpoint");
     this.#change((config, maps) => {
       const family = parseEndpoint(config.service, operation).address.length;
       const used = new Set(config.backends.map((b) => b.id));
@@ -386,6 +388,7 @@ export class LoadBalancer {
 
   /** Stops new flows to a backend; its established flows carry on. */
   drain(endpoint: string): void {
+    endpointArgument("drain a balancer backend", endpoint);
     this.#change((config, maps) => {
       const backend = findBackend(config, endpoint);
       backend.state = "draining";
@@ -395,6 +398,7 @@ export class LoadBalancer {
 
   /** Removes a backend: no new flows; its established flows are sent elsewhere (and reset by the new backend). */
   remove(endpoint: string): void {
+    endpointArgument("remove a balancer backend", endpoint);
     let removedId = -1;
     this.#change((config) => {
       const backend = findBackend(config, endpoint);
@@ -408,6 +412,8 @@ export class LoadBalancer {
 
   /** Records a health check result; a backend that goes down leaves the table, one that comes up returns. */
   setHealth(endpoint: string, health: BackendHealth): void {
+    endpointArgument("set backend health", endpoint);
+    expectOneOf("set backend health", "health", health, ["up", "down", "unknown"]);
     this.#change((config) => {
       findBackend(config, endpoint).health = health;
     });
@@ -421,6 +427,8 @@ export class LoadBalancer {
    * is reused for up to `trackedFlowsMaximumAge` ms unless `fresh` is set.
    */
   status(options: { fresh?: boolean } = {}): LoadBalancerStatus {
+    expectObject("read balancer status", "options", options);
+    expectBoolean("read balancer status", "options.fresh", options.fresh, true);
     this.#reload();
     using stats = BpfMap.openPinned(this.component.pinPath("stats"));
     const sum = (key: number): BackendStats => {
@@ -517,6 +525,10 @@ export class LoadBalancer {
 
   /** Runs health checks every interval until `signal` aborts; `onChange` hears every transition. */
   async runHealthChecks(options: { signal?: AbortSignal; onChange?: (change: { service: string; endpoint: string; health: BackendHealth }) => void } = {}): Promise<void> {
+    const checking = "run balancer health checks";
+    expectObject(checking, "options", options);
+    if (options.signal !== undefined) expectInstance(checking, "options.signal", options.signal, AbortSignal, "an AbortSignal");
+    if (options.onChange !== undefined) expectFunction(checking, "options.onChange", options.onChange);
     const check = this.#config.healthCheck;
     if (!check) return;
     while (!options.signal?.aborted) {
@@ -558,6 +570,11 @@ function backendConfig(options: BackendOptions, id: number, family: number, inte
       `attach there too (-i ${route.interfaceName}), and run netbpf in the network namespace the balancer works in`);
   }
   return { id, endpoint: text, weight, state: "active", health: "unknown", interface: route.interfaceName, interfaceIndex: route.interfaceIndex, natSource: formatAddress(route.natSource) };
+}
+
+/** Checks an endpoint argument: a string of the form ADDRESS:PORT. */
+function endpointArgument(operation: string, endpoint: unknown): void {
+  parseEndpoint(expectString(operation, "endpoint", endpoint), operation, "endpoint");
 }
 
 function findBackend(config: BalancerConfig, endpoint: string): BackendConfig {

@@ -23,11 +23,12 @@ export function parseAddress(text: string, operation: string): Buffer {
   return address;
 }
 
-/** `ADDR:PORT` or `[IPV6]:PORT`. */
-export function parseEndpoint(text: string, operation: string): Endpoint {
+/** `ADDR:PORT` or `[IPV6]:PORT`; `name` (the argument it came from) is named in errors when given. */
+export function parseEndpoint(text: string, operation: string, name?: string): Endpoint {
+  const what = name === undefined ? `"${text}"` : `${name} "${text}"`;
   const match = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:\[\]]+):(\d+)$/.exec(text);
-  if (!match) throw new UsageError(operation, `"${text}" is not ADDRESS:PORT`, "write 192.0.2.10:80, or [2001:db8::10]:80 for IPv6");
+  if (!match) throw new UsageError(operation, `${what} is not ADDRESS:PORT`, "write 192.0.2.10:80, or [2001:db8::10]:80 for IPv6");
   const port = Number(match[2]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(operation, `port ${match[2]} in "${text}" is out of range`, "ports are 1-65535");
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(operation, `port ${match[2]} in ${what} is out of range`, "ports are 1-65535");
   return { address: parseAddress(match[1]!, operation), port };
 }

@@ -6,7 +6,7 @@ import { isIPv4, isIPv6 } from "node:net";
 import { lpmKey, type LpmKey } from "../core/codec.js";
 import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
 import { UsageError } from "../sys/errors.js";
-import { expectBytes, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
+import { argumentError, expectBytes, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 
 export type AddressFamily = 4 | 6;
 
@@ -81,6 +81,16 @@ export function parseAddressPrefix(address: string, what = "address"): AddressPr
     throw new UsageError("parse address", `${what}: ${JSON.stringify(text)} has host bits set under /${prefixLength}`, `did you mean ${formatAddressPrefix({ family, address: masked, prefixLength })}?`);
   }
   return { family, address: masked, prefixLength };
+}
+
+/** A prefix a caller gives as an object: family 4 or 6, a Buffer of 4 or 16 bytes, a length in range; `name` in errors. */
+export function expectAddressPrefix(operation: string, name: string, value: unknown): AddressPrefix {
+  const prefix = expectObject<AddressPrefix>(operation, name, value);
+  const family = expectOneOf(operation, `${name}.family`, prefix.family, [4, 6]);
+  const size = family === 4 ? 4 : 16;
+  if (!Buffer.isBuffer(prefix.address) || prefix.address.length !== size) throw argumentError(operation, `${name}.address`, `a Buffer of ${size} bytes`, prefix.address);
+  expectInteger(operation, `${name}.prefixLength`, prefix.prefixLength, 0, size * 8);
+  return prefix;
 }
 
 function maskAddress(address: Buffer, prefixLength: number): Buffer {

@@ -15,12 +15,12 @@ import { statSync } from "node:fs";
 import { BpfMap } from "../core/map.js";
 import type { Program } from "../core/program.js";
 import { MapFlag, MapType, UpdateFlag } from "../sys/bpf-constants.js";
-import { expectArray, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
+import { argumentError, expectArray, expectBoolean, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { interfaceIndex } from "../sys/socket.js";
 import { StateStore, type StateAttachment, type StateComponent } from "../state/state-store.js";
 import {
-  formatAddressPrefix, ipv4PrefixKey, ipv6PrefixKey, parseAddressPrefix, prefixKey, type AddressPrefix,
+  expectAddressPrefix, formatAddressPrefix, ipv4PrefixKey, ipv6PrefixKey, parseAddressPrefix, prefixKey, type AddressPrefix,
 } from "./address-prefix.js";
 import {
   dropSourceEntries, dropSourceKey, dropSourceValue, firewallMapNames, firewallProgram, ruleCounter, TrieAction, trieValue, type ProgramRule, type RuleAction, type TrieValue,
@@ -29,7 +29,7 @@ import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
 import { attachAndPin, loadGenerated, replacePinnedProgram, type Hook } from "./hook-attachment.js";
 import { storeOption } from "./hooked-component.js";
 import {
-  checkTrafficMatch, describeTrafficMatch, parsePortRange, parseProtocol, trafficMatchKey, type PortRange, type RuleDirection, type TrafficMatch,
+  describeTrafficMatch, trafficMatchKey, trafficMatchOf, type PortRange, type RuleDirection, type TrafficMatch,
 } from "./traffic-match.js";
 import { u32, type LpmKey } from "../core/codec.js";
 
@@ -132,19 +132,23 @@ interface PreparedRule {
   prefixes: AddressPrefix[];
 }
 
-function normaliseInput(input: FirewallRuleInput, index: number, total: number): { direction: RuleDirection; match: TrafficMatch; prefixes: AddressPrefix[] } {
-  const where = total > 1 ? `rule ${index + 1}` : "address";
-  if (input.action !== "block" && input.action !== "allow") throw new UsageError("add firewall rule", `action must be block or allow, got ${JSON.stringify(input.action)}`);
-  const direction = input.direction ?? "both";
-  if (!["ingress", "egress", "both"].includes(direction)) throw new UsageError("add firewall rule", `direction must be ingress, egress or both, got ${JSON.stringify(direction)}`);
-  const prefixes = (input.addresses ?? []).map((address) => (typeof address === "string" ? parseAddressPrefix(address, where) : address));
-  const match: TrafficMatch = {};
-  if (input.protocol !== undefined) match.protocol = typeof input.protocol === "number" ? parseProtocol(String(input.protocol)) : parseProtocol(input.protocol);
-  if (input.ports !== undefined) match.ports = typeof input.ports === "object" ? parsePortRange(`${input.ports.first}-${input.ports.last}`) : parsePortRange(String(input.ports));
-  if (input.expression !== undefined) match.expression = input.expression;
-  checkTrafficMatch(match);
+const addOperation = "add firewall rule";
+
+/** Checks one rule a caller gave (named `name` in errors); `where` names it in address errors ("rule 3"). */
+function normaliseInput(input: FirewallRuleInput, name: string, where: string): { direction: RuleDirection; match: TrafficMatch; prefixes: AddressPrefix[] } {
+  expectObject(addOperation, name, input);
+  expectOneOf(addOperation, `${name}.action`, input.action, ["block", "allow"]);
+  const direction = input.direction === undefined ? "both" : expectOneOf(addOperation, `${name}.direction`, input.direction, ["ingress", "egress", "both"]);
+  const addresses = expectArray<unknown>(addOperation, `${name}.addresses`, input.addresses, true);
+  const prefixes = addresses.map((address, index) => {
+    if (typeof address === "string") return parseAddressPrefix(address, where);
+    if (typeof address !== "object" || address === null) throw argumentError(addOperation, `${name}.addresses[${index}]`, 'an address or prefix ("10.0.0.0/8") or an AddressPrefix', address);
+    return expectAddressPrefix(addOperation, `${name}.addresses[${index}]`, address);
+  });
+  if (input.comment !== undefined) expectString(addOperation, `${name}.comment`, input.comment);
+  const match = trafficMatchOf(addOperation, name, input);
   if (prefixes.length === 0 && !hasConditions(match)) {
-    throw new UsageError("add firewall rule", "a rule needs an address, a protocol, a port or a filter expression", "to drop everything not allowed use the default policy (`netbpf rules policy drop`)");
+    throw new UsageError(addOperation, `${name} needs an address, a protocol, a port or a filter expression`, "to drop everything not allowed use the default policy (`netbpf rules policy drop`)");
   }
   return { direction, match, prefixes };
 }
@@ -189,20 +193,24 @@ export class Firewall {
 
   /** Adds one rule; returns it with its id. */
   add(input: FirewallRuleInput): StoredRule {
-    return this.addRules([input])[0]!;
+    return this.#addNormalised([{ input, ...normaliseInput(input, "input", "address") }])[0]!;
   }
 
   block(input: Omit<FirewallRuleInput, "action">): StoredRule {
-    return this.add({ ...input, action: "block" });
+    return this.add({ ...expectObject(addOperation, "input", input), action: "block" });
   }
 
   allow(input: Omit<FirewallRuleInput, "action">): StoredRule {
-    return this.add({ ...input, action: "allow" });
+    return this.add({ ...expectObject(addOperation, "input", input), action: "allow" });
   }
 
   /** Adds several rules in one change: all are installed or none. */
   addRules(inputs: readonly FirewallRuleInput[]): StoredRule[] {
-    const normalised = inputs.map((input, index) => ({ input, ...normaliseInput(input, index, inputs.length) }));
+    expectArray("add firewall rules", "inputs", inputs);
+    return this.#addNormalised(inputs.map((input, index) => ({ input, ...normaliseInput(input, `inputs[${index}]`, inputs.length > 1 ? `rule ${index + 1}` : "address") })));
+  }
+
+  #addNormalised(normalised: (ReturnType<typeof normaliseInput> & { input: FirewallRuleInput })[]): StoredRule[] {
     return this.change((state) => {
       const prepared = this.prepare(state.config, normalised);
       const config: FirewallConfig = { ...state.config, rules: [...state.config.rules, ...prepared.map((rule) => rule.stored)] };
@@ -213,6 +221,7 @@ export class Firewall {
 
   /** Removes a rule by id; throws a UsageError when there is none. */
   deleteRule(id: number): StoredRule {
+    expectInteger("delete firewall rule", "id", id, 1, maximumRules);
     return this.change((state) => {
       const rule = state.config.rules.find((candidate) => candidate.id === id);
       if (!rule) throw new UsageError("delete firewall rule", `${this.interfaceName} has no rule ${id}`, "list the rules with `netbpf rules`");
@@ -233,7 +242,8 @@ export class Firewall {
 
   /** Sets what happens to IP packets no rule decides: "allow" (default) or "block" (drop by default, with allow rules). */
   setPolicy(action: RuleAction, direction: RuleDirection = "ingress"): FirewallPolicy {
-    if (action !== "allow" && action !== "block") throw new UsageError("set firewall policy", `policy must be allow or block, got ${JSON.stringify(action)}`);
+    expectOneOf("set firewall policy", "action", action, ["allow", "block"]);
+    expectOneOf("set firewall policy", "direction", direction, ["ingress", "egress", "both"]);
     return this.change((state) => {
       const policy = { ...state.config.policy };
       for (const each of directions) if (direction === "both" || direction === each) policy[each] = action;
@@ -256,6 +266,7 @@ export class Firewall {
    * predate it (any rule change installs programs that can).
    */
   trackDropSources(on: boolean): boolean {
+    expectBoolean("track firewall drops", "on", on);
     if (!this.installed || !existsPin(this.component.pinPath(auditPin))) return false;
     using audit = BpfMap.openPinned(this.component.pinPath(auditPin), { key: u32, value: u32 });
     audit.put(0, on ? 1 : 0);
@@ -284,6 +295,7 @@ export class Firewall {
 
   /** Every prefix of a rule, read from the tries. */
   addresses(id: number): string[] {
+    expectInteger("list rule addresses", "id", id, 1, maximumRules);
     const config = this.config();
     const rule = config?.rules.find((candidate) => candidate.id === id);
     if (!rule) throw new UsageError("list rule addresses", `${this.interfaceName} has no rule ${id}`);

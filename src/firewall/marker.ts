@@ -8,13 +8,13 @@ import { u32 } from "../core/codec.js";
 import type { BpfMap } from "../core/map.js";
 import { MapType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
-import { expectInstance, expectObject, expectString } from "../sys/argument-checks.js";
+import { argumentError, expectInstance, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { StateStore, type StateAttachment } from "../state/state-store.js";
 import { ruleCounter } from "./firewall-program.js";
 import { HookedComponent, openHookedComponent, storeOption, type HookedComponentDefinition } from "./hooked-component.js";
 import { markerMapNames, markerProgram, type MarkActions } from "./marker-program.js";
 import {
-  checkTrafficMatch, describeTrafficMatch, parsePortRange, parseProtocol, trafficMatchKey, type PortRange, type TrafficMatch,
+  describeTrafficMatch, trafficMatchKey, trafficMatchOf, type PortRange, type TrafficMatch,
 } from "./traffic-match.js";
 
 export type { MarkActions };
@@ -98,6 +98,12 @@ export function describeMark(rule: MarkRule): string {
   return `${describeTrafficMatch(rule.match).join(" ") || "all traffic"} → ${describeMarkActions(rule.actions)}`;
 }
 
+/** A mark field given as text or a number, as text for its parser. */
+function markText(operation: string, name: string, value: unknown, expected: string): string {
+  if (typeof value !== "string" && typeof value !== "number") throw argumentError(operation, name, expected, value);
+  return String(value);
+}
+
 const definition: HookedComponentDefinition<MarkerConfig> = {
   kind: markKind,
   hook: "tc egress",
@@ -137,16 +143,14 @@ export class Marker {
 
   /** Adds a rule: traffic matching it leaves with the given priority, fwmark and/or DSCP. */
   mark(input: MarkRuleInput): MarkRule {
+    const operation = "add mark";
+    expectObject(operation, "input", input);
     const actions: MarkActions = {};
-    if (input.priority !== undefined) actions.priority = parsePriority(String(input.priority));
-    if (input.fwmark !== undefined) actions.fwmark = parseFwmark(String(input.fwmark));
-    if (input.dscp !== undefined) actions.dscp = parseDscp(String(input.dscp));
-    if (Object.keys(actions).length === 0) throw new UsageError("add mark", "nothing to set", "give --priority, --fwmark and/or --dscp");
-    const match: TrafficMatch = {};
-    if (input.protocol !== undefined) match.protocol = parseProtocol(String(input.protocol));
-    if (input.ports !== undefined) match.ports = typeof input.ports === "object" ? parsePortRange(`${input.ports.first}-${input.ports.last}`) : parsePortRange(String(input.ports));
-    if (input.expression !== undefined) match.expression = input.expression;
-    checkTrafficMatch(match);
+    if (input.priority !== undefined) actions.priority = parsePriority(markText(operation, "input.priority", input.priority, 'a tc class id like "1:2" or a number'));
+    if (input.fwmark !== undefined) actions.fwmark = parseFwmark(markText(operation, "input.fwmark", input.fwmark, "a number 0-4294967295"));
+    if (input.dscp !== undefined) actions.dscp = parseDscp(markText(operation, "input.dscp", input.dscp, "0-63 or a name like ef, af41, cs1"));
+    if (Object.keys(actions).length === 0) throw new UsageError(operation, "nothing to set: input has no priority, fwmark or dscp", "give --priority, --fwmark and/or --dscp");
+    const match = trafficMatchOf(operation, "input", input);
     return this.#component.change((config, maps) => {
       const existing = config.rules.find((rule) => trafficMatchKey(rule.match) === trafficMatchKey(match));
       if (existing) {
@@ -163,6 +167,7 @@ export class Marker {
   }
 
   deleteRule(id: number): MarkRule {
+    expectInteger("delete mark", "id", id, 1, maximumMarkRules);
     return this.#component.change((config) => {
       const rule = config.rules.find((candidate) => candidate.id === id);
       if (!rule) throw new UsageError(`delete mark on ${this.interfaceName}`, `there is no mark ${id}`, "list them with `netbpf mark list`");

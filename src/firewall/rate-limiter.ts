@@ -11,7 +11,7 @@ import { u32 } from "../core/codec.js";
 import type { BpfMap } from "../core/map.js";
 import { MapType } from "../sys/bpf-constants.js";
 import { UsageError } from "../sys/errors.js";
-import { expectInstance, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
+import { argumentError, expectBoolean, expectInstance, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import { probeHelper } from "../features/features.js";
 import { helperIds } from "../asm/helpers.js";
 import { cookieCounter, cookieMapName, synCookieHelpers } from "./syn-cookie-code.js";
@@ -23,7 +23,7 @@ import {
   bucketKey, bucketValue, capacityOf, limitCounter, limiterMapNames, rateLimiterProgram, type RateUnit,
 } from "./rate-limiter-program.js";
 import {
-  checkTrafficMatch, describeTrafficMatch, formatPortRange, parsePortRange, parseProtocol, trafficMatchKey, type PortRange, type TrafficMatch,
+  describeTrafficMatch, formatPortRange, portRangeOf, trafficMatchKey, trafficMatchOf, type PortRange, type TrafficMatch,
 } from "./traffic-match.js";
 
 export interface Rate {
@@ -155,8 +155,11 @@ function checkBurst(rate: Rate, burst: number): void {
   if (capacityOf({ unit: rate.unit, rate: rate.perSecond, burst }) > 2 ** 62) throw new UsageError("set limit", `burst ${burst} is too large for rate ${formatRate(rate)}`);
 }
 
-function toPorts(ports: string | number | PortRange): PortRange {
-  return typeof ports === "object" ? parsePortRange(`${ports.first}-${ports.last}`) : parsePortRange(String(ports));
+/** A rate a caller gives as an object ({ unit, perSecond }); its range is checked by checkRate. */
+function rateOf(operation: string, name: string, value: unknown): Rate {
+  if (typeof value !== "object" || value === null) throw argumentError(operation, name, 'a rate like "1000pps" or { unit, perSecond }', value);
+  const rate = value as Partial<Rate>;
+  return { unit: expectOneOf(operation, `${name}.unit`, rate.unit, ["packets", "bits"]), perSecond: expectInteger(operation, `${name}.perSecond`, rate.perSecond, 1) };
 }
 
 function definition(maximumSources: number): HookedComponentDefinition<LimiterConfig> {
@@ -263,15 +266,13 @@ export class RateLimiter {
 
   /** Adds a per-source limit for all traffic or for what the match selects. */
   limit(input: LimitRuleInput): LimitRule {
-    const rate = typeof input.rate === "string" ? parseRate(input.rate) : input.rate;
+    const operation = "set limit";
+    expectObject(operation, "input", input);
+    const rate = typeof input.rate === "string" ? parseRate(input.rate) : rateOf(operation, "input.rate", input.rate);
     checkRate(rate);
-    const burst = input.burst ?? defaultBurst(rate);
+    const burst = input.burst === undefined ? defaultBurst(rate) : expectInteger(operation, "input.burst", input.burst, 1);
     checkBurst(rate, burst);
-    const match: TrafficMatch = {};
-    if (input.protocol !== undefined) match.protocol = parseProtocol(String(input.protocol));
-    if (input.ports !== undefined) match.ports = toPorts(input.ports);
-    if (input.expression !== undefined) match.expression = input.expression;
-    checkTrafficMatch(match);
+    const match = trafficMatchOf(operation, "input", input);
     return this.#add({ kind: "limit", rate, burst, match });
   }
 
@@ -284,12 +285,16 @@ export class RateLimiter {
    * listener's queue; `rule.synMode` says which mode is in use.
    */
   guardSyn(input: SynGuardInput): LimitRule {
-    const rate: Rate = { unit: "packets", perSecond: input.rate ?? 20 };
+    const operation = "guard against SYN floods";
+    expectObject(operation, "input", input);
+    const synPorts = portRangeOf(operation, "input.ports", input.ports);
+    const rate: Rate = { unit: "packets", perSecond: input.rate === undefined ? 20 : expectInteger(operation, "input.rate", input.rate, 1) };
     checkRate(rate);
-    const burst = input.burst ?? Math.max(2, Math.ceil(rate.perSecond / 5));
+    const burst = input.burst === undefined ? Math.max(2, Math.ceil(rate.perSecond / 5)) : expectInteger(operation, "input.burst", input.burst, 1);
     checkBurst(rate, burst);
-    const synMode: SynGuardMode = input.cookies !== false && probeSynCookieHelpers() === "yes" ? "cookies" : "rate-limit";
-    return this.#add({ kind: "syn-guard", rate, burst, match: {}, synPorts: toPorts(input.ports), synMode });
+    const cookies = expectBoolean(operation, "input.cookies", input.cookies, true);
+    const synMode: SynGuardMode = cookies !== false && probeSynCookieHelpers() === "yes" ? "cookies" : "rate-limit";
+    return this.#add({ kind: "syn-guard", rate, burst, match: {}, synPorts, synMode });
   }
 
   #add(rule: Omit<LimitRule, "id" | "createdAt">): LimitRule {
@@ -312,6 +317,7 @@ export class RateLimiter {
   }
 
   deleteRule(id: number): LimitRule {
+    expectInteger("delete limit", "id", id, 1, maximumLimitRules);
     return this.#component.change((config, maps) => {
       const rule = config.rules.find((candidate) => candidate.id === id);
       if (!rule) throw new UsageError(`delete limit on ${this.interfaceName}`, `there is no limit ${id}`, "list them with `netbpf limit status`");
@@ -351,6 +357,7 @@ export class RateLimiter {
 
   /** Sources with the most dropped packets (then most passed), from the LRU buckets. */
   topSources(count = 10): SourceStatus[] {
+    expectInteger("list limited sources", "count", count, 0);
     if (!this.config()) return [];
     using buckets = this.#component.openMap<{ slot: number; family: number; address: Buffer }, { passed: bigint; dropped: bigint }>(limiterMapNames.buckets);
     const all: SourceStatus[] = [];

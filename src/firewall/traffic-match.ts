@@ -4,6 +4,7 @@
  * for every tool of the firewall folder; addresses are in address-prefix.ts.
  */
 import { compileFilter, type CompiledFilter } from "../filter/compile-filter.js";
+import { argumentError, expectInteger, expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 
 export type RuleDirection = "ingress" | "egress" | "both";
@@ -23,7 +24,7 @@ export interface TrafficMatch {
   expression?: string;
 }
 
-import { protocolName } from "../pcap/ip-protocol.js";
+import { parseProtocol, protocolName } from "../pcap/ip-protocol.js";
 export { parseProtocol, protocolName } from "../pcap/ip-protocol.js";
 
 /** "80" or "8000-8100". */
@@ -35,6 +36,15 @@ export function parsePortRange(text: string): PortRange {
     throw new UsageError("parse port", `${JSON.stringify(text)} is not a port (1-65535) or a range like 8000-8100`);
   }
   return { first, last };
+}
+
+/** A caller's port, range text or { first, last }, checked and named `name` in errors. */
+export function portRangeOf(operation: string, name: string, ports: unknown): PortRange {
+  if (typeof ports === "string" || typeof ports === "number") return parsePortRange(String(ports));
+  if (typeof ports !== "object" || ports === null) throw argumentError(operation, name, 'a port, a range like "8000-8100" or { first, last }', ports);
+  const range = ports as Partial<PortRange>;
+  const first = expectInteger(operation, `${name}.first`, range.first, 1, 65535);
+  return { first, last: expectInteger(operation, `${name}.last`, range.last, first, 65535) };
 }
 
 export function formatPortRange(range: PortRange): string {
@@ -65,6 +75,19 @@ export function checkTrafficMatch(match: TrafficMatch): void {
     if (match.expression.trim().length === 0) throw new UsageError("check rule", "the filter expression is empty");
     compileMatchExpression(match.expression, "xdp");
   }
+}
+
+/** The match of a rule as a caller gives it (protocol, ports, expression), each field checked and named `<name>.<field>` in errors. */
+export function trafficMatchOf(operation: string, name: string, input: { protocol?: unknown; ports?: unknown; expression?: unknown }): TrafficMatch {
+  const match: TrafficMatch = {};
+  if (input.protocol !== undefined) {
+    if (typeof input.protocol !== "string" && typeof input.protocol !== "number") throw argumentError(operation, `${name}.protocol`, "a protocol name or number", input.protocol);
+    match.protocol = parseProtocol(String(input.protocol));
+  }
+  if (input.ports !== undefined) match.ports = portRangeOf(operation, `${name}.ports`, input.ports);
+  if (input.expression !== undefined) match.expression = expectString(operation, `${name}.expression`, input.expression);
+  checkTrafficMatch(match);
+  return match;
 }
 
 export function describeTrafficMatch(match: TrafficMatch): string[] {

@@ -17,7 +17,7 @@ import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, rea
 import { join } from "node:path";
 import { linkDetach, objectGet } from "../sys/bpf.js";
 import { MapType } from "../sys/bpf-constants.js";
-import { expectObject, expectString } from "../sys/argument-checks.js";
+import { argumentError, expectArray, expectBoolean, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { errnoName, NetbpfError, UsageError } from "../sys/errors.js";
 import { lastErrno, libcClose, libcFlock } from "../sys/libc.js";
 import { bpffsPath, isOnBpffs } from "../sys/mounts.js";
@@ -183,6 +183,8 @@ export class StateComponent {
    * (the default) fails at once when another netbpf command holds it.
    */
   lock(options: { wait?: boolean } = {}): StateLock {
+    expectObject(`lock ${this.kind} ${this.name}`, "options", options);
+    expectBoolean(`lock ${this.kind} ${this.name}`, "options.wait", options.wait, true);
     this.create();
     const fd = openSync(this.path, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
     if (libcFlock(fd, LOCK_EX | (options.wait ? 0 : LOCK_NB)) !== 0) {
@@ -210,6 +212,10 @@ export class StateComponent {
    * name (the new object is pinned beside it, then renamed over it).
    */
   pin(name: string, object: Pinnable): void {
+    checkName("pin name", name);
+    if (typeof (object as Partial<Pinnable> | null)?.pin !== "function") {
+      throw argumentError(`pin in ${this.kind} ${this.name}`, "object", "a BPF object to pin (a BpfMap, Program or Link)", object);
+    }
     this.create();
     const target = this.pinPath(name);
     if (!existsSync(target)) {
@@ -258,6 +264,11 @@ export class StateComponent {
    * one in one rename, so a reader sees the old or the new manifest, never half.
    */
   writeManifest<Config>(manifest: Omit<StateManifest<Config>, "kind" | "name" | "version" | "createdAt" | "updatedAt"> & { version?: number }): StateManifest<Config> {
+    const operation = `write ${this.kind} ${this.name}`;
+    expectObject(operation, "manifest", manifest);
+    expectString(operation, "manifest.summary", manifest.summary);
+    expectArray(operation, "manifest.attachments", manifest.attachments);
+    if (manifest.version !== undefined) expectInteger(operation, "manifest.version", manifest.version, 1);
     const now = new Date().toISOString();
     const previous = this.readManifestQuietly();
     const full: StateManifest<Config> = {

@@ -68,11 +68,12 @@ function methodsOf(value: Function, publicMethods: Map<string, Set<string>>): Ma
 }
 
 async function dispose(instance: object): Promise<void> {
-  const closable = instance as { close?: () => unknown; [Symbol.dispose]?: () => void; [Symbol.asyncDispose]?: () => Promise<void> };
+  const closable = instance as { close?: () => unknown; uninstall?: () => unknown; [Symbol.dispose]?: () => void; [Symbol.asyncDispose]?: () => Promise<void> };
   try {
     if (typeof closable.close === "function") await closable.close();
     else if (typeof closable[Symbol.asyncDispose] === "function") await closable[Symbol.asyncDispose]!();
     else if (typeof closable[Symbol.dispose] === "function") closable[Symbol.dispose]!();
+    else if (typeof closable.uninstall === "function") await closable.uninstall();
   } catch { /* a wrong call may have left it half closed */ }
 }
 
