@@ -61,5 +61,20 @@ export const factories: Record<string, InstanceFactory> = {
   WebhookOutput: () => new WebhookOutput({ url: `http://127.0.0.1:${deadPort}/hook`, retry: onceOnly, timeoutMilliseconds: 500 }),
 };
 
+const shortClose = "a close timeout of 42 ms is valid: what is still queued after 42 ms is dropped and counted";
+
 export const accepted: AcceptedCalls = {
+  "AuditLog#applyRetention": { calls: ["(42)"], reason: "now is a time in ms since the epoch; 42 (1970) is a valid time that removes nothing" },
+  "AuditLog#removeThrough": { calls: ["(42)"], reason: "removes the records through sequence 42 (none in an empty log)" },
+  "AuditLog#rows": { calls: ["(42)"], reason: "the rows after sequence 42" },
+  "ClickHouseSink#close": { calls: ["(42)"], reason: shortClose },
+  "ConnectionTable#graph": { calls: ["(42)"], reason: "the 42 heaviest edges" },
+  "ConnectionTable#view": { calls: ["()", "(undefined)"], reason: "no filter: every connection, the default row limit" },
+  "DashboardFeed#update": { calls: ["()", "(undefined)"], reason: "no filter: the update with every connection" },
+  "DeliveryQueue#close": { calls: ["(42)"], reason: shortClose },
+  "JsonLinesAlertSource#recent": { calls: ["(42)"], reason: "the latest 42 alerts (none: the file does not exist)" },
+  "PortLabels#label": { calls: ["(42)"], reason: "42 is a port; it gets its own label value" },
+  "SyslogOutput#close": { calls: ["(42)"], reason: shortClose },
+  "TrafficHistory#since": { calls: ["(42)"], reason: "the samples later than 42 ms since the epoch" },
+  "WebhookOutput#close": { calls: ["(42)"], reason: shortClose },
 };
