@@ -42,9 +42,6 @@ const notYetMade = new Set<string>([
   "AtomicFileSink", "BufferSink", "CaptureOutput", "CaptureReader", "DirectFileSink", "LiveCapture", "PacketSummarizer",
   "PcapScanner", "PcapWriter", "PcapngWriter", "StreamSink",
   // audit
-  "AlertEngine", "AuditLog", "BalancerMetricsSource", "ClickHouseSink", "ConnectionTable", "DashboardAccess", "DashboardFeed",
-  "DeliveryQueue", "FileSeenHistory", "JsonLinesAlertSource", "JsonLinesSink", "MemorySeenHistory", "PortLabels",
-  "SyslogOutput", "TcpMetricsSource", "TrafficHistory", "TrafficMetricsSource", "WebhookOutput",
   // control
 ]);
 

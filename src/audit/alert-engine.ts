@@ -85,6 +85,8 @@ export class AlertEngine implements AuditSink {
 
   /** AuditSink: keeps the function that stores alerts in the audit log. */
   start(context: AuditSinkContext): void {
+    expectObject("start alert engine", "context", context);
+    expectFunction("start alert engine", "context.store", context.store);
     this.#context = context;
   }
 
@@ -94,6 +96,7 @@ export class AlertEngine implements AuditSink {
    * and rate counts.
    */
   async evaluate(record: AuditRecord): Promise<AuditRecord[]> {
+    expectAuditRecord("evaluate alert rules", "record", record);
     if (record.kind === "alert") return [];
     this.#statistics.records++;
     const fresh = this.#usesFirstSeen ? await this.#freshKinds(record) : new Set<SeenKind>();
@@ -121,6 +124,7 @@ export class AlertEngine implements AuditSink {
 
   /** AuditSink: evaluates a batch; its alerts go to the audit log (when started by a recorder), the outputs and onAlert. */
   async write(records: AuditRecord[]): Promise<void> {
+    expectArray("evaluate alert rules", "records", records);
     const alerts: AuditRecord[] = [];
     for (const record of records) alerts.push(...(await this.evaluate(record)));
     if (alerts.length === 0) return;

@@ -11,7 +11,7 @@ import { createSocket, type Socket as UdpSocket } from "node:dgram";
 import { isIPv6 } from "node:net";
 import { connect, type Socket as TcpSocket } from "node:net";
 import { hostname } from "node:os";
-import { expectFunction, expectInteger, expectObject, expectOneOf, expectString, expectWritable } from "../sys/argument-checks.js";
+import { expectArray, expectFunction, expectInteger, expectObject, expectOneOf, expectString, expectWritable } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { UnixDatagramSocket } from "../sys/unix-datagram-socket.js";
 import { expectAuditRecord, expectAuditRecordKinds, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
@@ -212,8 +212,10 @@ export class SyslogOutput implements AlertOutput {
   }
 
   write(records: AuditRecord[]): void {
+    expectArray("write to syslog", "records", records);
     const messages: Buffer[] = [];
     for (const record of records) {
+      expectAuditRecord("write to syslog", "records[]", record);
       if (!this.kinds.includes(record.kind)) continue;
       let message = Buffer.from(syslogMessage(record, this.#format), "utf8");
       if (message.length > this.#maximumBytes) message = message.subarray(0, this.#maximumBytes);
@@ -232,6 +234,7 @@ export class SyslogOutput implements AlertOutput {
   }
 
   async close(timeoutMilliseconds = 5000): Promise<void> {
+    expectInteger("close syslog output", "timeoutMilliseconds", timeoutMilliseconds, 0);
     await this.#queue.close(timeoutMilliseconds);
     this.#udp?.close();
     this.#udp = undefined;
@@ -373,7 +376,12 @@ export class WebhookOutput implements AlertOutput {
   }
 
   write(records: AuditRecord[]): void {
-    const bodies = records.filter((record) => this.kinds.includes(record.kind)).map((record) => JSON.stringify(record));
+    expectArray("write to webhook", "records", records);
+    const bodies: string[] = [];
+    for (const record of records) {
+      expectAuditRecord("write to webhook", "records[]", record);
+      if (this.kinds.includes(record.kind)) bodies.push(JSON.stringify(record));
+    }
     if (bodies.length > 0) this.#queue.push(bodies);
   }
 
@@ -386,6 +394,7 @@ export class WebhookOutput implements AlertOutput {
   }
 
   async close(timeoutMilliseconds = 5000): Promise<void> {
+    expectInteger("close webhook output", "timeoutMilliseconds", timeoutMilliseconds, 0);
     await this.#queue.close(timeoutMilliseconds);
   }
 

@@ -21,11 +21,11 @@ import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
 import type BetterSqlite3 from "better-sqlite3";
-import { argumentError, expectArray, expectBoolean, expectDate, expectIterable, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
+import { argumentError, expectArray, expectBoolean, expectDate, expectInteger, expectIterable, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
-import { auditRecordKinds, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
+import { auditRecordKinds, expectAuditRecord, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
 import { recordColumnValues } from "./record-columns.js";
-import type { SeenKey } from "./seen-history.js";
+import { expectSeenKey, type SeenKey } from "./seen-history.js";
 
 const require = createRequire(import.meta.url);
 
@@ -318,6 +318,8 @@ export class AuditLog {
    * alert engine asks (SeenHistory). Only retained records count.
    */
   seenBefore(key: SeenKey, record: AuditRecord): boolean {
+    expectSeenKey("look up a seen key", key);
+    expectAuditRecord("look up a seen key", "record", record);
     const before = record.sequence > 0 ? record.sequence : Number.MAX_SAFE_INTEGER;
     const sql = key.kind === "listener"
       ? "SELECT 1 FROM records WHERE local_port = ? AND local_address = ? AND protocol = ? AND kind = 'listen' AND sequence < ? LIMIT 1"
@@ -369,6 +371,7 @@ export class AuditLog {
     try {
       this.database.transaction(() => {
         for (const record of records) {
+          expectAuditRecord("write audit log", "records[]", record);
           const sequence = head.sequence + 1;
           const values = rowValues(record, sequence);
           const hash = chainHash(head.hash, values);
@@ -400,6 +403,7 @@ export class AuditLog {
 
   /** Removes records beyond the age and size limits (the oldest first); returns how many. */
   applyRetention(now = Date.now()): number {
+    if (typeof now !== "number" || !Number.isFinite(now)) throw argumentError("apply audit retention", "now", "a time in milliseconds since the epoch", now);
     this.#writesSinceRetention = 0;
     let removed = 0;
     const retain = this.#options.retainMilliseconds;
@@ -429,6 +433,7 @@ export class AuditLog {
 
   /** Removes every record up to `sequence` (inclusive) and moves the anchor to it. */
   removeThrough(sequence: number): number {
+    expectInteger("remove audit records", "sequence", sequence, 0);
     const last = this.database.prepare("SELECT sequence, hash FROM records WHERE sequence <= ? ORDER BY sequence DESC LIMIT 1").get(sequence) as { sequence: number; hash: string } | undefined;
     if (last === undefined) return 0;
     let changes = 0;
@@ -443,7 +448,11 @@ export class AuditLog {
   }
 
   /** Rows in sequence order from `after` (exclusive), as stored. */
-  *rows(after = 0): Generator<AuditRow> {
+  rows(after = 0): Generator<AuditRow> {
+    return this.#rows(expectInteger("read audit rows", "after", after, 0));
+  }
+
+  *#rows(after: number): Generator<AuditRow> {
     const statement = this.database.prepare(`SELECT ${auditColumns.join(", ")}, hash FROM records WHERE sequence > ? ORDER BY sequence`);
     for (const row of statement.iterate(after)) yield row as AuditRow;
   }
@@ -454,7 +463,7 @@ export class AuditLog {
       let previous = { sequence: Number(this.#meta("anchor_sequence")), hash: this.#meta("anchor_hash") };
       const head = { sequence: Number(this.#meta("head_sequence")), hash: this.#meta("head_hash") };
       let records = 0;
-      for (const row of this.rows(0)) {
+      for (const row of this.#rows(0)) {
         records++;
         const sequence = row.sequence as number;
         if (sequence !== previous.sequence + 1) {

@@ -13,7 +13,7 @@
  */
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from "@clickhouse/client";
 import { hostname } from "node:os";
-import { argumentError, expectFunction, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
+import { argumentError, expectArray, expectFunction, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { expectAuditRecord, expectAuditRecordKinds, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
 import type { AuditSink } from "./audit-sink.js";
@@ -217,8 +217,10 @@ export class ClickHouseSink implements AuditSink {
   }
 
   write(records: AuditRecord[]): void {
+    expectArray("write to ClickHouse", "records", records);
     const rows: ClickHouseRow[] = [];
     for (const record of records) {
+      expectAuditRecord("write to ClickHouse", "records[]", record);
       if (this.kinds === undefined || this.kinds.includes(record.kind)) rows.push(row(record, this.host));
     }
     if (rows.length > 0) this.#queue.push(rows);
@@ -235,6 +237,7 @@ export class ClickHouseSink implements AuditSink {
 
   /** Inserts what is queued (waiting up to `timeoutMilliseconds`), then closes the connection. */
   async close(timeoutMilliseconds = 10_000): Promise<void> {
+    expectInteger("close ClickHouse sink", "timeoutMilliseconds", timeoutMilliseconds, 0);
     await this.#queue.close(timeoutMilliseconds);
     await this.#client.close();
   }

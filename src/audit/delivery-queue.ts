@@ -4,7 +4,7 @@
  * what does not fit is dropped and counted — and one worker delivers in
  * order, retrying a failed delivery with exponential backoff.
  */
-import { argumentError, expectFunction, expectInteger, expectObject } from "../sys/argument-checks.js";
+import { argumentError, expectArray, expectFunction, expectInteger, expectObject } from "../sys/argument-checks.js";
 
 /** Exponential backoff: attempt n (n ≥ 2) waits initial × factor^(n-2), at most `maximumDelayMilliseconds`. */
 export interface RetryPolicy {
@@ -93,6 +93,7 @@ export class DeliveryQueue<T> {
 
   /** Queues items without waiting; returns how many were dropped because the queue is full (or closed). */
   push(items: readonly T[]): number {
+    expectArray("queue for delivery", "items", items);
     if (this.#closed) {
       this.#statistics.dropped += items.length;
       return items.length;
@@ -129,6 +130,7 @@ export class DeliveryQueue<T> {
    * queue to drain; what is still waiting then is abandoned (counted as dropped).
    */
   async close(timeoutMilliseconds = 5000): Promise<void> {
+    expectInteger("close delivery queue", "timeoutMilliseconds", timeoutMilliseconds, 0);
     this.#closed = true;
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMilliseconds); });

@@ -7,7 +7,7 @@
  * counted.
  */
 import { closeSync, createWriteStream, openSync, type WriteStream } from "node:fs";
-import { expectInteger, expectObject, expectString, expectWritable } from "../sys/argument-checks.js";
+import { expectArray, expectInteger, expectObject, expectString, expectWritable } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { expectAuditRecord, expectAuditRecordKinds, type AuditRecord, type AuditRecordKind } from "./audit-record.js";
 import type { AuditSink } from "./audit-sink.js";
@@ -72,6 +72,7 @@ export class JsonLinesSink implements AuditSink {
   }
 
   write(records: AuditRecord[]): void {
+    expectArray("write JSON lines", "records", records);
     let text = "";
     let count = 0;
     for (const record of records) {

@@ -21,15 +21,26 @@ export interface SeenKey {
   port: number;
 }
 
-/** The key as one line of text: `destination tcp 192.0.2.1 443`. */
-export function seenKeyText(key: SeenKey): string {
-  const operation = "seen key text";
-  expectObject(operation, "key", key);
-  expectOneOf(operation, "key.kind", key.kind, ["destination", "listener"]);
-  expectOneOf(operation, "key.protocol", key.protocol, ["tcp", "udp"]);
+const seenKinds: readonly SeenKind[] = ["destination", "listener"];
+const seenProtocols: readonly SeenKey["protocol"][] = ["tcp", "udp"];
+
+/**
+ * A SeenKey from a caller, in a parameter named `key`. The names are
+ * constants so a valid key costs no allocation: histories check every key
+ * they are asked about.
+ */
+export function expectSeenKey(operation: string, value: unknown): SeenKey {
+  const key = expectObject<SeenKey>(operation, "key", value);
+  expectOneOf(operation, "key.kind", key.kind, seenKinds);
+  expectOneOf(operation, "key.protocol", key.protocol, seenProtocols);
   expectString(operation, "key.address", key.address);
   expectInteger(operation, "key.port", key.port, 0, 65535);
-  return keyLine(key);
+  return key;
+}
+
+/** The key as one line of text: `destination tcp 192.0.2.1 443`. */
+export function seenKeyText(key: SeenKey): string {
+  return keyLine(expectSeenKey("seen key text", key));
 }
 
 function keyLine(key: SeenKey): string {
@@ -77,7 +88,7 @@ export class MemorySeenHistory implements SeenHistory {
   }
 
   has(key: SeenKey): boolean {
-    const text = keyLine(key);
+    const text = keyLine(expectSeenKey("look up a seen key", key));
     if (!this.#keys.has(text)) return false;
     // Most recently seen last: the oldest is forgotten first.
     this.#keys.delete(text);
@@ -90,7 +101,7 @@ export class MemorySeenHistory implements SeenHistory {
   }
 
   remember(key: SeenKey): void {
-    const text = keyLine(key);
+    const text = keyLine(expectSeenKey("remember a seen key", key));
     this.#keys.delete(text);
     this.#keys.add(text);
     if (this.#keys.size > this.limit) this.#keys.delete(this.#keys.values().next().value!);
@@ -135,11 +146,11 @@ export class FileSeenHistory implements SeenHistory {
   }
 
   seenBefore(key: SeenKey): boolean {
-    return this.#keys.has(keyLine(key));
+    return this.#keys.has(keyLine(expectSeenKey("look up a seen key", key)));
   }
 
   remember(key: SeenKey): void {
-    const text = keyLine(key);
+    const text = keyLine(expectSeenKey("remember a seen key", key));
     if (this.#keys.has(text)) return;
     this.#keys.add(text);
     if (this.#fd !== undefined) appendFileSync(this.#fd, `${text}\n`);

@@ -83,6 +83,7 @@ export class JsonLinesAlertSource implements AlertSource {
   }
 
   recent(limit: number): DashboardAlert[] {
+    expectInteger("read recent alerts", "limit", limit, 0);
     let descriptor: number;
     try {
       descriptor = openSync(this.path, "r");

@@ -7,7 +7,7 @@
 import { Gauge, type Registry } from "prom-client";
 import { LoadBalancer } from "../balancer/load-balancer.js";
 import { expectObject, expectString } from "../sys/argument-checks.js";
-import type { MetricsSource } from "./metrics-source.js";
+import { expectRegistry, type MetricsSource } from "./metrics-source.js";
 
 type Labels = "service" | "protocol" | "backend";
 
@@ -29,6 +29,7 @@ export class BalancerMetricsSource implements MetricsSource {
   }
 
   register(registry: Registry): void {
+    expectRegistry("register balancer metrics", registry);
     const gauge = (name: string, help: string) => new Gauge({ name, help, labelNames: ["service", "protocol", "backend"], registers: [registry] });
     // Counters in the kernel, exposed as gauges: a backend removed and added again starts from zero.
     this.#gauges = {

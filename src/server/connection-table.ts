@@ -7,10 +7,10 @@
  * bounded: the kernel map bounds the rows; the TCP side keeps at most
  * `maximumTracked` open connections (the oldest are forgotten first).
  */
-import type { TcpEvent } from "../monitor/tcp-watcher.js";
 import type { TrafficRow, TrafficSnapshot } from "../monitor/traffic-watcher.js";
-import { argumentError, expectInteger, expectObject } from "../sys/argument-checks.js";
-import type { ConnectionFilter } from "./connection-filter.js";
+import { tcpEventTypes, type TcpEvent } from "../monitor/tcp-watcher.js";
+import { argumentError, expectArray, expectDate, expectInstance, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
+import { ConnectionFilter } from "./connection-filter.js";
 
 export interface ConnectionRow {
   key: string;
@@ -75,6 +75,24 @@ function tupleKey(localAddress: string, localPort: number, remoteAddress: string
   return `${plain(localAddress)} ${localPort} ${plain(remoteAddress)} ${remotePort}`;
 }
 
+/** An optional connection filter from a caller (undefined: every connection). */
+export function expectConnectionFilter(operation: string, name: string, filter: unknown): ConnectionFilter | undefined {
+  if (filter === undefined) return undefined;
+  return expectInstance(operation, name, filter, ConnectionFilter, "a ConnectionFilter (from ConnectionFilter.compile) or undefined");
+}
+
+/** The fields of a TCP event the table reads (events come one by one: constant names, no allocation). */
+function checkTcpEvent(operation: string, event: unknown): TcpEvent {
+  const checked = expectObject<TcpEvent>(operation, "event", event);
+  expectOneOf(operation, "event.type", checked.type, tcpEventTypes);
+  expectDate(operation, "event.time", checked.time);
+  expectString(operation, "event.localAddress", checked.localAddress);
+  expectString(operation, "event.remoteAddress", checked.remoteAddress);
+  expectInteger(operation, "event.localPort", checked.localPort, 0, 65535);
+  expectInteger(operation, "event.remotePort", checked.remotePort, 0, 65535);
+  return checked;
+}
+
 export class ConnectionTable {
   readonly idleMilliseconds: number;
   readonly maximumTracked: number;
@@ -98,6 +116,7 @@ export class ConnectionTable {
 
   /** Takes a TCP event into account (open, close, or any event carrying an RTT). */
   observe(event: TcpEvent): void {
+    checkTcpEvent("observe a TCP event", event);
     if (event.role === "listener") return;
     const key = tupleKey(event.localAddress, event.localPort, event.remoteAddress, event.remotePort);
     if (event.type === "close") {
@@ -120,7 +139,14 @@ export class ConnectionTable {
   }
 
   /** Takes a snapshot grouped by connection ("conn"); returns the rows listed now, busiest first. */
-  update(snapshot: TrafficSnapshot, now = Date.parse(snapshot.time)): ConnectionRow[] {
+  update(snapshot: TrafficSnapshot, now?: number): ConnectionRow[] {
+    const operation = "update connections";
+    expectObject(operation, "snapshot", snapshot);
+    expectArray(operation, "snapshot.rows", snapshot.rows);
+    const time = now ?? Date.parse(expectString(operation, "snapshot.time", snapshot.time));
+    if (typeof time !== "number" || !Number.isFinite(time)) {
+      throw now === undefined ? argumentError(operation, "snapshot.time", "an ISO 8601 time", snapshot.time) : argumentError(operation, "now", "a time in milliseconds since the epoch", now);
+    }
     const rows: ConnectionRow[] = [];
     const seen = new Set<string>();
     for (const row of snapshot.rows) {
@@ -129,14 +155,14 @@ export class ConnectionTable {
       const moving = row.bytesInPerSecond + row.bytesOutPerSecond > 0;
       let entry = this.#entries.get(row.key);
       if (!entry) {
-        entry = { firstSeen: now, lastActive: now };
+        entry = { firstSeen: time, lastActive: time };
         this.#entries.set(row.key, entry);
       } else if (moving) {
-        entry.lastActive = now;
+        entry.lastActive = time;
       }
       const tcp = row.protocol === "tcp" ? this.#tcp.get(tupleKey(row.localAddress, row.localPort ?? 0, row.remoteAddress, row.remotePort ?? 0)) : undefined;
-      if (!tcp && now - entry.lastActive > this.idleMilliseconds) continue;
-      rows.push(this.#row(row, entry, tcp, now));
+      if (!tcp && time - entry.lastActive > this.idleMilliseconds) continue;
+      rows.push(this.#row(row, entry, tcp, time));
     }
     for (const key of this.#entries.keys()) if (!seen.has(key)) this.#entries.delete(key);
     rows.sort((a, b) => b.bytesInPerSecond + b.bytesOutPerSecond - (a.bytesInPerSecond + a.bytesOutPerSecond) || b.bytesIn + b.bytesOut - (a.bytesIn + a.bytesOut) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -169,12 +195,15 @@ export class ConnectionTable {
 
   /** The rows of the last update through a filter, at most `limit` of them. */
   view(filter: ConnectionFilter | undefined, limit = 200): ConnectionView {
+    expectConnectionFilter("view connections", "filter", filter);
+    expectInteger("view connections", "limit", limit, 0);
     const matched = filter ? this.#rows.filter((row) => filter.matches(row)) : this.#rows;
     return { rows: matched.slice(0, limit), total: this.#rows.length, matched: matched.length };
   }
 
   /** Processes to remote hosts over the rows of the last update; the `limit` heaviest edges. */
   graph(limit = 40): TalkGraph {
+    expectInteger("graph connections", "limit", limit, 0);
     const edges = new Map<string, TalkGraph["edges"][number]>();
     for (const row of this.#rows) {
       const process = row.process ? `${row.process.command} (${row.process.pid})` : "unknown";

@@ -48,6 +48,15 @@ function hostName(header: string | undefined): string {
   return value.replace(/:\d+$/, "");
 }
 
+/** An HTTP request and its query from a caller. */
+function checkRequest(request: unknown, query: unknown): void {
+  const headers = (request as IncomingMessage | null)?.headers;
+  if (typeof request !== "object" || request === null || typeof headers !== "object" || headers === null) {
+    throw argumentError("dashboard access", "request", "an HTTP request (an IncomingMessage)", request);
+  }
+  expectInstance("dashboard access", "query", query, URLSearchParams, "a URLSearchParams (the request's query)");
+}
+
 export class DashboardAccess {
   /** The token in force, or undefined (loopback, none given). */
   readonly token: string | undefined;
@@ -74,10 +83,7 @@ export class DashboardAccess {
 
   /** The token a request carries (header, cookie or query), if any. */
   static presented(request: IncomingMessage, query: URLSearchParams): string | undefined {
-    if (typeof request !== "object" || request === null || typeof request.headers !== "object" || request.headers === null) {
-      throw argumentError("dashboard access", "request", "an HTTP request (an IncomingMessage)", request);
-    }
-    expectInstance("dashboard access", "query", query, URLSearchParams, "a URLSearchParams (the request's query)");
+    checkRequest(request, query);
     const authorization = request.headers.authorization;
     const bearer = authorization !== undefined ? /^Bearer\s+(\S+)$/i.exec(authorization)?.[1] : undefined;
     return bearer ?? query.get("token") ?? cookieValue(request.headers.cookie, tokenCookieName);
@@ -85,6 +91,7 @@ export class DashboardAccess {
 
   /** Decides about one request. */
   check(request: IncomingMessage, query: URLSearchParams): AccessDecision {
+    checkRequest(request, query);
     if (this.#expected === undefined) return isLoopbackHost(hostName(request.headers.host)) ? "allowed" : "host not allowed";
     const presented = DashboardAccess.presented(request, query);
     if (presented === undefined) return "token missing";

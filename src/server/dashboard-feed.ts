@@ -15,11 +15,11 @@
 import type { ServerResponse } from "node:http";
 import { watchTcp, type TcpWatcher } from "../monitor/tcp-watcher.js";
 import { TrafficWatcher, type TrafficSnapshot } from "../monitor/traffic-watcher.js";
-import { expectArray, expectFunction, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
+import { argumentError, expectArray, expectFunction, expectInstance, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { NetbpfError } from "../sys/errors.js";
 import type { AlertSource, DashboardAlert } from "./alert-source.js";
 import type { ConnectionFilter } from "./connection-filter.js";
-import { ConnectionTable, type ConnectionView, type TalkGraph } from "./connection-table.js";
+import { ConnectionTable, expectConnectionFilter, type ConnectionView, type TalkGraph } from "./connection-table.js";
 import { readControlStatus, type ControlStatus } from "./control-status.js";
 import { ephemeralPortRange } from "./port-labels.js";
 import { TrafficHistory, type TrafficRates4, type TrafficSample } from "./traffic-history.js";
@@ -109,6 +109,7 @@ export class DashboardFeed {
 
   /** Attaches the watchers and starts the updates; throws (having detached everything) when it cannot. */
   start(signal: AbortSignal): void {
+    expectInstance("start dashboard feed", "signal", signal, AbortSignal);
     try {
       this.#traffic = TrafficWatcher.open({ by: "conn", perInterface: true, processes: true, interfaces: this.#options.interfaces, filter: this.#options.filter, maxEntries: this.#options.maxEntries });
       const tcp = watchTcp({ signal, types: ["open", "accept", "close", "retransmit"] });
@@ -206,6 +207,7 @@ export class DashboardFeed {
 
   /** The latest update through a connection filter (undefined before the first second has passed). */
   update(filter?: ConnectionFilter): DashboardUpdate | undefined {
+    expectConnectionFilter("dashboard update", "filter", filter);
     if (!this.#last) return undefined;
     return { ...this.#last, connections: this.table.view(filter, this.#options.rows ?? 200) };
   }
@@ -227,6 +229,14 @@ export class DashboardFeed {
    * a NetbpfError when the stream limit is reached.
    */
   subscribe(response: ServerResponse, options: { filter?: ConnectionFilter; since?: number } = {}): void {
+    const operation = "subscribe to the dashboard";
+    const page = response as Partial<ServerResponse> | null;
+    if (typeof page !== "object" || page === null || typeof page.writeHead !== "function" || typeof page.write !== "function" || typeof page.end !== "function" || typeof page.on !== "function") {
+      throw argumentError(operation, "response", "an HTTP response (a ServerResponse)", response);
+    }
+    expectObject(operation, "options", options);
+    expectConnectionFilter(operation, "options.filter", options.filter);
+    if (options.since !== undefined && (typeof options.since !== "number" || Number.isNaN(options.since))) throw argumentError(operation, "options.since", "a time in milliseconds since the epoch", options.since);
     if (this.#clients.size >= (this.#options.maximumClients ?? 32)) throw new NetbpfError("dashboard", `${this.#clients.size} pages are open already`, "close one");
     const client: Client = { response, filter: options.filter };
     response.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-store", "x-accel-buffering": "no" });

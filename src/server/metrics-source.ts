@@ -4,7 +4,8 @@
  * registry, lets every source register its metrics, starts them, and stops
  * them (detaching everything they attached) on shutdown.
  */
-import type { Registry } from "prom-client";
+import { Registry } from "prom-client";
+import { expectInstance } from "../sys/argument-checks.js";
 
 export interface MetricsSource {
   /** Short name, shown by /healthz ("traffic", "tcp", …). */
@@ -19,4 +20,9 @@ export interface MetricsSource {
   stop(): void;
   /** Why the source is unhealthy (it stopped on an error), or undefined when it is fine. */
   readonly failure?: string | undefined;
+}
+
+/** The registry a source registers its metrics in (the server's, or one of prom-client's). */
+export function expectRegistry(operation: string, registry: unknown): Registry {
+  return expectInstance(operation, "registry", registry, Registry, "a prom-client Registry");
 }

@@ -39,6 +39,7 @@ export class PortLabels {
 
   /** The label value for a port (0 = no port: "none"). */
   label(port: number): string {
+    expectInteger("label a port", "port", port, 0, 65535);
     if (port === 0) return "none";
     if (this.#pinned.has(port) || this.#chosen.has(port)) return String(port);
     if (port >= this.#ephemeral[0] && port <= this.#ephemeral[1]) return "ephemeral";

@@ -6,8 +6,8 @@
  */
 import { Counter, Histogram, type Registry } from "prom-client";
 import { watchTcp, type TcpEvent, type TcpWatcher } from "../monitor/tcp-watcher.js";
-import { expectObject } from "../sys/argument-checks.js";
-import type { MetricsSource } from "./metrics-source.js";
+import { expectInstance, expectObject } from "../sys/argument-checks.js";
+import { expectRegistry, type MetricsSource } from "./metrics-source.js";
 import { portLabelsOf, type PortLabels } from "./port-labels.js";
 
 export interface TcpMetricsOptions {
@@ -40,6 +40,7 @@ export class TcpMetricsSource implements MetricsSource {
   }
 
   register(registry: Registry): void {
+    expectRegistry("register TCP metrics", registry);
     const source = this;
     this.#opened = new Counter({ name: "netbpf_tcp_connections_opened_total", help: "TCP connections established, by direction (incoming = accepted here) and service port", labelNames: ["direction", "port"], registers: [registry] });
     this.#closed = new Counter({ name: "netbpf_tcp_connections_closed_total", help: "TCP connections closed, by direction and service port", labelNames: ["direction", "port"], registers: [registry] });
@@ -91,6 +92,7 @@ export class TcpMetricsSource implements MetricsSource {
   }
 
   start(signal: AbortSignal): void {
+    expectInstance("start TCP metrics", "signal", signal, AbortSignal);
     const watcher = watchTcp({ signal, types: ["open", "close", "reset", "retransmit"] });
     this.#watcher = watcher;
     void (async () => {

@@ -5,7 +5,7 @@
  * Memory is bounded: `capacity` samples of at most `maximumInterfaces` + 1 and
  * `topPorts` + 1 series each (the rest is summed as "other").
  */
-import { argumentError, expectInteger, expectObject } from "../sys/argument-checks.js";
+import { argumentError, expectInstance, expectInteger, expectObject } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 
 /** Rates over the second: [bytes in, bytes out, packets in, packets out] per second. */
@@ -70,6 +70,8 @@ export class TrafficHistory {
   /** Adds the rates of one second; the oldest sample goes when the ring is full. Times must not go backwards. */
   record(time: number, interfaces: ReadonlyMap<string, TrafficRates4>, ports: ReadonlyMap<string, TrafficRates4>): TrafficSample {
     if (typeof time !== "number" || !Number.isFinite(time)) throw argumentError(operation, "time", "a number of milliseconds", time);
+    expectInstance(operation, "interfaces", interfaces, Map, "a Map of interface name → rates");
+    expectInstance(operation, "ports", ports, Map, "a Map of port → rates");
     const last = this.latest();
     if (last && time < last.time) throw new UsageError(operation, `sample time ${time} is before the last one (${last.time})`);
     const sample: TrafficSample = { time, interfaces: busiest(interfaces, this.maximumInterfaces), ports: busiest(ports, this.topPorts) };
@@ -85,6 +87,7 @@ export class TrafficHistory {
 
   /** The samples later than `time` (all with no time), oldest first. */
   since(time = -Infinity): TrafficSample[] {
+    if (typeof time !== "number" || Number.isNaN(time)) throw argumentError(operation, "time", "a number of milliseconds", time);
     const result: TrafficSample[] = [];
     const start = (this.#next - this.#length + this.capacity) % this.capacity;
     for (let offset = 0; offset < this.#length; offset++) {

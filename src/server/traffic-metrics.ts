@@ -6,7 +6,7 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 import { TrafficWatcher, type TrafficWatcherOptions } from "../monitor/traffic-watcher.js";
 import { expectArray, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
-import type { MetricsSource } from "./metrics-source.js";
+import { expectRegistry, type MetricsSource } from "./metrics-source.js";
 import { portLabelsOf, type PortLabels } from "./port-labels.js";
 
 export interface TrafficMetricsOptions extends Pick<TrafficWatcherOptions, "interfaces" | "filter" | "maxEntries" | "cgroup"> {
@@ -79,6 +79,7 @@ export class TrafficMetricsSource implements MetricsSource {
   }
 
   register(registry: Registry): void {
+    expectRegistry("register traffic metrics", registry);
     const source = this;
     const fill = (metric: Counter<string>, totals: Totals) => {
       metric.reset();

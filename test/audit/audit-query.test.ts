@@ -236,6 +236,10 @@ test("the audit log, queries, summaries and Zeek lines refuse bad arguments, nam
       [() => queryAuditLog(log, { remote: 10 as never }), /query\.remote must be a string, got 10/],
       [() => summarizeAuditLog(log, { top: -1 }), /audit summary: options\.top must be an integer ≥ 0, got -1/],
       [() => log.append("records" as never), /write audit log: records must be an array/],
+      [() => log.append([{ ...emptyAuditRecord("connection", new Date()), end: "now" as never }]), /write audit log: records\[\]\.end must be a valid Date, got "now"/],
+      [() => log.store([42] as never), /write audit log: records\[\] must be an object, got 42/],
+      [() => log.rows(-1), /read audit rows: after must be an integer ≥ 0, got -1/],
+      [() => log.removeThrough("9" as never), /remove audit records: sequence must be an integer ≥ 0, got "9"/],
       [() => untyped(zeekConnHeader, "today"), /Zeek conn\.log header: opened must be a valid Date, got "today"/],
       [() => untyped(zeekConnLine, { kind: "udp" }), /Zeek conn\.log line: record\.start must be a valid Date, got undefined/],
       [() => untyped(parseDnsMessage, "query"), /parse DNS message: data must be a Buffer or Uint8Array, got "query"/],
@@ -243,6 +247,10 @@ test("the audit log, queries, summaries and Zeek lines refuse bad arguments, nam
     ];
     for (const [call, pattern] of cases) assert.throws(call, (error: unknown) => error instanceof UsageError && pattern.test(error.message), pattern.source);
     assert.deepEqual(queryAuditLog(log, { port: 443, kinds: ["connection"] }), []);
+    // A batch with a bad record is not stored in part.
+    assert.throws(() => log.append([emptyAuditRecord("dns", new Date()), {} as never]), /records\[\]\.kind must be one of/);
+    assert.equal(log.count, 0);
+    assert.equal(log.lastSequence, 0);
   } finally {
     rmSync(directory, { recursive: true, force: true });
   }

@@ -86,4 +86,10 @@ test("bad options and filters are refused, naming them", () => {
   assert.throws(() => new ConnectionTable({ idleSeconds: "10" as never }), /options\.idleSeconds must be a positive number of seconds, got "10"/);
   assert.throws(() => new ConnectionTable({ maximumTracked: 0 }), /options\.maximumTracked must be an integer ≥ 1, got 0/);
   assert.equal(new ConnectionTable({ idleSeconds: 0.5 }).idleMilliseconds, 500);
+  const table = new ConnectionTable();
+  assert.throws(() => table.observe({ ...tcpEvent("open", 40001, 443, 1), time: 1 } as never), /observe a TCP event: event\.time must be a valid Date, got 1/);
+  assert.throws(() => table.update({ rows: [] } as never), /update connections: snapshot\.time must be a string, got undefined/);
+  assert.throws(() => table.update(snapshot(0, []), Number.NaN), /update connections: now must be a time in milliseconds since the epoch, got NaN/);
+  assert.throws(() => table.view("tcp port 443" as never), /view connections: filter must be a ConnectionFilter \(from ConnectionFilter\.compile\) or undefined, got "tcp port 443"/);
+  assert.deepEqual(table.view(undefined).rows, []);
 });
