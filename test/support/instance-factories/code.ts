@@ -32,4 +32,13 @@ export const factories: Record<string, InstanceFactory> = {
 };
 
 export const accepted: AcceptedCalls = {
+  "Assembler#call": { calls: ["(42)"], reason: "helper takes a numeric helper id as well as a name; 42 is a valid id" },
+  "Assembler#callKernelFunction": { calls: ["(42)"], reason: "btfId is any BTF type id (a kfunc in vmlinux BTF), moduleIndex defaults to 0 (vmlinux); the kernel checks the id on load" },
+  "Assembler#callLocal": { calls: ['("x")'], reason: "any non-empty label name; it may be defined after the call, and finish() reports a label that never is" },
+  "Assembler#jump": { calls: ['("x")'], reason: "any non-empty label name; it may be defined after the jump, and finish() reports a label that never is" },
+  "Assembler#mayGoto": { calls: ['("x")'], reason: "any non-empty label name; it may be defined after the jump, and finish() reports a label that never is" },
+  "Assembler#label": { calls: ['("x")'], reason: "any non-empty string names a label" },
+  "Assembler#hasLabel": { calls: ['("x")'], reason: "asks whether label \"x\" is placed (false on a fresh builder)" },
+  "Assembler#newLabel": { calls: ['("x")'], reason: "prefix is any string; gives \"x0\"" },
+  "Assembler#return": { calls: ["(42)"], reason: "value is a register or an immediate: r0 = 42, exit" },
 };
