@@ -41,4 +41,12 @@ export const accepted: AcceptedCalls = {
   "Assembler#hasLabel": { calls: ['("x")'], reason: "asks whether label \"x\" is placed (false on a fresh builder)" },
   "Assembler#newLabel": { calls: ['("x")'], reason: "prefix is any string; gives \"x0\"" },
   "Assembler#return": { calls: ["(42)"], reason: "value is a register or an immediate: r0 = 42, exit" },
+  "Btf#describe": { calls: ["(42)"], reason: "describe is for messages and describes any integer id, one that does not exist as \"[42] (missing)\"" },
+  "Btf#field": { calls: ['("x")'], reason: "a string root is a type name (or \"type.path\"); \"x\" is well formed and the factory's BTF has no such type: a BtfLookupError (a NetbpfError) says no type is named \"x\"" },
+  "Btf#fieldOffset": { calls: ['("x")'], reason: "as field(\"x\"): a well-formed type name this BTF lacks, reported by a BtfLookupError" },
+  "Btf#findByName": { calls: ['("x")'], reason: "any string is a name to search for: no type is named \"x\", so []" },
+  "Btf#findString": { calls: ['("x")'], reason: "any string may be searched for: \"x\" is not in the string section, so undefined" },
+  "Btf#has": { calls: ["(42)"], reason: "asks whether type id 42 exists: false for the factory's 29 types" },
+  "Btf#string": { calls: ["(42)"], reason: "any offset inside the string section is valid (BTF strings may be referenced mid-string, sharing suffixes); 42 is inside the factory's 204-byte section" },
+  "BtfBuilder#addString": { calls: ['("x")'], reason: "interns the string \"x\" and returns its offset" },
 };
