@@ -49,5 +49,6 @@ export const accepted: AcceptedCalls = {
   "Btf#has": { calls: ["(42)"], reason: "asks whether type id 42 exists: false for the factory's 29 types" },
   "Btf#string": { calls: ["(42)"], reason: "any offset inside the string section is valid (BTF strings may be referenced mid-string, sharing suffixes); 42 is inside the factory's 204-byte section" },
   "BtfBuilder#addString": { calls: ['("x")'], reason: "interns the string \"x\" and returns its offset" },
+  "ConnectionFilter#matches": { calls: ["({})"], reason: "every field of a FilterableConnection is optional; a connection without addresses matches no filter, so false" },
   "ElfFile#section": { calls: ['("x")'], reason: "any string is a section name to look up: the object has no section \"x\", so undefined" },
 };
