@@ -1,3 +1,4 @@
+import { argumentError } from "../sys/argument-checks.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { type Instruction, decode, slotIndexes, validateInstructions, wideValue } from "./instruction.js";
 import { CallSource, Opcode } from "./opcodes.js";
@@ -95,6 +96,36 @@ const stackRegion = 2;
 const contextRegion = 3;
 const twoTo32 = 4294967296;
 
+const runOperation = "run eBPF program";
+const registerKeys: readonly string[] = ["1", "2", "3", "4", "5"];
+
+/** Checks the memory given to run(): a few typeof tests, as run() is called per packet. */
+export function checkRunMemory(memory: unknown): void {
+  if (!(memory instanceof Uint8Array)) throw argumentError(runOperation, "memory", "a Uint8Array (or Buffer)", memory);
+}
+
+/** Checks run()'s options (without registers' values, see initialRegisterValue) before anything changes. */
+export function checkRunOptions(options: InterpreterRunOptions): void {
+  if (typeof options !== "object" || options === null) throw argumentError(runOperation, "options", "an object", options);
+  const { linearLength, context, registers } = options;
+  if (linearLength !== undefined && (typeof linearLength !== "number" || !Number.isInteger(linearLength) || linearLength < 0)) {
+    throw argumentError(runOperation, "options.linearLength", "a non-negative integer", linearLength);
+  }
+  if (context !== undefined && (typeof context !== "object" || context === null || typeof context.writeFields !== "function" || typeof context.size !== "number" || !(context.pointerFields instanceof Map))) {
+    throw argumentError(runOperation, "options.context", "a context model (from xdpContext or socketBufferContext)", context);
+  }
+  if (registers !== undefined && (typeof registers !== "object" || registers === null)) {
+    throw argumentError(runOperation, "options.registers", "an object of initial values by register number (1 … 5)", registers);
+  }
+}
+
+/** An initial value for r1 … r5 from run()'s options.registers, as an unsigned 64-bit value. */
+export function initialRegisterValue(register: string, value: unknown): bigint {
+  if (!registerKeys.includes(register)) throw new UsageError(runOperation, `options.registers: r${register} cannot be set; only r1 … r5`);
+  if (typeof value !== "bigint" && !Number.isInteger(value)) throw argumentError(runOperation, `options.registers[${register}]`, "an integer or a bigint", value);
+  return BigInt.asUintN(64, BigInt(value as number | bigint));
+}
+
 interface Frame {
   returnSlot: number;
   saved: Uint32Array;
@@ -177,7 +208,8 @@ export class Interpreter {
 
   /** Runs the program over `memory` (which it may modify) and returns r0. */
   run(memory: Uint8Array = new Uint8Array(0), options: InterpreterRunOptions = {}): RunResult {
-    if (!(memory instanceof Uint8Array)) throw new UsageError("run eBPF program", "memory must be a Uint8Array (or Buffer)");
+    checkRunMemory(memory);
+    checkRunOptions(options);
     const stack = this.stack;
     // Zero the first frame now, each further frame when a call enters it.
     stack.fill(0, stack.length - stackSize);
@@ -210,7 +242,6 @@ export class Interpreter {
     this.contextPointers = undefined;
     this.packetEnd = memory.length;
     if (options.linearLength !== undefined) {
-      if (!Number.isInteger(options.linearLength) || options.linearLength < 0) throw new UsageError("run eBPF program", `linearLength must be a non-negative integer, not ${String(options.linearLength)}`);
       this.packetEnd = Math.min(memory.length, options.linearLength);
     }
     if (options.context) {
@@ -237,9 +268,7 @@ export class Interpreter {
     const high = this.high;
     const low = this.low;
     for (const [register, value] of Object.entries(registers)) {
-      if (!["1", "2", "3", "4", "5"].includes(register)) throw new UsageError("run eBPF program", `initial register r${register} cannot be set; only r1 … r5`);
-      if (typeof value !== "bigint" && !Number.isInteger(value)) throw new UsageError("run eBPF program", `initial value of r${register} must be an integer, not ${String(value)}`);
-      const big = BigInt.asUintN(64, BigInt(value));
+      const big = initialRegisterValue(register, value);
       high[Number(register)] = Number(big >> 32n);
       low[Number(register)] = Number(big & 0xffff_ffffn);
     }
