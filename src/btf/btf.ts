@@ -262,6 +262,7 @@ export class Btf {
   typeOfKind<K extends BtfKind>(id: number, kind: K): BtfTypeOfKind<K> {
     const type = this.type(id);
     if (type.kind !== kind) {
+      expectOneOf("read BTF", "kind", kind, btfKindByNumber);
       throw new BtfFormatError(`expected ${btfKindKernelName[kind]}, found ${btfKindKernelName[type.kind]}`, { typeId: id }, "read BTF");
     }
     return type as BtfTypeOfKind<K>;

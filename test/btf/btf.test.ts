@@ -180,6 +180,13 @@ test("Btf methods refuse arguments of the wrong type with a UsageError naming th
   assert.throws(() => btf.findByName("sk_buff", "structure" as never), refused(/kind must be one of/));
   assert.throws(() => btf.findType({} as never), refused(/name must be a string/));
   assert.throws(() => btf.findString(undefined as never), refused(/value must be a string/));
+  const int = new BtfBuilder();
+  const intId = int.add({ kind: "int", name: "int", size: 4, signed: true, char: false, bool: false, bitOffset: 0, bits: 32 });
+  const withInt = int.build();
+  assert.throws(() => withInt.typeOfKind(intId, "integer" as never), refused(/kind must be one of/));
+  assert.throws(() => withInt.resolve(intId, { keepTypedefs: 1 } as never), refused(/options\.keepTypedefs must be true or false, got 1/));
+  assert.throws(() => withInt.formatC(intId, "x", { offsets: "yes" } as never), refused(/options\.offsets must be true or false/));
+  assert.throws(() => withInt.formatCDefinition(intId, { indent: 2 } as never), refused(/options\.indent must be a string, got 2/));
   assert.equal(btf.has(7), false);
   assert.deepEqual(btf.findByName("missing"), []);
 });
