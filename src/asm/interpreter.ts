@@ -1,4 +1,4 @@
-import { argumentError } from "../sys/argument-checks.js";
+import { argumentError, describeValue, expectBoolean, expectFunction, expectInteger, expectObject } from "../sys/argument-checks.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { type Instruction, decode, slotIndexes, validateInstructions, wideValue } from "./instruction.js";
 import { CallSource, Opcode } from "./opcodes.js";
@@ -119,6 +119,24 @@ export function checkRunOptions(options: InterpreterRunOptions): void {
   }
 }
 
+/** Checks the options of an Interpreter or a JavaScriptProgram; gives its helpers by id. */
+export function checkInterpreterOptions(operation: string, options: InterpreterOptions): Map<number, Helper> {
+  const { helpers = new Map<number, Helper>(), instructionLimit, resolvePseudoLoad, validate } = expectObject<InterpreterOptions>(operation, "options", options);
+  if (instructionLimit !== undefined) expectInteger(operation, "options.instructionLimit", instructionLimit, 1);
+  if (resolvePseudoLoad !== undefined) expectFunction(operation, "options.resolvePseudoLoad", resolvePseudoLoad);
+  expectBoolean(operation, "options.validate", validate, true);
+  expectObject(operation, "options.helpers", helpers);
+  const byId = new Map<number, Helper>();
+  for (const [key, helper] of helpers instanceof Map ? helpers : Object.entries(helpers)) {
+    const id = typeof key === "string" && /^\d+$/.test(key) ? Number(key) : key;
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id > 0x7fff_ffff) {
+      throw new UsageError(operation, `options.helpers: the key ${describeValue(key)} is not a helper id (an integer from 0 to 2147483647)`);
+    }
+    byId.set(id, expectFunction<Helper>(operation, `options.helpers[${id}]`, helper));
+  }
+  return byId;
+}
+
 /** An initial value for r1 … r5 from run()'s options.registers, as an unsigned 64-bit value. */
 export function initialRegisterValue(register: string, value: unknown): bigint {
   if (!registerKeys.includes(register)) throw new UsageError(runOperation, `options.registers: r${register} cannot be set; only r1 … r5`);
@@ -174,6 +192,7 @@ export class Interpreter {
     if (!(program instanceof Uint8Array) && !Array.isArray(program)) {
       throw new UsageError("run eBPF program", "the program must be an Instruction[] or the encoded bytes (Uint8Array)");
     }
+    this.helpers = checkInterpreterOptions("run eBPF program", options);
     this.instructions = program instanceof Uint8Array ? decode(program) : program.map((instruction) => ({ ...instruction }));
     if (options.validate ?? true) validateInstructions(this.instructions);
     const slots = slotIndexes(this.instructions);
@@ -200,8 +219,6 @@ export class Interpreter {
         this.slotToIndex[slot + 1] = index;
       }
     });
-    const helpers = options.helpers ?? new Map<number, Helper>();
-    this.helpers = helpers instanceof Map ? new Map(helpers) : new Map(Object.entries(helpers).map(([id, helper]) => [Number(id), helper]));
     this.instructionLimit = options.instructionLimit ?? 1_000_000;
     this.resolvePseudoLoad = options.resolvePseudoLoad;
   }

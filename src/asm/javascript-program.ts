@@ -14,6 +14,7 @@ import { UsageError } from "../sys/errors.js";
 import { type Instruction, decode, jumpTargetSlot, slotIndexes, validateInstructions, wideValue } from "./instruction.js";
 import { argumentError } from "../sys/argument-checks.js";
 import {
+  checkInterpreterOptions,
   checkRunMemory,
   checkRunOptions,
   ExecutionError,
@@ -117,10 +118,9 @@ export class JavaScriptProgram {
     if (!(program instanceof Uint8Array) && !Array.isArray(program)) {
       throw new UsageError("compile eBPF program", "the program must be an Instruction[] or the encoded bytes (Uint8Array)");
     }
+    this.#helpers = checkInterpreterOptions("compile eBPF program", options);
     this.#instructions = program instanceof Uint8Array ? decode(program) : program.map((instruction) => ({ ...instruction }));
     if (options.validate ?? true) validateInstructions(this.#instructions);
-    const helpers = options.helpers ?? new Map<number, Helper>();
-    this.#helpers = helpers instanceof Map ? new Map(helpers) : new Map(Object.entries(helpers).map(([id, helper]) => [Number(id), helper]));
     this.#resolvePseudoLoad = options.resolvePseudoLoad;
     const slots = slotIndexes(this.#instructions);
     this.#slotToIndex = new Int32Array(slots[this.#instructions.length]!);
