@@ -32,7 +32,7 @@ export const factories: Record<string, InstanceFactory> = {
 };
 
 export const accepted: AcceptedCalls = {
-  "Assembler#call": { calls: ["(42)"], reason: "helper takes a numeric helper id as well as a name; 42 is a valid id" },
+  "Assembler#call": { calls: ["(42)"], reason: "helper is a helper name or its numeric id: 42 is bpf_get_numa_node_id" },
   "Assembler#callKernelFunction": { calls: ["(42)"], reason: "btfId is any BTF type id (a kfunc in vmlinux BTF), moduleIndex defaults to 0 (vmlinux); the kernel checks the id on load" },
   "Assembler#callLocal": { calls: ['("x")'], reason: "any non-empty label name; it may be defined after the call, and finish() reports a label that never is" },
   "Assembler#jump": { calls: ['("x")'], reason: "any non-empty label name; it may be defined after the jump, and finish() reports a label that never is" },
@@ -47,7 +47,7 @@ export const accepted: AcceptedCalls = {
   "Btf#findByName": { calls: ['("x")'], reason: "any string is a name to search for: no type is named \"x\", so []" },
   "Btf#findString": { calls: ['("x")'], reason: "any string may be searched for: \"x\" is not in the string section, so undefined" },
   "Btf#has": { calls: ["(42)"], reason: "asks whether type id 42 exists: false for the factory's 29 types" },
-  "Btf#string": { calls: ["(42)"], reason: "any offset inside the string section is valid (BTF strings may be referenced mid-string, sharing suffixes); 42 is inside the factory's 204-byte section" },
+  "Btf#string": { calls: ["(42)"], reason: "any offset inside the string section is one the kernel accepts (btf_name_offset_valid checks only the bound): 42 is inside the factory's 204-byte section and reads up to the next NUL" },
   "BtfBuilder#addString": { calls: ['("x")'], reason: "interns the string \"x\" and returns its offset" },
   "ConnectionFilter#matches": { calls: ["({})"], reason: "every field of a FilterableConnection is optional; a connection without addresses matches no filter, so false" },
   "ElfFile#section": { calls: ['("x")'], reason: "any string is a section name to look up: the object has no section \"x\", so undefined" },
