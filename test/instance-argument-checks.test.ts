@@ -34,7 +34,6 @@ const notYetChecked = new Set<string>([
  */
 const notYetMade = new Set<string>([
   // code
-  "Assembler", "Btf", "BtfBuilder", "ConnectionFilter", "ElfFile", "Interpreter", "JavaScriptProgram", "OfflineFilter",
   // kernel
   "BpfMap", "CgroupLink", "DataSection", "FdOwner", "Link", "NetlinkTcLink", "PerfEventReader", "Program", "RawTracepointLink",
   "RingBufferReader", "SocketFilterLink", "TcLink", "TcpWatcher", "TcxLink", "TracepointLink", "TrafficWatcher", "XdpLink",

@@ -80,14 +80,19 @@ const conditionOperations: Record<Condition, number> = {
   "&": JumpOperation.JSET,
 };
 
-const accessSizes: Record<AccessType, { size: number; signed: boolean }> = {
-  u8: { size: Size.B, signed: false },
-  u16: { size: Size.H, signed: false },
-  u32: { size: Size.W, signed: false },
-  u64: { size: Size.DW, signed: false },
-  s8: { size: Size.B, signed: true },
-  s16: { size: Size.H, signed: true },
-  s32: { size: Size.W, signed: true },
+/** Sign-extending access: a bit above the size field's. */
+const signedAccess = 0x100;
+
+// Every table below maps names to numbers, and every lookup checks for a number: a
+// name inherited from Object.prototype ("constructor", "__proto__") is never one.
+const accessSizes: Record<AccessType, number> = {
+  u8: Size.B,
+  u16: Size.H,
+  u32: Size.W,
+  u64: Size.DW,
+  s8: Size.B | signedAccess,
+  s16: Size.H | signedAccess,
+  s32: Size.W | signedAccess,
 };
 
 const atomicOperations: Record<AtomicOperationName, number> = {
@@ -111,8 +116,56 @@ const operation = "assemble eBPF";
 /** Number of a register name; throws a UsageError for anything else. */
 export function registerNumber(register: Register, parameter = "register"): number {
   const number = registerNumbers[register];
-  if (number === undefined) throw argumentError(operation, parameter, "a register (r0 … r10, the R0 … R10 constants)", register);
+  if (typeof number !== "number") throw argumentError(operation, parameter, "a register (r0 … r10, the R0 … R10 constants)", register);
   return number;
+}
+
+/**
+ * Checks an immediate. 64-bit operations sign-extend the 32-bit immediate, so
+ * they take -2^31 … 2^31-1; 32-bit ones also take 2^31 … 2^32-1 (same bits).
+ */
+function immediate(value: number, narrow: boolean, parameter: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < -0x8000_0000 || value > (narrow ? 0xffff_ffff : 0x7fff_ffff)) {
+    const expected = narrow
+      ? "a register or an integer that fits in 32 bits (-2147483648 … 4294967295)"
+      : "a register or an integer that fits in a sign-extended 32-bit immediate (-2147483648 … 2147483647; load larger ones with loadImmediate64, or use the 32-bit form)";
+    throw argumentError(operation, parameter, expected, value);
+  }
+  return value | 0;
+}
+
+function checkOffset(offset: number): number {
+  if (typeof offset !== "number" || !Number.isInteger(offset) || offset < -0x8000 || offset > 0x7fff) {
+    throw argumentError(operation, "offset", "an integer that fits in a signed 16-bit field (-32768 … 32767; add more to the base register first)", offset);
+  }
+  return offset;
+}
+
+/** A label or map name. */
+function checkName(name: string, parameter: string): void {
+  if (typeof name !== "string" || name.length === 0) throw argumentError(operation, parameter, "a non-empty string", name);
+}
+
+const anyByteOrderBits: readonly number[] = [16, 32, 64];
+const signExtend64Bits: readonly number[] = [8, 16, 32];
+const signExtend32Bits: readonly number[] = [8, 16];
+
+function checkBits<T extends number>(bits: T, allowed: readonly number[]): T {
+  if (!allowed.includes(bits)) throw argumentError(operation, "bits", `one of ${allowed.join(", ")}`, bits);
+  return bits;
+}
+
+/** The size field of an access type, with {@link signedAccess} for the sign-extending ones. */
+function accessSize(type: AccessType): number {
+  const access = accessSizes[type];
+  if (typeof access !== "number") throw argumentError(operation, "type", "an access type: u8 u16 u32 u64 (or s8 s16 s32 for loads)", type);
+  return access;
+}
+
+function packetAccessSize(type: "u8" | "u16" | "u32"): number {
+  const access = accessSizes[type];
+  if (typeof access !== "number" || access >= Size.DW) throw argumentError(operation, "type", "u8, u16 or u32 for a packet load", type);
+  return access;
 }
 
 function isRegister(operand: Operand): operand is Register {
@@ -157,7 +210,7 @@ export class Assembler {
 
   /** Marks the position of the next instruction with `name`. */
   label(name: string): this {
-    this.checkName(name, "name");
+    checkName(name, "name");
     if (this.labelIndexes.has(name)) {
       throw new UsageError(operation, `label ${JSON.stringify(name)} is defined twice (first at instruction ${this.labelIndexes.get(name)}, again at ${this.items.length})`);
     }
@@ -179,6 +232,7 @@ export class Assembler {
 
   /** True when `name` has been placed with {@link label}. */
   hasLabel(name: string): boolean {
+    checkName(name, "name");
     return this.labelIndexes.has(name);
   }
 
@@ -254,24 +308,24 @@ export class Assembler {
 
   /** dst = the low `bits` of src, sign-extended to 64 bits (cpu v4). */
   movSignExtend64(dst: Register, source: Register, bits: 8 | 16 | 32): this {
-    return this.alu(AluOperation.MOV, true, dst, source, this.checkBits(bits, [8, 16, 32]));
+    return this.emit(makeInstruction(InstructionClass.ALU64 | AluOperation.MOV | Source.X, registerNumber(dst, "dst"), registerNumber(source, "source"), checkBits(bits, signExtend64Bits), 0));
   }
   /** dst = the low `bits` of src, sign-extended to 32 bits, upper half cleared (cpu v4). */
   movSignExtend32(dst: Register, source: Register, bits: 8 | 16): this {
-    return this.alu(AluOperation.MOV, false, dst, source, this.checkBits(bits, [8, 16]));
+    return this.emit(makeInstruction(InstructionClass.ALU | AluOperation.MOV | Source.X, registerNumber(dst, "dst"), registerNumber(source, "source"), checkBits(bits, signExtend32Bits), 0));
   }
 
   /** Converts the low `bits` of dst to big-endian (network order), zero-extending. */
   toBigEndian(dst: Register, bits: 16 | 32 | 64): this {
-    return this.emit(makeInstruction(InstructionClass.ALU | AluOperation.END | Endianness.TO_BE, registerNumber(dst, "dst"), 0, 0, this.checkBits(bits, [16, 32, 64])));
+    return this.emit(makeInstruction(InstructionClass.ALU | AluOperation.END | Endianness.TO_BE, registerNumber(dst, "dst"), 0, 0, checkBits(bits, anyByteOrderBits)));
   }
   /** Converts the low `bits` of dst to little-endian (truncates on a little-endian host). */
   toLittleEndian(dst: Register, bits: 16 | 32 | 64): this {
-    return this.emit(makeInstruction(InstructionClass.ALU | AluOperation.END | Endianness.TO_LE, registerNumber(dst, "dst"), 0, 0, this.checkBits(bits, [16, 32, 64])));
+    return this.emit(makeInstruction(InstructionClass.ALU | AluOperation.END | Endianness.TO_LE, registerNumber(dst, "dst"), 0, 0, checkBits(bits, anyByteOrderBits)));
   }
   /** Reverses the byte order of the low `bits` unconditionally (cpu v4 `bswap`). */
   byteSwap(dst: Register, bits: 16 | 32 | 64): this {
-    return this.emit(makeInstruction(InstructionClass.ALU64 | AluOperation.END, registerNumber(dst, "dst"), 0, 0, this.checkBits(bits, [16, 32, 64])));
+    return this.emit(makeInstruction(InstructionClass.ALU64 | AluOperation.END, registerNumber(dst, "dst"), 0, 0, checkBits(bits, anyByteOrderBits)));
   }
 
   // ---- 64-bit immediates and maps -------------------------------------------
@@ -284,7 +338,7 @@ export class Assembler {
 
   /** dst = pointer to the map called `mapName` (its fd is patched in at load time). */
   loadMapFd(dst: Register, mapName: string): this {
-    this.checkName(mapName, "mapName");
+    checkName(mapName, "mapName");
     this.items.push({
       instruction: makeWideInstruction(registerNumber(dst, "dst"), PseudoSource.MAP_FD, 0),
       reference: { kind: "map-fd", name: mapName, offset: 0 },
@@ -294,7 +348,7 @@ export class Assembler {
 
   /** dst = pointer to byte `offset` of the value of the (array) map `mapName`, e.g. a global variable section. */
   loadMapValue(dst: Register, mapName: string, offset = 0): this {
-    this.checkName(mapName, "mapName");
+    checkName(mapName, "mapName");
     expectInteger(operation, "offset", offset, 0, 0xffff_ffff);
     this.items.push({
       instruction: makeWideInstruction(registerNumber(dst, "dst"), PseudoSource.MAP_VALUE, BigInt(offset) << 32n),
@@ -305,7 +359,7 @@ export class Assembler {
 
   /** dst = address of the local function at `label` (for callbacks such as bpf_loop). */
   loadFunctionAddress(dst: Register, label: string): this {
-    this.checkName(label, "label");
+    checkName(label, "label");
     this.pushLabelled(makeWideInstruction(registerNumber(dst, "dst"), PseudoSource.FUNC, 0), label, "function-address");
     return this;
   }
@@ -314,19 +368,19 @@ export class Assembler {
 
   /** dst = *(type *)(base + offset); `s` types sign-extend (cpu v4). */
   load(type: AccessType, dst: Register, base: Register, offset: number): this {
-    const { size, signed } = this.accessType(type);
-    const mode = signed ? Mode.MEMSX : Mode.MEM;
-    return this.emit(makeInstruction(InstructionClass.LDX | mode | size, registerNumber(dst, "dst"), registerNumber(base, "base"), this.checkOffset(offset), 0));
+    const access = accessSize(type);
+    const mode = access > Size.DW ? Mode.MEMSX : Mode.MEM;
+    return this.emit(makeInstruction(InstructionClass.LDX | mode | (access & Size.DW), registerNumber(dst, "dst"), registerNumber(base, "base"), checkOffset(offset), 0));
   }
 
   /** *(type *)(base + offset) = value (a register, or a 32-bit immediate sign-extended for u64). */
   store(type: AccessType, base: Register, offset: number, value: Operand): this {
-    const { size, signed } = this.accessType(type);
-    if (signed) throw argumentError(operation, "type", "an unsigned type (u8 … u64) for a store", type);
+    const size = accessSize(type);
+    if (size > Size.DW) throw argumentError(operation, "type", "an unsigned type (u8 … u64) for a store", type);
     if (isRegister(value)) {
-      return this.emit(makeInstruction(InstructionClass.STX | Mode.MEM | size, registerNumber(base, "base"), registerNumber(value, "value"), this.checkOffset(offset), 0));
+      return this.emit(makeInstruction(InstructionClass.STX | Mode.MEM | size, registerNumber(base, "base"), registerNumber(value, "value"), checkOffset(offset), 0));
     }
-    return this.emit(makeInstruction(InstructionClass.ST | Mode.MEM | size, registerNumber(base, "base"), 0, this.checkOffset(offset), this.immediate(value, size !== Size.DW, "value")));
+    return this.emit(makeInstruction(InstructionClass.ST | Mode.MEM | size, registerNumber(base, "base"), 0, checkOffset(offset), immediate(value, size !== Size.DW, "value")));
   }
 
   /**
@@ -335,8 +389,11 @@ export class Assembler {
    */
   atomic(type: "u32" | "u64", operationName: AtomicOperationName, base: Register, offset: number, source: Register, options: { fetch?: boolean } = {}): this {
     const code = atomicOperations[operationName];
-    if (code === undefined) throw argumentError(operation, "operationName", "one of add, or, and, xor", operationName);
-    return this.atomicRaw(type, base, offset, source, code | (options.fetch ? AtomicOperation.FETCH : 0));
+    if (typeof code !== "number") throw argumentError(operation, "operationName", "one of add, or, and, xor", operationName);
+    if (typeof options !== "object" || options === null) throw argumentError(operation, "options", "an object", options);
+    const fetch = options.fetch;
+    if (fetch !== undefined && typeof fetch !== "boolean") throw argumentError(operation, "options.fetch", "true or false", fetch);
+    return this.atomicRaw(type, base, offset, source, code | (fetch === true ? AtomicOperation.FETCH : 0));
   }
 
   /** source = exchange(*(type *)(base + offset), source). */
@@ -351,21 +408,21 @@ export class Assembler {
 
   /** Legacy packet load (socket filters, tc): r0 = ntoh(packet[offset]); r6 must hold the skb. Ends the program with 0 when out of bounds. */
   loadPacketAbsolute(type: "u8" | "u16" | "u32", offset: number): this {
-    const { size } = this.accessType(type);
-    return this.emit(makeInstruction(InstructionClass.LD | Mode.ABS | size, 0, 0, 0, this.immediate(offset, false, "offset")));
+    const size = packetAccessSize(type);
+    return this.emit(makeInstruction(InstructionClass.LD | Mode.ABS | size, 0, 0, 0, immediate(offset, false, "offset")));
   }
 
   /** Legacy packet load: r0 = ntoh(packet[index + offset]). */
   loadPacketIndirect(type: "u8" | "u16" | "u32", index: Register, offset: number): this {
-    const { size } = this.accessType(type);
-    return this.emit(makeInstruction(InstructionClass.LD | Mode.IND | size, 0, registerNumber(index, "index"), 0, this.immediate(offset, false, "offset")));
+    const size = packetAccessSize(type);
+    return this.emit(makeInstruction(InstructionClass.LD | Mode.IND | size, 0, registerNumber(index, "index"), 0, immediate(offset, false, "offset")));
   }
 
   // ---- control flow --------------------------------------------------------
 
   /** Unconditional jump to `label`; becomes `gotol` (32-bit offset) when the target is out of 16-bit range and long jumps are allowed. */
   jump(label: string): this {
-    this.checkName(label, "label");
+    checkName(label, "label");
     this.pushLabelled(makeInstruction(Opcode.JA, 0, 0, 0, 0), label, "jump-auto");
     return this;
   }
@@ -376,7 +433,7 @@ export class Assembler {
    * once the loop state stops growing instead of unrolling every iteration.
    */
   mayGoto(label: string): this {
-    this.checkName(label, "label");
+    checkName(label, "label");
     this.pushLabelled(makeInstruction(Opcode.MAY_GOTO, 0, 0, 0, 0), label, "offset");
     return this;
   }
@@ -402,7 +459,7 @@ export class Assembler {
 
   /** bpf-to-bpf call of the local function at `label`. */
   callLocal(label: string): this {
-    this.checkName(label, "label");
+    checkName(label, "label");
     this.pushLabelled(makeInstruction(Opcode.CALL, 0, CallSource.LOCAL, 0, 0), label, "call");
     return this;
   }
@@ -420,7 +477,7 @@ export class Assembler {
 
   /** Shorthand for `mov64(r0, value).exit()`. */
   return(value: Operand): this {
-    return this.mov64(R0, value).exit();
+    return this.alu(AluOperation.MOV, true, R0, value, 0, "value").exit();
   }
 
   // ---- finishing -----------------------------------------------------------
@@ -487,25 +544,25 @@ export class Assembler {
     return this;
   }
 
-  private alu(aluOperation: number, wide: boolean, dst: Register, source: Operand, offset = 0): this {
+  private alu(aluOperation: number, wide: boolean, dst: Register, source: Operand, offset = 0, sourceName = "source"): this {
     const cls = wide ? InstructionClass.ALU64 : InstructionClass.ALU;
     const dstNumber = registerNumber(dst, "dst");
     if (isRegister(source)) {
-      return this.emit(makeInstruction(cls | aluOperation | Source.X, dstNumber, registerNumber(source, "source"), offset, 0));
+      return this.emit(makeInstruction(cls | aluOperation | Source.X, dstNumber, registerNumber(source, sourceName), offset, 0));
     }
-    return this.emit(makeInstruction(cls | aluOperation | Source.K, dstNumber, 0, offset, this.immediate(source, !wide, "source")));
+    return this.emit(makeInstruction(cls | aluOperation | Source.K, dstNumber, 0, offset, immediate(source, !wide, sourceName)));
   }
 
   private conditional(cls: number, dst: Register, condition: Condition, operand: Operand, label: string): this {
     const jumpOperation = conditionOperations[condition];
-    if (jumpOperation === undefined) {
+    if (typeof jumpOperation !== "number") {
       throw argumentError(operation, "condition", `one of ${Object.keys(conditionOperations).join(" ")}`, condition);
     }
-    this.checkName(label, "label");
+    checkName(label, "label");
     const dstNumber = registerNumber(dst, "dst");
     const instruction = isRegister(operand)
       ? makeInstruction(cls | jumpOperation | Source.X, dstNumber, registerNumber(operand, "operand"), 0, 0)
-      : makeInstruction(cls | jumpOperation | Source.K, dstNumber, 0, 0, this.immediate(operand, cls === InstructionClass.JMP32, "operand"));
+      : makeInstruction(cls | jumpOperation | Source.K, dstNumber, 0, 0, immediate(operand, cls === InstructionClass.JMP32, "operand"));
     this.pushLabelled(instruction, label, "offset");
     return this;
   }
@@ -513,44 +570,7 @@ export class Assembler {
   private atomicRaw(type: "u32" | "u64", base: Register, offset: number, source: Register, code: number): this {
     if (type !== "u32" && type !== "u64") throw argumentError(operation, "type", "u32 or u64 for an atomic operation", type);
     const size = type === "u32" ? Size.W : Size.DW;
-    return this.emit(makeInstruction(InstructionClass.STX | Mode.ATOMIC | size, registerNumber(base, "base"), registerNumber(source, "source"), this.checkOffset(offset), code));
-  }
-
-  /**
-   * Checks an immediate. 64-bit operations sign-extend the 32-bit immediate, so
-   * they take -2^31 … 2^31-1; 32-bit ones also take 2^31 … 2^32-1 (same bits).
-   */
-  private immediate(value: number, narrow: boolean, parameter: string): number {
-    const max = narrow ? 0xffff_ffff : 0x7fff_ffff;
-    if (typeof value !== "number" || !Number.isInteger(value) || value < -0x8000_0000 || value > max) {
-      const expected = narrow
-        ? "a register or an integer that fits in 32 bits (-2147483648 … 4294967295)"
-        : "a register or an integer that fits in a sign-extended 32-bit immediate (-2147483648 … 2147483647; load larger ones with loadImmediate64, or use the 32-bit form)";
-      throw argumentError(operation, parameter, expected, value);
-    }
-    return value | 0;
-  }
-
-  private checkOffset(offset: number): number {
-    if (!Number.isInteger(offset) || offset < -0x8000 || offset > 0x7fff) {
-      throw argumentError(operation, "offset", "an integer that fits in a signed 16-bit field (-32768 … 32767; add more to the base register first)", offset);
-    }
-    return offset;
-  }
-
-  private checkBits<T extends number>(bits: T, allowed: number[]): T {
-    if (!allowed.includes(bits)) throw argumentError(operation, "bits", `one of ${allowed.join(", ")}`, bits);
-    return bits;
-  }
-
-  private accessType(type: AccessType): { size: number; signed: boolean } {
-    const access = accessSizes[type];
-    if (access === undefined) throw argumentError(operation, "type", "an access type: u8 u16 u32 u64 (or s8 s16 s32 for loads)", type);
-    return access;
-  }
-
-  private checkName(name: string, parameter: string): void {
-    if (typeof name !== "string" || name.length === 0) throw argumentError(operation, parameter, "a non-empty string", name);
+    return this.emit(makeInstruction(InstructionClass.STX | Mode.ATOMIC | size, registerNumber(base, "base"), registerNumber(source, "source"), checkOffset(offset), code));
   }
 }
 

@@ -1,3 +1,4 @@
+import { argumentError, describeValue, expectBoolean, expectFunction, expectInteger, expectObject } from "../sys/argument-checks.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { type Instruction, decode, slotIndexes, validateInstructions, wideValue } from "./instruction.js";
 import { CallSource, Opcode } from "./opcodes.js";
@@ -95,6 +96,54 @@ const stackRegion = 2;
 const contextRegion = 3;
 const twoTo32 = 4294967296;
 
+const runOperation = "run eBPF program";
+const registerKeys: readonly string[] = ["1", "2", "3", "4", "5"];
+
+/** Checks the memory given to run(): a few typeof tests, as run() is called per packet. */
+export function checkRunMemory(memory: unknown): void {
+  if (!(memory instanceof Uint8Array)) throw argumentError(runOperation, "memory", "a Uint8Array (or Buffer)", memory);
+}
+
+/** Checks run()'s options (without registers' values, see initialRegisterValue) before anything changes. */
+export function checkRunOptions(options: InterpreterRunOptions): void {
+  if (typeof options !== "object" || options === null) throw argumentError(runOperation, "options", "an object", options);
+  const { linearLength, context, registers } = options;
+  if (linearLength !== undefined && (typeof linearLength !== "number" || !Number.isInteger(linearLength) || linearLength < 0)) {
+    throw argumentError(runOperation, "options.linearLength", "a non-negative integer", linearLength);
+  }
+  if (context !== undefined && (typeof context !== "object" || context === null || typeof context.writeFields !== "function" || typeof context.size !== "number" || !(context.pointerFields instanceof Map))) {
+    throw argumentError(runOperation, "options.context", "a context model (from xdpContext or socketBufferContext)", context);
+  }
+  if (registers !== undefined && (typeof registers !== "object" || registers === null)) {
+    throw argumentError(runOperation, "options.registers", "an object of initial values by register number (1 … 5)", registers);
+  }
+}
+
+/** Checks the options of an Interpreter or a JavaScriptProgram; gives its helpers by id. */
+export function checkInterpreterOptions(operation: string, options: InterpreterOptions): Map<number, Helper> {
+  const { helpers = new Map<number, Helper>(), instructionLimit, resolvePseudoLoad, validate } = expectObject<InterpreterOptions>(operation, "options", options);
+  if (instructionLimit !== undefined) expectInteger(operation, "options.instructionLimit", instructionLimit, 1);
+  if (resolvePseudoLoad !== undefined) expectFunction(operation, "options.resolvePseudoLoad", resolvePseudoLoad);
+  expectBoolean(operation, "options.validate", validate, true);
+  expectObject(operation, "options.helpers", helpers);
+  const byId = new Map<number, Helper>();
+  for (const [key, helper] of helpers instanceof Map ? helpers : Object.entries(helpers)) {
+    const id = typeof key === "string" && /^\d+$/.test(key) ? Number(key) : key;
+    if (typeof id !== "number" || !Number.isInteger(id) || id < 0 || id > 0x7fff_ffff) {
+      throw new UsageError(operation, `options.helpers: the key ${describeValue(key)} is not a helper id (an integer from 0 to 2147483647)`);
+    }
+    byId.set(id, expectFunction<Helper>(operation, `options.helpers[${id}]`, helper));
+  }
+  return byId;
+}
+
+/** An initial value for r1 … r5 from run()'s options.registers, as an unsigned 64-bit value. */
+export function initialRegisterValue(register: string, value: unknown): bigint {
+  if (!registerKeys.includes(register)) throw new UsageError(runOperation, `options.registers: r${register} cannot be set; only r1 … r5`);
+  if (typeof value !== "bigint" && !Number.isInteger(value)) throw argumentError(runOperation, `options.registers[${register}]`, "an integer or a bigint", value);
+  return BigInt.asUintN(64, BigInt(value as number | bigint));
+}
+
 interface Frame {
   returnSlot: number;
   saved: Uint32Array;
@@ -143,6 +192,7 @@ export class Interpreter {
     if (!(program instanceof Uint8Array) && !Array.isArray(program)) {
       throw new UsageError("run eBPF program", "the program must be an Instruction[] or the encoded bytes (Uint8Array)");
     }
+    this.helpers = checkInterpreterOptions("run eBPF program", options);
     this.instructions = program instanceof Uint8Array ? decode(program) : program.map((instruction) => ({ ...instruction }));
     if (options.validate ?? true) validateInstructions(this.instructions);
     const slots = slotIndexes(this.instructions);
@@ -169,15 +219,14 @@ export class Interpreter {
         this.slotToIndex[slot + 1] = index;
       }
     });
-    const helpers = options.helpers ?? new Map<number, Helper>();
-    this.helpers = helpers instanceof Map ? new Map(helpers) : new Map(Object.entries(helpers).map(([id, helper]) => [Number(id), helper]));
     this.instructionLimit = options.instructionLimit ?? 1_000_000;
     this.resolvePseudoLoad = options.resolvePseudoLoad;
   }
 
   /** Runs the program over `memory` (which it may modify) and returns r0. */
   run(memory: Uint8Array = new Uint8Array(0), options: InterpreterRunOptions = {}): RunResult {
-    if (!(memory instanceof Uint8Array)) throw new UsageError("run eBPF program", "memory must be a Uint8Array (or Buffer)");
+    checkRunMemory(memory);
+    checkRunOptions(options);
     const stack = this.stack;
     // Zero the first frame now, each further frame when a call enters it.
     stack.fill(0, stack.length - stackSize);
@@ -210,7 +259,6 @@ export class Interpreter {
     this.contextPointers = undefined;
     this.packetEnd = memory.length;
     if (options.linearLength !== undefined) {
-      if (!Number.isInteger(options.linearLength) || options.linearLength < 0) throw new UsageError("run eBPF program", `linearLength must be a non-negative integer, not ${String(options.linearLength)}`);
       this.packetEnd = Math.min(memory.length, options.linearLength);
     }
     if (options.context) {
@@ -237,9 +285,7 @@ export class Interpreter {
     const high = this.high;
     const low = this.low;
     for (const [register, value] of Object.entries(registers)) {
-      if (!["1", "2", "3", "4", "5"].includes(register)) throw new UsageError("run eBPF program", `initial register r${register} cannot be set; only r1 … r5`);
-      if (typeof value !== "bigint" && !Number.isInteger(value)) throw new UsageError("run eBPF program", `initial value of r${register} must be an integer, not ${String(value)}`);
-      const big = BigInt.asUintN(64, BigInt(value));
+      const big = initialRegisterValue(register, value);
       high[Number(register)] = Number(big >> 32n);
       low[Number(register)] = Number(big & 0xffff_ffffn);
     }

@@ -12,7 +12,20 @@
  */
 import { UsageError } from "../sys/errors.js";
 import { type Instruction, decode, jumpTargetSlot, slotIndexes, validateInstructions, wideValue } from "./instruction.js";
-import { ExecutionError, type ExecutionFailure, type Helper, type HelperContext, type InterpreterOptions, type InterpreterRunOptions, stackSize } from "./interpreter.js";
+import { argumentError } from "../sys/argument-checks.js";
+import {
+  checkInterpreterOptions,
+  checkRunMemory,
+  checkRunOptions,
+  ExecutionError,
+  type ExecutionFailure,
+  type Helper,
+  type HelperContext,
+  initialRegisterValue,
+  type InterpreterOptions,
+  type InterpreterRunOptions,
+  stackSize,
+} from "./interpreter.js";
 import { CallSource, Opcode } from "./opcodes.js";
 
 export type JavaScriptProgramOptions = InterpreterOptions;
@@ -52,6 +65,36 @@ interface Environment {
   stopped(): boolean;
 }
 
+// The per-packet checks are written out where they run (as a call, the window check
+// measurably slows a 20 ns filter run); the error is built apart, once one failed.
+
+/** An integer from 0 to 2^32 - 1 (r3 and r4 of test(), a packet's original length, a window's start and length). */
+export function isWord(value: number): boolean {
+  return value >>> 0 === value;
+}
+
+/**
+ * The UsageError for the first wrong one of a window ([start, start + length) of `memory`,
+ * a Uint8Array; start and length words) and 32-bit values (see isWord), named as the caller names them.
+ */
+export function windowError(operation: string, memoryName: string, memory: unknown, start: unknown, length: unknown, words: Record<string, unknown> = {}): UsageError {
+  if (!(memory instanceof Uint8Array)) return argumentError(operation, memoryName, "a Uint8Array (or Buffer)", memory);
+  const word = "an integer from 0 to 4294967295";
+  if (!isWord(start as number)) return argumentError(operation, "start", word, start);
+  if (!isWord(length as number)) return argumentError(operation, "length", word, length);
+  if ((start as number) + (length as number) > memory.length) {
+    return new UsageError(operation, `window [${start}, ${(start as number) + (length as number)}) is outside the ${memory.length}-byte ${memoryName}`);
+  }
+  for (const [name, value] of Object.entries(words)) if (!isWord(value as number)) return argumentError(operation, name, word, value);
+  return new UsageError(operation, "the window's arguments are inconsistent");
+}
+
+/**
+ * testWindow() without its argument checks, for callers that have checked them
+ * (OfflineFilter, once per packet); not exported from the package.
+ */
+export let testWindowUnchecked: (program: JavaScriptProgram, memory: Uint8Array, start: number, length: number, r3: number, r4: number) => boolean;
+
 /**
  * An eBPF program compiled to a JavaScript function. `run` has the
  * Interpreter's signature; `test` is the fast path for filters.
@@ -75,10 +118,9 @@ export class JavaScriptProgram {
     if (!(program instanceof Uint8Array) && !Array.isArray(program)) {
       throw new UsageError("compile eBPF program", "the program must be an Instruction[] or the encoded bytes (Uint8Array)");
     }
+    this.#helpers = checkInterpreterOptions("compile eBPF program", options);
     this.#instructions = program instanceof Uint8Array ? decode(program) : program.map((instruction) => ({ ...instruction }));
     if (options.validate ?? true) validateInstructions(this.#instructions);
-    const helpers = options.helpers ?? new Map<number, Helper>();
-    this.#helpers = helpers instanceof Map ? new Map(helpers) : new Map(Object.entries(helpers).map(([id, helper]) => [Number(id), helper]));
     this.#resolvePseudoLoad = options.resolvePseudoLoad;
     const slots = slotIndexes(this.#instructions);
     this.#slotToIndex = new Int32Array(slots[this.#instructions.length]!);
@@ -97,7 +139,8 @@ export class JavaScriptProgram {
 
   /** Runs the program over `memory` (which it may modify) and returns r0. */
   run(memory: Uint8Array = new Uint8Array(0), options: Omit<InterpreterRunOptions, "context"> & { context?: never } = {}): JavaScriptRunResult {
-    if (!(memory instanceof Uint8Array)) throw new UsageError("run eBPF program", "memory must be a Uint8Array (or Buffer)");
+    checkRunMemory(memory);
+    checkRunOptions(options);
     if (options.context !== undefined) throw new UsageError("run eBPF program", "a context model is not supported by the JavaScript compiler", "use the Interpreter");
     if (options.linearLength !== undefined) throw new UsageError("run eBPF program", "a linear length needs a context model, which the JavaScript compiler does not support", "use the Interpreter");
     let initial: Int32Array | undefined;
@@ -107,9 +150,7 @@ export class JavaScriptProgram {
       initial[2] = packetRegion;
       initial[5] = memory.length;
       for (const [register, value] of Object.entries(options.registers)) {
-        if (!["1", "2", "3", "4", "5"].includes(register)) throw new UsageError("run eBPF program", `initial register r${register} cannot be set; only r1 … r5`);
-        if (typeof value !== "bigint" && !Number.isInteger(value)) throw new UsageError("run eBPF program", `initial value of r${register} must be an integer, not ${String(value)}`);
-        const big = BigInt.asUintN(64, BigInt(value));
+        const big = initialRegisterValue(register, value);
         initial[Number(register) * 2] = Number(big >> 32n);
         initial[Number(register) * 2 + 1] = Number(big & 0xffff_ffffn);
       }
@@ -123,7 +164,8 @@ export class JavaScriptProgram {
    * r3, r4 as given (small non-negative integers), and says whether r0 ≠ 0.
    */
   test(memory: Uint8Array, r3 = 0, r4 = 0): boolean {
-    return this.testWindow(memory, 0, memory.length, r3, r4);
+    if (!(memory instanceof Uint8Array) || !isWord(r3) || !isWord(r4)) throw windowError("run eBPF program", "memory", memory, 0, 0, { r3, r4 });
+    return this.#testWindow(memory, 0, memory.length, r3, r4);
   }
 
   /**
@@ -132,9 +174,15 @@ export class JavaScriptProgram {
    * over packets inside a large read buffer without a view per packet.
    */
   testWindow(memory: Uint8Array, start: number, length: number, r3 = 0, r4 = 0): boolean {
-    if (!(start >= 0 && length >= 0 && start + length <= memory.length)) {
-      throw new UsageError("run eBPF program", `window [${start}, ${start + length}) is outside the ${memory.length}-byte memory`);
-    }
+    if (!(memory instanceof Uint8Array) || start >>> 0 !== start || length >>> 0 !== length || start + length > memory.length || !isWord(r3) || !isWord(r4)) throw windowError("run eBPF program", "memory", memory, start, length, { r3, r4 });
+    return this.#testWindow(memory, start, length, r3, r4);
+  }
+
+  static {
+    testWindowUnchecked = (program, memory, start, length, r3, r4) => program.#testWindow(memory, start, length, r3, r4);
+  }
+
+  #testWindow(memory: Uint8Array, start: number, length: number, r3: number, r4: number): boolean {
     const initial = this.#initial;
     initial[0] = 0;
     initial[1] = 0;

@@ -1,8 +1,9 @@
 import { Btf, btfMagic } from "./btf.js";
 import { BtfFormatError } from "./btf-format-error.js";
 import { expectBtf } from "./expect-btf.js";
-import { expectIterable, expectObject, expectOneOf } from "../sys/argument-checks.js";
+import { expectIterable, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import {
+  btfKindByNumber,
   BtfKindNumber,
   functionLinkageNumber,
   variableLinkageNumber,
@@ -18,6 +19,23 @@ const headerLength = 24;
 
 function invalid(message: string, typeId: number): BtfFormatError {
   return new BtfFormatError(message, { typeId }, "build BTF", "fix the type passed to BtfBuilder.add");
+}
+
+const encodableKinds = btfKindByNumber.filter((kind) => kind !== "void");
+
+/** A type's kind and name; the fields of each kind are checked when encoding. */
+function checkType(type: unknown, id: number): BtfEncodableType {
+  const { kind, name } = expectObject<{ kind?: unknown; name?: unknown }>("build BTF", "type", type);
+  if (kind === "void") throw invalid("void (id 0) is implicit and cannot be added", id);
+  expectOneOf("build BTF", "type.kind", kind, encodableKinds);
+  expectString("build BTF", "type.name", name);
+  return type as BtfEncodableType;
+}
+
+function checkEncodeOptions(options: unknown): BtfEncodeOptions {
+  const checked = expectObject<BtfEncodeOptions>("encode BTF", "options", options, true);
+  if (checked.byteOrder !== undefined) expectOneOf("encode BTF", "options.byteOrder", checked.byteOrder, ["little", "big"]);
+  return checked;
 }
 
 /**
@@ -47,7 +65,8 @@ export class BtfBuilder {
   static from(btf: Btf): BtfBuilder {
     expectBtf("copy BTF into a builder", btf);
     const builder = new BtfBuilder({ base: btf.base });
-    for (const [, type] of btf.entries()) builder.add(type as BtfEncodableType);
+    // Types decoded from a parsed blob are well formed: no need to check each one.
+    for (const [, type] of btf.entries()) builder.types.push(type as BtfEncodableType);
     return builder;
   }
 
@@ -58,8 +77,7 @@ export class BtfBuilder {
 
   /** Add a type; returns its id. References to ids not yet added are allowed (checked on encode). */
   add(type: BtfEncodableType): number {
-    if ((type.kind as string) === "void") throw invalid("void (id 0) is implicit and cannot be added", this.nextTypeId);
-    this.types.push(type);
+    this.types.push(checkType(type, this.nextTypeId));
     return this.nextTypeId - 1;
   }
 
@@ -73,11 +91,12 @@ export class BtfBuilder {
   /** Replace the type with this id. */
   replace(id: number, type: BtfEncodableType): void {
     this.type(id);
-    this.types[id - this.firstTypeId] = type;
+    this.types[id - this.firstTypeId] = checkType(type, id);
   }
 
   /** Intern a string; returns its offset in the string section. */
   addString(value: string): number {
+    expectString("build BTF", "value", value);
     const existing = this.stringOffsets.get(value);
     if (existing !== undefined) return existing;
     if (value.includes("\0")) throw new BtfFormatError(`string ${JSON.stringify(value)} contains a NUL byte`, {}, "build BTF");
@@ -97,6 +116,7 @@ export class BtfBuilder {
 
   /** Encode to a BTF blob. */
   encode(options: BtfEncodeOptions = {}): Uint8Array {
+    checkEncodeOptions(options);
     const littleEndian = (options.byteOrder ?? "little") === "little";
     const typeCount = this.nextTypeId;
     const words: number[] = [];
@@ -227,8 +247,7 @@ function memberOffset(member: BtfMember, kindFlag: boolean, id: number): number 
 /** Encode a list of types (ids 1, 2, ... in order) to a BTF blob. */
 export function encodeBtf(types: readonly BtfEncodableType[], options: BtfEncodeOptions & { base?: Btf } = {}): Uint8Array {
   expectIterable("encode BTF", "types", types);
-  expectObject("encode BTF", "options", options, true);
-  if (options.byteOrder !== undefined) expectOneOf("encode BTF", "options.byteOrder", options.byteOrder, ["little", "big"]);
+  checkEncodeOptions(options);
   const builder = new BtfBuilder({ base: options.base });
   for (const type of types) builder.add(expectObject("encode BTF", "types[]", type));
   return builder.encode(options);

@@ -1,7 +1,7 @@
 import type { Btf } from "./btf.js";
 import { BtfFormatError } from "./btf-format-error.js";
 import { expectBtfType } from "./expect-btf.js";
-import { expectObject, expectString } from "../sys/argument-checks.js";
+import { expectBoolean, expectObject, expectString } from "../sys/argument-checks.js";
 
 const maximumDepth = 64;
 /** Most types one formatting call writes out; far beyond any real type, it stops pathological input. */
@@ -23,6 +23,13 @@ export interface CFormatOptions {
   indent?: string;
 }
 
+function checkFormatOptions(operation: string, options: CFormatOptions): void {
+  const { inlineAnonymous, offsets, indent } = expectObject<CFormatOptions>(operation, "options", options, true);
+  expectBoolean(operation, "options.inlineAnonymous", inlineAnonymous, true);
+  expectBoolean(operation, "options.offsets", offsets, true);
+  if (indent !== undefined) expectString(operation, "options.indent", indent);
+}
+
 function join(base: string, declarator: string): string {
   if (declarator === "") return base;
   if (declarator.startsWith("[")) return base + declarator;
@@ -36,7 +43,7 @@ function join(base: string, declarator: string): string {
 export function formatCType(btf: Btf, id: number, declarator = "", options: CFormatOptions = {}): string {
   expectBtfType("format C type", btf, id);
   expectString("format C type", "declarator", declarator);
-  expectObject("format C type", "options", options, true);
+  checkFormatOptions("format C type", options);
   return formatType(btf, id, declarator, newContext(options), options.indent ?? "", 0);
 }
 
@@ -134,7 +141,7 @@ function formatBodyOf(btf: Btf, id: number, context: FormatContext, indent: stri
  */
 export function formatCDefinition(btf: Btf, id: number, options: CFormatOptions = {}): string {
   expectBtfType("format C definition", btf, id);
-  expectObject("format C definition", "options", options, true);
+  checkFormatOptions("format C definition", options);
   const type = btf.type(id);
   const indent = options.indent ?? "";
   const context = newContext(options);

@@ -3,7 +3,7 @@ import { BtfFormatError } from "./btf-format-error.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { btfKindKernelName, isCompositeKind, isEnumKind, type BtfKind, type BtfMember } from "./btf-types.js";
 import { expectBtf, expectBtfType, expectTypeIdOrName } from "./expect-btf.js";
-import { expectObject, expectString } from "../sys/argument-checks.js";
+import { expectBoolean, expectObject, expectString } from "../sys/argument-checks.js";
 
 /** Longest typedef/qualifier chain followed before declaring a loop. */
 const maximumChainLength = 256;
@@ -36,9 +36,10 @@ function lookupError(message: string, typeId?: number, hint?: string): BtfLookup
  * references from `id`; returns the first id that is none of those.
  */
 export function skipQualifiers(btf: Btf, id: number, options: { keepTypedefs?: boolean } = {}): number {
-  if (!(btf instanceof Btf && btf.has(id)) || typeof options !== "object" || options === null) {
+  if (!(btf instanceof Btf && typeof id === "number" && btf.has(id)) || typeof options !== "object" || options === null || (options.keepTypedefs !== undefined && typeof options.keepTypedefs !== "boolean")) {
     expectBtfType("skip BTF qualifiers", btf, id);
     expectObject("skip BTF qualifiers", "options", options);
+    expectBoolean("skip BTF qualifiers", "options.keepTypedefs", options.keepTypedefs, true);
   }
   return skipChain(btf, id, options.keepTypedefs ? true : false);
 }

@@ -27,7 +27,7 @@ import {
   type BtfTypeOfKind,
   type BtfVariableLinkage,
 } from "./btf-types.js";
-import { argumentError, expectBytes, expectObject } from "../sys/argument-checks.js";
+import { argumentError, expectBytes, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import { expectBtf } from "./expect-btf.js";
 
 export const btfMagic = 0xeb9f;
@@ -211,12 +211,18 @@ export class Btf {
 
   /** True when `id` names a type (0, void, always exists). */
   has(id: number): boolean {
+    if (typeof id !== "number") throw argumentError("look up a BTF type", "id", "a type id (an integer)", id);
     return Number.isInteger(id) && id >= 0 && id < this.typeCount;
   }
 
   /** The string at `offset` in the string section (offsets past the base's strings are this blob's). */
   string(offset: number): string {
-    if (offset < this.stringOffsetBase) return this.base!.string(offset);
+    if (typeof offset !== "number" || !Number.isInteger(offset)) throw argumentError("read a BTF string", "offset", "an integer offset into the string section", offset);
+    return this.stringAt(offset);
+  }
+
+  private stringAt(offset: number): string {
+    if (offset < this.stringOffsetBase) return this.base!.stringAt(offset);
     const local = offset - this.stringOffsetBase;
     if (!(local >= 0 && local < this.stringsOwnLength)) {
       throw new BtfFormatError(`string offset ${offset} is outside the string section (length ${this.stringsLength})`, {}, "read BTF");
@@ -237,7 +243,7 @@ export class Btf {
   nameOf(id: number): string {
     if (id === 0) return "";
     if (id < this.firstTypeId && this.base) return this.base.nameOf(id);
-    return this.string(this.u32(this.offsetOf(id)));
+    return this.stringAt(this.u32(this.offsetOf(id)));
   }
 
   /** The decoded type with this id; throws BtfFormatError when there is none. */
@@ -256,6 +262,7 @@ export class Btf {
   typeOfKind<K extends BtfKind>(id: number, kind: K): BtfTypeOfKind<K> {
     const type = this.type(id);
     if (type.kind !== kind) {
+      expectOneOf("read BTF", "kind", kind, btfKindByNumber);
       throw new BtfFormatError(`expected ${btfKindKernelName[kind]}, found ${btfKindKernelName[type.kind]}`, { typeId: id }, "read BTF");
     }
     return type as BtfTypeOfKind<K>;
@@ -273,7 +280,12 @@ export class Btf {
 
   /** Ids of the types named `name` (optionally only of `kind`), searching the base too. */
   findByName(name: string, kind?: BtfKind): number[] {
-    const result = this.base ? this.base.findByName(name, kind) : [];
+    checkNameAndKind("find BTF types by name", name, kind);
+    return this.idsNamed(name, kind);
+  }
+
+  private idsNamed(name: string, kind: BtfKind | undefined): number[] {
+    const result = this.base ? this.base.idsNamed(name, kind) : [];
     for (const id of this.ownIdsNamed(name)) {
       if (kind === undefined || this.kindOf(id) === kind) result.push(id);
     }
@@ -307,6 +319,7 @@ export class Btf {
 
   /** Offset of the string `value` in the string space (the base's first), or undefined. */
   findString(value: string): number | undefined {
+    expectString("find a BTF string", "value", value);
     if (value === "") return 0;
     if (value.includes("\0")) return undefined;
     return this.stringOffsetsOf(value)[0];
@@ -353,7 +366,8 @@ export class Btf {
 
   /** The one type named `name` of `kind`; throws when there is none. With several, the first. */
   findType(name: string, kind?: BtfKind): number {
-    const ids = this.findByName(name, kind);
+    checkNameAndKind("look up a BTF type", name, kind);
+    const ids = this.idsNamed(name, kind);
     if (ids.length === 0) {
       throw new BtfLookupError(`no ${kind ? btfKindKernelName[kind] + " " : "type "}named "${name}"`, undefined, "check the spelling; the running kernel may not have this type");
     }
@@ -368,7 +382,7 @@ export class Btf {
     for (let index_ = 0; index_ < count; index_++) {
       const nameOffset = this.u32(this.offsets[index_]!);
       if (nameOffset === 0) continue;
-      const name = this.string(nameOffset);
+      const name = this.stringAt(nameOffset);
       const id = this.firstTypeId + index_;
       const existing = index.get(name);
       if (existing === undefined) index.set(name, id);
@@ -453,7 +467,7 @@ export class Btf {
   }
 
   private decode(id: number, position: number): BtfType {
-    const name = this.string(this.u32(position));
+    const name = this.stringAt(this.u32(position));
     const info = this.u32(position + 4);
     const kind = btfKindByNumber[(info >>> 24) & 0x1f]!;
     const vlen = info & 0xffff;
@@ -483,7 +497,7 @@ export class Btf {
           const at = extra + index * 12;
           const offset = this.u32(at + 8);
           members[index] = {
-            name: this.string(this.u32(at)),
+            name: this.stringAt(this.u32(at)),
             type: reference(this.u32(at + 4)),
             bitOffset: kindFlag ? offset & 0xffffff : offset,
             bitfieldSize: kindFlag ? offset >>> 24 : 0,
@@ -495,7 +509,7 @@ export class Btf {
         const values: BtfEnumValue[] = new Array(vlen);
         for (let index = 0; index < vlen; index++) {
           const at = extra + index * 8;
-          values[index] = { name: this.string(this.u32(at)), value: kindFlag ? this.i32(at + 4) : this.u32(at + 4) };
+          values[index] = { name: this.stringAt(this.u32(at)), value: kindFlag ? this.i32(at + 4) : this.u32(at + 4) };
         }
         return { kind, name, size: sizeOrType, signed: kindFlag, values };
       }
@@ -504,7 +518,7 @@ export class Btf {
         for (let index = 0; index < vlen; index++) {
           const at = extra + index * 12;
           const unsigned = (BigInt(this.u32(at + 8)) << 32n) | BigInt(this.u32(at + 4));
-          values[index] = { name: this.string(this.u32(at)), value: kindFlag ? BigInt.asIntN(64, unsigned) : unsigned };
+          values[index] = { name: this.stringAt(this.u32(at)), value: kindFlag ? BigInt.asIntN(64, unsigned) : unsigned };
         }
         return { kind, name, size: sizeOrType, signed: kindFlag, values };
       }
@@ -519,7 +533,7 @@ export class Btf {
         const parameters: BtfParameter[] = new Array(vlen);
         for (let index = 0; index < vlen; index++) {
           const at = extra + index * 8;
-          parameters[index] = { name: this.string(this.u32(at)), type: reference(this.u32(at + 4)) };
+          parameters[index] = { name: this.stringAt(this.u32(at)), type: reference(this.u32(at + 4)) };
         }
         return { kind, name, returnType: reference(sizeOrType), parameters };
       }
@@ -548,6 +562,7 @@ export class Btf {
 
   /** A short description for messages: `STRUCT 'sk_buff' [873]`. */
   describe(id: number): string {
+    expectInteger("describe a BTF type", "id", id);
     if (!this.has(id)) return `[${id}] (missing)`;
     const name = this.nameOf(id);
     return `${btfKindKernelName[this.kindOf(id)]} '${name === "" ? "(anon)" : name}' [${id}]`;
@@ -597,6 +612,11 @@ export class Btf {
   formatCDefinition(id: number, options: CFormatOptions = {}): string {
     return formatCDefinition(this, id, options);
   }
+}
+
+function checkNameAndKind(operation: string, name: unknown, kind: unknown): void {
+  expectString(operation, "name", name);
+  if (kind !== undefined) expectOneOf(operation, "kind", kind, btfKindByNumber);
 }
 
 function asList(found: number | number[] | undefined): number[] {

@@ -9,7 +9,7 @@ export function expectBtf(operation: string, btf: unknown, name = "btf"): Btf {
 
 /** Checks that `id` is a type id of `btf`: 0 (void) to typeCount - 1. */
 export function expectTypeId(operation: string, btf: Btf, id: unknown, name = "id"): number {
-  if (!btf.has(id as number)) throw argumentError(operation, name, `a type id of this BTF (0 to ${btf.typeCount - 1})`, id);
+  if (typeof id !== "number" || !btf.has(id)) throw argumentError(operation, name, `a type id of this BTF (0 to ${btf.typeCount - 1})`, id);
   return id as number;
 }
 

@@ -7,7 +7,7 @@
  * The kernel and the interpreter stay available as references.
  */
 import { Interpreter } from "../asm/interpreter.js";
-import { JavaScriptProgram } from "../asm/javascript-program.js";
+import { isWord, JavaScriptProgram, testWindowUnchecked, windowError } from "../asm/javascript-program.js";
 import type { Program } from "../core/program.js";
 import type { CapturePacket } from "../pcap/capture-record.js";
 import { LinkType, linkTypeName } from "../pcap/link-type.js";
@@ -22,6 +22,16 @@ export type OfflineFilterEngine = "javascript" | "kernel" | "interpreter";
 export interface OfflineFilterOptions {
   /** Default "javascript" (falls back to the interpreter where code generation is disabled). */
   engine?: OfflineFilterEngine;
+}
+
+const operation = "offline filter";
+
+/** What is wrong with a packet given to matches() (once a check failed). */
+function packetError(packet: unknown): Error {
+  if (typeof packet !== "object" || packet === null) return argumentError(operation, "packet", "a packet (data and originalLength)", packet);
+  const { data, originalLength } = packet as Partial<CapturePacket>;
+  if (!(data instanceof Uint8Array)) return argumentError(operation, "packet.data", "a Buffer or Uint8Array", data);
+  return argumentError(operation, "packet.originalLength", "an integer from 0 to 4294967295", originalLength);
 }
 
 /** core/program (and with it the FFI), loaded by OfflineFilter.create() only for the kernel engine: offline filtering starts without it. */
@@ -50,7 +60,6 @@ export class OfflineFilter {
   refusedByKernel = 0;
 
   constructor(filter: CaptureFilter, options: OfflineFilterOptions = {}) {
-    const operation = "offline filter";
     if (!Array.isArray((filter as Partial<CaptureFilter> | null)?.interpreterProgram?.instructions)) {
       throw argumentError(operation, "filter", "a CaptureFilter (from compileCaptureFilter)", filter);
     }
@@ -87,16 +96,28 @@ export class OfflineFilter {
     this.unavailable = unavailable;
   }
 
-  /** Whether the packet passes the filter. */
+  /** Whether the packet passes the filter (its `data` and `originalLength` are what the filter reads). */
   matches(packet: CapturePacket): boolean {
+    if (typeof packet !== "object" || packet === null || !(packet.data instanceof Uint8Array) || !isWord(packet.originalLength)) throw packetError(packet);
+    return this.#matches(packet.data, 0, packet.data.length, packet.originalLength);
+  }
+
+  /** matches() for a packet that is the bytes [start, start + length) of `buffer` (see PcapScanner). */
+  matchesBytes(buffer: Buffer, start: number, length: number, originalLength: number): boolean {
+    if (!(buffer instanceof Uint8Array) || start >>> 0 !== start || length >>> 0 !== length || start + length > buffer.length || !isWord(originalLength)) throw windowError(operation, "buffer", buffer, start, length, { originalLength });
+    return this.#matches(buffer, start, length, originalLength);
+  }
+
+  #matches(buffer: Uint8Array, start: number, length: number, originalLength: number): boolean {
     const compiled = this.#compiled;
-    if (compiled !== undefined) return compiled.test(packet.data, packet.originalLength, 0);
+    if (compiled !== undefined) return testWindowUnchecked(compiled, buffer, start, length, originalLength, 0);
+    const data = start === 0 && length === buffer.length ? buffer : buffer.subarray(start, start + length);
     // The kernel program reads `len` from the test run's wire_len (the record's original length); it answers
     // "undecided" if its loop budget ever stopped a protochain walk short, and the interpreter decides.
-    const context = this.#kernel !== undefined ? offlineTestRunContext(packet.data.length, packet.originalLength) : undefined;
+    const context = this.#kernel !== undefined ? offlineTestRunContext(data.length, originalLength) : undefined;
     if (this.#kernel !== undefined && context !== undefined) {
       try {
-        const result = this.#kernel.run({ data: Buffer.from(packet.data), context });
+        const result = this.#kernel.run({ data: Buffer.from(data), context });
         if (result.returnValue !== offlineUndecided) return result.returnValue !== 0;
       } catch (error) {
         if (!(error instanceof SyscallError && error.code === "EINVAL")) throw error;
@@ -104,14 +125,7 @@ export class OfflineFilter {
       }
     }
     this.#interpreter ??= new Interpreter(this.filter.interpreterProgram.instructions);
-    return this.#interpreter.run(packet.data, { registers: { 3: packet.originalLength, 4: 0 } }).returnValue !== 0n;
-  }
-
-  /** matches() for a packet that is the bytes [start, start + length) of `buffer` (see PcapScanner). */
-  matchesBytes(buffer: Buffer, start: number, length: number, originalLength: number): boolean {
-    const compiled = this.#compiled;
-    if (compiled !== undefined) return compiled.testWindow(buffer, start, length, originalLength, 0);
-    return this.matches({ data: buffer.subarray(start, start + length), originalLength } as CapturePacket);
+    return this.#interpreter.run(data, { registers: { 3: originalLength, 4: 0 } }).returnValue !== 0n;
   }
 
   close(): void {

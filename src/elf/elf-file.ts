@@ -1,4 +1,4 @@
-import { expectBytes } from "../sys/argument-checks.js";
+import { argumentError, expectBytes, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { ElfFormatError } from "./elf-format-error.js";
 
 export const elfMachineBpf = 247;
@@ -92,22 +92,35 @@ export class ElfFile {
   }
 
   section(name: string): ElfSection | undefined {
-    return this.#byName.get(name);
+    return this.#byName.get(expectString("read ELF object", "name", name));
   }
 
-  /** The contents of a section; NOBITS sections (.bss) read as zeros. */
+  /** The contents of a section of this file (from `sections` or `section(name)`); NOBITS sections (.bss) read as zeros. */
   contents(section: ElfSection): Buffer {
+    const { index, type, offset, size } = expectObject<Partial<ElfSection>>("read ELF section", "section", section);
+    const own = typeof index === "number" ? this.sections[index] : undefined;
+    if (own === undefined || own.type !== type || own.offset !== offset || own.size !== size) {
+      throw argumentError("read ELF section", "section", "a section of this file (from sections or section(name))", section);
+    }
+    return this.read(own);
+  }
+
+  private read(section: ElfSection): Buffer {
     if (section.type === SectionType.NoBits) return Buffer.alloc(section.size);
     return this.bytes.subarray(section.offset, section.offset + section.size);
   }
 
   /** The relocations that apply to the section with this index, sorted by offset. */
   relocations(sectionIndex: number): readonly ElfRelocation[] {
+    expectInteger("read ELF relocations", "sectionIndex", sectionIndex, 0, this.sections.length - 1);
     return this.#relocations.get(sectionIndex) ?? [];
   }
 
-  /** Symbols defined in a section. */
+  /** Symbols defined in a section (or with one of the reserved indexes, SectionIndex.Absolute …). */
   symbolsIn(sectionIndex: number): ElfSymbol[] {
+    if (typeof sectionIndex !== "number" || !Number.isInteger(sectionIndex) || sectionIndex < 0 || sectionIndex > 0xffff || (sectionIndex >= this.sections.length && sectionIndex < 0xff00)) {
+      throw argumentError("read ELF symbols", "sectionIndex", `a section index of this file (0 to ${this.sections.length - 1}) or a reserved index (0xff00 to 0xffff)`, sectionIndex);
+    }
     return this.symbols.filter((symbol) => symbol.index !== 0 && symbol.sectionIndex === sectionIndex);
   }
 
@@ -187,8 +200,8 @@ export class ElfFile {
     if (!strings || strings.type !== SectionType.StringTable) {
       throw new ElfFormatError(`symbol table links to section ${table.link}, which is not a string table`, { section: table.name });
     }
-    const names = this.contents(strings);
-    const data = this.contents(table);
+    const names = this.read(strings);
+    const data = this.read(table);
     const symbols: ElfSymbol[] = [];
     for (let index = 0; index * symbolSize < data.length; index++) {
       const at = index * symbolSize;
@@ -221,7 +234,7 @@ export class ElfFile {
       const target = this.sections[section.info];
       if (!target || section.info === 0) throw new ElfFormatError(`relocations apply to section ${section.info}, which does not exist`, { section: section.name });
       if (section.size % relocationSize !== 0) throw new ElfFormatError(`size ${section.size} is not a multiple of the ${relocationSize}-byte relocation entry`, { section: section.name });
-      const data = this.contents(section);
+      const data = this.read(section);
       const list: ElfRelocation[] = this.#relocations.get(section.info) ?? [];
       for (let at = 0; at < data.length; at += relocationSize) {
         const offset = safeNumber(data.readBigUInt64LE(at), "relocation offset", section.name, at);

@@ -10,7 +10,7 @@ import { compileFilter, maximumExpressionLength, type CompiledFilter } from "../
 import { parseIpv4, parseIpv6 } from "../pcap/address-text.js";
 import { headerOnlyPacket } from "../pcap/header-packet.js";
 import { LinkType } from "../pcap/link-type.js";
-import { expectFunction, expectObject, expectString } from "../sys/argument-checks.js";
+import { argumentError, expectFunction, expectObject, expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 
 /** What the filter needs of a connection. */
@@ -42,14 +42,36 @@ export function connectionPacket(protocol: number, source: Buffer, sourcePort: n
   return headerOnlyPacket({ protocol, source, sourcePort, destination, destinationPort });
 }
 
+const operation = "filter connections";
+
+function checkOptionalText(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== "string") throw argumentError(operation, name, "a string", value);
+}
+
+function checkOptionalPort(name: string, value: unknown): void {
+  if (value !== undefined && (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 65535)) {
+    throw argumentError(operation, name, "a port number (an integer from 0 to 65535)", value);
+  }
+}
+
+/** Runs once per row of each dashboard update: typeof checks only. */
+function checkConnection(connection: FilterableConnection): void {
+  if (typeof connection !== "object" || connection === null) throw argumentError(operation, "connection", "an object", connection);
+  checkOptionalText("connection.protocol", connection.protocol);
+  checkOptionalText("connection.localAddress", connection.localAddress);
+  checkOptionalText("connection.remoteAddress", connection.remoteAddress);
+  checkOptionalPort("connection.localPort", connection.localPort);
+  checkOptionalPort("connection.remotePort", connection.remotePort);
+}
+
 export class ConnectionFilter {
   readonly expression: string;
   readonly #compiled: CompiledFilter;
 
   /** Use ConnectionFilter.compile. */
   private constructor(expression: string, compiled: CompiledFilter) {
-    this.expression = expectString("filter connections", "expression", expression);
-    expectFunction("filter connections", "compiled.matches", expectObject<CompiledFilter>("filter connections", "compiled", compiled).matches);
+    this.expression = expectString(operation, "expression", expression);
+    expectFunction(operation, "compiled.matches", expectObject<CompiledFilter>(operation, "compiled", compiled).matches);
     this.#compiled = compiled;
   }
 
@@ -59,14 +81,16 @@ export class ConnectionFilter {
    * empty expression is refused: it means "no filter".
    */
   static compile(expression: unknown): ConnectionFilter {
-    const trimmed = expectString("filter connections", "expression", expression).trim();
-    if (trimmed === "") throw new UsageError("filter connections", "the expression is empty", "leave the box empty for no filter");
-    if (trimmed.length > maximumConnectionFilterLength) throw new UsageError("filter connections", `the expression is ${trimmed.length} characters long`, `at most ${maximumConnectionFilterLength}`);
-    if (/[\u0000-\u001f\u007f]/.test(trimmed)) throw new UsageError("filter connections", "the expression contains control characters");
+    const trimmed = expectString(operation, "expression", expression).trim();
+    if (trimmed === "") throw new UsageError(operation, "the expression is empty", "leave the box empty for no filter");
+    if (trimmed.length > maximumConnectionFilterLength) throw new UsageError(operation, `the expression is ${trimmed.length} characters long`, `at most ${maximumConnectionFilterLength}`);
+    if (/[\u0000-\u001f\u007f]/.test(trimmed)) throw new UsageError(operation, "the expression contains control characters");
     return new ConnectionFilter(trimmed, compileFilter(trimmed, { linkType: LinkType.RAW, packetMetadata: true }));
   }
 
+  /** Whether the connection matches; one without both addresses (or with an unknown protocol) matches nothing. */
   matches(connection: FilterableConnection): boolean {
+    checkConnection(connection);
     const local = addressBytes(connection.localAddress);
     const remote = addressBytes(connection.remoteAddress);
     if (!local || !remote || local.length !== remote.length) return false;

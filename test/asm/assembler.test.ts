@@ -194,4 +194,22 @@ test("assembler methods name the parameter that is wrong", () => {
   assert.throws(() => new Assembler().raw({ opcode: 0x95 } as never), refused(/instructions\[0\] must be an instruction \(dst undefined/));
   assert.throws(() => new Assembler().append({} as never), refused(/other must be an Assembler, got an object/));
   assert.throws(() => new Assembler().call({} as never), refused(/helper must be a known helper name/));
+  assert.throws(() => new Assembler().return(undefined as never), refused(/value must be a register or an integer/));
+  assert.throws(() => new Assembler().hasLabel(42 as never), refused(/name must be a non-empty string, got 42/));
+  assert.throws(() => new Assembler().atomic("u64", "add", R10, -8, R1, { fetch: "yes" } as never), refused(/options\.fetch must be true or false, got "yes"/));
+  assert.throws(() => new Assembler().atomic("u64", "add", R10, -8, R1, null as never), refused(/options must be an object, got null/));
+  assert.throws(() => new Assembler().movSignExtend64(R1, 5 as never, 8), refused(/source must be a register/));
+  assert.throws(() => new Assembler().loadPacketAbsolute("u64" as never, 0), refused(/type must be u8, u16 or u32 for a packet load/));
+  assert.throws(() => new Assembler().loadPacketIndirect("s8" as never, R1, 0), refused(/type must be u8, u16 or u32 for a packet load/));
+});
+
+test("names inherited from Object.prototype are not registers, conditions, access types or atomic operations", () => {
+  const refused = (pattern: RegExp) => (error: Error) => error instanceof UsageError && pattern.test(error.message);
+  for (const name of ["constructor", "toString", "__proto__"]) {
+    assert.throws(() => new Assembler().mov64(name as never, 1), refused(/dst must be a register/));
+    assert.throws(() => new Assembler().jumpIf(R1, name as never, 0, "end"), refused(/condition must be one of/));
+    assert.throws(() => new Assembler().load(name as never, R0, R1, 0), refused(/type must be an access type/));
+    assert.throws(() => new Assembler().store(name as never, R10, -8, 0), refused(/type must be an access type/));
+    assert.throws(() => new Assembler().atomic("u64", name as never, R10, -8, R1), refused(/operationName must be one of/));
+  }
 });

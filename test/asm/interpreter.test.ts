@@ -219,6 +219,17 @@ test("bad arguments are UsageErrors", () => {
   assert.throws(() => new Interpreter(program).run([1, 2] as unknown as Uint8Array), /memory must be a Uint8Array/);
   assert.throws(() => new Interpreter(program).run(undefined, { registers: { 7: 1 } as never }), /r7 cannot be set/);
   assert.throws(() => new Interpreter(program).run(undefined, { registers: { 1: 1.5 } }), /must be an integer/);
+  const refused = (pattern: RegExp) => (error: Error) => error instanceof UsageError && pattern.test(error.message);
+  assert.throws(() => new Interpreter(program).run(undefined, null as never), refused(/options must be an object, got null/));
+  assert.throws(() => new Interpreter(program).run(undefined, { linearLength: -1 }), refused(/options\.linearLength must be a non-negative integer, got -1/));
+  assert.throws(() => new Interpreter(program).run(undefined, { context: "xdp" as never }), refused(/options\.context must be a context model/));
+  assert.throws(() => new Interpreter(program).run(undefined, { registers: 3 as never }), refused(/options\.registers must be an object/));
+  assert.throws(() => new Interpreter(program).run(undefined, { registers: { 2: "7" as never } }), refused(/options\.registers\[2\] must be an integer or a bigint, got "7"/));
+  assert.throws(() => new Interpreter(program, null as never), refused(/options must be an object, got null/));
+  assert.throws(() => new Interpreter(program, { instructionLimit: "0; throw 1" as never }), refused(/options\.instructionLimit must be an integer ≥ 1/));
+  assert.throws(() => new Interpreter(program, { helpers: { 1: "map_lookup_elem" as never } }), refused(/options\.helpers\[1\] must be a function/));
+  assert.throws(() => new Interpreter(program, { helpers: { lookup: () => 0 } as never }), refused(/options\.helpers: the key "lookup" \(a string\) is not a helper id/));
+  assert.throws(() => new Interpreter(program, { validate: "no" as never }), refused(/options\.validate must be true or false/));
 });
 
 test("a context run with a linear length: data_end stops there until skb_pull_data (packetHelpers) moves it; pulling past skb->len fails", async () => {

@@ -198,6 +198,18 @@ test("JavaScript compiler: one compiled program runs many memories, keeps state 
   assert.equal(program.testWindow(Uint8Array.of(9, 9, 0, 0, 0, 9), 2, 3), false);
   assert.throws(() => program.testWindow(Uint8Array.of(9, 9, 0, 0, 7, 9), 2, 2), (error: unknown) => error instanceof ExecutionError && error.failure === "out-of-bounds");
   assert.throws(() => program.testWindow(Uint8Array.of(1, 2), 1, 2), /outside the 2-byte memory/);
+  const refused = (pattern: RegExp) => (error: Error) => error instanceof NetbpfError && pattern.test(error.message);
+  assert.throws(() => program.test(undefined as never), refused(/memory must be a Uint8Array \(or Buffer\), got undefined/));
+  assert.throws(() => program.test(Uint8Array.of(1), -1), refused(/r3 must be an integer from 0 to 4294967295, got -1/));
+  assert.throws(() => program.test(Uint8Array.of(1), 0, "1" as never), refused(/r4 must be an integer from 0 to 4294967295, got "1"/));
+  assert.throws(() => program.testWindow(Uint8Array.of(1, 2), 0.5, 1), refused(/start must be an integer from 0 to 4294967295, got 0\.5/));
+  assert.throws(() => program.testWindow(Uint8Array.of(1, 2), 0, undefined as never), refused(/length must be an integer/));
+  assert.throws(() => program.testWindow(Uint8Array.of(1, 2), 0, 2, 2 ** 32), refused(/r3 must be an integer from 0 to 4294967295/));
+  assert.throws(() => program.run(Uint8Array.of(1, 2, 3), { registers: { 6: 1 } as never }), refused(/r6 cannot be set/));
+  assert.equal(program.testWindow(Uint8Array.of(9, 9, 0, 0, 7, 9), 2, 3, 2 ** 32 - 1, 0), true);
+  // The limit is written into the generated source: only an integer may get there.
+  assert.throws(() => new JavaScriptProgram(assembleText("exit"), { instructionLimit: "0; globalThis.injected = 1; //" as never }), refused(/options\.instructionLimit must be an integer ≥ 1/));
+  assert.throws(() => new JavaScriptProgram(assembleText("exit"), { resolvePseudoLoad: 1 as never }), refused(/options\.resolvePseudoLoad must be a function/));
   assert.throws(() => new JavaScriptProgram("x" as unknown as Uint8Array), /must be an Instruction\[\] or the encoded bytes/);
   const registers = new JavaScriptProgram(assembleText("mov %r0, %r3\nadd %r0, %r4\nexit"));
   assert.equal(registers.run(new Uint8Array(0), { registers: { 3: 40, 4: 2 } }).returnValue, 42n);

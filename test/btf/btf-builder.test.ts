@@ -6,6 +6,7 @@ import { test } from "node:test";
 import { Btf } from "../../src/btf/btf.js";
 import { BtfBuilder, encodeBtf } from "../../src/btf/btf-builder.js";
 import { BtfFormatError } from "../../src/btf/btf-format-error.js";
+import { UsageError } from "../../src/sys/errors.js";
 import type { BtfEncodableType } from "../../src/btf/btf-types.js";
 import { everyKind } from "./support/every-kind.js";
 import { kernelBtfPath, loadKernelBtf } from "../../src/btf/kernel-btf.js";
@@ -98,4 +99,18 @@ test("the builder rejects types it cannot encode", () => {
   ];
   for (const [types, message] of cases) assert.throws(() => encodeBtf(types), (error: unknown) => error instanceof BtfFormatError && message.test(error.message));
   assert.throws(() => new BtfBuilder().addString("a\0b"), /NUL/);
+});
+
+test("BtfBuilder refuses a type without a known kind or a name, and bad options, naming them", () => {
+  const refused = (pattern: RegExp) => (error: Error) => error instanceof UsageError && pattern.test(error.message);
+  const builder = new BtfBuilder();
+  assert.throws(() => builder.add(42 as never), refused(/type must be an object, got 42/));
+  assert.throws(() => builder.add({} as never), refused(/type\.kind must be one of "int", /));
+  assert.throws(() => builder.add({ kind: "int" } as never), refused(/type\.name must be a string, got undefined/));
+  const int = builder.add({ kind: "int", name: "int", size: 4, signed: true, char: false, bool: false, bitOffset: 0, bits: 32 });
+  assert.throws(() => builder.replace(int, { kind: "struct" } as never), refused(/type\.name must be a string/));
+  assert.throws(() => builder.addString(7 as never), refused(/value must be a string, got 7/));
+  assert.throws(() => builder.encode("big" as never), refused(/options must be an object, got "big"/));
+  assert.throws(() => builder.build({ byteOrder: "middle" } as never), refused(/options\.byteOrder must be one of "little", "big"/));
+  assert.equal(builder.build({ byteOrder: "big" }).byteOrder, "big");
 });

@@ -7,7 +7,7 @@ import { Btf } from "../../src/btf/btf.js";
 import { BtfBuilder } from "../../src/btf/btf-builder.js";
 import { BtfFormatError } from "../../src/btf/btf-format-error.js";
 import { BtfLookupError } from "../../src/btf/btf-query.js";
-import { NetbpfError } from "../../src/sys/errors.js";
+import { NetbpfError, UsageError } from "../../src/sys/errors.js";
 import { skipUnlessKernel } from "../support/kernel.js";
 import { bpftoolAvailable, bpftoolRawDump, fixtureDirectory } from "./support/bpftool-raw.js";
 import { assertMatchesRaw } from "./support/compare-raw.js";
@@ -168,4 +168,25 @@ test("bad type records: unknown kind, overrun, bad references, string offsets, l
   // without validation, bad references surface (as BtfFormatError) when the type is used
   const lazy = Btf.parse(blob([1, info(2), 7]), { validate: false });
   assert.throws(() => lazy.type(1), /type id 7 does not exist/);
+});
+
+test("Btf methods refuse arguments of the wrong type with a UsageError naming the parameter", () => {
+  const btf = new BtfBuilder().build();
+  const refused = (pattern: RegExp) => (error: Error) => error instanceof UsageError && pattern.test(error.message);
+  assert.throws(() => btf.has("1" as never), refused(/id must be a type id \(an integer\), got "1"/));
+  assert.throws(() => btf.describe(undefined as never), refused(/id must be an integer, got undefined/));
+  assert.throws(() => btf.string(1.5), refused(/offset must be an integer offset into the string section, got 1\.5/));
+  assert.throws(() => btf.findByName(42 as never), refused(/name must be a string, got 42/));
+  assert.throws(() => btf.findByName("sk_buff", "structure" as never), refused(/kind must be one of/));
+  assert.throws(() => btf.findType({} as never), refused(/name must be a string/));
+  assert.throws(() => btf.findString(undefined as never), refused(/value must be a string/));
+  const int = new BtfBuilder();
+  const intId = int.add({ kind: "int", name: "int", size: 4, signed: true, char: false, bool: false, bitOffset: 0, bits: 32 });
+  const withInt = int.build();
+  assert.throws(() => withInt.typeOfKind(intId, "integer" as never), refused(/kind must be one of/));
+  assert.throws(() => withInt.resolve(intId, { keepTypedefs: 1 } as never), refused(/options\.keepTypedefs must be true or false, got 1/));
+  assert.throws(() => withInt.formatC(intId, "x", { offsets: "yes" } as never), refused(/options\.offsets must be true or false/));
+  assert.throws(() => withInt.formatCDefinition(intId, { indent: 2 } as never), refused(/options\.indent must be a string, got 2/));
+  assert.equal(btf.has(7), false);
+  assert.deepEqual(btf.findByName("missing"), []);
 });

@@ -165,3 +165,19 @@ test("live capture with -s: greater and len compare the length on the wire, not 
     assert.equal(packet.originalLength, 14 + 20 + 8 + 900, "the wire length is kept");
   }
 });
+
+test("OfflineFilter.matches and matchesBytes refuse what is not a packet, naming the argument", async () => {
+  const { OfflineFilter } = await import("../../src/capture/offline-filter.js");
+  const { UsageError } = await import("../../src/sys/errors.js");
+  using filter = new OfflineFilter(compileCaptureFilter("udp", 1));
+  const refused = (pattern: RegExp) => (error: Error) => error instanceof UsageError && pattern.test(error.message);
+  const frame = Buffer.from(ethernet(0x0800, ipv4(17, udp(1, 2))));
+  assert.throws(() => filter.matches(undefined as never), refused(/packet must be a packet \(data and originalLength\), got undefined/));
+  assert.throws(() => filter.matches({ data: "x" } as never), refused(/packet\.data must be a Buffer or Uint8Array, got "x"/));
+  assert.throws(() => filter.matches({ data: frame } as never), refused(/packet\.originalLength must be an integer from 0 to 4294967295, got undefined/));
+  assert.throws(() => filter.matchesBytes(42 as never, 0, 0, 0), refused(/buffer must be a Uint8Array \(or Buffer\), got 42/));
+  assert.throws(() => filter.matchesBytes(frame, 1, frame.length, frame.length), refused(/is outside the \d+-byte buffer/));
+  assert.throws(() => filter.matchesBytes(frame, 0, frame.length, -1), refused(/originalLength must be an integer from 0 to 4294967295, got -1/));
+  assert.equal(filter.matches({ data: frame, originalLength: frame.length } as never), true);
+  assert.equal(filter.matchesBytes(Buffer.concat([Buffer.alloc(3), frame]), 3, frame.length, frame.length), true);
+});

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ElfFile, SectionFlag, SymbolType } from "../../src/elf/elf-file.js";
+import { ElfFile, SectionFlag, SectionIndex, SymbolType } from "../../src/elf/elf-file.js";
 import { ElfFormatError } from "../../src/elf/elf-format-error.js";
 import { UsageError } from "../../src/sys/errors.js";
 import { readFixture } from "./fixtures.js";
@@ -86,4 +86,18 @@ test("rejects a symbol table with a bad string table link or entry size", () => 
 
 test("parse takes bytes only", () => {
   assert.throws(() => ElfFile.parse("prog.o" as never), (error: Error) => error instanceof UsageError && /bytes must be a Buffer or Uint8Array, got "prog\.o"/.test(error.message));
+});
+
+test("ElfFile methods refuse arguments of the wrong type, and sections of another file, naming the parameter", () => {
+  const elf = ElfFile.parse(readFixture("collection.o"));
+  const refused = (pattern: RegExp) => (error: Error) => error instanceof UsageError && pattern.test(error.message);
+  assert.throws(() => elf.section(42 as never), refused(/name must be a string, got 42/));
+  assert.throws(() => elf.contents(undefined as never), refused(/section must be an object, got undefined/));
+  assert.throws(() => elf.contents({ ...elf.sections[1]!, size: elf.bytes.length * 2 }), refused(/section must be a section of this file/));
+  assert.throws(() => elf.relocations(elf.sections.length), refused(/sectionIndex must be an integer from 0 to/));
+  assert.throws(() => elf.symbolsIn("1" as never), refused(/sectionIndex must be a section index of this file/));
+  assert.throws(() => elf.symbolsIn(elf.sections.length), refused(/sectionIndex must be a section index of this file/));
+  const text = elf.sections.find((section) => elf.symbolsIn(section.index).length > 0)!;
+  assert.deepEqual(elf.contents({ ...text }), elf.contents(text));
+  assert.ok(Array.isArray(elf.symbolsIn(SectionIndex.Absolute)));
 });

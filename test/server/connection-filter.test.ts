@@ -57,3 +57,15 @@ test("bad input from the page is refused with a message", () => {
   // Connections the filter cannot read (no addresses) simply do not match.
   assert.equal(ConnectionFilter.compile("tcp").matches({ protocol: "tcp" }), false);
 });
+
+test("matches() refuses a connection that is not one, naming the bad field", () => {
+  const filter = ConnectionFilter.compile("tcp port 443");
+  const refused = (pattern: RegExp) => (error: Error) => error instanceof UsageError && pattern.test(error.message);
+  assert.throws(() => filter.matches(undefined as never), refused(/connection must be an object, got undefined/));
+  assert.throws(() => filter.matches("10.0.0.1" as never), refused(/connection must be an object/));
+  assert.throws(() => filter.matches({ protocol: 6 } as never), refused(/connection\.protocol must be a string, got 6/));
+  assert.throws(() => filter.matches({ localAddress: [10, 0, 0, 1] } as never), refused(/connection\.localAddress must be a string/));
+  assert.throws(() => filter.matches({ remotePort: "443" } as never), refused(/connection\.remotePort must be a port number/));
+  assert.throws(() => filter.matches({ localPort: 70000 }), refused(/connection\.localPort must be a port number/));
+  assert.equal(filter.matches({}), false);
+});
