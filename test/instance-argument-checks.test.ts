@@ -36,8 +36,6 @@ const notYetMade = new Set<string>([
   // code
   "Assembler", "Btf", "BtfBuilder", "ConnectionFilter", "ElfFile", "Interpreter", "JavaScriptProgram", "OfflineFilter",
   // kernel
-  "BpfMap", "CgroupLink", "DataSection", "FdOwner", "Link", "NetlinkTcLink", "PerfEventReader", "Program", "RawTracepointLink",
-  "RingBufferReader", "SocketFilterLink", "TcLink", "TcpWatcher", "TcxLink", "TracepointLink", "TrafficWatcher", "XdpLink",
   // capture
   "AtomicFileSink", "BufferSink", "CaptureOutput", "CaptureReader", "DirectFileSink", "LiveCapture", "PacketSummarizer",
   "PcapScanner", "PcapWriter", "PcapngWriter", "StreamSink",
