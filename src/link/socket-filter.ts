@@ -54,6 +54,7 @@ export class SocketFilterLink extends Link {
 
   /** Replaces the socket's filter with another program. */
   override update(program: Program): void {
+    checkSocketFilterProgram(program, `update ${this.description}`);
     if (this.closed) throw new UsageError(`update ${this.description}`, "the link is closed");
     attachToDescriptor(program, this.socketDescriptor);
   }
@@ -76,6 +77,13 @@ export class SocketFilterLink extends Link {
   }
 }
 
+function checkSocketFilterProgram(program: Program, operation: string): void {
+  expectProgram(operation, program);
+  if (program.type !== ProgramType.SocketFilter) {
+    throw new UsageError(operation, `a socket filter must be of type SocketFilter, not ${ProgramType[program.type] ?? program.type}`, "load it with type ProgramType.SocketFilter");
+  }
+}
+
 function attachToDescriptor(program: Program, fd: number): void {
   setSocketOptionInt(fd, SocketLevel.Socket, SocketOption.AttachBpf, program.fd.value, `attach socket filter to descriptor ${fd}`);
 }
@@ -86,10 +94,7 @@ function attachToDescriptor(program: Program, fd: number): void {
  */
 export function attachSocketFilter(program: Program, socket: SocketLike): SocketFilterLink {
   const operation = "attach socket filter";
-  expectProgram(operation, program);
-  if (program.type !== ProgramType.SocketFilter) {
-    throw new UsageError(operation, `a socket filter must be of type SocketFilter, not ${ProgramType[program.type] ?? program.type}`, "load it with type ProgramType.SocketFilter");
-  }
+  checkSocketFilterProgram(program, operation);
   const fd = socketDescriptor(socket, operation);
   try {
     attachToDescriptor(program, fd);

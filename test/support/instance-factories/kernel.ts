@@ -133,4 +133,16 @@ export const factories: Record<string, InstanceFactory> = {
 };
 
 export const accepted: AcceptedCalls = {
+  "PerfEventReader#wait": {
+    calls: ["()", "(undefined)"],
+    reason: "the signal is optional (`wait(signal?)`): without one, wait() resolves when a CPU's ring wakes the reader, so on an idle reader it waits",
+  },
+  "RingBufferReader#wait": {
+    calls: ["()", "(undefined)"],
+    reason: "the signal is optional (`wait(signal?)`): without one, wait() resolves when the ring has data, so on an idle ring it waits",
+  },
+  "TrafficWatcher#snapshots": {
+    calls: ["(42)"],
+    reason: "interval is a number of milliseconds: snapshots(42) yields a snapshot every 42 ms",
+  },
 };
