@@ -1,3 +1,4 @@
+import { Socket as DatagramSocket } from "node:dgram";
 import { expectProgram, type Program } from "../core/program.js";
 import { expectInteger } from "../sys/argument-checks.js";
 import { ProgramType } from "../sys/bpf-constants.js";
@@ -26,7 +27,8 @@ export function socketDescriptor(socket: SocketLike, operation = "find socket de
   if (socket === null || typeof socket !== "object") {
     throw new UsageError(operation, `expected a socket descriptor, net.Socket, net.Server or dgram.Socket, got ${socket === null ? "null" : typeof socket}`);
   }
-  const candidates: unknown[] = [(socket as HandleOwner)._handle];
+  // dgram.Socket's _handle is a deprecated accessor that warns on use (DEP0112); its handle is in the state object.
+  const candidates: unknown[] = socket instanceof DatagramSocket ? [] : [(socket as HandleOwner)._handle];
   for (const symbol of Object.getOwnPropertySymbols(socket)) {
     const state = (socket as Record<symbol, unknown>)[symbol];
     if (state && typeof state === "object" && "handle" in state) candidates.push((state as { handle: unknown }).handle);
