@@ -267,16 +267,16 @@ export class BpfMap<K = Buffer, V = Buffer, E extends V | V[] = V | V[]> extends
 
   /** The value for `key`, or undefined when absent. */
   get(key: K): V | undefined {
-    const keyBuffer = this.keyBuffer(key, "map lookup");
     this.checkElementAccess("map lookup");
+    const keyBuffer = this.keyBuffer(key, "map lookup");
     if (this.perCpu) throw new UsageError("map lookup", `${this.name || "this map"} is per-CPU; use getPerCpu()`);
     if (!mapLookupElement(this.fd.value, keyBuffer, this.#value)) return undefined;
     return this.valueCodec.decode(this.#value, 0);
   }
 
   has(key: K): boolean {
-    const keyBuffer = this.keyBuffer(key, "map lookup");
     this.checkElementAccess("map lookup");
+    const keyBuffer = this.keyBuffer(key, "map lookup");
     return mapLookupElement(this.fd.value, keyBuffer, this.#value);
   }
 
@@ -313,11 +313,11 @@ export class BpfMap<K = Buffer, V = Buffer, E extends V | V[] = V | V[]> extends
 
   /** Sets `key` to `value`. `flags`: UpdateFlag.Any (default), NoExist or Exist. */
   put(key: K, value: V, flags: number = UpdateFlag.Any): void {
+    this.checkElementAccess("map update");
     const keyBuffer = this.keyBuffer(key, "map update");
     if (this.perCpu) this.encodePerCpu(value, this.#value, 0, "value");
     else this.#encodeValue(value, "map update");
     if ((flags >>> 0) !== flags) throw flagsError(flags);
-    this.checkElementAccess("map update");
     mapUpdateElement(this.fd.value, keyBuffer, this.#value, flags);
   }
 
@@ -351,8 +351,8 @@ export class BpfMap<K = Buffer, V = Buffer, E extends V | V[] = V | V[]> extends
 
   /** Removes `key`; false when it was not there. */
   delete(key: K): boolean {
-    const keyBuffer = this.encodeKey(key, "map delete");
     this.checkElementAccess("map delete");
+    const keyBuffer = this.encodeKey(key, "map delete");
     return mapDeleteElement(this.fd.value, keyBuffer);
   }
 
