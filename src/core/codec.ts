@@ -26,15 +26,23 @@ function integer<T>(size: number, encode: Codec<T>["encode"], decode: Codec<T>["
   return { size, encode, decode };
 }
 
-export const u8 = integer<number>(1, (v, b, o) => void b.writeUInt8(v, o), (b, o) => b.readUInt8(o));
-export const u16 = integer<number>(2, (v, b, o) => void b.writeUInt16LE(v, o), (b, o) => b.readUInt16LE(o));
-export const u32 = integer<number>(4, (v, b, o) => void b.writeUInt32LE(v >>> 0, o), (b, o) => b.readUInt32LE(o));
-export const i32 = integer<number>(4, (v, b, o) => void b.writeInt32LE(v, o), (b, o) => b.readInt32LE(o));
+/** A codec of JavaScript numbers: anything else would be written as 0 (Buffer's writers and `>>> 0` take NaN as 0). */
+function numeric(size: number, write: Codec<number>["encode"], decode: Codec<number>["decode"]): Codec<number> {
+  return integer<number>(size, (v, b, o) => {
+    if (typeof v !== "number") throw new TypeError("expected a number");
+    write(v, b, o);
+  }, decode);
+}
+
+export const u8 = numeric(1, (v, b, o) => void b.writeUInt8(v, o), (b, o) => b.readUInt8(o));
+export const u16 = numeric(2, (v, b, o) => void b.writeUInt16LE(v, o), (b, o) => b.readUInt16LE(o));
+export const u32 = numeric(4, (v, b, o) => void b.writeUInt32LE(v >>> 0, o), (b, o) => b.readUInt32LE(o));
+export const i32 = numeric(4, (v, b, o) => void b.writeInt32LE(v, o), (b, o) => b.readInt32LE(o));
 export const u64 = integer<bigint>(8, (v, b, o) => void b.writeBigUInt64LE(BigInt(v), o), (b, o) => b.readBigUInt64LE(o));
 export const i64 = integer<bigint>(8, (v, b, o) => void b.writeBigInt64LE(BigInt(v), o), (b, o) => b.readBigInt64LE(o));
 /** Network byte order 16-bit (ports as the kernel stores them in packet headers). */
-export const u16be = integer<number>(2, (v, b, o) => void b.writeUInt16BE(v, o), (b, o) => b.readUInt16BE(o));
-export const u32be = integer<number>(4, (v, b, o) => void b.writeUInt32BE(v >>> 0, o), (b, o) => b.readUInt32BE(o));
+export const u16be = numeric(2, (v, b, o) => void b.writeUInt16BE(v, o), (b, o) => b.readUInt16BE(o));
+export const u32be = numeric(4, (v, b, o) => void b.writeUInt32BE(v >>> 0, o), (b, o) => b.readUInt32BE(o));
 
 /** Raw bytes of a fixed size; decode copies so the result outlives the batch buffer. */
 export function bytes(size: number): Codec<Buffer> {

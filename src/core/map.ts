@@ -9,7 +9,7 @@ import { FileDescriptor } from "../sys/file-descriptor.js";
 import { mapInfo, type MapInfo } from "../sys/object-info.js";
 import { bytes, type Codec } from "./codec.js";
 import { FdOwner } from "./fd-owner.js";
-import { expectInteger, expectObject } from "../sys/argument-checks.js";
+import { argumentError, expectFunction, expectInteger, expectIterable, expectObject } from "../sys/argument-checks.js";
 
 /** Map types whose elements hold one value per possible CPU. */
 export type PerCpuMapType = MapType.PercpuHash | MapType.PercpuArray | MapType.LruPercpuHash | MapType.PercpuCgroupStorage;
@@ -98,6 +98,18 @@ export interface BatchOptions {
   chunkSize?: number;
 }
 
+/** Checks the options of a batch operation (`options`, its chunkSize). */
+function batchOptions(operation: string, options: unknown): BatchOptions {
+  const checked = expectObject<BatchOptions>(operation, "options", options, true);
+  if (checked.chunkSize !== undefined) expectInteger(operation, "options.chunkSize", checked.chunkSize, 1, 0xffff_ffff);
+  return checked;
+}
+
+/** The UsageError for update flags that are not a 32-bit unsigned integer (put, push and friends check this per call: cheaply). */
+function flagsError(flags: unknown): UsageError {
+  return argumentError("map update", "flags", "UpdateFlag.Any, NoExist or Exist (an unsigned 32-bit integer)", flags);
+}
+
 /**
  * A BPF map. Keys and values are Buffers unless codecs are given. For per-CPU
  * maps use getPerCpu/putPerCpu, which read and write one value per possible CPU.
@@ -121,6 +133,9 @@ export class BpfMap<K = Buffer, V = Buffer, E extends V | V[] = V | V[]> extends
   // Scratch buffers reused by single-element calls to avoid an allocation per call.
   readonly #key: Buffer;
   readonly #value: Buffer;
+  /** Keys / values are plain Buffers (no codec was given). */
+  readonly #rawKeys: boolean;
+  readonly #rawValues: boolean;
 
   private constructor(fd: number, info: { type: MapType; name: string; keySize: number; valueSize: number; maxEntries: number; flags: number }, key?: Codec<K>, value?: Codec<V>) {
     // Not for users: BpfMap.create, openPinned, fromId and fromFd construct maps.
@@ -134,6 +149,8 @@ export class BpfMap<K = Buffer, V = Buffer, E extends V | V[] = V | V[]> extends
     this.valueSize = info.valueSize;
     this.maxEntries = info.maxEntries;
     this.flags = info.flags;
+    this.#rawKeys = key === undefined;
+    this.#rawValues = value === undefined;
     this.keyCodec = key ?? (bytes(info.keySize) as unknown as Codec<K>);
     this.valueCodec = value ?? (bytes(info.valueSize) as unknown as Codec<V>);
     if (key && key.size !== info.keySize) throw new UsageError("map open", `key codec is ${key.size} bytes but the map's keys are ${info.keySize}`);
@@ -221,28 +238,53 @@ export class BpfMap<K = Buffer, V = Buffer, E extends V | V[] = V | V[]> extends
     }
   }
 
-  private encodeKey(key: K): Buffer {
-    this.keyCodec.encode(key, this.#key, 0);
+  /** The UsageError for a key or value (`name`) that the map's codec could not encode. */
+  #encodingError(operation: string, name: string, isKey: boolean, value: unknown, error: unknown): UsageError {
+    const size = isKey ? this.keySize : this.valueSize;
+    const expected = (isKey ? this.#rawKeys : this.#rawValues)
+      ? `a Buffer of ${size} bytes${Buffer.isBuffer(value) ? ` (this one has ${value.length})` : ""}`
+      : `a value the map's ${isKey ? "key" : "value"} codec can encode (${error instanceof Error ? error.message : String(error)})`;
+    return argumentError(operation, name, expected, value);
+  }
+
+  private encodeKey(key: K, operation: string): Buffer {
+    try {
+      this.keyCodec.encode(key, this.#key, 0);
+    } catch (error) {
+      throw this.#encodingError(operation, "key", true, key, error);
+    }
     return this.#key;
+  }
+
+  #encodeValue(value: V, operation: string, name = "value"): Buffer {
+    try {
+      this.valueCodec.encode(value, this.#value, 0);
+    } catch (error) {
+      throw this.#encodingError(operation, name, false, value, error);
+    }
+    return this.#value;
   }
 
   /** The value for `key`, or undefined when absent. */
   get(key: K): V | undefined {
     this.checkElementAccess("map lookup");
+    const keyBuffer = this.keyBuffer(key, "map lookup");
     if (this.perCpu) throw new UsageError("map lookup", `${this.name || "this map"} is per-CPU; use getPerCpu()`);
-    if (!mapLookupElement(this.fd.value, this.keyBuffer(key), this.#value)) return undefined;
+    if (!mapLookupElement(this.fd.value, keyBuffer, this.#value)) return undefined;
     return this.valueCodec.decode(this.#value, 0);
   }
 
   has(key: K): boolean {
     this.checkElementAccess("map lookup");
-    return mapLookupElement(this.fd.value, this.keyBuffer(key), this.#value);
+    const keyBuffer = this.keyBuffer(key, "map lookup");
+    return mapLookupElement(this.fd.value, keyBuffer, this.#value);
   }
 
   /** One value per possible CPU, or undefined when the key is absent. */
   getPerCpu(key: K): V[] | undefined {
+    const keyBuffer = this.encodeKey(key, "map lookup");
     if (!this.perCpu) throw new UsageError("map lookup", "not a per-CPU map; use get()");
-    if (!mapLookupElement(this.fd.value, this.encodeKey(key), this.#value)) return undefined;
+    if (!mapLookupElement(this.fd.value, keyBuffer, this.#value)) return undefined;
     return this.decodePerCpu(this.#value, 0);
   }
 
@@ -252,54 +294,73 @@ export class BpfMap<K = Buffer, V = Buffer, E extends V | V[] = V | V[]> extends
     return out;
   }
 
-  private encodePerCpu(values: V[] | V, buffer: Buffer, offset: number): void {
+  private encodePerCpu(values: V[] | V, buffer: Buffer, offset: number, name = "values"): void {
+    if (values === undefined) throw argumentError("map update", name, `one value for every CPU or an array of ${this.#cpus} (one per possible CPU)`, values);
     for (let cpu = 0; cpu < this.#cpus; cpu++) {
       const value = Array.isArray(values) ? values[cpu] : values;
-      if (value === undefined) throw new UsageError("map update", `expected ${this.#cpus} per-CPU values, got ${(values as V[]).length}`);
-      this.valueCodec.encode(value, buffer, offset + cpu * this.#stride);
+      if (value === undefined) throw argumentError("map update", name, `one value for every CPU or an array of ${this.#cpus} (one per possible CPU)`, values);
+      try {
+        this.valueCodec.encode(value, buffer, offset + cpu * this.#stride);
+      } catch (error) {
+        throw this.#encodingError("map update", Array.isArray(values) ? `${name}[${cpu}]` : name, false, value, error);
+      }
     }
   }
 
-  private keyBuffer(key: K): Buffer | null {
-    return this.keySize === 0 ? null : this.encodeKey(key);
+  private keyBuffer(key: K, operation: string): Buffer | null {
+    return this.keySize === 0 ? null : this.encodeKey(key, operation);
   }
 
   /** Sets `key` to `value`. `flags`: UpdateFlag.Any (default), NoExist or Exist. */
   put(key: K, value: V, flags: number = UpdateFlag.Any): void {
     this.checkElementAccess("map update");
-    if (this.perCpu) {
-      this.encodePerCpu(value, this.#value, 0);
-    } else {
-      this.valueCodec.encode(value, this.#value, 0);
-    }
-    mapUpdateElement(this.fd.value, this.keyBuffer(key), this.#value, flags);
+    const keyBuffer = this.keyBuffer(key, "map update");
+    if (this.perCpu) this.encodePerCpu(value, this.#value, 0, "value");
+    else this.#encodeValue(value, "map update");
+    if ((flags >>> 0) !== flags) throw flagsError(flags);
+    mapUpdateElement(this.fd.value, keyBuffer, this.#value, flags);
   }
 
   /** Sets each CPU's value for `key` (an array of one value per CPU, or one value for all). */
   putPerCpu(key: K, values: V[] | V, flags: number = UpdateFlag.Any): void {
-    if (!this.perCpu) throw new UsageError("map update", "not a per-CPU map; use put()");
+    const keyBuffer = this.encodeKey(key, "map update");
     this.encodePerCpu(values, this.#value, 0);
-    mapUpdateElement(this.fd.value, this.encodeKey(key), this.#value, flags);
+    if ((flags >>> 0) !== flags) throw flagsError(flags);
+    if (!this.perCpu) throw new UsageError("map update", "not a per-CPU map; use put()");
+    mapUpdateElement(this.fd.value, keyBuffer, this.#value, flags);
   }
 
   /** Stores a file descriptor (program, map, perf event …) in a prog-array, map-of-maps or perf array. */
   putFd(key: K, fd: number | { fd: FileDescriptor }, flags: number = UpdateFlag.Any): void {
+    const keyBuffer = this.encodeKey(key, "map update");
+    const descriptor = typeof fd === "number" ? fd : (fd as { fd?: unknown } | null)?.fd instanceof FileDescriptor ? fd.fd.value : -1;
+    if (!Number.isInteger(descriptor) || descriptor < 0 || descriptor > 0x7fff_ffff) {
+      throw argumentError("map update", "fd", "a file descriptor number or an object that owns one (a Program, a BpfMap)", fd);
+    }
+    if ((flags >>> 0) !== flags) throw flagsError(flags);
     if (!fdValueTypes.has(this.type)) throw new UsageError("map update", `${MapType[this.type]} maps do not hold file descriptors`);
     const value = Buffer.alloc(4);
-    value.writeUInt32LE(typeof fd === "number" ? fd : fd.fd.value);
-    mapUpdateElement(this.fd.value, this.encodeKey(key), value, flags);
+    value.writeUInt32LE(descriptor);
+    try {
+      mapUpdateElement(this.fd.value, keyBuffer, value, flags);
+    } catch (error) {
+      if (error instanceof SyscallError && error.code === "EBADF") throw argumentError("map update", "fd", "an open file descriptor", fd);
+      throw error;
+    }
   }
 
   /** Removes `key`; false when it was not there. */
   delete(key: K): boolean {
     this.checkElementAccess("map delete");
-    return mapDeleteElement(this.fd.value, this.encodeKey(key));
+    const keyBuffer = this.encodeKey(key, "map delete");
+    return mapDeleteElement(this.fd.value, keyBuffer);
   }
 
   /** Queue/stack: adds a value. */
   push(value: V, flags: number = UpdateFlag.Any): void {
+    this.#encodeValue(value, "map push");
+    if ((flags >>> 0) !== flags) throw flagsError(flags);
     if (!keylessTypes.has(this.type)) throw new UsageError("map push", "push() is for queue, stack and bloom filter maps");
-    this.valueCodec.encode(value, this.#value, 0);
     mapUpdateElement(this.fd.value, null, this.#value, flags);
   }
 
@@ -319,7 +380,7 @@ export class BpfMap<K = Buffer, V = Buffer, E extends V | V[] = V | V[]> extends
 
   /** Hash maps: looks up and removes `key` in one step. */
   take(key: K): V | undefined {
-    if (!mapLookupAndDeleteElement(this.fd.value, this.encodeKey(key), this.#value)) return undefined;
+    if (!mapLookupAndDeleteElement(this.fd.value, this.encodeKey(key, "map take"), this.#value)) return undefined;
     return this.valueCodec.decode(this.#value, 0);
   }
 
@@ -340,7 +401,7 @@ export class BpfMap<K = Buffer, V = Buffer, E extends V | V[] = V | V[]> extends
   *entries(): IterableIterator<[K, E]> {
     const value = Buffer.alloc(this.#value.length);
     for (const key of this.keys()) {
-      if (!mapLookupElement(this.fd.value, this.encodeKey(key), value)) continue; // deleted meanwhile
+      if (!mapLookupElement(this.fd.value, this.encodeKey(key, "map iterate"), value)) continue; // deleted meanwhile
       yield [key, (this.perCpu ? this.decodePerCpu(value, 0) : this.valueCodec.decode(value, 0)) as E];
     }
   }
@@ -355,12 +416,12 @@ export class BpfMap<K = Buffer, V = Buffer, E extends V | V[] = V | V[]> extends
    * batch support. Per-CPU values come back as arrays.
    */
   lookupBatch(options: BatchOptions = {}): [K, E][] {
-    return this.batchRead(Command.MapLookupBatch, options);
+    return this.batchRead(Command.MapLookupBatch, batchOptions("map batch lookup", options));
   }
 
   /** Like lookupBatch, and deletes what it read (atomically per chunk). */
   lookupAndDeleteBatch(options: BatchOptions = {}): [K, E][] {
-    return this.batchRead(Command.MapLookupAndDeleteBatch, options);
+    return this.batchRead(Command.MapLookupAndDeleteBatch, batchOptions("map batch lookup and delete", options));
   }
 
   private batchRead(command: Command.MapLookupBatch | Command.MapLookupAndDeleteBatch, options: BatchOptions): [K, E][] {
@@ -374,7 +435,8 @@ export class BpfMap<K = Buffer, V = Buffer, E extends V | V[] = V | V[]> extends
    * per system call (the fastest way to read a whole map: no result array).
    */
   forEachBatch(visit: (key: K, value: E) => void, options: BatchOptions = {}): number {
-    return this.visitBatch(Command.MapLookupBatch, options, visit);
+    expectFunction("map batch lookup", "visit", visit);
+    return this.visitBatch(Command.MapLookupBatch, batchOptions("map batch lookup", options), visit);
   }
 
   private visitBatch(command: Command.MapLookupBatch | Command.MapLookupAndDeleteBatch, options: BatchOptions, visit: (key: K, value: E) => void): number {
@@ -427,22 +489,39 @@ export class BpfMap<K = Buffer, V = Buffer, E extends V | V[] = V | V[]> extends
 
   /** Writes many elements with BPF_MAP_UPDATE_BATCH (falls back to one call per element). */
   updateBatch(entries: Iterable<[K, E]>, options: BatchOptions & { flags?: number } = {}): number {
-    this.checkElementAccess("map batch update");
-    const list = Array.isArray(entries) ? entries : [...entries];
+    const operation = "map batch update";
+    const list = Array.isArray(entries) ? entries : [...expectIterable<[K, E]>(operation, "entries", entries)];
+    batchOptions(operation, options);
+    if (options.flags !== undefined) expectInteger(operation, "options.flags", options.flags, 0, 0xffff_ffff);
+    this.checkElementAccess(operation);
     const chunk = Math.max(1, options.chunkSize ?? 4096);
     const valueBytes = this.#stride * this.#cpus;
+    // Everything is encoded before the first write: a bad entry changes nothing.
+    const allKeys = Buffer.alloc(list.length * this.keySize);
+    const allValues = Buffer.alloc(list.length * valueBytes);
+    let index = 0;
+    let isKey = true;
+    try {
+      for (; index < list.length; index++) {
+        const entry = list[index];
+        if (!Array.isArray(entry)) throw argumentError(operation, `entries[${index}]`, "a [key, value] pair", entry);
+        isKey = true;
+        this.keyCodec.encode(entry[0], allKeys, index * this.keySize);
+        isKey = false;
+        if (this.perCpu) this.encodePerCpu(entry[1], allValues, index * valueBytes, `entries[${index}][1]`);
+        else this.valueCodec.encode(entry[1] as V, allValues, index * valueBytes);
+      }
+    } catch (error) {
+      if (error instanceof UsageError) throw error;
+      throw this.#encodingError(operation, `entries[${index}][${isKey ? 0 : 1}]`, isKey, list[index]![isKey ? 0 : 1], error);
+    }
     let written = 0;
     for (let start = 0; start < list.length; start += chunk) {
-      const part = list.slice(start, start + chunk);
-      const keys = Buffer.alloc(part.length * this.keySize);
-      const values = Buffer.alloc(part.length * valueBytes);
-      part.forEach(([key, value], i) => {
-        this.keyCodec.encode(key, keys, i * this.keySize);
-        if (this.perCpu) this.encodePerCpu(value, values, i * valueBytes);
-        else this.valueCodec.encode(value as V, values, i * valueBytes);
-      });
+      const count = Math.min(chunk, list.length - start);
+      const keys = allKeys.subarray(start * this.keySize, (start + count) * this.keySize);
+      const values = allValues.subarray(start * valueBytes, (start + count) * valueBytes);
       try {
-        const result = mapBatch(Command.MapUpdateBatch, this.fd.value, { keys, values, count: part.length, elementFlags: options.flags });
+        const result = mapBatch(Command.MapUpdateBatch, this.fd.value, { keys, values, count, elementFlags: options.flags });
         written += result.count;
       } catch (error) {
         if (error instanceof SyscallError && written === 0 && ["EINVAL", "EOPNOTSUPP", "ENOTSUPP"].includes(error.code)) {
@@ -460,14 +539,22 @@ export class BpfMap<K = Buffer, V = Buffer, E extends V | V[] = V | V[]> extends
 
   /** Deletes many keys with BPF_MAP_DELETE_BATCH (falls back to one call per key). Returns how many were deleted. */
   deleteBatch(keys: Iterable<K>, options: BatchOptions = {}): number {
-    this.checkElementAccess("map batch delete");
-    const list = Array.isArray(keys) ? keys : [...keys];
+    const operation = "map batch delete";
+    const list = Array.isArray(keys) ? keys : [...expectIterable<K>(operation, "keys", keys)];
+    batchOptions(operation, options);
+    this.checkElementAccess(operation);
     const chunk = Math.max(1, options.chunkSize ?? 4096);
+    const allKeys = Buffer.alloc(list.length * this.keySize);
+    let index = 0;
+    try {
+      for (; index < list.length; index++) this.keyCodec.encode(list[index]!, allKeys, index * this.keySize);
+    } catch (error) {
+      throw this.#encodingError(operation, `keys[${index}]`, true, list[index], error);
+    }
     let deleted = 0;
     for (let start = 0; start < list.length; start += chunk) {
       const part = list.slice(start, start + chunk);
-      const buffer = Buffer.alloc(part.length * this.keySize);
-      part.forEach((key, i) => this.keyCodec.encode(key, buffer, i * this.keySize));
+      const buffer = allKeys.subarray(start * this.keySize, (start + part.length) * this.keySize);
       try {
         deleted += mapBatch(Command.MapDeleteBatch, this.fd.value, { keys: buffer, values: null, count: part.length }).count;
       } catch (error) {

@@ -10,7 +10,7 @@ import { patchMapReferences, type AssembledProgram } from "../asm/assembler.js";
 import "./verifier-report.js";
 // The program-type probe is features' (which uses only the sys layer): one probe answers both `netbpf features` and a failed load.
 import { probeMayGoto, probeProgramType, probeSupport } from "../features/features.js";
-import { describeValue, expectInstance, expectInteger, expectObject } from "../sys/argument-checks.js";
+import { argumentError, describeValue, expectBoolean, expectInstance, expectInteger, expectObject } from "../sys/argument-checks.js";
 
 /** Where a program's instructions come from: raw bytes, a list, or the Assembler's output with map references. */
 export type InstructionSource = Buffer | readonly Instruction[] | Pick<AssembledProgram, "instructions" | "references">;
@@ -91,6 +91,25 @@ function usesMayGoto(instructions: Buffer): boolean {
 /** Checks that `program` is a loaded Program (for the functions that attach or run one). */
 export function expectProgram(operation: string, program: unknown, name = "program"): Program {
   return expectInstance(operation, name, program, Program, "a Program (from Program.load or a Collection)");
+}
+
+function optionalBuffer(name: string, value: unknown): void {
+  if (value !== undefined && !Buffer.isBuffer(value)) throw argumentError("program test run", name, "a Buffer", value);
+}
+
+function optionalInteger(name: string, value: unknown, maximum: number): void {
+  if (value !== undefined) expectInteger("program test run", name, value, 0, maximum);
+}
+
+function checkRunOptions(options: RunOptions): void {
+  expectObject("program test run", "options", options, true);
+  optionalBuffer("options.data", options.data);
+  optionalBuffer("options.context", options.context);
+  optionalInteger("options.dataOutSize", options.dataOutSize, 0xffff_ffff);
+  optionalInteger("options.contextOutSize", options.contextOutSize, 0xffff_ffff);
+  optionalInteger("options.repeat", options.repeat, 0xffff_ffff);
+  optionalInteger("options.flags", options.flags, 0xffff_ffff);
+  optionalInteger("options.cpu", options.cpu, 0xffff_ffff);
 }
 
 /** A loaded program. Owns its file descriptor (pin, close and `using` come from FdOwner). */
@@ -192,6 +211,8 @@ export class Program extends FdOwner {
   }
 
   info(options: { instructions?: boolean } = {}): ProgramInfo {
+    expectObject("program info", "options", options, true);
+    expectBoolean("program info", "options.instructions", options.instructions, true);
     return programInfo(this.fd.value, options);
   }
 
@@ -205,6 +226,7 @@ export class Program extends FdOwner {
    * duration per run in nanoseconds.
    */
   run(options: RunOptions = {}): TestRunResult {
+    checkRunOptions(options);
     // Raw tracepoint test runs take only a context: the kernel refuses a repeat count and output buffers.
     if (this.type === ProgramType.RawTracepoint || this.type === ProgramType.RawTracepointWritable) {
       return programTestRun({ programFd: this.fd.value, contextIn: options.context ?? null, repeat: options.repeat ?? 0, flags: options.flags, cpu: options.cpu });

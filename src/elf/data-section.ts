@@ -47,11 +47,11 @@ export class DataSection {
     this.readOnly = readOnly;
   }
 
-  private variable(name: string, operation: string): DataVariable {
-    const variable = this.variables[name];
+  private variable(name: unknown, operation: string): DataVariable {
+    const variable = typeof name === "string" ? this.variables[name] : undefined;
     if (!variable) {
       const known = Object.keys(this.variables);
-      throw new UsageError(operation, `${this.section} has no variable "${name}"`, known.length ? `variables in ${this.section}: ${known.join(", ")}` : `${this.section} has no named variables`);
+      throw argumentError(operation, "name", known.length ? `the name of a variable in ${this.section} (${known.join(", ")})` : `a variable's name, but ${this.section} has no named variables`, name);
     }
     return variable;
   }
@@ -64,6 +64,9 @@ export class DataSection {
   set(name: string, value: DataValue): void {
     const operation = "set global variable";
     const variable = this.variable(name, operation);
+    if (typeof value !== "number" && typeof value !== "bigint" && typeof value !== "boolean" && !(value instanceof Uint8Array)) {
+      throw argumentError(operation, "value", "a number, bigint, boolean or Uint8Array", value);
+    }
     const at = variable.offset;
     if (value instanceof Uint8Array) {
       if (value.length !== variable.size) throw new UsageError(operation, `${name} is ${variable.size} bytes, got ${value.length}`);

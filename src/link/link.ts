@@ -1,13 +1,13 @@
 import { unlinkSync } from "node:fs";
-import type { Program } from "../core/program.js";
-import { FdOwner } from "../core/fd-owner.js";
+import { expectProgram, type Program } from "../core/program.js";
+import { expectPinPath, FdOwner } from "../core/fd-owner.js";
 import { getFdById, linkDetach, linkUpdate, objectGet } from "../sys/bpf.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
 import { linkInfo, type LinkInfo } from "../sys/object-info.js";
 
 import { OwnedResources } from "../sys/owned-resources.js";
-import { expectInteger, expectString } from "../sys/argument-checks.js";
+import { expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 /** Something closed along with a link (a perf event, a cgroup directory, …). */
 export type { Closable } from "../sys/owned-resources.js";
 
@@ -95,6 +95,7 @@ export class Link extends FdOwner {
    * the file) and no descriptor is left.
    */
   override pin(path: string): void {
+    expectPinPath(`pin ${this.description}`, path);
     this.#requireFd(`pin ${this.description}`);
     super.pin(path);
     this.#pinnedPath = path;
@@ -109,6 +110,10 @@ export class Link extends FdOwner {
 
   /** Replaces the attached program without a moment with no program (BPF_LINK_UPDATE). */
   update(program: Program, options: { expected?: Program } = {}): void {
+    const operation = `update ${this.description}`;
+    expectProgram(operation, program);
+    expectObject(operation, "options", options, true);
+    if (options.expected !== undefined) expectProgram(operation, options.expected, "options.expected");
     linkUpdate(this.#requireFd(`update ${this.description}`).value, program.fd.value, options.expected?.fd.value ?? 0);
   }
 

@@ -76,8 +76,8 @@ export class NetlinkTcLink extends TcLink {
 
   /** Replaces the filter's program in place (same priority and handle). */
   override update(program: Program): void {
-    if (this.closed) throw new UsageError(`update ${this.description}`, "the link is closed");
     checkTcProgram(program, `update ${this.description}`);
+    if (this.closed) throw new UsageError(`update ${this.description}`, "the link is closed");
     addBpfFilter(this.#use.netlink, {
       ifindex: this.interfaceIndex, interfaceLabel: this.interfaceName, parent: this.#filter.parent,
       programFd: program.fd.value, programName: program.name || "netbpf", priority: this.priority, handle: this.handle, replace: true,

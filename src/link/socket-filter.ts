@@ -1,3 +1,4 @@
+import { Socket as DatagramSocket } from "node:dgram";
 import { expectProgram, type Program } from "../core/program.js";
 import { expectInteger } from "../sys/argument-checks.js";
 import { ProgramType } from "../sys/bpf-constants.js";
@@ -26,7 +27,8 @@ export function socketDescriptor(socket: SocketLike, operation = "find socket de
   if (socket === null || typeof socket !== "object") {
     throw new UsageError(operation, `expected a socket descriptor, net.Socket, net.Server or dgram.Socket, got ${socket === null ? "null" : typeof socket}`);
   }
-  const candidates: unknown[] = [(socket as HandleOwner)._handle];
+  // dgram.Socket's _handle is a deprecated accessor that warns on use (DEP0112); its handle is in the state object.
+  const candidates: unknown[] = socket instanceof DatagramSocket ? [] : [(socket as HandleOwner)._handle];
   for (const symbol of Object.getOwnPropertySymbols(socket)) {
     const state = (socket as Record<symbol, unknown>)[symbol];
     if (state && typeof state === "object" && "handle" in state) candidates.push((state as { handle: unknown }).handle);
@@ -54,6 +56,7 @@ export class SocketFilterLink extends Link {
 
   /** Replaces the socket's filter with another program. */
   override update(program: Program): void {
+    checkSocketFilterProgram(program, `update ${this.description}`);
     if (this.closed) throw new UsageError(`update ${this.description}`, "the link is closed");
     attachToDescriptor(program, this.socketDescriptor);
   }
@@ -76,6 +79,13 @@ export class SocketFilterLink extends Link {
   }
 }
 
+function checkSocketFilterProgram(program: Program, operation: string): void {
+  expectProgram(operation, program);
+  if (program.type !== ProgramType.SocketFilter) {
+    throw new UsageError(operation, `a socket filter must be of type SocketFilter, not ${ProgramType[program.type] ?? program.type}`, "load it with type ProgramType.SocketFilter");
+  }
+}
+
 function attachToDescriptor(program: Program, fd: number): void {
   setSocketOptionInt(fd, SocketLevel.Socket, SocketOption.AttachBpf, program.fd.value, `attach socket filter to descriptor ${fd}`);
 }
@@ -86,10 +96,7 @@ function attachToDescriptor(program: Program, fd: number): void {
  */
 export function attachSocketFilter(program: Program, socket: SocketLike): SocketFilterLink {
   const operation = "attach socket filter";
-  expectProgram(operation, program);
-  if (program.type !== ProgramType.SocketFilter) {
-    throw new UsageError(operation, `a socket filter must be of type SocketFilter, not ${ProgramType[program.type] ?? program.type}`, "load it with type ProgramType.SocketFilter");
-  }
+  checkSocketFilterProgram(program, operation);
   const fd = socketDescriptor(socket, operation);
   try {
     attachToDescriptor(program, fd);

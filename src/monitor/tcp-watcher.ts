@@ -38,7 +38,7 @@ import {
 import { isTcpKernelOffsets } from "../programs/tcp-kernel-offsets.js";
 import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
 import { MapFlag, MapType, ProgramType } from "../sys/bpf-constants.js";
-import { argumentError, expectArray, expectBoolean, expectInstance, expectInteger, expectObject, expectPorts } from "../sys/argument-checks.js";
+import { argumentError, expectArray, expectBoolean, expectFunction, expectInstance, expectInteger, expectObject, expectPorts } from "../sys/argument-checks.js";
 import { UsageError, VerifierError } from "../sys/errors.js";
 
 /**
@@ -377,6 +377,7 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
    * way to read a watcher opened with `wakeup: false`; not while iterating.
    */
   readAvailable(onEvent: (event: TcpEvent) => void): number {
+    expectFunction(operation, "onEvent", onEvent);
     let delivered = 0;
     this.readAvailableRecords((data) => {
       for (const event of this.decode(data)) {
@@ -394,6 +395,7 @@ export class TcpWatcher implements AsyncIterable<TcpEvent> {
    * Returns how many records it handed over.
    */
   readAvailableRecords(onRecord: (record: Buffer) => void): number {
+    expectFunction(operation, "onRecord", onRecord);
     if (this.#closed) return 0;
     if (this.#iterated) throw new UsageError(operation, "this watcher is being iterated", "read it either by iterating or with readAvailable(), not both");
     return this.#reader.readAvailable(onRecord);

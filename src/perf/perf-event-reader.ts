@@ -17,6 +17,7 @@ import { FileDescriptor } from "../sys/file-descriptor.js";
 import { MemoryMapping, Protection, pageSize } from "../sys/memory-mapping.js";
 import { perfBufferOpen, perfEventDisable, perfEventEnable } from "../sys/perf-buffer-open.js";
 import { Poller, type Readiness } from "../sys/poller.js";
+import { expectReadOptions } from "../sys/read-options.js";
 
 const recordLost = 2;
 const recordSample = 9;
@@ -203,6 +204,7 @@ export class PerfEventReader {
    * Returns the number of records delivered.
    */
   readAvailable(callback: (record: PerfEventRecord) => void): number {
+    if (typeof callback !== "function") throw argumentError("read perf buffer", "callback", "a function", callback);
     this.#checkOpen("read perf buffer");
     if (this.#consuming) throw new UsageError("read perf buffer", "records() is iterating this reader", "a perf buffer has one consumer at a time");
     this.#consuming = true;
@@ -233,6 +235,7 @@ export class PerfEventReader {
    * wakeupBytes; wakeups can be spurious). Rejects with the signal's reason on abort.
    */
   async wait(signal?: AbortSignal): Promise<void> {
+    if (signal !== undefined) expectInstance("wait for perf buffer", "signal", signal, AbortSignal);
     this.#checkOpen("wait for perf buffer");
     await this.#readiness.wait(signal);
   }
@@ -243,9 +246,9 @@ export class PerfEventReader {
    * when `signal` aborts or the reader is closed.
    */
   async *records(options: PerfEventRecordsOptions = {}): AsyncGenerator<PerfEventRecord, void, undefined> {
+    const { signal, copy = false } = expectReadOptions<PerfEventRecordsOptions>("read perf buffer", options);
     this.#checkOpen("read perf buffer");
     if (this.#consuming) throw new UsageError("read perf buffer", "this reader is already being consumed", "a perf buffer has one consumer at a time; iterate it once");
-    const { signal, copy = false } = options;
     this.#consuming = true;
     const internal = this.#abortInternal.signal;
     const combined = signal ? AbortSignal.any([signal, internal]) : internal;

@@ -17,6 +17,7 @@ import { NetbpfError, UsageError } from "../sys/errors.js";
 import { FileDescriptor } from "../sys/file-descriptor.js";
 import { MemoryMapping, Protection, pageSize } from "../sys/memory-mapping.js";
 import { Poller, type Readiness } from "../sys/poller.js";
+import { expectReadOptions } from "../sys/read-options.js";
 
 /**
  * On x86-64 an ordinary load already has acquire ordering (TSO) and V8 keeps
@@ -88,6 +89,14 @@ interface RingConsumer {
   /** True when the iteration is over; an abort or close() found here finishes it. */
   ended(): boolean;
   iterator<T>(next: () => Promise<IteratorResult<T>>): AsyncIterableIterator<T>;
+}
+
+/** The arguments of readAvailable/readAvailableInPlace: cheap checks, they run per read. */
+function checkReadArguments(callback: unknown, maximumRecords: number): void {
+  if (typeof callback !== "function") throw argumentError("read ring buffer", "callback", "a function", callback);
+  if (typeof maximumRecords !== "number" || !(maximumRecords >= 0) || (maximumRecords !== Number.POSITIVE_INFINITY && Math.floor(maximumRecords) !== maximumRecords)) {
+    throw argumentError("read ring buffer", "maximumRecords", "an integer ≥ 0 or Infinity", maximumRecords);
+  }
 }
 
 /** Reader of a BPF ring buffer map. One consumer at a time. */
@@ -199,6 +208,7 @@ export class RingBufferReader {
    * only during the callback. Returns the number of records delivered.
    */
   readAvailable(callback: (record: Buffer) => void, maximumRecords = Number.POSITIVE_INFINITY): number {
+    checkReadArguments(callback, maximumRecords);
     if (this.size <= viewCacheLimit) return this.readAvailableInPlace((_ring, offset, length) => callback(this.#viewAt(offset, length)), maximumRecords);
     this.#checkOpen("read ring buffer");
     if (this.#consuming) throw new UsageError("read ring buffer", "records() is iterating this reader", "a ring buffer has one consumer at a time");
@@ -301,6 +311,7 @@ export class RingBufferReader {
    * Read the record there, during the callback only.
    */
   readAvailableInPlace(callback: (ring: Buffer, offset: number, length: number, view: DataView) => void, maximumRecords = Number.POSITIVE_INFINITY): number {
+    checkReadArguments(callback, maximumRecords);
     this.#checkOpen("read ring buffer");
     if (this.#consuming) throw new UsageError("read ring buffer", "records() is iterating this reader", "a ring buffer has one consumer at a time");
     this.#consuming = true;
@@ -364,6 +375,7 @@ export class RingBufferReader {
    * Rejects with the signal's reason on abort.
    */
   async wait(signal?: AbortSignal): Promise<void> {
+    if (signal !== undefined) expectInstance("wait for ring buffer", "signal", signal, AbortSignal);
     this.#checkOpen("wait for ring buffer");
     await this.#readiness.wait(signal);
   }
@@ -375,7 +387,7 @@ export class RingBufferReader {
    * record back, and a later records() continues after it.
    */
   records(options: RingBufferRecordsOptions = {}): AsyncIterableIterator<Buffer> {
-    const { signal, copy = false } = options;
+    const { signal, copy = false } = expectReadOptions<RingBufferRecordsOptions>("read ring buffer", options);
     const headers = this.#headers;
     const mask = this.#mask;
     const start = this.#dataStart;
@@ -438,7 +450,8 @@ export class RingBufferReader {
    * goes back to the producer; `copy` gives copies instead. Ends like records().
    */
   batches(options: RingBufferRecordsOptions & { maximumRecords?: number } = {}): AsyncIterableIterator<Buffer[]> {
-    const { signal, copy = false, maximumRecords = 4096 } = options;
+    const { signal, copy = false, maximumRecords = 4096 } = expectReadOptions<RingBufferRecordsOptions & { maximumRecords?: number }>("read ring buffer", options);
+    expectInteger("read ring buffer", "options.maximumRecords", maximumRecords, 1);
     const headers = this.#headers;
     const mask = this.#mask;
     const start = this.#dataStart;

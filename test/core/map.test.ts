@@ -126,6 +126,28 @@ test("batch update, lookup and delete over many entries", (t) => {
   assert.equal([...map.keys()].length, 0);
 });
 
+test("keys, values, flags and descriptors the map cannot take are UsageErrors naming them; a bad batch entry writes nothing", (t) => {
+  if (skipUnlessRoot(t, "for BPF maps")) return;
+  const names = (name: string) => (e: unknown) => e instanceof UsageError && e.message.includes(`${name} must be`);
+  using map = BpfMap.create({ type: MapType.Hash, key: u32, value: u64, maxEntries: 8 });
+  // A number codec used to write NaN as 0: "x" looked up key 0.
+  map.put(0, 1n);
+  assert.throws(() => map.get("x" as unknown as number), names("key"));
+  assert.throws(() => map.put(1, "x" as unknown as bigint), names("value"));
+  assert.throws(() => map.put(1, 1n, -1), names("flags"));
+  assert.throws(() => map.updateBatch([[1, 1n], [2, "x" as unknown as bigint]]), names("entries[1][1]"));
+  assert.throws(() => map.updateBatch([[3, 3n], 4 as unknown as [number, bigint]]), names("entries[1]"));
+  assert.deepEqual([...map.keys()], [0], "nothing of a refused batch is written");
+  assert.throws(() => map.deleteBatch([0, "y" as unknown as number]), names("keys[1]"));
+  assert.equal(map.get(0), 1n);
+  using raw = BpfMap.create({ type: MapType.Hash, keySize: 4, valueSize: 4, maxEntries: 2 });
+  assert.throws(() => raw.get(Buffer.alloc(3)), (e: unknown) => e instanceof UsageError && /key must be a Buffer of 4 bytes \(this one has 3\)/.test(e.message));
+  using progs = BpfMap.create({ type: MapType.ProgArray, key: u32, value: u32, maxEntries: 1 });
+  assert.throws(() => progs.putFd(0, 0x7fff_fff0), names("fd"), "a closed descriptor is the caller's mistake, not a failed system call");
+  assert.throws(() => progs.putFd(0, {} as unknown as number), names("fd"));
+  assert.throws(() => map.pin("/tmp/not-bpffs"), names("path"));
+});
+
 test("array batch lookup works (array maps use index cursors)", (t) => {
   if (skipUnlessRoot(t, "for BPF maps")) return;
   using map = BpfMap.create({ type: MapType.Array, key: u32, value: u32, maxEntries: 100 });
