@@ -39,8 +39,6 @@ const notYetMade = new Set<string>([
   "BpfMap", "CgroupLink", "DataSection", "FdOwner", "Link", "NetlinkTcLink", "PerfEventReader", "Program", "RawTracepointLink",
   "RingBufferReader", "SocketFilterLink", "TcLink", "TcpWatcher", "TcxLink", "TracepointLink", "TrafficWatcher", "XdpLink",
   // capture
-  "AtomicFileSink", "BufferSink", "CaptureOutput", "CaptureReader", "DirectFileSink", "LiveCapture", "PacketSummarizer",
-  "PcapScanner", "PcapWriter", "PcapngWriter", "StreamSink",
   // audit
   "AlertEngine", "AuditLog", "BalancerMetricsSource", "ClickHouseSink", "ConnectionTable", "DashboardAccess", "DashboardFeed",
   "DeliveryQueue", "FileSeenHistory", "JsonLinesAlertSource", "JsonLinesSink", "MemorySeenHistory", "PortLabels",

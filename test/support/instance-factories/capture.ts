@@ -51,4 +51,17 @@ export const factories: Record<string, InstanceFactory> = {
 };
 
 export const accepted: AcceptedCalls = {
+  "AtomicFileSink#flushSync": { calls: ["()", "(undefined)"], reason: "after is optional: flushSync() writes the buffered bytes and nothing after them" },
+  "DirectFileSink#flushSync": { calls: ["()", "(undefined)"], reason: "after is optional: flushSync() writes the buffered bytes and nothing after them" },
+  "AtomicFileSink#reserve": { calls: ["(42)"], reason: "makes room for a 42-byte record and returns its offset in the buffer" },
+  "DirectFileSink#reserve": { calls: ["(42)"], reason: "makes room for a 42-byte record and returns its offset in the buffer" },
+  "StreamSink#reserve": { calls: ["(42)"], reason: "makes room for a 42-byte record and returns its offset in the buffer" },
+  "StreamSink#writeText": { calls: ['("x")'], reason: "text is any string: \"x\" is output as it is" },
+  "StreamSink#writeLine": { calls: ['("x")'], reason: "text is any string: \"x\" is output as a line" },
+  "CaptureOutput#beforePacket": { calls: ["(42)"], reason: "now is a time in milliseconds since 1970 (Date.now()); 42 is one, and no rotation is configured" },
+  "LiveCapture#counters": { calls: ["()", "(undefined)"], reason: "slot is optional: without it the counters of every interface are summed" },
+  "LiveCapture#wait": { calls: ["()", "(undefined)"], reason: "signal is optional: without it wait() waits for packets, and none come on the probe's idle lo" },
+  "LiveCapture#batches": { calls: ["()", "(undefined)"], reason: "signal is optional: without it the generator waits for packets, and none come on the probe's idle lo" },
+  "LiveCapture#packets": { calls: ["()", "(undefined)"], reason: "signal is optional: without it the generator waits for packets, and none come on the probe's idle lo" },
+  "PcapngWriter#writeInterfaceStatistics": { calls: ["({})"], reason: "every field is optional: {} writes an Interface Statistics Block for interface 0, taken now" },
 };
