@@ -38,8 +38,8 @@ function writeError(detail: string, cause: unknown, hint?: string): NetbpfError 
 }
 
 /*
- * The checks of the sinks' per-packet methods: typeof and instanceof only, the
- * error built in a function of its own (off the hot path).
+ * The checks of the sinks' per-packet methods are typeof, instanceof and a shift
+ * at the top of each; the error is built in a function of its own, off the hot path.
  */
 function badChunk(chunk: unknown): never {
   throw argumentError("write capture", "chunk", "a Buffer or Uint8Array", chunk);
