@@ -36,8 +36,6 @@ const notYetMade = new Set<string>([
   // code
   // kernel
   // capture
-  "AtomicFileSink", "BufferSink", "CaptureOutput", "CaptureReader", "DirectFileSink", "LiveCapture", "PacketSummarizer",
-  "PcapScanner", "PcapWriter", "PcapngWriter", "StreamSink",
   // audit
   // control
 ]);

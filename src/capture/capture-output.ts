@@ -7,7 +7,7 @@
  * symbolic link, a device, a FIFO are never replaced).
  */
 import { openCaptureSink } from "../pcap/capture-file.js";
-import { argumentError, expectDate, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
+import { argumentError, expectDate, expectFunction, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import type { CaptureSink } from "../pcap/capture-sink.js";
 import type { PcapngWriter } from "../pcap/pcapng-writer.js";
 import type { PcapWriter } from "../pcap/pcap-writer.js";
@@ -60,6 +60,10 @@ function fileNumberWidth(count: number | undefined): number {
   return width;
 }
 
+function checkNow(operation: string, now: unknown): void {
+  if (typeof now !== "number" || !Number.isFinite(now)) throw argumentError(operation, "now", "a time in milliseconds since 1970 (Date.now())", now);
+}
+
 export class CaptureOutput {
   readonly options: CaptureOutputOptions;
   /** The file being written now. */
@@ -84,7 +88,7 @@ export class CaptureOutput {
     }
     if (options.fileCount !== undefined) expectInteger(operation, "options.fileCount", options.fileCount, 1);
     if (options.timeZone !== undefined) expectOneOf(operation, "options.timeZone", options.timeZone, ["local", "utc"]);
-    if (typeof now !== "number" || !Number.isFinite(now)) throw argumentError(operation, "now", "a time in milliseconds since 1970 (Date.now())", now);
+    checkNow(operation, now);
     this.options = options;
     this.#started = now;
     this.path = this.#name(0, now);
@@ -111,6 +115,7 @@ export class CaptureOutput {
 
   /** The writer of the current file, made by `create` (kept to make the writers of later files). */
   start(create: (sink: CaptureSink) => Writer): Writer {
+    expectFunction("capture output", "create", create);
     this.#create = create;
     this.#writer = create(this.#sink);
     return this.#writer;
@@ -129,6 +134,7 @@ export class CaptureOutput {
    * Returns false when -G's file limit (-W) is reached: stop capturing.
    */
   async beforePacket(now = Date.now()): Promise<boolean> {
+    checkNow("capture output", now);
     const writer = this.#writer;
     if (writer === undefined || this.#create === undefined) return true;
     const seconds = this.options.rotateSeconds;

@@ -14,14 +14,14 @@ import { u32, u64 } from "../core/codec.js";
 import { attachCgroup, type CgroupLink } from "../link/cgroup.js";
 import { attachTcx } from "../link/tcx.js";
 import type { Link } from "../link/link.js";
-import type { CaptureWriter } from "../pcap/capture-writer.js";
-import { PcapngWriter } from "../pcap/pcapng-writer.js";
+import { CaptureWriterBase, isUint32, writePacketBytesUnchecked, type CaptureWriter } from "../pcap/capture-writer.js";
+import { PcapngWriter, writeProcessPacketBytesUnchecked } from "../pcap/pcapng-writer.js";
 import { LinkType } from "../pcap/link-type.js";
 import { RingBufferReader } from "../ringbuf/ring-buffer-reader.js";
 import { AttachType, MapType, ProgramType } from "../sys/bpf-constants.js";
 import { rootCgroup } from "../sys/cgroup.js";
 import { possibleCpuCount } from "../sys/cpus.js";
-import { argumentError, describeValue, expectObject } from "../sys/argument-checks.js";
+import { argumentError, describeValue, expectInstance, expectObject } from "../sys/argument-checks.js";
 import { NetbpfError, UsageError } from "../sys/errors.js";
 import { InterfaceFlag, listNetworkInterfaces } from "../sys/network-interfaces.js";
 import { networkNamespaceCookie } from "../sys/network-namespace.js";
@@ -156,6 +156,14 @@ function ringSizeFor(requested: number): number {
 const receptionBits = [1, 3, 2, 4];
 
 /** A running capture; close() detaches everything. */
+function badMaximum(maximum: unknown): never {
+  throw argumentError("read capture", "maximum", "a number of packets (≥ 0)", maximum);
+}
+
+function checkSignal(signal: unknown): void {
+  if (signal !== undefined) expectInstance("wait for packets", "signal", signal, AbortSignal, "an AbortSignal, or undefined");
+}
+
 /** A ring-buffer callback that does nothing (for the empty reads that prime the reader). */
 function ignoreRecord(): void {}
 
@@ -305,6 +313,8 @@ export class LiveCapture implements Disposable {
    * during the call. Returns how many were visited. The fastest way to read.
    */
   readAvailable(visit: (packet: LivePacket) => void, maximum = 4096): number {
+    if (typeof visit !== "function") throw argumentError("read capture", "visit", "a function", visit);
+    if (typeof maximum !== "number" || !(maximum >= 0)) badMaximum(maximum);
     if (this.#closed) return 0;
     const count = this.#reader.readAvailableInPlace((ring, offset, length) => visit(this.#toPacket(ring, offset, length, false)), maximum);
     this.#delivered += count;
@@ -321,13 +331,25 @@ export class LiveCapture implements Disposable {
    * is increased for every packet written. Returns how many were written.
    */
   writeAvailable(writer: CaptureWriter, interfaceIndexes: readonly number[], written: number[], maximum = 4096): number {
+    if (typeof writer !== "object" || writer === null || typeof writer.writePacketBytes !== "function") {
+      throw argumentError("read capture", "writer", "a capture writer (a PcapWriter or PcapngWriter, from createCaptureWriter)", writer);
+    }
+    if (!Array.isArray(interfaceIndexes)) throw argumentError("read capture", "interfaceIndexes", "an array of the writer's interface numbers by capture slot", interfaceIndexes);
+    if (!Array.isArray(written)) throw argumentError("read capture", "written", "an array of counts by capture slot", written);
+    if (typeof maximum !== "number" || !(maximum >= 0)) badMaximum(maximum);
     if (this.#closed) return 0;
     const interfaces = this.interfaces;
     const offsetHigh = this.#clockOffsetHigh;
     const offsetLow = this.#clockOffsetLow;
-    // pcapng keeps each packet's process (pcap has no place for it).
+    // pcapng keeps each packet's process (pcap has no place for it). netbpf's writers are written to unchecked: every
+    // number below comes from the kernel's record, and the interface numbers are checked here.
     const pcapng = writer instanceof PcapngWriter ? writer : undefined;
-    for (let slot = 0; slot < interfaces.length; slot++) written[slot] ??= 0;
+    const known = writer instanceof CaptureWriterBase ? writer : undefined;
+    for (let slot = 0; slot < interfaces.length; slot++) {
+      const index = interfaceIndexes[slot];
+      if (index !== undefined && !isUint32(index)) throw argumentError("read capture", `interfaceIndexes[${slot}]`, "an unsigned 32-bit integer", index);
+      written[slot] ??= 0;
+    }
     const count = this.#reader.readAvailableInPlace((ring, offset, length, view) => {
       if (length < captureHeaderSize) throw new NetbpfError("read capture ring", `a record of ${length} bytes is shorter than the ${captureHeaderSize}-byte header`);
       const slot = view.getUint16(offset + 22, true);
@@ -358,10 +380,11 @@ export class LiveCapture implements Disposable {
         const commandStart = offset + 32;
         let commandLength = 0;
         while (commandLength < 16 && ring[commandStart + commandLength] !== 0) commandLength++;
-        pcapng.writeProcessPacketBytes(interfaceIndex, high, low, view.getUint32(offset + 12, true), flags, ring, offset + captureHeaderSize, capturedLength, view.getUint32(offset + 24, true), commandStart, commandLength);
+        pcapng[writeProcessPacketBytesUnchecked](interfaceIndex, high, low, view.getUint32(offset + 12, true), flags, ring, offset + captureHeaderSize, capturedLength, view.getUint32(offset + 24, true), commandStart, commandLength);
         return;
       }
-      writer.writePacketBytes(interfaceIndex, high, low, view.getUint32(offset + 12, true), flags, ring, offset + captureHeaderSize, capturedLength);
+      if (known !== undefined) known[writePacketBytesUnchecked](interfaceIndex, high, low, view.getUint32(offset + 12, true), flags, ring, offset + captureHeaderSize, capturedLength);
+      else writer.writePacketBytes(interfaceIndex, high, low, view.getUint32(offset + 12, true), flags, ring, offset + captureHeaderSize, capturedLength);
     }, maximum);
     this.#delivered += count;
     return count;
@@ -372,6 +395,7 @@ export class LiveCapture implements Disposable {
    * poll interval has passed); ends quietly when `signal` aborts.
    */
   async wait(signal?: AbortSignal): Promise<void> {
+    checkSignal(signal);
     if (this.#closed || signal?.aborted) return;
     if (this.delivery === "batched") return this.#waitBatched(signal);
     try {
@@ -442,6 +466,7 @@ export class LiveCapture implements Disposable {
    * thrown away.
    */
   async *batches(signal?: AbortSignal): AsyncGenerator<LivePacket[]> {
+    checkSignal(signal);
     for (;;) {
       if (this.#closed) return;
       const batch: LivePacket[] = [];
@@ -457,6 +482,7 @@ export class LiveCapture implements Disposable {
 
   /** Packets one by one (see {@link batches}). */
   async *packets(signal?: AbortSignal): AsyncGenerator<LivePacket> {
+    checkSignal(signal);
     for await (const batch of this.batches(signal)) yield* batch;
   }
 
@@ -497,6 +523,9 @@ export class LiveCapture implements Disposable {
 
   /** Counters of one interface (summed over CPUs), or of all when slot is omitted. */
   counters(slot?: number): InterfaceCounters {
+    if (slot !== undefined && !(Number.isInteger(slot) && slot >= 0 && slot < this.interfaces.length)) {
+      throw argumentError("read capture counters", "slot", `a capture slot (an integer from 0 to ${this.interfaces.length - 1}), or undefined for all`, slot);
+    }
     const slots = slot === undefined ? this.interfaces.map((i) => i.slot) : [slot];
     const total: InterfaceCounters = { seen: 0n, matched: 0n, dropped: 0n };
     for (const s of slots) {

@@ -168,6 +168,21 @@ interface TcpSequenceState {
   ack: number;
 }
 
+/** Which field of a packet to summarize is wrong (the cold half of the summaries' checks). */
+function badPacket(packet: unknown, withTimestamp: boolean): never {
+  const operation = "summarize packets";
+  if (typeof packet !== "object" || packet === null) throw argumentError(operation, "packet", "an object with data, linkType and timestamp (a SummaryPacket)", packet);
+  const { data, linkType, timestamp, originalLength } = packet as Partial<SummaryPacket>;
+  if (!(data instanceof Uint8Array)) throw argumentError(operation, "packet.data", "a Buffer or Uint8Array", data);
+  if (typeof linkType !== "number") throw argumentError(operation, "packet.linkType", "a link-type number (LinkType)", linkType);
+  if (withTimestamp && typeof timestamp !== "bigint") throw argumentError(operation, "packet.timestamp", "nanoseconds since 1970 as a bigint", timestamp);
+  throw argumentError(operation, "packet.originalLength", "a length in bytes, or undefined", originalLength);
+}
+
+function badTimestamp(timestamp: unknown): never {
+  throw argumentError("summarize packets", "timestamp", "nanoseconds since 1970 as a bigint", timestamp);
+}
+
 /**
  * Turns packets into tcpdump lines. Keeps TCP conversation state, as tcpdump
  * does, to print relative sequence numbers: use one summarizer per capture.
@@ -202,11 +217,18 @@ export class PacketSummarizer {
 
   /** The summary, with hex dump lines when asked; no trailing newline. */
   summarize(packet: SummaryPacket): string {
-    return `${this.timestampPrefix(packet.timestamp)}${this.describe(packet)}`;
+    if (typeof packet !== "object" || packet === null || !(packet.data instanceof Uint8Array) || typeof packet.linkType !== "number" || typeof packet.timestamp !== "bigint"
+      || (packet.originalLength !== undefined && typeof packet.originalLength !== "number")) badPacket(packet, true);
+    return `${this.#timestampPrefix(packet.timestamp)}${this.#describe(packet)}`;
   }
 
   /** What goes in front of a packet's summary (the timestamp and a space, or nothing with -t); call once per packet, in order. */
   timestampPrefix(timestamp: bigint): string {
+    if (typeof timestamp !== "bigint") badTimestamp(timestamp);
+    return this.#timestampPrefix(timestamp);
+  }
+
+  #timestampPrefix(timestamp: bigint): string {
     const format = this.options.timestampFormat ?? "time";
     this.firstTimestamp ??= timestamp;
     const previous = this.previousTimestamp ?? timestamp;
@@ -215,7 +237,7 @@ export class PacketSummarizer {
       case "none":
         return "";
       case "time":
-        return `${this.formatTimestamp(timestamp)} `;
+        return `${this.#formatTimestamp(timestamp)} `;
       case "epoch":
         return `${timestamp / 1_000_000_000n}.${this.fraction(Number(timestamp % 1_000_000_000n))} `;
       case "date": {
@@ -224,7 +246,7 @@ export class PacketSummarizer {
         const year = utc ? date.getUTCFullYear() : date.getFullYear();
         const month = (utc ? date.getUTCMonth() : date.getMonth()) + 1;
         const day = utc ? date.getUTCDate() : date.getDate();
-        return `${year}-${two(month)}-${two(day)} ${this.formatTimestamp(timestamp)} `;
+        return `${year}-${two(month)}-${two(day)} ${this.#formatTimestamp(timestamp)} `;
       }
       case "delta":
       case "since-first": {
@@ -242,10 +264,14 @@ export class PacketSummarizer {
    * day (the default) and -t.
    */
   timestampPrefixOf(seconds: number, nanoseconds: number): string {
+    if (typeof seconds !== "number" || !(seconds >= 0 && Number.isInteger(seconds))) throw argumentError("summarize packets", "seconds", "whole seconds since 1970 (an integer ≥ 0)", seconds);
+    if (typeof nanoseconds !== "number" || !(nanoseconds >= 0 && nanoseconds < 1e9 && Number.isInteger(nanoseconds))) {
+      throw argumentError("summarize packets", "nanoseconds", "nanoseconds within the second (an integer from 0 to 999999999)", nanoseconds);
+    }
     const format = this.options.timestampFormat;
     if (format === undefined || format === "time") return `${this.timeOfDay(seconds, nanoseconds)} `;
     if (format === "none") return "";
-    return this.timestampPrefix(BigInt(seconds) * 1_000_000_000n + BigInt(nanoseconds));
+    return this.#timestampPrefix(BigInt(seconds) * 1_000_000_000n + BigInt(nanoseconds));
   }
 
   private fraction(nanoseconds: number): string {
@@ -254,6 +280,12 @@ export class PacketSummarizer {
 
   /** The summary without its timestamp. */
   describe(packet: SummaryPacket): string {
+    if (typeof packet !== "object" || packet === null || !(packet.data instanceof Uint8Array) || typeof packet.linkType !== "number"
+      || (packet.originalLength !== undefined && typeof packet.originalLength !== "number")) badPacket(packet, false);
+    return this.#describe(packet);
+  }
+
+  #describe(packet: SummaryPacket): string {
     const data = packet.data;
     const originalLength = packet.originalLength ?? data.length;
     const output: string[] = [];
@@ -278,6 +310,11 @@ export class PacketSummarizer {
   private clockText = "";
 
   formatTimestamp(timestamp: bigint): string {
+    if (typeof timestamp !== "bigint") badTimestamp(timestamp);
+    return this.#formatTimestamp(timestamp);
+  }
+
+  #formatTimestamp(timestamp: bigint): string {
     const seconds = Number(timestamp / 1_000_000_000n);
     return this.timeOfDay(seconds, Number(timestamp - BigInt(seconds) * 1_000_000_000n));
   }

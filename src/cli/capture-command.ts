@@ -12,6 +12,7 @@ import { createCaptureWriter, openCapture, captureFormatFromPath } from "../pcap
 import { CaptureFormatError } from "../pcap/capture-format-error.js";
 import { StreamSink, type CaptureSink } from "../pcap/capture-sink.js";
 import { drained } from "../pcap/drained.js";
+import { writePacketBytesUnchecked } from "../pcap/capture-writer.js";
 import type { CapturePacket } from "../pcap/capture-record.js";
 import { LinkType, linkTypeName } from "../pcap/link-type.js";
 import { PcapScanner, pcapRecordTimeWords, type PcapScanRecord } from "../pcap/pcap-scanner.js";
@@ -494,7 +495,7 @@ async function scanOffline(scanner: PcapScanner, path: string, expression: strin
     const writeRecord = (buffer: Buffer, start: number, capturedLength: number, originalLength: number, seconds: number, fraction: number): void => {
       pcapRecordTimeWords(seconds, fraction, nanosecond, time);
       const length = snapLength !== undefined && capturedLength > snapLength ? snapLength : capturedLength;
-      output!.writer!.writePacketBytes(0, time[0]!, time[1]!, originalLength, 0, buffer, start, length);
+      output!.writer![writePacketBytesUnchecked](0, time[0]!, time[1]!, originalLength, 0, buffer, start, length);
     };
     // With rotation (-C, -G) or -U, each packet needs an await (before it, or after it): one packet per scan call.
     const onePerCall = output !== undefined && (output.rotating || options.packetBuffered === true);

@@ -207,6 +207,9 @@ export class CaptureReader implements AsyncIterable<CapturePacket>, AsyncDisposa
 
   /** The interface a packet was captured on (among those read so far). */
   interfaceOf(packet: CapturePacket): CaptureInterface | undefined {
+    if (typeof packet !== "object" || packet === null || typeof packet.interfaceIndex !== "number" || typeof packet.sectionIndex !== "number") {
+      throw argumentError("find interface", "packet", "a packet of this capture (with sectionIndex and interfaceIndex)", packet);
+    }
     return findInterface(this.interfaces, packet);
   }
 

@@ -3,7 +3,7 @@ import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Writable } from "node:stream";
 import { NetbpfError } from "../sys/errors.js";
-import { expectBoolean, expectInteger, expectObject, expectString, expectWritable } from "../sys/argument-checks.js";
+import { argumentError, expectBoolean, expectInteger, expectObject, expectString, expectWritable } from "../sys/argument-checks.js";
 import { drained } from "./drained.js";
 
 /** Where a capture writer's bytes go. */
@@ -35,6 +35,28 @@ export interface CaptureSink {
 function writeError(detail: string, cause: unknown, hint?: string): NetbpfError {
   const reason = cause instanceof Error ? cause.message : String(cause);
   return new NetbpfError("write capture", `${detail}: ${reason}`, hint, { cause });
+}
+
+/*
+ * The checks of the sinks' per-packet methods are typeof, instanceof and a shift
+ * at the top of each; the error is built in a function of its own, off the hot path.
+ */
+function badChunk(chunk: unknown): never {
+  throw argumentError("write capture", "chunk", "a Buffer or Uint8Array", chunk);
+}
+
+function badLength(length: unknown): never {
+  throw argumentError("write capture", "length", "a byte count (an integer ≥ 0)", length);
+}
+
+function badText(text: unknown): never {
+  throw argumentError("write capture", "text", "a string", text);
+}
+
+function badRange(source: unknown, start: unknown, length: unknown): never {
+  if (!(source instanceof Uint8Array)) throw argumentError("write capture", "source", "a Buffer or Uint8Array", source);
+  if ((start as number) >>> 0 !== start || (start as number) > source.length) throw argumentError("write capture", "start", `an offset in source (0 to ${source.length})`, start);
+  throw argumentError("write capture", "length", `a byte count that stays within source (0 to ${source.length - (start as number)})`, length);
 }
 
 export interface FileSinkOptions {
@@ -108,14 +130,21 @@ abstract class BufferedFileSink implements CaptureSink {
   }
 
   write(chunk: Buffer): void {
-    const offset = this.reserve(chunk.length);
-    chunk.copy(this.buffer, offset);
+    if (!(chunk instanceof Uint8Array)) badChunk(chunk);
+    const offset = this.#reserve(chunk.length);
+    this.buffer.set(chunk, offset);
   }
 
   reserve(length: number): number {
+    // An unsigned 32-bit integer: larger records cannot be stored anyway.
+    if (length >>> 0 !== length) badLength(length);
+    return this.#reserve(length);
+  }
+
+  #reserve(length: number): number {
     if (this.state !== "open") throw new NetbpfError("write capture", `${this.path} is already ${this.state}`, "create a new writer");
     if (length > this.buffer.length - this.used) {
-      this.flushSync();
+      this.flushBuffered();
       if (length > this.buffer.length) this.buffer = Buffer.allocUnsafe(length);
     }
     const offset = this.used;
@@ -131,8 +160,9 @@ abstract class BufferedFileSink implements CaptureSink {
   }
 
   writeThrough(source: Uint8Array, start: number, length: number): void {
+    if (!(source instanceof Uint8Array) || start >>> 0 !== start || length >>> 0 !== length || start + length > source.length) badRange(source, start, length);
     if (this.state !== "open") throw new NetbpfError("write capture", `${this.path} is already ${this.state}`, "create a new writer");
-    this.flushSync(source.subarray(start, start + length));
+    this.flushBuffered(source.subarray(start, start + length));
   }
 
   /**
@@ -140,6 +170,12 @@ abstract class BufferedFileSink implements CaptureSink {
    * file keeps what earlier flushes wrote.
    */
   flushSync(after?: Uint8Array): void {
+    if (after !== undefined && !(after instanceof Uint8Array)) throw argumentError("write capture", "after", "a Buffer or Uint8Array, or undefined", after);
+    this.flushBuffered(after);
+  }
+
+  /** flushSync without the argument check. */
+  protected flushBuffered(after?: Uint8Array): void {
     if ((this.used === 0 && after === undefined) || this.fd === undefined) return;
     const buffered = this.used;
     const length = buffered + (after?.length ?? 0);
@@ -188,7 +224,7 @@ abstract class BufferedFileSink implements CaptureSink {
   protected abstract failure(error: unknown): NetbpfError;
 
   async flush(): Promise<void> {
-    this.flushSync();
+    this.flushBuffered();
   }
 
   /** Closes the descriptor (once). */
@@ -247,7 +283,7 @@ export class AtomicFileSink extends BufferedFileSink {
   /** Flushes, syncs and renames the temporary file over the target. */
   closeSync(): void {
     if (this.state !== "open") return;
-    this.flushSync();
+    this.flushBuffered();
     const fd = this.fd!;
     try {
       fsyncSync(fd);
@@ -307,7 +343,7 @@ export class DirectFileSink extends BufferedFileSink {
     return writeError(`writing ${this.path} failed`, error, code === "ENOSPC" ? `the disk is full${kept}` : `the capture stopped${kept}`);
   }
 
-  override flushSync(after?: Uint8Array): void {
+  protected override flushBuffered(after?: Uint8Array): void {
     if (this.truncatePending && this.fd !== undefined) {
       this.truncatePending = false;
       try {
@@ -316,12 +352,12 @@ export class DirectFileSink extends BufferedFileSink {
         this.writeFailed(error, 0);
       }
     }
-    super.flushSync(after);
+    super.flushBuffered(after);
   }
 
   closeSync(): void {
     if (this.state !== "open") return;
-    this.flushSync();
+    this.flushBuffered();
     try {
       if (this.regular) fsyncSync(this.fd!);
     } catch (error) {
@@ -425,8 +461,9 @@ export class StreamSink implements CaptureSink {
   }
 
   write(chunk: Buffer): void {
-    const offset = this.reserve(chunk.length);
-    chunk.copy(this.buffer, offset);
+    if (!(chunk instanceof Uint8Array)) badChunk(chunk);
+    const offset = this.#reserve(chunk.length);
+    this.buffer.set(chunk, offset);
   }
 
   /** Bytes gathered and not yet handed to the stream. */
@@ -436,18 +473,29 @@ export class StreamSink implements CaptureSink {
 
   /** Adds text as UTF-8: a text output gathered into chunks like bytes (one write per chunk, the buffer reused on stdout). */
   writeText(text: string): void {
+    if (typeof text !== "string") badText(text);
+    this.#writeText(text);
+  }
+
+  #writeText(text: string): void {
     // A UTF-8 character of one UTF-16 unit takes at most 3 bytes.
-    const offset = this.reserve(3 * text.length);
+    const offset = this.#reserve(3 * text.length);
     this.used = offset + this.buffer.write(text, offset);
   }
 
   /** Adds text and a newline. */
   writeLine(text: string): void {
-    this.writeText(text);
-    this.buffer[this.reserve(1)] = 0x0a;
+    if (typeof text !== "string") badText(text);
+    this.#writeText(text);
+    this.buffer[this.#reserve(1)] = 0x0a;
   }
 
   reserve(length: number): number {
+    if (length >>> 0 !== length) badLength(length);
+    return this.#reserve(length);
+  }
+
+  #reserve(length: number): number {
     this.check();
     if (length > this.buffer.length - this.used) {
       this.hand();
@@ -514,6 +562,7 @@ export class BufferSink implements CaptureSink {
   }
 
   write(chunk: Buffer): void {
+    if (!(chunk instanceof Uint8Array)) badChunk(chunk);
     if (this.state !== "open") throw new NetbpfError("write capture", `the buffer sink is already ${this.state}`, "create a new writer");
     this.chunks.push(Buffer.from(chunk));
   }

@@ -24,6 +24,51 @@ export interface CaptureWriter extends Disposable, AsyncDisposable {
   abort(): void;
 }
 
+/**
+ * writePacketBytes without the argument checks, for netbpf's own capture
+ * loops (live capture, `capture -r`), whose numbers come from the kernel's
+ * records or a file already parsed. Not exported from the package.
+ */
+export const writePacketBytesUnchecked: unique symbol = Symbol("writePacketBytesUnchecked");
+
+/** Whether `value` is a number that fits an unsigned 32-bit field (typeof and a shift: cheap enough per packet). */
+export function isUint32(value: unknown): boolean {
+  return typeof value === "number" && value >>> 0 === value;
+}
+
+/**
+ * The first of writePacketBytes' arguments (and more numbers after them) that is wrong, as a UsageError: the cold half
+ * of the check. Undefined when each is a 32-bit number and source[start, start + length) exists.
+ */
+export function packetBytesError(operation: string, names: readonly string[], values: readonly unknown[]): UsageError | undefined {
+  const source = values[5];
+  if (!(source instanceof Uint8Array)) return argumentError(operation, names[5]!, "a Buffer or Uint8Array", source);
+  const [start, length] = [values[6] as number, values[7] as number];
+  if (isUint32(start) && start <= source.length && isUint32(length) && start + length > source.length) {
+    return argumentError(operation, names[7]!, `a byte count that stays within ${names[5]} (0 to ${source.length - start})`, length);
+  }
+  for (let i = 0; i < values.length; i++) {
+    if (i === 5) continue;
+    const value = values[i];
+    if (i === 6 && isUint32(value) && (value as number) > source.length) return argumentError(operation, names[i]!, `an offset in ${names[5]} (0 to ${source.length})`, value);
+    if (!isUint32(value)) return argumentError(operation, names[i]!, "an unsigned 32-bit integer", value);
+  }
+  return undefined;
+}
+
+/** A packet for writePacket: an object with `data` bytes, and a bigint timestamp and 32-bit lengths and index when given. */
+export function expectPacketToWrite(operation: string, packet: unknown): PacketToWrite {
+  if (typeof packet !== "object" || packet === null) throw argumentError(operation, "packet", "an object with the packet's data (a PacketToWrite)", packet);
+  const { data, timestamp, originalLength, interfaceIndex } = packet as Partial<PacketToWrite>;
+  if (!(data instanceof Uint8Array)) throw argumentError(operation, "packet.data", "a Buffer or Uint8Array", data);
+  if (timestamp !== undefined && typeof timestamp !== "bigint") throw argumentError(operation, "packet.timestamp", "nanoseconds since 1970 as a bigint", timestamp);
+  if (originalLength !== undefined && !isUint32(originalLength)) throw argumentError(operation, "packet.originalLength", "an unsigned 32-bit integer", originalLength);
+  if (interfaceIndex !== undefined && !isUint32(interfaceIndex)) throw argumentError(operation, "packet.interfaceIndex", "an unsigned 32-bit integer", interfaceIndex);
+  return packet as PacketToWrite;
+}
+
+const packetBytesNames = ["interfaceIndex", "timestampHigh", "timestampLow", "originalLength", "flags", "source", "start", "length"] as const;
+
 /** Owns the sink and the open/closed state; subclasses encode. */
 export abstract class CaptureWriterBase implements CaptureWriter {
   abstract readonly format: CaptureFormat;
@@ -37,7 +82,16 @@ export abstract class CaptureWriterBase implements CaptureWriter {
   }
 
   abstract writePacket(packet: PacketToWrite): void;
-  abstract writePacketBytes(interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, flags: number, source: Uint8Array, start: number, length: number): void;
+
+  writePacketBytes(interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, flags: number, source: Uint8Array, start: number, length: number): void {
+    if (!(source instanceof Uint8Array) || !isUint32(interfaceIndex) || !isUint32(timestampHigh) || !isUint32(timestampLow) || !isUint32(originalLength)
+      || !isUint32(flags) || !isUint32(start) || !isUint32(length) || start + length > source.length) {
+      throw packetBytesError(`write ${this.format}`, packetBytesNames, [interfaceIndex, timestampHigh, timestampLow, originalLength, flags, source, start, length])!;
+    }
+    this[writePacketBytesUnchecked](interfaceIndex, timestampHigh, timestampLow, originalLength, flags, source, start, length);
+  }
+
+  abstract [writePacketBytesUnchecked](interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, flags: number, source: Uint8Array, start: number, length: number): void;
 
   /** Where reserve()d bytes go: the sink's buffer when it lends one, else a new Buffer for commit() to emit. */
   protected output: Buffer = Buffer.alloc(0);

@@ -6,7 +6,7 @@
  * every format and stream.
  */
 import { closeSync, openSync, readSync } from "node:fs";
-import { argumentError, expectBoolean, expectBytes, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
+import { argumentError, expectBoolean, expectBytes, expectFunction, expectInteger, expectObject, expectString } from "../sys/argument-checks.js";
 import { NetbpfError } from "../sys/errors.js";
 import { CaptureFormatError } from "./capture-format-error.js";
 import { DEFAULT_MAX_PACKET_LENGTH } from "./capture-record.js";
@@ -104,6 +104,8 @@ export class PcapScanner implements Disposable {
    * at the end stops the scan with an error).
    */
   scan(visit: (record: PcapScanRecord) => boolean | void, beforeRefill?: () => void): boolean {
+    expectFunction("read capture", "visit", visit);
+    if (beforeRefill !== undefined) expectFunction("read capture", "beforeRefill", beforeRefill);
     // The loop stays small, and its branches are taken from the first records on (V8 optimizes it soon, and optimized
     // code meets no path it has no type feedback for); refills and errors are in methods of their own.
     const little = this.header.byteOrder === "little";

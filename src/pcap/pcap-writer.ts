@@ -1,9 +1,9 @@
 import { endianness } from "node:os";
-import { expectObject } from "../sys/argument-checks.js";
+import { argumentError, expectBoolean, expectObject, expectOneOf } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import type { CaptureSink } from "./capture-sink.js";
 import type { ByteOrder, PacketToWrite } from "./capture-record.js";
-import { CaptureWriterBase, checkLength, currentTimeNanoseconds, expectCaptureSink, splitNanoseconds } from "./capture-writer.js";
+import { CaptureWriterBase, checkLength, currentTimeNanoseconds, expectCaptureSink, expectPacketToWrite, splitNanoseconds, writePacketBytesUnchecked } from "./capture-writer.js";
 import {
   PCAP_FCS_PRESENT_BIT,
   PCAP_HEADER_LENGTH,
@@ -101,7 +101,7 @@ export class PcapWriter extends CaptureWriterBase {
 
   readonly #time = new Float64Array(2);
 
-  writePacketBytes(interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, _flags: number, source: Uint8Array, start: number, length: number): void {
+  [writePacketBytesUnchecked](interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, _flags: number, source: Uint8Array, start: number, length: number): void {
     if (interfaceIndex !== 0) this.#check({ data: source.subarray(start, start + length), interfaceIndex });
     const time = this.#time;
     // Always the full division: a branch taken only now and then (a cache of the last second) costs a deoptimization
@@ -135,6 +135,8 @@ export class PcapWriter extends CaptureWriterBase {
    * the same byte order and resolution as this writer's.
    */
   encodesLike(byteOrder: ByteOrder, nanosecond: boolean): boolean {
+    expectOneOf("write pcap", "byteOrder", byteOrder, ["little", "big"]);
+    expectBoolean("write pcap", "nanosecond", nanosecond);
     return this.little === (byteOrder === "little") && this.nanosecond === nanosecond;
   }
 
@@ -147,6 +149,9 @@ export class PcapWriter extends CaptureWriterBase {
    * records before the piece (the sink cuts back to its start).
    */
   writeEncodedRecords(source: Uint8Array, start: number, end: number, count: number): void {
+    if (!(source instanceof Uint8Array) || start >>> 0 !== start || end >>> 0 !== end || count >>> 0 !== count || start > end || end > source.length) {
+      encodedRecordsError(source, start, end, count);
+    }
     const at = this.reserve(end - start);
     this.copyPacket(source, start, end - start, at);
     this.commit();
@@ -156,6 +161,7 @@ export class PcapWriter extends CaptureWriterBase {
   /** Validates a packet; its record fields. */
   #check(packet: PacketToWrite): { seconds: number; fraction: number; capturedLength: number; originalLength: number } {
     const operation = "write pcap";
+    expectPacketToWrite(operation, packet);
     if ((packet.interfaceIndex ?? 0) !== 0) {
       throw new UsageError(operation, `packet is for interface ${packet.interfaceIndex}, but a pcap file has only interface 0`, "write pcapng for several interfaces");
     }
@@ -171,7 +177,6 @@ export class PcapWriter extends CaptureWriterBase {
     const fraction = this.nanosecond ? remainder : remainder / 1000n;
     const capturedLength = Math.min(packet.data.length, this.snapLength);
     const originalLength = packet.originalLength ?? packet.data.length;
-    checkLength(originalLength, "original length", operation);
     return { seconds: Number(seconds), fraction: Number(fraction), capturedLength, originalLength };
   }
 
@@ -189,4 +194,13 @@ export class PcapWriter extends CaptureWriterBase {
     }
     target.set(source.subarray(start, start + capturedLength), at + PCAP_RECORD_HEADER_LENGTH);
   }
+}
+
+/** Which of writeEncodedRecords' arguments is wrong. */
+function encodedRecordsError(source: unknown, start: unknown, end: unknown, count: unknown): never {
+  const operation = "write pcap";
+  if (!(source instanceof Uint8Array)) throw argumentError(operation, "source", "a Buffer or Uint8Array", source);
+  if (typeof start !== "number" || start >>> 0 !== start || start > source.length) throw argumentError(operation, "start", `an offset in source (0 to ${source.length})`, start);
+  if (typeof end !== "number" || end >>> 0 !== end || end < start || end > source.length) throw argumentError(operation, "end", `an offset in source from start to ${source.length}`, end);
+  throw argumentError(operation, "count", "the number of records (an integer ≥ 0)", count);
 }

@@ -1,4 +1,4 @@
-import { expectInteger, expectObject, expectOneOf } from "../sys/argument-checks.js";
+import { argumentError, expectArray, expectBytes, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { parseHardwareAddress, parseIpv4, parseIpv6 } from "./address-text.js";
 import type { CaptureSink } from "./capture-sink.js";
@@ -12,7 +12,9 @@ import {
   type ReceptionType,
   type TimestampResolution,
 } from "./capture-record.js";
-import { CaptureWriterBase, checkLength, currentTimeNanoseconds, expectCaptureSink } from "./capture-writer.js";
+import {
+  CaptureWriterBase, checkLength, currentTimeNanoseconds, expectCaptureSink, expectPacketToWrite, isUint32, packetBytesError, writePacketBytesUnchecked,
+} from "./capture-writer.js";
 import { DEFAULT_SNAP_LENGTH, nativeByteOrder } from "./pcap-writer.js";
 import {
   BYTE_ORDER_MAGIC,
@@ -137,6 +139,120 @@ function packetFlagsWord(flags: number, direction?: PacketDirection, receptionTy
   return word >>> 0;
 }
 
+/*
+ * The checks of the option objects' fields (each names the field: "description.name must be a string, …").
+ */
+function optionalString(name: string, value: unknown): void {
+  if (value !== undefined) expectString(OPERATION, name, value);
+}
+
+function optionalStrings(name: string, value: unknown): void {
+  expectArray<unknown>(OPERATION, name, value, true).forEach((element, index) => expectString(OPERATION, `${name}[${index}]`, element));
+}
+
+function optionalBigint(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== "bigint") throw argumentError(OPERATION, name, "a bigint", value);
+}
+
+function optionalUint32(name: string, value: unknown): void {
+  if (value !== undefined) expectInteger(OPERATION, name, value, 0, 0xffffffff);
+}
+
+function optionalCustomOptions(name: string, value: unknown): void {
+  expectArray<unknown>(OPERATION, name, value, true).forEach((element, index) => {
+    const option = expectObject<Partial<CustomOption>>(OPERATION, `${name}[${index}]`, element);
+    expectOneOf(OPERATION, `${name}[${index}].code`, option.code, [OptionCode.CUSTOM_STRING_COPYABLE, OptionCode.CUSTOM_BINARY_COPYABLE, OptionCode.CUSTOM_STRING, OptionCode.CUSTOM_BINARY]);
+    expectInteger(OPERATION, `${name}[${index}].privateEnterpriseNumber`, option.privateEnterpriseNumber, 0, 0xffffffff);
+    expectBytes(OPERATION, `${name}[${index}].data`, option.data);
+  });
+}
+
+/** The fields of a SectionToWrite (`name` is the parameter: "section", or the constructor's "options"). */
+function checkSection(name: string, section: unknown): SectionToWrite {
+  const checked = expectObject<SectionToWrite>(OPERATION, name, section, true);
+  optionalString(`${name}.hardware`, checked.hardware);
+  optionalString(`${name}.os`, checked.os);
+  optionalString(`${name}.userApplication`, checked.userApplication);
+  optionalStrings(`${name}.comments`, checked.comments);
+  optionalCustomOptions(`${name}.customOptions`, checked.customOptions);
+  return checked;
+}
+
+function checkInterface(description: unknown): InterfaceToWrite {
+  const name = "description";
+  const checked = expectObject<InterfaceToWrite>(OPERATION, name, description);
+  expectInteger(OPERATION, `${name}.linkType`, checked.linkType, 0, 0xffff);
+  optionalUint32(`${name}.snapLength`, checked.snapLength);
+  for (const field of ["name", "description", "os", "hardware", "ianaTimeZone", "macAddress", "euiAddress"] as const) optionalString(`${name}.${field}`, checked[field]);
+  if (checked.filter !== undefined && typeof checked.filter !== "string") {
+    const filter = expectObject<{ type?: unknown; data?: unknown }>(OPERATION, `${name}.filter`, checked.filter);
+    expectInteger(OPERATION, `${name}.filter.type`, filter.type, 0, 255);
+    expectBytes(OPERATION, `${name}.filter.data`, filter.data);
+  }
+  if (checked.timestampResolution !== undefined) expectObject(OPERATION, `${name}.timestampResolution`, checked.timestampResolution);
+  for (const field of ["timestampOffset", "speed", "transmitSpeed", "receiveSpeed"] as const) optionalBigint(`${name}.${field}`, checked[field]);
+  if (checked.timeZone !== undefined) expectInteger(OPERATION, `${name}.timeZone`, checked.timeZone, -0x80000000, 0x7fffffff);
+  if (checked.fcsLength !== undefined) expectInteger(OPERATION, `${name}.fcsLength`, checked.fcsLength, 0, 255);
+  expectArray<unknown>(OPERATION, `${name}.ipv4Addresses`, checked.ipv4Addresses, true).forEach((element, index) => {
+    const address = expectObject<{ address?: unknown; netmask?: unknown }>(OPERATION, `${name}.ipv4Addresses[${index}]`, element);
+    expectString(OPERATION, `${name}.ipv4Addresses[${index}].address`, address.address);
+    expectString(OPERATION, `${name}.ipv4Addresses[${index}].netmask`, address.netmask);
+  });
+  expectArray<unknown>(OPERATION, `${name}.ipv6Addresses`, checked.ipv6Addresses, true).forEach((element, index) => {
+    const address = expectObject<{ address?: unknown; prefixLength?: unknown }>(OPERATION, `${name}.ipv6Addresses[${index}]`, element);
+    expectString(OPERATION, `${name}.ipv6Addresses[${index}].address`, address.address);
+    expectInteger(OPERATION, `${name}.ipv6Addresses[${index}].prefixLength`, address.prefixLength, 0, 128);
+  });
+  optionalStrings(`${name}.comments`, checked.comments);
+  optionalCustomOptions(`${name}.customOptions`, checked.customOptions);
+  return checked;
+}
+
+function checkNameResolution(resolution: unknown): NameResolutionToWrite {
+  const name = "resolution";
+  const checked = expectObject<NameResolutionToWrite>(OPERATION, name, resolution);
+  expectArray<unknown>(OPERATION, `${name}.records`, checked.records).forEach((element, index) => {
+    const record = expectObject<{ type?: unknown; address?: unknown; names?: unknown }>(OPERATION, `${name}.records[${index}]`, element);
+    expectOneOf(OPERATION, `${name}.records[${index}].type`, record.type, ["ipv4", "ipv6", "eui48", "eui64"]);
+    expectString(OPERATION, `${name}.records[${index}].address`, record.address);
+    expectArray<unknown>(OPERATION, `${name}.records[${index}].names`, record.names).forEach((entry, position) => expectString(OPERATION, `${name}.records[${index}].names[${position}]`, entry));
+  });
+  for (const field of ["dnsName", "dnsIpv4Address", "dnsIpv6Address"] as const) optionalString(`${name}.${field}`, checked[field]);
+  optionalStrings(`${name}.comments`, checked.comments);
+  optionalCustomOptions(`${name}.customOptions`, checked.customOptions);
+  return checked;
+}
+
+function checkStatistics(statistics: unknown): InterfaceStatisticsToWrite {
+  const name = "statistics";
+  const checked = expectObject<InterfaceStatisticsToWrite>(OPERATION, name, statistics);
+  optionalUint32(`${name}.interfaceIndex`, checked.interfaceIndex);
+  for (const field of ["timestamp", "startTime", "endTime", "interfaceReceived", "interfaceDropped", "filterAccepted", "osDropped", "userDelivered"] as const) {
+    optionalBigint(`${name}.${field}`, checked[field]);
+  }
+  optionalStrings(`${name}.comments`, checked.comments);
+  optionalCustomOptions(`${name}.customOptions`, checked.customOptions);
+  return checked;
+}
+
+/** The fields of a packet that writePacket encodes beyond expectPacketToWrite's: flags, direction and reception type. */
+function checkPacketFields(packet: PacketToWrite): void {
+  optionalUint32("packet.flags", packet.flags);
+  if (packet.direction !== undefined) expectOneOf(OPERATION, "packet.direction", packet.direction, Object.keys(DIRECTION_BITS));
+  if (packet.receptionType !== undefined) expectOneOf(OPERATION, "packet.receptionType", packet.receptionType, Object.keys(RECEPTION_BITS));
+  optionalStrings("packet.comments", packet.comments);
+}
+
+/**
+ * writeProcessPacketBytes without the argument checks, for the live capture's
+ * loop (its numbers come from the kernel's records). Not exported from the package.
+ */
+export const writeProcessPacketBytesUnchecked: unique symbol = Symbol("writeProcessPacketBytesUnchecked");
+
+const processPacketBytesNames = [
+  "interfaceIndex", "timestampHigh", "timestampLow", "originalLength", "flags", "source", "start", "length", "pid", "commandStart", "commandLength",
+] as const;
+
 /**
  * Writes pcapng: a section header on construction, then interfaces, packets,
  * name resolution and statistics blocks in the order they are given.
@@ -153,7 +269,7 @@ export class PcapngWriter extends CaptureWriterBase {
     if (options.byteOrder !== undefined) expectOneOf(OPERATION, "options.byteOrder", options.byteOrder, ["little", "big"]);
     this.little = (options.byteOrder ?? nativeByteOrder()) === "little";
     this.#processOptions = new ProcessOptionCache(this.little);
-    this.startSection(options);
+    this.#startSection(checkSection("options", options));
   }
 
   get interfaceCount(): number {
@@ -162,6 +278,10 @@ export class PcapngWriter extends CaptureWriterBase {
 
   /** Starts a new section (a new SHB); interfaces must be added again. */
   startSection(section: SectionToWrite = {}): void {
+    this.#startSection(checkSection("section", section));
+  }
+
+  #startSection(section: SectionToWrite): void {
     const options = new OptionEncoder(this.little)
       .strings(OptionCode.COMMENT, section.comments)
       .string(SectionOption.HARDWARE, section.hardware)
@@ -181,10 +301,7 @@ export class PcapngWriter extends CaptureWriterBase {
 
   /** Writes an Interface Description Block; returns its index for writePacket. */
   addInterface(description: InterfaceToWrite): number {
-    const { linkType } = description;
-    if (!Number.isInteger(linkType) || linkType < 0 || linkType > 0xffff) {
-      throw new UsageError(OPERATION, `link type ${linkType} is not a 16-bit link-type number`);
-    }
+    const { linkType } = checkInterface(description);
     const snapLength = description.snapLength ?? DEFAULT_SNAP_LENGTH;
     checkLength(snapLength, "snapshot length", OPERATION);
     const resolution = description.timestampResolution ?? NANOSECOND_RESOLUTION;
@@ -245,6 +362,7 @@ export class PcapngWriter extends CaptureWriterBase {
 
   /** Writes an Enhanced Packet Block. */
   writePacket(packet: PacketToWrite): void {
+    checkPacketFields(expectPacketToWrite(OPERATION, packet));
     const interfaceIndex = packet.interfaceIndex ?? 0;
     const target = this.interfaceAt(interfaceIndex);
     if (packet.linkType !== undefined && packet.linkType !== target.linkType) {
@@ -298,7 +416,7 @@ export class PcapngWriter extends CaptureWriterBase {
    * Writes an Enhanced Packet Block with no options but epb_flags, straight
    * into the sink's buffer when it lends one (see CaptureWriter).
    */
-  writePacketBytes(interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, flags: number, source: Uint8Array, start: number, length: number): void {
+  [writePacketBytesUnchecked](interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, flags: number, source: Uint8Array, start: number, length: number): void {
     this.#writeEnhancedBytes(interfaceIndex, timestampHigh, timestampLow, originalLength, flags, source, start, length, undefined);
   }
 
@@ -311,6 +429,20 @@ export class PcapngWriter extends CaptureWriterBase {
    * so nothing is allocated per packet.
    */
   writeProcessPacketBytes(
+    interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, flags: number,
+    source: Uint8Array, start: number, length: number, pid: number, commandStart: number, commandLength: number,
+  ): void {
+    if (!(source instanceof Uint8Array) || !isUint32(interfaceIndex) || !isUint32(timestampHigh) || !isUint32(timestampLow) || !isUint32(originalLength)
+      || !isUint32(flags) || !isUint32(start) || !isUint32(length) || start + length > source.length
+      || !isUint32(pid) || !isUint32(commandStart) || !isUint32(commandLength) || commandStart + commandLength > source.length) {
+      const values = [interfaceIndex, timestampHigh, timestampLow, originalLength, flags, source, start, length, pid, commandStart, commandLength];
+      throw packetBytesError(OPERATION, processPacketBytesNames, values)
+        ?? argumentError(OPERATION, commandStart > source.length ? "commandStart" : "commandLength", `a range within source (0 to ${source.length})`, commandStart > source.length ? commandStart : commandLength);
+    }
+    this[writeProcessPacketBytesUnchecked](interfaceIndex, timestampHigh, timestampLow, originalLength, flags, source, start, length, pid, commandStart, commandLength);
+  }
+
+  [writeProcessPacketBytesUnchecked](
     interfaceIndex: number, timestampHigh: number, timestampLow: number, originalLength: number, flags: number,
     source: Uint8Array, start: number, length: number, pid: number, commandStart: number, commandLength: number,
   ): void {
@@ -374,9 +506,11 @@ export class PcapngWriter extends CaptureWriterBase {
   }
 
   /** Writes a Simple Packet Block (no timestamp, interface 0). */
-  writeSimplePacket(data: Uint8Array, originalLength = data.length): void {
+  writeSimplePacket(data: Uint8Array, originalLength?: number): void {
+    expectBytes(OPERATION, "data", data);
+    optionalUint32("originalLength", originalLength);
+    originalLength ??= data.length;
     const target = this.interfaceAt(0);
-    checkLength(originalLength, "original length", OPERATION);
     const capturedLength = Math.min(data.length, originalLength, target.snapLength > 0 ? target.snapLength : Infinity);
     const body = Buffer.alloc(4 + padded(capturedLength));
     this.u32(body, originalLength, 0);
@@ -386,6 +520,7 @@ export class PcapngWriter extends CaptureWriterBase {
   }
 
   writeNameResolution(resolution: NameResolutionToWrite): void {
+    checkNameResolution(resolution);
     const parts: Buffer[] = [];
     for (const record of resolution.records) {
       let address: Buffer | undefined;
@@ -430,6 +565,7 @@ export class PcapngWriter extends CaptureWriterBase {
   }
 
   writeInterfaceStatistics(statistics: InterfaceStatisticsToWrite): void {
+    checkStatistics(statistics);
     const interfaceIndex = statistics.interfaceIndex ?? 0;
     const target = this.interfaceAt(interfaceIndex);
     const toUnits = (nanoseconds: bigint | undefined) =>
@@ -455,6 +591,8 @@ export class PcapngWriter extends CaptureWriterBase {
 
   /** Writes any block as given (custom or experimental blocks); `body` is padded to 4 bytes. */
   writeRawBlock(type: number, body: Uint8Array): void {
+    expectInteger(OPERATION, "type", type, 0, 0xffffffff);
+    expectBytes(OPERATION, "body", body);
     if (type === BlockType.SECTION_HEADER) throw new UsageError(OPERATION, "use startSection() to write a section header block");
     const padding = Buffer.alloc(padded(body.length) - body.length);
     this.writeBlock(type >>> 0, Buffer.concat([body, padding]), Buffer.alloc(0));

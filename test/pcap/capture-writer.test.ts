@@ -239,10 +239,16 @@ test("writePacketBytes rejects what the format cannot hold, as writePacket does"
   assert.throws(() => pcap.writePacketBytes(1, 0, 0, 10, 0, data, 0, 10), /only interface 0/);
   assert.throws(() => pcap.writePacketBytes(0, 0x3b9a_ca00, 0, 10, 0, data, 0, 10), /1970/);
   assert.throws(() => pcap.writePacketBytes(0, 0, 0, -1, 0, data, 0, 10), UsageError);
+  // A range past the source would leave stale buffer bytes in the record; a low word of 2^32 or more would wrap.
+  assert.throws(() => pcap.writePacketBytes(0, 0, 0, 10, 0, data, 4, 10), /length must be a byte count that stays within source \(0 to 6\)/);
+  assert.throws(() => pcap.writePacketBytes(0, 0, 0, 10, 0, data, 11, 0), /start must be an offset in source/);
+  assert.throws(() => pcap.writePacketBytes(0, 0, 2 ** 32, 10, 0, data, 0, 10), /timestampLow must be an unsigned 32-bit integer/);
+  assert.equal(pcap.packetsWritten, 0);
   const pcapng = new PcapngWriter(new BufferSink());
   assert.throws(() => pcapng.writePacketBytes(0, 0, 0, 10, 0, data, 0, 10), /interface 0 does not exist/);
   pcapng.addInterface({ linkType: LinkType.ETHERNET });
   pcapng.writePacketBytes(0, 0, 0, 10, 0, data, 0, 10);
+  assert.throws(() => pcapng.writeProcessPacketBytes(0, 0, 0, 10, 0, data, 0, 10, 1, 8, 4), /commandLength must be a range within source/);
   assert.equal(pcapng.packetsWritten, 1);
   pcapng.abort();
   assert.throws(() => pcapng.writePacketBytes(0, 0, 0, 10, 0, data, 0, 10), /already closed/);

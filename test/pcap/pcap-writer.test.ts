@@ -72,7 +72,10 @@ test("pcap writer: records already encoded the writer's way are copied as they a
   const packets = Array.from({ length: 40 }, (_, i) => Buffer.alloc(1 + ((i * 37) % 300), i));
   const reference = new BufferSink();
   const one = new PcapWriter(reference, { linkType: 1, byteOrder: "big" });
-  for (const [i, data] of packets.entries()) one.writePacketBytes(0, 0, 1_000_000_000 * i + 5000, data.length + 2, 0, data, 0, data.length);
+  for (const [i, data] of packets.entries()) {
+    const time = 1_000_000_000 * i + 5000;
+    one.writePacketBytes(0, Math.floor(time / 2 ** 32), time % 2 ** 32, data.length + 2, 0, data, 0, data.length);
+  }
   const encoded = reference.toBuffer();
   assert.equal(one.encodesLike("big", false), true);
   assert.equal(one.encodesLike("little", false), false);
