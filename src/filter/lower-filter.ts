@@ -556,8 +556,8 @@ class Lowerer {
       if (!found) this.fail(`unknown port in range '${text}'`, "a range such as 6000-6010 or service names from /etc/services", idSpan);
       low = found.first.port;
       high = found.second.port;
-      const protocols = [found.first.protocol, found.second.protocol].filter((p) => p !== undefined);
-      protocol = protocols.length > 0 && protocols.every((p) => p === protocols[0]) ? protocols[0] : undefined;
+      // As libpcap's stringtoportrange: one protocol only when both ends name it (a number names none: http-443 is any protocol).
+      protocol = found.first.protocol === found.second.protocol ? found.first.protocol : undefined;
     }
     for (const port of [low, high]) {
       if (port > 65535) this.fail(`illegal port number ${port} > 65535`, "a port from 0 to 65535", idSpan);

@@ -16,7 +16,9 @@ const typeQualifiers = new Set(["host", "net", "port", "portrange", "gateway"]);
 const directionKeywords = new Set(["src", "dst", "addr1", "addr2", "addr3", "addr4", "ra", "ta"]);
 const relationOperators = new Set([">", ">=", "=", "<=", "<", "!="]);
 const arithmeticOperators = new Set(["+", "-", "*", "/", "%", "&", "|", "^", "<<", ">>"]);
-const precedence: Record<string, number> = { "|": 1, "&": 2, "<<": 3, ">>": 3, "+": 4, "-": 4, "*": 5, "/": 5, "%": 5 };
+const precedence: Record<string, number> = { "|": 1, "&": 2, "<<": 3, ">>": 3, "+": 4, "-": 4, "*": 5, "/": 5 };
+/** Operators libpcap's grammar (1.10) gives no precedence: yacc then shifts, so the right operand extends over the rest of the expression. */
+const unranked = new Set(["%", "^"]);
 /** Keywords of link types netbpf does not compile for (ATM, MTP, pf, 802.11 ...). */
 const unsupportedKeywords = new Set([
   "lane", "metac", "bcc", "oam", "oamf4", "oamf4ec", "oamf4sc", "sc", "ilmic", "vpi", "vci", "connectmsg",
@@ -423,19 +425,20 @@ class Parser {
   }
 
   /**
-   * Binary arithmetic with libpcap's precedences: | < & < shifts < + - < * / %.
-   * '^' has no precedence in libpcap's grammar, so its right operand extends
-   * over the rest of the arithmetic expression.
+   * Binary arithmetic with libpcap's precedences: | < & < shifts < + - < * /.
+   * '%' and '^' have no precedence in libpcap's grammar, so the right operand
+   * of either extends over the rest of the arithmetic expression (`len % 3 + 1`
+   * is `len % (3 + 1)`, `-len % 3` is `-(len % 3)`), as tcpdump compiles them.
    */
   private parseArithmetic(minimum: number): ArithmeticNode {
     let left = this.parseUnary();
     for (;;) {
       const token = this.peek();
       if (token.kind !== "operator" || !arithmeticOperators.has(token.text)) return left;
-      if (token.text === "^") {
+      if (unranked.has(token.text)) {
         this.next();
         const right = this.parseArithmetic(0);
-        left = { kind: "binary", operator: "^", left, right, span: { start: left.span.start, end: right.span.end } };
+        left = { kind: "binary", operator: token.text as ArithmeticOperator, left, right, span: { start: left.span.start, end: right.span.end } };
         continue;
       }
       const level = precedence[token.text]!;
@@ -451,10 +454,11 @@ class Parser {
     if (this.isOperator(token, "-")) {
       this.next();
       let operand = this.parseUnary();
-      if (this.isOperator(this.peek(), "^")) {
+      const next = this.peek();
+      if (next.kind === "operator" && unranked.has(next.text)) {
         this.next();
         const right = this.parseArithmetic(0);
-        operand = { kind: "binary", operator: "^", left: operand, right, span: { start: operand.span.start, end: right.span.end } };
+        operand = { kind: "binary", operator: next.text as ArithmeticOperator, left: operand, right, span: { start: operand.span.start, end: right.span.end } };
       }
       return { kind: "negate", operand, span: { start: token.start, end: operand.span.end } };
     }

@@ -21,6 +21,7 @@ const ports = [
   "src and dst port 80", "src and dst port 6081", "port 443", "tcp port 443 and host 192.168.1.5", "port 0",
   "portrange 6000-6010", "portrange 1-100", "tcp portrange 20-25", "udp portrange 50-60", "dst portrange 7000-7010",
   "src portrange 6000-6010", "portrange 100-1", "portrange 80", "sctp portrange 70-90", "portrange 53-53",
+  "portrange http-443", "portrange http-https", "portrange ssh-http", "portrange domain-https", "portrange 20-http",
   "port 80 or port 53", "tcp port 80 and not src port 12345", "ip and port 80", "ip6 and port 80", "port 2000 or port 9999",
   "udp port 1000", "port 3333", "port 9", "port 12345", "udp and port 80",
 ];
@@ -65,6 +66,7 @@ const arithmetic = [
   "tcp port 80 and (((ip[2:2] - ((ip[0]&0xf)<<2)) - ((tcp[12]&0xf0)>>2)) != 0)",
   "1 - tcp[12] > 0", "tcp[12] - 1 > 0", "ip[0] > tcp[1]", "tcp[udp[0]] > 1", "2 * tcp[0] > 1", "ip[9] + udp[0] > 0",
   "ip[1 ^ 2 | 3] = 0", "ip[0] ^ 0x45 = 0", "ip[0] & 0xf0 = 0x40", "ip[0] | 1 = 0x45", "ip[2:2] % 7 = 3", "ip[2:2] / 4 > 10",
+  "len % 3 + 1 = 2", "-len % 7 > 100", "ip[2:2] % 7 * 2 = 3", "1 <= (-len % length % ip[6:2])", "3 % 14 & ip[1] = 0", "len ^ 3 * 2 > 1",
   "ip[2:2] * 2 > 100", "(ip[2:2] + 1) >> 1 > 20", "ip[0] << 1 = 0x8a", "-ip[0] < 0", "- 1 > 0", "0 = 0", "1 > 2",
   "ip[2:2] - 100 > 0", "len - ip[2:2] = 14", "ip[9] = 17 and udp[2:2] = 53", "ip[0:4] & 0xffff0000 = 0x45000000",
   "ether[14] = 0x45", "ether[len - 1] = 0", "ip[ip[0] & 0xf] >= 0", "tcp[tcp[12] >> 4] >= 0", "ip[2:2] / ip[8] > 0",
