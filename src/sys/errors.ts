@@ -11,9 +11,23 @@ const errnoNames = new Map<number, string>();
 for (const [name, value] of Object.entries(constants.errno)) {
   if (!errnoNames.has(value)) errnoNames.set(value, name);
 }
-/** Linux errnos Node's table lacks. */
-errnoNames.set(524, "ENOTSUPP");
-errnoNames.set(95, "EOPNOTSUPP");
+/** Linux errnos Node's table lacks (uapi asm-generic/errno*.h, and the kernel-internal ones a BPF call can leak, linux/errno.h). */
+const linuxOnly: [number, string][] = [
+  [44, "ECHRNG"], [45, "EL2NSYNC"], [46, "EL3HLT"], [47, "EL3RST"], [48, "ELNRNG"], [49, "EUNATCH"], [50, "ENOCSI"],
+  [51, "EL2HLT"], [52, "EBADE"], [53, "EBADR"], [54, "EXFULL"], [55, "ENOANO"], [56, "EBADRQC"], [57, "EBADSLT"],
+  [59, "EBFONT"], [64, "ENONET"], [65, "ENOPKG"], [66, "EREMOTE"], [68, "EADV"], [69, "ESRMNT"], [70, "ECOMM"],
+  [73, "EDOTDOT"], [76, "ENOTUNIQ"], [77, "EBADFD"], [78, "EREMCHG"], [79, "ELIBACC"], [80, "ELIBBAD"], [81, "ELIBSCN"],
+  [82, "ELIBMAX"], [83, "ELIBEXEC"], [85, "ERESTART"], [86, "ESTRPIPE"], [87, "EUSERS"], [94, "ESOCKTNOSUPPORT"],
+  [95, "EOPNOTSUPP"], [96, "EPFNOSUPPORT"], [108, "ESHUTDOWN"], [109, "ETOOMANYREFS"], [112, "EHOSTDOWN"], [117, "EUCLEAN"],
+  [118, "ENOTNAM"], [119, "ENAVAIL"], [120, "EISNAM"], [121, "EREMOTEIO"], [123, "ENOMEDIUM"], [124, "EMEDIUMTYPE"],
+  [126, "ENOKEY"], [127, "EKEYEXPIRED"], [128, "EKEYREVOKED"], [129, "EKEYREJECTED"], [130, "EOWNERDEAD"],
+  [131, "ENOTRECOVERABLE"], [132, "ERFKILL"], [133, "EHWPOISON"],
+  [512, "ERESTARTSYS"], [513, "ERESTARTNOINTR"], [514, "ERESTARTNOHAND"], [515, "ENOIOCTLCMD"], [516, "ERESTART_RESTARTBLOCK"],
+  [517, "EPROBE_DEFER"], [518, "EOPENSTALE"], [519, "ENOPARAM"], [521, "EBADHANDLE"], [522, "ENOTSYNC"], [523, "EBADCOOKIE"],
+  [524, "ENOTSUPP"], [525, "ETOOSMALL"], [526, "ESERVERFAULT"], [527, "EBADTYPE"], [528, "EJUKEBOX"], [529, "EIOCBQUEUED"],
+  [530, "ERECALLCONFLICT"], [531, "ENOGRACE"],
+];
+for (const [value, name] of linuxOnly) if (!errnoNames.has(value) || name === "EOPNOTSUPP") errnoNames.set(value, name);
 
 export function errnoName(errno: number): string {
   expectInteger("name errno", "errno", errno, 0);

@@ -54,3 +54,13 @@ test("errno and capability functions refuse what is not an errno or a capability
   assert.throws(() => permissionHint(["CAP_BPF", "bpf" as never], 0n), usage(/needed\[1\] must be one of/));
   assert.throws(() => defaultHint(1 as never), usage(/code must be a string/));
 });
+
+test("errno names cover Linux's own errnos that Node's table lacks", () => {
+  assert.equal(errnoName(77), "EBADFD");
+  assert.equal(errnoName(95), "EOPNOTSUPP");
+  assert.equal(errnoName(524), "ENOTSUPP");
+  assert.equal(errnoName(515), "ENOIOCTLCMD");
+  assert.equal(errnoName(1), "EPERM");
+  assert.equal(errnoNumber("EBADFD"), 77);
+  assert.equal(errnoName(4000), "errno 4000");
+});
