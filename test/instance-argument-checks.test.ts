@@ -17,7 +17,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { acceptedInstanceCalls, instanceFactories } from "./support/instance-factories/index.js";
 import type { InstanceReport } from "./support/instance-probe.js";
-import type { CallLabel, ExportReport } from "./support/wrong-calls.js";
+import { assertWrongCallsRefused } from "./support/wrong-calls.js";
 import { skipUnlessRoot } from "./support/kernel.js";
 
 /**
@@ -69,24 +69,7 @@ test("every root class with methods that take arguments has a factory that makes
 
 test("every public instance method refuses nonsense arguments with a NetbpfError naming the argument", (t) => {
   if (skipUnlessRoot(t, "to make kernel objects in an empty network namespace")) return;
-  const silent: string[] = [];
-  const unchecked = new Map<string, string[]>();
-  let checkedCalls = 0;
-  for (const entry of probe().methods) {
-    for (const [label, outcome] of Object.entries(entry.calls) as [CallLabel, ExportReport["calls"][CallLabel]][]) {
-      if (acceptedInstanceCalls[entry.name]?.calls.includes(label)) continue;
-      if (outcome!.kind === "checked") { checkedCalls++; continue; }
-      const what = outcome!.kind === "returned" ? "returned" : outcome!.error;
-      if (outcome!.kind === "returned" && !notYetChecked.has(entry.name)) silent.push(`${entry.name}${label}`);
-      else unchecked.set(entry.name, [...(unchecked.get(entry.name) ?? []), `${label} → ${what}`]);
-    }
-  }
-  if (process.env.NETBPF_ARGUMENT_REPORT) console.log(`${checkedCalls} wrong calls refused properly; still unchecked:`, JSON.stringify(Object.fromEntries(unchecked), null, 1), "silent:", JSON.stringify(silent, null, 1));
-  assert.deepEqual(silent, [], "these calls accepted nonsense silently");
-  const newlyUnchecked = [...unchecked].filter(([name]) => !notYetChecked.has(name));
-  assert.deepEqual(newlyUnchecked, [], "these methods throw something other than a NetbpfError naming the argument");
-  const nowChecked = [...notYetChecked].filter((name) => !unchecked.has(name));
-  assert.deepEqual(nowChecked, [], "these now check their arguments: remove them from notYetChecked");
+  const checkedCalls = assertWrongCallsRefused(probe().methods, acceptedInstanceCalls, notYetChecked, "methods");
   // A floor that rises as checks land.
   assert.ok(checkedCalls >= 1126, `only ${checkedCalls} wrong calls were refused properly`);
 });

@@ -19,6 +19,7 @@ import * as netbpf from "../src/index.js";
 import { asNobody, pathForNobody } from "./support/cli.js";
 import { skipUnlessRoot } from "./support/kernel.js";
 import type { CallLabel, ExportReport } from "./support/argument-probe.js";
+import { assertWrongCallsRefused } from "./support/wrong-calls.js";
 
 /** Wrong-looking calls that are in fact valid for an export, and why. */
 const accepted: Record<string, { calls: CallLabel[]; reason: string }> = {
@@ -139,24 +140,7 @@ function probe(): ExportReport[] {
 
 test("every root export refuses nonsense arguments with a NetbpfError naming the argument", (t) => {
   if (skipUnlessRoot(t, "to run the calls as user nobody in an empty network namespace")) return;
-  const silent: string[] = [];
-  const unchecked = new Map<string, string[]>();
-  let checkedCalls = 0;
-  for (const entry of probe()) {
-    for (const [label, outcome] of Object.entries(entry.calls) as [CallLabel, ExportReport["calls"][CallLabel]][]) {
-      if (accepted[entry.name]?.calls.includes(label)) continue;
-      if (outcome!.kind === "checked") { checkedCalls++; continue; }
-      const what = outcome!.kind === "returned" ? "returned" : outcome!.error;
-      if (outcome!.kind === "returned" && !notYetChecked.has(entry.name)) silent.push(`${entry.name}${label}`);
-      else unchecked.set(entry.name, [...(unchecked.get(entry.name) ?? []), `${label} → ${what}`]);
-    }
-  }
-  if (process.env.NETBPF_ARGUMENT_REPORT) console.log(`${checkedCalls} wrong calls refused properly; still unchecked:`, JSON.stringify(Object.fromEntries(unchecked), null, 1));
-  assert.deepEqual(silent, [], "these calls accepted nonsense silently");
-  const newlyUnchecked = [...unchecked].filter(([name]) => !notYetChecked.has(name));
-  assert.deepEqual(newlyUnchecked, [], "these exports throw something other than a NetbpfError naming the argument");
-  const nowChecked = [...notYetChecked].filter((name) => !unchecked.has(name));
-  assert.deepEqual(nowChecked, [], "these now check their arguments: remove them from notYetChecked");
+  const checkedCalls = assertWrongCallsRefused(probe(), accepted, notYetChecked, "exports");
   // A floor that rises as checks land.
   assert.ok(checkedCalls >= 1393, `only ${checkedCalls} wrong calls were refused properly`);
 });

@@ -55,3 +55,15 @@ export function dnsRecord(queryName: string, answers: string[], overrides: Recor
     dns: { queryName, queryType: "A", responseCode: "NOERROR", answers, clientAddress: "10.0.0.5", clientPort: 53000, serverAddress: "10.0.0.53", serverPort: 53 },
   });
 }
+
+/** Two alert rules (an SSH connection out, a destination never seen before), as YAML. */
+export const sampleRulesText = `rules:
+  - name: ssh-out
+    severity: high
+    message: "{process.command} opened SSH to {flow.remoteAddress}"
+    filter: tcp dst port 22
+  - name: new-destination
+    severity: low
+    message: "first connection to {flow.remoteAddress}:{flow.remotePort}"
+    firstSeen: destination
+`;

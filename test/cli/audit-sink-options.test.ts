@@ -18,19 +18,9 @@ import { JsonLinesSink } from "../../src/audit/json-lines-sink.js";
 import type { SeenKey } from "../../src/audit/seen-history.js";
 import { addAuditSinkOptions, auditSinkOptions, buildAuditSinks } from "../../src/cli/audit-sink-options.js";
 import { UsageError } from "../../src/sys/errors.js";
-import { record } from "../audit/record-builders.js";
+import { record, sampleRulesText as rulesText } from "../audit/record-builders.js";
 import { cliPath } from "../support/cli.js";
 
-const rulesText = `rules:
-  - name: ssh-out
-    severity: high
-    message: "{process.command} opened SSH to {flow.remoteAddress}"
-    filter: tcp dst port 22
-  - name: new-destination
-    severity: low
-    message: "first connection to {flow.remoteAddress}:{flow.remotePort}"
-    firstSeen: destination
-`;
 
 /** What an AuditRecorder does with its sinks: number and store each batch, hand it to every sink, store alerts they make with the next batch. */
 async function recordBatches(sinks: AuditSink[], batches: AuditRecord[][]): Promise<AuditRecord[]> {

@@ -4,6 +4,7 @@
  * the public methods of instances): the five wrong calls, how one call is
  * judged, and the report shape.
  */
+import assert from "node:assert/strict";
 import { NetbpfError } from "../../src/sys/netbpf-error.js";
 
 export type CallLabel = "()" | "(undefined)" | "(42)" | '("x")' | "({})";
@@ -59,4 +60,32 @@ export async function judgeCall(value: (...args: unknown[]) => unknown, isClass:
 /** The labels of the wrong calls for a callable: only those with arguments when `()` is valid. */
 export function wrongCallLabels(allOptional: boolean): CallLabel[] {
   return (allOptional ? ["(42)", '("x")'] : Object.keys(wrongCallArguments)) as CallLabel[];
+}
+
+/**
+ * Judges a probe's reports: every wrong call must be refused properly unless
+ * `accepted` lists it as valid; a name on `notYetChecked` may still fail, and
+ * must fail (the list only shrinks). Returns how many wrong calls were
+ * refused properly. NETBPF_ARGUMENT_REPORT=1 prints what is still unchecked.
+ */
+export function assertWrongCallsRefused(reports: ExportReport[], accepted: Record<string, { calls: CallLabel[] }>, notYetChecked: ReadonlySet<string>, what: string): number {
+  const silent: string[] = [];
+  const unchecked = new Map<string, string[]>();
+  let checkedCalls = 0;
+  for (const entry of reports) {
+    for (const [label, outcome] of Object.entries(entry.calls) as [CallLabel, CallOutcome][]) {
+      if (accepted[entry.name]?.calls.includes(label)) continue;
+      if (outcome.kind === "checked") { checkedCalls++; continue; }
+      const result = outcome.kind === "returned" ? "returned" : outcome.error;
+      if (outcome.kind === "returned" && !notYetChecked.has(entry.name)) silent.push(`${entry.name}${label}`);
+      else unchecked.set(entry.name, [...(unchecked.get(entry.name) ?? []), `${label} → ${result}`]);
+    }
+  }
+  if (process.env.NETBPF_ARGUMENT_REPORT) console.log(`${checkedCalls} wrong calls refused properly; still unchecked:`, JSON.stringify(Object.fromEntries(unchecked), null, 1), "silent:", JSON.stringify(silent, null, 1));
+  assert.deepEqual(silent, [], "these calls accepted nonsense silently");
+  const newlyUnchecked = [...unchecked].filter(([name]) => !notYetChecked.has(name));
+  assert.deepEqual(newlyUnchecked, [], `these ${what} throw something other than a NetbpfError naming the argument`);
+  const nowChecked = [...notYetChecked].filter((name) => !unchecked.has(name));
+  assert.deepEqual(nowChecked, [], "these now check their arguments: remove them from notYetChecked");
+  return checkedCalls;
 }

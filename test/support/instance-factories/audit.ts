@@ -15,6 +15,7 @@ import {
   TcpMetricsSource, TrafficHistory, TrafficMetricsSource, WebhookOutput,
 } from "../../../src/index.js";
 import type { AcceptedCalls, InstanceFactory } from "./types.js";
+import { sampleRulesText } from "../../audit/record-builders.js";
 
 /** A port on 127.0.0.1 that nothing in the probe's namespace listens on (discard). */
 const deadPort = 9;
@@ -23,17 +24,7 @@ let fileNumber = 0;
 const freshPath = (name: string): string => join(process.cwd(), `${name}-${process.pid}-${++fileNumber}`);
 
 let rules: AlertRules | undefined;
-const alertRules = (): AlertRules => (rules ??= AlertRules.parse(`
-rules:
-  - name: ssh-out
-    severity: high
-    message: "{process.command} opened SSH to {flow.remoteAddress}"
-    filter: tcp dst port 22
-  - name: new-destination
-    severity: low
-    message: "first connection to {flow.remoteAddress}:{flow.remotePort}"
-    firstSeen: destination
-`));
+const alertRules = (): AlertRules => (rules ??= AlertRules.parse(sampleRulesText));
 
 /** Something the probe can dispose of: stop() detaches what start() attached. */
 const stoppable = <T extends { stop(): void }>(source: T): T => Object.assign(source, { [Symbol.dispose]: () => source.stop() });
