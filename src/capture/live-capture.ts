@@ -134,6 +134,20 @@ export function interfaceLinkType(name: string): number {
   return type === arphrdEther || type === arphrdLoopback ? LinkType.ETHERNET : LinkType.RAW;
 }
 
+/**
+ * Whether the capture program puts a VLAN tag held in skb metadata back into
+ * the frame (as libpcap does): Ethernet devices, not loopback (no real MAC
+ * header) or devices without a link header.
+ */
+export function interfaceHasVlanTags(name: string): boolean {
+  if (interfaceLinkType(name) !== LinkType.ETHERNET) return false;
+  try {
+    return Number(readFileSync(`/sys/class/net/${name}/type`, "utf8").trim()) === arphrdEther;
+  } catch {
+    return true;
+  }
+}
+
 /** Offset to add to CLOCK_MONOTONIC (bpf_ktime_get_ns) to get wall-clock time. */
 export function monotonicToRealtimeOffset(): bigint {
   let best: bigint | undefined;
@@ -261,7 +275,10 @@ export class LiveCapture implements Disposable {
       const directions: ("ingress" | "egress")[] = this.direction === "in" ? ["ingress"] : this.direction === "out" ? ["egress"] : ["ingress", "egress"];
       for (const captureInterface of this.interfaces) {
         // Every packet on loopback passes egress and then ingress: like libpcap, show it once (ingress) unless -Q asks for a direction.
-        const loopback = known.get(captureInterface.name)?.deviceType === arphrdLoopback;
+        const deviceType = known.get(captureInterface.name)?.deviceType;
+        const loopback = deviceType === arphrdLoopback;
+        // A VLAN tag the kernel moved into skb metadata goes back into the frame, as libpcap does (Ethernet only).
+        const vlanTags = captureInterface.linkType === LinkType.ETHERNET && (deviceType === undefined ? interfaceHasVlanTags(captureInterface.name) : deviceType === arphrdEther);
         for (const direction of loopback && this.direction === "inout" ? ["ingress" as const] : directions) {
           const instructions = captureProgram({
             direction,
@@ -271,6 +288,7 @@ export class LiveCapture implements Disposable {
             processes: this.processes,
             namespace: this.processes ? Number(networkNamespaceCookie() & 0xffff_ffffn) : undefined,
             wakeupThreshold: this.delivery === "batched" ? this.ringSize / 16 : undefined,
+            vlanTags,
           });
           const program = this.#own(Program.load({ type: ProgramType.SchedCls, instructions, name: direction === "ingress" ? "capture_in" : "capture_out" }, { maps }));
           this.#own(attachTcx(program, { interface: captureInterface.ifindex, direction }) as Link);

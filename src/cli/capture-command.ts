@@ -31,13 +31,14 @@ type LiveCapture = LiveCaptureModule.LiveCapture;
 let LiveCapture: typeof LiveCaptureModule.LiveCapture;
 let defaultRingSize: number;
 let interfaceLinkType: typeof LiveCaptureModule.interfaceLinkType;
+let interfaceHasVlanTags: typeof LiveCaptureModule.interfaceHasVlanTags;
 let InterfaceFlag: typeof NetworkInterfacesModule.InterfaceFlag;
 let interfaceLinkDetected: typeof NetworkInterfacesModule.interfaceLinkDetected;
 let listNetworkInterfaces: typeof NetworkInterfacesModule.listNetworkInterfaces;
 
 async function loadLiveModules(): Promise<void> {
   const [live, interfaces] = await Promise.all([import("../capture/live-capture.js"), import("../sys/network-interfaces.js")]);
-  ({ LiveCapture, defaultRingSize, interfaceLinkType } = live);
+  ({ LiveCapture, defaultRingSize, interfaceLinkType, interfaceHasVlanTags } = live);
   ({ InterfaceFlag, interfaceLinkDetected, listNetworkInterfaces } = interfaces);
 }
 
@@ -323,7 +324,7 @@ function dumpProgram(expression: string, options: CaptureCommandOptions): void {
   const linkType = name !== undefined ? interfaceLinkType(name) : LinkType.ETHERNET;
   const filter = expression !== "" ? compileCaptureFilter(expression, linkType, { packetMetadata: true }) : undefined;
   const direction = parseDirection(options.direction) === "out" ? "egress" : "ingress";
-  const generated = captureProgram({ direction, interfaceSlot: 0, snapLength: parseSnapLength(options.snapshotLength), filter: filter?.emitter, processes: options.process !== false });
+  const generated = captureProgram({ direction, interfaceSlot: 0, snapLength: parseSnapLength(options.snapshotLength), filter: filter?.emitter, processes: options.process !== false, vlanTags: name !== undefined ? interfaceHasVlanTags(name) : true });
   process.stdout.write(`; netbpf capture program: tc ${direction}, link type ${linkTypeName(linkType)}${expression ? `, filter "${expression}"` : ", no filter"}\n`);
   const listing = formatFilterProgram(generated).replace(/call 0x([0-9a-f]+)$/gm, (text, id: string) => {
     const name = helperNameOf(Number.parseInt(id, 16));

@@ -19,7 +19,7 @@
  * wakeup, so a busy ring costs one wakeup per batch; the reader also polls
  * on a timer, which bounds the delay of a trickle of packets.
  */
-import { Assembler, R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, type AssembledProgram } from "../asm/assembler.js";
+import { Assembler, R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, type AssembledProgram, type Register } from "../asm/assembler.js";
 import { emitRecordCurrentProcess } from "./current-process.js";
 import { makeInstruction, slotIndexes, type Instruction } from "../asm/instruction.js";
 import { argumentError, expectArray, expectBoolean, expectInstance, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
@@ -29,6 +29,12 @@ import { addToCounter } from "./add-to-counter.js";
 /** __sk_buff fields (UAPI context offsets, rewritten by the verifier). */
 const skbLength = 0;
 const skbPacketType = 4;
+const skbVlanPresent = 20;
+const skbVlanTci = 24;
+const skbVlanProto = 28;
+/** Bytes of the two MAC addresses, after which an 802.1Q tag goes. */
+const macAddressesSize = 12;
+const vlanTagSize = 4;
 const skbIfindex = 40;
 /** bpf_ringbuf_query / bpf_ringbuf_submit flags. */
 const ringbufAvailableData = 0;
@@ -95,6 +101,13 @@ export interface CaptureProgramOptions {
    * Default: the kernel's adaptive wakeup (when the reader had caught up).
    */
   wakeupThreshold?: number;
+  /**
+   * The link has an Ethernet header (not loopback, not raw IP): a VLAN tag the
+   * kernel holds in skb metadata (vlan_present, vlan_proto, vlan_tci) is put
+   * back into the copy after the MAC addresses, and both lengths grow by 4,
+   * as libpcap does with the tag of a packet socket's aux data. Default false.
+   */
+  vlanTags?: boolean;
 }
 
 export interface CaptureProgram extends AssembledProgram {
@@ -178,6 +191,7 @@ function checkCaptureProgramOptions(options: CaptureProgramOptions): void {
   expectInteger(operation, "options.snapLength", options.snapLength, 1, maximumSnapLength);
   if (options.filter !== undefined) expectFilterEmitter(operation, "options.filter", options.filter);
   expectBoolean(operation, "options.processes", options.processes, true);
+  expectBoolean(operation, "options.vlanTags", options.vlanTags, true);
   if (options.namespace !== undefined) expectInteger(operation, "options.namespace", options.namespace, 0, 0xffff_ffff);
   const threshold = options.wakeupThreshold;
   if (threshold !== undefined && (typeof threshold !== "number" || threshold < 8 || !Number.isInteger(Math.log2(threshold)))) {
@@ -227,9 +241,21 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
   const matchedCounted = a.newLabel("matched_");
   count(CaptureCounter.matched, matchedCounted);
   a.label(matchedCounted);
-  note("captured length = min(length, snap length)");
-  a.load("u32", R9, R6, skbLength)
-    .jumpIf(R9, "<=", snapLength, "length_ok")
+  // Snap lengths up to the MAC addresses would copy the same bytes with or without the tag (libpcap then leaves it out too).
+  const vlanTags = options.vlanTags === true && snapLength > macAddressesSize;
+  /** destination = length of the packet as saved: skb->len, plus 4 with a tag in skb metadata (scratch is clobbered). */
+  const loadSavedLength = (destination: Register, scratch: Register): void => {
+    a.load("u32", destination, R6, skbLength);
+    if (!vlanTags) return;
+    const untagged = a.newLabel("untagged_");
+    a.load("u32", scratch, R6, skbVlanPresent)
+      .jumpIf(scratch, "==", 0, untagged)
+      .add64(destination, vlanTagSize)
+      .label(untagged);
+  };
+  note(vlanTags ? "captured length = min(length (+ 4 for a VLAN tag in skb metadata), snap length)" : "captured length = min(length, snap length)");
+  loadSavedLength(R9, R1);
+  a.jumpIf(R9, "<=", snapLength, "length_ok")
     .mov64(R9, snapLength)
     .label("length_ok");
 
@@ -259,8 +285,8 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
     .mov64(R7, R0);
 
   note("header: original length, captured length, time, interface, direction, slot, packet type");
-  a.load("u32", R1, R6, skbLength)
-    .store("u32", R7, 12, R1)
+  loadSavedLength(R1, R2);
+  a.store("u32", R7, 12, R1)
     .store("u32", R7, 16, R9)
     .call("ktime_get_ns")
     .store("u64", R7, 0, R0)
@@ -296,6 +322,34 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
   }
 
   a.label("copy");
+  if (vlanTags) {
+    // The record has room for at least 16 packet bytes (the smallest size class), the captured length says how many count.
+    note("a VLAN tag in skb metadata: MAC addresses, the tag (protocol, TCI; network order), then the rest from offset 12");
+    a.load("u32", R1, R6, skbVlanPresent)
+      .jumpIf(R1, "==", 0, "copy_untagged")
+      .mov64(R1, R6)
+      .mov64(R2, 0)
+      .mov64(R3, R7).add64(R3, captureHeaderSize)
+      .mov64(R4, macAddressesSize)
+      .call("skb_load_bytes")
+      .jumpIf(R0, "s<", 0, "copy_failed")
+      // vlan_proto is the __be16 as stored: its bytes are already in network order.
+      .load("u32", R1, R6, skbVlanProto)
+      .store("u16", R7, captureHeaderSize + macAddressesSize, R1)
+      .load("u32", R1, R6, skbVlanTci)
+      .toBigEndian(R1, 16)
+      .store("u16", R7, captureHeaderSize + macAddressesSize + 2, R1)
+      .mov64(R4, R9)
+      .sub64(R4, macAddressesSize + vlanTagSize)
+      .jumpIf(R4, "s<=", 0, "submit")
+      .mov64(R1, R6)
+      .mov64(R2, macAddressesSize)
+      .mov64(R3, R7).add64(R3, captureHeaderSize + macAddressesSize + vlanTagSize)
+      .call("skb_load_bytes")
+      .jumpIf(R0, "s>=", 0, "submit")
+      .jump("copy_failed");
+    a.label("copy_untagged");
+  }
   note("copy the captured bytes from the packet into the record, after the header");
   a.jumpIf(R9, "==", 0, "submit")
     .mov64(R1, R6)
@@ -304,6 +358,7 @@ export function captureProgram(options: CaptureProgramOptions): CaptureProgram {
     .mov64(R4, R9)
     .call("skb_load_bytes")
     .jumpIf(R0, "s>=", 0, "submit")
+    .label("copy_failed")
     // Not expected (the length is the packet's): keep the header, with no bytes.
     .store("u32", R7, 16, 0);
 

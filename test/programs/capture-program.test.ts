@@ -183,11 +183,28 @@ test("record sizes: each packet length gets the smallest class that holds it, at
   }
 });
 
+test("with vlanTags the program passes the verifier at every snap length around the tag, and untagged packets are copied as before", (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root for BPF")) return;
+  // (A test run's skb carries no VLAN metadata: tagged packets are covered live, in test/capture/vlan-capture.test.ts.)
+  for (const snapLength of [1, 12, 13, 15, 16, 17, 100, 262144]) {
+    const capture = setup({ direction: "ingress", snapLength, vlanTags: true });
+    try {
+      capture.program.run({ data: udpPacket });
+      const [record] = capture.records();
+      assert.equal(record?.originalLength, udpPacket.length);
+      assert.deepEqual(record?.data, udpPacket.subarray(0, Math.min(snapLength, udpPacket.length)), `snap length ${snapLength}`);
+    } finally {
+      capture.close();
+    }
+  }
+});
+
 test("record decoding refuses a record shorter than the header", () => {
   assert.throws(() => decodeCaptureRecord(Buffer.alloc(captureHeaderSize - 1)), /less than the 48-byte header/);
   assert.throws(() => captureProgram({ direction: "ingress", interfaceSlot: 0, snapLength: 0 }), /options\.snapLength must be an integer from 1 to 262144, got 0/);
   assert.throws(() => captureProgram({ direction: "inbound" as never, interfaceSlot: 0, snapLength: 96 }), /options\.direction must be one of "ingress", "egress", got "inbound"/);
   assert.throws(() => captureProgram({ direction: "ingress", interfaceSlot: 0, snapLength: 96, wakeupThreshold: 100 }), /options\.wakeupThreshold must be a power of two of at least 8/);
   assert.throws(() => captureProgram({ direction: "ingress", interfaceSlot: 0, snapLength: 96, namespace: -1 }), /options\.namespace must be an integer from 0 to 4294967295/);
+  assert.throws(() => captureProgram({ direction: "ingress", interfaceSlot: 0, snapLength: 96, vlanTags: "yes" as never }), /options\.vlanTags must be/);
   assert.throws(() => decodeCaptureRecord(new Uint8Array(64) as Buffer), /record must be a Buffer/);
 });
