@@ -2,15 +2,17 @@
  * tcpdump's one-line packet summaries (`tcpdump -n` output), for Ethernet,
  * Linux cooked (SLL, SLL2) and raw IP captures: IPv4/IPv6 with TCP, UDP,
  * ICMP and ICMPv6, ARP and VLAN tags; `-e` link-level headers, `-v` IP header
- * fields and transport checksums, `-x` / `-X` hex dumps.
+ * fields and transport checksums, `-x` / `-X` hex dumps; DNS (UDP and TCP
+ * port 53, mDNS on UDP 5353) at default verbosity.
  *
- * Names are never resolved: the output is that of `tcpdump -n`. Application
- * protocols above TCP and UDP (DNS, NTP …) are not decoded; tcpdump decodes
- * them on their well-known ports.
+ * Names are never resolved: the output is that of `tcpdump -n`. Other
+ * application protocols above TCP and UDP (NTP …) are not decoded; tcpdump
+ * decodes them on their well-known ports.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { LinkType } from "../pcap/link-type.js";
 import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
+import { dnsSummary } from "./dns-summary.js";
 import { argumentError, expectBoolean, expectBytes, expectFunction, expectInteger, expectObject, expectOneOf } from "../sys/argument-checks.js";
 
 export interface SummaryOptions {
@@ -627,6 +629,12 @@ export class PacketSummarizer {
       if (sum === 0) output.push("[udp sum ok] ");
       else output.push(`[bad udp cksum 0x${hex(stored, 4)} -> 0x${hex(expectedChecksum(pseudoHeader(network, 17, length), segment, 6), 4)}!] `);
     }
+    // tcpdump decodes DNS on port 53 and mDNS on 5353 (either side), except with -q; netbpf at default verbosity only.
+    if ((sourcePort === 53 || destinationPort === 53 || sourcePort === 5353 || destinationPort === 5353) && !this.options.quiet && !this.options.verbose
+      && length >= 8 && length <= network.length) {
+      output.push(dnsSummary(data, 8, data.length, length - 8, false, sourcePort !== 53 && destinationPort !== 53));
+      return;
+    }
     output.push(`UDP, length ${length - 8}`);
   }
 
@@ -732,6 +740,8 @@ export class PacketSummarizer {
       const shown = Math.min(length, 30, Math.max(0, data.length - headerLength));
       output.push(` [RST${length > 30 ? "+" : ""} ${printableText(data.subarray(headerLength, headerLength + shown))}]`);
     }
+    // tcpdump decodes DNS (length-prefixed) in segments with data to or from port 53; netbpf at default verbosity only.
+    else if (length > 0 && (sourcePort === 53 || destinationPort === 53) && !this.options.verbose) output.push(dnsSummary(data, headerLength, data.length, length, true, false));
   }
 
   private icmp(network: NetworkContext, output: string[]): void {

@@ -1,0 +1,162 @@
+/**
+ * DNS in the one-line summaries, compared with `tcpdump -n -r` line by line:
+ * well-formed queries and responses of many record types, compressed names,
+ * several questions and answers, random flags, and random, truncated and
+ * garbage messages on port 53 (and mDNS on 5353), over IPv4 and IPv6, UDP
+ * and TCP, some cut by the snap length.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { readCaptureFile } from "../../src/pcap/capture-file.js";
+import { LinkType } from "../../src/pcap/link-type.js";
+import { PacketSummarizer } from "../../src/capture/packet-summary.js";
+import { skipUnlessKernel } from "../support/kernel.js";
+import { writePcap, type CapturedPacket } from "../support/pcap-writer.js";
+import { concat, ethernet, ipv4, ipv6, tcp, u8, u16, u32, udp, TCP, type Bytes } from "../support/packet-builder.js";
+import { seededRandom } from "../support/seeded-random.js";
+
+const tcpdumpAvailable = spawnSync("tcpdump", ["--version"]).status === 0;
+
+type Random = () => number;
+const pick = <T>(random: Random, items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+const integer = (random: Random, below: number) => Math.floor(random() * below);
+const text = (value: string) => new TextEncoder().encode(value);
+
+/** A name as labels, ending in the root label or in a pointer to `pointer`. */
+function name(labels: string[], pointer?: number): Bytes {
+  const parts = labels.map((label) => concat(u8(text(label).length), text(label)));
+  return concat(...parts, pointer === undefined ? u8(0) : u16(0xc000 | pointer));
+}
+
+function header(id: number, flags: number, counts: [number, number, number, number]): Bytes {
+  return concat(u16(id), u16(flags), ...counts.map((count) => u16(count)));
+}
+
+function record(owner: Bytes, type: number, data: Bytes, klass = 1, ttl = 300): Bytes {
+  return concat(owner, u16(type), u16(klass), u32(ttl), u16(data.length), data);
+}
+
+const labels = ["www", "example", "com", "mail", "ns1", "a-b", "x", "_sip", "_tcp", "local", "in-addr", "arpa", "ünï", "tab\there", "7f\u007f"];
+
+function randomLabels(random: Random): string[] {
+  const count = 1 + integer(random, 4);
+  return Array.from({ length: count }, () => pick(random, labels));
+}
+
+/** Record data of `type` that refers to names in the message through a pointer to offset 12 (the first question). */
+function recordData(random: Random, type: number): Bytes {
+  switch (type) {
+    case 1: return u8(integer(random, 256), integer(random, 256), integer(random, 256), integer(random, 256));
+    case 28: return Uint8Array.from({ length: 16 }, () => (random() < 0.5 ? 0 : integer(random, 256)));
+    case 2: case 5: case 12: case 39: return random() < 0.5 ? name(randomLabels(random), 12) : name(randomLabels(random));
+    case 15: return concat(u16(integer(random, 100)), name(randomLabels(random), random() < 0.5 ? 12 : undefined));
+    case 16: return concat(...Array.from({ length: 1 + integer(random, 3) }, () => { const value = randomLabels(random).join(" "); return concat(u8(value.length), text(value)); }));
+    case 33: return concat(u16(integer(random, 20)), u16(integer(random, 100)), u16(integer(random, 65536)), name(randomLabels(random), 12));
+    case 6: return concat(name(["ns1"], 12), name(["hostmaster"], 12), u32(2024010101), u32(3600), u32(600), u32(86400), u32(300));
+    case 256: return concat(u16(10), u16(1), text("https://example.com/"));
+    case 38: return concat(u8(64), new Uint8Array(8).fill(0x20), name(["a6"]));
+    default: return Uint8Array.from({ length: integer(random, 12) }, () => integer(random, 256));
+  }
+}
+
+const recordTypes = [1, 1, 28, 28, 2, 5, 5, 12, 15, 16, 33, 6, 39, 38, 256, 13, 99, 250, 1234, 65280];
+
+/** A well-formed query or response, with random flags. */
+function wellFormed(random: Random): Bytes {
+  const response = random() < 0.6;
+  const questionCount = random() < 0.85 ? 1 : integer(random, 4);
+  let flags = integer(random, 0x10000);
+  if (random() < 0.7) flags &= 0x87b0; // mostly ordinary opcodes and rcodes
+  flags = response ? flags | 0x8000 : flags & 0x7fff;
+  const questions: Bytes[] = [];
+  for (let i = 0; i < questionCount; i++) {
+    const type = pick(random, [1, 28, 15, 16, 33, 12, 255, 6, 2, 65, 1234]);
+    const klass = pick(random, [1, 1, 1, 3, 4, 255, 254, 0x8001]);
+    questions.push(concat(i > 0 && random() < 0.5 ? name(["sub"], 12) : name(randomLabels(random)), u16(type), u16(klass)));
+  }
+  const answers: Bytes[] = [];
+  const authority: Bytes[] = [];
+  const additional: Bytes[] = [];
+  if (response) {
+    const answerCount = integer(random, 5);
+    for (let i = 0; i < answerCount; i++) {
+      const type = pick(random, recordTypes);
+      const owner = questionCount > 0 && random() < 0.7 ? u16(0xc00c) : name(randomLabels(random));
+      answers.push(record(owner, type, recordData(random, type), random() < 0.9 ? 1 : pick(random, [3, 255, 0x8001]), integer(random, 100000)));
+    }
+    if (random() < 0.3) authority.push(record(u8(0), 6, recordData(random, 6)));
+    if (random() < 0.4) additional.push(concat(u8(0), u16(41), u16(1232), u8(integer(random, 3), 0), u16(random() < 0.5 ? 0x8000 : 0), u16(0)));
+  } else if (random() < 0.3) {
+    additional.push(concat(u8(0), u16(41), u16(4096), u32(0), u16(0)));
+  }
+  return concat(header(integer(random, 65536), flags, [questions.length, answers.length, authority.length, additional.length]), ...questions, ...answers, ...authority, ...additional);
+}
+
+/** Broken messages: cut, wrong counts, bad pointers, odd labels, random bytes. */
+function malformed(random: Random): Bytes {
+  const message = wellFormed(random);
+  switch (integer(random, 8)) {
+    case 0: return message.subarray(0, integer(random, message.length));
+    case 1: { const copy = Uint8Array.from(message); copy[4 + integer(random, 8)] = integer(random, 8); return copy; }
+    case 2: return concat(header(integer(random, 65536), integer(random, 65536), [1, 0, 0, 0]), name(["loop"], 12 + integer(random, 16)), u16(1), u16(1));
+    case 3: return concat(header(1, 0x0100, [1, 0, 0, 0]), u8(0x41, 8 * integer(random, 5)), Uint8Array.from({ length: integer(random, 6) }, () => integer(random, 256)), u8(0), u16(1), u16(1));
+    case 4: return concat(header(2, 0x0100, [1, 0, 0, 0]), u8(0x40 | integer(random, 64)), u8(3, 0), u16(1), u16(1));
+    case 5: return Uint8Array.from({ length: integer(random, 64) }, () => integer(random, 256));
+    case 6: { const copy = Uint8Array.from(message); for (let i = 0; i < 3; i++) copy[integer(random, copy.length)] = integer(random, 256); return copy; }
+    default: return concat(header(3, 0x8180, [1, 1, 0, 0]), name(["x".repeat(63), "y".repeat(63)]), u16(1), u16(1), record(u16(0xc00c), 1, u8(1, 2, 3, 4)), u8(0xc0));
+  }
+}
+
+/** The capture: Ethernet frames, some cut by the snap length (`length` larger than the data). */
+function dnsPackets(seed: number, count: number): CapturedPacket[] {
+  const random = seededRandom(seed);
+  const packets: CapturedPacket[] = [];
+  for (let i = 0; i < count; i++) {
+    const message = random() < 0.6 ? wellFormed(random) : malformed(random);
+    const client = 32768 + integer(random, 28000);
+    const server = random() < 0.9 ? 53 : 5353;
+    const toServer = random() < 0.5;
+    const overTcp = server === 53 && random() < 0.3;
+    const [sourcePort, destinationPort] = toServer ? [client, server] : [server, client];
+    const transport = overTcp
+      ? tcp(sourcePort, destinationPort, TCP.ack | TCP.push, random() < 0.9 ? concat(u16(message.length + (random() < 0.1 ? 1 : 0)), message) : message.subarray(0, integer(random, 3)))
+      : udp(sourcePort, destinationPort, message);
+    const ip = random() < 0.5
+      ? ethernet(0x0800, ipv4(overTcp ? 6 : 17, transport, { source: "192.0.2.1", destination: "198.51.100.7" }))
+      : ethernet(0x86dd, ipv6(overTcp ? 6 : 17, transport, { source: "2001:db8::53", destination: "fe80::1" }));
+    const captured = random() < 0.15 ? ip.subarray(0, Math.max(14, ip.length - 1 - integer(random, 40))) : ip;
+    packets.push({ data: captured, length: ip.length, seconds: 1700000000 + i, microseconds: 1000 * (i % 1000) });
+  }
+  return packets;
+}
+
+function tcpdumpLines(path: string): string[] {
+  const result = spawnSync("tcpdump", ["-n", "-t", "-r", path], { encoding: "utf8", maxBuffer: 64 << 20 });
+  assert.equal(result.status, 0, result.stderr);
+  return result.stdout.replace(/\n$/, "").split("\n");
+}
+
+test("DNS summaries match tcpdump -n line by line on generated DNS traffic (UDP, TCP, IPv4, IPv6, mDNS)", (t) => {
+  if (skipUnlessKernel(t, tcpdumpAvailable, "tcpdump is not installed")) return;
+  const directory = mkdtempSync(join(tmpdir(), "nb-dns-summary-"));
+  try {
+    const path = join(directory, "dns.pcap");
+    writeFileSync(path, writePcap(LinkType.ETHERNET, dnsPackets(20261206, 600)));
+    const theirs = tcpdumpLines(path);
+    const summarizer = new PacketSummarizer({ timestampFormat: "none" });
+    const ours = readCaptureFile(path).packets.map((packet) => summarizer.summarize(packet));
+    assert.equal(ours.length, theirs.length, "packet count");
+    ours.forEach((line, index) => assert.equal(line, theirs[index], `packet ${index}`));
+    // The generated traffic reaches the DNS printer's paths.
+    const joined = theirs.join("\n");
+    for (const mark of ["[|domain]", "(invalid)", " A? ", "(QM)?", "/", " CNAME ", " AAAA ", " MX ", " TXT ", " SRV ", " SOA", "<BAD PTR>", "length 23 "]) {
+      assert.ok(joined.includes(mark), `no tcpdump line with ${JSON.stringify(mark)}`);
+    }
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+});
