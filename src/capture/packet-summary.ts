@@ -71,6 +71,9 @@ const ipProtocolNames = new Map<number, string>([
   [112, "VRRP"], [132, "SCTP"], [136, "UDPLite"],
 ]);
 
+/** TCP ports whose printers tcpdump tries before DNS's (either side): no DNS decoding with one of these. */
+const tcpPortsBeforeDns = new Set([21, 22, 23, 25, 43, 80, 179, 554, 1723, 6379, 6633, 6653, 8080, 8554, 10288]);
+
 /** tcpdump -v's names for extension headers in the IPv6 header's next-header field. */
 const ipv6NextHeaderNames = new Map<number, string>([[0, "Options"], [44, "Fragment"], [60, "unknown"]]);
 
@@ -631,8 +634,9 @@ export class PacketSummarizer {
     }
     // tcpdump decodes DNS on port 53 and mDNS on 5353 (either side), except with -q; netbpf at default verbosity only.
     if ((sourcePort === 53 || destinationPort === 53 || sourcePort === 5353 || destinationPort === 5353) && !this.options.quiet && !this.options.verbose
-      && length >= 8 && length <= network.length) {
-      output.push(dnsSummary(data, 8, data.length, length - 8, false, sourcePort !== 53 && destinationPort !== 53));
+      && length >= 8 && network.length >= 8) {
+      // tcpdump's DNS length: the UDP length or what the IP length leaves, whichever is less.
+      output.push(dnsSummary(data, 8, data.length, Math.min(length, network.length) - 8, false, sourcePort !== 53 && destinationPort !== 53));
       return;
     }
     output.push(`UDP, length ${length - 8}`);
@@ -741,7 +745,8 @@ export class PacketSummarizer {
       output.push(` [RST${length > 30 ? "+" : ""} ${printableText(data.subarray(headerLength, headerLength + shown))}]`);
     }
     // tcpdump decodes DNS (length-prefixed) in segments with data to or from port 53; netbpf at default verbosity only.
-    else if (length > 0 && (sourcePort === 53 || destinationPort === 53) && !this.options.verbose) output.push(dnsSummary(data, headerLength, data.length, length, true, false));
+    else if (length > 0 && (sourcePort === 53 || destinationPort === 53) && !this.options.verbose
+      && !tcpPortsBeforeDns.has(sourcePort) && !tcpPortsBeforeDns.has(destinationPort)) output.push(dnsSummary(data, headerLength, data.length, length, true, false));
   }
 
   private icmp(network: NetworkContext, output: string[]): void {

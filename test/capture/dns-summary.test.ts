@@ -117,14 +117,22 @@ function dnsPackets(seed: number, count: number): CapturedPacket[] {
   const packets: CapturedPacket[] = [];
   for (let i = 0; i < count; i++) {
     const message = random() < 0.6 ? wellFormed(random) : malformed(random);
-    const client = 32768 + integer(random, 28000);
+    const overTcpLikely = random() < 0.3;
+    // UDP port 53 wins over every other port's printer in tcpdump; on TCP some come first (not generated here).
+    const client = !overTcpLikely && random() < 0.1 ? pick(random, [67, 123, 161, 500, 2049, 4789, 7000, 5353]) : 32768 + integer(random, 28000);
     const server = random() < 0.9 ? 53 : 5353;
     const toServer = random() < 0.5;
-    const overTcp = server === 53 && random() < 0.3;
+    const overTcp = server === 53 && overTcpLikely;
     const [sourcePort, destinationPort] = toServer ? [client, server] : [server, client];
     const transport = overTcp
       ? tcp(sourcePort, destinationPort, TCP.ack | TCP.push, random() < 0.9 ? concat(u16(message.length + (random() < 0.1 ? 1 : 0)), message) : message.subarray(0, integer(random, 3)))
       : udp(sourcePort, destinationPort, message);
+    if (!overTcp && random() < 0.05) {
+      // A UDP length that disagrees with the IP length (tcpdump takes the smaller).
+      const length = 8 + Math.max(0, message.length + integer(random, 21) - 10);
+      transport[4] = length >> 8;
+      transport[5] = length & 0xff;
+    }
     const ip = random() < 0.5
       ? ethernet(0x0800, ipv4(overTcp ? 6 : 17, transport, { source: "192.0.2.1", destination: "198.51.100.7" }))
       : ethernet(0x86dd, ipv6(overTcp ? 6 : 17, transport, { source: "2001:db8::53", destination: "fe80::1" }));
