@@ -168,3 +168,14 @@ test("DNS summaries match tcpdump -n line by line on generated DNS traffic (UDP,
     rmSync(directory, { recursive: true, force: true });
   }
 });
+
+test("DNS: the documented differences from tcpdump (-v keeps UDP, length N; EDNS options of an OPT answer not decoded)", () => {
+  const query = concat(header(7, 0x0100, [1, 0, 0, 0]), name(["www"]), u16(1), u16(1));
+  const packet = { data: ipv4(17, udp(40000, 53, query)), timestamp: 0n, linkType: LinkType.RAW };
+  assert.equal(new PacketSummarizer({ timestampFormat: "none" }).summarize(packet), "IP 10.0.0.1.40000 > 10.0.0.2.53: 7+ A? www. (21)");
+  assert.equal(new PacketSummarizer({ timestampFormat: "none", quiet: true }).summarize(packet), "IP 10.0.0.1.40000 > 10.0.0.2.53: UDP, length 21");
+  assert.match(new PacketSummarizer({ timestampFormat: "none", verbose: true }).summarize(packet), /10\.0\.0\.1\.40000 > 10\.0\.0\.2\.53: UDP, length 21$/);
+  const response = concat(header(7, 0x8180, [0, 1, 0, 0]), u8(0), u16(41), u16(1232), u32(0x8000), u16(6), u16(3), u16(2), u8(0x41, 0x42));
+  assert.equal(new PacketSummarizer({ timestampFormat: "none" }).summarize({ data: ipv4(17, udp(53, 40000, response)), timestamp: 0n, linkType: LinkType.RAW }),
+    "IP 10.0.0.1.53 > 10.0.0.2.40000: 7 [0q] 1/0/0 OPT UDPsize=1232 DO [OPT options not decoded]"); // tcpdump: [NSID 4142] (29)
+});
