@@ -625,6 +625,10 @@ export class PacketSummarizer {
     const destinationPort = (data[2]! << 8) | data[3]!;
     const length = (data[4]! << 8) | data[5]!;
     output.push(addresses(sourcePort, destinationPort));
+    if (length < 8) {
+      output.push(`truncated-udplength ${length}`); // tcpdump, whatever the ports and flags
+      return;
+    }
     if (this.options.verbose && network.version === 6 && !network.fragmented && data.length >= length && length >= 8) {
       const stored = (data[6]! << 8) | data[7]!;
       const segment = data.subarray(0, length);

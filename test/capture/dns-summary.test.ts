@@ -128,8 +128,8 @@ function dnsPackets(seed: number, count: number): CapturedPacket[] {
       ? tcp(sourcePort, destinationPort, TCP.ack | TCP.push, random() < 0.9 ? concat(u16(message.length + (random() < 0.1 ? 1 : 0)), message) : message.subarray(0, integer(random, 3)))
       : udp(sourcePort, destinationPort, message);
     if (!overTcp && random() < 0.05) {
-      // A UDP length that disagrees with the IP length (tcpdump takes the smaller).
-      const length = 8 + Math.max(0, message.length + integer(random, 21) - 10);
+      // A UDP length that disagrees with the IP length (tcpdump takes the smaller), or is below 8 (truncated-udplength).
+      const length = random() < 0.2 ? integer(random, 8) : 8 + Math.max(0, message.length + integer(random, 21) - 10);
       transport[4] = length >> 8;
       transport[5] = length & 0xff;
     }
