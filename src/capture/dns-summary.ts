@@ -22,6 +22,18 @@ const opcodeNames = ["", " inv_q", " stat", " op3", " notify", " update", " op6"
 const rcodeNames = ["", " FormErr", " ServFail", " NXDomain", " NotImp", " Refused", " YXDomain", " YXRRSet", " NXRRSet", " NotAuth", " NotZone", " Resp11",
   " Resp12", " Resp13", " Resp14", " NoChange", " BadVers", "Resp17", " Resp18", " Resp19", " Resp20", "Resp21", " Resp22", " BadCookie"];
 
+const ednsOptionNames = new Map<number, string>([
+  [1, "LLQ"], [2, "UL"], [3, "NSID"], [5, "DAU"], [6, "DHU"], [7, "N3U"], [8, "ECS"], [9, "EXPIRE"], [10, "COOKIE"],
+  [11, "KEEPALIVE"], [12, "PADDING"], [13, "CHAIN"], [14, "KEY-TAG"], [16, "CLIENT-TAG"], [17, "SERVER-TAG"],
+]);
+const dnssecAlgorithms = new Map<number, string>([
+  [0, "DELETE"], [1, "RSAMD5"], [2, "DH"], [3, "DS"], [5, "RSASHA1"], [6, "DSA-NSEC3-SHA1"], [7, "RSASHA1-NSEC3-SHA1"], [8, "RSASHA256"],
+  [10, "RSASHA512"], [12, "ECC-GOST"], [13, "ECDSAP256SHA256"], [14, "ECDSAP384SHA384"], [15, "ED25519"], [16, "ED448"],
+  [252, "INDIRECT"], [253, "PRIVATEDNS"], [254, "PRIVATEOID"],
+]);
+const dsHashes = new Map<number, string>([[1, "SHA-1"], [2, "SHA-256"], [3, "GOST_R_34.11-94"], [4, "SHA-384"]]);
+const nsec3Hashes = new Map<number, string>([[1, "SHA-1"]]);
+
 const MAX_NAME = 1025; // NS_MAXDNAME
 
 /** The message ended inside the captured bytes (tcpdump: ` [|domain]`). */
@@ -180,6 +192,83 @@ class Reader {
     return rest;
   }
 
+  private hexBytes(at: number, count: number): void {
+    for (let i = 0; i < count; i++) this.text += this.data[at + i]!.toString(16).padStart(2, "0");
+  }
+
+  /** One EDNS option of an OPT record (printed only in the answer section at this verbosity); the offset after it. */
+  ednsOption(at: number): number {
+    const code = this.u16(at);
+    this.text += ednsOptionNames.get(code) ?? `Opt${code}`;
+    const length = this.u16(at + 2);
+    const data = at + 4;
+    if (!this.has(data, length)) throw cut;
+    if (length === 0) return data;
+    this.text += " ";
+    const invalid = () => { this.text += " (invalid)"; };
+    switch (code) {
+      case 5: case 6: case 7: {
+        const names = code === 5 ? dnssecAlgorithms : code === 6 ? dsHashes : nsec3Hashes;
+        for (let i = 0; i < length; i++) {
+          const value = this.data[data + i]!;
+          this.text += `${i ? " " : ""}${names.get(value) ?? `Alg_${value}`}`;
+        }
+        break;
+      }
+      case 8: {
+        if (length < 4) {
+          invalid();
+          break;
+        }
+        const family = (this.data[data]! << 8) | this.data[data + 1]!;
+        const source = this.data[data + 2]!;
+        const scope = this.data[data + 3]!;
+        const size = family === 1 ? 4 : family === 2 ? 16 : 0;
+        const bytes = Math.ceil(source / 8);
+        if (size === 0 || source > size * 8 || scope > size * 8 || length - 4 !== bytes) {
+          invalid();
+          break;
+        }
+        const address = new Uint8Array(size);
+        address.set(this.data.subarray(data + 4, data + 4 + bytes));
+        this.text += `${size === 4 ? formatIpv4(address, 0) : formatIpv6(address, 0)}/${source}/${scope}`;
+        break;
+      }
+      case 9:
+        if (length !== 4) invalid();
+        else this.text += `${((this.data[data]! << 24) | (this.data[data + 1]! << 16) | (this.data[data + 2]! << 8) | this.data[data + 3]!) >>> 0} sec`;
+        break;
+      case 10:
+        if (length === 8) this.hexBytes(data, 8);
+        else if (length >= 16 && length <= 40) {
+          this.hexBytes(data, 8);
+          this.text += " ";
+          this.hexBytes(data + 8, length - 8);
+        } else invalid();
+        break;
+      case 11:
+        if (length !== 2) invalid();
+        else {
+          const value = (this.data[data]! << 8) | this.data[data + 1]!;
+          this.text += `${Math.floor(value / 10)}.${value % 10} sec`;
+        }
+        break;
+      case 12:
+        this.text += `(${length})`;
+        break;
+      case 13:
+        if (this.name(data) === -1) throw cut;
+        break;
+      case 14:
+        if (length % 2 !== 0) invalid();
+        else for (let i = 0; i < length; i += 2) this.text += `${i ? " " : ""}${(this.data[data + i]! << 8) | this.data[data + i + 1]!}`;
+        break;
+      default:
+        this.hexBytes(data, length);
+    }
+    return data + length;
+  }
+
   /** A question: ` TYPE[ CLASS]? NAME`; the offset after it, or -1. */
   question(at: number, mdns: boolean): number {
     const after = this.skipName(at);
@@ -268,7 +357,15 @@ class Reader {
       case 41:
         this.text += ` UDPsize=${shown}`;
         if (optFlags & 0x8000) this.text += " DO";
-        if (data < rest) throw unsupported;
+        if (data < rest) {
+          this.text += " [";
+          let p = data;
+          while (p < rest) {
+            p = this.ednsOption(p);
+            if (p < rest) this.text += ",";
+          }
+          this.text += "]";
+        }
         break;
       case 256:
         if (!this.has(data, length)) return -1;
@@ -280,9 +377,6 @@ class Reader {
   }
 }
 
-/** EDNS options in an OPT record of the answer section: not decoded here (tcpdump prints them only there, rarely). */
-class Unsupported {}
-const unsupported = new Unsupported();
 
 /**
  * The text tcpdump prints for a DNS message in `data[start, end)` (the bytes
@@ -305,7 +399,6 @@ export function dnsSummary(data: Uint8Array, start: number, end: number, length:
   try {
     message(r, length, mdns);
   } catch (error) {
-    if (error === unsupported) return `${prefix}${r.text} [OPT options not decoded]`;
     if (error !== cut) throw error;
     r.text += " [|domain]";
   }

@@ -71,6 +71,11 @@ const ipProtocolNames = new Map<number, string>([
   [112, "VRRP"], [132, "SCTP"], [136, "UDPLite"],
 ]);
 
+/** The direction word of an RPC message after the UDP header (0 call, 1 reply), or -1: tcpdump prints NFS before DNS when it fits port 2049. */
+function rpcDirection(data: Uint8Array): number {
+  return data.length >= 16 ? ((data[12]! << 24) | (data[13]! << 16) | (data[14]! << 8) | data[15]!) >>> 0 : -1;
+}
+
 /** TCP ports whose printers tcpdump tries before DNS's (either side): no DNS decoding with one of these. */
 const tcpPortsBeforeDns = new Set([21, 22, 23, 25, 43, 80, 179, 554, 1723, 6379, 6633, 6653, 8080, 8554, 10288]);
 
@@ -638,7 +643,7 @@ export class PacketSummarizer {
     }
     // tcpdump decodes DNS on port 53 and mDNS on 5353 (either side), except with -q; netbpf at default verbosity only.
     if ((sourcePort === 53 || destinationPort === 53 || sourcePort === 5353 || destinationPort === 5353) && !this.options.quiet && !this.options.verbose
-      && length >= 8 && network.length >= 8) {
+      && length >= 8 && network.length >= 8 && !(destinationPort === 2049 ? rpcDirection(data) === 0 : sourcePort === 2049 && rpcDirection(data) === 1)) {
       // tcpdump's DNS length: the UDP length or what the IP length leaves, whichever is less.
       output.push(dnsSummary(data, 8, data.length, Math.min(length, network.length) - 8, false, sourcePort !== 53 && destinationPort !== 53));
       return;

@@ -59,11 +59,29 @@ function recordData(random: Random, type: number): Bytes {
     case 6: return concat(name(["ns1"], 12), name(["hostmaster"], 12), u32(2024010101), u32(3600), u32(600), u32(86400), u32(300));
     case 256: return concat(u16(10), u16(1), text("https://example.com/"));
     case 38: return concat(u8(64), new Uint8Array(8).fill(0x20), name(["a6"]));
+    case 41: return concat(...Array.from({ length: integer(random, 4) }, () => ednsOption(random)));
     default: return Uint8Array.from({ length: integer(random, 12) }, () => integer(random, 256));
   }
 }
 
-const recordTypes = [1, 1, 28, 28, 2, 5, 5, 12, 15, 16, 33, 6, 39, 38, 256, 13, 99, 250, 1234, 65280];
+/** An EDNS option (an OPT record in the answer section is the only place tcpdump prints them by default). */
+function ednsOption(random: Random): Bytes {
+  const code = pick(random, [1, 2, 3, 5, 6, 7, 8, 8, 8, 9, 10, 10, 11, 12, 13, 14, 15, 16, 17, 65001]);
+  let data: Bytes;
+  if (code === 8) {
+    const source = pick(random, [0, 8, 24, 32, 33, 56, 64, 128, 129]);
+    const bytes = Math.max(0, Math.ceil(source / 8) + (random() < 0.8 ? 0 : integer(random, 3) - 1));
+    data = concat(u16(pick(random, [1, 2, 2, 0, 3])), u8(source, integer(random, 65)), Uint8Array.from({ length: bytes }, () => integer(random, 256)));
+    if (random() < 0.1) data = data.subarray(0, integer(random, 4));
+  } else if (code === 13) {
+    data = name(randomLabels(random));
+  } else {
+    data = Uint8Array.from({ length: pick(random, [0, 1, 2, 3, 4, 8, 16, 24, 40, 41, integer(random, 50)]) }, () => integer(random, 256));
+  }
+  return concat(u16(code), u16(data.length + (random() < 0.05 ? 1 + integer(random, 4) : 0)), data);
+}
+
+const recordTypes = [1, 1, 28, 28, 2, 5, 5, 12, 15, 16, 33, 6, 39, 38, 256, 13, 99, 250, 41, 1234, 65280];
 
 /** A well-formed query or response, with random flags. */
 function wellFormed(random: Random): Bytes {
@@ -86,7 +104,7 @@ function wellFormed(random: Random): Bytes {
     for (let i = 0; i < answerCount; i++) {
       const type = pick(random, recordTypes);
       const owner = questionCount > 0 && random() < 0.7 ? u16(0xc00c) : name(randomLabels(random));
-      answers.push(record(owner, type, recordData(random, type), random() < 0.9 ? 1 : pick(random, [3, 255, 0x8001]), integer(random, 100000)));
+      answers.push(record(owner, type, recordData(random, type), type === 41 ? pick(random, [512, 1232, 4096]) : random() < 0.9 ? 1 : pick(random, [3, 255, 0x8001]), type === 41 ? pick(random, [0, 0x8000, 0x01008000]) : integer(random, 100000)));
     }
     if (random() < 0.3) authority.push(record(u8(0), 6, recordData(random, 6)));
     if (random() < 0.4) additional.push(concat(u8(0), u16(41), u16(1232), u8(integer(random, 3), 0), u16(random() < 0.5 ? 0x8000 : 0), u16(0)));
@@ -119,7 +137,7 @@ function dnsPackets(seed: number, count: number): CapturedPacket[] {
     const message = random() < 0.6 ? wellFormed(random) : malformed(random);
     const overTcpLikely = random() < 0.3;
     // UDP port 53 wins over every other port's printer in tcpdump; on TCP some come first (not generated here).
-    const client = !overTcpLikely && random() < 0.1 ? pick(random, [67, 123, 161, 500, 2049, 4789, 7000, 5353]) : 32768 + integer(random, 28000);
+    const client = !overTcpLikely && random() < 0.1 ? pick(random, [67, 123, 161, 500, 4789, 7000, 5353]) : 32768 + integer(random, 28000);
     const server = random() < 0.9 ? 53 : 5353;
     const toServer = random() < 0.5;
     const overTcp = server === 53 && overTcpLikely;
@@ -153,7 +171,7 @@ test("DNS summaries match tcpdump -n line by line on generated DNS traffic (UDP,
   const directory = mkdtempSync(join(tmpdir(), "nb-dns-summary-"));
   try {
     const path = join(directory, "dns.pcap");
-    writeFileSync(path, writePcap(LinkType.ETHERNET, dnsPackets(20261206, 600)));
+    writeFileSync(path, writePcap(LinkType.ETHERNET, dnsPackets(20261206, 1200)));
     const theirs = tcpdumpLines(path);
     const summarizer = new PacketSummarizer({ timestampFormat: "none" });
     const ours = readCaptureFile(path).packets.map((packet) => summarizer.summarize(packet));
@@ -161,7 +179,7 @@ test("DNS summaries match tcpdump -n line by line on generated DNS traffic (UDP,
     ours.forEach((line, index) => assert.equal(line, theirs[index], `packet ${index}`));
     // The generated traffic reaches the DNS printer's paths.
     const joined = theirs.join("\n");
-    for (const mark of ["[|domain]", "(invalid)", " A? ", "(QM)?", "/", " CNAME ", " AAAA ", " MX ", " TXT ", " SRV ", " SOA", "<BAD PTR>", "length 23 "]) {
+    for (const mark of ["[|domain]", "(invalid)", " A? ", "(QM)?", "/", " CNAME ", " AAAA ", " MX ", " TXT ", " SRV ", " SOA", "<BAD PTR>", "length 23 ", "ECS ", "(invalid)]", "COOKIE ", "OPT UDPsize="]) {
       assert.ok(joined.includes(mark), `no tcpdump line with ${JSON.stringify(mark)}`);
     }
   } finally {
@@ -169,7 +187,7 @@ test("DNS summaries match tcpdump -n line by line on generated DNS traffic (UDP,
   }
 });
 
-test("DNS: the documented differences from tcpdump (-v keeps UDP, length N; EDNS options of an OPT answer not decoded)", () => {
+test("DNS: -q as tcpdump, -v keeps UDP, length N (the documented difference), EDNS options of an OPT answer", () => {
   const query = concat(header(7, 0x0100, [1, 0, 0, 0]), name(["www"]), u16(1), u16(1));
   const packet = { data: ipv4(17, udp(40000, 53, query)), timestamp: 0n, linkType: LinkType.RAW };
   assert.equal(new PacketSummarizer({ timestampFormat: "none" }).summarize(packet), "IP 10.0.0.1.40000 > 10.0.0.2.53: 7+ A? www. (21)");
@@ -177,5 +195,5 @@ test("DNS: the documented differences from tcpdump (-v keeps UDP, length N; EDNS
   assert.match(new PacketSummarizer({ timestampFormat: "none", verbose: true }).summarize(packet), /10\.0\.0\.1\.40000 > 10\.0\.0\.2\.53: UDP, length 21$/);
   const response = concat(header(7, 0x8180, [0, 1, 0, 0]), u8(0), u16(41), u16(1232), u32(0x8000), u16(6), u16(3), u16(2), u8(0x41, 0x42));
   assert.equal(new PacketSummarizer({ timestampFormat: "none" }).summarize({ data: ipv4(17, udp(53, 40000, response)), timestamp: 0n, linkType: LinkType.RAW }),
-    "IP 10.0.0.1.53 > 10.0.0.2.40000: 7 [0q] 1/0/0 OPT UDPsize=1232 DO [OPT options not decoded]"); // tcpdump: [NSID 4142] (29)
+    "IP 10.0.0.1.53 > 10.0.0.2.40000: 7 [0q] 1/0/0 OPT UDPsize=1232 DO [NSID 4142] (29)");
 });
