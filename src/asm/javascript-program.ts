@@ -12,7 +12,7 @@
  */
 import { UsageError } from "../sys/errors.js";
 import { type Instruction, decode, jumpTargetSlot, slotIndexes, validateInstructions, wideValue } from "./instruction.js";
-import { argumentError } from "../sys/argument-checks.js";
+import { argumentError, isUint32 } from "../sys/argument-checks.js";
 import {
   checkInterpreterOptions,
   checkRunMemory,
@@ -68,24 +68,19 @@ interface Environment {
 // The per-packet checks are written out where they run (as a call, the window check
 // measurably slows a 20 ns filter run); the error is built apart, once one failed.
 
-/** An integer from 0 to 2^32 - 1 (r3 and r4 of test(), a packet's original length, a window's start and length). */
-export function isWord(value: number): boolean {
-  return value >>> 0 === value;
-}
-
 /**
  * The UsageError for the first wrong one of a window ([start, start + length) of `memory`,
- * a Uint8Array; start and length words) and 32-bit values (see isWord), named as the caller names them.
+ * a Uint8Array; start and length words) and 32-bit values (see isUint32), named as the caller names them.
  */
 export function windowError(operation: string, memoryName: string, memory: unknown, start: unknown, length: unknown, words: Record<string, unknown> = {}): UsageError {
   if (!(memory instanceof Uint8Array)) return argumentError(operation, memoryName, "a Uint8Array (or Buffer)", memory);
   const word = "an integer from 0 to 4294967295";
-  if (!isWord(start as number)) return argumentError(operation, "start", word, start);
-  if (!isWord(length as number)) return argumentError(operation, "length", word, length);
+  if (!isUint32(start as number)) return argumentError(operation, "start", word, start);
+  if (!isUint32(length as number)) return argumentError(operation, "length", word, length);
   if ((start as number) + (length as number) > memory.length) {
     return new UsageError(operation, `window [${start}, ${(start as number) + (length as number)}) is outside the ${memory.length}-byte ${memoryName}`);
   }
-  for (const [name, value] of Object.entries(words)) if (!isWord(value as number)) return argumentError(operation, name, word, value);
+  for (const [name, value] of Object.entries(words)) if (!isUint32(value as number)) return argumentError(operation, name, word, value);
   return new UsageError(operation, "the window's arguments are inconsistent");
 }
 
@@ -164,7 +159,7 @@ export class JavaScriptProgram {
    * r3, r4 as given (small non-negative integers), and says whether r0 ≠ 0.
    */
   test(memory: Uint8Array, r3 = 0, r4 = 0): boolean {
-    if (!(memory instanceof Uint8Array) || !isWord(r3) || !isWord(r4)) throw windowError("run eBPF program", "memory", memory, 0, 0, { r3, r4 });
+    if (!(memory instanceof Uint8Array) || !isUint32(r3) || !isUint32(r4)) throw windowError("run eBPF program", "memory", memory, 0, 0, { r3, r4 });
     return this.#testWindow(memory, 0, memory.length, r3, r4);
   }
 
@@ -174,7 +169,7 @@ export class JavaScriptProgram {
    * over packets inside a large read buffer without a view per packet.
    */
   testWindow(memory: Uint8Array, start: number, length: number, r3 = 0, r4 = 0): boolean {
-    if (!(memory instanceof Uint8Array) || start >>> 0 !== start || length >>> 0 !== length || start + length > memory.length || !isWord(r3) || !isWord(r4)) throw windowError("run eBPF program", "memory", memory, start, length, { r3, r4 });
+    if (!(memory instanceof Uint8Array) || start >>> 0 !== start || length >>> 0 !== length || start + length > memory.length || !isUint32(r3) || !isUint32(r4)) throw windowError("run eBPF program", "memory", memory, start, length, { r3, r4 });
     return this.#testWindow(memory, start, length, r3, r4);
   }
 

@@ -7,11 +7,11 @@
  * The kernel and the interpreter stay available as references.
  */
 import { Interpreter } from "../asm/interpreter.js";
-import { isWord, JavaScriptProgram, testWindowUnchecked, windowError } from "../asm/javascript-program.js";
+import { JavaScriptProgram, testWindowUnchecked, windowError } from "../asm/javascript-program.js";
 import type { Program } from "../core/program.js";
 import type { CapturePacket } from "../pcap/capture-record.js";
 import { LinkType, linkTypeName } from "../pcap/link-type.js";
-import { argumentError, expectObject, expectOneOf } from "../sys/argument-checks.js";
+import { argumentError, expectObject, expectOneOf, isUint32 } from "../sys/argument-checks.js";
 import { ProgramType } from "../sys/bpf-constants.js";
 import { SyscallError } from "../sys/errors.js";
 import { offlineTestRunContext, offlineUndecided, type CaptureFilter } from "./capture-filter.js";
@@ -98,13 +98,13 @@ export class OfflineFilter {
 
   /** Whether the packet passes the filter (its `data` and `originalLength` are what the filter reads). */
   matches(packet: CapturePacket): boolean {
-    if (typeof packet !== "object" || packet === null || !(packet.data instanceof Uint8Array) || !isWord(packet.originalLength)) throw packetError(packet);
+    if (typeof packet !== "object" || packet === null || !(packet.data instanceof Uint8Array) || !isUint32(packet.originalLength)) throw packetError(packet);
     return this.#matches(packet.data, 0, packet.data.length, packet.originalLength);
   }
 
   /** matches() for a packet that is the bytes [start, start + length) of `buffer` (see PcapScanner). */
   matchesBytes(buffer: Buffer, start: number, length: number, originalLength: number): boolean {
-    if (!(buffer instanceof Uint8Array) || start >>> 0 !== start || length >>> 0 !== length || start + length > buffer.length || !isWord(originalLength)) throw windowError(operation, "buffer", buffer, start, length, { originalLength });
+    if (!(buffer instanceof Uint8Array) || start >>> 0 !== start || length >>> 0 !== length || start + length > buffer.length || !isUint32(originalLength)) throw windowError(operation, "buffer", buffer, start, length, { originalLength });
     return this.#matches(buffer, start, length, originalLength);
   }
 

@@ -3,7 +3,7 @@ import { basename, dirname, join } from "node:path";
 import { randomBytes } from "node:crypto";
 import type { Writable } from "node:stream";
 import { NetbpfError } from "../sys/errors.js";
-import { argumentError, expectBoolean, expectInteger, expectObject, expectString, expectWritable } from "../sys/argument-checks.js";
+import { argumentError, byteRangeError, expectBoolean, expectInteger, expectObject, expectString, expectWritable } from "../sys/argument-checks.js";
 import { drained } from "./drained.js";
 
 /** Where a capture writer's bytes go. */
@@ -54,9 +54,7 @@ function badText(text: unknown): never {
 }
 
 function badRange(source: unknown, start: unknown, length: unknown): never {
-  if (!(source instanceof Uint8Array)) throw argumentError("write capture", "source", "a Buffer or Uint8Array", source);
-  if ((start as number) >>> 0 !== start || (start as number) > source.length) throw argumentError("write capture", "start", `an offset in source (0 to ${source.length})`, start);
-  throw argumentError("write capture", "length", `a byte count that stays within source (0 to ${source.length - (start as number)})`, length);
+  throw byteRangeError("write capture", source, start, length);
 }
 
 export interface FileSinkOptions {

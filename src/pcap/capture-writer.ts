@@ -1,4 +1,4 @@
-import { argumentError } from "../sys/argument-checks.js";
+import { argumentError, byteRangeError, isUint32 } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import type { CaptureSink } from "./capture-sink.js";
 import type { CaptureFormat, PacketToWrite } from "./capture-record.js";
@@ -31,27 +31,17 @@ export interface CaptureWriter extends Disposable, AsyncDisposable {
  */
 export const writePacketBytesUnchecked: unique symbol = Symbol("writePacketBytesUnchecked");
 
-/** Whether `value` is a number that fits an unsigned 32-bit field (typeof and a shift: cheap enough per packet). */
-export function isUint32(value: unknown): boolean {
-  return typeof value === "number" && value >>> 0 === value;
-}
-
 /**
  * The first of writePacketBytes' arguments (and more numbers after them) that is wrong, as a UsageError: the cold half
  * of the check. Undefined when each is a 32-bit number and source[start, start + length) exists.
  */
 export function packetBytesError(operation: string, names: readonly string[], values: readonly unknown[]): UsageError | undefined {
-  const source = values[5];
-  if (!(source instanceof Uint8Array)) return argumentError(operation, names[5]!, "a Buffer or Uint8Array", source);
-  const [start, length] = [values[6] as number, values[7] as number];
-  if (isUint32(start) && start <= source.length && isUint32(length) && start + length > source.length) {
-    return argumentError(operation, names[7]!, `a byte count that stays within ${names[5]} (0 to ${source.length - start})`, length);
+  const [source, start, length] = [values[5], values[6], values[7]];
+  if (!(source instanceof Uint8Array) || !isUint32(start) || !isUint32(length) || start + length > source.length) {
+    return byteRangeError(operation, source, start, length, [names[5]!, names[6]!, names[7]!]);
   }
   for (let i = 0; i < values.length; i++) {
-    if (i === 5) continue;
-    const value = values[i];
-    if (i === 6 && isUint32(value) && (value as number) > source.length) return argumentError(operation, names[i]!, `an offset in ${names[5]} (0 to ${source.length})`, value);
-    if (!isUint32(value)) return argumentError(operation, names[i]!, "an unsigned 32-bit integer", value);
+    if ((i < 5 || i > 7) && !isUint32(values[i])) return argumentError(operation, names[i]!, "an unsigned 32-bit integer", values[i]);
   }
   return undefined;
 }

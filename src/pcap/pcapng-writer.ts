@@ -1,4 +1,4 @@
-import { argumentError, expectArray, expectBytes, expectInteger, expectObject, expectOneOf, expectString } from "../sys/argument-checks.js";
+import { argumentError, expectArray, expectBytes, expectInteger, expectObject, expectOneOf, expectString, isUint32 } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
 import { parseHardwareAddress, parseIpv4, parseIpv6 } from "./address-text.js";
 import type { CaptureSink } from "./capture-sink.js";
@@ -13,7 +13,7 @@ import {
   type TimestampResolution,
 } from "./capture-record.js";
 import {
-  CaptureWriterBase, checkLength, currentTimeNanoseconds, expectCaptureSink, expectPacketToWrite, isUint32, packetBytesError, writePacketBytesUnchecked,
+  CaptureWriterBase, checkLength, currentTimeNanoseconds, expectCaptureSink, expectPacketToWrite, packetBytesError, writePacketBytesUnchecked,
 } from "./capture-writer.js";
 import { DEFAULT_SNAP_LENGTH, nativeByteOrder } from "./pcap-writer.js";
 import {

@@ -105,6 +105,22 @@ export function expectWritable(operation: string, name: string, value: unknown, 
   return value as Writable;
 }
 
+/** Whether `value` is an integer from 0 to 2^32 - 1 (typeof and a shift: cheap enough per packet). */
+export function isUint32(value: unknown): value is number {
+  return typeof value === "number" && value >>> 0 === value;
+}
+
+/**
+ * The UsageError for a byte range [start, start + length) of `source` that is
+ * not one, naming the parameter that is wrong as the caller names them.
+ */
+export function byteRangeError(operation: string, source: unknown, start: unknown, length: unknown, names: readonly [string, string, string] = ["source", "start", "length"]): UsageError {
+  const [sourceName, startName, lengthName] = names;
+  if (!(source instanceof Uint8Array)) return argumentError(operation, sourceName, "a Buffer or Uint8Array", source);
+  if (!isUint32(start) || start > source.length) return argumentError(operation, startName, `an offset in ${sourceName} (0 to ${source.length})`, start);
+  return argumentError(operation, lengthName, `a byte count that stays within ${sourceName} (0 to ${source.length - start})`, length);
+}
+
 /** A list of TCP/UDP port numbers (1-65535); undefined gives []. */
 export function expectPorts(operation: string, name: string, value: unknown): readonly number[] {
   const ports = expectArray<unknown>(operation, name, value, true);
