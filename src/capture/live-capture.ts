@@ -120,18 +120,22 @@ export function upInterfaces(): string[] {
   return listNetworkInterfaces().filter((i) => i.flags & InterfaceFlag.Up).map((i) => i.name).sort();
 }
 
+/** The ARPHRD_* device type of an interface (sysfs), or undefined when it cannot be read. */
+function deviceTypeOf(operation: string, name: string): number | undefined {
+  if (typeof name !== "string" || !/^[^/\s]{1,15}$/.test(name) || name === "." || name === "..") {
+    throw argumentError(operation, "name", "an interface name (1 to 15 characters, no \"/\" or spaces)", name);
+  }
+  try {
+    return Number(readFileSync(`/sys/class/net/${name}/type`, "utf8").trim());
+  } catch {
+    return undefined;
+  }
+}
+
 /** The link type a tc program sees on an interface. */
 export function interfaceLinkType(name: string): number {
-  if (typeof name !== "string" || !/^[^/\s]{1,15}$/.test(name) || name === "." || name === "..") {
-    throw argumentError("interface link type", "name", "an interface name (1 to 15 characters, no \"/\" or spaces)", name);
-  }
-  let type: number;
-  try {
-    type = Number(readFileSync(`/sys/class/net/${name}/type`, "utf8").trim());
-  } catch {
-    return LinkType.ETHERNET;
-  }
-  return type === arphrdEther || type === arphrdLoopback ? LinkType.ETHERNET : LinkType.RAW;
+  const type = deviceTypeOf("interface link type", name);
+  return type === undefined || type === arphrdEther || type === arphrdLoopback ? LinkType.ETHERNET : LinkType.RAW;
 }
 
 /**
@@ -140,12 +144,8 @@ export function interfaceLinkType(name: string): number {
  * header) or devices without a link header.
  */
 export function interfaceHasVlanTags(name: string): boolean {
-  if (interfaceLinkType(name) !== LinkType.ETHERNET) return false;
-  try {
-    return Number(readFileSync(`/sys/class/net/${name}/type`, "utf8").trim()) === arphrdEther;
-  } catch {
-    return true;
-  }
+  const type = deviceTypeOf("interface VLAN tags", name);
+  return type === undefined || type === arphrdEther;
 }
 
 /** Offset to add to CLOCK_MONOTONIC (bpf_ktime_get_ns) to get wall-clock time. */
