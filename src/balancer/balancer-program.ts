@@ -5,7 +5,10 @@
  *
  * - a packet to the VIP: find the flow in `lb_conntrack`, or pick a backend
  *   from the active half of the Maglev table (`lb_maglev`, indexed by the
- *   skb's flow hash) and remember it; then NAT (destination → backend,
+ *   skb's flow hash) and remember it; a TCP SYN (without ACK) always starts a
+ *   new flow, so a client port reused while its old entry is still in the LRU
+ *   map is balanced afresh and never follows the old flow to a draining
+ *   backend; then NAT (destination → backend,
  *   source → the balancer's own address and a port of its own, recorded in
  *   `lb_reverse`) or DSR (packet unchanged, sent to the backend's MAC);
  * - a reply from a backend to a NAT port: look the reply's own flow key up
@@ -136,6 +139,11 @@ const savedBackendId = -240;
 const savedIngress = -248;
 const neighbourParameters = -272; // struct bpf_redir_neigh: family u32, address[16]
 const ttlScratch = -280; // the new TTL (and protocol) bytes
+const tcpFlags = -288; // the TCP header's flag byte (u8)
+
+const tcpFlagsOffset = 13;
+const tcpSyn = 0x02;
+const tcpAck = 0x10;
 
 function littleEndianWords(address: Buffer): number[] {
   const words: number[] = [];
@@ -146,6 +154,20 @@ function littleEndianWords(address: Buffer): number[] {
 /** A port in network order, as a little-endian u16 load of the packet reads it. */
 function portAsLoaded(port: number): number {
   return ((port & 0xff) << 8) | (port >> 8);
+}
+
+/**
+ * The reverse map key of the backend entry in r7, all but the NAT port (at
+ * reverseKey + 34): the flow key of the backend's replies, backend → our NAT
+ * address.
+ */
+function reverseKeyOfBackend(a: Assembler, protocolNumber: number): void {
+  for (let i = 0; i < 16; i += 4) {
+    a.load("u32", R1, R7, i).store("u32", R10, reverseKey + i, R1); // source: backend address
+    a.load("u32", R1, R7, 16 + i).store("u32", R10, reverseKey + 16 + i, R1); // destination: NAT address
+  }
+  a.load("u16", R1, R7, 32).store("u16", R10, reverseKey + 32, R1);
+  a.store("u32", R10, reverseKey + 36, protocolNumber);
 }
 
 export function balancerProgram(options: BalancerProgramOptions): AssembledProgram {
@@ -201,13 +223,20 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
     a.load("u32", R1, R10, header + 16).store("u32", R10, keyDestination, R1);
     a.load("u8", R8, R10, header).and64(R8, 0x0f).leftShift64(R8, 2).add64(R8, ethernetHeader);
   }
+  // The ports (and for TCP the flag byte, which tells a new connection's SYN).
+  const l4Read = options.protocol === "tcp" ? tcpFlagsOffset + 1 : 4;
   a.load("u32", R2, R6, skbData).load("u32", R3, R6, skbDataEnd);
-  a.add64(R2, R8).mov64(R1, R2).add64(R1, 4).jumpIf(R1, ">", R3, "load_ports");
+  a.add64(R2, R8).mov64(R1, R2).add64(R1, l4Read).jumpIf(R1, ">", R3, "load_ports");
   a.load("u32", R1, R2, 0).store("u32", R10, keyPorts, R1);
+  if (options.protocol === "tcp") a.load("u8", R1, R2, tcpFlagsOffset).store("u8", R10, tcpFlags, R1);
   a.jump("ports_copied");
   a.label("load_ports");
   a.mov64(R1, R6).mov64(R2, R8).mov64(R3, R10).add64(R3, keyPorts).mov64(R4, 4).call("skb_load_bytes");
   a.jumpIf(R0, "!=", 0, "next");
+  if (options.protocol === "tcp") {
+    a.mov64(R1, R6).mov64(R2, R8).add64(R2, tcpFlagsOffset).mov64(R3, R10).add64(R3, tcpFlags).mov64(R4, 1).call("skb_load_bytes");
+    a.jumpIf(R0, "!=", 0, "next");
+  }
   a.label("ports_copied");
   a.store("u32", R10, keyProtocol, protocolNumber);
 
@@ -227,7 +256,19 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
   a.jumpIf(R0, "==", 0, "pick");
   a.load("u32", R1, R0, 36).jumpIf(R1, "==", 0, "pick"); // removed since: choose again
   a.mov64(R7, R0);
-  a.jump("rewrite_forward");
+  if (options.protocol === "tcp") {
+    a.load("u8", R1, R10, tcpFlags).and64(R1, tcpSyn | tcpAck).jumpIf(R1, "!=", tcpSyn, "rewrite_forward");
+    // A new connection on the 5-tuple of an old one: forget the old flow's NAT port, then pick again.
+    if (options.mode === "nat") {
+      reverseKeyOfBackend(a, protocolNumber);
+      a.load("u16", R1, R10, newPorts).store("u16", R10, reverseKey + 34, R1);
+      a.mov64(R2, R10).add64(R2, reverseKey).loadMapFd(R1, balancerMapNames.reverse).call("map_delete_elem");
+    }
+    a.store("u64", R10, newPorts, 0);
+    a.jump("pick");
+  } else {
+    a.jump("rewrite_forward");
+  }
 
   a.label("pick");
   a.mov64(R1, R6).call("get_hash_recalc");
@@ -251,13 +292,7 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
   a.store("u64", R10, savedBackendId, R9);
 
   if (options.mode === "nat") {
-    // Reverse key = the flow key of the backend's replies: backend → our NAT address and port.
-    for (let i = 0; i < 16; i += 4) {
-      a.load("u32", R1, R7, i).store("u32", R10, reverseKey + i, R1); // source: backend address
-      a.load("u32", R1, R7, 16 + i).store("u32", R10, reverseKey + 16 + i, R1); // destination: NAT address
-    }
-    a.load("u16", R1, R7, 32).store("u16", R10, reverseKey + 32, R1);
-    a.store("u32", R10, reverseKey + 36, protocolNumber);
+    reverseKeyOfBackend(a, protocolNumber);
     // Reverse value: the client, where it came in, which backend.
     for (let i = 0; i < 16; i += 4) a.load("u32", R1, R10, keySource + i).store("u32", R10, entryScratch + i, R1);
     a.load("u16", R1, R10, keyPorts).store("u16", R10, entryScratch + 16, R1);

@@ -31,7 +31,8 @@ export function tcpChecksumOf(frame: Buffer): number {
   return ipv4Checksum(Buffer.concat([pseudo, tcp]));
 }
 
-export function tcpFrame(source: number[], destination: number[], sourcePort: number, destinationPort: number, ttl = 64): Buffer {
+/** A 20-byte TCP segment in an IPv4 frame; flags default to a bare ACK. */
+export function tcpFrame(source: number[], destination: number[], sourcePort: number, destinationPort: number, ttl = 64, flags = 0x10): Buffer {
   const frame = Buffer.alloc(14 + 20 + 20);
   frame.writeUInt16BE(0x0800, 12);
   const ip = frame.subarray(14, 34);
@@ -39,14 +40,23 @@ export function tcpFrame(source: number[], destination: number[], sourcePort: nu
   Buffer.from(source).copy(ip, 12); Buffer.from(destination).copy(ip, 16);
   ip.writeUInt16BE(ipv4Checksum(ip), 10);
   const tcp = frame.subarray(34);
-  tcp.writeUInt16BE(sourcePort, 0); tcp.writeUInt16BE(destinationPort, 2); tcp[12] = 0x50; tcp[13] = 0x10; tcp.writeUInt16BE(65535, 14);
+  tcp.writeUInt16BE(sourcePort, 0); tcp.writeUInt16BE(destinationPort, 2); tcp[12] = 0x50; tcp[13] = flags; tcp.writeUInt16BE(65535, 14);
   tcp.writeUInt16BE(tcpChecksumOf(frame), 16);
   return frame;
 }
 
 export interface BalancerProgramFixture {
   program: Program;
+  /** The program's maps by name (raw Buffers). */
+  maps: Record<string, BpfMap>;
   close(): void;
+}
+
+/** A u32 map key (or value) in host order. */
+export function u32Key(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
 }
 
 export function balancerProgramFixture(tableSize = 4093): BalancerProgramFixture {
@@ -60,7 +70,7 @@ export function balancerProgramFixture(tableSize = 4093): BalancerProgramFixture
   };
   const close = () => Object.values(maps).forEach((m) => m.close());
   try {
-    const key = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
+    const key = u32Key;
     for (let i = 0; i < 3; i++) {
       const entry = Buffer.alloc(backendEntryCodec.size);
       Buffer.from([198, 18, i, 2]).copy(entry, 0);
@@ -75,7 +85,7 @@ export function balancerProgramFixture(tableSize = 4093): BalancerProgramFixture
       type: ProgramType.SchedCls, name: "nb_lb_fixture",
       instructions: balancerProgram({ vip: Buffer.from(fixtureVip), port: fixturePort, protocol: "tcp", mode: "nat", tableSize, natPorts: { first: 10000, last: 32767 } }),
     }, { maps });
-    return { program, close: () => { program.close(); close(); } };
+    return { program, maps, close: () => { program.close(); close(); } };
   } catch (error) {
     close();
     throw error;

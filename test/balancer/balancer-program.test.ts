@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
-import { balancerProgramFixture, fixturePort, fixtureVip, ipv4Checksum, tcpChecksumOf, tcpFrame } from "./balancer-program-fixture.js";
+import { balancerMapNames, backendStatsCodec } from "../../src/balancer/balancer-program.js";
+import { maglevTable } from "../../src/balancer/maglev.js";
+import { balancerProgramFixture, fixturePort, fixtureVip, ipv4Checksum, tcpChecksumOf, tcpFrame, u32Key } from "./balancer-program-fixture.js";
 
 const tcActionRedirect = 7;
 const tcxNext = 0xffffffff; // TCX_NEXT (-1) as the run reports it
@@ -51,4 +53,43 @@ test("a truncated frame is passed on, not read past its end", (t) => {
   // IP header present, ports cut off after 2 bytes.
   const short = frame.subarray(0, 14 + 20 + 2);
   assert.equal(fixture.program.run({ data: short }).returnValue, tcxNext);
+});
+
+test("a SYN on the 5-tuple of a tracked flow starts a new flow; other segments keep following the old backend", (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root to load programs")) return;
+  const fixture = balancerProgramFixture();
+  t.after(() => fixture.close());
+  const client = [192, 0, 2, 9];
+  const send = (flags: number) => {
+    const result = fixture.program.run({ data: tcpFrame(client, fixtureVip, 40100, fixturePort, 64, flags) });
+    assert.equal(result.returnValue, tcActionRedirect);
+    return { backend: result.dataOut![32]!, natPort: result.dataOut!.readUInt16BE(34) };
+  };
+  const flows = () => [0, 1, 2].reduce((sum, i) => sum + fixture.maps[balancerMapNames.stats]!.getPerCpu(u32Key(i))!
+    .reduce((s, v) => s + backendStatsCodec.decode(v as Buffer, 0).flows, 0n), 0n);
+  const reverseEntries = () => [...fixture.maps[balancerMapNames.reverse]!.keys()].length;
+
+  const first = send(0x02);
+  assert.equal(flows(), 1n);
+  assert.deepEqual(send(0x10), first, "the connection's next segment follows its flow");
+  assert.deepEqual(send(0x02), first, "a retransmitted SYN picks again and lands where the table says");
+  assert.equal(flows(), 2n, "every SYN counts as a flow");
+  assert.equal(reverseEntries(), 1, "the old flow's NAT port was given back");
+
+  // The first backend drains: the table no longer has it, its entry stays (state 2).
+  const others = [0, 1, 2].filter((i) => i !== first.backend);
+  const table = maglevTable(others.map((i) => ({ key: String(i), weight: 1 })), 4093);
+  const maglev = fixture.maps[balancerMapNames.maglev]!;
+  maglev.updateBatch(Array.from(table, (backend, slot) => [u32Key(slot), u32Key(others[backend]!)] as [Buffer, Buffer]));
+  const backends = fixture.maps[balancerMapNames.backends]!;
+  const entry = Buffer.from(backends.get(u32Key(first.backend)) as Buffer);
+  entry.writeUInt32LE(2, 36);
+  backends.put(u32Key(first.backend), entry);
+
+  assert.deepEqual(send(0x10), first, "an established flow stays on its draining backend");
+  const reused = send(0x02);
+  assert.notEqual(reused.backend, first.backend, "a new connection on a reused client port does not follow the old flow to a draining backend");
+  assert.equal(send(0x10).backend, reused.backend, "and its next segments follow the new flow");
+  assert.equal(reverseEntries(), 1);
+  assert.equal(flows(), 3n);
 });
