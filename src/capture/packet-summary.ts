@@ -358,7 +358,7 @@ export class PacketSummarizer {
         }
         const unknown = !etherTypeNames.has(etherType) && !e;
         if (unknown) output.push(`${macText(data, 6)} > ${macText(data, 0)}, `);
-        if ((e || unknown) && this.options.quiet && etherTypeNames.has(etherType)) output.push(`${etherTypeNames.get(etherType)}, length ${originalLength}: `);
+        if ((e || unknown) && this.options.quiet) output.push(`${etherTypeNames.get(etherType) ?? `Unknown Ethertype (0x${hex(etherType, 4)})`}, length ${originalLength}: `);
         else if (e || unknown) output.push(`ethertype ${etherTypeNames.get(etherType) ?? "Unknown"} (0x${hex(etherType, 4)}), length ${originalLength}: `);
         while (etherType === 0x8100 || etherType === 0x88a8) {
           if (data.length < offset + 4) throw new Truncated("vlan");
@@ -433,8 +433,8 @@ export class PacketSummarizer {
         return;
       default:
         if (!etherTypeNames.has(etherType)) {
-          // tcpdump dumps what it cannot decode (unless -x/-X dumps the packet anyway).
-          if (this.options.hexDump === undefined) output.push(hexLines(data, true));
+          // tcpdump dumps what it cannot decode (unless -x/-X dumps the packet anyway, or -q).
+          if (this.options.hexDump === undefined && !this.options.quiet) output.push(hexLines(data, true));
           return;
         }
         output.push(`${prefix ? `${etherTypeNames.get(etherType)}, ` : ""}length ${data.length}`);
@@ -634,12 +634,14 @@ export class PacketSummarizer {
       output.push(`truncated-udplength ${length}`); // tcpdump, whatever the ports and flags
       return;
     }
-    if (this.options.verbose && network.version === 6 && !network.fragmented && data.length >= length && length >= 8) {
+    // tcpdump checks what both the UDP and the IP length cover, when all of it was captured.
+    const covered = Math.min(length, network.length);
+    if (this.options.verbose && network.version === 6 && !network.fragmented && data.length >= covered && covered >= 8) {
       const stored = (data[6]! << 8) | data[7]!;
-      const segment = data.subarray(0, length);
-      const sum = internetChecksum([pseudoHeader(network, 17, length), segment]);
+      const segment = data.subarray(0, covered);
+      const sum = internetChecksum([pseudoHeader(network, 17, covered), segment]);
       if (sum === 0) output.push("[udp sum ok] ");
-      else output.push(`[bad udp cksum 0x${hex(stored, 4)} -> 0x${hex(expectedChecksum(pseudoHeader(network, 17, length), segment, 6), 4)}!] `);
+      else output.push(`[bad udp cksum 0x${hex(stored, 4)} -> 0x${hex(expectedChecksum(pseudoHeader(network, 17, covered), segment, 6), 4)}!] `);
     }
     // tcpdump decodes DNS on port 53 and mDNS on 5353 (either side), except with -q; netbpf at default verbosity only.
     if ((sourcePort === 53 || destinationPort === 53 || sourcePort === 5353 || destinationPort === 5353) && !this.options.quiet && !this.options.verbose
@@ -648,7 +650,9 @@ export class PacketSummarizer {
       output.push(dnsSummary(data, 8, data.length, Math.min(length, network.length) - 8, false, sourcePort !== 53 && destinationPort !== 53));
       return;
     }
-    output.push(`UDP, length ${length - 8}`);
+    // A UDP length past the end of the IP payload: tcpdump's "bad length" (not for a fragment, which the UDP length spans).
+    if (length > network.length && !network.fragmented) output.push(`UDP, bad length ${length - 8} > ${network.length - 8}`);
+    else output.push(`UDP, length ${length - 8}`);
   }
 
   private tcp(network: NetworkContext, output: string[]): void {

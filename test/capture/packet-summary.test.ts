@@ -23,6 +23,8 @@ const modes: { flags: string[]; options: SummaryOptions }[] = [
   { flags: ["-x"], options: { hexDump: "hex" } },
   { flags: ["-X"], options: { hexDump: "hex-ascii" } },
   { flags: ["-e", "-X"], options: { linkLevel: true, hexDump: "hex-ascii" } },
+  { flags: ["-q"], options: { quiet: true } },
+  { flags: ["-q", "-v"], options: { quiet: true, verbose: true } },
 ];
 
 /** tcpdump's output split into one block of lines per packet. */

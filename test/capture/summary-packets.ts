@@ -171,9 +171,11 @@ export function randomPackets(seed: number, count: number): Buffer[] {
     const payload = Array.from({ length: below(3) ? 0 : below(50) }, () => below(256));
     return [...u16(port()), ...u16(port()), ...u32(below(2 ** 32)), ...u32(below(2 ** 32)), ((20 + options.length) / 4) << 4, below(256), ...u16(below(65536)), 0, 0, ...u16(below(3) ? 0 : below(65536)), ...options, ...payload];
   };
-  const udpRandom = () => {
+  /** With `oddLengths`, one datagram in four has a length field that disagrees with its size (shorter, longer, below 8). */
+  const udpRandom = (oddLengths = false) => {
     const payload = new Array(below(30)).fill(0x42);
-    return [...u16(40000 + below(20000)), ...u16(40000 + below(20000)), ...u16(8 + payload.length), 0, 0, ...payload];
+    const length = oddLengths && below(4) === 0 ? below(60) : 8 + payload.length;
+    return [...u16(40000 + below(20000)), ...u16(40000 + below(20000)), ...u16(length), 0, 0, ...payload];
   };
   const icmpRandom = () => {
     const type = [0, 3, 4, 5, 8, 11, 12, 13, 15, 16, 17, 18][below(12)]!;
@@ -194,10 +196,10 @@ export function randomPackets(seed: number, count: number): Buffer[] {
   for (let i = 0; i < count; i++) {
     switch (below(6)) {
       case 0: packets.push(ethernet(0x800, ipv4Random(6, tcpRandom()))); break;
-      case 1: packets.push(ethernet(0x800, ipv4Random(17, udpRandom()))); break;
+      case 1: packets.push(ethernet(0x800, ipv4Random(17, udpRandom(true)))); break;
       case 2: packets.push(ethernet(0x800, ipv4Random(1, icmpRandom()))); break;
       case 3: packets.push(ethernet(0x86dd, ipv6Random(6, tcpRandom()))); break;
-      case 4: packets.push(ethernet(0x86dd, ipv6Random(17, udpRandom()))); break;
+      case 4: packets.push(ethernet(0x86dd, ipv6Random(17, udpRandom(true)))); break;
       default: packets.push(ethernet(0x86dd, ipv6Random(58, icmpv6Random())));
     }
   }
