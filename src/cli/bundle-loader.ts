@@ -16,7 +16,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { basename, dirname } from "node:path";
 import { Script } from "node:vm";
-import { cacheDirectory, fingerprint, readCacheFile, writeCacheFile } from "../sys/private-cache.js";
+import { cacheDirectory, fingerprint, pruneCacheFiles, readCacheFile, writeCacheFile } from "../sys/private-cache.js";
 
 /** What became of the code cache: used; none yet; one for another build of the bundle; refused by V8; or no cache folder. */
 export type CodeCacheState = "used" | "absent" | "stale" | "rejected" | "off";
@@ -34,6 +34,13 @@ export interface LoadedBundle {
 }
 
 const magic = "netbpf-code-cache 1";
+
+/**
+ * Code cache files kept in the folder: every bundle of about three
+ * installations (or Node versions). Each new file beyond that removes the
+ * one used longest ago, so checkouts that come and go do not fill /run.
+ */
+export const codeCacheFilesKept = 60;
 
 /**
  * The V8 data in a cache file when the file was made by this Node for
@@ -88,7 +95,9 @@ export function loadBundle(file: string, options: { directory?: string | false }
     saveCache() {
       if (saved || cache === "used" || directory === undefined) return false;
       saved = true;
-      return writeCacheFile(directory, name, Buffer.concat([Buffer.from(`${identity}\n${source.length}\n`, "latin1"), source, script.createCachedData()]));
+      const written = writeCacheFile(directory, name, Buffer.concat([Buffer.from(`${identity}\n${source.length}\n`, "latin1"), source, script.createCachedData()]));
+      if (written && cache === "absent") pruneCacheFiles(directory, "code-", codeCacheFilesKept);
+      return written;
     },
   };
 }

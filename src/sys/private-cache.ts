@@ -14,7 +14,7 @@
  * a file. Any failure only means no cache: reads return undefined and
  * writes return false.
  */
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, type Stats } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync, type Stats } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
@@ -100,4 +100,35 @@ export function writeCacheFile(directory: string, name: string, data: string | U
     }
     return false;
   }
+}
+
+/**
+ * Keeps at most `keep` of our files in `directory` whose names start with
+ * `prefix`: the ones touched (read or written) longest ago go. Files of other
+ * users, folders and links are left alone. Returns how many were removed.
+ */
+export function pruneCacheFiles(directory: string, prefix: string, keep: number): number {
+  if (process.geteuid === undefined || !trustedDirectory(directory)) return 0;
+  const files: { path: string; touched: number }[] = [];
+  try {
+    for (const name of readdirSync(directory)) {
+      if (!name.startsWith(prefix) || name.endsWith(".tmp")) continue;
+      const path = join(directory, name);
+      const status = lstatSync(path);
+      if (status.isFile() && ownedByUs(status)) files.push({ path, touched: Math.max(status.mtimeMs, status.atimeMs) });
+    }
+  } catch {
+    return 0;
+  }
+  files.sort((a, b) => b.touched - a.touched);
+  let removed = 0;
+  for (const { path } of files.slice(keep)) {
+    try {
+      unlinkSync(path);
+      removed++;
+    } catch {
+      // Gone already, or not ours to remove: nothing to do.
+    }
+  }
+  return removed;
 }

@@ -1,10 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { codeCacheName, loadBundle } from "../../src/cli/bundle-loader.js";
+import { codeCacheFilesKept, codeCacheName, loadBundle } from "../../src/cli/bundle-loader.js";
 import { cliPath } from "../support/cli.js";
 import { skipUnlessRoot } from "../support/kernel.js";
 
@@ -95,5 +95,30 @@ test("netbpf writes its code cache in NETBPF_CACHE_DIR and uses it on the next s
     assert.match(second.stdout, /^Usage: netbpf/);
     assert.equal(statSync(join(directory, files[0]!)).mtimeMs, written, "the cache was used, not written again");
     assert.equal(existsSync(join(directory, `${files[0]}.tmp`)), false);
+  });
+});
+
+test("bundle loader: a new cache file removes the ones used longest ago beyond the limit; other files stay", () => {
+  withFolder((folder) => {
+    const directory = join(folder, "cache");
+    mkdirSync(directory, { mode: 0o700 });
+    const old = (i: number) => join(directory, `code-0000${String(i).padStart(4, "0")}-netbpf-old.cjs.v8`);
+    const now = Date.now() / 1000;
+    for (let i = 0; i < codeCacheFilesKept + 5; i++) {
+      writeFileSync(old(i), "x", { mode: 0o600 });
+      utimesSync(old(i), now - 3600 - i, now - 3600 - i); // file i was used i seconds before file 0
+    }
+    writeFileSync(join(directory, "btf-offsets"), "kept", { mode: 0o600 });
+    const file = join(folder, "netbpf-example.cjs");
+    writeFileSync(file, bundleText("one"));
+    const loaded = loadBundle(file, { directory });
+    assert.equal(loaded.cache, "absent");
+    assert.equal(loaded.saveCache(), true);
+    const left = readdirSync(directory);
+    assert.ok(left.includes(codeCacheName(file)), "the new file stays");
+    assert.ok(left.includes("btf-offsets"), "files of other kinds stay");
+    assert.equal(left.filter((name) => name.startsWith("code-")).length, codeCacheFilesKept);
+    for (let i = 0; i < codeCacheFilesKept - 1; i++) assert.ok(existsSync(old(i)), `recently used file ${i} stays`);
+    for (let i = codeCacheFilesKept - 1; i < codeCacheFilesKept + 5; i++) assert.ok(!existsSync(old(i)), `file ${i}, used longest ago, is gone`);
   });
 });
