@@ -53,7 +53,8 @@ interface CaptureCommandOptions {
   e?: boolean;
   x?: boolean;
   X?: boolean;
-  verbose?: boolean;
+  /** How many times -v was given. */
+  verbose?: number;
   json?: boolean;
   dump?: boolean;
   bufferSize?: string;
@@ -135,7 +136,7 @@ function summaryOptions(options: CaptureCommandOptions): SummaryOptions {
   if (t > 5) throw new UsageError(operation, `-t can be given at most five times (-ttttt), got ${t}`);
   return {
     linkLevel: options.e === true,
-    verbose: options.verbose === true,
+    verbose: (options.verbose ?? 0) > 0,
     hexDump: options.X ? "hex-ascii" : options.x ? "hex" : options.A ? "ascii" : undefined,
     timestampFormat: timestampFormats[t],
     quiet: options.q === true,
@@ -305,12 +306,13 @@ export function registerCaptureCommand(program: Command): void {
     .option("-q", "quick output: less protocol information")
     .option("-S", "print absolute TCP sequence numbers")
     .option("-l", "line-buffered output (always the case: each batch of lines is written as soon as it is read)")
-    .option("-v, --verbose", "print IP header fields and checksums")
+    .option("-v, --verbose", "print IP header fields and checksums (-vv and -vvv print the same)", (_value: string, previous: number) => previous + 1, 0)
     .option("-d, --dump", "print the generated capture program as annotated assembly and exit")
     .option("--json", "one JSON object per packet")
     .addOption(new Option("--no-process", "do not record which process owns each packet's socket"))
     .action(async (expressionWords: string[], options: CaptureCommandOptions) => {
       if (options.read === undefined || options.listInterfaces || options.dump) await loadLiveModules();
+      if ((options.verbose ?? 0) > 1) stderr(`netbpf: -${"v".repeat(options.verbose!)} prints what -v prints (tcpdump's extra detail at that level is not decoded)`);
       if (options.listInterfaces) return listInterfaces();
       const expression = options.F !== undefined ? readFilterFile(options.F) : expressionWords.join(" ").trim();
       if (options.dump) return dumpProgram(expression, options);

@@ -208,6 +208,14 @@ test("offline -r: the filter program selects what tcpdump selects, printed as tc
     assert.equal(ours.stdout, theirs.stdout, `expression ${JSON.stringify(expression)}`);
     if (expression) assert.doesNotMatch(ours.stderr, /interpreter/, "the filter runs compiled to JavaScript");
   }
+  // -vv: tcpdump's -v detail, and a note that the extra -vv detail is not decoded.
+  const verbose = netbpf(["capture", "-r", loopbackFixture, "-v"]);
+  assert.equal(verbose.stdout, tcpdump(["-n", "-v", "-r", loopbackFixture]).stdout);
+  const doubly = netbpf(["capture", "-r", loopbackFixture, "-vv"]);
+  assert.equal(doubly.status, 0, doubly.stderr);
+  assert.equal(doubly.stdout, verbose.stdout);
+  assert.match(doubly.stderr, /^netbpf: -vv prints what -v prints/m);
+  assert.doesNotMatch(verbose.stderr, /prints what -v prints/);
   const counted = netbpf(["capture", "-r", loopbackFixture, "-c", "2", "tcp"]);
   assert.equal(counted.stdout.trim().split("\n").length, 2);
 });
