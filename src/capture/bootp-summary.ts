@@ -14,7 +14,7 @@ import { decoderCut } from "./decoder-cut.js";
  * 32-bit numbers, s 16-bit numbers, b bytes, B booleans, p address pairs, a text, $ options of their own.
  */
 const optionTable = new Map<number, string>([
-  [1, "iSubnet-Mask"], [2, "LTime-Zone"], [3, "iDefault-Gateway"], [4, "iTime-Server"], [5, "iIEN-Name-Server"], [6, "iDomain-Name-Server"],
+  [0, " PAD"], [255, " END"], [1, "iSubnet-Mask"], [2, "LTime-Zone"], [3, "iDefault-Gateway"], [4, "iTime-Server"], [5, "iIEN-Name-Server"], [6, "iDomain-Name-Server"],
   [7, "iLOG"], [8, "iCS"], [9, "iLPR-Server"], [10, "iIM"], [11, "iRL"], [12, "aHostname"], [13, "sBS"], [14, "aDP"], [15, "aDomain-Name"],
   [16, "iSS"], [17, "aRP"], [18, "aEP"], [19, "BIPF"], [20, "BSRT"], [21, "pPF"], [22, "sRSZ"], [23, "bTTL"], [24, "lMTU-Timeout"],
   [25, "sMTU-Table"], [26, "sMTU"], [27, "BLSN"], [28, "iBR"], [29, "BMD"], [30, "BMS"], [31, "BRouter-Discovery"], [32, "iRSA"],
