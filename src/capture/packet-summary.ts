@@ -3,16 +3,21 @@
  * Linux cooked (SLL, SLL2) and raw IP captures: IPv4/IPv6 with TCP, UDP,
  * ICMP and ICMPv6, ARP and VLAN tags; `-e` link-level headers, `-v` IP header
  * fields and transport checksums, `-x` / `-X` hex dumps; DNS (UDP and TCP
- * port 53, mDNS on UDP 5353) at default verbosity.
+ * port 53, mDNS on UDP 5353) at default verbosity, BOOTP/DHCP (UDP 67, 68)
+ * and NTP (UDP 123) at every verbosity.
  *
  * Names are never resolved: the output is that of `tcpdump -n`. Other
- * application protocols above TCP and UDP (NTP …) are not decoded; tcpdump
- * decodes them on their well-known ports.
+ * application protocols above TCP and UDP are not decoded; tcpdump decodes
+ * them on their well-known ports.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { LinkType } from "../pcap/link-type.js";
 import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
 import { dnsSummary } from "./dns-summary.js";
+import { printableText } from "./printable-text.js";
+import { ntpSummary } from "./ntp-summary.js";
+import { bootpSummary } from "./bootp-summary.js";
+import { decoderCut } from "./decoder-cut.js";
 import { argumentError, expectBoolean, expectBytes, expectFunction, expectInteger, expectObject, expectOneOf } from "../sys/argument-checks.js";
 
 export interface SummaryOptions {
@@ -74,6 +79,21 @@ const ipProtocolNames = new Map<number, string>([
 /** The direction word of an RPC message after the UDP header (0 call, 1 reply), or -1: tcpdump prints NFS before DNS when it fits port 2049. */
 function rpcDirection(data: Uint8Array): number {
   return data.length >= 16 ? ((data[12]! << 24) | (data[13]! << 16) | (data[14]! << 8) | data[15]!) >>> 0 : -1;
+}
+
+/** UDP ports whose printers tcpdump tries before BOOTP's (either side), and before NTP's. */
+const udpPortsBeforeBootp = new Set([53, 69, 525, 5353]);
+const udpPortsBeforeNtp = new Set([53, 67, 68, 69, 161, 162, 500, 520, 525, 654, 4500, 5353, 7500, 8500]);
+
+/** The decoder of a UDP datagram's payload tcpdump would choose by its ports (DNS aside), if netbpf has it. */
+function udpDecoder(sourcePort: number, destinationPort: number, data: Uint8Array): typeof ntpSummary | undefined {
+  const bootp = sourcePort === 67 || sourcePort === 68 || destinationPort === 67 || destinationPort === 68;
+  const ntp = sourcePort === 123 || destinationPort === 123;
+  if (!bootp && !ntp) return undefined;
+  // tcpdump prints NFS first when port 2049 carries an RPC call to it or a reply from it.
+  if (destinationPort === 2049 ? rpcDirection(data) === 0 : sourcePort === 2049 && rpcDirection(data) === 1) return undefined;
+  if (bootp) return udpPortsBeforeBootp.has(sourcePort) || udpPortsBeforeBootp.has(destinationPort) ? undefined : bootpSummary;
+  return udpPortsBeforeNtp.has(sourcePort) || udpPortsBeforeNtp.has(destinationPort) ? undefined : ntpSummary;
 }
 
 /** TCP ports whose printers tcpdump tries before DNS's (either side): no DNS decoding with one of these. */
@@ -650,6 +670,13 @@ export class PacketSummarizer {
       output.push(dnsSummary(data, 8, data.length, Math.min(length, network.length) - 8, false, sourcePort !== 53 && destinationPort !== 53));
       return;
     }
+    const decoder = this.options.quiet || network.length < 8 ? undefined : udpDecoder(sourcePort, destinationPort, data);
+    if (decoder !== undefined) {
+      decoderCut.wholeFrame = false;
+      output.push(decoder(data, 8, data.length, Math.min(length, network.length) - 8, this.options.verbose === true));
+      if (decoderCut.wholeFrame) this.networkOffset = 0;
+      return;
+    }
     // A UDP length past the end of the IP payload: tcpdump's "bad length" (not for a fragment, which the UDP length spans).
     if (length > network.length && !network.fragmented) output.push(`UDP, bad length ${length - 8} > ${network.length - 8}`);
     else output.push(`UDP, length ${length - 8}`);
@@ -1074,23 +1101,6 @@ function tcpOptions(options: Uint8Array, size: number, base: TcpSequenceState | 
     }
     offset += length;
   }
-}
-
-/** Bytes as tcpdump prints untrusted text: M- for bytes above 127, ^X for control characters. */
-function printableText(bytes: Uint8Array): string {
-  let text = "";
-  for (let byte of bytes) {
-    if (byte > 0x7f) {
-      text += "M-";
-      byte &= 0x7f;
-    }
-    if (byte < 0x20 || byte === 0x7f) {
-      text += "^";
-      byte ^= 0x40;
-    }
-    text += String.fromCharCode(byte);
-  }
-  return text;
 }
 
 /** Compares the source address (at `offset`) with the destination address right after it. */
