@@ -12,12 +12,15 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { LinkType } from "../pcap/link-type.js";
-import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
+import { formatHardwareAddress, formatIpv4, formatIpv6 } from "../pcap/address-text.js";
 import { dnsSummary } from "./dns-summary.js";
 import { printableText } from "./printable-text.js";
 import { ntpSummary } from "./ntp-summary.js";
 import { bootpSummary } from "./bootp-summary.js";
 import { decoderCut } from "./decoder-cut.js";
+import { arpSummary } from "./arp-summary.js";
+import { etherTypeNames } from "./ether-type-names.js";
+import { hexLines } from "./hex-lines.js";
 import { argumentError, expectBoolean, expectBytes, expectFunction, expectInteger, expectObject, expectOneOf } from "../sys/argument-checks.js";
 
 export interface SummaryOptions {
@@ -64,11 +67,11 @@ class Truncated {
   }
 }
 
-const etherTypeNames = new Map<number, string>([
-  [0x0800, "IPv4"], [0x0806, "ARP"], [0x86dd, "IPv6"], [0x8100, "802.1Q"], [0x88a8, "802.1Q-QinQ"],
-  [0x8035, "Reverse ARP"], [0x88cc, "LLDP"], [0x8847, "MPLS unicast"], [0x8848, "MPLS multicast"],
-  [0x8863, "PPPoE D"], [0x8864, "PPPoE S"], [0x888e, "EAPOL"], [0x9000, "Loopback"],
-]);
+/**
+ * Ethernet types netbpf decodes (IPv4, IPv6, ARP, RARP) or prints as name and length; others get the link
+ * header and a dump, as tcpdump prints what it cannot decode.
+ */
+const printedEtherTypes = new Set([0x0800, 0x86dd, 0x0806, 0x8035, 0x8100, 0x88a8, 0x88cc, 0x8847, 0x8848, 0x8863, 0x8864, 0x888e, 0x9000]);
 
 const ipProtocolNames = new Map<number, string>([
   [0, "HBH"], [1, "ICMP"], [2, "IGMP"], [4, "IPIP"], [6, "TCP"], [17, "UDP"], [41, "IPv6"], [43, "Routing"],
@@ -121,9 +124,7 @@ export function macAddressText(bytes: Uint8Array, offset = 0, length = 6): strin
 
 /** macAddressText without the argument checks, for the summaries (per packet). */
 function macText(bytes: Uint8Array, offset = 0, length = 6): string {
-  const parts: string[] = [];
-  for (let i = 0; i < length; i++) parts.push(hex(bytes[offset + i]!, 2));
-  return parts.join(":");
+  return formatHardwareAddress(bytes, offset, length);
 }
 
 export function ipv4AddressText(bytes: Uint8Array, offset: number): string {
@@ -318,6 +319,7 @@ export class PacketSummarizer {
   #describe(packet: SummaryPacket): string {
     const data = packet.data;
     const originalLength = packet.originalLength ?? data.length;
+    if (data.length === 0 || originalLength === 0 || originalLength < data.length) return invalidHeader(data.length, originalLength);
     const output: string[] = [];
     this.networkOffset = data.length;
     this.packetStart = data.byteOffset;
@@ -376,7 +378,9 @@ export class PacketSummarizer {
           output.push(`LLC, unsupported`);
           return offset;
         }
-        const unknown = !etherTypeNames.has(etherType) && !e;
+        // Cut inside the first VLAN tag: tcpdump -e prints the addresses alone.
+        if ((etherType === 0x8100 || etherType === 0x88a8) && data.length < 18) throw new Truncated("vlan");
+        const unknown = !printedEtherTypes.has(etherType) && !e;
         if (unknown) output.push(`${macText(data, 6)} > ${macText(data, 0)}, `);
         if ((e || unknown) && this.options.quiet) output.push(`${etherTypeNames.get(etherType) ?? `Unknown Ethertype (0x${hex(etherType, 4)})`}, length ${originalLength}: `);
         else if (e || unknown) output.push(`ethertype ${etherTypeNames.get(etherType) ?? "Unknown"} (0x${hex(etherType, 4)}), length ${originalLength}: `);
@@ -394,7 +398,11 @@ export class PacketSummarizer {
         return offset;
       }
       case LinkType.LINUX_SLL: {
-        if (data.length < 16) throw new Truncated("sll");
+        if (data.length < 16) {
+          // tcpdump's -x dump then starts at the frame's first byte.
+          this.networkOffset = 0;
+          throw new Truncated("sll");
+        }
         const packetType = (data[0]! << 8) | data[1]!;
         const addressLength = (data[4]! << 8) | data[5]!;
         const protocol = (data[14]! << 8) | data[15]!;
@@ -407,7 +415,11 @@ export class PacketSummarizer {
         return 16;
       }
       case LinkType.LINUX_SLL2: {
-        if (data.length < 20) throw new Truncated("sll2");
+        if (data.length < 20) {
+          // tcpdump's -x dump then starts at the frame's first byte.
+          this.networkOffset = 0;
+          throw new Truncated("sll2");
+        }
         const protocol = (data[0]! << 8) | data[1]!;
         const ifindex = ((data[4]! << 24) | (data[5]! << 16) | (data[6]! << 8) | data[7]!) >>> 0;
         const packetType = data[10]!;
@@ -449,39 +461,18 @@ export class PacketSummarizer {
         this.ipv6(data, output, prefix);
         return;
       case 0x0806:
-        this.arp(data, output, prefix);
+      case 0x8035:
+        decoderCut.wholeFrame = false;
+        output.push(arpSummary(data, this.wireLength - (data.byteOffset - this.packetStart), this.options.verbose === true, prefix));
+        if (decoderCut.wholeFrame) this.networkOffset = 0;
         return;
       default:
-        if (!etherTypeNames.has(etherType)) {
+        if (!printedEtherTypes.has(etherType)) {
           // tcpdump dumps what it cannot decode (unless -x/-X dumps the packet anyway, or -q).
           if (this.options.hexDump === undefined && !this.options.quiet) output.push(hexLines(data, true));
           return;
         }
         output.push(`${prefix ? `${etherTypeNames.get(etherType)}, ` : ""}length ${data.length}`);
-    }
-  }
-
-  private arp(data: Uint8Array, output: string[], prefix: boolean): void {
-    if (prefix) output.push("ARP, ");
-    if (this.options.verbose && data.length >= 6 && ((data[0]! << 8) | data[1]!) === 1 && ((data[2]! << 8) | data[3]!) === 0x0800) {
-      output.push(`Ethernet (len ${data[4]}), IPv4 (len ${data[5]}), `);
-    }
-    if (data.length < 8) throw new Truncated("arp");
-    const hardwareLength = data[4]!;
-    const protocolLength = data[5]!;
-    const operation = (data[6]! << 8) | data[7]!;
-    const senderHardware = 8;
-    const senderProtocol = senderHardware + hardwareLength;
-    const targetHardware = senderProtocol + protocolLength;
-    const targetProtocol = targetHardware + hardwareLength;
-    if (data.length < targetProtocol + protocolLength || protocolLength !== 4 || hardwareLength !== 6) throw new Truncated("arp");
-    const length = targetProtocol + protocolLength;
-    if (operation === 1) {
-      output.push(`Request who-has ${formatIpv4(data, targetProtocol)} tell ${formatIpv4(data, senderProtocol)}, length ${length}`);
-    } else if (operation === 2) {
-      output.push(`Reply ${formatIpv4(data, senderProtocol)} is-at ${macText(data, senderHardware)}, length ${length}`);
-    } else {
-      output.push(`Unknown (${operation}), length ${length}`);
     }
   }
 
@@ -1140,6 +1131,15 @@ function conversationKey(header: Uint8Array, offset: number, length: number, rev
   return String.fromCharCode.apply(null, codes as unknown as number[]);
 }
 
+/** What tcpdump prints instead of a record whose captured or wire length is 0 or that has more bytes captured than it had. */
+function invalidHeader(captured: number, length: number): string {
+  const problems: string[] = [];
+  if (captured === 0) problems.push("caplen==0");
+  if (length === 0) problems.push("len==0");
+  else if (length < captured) problems.push(`len(${length}) < caplen(${captured})`);
+  return `[Invalid header: ${problems.join(", ")}]`;
+}
+
 function sllPacketTypeName(type: number): string {
   return ["In", "B", "M", "P", "Out"][type] ?? `#${type}`;
 }
@@ -1190,24 +1190,6 @@ export function hexDump(data: Uint8Array, ascii: boolean): string {
   expectBytes("hex dump", "data", data);
   expectBoolean("hex dump", "ascii", ascii);
   return hexLines(data, ascii);
-}
-
-/** hexDump without the argument checks, for the summaries (per packet). */
-function hexLines(data: Uint8Array, ascii: boolean): string {
-  let text = "";
-  for (let offset = 0; offset < data.length; offset += 16) {
-    const line = data.subarray(offset, Math.min(offset + 16, data.length));
-    let hexPart = "";
-    for (let i = 0; i < line.length; i += 2) {
-      hexPart += ` ${hex(line[i]!, 2)}${i + 1 < line.length ? hex(line[i + 1]!, 2) : ""}`;
-    }
-    text += `\n\t0x${hex(offset, 4)}:  ${hexPart.slice(1)}`;
-    if (ascii) {
-      text += `${" ".repeat(40 - hexPart.length)}  `;
-      for (const byte of line) text += byte > 0x20 && byte < 0x7f ? String.fromCharCode(byte) : ".";
-    }
-  }
-  return text;
 }
 
 let systemInterfaces: Map<number, string> | undefined;
