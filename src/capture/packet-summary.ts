@@ -1,10 +1,10 @@
 /**
  * tcpdump's one-line packet summaries (`tcpdump -n` output), for Ethernet,
  * Linux cooked (SLL, SLL2) and raw IP captures: IPv4/IPv6 with TCP, UDP,
- * ICMP and ICMPv6, ARP and VLAN tags; `-e` link-level headers, `-v` IP header
+ * ICMP and ICMPv6, ARP and RARP, VLAN tags; `-e` link-level headers, `-v` IP header
  * fields and transport checksums, `-x` / `-X` hex dumps; DNS (UDP and TCP
- * port 53, mDNS on UDP 5353) at default verbosity, BOOTP/DHCP (UDP 67, 68)
- * and NTP (UDP 123) at every verbosity.
+ * port 53, mDNS on UDP 5353) at default verbosity, BOOTP/DHCP (UDP 67, 68),
+ * NTP (UDP 123) and syslog (UDP 514) at every verbosity.
  *
  * Names are never resolved: the output is that of `tcpdump -n`. Other
  * application protocols above TCP and UDP are not decoded; tcpdump decodes
@@ -17,6 +17,7 @@ import { dnsSummary } from "./dns-summary.js";
 import { printableText } from "./printable-text.js";
 import { ntpSummary } from "./ntp-summary.js";
 import { bootpSummary } from "./bootp-summary.js";
+import { syslogSummary } from "./syslog-summary.js";
 import { decoderCut } from "./decoder-cut.js";
 import { arpSummary } from "./arp-summary.js";
 import { etherTypeNames } from "./ether-type-names.js";
@@ -84,19 +85,28 @@ function rpcDirection(data: Uint8Array): number {
   return data.length >= 16 ? ((data[12]! << 24) | (data[13]! << 16) | (data[14]! << 8) | data[15]!) >>> 0 : -1;
 }
 
-/** UDP ports whose printers tcpdump tries before BOOTP's (either side), and before NTP's. */
+/** UDP ports whose printers tcpdump tries before BOOTP's (either side), before NTP's, and before syslog's. */
 const udpPortsBeforeBootp = new Set([53, 69, 525, 5353]);
 const udpPortsBeforeNtp = new Set([53, 67, 68, 69, 161, 162, 500, 520, 525, 654, 4500, 5353, 7500, 8500]);
+const udpPortsBeforeSyslog = new Set([53, 67, 68, 69, 88, 123, 161, 162, 496, 500, 520, 521, 525, 546, 547, 646, 654, 698, 701, 750, 921, 1589,
+  1645, 1646, 1700, 1701, 1812, 1813, 2103, 2104, 3503, 3799, 4500, 5060, 5353, 5359, 6343, 6696, 6697, 7000, 7001, 7002, 7003, 7004, 7005,
+  7006, 7007, 7008, 7009, 7500, 8231, 8500, 12222, 12223]);
+/** Ports tcpdump tries before syslog's only as the destination (HSRP, VAT, BFD, WB …), and only as the source (Broadcom LI). */
+const udpDestinationPortsBeforeSyslog = new Set([1985, 3456, 3784, 3785, 4567, 4784, 6784]);
+const udpSourcePortBeforeSyslog = 49152;
 
 /** The decoder of a UDP datagram's payload tcpdump would choose by its ports (DNS aside), if netbpf has it. */
 function udpDecoder(sourcePort: number, destinationPort: number, data: Uint8Array): typeof ntpSummary | undefined {
   const bootp = sourcePort === 67 || sourcePort === 68 || destinationPort === 67 || destinationPort === 68;
   const ntp = sourcePort === 123 || destinationPort === 123;
-  if (!bootp && !ntp) return undefined;
+  const syslog = sourcePort === 514 || destinationPort === 514;
+  if (!bootp && !ntp && !syslog) return undefined;
   // tcpdump prints NFS first when port 2049 carries an RPC call to it or a reply from it.
   if (destinationPort === 2049 ? rpcDirection(data) === 0 : sourcePort === 2049 && rpcDirection(data) === 1) return undefined;
   if (bootp) return udpPortsBeforeBootp.has(sourcePort) || udpPortsBeforeBootp.has(destinationPort) ? undefined : bootpSummary;
-  return udpPortsBeforeNtp.has(sourcePort) || udpPortsBeforeNtp.has(destinationPort) ? undefined : ntpSummary;
+  if (ntp) return udpPortsBeforeNtp.has(sourcePort) || udpPortsBeforeNtp.has(destinationPort) ? undefined : ntpSummary;
+  return udpPortsBeforeSyslog.has(sourcePort) || udpPortsBeforeSyslog.has(destinationPort) || udpDestinationPortsBeforeSyslog.has(destinationPort)
+    || sourcePort === udpSourcePortBeforeSyslog ? undefined : syslogSummary;
 }
 
 /** TCP ports whose printers tcpdump tries before DNS's (either side): no DNS decoding with one of these. */
