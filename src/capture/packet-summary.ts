@@ -344,7 +344,8 @@ export class PacketSummarizer {
     const hexDumpKind = this.options.hexDump;
     if (hexDumpKind === undefined) return text;
     const dumped = data.subarray(Math.min(this.networkOffset, data.length));
-    return text + (hexDumpKind === "ascii" ? asciiDump(dumped) : hexLines(dumped, hexDumpKind === "hex-ascii"));
+    // (tcpdump -A prints nothing, not even the newline, when nothing follows the headers)
+    return text + (hexDumpKind === "ascii" ? (dumped.length > 0 ? asciiDump(dumped) : "") : hexLines(dumped, hexDumpKind === "hex-ascii"));
   }
 
   /** The time of day of the last second formatted ("HH:MM:SS."): packets come many a second. */
@@ -400,7 +401,8 @@ export class PacketSummarizer {
           etherType = (data[offset + 2]! << 8) | data[offset + 3]!;
           offset += 4;
           if (e) {
-            output.push(`vlan ${tci & 0xfff}, p ${tci >> 13}${tci & 0x1000 ? ", DEI" : ""}, ethertype ${etherTypeNames.get(etherType) ?? "Unknown"} (0x${hex(etherType, 4)}), `);
+            const inner = this.options.quiet ? etherTypeNames.get(etherType) ?? `Unknown Ethertype (0x${hex(etherType, 4)})` : `ethertype ${etherTypeNames.get(etherType) ?? "Unknown"} (0x${hex(etherType, 4)})`;
+            output.push(`vlan ${tci & 0xfff}, p ${tci >> 13}${tci & 0x1000 ? ", DEI" : ""}, ${inner}, `);
           }
         }
         this.networkOffset = offset;
@@ -418,7 +420,8 @@ export class PacketSummarizer {
         const protocol = (data[14]! << 8) | data[15]!;
         if (e) {
           const address = addressLength > 0 ? `${macText(data, 6, Math.min(addressLength, 8))} ` : "";
-          output.push(`${sllPacketTypeName(packetType).padStart(3)} ${address}ethertype ${etherTypeNames.get(protocol) ?? "Unknown"} (0x${hex(protocol, 4)}), length ${originalLength}: `);
+          // (tcpdump -q leaves out the protocol and length)
+          output.push(`${sllPacketTypeName(packetType).padStart(3)} ${address}${this.options.quiet ? "" : `ethertype ${etherTypeNames.get(protocol) ?? "Unknown"} (0x${hex(protocol, 4)}), length ${originalLength}: `}`);
         }
         this.networkOffset = 16;
         this.etherPayload(protocol, data.subarray(16), output, !e);
@@ -438,7 +441,7 @@ export class PacketSummarizer {
         output.push(`${name.padEnd(5)} ${sllPacketTypeName(packetType).padEnd(3)} `);
         if (e) {
           const address = addressLength > 0 ? `${macText(data, 12, Math.min(addressLength, 8))} ` : "";
-          output.push(`ifindex ${ifindex} ${address}ethertype ${etherTypeNames.get(protocol) ?? "Unknown"} (0x${hex(protocol, 4)}), length ${originalLength}: `);
+          output.push(`ifindex ${ifindex} ${address}${this.options.quiet ? "" : `ethertype ${etherTypeNames.get(protocol) ?? "Unknown"} (0x${hex(protocol, 4)}), length ${originalLength}: `}`);
         }
         this.networkOffset = 20;
         this.etherPayload(protocol, data.subarray(20), output, !e);
@@ -1154,12 +1157,6 @@ function sllPacketTypeName(type: number): string {
   return ["In", "B", "M", "P", "Out"][type] ?? `#${type}`;
 }
 
-/** tcpdump's `-x` / `-X` dump: 16 bytes a line, groups of two, ASCII column for -X. */
-/**
- * tcpdump -A: a newline, then every byte as a character when printable (or
- * a tab, space or newline), else "."; a carriage return before a newline
- * is left out.
- */
 /** IPv6 hop-by-hop / destination options as tcpdump -v prints them: "(rtalert: 0x0000) (padn) ". */
 function ipv6OptionsText(options: Uint8Array): string {
   let text = "";
@@ -1180,12 +1177,18 @@ function ipv6OptionsText(options: Uint8Array): string {
   return text;
 }
 
+/**
+ * tcpdump -A: a newline, then every byte as a character when printable (or
+ * a tab, space or newline), else "."; a carriage return is left out before
+ * a newline and as one of the last two bytes (tcpdump's test looks one byte
+ * too far).
+ */
 export function asciiDump(data: Uint8Array): string {
   let text = "\n";
   for (let i = 0; i < data.length; i++) {
     const byte = data[i]!;
     if (byte === 0x0d) {
-      if (i + 1 === data.length || data[i + 1] !== 0x0a) text += ".";
+      if (i + 2 < data.length && data[i + 1] !== 0x0a) text += ".";
     } else if ((byte > 0x20 && byte < 0x7f) || byte === 0x09 || byte === 0x20 || byte === 0x0a) {
       text += String.fromCharCode(byte);
     } else {

@@ -1,6 +1,6 @@
 /**
  * ARP in the summaries, compared with `tcpdump -n -t` line by line in each
- * mode (default, -v, -q, -e, -e -v -x, -x, -X): requests, replies, reverse,
+ * mode (default, -v, -q, -e, -e -v -x, -x, -X, -e -q, -A): requests, replies, reverse,
  * inverse and unknown operations and ATM NAKs with random hardware and
  * protocol types and address lengths, Frame Relay (Q.922) and ATM (RFC 2225)
  * addresses, padding, garbage, messages cut by the snap length; over
@@ -25,6 +25,8 @@ const modes: typeof comparedModes = [
   ...comparedModes,
   { flags: ["-x"], options: { hexDump: "hex" } },
   { flags: ["-X"], options: { hexDump: "hex-ascii" } },
+  { flags: ["-e", "-q"], options: { linkLevel: true, quiet: true } },
+  { flags: ["-A"], options: { hexDump: "ascii" } },
 ];
 
 /** A hardware address: random, zero, or for Frame Relay a Q.922 address whose extension bits end it early, late or never. */
