@@ -641,6 +641,11 @@ export class PacketSummarizer {
           output.push(`truncated-udp ${network.length}`);
           return;
         }
+        // tcpdump reads the UDP length as soon as it was captured.
+        if (data.length >= 6 && ((data[4]! << 8) | data[5]!) < 8) {
+          output.push(`truncated-udplength ${(data[4]! << 8) | data[5]!}`);
+          return;
+        }
         throw new Truncated("udp");
       }
       output.push(`${network.source} > ${network.destination}: `);
@@ -663,11 +668,11 @@ export class PacketSummarizer {
       if (sum === 0) output.push("[udp sum ok] ");
       else output.push(`[bad udp cksum 0x${hex(stored, 4)} -> 0x${hex(expectedChecksum(pseudoHeader(network, 17, covered), segment, 6), 4)}!] `);
     }
-    // tcpdump decodes DNS on port 53 and mDNS on 5353 (either side), except with -q; netbpf at default verbosity only.
-    if ((sourcePort === 53 || destinationPort === 53 || sourcePort === 5353 || destinationPort === 5353) && !this.options.quiet && !this.options.verbose
+    // tcpdump decodes DNS on port 53 and mDNS on 5353 (either side), except with -q.
+    if ((sourcePort === 53 || destinationPort === 53 || sourcePort === 5353 || destinationPort === 5353) && !this.options.quiet
       && length >= 8 && network.length >= 8 && !(destinationPort === 2049 ? rpcDirection(data) === 0 : sourcePort === 2049 && rpcDirection(data) === 1)) {
       // tcpdump's DNS length: the UDP length or what the IP length leaves, whichever is less.
-      output.push(dnsSummary(data, 8, data.length, Math.min(length, network.length) - 8, false, sourcePort !== 53 && destinationPort !== 53));
+      output.push(dnsSummary(data, 8, data.length, Math.min(length, network.length) - 8, false, sourcePort !== 53 && destinationPort !== 53, this.options.verbose === true));
       return;
     }
     const decoder = this.options.quiet || network.length < 8 ? undefined : udpDecoder(sourcePort, destinationPort, data);
@@ -784,9 +789,9 @@ export class PacketSummarizer {
       const shown = Math.min(length, 30, Math.max(0, data.length - headerLength));
       output.push(` [RST${length > 30 ? "+" : ""} ${printableText(data.subarray(headerLength, headerLength + shown))}]`);
     }
-    // tcpdump decodes DNS (length-prefixed) in segments with data to or from port 53; netbpf at default verbosity only.
-    else if (length > 0 && (sourcePort === 53 || destinationPort === 53) && !this.options.verbose
-      && !tcpPortsBeforeDns.has(sourcePort) && !tcpPortsBeforeDns.has(destinationPort)) output.push(dnsSummary(data, headerLength, data.length, length, true, false));
+    // tcpdump decodes DNS (length-prefixed) in segments with data to or from port 53.
+    else if (length > 0 && (sourcePort === 53 || destinationPort === 53)
+      && !tcpPortsBeforeDns.has(sourcePort) && !tcpPortsBeforeDns.has(destinationPort)) output.push(dnsSummary(data, headerLength, data.length, length, true, false, this.options.verbose === true));
   }
 
   private icmp(network: NetworkContext, output: string[]): void {
