@@ -6,6 +6,7 @@
  * Used by PacketSummarizer for UDP and TCP port 53 and UDP port 5353 (mDNS).
  */
 import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
+import { decoderCut } from "./decoder-cut.js";
 
 /** Record type names as tcpdump prints them; others print as `Type<N>`. */
 const typeNames = new Map<number, string>([
@@ -41,13 +42,26 @@ const MAX_NAME = 1025; // NS_MAXDNAME
 class Cut {}
 const cut = new Cut();
 
+/** A cut where tcpdump reads with GET_… and unwinds its printer (see decoderCut). */
+function unwind(): never {
+  decoderCut.wholeFrame = true;
+  throw cut;
+}
+
 /** A message: bytes [start, end) captured, the header at `start`. */
 class Reader {
   text = "";
   constructor(readonly data: Uint8Array, readonly start: number, readonly end: number, readonly verbose: boolean) {}
 
+  /** A byte tcpdump checks for before reading it. */
   u8(at: number): number {
     if (at >= this.end || at < 0) throw cut;
+    return this.data[at]!;
+  }
+
+  /** A byte tcpdump reads without checking first (GET_U_1). */
+  getU8(at: number): number {
+    if (at >= this.end || at < 0) unwind();
     return this.data[at]!;
   }
 
@@ -126,14 +140,14 @@ class Reader {
   }
 
   bitLabel(at: number): void {
-    const bits = this.u8(at) || 256;
+    const bits = this.getU8(at) || 256;
     const limit = at + 1 + Math.floor((bits + 3) / 4);
     this.text += "\\[x";
     let p = at + 1;
     let b = bits;
-    for (; p < limit && b > 7; b -= 8, p++) this.text += this.u8(p).toString(16).padStart(2, "0");
-    if (b > 4) this.text += (this.u8(p) & (0xff << (8 - b)) & 0xff).toString(16).padStart(2, "0");
-    else if (b > 0) this.text += (((this.u8(p) >> 4) & 0x0f) & (0x0f << (4 - b)) & 0x0f).toString(16);
+    for (; p < limit && b > 7; b -= 8, p++) this.text += this.getU8(p).toString(16).padStart(2, "0");
+    if (b > 4) this.text += (this.getU8(p) & (0xff << (8 - b)) & 0xff).toString(16).padStart(2, "0");
+    else if (b > 0) this.text += (((this.getU8(p) >> 4) & 0x0f) & (0x0f << (4 - b)) & 0x0f).toString(16);
     this.text += `/${bits}]`;
   }
 
@@ -359,7 +373,7 @@ class Reader {
           break;
         }
         if (prefixBits < 128) {
-          if (!this.has(data + 1, 16 - prefixBytes)) throw cut;
+          if (!this.has(data + 1, 16 - prefixBytes)) unwind();
           const address = new Uint8Array(16);
           address.set(this.data.subarray(data + 1, data + 1 + 16 - prefixBytes), prefixBytes);
           this.text += ` ${prefixBits} ${formatIpv6(address, 0)}`;
@@ -422,6 +436,7 @@ class Reader {
         break;
       case 256:
         if (!this.has(data, length)) return -1;
+        if (!this.has(data, 4)) unwind();
         this.text += ` ${this.u16(data)} ${this.u16(data + 2)} `;
         if (!this.chars(data + 4, length >= 4 ? length - 4 : 0x1_0000_0000 + length - 4)) return -1;
         break;
@@ -435,13 +450,17 @@ class Reader {
  * The text tcpdump prints for a DNS message in `data[start, end)` (the bytes
  * captured) whose length on the wire is `length` (for TCP: with its 2-byte
  * length prefix), with no space in front for UDP; `verbose` as tcpdump -v.
+ * Sets decoderCut.wholeFrame where tcpdump's printer unwinds.
  */
 export function dnsSummary(data: Uint8Array, start: number, end: number, length: number, overTcp: boolean, mdns: boolean, verbose: boolean): string {
   let prefix = "";
   if (overTcp) {
     if (length < 2) return ` [DNS over TCP: length ${length} < 2] (invalid)`;
     length -= 2;
-    if (start + 2 > end) return " [|domain]";
+    if (start + 2 > end) {
+      decoderCut.wholeFrame = true;
+      return " [|domain]";
+    }
     const announced = (data[start]! << 8) | data[start + 1]!;
     if (announced !== length) return ` [prefix length(${announced}) != length(${length})] (invalid)`;
     start += 2;

@@ -320,6 +320,7 @@ export class PacketSummarizer {
     const originalLength = packet.originalLength ?? data.length;
     const output: string[] = [];
     this.networkOffset = data.length;
+    decoderCut.wholeFrame = false;
     this.packetStart = data.byteOffset;
     this.wireLength = originalLength;
     try {
@@ -486,8 +487,12 @@ export class PacketSummarizer {
   }
 
   private ipv4(data: Uint8Array, output: string[], prefix: boolean): void {
-    // tcpdump names the protocol only when some of its header was captured: none at all prints just [|ip].
-    if (data.length === 0) throw new Truncated("ip");
+    // tcpdump names the protocol only when some of its header was captured: none at all prints just [|ip],
+    // and its printer unwinds (-x dumps the whole frame).
+    if (data.length === 0) {
+      this.networkOffset = 0;
+      throw new Truncated("ip");
+    }
     if (prefix) output.push("IP ");
     if (data.length < 20) throw new Truncated("ip");
     const headerLength = (data[0]! & 0x0f) * 4;
@@ -672,19 +677,23 @@ export class PacketSummarizer {
     if ((sourcePort === 53 || destinationPort === 53 || sourcePort === 5353 || destinationPort === 5353) && !this.options.quiet
       && length >= 8 && network.length >= 8 && !(destinationPort === 2049 ? rpcDirection(data) === 0 : sourcePort === 2049 && rpcDirection(data) === 1)) {
       // tcpdump's DNS length: the UDP length or what the IP length leaves, whichever is less.
-      output.push(dnsSummary(data, 8, data.length, Math.min(length, network.length) - 8, false, sourcePort !== 53 && destinationPort !== 53, this.options.verbose === true));
+      this.decoded(output, dnsSummary(data, 8, data.length, Math.min(length, network.length) - 8, false, sourcePort !== 53 && destinationPort !== 53, this.options.verbose === true));
       return;
     }
     const decoder = this.options.quiet || network.length < 8 ? undefined : udpDecoder(sourcePort, destinationPort, data);
     if (decoder !== undefined) {
-      decoderCut.wholeFrame = false;
-      output.push(decoder(data, 8, data.length, Math.min(length, network.length) - 8, this.options.verbose === true));
-      if (decoderCut.wholeFrame) this.networkOffset = 0;
+      this.decoded(output, decoder(data, 8, data.length, Math.min(length, network.length) - 8, this.options.verbose === true));
       return;
     }
     // A UDP length past the end of the IP payload: tcpdump's "bad length" (not for a fragment, which the UDP length spans).
     if (length > network.length && !network.fragmented) output.push(`UDP, bad length ${length - 8} > ${network.length - 8}`);
     else output.push(`UDP, length ${length - 8}`);
+  }
+
+  /** Adds an application decoder's text (its call the argument); after a cut where tcpdump unwinds, -x dumps the whole frame. */
+  private decoded(output: string[], text: string): void {
+    output.push(text);
+    if (decoderCut.wholeFrame) this.networkOffset = 0;
   }
 
   private tcp(network: NetworkContext, output: string[]): void {
@@ -791,7 +800,7 @@ export class PacketSummarizer {
     }
     // tcpdump decodes DNS (length-prefixed) in segments with data to or from port 53.
     else if (length > 0 && (sourcePort === 53 || destinationPort === 53)
-      && !tcpPortsBeforeDns.has(sourcePort) && !tcpPortsBeforeDns.has(destinationPort)) output.push(dnsSummary(data, headerLength, data.length, length, true, false, this.options.verbose === true));
+      && !tcpPortsBeforeDns.has(sourcePort) && !tcpPortsBeforeDns.has(destinationPort)) this.decoded(output, dnsSummary(data, headerLength, data.length, length, true, false, this.options.verbose === true));
   }
 
   private icmp(network: NetworkContext, output: string[]): void {

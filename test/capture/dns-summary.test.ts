@@ -1,25 +1,21 @@
 /**
- * DNS in the one-line summaries, compared with `tcpdump -n -r` line by line:
- * well-formed queries and responses of many record types, compressed names,
- * several questions and answers, random flags, and random, truncated and
- * garbage messages on port 53 (and mDNS on 5353), over IPv4 and IPv6, UDP
- * and TCP, some cut by the snap length.
+ * DNS in the summaries, compared with tcpdump -n line by line in every mode
+ * of tcpdump-comparison (default, -v, -q, -q -v, -e, -e -v -x): well-formed
+ * queries and responses of many record types, compressed names, several
+ * questions and answers, random flags, right and wrong checksums, and random,
+ * truncated and garbage messages on port 53 (and mDNS on 5353), over IPv4
+ * and IPv6, UDP and TCP, some cut by the snap length; crafted messages for
+ * what -v adds.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { readCaptureFile } from "../../src/pcap/capture-file.js";
 import { LinkType } from "../../src/pcap/link-type.js";
-import { PacketSummarizer, type SummaryOptions } from "../../src/capture/packet-summary.js";
+import { PacketSummarizer } from "../../src/capture/packet-summary.js";
+import { assertSameAsTcpdump, tcpdumpAvailable } from "./tcpdump-comparison.js";
 import { skipUnlessKernel } from "../support/kernel.js";
 import { writePcap, type CapturedPacket } from "../support/pcap-writer.js";
 import { concat, ethernet, ipv4, ipv6, tcp, u8, u16, u32, udp, withTransportChecksum, TCP, type Bytes } from "../support/packet-builder.js";
 import { seededRandom } from "../support/seeded-random.js";
-
-const tcpdumpAvailable = spawnSync("tcpdump", ["--version"]).status === 0;
 
 type Random = () => number;
 const pick = <T>(random: Random, items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
@@ -168,60 +164,21 @@ function dnsPackets(seed: number, count: number): CapturedPacket[] {
   return packets;
 }
 
-/** tcpdump's text for each packet (with -v a packet may take more than one line). */
-function tcpdumpPackets(path: string, flags: string[]): string[] {
-  const result = spawnSync("tcpdump", ["-n", "-t", ...flags, "-r", path], { encoding: "utf8", maxBuffer: 64 << 20 });
-  assert.equal(result.status, 0, result.stderr);
-  const packets: string[] = [];
-  for (const line of result.stdout.replace(/\n$/, "").split("\n")) {
-    if (line.startsWith("    ") && packets.length > 0) packets[packets.length - 1] += `\n${line}`;
-    else packets.push(line);
-  }
-  return packets;
-}
-
-/** Compares netbpf's text with tcpdump's for every packet of `path`; tcpdump's text. */
-function compareWithTcpdump(path: string, flags: string[], options: SummaryOptions): string[] {
-  const theirs = tcpdumpPackets(path, flags);
-  const summarizer = new PacketSummarizer({ timestampFormat: "none", ...options });
-  const ours = readCaptureFile(path).packets.map((packet) => summarizer.summarize(packet));
-  assert.equal(ours.length, theirs.length, "packet count");
-  ours.forEach((line, index) => assert.equal(line, theirs[index], `packet ${index} (tcpdump ${flags.join(" ")})`));
-  return theirs;
-}
-
-test("DNS summaries match tcpdump -n line by line on generated DNS traffic (UDP, TCP, IPv4, IPv6, mDNS)", (t) => {
+test("DNS summaries match tcpdump line by line in every compared mode on generated DNS traffic (UDP, TCP, IPv4, IPv6, mDNS)", (t) => {
   if (skipUnlessKernel(t, tcpdumpAvailable, "tcpdump is not installed")) return;
-  const directory = mkdtempSync(join(tmpdir(), "nb-dns-summary-"));
-  try {
-    const path = join(directory, "dns.pcap");
-    writeFileSync(path, writePcap(LinkType.ETHERNET, dnsPackets(20261206, 1200)));
-    const theirs = compareWithTcpdump(path, [], {});
-    // The generated traffic reaches the DNS printer's paths.
-    const joined = theirs.join("\n");
-    for (const mark of ["[|domain]", "(invalid)", " A? ", "(QM)?", "/", " CNAME ", " AAAA ", " MX ", " TXT ", " SRV ", " SOA", "<BAD PTR>", "length 23 ", "ECS ", "(invalid)]", "COOKIE ", "OPT UDPsize="]) {
-      assert.ok(joined.includes(mark), `no tcpdump line with ${JSON.stringify(mark)}`);
-    }
-  } finally {
-    rmSync(directory, { recursive: true, force: true });
+  const { text, verbose } = assertSameAsTcpdump(dnsPackets(20261206, 1200), "dns");
+  // The generated traffic reaches the DNS printer's paths.
+  for (const mark of ["[|domain]", "(invalid)", " A? ", "(QM)?", "/", " CNAME ", " AAAA ", " MX ", " TXT ", " SRV ", " SOA", "<BAD PTR>", "length 23 ", "ECS ", "(invalid)]", "COOKIE ", "OPT UDPsize="]) {
+    assert.ok(text.includes(mark), `no tcpdump line with ${JSON.stringify(mark)}`);
+  }
+  for (const mark of ["[|domain]", "[udp sum ok] ", "[bad udp cksum", ", cksum 0x", "[1au]", " SOA ns1.", " TSIG hmac-sha256. fudge=300 maclen=", "(correct)", "(incorrect", "(Cache flush)", " CNAME "]) {
+    assert.ok(verbose.includes(mark), `no tcpdump -v text with ${JSON.stringify(mark)}`);
   }
 });
 
-test("DNS summaries match tcpdump -n -v (and -q -v) packet by packet on generated DNS traffic", (t) => {
+test("DNS summaries match tcpdump in every compared mode on a second seed of generated DNS traffic", (t) => {
   if (skipUnlessKernel(t, tcpdumpAvailable, "tcpdump is not installed")) return;
-  const directory = mkdtempSync(join(tmpdir(), "nb-dns-summary-"));
-  try {
-    const path = join(directory, "dns.pcap");
-    writeFileSync(path, writePcap(LinkType.ETHERNET, dnsPackets(20261207, 1200)));
-    const theirs = compareWithTcpdump(path, ["-v"], { verbose: true });
-    compareWithTcpdump(path, ["-q", "-v"], { verbose: true, quiet: true });
-    const joined = theirs.join("\n");
-    for (const mark of ["[|domain]", "(invalid)", " A? ", "(QM)?", "[udp sum ok] ", "[bad udp cksum", ", cksum 0x", "[1au]", " OPT UDPsize=", " SOA ns1.", " TSIG hmac-sha256. fudge=300 maclen=", "(correct)", "(incorrect", "(Cache flush)", " CNAME "]) {
-      assert.ok(joined.includes(mark), `no tcpdump -v text with ${JSON.stringify(mark)}`);
-    }
-  } finally {
-    rmSync(directory, { recursive: true, force: true });
-  }
+  assertSameAsTcpdump(dnsPackets(20261207, 1200), "dns");
 });
 
 /** Crafted messages for -v: owner names, SOA and TSIG data, EDNS, checksums, DNS over TCP, mDNS, broken and cut records. */
@@ -253,6 +210,12 @@ function craftedPackets(): CapturedPacket[] {
     // Six bytes of UDP header captured: tcpdump reads the length field.
     { message: query(16, []), udpLength: 1, cut: 35 },
     { message: query(17, []), udpLength: 9, cut: 35 },
+    // Cuts where tcpdump unwinds its printer (-x then dumps the whole frame): the TCP length prefix, an A6 address,
+    // a bit label of an owner name (read only with -v), a URI's priority and weight.
+    { message: query(18, []), overTcp: true, cut: 34 },
+    { message: response(19, 0x8180, [record(u16(0xc00c), 38, u8(0))]) },
+    { message: response(20, 0x8180, [concat(u8(0x41, 64), u8(1, 2, 3))]) },
+    { message: response(21, 0x8180, [record(u16(0xc00c), 256, u16(10))]) },
   ];
   return messages.map(({ message, overTcp, ports, version, checksum, cut, udpLength }, index) => {
     const [sourcePort, destinationPort] = ports ?? (index % 2 ? [53, 40000 + index] : [40000 + index, 53]);
@@ -269,20 +232,12 @@ function craftedPackets(): CapturedPacket[] {
 
 test("DNS -v on crafted messages matches tcpdump -n -v (owner names, SOA, TSIG, EDNS, checksums, TCP, mDNS, cut)", (t) => {
   if (skipUnlessKernel(t, tcpdumpAvailable, "tcpdump is not installed")) return;
-  const directory = mkdtempSync(join(tmpdir(), "nb-dns-summary-"));
-  try {
-    const path = join(directory, "crafted.pcap");
-    writeFileSync(path, writePcap(LinkType.ETHERNET, craftedPackets()));
-    const theirs = compareWithTcpdump(path, ["-v"], { verbose: true });
-    for (const text of ["    10.0.0.1.53 > 10.0.0.2.40003: 4 2/0/0 www.example.com. A 192.0.2.1, alias.www.example.com. CNAME www.example.com. (69)",
-      "[udp sum ok] 5 NXDomain 1/0/0 www.example.com. SOA ns1.www.example.com. hostmaster.www.example.com. 2024010101 3600 600 86400 300 (84)",
-      "key. ANY TSIG hmac-sha256. fudge=300 maclen=4 origid=4242 error=0 otherlen=0 (132)", "CHAIN foo.,NSID", "UNSPECAlong^Astring", "printer.local. (Cache flush) PTR",
-      ", cksum 0x3abc (correct), seq 1000:1063, ack 2000, win 65535, length 63 14 1/0/0 www.example.com. AAAA", "truncated-udplength 1", "<BAD PTR> [|domain]"]) {
-      assert.ok(theirs.some((line) => line.includes(text)), `no tcpdump -v text with ${JSON.stringify(text)}`);
-    }
-    compareWithTcpdump(path, [], {});
-  } finally {
-    rmSync(directory, { recursive: true, force: true });
+  const { verbose } = assertSameAsTcpdump(craftedPackets(), "dns-crafted");
+  for (const text of ["    10.0.0.1.53 > 10.0.0.2.40003: 4 2/0/0 www.example.com. A 192.0.2.1, alias.www.example.com. CNAME www.example.com. (69)",
+    "[udp sum ok] 5 NXDomain 1/0/0 www.example.com. SOA ns1.www.example.com. hostmaster.www.example.com. 2024010101 3600 600 86400 300 (84)",
+    "key. ANY TSIG hmac-sha256. fudge=300 maclen=4 origid=4242 error=0 otherlen=0 (132)", "CHAIN foo.,NSID", "UNSPECAlong^Astring", "printer.local. (Cache flush) PTR",
+    ", cksum 0x3abc (correct), seq 1000:1063, ack 2000, win 65535, length 63 14 1/0/0 www.example.com. AAAA", "truncated-udplength 1", "<BAD PTR> [|domain]"]) {
+    assert.ok(verbose.includes(text), `no tcpdump -v text with ${JSON.stringify(text)}`);
   }
 });
 
@@ -302,3 +257,4 @@ test("DNS: -q as tcpdump, -v after the IP header line with owner names, EDNS opt
   assert.equal(new PacketSummarizer({ timestampFormat: "none", verbose: true }).summarize({ data: withTransportChecksum(ipv6(17, udp(53, 40000, answer))), timestamp: 0n, linkType: LinkType.RAW }),
     "IP6 (hlim 64, next-header UDP (17) payload length: 39) 2001:db8::1.53 > 2001:db8::2.40000: [udp sum ok] 8 [0q] 1/0/0 www. A 192.0.2.1 (31)");
 });
+
