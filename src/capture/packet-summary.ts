@@ -3,8 +3,8 @@
  * Linux cooked (SLL, SLL2) and raw IP captures: IPv4/IPv6 with TCP, UDP,
  * ICMP and ICMPv6, ARP and VLAN tags; `-e` link-level headers, `-v` IP header
  * fields and transport checksums, `-x` / `-X` hex dumps; DNS (UDP and TCP
- * port 53, mDNS on UDP 5353) at default verbosity, BOOTP/DHCP (UDP 67, 68)
- * and NTP (UDP 123) at every verbosity.
+ * port 53, mDNS on UDP 5353), BOOTP/DHCP (UDP 67, 68) and NTP (UDP 123),
+ * with and without -v.
  *
  * Names are never resolved: the output is that of `tcpdump -n`. Other
  * application protocols above TCP and UDP are not decoded; tcpdump decodes
