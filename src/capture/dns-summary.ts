@@ -1,10 +1,12 @@
 /**
- * DNS messages as tcpdump -n prints them at default verbosity (no -v):
+ * DNS messages as tcpdump -n prints them at default verbosity and with -v:
  * the header flags and counts, the questions of a query, the answers of a
- * response, and tcpdump's marks for malformed and truncated messages.
+ * response, and tcpdump's marks for malformed and truncated messages; -v adds
+ * each answer's owner name and the data of SOA and TSIG answers.
  * Used by PacketSummarizer for UDP and TCP port 53 and UDP port 5353 (mDNS).
  */
 import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
+import { decoderCut } from "./decoder-cut.js";
 
 /** Record type names as tcpdump prints them; others print as `Type<N>`. */
 const typeNames = new Map<number, string>([
@@ -40,19 +42,37 @@ const MAX_NAME = 1025; // NS_MAXDNAME
 class Cut {}
 const cut = new Cut();
 
+/** A cut where tcpdump reads with GET_… and unwinds its printer (see decoderCut). */
+function unwind(): never {
+  decoderCut.wholeFrame = true;
+  throw cut;
+}
+
 /** A message: bytes [start, end) captured, the header at `start`. */
 class Reader {
   text = "";
-  constructor(readonly data: Uint8Array, readonly start: number, readonly end: number) {}
+  constructor(readonly data: Uint8Array, readonly start: number, readonly end: number, readonly verbose: boolean) {}
 
+  /** A byte tcpdump checks for before reading it. */
   u8(at: number): number {
     if (at >= this.end || at < 0) throw cut;
+    return this.data[at]!;
+  }
+
+  /** A byte tcpdump reads without checking first (GET_U_1). */
+  getU8(at: number): number {
+    if (at >= this.end || at < 0) unwind();
     return this.data[at]!;
   }
 
   u16(at: number): number {
     if (at + 2 > this.end || at < 0) throw cut;
     return (this.data[at]! << 8) | this.data[at + 1]!;
+  }
+
+  u32(at: number): number {
+    if (at + 4 > this.end || at < 0) throw cut;
+    return ((this.data[at]! << 24) | (this.data[at + 1]! << 16) | (this.data[at + 2]! << 8) | this.data[at + 3]!) >>> 0;
   }
 
   has(at: number, length: number): boolean {
@@ -120,22 +140,26 @@ class Reader {
   }
 
   bitLabel(at: number): void {
-    const bits = this.u8(at) || 256;
+    const bits = this.getU8(at) || 256;
     const limit = at + 1 + Math.floor((bits + 3) / 4);
     this.text += "\\[x";
     let p = at + 1;
     let b = bits;
-    for (; p < limit && b > 7; b -= 8, p++) this.text += this.u8(p).toString(16).padStart(2, "0");
-    if (b > 4) this.text += (this.u8(p) & (0xff << (8 - b)) & 0xff).toString(16).padStart(2, "0");
-    else if (b > 0) this.text += (((this.u8(p) >> 4) & 0x0f) & (0x0f << (4 - b)) & 0x0f).toString(16);
+    for (; p < limit && b > 7; b -= 8, p++) this.text += this.getU8(p).toString(16).padStart(2, "0");
+    if (b > 4) this.text += (this.getU8(p) & (0xff << (8 - b)) & 0xff).toString(16).padStart(2, "0");
+    else if (b > 0) this.text += (((this.getU8(p) >> 4) & 0x0f) & (0x0f << (4 - b)) & 0x0f).toString(16);
     this.text += `/${bits}]`;
   }
 
-  /** Prints a (maybe compressed) name; the offset after it in place, or -1. */
-  name(at: number): number {
+  /**
+   * Prints a (maybe compressed) name whose pointers count from `base`; the
+   * offset after it in place, or -1. A name before its base (tcpdump's
+   * CHAIN option) takes any pointer.
+   */
+  name(at: number, base = this.start): number {
     let length = this.labelLength(at);
     if (length === -1) return -1;
-    let maxOffset = at - this.start;
+    let maxOffset = at >= base ? at - base : 0x4000;
     let label = this.u8(at++);
     let compressed = false;
     let rest = -1;
@@ -157,7 +181,7 @@ class Reader {
           return -1;
         }
         maxOffset = offset;
-        at = this.start + offset;
+        at = base + offset;
         if (!this.has(at, 1)) return -1;
         label = this.data[at]!;
         length = this.labelLength(at);
@@ -257,7 +281,8 @@ class Reader {
         this.text += `(${length})`;
         break;
       case 13:
-        if (this.name(data) === -1) throw cut;
+        // tcpdump takes the end of the option as the name's base and ignores a name it cannot print.
+        this.name(data, data + length);
         break;
       case 14:
         if (length % 2 !== 0) invalid();
@@ -284,9 +309,14 @@ class Reader {
     return end === -1 ? -1 : end + 4;
   }
 
-  /** A resource record at default verbosity; the offset after it, `end` when it cannot be read, or -1. */
+  /** A resource record; the offset after it, `end` when it cannot be read, or -1. */
   record(at: number, mdns: boolean): number {
-    at = this.skipName(at);
+    if (this.verbose) {
+      this.text += " ";
+      if ((at = this.name(at)) === -1) return -1;
+    } else {
+      at = this.skipName(at);
+    }
     if (at === -1 || !this.has(at, 10)) return this.end;
     const type = this.u16(at);
     const klass = this.u16(at + 2);
@@ -343,7 +373,7 @@ class Reader {
           break;
         }
         if (prefixBits < 128) {
-          if (!this.has(data + 1, 16 - prefixBytes)) throw cut;
+          if (!this.has(data + 1, 16 - prefixBytes)) unwind();
           const address = new Uint8Array(16);
           address.set(this.data.subarray(data + 1, data + 1 + 16 - prefixBytes), prefixBytes);
           this.text += ` ${prefixBits} ${formatIpv6(address, 0)}`;
@@ -367,8 +397,46 @@ class Reader {
           this.text += "]";
         }
         break;
+      case 6: {
+        if (!this.verbose) break;
+        this.text += " ";
+        let p = this.name(data);
+        if (p === -1) return -1;
+        this.text += " ";
+        if ((p = this.name(p)) === -1) return -1;
+        if (!this.has(p, 20)) return -1;
+        for (let i = 0; i < 20; i += 4) this.text += ` ${this.u32(p + i)}`;
+        break;
+      }
+      case 250: {
+        if (!this.verbose) break;
+        this.text += " ";
+        let p = this.name(data);
+        if (p === -1) return -1;
+        p += 6; // time signed
+        if (!this.has(p, 2)) return -1;
+        this.text += ` fudge=${this.u16(p)}`;
+        p += 2;
+        if (!this.has(p, 2)) return -1;
+        const macLength = this.u16(p);
+        this.text += ` maclen=${macLength}`;
+        p += 2 + macLength;
+        if (!this.has(p, 2)) return -1;
+        this.text += ` origid=${this.u16(p)}`;
+        p += 2;
+        if (!this.has(p, 2)) return -1;
+        this.text += ` error=${this.u16(p)}`;
+        p += 2;
+        if (!this.has(p, 2)) return -1;
+        this.text += ` otherlen=${this.u16(p)}`;
+        break;
+      }
+      case 104:
+        if (!this.has(data, length) || !this.chars(data, length)) return -1;
+        break;
       case 256:
         if (!this.has(data, length)) return -1;
+        if (!this.has(data, 4)) unwind();
         this.text += ` ${this.u16(data)} ${this.u16(data + 2)} `;
         if (!this.chars(data + 4, length >= 4 ? length - 4 : 0x1_0000_0000 + length - 4)) return -1;
         break;
@@ -381,21 +449,25 @@ class Reader {
 /**
  * The text tcpdump prints for a DNS message in `data[start, end)` (the bytes
  * captured) whose length on the wire is `length` (for TCP: with its 2-byte
- * length prefix), with no space in front for UDP.
+ * length prefix), with no space in front for UDP; `verbose` as tcpdump -v.
+ * Sets decoderCut.wholeFrame where tcpdump's printer unwinds.
  */
-export function dnsSummary(data: Uint8Array, start: number, end: number, length: number, overTcp: boolean, mdns: boolean): string {
+export function dnsSummary(data: Uint8Array, start: number, end: number, length: number, overTcp: boolean, mdns: boolean, verbose: boolean): string {
   let prefix = "";
   if (overTcp) {
     if (length < 2) return ` [DNS over TCP: length ${length} < 2] (invalid)`;
     length -= 2;
-    if (start + 2 > end) return " [|domain]";
+    if (start + 2 > end) {
+      decoderCut.wholeFrame = true;
+      return " [|domain]";
+    }
     const announced = (data[start]! << 8) | data[start + 1]!;
     if (announced !== length) return ` [prefix length(${announced}) != length(${length})] (invalid)`;
     start += 2;
     prefix = " ";
   }
   if (length < 12) return `${prefix}domain [length ${length} < 12] (invalid)`;
-  const r = new Reader(data, start, end);
+  const r = new Reader(data, start, end, verbose);
   try {
     message(r, length, mdns);
   } catch (error) {

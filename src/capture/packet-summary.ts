@@ -3,8 +3,8 @@
  * Linux cooked (SLL, SLL2) and raw IP captures: IPv4/IPv6 with TCP, UDP,
  * ICMP and ICMPv6, ARP and RARP, VLAN tags; `-e` link-level headers, `-v` IP header
  * fields and transport checksums, `-x` / `-X` hex dumps; DNS (UDP and TCP
- * port 53, mDNS on UDP 5353) at default verbosity, BOOTP/DHCP (UDP 67, 68),
- * NTP (UDP 123) and syslog (UDP 514) at every verbosity.
+ * port 53, mDNS on UDP 5353), BOOTP/DHCP (UDP 67, 68), NTP (UDP 123) and
+ * syslog (UDP 514), with and without -v.
  *
  * Names are never resolved: the output is that of `tcpdump -n`. Other
  * application protocols above TCP and UDP are not decoded; tcpdump decodes
@@ -332,6 +332,7 @@ export class PacketSummarizer {
     if (data.length === 0 || originalLength === 0 || originalLength < data.length) return invalidHeader(data.length, originalLength);
     const output: string[] = [];
     this.networkOffset = data.length;
+    decoderCut.wholeFrame = false;
     this.packetStart = data.byteOffset;
     this.wireLength = originalLength;
     try {
@@ -475,9 +476,7 @@ export class PacketSummarizer {
         return;
       case 0x0806:
       case 0x8035:
-        decoderCut.wholeFrame = false;
-        output.push(arpSummary(data, this.wireLength - (data.byteOffset - this.packetStart), this.options.verbose === true, prefix));
-        if (decoderCut.wholeFrame) this.networkOffset = 0;
+        this.decoded(output, arpSummary(data, this.wireLength - (data.byteOffset - this.packetStart), this.options.verbose === true, prefix));
         return;
       default:
         if (!printedEtherTypes.has(etherType)) {
@@ -490,8 +489,12 @@ export class PacketSummarizer {
   }
 
   private ipv4(data: Uint8Array, output: string[], prefix: boolean): void {
-    // tcpdump names the protocol only when some of its header was captured: none at all prints just [|ip].
-    if (data.length === 0) throw new Truncated("ip");
+    // tcpdump names the protocol only when some of its header was captured: none at all prints just [|ip],
+    // and its printer unwinds (-x dumps the whole frame).
+    if (data.length === 0) {
+      this.networkOffset = 0;
+      throw new Truncated("ip");
+    }
     if (prefix) output.push("IP ");
     if (data.length < 20) throw new Truncated("ip");
     const headerLength = (data[0]! & 0x0f) * 4;
@@ -645,6 +648,11 @@ export class PacketSummarizer {
           output.push(`truncated-udp ${network.length}`);
           return;
         }
+        // tcpdump reads the UDP length as soon as it was captured.
+        if (data.length >= 6 && ((data[4]! << 8) | data[5]!) < 8) {
+          output.push(`truncated-udplength ${(data[4]! << 8) | data[5]!}`);
+          return;
+        }
         throw new Truncated("udp");
       }
       output.push(`${network.source} > ${network.destination}: `);
@@ -667,23 +675,27 @@ export class PacketSummarizer {
       if (sum === 0) output.push("[udp sum ok] ");
       else output.push(`[bad udp cksum 0x${hex(stored, 4)} -> 0x${hex(expectedChecksum(pseudoHeader(network, 17, covered), segment, 6), 4)}!] `);
     }
-    // tcpdump decodes DNS on port 53 and mDNS on 5353 (either side), except with -q; netbpf at default verbosity only.
-    if ((sourcePort === 53 || destinationPort === 53 || sourcePort === 5353 || destinationPort === 5353) && !this.options.quiet && !this.options.verbose
+    // tcpdump decodes DNS on port 53 and mDNS on 5353 (either side), except with -q.
+    if ((sourcePort === 53 || destinationPort === 53 || sourcePort === 5353 || destinationPort === 5353) && !this.options.quiet
       && length >= 8 && network.length >= 8 && !(destinationPort === 2049 ? rpcDirection(data) === 0 : sourcePort === 2049 && rpcDirection(data) === 1)) {
       // tcpdump's DNS length: the UDP length or what the IP length leaves, whichever is less.
-      output.push(dnsSummary(data, 8, data.length, Math.min(length, network.length) - 8, false, sourcePort !== 53 && destinationPort !== 53));
+      this.decoded(output, dnsSummary(data, 8, data.length, Math.min(length, network.length) - 8, false, sourcePort !== 53 && destinationPort !== 53, this.options.verbose === true));
       return;
     }
     const decoder = this.options.quiet || network.length < 8 ? undefined : udpDecoder(sourcePort, destinationPort, data);
     if (decoder !== undefined) {
-      decoderCut.wholeFrame = false;
-      output.push(decoder(data, 8, data.length, Math.min(length, network.length) - 8, this.options.verbose === true));
-      if (decoderCut.wholeFrame) this.networkOffset = 0;
+      this.decoded(output, decoder(data, 8, data.length, Math.min(length, network.length) - 8, this.options.verbose === true));
       return;
     }
     // A UDP length past the end of the IP payload: tcpdump's "bad length" (not for a fragment, which the UDP length spans).
     if (length > network.length && !network.fragmented) output.push(`UDP, bad length ${length - 8} > ${network.length - 8}`);
     else output.push(`UDP, length ${length - 8}`);
+  }
+
+  /** Adds an application decoder's text (its call the argument); after a cut where tcpdump unwinds, -x dumps the whole frame. */
+  private decoded(output: string[], text: string): void {
+    output.push(text);
+    if (decoderCut.wholeFrame) this.networkOffset = 0;
   }
 
   private tcp(network: NetworkContext, output: string[]): void {
@@ -788,9 +800,9 @@ export class PacketSummarizer {
       const shown = Math.min(length, 30, Math.max(0, data.length - headerLength));
       output.push(` [RST${length > 30 ? "+" : ""} ${printableText(data.subarray(headerLength, headerLength + shown))}]`);
     }
-    // tcpdump decodes DNS (length-prefixed) in segments with data to or from port 53; netbpf at default verbosity only.
-    else if (length > 0 && (sourcePort === 53 || destinationPort === 53) && !this.options.verbose
-      && !tcpPortsBeforeDns.has(sourcePort) && !tcpPortsBeforeDns.has(destinationPort)) output.push(dnsSummary(data, headerLength, data.length, length, true, false));
+    // tcpdump decodes DNS (length-prefixed) in segments with data to or from port 53.
+    else if (length > 0 && (sourcePort === 53 || destinationPort === 53)
+      && !tcpPortsBeforeDns.has(sourcePort) && !tcpPortsBeforeDns.has(destinationPort)) this.decoded(output, dnsSummary(data, headerLength, data.length, length, true, false, this.options.verbose === true));
   }
 
   private icmp(network: NetworkContext, output: string[]): void {

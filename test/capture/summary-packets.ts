@@ -89,6 +89,7 @@ export function craftedEthernetPackets(): CraftedPacket[] {
     { data: ethernet(0x800, ipv4(6, tcp(40000, 40003, 0x02, { seq: 5 }).slice(0, 15))) },
     { data: ethernet(0x800, ipv4(17, udp(40000, 40001, []).slice(0, 5))) },
     { data: ethernet(0x800, ipv4(17, udp(40000, 40001, bytes("ab")))).subarray(0, 24) },
+    { data: ethernet(0x800, ipv4(17, udp(40000, 40001, bytes("ab")))).subarray(0, 14) },
     { data: Buffer.concat([ethernet(0x800, ipv4(17, udp(40000, 40001, bytes("ab")))), Buffer.alloc(10)]) },
     { data: Buffer.from([1, 2, 3]) },
     // What tcpdump decodes and we do not (we print the generic form).

@@ -20,6 +20,7 @@ export const comparedModes: readonly { flags: string[]; options: SummaryOptions 
   { flags: [], options: {} },
   { flags: ["-v"], options: { verbose: true } },
   { flags: ["-q"], options: { quiet: true } },
+  { flags: ["-q", "-v"], options: { quiet: true, verbose: true } },
   { flags: ["-e"], options: { linkLevel: true } },
   { flags: ["-e", "-v", "-x"], options: { linkLevel: true, verbose: true, hexDump: "hex" } },
 ];

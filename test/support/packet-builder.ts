@@ -103,6 +103,20 @@ export function ipv6(nextHeader: number, payload: Bytes, o: Ipv6Options = {}): B
     ipv6Address(o.source ?? "2001:db8::1"), ipv6Address(o.destination ?? "2001:db8::2"), payload);
 }
 
+/** Sets the TCP or UDP checksum of a packet from ipv4() or ipv6() (no extension headers) to the right one for its bytes; returns the packet. */
+export function withTransportChecksum(packet: Bytes): Bytes {
+  const version = packet[0]! >> 4;
+  const protocol = version === 4 ? packet[9]! : packet[6]!;
+  const segment = packet.subarray(version === 4 ? (packet[0]! & 0x0f) * 4 : 40);
+  const field = protocol === 6 ? 16 : 6;
+  segment[field] = segment[field + 1] = 0;
+  // The pseudo-header's one's-complement sum is the same for both versions: addresses, protocol, length.
+  const sum = checksum(concat(version === 4 ? packet.subarray(12, 20) : packet.subarray(8, 40), u16(protocol), u16(segment.length), segment)) || 0xffff;
+  segment[field] = sum >> 8;
+  segment[field + 1] = sum & 0xff;
+  return packet;
+}
+
 /** A generic IPv6 extension header (hop-by-hop 0, routing 43, destination options 60): 8 bytes. */
 export function ipv6Extension(nextHeader: number, extra = 0): Bytes {
   return concat(u8(nextHeader, extra), new Uint8Array(6 + extra * 8));
