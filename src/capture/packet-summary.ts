@@ -1,10 +1,10 @@
 /**
  * tcpdump's one-line packet summaries (`tcpdump -n` output), for Ethernet,
  * Linux cooked (SLL, SLL2) and raw IP captures: IPv4/IPv6 with TCP, UDP,
- * ICMP and ICMPv6, ARP and VLAN tags; `-e` link-level headers, `-v` IP header
+ * ICMP and ICMPv6, ARP and RARP, VLAN tags; `-e` link-level headers, `-v` IP header
  * fields and transport checksums, `-x` / `-X` hex dumps; DNS (UDP and TCP
- * port 53, mDNS on UDP 5353), BOOTP/DHCP (UDP 67, 68) and NTP (UDP 123),
- * with and without -v.
+ * port 53, mDNS on UDP 5353), BOOTP/DHCP (UDP 67, 68), NTP (UDP 123) and
+ * syslog (UDP 514), with and without -v.
  *
  * Names are never resolved: the output is that of `tcpdump -n`. Other
  * application protocols above TCP and UDP are not decoded; tcpdump decodes
@@ -12,12 +12,16 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { LinkType } from "../pcap/link-type.js";
-import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
+import { formatHardwareAddress, formatIpv4, formatIpv6 } from "../pcap/address-text.js";
 import { dnsSummary } from "./dns-summary.js";
 import { printableText } from "./printable-text.js";
 import { ntpSummary } from "./ntp-summary.js";
 import { bootpSummary } from "./bootp-summary.js";
+import { syslogSummary } from "./syslog-summary.js";
 import { decoderCut } from "./decoder-cut.js";
+import { arpSummary } from "./arp-summary.js";
+import { etherTypeNames } from "./ether-type-names.js";
+import { hexLines } from "./hex-lines.js";
 import { argumentError, expectBoolean, expectBytes, expectFunction, expectInteger, expectObject, expectOneOf } from "../sys/argument-checks.js";
 
 export interface SummaryOptions {
@@ -64,11 +68,11 @@ class Truncated {
   }
 }
 
-const etherTypeNames = new Map<number, string>([
-  [0x0800, "IPv4"], [0x0806, "ARP"], [0x86dd, "IPv6"], [0x8100, "802.1Q"], [0x88a8, "802.1Q-QinQ"],
-  [0x8035, "Reverse ARP"], [0x88cc, "LLDP"], [0x8847, "MPLS unicast"], [0x8848, "MPLS multicast"],
-  [0x8863, "PPPoE D"], [0x8864, "PPPoE S"], [0x888e, "EAPOL"], [0x9000, "Loopback"],
-]);
+/**
+ * Ethernet types netbpf decodes (IPv4, IPv6, ARP, RARP) or prints as name and length; others get the link
+ * header and a dump, as tcpdump prints what it cannot decode.
+ */
+const printedEtherTypes = new Set([0x0800, 0x86dd, 0x0806, 0x8035, 0x8100, 0x88a8, 0x88cc, 0x8847, 0x8848, 0x8863, 0x8864, 0x888e, 0x9000]);
 
 const ipProtocolNames = new Map<number, string>([
   [0, "HBH"], [1, "ICMP"], [2, "IGMP"], [4, "IPIP"], [6, "TCP"], [17, "UDP"], [41, "IPv6"], [43, "Routing"],
@@ -81,19 +85,28 @@ function rpcDirection(data: Uint8Array): number {
   return data.length >= 16 ? ((data[12]! << 24) | (data[13]! << 16) | (data[14]! << 8) | data[15]!) >>> 0 : -1;
 }
 
-/** UDP ports whose printers tcpdump tries before BOOTP's (either side), and before NTP's. */
+/** UDP ports whose printers tcpdump tries before BOOTP's (either side), before NTP's, and before syslog's. */
 const udpPortsBeforeBootp = new Set([53, 69, 525, 5353]);
 const udpPortsBeforeNtp = new Set([53, 67, 68, 69, 161, 162, 500, 520, 525, 654, 4500, 5353, 7500, 8500]);
+const udpPortsBeforeSyslog = new Set([53, 67, 68, 69, 88, 123, 161, 162, 496, 500, 520, 521, 525, 546, 547, 646, 654, 698, 701, 750, 921, 1589,
+  1645, 1646, 1700, 1701, 1812, 1813, 2103, 2104, 3503, 3799, 4500, 5060, 5353, 5359, 6343, 6696, 6697, 7000, 7001, 7002, 7003, 7004, 7005,
+  7006, 7007, 7008, 7009, 7500, 8231, 8500, 12222, 12223]);
+/** Ports tcpdump tries before syslog's only as the destination (HSRP, VAT, BFD, WB …), and only as the source (Broadcom LI). */
+const udpDestinationPortsBeforeSyslog = new Set([1985, 3456, 3784, 3785, 4567, 4784, 6784]);
+const udpSourcePortBeforeSyslog = 49152;
 
 /** The decoder of a UDP datagram's payload tcpdump would choose by its ports (DNS aside), if netbpf has it. */
 function udpDecoder(sourcePort: number, destinationPort: number, data: Uint8Array): typeof ntpSummary | undefined {
   const bootp = sourcePort === 67 || sourcePort === 68 || destinationPort === 67 || destinationPort === 68;
   const ntp = sourcePort === 123 || destinationPort === 123;
-  if (!bootp && !ntp) return undefined;
+  const syslog = sourcePort === 514 || destinationPort === 514;
+  if (!bootp && !ntp && !syslog) return undefined;
   // tcpdump prints NFS first when port 2049 carries an RPC call to it or a reply from it.
   if (destinationPort === 2049 ? rpcDirection(data) === 0 : sourcePort === 2049 && rpcDirection(data) === 1) return undefined;
   if (bootp) return udpPortsBeforeBootp.has(sourcePort) || udpPortsBeforeBootp.has(destinationPort) ? undefined : bootpSummary;
-  return udpPortsBeforeNtp.has(sourcePort) || udpPortsBeforeNtp.has(destinationPort) ? undefined : ntpSummary;
+  if (ntp) return udpPortsBeforeNtp.has(sourcePort) || udpPortsBeforeNtp.has(destinationPort) ? undefined : ntpSummary;
+  return udpPortsBeforeSyslog.has(sourcePort) || udpPortsBeforeSyslog.has(destinationPort) || udpDestinationPortsBeforeSyslog.has(destinationPort)
+    || sourcePort === udpSourcePortBeforeSyslog ? undefined : syslogSummary;
 }
 
 /** TCP ports whose printers tcpdump tries before DNS's (either side): no DNS decoding with one of these. */
@@ -121,9 +134,7 @@ export function macAddressText(bytes: Uint8Array, offset = 0, length = 6): strin
 
 /** macAddressText without the argument checks, for the summaries (per packet). */
 function macText(bytes: Uint8Array, offset = 0, length = 6): string {
-  const parts: string[] = [];
-  for (let i = 0; i < length; i++) parts.push(hex(bytes[offset + i]!, 2));
-  return parts.join(":");
+  return formatHardwareAddress(bytes, offset, length);
 }
 
 export function ipv4AddressText(bytes: Uint8Array, offset: number): string {
@@ -318,6 +329,7 @@ export class PacketSummarizer {
   #describe(packet: SummaryPacket): string {
     const data = packet.data;
     const originalLength = packet.originalLength ?? data.length;
+    if (data.length === 0 || originalLength === 0 || originalLength < data.length) return invalidHeader(data.length, originalLength);
     const output: string[] = [];
     this.networkOffset = data.length;
     decoderCut.wholeFrame = false;
@@ -333,7 +345,8 @@ export class PacketSummarizer {
     const hexDumpKind = this.options.hexDump;
     if (hexDumpKind === undefined) return text;
     const dumped = data.subarray(Math.min(this.networkOffset, data.length));
-    return text + (hexDumpKind === "ascii" ? asciiDump(dumped) : hexLines(dumped, hexDumpKind === "hex-ascii"));
+    // (tcpdump -A prints nothing, not even the newline, when nothing follows the headers)
+    return text + (hexDumpKind === "ascii" ? (dumped.length > 0 ? asciiDump(dumped) : "") : hexLines(dumped, hexDumpKind === "hex-ascii"));
   }
 
   /** The time of day of the last second formatted ("HH:MM:SS."): packets come many a second. */
@@ -377,7 +390,9 @@ export class PacketSummarizer {
           output.push(`LLC, unsupported`);
           return offset;
         }
-        const unknown = !etherTypeNames.has(etherType) && !e;
+        // Cut inside the first VLAN tag: tcpdump -e prints the addresses alone.
+        if ((etherType === 0x8100 || etherType === 0x88a8) && data.length < 18) throw new Truncated("vlan");
+        const unknown = !printedEtherTypes.has(etherType) && !e;
         if (unknown) output.push(`${macText(data, 6)} > ${macText(data, 0)}, `);
         if ((e || unknown) && this.options.quiet) output.push(`${etherTypeNames.get(etherType) ?? `Unknown Ethertype (0x${hex(etherType, 4)})`}, length ${originalLength}: `);
         else if (e || unknown) output.push(`ethertype ${etherTypeNames.get(etherType) ?? "Unknown"} (0x${hex(etherType, 4)}), length ${originalLength}: `);
@@ -387,7 +402,8 @@ export class PacketSummarizer {
           etherType = (data[offset + 2]! << 8) | data[offset + 3]!;
           offset += 4;
           if (e) {
-            output.push(`vlan ${tci & 0xfff}, p ${tci >> 13}${tci & 0x1000 ? ", DEI" : ""}, ethertype ${etherTypeNames.get(etherType) ?? "Unknown"} (0x${hex(etherType, 4)}), `);
+            const inner = this.options.quiet ? etherTypeNames.get(etherType) ?? `Unknown Ethertype (0x${hex(etherType, 4)})` : `ethertype ${etherTypeNames.get(etherType) ?? "Unknown"} (0x${hex(etherType, 4)})`;
+            output.push(`vlan ${tci & 0xfff}, p ${tci >> 13}${tci & 0x1000 ? ", DEI" : ""}, ${inner}, `);
           }
         }
         this.networkOffset = offset;
@@ -395,20 +411,29 @@ export class PacketSummarizer {
         return offset;
       }
       case LinkType.LINUX_SLL: {
-        if (data.length < 16) throw new Truncated("sll");
+        if (data.length < 16) {
+          // tcpdump's -x dump then starts at the frame's first byte.
+          this.networkOffset = 0;
+          throw new Truncated("sll");
+        }
         const packetType = (data[0]! << 8) | data[1]!;
         const addressLength = (data[4]! << 8) | data[5]!;
         const protocol = (data[14]! << 8) | data[15]!;
         if (e) {
           const address = addressLength > 0 ? `${macText(data, 6, Math.min(addressLength, 8))} ` : "";
-          output.push(`${sllPacketTypeName(packetType).padStart(3)} ${address}ethertype ${etherTypeNames.get(protocol) ?? "Unknown"} (0x${hex(protocol, 4)}), length ${originalLength}: `);
+          // (tcpdump -q leaves out the protocol and length)
+          output.push(`${sllPacketTypeName(packetType).padStart(3)} ${address}${this.options.quiet ? "" : `ethertype ${etherTypeNames.get(protocol) ?? "Unknown"} (0x${hex(protocol, 4)}), length ${originalLength}: `}`);
         }
         this.networkOffset = 16;
         this.etherPayload(protocol, data.subarray(16), output, !e);
         return 16;
       }
       case LinkType.LINUX_SLL2: {
-        if (data.length < 20) throw new Truncated("sll2");
+        if (data.length < 20) {
+          // tcpdump's -x dump then starts at the frame's first byte.
+          this.networkOffset = 0;
+          throw new Truncated("sll2");
+        }
         const protocol = (data[0]! << 8) | data[1]!;
         const ifindex = ((data[4]! << 24) | (data[5]! << 16) | (data[6]! << 8) | data[7]!) >>> 0;
         const packetType = data[10]!;
@@ -417,7 +442,7 @@ export class PacketSummarizer {
         output.push(`${name.padEnd(5)} ${sllPacketTypeName(packetType).padEnd(3)} `);
         if (e) {
           const address = addressLength > 0 ? `${macText(data, 12, Math.min(addressLength, 8))} ` : "";
-          output.push(`ifindex ${ifindex} ${address}ethertype ${etherTypeNames.get(protocol) ?? "Unknown"} (0x${hex(protocol, 4)}), length ${originalLength}: `);
+          output.push(`ifindex ${ifindex} ${address}${this.options.quiet ? "" : `ethertype ${etherTypeNames.get(protocol) ?? "Unknown"} (0x${hex(protocol, 4)}), length ${originalLength}: `}`);
         }
         this.networkOffset = 20;
         this.etherPayload(protocol, data.subarray(20), output, !e);
@@ -450,39 +475,16 @@ export class PacketSummarizer {
         this.ipv6(data, output, prefix);
         return;
       case 0x0806:
-        this.arp(data, output, prefix);
+      case 0x8035:
+        this.decoded(output, arpSummary(data, this.wireLength - (data.byteOffset - this.packetStart), this.options.verbose === true, prefix));
         return;
       default:
-        if (!etherTypeNames.has(etherType)) {
+        if (!printedEtherTypes.has(etherType)) {
           // tcpdump dumps what it cannot decode (unless -x/-X dumps the packet anyway, or -q).
           if (this.options.hexDump === undefined && !this.options.quiet) output.push(hexLines(data, true));
           return;
         }
         output.push(`${prefix ? `${etherTypeNames.get(etherType)}, ` : ""}length ${data.length}`);
-    }
-  }
-
-  private arp(data: Uint8Array, output: string[], prefix: boolean): void {
-    if (prefix) output.push("ARP, ");
-    if (this.options.verbose && data.length >= 6 && ((data[0]! << 8) | data[1]!) === 1 && ((data[2]! << 8) | data[3]!) === 0x0800) {
-      output.push(`Ethernet (len ${data[4]}), IPv4 (len ${data[5]}), `);
-    }
-    if (data.length < 8) throw new Truncated("arp");
-    const hardwareLength = data[4]!;
-    const protocolLength = data[5]!;
-    const operation = (data[6]! << 8) | data[7]!;
-    const senderHardware = 8;
-    const senderProtocol = senderHardware + hardwareLength;
-    const targetHardware = senderProtocol + protocolLength;
-    const targetProtocol = targetHardware + hardwareLength;
-    if (data.length < targetProtocol + protocolLength || protocolLength !== 4 || hardwareLength !== 6) throw new Truncated("arp");
-    const length = targetProtocol + protocolLength;
-    if (operation === 1) {
-      output.push(`Request who-has ${formatIpv4(data, targetProtocol)} tell ${formatIpv4(data, senderProtocol)}, length ${length}`);
-    } else if (operation === 2) {
-      output.push(`Reply ${formatIpv4(data, senderProtocol)} is-at ${macText(data, senderHardware)}, length ${length}`);
-    } else {
-      output.push(`Unknown (${operation}), length ${length}`);
     }
   }
 
@@ -1154,16 +1156,19 @@ function conversationKey(header: Uint8Array, offset: number, length: number, rev
   return String.fromCharCode.apply(null, codes as unknown as number[]);
 }
 
+/** What tcpdump prints instead of a record whose captured or wire length is 0 or that has more bytes captured than it had. */
+function invalidHeader(captured: number, length: number): string {
+  const problems: string[] = [];
+  if (captured === 0) problems.push("caplen==0");
+  if (length === 0) problems.push("len==0");
+  else if (length < captured) problems.push(`len(${length}) < caplen(${captured})`);
+  return `[Invalid header: ${problems.join(", ")}]`;
+}
+
 function sllPacketTypeName(type: number): string {
   return ["In", "B", "M", "P", "Out"][type] ?? `#${type}`;
 }
 
-/** tcpdump's `-x` / `-X` dump: 16 bytes a line, groups of two, ASCII column for -X. */
-/**
- * tcpdump -A: a newline, then every byte as a character when printable (or
- * a tab, space or newline), else "."; a carriage return before a newline
- * is left out.
- */
 /** IPv6 hop-by-hop / destination options as tcpdump -v prints them: "(rtalert: 0x0000) (padn) ". */
 function ipv6OptionsText(options: Uint8Array): string {
   let text = "";
@@ -1184,12 +1189,18 @@ function ipv6OptionsText(options: Uint8Array): string {
   return text;
 }
 
+/**
+ * tcpdump -A: a newline, then every byte as a character when printable (or
+ * a tab, space or newline), else "."; a carriage return is left out before
+ * a newline and as one of the last two bytes (tcpdump's test looks one byte
+ * too far).
+ */
 export function asciiDump(data: Uint8Array): string {
   let text = "\n";
   for (let i = 0; i < data.length; i++) {
     const byte = data[i]!;
     if (byte === 0x0d) {
-      if (i + 1 === data.length || data[i + 1] !== 0x0a) text += ".";
+      if (i + 2 < data.length && data[i + 1] !== 0x0a) text += ".";
     } else if ((byte > 0x20 && byte < 0x7f) || byte === 0x09 || byte === 0x20 || byte === 0x0a) {
       text += String.fromCharCode(byte);
     } else {
@@ -1204,24 +1215,6 @@ export function hexDump(data: Uint8Array, ascii: boolean): string {
   expectBytes("hex dump", "data", data);
   expectBoolean("hex dump", "ascii", ascii);
   return hexLines(data, ascii);
-}
-
-/** hexDump without the argument checks, for the summaries (per packet). */
-function hexLines(data: Uint8Array, ascii: boolean): string {
-  let text = "";
-  for (let offset = 0; offset < data.length; offset += 16) {
-    const line = data.subarray(offset, Math.min(offset + 16, data.length));
-    let hexPart = "";
-    for (let i = 0; i < line.length; i += 2) {
-      hexPart += ` ${hex(line[i]!, 2)}${i + 1 < line.length ? hex(line[i + 1]!, 2) : ""}`;
-    }
-    text += `\n\t0x${hex(offset, 4)}:  ${hexPart.slice(1)}`;
-    if (ascii) {
-      text += `${" ".repeat(40 - hexPart.length)}  `;
-      for (const byte of line) text += byte > 0x20 && byte < 0x7f ? String.fromCharCode(byte) : ".";
-    }
-  }
-  return text;
 }
 
 let systemInterfaces: Map<number, string> | undefined;

@@ -46,9 +46,17 @@ export function formatIpv6(bytes: Uint8Array, offset = 0): string {
 /** formatIpv6's scratch groups (no array per address). */
 const ipv6Groups = new Uint16Array(8);
 
-export function formatHardwareAddress(bytes: Uint8Array): string {
-  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join(":");
+/** Bytes [offset, offset + length) as two lower-case hex digits each, joined by colons: `00:1a:2b`. */
+export function formatHardwareAddress(bytes: Uint8Array, offset = 0, length = bytes.length - offset): string {
+  let text = "";
+  for (let i = 0; i < length; i++) {
+    const byte = bytes[offset + i]!;
+    text += i === 0 ? hexDigits[byte >> 4]! + hexDigits[byte & 15]! : `:${hexDigits[byte >> 4]!}${hexDigits[byte & 15]!}`;
+  }
+  return text;
 }
+
+const hexDigits = "0123456789abcdef";
 
 export function parseIpv4(text: string): Buffer | undefined {
   const parts = text.split(".");

@@ -26,16 +26,17 @@ export const comparedModes: readonly { flags: string[]; options: SummaryOptions 
 ];
 
 /**
- * Writes `packets` (Ethernet frames) to a pcap and asserts that every mode's output is tcpdump's,
- * line for line; returns tcpdump's default and -v output for checks of what the traffic reached.
+ * Writes `packets` (frames of `linkType`, Ethernet unless said) to a pcap and asserts that the output of every
+ * one of `modes` is tcpdump's, line for line; returns tcpdump's output in the first two modes (default and -v
+ * unless said) for checks of what the traffic reached.
  */
-export function assertSameAsTcpdump(packets: CapturedPacket[], name: string): { text: string; verbose: string } {
+export function assertSameAsTcpdump(packets: CapturedPacket[], name: string, linkType: number = LinkType.ETHERNET, modes = comparedModes): { text: string; verbose: string } {
   const directory = mkdtempSync(join(tmpdir(), `nb-${name}-summary-`));
   try {
     const path = join(directory, `${name}.pcap`);
-    writeFileSync(path, writePcap(LinkType.ETHERNET, packets));
+    writeFileSync(path, writePcap(linkType, packets));
     const texts: string[] = [];
-    for (const { flags, options } of comparedModes) {
+    for (const { flags, options } of modes) {
       const result = spawnSync("tcpdump", ["-n", "-t", ...flags, "-r", path], { encoding: "utf8", maxBuffer: 256 << 20 });
       assert.equal(result.status, 0, result.stderr);
       const theirs = result.stdout.replace(/\n$/, "").split("\n");
