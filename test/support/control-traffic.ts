@@ -143,28 +143,35 @@ export function pings(bed: RoutedTestbed, host: string): boolean {
 
 /**
  * Client script: sends UDP from `bind` (an address of the client) to
- * host:port at about `pps` for `seconds`, catching up after timer delays;
- * prints { sent, elapsedMs } (first to last datagram).
+ * host:port at about `pps` for `seconds`; prints { sent, elapsedMs (first to
+ * last datagram), times (ms after the first, one per datagram, taken just
+ * before its send: a datagram crosses the veth pair inside that call) }.
+ * After a timer delay it catches up with a burst of the datagrams it owes,
+ * unless `catchUp` is false: then it sends at most one per 5 ms tick.
  */
-export function pacedUdpScript(options: { bind: string; host: string; port: number; pps: number; seconds: number; size?: number }): string {
+export function pacedUdpScript(options: { bind: string; host: string; port: number; pps: number; seconds: number; size?: number; catchUp?: boolean }): string {
   return `
 import dgram from "node:dgram";
 const socket = dgram.createSocket("udp4");
 await new Promise((resolve) => socket.bind({ address: ${JSON.stringify(options.bind)}, port: 0 }, resolve));
 const payload = Buffer.alloc(${options.size ?? 64});
 let sent = 0; let first = 0; let last = 0;
+const times = [];
 const start = performance.now();
 while (performance.now() - start < ${options.seconds * 1000}) {
   const due = Math.floor((performance.now() - start) / 1000 * ${options.pps});
-  while (sent < due) {
+  const owed = ${options.catchUp === false ? "Math.min(due, sent + 1)" : "due"};
+  while (sent < owed) {
+    const now = performance.now();
+    if (sent === 0) first = now;
+    last = now;
+    times.push(Math.round((now - first) * 1000) / 1000);
     await new Promise((resolve, reject) => socket.send(payload, ${options.port}, ${JSON.stringify(options.host)}, (e) => (e ? reject(e) : resolve())));
-    if (sent === 0) first = performance.now();
-    last = performance.now();
     sent++;
   }
   await new Promise((resolve) => setTimeout(resolve, 5));
 }
 socket.close();
-console.log(JSON.stringify({ sent, elapsedMs: last - first }));
+console.log(JSON.stringify({ sent, elapsedMs: last - first, times }));
 `;
 }
