@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +20,7 @@ import { cliPath, runCli } from "../support/cli.js";
 import { isRoot, skipUnlessKernel, skipUnlessTool } from "../support/kernel.js";
 import { exited, serverScript, clientScript, startNode, waitForOutput, replyBytes } from "../support/tcp-transfers.js";
 import { Testbed } from "../support/testbed.js";
+import { randomServicePort } from "../support/service-port.js";
 import { spawnSync } from "node:child_process";
 
 function hasTool(name: string): boolean {
@@ -110,24 +112,27 @@ test("curl, a namespace connection, UDP and DNS appear in audit query with proce
   assert.equal(downloaded, body);
 
   // 2. A client in namespace a connects to a server listening in namespace b (after asking b's resolver for its name).
+  // The recorder hears DNS in every namespace, and every testbed has the same addresses: names of this run's own.
+  const zone = `${randomBytes(3).toString("hex")}.nbau.test`;
+  const [webName, tcpName] = [`web.${zone}`, `tcp.${zone}`];
   const tcpPort = 25000 + Math.floor(Math.random() * 5000);
   const server = startNode(serverScript(bed.b.address, tcpPort, 1), ["ip", "netns", "exec", bed.b.namespace]);
   children.push(server);
   const serverDone = exited(server);
   await waitForOutput(server, "stdout", "listening");
-  const resolver = startNode(dnsServerScript(bed.b.address, ["web.nbau.test", "tcp.nbau.test"], bed.b.address), ["ip", "netns", "exec", bed.b.namespace]);
+  const resolver = startNode(dnsServerScript(bed.b.address, [webName, tcpName], bed.b.address), ["ip", "netns", "exec", bed.b.namespace]);
   children.push(resolver);
   await waitForOutput(resolver, "stdout", "listening");
   // The resolver asked over TCP first (as resolvers do after a truncated answer), for another name of the same address;
   // the UDP answer after it names the connection below.
   const tcpLookup = bed.node(bed.a, `import net from "node:net";
-    const name = Buffer.concat([...["tcp", "nbau", "test"].map((label) => Buffer.concat([Buffer.from([label.length]), Buffer.from(label)])), Buffer.from([0, 0, 1, 0, 1])]);
+    const name = Buffer.concat([...${JSON.stringify(tcpName.split("."))}.map((label) => Buffer.concat([Buffer.from([label.length]), Buffer.from(label)])), Buffer.from([0, 0, 1, 0, 1])]);
     const query = Buffer.concat([Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]), name]);
     const socket = net.connect(53, "${bed.b.address}", () => socket.write(Buffer.concat([Buffer.from([0, query.length]), query])));
     let reply = Buffer.alloc(0);
     socket.on("data", (chunk) => { reply = Buffer.concat([reply, chunk]); if (reply.length >= 2 + reply.readUInt16BE(0)) { console.log(reply.subarray(reply.length - 4).join(".")); socket.end(); } });`);
   assert.equal(tcpLookup.trim(), bed.b.address, "the TCP resolver answered");
-  const lookup = bed.node(bed.a, `import dns from "node:dns"; const r = new dns.promises.Resolver(); r.setServers(["${bed.b.address}"]); console.log((await r.resolve4("web.nbau.test")).join(","));`);
+  const lookup = bed.node(bed.a, `import dns from "node:dns"; const r = new dns.promises.Resolver(); r.setServers(["${bed.b.address}"]); console.log((await r.resolve4("${webName}")).join(","));`);
   assert.equal(lookup.trim(), bed.b.address);
   const sent = 300_000;
   const client = startNode(clientScript(bed.b.address, tcpPort, sent), ["ip", "netns", "exec", bed.a.namespace]);
@@ -183,19 +188,19 @@ test("curl, a namespace connection, UDP and DNS appear in audit query with proce
   assert.ok(outbound && inbound, JSON.stringify(tcpRecords));
   assert.equal(outbound.process!.pid, client.pid);
   assert.equal(outbound.flow!.localPort, clientLine.localPort);
-  assert.equal(outbound.flow!.remoteName, "web.nbau.test");
+  assert.equal(outbound.flow!.remoteName, webName);
   within(outbound.bytesSent, sent, "client sent");
   within(outbound.bytesReceived, replyBytes, "client received");
   assert.equal(inbound.process!.pid, server.pid);
   within(inbound.bytesReceived, sent, "server received");
   within(inbound.bytesSent, replyBytes, "server sent");
   assert.equal(inbound.closeReason, "fin");
-  assert.ok(query(db, "--remote", "web.nbau.test", "--kind", "connection").some((record) => record.sequence === outbound.sequence));
-  const dnsRecords = query(db, "--kind", "dns", "--remote", "web.nbau.test");
+  assert.ok(query(db, "--remote", webName, "--kind", "connection").some((record) => record.sequence === outbound.sequence));
+  const dnsRecords = query(db, "--kind", "dns", "--remote", webName);
   assert.equal(dnsRecords.length, 1, JSON.stringify(dnsRecords));
   assert.deepEqual(dnsRecords[0]!.dns!.answers, [bed.b.address]);
   assert.equal(dnsRecords[0]!.dns!.responseCode, "NOERROR");
-  const tcpDns = query(db, "--kind", "dns", "--remote", "tcp.nbau.test");
+  const tcpDns = query(db, "--kind", "dns", "--remote", tcpName);
   assert.equal(tcpDns.length, 1, `DNS over TCP: ${JSON.stringify(tcpDns)}`);
   assert.deepEqual(tcpDns[0]!.dns!.answers, [bed.b.address]);
   assert.equal(tcpDns[0]!.dns!.serverPort, 53);
@@ -234,18 +239,26 @@ test("kill -9 of the recorder: the database opens, verifies, and holds what earl
   });
   const recorderExit = exited(recorder, 50_000);
   await waitForOutput(recorder, "stderr", "recording to");
-  const port = 35000 + Math.floor(Math.random() * 5000);
+  const port = randomServicePort();
   const server = startNode(serverScript("127.0.0.1", port, 5), []);
   const serverDone = exited(server);
   await waitForOutput(server, "stdout", "listening");
-  for (let index = 0; index < 5; index++) await exited(startNode(clientScript("127.0.0.1", port, 1000)));
+  const pids = new Set([server.pid]);
+  for (let index = 0; index < 5; index++) {
+    const client = startNode(clientScript("127.0.0.1", port, 1000));
+    pids.add(client.pid);
+    await exited(client);
+  }
   await serverDone;
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  // Only these processes' connections: other suites' connections can share the port from another namespace.
+  const ours = () => query(db, "--kind", "connection", "--port", String(port)).filter((record) => pids.has(record.process?.pid ?? undefined));
+  // Killed once the batches holding all 10 records are committed (a reader sees only committed ones), however long that takes on a busy machine.
+  const deadline = Date.now() + 30_000;
+  while (ours().length < 10 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
   recorder.kill("SIGKILL");
   await recorderExit;
   using log = AuditLog.open(db);
   assert.equal(log.verify().ok, true);
   assert.equal(log.database.pragma("integrity_check", { simple: true }), "ok");
-  const stored = query(db, "--kind", "connection", "--port", String(port));
-  assert.equal(stored.length, 10, "both ends of the 5 connections, stored in batches before the kill");
+  assert.equal(ours().length, 10, "both ends of the 5 connections, stored in batches before the kill");
 });
