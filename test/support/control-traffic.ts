@@ -43,12 +43,14 @@ process.stdin.on("end", () => process.exit(0));
 
 export class CounterServer {
   readonly #process: ChildProcessWithoutNullStreams;
+  readonly #unread: () => number;
   #buffer = "";
   #lines: string[] = [];
   #waiters: ((line: string) => void)[] = [];
 
-  private constructor(child: ChildProcessWithoutNullStreams) {
+  private constructor(child: ChildProcessWithoutNullStreams, unread: () => number) {
     this.#process = child;
+    this.#unread = unread;
     child.stdout.setEncoding("utf8");
     child.stdout.on("data", (chunk: string) => {
       this.#buffer += chunk;
@@ -67,7 +69,12 @@ export class CounterServer {
     const child = bed.start(host, [process.execPath, "--input-type=module", "-e", counterServerScript(udpPorts, tcpPorts)]);
     let errors = "";
     child.stderr.on("data", (chunk) => (errors += chunk));
-    const server = new CounterServer(child);
+    // Bytes waiting in the receive queues of the server's UDP sockets (ss's Recv-Q).
+    const unread = () => bed.exec(host, ["ss", "-u", "-a", "-n", "-H"]).stdout.split("\n").reduce((total, line) => {
+      const [, queued, , local] = line.trim().split(/\s+/);
+      return udpPorts.includes(Number(local?.slice(local.lastIndexOf(":") + 1))) ? total + Number(queued) : total;
+    }, 0);
+    const server = new CounterServer(child, unread);
     const ready = await Promise.race([server.line(), once(child, "exit").then(() => `exited: ${errors}`)]);
     if (ready !== "ready") throw new Error(`counter server did not start: ${ready}`);
     return server;
@@ -79,12 +86,29 @@ export class CounterServer {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
+  /**
+   * Waits until the server has read every datagram already queued to it: a
+   * busy machine may not have run it since they came, and a server woken by
+   * both a burst and our question answers before it has read the whole burst.
+   */
+  async #drained(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#unread() > 0) {
+      if (Date.now() > deadline) throw new Error(`the counter server left datagrams unread for ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** Datagrams received per port, counting everything queued to the server when asked. */
   async counts(): Promise<Record<string, number>> {
+    await this.#drained();
     this.#process.stdin.write("counts\n");
     return JSON.parse(await this.line()) as Record<string, number>;
   }
 
+  /** Datagrams received per source address, counting everything queued to the server when asked. */
   async sources(): Promise<Record<string, number>> {
+    await this.#drained();
     this.#process.stdin.write("sources\n");
     return JSON.parse(await this.line()) as Record<string, number>;
   }
