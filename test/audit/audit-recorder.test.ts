@@ -146,12 +146,13 @@ test("curl, a namespace connection, UDP and DNS appear in audit query with proce
   const echo = startNode(`import dgram from "node:dgram"; const s = dgram.createSocket("udp4"); s.on("message", (m, p) => s.send(m, p.port, p.address)); s.bind(${udpPort}, "${bed.b.address}", () => console.log("listening"));`, ["ip", "netns", "exec", bed.b.namespace]);
   children.push(echo);
   await waitForOutput(echo, "stdout", "listening");
-  const udpClient = startNode(`import dgram from "node:dgram"; const s = dgram.createSocket("udp4"); s.bind(0, () => { let n = 0; const first = Date.now();
-    const next = () => s.send(Buffer.alloc(700, 0x55), ${udpPort}, "${bed.b.address}");
-    s.on("message", () => { if (++n === 20) { console.log(JSON.stringify({ port: s.address().port, first, last: Date.now() })); s.close(); } else next(); }); next(); });`, ["ip", "netns", "exec", bed.a.namespace]);
+  // Times taken around the first and last exchange, so that each packet's time lies between two of them however late this client runs.
+  const udpClient = startNode(`import dgram from "node:dgram"; const s = dgram.createSocket("udp4"); s.bind(0, () => { let n = 0; let firstAnswer = 0; let lastSent = 0; const first = Date.now();
+    const next = () => { lastSent = Date.now(); s.send(Buffer.alloc(700, 0x55), ${udpPort}, "${bed.b.address}"); };
+    s.on("message", () => { if (++n === 1) firstAnswer = Date.now(); if (n === 20) { console.log(JSON.stringify({ port: s.address().port, first, firstAnswer, lastSent, last: Date.now() })); s.close(); } else next(); }); next(); });`, ["ip", "netns", "exec", bed.a.namespace]);
   children.push(udpClient);
   const udpResult = await exited(udpClient);
-  const udpTimes = JSON.parse(udpResult.stdout.trim()) as { port: number; first: number; last: number };
+  const udpTimes = JSON.parse(udpResult.stdout.trim()) as { port: number; first: number; firstAnswer: number; lastSent: number; last: number };
   const udpClientPort = udpTimes.port;
 
   // Let a batch or two pass, then stop the recorder as a user would.
@@ -218,11 +219,13 @@ test("curl, a namespace connection, UDP and DNS appear in audit query with proce
   assert.equal(clientFlows[0]!.process!.pid, udpClient.pid);
   assert.equal(serverFlows[0]!.process!.pid, echo.pid);
   assert.equal(clientFlows[0]!.flow!.direction, "outbound");
-  // The flow's first and last packet as the kernel saw them (not the bounds of the recorder's interval).
+  // The flow's first and last packet as the kernel saw them (not the bounds of the recorder's 500 ms interval):
+  // the first went out after `first` and before its answer came; the last (the 20th answer) came after the
+  // 20th datagram went out and before the client read it. 20 ms for the conversion to wall-clock time.
   const flowStart = Math.min(...clientFlows.map((record) => new Date(record.start).getTime()));
   const flowEnd = Math.max(...clientFlows.map((record) => new Date(record.end).getTime()));
-  assert.ok(flowStart >= udpTimes.first - 20 && flowStart <= udpTimes.first + 100, `UDP flow start ${flowStart} vs first datagram sent at ${udpTimes.first}`);
-  assert.ok(flowEnd >= udpTimes.last - 100 && flowEnd <= udpTimes.last + 20, `UDP flow end ${flowEnd} vs last answer at ${udpTimes.last}`);
+  assert.ok(flowStart >= udpTimes.first - 20 && flowStart <= udpTimes.firstAnswer + 20, `UDP flow start ${flowStart}: first datagram sent after ${udpTimes.first}, answered before ${udpTimes.firstAnswer}`);
+  assert.ok(flowEnd >= udpTimes.lastSent - 20 && flowEnd <= udpTimes.last + 20, `UDP flow end ${flowEnd}: last datagram sent after ${udpTimes.lastSent}, its answer read at ${udpTimes.last}`);
 
   const verify = runCli(["audit", "verify", "--db", db]);
   assert.equal(verify.status, 0, verify.stderr);
