@@ -20,6 +20,7 @@ import {
 } from "./balancer-program.js";
 import { defaultMaglevTableSize, maglevTable, maglevTableSizes } from "./maglev.js";
 import { formatAddress, formatEndpoint, parseAddress, parseEndpoint, type Endpoint } from "./service-address.js";
+import { delay } from "../sys/delay.js";
 
 export interface BackendOptions {
   /** `ADDR:PORT` or `[IPV6]:PORT`. */
@@ -533,13 +534,7 @@ export class LoadBalancer {
     if (!check) return;
     while (!options.signal?.aborted) {
       for (const change of await this.checkHealth()) options.onChange?.({ service: this.#config.service, ...change });
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, check.intervalMs);
-        options.signal?.addEventListener("abort", () => {
-          clearTimeout(timer);
-          resolve();
-        }, { once: true });
-      });
+      await delay(check.intervalMs, options.signal);
     }
   }
 }

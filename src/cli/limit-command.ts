@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { describeLimit, describeSyncookieSetting, parseRate, RateLimiter, readSyncookieSetting, type LimitRuleInput } from "../firewall/rate-limiter.js";
 import { UsageError } from "../sys/errors.js";
+import { delay } from "../sys/delay.js";
 import { requireInterface } from "./block-command.js";
 import { renderTable, toJson, writeLine } from "./output.js";
 
@@ -116,10 +117,7 @@ export function registerLimitCommand(program: Command): void {
         if (!options.json) process.stdout.write("\x1b[H\x1b[2J");
         writeLine(`${new Date().toISOString()}  (every ${interval} s; Ctrl-C to stop)`);
         printStatus(options);
-        await new Promise((resolve) => {
-          const timer = setTimeout(resolve, interval * 1000);
-          controller.signal.addEventListener("abort", () => { clearTimeout(timer); resolve(undefined); }, { once: true });
-        });
+        await delay(interval * 1000, controller.signal);
       }
     });
 

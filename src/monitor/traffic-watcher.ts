@@ -48,6 +48,7 @@ import { argumentError, expectArray, expectBoolean, expectInstance, expectIntege
 import { UsageError } from "../sys/errors.js";
 import { interfaceIndex, interfaceName } from "../sys/socket.js";
 import { procfsPortOwners, type ProcessIdentity } from "./socket-owners.js";
+import { delay } from "../sys/delay.js";
 
 export { trafficGroupings, type TrafficGrouping } from "../programs/traffic-counter.js";
 
@@ -577,20 +578,6 @@ function rates(now: TrafficCounts, before: TrafficCounts, seconds: number): Traf
     packetsOutPerSecond: rate(now.packetsOut, before.packetsOut),
     bytesOutPerSecond: rate(now.bytesOut, before.bytesOut),
   };
-}
-
-/** Resolves after `milliseconds` or when `signal` aborts; never rejects. */
-export function delay(milliseconds: number, signal?: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    if (signal?.aborted) return resolve();
-    const end = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", end);
-      resolve();
-    };
-    const timer = setTimeout(end, milliseconds);
-    signal?.addEventListener("abort", end, { once: true });
-  });
 }
 
 export interface WatchTrafficOptions extends TrafficWatcherOptions {

@@ -21,6 +21,7 @@ import { StateStore } from "../../src/state/state-store.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { removeStateRoot, testStateRoot } from "../support/state-root.js";
 import { Testbed, udpSenderScript } from "../support/testbed.js";
+import { randomServicePort } from "../support/service-port.js";
 
 test("sinks get stored batches in order and can store alerts; a failing sink is a loss record; firewall drops are counted per rule and source", { timeout: 60_000 }, async (t) => {
   if (skipUnlessKernel(t, isRoot(), "needs root for tracepoints, cgroup programs and XDP")) return;
@@ -38,7 +39,7 @@ test("sinks get stored batches in order and can store alerts; a failing sink is 
   let closed = 0;
   let alerted = false;
   let store: ((records: AuditRecord[]) => void) | undefined;
-  const port = 36000 + Math.floor(Math.random() * 1000);
+  const port = randomServicePort();
   const collecting: AuditSink = {
     start(context) {
       store = context.store;
@@ -98,8 +99,9 @@ test("sinks get stored batches in order and can store alerts; a failing sink is 
   const sourcePackets = () => firewall.dropSources().reduce((total, source) => total + Number(source.packets), 0);
   assert.equal(sourcePackets(), 10);
   bed.node(bed.a, udpSenderScript(bed.b.address, blockedPort, 5));
-  await new Promise((resolve) => setTimeout(resolve, 300));
-  assert.equal(firewall.rules().find((candidate) => candidate.id === rule.id)!.packets, 15n, "the rule still drops");
+  const rulePackets = () => firewall.rules().find((candidate) => candidate.id === rule.id)!.packets;
+  for (const deadline = Date.now() + 10_000; rulePackets() < 15n && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(rulePackets(), 15n, "the rule still drops");
   assert.equal(sourcePackets(), 10, "no per-source counting without a recorder");
   assert.equal(log.verify().ok, true);
 });

@@ -9,6 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,6 +20,7 @@ import { cliPath, runCli } from "../support/cli.js";
 import { isRoot, skipUnlessKernel, skipUnlessTool } from "../support/kernel.js";
 import { exited, serverScript, clientScript, startNode, waitForOutput, replyBytes } from "../support/tcp-transfers.js";
 import { Testbed } from "../support/testbed.js";
+import { randomServicePort } from "../support/service-port.js";
 import { spawnSync } from "node:child_process";
 
 function hasTool(name: string): boolean {
@@ -110,24 +112,27 @@ test("curl, a namespace connection, UDP and DNS appear in audit query with proce
   assert.equal(downloaded, body);
 
   // 2. A client in namespace a connects to a server listening in namespace b (after asking b's resolver for its name).
+  // The recorder hears DNS in every namespace, and every testbed has the same addresses: names of this run's own.
+  const zone = `${randomBytes(3).toString("hex")}.nbau.test`;
+  const [webName, tcpName] = [`web.${zone}`, `tcp.${zone}`];
   const tcpPort = 25000 + Math.floor(Math.random() * 5000);
   const server = startNode(serverScript(bed.b.address, tcpPort, 1), ["ip", "netns", "exec", bed.b.namespace]);
   children.push(server);
   const serverDone = exited(server);
   await waitForOutput(server, "stdout", "listening");
-  const resolver = startNode(dnsServerScript(bed.b.address, ["web.nbau.test", "tcp.nbau.test"], bed.b.address), ["ip", "netns", "exec", bed.b.namespace]);
+  const resolver = startNode(dnsServerScript(bed.b.address, [webName, tcpName], bed.b.address), ["ip", "netns", "exec", bed.b.namespace]);
   children.push(resolver);
   await waitForOutput(resolver, "stdout", "listening");
   // The resolver asked over TCP first (as resolvers do after a truncated answer), for another name of the same address;
   // the UDP answer after it names the connection below.
   const tcpLookup = bed.node(bed.a, `import net from "node:net";
-    const name = Buffer.concat([...["tcp", "nbau", "test"].map((label) => Buffer.concat([Buffer.from([label.length]), Buffer.from(label)])), Buffer.from([0, 0, 1, 0, 1])]);
+    const name = Buffer.concat([...${JSON.stringify(tcpName.split("."))}.map((label) => Buffer.concat([Buffer.from([label.length]), Buffer.from(label)])), Buffer.from([0, 0, 1, 0, 1])]);
     const query = Buffer.concat([Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]), name]);
     const socket = net.connect(53, "${bed.b.address}", () => socket.write(Buffer.concat([Buffer.from([0, query.length]), query])));
     let reply = Buffer.alloc(0);
     socket.on("data", (chunk) => { reply = Buffer.concat([reply, chunk]); if (reply.length >= 2 + reply.readUInt16BE(0)) { console.log(reply.subarray(reply.length - 4).join(".")); socket.end(); } });`);
   assert.equal(tcpLookup.trim(), bed.b.address, "the TCP resolver answered");
-  const lookup = bed.node(bed.a, `import dns from "node:dns"; const r = new dns.promises.Resolver(); r.setServers(["${bed.b.address}"]); console.log((await r.resolve4("web.nbau.test")).join(","));`);
+  const lookup = bed.node(bed.a, `import dns from "node:dns"; const r = new dns.promises.Resolver(); r.setServers(["${bed.b.address}"]); console.log((await r.resolve4("${webName}")).join(","));`);
   assert.equal(lookup.trim(), bed.b.address);
   const sent = 300_000;
   const client = startNode(clientScript(bed.b.address, tcpPort, sent), ["ip", "netns", "exec", bed.a.namespace]);
@@ -141,12 +146,13 @@ test("curl, a namespace connection, UDP and DNS appear in audit query with proce
   const echo = startNode(`import dgram from "node:dgram"; const s = dgram.createSocket("udp4"); s.on("message", (m, p) => s.send(m, p.port, p.address)); s.bind(${udpPort}, "${bed.b.address}", () => console.log("listening"));`, ["ip", "netns", "exec", bed.b.namespace]);
   children.push(echo);
   await waitForOutput(echo, "stdout", "listening");
-  const udpClient = startNode(`import dgram from "node:dgram"; const s = dgram.createSocket("udp4"); s.bind(0, () => { let n = 0; const first = Date.now();
-    const next = () => s.send(Buffer.alloc(700, 0x55), ${udpPort}, "${bed.b.address}");
-    s.on("message", () => { if (++n === 20) { console.log(JSON.stringify({ port: s.address().port, first, last: Date.now() })); s.close(); } else next(); }); next(); });`, ["ip", "netns", "exec", bed.a.namespace]);
+  // Times taken around the first and last exchange, so that each packet's time lies between two of them however late this client runs.
+  const udpClient = startNode(`import dgram from "node:dgram"; const s = dgram.createSocket("udp4"); s.bind(0, () => { let n = 0; let firstAnswer = 0; let lastSent = 0; const first = Date.now();
+    const next = () => { lastSent = Date.now(); s.send(Buffer.alloc(700, 0x55), ${udpPort}, "${bed.b.address}"); };
+    s.on("message", () => { if (++n === 1) firstAnswer = Date.now(); if (n === 20) { console.log(JSON.stringify({ port: s.address().port, first, firstAnswer, lastSent, last: Date.now() })); s.close(); } else next(); }); next(); });`, ["ip", "netns", "exec", bed.a.namespace]);
   children.push(udpClient);
   const udpResult = await exited(udpClient);
-  const udpTimes = JSON.parse(udpResult.stdout.trim()) as { port: number; first: number; last: number };
+  const udpTimes = JSON.parse(udpResult.stdout.trim()) as { port: number; first: number; firstAnswer: number; lastSent: number; last: number };
   const udpClientPort = udpTimes.port;
 
   // Let a batch or two pass, then stop the recorder as a user would.
@@ -183,19 +189,19 @@ test("curl, a namespace connection, UDP and DNS appear in audit query with proce
   assert.ok(outbound && inbound, JSON.stringify(tcpRecords));
   assert.equal(outbound.process!.pid, client.pid);
   assert.equal(outbound.flow!.localPort, clientLine.localPort);
-  assert.equal(outbound.flow!.remoteName, "web.nbau.test");
+  assert.equal(outbound.flow!.remoteName, webName);
   within(outbound.bytesSent, sent, "client sent");
   within(outbound.bytesReceived, replyBytes, "client received");
   assert.equal(inbound.process!.pid, server.pid);
   within(inbound.bytesReceived, sent, "server received");
   within(inbound.bytesSent, replyBytes, "server sent");
   assert.equal(inbound.closeReason, "fin");
-  assert.ok(query(db, "--remote", "web.nbau.test", "--kind", "connection").some((record) => record.sequence === outbound.sequence));
-  const dnsRecords = query(db, "--kind", "dns", "--remote", "web.nbau.test");
+  assert.ok(query(db, "--remote", webName, "--kind", "connection").some((record) => record.sequence === outbound.sequence));
+  const dnsRecords = query(db, "--kind", "dns", "--remote", webName);
   assert.equal(dnsRecords.length, 1, JSON.stringify(dnsRecords));
   assert.deepEqual(dnsRecords[0]!.dns!.answers, [bed.b.address]);
   assert.equal(dnsRecords[0]!.dns!.responseCode, "NOERROR");
-  const tcpDns = query(db, "--kind", "dns", "--remote", "tcp.nbau.test");
+  const tcpDns = query(db, "--kind", "dns", "--remote", tcpName);
   assert.equal(tcpDns.length, 1, `DNS over TCP: ${JSON.stringify(tcpDns)}`);
   assert.deepEqual(tcpDns[0]!.dns!.answers, [bed.b.address]);
   assert.equal(tcpDns[0]!.dns!.serverPort, 53);
@@ -213,11 +219,13 @@ test("curl, a namespace connection, UDP and DNS appear in audit query with proce
   assert.equal(clientFlows[0]!.process!.pid, udpClient.pid);
   assert.equal(serverFlows[0]!.process!.pid, echo.pid);
   assert.equal(clientFlows[0]!.flow!.direction, "outbound");
-  // The flow's first and last packet as the kernel saw them (not the bounds of the recorder's interval).
+  // The flow's first and last packet as the kernel saw them (not the bounds of the recorder's 500 ms interval):
+  // the first went out after `first` and before its answer came; the last (the 20th answer) came after the
+  // 20th datagram went out and before the client read it. 20 ms for the conversion to wall-clock time.
   const flowStart = Math.min(...clientFlows.map((record) => new Date(record.start).getTime()));
   const flowEnd = Math.max(...clientFlows.map((record) => new Date(record.end).getTime()));
-  assert.ok(flowStart >= udpTimes.first - 20 && flowStart <= udpTimes.first + 100, `UDP flow start ${flowStart} vs first datagram sent at ${udpTimes.first}`);
-  assert.ok(flowEnd >= udpTimes.last - 100 && flowEnd <= udpTimes.last + 20, `UDP flow end ${flowEnd} vs last answer at ${udpTimes.last}`);
+  assert.ok(flowStart >= udpTimes.first - 20 && flowStart <= udpTimes.firstAnswer + 20, `UDP flow start ${flowStart}: first datagram sent after ${udpTimes.first}, answered before ${udpTimes.firstAnswer}`);
+  assert.ok(flowEnd >= udpTimes.lastSent - 20 && flowEnd <= udpTimes.last + 20, `UDP flow end ${flowEnd}: last datagram sent after ${udpTimes.lastSent}, its answer read at ${udpTimes.last}`);
 
   const verify = runCli(["audit", "verify", "--db", db]);
   assert.equal(verify.status, 0, verify.stderr);
@@ -234,18 +242,26 @@ test("kill -9 of the recorder: the database opens, verifies, and holds what earl
   });
   const recorderExit = exited(recorder, 50_000);
   await waitForOutput(recorder, "stderr", "recording to");
-  const port = 35000 + Math.floor(Math.random() * 5000);
+  const port = randomServicePort();
   const server = startNode(serverScript("127.0.0.1", port, 5), []);
   const serverDone = exited(server);
   await waitForOutput(server, "stdout", "listening");
-  for (let index = 0; index < 5; index++) await exited(startNode(clientScript("127.0.0.1", port, 1000)));
+  const pids = new Set([server.pid]);
+  for (let index = 0; index < 5; index++) {
+    const client = startNode(clientScript("127.0.0.1", port, 1000));
+    pids.add(client.pid);
+    await exited(client);
+  }
   await serverDone;
-  await new Promise((resolve) => setTimeout(resolve, 1500));
+  // Only these processes' connections: other suites' connections can share the port from another namespace.
+  const ours = () => query(db, "--kind", "connection", "--port", String(port)).filter((record) => pids.has(record.process?.pid ?? undefined));
+  // Killed once the batches holding all 10 records are committed (a reader sees only committed ones), however long that takes on a busy machine.
+  const deadline = Date.now() + 30_000;
+  while (ours().length < 10 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
   recorder.kill("SIGKILL");
   await recorderExit;
   using log = AuditLog.open(db);
   assert.equal(log.verify().ok, true);
   assert.equal(log.database.pragma("integrity_check", { simple: true }), "ok");
-  const stored = query(db, "--kind", "connection", "--port", String(port));
-  assert.equal(stored.length, 10, "both ends of the 5 connections, stored in batches before the kill");
+  assert.equal(ours().length, 10, "both ends of the 5 connections, stored in batches before the kill");
 });

@@ -3,6 +3,7 @@ import { test } from "node:test";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { balancerMapNames, backendStatsCodec } from "../../src/balancer/balancer-program.js";
 import { maglevTable } from "../../src/balancer/maglev.js";
+import { seededRandom } from "../support/seeded-random.js";
 import { balancerProgramFixture, fixturePort, fixtureVip, ipv4Checksum, tcpChecksumOf, tcpFrame, u32Key } from "./balancer-program-fixture.js";
 
 const tcActionRedirect = 7;
@@ -92,4 +93,34 @@ test("a SYN on the 5-tuple of a tracked flow starts a new flow; other segments k
   assert.equal(send(0x10).backend, reused.backend, "and its next segments follow the new flow");
   assert.equal(reverseEntries(), 1);
   assert.equal(flows(), 3n);
+});
+
+test("a new flow finds a free NAT port while a quarter of every backend's ports are taken", (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root to load programs")) return;
+  const fixture = balancerProgramFixture();
+  t.after(() => fixture.close());
+  // Reverse entries (the flow key of a backend's replies to one of our NAT ports) for a random quarter of the range.
+  const random = seededRandom(20261206);
+  const taken: [Buffer, Buffer][] = [];
+  for (let backend = 0; backend < 3; backend++) {
+    for (let port = 10000; port <= 32767; port++) {
+      if (random() >= 0.25) continue;
+      const key = Buffer.alloc(40);
+      Buffer.from([198, 18, backend, 2]).copy(key, 0);
+      Buffer.from([198, 18, backend, 1]).copy(key, 16);
+      key.writeUInt16BE(8080, 32);
+      key.writeUInt16BE(port, 34);
+      key.writeUInt32LE(6, 36);
+      taken.push([key, Buffer.alloc(32)]);
+    }
+  }
+  fixture.maps[balancerMapNames.reverse]!.updateBatch(taken);
+  // 2,000 new connections: with 4 candidates per flow (0.25^4 each) about 8 would find none;
+  // with 16 the chance that any does is 2,000 × 0.25^16 ≈ 5·10^-7.
+  let dropped = 0;
+  for (let i = 0; i < 2000; i++) {
+    const syn = tcpFrame([192, 0, 2, 20 + (i % 200)], fixtureVip, 20000 + i, fixturePort, 64, 0x02);
+    if (fixture.program.run({ data: syn }).returnValue !== tcActionRedirect) dropped++;
+  }
+  assert.equal(dropped, 0, `${dropped} of 2000 SYNs found no free NAT port`);
 });

@@ -13,6 +13,7 @@ import { readCaptureFile } from "../../src/pcap/capture-file.js";
 import { cliPath } from "../support/cli.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { finished, listening } from "../support/capture-process.js";
+import { randomServicePort } from "../support/service-port.js";
 
 /** A Node script that sends `count` small UDP datagrams to 127.0.0.1:port as fast as it can. */
 function floodScript(port: number, count: number): string {
@@ -38,7 +39,7 @@ for (const format of ["pcap", "pcapng"] as const) {
     const folder = mkdtempSync(join(tmpdir(), "nbhd-timestamps-"));
     t.after(() => rmSync(folder, { recursive: true, force: true }));
     const output = join(folder, `out.${format}`);
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = randomServicePort();
     const packets = 6000;
     const args = [cliPath, "capture", "-i", "lo", "-Q", "in", "-w", output, "-c", String(packets), `udp dst port ${port}`];
     const capture = spawn(process.execPath, args);

@@ -5,6 +5,7 @@ import { tcpWatchOptions } from "../../src/cli/tcp-command.js";
 import { cliPath, runCli, runCliAsNobody } from "../support/cli.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { Testbed } from "../support/testbed.js";
+import { randomServicePort } from "../support/service-port.js";
 import { clientScript, exited, replyBytes, serverScript, startNode, waitForOutput, type Finished } from "../support/tcp-transfers.js";
 
 const mebibyte = 1 << 20;
@@ -131,7 +132,7 @@ const available = isRoot();
 
 test("tcp --json on loopback (IPv6): 1, 2 and 3 MiB connections with the connecting and the accepting pids, bytes, states and durations", async (t) => {
   if (skipUnlessKernel(t, available, "needs root")) return;
-  await knownTransfers(t, { serverHost: "::1", clientHost: "::1", port: 20000 + Math.floor(Math.random() * 20000), family: "ipv6" });
+  await knownTransfers(t, { serverHost: "::1", clientHost: "::1", port: randomServicePort(), family: "ipv6" });
 });
 
 test("tcp --json on a namespace testbed (IPv4): the same transfers between two network namespaces", async (t) => {
@@ -141,7 +142,7 @@ test("tcp --json on a namespace testbed (IPv4): the same transfers between two n
   await knownTransfers(t, {
     serverHost: bed.b.address,
     clientHost: bed.b.address,
-    port: 20000 + Math.floor(Math.random() * 20000),
+    port: randomServicePort(),
     serverPrefix: ["ip", "netns", "exec", bed.b.namespace],
     clientPrefix: ["ip", "netns", "exec", bed.a.namespace],
     family: "ipv4",

@@ -70,7 +70,7 @@ async function knownTransfers(options: { host: string; serverPrefix?: string[]; 
       top = startTop(["--by", "conn", "--port", String(ready.tcpPort), "--port", String(ready.udpPort), "--interval", "1", ...options.topArgs], options.topPrefix);
       await waitForStderr(top, "netbpf: watching");
     }
-    tcpdump = await TcpdumpReference.start(options.reference.interface, `port ${ready.tcpPort} or port ${ready.udpPort}`, options.reference.prefix);
+    tcpdump = await TcpdumpReference.start(options.reference.interface, `port ${ready.tcpPort} or port ${ready.udpPort}`, options.reference.prefix, options.host);
     client = ScriptProcess.node(clientScript(options.host, ready.tcpPort, ready.udpPort, sizes, udpDatagrams, udpSize), options.clientPrefix);
     const sent = await client.nextJson<ClientReport>();
     const received = await server.nextJson<ServerReport>();

@@ -9,6 +9,7 @@ import { AttachType } from "../../src/sys/bpf-constants.js";
 import { programQuery } from "../../src/sys/bpf.js";
 import { interfaceIndex } from "../../src/sys/socket.js";
 import { skipUnlessRoot } from "../support/kernel.js";
+import { randomServicePort } from "../support/service-port.js";
 
 const examples = fileURLToPath(new URL("../../examples/", import.meta.url));
 
@@ -53,13 +54,9 @@ async function exchange(port: number, size: number): Promise<void> {
   }
 }
 
-function freePort(): number {
-  return 20000 + Math.floor(Math.random() * 20000);
-}
-
 test("port-monitor tells someone who makes no traffic what to do", async (t) => {
   if (skipUnlessRoot(t, "to attach the example's programs")) return;
-  const port = freePort();
+  const port = randomServicePort();
   const monitor = start("port-monitor.js", [String(port), "--seconds", "6"]);
   try {
     await monitor.waitFor(/counting TCP port/);
@@ -76,7 +73,7 @@ test("port-monitor tells someone who makes no traffic what to do", async (t) => 
 
 test("port-monitor counts a TCP exchange on lo in both directions and detaches on exit", async (t) => {
   if (skipUnlessRoot(t, "to attach the example's programs")) return;
-  const port = freePort();
+  const port = randomServicePort();
   const monitor = start("port-monitor.js", [String(port), "--seconds", "3"]);
   try {
     await monitor.waitFor(/counting TCP port/);
@@ -113,7 +110,7 @@ test("port-monitor rejects a bad argument without a stack trace", async () => {
 
 test("tcp-states reports the life of a loopback connection in order", async (t) => {
   if (skipUnlessRoot(t, "to attach the example's programs")) return;
-  const port = freePort();
+  const port = randomServicePort();
   const follower = start("tcp-states.js", ["--port", String(port), "--json", "--count", "5"]);
   try {
     // The programs are attached when it says so.

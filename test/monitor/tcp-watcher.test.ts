@@ -14,6 +14,7 @@ import { UsageError } from "../../src/sys/errors.js";
 import { readTcpTracepointFormats, tcpTracepoints } from "../../src/programs/tcp-state-events.js";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
 import { Testbed } from "../support/testbed.js";
+import { randomServicePort } from "../support/service-port.js";
 import { programsLeftLoaded } from "../support/loaded-programs.js";
 import { clientScript, exited, startNode } from "../support/tcp-transfers.js";
 
@@ -91,7 +92,7 @@ test("watchTcp: a dropped SYN is retransmitted; the retransmit and the close car
   if (skipUnlessKernel(t, isRoot(), "needs root")) return;
   const bed = Testbed.create("nbm2r", { disableIpv6: true });
   t.after(() => bed.destroy());
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = randomServicePort();
   // Side B drops everything arriving while drop[0] is 1 (tcx ingress).
   using drop = BpfMap.create({ type: MapType.Array, key: u32, value: u32, maxEntries: 1, name: "nbm2_drop" });
   const dropper = new Assembler()

@@ -43,12 +43,14 @@ process.stdin.on("end", () => process.exit(0));
 
 export class CounterServer {
   readonly #process: ChildProcessWithoutNullStreams;
+  readonly #unread: () => number;
   #buffer = "";
   #lines: string[] = [];
   #waiters: ((line: string) => void)[] = [];
 
-  private constructor(child: ChildProcessWithoutNullStreams) {
+  private constructor(child: ChildProcessWithoutNullStreams, unread: () => number) {
     this.#process = child;
+    this.#unread = unread;
     child.stdout.setEncoding("utf8");
     child.stdout.on("data", (chunk: string) => {
       this.#buffer += chunk;
@@ -67,7 +69,12 @@ export class CounterServer {
     const child = bed.start(host, [process.execPath, "--input-type=module", "-e", counterServerScript(udpPorts, tcpPorts)]);
     let errors = "";
     child.stderr.on("data", (chunk) => (errors += chunk));
-    const server = new CounterServer(child);
+    // Bytes waiting in the receive queues of the server's UDP sockets (ss's Recv-Q).
+    const unread = () => bed.exec(host, ["ss", "-u", "-a", "-n", "-H"]).stdout.split("\n").reduce((total, line) => {
+      const [, queued, , local] = line.trim().split(/\s+/);
+      return udpPorts.includes(Number(local?.slice(local.lastIndexOf(":") + 1))) ? total + Number(queued) : total;
+    }, 0);
+    const server = new CounterServer(child, unread);
     const ready = await Promise.race([server.line(), once(child, "exit").then(() => `exited: ${errors}`)]);
     if (ready !== "ready") throw new Error(`counter server did not start: ${ready}`);
     return server;
@@ -79,12 +86,29 @@ export class CounterServer {
     return new Promise((resolve) => this.#waiters.push(resolve));
   }
 
+  /**
+   * Waits until the server has read every datagram already queued to it: a
+   * busy machine may not have run it since they came, and a server woken by
+   * both a burst and our question answers before it has read the whole burst.
+   */
+  async #drained(timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#unread() > 0) {
+      if (Date.now() > deadline) throw new Error(`the counter server left datagrams unread for ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** Datagrams received per port, counting everything queued to the server when asked. */
   async counts(): Promise<Record<string, number>> {
+    await this.#drained();
     this.#process.stdin.write("counts\n");
     return JSON.parse(await this.line()) as Record<string, number>;
   }
 
+  /** Datagrams received per source address, counting everything queued to the server when asked. */
   async sources(): Promise<Record<string, number>> {
+    await this.#drained();
     this.#process.stdin.write("sources\n");
     return JSON.parse(await this.line()) as Record<string, number>;
   }
@@ -143,28 +167,35 @@ export function pings(bed: RoutedTestbed, host: string): boolean {
 
 /**
  * Client script: sends UDP from `bind` (an address of the client) to
- * host:port at about `pps` for `seconds`, catching up after timer delays;
- * prints { sent, elapsedMs } (first to last datagram).
+ * host:port at about `pps` for `seconds`; prints { sent, elapsedMs (first to
+ * last datagram), times (ms after the first, one per datagram, taken just
+ * before its send: a datagram crosses the veth pair inside that call) }.
+ * After a timer delay it catches up with a burst of the datagrams it owes,
+ * unless `catchUp` is false: then it sends at most one per 5 ms tick.
  */
-export function pacedUdpScript(options: { bind: string; host: string; port: number; pps: number; seconds: number; size?: number }): string {
+export function pacedUdpScript(options: { bind: string; host: string; port: number; pps: number; seconds: number; size?: number; catchUp?: boolean }): string {
   return `
 import dgram from "node:dgram";
 const socket = dgram.createSocket("udp4");
 await new Promise((resolve) => socket.bind({ address: ${JSON.stringify(options.bind)}, port: 0 }, resolve));
 const payload = Buffer.alloc(${options.size ?? 64});
 let sent = 0; let first = 0; let last = 0;
+const times = [];
 const start = performance.now();
 while (performance.now() - start < ${options.seconds * 1000}) {
   const due = Math.floor((performance.now() - start) / 1000 * ${options.pps});
-  while (sent < due) {
+  const owed = ${options.catchUp === false ? "Math.min(due, sent + 1)" : "due"};
+  while (sent < owed) {
+    const now = performance.now();
+    if (sent === 0) first = now;
+    last = now;
+    times.push(Math.round((now - first) * 1000) / 1000);
     await new Promise((resolve, reject) => socket.send(payload, ${options.port}, ${JSON.stringify(options.host)}, (e) => (e ? reject(e) : resolve())));
-    if (sent === 0) first = performance.now();
-    last = performance.now();
     sent++;
   }
   await new Promise((resolve) => setTimeout(resolve, 5));
 }
 socket.close();
-console.log(JSON.stringify({ sent, elapsedMs: last - first }));
+console.log(JSON.stringify({ sent, elapsedMs: last - first, times }));
 `;
 }

@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { createInterface } from "node:readline";
+import { randomServicePort } from "./service-port.js";
 
 export interface ServerReady {
   pid: number;
@@ -169,16 +170,28 @@ export class ScriptProcess {
   }
 }
 
-/** tcpdump, the reference: payload bytes per flow ("srcport>dstport") as it prints them (`length N`). */
+/**
+ * tcpdump, the reference: payload bytes per flow ("srcport>dstport") as it prints them (`length N`).
+ * Stopping it is a barrier, not a pause: a sentinel datagram goes out after the traffic (to a port
+ * of its own, through the captured interface) and tcpdump is stopped once it has printed that, so a
+ * tcpdump that a busy machine has not run for a while still reports every packet before it.
+ * Headers are all it needs (lengths come from them): a 256-byte snap length lets its 16 MB ring hold
+ * tens of thousands of packets while it is not running (with the full 256 KB snap length it held 128).
+ */
 export class TcpdumpReference {
   readonly process: ScriptProcess;
+  readonly #sentinel: { host: string; port: number; prefix: string[] };
 
-  private constructor(process: ScriptProcess) {
+  private constructor(process: ScriptProcess, sentinel: { host: string; port: number; prefix: string[] }) {
     this.process = process;
+    this.#sentinel = sentinel;
   }
 
-  static async start(interfaceName: string, filter: string, prefix: string[] = []): Promise<TcpdumpReference> {
-    const reference = new TcpdumpReference(new ScriptProcess([...prefix, "tcpdump", "-i", interfaceName, "-nn", "-v", "-l", "--immediate-mode", "-B", "16384", filter]));
+  /** `sentinelHost`: an address reached through `interfaceName` from the namespace of `prefix`. */
+  static async start(interfaceName: string, filter: string, prefix: string[] = [], sentinelHost = "127.0.0.1"): Promise<TcpdumpReference> {
+    const sentinel = { host: sentinelHost, port: randomServicePort(), prefix };
+    const command = [...prefix, "tcpdump", "-i", interfaceName, "-nn", "-v", "-l", "--immediate-mode", "-B", "16384", "-s", "256", `(${filter}) or (udp dst port ${sentinel.port})`];
+    const reference = new TcpdumpReference(new ScriptProcess(command), sentinel);
     const start = Date.now();
     while (!reference.process.stderr.includes("listening on")) {
       if (Date.now() - start > 20_000 || reference.process.child.exitCode !== null) throw new Error(`tcpdump did not start: ${reference.process.stderr}`);
@@ -187,13 +200,38 @@ export class TcpdumpReference {
     return reference;
   }
 
+  /** Sends the sentinel (again every second, in case the ring had no room for it) and returns every line tcpdump printed before it, then stops tcpdump. */
+  async #linesUntilSentinel(): Promise<string[]> {
+    const { host, port, prefix } = this.#sentinel;
+    const script = `const s = require("node:dgram").createSocket(${JSON.stringify(host.includes(":") ? "udp6" : "udp4")}); s.send("sentinel", ${port}, ${JSON.stringify(host)}, () => s.close());`;
+    const send = () => spawn(prefix[0] ?? process.execPath, [...prefix.slice(1), ...(prefix.length ? [process.execPath] : []), "-e", script], { stdio: "ignore" });
+    const sentinelLine = new RegExp(`\\.\\d+ > \\S+\\.${port}: UDP`);
+    const lines: string[] = [];
+    const deadline = Date.now() + 30_000;
+    let sentAt = 0;
+    for (;;) {
+      if (Date.now() > deadline) throw new Error(`tcpdump did not print the sentinel within 30 s: ${this.process.stderr}`);
+      if (Date.now() - sentAt >= 1000) {
+        send();
+        sentAt = Date.now();
+      }
+      const line = await this.process.nextLine(200);
+      if (line === undefined) {
+        if (this.process.child.exitCode !== null) throw new Error(`tcpdump ended before the sentinel: ${this.process.stderr}`);
+        continue;
+      }
+      if (sentinelLine.test(line)) break;
+      lines.push(line);
+    }
+    this.process.child.kill("SIGINT");
+    await this.process.rest(20_000);
+    await this.process.exited();
+    return lines;
+  }
+
   /** Stops tcpdump and sums the payload (`length N` of TCP/UDP) and IP bytes (the IP header's length) of each flow ("srcport>dstport"). */
   async flows(): Promise<{ payload: Map<string, number>; ipBytes: Map<string, number> }> {
-    // Let it print what is still in its buffer: SIGINT ends the loop without reading the rest.
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    this.process.child.kill("SIGINT");
-    const lines = await this.process.rest(20_000);
-    await this.process.exited();
+    const lines = await this.#linesUntilSentinel();
     const dropped = /(\d+) packets? dropped by kernel/.exec(this.process.stderr);
     if (dropped && dropped[1] !== "0") throw new Error(`tcpdump dropped packets: ${this.process.stderr}`);
     const payload = new Map<string, number>();
