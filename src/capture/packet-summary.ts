@@ -75,7 +75,7 @@ class Truncated {
 const printedEtherTypes = new Set([0x0800, 0x86dd, 0x0806, 0x8035, 0x8100, 0x88a8, 0x88cc, 0x8847, 0x8848, 0x8863, 0x8864, 0x888e, 0x9000]);
 
 const ipProtocolNames = new Map<number, string>([
-  [0, "HBH"], [1, "ICMP"], [2, "IGMP"], [4, "IPIP"], [6, "TCP"], [17, "UDP"], [41, "IPv6"], [43, "Routing"],
+  [0, "Options"], [1, "ICMP"], [2, "IGMP"], [4, "IPIP"], [6, "TCP"], [17, "UDP"], [41, "IPv6"], [43, "Routing"],
   [44, "frag"], [47, "GRE"], [50, "ESP"], [51, "AH"], [58, "ICMPv6"], [59, "none"], [60, "DSTOPTS"], [103, "PIM"],
   [112, "VRRP"], [132, "SCTP"], [136, "UDPLite"],
 ]);
@@ -457,7 +457,7 @@ export class PacketSummarizer {
         const version = data[0]! >> 4;
         if (version === 4) this.ipv4(data, output, !e);
         else if (version === 6) this.ipv6(data, output, !e);
-        else output.push(`IP${version}`);
+        else output.push(`unknown ip ${version}`);
         return 0;
       }
       default:
@@ -495,18 +495,26 @@ export class PacketSummarizer {
       this.networkOffset = 0;
       throw new Truncated("ip");
     }
+    const version = data[0]! >> 4;
+    if (version !== 4) {
+      output.push(version === 6 ? "IP6, wrong link-layer encapsulation (invalid)" : `IP${version} (invalid)`);
+      return;
+    }
     if (prefix) output.push("IP ");
     if (data.length < 20) throw new Truncated("ip");
     const headerLength = (data[0]! & 0x0f) * 4;
     const totalLength = (data[2]! << 8) | data[3]!;
+    if (headerLength < 20) {
+      output.push(`bad-hlen ${headerLength}`);
+      return;
+    }
+    if (totalLength < headerLength) {
+      output.push(`bad-len ${totalLength}`);
+      return;
+    }
     const fragment = (data[6]! << 8) | data[7]!;
     const protocol = data[9]!;
     const offset = (fragment & 0x1fff) * 8;
-    // IP options cut by the snap length: tcpdump says so and stops.
-    if (headerLength > data.length) {
-      output.push(` [remaining caplen(${data.length}) < header length(${headerLength})]`);
-      throw new Truncated("ip");
-    }
     // Like tcpdump: only a packet shorter on the wire than its IP length is truncated-ip, not one cut by the snap length.
     const onWire = this.wireLength - (data.byteOffset - this.packetStart);
     if (totalLength > onWire) output.push(`truncated-ip - ${totalLength - onWire} bytes missing! `);
@@ -514,7 +522,20 @@ export class PacketSummarizer {
       const flags = [fragment & 0x2000 ? "+" : "", fragment & 0x4000 ? "DF" : "", fragment & 0x8000 ? "rsvd" : ""].filter(Boolean);
       const tos = data[1]!;
       const ecn = ["", ",ECT(1)", ",ECT(0)", ",CE"][tos & 3];
-      let text = `(tos 0x${hex(tos)}${ecn}, ttl ${data[8]}, id ${(data[4]! << 8) | data[5]!}, offset ${offset}, flags [${flags.length ? flags.join(", ") : "none"}], proto ${ipProtocolNames.get(protocol) ?? "unknown"} (${protocol}), length ${totalLength}`;
+      const ttl = data[8]!;
+      output.push(`(tos 0x${hex(tos)}${ecn}${ttl >= 1 ? `, ttl ${ttl}` : ""}, id ${(data[4]! << 8) | data[5]!}, offset ${offset}, flags [${flags.length ? flags.join(", ") : "none"}], proto ${ipProtocolNames.get(protocol) ?? "unknown"} (${protocol}), length ${totalLength}`);
+      let optionsCut = false;
+      if (headerLength > 20) {
+        output.push(", options (");
+        const status = ipv4Options(data, headerLength, Math.min(data.length, totalLength), output);
+        if (status === OptionsStatus.Cut) {
+          this.networkOffset = 0;
+          throw new Truncated("ip");
+        }
+        optionsCut = status === OptionsStatus.Truncated;
+        output.push(optionsCut ? " [truncated-option])" : ")");
+      }
+      let text = "";
       if (data.length >= headerLength) {
         const checksum = internetChecksum([data.subarray(0, headerLength)]);
         if (checksum !== 0) {
@@ -524,10 +545,22 @@ export class PacketSummarizer {
         }
       }
       output.push(`${text})\n    `);
+      if (optionsCut) {
+        output.push(`${formatIpv4(data, 12)} > ${formatIpv4(data, 16)}: `);
+        throw new Truncated("ip");
+      }
     }
-    if (headerLength < 20 || data.length < headerLength) throw new Truncated("ip");
     const source = formatIpv4(data, 12);
     const destination = formatIpv4(data, 16);
+    // IP options cut by the snap length: tcpdump says so and stops (a later fragment is printed without them).
+    if (headerLength > data.length && offset === 0) {
+      // (tcpdump prints the addresses first, except for the protocols whose printers print them)
+      const addresses = protocol !== 6 && protocol !== 17 && protocol !== 33 && protocol !== 132;
+      output.push(`${addresses ? `${source} > ${destination}: ` : ""} [remaining caplen(${data.length}) < header length(${headerLength})]`);
+      // (its printer unwinds: -x dumps the whole frame)
+      this.networkOffset = 0;
+      throw new Truncated("ip");
+    }
     const captured = Math.min(totalLength, data.length);
     const payload = data.subarray(headerLength, Math.max(headerLength, captured));
     const context: NetworkContext = {
@@ -552,8 +585,15 @@ export class PacketSummarizer {
     // tcpdump names IPv6 only once the whole fixed header was captured.
     if (data.length < 40) throw new Truncated("ip6");
     if (prefix) output.push("IP6 ");
+    if (data[0]! >> 4 !== 6) {
+      output.push(`version error: ${data[0]! >> 4} != 6`);
+      return;
+    }
     const payloadLength = (data[4]! << 8) | data[5]!;
     const nextHeader = data[6]!;
+    // Like IPv4's truncated-ip: shorter on the wire than the payload length says (no space after it, as tcpdump prints it).
+    const onWire = this.wireLength - (data.byteOffset - this.packetStart);
+    if (payloadLength !== 0 && 40 + payloadLength > onWire) output.push(`truncated-ip6 - ${40 + payloadLength - onWire} bytes missing!`);
     if (this.options.verbose) {
       const trafficClass = ((data[0]! & 0x0f) << 4) | (data[1]! >> 4);
       const flowLabel = ((data[1]! & 0x0f) << 16) | (data[2]! << 8) | data[3]!;
@@ -580,8 +620,9 @@ export class PacketSummarizer {
         const identification = ((data[offset + 4]! << 24) | (data[offset + 5]! << 16) | (data[offset + 6]! << 8) | data[offset + 7]!) >>> 0;
         const fragmentOffset = fragmentWord & 0xfff8;
         const text = `frag (${this.options.verbose ? `0x${hex(identification, 8)}:` : ""}${fragmentOffset}|${payloadLength - (offset + 8 - 40)})`;
-        if (fragmentOffset !== 0) {
-          output.push(text);
+        // (tcpdump prints nothing after a later fragment, nor after a first one with nothing captured behind its header)
+        if (fragmentOffset !== 0 || end <= offset + 8) {
+          output.push(fragmentOffset !== 0 ? text : `${text} `);
           return;
         }
         output.push(`${text} `);
@@ -655,7 +696,7 @@ export class PacketSummarizer {
         }
         throw new Truncated("udp");
       }
-      output.push(`${network.source} > ${network.destination}: `);
+      if (!network.addressesPrinted) output.push(`${network.source} > ${network.destination}: `);
       throw new Truncated("udp");
     }
     const sourcePort = (data[0]! << 8) | data[1]!;
@@ -1040,6 +1081,104 @@ function embeddedIpv6(data: Uint8Array): { source: string; destination: string; 
   return { source: formatIpv6(data, 8), destination: formatIpv6(data, 24), protocol, destinationPort };
 }
 
+const enum OptionsStatus { Complete, Truncated, Cut }
+
+const ipv4OptionNames: Record<number, string> = { 0: "EOL", 1: "NOP", 7: "RR", 68: "timestamp", 82: "traceroute", 130: "security", 131: "LSRR", 137: "SSRR", 148: "RA" };
+
+/**
+ * The options of the IPv4 header `data` (header length `headerLength`) as tcpdump -v prints them, pushed to output;
+ * `available` bytes of the datagram can be read. Truncated: an option's data runs past them (tcpdump adds
+ * "[truncated-option]"); Cut: an option's kind or length byte does (tcpdump stops the line there).
+ */
+function ipv4Options(data: Uint8Array, headerLength: number, available: number, output: string[]): OptionsStatus {
+  let separator = "";
+  for (let offset = 20; offset < headerLength; ) {
+    output.push(separator);
+    separator = ",";
+    if (offset >= available) return OptionsStatus.Cut;
+    const code = data[offset]!;
+    output.push(ipv4OptionNames[code] ?? `unknown ${code}`);
+    let length = 1;
+    if (code > 1) {
+      if (offset + 1 >= available) return OptionsStatus.Cut;
+      length = data[offset + 1]!;
+      if (length < 2) {
+        output.push(` [bad length ${length}]`);
+        return OptionsStatus.Complete;
+      }
+    }
+    if (length > headerLength - offset) {
+      output.push(` [bad length ${length}]`);
+      return OptionsStatus.Complete;
+    }
+    if (offset + length > available) return OptionsStatus.Truncated;
+    switch (code) {
+      case 0:
+        return OptionsStatus.Complete;
+      case 68:
+        if (!ipv4TimestampOption(data, offset, length, available, output)) return OptionsStatus.Truncated;
+        break;
+      case 7:
+      case 131:
+      case 137:
+        if (!ipv4RouteOption(data, offset, length, available, output)) return OptionsStatus.Truncated;
+        break;
+      case 148:
+        if (length < 4) output.push(` [bad length ${length}]`);
+        else if (((data[offset + 2]! << 8) | data[offset + 3]!) !== 0) output.push(` value ${(data[offset + 2]! << 8) | data[offset + 3]!}`);
+        break;
+    }
+    offset += length;
+  }
+  return OptionsStatus.Complete;
+}
+
+/** A record route or source route option (tcpdump reads its addresses as far as the datagram goes); false when they run past `available`. */
+function ipv4RouteOption(data: Uint8Array, start: number, length: number, available: number, output: string[]): boolean {
+  if (length < 3) {
+    output.push(` [bad length ${length}]`);
+    return true;
+  }
+  if ((length + 1) & 3) output.push(` [bad length ${length}]`);
+  const pointer = (data[start + 2]! - 1) >>> 0;
+  if (pointer < 3 || ((pointer + 1) & 3) || pointer > length + 1) output.push(` [bad ptr ${data[start + 2]}]`);
+  for (let i = 3; i < length; i += 4) {
+    if (start + i + 4 > available) return false;
+    output.push(pointer > i ? ` ${formatIpv4(data, start + i)},` : ` ${formatIpv4(data, start + i)}`);
+  }
+  return true;
+}
+
+/** A timestamp option; false when its entries run past `available`. */
+function ipv4TimestampOption(data: Uint8Array, start: number, length: number, available: number, output: string[]): boolean {
+  if (length < 4) {
+    output.push(`[bad length ${length}]`);
+    return true;
+  }
+  output.push(" TS{");
+  const flags = data[start + 3]!;
+  const hop = (flags & 0x0f) !== 0 ? 8 : 4;
+  if ((length - 4) & (hop - 1)) output.push(`[bad length ${length}]`);
+  const pointer = (data[start + 2]! - 1) >>> 0;
+  if (pointer < 4 || ((pointer - 4) & (hop - 1)) || pointer > length + 1) output.push(`[bad ptr ${data[start + 2]}]`);
+  const type = flags & 0x0f;
+  let i = 0;
+  if (type === 0 || type === 1 || type === 3) {
+    output.push(type === 0 ? "TSONLY" : type === 1 ? "TS+ADDR" : "PRESPEC");
+    for (i = 4; i < length; i += hop) {
+      if (start + i + hop > available) return false;
+      const at = start + i + hop - 4;
+      const value = ((data[at]! << 24) | (data[at + 1]! << 16) | (data[at + 2]! << 8) | data[at + 3]!) >>> 0;
+      output.push(`${pointer === i ? " ^ " : " "}${value}@${hop === 8 ? formatIpv4(data, start + i) : ""}`);
+    }
+  } else {
+    output.push(`[bad ts type ${type}]`);
+  }
+  if (pointer === i) output.push(" ^ ");
+  output.push(flags >> 4 ? ` [${flags >> 4} hops not recorded]} ` : "}");
+  return true;
+}
+
 /** tcpdump's flag letters for each of the 512 values of the 9 flag bits, made once. */
 let tcpFlagTexts: string[] | undefined;
 
@@ -1169,24 +1308,24 @@ function sllPacketTypeName(type: number): string {
   return ["In", "B", "M", "P", "Out"][type] ?? `#${type}`;
 }
 
-/** IPv6 hop-by-hop / destination options as tcpdump -v prints them: "(rtalert: 0x0000) (padn) ". */
+/** IPv6 hop-by-hop / destination options as tcpdump -v prints them: "(pad1)(rtalert: 0x0000) (padn) ". */
 function ipv6OptionsText(options: Uint8Array): string {
   let text = "";
   for (let i = 0; i < options.length; ) {
     const type = options[i]!;
     if (type === 0) {
-      text += "(pad1) ";
+      text += "(pad1)";
       i++;
       continue;
     }
     if (i + 1 >= options.length) break;
     const length = options[i + 1]!;
-    if (type === 1) text += "(padn) ";
+    if (type === 1) text += "(padn)";
     else if (type === 5 && length === 2 && i + 4 <= options.length) text += `(rtalert: 0x${hex((options[i + 2]! << 8) | options[i + 3]!, 4)}) `;
     else text += `(opt_type 0x${hex(type, 2)}: len=${length}) `;
     i += 2 + length;
   }
-  return text;
+  return `${text} `;
 }
 
 /**
