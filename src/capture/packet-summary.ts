@@ -59,9 +59,12 @@ export interface SummaryPacket {
   linkType: number;
 }
 
-/** A header ended inside the captured bytes: tcpdump prints ` [|name]`, and `after` behind it (">" for TCP options cut inside the data of an option after the first). */
+/**
+ * A header ended inside the captured bytes: tcpdump prints ` [|name]`, and `after` behind it (">" for TCP options cut inside the data
+ * of an option after the first). `unwinds`: tcpdump's printer unwinds there (-x then dumps the whole frame).
+ */
 class Truncated {
-  constructor(readonly protocol: string, readonly after = "") {}
+  constructor(readonly protocol: string, readonly after = "", readonly unwinds = false) {}
 
   get text(): string {
     return ` [|${this.protocol}]${this.after}`;
@@ -189,6 +192,8 @@ function pseudoHeader(network: NetworkContext, protocol: number, length: number)
   if (network.version === 4) {
     const header = new Uint8Array(12);
     header.set(data.subarray(addressOffset, addressOffset + 8), 0);
+    const routed = sourceRouteDestination(data);
+    if (routed >= 0) header.set(data.subarray(routed, routed + 4), 4);
     header[9] = protocol;
     header[10] = length >> 8;
     header[11] = length & 0xff;
@@ -202,6 +207,27 @@ function pseudoHeader(network: NetworkContext, protocol: number, length: number)
   header[35] = length & 0xff;
   header[39] = protocol;
   return header;
+}
+
+/**
+ * Where the final destination of a valid loose or strict source route option of the IPv4 header `data` is, or -1:
+ * tcpdump takes it for the pseudo-header instead of the destination address.
+ */
+function sourceRouteDestination(data: Uint8Array): number {
+  const headerLength = (data[0]! & 0x0f) * 4;
+  for (let offset = 20; offset < headerLength; ) {
+    const code = data[offset]!;
+    if (code === 0) break;
+    let length = 1;
+    if (code !== 1) {
+      length = data[offset + 1] ?? 0;
+      if (length < 2) break;
+    }
+    if (offset + length > headerLength || offset + length > data.length) break;
+    if ((code === 131 || code === 137) && length >= 7) return offset + length - 4;
+    offset += length;
+  }
+  return -1;
 }
 
 interface TcpSequenceState {
@@ -340,6 +366,7 @@ export class PacketSummarizer {
     } catch (error) {
       if (!(error instanceof Truncated)) throw error;
       output.push(error.text);
+      if (error.unwinds) this.networkOffset = 0;
     }
     const text = output.join("");
     const hexDumpKind = this.options.hexDump;
@@ -488,7 +515,8 @@ export class PacketSummarizer {
     }
   }
 
-  private ipv4(data: Uint8Array, output: string[], prefix: boolean): void {
+  /** `quoted`: the datagram an ICMP error quotes (tcpdump gives its printer the datagram's own length as the length on the wire). */
+  private ipv4(data: Uint8Array, output: string[], prefix: boolean, quoted = false): void {
     // tcpdump names the protocol only when some of its header was captured: none at all prints just [|ip],
     // and its printer unwinds (-x dumps the whole frame).
     if (data.length === 0) {
@@ -508,6 +536,9 @@ export class PacketSummarizer {
       output.push(`bad-hlen ${headerLength}`);
       return;
     }
+    // Like tcpdump: only a packet shorter on the wire than its IP length is truncated-ip, not one cut by the snap length.
+    const onWire = this.wireLength - (data.byteOffset - this.packetStart);
+    if (totalLength > onWire && !quoted) output.push(`truncated-ip - ${totalLength - onWire} bytes missing! `);
     if (totalLength < headerLength) {
       output.push(`bad-len ${totalLength}`);
       return;
@@ -515,9 +546,6 @@ export class PacketSummarizer {
     const fragment = (data[6]! << 8) | data[7]!;
     const protocol = data[9]!;
     const offset = (fragment & 0x1fff) * 8;
-    // Like tcpdump: only a packet shorter on the wire than its IP length is truncated-ip, not one cut by the snap length.
-    const onWire = this.wireLength - (data.byteOffset - this.packetStart);
-    if (totalLength > onWire) output.push(`truncated-ip - ${totalLength - onWire} bytes missing! `);
     if (this.options.verbose) {
       const flags = [fragment & 0x2000 ? "+" : "", fragment & 0x4000 ? "DF" : "", fragment & 0x8000 ? "rsvd" : ""].filter(Boolean);
       const tos = data[1]!;
@@ -528,10 +556,7 @@ export class PacketSummarizer {
       if (headerLength > 20) {
         output.push(", options (");
         const status = ipv4Options(data, headerLength, Math.min(data.length, totalLength), output);
-        if (status === OptionsStatus.Cut) {
-          this.networkOffset = 0;
-          throw new Truncated("ip");
-        }
+        if (status === OptionsStatus.Cut) this.unwind("ip");
         optionsCut = status === OptionsStatus.Truncated;
         output.push(optionsCut ? " [truncated-option])" : ")");
       }
@@ -557,9 +582,7 @@ export class PacketSummarizer {
       // (tcpdump prints the addresses first, except for the protocols whose printers print them)
       const addresses = protocol !== 6 && protocol !== 17 && protocol !== 33 && protocol !== 132;
       output.push(`${addresses ? `${source} > ${destination}: ` : ""} [remaining caplen(${data.length}) < header length(${headerLength})]`);
-      // (its printer unwinds: -x dumps the whole frame)
-      this.networkOffset = 0;
-      throw new Truncated("ip");
+      this.unwind("ip");
     }
     const captured = Math.min(totalLength, data.length);
     const payload = data.subarray(headerLength, Math.max(headerLength, captured));
@@ -662,14 +685,10 @@ export class PacketSummarizer {
         this.udp(network, output);
         return;
       case 1:
-        if (network.version === 4) {
-          this.icmp(network, output);
-          return;
-        }
-        break;
       case 58:
-        if (network.version === 6) {
-          this.icmpv6(network, output);
+        if (network.version === (protocol === 1 ? 4 : 6)) {
+          if (protocol === 1) this.icmp(network, output);
+          else this.icmpv6(network, output);
           return;
         }
         break;
@@ -733,6 +752,12 @@ export class PacketSummarizer {
     else output.push(`UDP, length ${length - 8}`);
   }
 
+  /** A cut where tcpdump's printer unwinds: -x then dumps the whole frame. */
+  private unwind(protocol: string): never {
+    this.networkOffset = 0;
+    throw new Truncated(protocol);
+  }
+
   /** Adds an application decoder's text (its call the argument); after a cut where tcpdump unwinds, -x dumps the whole frame. */
   private decoded(output: string[], text: string): void {
     output.push(text);
@@ -763,16 +788,17 @@ export class PacketSummarizer {
     let seq = ((data[4]! << 24) | (data[5]! << 16) | (data[6]! << 8) | data[7]!) >>> 0;
     let ack = ((data[8]! << 24) | (data[9]! << 16) | (data[10]! << 8) | data[11]!) >>> 0;
     const headerLength = (data[12]! >> 4) * 4;
-    const flags = data[13]! | ((data[12]! & 0x01) << 8);
+    const flags = data[13]!;
     const window = (data[14]! << 8) | data[15]!;
     const urgent = (data[18]! << 8) | data[19]!;
     output.push(network.addressesPrinted ? ` > ${destinationPort}: ` : `.${sourcePort} > ${network.destination}.${destinationPort}: `);
-    if (this.options.quiet) {
-      output.push(`tcp ${headerLength <= network.length ? network.length - headerLength : 0}`);
+    // (tcpdump subtracts unsigned: a header longer than the segment gives a length near 2^32)
+    if (headerLength < 20) {
+      output.push(` tcp ${(network.length - headerLength) >>> 0} [bad hdr length ${headerLength} - too short, < 20]`);
       return;
     }
-    if (headerLength < 20) {
-      output.push(`tcp ${network.length} [bad hdr length ${headerLength} - too short, < 20]`);
+    if (this.options.quiet) {
+      output.push(`tcp ${(network.length - headerLength) >>> 0}${headerLength > network.length ? ` [bad hdr length ${headerLength} - too long, > ${network.length}]` : ""}`);
       return;
     }
     output.push(`Flags [${tcpFlags(flags)}]`);
@@ -836,10 +862,16 @@ export class PacketSummarizer {
       output.push("]");
     }
     output.push(`, length ${length}`);
+    // (tcpdump looks for the rest of the header only when data follows it)
+    if (data.length < headerLength && length > 0) {
+      output.push(` [remaining caplen(${data.length}) < header length(${headerLength})]`);
+      this.unwind("tcp");
+    }
     if (this.options.verbose && (flags & 0x04) !== 0 && length > 0) {
       // tcpdump -v shows the text a reset carries (RFC 1122 4.2.2.12), at most 30 bytes.
       const shown = Math.min(length, 30, Math.max(0, data.length - headerLength));
-      output.push(` [RST${length > 30 ? "+" : ""} ${printableText(data.subarray(headerLength, headerLength + shown))}]`);
+      // ("!" when the text was not all captured)
+      output.push(` [${data.length - headerLength < length ? "!" : ""}RST${length > 30 ? "+" : ""} ${printableText(data.subarray(headerLength, headerLength + shown))}]`);
     }
     // tcpdump decodes DNS (length-prefixed) in segments with data to or from port 53.
     else if (length > 0 && (sourcePort === 53 || destinationPort === 53)
@@ -890,9 +922,12 @@ export class PacketSummarizer {
         break;
       }
       case 11:
+        // tcpdump reads the quoted destination address first (also for a redirect).
+        if (data.length < 28) throw new Truncated("icmp");
         text = code === 0 ? "time exceeded in-transit" : code === 1 ? "ip reassembly time exceeded" : `time exceeded-#${code}`;
         break;
       case 5: {
+        if (data.length < 28) throw new Truncated("icmp");
         const embedded = inner();
         const gateway = data.length >= 8 ? formatIpv4(data, 4) : "?";
         const kind = ["redirect %d to net %g", "redirect %d to host %g", "redirect-tos %d to net %g", "redirect-tos %d to host %g"][code];
@@ -921,6 +956,7 @@ export class PacketSummarizer {
         text = "address mask request";
         break;
       case 18:
+        if (data.length < 12) throw new Truncated("icmp");
         text = `address mask is 0x${hex(data.length >= 12 ? view.getUint32(8) : 0, 8)}`;
         break;
       default:
@@ -934,7 +970,7 @@ export class PacketSummarizer {
     if (this.options.verbose && (type === 3 || type === 4 || type === 5 || type === 11 || type === 12) && data.length >= 28) {
       output.push("\n\t");
       try {
-        this.ipv4(data.subarray(8), output, !this.options.linkLevel);
+        this.ipv4(data.subarray(8), output, !this.options.linkLevel, true);
       } catch (error) {
         if (!(error instanceof Truncated)) throw error;
         output.push(error.text);
@@ -945,7 +981,13 @@ export class PacketSummarizer {
   private icmpv6(network: NetworkContext, output: string[]): void {
     const data = network.payload;
     if (!network.addressesPrinted) output.push(`${network.source} > ${network.destination}: `);
+    if (network.length === 0) {
+      output.push("ICMP6, length 0 (invalid)");
+      return;
+    }
     if (data.length < 1) throw new Truncated("icmp6");
+    // tcpdump -v reads the checksum first: cut before it, nothing of the message is printed.
+    if (this.options.verbose && data.length < 4 && data.length >= network.length) throw new Truncated("icmp6");
     if (data.length < 4) {
       // Cut inside the header: tcpdump has printed the type's name, and a destination unreachable's code.
       const code = data.length >= 2 && data[0] === 1 ? icmpv6UnreachableCodes[data[1]!] : undefined;
@@ -966,6 +1008,11 @@ export class PacketSummarizer {
     let text: string;
     // tcpdump -v omits the length of these messages.
     const withLength = !this.options.verbose || type === 133 || type === 134;
+    // A neighbor message's target address cut: tcpdump stops after the type's name.
+    if ((type === 135 || type === 136) && data.length < 24) {
+      output.push(`ICMP6, ${icmpv6TypeNames[type]}${this.options.verbose ? `, length ${network.length}` : ""}`);
+      throw new Truncated("icmp6");
+    }
     switch (type) {
       case 128:
       case 129:
@@ -979,9 +1026,9 @@ export class PacketSummarizer {
       case 1: {
         const embedded = embeddedIpv6(data.subarray(8));
         const target = embedded?.destination ?? "?";
-        if (embedded === undefined && code === 4) {
+        if (embedded === undefined && code <= 4) {
           // Cut by the snap length before the quoted packet: tcpdump stops there.
-          output.push("ICMP6, destination unreachable, unreachable port");
+          output.push(`ICMP6, destination unreachable, ${icmpv6UnreachableCodes[code]}`);
           throw new Truncated("icmp6");
         }
         switch (code) {
@@ -1004,6 +1051,10 @@ export class PacketSummarizer {
       }
       case 3: {
         const embedded = embeddedIpv6(data.subarray(8));
+        if (embedded === undefined && code === 0) {
+          output.push("ICMP6, time exceeded in-transit");
+          throw new Truncated("icmp6");
+        }
         text = code === 0 ? `time exceeded in-transit for ${embedded?.destination ?? "?"}` : code === 1 ? "time exceeded in-transit (reassembly)" : `time exceeded unknown code (${code})`;
         break;
       }
@@ -1179,19 +1230,19 @@ function ipv4TimestampOption(data: Uint8Array, start: number, length: number, av
   return true;
 }
 
-/** tcpdump's flag letters for each of the 512 values of the 9 flag bits, made once. */
+/** tcpdump's flag letters for each of the 256 values of the flag byte, made once (tcpdump 4.99 has no letter for the bit before them). */
 let tcpFlagTexts: string[] | undefined;
 
 function tcpFlags(flags: number): string {
   if (tcpFlagTexts === undefined) {
-    const letters: [number, string][] = [[0x01, "F"], [0x02, "S"], [0x04, "R"], [0x08, "P"], [0x10, "."], [0x20, "U"], [0x40, "E"], [0x80, "W"], [0x100, "e"]];
+    const letters: [number, string][] = [[0x01, "F"], [0x02, "S"], [0x04, "R"], [0x08, "P"], [0x10, "."], [0x20, "U"], [0x40, "E"], [0x80, "W"]];
     tcpFlagTexts = [];
-    for (let value = 0; value < 512; value++) {
+    for (let value = 0; value < 256; value++) {
       const text = letters.filter(([bit]) => (value & bit) !== 0).map(([, letter]) => letter).join("");
       tcpFlagTexts.push(text.length > 0 ? text : "none");
     }
   }
-  return tcpFlagTexts[flags & 0x1ff]!;
+  return tcpFlagTexts[flags & 0xff]!;
 }
 
 /**
@@ -1207,13 +1258,14 @@ function tcpOptions(options: Uint8Array, size: number, base: TcpSequenceState | 
   let offset = 0;
   while (offset < size) {
     output.push(separator);
-    if (offset >= captured) throw new Truncated("tcp");
+    // (a cut before an option's kind or length byte unwinds tcpdump's printer; one in its data does not)
+    if (offset >= captured) throw new Truncated("tcp", "", true);
     const kind = options[offset]!;
     if (kind === 0) { output.push("eol"); return; }
     separator = ",";
     if (kind === 1) { output.push("nop"); offset++; continue; }
     if (offset + 1 >= size) { output.push("[|tcp]"); return; }
-    if (offset + 1 >= captured) throw new Truncated("tcp");
+    if (offset + 1 >= captured) throw new Truncated("tcp", "", true);
     const length = options[offset + 1]!;
     if (length < 2 || offset + length > size) { output.push(`opt-${kind} [bad length ${length}]`); return; }
     const body = offset + 2;
