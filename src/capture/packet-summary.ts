@@ -1011,7 +1011,7 @@ export class PacketSummarizer {
     // A neighbor message's target address cut: tcpdump stops after the type's name.
     if ((type === 135 || type === 136) && data.length < 24) {
       output.push(`ICMP6, ${icmpv6TypeNames[type]}${this.options.verbose ? `, length ${network.length}` : ""}`);
-      throw new Truncated("icmp6");
+      this.unwind("icmp6");
     }
     switch (type) {
       case 128:
@@ -1027,9 +1027,9 @@ export class PacketSummarizer {
         const embedded = embeddedIpv6(data.subarray(8));
         const target = embedded?.destination ?? "?";
         if (embedded === undefined && code <= 4) {
-          // Cut by the snap length before the quoted packet: tcpdump stops there.
+          // Cut by the snap length before the quoted packet: tcpdump stops there, its printer unwinding.
           output.push(`ICMP6, destination unreachable, ${icmpv6UnreachableCodes[code]}`);
-          throw new Truncated("icmp6");
+          this.unwind("icmp6");
         }
         switch (code) {
           case 0: text = `destination unreachable, unreachable route ${target}`; break;
@@ -1053,7 +1053,7 @@ export class PacketSummarizer {
         const embedded = embeddedIpv6(data.subarray(8));
         if (embedded === undefined && code === 0) {
           output.push("ICMP6, time exceeded in-transit");
-          throw new Truncated("icmp6");
+          this.unwind("icmp6");
         }
         text = code === 0 ? `time exceeded in-transit for ${embedded?.destination ?? "?"}` : code === 1 ? "time exceeded in-transit (reassembly)" : `time exceeded unknown code (${code})`;
         break;

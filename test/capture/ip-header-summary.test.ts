@@ -4,7 +4,7 @@
  * header mutated — version, IHL, total / payload length, flags and fragment offset, TTL 0, IPv4 options
  * (EOL, NOP, RR, LSRR, SSRR, timestamp, RA, security, unknown, with bad lengths and pointers), cuts by the snap
  * length and frames shorter on the wire than their IP length — over Ethernet, Linux cooked v1 and v2 and
- * raw IP (DLT_RAW, IPV4, IPV6).
+ * raw IP (DLT_RAW, IPV4, IPV6); and ICMPv6 messages with no payload or cut in their quoted packet or target address.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -187,3 +187,22 @@ for (const [linkType, name, seed] of linkTypes) {
     }
   });
 }
+
+test("ICMP and ICMPv6 messages cut by the snap length or with no payload match tcpdump -n in each mode", (t) => {
+  if (skipUnlessKernel(t, tcpdumpAvailable, "tcpdump is not installed")) return;
+  const v6 = (payloadLength: number, message: Bytes) =>
+    concat(u8(2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1), u16(0x86dd), u8(0x60, 0, 0, 0), u16(payloadLength), u8(58, 64), new Uint8Array(15), u8(1), new Uint8Array(15), u8(2), message);
+  const quoted = concat(u8(0x60, 0, 0, 0, 0, 8, 17, 64), new Uint8Array(32), u16(1), u16(2), u16(8), u16(0));
+  const messages = [
+    v6(0, new Uint8Array(0)),
+    ...[[1, 0], [1, 1], [1, 2], [1, 3], [3, 0], [135, 0], [136, 0]].map(([type, code]) => v6(56, concat(u8(type!, code!, 0, 0), new Uint8Array(4), quoted))),
+  ];
+  const packets: CapturedPacket[] = [];
+  for (const data of messages) {
+    // (whole neighbor messages are left out: their options follow the target address)
+    if (data[54] !== 135 && data[54] !== 136) packets.push({ data, seconds: 1_700_000_000 });
+    // Cut in the quoted packet or target address.
+    if (data.length > 64) packets.push({ data: data.subarray(0, 14 + 40 + 8 + 10), length: data.length, seconds: 1_700_000_000 });
+  }
+  assertSameAsTcpdump(packets, "ip-header-icmp6-cuts", LinkType.ETHERNET, modes);
+});
