@@ -59,9 +59,12 @@ export interface SummaryPacket {
   linkType: number;
 }
 
-/** A header ended inside the captured bytes: tcpdump prints ` [|name]`, and `after` behind it (">" for TCP options cut inside the data of an option after the first). */
+/**
+ * A header ended inside the captured bytes: tcpdump prints ` [|name]`, and `after` behind it (">" for TCP options cut inside the data
+ * of an option after the first). `unwinds`: tcpdump's printer unwinds there (-x then dumps the whole frame).
+ */
 class Truncated {
-  constructor(readonly protocol: string, readonly after = "") {}
+  constructor(readonly protocol: string, readonly after = "", readonly unwinds = false) {}
 
   get text(): string {
     return ` [|${this.protocol}]${this.after}`;
@@ -75,7 +78,7 @@ class Truncated {
 const printedEtherTypes = new Set([0x0800, 0x86dd, 0x0806, 0x8035, 0x8100, 0x88a8, 0x88cc, 0x8847, 0x8848, 0x8863, 0x8864, 0x888e, 0x9000]);
 
 const ipProtocolNames = new Map<number, string>([
-  [0, "HBH"], [1, "ICMP"], [2, "IGMP"], [4, "IPIP"], [6, "TCP"], [17, "UDP"], [41, "IPv6"], [43, "Routing"],
+  [0, "Options"], [1, "ICMP"], [2, "IGMP"], [4, "IPIP"], [6, "TCP"], [17, "UDP"], [41, "IPv6"], [43, "Routing"],
   [44, "frag"], [47, "GRE"], [50, "ESP"], [51, "AH"], [58, "ICMPv6"], [59, "none"], [60, "DSTOPTS"], [103, "PIM"],
   [112, "VRRP"], [132, "SCTP"], [136, "UDPLite"],
 ]);
@@ -189,6 +192,8 @@ function pseudoHeader(network: NetworkContext, protocol: number, length: number)
   if (network.version === 4) {
     const header = new Uint8Array(12);
     header.set(data.subarray(addressOffset, addressOffset + 8), 0);
+    const routed = sourceRouteDestination(data);
+    if (routed >= 0) header.set(data.subarray(routed, routed + 4), 4);
     header[9] = protocol;
     header[10] = length >> 8;
     header[11] = length & 0xff;
@@ -202,6 +207,27 @@ function pseudoHeader(network: NetworkContext, protocol: number, length: number)
   header[35] = length & 0xff;
   header[39] = protocol;
   return header;
+}
+
+/**
+ * Where the final destination of a valid loose or strict source route option of the IPv4 header `data` is, or -1:
+ * tcpdump takes it for the pseudo-header instead of the destination address.
+ */
+function sourceRouteDestination(data: Uint8Array): number {
+  const headerLength = (data[0]! & 0x0f) * 4;
+  for (let offset = 20; offset < headerLength; ) {
+    const code = data[offset]!;
+    if (code === 0) break;
+    let length = 1;
+    if (code !== 1) {
+      length = data[offset + 1] ?? 0;
+      if (length < 2) break;
+    }
+    if (offset + length > headerLength || offset + length > data.length) break;
+    if ((code === 131 || code === 137) && length >= 7) return offset + length - 4;
+    offset += length;
+  }
+  return -1;
 }
 
 interface TcpSequenceState {
@@ -340,6 +366,7 @@ export class PacketSummarizer {
     } catch (error) {
       if (!(error instanceof Truncated)) throw error;
       output.push(error.text);
+      if (error.unwinds) this.networkOffset = 0;
     }
     const text = output.join("");
     const hexDumpKind = this.options.hexDump;
@@ -457,7 +484,7 @@ export class PacketSummarizer {
         const version = data[0]! >> 4;
         if (version === 4) this.ipv4(data, output, !e);
         else if (version === 6) this.ipv6(data, output, !e);
-        else output.push(`IP${version}`);
+        else output.push(`unknown ip ${version}`);
         return 0;
       }
       default:
@@ -488,33 +515,52 @@ export class PacketSummarizer {
     }
   }
 
-  private ipv4(data: Uint8Array, output: string[], prefix: boolean): void {
+  /** `quoted`: the datagram an ICMP error quotes (tcpdump gives its printer the datagram's own length as the length on the wire). */
+  private ipv4(data: Uint8Array, output: string[], prefix: boolean, quoted = false): void {
     // tcpdump names the protocol only when some of its header was captured: none at all prints just [|ip],
     // and its printer unwinds (-x dumps the whole frame).
     if (data.length === 0) {
       this.networkOffset = 0;
       throw new Truncated("ip");
     }
+    const version = data[0]! >> 4;
+    if (version !== 4) {
+      output.push(version === 6 ? "IP6, wrong link-layer encapsulation (invalid)" : `IP${version} (invalid)`);
+      return;
+    }
     if (prefix) output.push("IP ");
     if (data.length < 20) throw new Truncated("ip");
     const headerLength = (data[0]! & 0x0f) * 4;
     const totalLength = (data[2]! << 8) | data[3]!;
-    const fragment = (data[6]! << 8) | data[7]!;
-    const protocol = data[9]!;
-    const offset = (fragment & 0x1fff) * 8;
-    // IP options cut by the snap length: tcpdump says so and stops.
-    if (headerLength > data.length) {
-      output.push(` [remaining caplen(${data.length}) < header length(${headerLength})]`);
-      throw new Truncated("ip");
+    if (headerLength < 20) {
+      output.push(`bad-hlen ${headerLength}`);
+      return;
     }
     // Like tcpdump: only a packet shorter on the wire than its IP length is truncated-ip, not one cut by the snap length.
     const onWire = this.wireLength - (data.byteOffset - this.packetStart);
-    if (totalLength > onWire) output.push(`truncated-ip - ${totalLength - onWire} bytes missing! `);
+    if (totalLength > onWire && !quoted) output.push(`truncated-ip - ${totalLength - onWire} bytes missing! `);
+    if (totalLength < headerLength) {
+      output.push(`bad-len ${totalLength}`);
+      return;
+    }
+    const fragment = (data[6]! << 8) | data[7]!;
+    const protocol = data[9]!;
+    const offset = (fragment & 0x1fff) * 8;
     if (this.options.verbose) {
       const flags = [fragment & 0x2000 ? "+" : "", fragment & 0x4000 ? "DF" : "", fragment & 0x8000 ? "rsvd" : ""].filter(Boolean);
       const tos = data[1]!;
       const ecn = ["", ",ECT(1)", ",ECT(0)", ",CE"][tos & 3];
-      let text = `(tos 0x${hex(tos)}${ecn}, ttl ${data[8]}, id ${(data[4]! << 8) | data[5]!}, offset ${offset}, flags [${flags.length ? flags.join(", ") : "none"}], proto ${ipProtocolNames.get(protocol) ?? "unknown"} (${protocol}), length ${totalLength}`;
+      const ttl = data[8]!;
+      output.push(`(tos 0x${hex(tos)}${ecn}${ttl >= 1 ? `, ttl ${ttl}` : ""}, id ${(data[4]! << 8) | data[5]!}, offset ${offset}, flags [${flags.length ? flags.join(", ") : "none"}], proto ${ipProtocolNames.get(protocol) ?? "unknown"} (${protocol}), length ${totalLength}`);
+      let optionsCut = false;
+      if (headerLength > 20) {
+        output.push(", options (");
+        const status = ipv4Options(data, headerLength, Math.min(data.length, totalLength), output);
+        if (status === OptionsStatus.Cut) this.unwind("ip");
+        optionsCut = status === OptionsStatus.Truncated;
+        output.push(optionsCut ? " [truncated-option])" : ")");
+      }
+      let text = "";
       if (data.length >= headerLength) {
         const checksum = internetChecksum([data.subarray(0, headerLength)]);
         if (checksum !== 0) {
@@ -524,10 +570,20 @@ export class PacketSummarizer {
         }
       }
       output.push(`${text})\n    `);
+      if (optionsCut) {
+        output.push(`${formatIpv4(data, 12)} > ${formatIpv4(data, 16)}: `);
+        throw new Truncated("ip");
+      }
     }
-    if (headerLength < 20 || data.length < headerLength) throw new Truncated("ip");
     const source = formatIpv4(data, 12);
     const destination = formatIpv4(data, 16);
+    // IP options cut by the snap length: tcpdump says so and stops (a later fragment is printed without them).
+    if (headerLength > data.length && offset === 0) {
+      // (tcpdump prints the addresses first, except for the protocols whose printers print them)
+      const addresses = protocol !== 6 && protocol !== 17 && protocol !== 33 && protocol !== 132;
+      output.push(`${addresses ? `${source} > ${destination}: ` : ""} [remaining caplen(${data.length}) < header length(${headerLength})]`);
+      this.unwind("ip");
+    }
     const captured = Math.min(totalLength, data.length);
     const payload = data.subarray(headerLength, Math.max(headerLength, captured));
     const context: NetworkContext = {
@@ -552,8 +608,15 @@ export class PacketSummarizer {
     // tcpdump names IPv6 only once the whole fixed header was captured.
     if (data.length < 40) throw new Truncated("ip6");
     if (prefix) output.push("IP6 ");
+    if (data[0]! >> 4 !== 6) {
+      output.push(`version error: ${data[0]! >> 4} != 6`);
+      return;
+    }
     const payloadLength = (data[4]! << 8) | data[5]!;
     const nextHeader = data[6]!;
+    // Like IPv4's truncated-ip: shorter on the wire than the payload length says (no space after it, as tcpdump prints it).
+    const onWire = this.wireLength - (data.byteOffset - this.packetStart);
+    if (payloadLength !== 0 && 40 + payloadLength > onWire) output.push(`truncated-ip6 - ${40 + payloadLength - onWire} bytes missing!`);
     if (this.options.verbose) {
       const trafficClass = ((data[0]! & 0x0f) << 4) | (data[1]! >> 4);
       const flowLabel = ((data[1]! & 0x0f) << 16) | (data[2]! << 8) | data[3]!;
@@ -580,8 +643,9 @@ export class PacketSummarizer {
         const identification = ((data[offset + 4]! << 24) | (data[offset + 5]! << 16) | (data[offset + 6]! << 8) | data[offset + 7]!) >>> 0;
         const fragmentOffset = fragmentWord & 0xfff8;
         const text = `frag (${this.options.verbose ? `0x${hex(identification, 8)}:` : ""}${fragmentOffset}|${payloadLength - (offset + 8 - 40)})`;
-        if (fragmentOffset !== 0) {
-          output.push(text);
+        // (tcpdump prints nothing after a later fragment, nor after a first one with nothing captured behind its header)
+        if (fragmentOffset !== 0 || end <= offset + 8) {
+          output.push(fragmentOffset !== 0 ? text : `${text} `);
           return;
         }
         output.push(`${text} `);
@@ -621,14 +685,10 @@ export class PacketSummarizer {
         this.udp(network, output);
         return;
       case 1:
-        if (network.version === 4) {
-          this.icmp(network, output);
-          return;
-        }
-        break;
       case 58:
-        if (network.version === 6) {
-          this.icmpv6(network, output);
+        if (network.version === (protocol === 1 ? 4 : 6)) {
+          if (protocol === 1) this.icmp(network, output);
+          else this.icmpv6(network, output);
           return;
         }
         break;
@@ -655,7 +715,7 @@ export class PacketSummarizer {
         }
         throw new Truncated("udp");
       }
-      output.push(`${network.source} > ${network.destination}: `);
+      if (!network.addressesPrinted) output.push(`${network.source} > ${network.destination}: `);
       throw new Truncated("udp");
     }
     const sourcePort = (data[0]! << 8) | data[1]!;
@@ -692,6 +752,12 @@ export class PacketSummarizer {
     else output.push(`UDP, length ${length - 8}`);
   }
 
+  /** A cut where tcpdump's printer unwinds: -x then dumps the whole frame. */
+  private unwind(protocol: string): never {
+    this.networkOffset = 0;
+    throw new Truncated(protocol);
+  }
+
   /** Adds an application decoder's text (its call the argument); after a cut where tcpdump unwinds, -x dumps the whole frame. */
   private decoded(output: string[], text: string): void {
     output.push(text);
@@ -722,16 +788,17 @@ export class PacketSummarizer {
     let seq = ((data[4]! << 24) | (data[5]! << 16) | (data[6]! << 8) | data[7]!) >>> 0;
     let ack = ((data[8]! << 24) | (data[9]! << 16) | (data[10]! << 8) | data[11]!) >>> 0;
     const headerLength = (data[12]! >> 4) * 4;
-    const flags = data[13]! | ((data[12]! & 0x01) << 8);
+    const flags = data[13]!;
     const window = (data[14]! << 8) | data[15]!;
     const urgent = (data[18]! << 8) | data[19]!;
     output.push(network.addressesPrinted ? ` > ${destinationPort}: ` : `.${sourcePort} > ${network.destination}.${destinationPort}: `);
-    if (this.options.quiet) {
-      output.push(`tcp ${headerLength <= network.length ? network.length - headerLength : 0}`);
+    // (tcpdump subtracts unsigned: a header longer than the segment gives a length near 2^32)
+    if (headerLength < 20) {
+      output.push(` tcp ${(network.length - headerLength) >>> 0} [bad hdr length ${headerLength} - too short, < 20]`);
       return;
     }
-    if (headerLength < 20) {
-      output.push(`tcp ${network.length} [bad hdr length ${headerLength} - too short, < 20]`);
+    if (this.options.quiet) {
+      output.push(`tcp ${(network.length - headerLength) >>> 0}${headerLength > network.length ? ` [bad hdr length ${headerLength} - too long, > ${network.length}]` : ""}`);
       return;
     }
     output.push(`Flags [${tcpFlags(flags)}]`);
@@ -795,10 +862,16 @@ export class PacketSummarizer {
       output.push("]");
     }
     output.push(`, length ${length}`);
+    // (tcpdump looks for the rest of the header only when data follows it)
+    if (data.length < headerLength && length > 0) {
+      output.push(` [remaining caplen(${data.length}) < header length(${headerLength})]`);
+      this.unwind("tcp");
+    }
     if (this.options.verbose && (flags & 0x04) !== 0 && length > 0) {
       // tcpdump -v shows the text a reset carries (RFC 1122 4.2.2.12), at most 30 bytes.
       const shown = Math.min(length, 30, Math.max(0, data.length - headerLength));
-      output.push(` [RST${length > 30 ? "+" : ""} ${printableText(data.subarray(headerLength, headerLength + shown))}]`);
+      // ("!" when the text was not all captured)
+      output.push(` [${data.length - headerLength < length ? "!" : ""}RST${length > 30 ? "+" : ""} ${printableText(data.subarray(headerLength, headerLength + shown))}]`);
     }
     // tcpdump decodes DNS (length-prefixed) in segments with data to or from port 53.
     else if (length > 0 && (sourcePort === 53 || destinationPort === 53)
@@ -849,9 +922,12 @@ export class PacketSummarizer {
         break;
       }
       case 11:
+        // tcpdump reads the quoted destination address first (also for a redirect).
+        if (data.length < 28) throw new Truncated("icmp");
         text = code === 0 ? "time exceeded in-transit" : code === 1 ? "ip reassembly time exceeded" : `time exceeded-#${code}`;
         break;
       case 5: {
+        if (data.length < 28) throw new Truncated("icmp");
         const embedded = inner();
         const gateway = data.length >= 8 ? formatIpv4(data, 4) : "?";
         const kind = ["redirect %d to net %g", "redirect %d to host %g", "redirect-tos %d to net %g", "redirect-tos %d to host %g"][code];
@@ -880,6 +956,7 @@ export class PacketSummarizer {
         text = "address mask request";
         break;
       case 18:
+        if (data.length < 12) throw new Truncated("icmp");
         text = `address mask is 0x${hex(data.length >= 12 ? view.getUint32(8) : 0, 8)}`;
         break;
       default:
@@ -893,7 +970,7 @@ export class PacketSummarizer {
     if (this.options.verbose && (type === 3 || type === 4 || type === 5 || type === 11 || type === 12) && data.length >= 28) {
       output.push("\n\t");
       try {
-        this.ipv4(data.subarray(8), output, !this.options.linkLevel);
+        this.ipv4(data.subarray(8), output, !this.options.linkLevel, true);
       } catch (error) {
         if (!(error instanceof Truncated)) throw error;
         output.push(error.text);
@@ -904,7 +981,13 @@ export class PacketSummarizer {
   private icmpv6(network: NetworkContext, output: string[]): void {
     const data = network.payload;
     if (!network.addressesPrinted) output.push(`${network.source} > ${network.destination}: `);
+    if (network.length === 0) {
+      output.push("ICMP6, length 0 (invalid)");
+      return;
+    }
     if (data.length < 1) throw new Truncated("icmp6");
+    // tcpdump -v reads the checksum first: cut before it, nothing of the message is printed.
+    if (this.options.verbose && data.length < 4 && data.length >= network.length) throw new Truncated("icmp6");
     if (data.length < 4) {
       // Cut inside the header: tcpdump has printed the type's name, and a destination unreachable's code.
       const code = data.length >= 2 && data[0] === 1 ? icmpv6UnreachableCodes[data[1]!] : undefined;
@@ -925,6 +1008,11 @@ export class PacketSummarizer {
     let text: string;
     // tcpdump -v omits the length of these messages.
     const withLength = !this.options.verbose || type === 133 || type === 134;
+    // A neighbor message's target address cut: tcpdump stops after the type's name.
+    if ((type === 135 || type === 136) && data.length < 24) {
+      output.push(`ICMP6, ${icmpv6TypeNames[type]}${this.options.verbose ? `, length ${network.length}` : ""}`);
+      this.unwind("icmp6");
+    }
     switch (type) {
       case 128:
       case 129:
@@ -938,10 +1026,10 @@ export class PacketSummarizer {
       case 1: {
         const embedded = embeddedIpv6(data.subarray(8));
         const target = embedded?.destination ?? "?";
-        if (embedded === undefined && code === 4) {
-          // Cut by the snap length before the quoted packet: tcpdump stops there.
-          output.push("ICMP6, destination unreachable, unreachable port");
-          throw new Truncated("icmp6");
+        if (embedded === undefined && code <= 4) {
+          // Cut by the snap length before the quoted packet: tcpdump stops there, its printer unwinding.
+          output.push(`ICMP6, destination unreachable, ${icmpv6UnreachableCodes[code]}`);
+          this.unwind("icmp6");
         }
         switch (code) {
           case 0: text = `destination unreachable, unreachable route ${target}`; break;
@@ -963,6 +1051,10 @@ export class PacketSummarizer {
       }
       case 3: {
         const embedded = embeddedIpv6(data.subarray(8));
+        if (embedded === undefined && code === 0) {
+          output.push("ICMP6, time exceeded in-transit");
+          this.unwind("icmp6");
+        }
         text = code === 0 ? `time exceeded in-transit for ${embedded?.destination ?? "?"}` : code === 1 ? "time exceeded in-transit (reassembly)" : `time exceeded unknown code (${code})`;
         break;
       }
@@ -1040,19 +1132,117 @@ function embeddedIpv6(data: Uint8Array): { source: string; destination: string; 
   return { source: formatIpv6(data, 8), destination: formatIpv6(data, 24), protocol, destinationPort };
 }
 
-/** tcpdump's flag letters for each of the 512 values of the 9 flag bits, made once. */
+const enum OptionsStatus { Complete, Truncated, Cut }
+
+const ipv4OptionNames: Record<number, string> = { 0: "EOL", 1: "NOP", 7: "RR", 68: "timestamp", 82: "traceroute", 130: "security", 131: "LSRR", 137: "SSRR", 148: "RA" };
+
+/**
+ * The options of the IPv4 header `data` (header length `headerLength`) as tcpdump -v prints them, pushed to output;
+ * `available` bytes of the datagram can be read. Truncated: an option's data runs past them (tcpdump adds
+ * "[truncated-option]"); Cut: an option's kind or length byte does (tcpdump stops the line there).
+ */
+function ipv4Options(data: Uint8Array, headerLength: number, available: number, output: string[]): OptionsStatus {
+  let separator = "";
+  for (let offset = 20; offset < headerLength; ) {
+    output.push(separator);
+    separator = ",";
+    if (offset >= available) return OptionsStatus.Cut;
+    const code = data[offset]!;
+    output.push(ipv4OptionNames[code] ?? `unknown ${code}`);
+    let length = 1;
+    if (code > 1) {
+      if (offset + 1 >= available) return OptionsStatus.Cut;
+      length = data[offset + 1]!;
+      if (length < 2) {
+        output.push(` [bad length ${length}]`);
+        return OptionsStatus.Complete;
+      }
+    }
+    if (length > headerLength - offset) {
+      output.push(` [bad length ${length}]`);
+      return OptionsStatus.Complete;
+    }
+    if (offset + length > available) return OptionsStatus.Truncated;
+    switch (code) {
+      case 0:
+        return OptionsStatus.Complete;
+      case 68:
+        if (!ipv4TimestampOption(data, offset, length, available, output)) return OptionsStatus.Truncated;
+        break;
+      case 7:
+      case 131:
+      case 137:
+        if (!ipv4RouteOption(data, offset, length, available, output)) return OptionsStatus.Truncated;
+        break;
+      case 148:
+        if (length < 4) output.push(` [bad length ${length}]`);
+        else if (((data[offset + 2]! << 8) | data[offset + 3]!) !== 0) output.push(` value ${(data[offset + 2]! << 8) | data[offset + 3]!}`);
+        break;
+    }
+    offset += length;
+  }
+  return OptionsStatus.Complete;
+}
+
+/** A record route or source route option (tcpdump reads its addresses as far as the datagram goes); false when they run past `available`. */
+function ipv4RouteOption(data: Uint8Array, start: number, length: number, available: number, output: string[]): boolean {
+  if (length < 3) {
+    output.push(` [bad length ${length}]`);
+    return true;
+  }
+  if ((length + 1) & 3) output.push(` [bad length ${length}]`);
+  const pointer = (data[start + 2]! - 1) >>> 0;
+  if (pointer < 3 || ((pointer + 1) & 3) || pointer > length + 1) output.push(` [bad ptr ${data[start + 2]}]`);
+  for (let i = 3; i < length; i += 4) {
+    if (start + i + 4 > available) return false;
+    output.push(pointer > i ? ` ${formatIpv4(data, start + i)},` : ` ${formatIpv4(data, start + i)}`);
+  }
+  return true;
+}
+
+/** A timestamp option; false when its entries run past `available`. */
+function ipv4TimestampOption(data: Uint8Array, start: number, length: number, available: number, output: string[]): boolean {
+  if (length < 4) {
+    output.push(`[bad length ${length}]`);
+    return true;
+  }
+  output.push(" TS{");
+  const flags = data[start + 3]!;
+  const hop = (flags & 0x0f) !== 0 ? 8 : 4;
+  if ((length - 4) & (hop - 1)) output.push(`[bad length ${length}]`);
+  const pointer = (data[start + 2]! - 1) >>> 0;
+  if (pointer < 4 || ((pointer - 4) & (hop - 1)) || pointer > length + 1) output.push(`[bad ptr ${data[start + 2]}]`);
+  const type = flags & 0x0f;
+  let i = 0;
+  if (type === 0 || type === 1 || type === 3) {
+    output.push(type === 0 ? "TSONLY" : type === 1 ? "TS+ADDR" : "PRESPEC");
+    for (i = 4; i < length; i += hop) {
+      if (start + i + hop > available) return false;
+      const at = start + i + hop - 4;
+      const value = ((data[at]! << 24) | (data[at + 1]! << 16) | (data[at + 2]! << 8) | data[at + 3]!) >>> 0;
+      output.push(`${pointer === i ? " ^ " : " "}${value}@${hop === 8 ? formatIpv4(data, start + i) : ""}`);
+    }
+  } else {
+    output.push(`[bad ts type ${type}]`);
+  }
+  if (pointer === i) output.push(" ^ ");
+  output.push(flags >> 4 ? ` [${flags >> 4} hops not recorded]} ` : "}");
+  return true;
+}
+
+/** tcpdump's flag letters for each of the 256 values of the flag byte, made once (tcpdump 4.99 has no letter for the bit before them). */
 let tcpFlagTexts: string[] | undefined;
 
 function tcpFlags(flags: number): string {
   if (tcpFlagTexts === undefined) {
-    const letters: [number, string][] = [[0x01, "F"], [0x02, "S"], [0x04, "R"], [0x08, "P"], [0x10, "."], [0x20, "U"], [0x40, "E"], [0x80, "W"], [0x100, "e"]];
+    const letters: [number, string][] = [[0x01, "F"], [0x02, "S"], [0x04, "R"], [0x08, "P"], [0x10, "."], [0x20, "U"], [0x40, "E"], [0x80, "W"]];
     tcpFlagTexts = [];
-    for (let value = 0; value < 512; value++) {
+    for (let value = 0; value < 256; value++) {
       const text = letters.filter(([bit]) => (value & bit) !== 0).map(([, letter]) => letter).join("");
       tcpFlagTexts.push(text.length > 0 ? text : "none");
     }
   }
-  return tcpFlagTexts[flags & 0x1ff]!;
+  return tcpFlagTexts[flags & 0xff]!;
 }
 
 /**
@@ -1068,13 +1258,14 @@ function tcpOptions(options: Uint8Array, size: number, base: TcpSequenceState | 
   let offset = 0;
   while (offset < size) {
     output.push(separator);
-    if (offset >= captured) throw new Truncated("tcp");
+    // (a cut before an option's kind or length byte unwinds tcpdump's printer; one in its data does not)
+    if (offset >= captured) throw new Truncated("tcp", "", true);
     const kind = options[offset]!;
     if (kind === 0) { output.push("eol"); return; }
     separator = ",";
     if (kind === 1) { output.push("nop"); offset++; continue; }
     if (offset + 1 >= size) { output.push("[|tcp]"); return; }
-    if (offset + 1 >= captured) throw new Truncated("tcp");
+    if (offset + 1 >= captured) throw new Truncated("tcp", "", true);
     const length = options[offset + 1]!;
     if (length < 2 || offset + length > size) { output.push(`opt-${kind} [bad length ${length}]`); return; }
     const body = offset + 2;
@@ -1169,24 +1360,24 @@ function sllPacketTypeName(type: number): string {
   return ["In", "B", "M", "P", "Out"][type] ?? `#${type}`;
 }
 
-/** IPv6 hop-by-hop / destination options as tcpdump -v prints them: "(rtalert: 0x0000) (padn) ". */
+/** IPv6 hop-by-hop / destination options as tcpdump -v prints them: "(pad1)(rtalert: 0x0000) (padn) ". */
 function ipv6OptionsText(options: Uint8Array): string {
   let text = "";
   for (let i = 0; i < options.length; ) {
     const type = options[i]!;
     if (type === 0) {
-      text += "(pad1) ";
+      text += "(pad1)";
       i++;
       continue;
     }
     if (i + 1 >= options.length) break;
     const length = options[i + 1]!;
-    if (type === 1) text += "(padn) ";
+    if (type === 1) text += "(padn)";
     else if (type === 5 && length === 2 && i + 4 <= options.length) text += `(rtalert: 0x${hex((options[i + 2]! << 8) | options[i + 3]!, 4)}) `;
     else text += `(opt_type 0x${hex(type, 2)}: len=${length}) `;
     i += 2 + length;
   }
-  return text;
+  return `${text} `;
 }
 
 /**
