@@ -853,18 +853,22 @@ export class PacketSummarizer {
     if (flags & 0x10) output.push(`, ack ${ack}`);
     output.push(`, win ${window}`);
     if (flags & 0x20) output.push(`, urg ${urgent}`);
+    // (tcpdump names cuts after an MPTCP option by its printer)
+    let cutName = "tcp";
     if (headerLength > 20) {
       output.push(", options [");
-      const end = tcpOptionsSummary(data.subarray(20), headerLength - 20, sackBase, data.length >= network.length, output);
+      const result = tcpOptionsSummary(data.subarray(20), headerLength - 20, sackBase, data.length >= network.length, flags, output);
+      const end = result & ~OptionsEnd.afterMptcp;
+      if ((result & OptionsEnd.afterMptcp) !== 0) cutName = "mptcp";
       if (end === OptionsEnd.bad) return;
       // (a cut at an option's kind or length byte unwinds tcpdump's printer; one in its data does not)
-      if (end !== OptionsEnd.done) throw new Truncated("tcp", end === OptionsEnd.cutAfterFirst ? ">" : "", end === OptionsEnd.cutUnwinds);
+      if (end !== OptionsEnd.done) throw new Truncated(cutName, end === OptionsEnd.cutAfterFirst ? ">" : "", end === OptionsEnd.cutUnwinds);
     }
     output.push(`, length ${length}`);
     // (tcpdump looks for the rest of the header only when data follows it)
     if (data.length < headerLength && length > 0) {
       output.push(` [remaining caplen(${data.length}) < header length(${headerLength})]`);
-      this.unwind("tcp");
+      this.unwind(cutName);
     }
     if (this.options.verbose && (flags & 0x04) !== 0 && length > 0) {
       // tcpdump -v shows the text a reset carries (RFC 1122 4.2.2.12), at most 30 bytes.

@@ -2,10 +2,11 @@
  * TCP options as `tcpdump -n` (4.99) prints them inside `options [...]`:
  * named kinds with their fields, `[len N]` when an option's length differs
  * from what its kind reads, `[bad opt]` for lengths that do not fit, and
- * other kinds as `unknown-KIND 0x…`. MPTCP (kind 30) is not decoded (printed as unknown-30).
+ * other kinds as `unknown-KIND 0x…`.
  */
+import { mptcpOptionSummary } from "./mptcp-option-summary.js";
 
-/** How the options ended: OptionsEnd.done after the closing "]"; otherwise as tcpdump stops the line. */
+/** How the options ended (tcpOptionsSummary's result without OptionsEnd.afterMptcp): done after the closing "]"; otherwise as tcpdump stops the line. */
 export const enum OptionsEnd {
   done,
   /** `[bad opt]` printed: tcpdump prints nothing more of the segment. */
@@ -15,6 +16,8 @@ export const enum OptionsEnd {
   cutAfterFirst,
   /** Cut at an option's kind or length byte: tcpdump's printer unwinds. */
   cutUnwinds,
+  /** Added to the others after an MPTCP option: tcpdump then names later cuts [|mptcp]. */
+  afterMptcp = 8,
 }
 
 /** tcpdump's names of the option kinds it knows. */
@@ -22,7 +25,7 @@ const optionNames: readonly string[] = (() => {
   const names: string[] = [];
   for (let kind = 0; kind < 256; kind++) names.push(`unknown-${kind}`);
   const known: [number, string][] = [[0, "eol"], [1, "nop"], [2, "mss"], [3, "wscale"], [4, "sackOK"], [5, "sack"], [6, "echo"],
-    [7, "echoreply"], [8, "TS"], [11, "cc"], [12, "ccnew"], [13, ""], [19, "md5"], [20, "scps"], [28, "uto"], [29, "tcp-ao"],
+    [7, "echoreply"], [8, "TS"], [11, "cc"], [12, "ccnew"], [13, ""], [19, "md5"], [20, "scps"], [28, "uto"], [29, "tcp-ao"], [30, "mptcp"],
     [34, "tfo"], [254, "exp"]];
   for (const [kind, name] of known) names[kind] = name;
   return names;
@@ -51,22 +54,23 @@ function fastOpenText(options: Uint8Array, start: number, length: number): strin
 /**
  * Pushes the text of the `size` option bytes to `output`; `options`: the bytes captured from the first (tcpdump reads a length byte past the header).
  * `sackBase`: subtracted from SACK edges (0 for absolute numbers). `segmentCaptured`: the whole segment
- * was captured (tcpdump's md5 check needs it).
+ * was captured (tcpdump's md5 check needs it). `tcpFlags`: the segment's flags (MPTCP options depend on them).
  */
-export function tcpOptionsSummary(options: Uint8Array, size: number, sackBase: number, segmentCaptured: boolean, output: string[]): OptionsEnd {
+export function tcpOptionsSummary(options: Uint8Array, size: number, sackBase: number, segmentCaptured: boolean, tcpFlags: number, output: string[]): number {
   const captured = options.length;
   let left = size;
   let offset = 0;
   let first = true;
+  let mptcp = 0;
   while (left > 0) {
     if (!first) output.push(",");
-    if (offset >= captured) return OptionsEnd.cutUnwinds;
+    if (offset >= captured) return OptionsEnd.cutUnwinds | mptcp;
     const kind = options[offset]!;
     let length = 1;
     if (kind > 1) {
-      if (offset + 1 >= captured) return OptionsEnd.cutUnwinds;
+      if (offset + 1 >= captured) return OptionsEnd.cutUnwinds | mptcp;
       length = options[offset + 1]!;
-      if (length < 2 || length > left) { output.push(first ? "[bad opt]" : "[bad opt]]"); return OptionsEnd.bad; }
+      if (length < 2 || length > left) { output.push(first ? "[bad opt]" : "[bad opt]]"); return OptionsEnd.bad | mptcp; }
       left--;
     }
     left--;
@@ -118,6 +122,15 @@ export function tcpOptionsSummary(options: Uint8Array, size: number, sackBase: n
           }
         }
         break;
+      case 30:
+        read = length - 2;
+        end = check(read, left, data, captured, first);
+        if (end !== OptionsEnd.done) break;
+        output.push(text);
+        text = "";
+        mptcp = OptionsEnd.afterMptcp;
+        if (!mptcpOptionSummary(options, offset, length, tcpFlags, output)) end = OptionsEnd.bad;
+        break;
       case 34:
         read = length - 2;
         end = check(read, left, data, captured, first);
@@ -140,8 +153,8 @@ export function tcpOptionsSummary(options: Uint8Array, size: number, sackBase: n
         }
     }
     output.push(text);
-    if (end === OptionsEnd.bad) { output.push(first ? "[bad opt]" : "[bad opt]]"); return end; }
-    if (end !== OptionsEnd.done) return end;
+    if (end === OptionsEnd.bad) { output.push(first ? "[bad opt]" : "[bad opt]]"); return end | mptcp; }
+    if (end !== OptionsEnd.done) return end | mptcp;
     offset = data + read;
     left -= read;
     if (read + (kind > 1 ? 2 : 1) !== length) output.push(`[len ${length}]`);
@@ -149,5 +162,5 @@ export function tcpOptionsSummary(options: Uint8Array, size: number, sackBase: n
     if (kind === 0) break;
   }
   output.push("]");
-  return OptionsEnd.done;
+  return OptionsEnd.done | mptcp;
 }

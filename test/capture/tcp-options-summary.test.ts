@@ -1,7 +1,7 @@
 /**
  * TCP options in the summaries, compared with `tcpdump -n -t` line by line in each mode (default, -v, -S,
  * -q, -x): seeded random segments over IPv4 and IPv6, SYN and not, with random option lists of every kind
- * but MPTCP (see docs/capture.md) — well-formed, with lengths too short, too long or past the header — SACK
+ * (MPTCP of every subtype and length) — well-formed, with lengths too short, too long or past the header — SACK
  * blocks near the conversation's sequence numbers (relative, and absolute with -S), some segments cut by
  * the snap length inside or after their options.
  */
@@ -30,15 +30,23 @@ const modes = [
 /** Each kind's usual data length (-1: any). */
 const usualData = new Map([[2, 2], [3, 1], [4, 0], [6, 4], [7, 4], [8, 8], [11, 4], [12, 4], [13, 4], [19, 16], [20, 2], [28, 2]]);
 
+/** The lengths tcpdump accepts for each MPTCP subtype (some of them for DSS). */
+const mptcpLengths = [[4, 12, 20, 22], [12, 16, 24], [4, 8, 12, 16, 20, 22, 24, 28], [8, 10, 16, 18, 20, 22, 28, 30], [4, 5, 8], [3, 4], [12], [12]];
+
 /** One option; `near`: sequence numbers of the conversation for SACK edges. */
 function option(random: Random, near: number): Bytes {
   const roll = random();
   if (roll < 0.15) return u8(1);
   if (roll < 0.18) return u8(0);
-  const kind = random() < 0.75 ? pick(random, [2, 3, 4, 5, 6, 7, 8, 11, 12, 13, 19, 20, 28, 29, 34, 253, 254]) : integer(random, 256);
-  if (kind === 30) return u8(1);
+  const kind = random() < 0.75 ? pick(random, [2, 3, 4, 5, 6, 7, 8, 11, 12, 13, 19, 20, 28, 29, 30, 30, 30, 34, 253, 254]) : integer(random, 256);
   let data: Bytes;
-  if (kind === 5) {
+  if (kind === 30) {
+    // MPTCP: a subtype (in the high nibble) with one of the lengths tcpdump accepts for some subtype, or any.
+    const subtype = random() < 0.9 ? integer(random, 9) : integer(random, 16);
+    const size = random() < 0.7 ? pick(random, mptcpLengths[subtype] ?? [4]) : random() < 0.7 ? pick(random, [3, 4, 8, 10, 12, 16, 18, 20, 22, 24, 28, 30]) : integer(random, 38);
+    data = concat(u8((subtype << 4) | pick(random, [0, 1, 4, 6, integer(random, 16)])), randomBytes(random, Math.max(0, size - 3)));
+    if (data[1] !== undefined && random() < 0.5) data[1] = pick(random, [0x00, 0x01, 0x04, 0x05, 0x0f, 0x10, 0x81, 0xff]);
+  } else if (kind === 5) {
     const blocks = integer(random, 4);
     data = concat(...Array.from({ length: blocks }, () => concat(u32((near + integer(random, 5000)) >>> 0), u32((near + integer(random, 9000)) >>> 0))));
   } else if (kind === 34 || kind === 254) {
@@ -96,9 +104,25 @@ for (const seed of [20261206, 20261207, 20261208]) {
     const { text, verbose } = assertSameAsTcpdump(segments(seed, 3000), `tcp-options-${seed}`, LinkType.ETHERNET, modes);
     // The generated options reach tcpdump's decoders of every kind and its checks.
     for (const mark of ["mss ", "wscale ", "sackOK", "sack ", "echo ", "echoreply ", "TS val ", "cc ", "ccnew ", "md5 ", "scps cap ", "uto 0x", "tcp-ao ",
-      "tfo ", "exp-tfo", "exp-", "unknown-", "eol", "nop", "[len ", "[bad opt]", " [|tcp]", "invalid sack", " (invalid)", "cookiereq", " cookie "]) {
+      "tfo ", "mptcp ", " capable v", "Unknown Version", " join ", " dss", " add-addr ", " rem-addr ", " prio ", " fail ", " fast-close ", " unknown", "exp-tfo", "exp-", "unknown-", "eol", "nop", "[len ", "[bad opt]", " [|tcp]", "invalid sack", " (invalid)", "cookiereq", " cookie "]) {
       assert.ok(text.includes(mark), `no tcpdump line with ${JSON.stringify(mark)}`);
     }
     assert.ok(verbose.includes("shared secret not supplied with -M") && verbose.includes("snaplen too short"), "md5 checks not reached");
   });
 }
+
+test("TCP options: every kind with every length 0–40, first and after a nop, matches tcpdump -n in each mode", (t) => {
+  if (skipUnlessKernel(t, tcpdumpAvailable, "tcpdump is not installed")) return;
+  const random = seededRandom(20261209);
+  const packets: CapturedPacket[] = [];
+  for (let kind = 0; kind < 256; kind++) {
+    for (let length = 0; length <= 40; length++) {
+      const afterNop = length % 2 === 1;
+      const list = concat(afterNop ? u8(1) : new Uint8Array(0), u8(kind, length), randomBytes(random, 38)).subarray(0, 40);
+      const flags = pick(random, [0x02, 0x12, 0x10]);
+      const segment = concat(u16(40000), u16(40002), u32(integer(random, 2 ** 32)), u32(integer(random, 2 ** 32)), u8(0xf0, flags), u16(512), u16(0), u16(0), list);
+      packets.push({ data: ethernet(0x0800, ipv4(6, segment)), seconds: 1_700_000_000 });
+    }
+  }
+  assertSameAsTcpdump(packets, "tcp-options-sweep", LinkType.ETHERNET, modes);
+});
