@@ -22,6 +22,7 @@ import { decoderCut } from "./decoder-cut.js";
 import { arpSummary } from "./arp-summary.js";
 import { etherTypeNames } from "./ether-type-names.js";
 import { hexLines } from "./hex-lines.js";
+import { OptionsEnd, tcpOptionsSummary } from "./tcp-options-summary.js";
 import { argumentError, expectBoolean, expectBytes, expectFunction, expectInteger, expectObject, expectOneOf } from "../sys/argument-checks.js";
 
 export interface SummaryOptions {
@@ -228,11 +229,6 @@ function sourceRouteDestination(data: Uint8Array): number {
     offset += length;
   }
   return -1;
-}
-
-interface TcpSequenceState {
-  seq: number;
-  ack: number;
 }
 
 /** Which field of a packet to summarize is wrong (the cold half of the summaries' checks). */
@@ -803,7 +799,8 @@ export class PacketSummarizer {
     }
     output.push(`Flags [${tcpFlags(flags)}]`);
 
-    let sequenceBase: TcpSequenceState | undefined;
+    // tcpdump's relative SACK edges: the other direction's first sequence number.
+    let sackBase = 0;
     if ((flags & 0x10) !== 0 && this.options.absoluteSequence !== true) {
       const { header, addressOffset, addressLength } = network;
       const reversed = sourcePort > destinationPort || (sourcePort === destinationPort && compareAddresses(header, addressOffset, addressLength) > 0);
@@ -833,7 +830,7 @@ export class PacketSummarizer {
       if (headerLength > 20) {
         const lowerSeq = sequences[2 * slot]!;
         const lowerAck = sequences[2 * slot + 1]!;
-        sequenceBase = reversed ? { seq: lowerAck, ack: lowerSeq } : { seq: lowerSeq, ack: lowerAck };
+        sackBase = reversed ? lowerSeq : lowerAck;
       }
     }
     if (headerLength > network.length) {
@@ -856,16 +853,22 @@ export class PacketSummarizer {
     if (flags & 0x10) output.push(`, ack ${ack}`);
     output.push(`, win ${window}`);
     if (flags & 0x20) output.push(`, urg ${urgent}`);
+    // (tcpdump names cuts after an MPTCP option by its printer)
+    let cutName = "tcp";
     if (headerLength > 20) {
       output.push(", options [");
-      tcpOptions(data.subarray(20, headerLength), headerLength - 20, sequenceBase, output);
-      output.push("]");
+      const result = tcpOptionsSummary(data.subarray(20), headerLength - 20, sackBase, data.length >= network.length, flags, output);
+      const end = result & ~OptionsEnd.afterMptcp;
+      if ((result & OptionsEnd.afterMptcp) !== 0) cutName = "mptcp";
+      if (end === OptionsEnd.bad) return;
+      // (a cut at an option's kind or length byte unwinds tcpdump's printer; one in its data does not)
+      if (end !== OptionsEnd.done) throw new Truncated(cutName, end === OptionsEnd.cutAfterFirst ? ">" : "", end === OptionsEnd.cutUnwinds);
     }
     output.push(`, length ${length}`);
     // (tcpdump looks for the rest of the header only when data follows it)
     if (data.length < headerLength && length > 0) {
       output.push(` [remaining caplen(${data.length}) < header length(${headerLength})]`);
-      this.unwind("tcp");
+      this.unwind(cutName);
     }
     if (this.options.verbose && (flags & 0x04) !== 0 && length > 0) {
       // tcpdump -v shows the text a reset carries (RFC 1122 4.2.2.12), at most 30 bytes.
@@ -1251,65 +1254,6 @@ function tcpFlags(flags: number): string {
  * a cut before an option's kind or length byte ends the text there (", [|tcp]" after the first option), a cut in its
  * data prints its name and the values read so far, then " [|tcp]", and ">" too when an option came before.
  */
-function tcpOptions(options: Uint8Array, size: number, base: TcpSequenceState | undefined, output: string[]): void {
-  const view = new DataView(options.buffer, options.byteOffset, options.byteLength);
-  const captured = options.length;
-  let separator = "";
-  let offset = 0;
-  while (offset < size) {
-    output.push(separator);
-    // (a cut before an option's kind or length byte unwinds tcpdump's printer; one in its data does not)
-    if (offset >= captured) throw new Truncated("tcp", "", true);
-    const kind = options[offset]!;
-    if (kind === 0) { output.push("eol"); return; }
-    separator = ",";
-    if (kind === 1) { output.push("nop"); offset++; continue; }
-    if (offset + 1 >= size) { output.push("[|tcp]"); return; }
-    if (offset + 1 >= captured) throw new Truncated("tcp", "", true);
-    const length = options[offset + 1]!;
-    if (length < 2 || offset + length > size) { output.push(`opt-${kind} [bad length ${length}]`); return; }
-    const body = offset + 2;
-    // The option's data bytes up to `end` are needed: past the capture, tcpdump stops with the name printed.
-    const need = (end: number, text: string) => {
-      if (body + end > captured) {
-        output.push(text);
-        throw new Truncated("tcp", offset > 0 ? ">" : "");
-      }
-    };
-    const bad = (expected: number) => (length !== expected ? `[bad opt ${length}]` : undefined);
-    switch (kind) {
-      case 2: need(2, "mss"); output.push(bad(4) ? `mss${bad(4)}` : `mss ${view.getUint16(body)}`); break;
-      case 3: need(1, "wscale"); output.push(bad(3) ? `wscale${bad(3)}` : `wscale ${options[body]}`); break;
-      case 4: output.push(bad(2) ? `sackOK${bad(2)}` : "sackOK"); break;
-      case 8: need(8, "TS"); output.push(bad(10) ? `TS${bad(10)}` : `TS val ${view.getUint32(body)} ecr ${view.getUint32(body + 4)}`); break;
-      case 5: {
-        const blocks = Math.floor((length - 2) / 8);
-        let text = `sack ${blocks} `;
-        for (let i = 0; i < blocks; i++) {
-          need(8 * i + 8, text);
-          const start = (view.getUint32(body + 8 * i) - (base?.ack ?? 0)) >>> 0;
-          const end = (view.getUint32(body + 8 * i + 4) - (base?.ack ?? 0)) >>> 0;
-          text += `{${start}:${end}}`;
-        }
-        output.push(text);
-        break;
-      }
-      default: {
-        let text = `unknown-${kind}`;
-        if (length > 2) {
-          text += " 0x";
-          for (let i = body; i < offset + length; i++) {
-            need(i - body + 1, text);
-            text += hex(options[i]!, 2);
-          }
-        }
-        output.push(text);
-      }
-    }
-    offset += length;
-  }
-}
-
 /** Compares the source address (at `offset`) with the destination address right after it. */
 function compareAddresses(header: Uint8Array, offset: number, length: number): number {
   for (let i = 0; i < length; i++) if (header[offset + i] !== header[offset + length + i]) return header[offset + i]! - header[offset + length + i]!;

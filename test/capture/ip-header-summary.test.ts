@@ -70,8 +70,8 @@ function mutateIpv4(random: Random, ip: Uint8Array): Uint8Array {
   for (let i = 1 + integer(random, 2); i > 0; i--) {
     switch (integer(random, 6)) {
       case 0: data[0] = (integer(random, 16) << 4) | (data[0]! & 0x0f); break;
-      // Longer than 20 without options inserted: the transport header read as options (not TCP's or ICMP's: see docs/capture.md).
-      case 1: data[0] = (data[0]! & 0xf0) | integer(random, data[9] === 6 || data[9] === 1 ? 5 : 16); break;
+      // Longer than 20 without options inserted: the transport header read as options (not ICMP's: see docs/capture.md).
+      case 1: data[0] = (data[0]! & 0xf0) | integer(random, data[9] === 1 ? 5 : 16); break;
       case 2: {
         // Options inserted: the header length and total length follow, or not.
         const headerWords = Math.max(5, data[0]! & 0x0f);
@@ -166,7 +166,7 @@ function mutatedPackets(seed: number, count: number, linkType: number): Captured
 const linkTypes = [
   [LinkType.ETHERNET, "Ethernet", 20261210],
   [LinkType.LINUX_SLL, "SLL", 20261211],
-  [LinkType.LINUX_SLL2, "SLL2", 20261212],
+  [LinkType.LINUX_SLL2, "SLL2", 20261214],
   [LinkType.RAW, "RAW", 20261213],
   [LinkType.IPV4, "IPV4", 20261216],
   [LinkType.IPV6, "IPV6", 20261215],
