@@ -316,7 +316,11 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
   a.load("u32", R1, R0, 36).jumpIf(R1, "==", 0, "pick"); // removed since: choose again
   a.mov64(R7, R0);
   if (options.protocol === "tcp") {
-    a.load("u8", R1, R10, tcpFlags).and64(R1, tcpSyn | tcpAck).jumpIf(R1, "!=", tcpSyn, releasesPorts ? "established" : "rewrite_forward");
+    // One test keeps the common segment (no SYN, FIN or RST) on the short path.
+    a.load("u8", R1, R10, tcpFlags).jumpIf(R1, "&", tcpSyn | (releasesPorts ? tcpFin | tcpReset : 0), "syn_fin_or_reset");
+    a.jump("rewrite_forward");
+    a.label("syn_fin_or_reset");
+    a.and64(R1, tcpSyn | tcpAck).jumpIf(R1, "!=", tcpSyn, releasesPorts ? "client_closing" : "rewrite_forward");
     // A new connection on the 5-tuple of an old one: forget the old flow's NAT port, then pick again.
     if (options.mode === "nat") {
       reverseKeyOfBackend(a, protocolNumber);
@@ -327,10 +331,8 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
     a.jump("pick");
     if (releasesPorts) {
       // The client's FIN or RST: mark the flow's reverse entry.
-      a.label("established");
-      a.load("u8", R1, R10, tcpFlags).jumpIf(R1, "&", tcpFin | tcpReset, "client_closing");
-      a.jump("rewrite_forward");
       a.label("client_closing");
+      a.load("u8", R1, R10, tcpFlags).and64(R1, tcpFin | tcpReset).jumpIf(R1, "==", 0, "rewrite_forward");
       reverseKeyOfBackend(a, protocolNumber);
       a.load("u16", R1, R10, newPorts).store("u16", R10, reverseKey + 34, R1);
       a.mov64(R2, R10).add64(R2, reverseKey).loadMapFd(R1, balancerMapNames.reverse).call("map_lookup_elem");
