@@ -12,7 +12,10 @@
  *   source → the balancer's own address and a port of its own, recorded in
  *   `lb_reverse`) or DSR (packet unchanged, sent to the backend's MAC);
  * - a reply from a backend to a NAT port: look the reply's own flow key up
- *   in `lb_reverse` and translate it back (source → VIP, destination → client).
+ *   in `lb_reverse` and translate it back (source → VIP, destination → client);
+ * - TCP in NAT mode: FIN and RST either way are recorded in the flow's
+ *   `lb_reverse` entry; a new flow that finds none of its candidate NAT ports
+ *   free takes over one whose flow closed more than `natPortHoldMs` ago.
  *
  * Checksums are patched incrementally (csum_diff + l3/l4_csum_replace), which
  * also keeps CHECKSUM_PARTIAL packets right. Packets leave through
