@@ -12,7 +12,10 @@
  *   source → the balancer's own address and a port of its own, recorded in
  *   `lb_reverse`) or DSR (packet unchanged, sent to the backend's MAC);
  * - a reply from a backend to a NAT port: look the reply's own flow key up
- *   in `lb_reverse` and translate it back (source → VIP, destination → client).
+ *   in `lb_reverse` and translate it back (source → VIP, destination → client);
+ * - TCP in NAT mode: FIN and RST either way are recorded in the flow's
+ *   `lb_reverse` entry; a new flow that finds none of its candidate NAT ports
+ *   free takes over one whose flow closed more than `natPortHoldMs` ago.
  *
  * Checksums are patched incrementally (csum_diff + l3/l4_csum_replace), which
  * also keeps CHECKSUM_PARTIAL packets right. Packets leave through
@@ -25,7 +28,7 @@
  * bpf_skb_load_bytes when they are not in the skb's linear part.
  * Anything else goes on untouched.
  */
-import { Assembler, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, type AssembledProgram } from "../asm/assembler.js";
+import { Assembler, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, type AssembledProgram, type Register } from "../asm/assembler.js";
 import { bytes, struct, u16, u16be, u32, u64, type Codec } from "../core/codec.js";
 import { describeValue, expectInteger, expectObject, expectOneOf } from "../sys/argument-checks.js";
 import { UsageError } from "../sys/errors.js";
@@ -43,7 +46,15 @@ export interface BalancerProgramOptions {
   tableSize: number;
   /** Source ports the balancer allocates to NATed flows, inclusive. */
   natPorts: { first: number; last: number };
+  /**
+   * How long a closed TCP flow (a RST either way, or a FIN each way) keeps
+   * its NAT port, so that its last packets are still translated; after it, a
+   * new flow that finds no free port may take that one over. Default 5,000.
+   */
+  natPortHoldMs?: number;
 }
+
+export const defaultNatPortHoldMs = 5000;
 
 export const maximumBackends = 256;
 /** Stats slot for packets to the VIP that found no backend or no free NAT port. */
@@ -102,9 +113,20 @@ export interface ReverseEntry {
   clientPort: number;
   interfaceIndex: number;
   backend: number;
+  /** TCP: closingClientFin | closingBackendFin | closingReset, as seen so far. */
+  closing: number;
+  /** bpf_ktime_get_ns() of the last FIN or RST that found the flow closed; 0 while it is open. */
+  closedAt: bigint;
 }
 
-export const reverseCodec: Codec<ReverseEntry> = struct({ client: bytes(16), clientPort: u16be, reserved: u16, interfaceIndex: u32, backend: u32, reserved2: u32 }) as unknown as Codec<ReverseEntry>;
+export const closingClientFin = 1;
+export const closingBackendFin = 2;
+export const closingReset = 4;
+
+/** lb_reverse value: 40 bytes. */
+export const reverseCodec: Codec<ReverseEntry> = struct({
+  client: bytes(16), clientPort: u16be, reserved: u16, interfaceIndex: u32, backend: u32, closing: u32, closedAt: u64,
+}) as unknown as Codec<ReverseEntry>;
 
 export const controlCodec = struct({ activeTable: u32, reserved: u32 });
 
@@ -131,7 +153,7 @@ const keyProtocol = -4;
 const header = -80; // copy of the IP header (40 bytes)
 const newAddresses = -128; // new source then new destination (8 or 32 bytes)
 const newPorts = -136; // new source port, new destination port
-const entryScratch = -176; // a conntrack or reverse value being built (32 bytes)
+const entryScratch = -176; // a conntrack or reverse value being built (40 bytes)
 const reverseKey = -216; // a reverse map key being built (40 bytes)
 const indexScratch = -224; // a u32 map key
 const savedHash = -232;
@@ -140,9 +162,14 @@ const savedIngress = -248;
 const neighbourParameters = -272; // struct bpf_redir_neigh: family u32, address[16]
 const ttlScratch = -280; // the new TTL (and protocol) bytes
 const tcpFlags = -288; // the TCP header's flag byte (u8)
+const oldFlowKey = -336; // the client flow key of a closed flow whose NAT port is taken over (40 bytes)
+const savedReverse = -344; // a reverse entry pointer kept across a helper call
+const savedClosedAt = -352;
 
 const tcpFlagsOffset = 13;
+const tcpFin = 0x01;
 const tcpSyn = 0x02;
+const tcpReset = 0x04;
 const tcpAck = 0x10;
 
 function littleEndianWords(address: Buffer): number[] {
@@ -151,17 +178,17 @@ function littleEndianWords(address: Buffer): number[] {
   return words;
 }
 
-/** A port in network order, as a little-endian u16 load of the packet reads it. */
 /**
- * Hashed candidates a new flow tries for its NAT port. Ports of closed flows
- * stay taken until the LRU map evicts them, so a backend that has had many
- * connections holds a large share of the range, and a new flow finds no free
- * candidate (its SYN is dropped) with probability share^candidates: at 25%,
- * 1 in 256 with 4 candidates, 1 in 4·10^9 with 16. (With 4, the test's
- * 6,000 connections to 3 backends dropped a SYN in about one run in 14.)
+ * Hashed candidates a new flow tries for its NAT port. Ports of UDP flows,
+ * and of TCP flows that end without FIN or RST, stay taken until the LRU map
+ * evicts them, so a new flow finds no free candidate (its SYN is dropped)
+ * with probability share^candidates: at 25%, 1 in 256 with 4 candidates,
+ * 1 in 4·10^9 with 16. (With 4, the test's 6,000 connections to 3 backends
+ * dropped a SYN in about one run in 14.)
  */
 const natPortCandidates = 16;
 
+/** A port in network order, as a little-endian u16 load of the packet reads it. */
 function portAsLoaded(port: number): number {
   return ((port & 0xff) << 8) | (port >> 8);
 }
@@ -180,6 +207,28 @@ function reverseKeyOfBackend(a: Assembler, protocolNumber: number): void {
   a.store("u32", R10, reverseKey + 36, protocolNumber);
 }
 
+/** The NAT port a new flow tries in its given attempt, from the flow hash saved on the stack, into r1. */
+function natPortCandidate(a: Assembler, attempt: number, natPorts: { first: number; last: number }): void {
+  a.load("u64", R1, R10, savedHash).rightShift64(R1, 7).add64(R1, attempt * 7919).mod64(R1, natPorts.last - natPorts.first + 1).add64(R1, natPorts.first);
+}
+
+/**
+ * Record a FIN or RST in the reverse entry at `entry` (a callee-saved
+ * register); r1 holds the closing bits it brings. The two directions may run
+ * on two CPUs at once, so the bits are or-ed atomically; once a RST or a FIN
+ * each way has been seen, the flow is closed as of now.
+ */
+function markClosing(a: Assembler, entry: Register, done: string): void {
+  a.mov64(R2, R1);
+  a.atomic("u32", "or", entry, 28, R1, { fetch: true });
+  a.or64(R1, R2);
+  a.jumpIf(R1, "&", closingReset, `${done}_closed`);
+  a.and64(R1, closingClientFin | closingBackendFin).jumpIf(R1, "!=", closingClientFin | closingBackendFin, done);
+  a.label(`${done}_closed`);
+  a.call("ktime_get_ns").store("u64", entry, 32, R0);
+  a.label(done);
+}
+
 export function balancerProgram(options: BalancerProgramOptions): AssembledProgram {
   const operation = "generate balancer program";
   expectObject(operation, "options", options);
@@ -193,6 +242,10 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
   expectObject(operation, "options.natPorts", options.natPorts);
   expectInteger(operation, "options.natPorts.first", options.natPorts.first, 1, 0xffff);
   expectInteger(operation, "options.natPorts.last", options.natPorts.last, options.natPorts.first, 0xffff);
+  const natPortHoldMs = options.natPortHoldMs ?? defaultNatPortHoldMs;
+  expectInteger(operation, "options.natPortHoldMs", natPortHoldMs, 0, 24 * 3600 * 1000);
+  // Only TCP says when a flow ends.
+  const releasesPorts = options.mode === "nat" && options.protocol === "tcp";
   const ipv6 = options.vip.length === 16;
   const protocolNumber = options.protocol === "tcp" ? 6 : 17;
   const checksumOffset = options.protocol === "tcp" ? 16 : 6;
@@ -200,7 +253,6 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
   const addressLength = ipv6 ? 16 : 4;
   // Where the addresses sit in the IP header (source then destination, contiguous).
   const headerAddresses = ipv6 ? 8 : 12;
-  const portRange = options.natPorts.last - options.natPorts.first + 1;
   const a = new Assembler();
 
   a.mov64(R6, R1);
@@ -267,7 +319,11 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
   a.load("u32", R1, R0, 36).jumpIf(R1, "==", 0, "pick"); // removed since: choose again
   a.mov64(R7, R0);
   if (options.protocol === "tcp") {
-    a.load("u8", R1, R10, tcpFlags).and64(R1, tcpSyn | tcpAck).jumpIf(R1, "!=", tcpSyn, "rewrite_forward");
+    // One test keeps the common segment (no SYN, FIN or RST) on the short path.
+    a.load("u8", R1, R10, tcpFlags).jumpIf(R1, "&", tcpSyn | (releasesPorts ? tcpFin | tcpReset : 0), "syn_fin_or_reset");
+    a.jump("rewrite_forward");
+    a.label("syn_fin_or_reset");
+    a.and64(R1, tcpSyn | tcpAck).jumpIf(R1, "!=", tcpSyn, releasesPorts ? "client_closing" : "rewrite_forward");
     // A new connection on the 5-tuple of an old one: forget the old flow's NAT port, then pick again.
     if (options.mode === "nat") {
       reverseKeyOfBackend(a, protocolNumber);
@@ -276,6 +332,21 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
     }
     a.store("u64", R10, newPorts, 0);
     a.jump("pick");
+    if (releasesPorts) {
+      // The client's FIN or RST: mark the flow's reverse entry.
+      a.label("client_closing");
+      a.load("u8", R1, R10, tcpFlags).and64(R1, tcpFin | tcpReset).jumpIf(R1, "==", 0, "rewrite_forward");
+      reverseKeyOfBackend(a, protocolNumber);
+      a.load("u16", R1, R10, newPorts).store("u16", R10, reverseKey + 34, R1);
+      a.mov64(R2, R10).add64(R2, reverseKey).loadMapFd(R1, balancerMapNames.reverse).call("map_lookup_elem");
+      a.jumpIf(R0, "==", 0, "rewrite_forward");
+      a.store("u64", R10, savedBackendId, R9);
+      a.mov64(R9, R0);
+      a.load("u8", R1, R10, tcpFlags).and64(R1, tcpFin | tcpReset); // the client's bits are the flags' own
+      markClosing(a, R9, "client_marked");
+      a.load("u64", R9, R10, savedBackendId);
+      a.jump("rewrite_forward");
+    }
   } else {
     a.jump("rewrite_forward");
   }
@@ -310,16 +381,58 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
     a.load("u32", R1, R6, skbInterfaceIndex).store("u32", R10, entryScratch + 20, R1);
     a.store("u32", R10, entryScratch + 24, R9);
     a.store("u32", R10, entryScratch + 28, 0);
+    a.store("u64", R10, entryScratch + 32, 0);
     // A NAT port: hashed candidates; one that is taken fails NOEXIST.
     for (let attempt = 0; attempt < natPortCandidates; attempt++) {
-      a.load("u64", R1, R10, savedHash).rightShift64(R1, 7).add64(R1, attempt * 7919).mod64(R1, portRange).add64(R1, options.natPorts.first);
-      a.store("u64", R10, savedIngress, R1);
+      natPortCandidate(a, attempt, options.natPorts);
       a.toBigEndian(R1, 16).store("u16", R10, reverseKey + 34, R1);
       a.mov64(R2, R10).add64(R2, reverseKey).mov64(R3, R10).add64(R3, entryScratch).mov64(R4, noExist)
         .loadMapFd(R1, balancerMapNames.reverse).call("map_update_elem");
       a.jumpIf(R0, "==", 0, "port_found");
     }
-    a.jump("drop");
+    if (releasesPorts) {
+      // None free: take over a candidate whose flow closed more than the hold time ago.
+      for (let attempt = 0; attempt < natPortCandidates; attempt++) {
+        const next = `takeover_${attempt + 1}`;
+        natPortCandidate(a, attempt, options.natPorts);
+        a.toBigEndian(R1, 16).store("u16", R10, reverseKey + 34, R1);
+        a.mov64(R2, R10).add64(R2, reverseKey).loadMapFd(R1, balancerMapNames.reverse).call("map_lookup_elem");
+        a.jumpIf(R0, "==", 0, next);
+        a.load("u64", R1, R0, 32).jumpIf(R1, "==", 0, next);
+        a.store("u64", R10, savedReverse, R0).store("u64", R10, savedClosedAt, R1);
+        a.call("ktime_get_ns");
+        a.load("u64", R1, R10, savedClosedAt).sub64(R0, R1);
+        a.loadImmediate64(R1, BigInt(natPortHoldMs) * 1_000_000n).jumpIf(R0, "<=", R1, next);
+        // Claim it: of two CPUs taking over the same port, only one sees its closedAt unchanged.
+        a.load("u64", R1, R10, savedReverse).load("u64", R0, R10, savedClosedAt).mov64(R2, 0);
+        a.atomicCompareExchange("u64", R1, 32, R2);
+        a.load("u64", R2, R10, savedClosedAt).jumpIf(R0, "!=", R2, next);
+        a.jump("take_over");
+        a.label(next);
+      }
+      a.jump("drop");
+
+      // r1: the claimed reverse entry. Forget its flow (if the client's flow key still leads to this port), then overwrite it.
+      a.label("take_over");
+      for (let i = 0; i < 16; i += 4) {
+        a.load("u32", R2, R1, i).store("u32", R10, oldFlowKey + i, R2);
+        a.load("u32", R2, R10, keyDestination + i).store("u32", R10, oldFlowKey + 16 + i, R2);
+      }
+      a.load("u16", R2, R1, 16).store("u16", R10, oldFlowKey + 32, R2);
+      a.load("u16", R2, R10, keyPorts + 2).store("u16", R10, oldFlowKey + 34, R2);
+      a.store("u32", R10, oldFlowKey + 36, protocolNumber);
+      a.mov64(R2, R10).add64(R2, oldFlowKey).loadMapFd(R1, balancerMapNames.conntrack).call("map_lookup_elem");
+      a.jumpIf(R0, "==", 0, "old_flow_gone");
+      a.load("u32", R1, R0, 0).jumpIf(R1, "!=", R9, "old_flow_gone");
+      a.load("u16", R1, R0, 4).load("u16", R2, R10, reverseKey + 34).jumpIf(R1, "!=", R2, "old_flow_gone");
+      a.mov64(R2, R10).add64(R2, oldFlowKey).loadMapFd(R1, balancerMapNames.conntrack).call("map_delete_elem");
+      a.label("old_flow_gone");
+      a.mov64(R2, R10).add64(R2, reverseKey).mov64(R3, R10).add64(R3, entryScratch).mov64(R4, 0)
+        .loadMapFd(R1, balancerMapNames.reverse).call("map_update_elem");
+      a.jumpIf(R0, "!=", 0, "drop");
+    } else {
+      a.jump("drop");
+    }
     a.label("port_found");
     a.load("u16", R1, R10, reverseKey + 34).store("u16", R10, newPorts, R1);
   }
@@ -370,6 +483,11 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
     a.mov64(R2, R10).add64(R2, flowKey).loadMapFd(R1, balancerMapNames.reverse).call("map_lookup_elem");
     a.jumpIf(R0, "==", 0, "next");
     a.mov64(R7, R0);
+    if (releasesPorts) {
+      // The backend's FIN or RST: mark the entry.
+      a.load("u8", R1, R10, tcpFlags).jumpIf(R1, "&", tcpFin | tcpReset, "backend_closing");
+      a.label("backend_marked");
+    }
     littleEndianWords(options.vip).forEach((word, i) => a.store("u32", R10, newAddresses + i * 4, word));
     for (let i = 0; i < addressLength; i += 4) a.load("u32", R1, R7, i).store("u32", R10, newAddresses + addressLength + i, R1);
     a.store("u16", R10, newPorts, portAsLoaded(options.port));
@@ -416,6 +534,14 @@ export function balancerProgram(options: BalancerProgramOptions): AssembledProgr
     a.jumpIf(R0, "!=", 0, "drop");
     a.load("u64", R1, R10, savedIngress).mov64(R2, 0).mov64(R3, 0).mov64(R4, 0).call("redirect_neigh");
     a.exit();
+
+    if (releasesPorts) {
+      // Out of line, so that a reply without FIN or RST does not jump over it.
+      a.label("backend_closing");
+      a.mov64(R2, R1).and64(R2, tcpFin).leftShift64(R2, 1).and64(R1, tcpReset).or64(R1, R2); // FIN → closingBackendFin, RST → closingReset
+      markClosing(a, R7, "backend_mark_done");
+      a.jump("backend_marked");
+    }
   }
 
   a.label("drop");

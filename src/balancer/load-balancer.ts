@@ -15,7 +15,7 @@ import { libcIfNameToIndex } from "../sys/libc.js";
 import { lookupRoute } from "../sys/route-lookup.js";
 import { StateComponent, StateStore } from "../state/state-store.js";
 import {
-  backendEntryCodec, backendStatsCodec, balancerMapNames, balancerProgram, BackendState, conntrackCodec, controlCodec, droppedSlot,
+  backendEntryCodec, backendStatsCodec, balancerMapNames, balancerProgram, BackendState, conntrackCodec, controlCodec, defaultNatPortHoldMs, droppedSlot,
   flowKeyCodec, maximumBackends, noBackend, reverseCodec, type BalancerMode, type BalancerProtocol, type BackendStats,
 } from "./balancer-program.js";
 import { defaultMaglevTableSize, maglevTable, maglevTableSizes } from "./maglev.js";
@@ -50,6 +50,8 @@ export interface LoadBalancerOptions {
   backends: BackendOptions[];
   tableSize?: number;
   natPorts?: { first: number; last: number };
+  /** TCP, NAT mode: how long a closed flow's NAT port stays reserved for its last packets (default 5,000). */
+  natPortHoldMs?: number;
   /** Flows tracked at once (LRU). */
   maximumFlows?: number;
   healthCheck?: HealthCheckOptions | false;
@@ -80,6 +82,8 @@ interface BalancerConfig {
   interfaces: string[];
   tableSize: number;
   natPorts: { first: number; last: number };
+  /** Absent in state written before closed flows gave their ports back. */
+  natPortHoldMs?: number;
   maximumFlows: number;
   healthCheck: Required<Omit<HealthCheckOptions, "port">> & { port?: number } | false;
   backends: BackendConfig[];
@@ -232,6 +236,7 @@ export class LoadBalancer {
     const natPorts = options.natPorts ?? { first: 10000, last: 32767 };
     checkInteger(natPorts.first, 1024, 65535, "the first NAT port");
     checkInteger(natPorts.last, natPorts.first, 65535, "the last NAT port");
+    const natPortHoldMs = checkInteger(options.natPortHoldMs ?? defaultNatPortHoldMs, 0, 24 * 3600 * 1000, "the NAT port hold time (ms)");
     const maximumFlows = checkInteger(options.maximumFlows ?? 65536, 16, 1 << 24, "the number of tracked flows");
     if (!Array.isArray(options.interfaces) || options.interfaces.length === 0) {
       throw new UsageError(operation, "no interface given", "name the interfaces where clients' packets and backends' replies arrive (-i IFACE, repeatable)");
@@ -252,7 +257,7 @@ export class LoadBalancer {
     if (mode === "dsr" && backends.some((b) => parseEndpoint(b.endpoint, operation).port !== service.port)) {
       throw new UsageError(operation, "in DSR mode backends must listen on the service's own port (the packet is not rewritten)", `use port ${service.port} for every backend, or --mode nat`);
     }
-    const config: BalancerConfig = { service: serviceText, protocol, mode, interfaces: [...options.interfaces], tableSize, natPorts, maximumFlows, healthCheck, backends };
+    const config: BalancerConfig = { service: serviceText, protocol, mode, interfaces: [...options.interfaces], tableSize, natPorts, natPortHoldMs, maximumFlows, healthCheck, backends };
     const entries = backends.map((b) => backendEntry(b, BackendState.Active));
 
     const store = StateStore.open(options.stateRoot ? { root: options.stateRoot } : {});
@@ -268,7 +273,7 @@ export class LoadBalancer {
         writeTable(maps, config, 0);
         maps.control.put(u32Key(0), Buffer.alloc(controlCodec.size));
         using program = Program.load(
-          { type: ProgramType.SchedCls, name: "nb_lb", instructions: balancerProgram({ vip: service.address, port: service.port, protocol, mode, tableSize, natPorts }) },
+          { type: ProgramType.SchedCls, name: "nb_lb", instructions: balancerProgram({ vip: service.address, port: service.port, protocol, mode, tableSize, natPorts, natPortHoldMs }) },
           { maps: Object.fromEntries(Object.entries(balancerMapNames).map(([key, name]) => [name, maps[key as keyof typeof maps]])) },
         );
         for (const [key, map] of Object.entries(maps)) component.pin(key, map);

@@ -77,6 +77,7 @@ export function registerLbCommand(program: Command): void {
     .option("--mode <mode>", "nat (rewrite destination and source; backends need nothing) or dsr (backends answer clients directly; they need the VIP on a loopback)", "nat")
     .option("--table-size <n>", "Maglev table size, a prime: 251, 509, 1021, 2039, 4093, 8191, 16381 (default), 32749 or 65521")
     .option("--nat-ports <first-last>", "source ports used for NATed flows", "10000-32767")
+    .option("--nat-port-hold <duration>", "how long a closed TCP flow keeps its NAT port for its last packets", "5s")
     .option("--max-flows <n>", "flows tracked at once (least recently used ones are forgotten)", "65536")
     .option("--health-interval <duration>", "time between health checks (run by `netbpf lb health`)", "2s")
     .option("--health-timeout <duration>", "how long a TCP connect may take", "1s")
@@ -99,7 +100,7 @@ Examples:
   netbpf lb drain 203.0.113.10:80 198.18.0.2:8080
   netbpf lb status --json`)
     .action((service: string | undefined, options: CommonOptions & {
-      backend?: string[]; interface?: string[]; mode: string; tableSize?: string; natPorts: string; maxFlows: string;
+      backend?: string[]; interface?: string[]; mode: string; tableSize?: string; natPorts: string; natPortHold: string; maxFlows: string;
       healthInterval: string; healthTimeout: string; rise: string; fall: string; healthPort?: string; health: boolean;
     }) => {
       if (!service) {
@@ -117,6 +118,7 @@ Examples:
       const balancer = LoadBalancer.create({
         service, protocol, mode: options.mode as "nat" | "dsr", interfaces: options.interface ?? [], backends: (options.backend ?? []).map(parseBackend),
         tableSize: integerOption(options.tableSize, "--table-size"), natPorts: { first: Number(ports[1]), last: Number(ports[2]) },
+        natPortHoldMs: parseDuration(options.natPortHold, "--nat-port-hold"),
         maximumFlows: integerOption(options.maxFlows, "--max-flows"), healthCheck: health, stateRoot: options.stateDir,
       });
       writeLine(`balancing ${balancer.protocol} ${balancer.service} over ${balancer.config.backends.length} backends on ${balancer.config.interfaces.join(", ")} (${balancer.config.mode})`);

@@ -1,10 +1,10 @@
 /**
  * The balancer's program loaded against maps of its own (no interface, no
- * state folder) for BPF_PROG_TEST_RUN: three IPv4 backends 198.18.i.2:8080
- * reached from 198.18.i.1, VIP 203.0.113.10:80. Shared by the program's
+ * state folder) for BPF_PROG_TEST_RUN: IPv4 backends 198.18.i.2:8080 (three
+ * unless told) reached from 198.18.i.1, VIP 203.0.113.10:80. Shared by the program's
  * test and bench/balancer.ts.
  */
-import { balancerMapNames, balancerProgram, backendEntryCodec, controlCodec } from "../../src/balancer/balancer-program.js";
+import { balancerMapNames, balancerProgram, backendEntryCodec, controlCodec, reverseCodec } from "../../src/balancer/balancer-program.js";
 import { maglevTable } from "../../src/balancer/maglev.js";
 import { BpfMap } from "../../src/core/map.js";
 import { Program } from "../../src/core/program.js";
@@ -59,31 +59,40 @@ export function u32Key(n: number): Buffer {
   return b;
 }
 
-export function balancerProgramFixture(tableSize = 4093): BalancerProgramFixture {
+export interface BalancerProgramFixtureOptions {
+  tableSize?: number;
+  /** Backends 0..backends-1 (at most 3 by default). */
+  backends?: number;
+  natPorts?: { first: number; last: number };
+  natPortHoldMs?: number;
+}
+
+export function balancerProgramFixture(options: BalancerProgramFixtureOptions = {}): BalancerProgramFixture {
+  const { tableSize = 4093, backends = 3, natPorts = { first: 10000, last: 32767 }, natPortHoldMs } = options;
   const maps = {
     [balancerMapNames.backends]: BpfMap.create({ type: MapType.Array, keySize: 4, valueSize: backendEntryCodec.size, maxEntries: 256 }),
     [balancerMapNames.maglev]: BpfMap.create({ type: MapType.Array, keySize: 4, valueSize: 4, maxEntries: 2 * tableSize }),
     [balancerMapNames.control]: BpfMap.create({ type: MapType.Array, keySize: 4, valueSize: controlCodec.size, maxEntries: 1 }),
     [balancerMapNames.conntrack]: BpfMap.create({ type: MapType.LruHash, keySize: 40, valueSize: 8, maxEntries: 65536 }),
-    [balancerMapNames.reverse]: BpfMap.create({ type: MapType.LruHash, keySize: 40, valueSize: 32, maxEntries: 65536 }),
+    [balancerMapNames.reverse]: BpfMap.create({ type: MapType.LruHash, keySize: 40, valueSize: reverseCodec.size, maxEntries: 65536 }),
     [balancerMapNames.stats]: BpfMap.create({ type: MapType.PercpuArray, keySize: 4, valueSize: 40, maxEntries: 257 }),
   };
   const close = () => Object.values(maps).forEach((m) => m.close());
   try {
     const key = u32Key;
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < backends; i++) {
       const entry = Buffer.alloc(backendEntryCodec.size);
       Buffer.from([198, 18, i, 2]).copy(entry, 0);
       Buffer.from([198, 18, i, 1]).copy(entry, 16);
       entry.writeUInt16BE(8080, 32); entry.writeUInt16LE(2, 34); entry.writeUInt32LE(1, 36); entry.writeUInt32LE(1, 40);
       maps[balancerMapNames.backends]!.put(key(i), entry);
     }
-    const table = maglevTable([0, 1, 2].map((i) => ({ key: String(i), weight: 1 })), tableSize);
+    const table = maglevTable(Array.from({ length: backends }, (_, i) => ({ key: String(i), weight: 1 })), tableSize);
     maps[balancerMapNames.maglev]!.updateBatch(Array.from(table, (backend, slot) => [key(slot), key(backend)] as [Buffer, Buffer]));
     maps[balancerMapNames.control]!.put(key(0), Buffer.alloc(8));
     const program = Program.load({
       type: ProgramType.SchedCls, name: "nb_lb_fixture",
-      instructions: balancerProgram({ vip: Buffer.from(fixtureVip), port: fixturePort, protocol: "tcp", mode: "nat", tableSize, natPorts: { first: 10000, last: 32767 } }),
+      instructions: balancerProgram({ vip: Buffer.from(fixtureVip), port: fixturePort, protocol: "tcp", mode: "nat", tableSize, natPorts, natPortHoldMs }),
     }, { maps });
     return { program, maps, close: () => { program.close(); close(); } };
   } catch (error) {

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { isRoot, skipUnlessKernel } from "../support/kernel.js";
-import { balancerMapNames, backendStatsCodec } from "../../src/balancer/balancer-program.js";
+import { balancerMapNames, backendStatsCodec, reverseCodec } from "../../src/balancer/balancer-program.js";
 import { maglevTable } from "../../src/balancer/maglev.js";
 import { seededRandom } from "../support/seeded-random.js";
 import { balancerProgramFixture, fixturePort, fixtureVip, ipv4Checksum, tcpChecksumOf, tcpFrame, u32Key } from "./balancer-program-fixture.js";
@@ -111,7 +112,7 @@ test("a new flow finds a free NAT port while a quarter of every backend's ports 
       key.writeUInt16BE(8080, 32);
       key.writeUInt16BE(port, 34);
       key.writeUInt32LE(6, 36);
-      taken.push([key, Buffer.alloc(32)]);
+      taken.push([key, Buffer.alloc(reverseCodec.size)]);
     }
   }
   fixture.maps[balancerMapNames.reverse]!.updateBatch(taken);
@@ -123,4 +124,127 @@ test("a new flow finds a free NAT port while a quarter of every backend's ports 
     if (fixture.program.run({ data: syn }).returnValue !== tcActionRedirect) dropped++;
   }
   assert.equal(dropped, 0, `${dropped} of 2000 SYNs found no free NAT port`);
+});
+
+const tcActionShot = 2;
+const fin = 0x01, syn = 0x02, rst = 0x04, ack = 0x10;
+
+/** One client's connection to the VIP through the fixture, and its backend's side. */
+function connection(fixture: ReturnType<typeof balancerProgramFixture>, client: number[], clientPort: number) {
+  let backend: number[] = [];
+  let nat: number[] = [];
+  let natPort = 0;
+  return {
+    /** A segment from the client; a redirected SYN fixes the backend side. */
+    send(flags: number) {
+      const result = fixture.program.run({ data: tcpFrame(client, fixtureVip, clientPort, fixturePort, 64, flags) });
+      if (result.returnValue === tcActionRedirect) {
+        const out = result.dataOut!;
+        if (flags === syn) {
+          backend = [...out.subarray(30, 34)];
+          nat = [...out.subarray(26, 30)];
+          natPort = out.readUInt16BE(34);
+        }
+        assert.deepEqual([[...out.subarray(26, 34)], out.readUInt16BE(34)], [[...nat, ...backend], natPort], "translated as the flow's own");
+      }
+      return result.returnValue;
+    },
+    /** A segment from the backend to the flow's NAT port; returns where it went (client address and port) if translated. */
+    reply(flags: number) {
+      const result = fixture.program.run({ data: tcpFrame(backend, nat, 8080, natPort, 64, flags) });
+      if (result.returnValue !== tcActionRedirect) return undefined;
+      return { client: [...result.dataOut!.subarray(30, 34)], port: result.dataOut!.readUInt16BE(36) };
+    },
+    get natPort() { return natPort; },
+  };
+}
+
+test("a reset flow's NAT port is taken over by a new flow once the hold time has passed, and a live flow's never", async (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root to load programs")) return;
+  const holdMs = 200;
+  const fixture = balancerProgramFixture({ backends: 1, natPorts: { first: 10000, last: 10000 }, natPortHoldMs: holdMs });
+  t.after(() => fixture.close());
+  const first = connection(fixture, [192, 0, 2, 31], 40000);
+  const second = connection(fixture, [192, 0, 2, 32], 40001);
+  const third = connection(fixture, [192, 0, 2, 33], 40002);
+  assert.equal(first.send(syn), tcActionRedirect);
+  assert.equal(first.natPort, 10000);
+  assert.deepEqual(first.reply(syn | ack), { client: [192, 0, 2, 31], port: 40000 });
+  assert.equal(second.send(syn), tcActionShot, "the only NAT port is held by a live flow");
+  await sleep(holdMs + 50);
+  assert.equal(second.send(syn), tcActionShot, "a live flow keeps its port however long it is idle");
+
+  assert.equal(first.send(rst | ack), tcActionRedirect, "the client's RST is translated");
+  assert.equal(second.send(syn), tcActionShot, "a reset flow keeps its port for the hold time");
+  assert.equal(first.send(ack), tcActionRedirect, "a late packet of the reset flow is still translated");
+  assert.deepEqual(first.reply(rst), { client: [192, 0, 2, 31], port: 40000 }, "and so is the backend's");
+  await sleep(holdMs + 50);
+  assert.equal(second.send(syn), tcActionRedirect, "the hold time has passed: a new flow takes the port over");
+  assert.equal(second.natPort, 10000);
+  assert.deepEqual(second.reply(syn | ack), { client: [192, 0, 2, 32], port: 40001 }, "the backend's replies go to the new flow's client");
+  const conntrack = [...fixture.maps[balancerMapNames.conntrack]!.keys()] as Buffer[];
+  assert.deepEqual(conntrack.map((key) => [...key.subarray(0, 4)]), [[192, 0, 2, 32]], "the old flow is forgotten");
+  assert.equal(first.send(ack), tcActionShot, "the old client's stray packet does not get the new flow's port");
+
+  // The backend resets this one.
+  assert.equal(third.send(syn), tcActionShot);
+  assert.deepEqual(second.reply(rst), { client: [192, 0, 2, 32], port: 40001 }, "the backend's RST is translated");
+  assert.equal(third.send(syn), tcActionShot, "within the hold time");
+  await sleep(holdMs + 50);
+  assert.equal(third.send(syn), tcActionRedirect, "a flow the backend reset gives its port back too");
+  assert.deepEqual(third.reply(syn | ack), { client: [192, 0, 2, 33], port: 40002 });
+});
+
+test("a flow closed by a FIN each way gives its port back after the last ACK; a half-closed flow keeps it", async (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root to load programs")) return;
+  const holdMs = 200;
+  const fixture = balancerProgramFixture({ backends: 1, natPorts: { first: 10000, last: 10000 }, natPortHoldMs: holdMs });
+  t.after(() => fixture.close());
+  const first = connection(fixture, [192, 0, 2, 41], 40000);
+  const second = connection(fixture, [192, 0, 2, 42], 40001);
+  assert.equal(first.send(syn), tcActionRedirect);
+  first.reply(syn | ack);
+  assert.equal(first.send(ack), tcActionRedirect);
+  assert.equal(first.send(fin | ack), tcActionRedirect, "the client's FIN is translated");
+  await sleep(holdMs + 50);
+  assert.equal(second.send(syn), tcActionShot, "a half-closed flow is live: the backend may still send");
+  assert.deepEqual(first.reply(ack), { client: [192, 0, 2, 41], port: 40000 }, "and what it sends reaches the client");
+  assert.deepEqual(first.reply(fin | ack), { client: [192, 0, 2, 41], port: 40000 }, "the backend's FIN is translated");
+  assert.equal(first.send(ack), tcActionRedirect, "the final ACK is translated");
+  assert.equal(second.send(syn), tcActionShot, "a closed flow keeps its port for the hold time");
+  await sleep(holdMs + 50);
+  assert.equal(second.send(syn), tcActionRedirect, "then a new flow takes it over");
+  assert.equal(second.natPort, 10000);
+  assert.deepEqual(second.reply(syn | ack), { client: [192, 0, 2, 42], port: 40001 });
+});
+
+test("new flows are not dropped when nearly every NAT port of every backend is held by a closed flow", async (t) => {
+  if (skipUnlessKernel(t, isRoot(), "needs root to load programs")) return;
+  const holdMs = 300;
+  const ports = 64;
+  const fixture = balancerProgramFixture({ natPorts: { first: 10000, last: 10000 + ports - 1 }, natPortHoldMs: holdMs });
+  t.after(() => fixture.close());
+  // Short connections until the ports run out, each closed as soon as it opened: by a RST, or by a FIN each way.
+  let opened = 0;
+  for (let i = 0; i < 1000; i++) {
+    const flow = connection(fixture, [192, 0, 2, 100 + (i % 100)], 30000 + i);
+    if (flow.send(syn) !== tcActionRedirect) continue;
+    opened++;
+    flow.reply(syn | ack);
+    if (i % 2 === 0) {
+      flow.send(rst | ack);
+    } else {
+      flow.send(fin | ack);
+      flow.reply(fin | ack);
+      flow.send(ack);
+    }
+  }
+  const held = [...fixture.maps[balancerMapNames.reverse]!.keys()].length;
+  assert.ok(held >= 0.95 * 3 * ports, `${held} of ${3 * ports} NAT ports held by closed flows (${opened} connections)`);
+  await sleep(holdMs + 50);
+  let dropped = 0;
+  for (let i = 0; i < 60; i++) {
+    if (connection(fixture, [192, 0, 2, 200 + (i % 50)], 50000 + i).send(syn) !== tcActionRedirect) dropped++;
+  }
+  assert.equal(dropped, 0, `${dropped} of 60 SYNs found no NAT port`);
 });

@@ -26,6 +26,7 @@ test("bad input gets one line and exit code 2, and installs nothing", (t) => {
     [["lb", "203.0.113.10:80", "-b", "192.0.2.2:80", "-i", "lo", "--mode", "magic"], /mode must be nat or dsr/],
     [["lb", "203.0.113.10:80", "-b", "192.0.2.2:80", "-i", "lo", "--table-size", "1000"], /table size must be one of/],
     [["lb", "203.0.113.10:80", "-b", "192.0.2.2:80", "-i", "lo", "--health-interval", "soon"], /"soon" is not a duration/],
+    [["lb", "203.0.113.10:80", "-b", "192.0.2.2:80", "-i", "lo", "--nat-port-hold", "2d"], /NAT port hold time \(ms\) must be an integer from 0 to 86400000/],
     [["lb", "203.0.113.10:80", "-b", "127.0.0.2:80", "-i", "lo"], /is an address of this host/],
     [["lb", "drain", "203.0.113.10:80", "192.0.2.2:80"], /no balancer for tcp 203\.0\.113\.10:80/],
   ];
