@@ -3,8 +3,9 @@
  * Linux cooked (SLL, SLL2) and raw IP captures: IPv4/IPv6 with TCP, UDP,
  * ICMP and ICMPv6, ARP and RARP, VLAN tags; `-e` link-level headers, `-v` IP header
  * fields and transport checksums, `-x` / `-X` hex dumps; DNS (UDP and TCP
- * port 53, mDNS on UDP 5353), BOOTP/DHCP (UDP 67, 68), NTP (UDP 123) and
- * syslog (UDP 514), with and without -v.
+ * port 53, mDNS on UDP 5353), BOOTP/DHCP (UDP 67, 68), NTP (UDP 123),
+ * syslog (UDP 514) and the text protocols over TCP (FTP, SMTP, WHOIS, HTTP,
+ * RTSP), with and without -v.
  *
  * Names are never resolved: the output is that of `tcpdump -n`. Other
  * application protocols above TCP and UDP are not decoded; tcpdump decodes
@@ -18,6 +19,7 @@ import { printableText } from "./printable-text.js";
 import { ntpSummary } from "./ntp-summary.js";
 import { bootpSummary } from "./bootp-summary.js";
 import { syslogSummary } from "./syslog-summary.js";
+import { tcpTextProtocol, textProtocolSummary } from "./text-protocol-summary.js";
 import { decoderCut } from "./decoder-cut.js";
 import { arpSummary } from "./arp-summary.js";
 import { etherTypeNames } from "./ether-type-names.js";
@@ -876,6 +878,10 @@ export class PacketSummarizer {
     // tcpdump decodes DNS (length-prefixed) in segments with data to or from port 53.
     else if (length > 0 && (sourcePort === 53 || destinationPort === 53)
       && !tcpPortsBeforeDns.has(sourcePort) && !tcpPortsBeforeDns.has(destinationPort)) this.decoded(output, dnsSummary(data, headerLength, data.length, length, true, false, this.options.verbose === true));
+    else if (length > 0) {
+      const textProtocol = tcpTextProtocol(sourcePort, destinationPort);
+      if (textProtocol !== undefined) this.decoded(output, `: ${textProtocolSummary(textProtocol, data, headerLength, data.length, length, this.options.verbose === true)}`);
+    }
   }
 
   private icmp(network: NetworkContext, output: string[]): void {
