@@ -1,7 +1,7 @@
 /**
- * The line-based text protocols tcpdump 4.99 decodes over TCP with one
- * shared printer: FTP (port 21), SMTP (25), WHOIS (43), HTTP (80, 8080) and
- * RTSP (554, 8554). tcpdump prints the protocol's name and, when the segment
+ * The line-based text protocols tcpdump 4.99 decodes with one shared
+ * printer: over TCP FTP (port 21), SMTP (25), WHOIS (43), HTTP (80, 8080)
+ * and RTSP (554, 8554), over UDP SIP (5060). tcpdump prints the protocol's name and, when the segment
  * starts with a request or response line (always, for FTP, SMTP and WHOIS),
  * that line; with -v ", length: N" and every line up to the first one that
  * is not printable ASCII text ended by LF or CRLF, each on its own
@@ -42,12 +42,17 @@ const httpCommands = commandTable([
 const rtspCommands = commandTable([
   "DESCRIBE", "ANNOUNCE", "GET_PARAMETER", "OPTIONS", "PAUSE", "PLAY", "RECORD", "REDIRECT", "SETUP", "SET_PARAMETER", "TEARDOWN",
 ]);
+const sipCommands = commandTable([
+  "ACK", "BYE", "CANCEL", "DO", "INFO", "INVITE", "MESSAGE", "NOTIFY", "OPTIONS", "PRACK", "QAUTH", "REFER", "REGISTER", "SPRACK", "SUBSCRIBE",
+  "UPDATE", "PUBLISH",
+]);
 
 const ftp: TextProtocol = { name: "ftp", label: "FTP", commands: undefined };
 const smtp: TextProtocol = { name: "smtp", label: "SMTP", commands: undefined };
 const whois: TextProtocol = { name: "whois", label: "WHOIS", commands: undefined };
 const http: TextProtocol = { name: "http", label: "HTTP", commands: httpCommands };
 const rtsp: TextProtocol = { name: "rtsp", label: "RTSP", commands: rtspCommands };
+const sip: TextProtocol = { name: "sip", label: "SIP", commands: sipCommands };
 
 /**
  * A port's place in tcpdump's order of TCP printers up to RTSP's (lower first), and the text protocol printed
@@ -187,4 +192,9 @@ export function textProtocolSummary(protocol: TextProtocol, data: Uint8Array, st
     decoderCut.wholeFrame = true;
     return `${output.text} [|${protocol.name}]`;
   }
+}
+
+/** The text tcpdump prints for a SIP message (UDP port 5060), as the other UDP decoders take their arguments. */
+export function sipSummary(data: Uint8Array, start: number, captured: number, length: number, verbose: boolean): string {
+  return textProtocolSummary(sip, data, start, captured, length, verbose);
 }

@@ -1,6 +1,7 @@
 /**
- * FTP, SMTP, WHOIS, HTTP and RTSP over TCP in the summaries, compared with
- * `tcpdump -n -t` line by line in default, -v, -q, -x, -A and -v -X modes:
+ * FTP, SMTP, WHOIS, HTTP and RTSP over TCP, and SIP over UDP, in the
+ * summaries, compared with `tcpdump -n -t` line by line in default, -v, -q,
+ * -x, -A and -v -X modes:
  * requests with random methods (in any case), URIs, versions and headers,
  * responses, command and reply lines, binary bytes, lines without CRLF, long
  * words, garbage, some cut by the snap length, both directions, IPv4 and
@@ -17,7 +18,7 @@ import { LinkType } from "../../src/pcap/link-type.js";
 import { PacketSummarizer, type SummaryOptions } from "../../src/capture/packet-summary.js";
 import { skipUnlessKernel } from "../support/kernel.js";
 import { writePcap, type CapturedPacket } from "../support/pcap-writer.js";
-import { concat, ethernet, ipv4, ipv6, tcp, TCP, withTransportChecksum, type Bytes } from "../support/packet-builder.js";
+import { concat, ethernet, ipv4, ipv6, tcp, TCP, udp, withTransportChecksum, type Bytes } from "../support/packet-builder.js";
 import { seededRandom } from "../support/seeded-random.js";
 import { assertSameAsTcpdump, tcpdumpAvailable } from "./tcpdump-comparison.js";
 
@@ -29,7 +30,7 @@ const text = (value: string) => Uint8Array.from(value, (c) => c.charCodeAt(0));
 
 const methods = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "CONNECT", "PROPFIND", "MKWORKSPACE", "CCM_POST", "RPC_CONNECT",
   "VERSION-CONTROL", "BASELINE-CONTROL", "DESCRIBE", "SETUP", "PLAY", "TEARDOWN", "GET_PARAMETER", "PATCH", "BREW", "GETX", "GE", "USER",
-  "PASS", "EHLO", "MAIL", "QUIT", "RETR"];
+  "PASS", "EHLO", "MAIL", "QUIT", "RETR", "INVITE", "REGISTER", "ACK", "BYE", "PRACK", "PUBLISH"];
 const headerNames = ["Host", "User-Agent", "Accept", "Content-Length", "Connection", "CSeq", "Transport", "Session", "X-Forwarded-For"];
 
 /** Printable text with now and then a tab, several spaces, or a byte tcpdump does not print. */
@@ -81,11 +82,15 @@ function textProtocolPackets(seed: number, count: number): CapturedPacket[] {
     const other = random() < 0.2 ? pick(random, [53, 2049, 5060, ...textPorts]) : 1024 + integer(random, 64000);
     const [sourcePort, destinationPort] = random() < 0.5 ? [other, port] : [port, other];
     const flags = random() < 0.05 ? TCP.rst | TCP.ack : random() < 0.05 ? TCP.syn : TCP.push | TCP.ack;
-    const segment = tcp(sourcePort, destinationPort, flags, payload);
+    // SIP over UDP, to or from 5060 (ports tried before it are in the sweep below; syslog comes after it).
+    const sip = random() < 0.15;
+    const sipOther = random() < 0.2 ? pick(random, [514, 5060, 5061]) : 1024 + integer(random, 64000);
+    const segment = !sip ? tcp(sourcePort, destinationPort, flags, payload) : random() < 0.5 ? udp(sipOther, 5060, payload) : udp(5060, sipOther, payload);
     const overIpv6 = random() < 0.4;
+    const protocol = sip ? 17 : 6;
     const packet = overIpv6
-      ? ipv6(6, segment, { source: "2001:db8::1", destination: "2001:db8::80" })
-      : ipv4(6, segment, { source: "192.0.2.1", destination: "198.51.100.80" });
+      ? ipv6(protocol, segment, { source: "2001:db8::1", destination: "2001:db8::80" })
+      : ipv4(protocol, segment, { source: "192.0.2.1", destination: "198.51.100.80" });
     const frame = ethernet(overIpv6 ? 0x86dd : 0x0800, withTransportChecksum(packet));
     const captured = random() < 0.2 ? frame.subarray(0, frame.length - 1 - integer(random, Math.min(frame.length - 14, payload.length + 30))) : frame;
     packets.push({ data: captured, length: frame.length, seconds: 1_700_000_000 + i });
@@ -102,11 +107,11 @@ const modes: { flags: string[]; options: SummaryOptions }[] = [
   { flags: ["-v", "-X"], options: { verbose: true, hexDump: "hex-ascii" } },
 ];
 
-test("text protocol summaries match tcpdump -n line by line in each mode on generated HTTP, RTSP, FTP, SMTP and WHOIS segments", (t) => {
+test("text protocol summaries match tcpdump -n line by line in each mode on generated HTTP, RTSP, FTP, SMTP, WHOIS and SIP messages", (t) => {
   if (skipUnlessKernel(t, tcpdumpAvailable, "tcpdump is not installed")) return;
-  const { text: output, verbose } = assertSameAsTcpdump(textProtocolPackets(20261206, 4000), "text-protocol", LinkType.ETHERNET, modes);
+  const { text: output, verbose } = assertSameAsTcpdump(textProtocolPackets(20261206, 6000), "text-protocol", LinkType.ETHERNET, modes);
   for (const mark of [": HTTP: GET ", ": HTTP: get ", ": HTTP: HTTP/1.1 200 ", ": RTSP: RTSP/1.0 ", ": RTSP: DESCRIBE ", ": FTP: 220 ", ": SMTP: ", ": WHOIS: ",
-    ": HTTP\n", " [|http]\n", " [|rtsp]\n", "\t/"]) {
+    ": HTTP\n", " [|http]\n", " [|rtsp]\n", "\t/", ".5060: SIP: INVITE ", ": SIP: SIP/2.0 200 "]) {
     assert.ok(output.includes(mark), `no tcpdump line with ${JSON.stringify(mark)}`);
   }
   for (const mark of [": HTTP, length: ", "\n\tHost: ", "\n\t\n", "\n\tCSeq: ", " [|http]\n", ": RTSP\n"]) {
@@ -114,16 +119,19 @@ test("text protocol summaries match tcpdump -n line by line in each mode on gene
   }
 });
 
-test("text protocols: tcpdump's choice of printer by port, for every port on the other side of each", (t) => {
+test("text protocols: tcpdump's choice of printer by port, for every port on the other side of each (TCP; SIP over UDP)", (t) => {
   if (skipUnlessKernel(t, tcpdumpAvailable, "tcpdump is not installed")) return;
   const payload = text("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n");
-  const label = (line: string) => /length \d+: (HTTP|RTSP|FTP|SMTP|WHOIS)\b/.exec(line)?.[1] ?? "";
+  const sipPayload = text("INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1\r\n\r\n");
+  const label = (line: string) => /(?:length \d+|^IP \S+ > \S+): (HTTP|RTSP|FTP|SMTP|WHOIS|SIP)\b/.exec(line)?.[1] ?? "";
   const directory = mkdtempSync(join(tmpdir(), "nb-text-protocol-ports-"));
   try {
-    for (const known of [80, 8080, 554, 21, 43]) {
+    for (const known of [80, 8080, 554, 21, 43, 5060]) {
       const pairs: [number, number][] = [];
       for (let port = 0; port < 65536; port++) pairs.push([port, known], [known, port]);
-      const packets = pairs.map(([source, destination]) => ({ data: ethernet(0x0800, ipv4(6, tcp(source, destination, TCP.push | TCP.ack, payload))) }));
+      const packets = pairs.map(([source, destination]) => ({
+        data: ethernet(0x0800, known === 5060 ? ipv4(17, udp(source, destination, sipPayload)) : ipv4(6, tcp(source, destination, TCP.push | TCP.ack, payload))),
+      }));
       const path = join(directory, `ports-${known}.pcap`);
       writeFileSync(path, writePcap(LinkType.ETHERNET, packets));
       const result = spawnSync("tcpdump", ["-n", "-t", "-r", path], { encoding: "utf8", maxBuffer: 256 << 20 });
@@ -138,6 +146,11 @@ test("text protocols: tcpdump's choice of printer by port, for every port on the
       });
       assert.deepEqual(differing, []);
       // The sweep reaches printers tried first (BGP, OpenFlow, Redis …) and text protocols on both sides.
+      if (known === 5060) {
+        for (const mark of [".5060 > 10.0.0.2.161: ", ".5060 > 10.0.0.2.514: SIP: ", ".5060 > 10.0.0.2.1985: HSRP"]) {
+          assert.ok(theirs.some((line) => line.includes(mark)), `no tcpdump line with ${JSON.stringify(mark)}`);
+        }
+      }
       if (known === 80) {
         for (const mark of [".179 > 10.0.0.2.80: ", ".6633 > 10.0.0.2.80: ", ": HTTP: GET /", ": FTP: GET /", ": SMTP: GET /", ": WHOIS: GET /"]) {
           assert.ok(theirs.some((line) => line.includes(mark)), `no tcpdump line with ${JSON.stringify(mark)}`);
@@ -149,7 +162,7 @@ test("text protocols: tcpdump's choice of printer by port, for every port on the
   }
 });
 
-test("text protocols: requests, responses and other text at default and -v verbosity, -q, cuts and port precedence", () => {
+test("text protocols: requests, responses and other text at default and -v verbosity, -q, cuts, port precedence, SIP over UDP", () => {
   const packet = (payload: string, sourcePort = 40000, destinationPort = 80, flags = TCP.push | TCP.ack) =>
     ({ data: ipv4(6, tcp(sourcePort, destinationPort, flags, text(payload))), timestamp: 0n, linkType: LinkType.RAW });
   const line = (payload: string, options: object = {}, sourcePort?: number, destinationPort?: number, flags?: number) =>
@@ -180,6 +193,13 @@ test("text protocols: requests, responses and other text at default and -v verbo
   assert.equal(line(request, {}, 53, 80), "51: HTTP: GET /index.html HTTP/1.1");
   for (const port of [22, 23, 179, 6379, 10288]) assert.equal(line(request, {}, port, 80), "51");
   assert.equal(line("", {}, 40000, 80, TCP.syn), "0");
+  // SIP over UDP 5060, before syslog; SNMP's printer comes before it.
+  const datagram = (payload: string, sourcePort: number, destinationPort: number, options: object = {}) =>
+    new PacketSummarizer({ timestampFormat: "none", ...options }).summarize({ data: ipv4(17, udp(sourcePort, destinationPort, text(payload))), timestamp: 0n, linkType: LinkType.RAW });
+  assert.equal(datagram("INVITE sip:bob@example.com SIP/2.0\r\n", 514, 5060), "IP 10.0.0.1.514 > 10.0.0.2.5060: SIP: INVITE sip:bob@example.com SIP/2.0");
+  assert.equal(datagram("SIP/2.0 180 Ringing\r\nTo: bob\r\n", 5060, 40000, { verbose: true }).split("\n").slice(1).join("\n"),
+    "    10.0.0.1.5060 > 10.0.0.2.40000: SIP, length: 30\n\tSIP/2.0 180 Ringing\n\tTo: bob");
+  assert.equal(datagram("INVITE x\r\n", 161, 5060), "IP 10.0.0.1.161 > 10.0.0.2.5060: UDP, length 10");
   // A cut inside a line: tcpdump unwinds, and -x dumps the frame from its first byte.
   const frame = ethernet(0x0800, ipv4(6, tcp(40000, 80, TCP.push | TCP.ack, text("GET / HTTP/1.1\r\n"))));
   const cut = { data: frame.subarray(0, frame.length - 1), originalLength: frame.length, timestamp: 0n, linkType: LinkType.ETHERNET };
