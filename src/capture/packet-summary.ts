@@ -3,8 +3,9 @@
  * Linux cooked (SLL, SLL2) and raw IP captures: IPv4/IPv6 with TCP, UDP,
  * ICMP and ICMPv6, ARP and RARP, VLAN tags; `-e` link-level headers, `-v` IP header
  * fields and transport checksums, `-x` / `-X` hex dumps; DNS (UDP and TCP
- * port 53, mDNS on UDP 5353), BOOTP/DHCP (UDP 67, 68), NTP (UDP 123) and
- * syslog (UDP 514), with and without -v.
+ * port 53, mDNS on UDP 5353), BOOTP/DHCP (UDP 67, 68), NTP (UDP 123),
+ * syslog (UDP 514), SIP (UDP 5060) and the text protocols over TCP (FTP,
+ * SMTP, WHOIS, HTTP, RTSP), with and without -v.
  *
  * Names are never resolved: the output is that of `tcpdump -n`. Other
  * application protocols above TCP and UDP are not decoded; tcpdump decodes
@@ -18,6 +19,7 @@ import { printableText } from "./printable-text.js";
 import { ntpSummary } from "./ntp-summary.js";
 import { bootpSummary } from "./bootp-summary.js";
 import { syslogSummary } from "./syslog-summary.js";
+import { sipSummary, tcpTextProtocol, textProtocolSummary } from "./text-protocol-summary.js";
 import { decoderCut } from "./decoder-cut.js";
 import { arpSummary } from "./arp-summary.js";
 import { etherTypeNames } from "./ether-type-names.js";
@@ -89,7 +91,7 @@ function rpcDirection(data: Uint8Array): number {
   return data.length >= 16 ? ((data[12]! << 24) | (data[13]! << 16) | (data[14]! << 8) | data[15]!) >>> 0 : -1;
 }
 
-/** UDP ports whose printers tcpdump tries before BOOTP's (either side), before NTP's, and before syslog's. */
+/** UDP ports whose printers tcpdump tries before BOOTP's (either side), before NTP's, and before syslog's (SIP's: the same but 5060). */
 const udpPortsBeforeBootp = new Set([53, 69, 525, 5353]);
 const udpPortsBeforeNtp = new Set([53, 67, 68, 69, 161, 162, 500, 520, 525, 654, 4500, 5353, 7500, 8500]);
 const udpPortsBeforeSyslog = new Set([53, 67, 68, 69, 88, 123, 161, 162, 496, 500, 520, 521, 525, 546, 547, 646, 654, 698, 701, 750, 921, 1589,
@@ -98,17 +100,25 @@ const udpPortsBeforeSyslog = new Set([53, 67, 68, 69, 88, 123, 161, 162, 496, 50
 /** Ports tcpdump tries before syslog's only as the destination (HSRP, VAT, BFD, WB …), and only as the source (Broadcom LI). */
 const udpDestinationPortsBeforeSyslog = new Set([1985, 3456, 3784, 3785, 4567, 4784, 6784]);
 const udpSourcePortBeforeSyslog = 49152;
+const sipPort = 5060;
 
 /** The decoder of a UDP datagram's payload tcpdump would choose by its ports (DNS aside), if netbpf has it. */
 function udpDecoder(sourcePort: number, destinationPort: number, data: Uint8Array): typeof ntpSummary | undefined {
   const bootp = sourcePort === 67 || sourcePort === 68 || destinationPort === 67 || destinationPort === 68;
   const ntp = sourcePort === 123 || destinationPort === 123;
   const syslog = sourcePort === 514 || destinationPort === 514;
-  if (!bootp && !ntp && !syslog) return undefined;
+  const sip = sourcePort === sipPort || destinationPort === sipPort;
+  if (!bootp && !ntp && !syslog && !sip) return undefined;
   // tcpdump prints NFS first when port 2049 carries an RPC call to it or a reply from it.
   if (destinationPort === 2049 ? rpcDirection(data) === 0 : sourcePort === 2049 && rpcDirection(data) === 1) return undefined;
   if (bootp) return udpPortsBeforeBootp.has(sourcePort) || udpPortsBeforeBootp.has(destinationPort) ? undefined : bootpSummary;
   if (ntp) return udpPortsBeforeNtp.has(sourcePort) || udpPortsBeforeNtp.has(destinationPort) ? undefined : ntpSummary;
+  // SIP's printer comes right before syslog's.
+  if (sip) {
+    const other = sourcePort === sipPort ? destinationPort : sourcePort;
+    return (other !== sipPort && udpPortsBeforeSyslog.has(other)) || udpDestinationPortsBeforeSyslog.has(destinationPort)
+      || sourcePort === udpSourcePortBeforeSyslog ? undefined : sipSummary;
+  }
   return udpPortsBeforeSyslog.has(sourcePort) || udpPortsBeforeSyslog.has(destinationPort) || udpDestinationPortsBeforeSyslog.has(destinationPort)
     || sourcePort === udpSourcePortBeforeSyslog ? undefined : syslogSummary;
 }
@@ -879,6 +889,10 @@ export class PacketSummarizer {
     // tcpdump decodes DNS (length-prefixed) in segments with data to or from port 53.
     else if (length > 0 && (sourcePort === 53 || destinationPort === 53)
       && !tcpPortsBeforeDns.has(sourcePort) && !tcpPortsBeforeDns.has(destinationPort)) this.decoded(output, dnsSummary(data, headerLength, data.length, length, true, false, this.options.verbose === true));
+    else if (length > 0) {
+      const textProtocol = tcpTextProtocol(sourcePort, destinationPort);
+      if (textProtocol !== undefined) this.decoded(output, `: ${textProtocolSummary(textProtocol, data, headerLength, data.length, length, this.options.verbose === true)}`);
+    }
   }
 
   private icmp(network: NetworkContext, output: string[]): void {

@@ -133,7 +133,8 @@ test("syslog: a message at default and -v verbosity, -q, malformed prefixes, a c
     .split("\n").slice(3).join("\n"), "\tMsg: hell [|syslog]\n\t0x0000:  0200 0000 0002 0200 0000 0001 0800 4500\n\t0x0010:  002b 0001 0000 4011 66bf 0a00 0001 0a00\n\t0x0020:  0002 9c40 0202 0017 0000 3c33 343e 6865\n\t0x0030:  6c6c");
   // BOOTP and NTP, then SNMP, RADIUS, SIP …, are tried before syslog; 2049 as the destination of an RPC call is NFS.
   assert.equal(line("<34>hi", {}, 123, 514), "IP 10.0.0.1.123 > 10.0.0.2.514: NTPv7, Server, length 6");
-  for (const port of [161, 1812, 5060, 6696]) assert.equal(line("<34>hi", {}, 514, port), `IP 10.0.0.1.514 > 10.0.0.2.${port}: UDP, length 6`);
+  for (const port of [161, 1812, 6696]) assert.equal(line("<34>hi", {}, 514, port), `IP 10.0.0.1.514 > 10.0.0.2.${port}: UDP, length 6`);
+  assert.equal(line("<34>hi", {}, 514, 5060), "IP 10.0.0.1.514 > 10.0.0.2.5060: SIP");
   assert.equal(line("<34>hi", {}, 514, 1985), "IP 10.0.0.1.514 > 10.0.0.2.1985: UDP, length 6");
   assert.equal(line("<34>hi", {}, 1985, 514), "IP 10.0.0.1.1985 > 10.0.0.2.514: SYSLOG auth.critical, length: 6");
 });
