@@ -8,17 +8,16 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LinkType } from "../../src/pcap/link-type.js";
 import { PacketSummarizer } from "../../src/capture/packet-summary.js";
 import { skipUnlessKernel } from "../support/kernel.js";
-import { writePcap, type CapturedPacket } from "../support/pcap-writer.js";
+import type { CapturedPacket } from "../support/pcap-writer.js";
 import { concat, ethernet, ipv4, ipv6, udp, type Bytes } from "../support/packet-builder.js";
 import { seededRandom } from "../support/seeded-random.js";
-import { assertSameAsTcpdump, tcpdumpAvailable } from "./tcpdump-comparison.js";
+import { assertSameAsTcpdump, printerChoicesDiffering, tcpdumpAvailable } from "./tcpdump-comparison.js";
 
 type Random = () => number;
 const pick = <T>(random: Random, items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
@@ -95,18 +94,8 @@ test("syslog: tcpdump's choice of printer by port, for every other port on eithe
   try {
     const path = join(directory, "ports.pcap");
     const packets = pairs.map(([source, destination, payload]) => ({ data: ethernet(0x0800, ipv4(17, udp(source, destination, payload))) }));
-    writeFileSync(path, writePcap(LinkType.ETHERNET, packets));
-    const result = spawnSync("tcpdump", ["-n", "-t", "-r", path], { encoding: "utf8", maxBuffer: 256 << 20 });
-    assert.equal(result.status, 0, result.stderr);
-    const theirs = result.stdout.split("\n").filter((line) => line.startsWith("IP "));
-    assert.equal(theirs.length, pairs.length);
-    const summarizer = new PacketSummarizer({ timestampFormat: "none" });
-    const differing: string[] = [];
-    packets.forEach((packet, index) => {
-      const ours = summarizer.describe({ data: packet.data, timestamp: 0n, linkType: LinkType.ETHERNET }).includes("SYSLOG");
-      if (ours !== theirs[index]!.includes("SYSLOG")) differing.push(`${pairs[index]![0]} > ${pairs[index]![1]}: ${theirs[index]}`);
-    });
-    assert.deepEqual(differing, []);
+    const { theirs, differing } = printerChoicesDiffering(packets, path, (line) => (line.includes("SYSLOG") ? "SYSLOG" : ""));
+    assert.deepEqual(differing.map((index) => `${pairs[index]![0]} > ${pairs[index]![1]}: ${theirs[index]}`), []);
     // The sweep reaches ports tried first on either side, as destination only, as source only, and NFS.
     for (const mark of [".514 > 10.0.0.2.161: ", ".1985: HSRP", ".49152 > 10.0.0.2.514: BCM-LI-SHIM", ".514 > 10.0.0.2.2049: NFS"]) {
       assert.ok(theirs.some((line) => line.includes(mark)), `no tcpdump line with ${JSON.stringify(mark)}`);

@@ -26,6 +26,25 @@ export const comparedModes: readonly { flags: string[]; options: SummaryOptions 
 ];
 
 /**
+ * Port sweeps: writes the Ethernet frames `packets` to `path`, has tcpdump -n -t print them and returns
+ * its lines (one per packet) and the indexes of the packets where `label` of netbpf's summary differs
+ * from `label` of tcpdump's line (which printer each chose).
+ */
+export function printerChoicesDiffering(packets: CapturedPacket[], path: string, label: (line: string) => string): { theirs: string[]; differing: number[] } {
+  writeFileSync(path, writePcap(LinkType.ETHERNET, packets));
+  const result = spawnSync("tcpdump", ["-n", "-t", "-r", path], { encoding: "utf8", maxBuffer: 256 << 20 });
+  assert.equal(result.status, 0, result.stderr);
+  const theirs = result.stdout.split("\n").filter((line) => line.startsWith("IP "));
+  assert.equal(theirs.length, packets.length);
+  const summarizer = new PacketSummarizer({ timestampFormat: "none" });
+  const differing: number[] = [];
+  packets.forEach((packet, index) => {
+    if (label(summarizer.describe({ data: packet.data, timestamp: 0n, linkType: LinkType.ETHERNET })) !== label(theirs[index]!)) differing.push(index);
+  });
+  return { theirs, differing };
+}
+
+/**
  * Writes `packets` (frames of `linkType`, Ethernet unless said) to a pcap and asserts that the output of every
  * one of `modes` is tcpdump's, line for line; returns tcpdump's output in the first two modes (default and -v
  * unless said) for checks of what the traffic reached.

@@ -10,17 +10,16 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { LinkType } from "../../src/pcap/link-type.js";
 import { PacketSummarizer, type SummaryOptions } from "../../src/capture/packet-summary.js";
 import { skipUnlessKernel } from "../support/kernel.js";
-import { writePcap, type CapturedPacket } from "../support/pcap-writer.js";
+import type { CapturedPacket } from "../support/pcap-writer.js";
 import { concat, ethernet, ipv4, ipv6, tcp, TCP, udp, withTransportChecksum, type Bytes } from "../support/packet-builder.js";
 import { seededRandom } from "../support/seeded-random.js";
-import { assertSameAsTcpdump, tcpdumpAvailable } from "./tcpdump-comparison.js";
+import { assertSameAsTcpdump, printerChoicesDiffering, tcpdumpAvailable } from "./tcpdump-comparison.js";
 
 type Random = () => number;
 const pick = <T>(random: Random, items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
@@ -133,18 +132,8 @@ test("text protocols: tcpdump's choice of printer by port, for every port on the
         data: ethernet(0x0800, known === 5060 ? ipv4(17, udp(source, destination, sipPayload)) : ipv4(6, tcp(source, destination, TCP.push | TCP.ack, payload))),
       }));
       const path = join(directory, `ports-${known}.pcap`);
-      writeFileSync(path, writePcap(LinkType.ETHERNET, packets));
-      const result = spawnSync("tcpdump", ["-n", "-t", "-r", path], { encoding: "utf8", maxBuffer: 256 << 20 });
-      assert.equal(result.status, 0, result.stderr);
-      const theirs = result.stdout.split("\n").filter((line) => line.startsWith("IP "));
-      assert.equal(theirs.length, pairs.length);
-      const summarizer = new PacketSummarizer({ timestampFormat: "none" });
-      const differing: string[] = [];
-      packets.forEach((packet, index) => {
-        const ours = label(summarizer.describe({ data: packet.data, timestamp: 0n, linkType: LinkType.ETHERNET }));
-        if (ours !== label(theirs[index]!)) differing.push(`${pairs[index]![0]} > ${pairs[index]![1]}: ours ${ours}, ${theirs[index]}`);
-      });
-      assert.deepEqual(differing, []);
+      const { theirs, differing } = printerChoicesDiffering(packets, path, label);
+      assert.deepEqual(differing.map((index) => `${pairs[index]![0]} > ${pairs[index]![1]}: ${theirs[index]}`), []);
       // The sweep reaches printers tried first (BGP, OpenFlow, Redis …) and text protocols on both sides.
       if (known === 5060) {
         for (const mark of [".5060 > 10.0.0.2.161: ", ".5060 > 10.0.0.2.514: SIP: ", ".5060 > 10.0.0.2.1985: HSRP"]) {
