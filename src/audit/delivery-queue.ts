@@ -5,6 +5,7 @@
  * order, retrying a failed delivery with exponential backoff.
  */
 import { argumentError, expectArray, expectFunction, expectInteger, expectObject } from "../sys/argument-checks.js";
+import { delay } from "../sys/delay.js";
 
 /** Exponential backoff: attempt n (n ≥ 2) waits initial × factor^(n-2), at most `maximumDelayMilliseconds`. */
 export interface RetryPolicy {
@@ -162,7 +163,8 @@ export class DeliveryQueue<T> {
           attempt++;
           this.#statistics.retries++;
           // Cut short by close(): the batch stays queued and is counted as dropped below.
-          if (!(await sleep(retryDelay(this.retry, attempt), signal))) break;
+          await delay(retryDelay(this.retry, attempt), signal);
+          if (signal.aborted) break;
         }
       }
       if (!settled) break;
@@ -173,20 +175,4 @@ export class DeliveryQueue<T> {
       this.#items.length = 0;
     }
   }
-}
-
-/** Waits; false when the signal cut the wait short. */
-function sleep(milliseconds: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(true);
-    }, milliseconds);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }

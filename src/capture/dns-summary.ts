@@ -7,6 +7,7 @@
  */
 import { formatIpv4, formatIpv6 } from "../pcap/address-text.js";
 import { decoderCut } from "./decoder-cut.js";
+import { printableText } from "./printable-text.js";
 
 /** Record type names as tcpdump prints them; others print as `Type<N>`. */
 const typeNames = new Map<number, string>([
@@ -123,20 +124,10 @@ class Reader {
 
   /** Characters as tcpdump prints them (M- for 8-bit, ^ for control); false when the bytes end first. */
   chars(at: number, count: number): boolean {
-    while (count > 0 && at < this.end) {
-      count--;
-      let c = this.u8(at++);
-      if (c >= 0x80) {
-        c &= 0x7f;
-        this.text += "M-";
-      }
-      if (c < 0x20 || c === 0x7f) {
-        c ^= 0x40;
-        this.text += "^";
-      }
-      this.text += String.fromCharCode(c);
-    }
-    return count === 0;
+    if (count <= 0) return count === 0;
+    const stop = Math.min(this.end, at + count);
+    if (stop > at) this.text += printableText(this.data, at, stop);
+    return at + count <= this.end;
   }
 
   bitLabel(at: number): void {
