@@ -55,9 +55,14 @@ async function main(): Promise<void> {
   const links: { close(): void; mechanism?: string }[] = [];
   try {
     for (const [i, direction] of directions.entries()) links.push(attachTcx(programs[i]!, { interface: iface, direction }));
+    const stop = new AbortController();
+    // Output piped into `head` that has had enough (EPIPE): stop like Ctrl-C, detaching everything.
+    process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code !== "EPIPE") throw error;
+      stop.abort();
+    });
     process.stdout.write(`counting TCP port ${port} on ${iface} (${links[0]?.mechanism ?? "tc"}); Ctrl-C to stop\n`);
     process.stdout.write(`${trafficHint(port, iface)}\n`);
-    const stop = new AbortController();
     process.once("SIGINT", () => stop.abort());
     process.once("SIGTERM", () => stop.abort());
     let previous = { ingress: { packets: 0n, bytes: 0n }, egress: { packets: 0n, bytes: 0n } };

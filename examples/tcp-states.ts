@@ -28,6 +28,11 @@ async function main(): Promise<void> {
   const { port, count, json } = parseArguments(process.argv.slice(2));
   const stop = new AbortController();
   process.once("SIGINT", () => stop.abort());
+  // Output piped into `head` that has had enough (EPIPE): stop like Ctrl-C.
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+    stop.abort();
+  });
   process.once("SIGTERM", () => stop.abort());
   const watcher = watchTcp({ types: ["state"], signal: stop.signal });
   process.stderr.write(`following TCP state changes${port ? ` on port ${port}` : ""}; Ctrl-C to stop\n`);

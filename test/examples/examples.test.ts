@@ -100,6 +100,22 @@ test("port-monitor counts a TCP exchange on lo in both directions and detaches o
   assert.deepEqual([AttachType.TcxIngress, AttachType.TcxEgress].flatMap((type) => programQuery(lo, type).linkIds), [], "tcx links left on lo");
 });
 
+test("port-monitor piped into a reader that stops (| head) ends quietly and detaches", async (t) => {
+  if (skipUnlessRoot(t, "to attach the example's programs")) return;
+  const monitor = start("port-monitor.js", [String(randomServicePort()), "--seconds", "30"]);
+  try {
+    await monitor.waitFor(/counting TCP port/);
+    monitor.child.stdout.destroy(); // the next line it writes fails with EPIPE
+    await monitor.exited;
+  } finally {
+    monitor.child.kill();
+  }
+  const { stderr } = monitor.output();
+  assert.equal(monitor.child.exitCode, 0, stderr);
+  assert.doesNotMatch(stderr, /EPIPE|\n\s+at /);
+  assert.equal((await programsLeftLoaded((p) => p.name.startsWith("port_ingress") || p.name.startsWith("port_egress"))).length, 0, "programs left loaded");
+});
+
 test("port-monitor rejects a bad argument without a stack trace", async () => {
   const monitor = start("port-monitor.js", ["--bogus"]);
   await monitor.exited;
